@@ -1,0 +1,1 @@
+"""Chorus package orchestrator/core."""

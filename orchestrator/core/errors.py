@@ -1,0 +1,111 @@
+"""The Chorus error tree: every error a user can cause or meet, with structured fields.
+
+    ChorusError
+     ├── FlowInvalid              a flow document is rejected (carries one FlowErrorDetail per problem)
+     ├── InputInvalid             execution inputs do not match the flow's declared inputs
+     ├── ExpressionError          an expression cannot be rendered
+     │    └── ExpressionLimitExceeded   render time or output size over its bound
+     ├── NotFound                 a flow, execution, task run or key does not exist
+     ├── Conflict                 the object exists but is in the wrong state for the request
+     │    └── IllegalTransition   a state change the transition table forbids
+     ├── TaskFailed               a task's own failure (`retryable` says whether a retry may help)
+     └── ConfigurationError       a setting or CLI argument is unusable
+
+The API maps these classes to HTTP statuses in one table (422, 404, 409, ...); anything else is a bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ChorusError(Exception):
+    """Raised when Chorus refuses or cannot complete an operation."""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (self.__doc__ or type(self).__name__).strip().splitlines()[0]
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class FlowErrorDetail:
+    """One problem in a flow document, located by field path and YAML position."""
+
+    path: str  #: dotted field path, e.g. ``tasks[1].then[0].type``
+    message: str
+    line: int | None = None  #: 1-based YAML line, when known
+    column: int | None = None  #: 1-based YAML column, when known
+    suggestion: str | None = None  #: closest known value (e.g. task type), when one is close
+
+    def __str__(self) -> str:
+        where = f" (line {self.line}, column {self.column})" if self.line is not None else ""
+        hint = f"; did you mean '{self.suggestion}'?" if self.suggestion else ""
+        return f"{self.path or '<document>'}{where}: {self.message}{hint}"
+
+
+class FlowInvalid(ChorusError):
+    """Raised when a flow document is not a valid flow."""
+
+    def __init__(self, errors: list[FlowErrorDetail], message: str | None = None) -> None:
+        self.errors = errors
+        super().__init__(message or "; ".join(str(e) for e in errors) or None)
+
+
+class InputInvalid(ChorusError):
+    """Raised when execution inputs do not match the flow's declared inputs."""
+
+    def __init__(self, input_id: str, message: str) -> None:
+        self.input_id = input_id
+        self.path = f"inputs.{input_id}"
+        super().__init__(f"Invalid input '{input_id}': {message}")
+
+
+class ExpressionError(ChorusError):
+    """Raised when an expression cannot be rendered."""
+
+    def __init__(self, message: str, expression: str | None = None) -> None:
+        self.expression = expression
+        super().__init__(message)
+
+
+class ExpressionLimitExceeded(ExpressionError):
+    """Raised when rendering an expression exceeds its time or output-size bound."""
+
+
+class NotFound(ChorusError):
+    """Raised when the requested object does not exist."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} '{key}' not found")
+
+
+class Conflict(ChorusError):
+    """Raised when the object is in the wrong state for the request."""
+
+
+class IllegalTransition(Conflict):
+    """Raised when the transition table forbids a state change."""
+
+    def __init__(self, subject: str, current: str, requested: str) -> None:
+        self.subject = subject
+        self.current = current
+        self.requested = requested
+        super().__init__(f"{subject}: illegal transition {current} -> {requested}")
+
+
+class TaskFailed(ChorusError):
+    """Raised when a task fails while running."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class ConfigurationError(ChorusError):
+    """Raised when a setting or CLI argument is unusable."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(f"{name}: {message}")
