@@ -1,0 +1,88 @@
+"""Response shapes in Kestra's JSON form (camelCase), built from store rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from orchestrator.store import iso
+from orchestrator.tables import ExecutionRow, FlowRevisionRow, LogLineRow, TaskRunRow
+
+
+def _state(current: str, histories: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    start = histories[0]["date"] if histories else None
+    end = histories[-1]["date"] if histories and current in _TERMINAL else None
+    return {"current": current, "histories": list(histories), "startDate": start, "endDate": end}
+
+
+_TERMINAL = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"}
+
+
+def flow_public(row: FlowRevisionRow, *, with_source: bool = True) -> dict[str, Any]:
+    body = dict(row.document)
+    body.update(
+        id=row.flow_id,
+        namespace=row.namespace,
+        revision=row.revision,
+        deleted=row.deleted,
+        disabled=bool(row.document.get("disabled", False)),
+        tenantId=row.tenant,
+        updated=iso(row.created_at),
+    )
+    if with_source:
+        body["source"] = row.source
+    return body
+
+
+def task_run_public(row: TaskRunRow, execution: ExecutionRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "executionId": row.execution_id,
+        "namespace": execution.namespace,
+        "flowId": execution.flow_id,
+        "taskId": row.task_id,
+        "parentTaskRunId": row.parent_id,
+        "value": row.value,
+        "iteration": row.iteration,
+        "state": _state(row.state, row.state_history),
+        "attempts": [
+            {"state": _state(a["state"]["current"], a["state"]["histories"]), "workerId": a.get("worker")}
+            for a in row.attempts
+        ],
+        "outputs": row.outputs,
+    }
+
+
+def execution_public(row: ExecutionRow, task_runs: Sequence[TaskRunRow]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "tenantId": row.tenant,
+        "namespace": row.namespace,
+        "flowId": row.flow_id,
+        "flowRevision": row.flow_revision,
+        "state": _state(row.state, row.state_history),
+        "taskRunList": [task_run_public(t, row) for t in task_runs],
+        "inputs": row.inputs,
+        "outputs": row.outputs,
+        "labels": row.labels,
+        "variables": {},
+        "trigger": row.trigger,
+        "parentId": row.parent_execution_id,
+        "originalId": row.original_id or row.id,
+        "deleted": False,
+        "metadata": {"attemptNumber": row.restarts + 1, "originalCreatedDate": iso(row.created_at)},
+    }
+
+
+def log_public(row: LogLineRow) -> dict[str, Any]:
+    return {
+        "executionId": row.execution_id,
+        "namespace": row.namespace,
+        "flowId": row.flow_id,
+        "taskId": row.task_id,
+        "taskRunId": row.task_run_id,
+        "attemptNumber": row.attempt,
+        "level": row.level,
+        "message": row.message,
+        "timestamp": iso(row.at),
+    }

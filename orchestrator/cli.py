@@ -1,0 +1,182 @@
+"""`chorus` command line: the only composition root. Parses arguments, builds settings, hands off.
+
+The API and the workers are named by import string (`api.app:create_app`, `workers.app`) so the
+static import graph stays one-way and `chorus local` runs exactly the cluster's code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+
+from orchestrator.core.errors import ChorusError, ConfigurationError
+from orchestrator.observability import configure_logging
+from orchestrator.settings import Settings, load_settings
+
+EXIT_OK = 0
+EXIT_INVALID = 1  #: `flow validate` found an invalid flow
+EXIT_USAGE = 2  #: bad arguments or settings
+EXIT_FAILURE = 3  #: a server or dependency failed
+
+API_APP = "api.app:create_app"
+WORKER_APP = "workers.app"
+
+
+def _env_help(text: str, variable: str) -> str:
+    return f"{text} [env: {variable}]"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chorus", description="Agentic orchestration on Celery, Redis and Postgres.")
+    parser.add_argument("--version", action="version", version=f"chorus {version('chorus')}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="run the whole stack on embedded PostgreSQL and Redis")
+    local.add_argument("--port", type=int, help=_env_help("HTTP port (default 8080)", "CHORUS_PORT"))
+    local.add_argument("--data-dir", type=Path, help=_env_help("data directory (default .chorus)", "CHORUS_DATA_DIR"))
+    local.add_argument("--flows", type=Path, action="append", default=[], help="deploy every flow file found here")
+
+    server = commands.add_parser("server", help="run the HTTP API and the controller's sweeper")
+    server.add_argument("--host", help=_env_help("bind address", "CHORUS_HOST"))
+    server.add_argument("--port", type=int, help=_env_help("HTTP port", "CHORUS_PORT"))
+
+    worker = commands.add_parser("worker", help="run a Celery worker for one or more pools")
+    worker.add_argument("--pool", default="control", help="pool(s) to consume, comma-separated (e.g. control,io)")
+    worker.add_argument(
+        "--concurrency", type=int, help=_env_help("worker processes", "CHORUS_WORKER_CONCURRENCY")
+    )
+
+    commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
+
+    flow = commands.add_parser("flow", help="flow files")
+    flow_commands = flow.add_subparsers(dest="flow_command", required=True)
+    validate = flow_commands.add_parser("validate", help="validate flow files offline (exit 1 if any is invalid)")
+    validate.add_argument("paths", nargs="+", type=Path)
+    validate.add_argument("--json", action="store_true", help="one JSON object per file")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: value
+        for key, value in {
+            "port": getattr(args, "port", None),
+            "host": getattr(args, "host", None),
+            "data_dir": getattr(args, "data_dir", None),
+            "worker_concurrency": getattr(args, "concurrency", None),
+        }.items()
+        if value is not None
+    }
+    return load_settings(**overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "flow":
+            return _flow_validate(args.paths, as_json=args.json)
+        settings = _settings(args)
+        configure_logging(settings.log_level)
+        if args.command == "migrate":
+            return _migrate(settings)
+        if args.command == "server":
+            return _server(settings)
+        if args.command == "worker":
+            return _worker(settings, args.pool)
+        if args.command == "local":
+            from orchestrator.local import run_local
+
+            return run_local(settings, flows_dirs=args.flows, explicit_env=_explicit_urls())
+    except ConfigurationError as e:
+        print(f"chorus: configuration error: {e.message}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
+    except ChorusError as e:
+        print(f"chorus: {e.message}", file=sys.stderr)  # noqa: T201
+        return EXIT_FAILURE
+    return EXIT_USAGE
+
+
+def _explicit_urls() -> set[str]:
+    return {name for name in ("CHORUS_DATABASE_URL", "CHORUS_BROKER_URL") if os.environ.get(name)}
+
+
+def _flow_validate(paths: list[Path], *, as_json: bool) -> int:
+    from orchestrator.flow_files import format_reports, validate_paths
+
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"chorus: no such file or directory: {', '.join(map(str, missing))}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
+    reports = validate_paths(paths)
+    print(format_reports(reports, as_json=as_json))  # noqa: T201
+    return EXIT_OK if all(r.valid for r in reports) else EXIT_INVALID
+
+
+def _migrate(settings: Settings) -> int:
+    from orchestrator.database import make_engine, migrate
+
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    return EXIT_OK
+
+
+def _server(settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None)
+    return EXIT_OK
+
+
+def worker_command(pools: str, concurrency: int) -> list[str]:
+    """The argv of a Celery worker for `pools` (also used by `chorus local` and the tests)."""
+    queues = ",".join(p.strip() for p in pools.split(",") if p.strip())
+    return [
+        sys.executable, "-m", "celery", "-A", WORKER_APP, "worker",
+        "-Q", queues, "-c", str(concurrency), "-n", f"{queues.replace(',', '+')}@%h",
+        "--without-gossip", "--without-mingle", "-E", "-l", "INFO",
+    ]  # fmt: skip
+
+
+def _worker(settings: Settings, pools: str) -> int:
+    # Celery owns the process from here (signals, prefork); exec keeps one process to supervise.
+    argv = worker_command(pools, settings.worker_concurrency)
+    os.execv(argv[0], argv)
+    return EXIT_FAILURE  # not reached
+
+
+def run_worker_process(pools: str, settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a worker as a child process in its own process group (stopped with `stop_process`)."""
+    return subprocess.Popen(worker_command(pools, settings.worker_concurrency), env=env, start_new_session=True)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
+    """Warm shutdown (SIGTERM to the group), then kill whatever is left."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        process.wait(5)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

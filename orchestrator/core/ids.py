@@ -1,0 +1,32 @@
+"""Identifiers: random execution ids and deterministic task-run ids, both in Kestra's base62 form."""
+
+from __future__ import annotations
+
+import uuid
+
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# A fixed namespace so every process derives the same task-run id from the same coordinates.
+_TASK_RUN_NAMESPACE = uuid.UUID("6f1d3c0e-2b7a-4c59-9a57-6c686f727573")
+
+
+def _base62(number: int) -> str:
+    digits = []
+    while number:
+        number, rest = divmod(number, 62)
+        digits.append(_ALPHABET[rest])
+    return "".join(reversed(digits)).rjust(22, "0")
+
+
+def new_id() -> str:
+    """A random 22-character id (executions, tokens, log lines)."""
+    return _base62(uuid.uuid4().int)
+
+
+def task_run_id(execution_id: str, task_id: str, parent_task_run_id: str | None, iteration: int | None) -> str:
+    """The id of a task run, derived from where it sits in its execution.
+
+    Deterministic ids let a Celery message carry only coordinates, let any duplicate delivery of the
+    same message find the same row, and let the compiler name task runs that do not exist yet.
+    """
+    key = f"{execution_id}/{parent_task_run_id or ''}/{task_id}/{'' if iteration is None else iteration}"
+    return _base62(uuid.uuid5(_TASK_RUN_NAMESPACE, key).int)

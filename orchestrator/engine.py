@@ -1,0 +1,514 @@
+"""Controller operations: deploy, submit, claim, finish, join, sweep; one transaction each, then send.
+
+Workers and the API change state only through here. Each operation locks the execution row, asks the
+pure core for a decision, writes state with `store.record_transition` (state + audit together),
+commits, and only then sends Celery messages, so a message never refers to uncommitted state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator import store
+from orchestrator.compiler import to_canvas
+from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, NotFound
+from orchestrator.core.flow import Flow, TaskSpec
+from orchestrator.core.ids import new_id, task_run_id
+from orchestrator.core.inputs import coerce_inputs
+from orchestrator.core.parse import parse_flow
+from orchestrator.core.plan import (
+    Complete,
+    PlanNode,
+    Snapshot,
+    StartPhase,
+    TaskRunView,
+    Wait,
+    child_lists,
+    decide_join,
+    inside,
+    phase,
+    remaining,
+)
+from orchestrator.core.retry import next_attempt_at
+from orchestrator.core.states import State, apply_allowances
+from orchestrator.database import transaction
+from orchestrator.settings import Settings
+from orchestrator.tables import ExecutionRow, FlowRevisionRow, TaskRunRow
+from orchestrator.variables import execution_variables, flow_outputs
+
+logger = logging.getLogger(__name__)
+
+#: The verdict a link hands to the next link of its chain: go on, or stop (a failure, a pause, a
+#: duplicate). A stopped chain costs no database work; joins always consult the database.
+OK = "ok"
+STOP = "stop"
+
+_SWEEPER_LOCK_KEY = 0x43686F7275730002
+
+
+@dataclass(frozen=True)
+class TaskRunCoordinates:
+    """Where a task run sits: exactly what a Celery message carries."""
+
+    execution_id: str
+    task_id: str
+    parent_id: str | None
+    iteration: int | None
+    attempt: int
+
+    @property
+    def task_run_id(self) -> str:
+        return task_run_id(self.execution_id, self.task_id, self.parent_id, self.iteration)
+
+
+@dataclass(frozen=True)
+class ClaimedTaskRun:
+    """A task run this worker owns for one attempt, with what it needs to run it."""
+
+    coordinates: TaskRunCoordinates
+    owner: str
+    flow: Flow
+    task: TaskSpec
+    variables: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    level: str
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """What running one attempt produced."""
+
+    state: State  #: SUCCESS, WARNING, FAILED or SKIPPED
+    outputs: dict[str, Any] | None = None
+    logs: tuple[LogRecord, ...] = ()
+    error: str | None = None
+    retryable: bool = True
+
+
+@dataclass
+class _FlowCache:
+    """Parsed flows by revision: a revision never changes, so parsing once per process is enough."""
+
+    flows: dict[tuple[str, str, str, int], Flow] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Engine:
+    """The controller: every state change of flows, executions and task runs."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], celery: Celery) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.celery = celery
+        self._cache = _FlowCache()
+
+    # ---- flows ----------------------------------------------------------------------------------
+
+    def flow_of(self, row: FlowRevisionRow) -> Flow:
+        key = (row.tenant, row.namespace, row.flow_id, row.revision)
+        with self._cache.lock:
+            flow = self._cache.flows.get(key)
+        if flow is None:
+            flow = parse_flow(row.source)
+            with self._cache.lock:
+                self._cache.flows[key] = flow
+        return flow
+
+    def deploy_flow(self, source: str, *, actor: str, expect: tuple[str, str] | None = None) -> FlowRevisionRow:
+        """Validate and save a flow as a new revision (unchanged source keeps its revision)."""
+        flow = parse_flow(source)
+        if expect is not None and (flow.namespace, flow.id) != expect:
+            raise FlowInvalid(
+                [],
+                f"flow id and namespace in the body ({flow.namespace}.{flow.id}) differ from the path "
+                f"({expect[0]}.{expect[1]})",
+            )
+        from orchestrator.core.parse import load_document
+
+        document = load_document(source)
+        tenant = self.settings.tenant
+        with transaction(self.sessions) as session:
+            before = store.latest_flow(session, tenant, flow.namespace, flow.id)
+            row = store.save_flow_revision(session, tenant, flow.namespace, flow.id, source, document)
+            if before is None or before.revision != row.revision or before.deleted:
+                store.append_audit(
+                    session,
+                    store.flow_chain_key(tenant, flow.namespace, flow.id),
+                    actor=actor,
+                    action="flow.created" if before is None else "flow.updated",
+                    subject=f"{flow.namespace}.{flow.id}",
+                    payload={"revision": row.revision},
+                )
+        return row
+
+    def delete_flow(self, namespace: str, flow_id: str, *, actor: str) -> None:
+        tenant = self.settings.tenant
+        with transaction(self.sessions) as session:
+            if store.mark_flow_deleted(session, tenant, namespace, flow_id) == 0:
+                raise NotFound("flow", f"{namespace}.{flow_id}")
+            store.append_audit(
+                session,
+                store.flow_chain_key(tenant, namespace, flow_id),
+                actor=actor,
+                action="flow.deleted",
+                subject=f"{namespace}.{flow_id}",
+                payload={},
+            )
+
+    def _live_flow(self, session: Session, namespace: str, flow_id: str, revision: int | None) -> FlowRevisionRow:
+        row = store.latest_flow(session, self.settings.tenant, namespace, flow_id, revision=revision)
+        if row is None or row.deleted:
+            raise NotFound("flow", f"{namespace}.{flow_id}")
+        return row
+
+    def _flow_for(self, session: Session, execution: ExecutionRow) -> Flow:
+        row = store.latest_flow(
+            session, execution.tenant, execution.namespace, execution.flow_id, revision=execution.flow_revision
+        )
+        if row is None:
+            raise NotFound("flow", f"{execution.namespace}.{execution.flow_id} revision {execution.flow_revision}")
+        return self.flow_of(row)
+
+    # ---- executions -----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        namespace: str,
+        flow_id: str,
+        *,
+        inputs: Mapping[str, Any],
+        labels: list[dict[str, str]] | None = None,
+        actor: str,
+        revision: int | None = None,
+        trigger: dict[str, Any] | None = None,
+    ) -> ExecutionRow:
+        """Create an execution with typed inputs, mark it RUNNING and dispatch its first canvas."""
+        with transaction(self.sessions) as session:
+            flow_row = self._live_flow(session, namespace, flow_id, revision)
+            flow = self.flow_of(flow_row)
+            if flow.disabled:
+                raise Conflict(f"flow {namespace}.{flow_id} is disabled")
+            typed_inputs = coerce_inputs(flow, inputs)
+            now = store.utcnow()
+            all_labels = [{"key": label.key, "value": label.value} for label in flow.labels] + list(labels or [])
+            row = ExecutionRow(
+                id=new_id(),
+                tenant=self.settings.tenant,
+                namespace=namespace,
+                flow_id=flow_id,
+                flow_revision=flow_row.revision,
+                state=str(State.CREATED),
+                state_history=[{"state": str(State.CREATED), "date": store.iso(now)}],
+                inputs=typed_inputs,
+                outputs=None,
+                labels=all_labels,
+                trigger=trigger,
+                parent_execution_id=None,
+                parent_task_run_id=None,
+                original_id=None,
+                restarts=0,
+                created_at=now,
+                updated_at=now,
+                ended_at=None,
+            )
+            store.create_execution(
+                session, row, actor=actor, payload={"flow_revision": flow_row.revision, "labels": all_labels}
+            )
+            store.record_transition(session, row, State.RUNNING, actor=actor)
+        self.dispatch(row.id, actor=actor)
+        return row
+
+    def snapshot(self, session: Session, execution_id: str) -> Snapshot:
+        runs = store.task_runs_of(session, execution_id)
+        return Snapshot(execution_id, {r.id: _view(r) for r in runs}, store.utcnow())
+
+    def dispatch(self, execution_id: str, *, actor: str) -> PlanNode | None:
+        """Compile what remains of an execution from the database and send it (idempotent)."""
+        with transaction(self.sessions) as session:
+            execution = store.lock_execution(session, execution_id)
+            if execution is None:
+                raise NotFound("execution", execution_id)
+            if State(execution.state) is not State.RUNNING:
+                return None
+            plan = remaining(self._flow_for(session, execution), self.snapshot(session, execution_id))
+            store.touch_execution(session, execution_id, store.utcnow())
+        if plan is not None:
+            logger.debug("dispatching %s for %s", plan, execution_id, extra={"execution_id": execution_id})
+            to_canvas(self.celery, plan).apply_async()
+        return plan
+
+    # ---- task runs: claim, decide, finish -------------------------------------------------------
+
+    def claim(self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None) -> ClaimedTaskRun | None:
+        """Take one attempt of a task run, or None when another worker has it or it must not run."""
+        now = store.utcnow()
+        with transaction(self.sessions) as session:
+            execution = store.lock_execution(session, at.execution_id)
+            if execution is None or State(execution.state) is not State.RUNNING:
+                return None
+            flow = self._flow_for(session, execution)
+            task = flow.task(at.task_id)
+            row = store.get_task_run(session, at.task_run_id, lock=True)
+            attempt_record = {
+                "state": {"current": str(State.RUNNING), "histories": [{"state": "RUNNING", "date": store.iso(now)}]},
+                "celeryTaskId": celery_task_id,
+                "worker": owner,
+            }
+            if row is None:
+                row = TaskRunRow(
+                    id=at.task_run_id,
+                    execution_id=at.execution_id,
+                    task_id=at.task_id,
+                    parent_id=at.parent_id,
+                    iteration=at.iteration,
+                    value=None,
+                    state=str(State.RUNNING),
+                    state_history=[{"state": str(State.RUNNING), "date": store.iso(now)}],
+                    attempt=at.attempt,
+                    attempts=[attempt_record],
+                    outputs=None,
+                    decision=None,
+                    retry_at=None,
+                    claim_owner=owner,
+                    heartbeat_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+                if not store.create_task_run(session, row, actor=f"worker:{owner}"):
+                    return None
+            elif not self._reclaim(session, row, at, owner, attempt_record, now):
+                return None
+            store.touch_execution(session, at.execution_id, now)
+            variables = execution_variables(execution, flow, task, row, store.task_runs_of(session, at.execution_id))
+        return ClaimedTaskRun(at, owner, flow, task, variables)
+
+    def _reclaim(
+        self,
+        session: Session,
+        row: TaskRunRow,
+        at: TaskRunCoordinates,
+        owner: str,
+        attempt_record: dict[str, Any],
+        now: datetime,
+    ) -> bool:
+        state = State(row.state)
+        stale_before = now - timedelta(seconds=self.settings.stale_after_s)
+        if state is State.RUNNING and row.attempt == at.attempt:
+            if row.heartbeat_at is not None and row.heartbeat_at > stale_before:
+                return False  # a live worker has it: this delivery is a duplicate
+            # The claimant stopped heartbeating (worker death): take the attempt over.
+            store.append_audit(
+                session,
+                row.execution_id,
+                actor=f"worker:{owner}",
+                action="task_run.taken_over",
+                subject=row.id,
+                payload={"task_id": row.task_id, "attempt": row.attempt, "previous_owner": row.claim_owner},
+                at=now,
+            )
+            row.claim_owner, row.heartbeat_at = owner, now
+            return True
+        if state is State.RETRYING and at.attempt == row.attempt + 1:
+            if row.retry_at is not None and row.retry_at > now:
+                return False
+            store.record_transition(
+                session,
+                row,
+                State.RUNNING,
+                actor=f"worker:{owner}",
+                values={
+                    "attempt": at.attempt,
+                    "attempts": [*row.attempts, attempt_record],
+                    "retry_at": None,
+                    "claim_owner": owner,
+                    "heartbeat_at": now,
+                },
+                at=now,
+            )
+            return True
+        return False
+
+    def heartbeat(self, at: TaskRunCoordinates, owner: str) -> None:
+        with transaction(self.sessions) as session:
+            store.heartbeat(session, at.task_run_id, owner, store.utcnow())
+
+    def finish(self, claimed: ClaimedTaskRun, outcome: TaskOutcome) -> str:
+        """Record an attempt's outcome; retry, allowFailure and allowWarning decide the task run's state."""
+        at, task = claimed.coordinates, claimed.task
+        now = store.utcnow()
+        with transaction(self.sessions) as session:
+            execution = store.lock_execution(session, at.execution_id)
+            row = store.get_task_run(session, at.task_run_id, lock=True)
+            if execution is None or row is None or not _still_ours(row, claimed):
+                return STOP  # taken over after we stalled: the new owner reports
+            store.insert_log_lines(session, [_log_row(execution, row, record) for record in outcome.logs])
+            attempts = _close_attempt(row.attempts, outcome.state, now)
+            values: dict[str, Any] = {"attempts": attempts, "claim_owner": None}
+            if outcome.outputs is not None:
+                values["outputs"] = outcome.outputs
+            payload = {"error": outcome.error} if outcome.error else {}
+            if outcome.state is State.FAILED:
+                retry = task.retry or claimed.flow.retry
+                first_start = _attempt_start(row.attempts[0]) or row.created_at
+                due = next_attempt_at(retry, row.attempt, first_start, now) if outcome.retryable else None
+                if due is not None:
+                    values["retry_at"] = due
+                    store.record_transition(
+                        session, row, State.RETRYING, actor=f"worker:{claimed.owner}", payload=payload, values=values
+                    )
+                    return STOP
+            final = apply_allowances(
+                outcome.state if outcome.state is not State.SKIPPED else State.SKIPPED,
+                allow_failure=task.allow_failure,
+                allow_warning=task.allow_warning,
+            )
+            store.record_transition(
+                session, row, final, actor=f"worker:{claimed.owner}", payload=payload, values=values, at=now
+            )
+        return STOP if final.is_failure else OK
+
+    def decide(self, claimed: ClaimedTaskRun, decision: dict[str, Any]) -> PlanNode | None:
+        """Record a flowable's decision (branch taken, values) and return the plan of its body."""
+        at = claimed.coordinates
+        with transaction(self.sessions) as session:
+            store.lock_execution(session, at.execution_id)
+            row = store.get_task_run(session, at.task_run_id, lock=True)
+            if row is None or not _still_ours(row, claimed):
+                return None
+            row.decision = decision
+            store.append_audit(
+                session,
+                at.execution_id,
+                actor=f"worker:{claimed.owner}",
+                action="task_run.decided",
+                subject=row.id,
+                payload={"task_id": row.task_id, "decision": decision},
+            )
+            session.flush()
+            snap = self.snapshot(session, at.execution_id)
+            return inside(claimed.flow, claimed.task, snap.task_runs[row.id], snap)
+
+    # ---- joins ----------------------------------------------------------------------------------
+
+    def join(self, execution_id: str, parent_id: str | None, *, actor: str) -> tuple[str, PlanNode | None]:
+        """Finish a flowable (or the execution) whose children ended, or start its next phase.
+
+        Returns the verdict for the chain and, when a phase starts, the plan the join replaces itself with.
+        """
+        with transaction(self.sessions) as session:
+            execution = store.lock_execution(session, execution_id)
+            if execution is None or State(execution.state) is not State.RUNNING:
+                return STOP, None
+            flow = self._flow_for(session, execution)
+            parent_row = store.get_task_run(session, parent_id, lock=True) if parent_id else None
+            if parent_id and (parent_row is None or State(parent_row.state) is not State.RUNNING):
+                return STOP, None
+            spec = flow.task(parent_row.task_id) if parent_row else None
+            lists = child_lists(flow, spec, (parent_row.decision or {}) if parent_row else {})
+            snap = self.snapshot(session, execution_id)
+            decision = decide_join(lists, parent_id, snap)
+            if isinstance(decision, Wait):
+                return STOP, None
+            if isinstance(decision, StartPhase):
+                return OK, phase(flow, decision.tasks, parent_id, decision.parallel, snap)
+            assert isinstance(decision, Complete)
+            if parent_row is not None and spec is not None:
+                final = apply_allowances(
+                    decision.state, allow_failure=spec.allow_failure, allow_warning=spec.allow_warning
+                )
+                store.record_transition(session, parent_row, final, actor=actor, values={"claim_owner": None})
+                return (STOP if final.is_failure else OK), None
+            self._end_execution(session, execution, flow, decision.state, actor=actor)
+            return STOP, None
+
+    def _end_execution(
+        self, session: Session, execution: ExecutionRow, flow: Flow, state: State, *, actor: str
+    ) -> None:
+        runs = store.task_runs_of(session, execution.id)
+        outputs: dict[str, Any] | None = None
+        payload: dict[str, Any] = {}
+        if flow.outputs:
+            try:
+                outputs = flow_outputs(execution, flow, runs)
+            except ExpressionError as e:
+                state, payload = State.FAILED, {"error": f"flow outputs: {e.message}"}
+                store.insert_log_lines(session, [_log_row(execution, None, LogRecord("ERROR", str(e), store.utcnow()))])
+        store.record_transition(session, execution, state, actor=actor, payload=payload, values={"outputs": outputs})
+
+    # ---- sweeper --------------------------------------------------------------------------------
+
+    def sweep_once(self) -> int:
+        """Re-dispatch executions with due retries or no progress; only one sweeper runs at a time."""
+        now = store.utcnow()
+        with transaction(self.sessions) as session:
+            if not store.try_advisory_lock(session, _SWEEPER_LOCK_KEY):
+                return 0
+            due = list(store.executions_with_due_retries(session, now))
+            stale = store.stale_running_executions(session, now - timedelta(seconds=self.settings.stale_after_s))
+        ids = list(dict.fromkeys([*due, *stale]))
+        for execution_id in ids:
+            try:
+                self.dispatch(execution_id, actor="system:sweeper")
+            except Exception:
+                logger.exception("sweeper could not dispatch %s", execution_id, extra={"execution_id": execution_id})
+        return len(ids)
+
+
+def _view(row: TaskRunRow) -> TaskRunView:
+    return TaskRunView(
+        id=row.id,
+        task_id=row.task_id,
+        parent_id=row.parent_id,
+        iteration=row.iteration,
+        state=State(row.state),
+        attempt=row.attempt,
+        decision=row.decision or {},
+        retry_at=row.retry_at,
+    )
+
+
+def _still_ours(row: TaskRunRow, claimed: ClaimedTaskRun) -> bool:
+    return (
+        State(row.state) is State.RUNNING
+        and row.attempt == claimed.coordinates.attempt
+        and row.claim_owner == claimed.owner
+    )
+
+
+def _close_attempt(attempts: list[Any], state: State, at: datetime) -> list[Any]:
+    last = dict(attempts[-1])
+    histories = [*last["state"]["histories"], {"state": str(state), "date": store.iso(at)}]
+    last["state"] = {"current": str(state), "histories": histories}
+    return [*attempts[:-1], last]
+
+
+def _attempt_start(attempt: Mapping[str, Any]) -> datetime | None:
+    histories = attempt.get("state", {}).get("histories", [])
+    return datetime.fromisoformat(histories[0]["date"].replace("Z", "+00:00")) if histories else None
+
+
+def _log_row(execution: ExecutionRow, row: TaskRunRow | None, record: LogRecord) -> dict[str, Any]:
+    return {
+        "execution_id": execution.id,
+        "task_run_id": row.id if row else None,
+        "task_id": row.task_id if row else None,
+        "attempt": row.attempt if row else None,
+        "namespace": execution.namespace,
+        "flow_id": execution.flow_id,
+        "level": record.level,
+        "message": record.message,
+        "at": record.at,
+    }

@@ -1,0 +1,110 @@
+"""`chorus local`: the cluster's processes on embedded PostgreSQL and Redis, in one command.
+
+Only the URLs differ from a cluster: the same API, sweeper and Celery workers run against real
+PostgreSQL and Redis servers started under the data directory (unless the URLs point elsewhere).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from orchestrator.core.errors import ChorusError, ConfigurationError
+from orchestrator.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _flow_files(dirs: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for directory in dirs:
+        if directory.is_file():
+            files.append(directory)
+        elif directory.is_dir():
+            files.extend(sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml")))
+        else:
+            raise ConfigurationError("--flows", f"no such file or directory: {directory}")
+    return files
+
+
+def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: set[str]) -> int:
+    """Start everything, deploy the flows, serve until Ctrl-C, then stop everything (no orphans)."""
+    import uvicorn
+
+    from orchestrator.cli import API_APP, run_worker_process, stop_process
+    from orchestrator.embedded import EmbeddedServer, start_postgres, start_redis
+
+    if not _port_free(settings.host, settings.port):
+        raise ConfigurationError("CHORUS_PORT", f"port {settings.port} on {settings.host} is already in use")
+    flow_files = _flow_files(flows_dirs)
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    servers: list[EmbeddedServer] = []
+    worker = None
+    try:
+        updates: dict[str, object] = {"data_dir": data_dir}
+        if "CHORUS_DATABASE_URL" not in explicit_env:
+            servers.append(start_postgres(data_dir / "postgres"))
+            updates["database_url"] = servers[-1].url
+        if "CHORUS_BROKER_URL" not in explicit_env:
+            servers.append(start_redis(data_dir / "redis"))
+            updates["broker_url"] = servers[-1].url
+            updates["result_backend"] = None
+        settings = Settings.model_validate({**settings.model_dump(), **updates})
+        _prepare_database(settings, flow_files)
+        # The API (built from its import string, like in a cluster) and the workers read these.
+        os.environ.update(
+            CHORUS_DATABASE_URL=settings.database_url,
+            CHORUS_BROKER_URL=settings.broker_url,
+            CHORUS_RESULT_BACKEND=settings.effective_result_backend,
+            CHORUS_DATA_DIR=str(data_dir),
+        )
+        worker = run_worker_process(",".join(settings.pools), settings, dict(os.environ))
+        print(  # noqa: T201
+            f"Chorus is running: http://{settings.host}:{settings.port}/api/v1/main  "
+            f"(data in {data_dir}; Ctrl-C stops everything)",
+            file=sys.stderr,
+            flush=True,
+        )
+        config = uvicorn.Config(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None)
+        uvicorn.Server(config).run()
+    finally:
+        if worker is not None:
+            stop_process(worker)
+        for server in reversed(servers):
+            server.stop()
+    return 0
+
+
+def _prepare_database(settings: Settings, flow_files: Sequence[Path]) -> None:
+    from orchestrator.celery_app import create_celery_app
+    from orchestrator.database import make_engine, make_sessionmaker, migrate
+    from orchestrator.engine import Engine
+
+    db = make_engine(settings.database_url)
+    try:
+        migrate(db)
+        engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+        for path in flow_files:
+            try:
+                row = engine.deploy_flow(path.read_text(encoding="utf-8"), actor="system:local")
+            except ChorusError as e:
+                print(f"chorus: not deployed: {path}: {e.message}", file=sys.stderr)  # noqa: T201
+                continue
+            print(f"deployed {row.namespace}.{row.flow_id} revision {row.revision} from {path}", file=sys.stderr)  # noqa: T201
+    finally:
+        db.dispose()

@@ -1,0 +1,361 @@
+"""Every query and write, over a caller-owned Session; `record_transition` is the one path for state.
+
+Functions here never commit: the engine (or an API request) owns the transaction. Writes of state
+always go through `record_transition`, which checks the core transition table, updates the row with
+compare-and-set on the previous state and appends the audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from orchestrator.core.audit import GENESIS_HASH, chain_hash
+from orchestrator.core.errors import Conflict
+from orchestrator.core.states import State, check_transition
+from orchestrator.tables import (
+    AuditEventRow,
+    AuditHeadRow,
+    ExecutionRow,
+    FlowRevisionRow,
+    LogLineRow,
+    TaskRunRow,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """Kestra's timestamp form: ISO-8601 in UTC with a `Z`."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# ---- audit --------------------------------------------------------------------------------------
+
+
+def flow_chain_key(tenant: str, namespace: str, flow_id: str) -> str:
+    return f"flow:{tenant}/{namespace}/{flow_id}"
+
+
+def append_audit(
+    session: Session,
+    chain_key: str,
+    *,
+    actor: str,
+    action: str,
+    subject: str | None,
+    payload: dict[str, Any],
+    at: datetime | None = None,
+) -> AuditEventRow:
+    """Append one event to a hash chain; the head row's lock orders concurrent appends."""
+    at = at or utcnow()
+    head = session.execute(
+        select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.chain_key == chain_key).with_for_update()
+    ).first()
+    seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+    event = hashed_event(chain_key, seq, at, actor, action, subject, payload)
+    digest = chain_hash(prev_hash, event)
+    if head:
+        session.execute(
+            update(AuditHeadRow).where(AuditHeadRow.chain_key == chain_key).values(seq=seq, hash=digest)
+        )
+    else:
+        # Two first appends racing: the loser's insert conflicts and its transaction retries upstream.
+        session.execute(insert(AuditHeadRow).values(chain_key=chain_key, seq=seq, hash=digest))
+    row = AuditEventRow(
+        chain_key=chain_key,
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        payload=payload,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+    session.add(row)
+    return row
+
+
+def hashed_event(
+    chain_key: str, seq: int, at: datetime, actor: str, action: str, subject: str | None, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """The exact content covered by an event's hash (also rebuilt by verification)."""
+    return {
+        "chain": chain_key,
+        "seq": seq,
+        "at": iso(at),
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "payload": payload,
+    }
+
+
+def audit_events(session: Session, chain_key: str) -> Sequence[AuditEventRow]:
+    return session.scalars(
+        select(AuditEventRow).where(AuditEventRow.chain_key == chain_key).order_by(AuditEventRow.seq)
+    ).all()
+
+
+def audit_chain_keys(session: Session) -> Sequence[str]:
+    return session.scalars(select(AuditHeadRow.chain_key).order_by(AuditHeadRow.chain_key)).all()
+
+
+# ---- state transitions --------------------------------------------------------------------------
+
+
+def record_transition(
+    session: Session,
+    row: ExecutionRow | TaskRunRow,
+    to: State,
+    *,
+    actor: str,
+    payload: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Move an execution or task run to `to`: table check, compare-and-set, history, audit — one transaction."""
+    at = at or utcnow()
+    current = State(row.state)
+    kind = "execution" if isinstance(row, ExecutionRow) else "task_run"
+    check_transition(f"{kind} {row.id}", current, to)
+    history = [*row.state_history, {"state": str(to), "date": iso(at)}]
+    changes: dict[str, Any] = {"state": str(to), "state_history": history, "updated_at": at, **(values or {})}
+    if isinstance(row, ExecutionRow):
+        if to.is_terminal:
+            changes.setdefault("ended_at", at)
+        table: type[ExecutionRow] | type[TaskRunRow] = ExecutionRow
+        chain_key, subject = row.id, None
+    else:
+        table, chain_key, subject = TaskRunRow, row.execution_id, row.id
+    result = session.execute(
+        update(table).where(and_(table.id == row.id, table.state == str(current))).values(**changes)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"{kind} {row.id} changed state concurrently (expected {current})")
+    for key, value in changes.items():
+        setattr(row, key, value)
+    event = {"from": str(current), "to": str(to), **(payload or {})}
+    if isinstance(row, TaskRunRow):
+        event.update(task_id=row.task_id, attempt=row.attempt)
+    append_audit(session, chain_key, actor=actor, action=f"{kind}.{to.lower()}", subject=subject, payload=event, at=at)
+
+
+def create_task_run(
+    session: Session, row: TaskRunRow, *, actor: str, payload: dict[str, Any] | None = None
+) -> bool:
+    """Insert a task run if its (deterministic) id is new; audited. False when it already existed."""
+    values = {c.key: getattr(row, c.key) for c in TaskRunRow.__table__.columns if c.key != "seq"}
+    inserted = session.execute(
+        pg_insert(TaskRunRow).values(**values).on_conflict_do_nothing(index_elements=["id"]).returning(TaskRunRow.seq)
+    ).first()
+    if inserted is None:
+        return False
+    event = {"to": row.state, "task_id": row.task_id, "attempt": row.attempt, **(payload or {})}
+    append_audit(
+        session,
+        row.execution_id,
+        actor=actor,
+        action=f"task_run.{row.state.lower()}",
+        subject=row.id,
+        payload=event,
+        at=row.created_at,
+    )
+    return True
+
+
+def create_execution(session: Session, row: ExecutionRow, *, actor: str, payload: dict[str, Any]) -> None:
+    session.add(row)
+    session.flush()
+    append_audit(
+        session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=row.created_at
+    )
+
+
+# ---- reads --------------------------------------------------------------------------------------
+
+
+def lock_execution(session: Session, execution_id: str) -> ExecutionRow | None:
+    """The execution row, locked: every state change of one execution is serialised on it."""
+    return session.scalars(select(ExecutionRow).where(ExecutionRow.id == execution_id).with_for_update()).first()
+
+
+def get_execution(session: Session, execution_id: str) -> ExecutionRow | None:
+    return session.get(ExecutionRow, execution_id)
+
+
+def task_runs_of(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
+    return session.scalars(
+        select(TaskRunRow).where(TaskRunRow.execution_id == execution_id).order_by(TaskRunRow.seq)
+    ).all()
+
+
+def get_task_run(session: Session, task_run_id: str, *, lock: bool = False) -> TaskRunRow | None:
+    query = select(TaskRunRow).where(TaskRunRow.id == task_run_id)
+    return session.scalars(query.with_for_update() if lock else query).first()
+
+
+def search_executions(
+    session: Session,
+    tenant: str,
+    *,
+    namespace: str | None = None,
+    flow_id: str | None = None,
+    state: str | None = None,
+    offset: int = 0,
+    limit: int = 25,
+) -> tuple[Sequence[ExecutionRow], int]:
+    conditions = [ExecutionRow.tenant == tenant]
+    if namespace:
+        conditions.append(ExecutionRow.namespace == namespace)
+    if flow_id:
+        conditions.append(ExecutionRow.flow_id == flow_id)
+    if state:
+        conditions.append(ExecutionRow.state == state)
+    total = session.scalar(select(func.count()).select_from(ExecutionRow).where(*conditions)) or 0
+    rows = session.scalars(
+        select(ExecutionRow).where(*conditions).order_by(ExecutionRow.created_at.desc()).offset(offset).limit(limit)
+    ).all()
+    return rows, total
+
+
+def insert_log_lines(session: Session, lines: Sequence[dict[str, Any]]) -> None:
+    if lines:
+        session.execute(insert(LogLineRow), list(lines))
+
+
+def log_lines_of(session: Session, execution_id: str, *, task_run_id: str | None = None) -> Sequence[LogLineRow]:
+    query = select(LogLineRow).where(LogLineRow.execution_id == execution_id)
+    if task_run_id:
+        query = query.where(LogLineRow.task_run_id == task_run_id)
+    return session.scalars(query.order_by(LogLineRow.id)).all()
+
+
+# ---- flows --------------------------------------------------------------------------------------
+
+
+def latest_flow(
+    session: Session, tenant: str, namespace: str, flow_id: str, *, revision: int | None = None
+) -> FlowRevisionRow | None:
+    query = select(FlowRevisionRow).where(
+        FlowRevisionRow.tenant == tenant, FlowRevisionRow.namespace == namespace, FlowRevisionRow.flow_id == flow_id
+    )
+    if revision is not None:
+        query = query.where(FlowRevisionRow.revision == revision)
+    return session.scalars(query.order_by(FlowRevisionRow.revision.desc()).limit(1)).first()
+
+
+def save_flow_revision(
+    session: Session, tenant: str, namespace: str, flow_id: str, source: str, document: dict[str, Any]
+) -> FlowRevisionRow:
+    """A new revision (numbered after the newest), or the newest itself when its source is unchanged."""
+    # Lock on the flow key so two deploys of one flow cannot take the same revision number.
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{tenant}/{namespace}/{flow_id}"})
+    latest = latest_flow(session, tenant, namespace, flow_id)
+    if latest is not None and not latest.deleted and latest.source == source:
+        return latest
+    row = FlowRevisionRow(
+        tenant=tenant,
+        namespace=namespace,
+        flow_id=flow_id,
+        revision=(latest.revision + 1) if latest else 1,
+        source=source,
+        document=document,
+        deleted=False,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def mark_flow_deleted(session: Session, tenant: str, namespace: str, flow_id: str) -> int:
+    result = session.execute(
+        update(FlowRevisionRow)
+        .where(
+            FlowRevisionRow.tenant == tenant,
+            FlowRevisionRow.namespace == namespace,
+            FlowRevisionRow.flow_id == flow_id,
+            FlowRevisionRow.deleted.is_(False),
+        )
+        .values(deleted=True)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def live_flows(session: Session, tenant: str, namespace: str | None = None) -> Sequence[FlowRevisionRow]:
+    """The newest revision of every non-deleted flow."""
+    newest = (
+        select(
+            FlowRevisionRow.namespace,
+            FlowRevisionRow.flow_id,
+            func.max(FlowRevisionRow.revision).label("revision"),
+        )
+        .where(FlowRevisionRow.tenant == tenant)
+        .group_by(FlowRevisionRow.namespace, FlowRevisionRow.flow_id)
+        .subquery()
+    )
+    query = select(FlowRevisionRow).join(
+        newest,
+        and_(
+            FlowRevisionRow.namespace == newest.c.namespace,
+            FlowRevisionRow.flow_id == newest.c.flow_id,
+            FlowRevisionRow.revision == newest.c.revision,
+        ),
+    )
+    query = query.where(FlowRevisionRow.tenant == tenant, FlowRevisionRow.deleted.is_(False))
+    if namespace:
+        query = query.where(FlowRevisionRow.namespace == namespace)
+    return session.scalars(query.order_by(FlowRevisionRow.namespace, FlowRevisionRow.flow_id)).all()
+
+
+# ---- sweeper ------------------------------------------------------------------------------------
+
+
+def executions_with_due_retries(session: Session, now: datetime, limit: int = 100) -> Sequence[str]:
+    return session.scalars(
+        select(TaskRunRow.execution_id)
+        .where(TaskRunRow.state == str(State.RETRYING), TaskRunRow.retry_at <= now)
+        .distinct()
+        .limit(limit)
+    ).all()
+
+
+def stale_running_executions(session: Session, older_than: datetime, limit: int = 100) -> Sequence[str]:
+    """Running executions with no change since `older_than` and no task run heartbeating since then."""
+    busy = select(TaskRunRow.id).where(
+        TaskRunRow.execution_id == ExecutionRow.id,
+        TaskRunRow.state == str(State.RUNNING),
+        TaskRunRow.heartbeat_at > older_than,
+    )
+    return session.scalars(
+        select(ExecutionRow.id)
+        .where(ExecutionRow.state == str(State.RUNNING), ExecutionRow.updated_at < older_than, ~busy.exists())
+        .limit(limit)
+    ).all()
+
+
+def touch_execution(session: Session, execution_id: str, at: datetime) -> None:
+    """Mark progress (not a state change): keeps the stale-execution sweep away from live runs."""
+    session.execute(update(ExecutionRow).where(ExecutionRow.id == execution_id).values(updated_at=at))
+
+
+def heartbeat(session: Session, task_run_id: str, owner: str, at: datetime) -> None:
+    session.execute(
+        update(TaskRunRow)
+        .where(TaskRunRow.id == task_run_id, TaskRunRow.claim_owner == owner)
+        .values(heartbeat_at=at)
+    )
+
+
+def try_advisory_lock(session: Session, key: int) -> bool:
+    """A transaction-scoped advisory lock, without waiting (one sweeper among replicas)."""
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}))

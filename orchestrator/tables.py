@@ -1,0 +1,134 @@
+"""SQLAlchemy 2 typed mappings of the tables; used only by the store (and the API's read queries)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Identity, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Json = dict[str, Any]
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB, datetime: DateTime(timezone=True)}
+
+
+class FlowRevisionRow(Base):
+    """One saved revision of a flow; the newest non-deleted revision is the live flow."""
+
+    __tablename__ = "flow_revisions"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(256), primary_key=True)
+    flow_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    document: Mapped[dict[str, Any]]
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class ExecutionRow(Base):
+    __tablename__ = "executions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    namespace: Mapped[str] = mapped_column(String(256))
+    flow_id: Mapped[str] = mapped_column(String(256))
+    flow_revision: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    state_history: Mapped[list[Any]]
+    inputs: Mapped[dict[str, Any]]
+    outputs: Mapped[dict[str, Any] | None]
+    labels: Mapped[list[Any]]
+    trigger: Mapped[dict[str, Any] | None]
+    parent_execution_id: Mapped[str | None] = mapped_column(String(32))
+    parent_task_run_id: Mapped[str | None] = mapped_column(String(32))
+    original_id: Mapped[str | None] = mapped_column(String(32))
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_executions_flow", "tenant", "namespace", "flow_id", "created_at"),
+        Index("ix_executions_state_updated", "state", "updated_at"),
+    )
+
+
+class TaskRunRow(Base):
+    __tablename__ = "task_runs"
+
+    # Ordering of the taskRunList follows creation, as in Kestra.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    execution_id: Mapped[str] = mapped_column(String(32))
+    task_id: Mapped[str] = mapped_column(String(256))
+    parent_id: Mapped[str | None] = mapped_column(String(32))
+    iteration: Mapped[int | None] = mapped_column(Integer)
+    value: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    state_history: Mapped[list[Any]]
+    attempt: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[list[Any]]
+    outputs: Mapped[dict[str, Any] | None]
+    decision: Mapped[dict[str, Any] | None]
+    retry_at: Mapped[datetime | None]
+    claim_owner: Mapped[str | None] = mapped_column(String(256))
+    heartbeat_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_task_runs_execution", "execution_id", "seq"),
+        Index("ix_task_runs_retry_due", "retry_at", postgresql_where="state = 'RETRYING'"),
+    )
+
+
+class LogLineRow(Base):
+    __tablename__ = "log_lines"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    execution_id: Mapped[str] = mapped_column(String(32))
+    task_run_id: Mapped[str | None] = mapped_column(String(32))
+    task_id: Mapped[str | None] = mapped_column(String(256))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    namespace: Mapped[str] = mapped_column(String(256))
+    flow_id: Mapped[str] = mapped_column(String(256))
+    level: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_log_lines_execution", "execution_id", "id"),)
+
+
+class AuditEventRow(Base):
+    """Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE (see the first migration)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    chain_key: Mapped[str] = mapped_column(String(600))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(600))
+    payload: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("chain_key", "seq", name="uq_audit_events_chain_seq"),)
+
+
+class AuditHeadRow(Base):
+    """The last (seq, hash) of each chain; its row lock serialises appends to one chain."""
+
+    __tablename__ = "audit_heads"
+
+    chain_key: Mapped[str] = mapped_column(String(600), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

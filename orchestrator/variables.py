@@ -1,0 +1,69 @@
+"""The variables an expression sees (`inputs`, `outputs`, `vars`, `flow`, `execution`, `taskrun`, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from orchestrator.core.expressions import render_typed
+from orchestrator.core.flow import Flow, TaskSpec
+from orchestrator.store import iso
+from orchestrator.tables import ExecutionRow, TaskRunRow
+
+
+def task_outputs(runs: Sequence[TaskRunRow]) -> dict[str, Any]:
+    """`outputs.<task>` for plain task runs, `outputs.<task>.<iteration value>` inside loops (as Kestra)."""
+    outputs: dict[str, Any] = {}
+    for run in runs:
+        if run.outputs is None:
+            continue
+        if run.value is None:
+            outputs[run.task_id] = run.outputs
+        else:
+            outputs.setdefault(run.task_id, {})[run.value] = run.outputs
+    return outputs
+
+
+def base_variables(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow]) -> dict[str, Any]:
+    return {
+        "flow": {
+            "id": flow.id,
+            "namespace": flow.namespace,
+            "revision": execution.flow_revision,
+            "tenantId": execution.tenant,
+        },
+        "execution": {
+            "id": execution.id,
+            "startDate": iso(execution.created_at),
+            "originalId": execution.original_id or execution.id,
+        },
+        "inputs": dict(execution.inputs),
+        "outputs": task_outputs(runs),
+        "vars": dict(flow.variables),
+        "labels": {label["key"]: label["value"] for label in execution.labels},
+        "trigger": execution.trigger or {},
+        "envs": {},
+        "globals": {},
+    }
+
+
+def execution_variables(
+    execution: ExecutionRow, flow: Flow, task: TaskSpec, run: TaskRunRow, runs: Sequence[TaskRunRow]
+) -> dict[str, Any]:
+    """Everything a task's expressions may read while `run` executes."""
+    variables = base_variables(execution, flow, runs)
+    variables["task"] = {"id": task.id, "type": task.type_name}
+    variables["taskrun"] = {
+        "id": run.id,
+        "startDate": iso(run.created_at),
+        "attemptsCount": run.attempt,
+        "parentId": run.parent_id,
+        "value": run.value,
+    }
+    return variables
+
+
+def flow_outputs(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow]) -> dict[str, Any]:
+    """The flow's declared `outputs`, rendered against the finished execution."""
+    variables = base_variables(execution, flow, runs)
+    return {output.id: render_typed(str(output.value), variables) for output in flow.outputs}

@@ -1,0 +1,56 @@
+"""What a task handler gets: its claimed task run, rendering against the run's variables, and a log sink."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.core.expressions import render, render_value
+from orchestrator.engine import ClaimedTaskRun, LogRecord
+from orchestrator.store import utcnow
+
+logger = logging.getLogger("chorus.task")
+
+_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
+           "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+
+
+@dataclass
+class TaskContext:
+    """One attempt of one task run, as its handler sees it."""
+
+    claimed: ClaimedTaskRun
+    logs: list[LogRecord] = field(default_factory=list)
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return self.claimed.task.properties
+
+    def render(self, value: Any) -> Any:
+        """Render a property value (strings, and strings nested in lists and maps)."""
+        return render_value(value, self.claimed.variables)
+
+    def render_str(self, template: str) -> str:
+        return render(template, self.claimed.variables)
+
+    def log(self, level: str, message: str) -> None:
+        level = level.upper()
+        if level == "WARNING":
+            level = "WARN"
+        self.logs.append(LogRecord(level, message, utcnow()))
+        at = self.claimed.coordinates
+        logger.log(
+            _LEVELS.get(level, logging.INFO),
+            "%s",
+            message,
+            extra={"execution_id": at.execution_id, "task_run_id": at.task_run_id, "task_id": at.task_id,
+                   "namespace": self.claimed.flow.namespace, "flow": self.claimed.flow.id},
+        )
+
+
+#: A runnable task: returns its outputs (or None); raises TaskFailed (or any error) to fail the attempt.
+Handler = Callable[[TaskContext], dict[str, Any] | None]
+#: A flowable task: returns its decision (which branch, which values), recorded before its body runs.
+Decider = Callable[[TaskContext], dict[str, Any]]

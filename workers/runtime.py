@@ -1,0 +1,168 @@
+"""The three Celery tasks every pool runs: claim and run a task run, enter a flowable, join a parent.
+
+A task body never trusts its message: it claims the task run in Postgres by compare-and-set, so a
+redelivery, a Flower re-apply or a sweeper re-dispatch either takes over a dead claim or does
+nothing. Each link returns a verdict (`ok`/`stop`) that Celery hands to the next link of its chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+
+from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_TASK_RUN
+from orchestrator.compiler import to_canvas
+from orchestrator.core.errors import ChorusError, TaskFailed
+from orchestrator.core.expressions import is_true
+from orchestrator.core.states import State
+from orchestrator.database import make_engine, make_sessionmaker
+from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
+from orchestrator.settings import Settings
+from workers.context import TaskContext
+from workers.registry import decider_for, handler_for
+
+logger = logging.getLogger(__name__)
+
+
+class _EngineHolder:
+    """One Engine per worker process, built lazily after fork (connections must not cross a fork)."""
+
+    def __init__(self) -> None:
+        self.settings: Settings | None = None
+        self.app: Celery | None = None
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                assert self.settings is not None and self.app is not None, "register_tasks() was not called"
+                db = make_engine(self.settings.database_url, pool_size=2)
+                self._engine = Engine(self.settings, make_sessionmaker(db), self.app)
+            return self._engine
+
+    def reset(self) -> None:
+        self._engine = None
+
+
+_holder = _EngineHolder()
+
+
+@worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    _holder.reset()
+
+
+def _owner(task: Task) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{task.request.id}"
+
+
+class _Heartbeat:
+    """Keeps a long attempt's claim fresh so the sweeper does not hand it to another worker."""
+
+    def __init__(self, engine: Engine, claimed: ClaimedTaskRun) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(engine, claimed), daemon=True)
+
+    def _beat(self, engine: Engine, claimed: ClaimedTaskRun) -> None:
+        while not self._stop.wait(engine.settings.heartbeat_interval_s):
+            try:
+                engine.heartbeat(claimed.coordinates, claimed.owner)
+            except Exception:
+                logger.warning("heartbeat failed for %s", claimed.coordinates.task_run_id, exc_info=True)
+
+    def __enter__(self) -> None:
+        self._thread.start()
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+
+
+def _failure(ctx: TaskContext, error: BaseException) -> TaskOutcome:
+    message = error.message if isinstance(error, ChorusError) else f"{type(error).__name__}: {error}"
+    ctx.log("ERROR", message)
+    retryable = error.retryable if isinstance(error, TaskFailed) else True
+    return TaskOutcome(State.FAILED, logs=tuple(ctx.logs), error=message, retryable=retryable)
+
+
+def run_claimed(claimed: ClaimedTaskRun) -> TaskOutcome:
+    """Run one attempt of a runnable task: runIf, the handler, failures turned into a FAILED outcome."""
+    ctx = TaskContext(claimed)
+    try:
+        if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
+            return TaskOutcome(State.SKIPPED)
+        outputs = handler_for(claimed.task.type)(ctx)
+    except Exception as error:  # any failure of the task is the task's, not the worker's
+        return _failure(ctx, error)
+    return TaskOutcome(State.SUCCESS, outputs=outputs, logs=tuple(ctx.logs))
+
+
+def register_tasks(app: Celery, settings: Settings) -> None:
+    """Define the Chorus tasks on `app` (the worker's composition root calls this once)."""
+    _holder.settings, _holder.app = settings, app
+
+    @app.task(bind=True, name=RUN_TASK_RUN)
+    def run_task_run(
+        self: Task,
+        prev: Any = None,
+        *,
+        execution_id: str,
+        task_id: str,
+        parent_id: str | None = None,
+        iteration: int | None = None,
+        attempt: int = 1,
+    ) -> str:
+        if prev == STOP:
+            return STOP
+        engine = _holder.get()
+        at = TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt)
+        claimed = engine.claim(at, owner=_owner(self), celery_task_id=self.request.id)
+        if claimed is None:
+            return STOP
+        with _Heartbeat(engine, claimed):
+            outcome = run_claimed(claimed)
+        return engine.finish(claimed, outcome)
+
+    @app.task(bind=True, name=ENTER_TASK_RUN)
+    def enter_task_run(
+        self: Task,
+        prev: Any = None,
+        *,
+        execution_id: str,
+        task_id: str,
+        parent_id: str | None = None,
+        iteration: int | None = None,
+        attempt: int = 1,
+    ) -> str:
+        if prev == STOP:
+            return STOP
+        engine = _holder.get()
+        at = TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt)
+        claimed = engine.claim(at, owner=_owner(self), celery_task_id=self.request.id)
+        if claimed is None:
+            return STOP
+        ctx = TaskContext(claimed)
+        try:
+            if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
+                return engine.finish(claimed, TaskOutcome(State.SKIPPED))
+            decision = decider_for(claimed.task.type)(ctx)
+        except Exception as error:
+            return engine.finish(claimed, _failure(ctx, error))
+        plan = engine.decide(claimed, decision)
+        if plan is None:
+            return STOP
+        # The body takes this task's place: its chain continuation (the siblings after it) follows the body.
+        return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
+
+    @app.task(bind=True, name=JOIN_TASK_RUN)
+    def join_task_run(self: Task, prev: Any = None, *, execution_id: str, parent_id: str | None = None) -> str:
+        verdict, plan = _holder.get().join(execution_id, parent_id, actor="system:join")
+        if plan is not None:
+            return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
+        return verdict if verdict in (OK, STOP) else STOP
