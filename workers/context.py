@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.core.expressions import render, render_value
 from orchestrator.engine import ClaimedTaskRun, LogRecord
-from orchestrator.store import utcnow
 
 logger = logging.getLogger("chorus.task")
 
@@ -39,7 +39,7 @@ class TaskContext:
         level = level.upper()
         if level == "WARNING":
             level = "WARN"
-        self.logs.append(LogRecord(level, message, utcnow()))
+        self.logs.append(LogRecord(level, message, datetime.now(UTC)))
         at = self.claimed.coordinates
         logger.log(
             _LEVELS.get(level, logging.INFO),
