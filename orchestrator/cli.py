@@ -49,9 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run a Celery worker for one or more pools")
     worker.add_argument("--pool", default="control", help="pool(s) to consume, comma-separated (e.g. control,io)")
-    worker.add_argument(
-        "--concurrency", type=int, help=_env_help("worker processes", "CHORUS_WORKER_CONCURRENCY")
-    )
+    worker.add_argument("--concurrency", type=int, help=_env_help("worker processes", "CHORUS_WORKER_CONCURRENCY"))
 
     commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
 

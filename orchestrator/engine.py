@@ -7,6 +7,7 @@ commits, and only then sends Celery messages, so a message never refers to uncom
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -268,13 +269,14 @@ class Engine:
                 "worker": owner,
             }
             if row is None:
+                value = self._iteration_value(session, at)
                 row = TaskRunRow(
                     id=at.task_run_id,
                     execution_id=at.execution_id,
                     task_id=at.task_id,
                     parent_id=at.parent_id,
                     iteration=at.iteration,
-                    value=None,
+                    value=value,
                     state=str(State.RUNNING),
                     state_history=[{"state": str(State.RUNNING), "date": store.iso(now)}],
                     attempt=at.attempt,
@@ -294,6 +296,20 @@ class Engine:
             store.touch_execution(session, at.execution_id, now)
             variables = execution_variables(execution, flow, task, row, store.task_runs_of(session, at.execution_id))
         return ClaimedTaskRun(at, owner, flow, task, variables)
+
+    @staticmethod
+    def _iteration_value(session: Session, at: TaskRunCoordinates) -> str | None:
+        """A loop child's `taskrun.value`: its iteration's value; other descendants inherit their parent's."""
+        if at.parent_id is None:
+            return None
+        parent = store.get_task_run(session, at.parent_id)
+        if parent is None:
+            return None
+        values = (parent.decision or {}).get("values")
+        if at.iteration is not None and isinstance(values, list) and at.iteration < len(values):
+            item = values[at.iteration]
+            return item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
+        return parent.value
 
     def _reclaim(
         self,
@@ -380,7 +396,9 @@ class Engine:
             )
         return STOP if final.is_failure else OK
 
-    def decide(self, claimed: ClaimedTaskRun, decision: dict[str, Any]) -> PlanNode | None:
+    def decide(
+        self, claimed: ClaimedTaskRun, decision: dict[str, Any], outputs: dict[str, Any] | None = None
+    ) -> PlanNode | None:
         """Record a flowable's decision (branch taken, values) and return the plan of its body."""
         at = claimed.coordinates
         with transaction(self.sessions) as session:
@@ -389,6 +407,8 @@ class Engine:
             if row is None or not _still_ours(row, claimed):
                 return None
             row.decision = decision
+            if outputs is not None:
+                row.outputs = outputs
             store.append_audit(
                 session,
                 at.execution_id,
@@ -423,11 +443,14 @@ class Engine:
             if isinstance(decision, Wait):
                 return STOP, None
             if isinstance(decision, StartPhase):
-                return OK, phase(flow, decision.tasks, parent_id, decision.parallel, snap)
+                return OK, phase(flow, decision.lanes, parent_id, snap)
             assert isinstance(decision, Complete)
             if parent_row is not None and spec is not None:
+                # AllowFailure is allowFailure made into a flowable: its children's failure is a warning.
                 final = apply_allowances(
-                    decision.state, allow_failure=spec.allow_failure, allow_warning=spec.allow_warning
+                    decision.state,
+                    allow_failure=spec.allow_failure or spec.type == "AllowFailure",
+                    allow_warning=spec.allow_warning,
                 )
                 store.record_transition(session, parent_row, final, actor=actor, values={"claim_owner": None})
                 return (STOP if final.is_failure else OK), None

@@ -63,9 +63,7 @@ def append_audit(
     event = hashed_event(chain_key, seq, at, actor, action, subject, payload)
     digest = chain_hash(prev_hash, event)
     if head:
-        session.execute(
-            update(AuditHeadRow).where(AuditHeadRow.chain_key == chain_key).values(seq=seq, hash=digest)
-        )
+        session.execute(update(AuditHeadRow).where(AuditHeadRow.chain_key == chain_key).values(seq=seq, hash=digest))
     else:
         # Two first appends racing: the loser's insert conflicts and its transaction retries upstream.
         session.execute(insert(AuditHeadRow).values(chain_key=chain_key, seq=seq, hash=digest))
@@ -149,9 +147,7 @@ def record_transition(
     append_audit(session, chain_key, actor=actor, action=f"{kind}.{to.lower()}", subject=subject, payload=event, at=at)
 
 
-def create_task_run(
-    session: Session, row: TaskRunRow, *, actor: str, payload: dict[str, Any] | None = None
-) -> bool:
+def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: dict[str, Any] | None = None) -> bool:
     """Insert a task run if its (deterministic) id is new; audited. False when it already existed."""
     values = {c.key: getattr(row, c.key) for c in TaskRunRow.__table__.columns if c.key != "seq"}
     inserted = session.execute(
@@ -350,9 +346,7 @@ def touch_execution(session: Session, execution_id: str, at: datetime) -> None:
 
 def heartbeat(session: Session, task_run_id: str, owner: str, at: datetime) -> None:
     session.execute(
-        update(TaskRunRow)
-        .where(TaskRunRow.id == task_run_id, TaskRunRow.claim_owner == owner)
-        .values(heartbeat_at=at)
+        update(TaskRunRow).where(TaskRunRow.id == task_run_id, TaskRunRow.claim_owner == owner).values(heartbeat_at=at)
     )
 
 

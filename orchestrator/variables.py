@@ -60,7 +60,22 @@ def execution_variables(
         "parentId": run.parent_id,
         "value": run.value,
     }
+    parents = _parents(run, runs)
+    variables["parents"] = parents
+    if parents:
+        variables["parent"] = parents[0]
     return variables
+
+
+def _parents(run: TaskRunRow, runs: Sequence[TaskRunRow]) -> list[dict[str, Any]]:
+    """Enclosing flowables nearest first, each as `{taskrun: {value}, outputs}` (Kestra's `parents`)."""
+    by_id = {r.id: r for r in runs}
+    parents = []
+    current = by_id.get(run.parent_id) if run.parent_id else None
+    while current is not None:
+        parents.append({"taskrun": {"value": current.value, "id": current.id}, "outputs": current.outputs or {}})
+        current = by_id.get(current.parent_id) if current.parent_id else None
+    return parents
 
 
 def flow_outputs(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow]) -> dict[str, Any]:

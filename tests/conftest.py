@@ -39,13 +39,15 @@ def database_url(admin_url: str, template_database: str) -> Iterator[str]:
     services.drop_database(admin_url, name)
 
 
-def _empty_redis_db(base_url: str) -> str:
+def empty_redis_db(base_url: str, *, exclude: str | None = None) -> str:
     """A Redis database number of our own (rq's approach): the first empty one from 15 down."""
     root = base_url.rsplit("/", 1)[0] if base_url.count("/") > 2 else base_url
-    preferred = os.environ.get("CHORUS_TEST_REDIS_DB")
+    preferred = None if exclude else os.environ.get("CHORUS_TEST_REDIS_DB")
     candidates = [int(preferred)] if preferred else list(range(15, 0, -1))
     for number in candidates:
         url = f"{root}/{number}"
+        if url == exclude:
+            continue
         client = redis.Redis.from_url(url)
         try:
             if preferred or client.dbsize() == 0:
@@ -58,11 +60,17 @@ def _empty_redis_db(base_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    url = _empty_redis_db(services.redis_url())
+    url = empty_redis_db(services.redis_url())
     yield url
+    flush_redis_db(url)
+
+
+def flush_redis_db(url: str) -> None:
     client = redis.Redis.from_url(url)
-    client.flushdb()
-    client.close()
+    try:
+        client.flushdb()
+    finally:
+        client.close()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -13,8 +13,14 @@ from orchestrator.engine import ClaimedTaskRun, LogRecord
 
 logger = logging.getLogger("chorus.task")
 
-_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
-           "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+_LEVELS = {
+    "TRACE": logging.DEBUG,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARN": logging.WARNING,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+}
 
 
 @dataclass
@@ -45,12 +51,27 @@ class TaskContext:
             _LEVELS.get(level, logging.INFO),
             "%s",
             message,
-            extra={"execution_id": at.execution_id, "task_run_id": at.task_run_id, "task_id": at.task_id,
-                   "namespace": self.claimed.flow.namespace, "flow": self.claimed.flow.id},
+            extra={
+                "execution_id": at.execution_id,
+                "task_run_id": at.task_run_id,
+                "task_id": at.task_id,
+                "namespace": self.claimed.flow.namespace,
+                "flow": self.claimed.flow.id,
+            },
         )
 
 
 #: A runnable task: returns its outputs (or None); raises TaskFailed (or any error) to fail the attempt.
 Handler = Callable[[TaskContext], dict[str, Any] | None]
-#: A flowable task: returns its decision (which branch, which values), recorded before its body runs.
-Decider = Callable[[TaskContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a flowable decided (which branch, which values), recorded before its body runs."""
+
+    choice: dict[str, Any]
+    outputs: dict[str, Any] | None = None
+
+
+#: A flowable task: decides how its body runs.
+Decider = Callable[[TaskContext], Decision]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import is_true
-from workers.context import Decider, Handler, TaskContext
+from workers.context import Decider, Decision, Handler, TaskContext
 
 
 def run_log(ctx: TaskContext) -> dict[str, Any] | None:
@@ -33,13 +34,13 @@ def run_fail(ctx: TaskContext) -> dict[str, Any] | None:
     raise TaskFailed(str(message), retryable=True)
 
 
-def decide_sequence(ctx: TaskContext) -> dict[str, Any]:
-    return {"branch": "tasks"}
+def decide_sequence(ctx: TaskContext) -> Decision:
+    return Decision({"branch": "tasks"})
 
 
-def decide_if(ctx: TaskContext) -> dict[str, Any]:
-    condition = ctx.render(ctx.properties.get("condition"))
-    return {"branch": "then" if is_true(condition) else "else", "condition": is_true(condition)}
+def decide_if(ctx: TaskContext) -> Decision:
+    condition = is_true(ctx.render(ctx.properties.get("condition")))
+    return Decision({"branch": "then" if condition else "else", "condition": condition})
 
 
 HANDLERS: dict[str, Handler] = {
@@ -55,3 +56,42 @@ DECIDERS: dict[str, Decider] = {
     "Parallel": decide_sequence,
     "If": decide_if,
 }
+
+
+def _values(raw: Any) -> list[Any]:
+    """A loop's values: a list, or a JSON string of one (Kestra accepts both)."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as e:
+            raise TaskFailed(f"values must be a list or a JSON array, got {raw!r}", retryable=False) from e
+    if not isinstance(raw, list):
+        raise TaskFailed(f"values must be a list or a JSON array, got {raw!r}", retryable=False)
+    return raw
+
+
+def decide_for_each(ctx: TaskContext) -> Decision:
+    raw = ctx.properties.get("values", ctx.properties.get("value"))
+    return Decision({"branch": "tasks", "values": _values(ctx.render(raw))})
+
+
+def decide_switch(ctx: TaskContext) -> Decision:
+    value = ctx.render(ctx.properties.get("value"))
+    key = value if isinstance(value, str) else json.dumps(value)
+    branch = f"cases.{key}"
+    if branch in ctx.claimed.task.branches:
+        return Decision({"branch": branch}, {"value": key, "defaults": False})
+    return Decision({"branch": "defaults"}, {"value": key, "defaults": True})
+
+
+DECIDERS.update(
+    {
+        "ForEach": decide_for_each,
+        "EachSequential": decide_for_each,
+        "EachParallel": decide_for_each,
+        "Dag": decide_sequence,
+        "AllowFailure": decide_sequence,
+        "WorkingDirectory": decide_sequence,
+        "Switch": decide_switch,
+    }
+)

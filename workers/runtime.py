@@ -154,7 +154,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             decision = decider_for(claimed.task.type)(ctx)
         except Exception as error:
             return engine.finish(claimed, _failure(ctx, error))
-        plan = engine.decide(claimed, decision)
+        plan = engine.decide(claimed, decision.choice, decision.outputs)
         if plan is None:
             return STOP
         # The body takes this task's place: its chain continuation (the siblings after it) follows the body.

@@ -130,15 +130,28 @@ def execution_audit(
     if not events:
         raise NotFound("execution", execution_id)
     broken = verify_chain(
-        (e.seq, e.prev_hash, e.hash, store.hashed_event(e.chain_key, e.seq, e.at, e.actor, e.action, e.subject, e.payload))
+        (
+            e.seq,
+            e.prev_hash,
+            e.hash,
+            store.hashed_event(e.chain_key, e.seq, e.at, e.actor, e.action, e.subject, e.payload),
+        )
         for e in events
     )
     return {
         "verified": broken is None,
         "brokenAt": None if broken is None else {"seq": broken.seq, "reason": broken.reason},
         "events": [
-            {"seq": e.seq, "at": store.iso(e.at), "actor": e.actor, "action": e.action, "subject": e.subject,
-             "payload": e.payload, "prevHash": e.prev_hash, "hash": e.hash}
+            {
+                "seq": e.seq,
+                "at": store.iso(e.at),
+                "actor": e.actor,
+                "action": e.action,
+                "subject": e.subject,
+                "payload": e.payload,
+                "prevHash": e.prev_hash,
+                "hash": e.hash,
+            }
             for e in events
         ],
     }

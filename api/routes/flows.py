@@ -121,12 +121,33 @@ async def validate_flows(request: Request, tenant: str = Depends(check_tenant)) 
     for index, document in enumerate(split_documents(text)):
         try:
             flow = parse_flow(document)
-            results.append({"index": index, "flow": flow.id, "namespace": flow.namespace, "constraints": None,
-                             "outdated": False, "deprecationPaths": [], "warnings": [], "infos": [], "errors": []})
+            results.append(
+                {
+                    "index": index,
+                    "flow": flow.id,
+                    "namespace": flow.namespace,
+                    "constraints": None,
+                    "outdated": False,
+                    "deprecationPaths": [],
+                    "warnings": [],
+                    "infos": [],
+                    "errors": [],
+                }
+            )
         except FlowInvalid as e:
-            results.append({"index": index, "flow": None, "namespace": None, "constraints": e.message,
-                            "outdated": False, "deprecationPaths": [], "warnings": [], "infos": [],
-                            "errors": validation_body(e)["_embedded"]["errors"]})
+            results.append(
+                {
+                    "index": index,
+                    "flow": None,
+                    "namespace": None,
+                    "constraints": e.message,
+                    "outdated": False,
+                    "deprecationPaths": [],
+                    "warnings": [],
+                    "infos": [],
+                    "errors": validation_body(e)["_embedded"]["errors"],
+                }
+            )
     return results
 
 

@@ -95,13 +95,29 @@ PlanNode = Run | Join | Chain | Fanout
 
 
 @dataclass(frozen=True)
-class ChildLists:
-    """The three phases of a parent: its main tasks, its `errors` and its `finally` tasks."""
+class Slot:
+    """One child task run to be: a task, and the loop iteration it belongs to (None outside loops)."""
 
-    main: tuple[TaskSpec, ...]
+    task: TaskSpec
+    iteration: int | None = None
+
+
+#: Slots that run one after the other. A parent's main phase is one or more lanes running side by side:
+#: a sequence is one lane, a Parallel one lane per task, a ForEach lanes of whole iterations.
+Lane = tuple[Slot, ...]
+
+
+@dataclass(frozen=True)
+class ChildLists:
+    """The three phases of a parent: its main lanes, its `errors` and its `finally` tasks."""
+
+    main: tuple[Lane, ...]
     errors: tuple[TaskSpec, ...]
     finally_: tuple[TaskSpec, ...]
-    parallel: bool
+
+    @property
+    def main_slots(self) -> tuple[Slot, ...]:
+        return tuple(slot for lane in self.main for slot in lane)
 
 
 def _enabled(tasks: Sequence[TaskSpec]) -> tuple[TaskSpec, ...]:
@@ -109,18 +125,69 @@ def _enabled(tasks: Sequence[TaskSpec]) -> tuple[TaskSpec, ...]:
     return tuple(t for t in tasks if not t.disabled)
 
 
+def _spread(slots: Sequence[Lane], width: int) -> tuple[Lane, ...]:
+    """Deal units of work over `width` lanes (0: one lane each), keeping each unit's order."""
+    if width <= 0 or width >= len(slots):
+        return tuple(slots)
+    lanes: list[list[Slot]] = [[] for _ in range(width)]
+    for index, unit in enumerate(slots):
+        lanes[index % width].extend(unit)
+    return tuple(tuple(lane) for lane in lanes)
+
+
+def _int(value: object, default: int) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError):
+        return default
+
+
 def child_lists(flow: Flow, parent: TaskSpec | None, decision: Mapping[str, object]) -> ChildLists:
     """The children of the execution root (parent None) or of a flowable task, given its decision."""
     if parent is None:
-        return ChildLists(_enabled(flow.tasks), _enabled(flow.errors), _enabled(flow.finally_), parallel=False)
+        lane = tuple(Slot(t) for t in _enabled(flow.tasks))
+        return ChildLists((lane,) if lane else (), _enabled(flow.errors), _enabled(flow.finally_))
+    errors = _enabled(parent.branches.get("errors", ()))
+    finally_ = _enabled(parent.branches.get("finally", ()))
     branch = str(decision.get("branch", "tasks"))
-    main = parent.branches.get(branch, ())
-    return ChildLists(
-        _enabled(main),
-        _enabled(parent.branches.get("errors", ())),
-        _enabled(parent.branches.get("finally", ())),
-        parallel=parent.type == "Parallel",
-    )
+    tasks = _enabled(parent.branches.get(branch, ()))
+    values = decision.get("values")
+    if isinstance(values, list):
+        return ChildLists(_iteration_lanes(parent, tasks, len(values)), errors, finally_)
+    if parent.type == "Parallel":
+        width = _int(parent.properties.get("concurrent"), 0)
+        return ChildLists(_spread([(Slot(t),) for t in tasks], width), errors, finally_)
+    if parent.type == "Dag":
+        tasks = _topological(tasks)
+    lane = tuple(Slot(t) for t in tasks)
+    return ChildLists((lane,) if lane else (), errors, finally_)
+
+
+def _topological(tasks: tuple[TaskSpec, ...]) -> tuple[TaskSpec, ...]:
+    """A Dag's tasks in an order that respects `dependsOn` (the parser has refused cycles)."""
+    ordered: list[TaskSpec] = []
+    done: set[str] = set()
+    pending = list(tasks)
+    while pending:
+        ready = [t for t in pending if all(d in done for d in t.depends_on)] or pending[:1]
+        for task in ready:
+            ordered.append(task)
+            done.add(task.id)
+            pending.remove(task)
+    return tuple(ordered)
+
+
+def _iteration_lanes(parent: TaskSpec, tasks: tuple[TaskSpec, ...], count: int) -> tuple[Lane, ...]:
+    if parent.type == "EachParallel":
+        # Every task of every iteration side by side, at most `concurrent` at a time.
+        width = _int(parent.properties.get("concurrent"), 0)
+        return _spread([(Slot(t, i),) for i in range(count) for t in tasks], width)
+    if parent.type == "EachSequential":
+        width = 1
+    else:  # ForEach: `concurrencyLimit` iterations at a time, 0 meaning no limit
+        width = _int(parent.properties.get("concurrencyLimit"), 1)
+    units = [tuple(Slot(t, i) for t in tasks) for i in range(count)]
+    return _spread([u for u in units if u], width)
 
 
 def _is_flowable(task: TaskSpec) -> bool:
@@ -144,81 +211,84 @@ def inside(flow: Flow, spec: TaskSpec, run: TaskRunView, snapshot: Snapshot) -> 
     return _parent_plan(flow, spec, run, snapshot)
 
 
-def phase(
-    flow: Flow, tasks: tuple[TaskSpec, ...], parent_id: str | None, parallel: bool, snapshot: Snapshot
-) -> PlanNode | None:
-    """The plan of one phase's children (what a join starts), ending with the parent's join again."""
-    return _phase_plan(flow, tasks, parent_id, parallel, snapshot, Join(snapshot.execution_id, parent_id))
+def phase(flow: Flow, lanes: tuple[Lane, ...], parent_id: str | None, snapshot: Snapshot) -> PlanNode | None:
+    """The plan of one phase's lanes (what a join starts), ending with the parent's join again."""
+    return _lanes_plan(flow, lanes, parent_id, snapshot, Join(snapshot.execution_id, parent_id))
 
 
 def _parent_plan(flow: Flow, spec: TaskSpec | None, run: TaskRunView | None, snap: Snapshot) -> PlanNode | None:
     parent_id = run.id if run else None
     lists = child_lists(flow, spec, run.decision if run else {})
-    current = current_phase(lists, parent_id, snap)
-    join = Join(snap.execution_id, parent_id)
-    return _phase_plan(flow, current, parent_id, lists.parallel and current is lists.main, snap, join)
+    return phase(flow, current_phase(lists, parent_id, snap), parent_id, snap)
 
 
-def current_phase(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> tuple[TaskSpec, ...]:
-    """Which child list is being worked on: finally once started, else errors once started, else main.
+def _sequence(tasks: tuple[TaskSpec, ...]) -> tuple[Lane, ...]:
+    return (tuple(Slot(t) for t in tasks),) if tasks else ()
+
+
+def current_phase(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> tuple[Lane, ...]:
+    """Which lanes are being worked on: finally once started, else errors once started, else main.
 
     A phase that has not started yet is started by the parent's join (`decide_join`), not here.
     """
     started = {t.task_id for t in snap.children(parent_id)}
     if any(t.id in started for t in lists.finally_):
-        return lists.finally_
+        return _sequence(lists.finally_)
     if any(t.id in started for t in lists.errors):
-        return lists.errors
+        return _sequence(lists.errors)
     return lists.main
 
 
-def _phase_plan(
-    flow: Flow,
-    tasks: tuple[TaskSpec, ...],
-    parent_id: str | None,
-    parallel: bool,
-    snap: Snapshot,
-    join: Join,
+def _lanes_plan(
+    flow: Flow, lanes: tuple[Lane, ...], parent_id: str | None, snap: Snapshot, join: Join
 ) -> PlanNode | None:
+    if len(lanes) <= 1:
+        items = _lane_plan(flow, lanes[0] if lanes else (), parent_id, snap)
+        return None if items is None else Chain((*items, join))
+    branches = []
+    for lane in lanes:
+        items = _lane_plan(flow, lane, parent_id, snap)
+        if items:
+            branches.append(items[0] if len(items) == 1 else Chain(tuple(items)))
+    return Fanout(tuple(branches), join) if branches else join
+
+
+def _lane_plan(flow: Flow, lane: Lane, parent_id: str | None, snap: Snapshot) -> list[PlanNode] | None:
+    """The links of one lane; None when the lane is blocked (paused, retry not due)."""
     items: list[PlanNode] = []
-    for task in tasks:
-        run = snap.get(task.id, parent_id)
+    for slot in lane:
+        run = snap.get(slot.task.id, parent_id, slot.iteration)
         if run is None:
-            items.append(_entry(task, parent_id, snap, attempt=1))
+            items.append(_entry(slot, parent_id, snap, attempt=1))
             continue
         if run.state in _OK:
             continue
         if run.state in _BAD:
-            if parallel:
-                continue
-            break  # a sequence stops at its first failure; the join runs errors/finally
-        node = _in_flight(flow, task, run, snap)
+            break  # a lane stops at its first failure; the parent's join runs errors/finally
+        node = _in_flight(flow, slot, run, snap)
         if node is None:
-            if parallel:
-                continue
-            return None  # blocked (paused, retry not due): nothing after it may start yet
+            return None  # nothing after a blocked slot may start (and nothing before it is in flight)
         items.append(node)
-    if parallel:
-        return Fanout(tuple(items), join) if items else join
-    return Chain((*items, join))
+    return items
 
 
-def _entry(task: TaskSpec, parent_id: str | None, snap: Snapshot, *, attempt: int) -> Run:
-    return Run(snap.execution_id, task.id, parent_id, None, attempt, _pool(task), enter=_is_flowable(task))
+def _entry(slot: Slot, parent_id: str | None, snap: Snapshot, *, attempt: int) -> Run:
+    task = slot.task
+    return Run(snap.execution_id, task.id, parent_id, slot.iteration, attempt, _pool(task), enter=_is_flowable(task))
 
 
-def _in_flight(flow: Flow, task: TaskSpec, run: TaskRunView, snap: Snapshot) -> PlanNode | None:
+def _in_flight(flow: Flow, slot: Slot, run: TaskRunView, snap: Snapshot) -> PlanNode | None:
     if run.state is State.RETRYING:
         if run.retry_at is not None and run.retry_at > snap.now:
             return None
-        return _entry(task, run.parent_id, snap, attempt=run.attempt + 1)
+        return _entry(slot, run.parent_id, snap, attempt=run.attempt + 1)
     if run.state is State.PAUSED:
         return None
-    if _is_flowable(task) and run.decision:
+    if _is_flowable(slot.task) and run.decision:
         # Entered and decided: continue inside it rather than deciding again.
-        return _parent_plan(flow, task, run, snap)
+        return _parent_plan(flow, slot.task, run, snap)
     # CREATED/RUNNING/RESTARTED: send again; the claim lets through only one live runner.
-    return _entry(task, run.parent_id, snap, attempt=run.attempt)
+    return _entry(slot, run.parent_id, snap, attempt=run.attempt)
 
 
 # ---- joins --------------------------------------------------------------------------------------
@@ -231,10 +301,9 @@ class Wait:
 
 @dataclass(frozen=True)
 class StartPhase:
-    """Run these children (a phase, or the rest of the current one), then join again."""
+    """Run these lanes (a phase, or the rest of the current one), then join again."""
 
-    tasks: tuple[TaskSpec, ...]
-    parallel: bool
+    lanes: tuple[Lane, ...]
 
 
 @dataclass(frozen=True)
@@ -249,31 +318,30 @@ JoinDecision = Wait | StartPhase | Complete
 
 def decide_join(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> JoinDecision:
     """What a join does, from the children's states alone."""
-    children = {t.task_id: t for t in snap.children(parent_id)}
-    if any(not c.state.is_terminal for c in children.values()):
+    children = snap.children(parent_id)
+    if any(not c.state.is_terminal for c in children):
         return Wait()
+    by_slot = {(c.task_id, c.iteration): c.state for c in children}
 
-    def states(tasks: tuple[TaskSpec, ...]) -> list[State]:
-        return [children[t.id].state for t in tasks if t.id in children]
+    def states(slots: Sequence[Slot]) -> list[State]:
+        return [by_slot[(s.task.id, s.iteration)] for s in slots if (s.task.id, s.iteration) in by_slot]
 
-    def missing(tasks: tuple[TaskSpec, ...]) -> bool:
-        return any(t.id not in children for t in tasks)
+    def missing(slots: Sequence[Slot]) -> bool:
+        return any((s.task.id, s.iteration) not in by_slot for s in slots)
 
-    main_failed = any(s.is_failure for s in states(lists.main))
-    in_errors = any(t.id in children for t in lists.errors)
-    in_finally = any(t.id in children for t in lists.finally_)
-
+    main = lists.main_slots
+    errors = tuple(Slot(t) for t in lists.errors)
+    finally_ = tuple(Slot(t) for t in lists.finally_)
+    in_errors = bool(states(errors))
+    in_finally = bool(states(finally_))
     if not in_errors and not in_finally:
-        if not main_failed and missing(lists.main):
-            return StartPhase(lists.main, lists.parallel)  # a broken chain: finish the main phase
-        if main_failed and lists.errors:
-            return StartPhase(lists.errors, False)
-    elif in_errors and not in_finally:
-        errors_failed = any(s.is_failure for s in states(lists.errors))
-        if not errors_failed and missing(lists.errors):
-            return StartPhase(lists.errors, False)
-    if lists.finally_ and not in_finally:
-        return StartPhase(lists.finally_, False)
-    if in_finally and missing(lists.finally_) and not any(s.is_failure for s in states(lists.finally_)):
-        return StartPhase(lists.finally_, False)
-    return Complete(worst_of(c.state for c in children.values()))
+        main_failed = any(s.is_failure for s in states(main))
+        if not main_failed and missing(main):
+            return StartPhase(lists.main)  # a broken chain (lost message): finish the main phase
+        if main_failed and errors:
+            return StartPhase(_sequence(lists.errors))
+    elif in_errors and not in_finally and missing(errors) and not any(s.is_failure for s in states(errors)):
+        return StartPhase(_sequence(lists.errors))
+    if finally_ and (not in_finally or (missing(finally_) and not any(s.is_failure for s in states(finally_)))):
+        return StartPhase(_sequence(lists.finally_))
+    return Complete(worst_of(c.state for c in children))

@@ -82,9 +82,7 @@ def stack(admin_url: str, template_database: str, redis_url: str) -> Iterator[St
         "CHORUS_WORKER_CONCURRENCY": "2",
     }
     settings = load_settings(database_url=database_url, broker_url=redis_url, port=port, worker_concurrency=2)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "server"], env=env, start_new_session=True
-    )
+    server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "server"], env=env, start_new_session=True)
     worker = run_worker_process(",".join(settings.pools), settings, env)
     try:
         _wait_http(f"http://127.0.0.1:{port}/health", server)

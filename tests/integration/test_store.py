@@ -57,7 +57,12 @@ def _execution(execution_id: str = "e1") -> ExecutionRow:
 def _verify(session: Session, chain_key: str) -> object:
     events = store.audit_events(session, chain_key)
     return verify_chain(
-        (e.seq, e.prev_hash, e.hash, store.hashed_event(e.chain_key, e.seq, e.at, e.actor, e.action, e.subject, e.payload))
+        (
+            e.seq,
+            e.prev_hash,
+            e.hash,
+            store.hashed_event(e.chain_key, e.seq, e.at, e.actor, e.action, e.subject, e.payload),
+        )
         for e in events
     )
 
