@@ -132,3 +132,108 @@ class AuditHeadRow(Base):
     chain_key: Mapped[str] = mapped_column(String(600), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class KeyValueRow(Base):
+    """A namespace KV entry with Kestra's value typing (STRING, NUMBER, BOOLEAN, DATETIME, DATE, DURATION, JSON)."""
+
+    __tablename__ = "kv_entries"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(256), primary_key=True)
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    value_type: Mapped[str] = mapped_column(String(16))
+    value: Mapped[dict[str, Any]]  #: {"v": <json value>} so scalars fit a JSONB object column
+    description: Mapped[str | None] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(256), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(512))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class ApiTokenRow(Base):
+    """A bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(256))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class RoleBindingRow(Base):
+    """A role granted to a user on every namespace starting with `namespace_prefix` ('' for all)."""
+
+    __tablename__ = "role_bindings"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(32))
+    namespace_prefix: Mapped[str] = mapped_column(String(256), default="")
+
+    __table_args__ = (UniqueConstraint("user_id", "role", "namespace_prefix", name="uq_role_bindings"),)
+
+
+class TriggerRow(Base):
+    """A flow trigger's schedule state: the next fire time is committed with the execution it creates."""
+
+    __tablename__ = "triggers"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(256), primary_key=True)
+    flow_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    trigger_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_fire_at: Mapped[datetime | None]
+    last_fire_at: Mapped[datetime | None]
+    last_execution_id: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_triggers_due", "next_fire_at", postgresql_where="enabled"),)
+
+
+class LlmCallRow(Base):
+    """One model call: for accounting (tokens, cost, latency) and for replay of recorded answers."""
+
+    __tablename__ = "llm_calls"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    execution_id: Mapped[str] = mapped_column(String(32))
+    task_run_id: Mapped[str | None] = mapped_column(String(32))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    namespace: Mapped[str] = mapped_column(String(256))
+    flow_id: Mapped[str] = mapped_column(String(256))
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(256))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]]
+    response: Mapped[dict[str, Any] | None]
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[float] = mapped_column(default=0.0)
+    latency_ms: Mapped[float] = mapped_column(default=0.0)
+    finish_reason: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_llm_calls_execution", "execution_id", "id"),
+        Index("ix_llm_calls_replay", "task_run_id", "request_hash"),
+        Index("ix_llm_calls_flow_at", "namespace", "flow_id", "at"),
+    )
