@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +42,7 @@ from orchestrator.core.plan import (
 from orchestrator.core.retry import next_attempt_at
 from orchestrator.core.states import State, apply_allowances
 from orchestrator.database import transaction
+from orchestrator.hooks import EngineHooks, emit_transitions
 from orchestrator.settings import Settings
 from orchestrator.tables import ExecutionRow, FlowRevisionRow, TaskRunRow
 from orchestrator.variables import execution_variables, flow_outputs
@@ -104,17 +106,34 @@ class _FlowCache:
     """Parsed flows by revision: a revision never changes, so parsing once per process is enough."""
 
     flows: dict[tuple[str, str, str, int], Flow] = field(default_factory=dict)
+    task_types: dict[tuple[str, str, int], dict[str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Engine:
     """The controller: every state change of flows, executions and task runs."""
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], celery: Celery) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        celery: Celery,
+        hooks: Sequence[EngineHooks] = (),
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.celery = celery
+        self.hooks = list(hooks)
         self._cache = _FlowCache()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        """One operation's transaction; its transitions reach the hooks only once it has committed."""
+        with transaction(self.sessions) as session:
+            yield session
+            transitions = list(session.info.get("transitions", ()))
+        if transitions and self.hooks:
+            emit_transitions(self.hooks, transitions)
 
     # ---- flows ----------------------------------------------------------------------------------
 
@@ -141,7 +160,7 @@ class Engine:
 
         document = load_document(source)
         tenant = self.settings.tenant
-        with transaction(self.sessions) as session:
+        with self._tx() as session:
             before = store.latest_flow(session, tenant, flow.namespace, flow.id)
             row = store.save_flow_revision(session, tenant, flow.namespace, flow.id, source, document)
             if before is None or before.revision != row.revision or before.deleted:
@@ -157,7 +176,7 @@ class Engine:
 
     def delete_flow(self, namespace: str, flow_id: str, *, actor: str) -> None:
         tenant = self.settings.tenant
-        with transaction(self.sessions) as session:
+        with self._tx() as session:
             if store.mark_flow_deleted(session, tenant, namespace, flow_id) == 0:
                 raise NotFound("flow", f"{namespace}.{flow_id}")
             store.append_audit(
@@ -181,7 +200,17 @@ class Engine:
         )
         if row is None:
             raise NotFound("flow", f"{execution.namespace}.{execution.flow_id} revision {execution.flow_revision}")
-        return self.flow_of(row)
+        flow = self.flow_of(row)
+        session.info["task_types"] = self._task_types(flow)
+        return flow
+
+    def _task_types(self, flow: Flow) -> dict[str, str]:
+        key = (flow.namespace, flow.id, id(flow))
+        types = self._cache.task_types.get(key)
+        if types is None:
+            types = {task.id: task.type for task in flow.iter_tasks()}
+            self._cache.task_types[key] = types
+        return types
 
     # ---- executions -----------------------------------------------------------------------------
 
@@ -197,7 +226,7 @@ class Engine:
         trigger: dict[str, Any] | None = None,
     ) -> ExecutionRow:
         """Create an execution with typed inputs, mark it RUNNING and dispatch its first canvas."""
-        with transaction(self.sessions) as session:
+        with self._tx() as session:
             flow_row = self._live_flow(session, namespace, flow_id, revision)
             flow = self.flow_of(flow_row)
             if flow.disabled:
@@ -238,7 +267,7 @@ class Engine:
 
     def dispatch(self, execution_id: str, *, actor: str) -> PlanNode | None:
         """Compile what remains of an execution from the database and send it (idempotent)."""
-        with transaction(self.sessions) as session:
+        with self._tx() as session:
             execution = store.lock_execution(session, execution_id)
             if execution is None:
                 raise NotFound("execution", execution_id)
@@ -256,7 +285,7 @@ class Engine:
     def claim(self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None) -> ClaimedTaskRun | None:
         """Take one attempt of a task run, or None when another worker has it or it must not run."""
         now = store.utcnow()
-        with transaction(self.sessions) as session:
+        with self._tx() as session:
             execution = store.lock_execution(session, at.execution_id)
             if execution is None or State(execution.state) is not State.RUNNING:
                 return None
@@ -358,14 +387,14 @@ class Engine:
         return False
 
     def heartbeat(self, at: TaskRunCoordinates, owner: str) -> None:
-        with transaction(self.sessions) as session:
+        with self._tx() as session:
             store.heartbeat(session, at.task_run_id, owner, store.utcnow())
 
     def finish(self, claimed: ClaimedTaskRun, outcome: TaskOutcome) -> str:
         """Record an attempt's outcome; retry, allowFailure and allowWarning decide the task run's state."""
         at, task = claimed.coordinates, claimed.task
         now = store.utcnow()
-        with transaction(self.sessions) as session:
+        with self._tx() as session:
             execution = store.lock_execution(session, at.execution_id)
             row = store.get_task_run(session, at.task_run_id, lock=True)
             if execution is None or row is None or not _still_ours(row, claimed):
@@ -401,7 +430,7 @@ class Engine:
     ) -> PlanNode | None:
         """Record a flowable's decision (branch taken, values) and return the plan of its body."""
         at = claimed.coordinates
-        with transaction(self.sessions) as session:
+        with self._tx() as session:
             store.lock_execution(session, at.execution_id)
             row = store.get_task_run(session, at.task_run_id, lock=True)
             if row is None or not _still_ours(row, claimed):
@@ -428,7 +457,7 @@ class Engine:
 
         Returns the verdict for the chain and, when a phase starts, the plan the join replaces itself with.
         """
-        with transaction(self.sessions) as session:
+        with self._tx() as session:
             execution = store.lock_execution(session, execution_id)
             if execution is None or State(execution.state) is not State.RUNNING:
                 return STOP, None
@@ -476,7 +505,7 @@ class Engine:
     def sweep_once(self) -> int:
         """Re-dispatch executions with due retries or no progress; only one sweeper runs at a time."""
         now = store.utcnow()
-        with transaction(self.sessions) as session:
+        with self._tx() as session:
             if not store.try_advisory_lock(session, _SWEEPER_LOCK_KEY):
                 return 0
             due = list(store.executions_with_due_retries(session, now))

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from orchestrator.core.audit import GENESIS_HASH, chain_hash
 from orchestrator.core.errors import Conflict
 from orchestrator.core.states import State, check_transition
+from orchestrator.hooks import Transition
 from orchestrator.tables import (
     AuditEventRow,
     AuditHeadRow,
@@ -141,10 +142,33 @@ def record_transition(
         raise Conflict(f"{kind} {row.id} changed state concurrently (expected {current})")
     for key, value in changes.items():
         setattr(row, key, value)
+    _note_transition(session, row, str(current), str(to), at)
     event = {"from": str(current), "to": str(to), **(payload or {})}
     if isinstance(row, TaskRunRow):
         event.update(task_id=row.task_id, attempt=row.attempt)
     append_audit(session, chain_key, actor=actor, action=f"{kind}.{to.lower()}", subject=subject, payload=event, at=at)
+
+
+def _note_transition(
+    session: Session, row: ExecutionRow | TaskRunRow, previous: str | None, state: str, at: datetime
+) -> None:
+    """Remember a transition on the session; the engine hands them to hooks after commit."""
+    execution = session.info.get("execution")
+    session.info.setdefault("transitions", []).append(
+        Transition(
+            kind="execution" if isinstance(row, ExecutionRow) else "task_run",
+            subject_id=row.id,
+            execution_id=row.id if isinstance(row, ExecutionRow) else row.execution_id,
+            namespace=execution.namespace if execution is not None else "",
+            flow_id=execution.flow_id if execution is not None else "",
+            task_id=None if isinstance(row, ExecutionRow) else row.task_id,
+            task_type=session.info.get("task_types", {}).get(row.task_id) if isinstance(row, TaskRunRow) else None,
+            previous=previous,
+            state=state,
+            at=at,
+            started_at=row.created_at,
+        )
+    )
 
 
 def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: dict[str, Any] | None = None) -> bool:
@@ -155,6 +179,7 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
     ).first()
     if inserted is None:
         return False
+    _note_transition(session, row, None, row.state, row.created_at)
     event = {"to": row.state, "task_id": row.task_id, "attempt": row.attempt, **(payload or {})}
     append_audit(
         session,
@@ -171,6 +196,8 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
 def create_execution(session: Session, row: ExecutionRow, *, actor: str, payload: dict[str, Any]) -> None:
     session.add(row)
     session.flush()
+    session.info["execution"] = row
+    _note_transition(session, row, None, row.state, row.created_at)
     append_audit(
         session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=row.created_at
     )
@@ -181,7 +208,9 @@ def create_execution(session: Session, row: ExecutionRow, *, actor: str, payload
 
 def lock_execution(session: Session, execution_id: str) -> ExecutionRow | None:
     """The execution row, locked: every state change of one execution is serialised on it."""
-    return session.scalars(select(ExecutionRow).where(ExecutionRow.id == execution_id).with_for_update()).first()
+    row = session.scalars(select(ExecutionRow).where(ExecutionRow.id == execution_id).with_for_update()).first()
+    session.info["execution"] = row
+    return row
 
 
 def get_execution(session: Session, execution_id: str) -> ExecutionRow | None:
