@@ -386,6 +386,15 @@ class Engine:
             return True
         return False
 
+    def error_logs(self, execution_id: str) -> list[dict[str, Any]]:
+        """Kestra's `errorLogs()`: the execution's ERROR log lines so far."""
+        with self.sessions() as session:
+            return [
+                {"taskId": r.task_id, "taskRunId": r.task_run_id, "message": r.message, "level": r.level,
+                 "timestamp": store.iso(r.at)}
+                for r in store.error_log_lines(session, execution_id)
+            ]
+
     def heartbeat(self, at: TaskRunCoordinates, owner: str) -> None:
         with self._tx() as session:
             store.heartbeat(session, at.task_run_id, owner, store.utcnow())

@@ -29,6 +29,19 @@ from orchestrator.tables import (
 )
 
 
+def iso_millis(moment: datetime) -> str:
+    """Kestra's rendering of instants in expressions: milliseconds, UTC, `Z`."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def error_log_lines(session: Session, execution_id: str) -> Sequence[LogLineRow]:
+    return session.scalars(
+        select(LogLineRow)
+        .where(LogLineRow.execution_id == execution_id, LogLineRow.level == "ERROR")
+        .order_by(LogLineRow.id)
+    ).all()
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

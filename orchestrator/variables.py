@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.core.expressions import render_typed
+from orchestrator.core.expressions import render, render_typed, render_value
 from orchestrator.core.flow import Flow, TaskSpec
-from orchestrator.store import iso
+from orchestrator.store import iso_millis as iso
 from orchestrator.tables import ExecutionRow, TaskRunRow
 
 
@@ -81,4 +81,13 @@ def _parents(run: TaskRunRow, runs: Sequence[TaskRunRow]) -> list[dict[str, Any]
 def flow_outputs(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow]) -> dict[str, Any]:
     """The flow's declared `outputs`, rendered against the finished execution."""
     variables = base_variables(execution, flow, runs)
-    return {output.id: render_typed(str(output.value), variables) for output in flow.outputs}
+    return {output.id: _typed_output(output.type, output.value, variables) for output in flow.outputs}
+
+
+def _typed_output(kind: str | None, value: Any, variables: dict[str, Any]) -> Any:
+    """A STRING output renders to text (maps and lists as JSON); other types keep native values."""
+    if not isinstance(value, str):
+        return render_value(value, variables)
+    if (kind or "STRING").upper() == "STRING":
+        return render(value, variables)
+    return render_typed(value, variables)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.core.expressions import render, render_value
+from orchestrator.core.expressions import ExpressionFunctions, render, render_value
 from orchestrator.engine import ClaimedTaskRun, LogRecord
 
 logger = logging.getLogger("chorus.task")
@@ -23,11 +23,15 @@ _LEVELS = {
 }
 
 
+_ORDER = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "ERROR": 4}
+
+
 @dataclass
 class TaskContext:
     """One attempt of one task run, as its handler sees it."""
 
     claimed: ClaimedTaskRun
+    functions: ExpressionFunctions | None = None
     logs: list[LogRecord] = field(default_factory=list)
 
     @property
@@ -36,15 +40,18 @@ class TaskContext:
 
     def render(self, value: Any) -> Any:
         """Render a property value (strings, and strings nested in lists and maps)."""
-        return render_value(value, self.claimed.variables)
+        return render_value(value, self.claimed.variables, functions=self.functions)
 
     def render_str(self, template: str) -> str:
-        return render(template, self.claimed.variables)
+        return render(template, self.claimed.variables, functions=self.functions)
 
     def log(self, level: str, message: str) -> None:
         level = level.upper()
         if level == "WARNING":
             level = "WARN"
+        floor = self.claimed.task.log_level
+        if floor and _ORDER.get(level, 2) < _ORDER.get(floor.upper().replace("WARNING", "WARN"), 0):
+            return  # the task's `logLevel` drops finer records, as in Kestra
         self.logs.append(LogRecord(level, message, datetime.now(UTC)))
         at = self.claimed.coordinates
         logger.log(

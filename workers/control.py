@@ -81,6 +81,8 @@ def decide_switch(ctx: TaskContext) -> Decision:
     branch = f"cases.{key}"
     if branch in ctx.claimed.task.branches:
         return Decision({"branch": branch}, {"value": key, "defaults": False})
+    if "defaults" not in ctx.claimed.task.branches:
+        raise TaskFailed(f"Switch: no case matches '{key}' and there are no defaults", retryable=False)
     return Decision({"branch": "defaults"}, {"value": key, "defaults": True})
 
 

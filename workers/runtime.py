@@ -25,6 +25,7 @@ from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
 from orchestrator.settings import Settings
 from workers.context import TaskContext
+from workers.functions import EngineFunctions
 from workers.registry import decider_for, handler_for
 
 logger = logging.getLogger(__name__)
@@ -91,9 +92,9 @@ def _failure(ctx: TaskContext, error: BaseException) -> TaskOutcome:
     return TaskOutcome(State.FAILED, logs=tuple(ctx.logs), error=message, retryable=retryable)
 
 
-def run_claimed(claimed: ClaimedTaskRun) -> TaskOutcome:
+def run_claimed(claimed: ClaimedTaskRun, engine: Engine) -> TaskOutcome:
     """Run one attempt of a runnable task: runIf, the handler, failures turned into a FAILED outcome."""
-    ctx = TaskContext(claimed)
+    ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
     try:
         if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
             return TaskOutcome(State.SKIPPED)
@@ -126,7 +127,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         if claimed is None:
             return STOP
         with _Heartbeat(engine, claimed):
-            outcome = run_claimed(claimed)
+            outcome = run_claimed(claimed, engine)
         return engine.finish(claimed, outcome)
 
     @app.task(bind=True, name=ENTER_TASK_RUN)
@@ -147,7 +148,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         claimed = engine.claim(at, owner=_owner(self), celery_task_id=self.request.id)
         if claimed is None:
             return STOP
-        ctx = TaskContext(claimed)
+        ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
         try:
             if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
                 return engine.finish(claimed, TaskOutcome(State.SKIPPED))
