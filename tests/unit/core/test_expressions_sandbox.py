@@ -1,0 +1,179 @@
+"""The expression sandbox: template injection attempts fail, and time and size bombs stop at their bounds."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from orchestrator.core.errors import ExpressionError, ExpressionLimitExceeded
+from orchestrator.core.expressions import RenderLimits, render, render_typed
+
+CONTEXT: dict[str, Any] = {"inputs": {"name": "Ada"}, "items": [1, 2, 3], "text": "hello"}
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ ''['__class__'] }}",
+        "{{ inputs.__class__ }}",
+        "{{ items.__class__.__base__ }}",
+        "{{ text.__class__.__mro__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ joiner.__init__.__globals__.os }}",
+        "{{ namespace.__init__.__globals__ }}",
+        "{{ self._TemplateReference__context }}",
+        "{{ self }}",
+        "{{ lipsum.__globals__ }}",
+        "{{ config }}",
+        "{{ request }}",
+        "{{ range.__globals__ }}",
+        "{{ now.__globals__ }}",
+        "{{ render.__globals__['os'] }}",
+        "{{ secret.__code__ }}",
+        "{{ (1).__class__ }}",
+        "{{ text.format }}",
+        "{{ '{0.__class__}'.format(text) }}",
+        "{{ text.ljust(10) }}",
+        "{{ items.append(4) }}",
+        "{{ inputs.update({'x': 1}) }}",
+        "{{ inputs.items() }}",
+        "{{ __import__('os') }}",
+        "{{ __builtins__ }}",
+        "{{ globals() }}",
+        "{{ loop.__class__ }}",
+        "{% for x in items %}{{ loop.__class__ }}{% endfor %}",
+        "{% macro m() %}{% endmacro %}{{ m.__globals__ }}",
+        "{{ caller }}",
+        "{{ dict }}",
+        "{{ attr }}",
+        "{% set x = items.pop() %}",
+        "{{ (1).to_bytes(1000000000, 'big') }}",
+        "{{ (1.5).hex() }}",
+    ],
+)
+def test_template_injection_attempts_raise_an_expression_error(template: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        render(template, CONTEXT)
+    assert not isinstance(caught.value, ExpressionLimitExceeded)
+
+
+def test_dunder_attributes_are_reported_as_forbidden() -> None:
+    with pytest.raises(
+        ExpressionError, match=r"Forbidden .* access to attribute '__class__' of 'str' object is unsafe"
+    ):
+        render("{{ ''.__class__ }}", {})
+
+
+def test_safe_string_methods_stay_available() -> None:
+    assert render("{{ text.upper() }}|{{ text.startswith('he') }}|{{ 'a,b'.split(',') }}", CONTEXT) == (
+        'HELLO|true|["a","b"]'
+    )
+
+
+def test_a_variable_named_like_a_jinja_special_name_is_an_ordinary_variable() -> None:
+    assert render("{{ self }}|{{ caller.name }}", {"self": "me", "caller": {"name": "c"}}) == "me|c"
+
+
+def test_the_defined_test_reveals_nothing_about_internals() -> None:
+    assert render("{{ ''.__class__ is defined }}|{{ cycler is defined }}", {}) == "false|false"
+
+
+def _assert_stops_quickly(template: str, limit_seconds: float = 2.0) -> ExpressionLimitExceeded:
+    started = time.monotonic()
+    with pytest.raises(ExpressionLimitExceeded) as caught:
+        render(template, CONTEXT, limits=RenderLimits(max_seconds=limit_seconds))
+    assert time.monotonic() - started < limit_seconds + 1.0
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% for i in range(0, 999999) %}{% for j in range(0, 999999) %}{% endfor %}{% endfor %}",
+        "{% for i in 0..999999 %}{% for j in 0..999999 %}{{ '' }}{% endfor %}{% endfor %}",
+        "{% for i in range(0, 999999) %}{% for j in range(0, 999999) %}{% set x = j + 1 %}{% endfor %}{% endfor %}",
+        "{% for i in range(0, 999999) %}{% for j in range(0, 999999) %}{{ x ?? 1 }}{% endfor %}{% endfor %}",
+    ],
+)
+def test_a_loop_that_runs_too_long_stops_at_the_deadline(template: str) -> None:
+    error = _assert_stops_quickly(template, limit_seconds=0.3)
+    assert "time limit" in str(error)
+
+
+def test_an_empty_loop_over_a_billion_steps_stops_within_the_default_two_seconds() -> None:
+    started = time.monotonic()
+    with pytest.raises(ExpressionLimitExceeded, match="time limit"):
+        render("{% for i in range(0, 999999) %}{% for j in range(0, 999) %}{% endfor %}{% endfor %}", {})
+    assert 1.9 < time.monotonic() - started < 3.0
+
+
+def test_indenting_a_single_line_by_a_huge_amount_allocates_nothing() -> None:
+    assert render("{{ 'x' | indent(1000000000) }}", {}) == "x"
+
+
+def test_a_huge_range_is_refused_without_being_allocated() -> None:
+    error = _assert_stops_quickly("{% for i in range(0, 1000000000000) %}{% endfor %}", limit_seconds=0.5)
+    assert "range() cannot produce more than 1000000 elements" in str(error)
+
+
+def test_a_huge_inclusive_range_operator_is_refused() -> None:
+    _assert_stops_quickly("{{ (0..999999999999) | length }}", limit_seconds=0.5)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ 'a' * 1000000000 }}",
+        "{{ [1] * 1000000000 }}",
+        "{% set s = 'aaaaaaaaaaaaaaaa' %}" + "{% set s = s ~ s %}" * 40 + "{{ s | length }}",
+        "{% set s = 'aaaaaaaaaaaaaaaa' %}" + "{% set s = s + s %}" * 40 + "{{ s | length }}",
+        "{% for i in range(0, 999999) %}{{ i }}{% endfor %}",
+        "{{ range(0, 999999) | join('xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx') }}",
+        "{{ ('a' * 100000) | replace({'a': 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'}) }}",
+        "{{ 'a\nb\nc' | indent(900000) }}",
+        "{{ range(0, 999999) | merge(range(0, 999999)) }}",
+    ],
+)
+def test_output_and_intermediate_values_are_bounded_in_size(template: str) -> None:
+    error = _assert_stops_quickly(template)
+    assert "limit" in str(error)
+
+
+def test_the_output_limit_is_configurable() -> None:
+    with pytest.raises(ExpressionLimitExceeded, match="over the limit of 10"):
+        render("{{ 'hello world!' }}", {}, limits=RenderLimits(max_output_chars=10))
+
+
+def test_the_time_limit_is_configurable() -> None:
+    started = time.monotonic()
+    with pytest.raises(ExpressionLimitExceeded):
+        render("{% for i in range(0, 999999) %}{% for j in range(0, 999999) %}{% endfor %}{% endfor %}", {},
+               limits=RenderLimits(max_seconds=0.1))  # fmt: skip
+    assert time.monotonic() - started < 1.0
+
+
+def test_unbounded_macro_recursion_is_a_limit_error() -> None:
+    _assert_stops_quickly("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}")
+
+
+def test_deeply_nested_expressions_are_a_limit_error() -> None:
+    _assert_stops_quickly("{{ " + "[" * 5000 + "]" * 5000 + " }}")
+
+
+def test_regular_expressions_with_nested_quantifiers_are_refused() -> None:
+    with pytest.raises(ExpressionError, match="nests quantifiers"):
+        render("{{ 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!' | replace({'(a+)+$': 'x'}, true) }}", {})
+
+
+def test_typed_rendering_is_bounded_too() -> None:
+    with pytest.raises(ExpressionLimitExceeded):
+        render_typed("{{ 'a' * 1000000000 }}", {})
+
+
+def test_limits_apply_again_on_the_next_render() -> None:
+    with pytest.raises(ExpressionLimitExceeded):
+        render("{{ 'a' * 1000000000 }}", {})
+    assert render("{{ 'a' * 3 }}", {}) == "aaa"
