@@ -11,6 +11,9 @@ import redis
 from orchestrator.database import make_engine, migrate
 from tests.harness import services
 
+#: Fake protocol servers (OpenAI wire, Jira, webhooks) as session fixtures.
+pytest_plugins = ["tests.fakes.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def admin_url() -> str:
