@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import ExpressionFunctions, render, render_value
-from orchestrator.engine import ClaimedTaskRun, LogRecord
+from orchestrator.engine import ClaimedTaskRun, Engine, LogRecord
+from workers.functions import EngineFunctions
 
 logger = logging.getLogger("chorus.task")
 
@@ -45,7 +47,19 @@ class TaskContext:
     def render_str(self, template: str) -> str:
         return render(template, self.claimed.variables, functions=self.functions)
 
+    def redact(self, text: str) -> str:
+        """`text` with the values of the secrets this attempt has read masked (DESIGN invariant 8)."""
+        return self.functions.secrets.redact(text) if isinstance(self.functions, EngineFunctions) else text
+
+    @property
+    def engine(self) -> Engine:
+        """The worker's Engine, for operations beyond claim and finish (the LLM ledger)."""
+        if not isinstance(self.functions, EngineFunctions):
+            raise TaskFailed("this task needs the engine, and its context was built without one", retryable=False)
+        return self.functions.engine
+
     def log(self, level: str, message: str) -> None:
+        message = self.redact(message)
         level = level.upper()
         if level == "WARNING":
             level = "WARN"

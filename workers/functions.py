@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from orchestrator.engine import ClaimedTaskRun, Engine
+from workers.secrets import EnvSecrets, SecretKeeper
 
 
 class EngineFunctions:
     """Implements orchestrator.core.expressions.ExpressionFunctions for one claimed task run."""
 
-    def __init__(self, engine: Engine, claimed: ClaimedTaskRun) -> None:
+    def __init__(self, engine: Engine, claimed: ClaimedTaskRun, secrets: SecretKeeper | None = None) -> None:
         self._engine = engine
         self._claimed = claimed
+        # The worker's SECRET_<NAME> variables are the secret backend (Kestra's open-source convention).
+        self.secrets = secrets or SecretKeeper(EnvSecrets(os.environ))
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def secret(self, name: str) -> str:
+        return self.secrets.reveal(name)
 
     def error_logs(self) -> list[dict[str, Any]]:
         return self._engine.error_logs(self._claimed.coordinates.execution_id)

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
-from orchestrator.core.errors import TaskFailed
-from workers import control
-from workers.context import Decider, Handler
+import functools
+from typing import Any
 
-_HANDLERS: dict[str, Handler] = {**control.HANDLERS}
+from orchestrator.core.errors import ChorusError, TaskFailed
+from workers import control, io, notifications
+from workers.context import Decider, Handler, TaskContext
+
+_HANDLERS: dict[str, Handler] = {**control.HANDLERS, **io.HANDLERS, **notifications.HANDLERS}
 _DECIDERS: dict[str, Decider] = {**control.DECIDERS}
+
+
+def _redacting(handler: Handler) -> Handler:
+    """A handler whose failure message never shows a secret it read (the message reaches logs and audit)."""
+
+    @functools.wraps(handler)
+    def run(ctx: TaskContext) -> dict[str, Any] | None:
+        try:
+            return handler(ctx)
+        except Exception as error:
+            message = error.message if isinstance(error, ChorusError) else f"{type(error).__name__}: {error}"
+            redacted = ctx.redact(message)
+            if redacted == message:
+                raise
+            raise TaskFailed(redacted, retryable=error.retryable if isinstance(error, TaskFailed) else True) from error
+
+    return run
 
 
 def handler_for(task_type: str) -> Handler:
     try:
-        return _HANDLERS[task_type]
+        return _redacting(_HANDLERS[task_type])
     except KeyError:
         raise TaskFailed(f"task type {task_type} is not implemented by this worker yet", retryable=False) from None
 

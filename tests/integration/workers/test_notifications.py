@@ -1,0 +1,122 @@
+"""Slack incoming webhooks and Jira issue creation against real HTTP servers speaking those protocols."""
+
+from __future__ import annotations
+
+import uuid
+
+from orchestrator.core.states import State
+from tests.fakes.base import FakeResponse
+from tests.fakes.jira import ACCESS_TOKEN, API_TOKEN, USERNAME, JiraServer
+from tests.fakes.webhook import WebhookReceiver
+from tests.integration.workers.conftest import Runner, SetSecrets, one_task_flow
+
+
+def _slack(url: str, more: str) -> str:
+    return one_task_flow(f"    type: io.kestra.plugin.notifications.slack.SlackIncomingWebhook\n    url: {url}\n{more}")
+
+
+def test_slack_message_text_is_posted_as_text(run_task: Runner, webhook_receiver: WebhookReceiver) -> None:
+    path = f"/services/{uuid.uuid4().hex}"
+    url = webhook_receiver.script(path, FakeResponse.of_text("ok"))
+
+    outcome = run_task(_slack(url, '    messageText: "Flow {{ flow.id }} done"'), "t")
+
+    assert outcome.state is State.SUCCESS, outcome.error
+    assert webhook_receiver.received(path)[0].json() == {"text": "Flow t done"}
+
+
+def test_slack_payload_template_is_sent_as_rendered(run_task: Runner, webhook_receiver: WebhookReceiver) -> None:
+    path = f"/services/{uuid.uuid4().hex}"
+    url = webhook_receiver.script(path, FakeResponse.of_text("ok"))
+
+    run_task(_slack(url, """    payload: '{"channel": "#alerts", "text": "{{ flow.namespace }}"}'"""), "t")
+
+    assert webhook_receiver.received(path)[0].json() == {"channel": "#alerts", "text": "tests.workers"}
+
+
+def test_slack_server_errors_are_retryable(run_task: Runner, webhook_receiver: WebhookReceiver) -> None:
+    url = webhook_receiver.script(f"/services/{uuid.uuid4().hex}", FakeResponse.of_text("internal_error", 500))
+
+    outcome = run_task(_slack(url, "    messageText: hi"), "t")
+
+    assert outcome.state is State.FAILED and outcome.retryable is True
+
+
+def test_slack_without_payload_or_text_is_refused(run_task: Runner, webhook_receiver: WebhookReceiver) -> None:
+    outcome = run_task(_slack(webhook_receiver.url, ""), "t")
+
+    assert outcome.state is State.FAILED and outcome.retryable is False
+    assert outcome.error is not None and "payload or messageText" in outcome.error
+
+
+def _jira(auth: str, *, url_key: str = "url", description: str = "Feedback: slow app") -> str:
+    return one_task_flow(
+        "    type: io.kestra.plugin.notifications.jira.JiraCreate\n"
+        f"    {url_key}: \"{{{{ secret('JIRA_URL') }}}}\"\n"
+        "    projectKey: SUPPORT\n    issueType: Bug\n    summary: Negative feedback\n"
+        f'    description: "{description}"\n    labels: [feedback]\n{auth}'
+    )
+
+
+_BASIC = "    username: \"{{ secret('JIRA_USERNAME') }}\"\n    password: \"{{ secret('JIRA_API_TOKEN') }}\""
+
+
+def test_jira_creates_the_issue_with_basic_auth_and_outputs_its_key(
+    run_task: Runner, jira_server: JiraServer, secrets: SetSecrets
+) -> None:
+    secrets(JIRA_URL=jira_server.url, JIRA_USERNAME=USERNAME, JIRA_API_TOKEN=API_TOKEN)
+    marker = uuid.uuid4().hex
+
+    outcome = run_task(_jira(_BASIC, description=f"Feedback: {marker}"), "t")
+
+    assert outcome.state is State.SUCCESS, outcome.error
+    [issue] = jira_server.issues_mentioning(marker)
+    assert outcome.outputs is not None and outcome.outputs["key"] == issue.key
+    assert issue.auth == "basic"
+    assert issue.fields["project"] == {"key": "SUPPORT"}
+    assert issue.fields["issuetype"] == {"name": "Bug"}
+    assert issue.fields["labels"] == ["feedback"]
+    assert issue.fields["summary"] == "Negative feedback"
+
+
+def test_jira_accepts_kestras_base_url_and_an_access_token(
+    run_task: Runner, jira_server: JiraServer, secrets: SetSecrets
+) -> None:
+    secrets(JIRA_URL=jira_server.url)
+    marker = uuid.uuid4().hex
+
+    outcome = run_task(_jira(f"    accessToken: {ACCESS_TOKEN}", url_key="baseUrl", description=marker), "t")
+
+    assert outcome.state is State.SUCCESS, outcome.error
+    assert jira_server.issues_mentioning(marker)[0].auth == "bearer"
+
+
+def test_jira_bad_credentials_fail_without_retry_and_without_the_password(
+    run_task: Runner, jira_server: JiraServer, secrets: SetSecrets
+) -> None:
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    secrets(JIRA_URL=jira_server.url, JIRA_USERNAME=USERNAME, JIRA_API_TOKEN=wrong)
+
+    outcome = run_task(_jira(_BASIC), "t")
+
+    assert outcome.state is State.FAILED and outcome.retryable is False
+    assert outcome.error is not None and "HTTP 401" in outcome.error and wrong not in outcome.error
+
+
+def test_jira_server_errors_are_retryable(run_task: Runner, jira_server: JiraServer, secrets: SetSecrets) -> None:
+    secrets(JIRA_URL=jira_server.url, JIRA_USERNAME=USERNAME, JIRA_API_TOKEN=API_TOKEN)
+    jira_server.fail_project["DOWN"] = 502
+    source = _jira(_BASIC).replace("projectKey: SUPPORT", "projectKey: DOWN")
+
+    outcome = run_task(source, "t")
+
+    assert outcome.state is State.FAILED and outcome.retryable is True
+
+
+def test_jira_without_credentials_is_refused(run_task: Runner, jira_server: JiraServer, secrets: SetSecrets) -> None:
+    secrets(JIRA_URL=jira_server.url)
+
+    outcome = run_task(_jira(""), "t")
+
+    assert outcome.state is State.FAILED and outcome.retryable is False
+    assert outcome.error is not None and "accessToken" in outcome.error

@@ -1,0 +1,99 @@
+"""The io pool's notifications: Slack incoming webhooks, generic JSON webhooks, and Jira issue creation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import httpx
+
+from orchestrator.core.errors import TaskFailed
+from workers.context import Handler, TaskContext
+from workers.httpclient import BearerAuth, HttpOptions, check_status, exchange, http_options
+
+
+def _options(ctx: TaskContext, props: dict[str, Any]) -> HttpOptions:
+    return http_options(props.get("options"), task_timeout=ctx.claimed.task.timeout)
+
+
+def post_json(ctx: TaskContext, url: str, payload: Any, options: HttpOptions, what: str) -> None:
+    """POST a JSON document (a text is sent as it is: Kestra payloads are often rendered JSON templates)."""
+    content = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+    result = exchange("POST", url, options, what=what, content=content, headers={"Content-Type": "application/json"})
+    check_status(result, what)
+    ctx.log("INFO", f"{what}: delivered ({result.code})")
+
+
+def run_slack_webhook(ctx: TaskContext) -> dict[str, Any] | None:
+    """Kestra's SlackIncomingWebhook: `payload` (a JSON text or map) or `messageText`."""
+    props: dict[str, Any] = ctx.render(ctx.properties)
+    payload = props.get("payload")
+    if payload is None:
+        if props.get("messageText") is None:
+            raise TaskFailed("SlackIncomingWebhook needs payload or messageText", retryable=False)
+        payload = {"text": str(props["messageText"])}
+    post_json(ctx, str(props["url"]), payload, _options(ctx, props), "SlackIncomingWebhook")
+    return None
+
+
+def run_webhook(ctx: TaskContext) -> dict[str, Any] | None:
+    """A generic outgoing webhook: `url` and a JSON `payload` (Teams, Discord, Google Chat have this shape)."""
+    props: dict[str, Any] = ctx.render(ctx.properties)
+    post_json(ctx, str(props["url"]), props.get("payload") or {}, _options(ctx, props), "Webhook")
+    return None
+
+
+def _jira_fields(props: dict[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {"project": {"key": str(props["projectKey"])}, "summary": str(props["summary"])}
+    if props.get("description") is not None:
+        fields["description"] = str(props["description"])
+    if props.get("issueTypeId") is not None:
+        fields["issuetype"] = {"id": str(props["issueTypeId"])}
+    else:
+        fields["issuetype"] = {"name": str(props.get("issueType") or "Task")}
+    if props.get("labels"):
+        fields["labels"] = [str(label) for label in props["labels"]]
+    if props.get("priority") is not None:
+        fields["priority"] = {"name": str(props["priority"])}
+    if props.get("assignee") is not None:
+        fields["assignee"] = {"name": str(props["assignee"])}
+    return {**fields, **(props.get("fields") or {})}
+
+
+def _jira_auth(props: dict[str, Any]) -> httpx.Auth:
+    if props.get("accessToken"):
+        return BearerAuth(str(props["accessToken"]))
+    secret = props.get("password") or props.get("apiToken")
+    if props.get("username") and secret:
+        return httpx.BasicAuth(str(props["username"]), str(secret))
+    raise TaskFailed("JiraCreate needs username with password (or apiToken), or accessToken", retryable=False)
+
+
+def run_jira_create(ctx: TaskContext) -> dict[str, Any] | None:
+    """Create a Jira issue through REST v2 (`POST /rest/api/2/issue`); outputs its key, id and URL."""
+    props: dict[str, Any] = ctx.render(ctx.properties)
+    base_url = str(props.get("baseUrl") or props.get("url") or "").rstrip("/")
+    options = dataclasses.replace(_options(ctx, props), auth=_jira_auth(props), allow_failed=False)
+    result = exchange(
+        "POST",
+        f"{base_url}/rest/api/2/issue",
+        options,
+        what="JiraCreate",
+        content=json.dumps({"fields": _jira_fields(props)}).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    check_status(result, "JiraCreate")
+    try:
+        created = json.loads(result.content)
+        key = str(created["key"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise TaskFailed(f"JiraCreate: unexpected answer from {base_url}: {result.text[:200]}", retryable=False) from e
+    ctx.log("INFO", f"Jira issue {key} created")
+    return {"key": key, "id": str(created.get("id", "")), "url": str(created.get("self", ""))}
+
+
+HANDLERS: dict[str, Handler] = {
+    "SlackIncomingWebhook": run_slack_webhook,
+    "JiraCreate": run_jira_create,
+}

@@ -1,0 +1,65 @@
+"""`secret('NAME')` for task expressions, and the redaction of every secret value a task has read.
+
+Values come from `SECRET_<NAME>` environment variables, base64-encoded, as Kestra's open-source secret
+backend reads them. The worker process's environment is the backend, so the deployment (a Kubernetes
+Secret, a compose env file) decides who sees them; nothing is stored in the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import threading
+from collections.abc import Mapping
+
+from orchestrator.core.errors import ExpressionError
+
+#: What a secret value becomes in logs and failure messages (Kestra's mask).
+MASK = "******"
+#: Shorter values are not masked: redacting "a" or "on" would shred every log line without protecting anything.
+_MIN_MASKED_LENGTH = 4
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+class EnvSecrets:
+    """Reads `SECRET_<NAME>` (base64) from a mapping, normally the worker's environment."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def get(self, name: str) -> str:
+        if not _NAME.fullmatch(name):
+            raise ExpressionError(f"Invalid secret name '{name}': use letters, digits and underscores")
+        encoded = self._environ.get(f"SECRET_{name}")
+        if encoded is None:
+            raise ExpressionError(f"Cannot find secret for key '{name}'")
+        try:
+            return base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as e:
+            raise ExpressionError(f"Secret '{name}' is not valid base64 (SECRET_{name})") from e
+
+
+class SecretKeeper:
+    """Hands out secrets for one task attempt and remembers them, so its logs and errors can be redacted."""
+
+    def __init__(self, backend: EnvSecrets) -> None:
+        self._backend = backend
+        self._revealed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def reveal(self, name: str) -> str:
+        value = self._backend.get(name)
+        with self._lock:
+            self._revealed.add(value)
+            # A secret often travels base64-encoded (a Basic auth header), so mask that form too.
+            self._revealed.add(base64.b64encode(value.encode()).decode())
+        return value
+
+    def redact(self, text: str) -> str:
+        """`text` with every revealed value replaced by the mask (longest first: no partial leftovers)."""
+        with self._lock:
+            values = sorted((v for v in self._revealed if len(v) >= _MIN_MASKED_LENGTH), key=len, reverse=True)
+        for value in values:
+            text = text.replace(value, MASK)
+        return text
