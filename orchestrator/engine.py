@@ -17,9 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import store
+from orchestrator import operations, store
 from orchestrator.compiler import to_canvas
 from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, NotFound
 from orchestrator.core.flow import Flow, TaskSpec
@@ -271,6 +272,8 @@ class Engine:
             execution = store.lock_execution(session, execution_id)
             if execution is None:
                 raise NotFound("execution", execution_id)
+            if State(execution.state) is State.RESTARTED:
+                store.record_transition(session, execution, State.RUNNING, actor=actor)
             if State(execution.state) is not State.RUNNING:
                 return None
             plan = remaining(self._flow_for(session, execution), self.snapshot(session, execution_id))
@@ -366,8 +369,8 @@ class Engine:
             )
             row.claim_owner, row.heartbeat_at = owner, now
             return True
-        if state is State.RETRYING and at.attempt == row.attempt + 1:
-            if row.retry_at is not None and row.retry_at > now:
+        if state in (State.RETRYING, State.RESTARTED) and at.attempt == row.attempt + 1:
+            if state is State.RETRYING and row.retry_at is not None and row.retry_at > now:
                 return False
             store.record_transition(
                 session,
@@ -390,8 +393,13 @@ class Engine:
         """Kestra's `errorLogs()`: the execution's ERROR log lines so far."""
         with self.sessions() as session:
             return [
-                {"taskId": r.task_id, "taskRunId": r.task_run_id, "message": r.message, "level": r.level,
-                 "timestamp": store.iso(r.at)}
+                {
+                    "taskId": r.task_id,
+                    "taskRunId": r.task_run_id,
+                    "message": r.message,
+                    "level": r.level,
+                    "timestamp": store.iso(r.at),
+                }
                 for r in store.error_log_lines(session, execution_id)
             ]
 
@@ -424,11 +432,11 @@ class Engine:
                         session, row, State.RETRYING, actor=f"worker:{claimed.owner}", payload=payload, values=values
                     )
                     return STOP
-            final = apply_allowances(
-                outcome.state if outcome.state is not State.SKIPPED else State.SKIPPED,
-                allow_failure=task.allow_failure,
-                allow_warning=task.allow_warning,
-            )
+            state = outcome.state
+            retry = task.retry or claimed.flow.retry
+            if state is State.SUCCESS and row.attempt > 1 and retry is not None and retry.warning_on_retry:
+                state = State.WARNING  # `warningOnRetry`: success that needed retries is flagged
+            final = apply_allowances(state, allow_failure=task.allow_failure, allow_warning=task.allow_warning)
             store.record_transition(
                 session, row, final, actor=f"worker:{claimed.owner}", payload=payload, values=values, at=now
             )
@@ -447,6 +455,7 @@ class Engine:
             row.decision = decision
             if outputs is not None:
                 row.outputs = outputs
+            session.flush()
             store.append_audit(
                 session,
                 at.execution_id,
@@ -455,7 +464,13 @@ class Engine:
                 subject=row.id,
                 payload={"task_id": row.task_id, "decision": decision},
             )
-            session.flush()
+            if decision.get("pause"):
+                due = decision.get("due")
+                due_at = datetime.fromisoformat(due) if isinstance(due, str) else None
+                operations.pause_task_run(
+                    session, session.info["execution"], row, due=due_at, actor=f"worker:{claimed.owner}"
+                )
+                return None
             snap = self.snapshot(session, at.execution_id)
             return inside(claimed.flow, claimed.task, snap.task_runs[row.id], snap)
 
@@ -483,6 +498,15 @@ class Engine:
             if isinstance(decision, StartPhase):
                 return OK, phase(flow, decision.lanes, parent_id, snap)
             assert isinstance(decision, Complete)
+            retried = (
+                parent_row is not None
+                and spec is not None
+                and decision.state is State.FAILED
+                and spec.retry is not None
+                and self._retry_flowable(session, parent_row, spec, actor=actor)
+            )
+            if retried:
+                return STOP, None  # the sweeper dispatches the failed children's next attempts
             if parent_row is not None and spec is not None:
                 # AllowFailure is allowFailure made into a flowable: its children's failure is a warning.
                 final = apply_allowances(
@@ -494,6 +518,26 @@ class Engine:
                 return (STOP if final.is_failure else OK), None
             self._end_execution(session, execution, flow, decision.state, actor=actor)
             return STOP, None
+
+    def _retry_flowable(self, session: Session, parent: TaskRunRow, spec: TaskSpec, *, actor: str) -> bool:
+        """A flowable's `retry`: its failed children get another attempt while the policy allows."""
+        now = store.utcnow()
+        retries = int((parent.decision or {}).get("retries", 0))
+        due = next_attempt_at(spec.retry, retries + 1, parent.created_at, now)
+        if due is None:
+            return False
+        failed = [r for r in store.task_runs_of(session, parent.execution_id) if r.parent_id == parent.id]
+        failed = [r for r in failed if State(r.state) is State.FAILED]
+        if not failed:
+            return False
+        session.execute(
+            update(TaskRunRow)
+            .where(TaskRunRow.id == parent.id)
+            .values(decision={**(parent.decision or {}), "retries": retries + 1})
+        )
+        for child in failed:
+            store.record_transition(session, child, State.RETRYING, actor=actor, values={"retry_at": due})
+        return True
 
     def _end_execution(
         self, session: Session, execution: ExecutionRow, flow: Flow, state: State, *, actor: str
@@ -509,6 +553,20 @@ class Engine:
                 store.insert_log_lines(session, [_log_row(execution, None, LogRecord("ERROR", str(e), store.utcnow()))])
         store.record_transition(session, execution, state, actor=actor, payload=payload, values={"outputs": outputs})
 
+    # ---- execution control (see orchestrator.operations) -----------------------------------------
+
+    def kill(self, execution_id: str, *, actor: str) -> ExecutionRow:
+        return operations.kill(self, execution_id, actor=actor)
+
+    def pause(self, execution_id: str, *, actor: str) -> ExecutionRow:
+        return operations.pause(self, execution_id, actor=actor)
+
+    def resume(self, execution_id: str, inputs: Mapping[str, Any], *, actor: str) -> ExecutionRow:
+        return operations.resume(self, execution_id, inputs, actor=actor)
+
+    def restart(self, execution_id: str, *, actor: str) -> ExecutionRow:
+        return operations.restart(self, execution_id, actor=actor)
+
     # ---- sweeper --------------------------------------------------------------------------------
 
     def sweep_once(self) -> int:
@@ -519,6 +577,7 @@ class Engine:
                 return 0
             due = list(store.executions_with_due_retries(session, now))
             stale = store.stale_running_executions(session, now - timedelta(seconds=self.settings.stale_after_s))
+        operations.wake_due(self, now)
         ids = list(dict.fromkeys([*due, *stale]))
         for execution_id in ids:
             try:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -379,6 +379,30 @@ def stale_running_executions(session: Session, older_than: datetime, limit: int 
         .where(ExecutionRow.state == str(State.RUNNING), ExecutionRow.updated_at < older_than, ~busy.exists())
         .limit(limit)
     ).all()
+
+
+def due_paused_task_runs(session: Session, now: datetime, limit: int = 100) -> Sequence[tuple[str, str]]:
+    """(execution id, task run id) of PAUSED task runs whose delay or timeout has come."""
+    rows = session.execute(
+        select(TaskRunRow.execution_id, TaskRunRow.id)
+        .where(TaskRunRow.state == str(State.PAUSED), TaskRunRow.retry_at <= now)
+        .order_by(TaskRunRow.retry_at)
+        .limit(limit)
+    ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def discard_task_run(session: Session, row: TaskRunRow, *, actor: str) -> None:
+    """Remove a task run a restart will run afresh (an errors or finally phase); audited, never silent."""
+    session.execute(delete(TaskRunRow).where(TaskRunRow.id == row.id))
+    append_audit(
+        session,
+        row.execution_id,
+        actor=actor,
+        action="task_run.discarded",
+        subject=row.id,
+        payload={"task_id": row.task_id, "state": row.state, "attempts": len(row.attempts)},
+    )
 
 
 def touch_execution(session: Session, execution_id: str, at: datetime) -> None:

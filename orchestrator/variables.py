@@ -56,7 +56,7 @@ def execution_variables(
     variables["taskrun"] = {
         "id": run.id,
         "startDate": iso(run.created_at),
-        "attemptsCount": run.attempt,
+        "attemptsCount": run.attempt - 1,  # attempts before this one, as Kestra counts at render time
         "parentId": run.parent_id,
         "value": run.value,
     }

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import is_true
 from workers.context import Decider, Decision, Handler, TaskContext
@@ -97,3 +100,27 @@ DECIDERS.update(
         "Switch": decide_switch,
     }
 )
+
+
+def decide_pause(ctx: TaskContext) -> Decision:
+    """Pause parks the execution; `delay` resumes it by itself, `timeout` fails it when nobody resumes."""
+    props = ctx.properties
+    now = datetime.now(UTC)
+    delay = props.get("delay") or props.get("pauseDuration")
+    timeout = ctx.claimed.task.timeout
+    choice: dict[str, Any] = {"branch": "tasks", "pause": True}
+    if delay:
+        choice.update(due=(now + parse_duration(str(ctx.render(delay)))).isoformat(), on_due="resume")
+    elif timeout:
+        choice.update(due=(now + timeout).isoformat(), on_due="timeout")
+    return Decision(choice)
+
+
+def run_sleep(ctx: TaskContext) -> dict[str, Any] | None:
+    # Short waits sleep in the worker (heartbeating); the claim keeps duplicates away meanwhile.
+    time.sleep(parse_duration(ctx.render(ctx.properties.get("duration", "PT0S"))).total_seconds())
+    return None
+
+
+HANDLERS["Sleep"] = run_sleep
+DECIDERS["Pause"] = decide_pause

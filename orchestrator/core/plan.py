@@ -284,10 +284,12 @@ def _in_flight(flow: Flow, slot: Slot, run: TaskRunView, snap: Snapshot) -> Plan
         return _entry(slot, run.parent_id, snap, attempt=run.attempt + 1)
     if run.state is State.PAUSED:
         return None
+    if run.state is State.RESTARTED:
+        return _entry(slot, run.parent_id, snap, attempt=run.attempt + 1)
     if _is_flowable(slot.task) and run.decision:
         # Entered and decided: continue inside it rather than deciding again.
         return _parent_plan(flow, slot.task, run, snap)
-    # CREATED/RUNNING/RESTARTED: send again; the claim lets through only one live runner.
+    # CREATED/RUNNING: send again; the claim lets through only one live runner.
     return _entry(slot, run.parent_id, snap, attempt=run.attempt)
 
 

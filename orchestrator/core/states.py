@@ -54,7 +54,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     _S.KILLING: frozenset({_S.KILLED}),
     _S.SUCCESS: frozenset({_S.RESTARTED}),
     _S.WARNING: frozenset({_S.RESTARTED}),
-    _S.FAILED: frozenset({_S.RESTARTED, _S.RETRIED}),
+    _S.FAILED: frozenset({_S.RESTARTED, _S.RETRIED, _S.RETRYING}),  # RETRYING: a flowable's retry
     _S.KILLED: frozenset({_S.RESTARTED}),
     _S.CANCELLED: frozenset(),
     _S.SKIPPED: frozenset(),

@@ -1,0 +1,97 @@
+"""Execution actions: kill, pause, resume, restart — on Kestra 2.0's `/actions/` paths and the older ones.
+
+Kestra 2.0 (kestrapy) answers every `/executions/{id}/actions/{action}` with the Execution JSON;
+Kestra <= 1.x and the MCP server call `/executions/{id}/{action}` and get 202 (kill) or 204 (resume).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from api.deps import actor, check_tenant, engine
+from api.schemas import execution_public
+from orchestrator import store
+from orchestrator.engine import Engine
+
+router = APIRouter(tags=["Executions"])
+
+
+async def _form_inputs(request: Request) -> dict[str, Any]:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return {}
+    form = await request.form()
+    return {k: (v.filename if isinstance(v, UploadFile) else v) for k, v in form.multi_items()}
+
+
+def _json(eng: Engine, execution_id: str) -> dict[str, Any]:
+    with eng.sessions() as session:
+        row = store.get_execution(session, execution_id)
+        assert row is not None
+        return execution_public(row, store.task_runs_of(session, execution_id))
+
+
+@router.delete("/executions/{execution_id}/actions/kill")
+async def kill(
+    execution_id: str, tenant: str = Depends(check_tenant), eng: Engine = Depends(engine), who: str = Depends(actor)
+) -> dict[str, Any]:
+    await run_in_threadpool(eng.kill, execution_id, actor=who)
+    return await run_in_threadpool(_json, eng, execution_id)
+
+
+@router.delete("/executions/{execution_id}/kill", status_code=202)
+async def kill_legacy(
+    execution_id: str, tenant: str = Depends(check_tenant), eng: Engine = Depends(engine), who: str = Depends(actor)
+) -> Response:
+    await run_in_threadpool(eng.kill, execution_id, actor=who)
+    return Response(status_code=202)
+
+
+@router.post("/executions/{execution_id}/actions/resume")
+async def resume(
+    execution_id: str,
+    request: Request,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> dict[str, Any]:
+    inputs = await _form_inputs(request)
+    await run_in_threadpool(eng.resume, execution_id, inputs, actor=who)
+    return await run_in_threadpool(_json, eng, execution_id)
+
+
+@router.post("/executions/{execution_id}/resume", status_code=204)
+async def resume_legacy(
+    execution_id: str,
+    request: Request,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> Response:
+    inputs = await _form_inputs(request)
+    await run_in_threadpool(eng.resume, execution_id, inputs, actor=who)
+    return Response(status_code=204)
+
+
+@router.post("/executions/{execution_id}/actions/pause")
+@router.post("/executions/{execution_id}/pause")
+async def pause(
+    execution_id: str, tenant: str = Depends(check_tenant), eng: Engine = Depends(engine), who: str = Depends(actor)
+) -> dict[str, Any]:
+    await run_in_threadpool(eng.pause, execution_id, actor=who)
+    return await run_in_threadpool(_json, eng, execution_id)
+
+
+@router.post("/executions/{execution_id}/actions/restart")
+@router.post("/executions/{execution_id}/restart")
+async def restart(
+    execution_id: str, tenant: str = Depends(check_tenant), eng: Engine = Depends(engine), who: str = Depends(actor)
+) -> dict[str, Any]:
+    row = await run_in_threadpool(eng.restart, execution_id, actor=who)
+    body = await run_in_threadpool(_json, eng, execution_id)
+    # The answer shows the execution as the restart left it (RESTARTED), as Kestra's does.
+    body["state"]["current"] = "RESTARTED" if row.state == "RESTARTED" else body["state"]["current"]
+    return body

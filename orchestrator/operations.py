@@ -1,0 +1,226 @@
+"""Execution control asked by people (and timers): kill, pause, resume, restart, wake paused task runs.
+
+Each operation is one transaction on the locked execution row, with every state change audited by
+`store.record_transition`; whatever must run next is then compiled from the database and sent by
+`Engine.dispatch`, exactly as for a first run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from orchestrator import store
+from orchestrator.core.errors import Conflict, NotFound
+from orchestrator.core.flow import Flow, Input
+from orchestrator.core.inputs import coerce_declared
+from orchestrator.core.states import TERMINAL, State
+from orchestrator.tables import ExecutionRow, TaskRunRow
+
+if TYPE_CHECKING:
+    from orchestrator.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+_RESTARTABLE = frozenset({State.FAILED, State.KILLED})
+
+
+def _locked(engine: Engine, session: Session, execution_id: str) -> ExecutionRow:
+    execution = store.lock_execution(session, execution_id)
+    if execution is None:
+        raise NotFound("execution", execution_id)
+    return execution
+
+
+def _close_attempt(row: TaskRunRow, state: State, at: datetime) -> list[Any]:
+    if not row.attempts:
+        return []
+    last = dict(row.attempts[-1])
+    histories = [*last["state"]["histories"], {"state": str(state), "date": store.iso(at)}]
+    last["state"] = {"current": str(state), "histories": histories}
+    return [*row.attempts[:-1], last]
+
+
+# ---- kill ---------------------------------------------------------------------------------------
+
+
+def kill(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
+    """KILLING, then every unfinished task run KILLED, then KILLED; running Celery tasks are revoked."""
+    now = store.utcnow()
+    celery_ids: list[str] = []
+    with engine._tx() as session:
+        execution = _locked(engine, session, execution_id)
+        if State(execution.state) in TERMINAL:
+            raise Conflict(f"execution {execution_id} has already ended ({execution.state})")
+        if State(execution.state) is not State.KILLING:
+            store.record_transition(session, execution, State.KILLING, actor=actor)
+        for run in store.task_runs_of(session, execution_id):
+            if State(run.state) in TERMINAL:
+                continue
+            if State(run.state) is State.RUNNING and run.attempts:
+                celery_ids.extend(filter(None, [run.attempts[-1].get("celeryTaskId")]))
+            store.record_transition(
+                session,
+                run,
+                State.KILLED,
+                actor=actor,
+                values={"attempts": _close_attempt(run, State.KILLED, now), "claim_owner": None, "retry_at": None},
+            )
+        store.record_transition(session, execution, State.KILLED, actor=actor)
+    if celery_ids:
+        # Best effort: a revoked task that already finished is a no-op, and its finish() finds KILLED.
+        try:
+            engine.celery.control.revoke(celery_ids, terminate=True, signal="SIGTERM")
+        except Exception:
+            logger.warning("could not revoke %s", celery_ids, exc_info=True)
+    return execution
+
+
+# ---- pause and resume ---------------------------------------------------------------------------
+
+
+def pause_task_run(
+    session: Session,
+    execution: ExecutionRow,
+    row: TaskRunRow,
+    *,
+    due: datetime | None,
+    actor: str,
+) -> None:
+    """Park a task run (a Pause task) and its execution; `due` is when the sweeper wakes it."""
+    store.record_transition(session, row, State.PAUSED, actor=actor, values={"retry_at": due, "claim_owner": None})
+    if State(execution.state) is State.RUNNING:
+        store.record_transition(session, execution, State.PAUSED, actor=actor)
+
+
+def pause(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
+    """Pause a running execution: nothing new starts until it is resumed (running task runs finish)."""
+    with engine._tx() as session:
+        execution = _locked(engine, session, execution_id)
+        if State(execution.state) is not State.RUNNING:
+            raise Conflict(f"execution {execution_id} is not running ({execution.state})")
+        store.record_transition(session, execution, State.PAUSED, actor=actor)
+    return execution
+
+
+def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, actor: str) -> ExecutionRow:
+    """Resume a paused execution; a paused Pause task takes the `onResume` inputs as its outputs."""
+    with engine._tx() as session:
+        execution = _locked(engine, session, execution_id)
+        if State(execution.state) is not State.PAUSED:
+            raise Conflict(f"execution {execution_id} is not paused ({execution.state})")
+        flow = engine._flow_for(session, execution)
+        for run in store.task_runs_of(session, execution_id):
+            if State(run.state) is State.PAUSED:
+                _resume_task_run(session, flow, run, inputs, actor=actor)
+        store.record_transition(session, execution, State.RUNNING, actor=actor)
+    engine.dispatch(execution_id, actor=actor)
+    return execution
+
+
+def _resume_task_run(session: Session, flow: Flow, run: TaskRunRow, inputs: Mapping[str, Any], *, actor: str) -> None:
+    declared = flow.task(run.task_id).properties.get("onResume")
+    values: dict[str, Any] = {"retry_at": None}
+    if isinstance(declared, list) and declared:
+        specs = [Input.model_validate(d) for d in declared]
+        values["outputs"] = {**(run.outputs or {}), "onResume": coerce_declared(specs, inputs)}
+    store.record_transition(session, run, State.RUNNING, actor=actor, values=values)
+
+
+def wake_due(engine: Engine, now: datetime) -> list[str]:
+    """Paused task runs whose delay or timeout has come: resume them, or fail them on timeout."""
+    woken: list[str] = []
+    with engine._tx() as session:
+        due = store.due_paused_task_runs(session, now)
+        for execution_id, task_run_id in due:
+            execution = _locked(engine, session, execution_id)
+            run = store.get_task_run(session, task_run_id, lock=True)
+            if run is None or State(run.state) is not State.PAUSED:
+                continue
+            expired = (run.decision or {}).get("on_due") == "timeout"
+            store.record_transition(
+                session,
+                run,
+                State.FAILED if expired else State.RUNNING,
+                actor="system:timer",
+                payload={"reason": "pause timeout" if expired else "pause delay elapsed"},
+                values={"retry_at": None},
+            )
+            if State(execution.state) is State.PAUSED and not _still_paused(session, execution_id):
+                store.record_transition(session, execution, State.RUNNING, actor="system:timer")
+            woken.append(execution_id)
+    for execution_id in dict.fromkeys(woken):
+        engine.dispatch(execution_id, actor="system:timer")
+    return woken
+
+
+def _still_paused(session: Session, execution_id: str) -> bool:
+    return any(State(r.state) is State.PAUSED for r in store.task_runs_of(session, execution_id))
+
+
+# ---- restart ------------------------------------------------------------------------------------
+
+
+def restart(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
+    """Send a failed execution back: failed task runs get a new attempt, the rest of the flow continues.
+
+    As in Kestra: the execution goes RESTARTED (then RUNNING when dispatched), failed leaves go
+    RESTARTED and run as their next attempt, failed flowables go back to RUNNING, and task runs of
+    `errors`/`finally` phases that already ran are discarded so they run again if still needed.
+    """
+    with engine._tx() as session:
+        execution = _locked(engine, session, execution_id)
+        if State(execution.state) not in _RESTARTABLE:
+            raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
+        flow = engine._flow_for(session, execution)
+        runs = list(store.task_runs_of(session, execution_id))
+        failed = [r for r in runs if State(r.state) in _RESTARTABLE]
+        if not failed:
+            raise Conflict("No task found to restart")
+        restart_task_runs(session, flow, runs, failed, actor=actor)
+        store.record_transition(
+            session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
+        )
+    engine.dispatch(execution_id, actor=actor)
+    return execution
+
+
+def restart_task_runs(
+    session: Session, flow: Flow, runs: Sequence[TaskRunRow], failed: Sequence[TaskRunRow], *, actor: str
+) -> None:
+    by_id = {r.id: r for r in runs}
+    discard = _phase_runs_to_discard(flow, runs, failed)
+    for run in failed:
+        if run.id in discard:
+            continue
+        flowable = bool(flow.task(run.task_id).branches)
+        store.record_transition(session, run, State.RESTARTED, actor=actor)
+        if flowable:
+            store.record_transition(session, run, State.RUNNING, actor=actor)
+    for run_id in discard:
+        store.discard_task_run(session, by_id[run_id], actor=actor)
+
+
+def _phase_runs_to_discard(flow: Flow, runs: Sequence[TaskRunRow], failed: Sequence[TaskRunRow]) -> set[str]:
+    """Task runs of the errors/finally phases of restarted parents (and everything under them)."""
+    parents = {r.parent_id for r in failed} | {r.id for r in failed if flow.task(r.task_id).branches}
+    phase_ids: set[str] = set()
+    for parent_id in parents:
+        spec = flow.task(next(r.task_id for r in runs if r.id == parent_id)) if parent_id else None
+        errors = flow.errors if spec is None else spec.branches.get("errors", ())
+        finally_ = flow.finally_ if spec is None else spec.branches.get("finally", ())
+        names = {t.id for t in (*errors, *finally_)}
+        phase_ids |= {r.id for r in runs if r.parent_id == parent_id and r.task_id in names}
+    discard = set(phase_ids)
+    changed = True
+    while changed:  # and their descendants
+        changed = False
+        for run in runs:
+            if run.parent_id in discard and run.id not in discard:
+                discard.add(run.id)
+                changed = True
+    return discard
