@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,11 +12,15 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.errors import chorus_error_handler
+from api.metrics import RequestMetrics, metrics_router
 from api.routes import executions, flows
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
 from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
+from orchestrator.metrics import Metrics, metrics
+from orchestrator.metrics_hooks import MetricsHooks
+from orchestrator.queue_depth import QueueDepthCollector
 from orchestrator.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -24,17 +29,27 @@ logger = logging.getLogger(__name__)
 class Sweeper:
     """The controller loop: re-dispatches due retries and stalled executions (one replica at a time)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, metrics: Metrics) -> None:
         self._engine = engine
+        self._metrics = metrics
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="chorus-sweeper", daemon=True)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._engine.settings.sweep_interval_s):
+        interval_s = self._engine.settings.sweep_interval_s
+        due = time.monotonic() + interval_s
+        while not self._stop.wait(max(due - time.monotonic(), 0)):
+            self._metrics.sweeper_lag.set(max(time.monotonic() - due, 0))
             try:
-                self._engine.sweep_once()
+                recovered = self._engine.sweep_once()
             except Exception:
+                self._metrics.sweeper_runs.labels("error").inc()
                 logger.exception("sweep failed; retrying at the next interval")
+            else:
+                self._metrics.sweeper_runs.labels("ok").inc()
+                self._metrics.sweeper_recovered.inc(recovered)
+                self._metrics.sweeper_last_run.set_to_current_time()
+            due = time.monotonic() + interval_s
 
     def start(self) -> None:
         self._thread.start()
@@ -47,13 +62,16 @@ class Sweeper:
 def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> FastAPI:
     """The HTTP API and, in its lifespan, the controller's sweeper."""
     settings = settings or load_settings()
+    process_metrics = metrics()
+    queue_depth = QueueDepthCollector(settings.broker_url, settings.pools)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = make_engine(settings.database_url)
-        engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+        hooks = [MetricsHooks(process_metrics)]
+        engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings), hooks=hooks)
         app.state.engine = engine
-        loop = Sweeper(engine) if sweeper else None
+        loop = Sweeper(engine, process_metrics) if sweeper else None
         if loop:
             loop.start()
         try:
@@ -61,10 +79,13 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
         finally:
             if loop:
                 loop.stop()
+            queue_depth.close()
             db.dispose()
 
     app = FastAPI(title="Chorus", version=_version(), lifespan=lifespan)
     app.add_exception_handler(ChorusError, chorus_error_handler)
+    app.add_middleware(RequestMetrics)
+    app.include_router(metrics_router([queue_depth]))
     for prefix in ("/api/v1/{tenant}", "/api/v1"):
         app.include_router(flows.router, prefix=prefix)
         app.include_router(executions.router, prefix=prefix)

@@ -8,13 +8,19 @@ lazily in each pool process after fork.
 from __future__ import annotations
 
 from orchestrator.celery_app import create_celery_app
+from orchestrator.metrics import MetricsSettings
 from orchestrator.observability import configure_logging
 from orchestrator.settings import load_settings
+from workers import metrics as worker_metrics
+from workers import runtime
 from workers.runtime import register_tasks
 
 settings = load_settings()
 configure_logging(settings.log_level)
 app = create_celery_app(settings, main="workers")
 register_tasks(app, settings)
+# Bridge: the engine hooks reach the pool processes' Engine through runtime's holder until
+# `register_tasks(app, settings, hooks=...)` takes them.
+worker_metrics.install(app, MetricsSettings(), settings.pools, runtime._holder.get)
 
 __all__ = ["app"]

@@ -80,6 +80,7 @@ def stack(admin_url: str, template_database: str, redis_url: str) -> Iterator[St
         "CHORUS_STALE_AFTER_S": "3",
         "CHORUS_HEARTBEAT_INTERVAL_S": "1",
         "CHORUS_WORKER_CONCURRENCY": "2",
+        "CHORUS_METRICS_PORT": str(free_port()),
     }
     settings = load_settings(database_url=database_url, broker_url=redis_url, port=port, worker_concurrency=2)
     server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "server"], env=env, start_new_session=True)

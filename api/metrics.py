@@ -1,0 +1,57 @@
+"""Request metrics by route template (a pure ASGI middleware) and the `/metrics` endpoint."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client.registry import Collector
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator.metrics import CONTENT_TYPE, exposition, metrics
+
+UNMATCHED = "<unmatched>"  #: route label of requests no route matched (keeps the label bounded)
+
+
+class RequestMetrics:
+    """Counts and times every HTTP request under its route template, never its concrete path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._m = metrics()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # The router writes the matched route into the shared scope.
+            route: BaseRoute | None = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED
+            method = scope["method"]
+            self._m.http_requests.labels(method, template, str(status)).inc()
+            self._m.http_request_duration.labels(method, template).observe(time.perf_counter() - started)
+
+
+def metrics_router(collectors: Sequence[Collector]) -> APIRouter:
+    """`GET /metrics`: this process's metrics plus `collectors` (queue depth)."""
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    def serve_metrics(request: Request) -> Response:
+        return Response(exposition(collectors), media_type=CONTENT_TYPE)
+
+    return router
