@@ -20,7 +20,7 @@ from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import operations, store
+from orchestrator import operations, store, subflows
 from orchestrator.compiler import to_canvas
 from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, NotFound
 from orchestrator.core.flow import Flow, TaskSpec
@@ -44,6 +44,7 @@ from orchestrator.core.retry import next_attempt_at
 from orchestrator.core.states import State, apply_allowances
 from orchestrator.database import transaction
 from orchestrator.hooks import EngineHooks, emit_transitions
+from orchestrator.llm_ledger import LlmLedger
 from orchestrator.settings import Settings
 from orchestrator.tables import ExecutionRow, FlowRevisionRow, TaskRunRow
 from orchestrator.variables import execution_variables, flow_outputs
@@ -54,6 +55,8 @@ logger = logging.getLogger(__name__)
 #: duplicate). A stopped chain costs no database work; joins always consult the database.
 OK = "ok"
 STOP = "stop"
+
+CORRELATION_LABEL = "system.correlationId"
 
 _SWEEPER_LOCK_KEY = 0x43686F7275730002
 
@@ -133,8 +136,11 @@ class Engine:
         with transaction(self.sessions) as session:
             yield session
             transitions = list(session.info.get("transitions", ()))
+            ended_children = list(session.info.get("ended_children", ()))
         if transitions and self.hooks:
             emit_transitions(self.hooks, transitions)
+        for child_id in ended_children:
+            subflows.on_child_ended(self, child_id)
 
     # ---- flows ----------------------------------------------------------------------------------
 
@@ -233,33 +239,56 @@ class Engine:
             if flow.disabled:
                 raise Conflict(f"flow {namespace}.{flow_id} is disabled")
             typed_inputs = coerce_inputs(flow, inputs)
-            now = store.utcnow()
-            all_labels = [{"key": label.key, "value": label.value} for label in flow.labels] + list(labels or [])
-            row = ExecutionRow(
-                id=new_id(),
-                tenant=self.settings.tenant,
-                namespace=namespace,
-                flow_id=flow_id,
-                flow_revision=flow_row.revision,
-                state=str(State.CREATED),
-                state_history=[{"state": str(State.CREATED), "date": store.iso(now)}],
-                inputs=typed_inputs,
-                outputs=None,
-                labels=all_labels,
-                trigger=trigger,
-                parent_execution_id=None,
-                parent_task_run_id=None,
-                original_id=None,
-                restarts=0,
-                created_at=now,
-                updated_at=now,
-                ended_at=None,
+            row = self.create_execution(
+                session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger
             )
-            store.create_execution(
-                session, row, actor=actor, payload={"flow_revision": flow_row.revision, "labels": all_labels}
-            )
-            store.record_transition(session, row, State.RUNNING, actor=actor)
         self.dispatch(row.id, actor=actor)
+        return row
+
+    def create_execution(
+        self,
+        session: Session,
+        flow_row: FlowRevisionRow,
+        flow: Flow,
+        inputs: dict[str, Any],
+        labels: list[dict[str, str]],
+        *,
+        actor: str,
+        trigger: dict[str, Any] | None = None,
+        parent: tuple[str, str] | None = None,
+    ) -> ExecutionRow:
+        """Insert a RUNNING execution (CREATED first, both audited); the caller dispatches after commit."""
+        now = store.utcnow()
+        execution_id = new_id()
+        all_labels = [{"key": label.key, "value": label.value} for label in flow.labels]
+        all_labels = _merge_labels(all_labels, labels)
+        if not any(label["key"] == CORRELATION_LABEL for label in all_labels):
+            # Kestra links every execution of one causal chain (subflows, replays) by this label.
+            all_labels.append({"key": CORRELATION_LABEL, "value": execution_id})
+        row = ExecutionRow(
+            id=execution_id,
+            tenant=self.settings.tenant,
+            namespace=flow.namespace,
+            flow_id=flow.id,
+            flow_revision=flow_row.revision,
+            state=str(State.CREATED),
+            state_history=[{"state": str(State.CREATED), "date": store.iso(now)}],
+            inputs=inputs,
+            outputs=None,
+            labels=all_labels,
+            trigger=trigger,
+            parent_execution_id=parent[0] if parent else None,
+            parent_task_run_id=parent[1] if parent else None,
+            original_id=None,
+            restarts=0,
+            created_at=now,
+            updated_at=now,
+            ended_at=None,
+        )
+        store.create_execution(
+            session, row, actor=actor, payload={"flow_revision": flow_row.revision, "labels": all_labels}
+        )
+        store.record_transition(session, row, State.RUNNING, actor=actor)
         return row
 
     def snapshot(self, session: Session, execution_id: str) -> Snapshot:
@@ -409,37 +438,47 @@ class Engine:
 
     def finish(self, claimed: ClaimedTaskRun, outcome: TaskOutcome) -> str:
         """Record an attempt's outcome; retry, allowFailure and allowWarning decide the task run's state."""
-        at, task = claimed.coordinates, claimed.task
-        now = store.utcnow()
+        at = claimed.coordinates
         with self._tx() as session:
             execution = store.lock_execution(session, at.execution_id)
             row = store.get_task_run(session, at.task_run_id, lock=True)
             if execution is None or row is None or not _still_ours(row, claimed):
                 return STOP  # taken over after we stalled: the new owner reports
-            store.insert_log_lines(session, [_log_row(execution, row, record) for record in outcome.logs])
-            attempts = _close_attempt(row.attempts, outcome.state, now)
-            values: dict[str, Any] = {"attempts": attempts, "claim_owner": None}
-            if outcome.outputs is not None:
-                values["outputs"] = outcome.outputs
-            payload = {"error": outcome.error} if outcome.error else {}
-            if outcome.state is State.FAILED:
-                retry = task.retry or claimed.flow.retry
-                first_start = _attempt_start(row.attempts[0]) or row.created_at
-                due = next_attempt_at(retry, row.attempt, first_start, now) if outcome.retryable else None
-                if due is not None:
-                    values["retry_at"] = due
-                    store.record_transition(
-                        session, row, State.RETRYING, actor=f"worker:{claimed.owner}", payload=payload, values=values
-                    )
-                    return STOP
-            state = outcome.state
-            retry = task.retry or claimed.flow.retry
-            if state is State.SUCCESS and row.attempt > 1 and retry is not None and retry.warning_on_retry:
-                state = State.WARNING  # `warningOnRetry`: success that needed retries is flagged
-            final = apply_allowances(state, allow_failure=task.allow_failure, allow_warning=task.allow_warning)
-            store.record_transition(
-                session, row, final, actor=f"worker:{claimed.owner}", payload=payload, values=values, at=now
+            return self.complete_task_run(
+                session, execution, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
             )
+
+    def complete_task_run(
+        self,
+        session: Session,
+        execution: ExecutionRow,
+        row: TaskRunRow,
+        task: TaskSpec,
+        flow: Flow,
+        outcome: TaskOutcome,
+        *,
+        actor: str,
+    ) -> str:
+        """End the current attempt of a running task run (caller holds the execution lock)."""
+        now = store.utcnow()
+        store.insert_log_lines(session, [_log_row(execution, row, record) for record in outcome.logs])
+        values: dict[str, Any] = {"attempts": _close_attempt(row.attempts, outcome.state, now), "claim_owner": None}
+        if outcome.outputs is not None:
+            values["outputs"] = outcome.outputs
+        payload = {"error": outcome.error} if outcome.error else {}
+        retry = task.retry or flow.retry
+        if outcome.state is State.FAILED:
+            first_start = _attempt_start(row.attempts[0]) or row.created_at
+            due = next_attempt_at(retry, row.attempt, first_start, now) if outcome.retryable else None
+            if due is not None:
+                values["retry_at"] = due
+                store.record_transition(session, row, State.RETRYING, actor=actor, payload=payload, values=values)
+                return STOP
+        state = outcome.state
+        if state is State.SUCCESS and row.attempt > 1 and retry is not None and retry.warning_on_retry:
+            state = State.WARNING  # `warningOnRetry`: success that needed retries is flagged
+        final = apply_allowances(state, allow_failure=task.allow_failure, allow_warning=task.allow_warning)
+        store.record_transition(session, row, final, actor=actor, payload=payload, values=values, at=now)
         return STOP if final.is_failure else OK
 
     def decide(
@@ -552,6 +591,8 @@ class Engine:
                 state, payload = State.FAILED, {"error": f"flow outputs: {e.message}"}
                 store.insert_log_lines(session, [_log_row(execution, None, LogRecord("ERROR", str(e), store.utcnow()))])
         store.record_transition(session, execution, state, actor=actor, payload=payload, values={"outputs": outputs})
+        if execution.parent_task_run_id is not None:
+            session.info.setdefault("ended_children", []).append(execution.id)
 
     # ---- execution control (see orchestrator.operations) -----------------------------------------
 
@@ -566,6 +607,9 @@ class Engine:
 
     def restart(self, execution_id: str, *, actor: str) -> ExecutionRow:
         return operations.restart(self, execution_id, actor=actor)
+
+    def start_subflow(self, claimed: ClaimedTaskRun, **request: Any) -> str:
+        return subflows.start(self, claimed, **request)
 
     # ---- sweeper --------------------------------------------------------------------------------
 
@@ -585,6 +629,20 @@ class Engine:
             except Exception:
                 logger.exception("sweeper could not dispatch %s", execution_id, extra={"execution_id": execution_id})
         return len(ids)
+
+    # ---- LLM ledger (ai pool) -------------------------------------------------------------------
+
+    def llm_ledger(self) -> LlmLedger:
+        """The record of model calls (tokens, cost, audit, replay) over this engine's database."""
+        return LlmLedger(self.sessions, self.settings.llm)
+
+
+def _merge_labels(base: list[dict[str, str]], extra: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Later labels override earlier ones with the same key, keeping first-seen order."""
+    merged: dict[str, str] = {}
+    for label in [*base, *extra]:
+        merged[label["key"]] = label["value"]
+    return [{"key": k, "value": v} for k, v in merged.items()]
 
 
 def _view(row: TaskRunRow) -> TaskRunView:

@@ -27,6 +27,7 @@ from orchestrator.settings import Settings
 from workers.context import TaskContext
 from workers.functions import EngineFunctions
 from workers.registry import decider_for, handler_for
+from workers.subflow import start_subflow
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,14 @@ def run_claimed(claimed: ClaimedTaskRun, engine: Engine) -> TaskOutcome:
     return TaskOutcome(State.SUCCESS, outputs=outputs, logs=tuple(ctx.logs))
 
 
+def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> str:
+    ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
+    try:
+        return start_subflow(ctx, engine)
+    except Exception as error:
+        return engine.finish(claimed, _failure(ctx, error))
+
+
 def register_tasks(app: Celery, settings: Settings) -> None:
     """Define the Chorus tasks on `app` (the worker's composition root calls this once)."""
     _holder.settings, _holder.app = settings, app
@@ -126,6 +135,8 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         claimed = engine.claim(at, owner=_owner(self), celery_task_id=self.request.id)
         if claimed is None:
             return STOP
+        if claimed.task.type == "Subflow":
+            return _start_subflow(engine, claimed)
         with _Heartbeat(engine, claimed):
             outcome = run_claimed(claimed, engine)
         return engine.finish(claimed, outcome)

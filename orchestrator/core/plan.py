@@ -182,10 +182,8 @@ def _iteration_lanes(parent: TaskSpec, tasks: tuple[TaskSpec, ...], count: int) 
         # Every task of every iteration side by side, at most `concurrent` at a time.
         width = _int(parent.properties.get("concurrent"), 0)
         return _spread([(Slot(t, i),) for i in range(count) for t in tasks], width)
-    if parent.type == "EachSequential":
-        width = 1
-    else:  # ForEach: `concurrencyLimit` iterations at a time, 0 meaning no limit
-        width = _int(parent.properties.get("concurrencyLimit"), 1)
+    # EachSequential: one at a time; ForEach: `concurrencyLimit` iterations at a time, 0 meaning no limit.
+    width = 1 if parent.type == "EachSequential" else _int(parent.properties.get("concurrencyLimit"), 1)
     units = [tuple(Slot(t, i) for t in tasks) for i in range(count)]
     return _spread([u for u in units if u], width)
 
@@ -282,8 +280,8 @@ def _in_flight(flow: Flow, slot: Slot, run: TaskRunView, snap: Snapshot) -> Plan
         if run.retry_at is not None and run.retry_at > snap.now:
             return None
         return _entry(slot, run.parent_id, snap, attempt=run.attempt + 1)
-    if run.state is State.PAUSED:
-        return None
+    if run.state is State.PAUSED or run.decision.get("subflow"):
+        return None  # waiting for a person, a timer or a child execution
     if run.state is State.RESTARTED:
         return _entry(slot, run.parent_id, snap, attempt=run.attempt + 1)
     if _is_flowable(slot.task) and run.decision:

@@ -1,0 +1,37 @@
+"""The Subflow task (and Kestra's legacy Flow task): render the child's inputs and labels, then start it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.engine import CORRELATION_LABEL, Engine
+from workers.context import TaskContext
+
+
+def _labels(raw: Any) -> list[dict[str, str]]:
+    if isinstance(raw, dict):
+        return [{"key": str(k), "value": str(v)} for k, v in raw.items()]
+    if isinstance(raw, list):
+        return [{"key": str(i["key"]), "value": str(i["value"])} for i in raw if isinstance(i, dict) and "key" in i]
+    return []
+
+
+def start_subflow(ctx: TaskContext, engine: Engine) -> str:
+    props = ctx.properties
+    labels: list[dict[str, str]] = []
+    parent_labels = ctx.claimed.variables.get("labels", {})
+    if props.get("inheritLabels"):
+        labels += [{"key": k, "value": str(v)} for k, v in parent_labels.items()]
+    elif CORRELATION_LABEL in parent_labels:
+        labels.append({"key": CORRELATION_LABEL, "value": str(parent_labels[CORRELATION_LABEL])})
+    labels += _labels(ctx.render(props.get("labels")))
+    revision = props.get("revision")
+    return engine.start_subflow(
+        ctx.claimed,
+        namespace=str(ctx.render(props["namespace"])),
+        flow_id=str(ctx.render(props["flowId"])),
+        inputs=ctx.render(props.get("inputs") or {}),
+        labels=labels,
+        wait=props.get("wait", True) is not False,
+        revision=int(revision) if revision is not None else None,
+    )
