@@ -1,0 +1,548 @@
+"""Typed property models of every task and trigger type, by Kestra's YAML property names.
+
+The models only validate: the parser keeps the raw, unrendered values. A property Kestra declares
+as ``Property<T>`` (dynamic) accepts either a literal ``T`` or an expression string (``{{ ... }}``),
+so ``concurrent: "{{ inputs.n }}"`` passes and ``concurrent: "abc"`` does not. Scalars are coerced
+the way Jackson does (``"4"`` is an integer, ``5`` is a string).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainValidator, model_validator
+from pydantic.alias_generators import to_camel
+
+from orchestrator.core.durations import is_expression, parse_duration
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _accepting(expected: str, check: Callable[[object], bool]) -> PlainValidator:
+    def validate(value: object) -> object:
+        if is_expression(value) or check(value):
+            return value
+        raise ValueError(f"expected {expected} or an expression, got {_show(value)}")
+
+    return PlainValidator(validate)
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+def _is_int(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, str) and value.strip().lstrip("+-").isdigit()
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool) or (isinstance(value, str) and value.lower() in ("true", "false"))
+
+
+def _is_duration(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_duration(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_json_list(value: object) -> bool:
+    try:
+        return isinstance(value, str) and isinstance(json.loads(value), list)
+    except ValueError:
+        return False
+
+
+def _one_of(*choices: str) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, str) and value in choices
+
+
+def _list_of(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, list) and all(is_expression(v) or check(v) for v in value)
+
+
+Text = Annotated[JsonValue, _accepting("text", _is_scalar)]
+TextOrList = Annotated[
+    JsonValue, _accepting("text or a list of texts", lambda v: _is_scalar(v) or _list_of(_is_scalar)(v))
+]
+TextList = Annotated[JsonValue, _accepting("a list of texts", _list_of(_is_scalar))]
+Int = Annotated[JsonValue, _accepting("an integer", _is_int)]
+Number = Annotated[JsonValue, _accepting("a number", _is_number)]
+Bool = Annotated[JsonValue, _accepting("true or false", _is_bool)]
+Duration = Annotated[JsonValue, _accepting("an ISO-8601 duration (e.g. PT5M)", _is_duration)]
+MapValue = Annotated[JsonValue, _accepting("a mapping", lambda v: isinstance(v, dict))]
+ListValue = Annotated[JsonValue, _accepting("a list", lambda v: isinstance(v, list))]
+MapOrList = Annotated[JsonValue, _accepting("a mapping or a list", lambda v: isinstance(v, dict | list))]
+ListOrText = Annotated[
+    JsonValue, _accepting("a list or a JSON array text", lambda v: isinstance(v, list) or _is_json_list(v))
+]
+Json = JsonValue
+LogLevel = Annotated[JsonValue, _accepting("a log level", _one_of("ERROR", "WARN", "INFO", "DEBUG", "TRACE"))]
+HttpMethod = Annotated[
+    JsonValue,
+    _accepting("an HTTP method", _one_of("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")),
+]
+
+
+class Properties(BaseModel):
+    """Base of every property model: camelCase YAML names, unknown properties refused."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False)
+
+
+class NoProperties(Properties):
+    """A type with nothing beyond the common task properties and its child task lists."""
+
+
+# -- control: runnable ---------------------------------------------------------------------------
+
+
+class LogProps(Properties):
+    message: TextOrList
+    level: LogLevel | None = None
+
+
+class ReturnProps(Properties):
+    format: Text | None = None
+
+
+class EchoProps(Properties):
+    format: Text
+    level: LogLevel | None = None
+
+
+class FailProps(Properties):
+    condition: Text | None = None
+    error_message: Text | None = None
+
+
+class AssertProps(Properties):
+    conditions: TextList
+    error_message: Text | None = None
+
+
+class OutputValuesProps(Properties):
+    values: MapValue | None = None
+
+
+class SleepProps(Properties):
+    duration: Duration
+
+
+class LabelsProps(Properties):
+    labels: Annotated[
+        JsonValue, _accepting("a mapping or a list of {key, value}", lambda v: isinstance(v, dict | list))
+    ]
+
+
+class KvSetProps(Properties):
+    key: Text
+    value: Json
+    namespace: Text | None = None
+    overwrite: Bool | None = None
+    ttl: Duration | None = None
+    kv_type: (
+        Annotated[
+            JsonValue,
+            _accepting("a KV type", _one_of("STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON")),
+        ]
+        | None
+    ) = None
+
+
+class KvGetProps(Properties):
+    key: Text
+    namespace: Text | None = None
+    error_on_missing: Bool | None = None
+
+
+class KvDeleteProps(KvGetProps):
+    pass
+
+
+class FetchProps(Properties):
+    namespace: Text | None = None
+    flow_id: Text | None = None
+    execution_id: Text | None = None
+    tasks_id: TextList | None = None
+    level: LogLevel | None = None
+
+
+class ResumeProps(Properties):
+    namespace: Text | None = None
+    flow_id: Text | None = None
+    execution_id: Text | None = None
+    inputs: MapValue | None = None
+
+
+class LocalFilesProps(Properties):
+    inputs: (
+        Annotated[JsonValue, _accepting("a mapping of file names to contents", lambda v: isinstance(v, dict))] | None
+    ) = None
+    outputs: TextList | None = None
+
+
+class ToggleProps(Properties):
+    trigger: Text
+    namespace: Text | None = None
+    flow_id: Text | None = None
+    enabled: Bool | None = None
+
+
+# -- control: flowable (child task lists are validated by the parser, not here) -------------------
+
+
+class ParallelProps(Properties):
+    concurrent: Int | None = None
+
+
+class ForEachProps(Properties):
+    values: ListOrText
+    concurrency_limit: Int | None = None
+
+
+class EachSequentialProps(Properties):
+    value: ListOrText
+
+
+class EachParallelProps(Properties):
+    value: ListOrText
+    concurrent: Int | None = None
+
+
+class IfProps(Properties):
+    condition: Text
+
+
+class SwitchProps(Properties):
+    value: Text
+
+
+class DagProps(Properties):
+    concurrent: Int | None = None
+    on_child_failure: (
+        Annotated[JsonValue, _accepting("CONTINUE, CANCELLED or FAILED", _one_of("CONTINUE", "CANCELLED", "FAILED"))]
+        | None
+    ) = None
+
+
+class PauseProps(Properties):
+    delay: Duration | None = None
+    pause_duration: Duration | None = None
+    behavior: (
+        Annotated[JsonValue, _accepting("RESUME, WARN, CANCEL or FAIL", _one_of("RESUME", "WARN", "CANCEL", "FAIL"))]
+        | None
+    ) = None
+    on_resume: ListValue | None = None  # each entry is checked as an input declaration by the parser
+
+
+class CheckFrequency(Properties):
+    max_iterations: Int | None = None
+    max_duration: Duration | None = None
+    interval: Duration | None = None
+
+
+class LoopUntilProps(Properties):
+    condition: Text
+    fail_on_max_reached: Bool | None = None
+    check_frequency: CheckFrequency | None = None
+
+
+class CacheProps(Properties):
+    patterns: TextList
+    ttl: Duration | None = None
+
+
+class WorkingDirectoryProps(Properties):
+    cache: CacheProps | None = None
+    namespace_files: MapValue | None = None
+    input_files: (
+        Annotated[JsonValue, _accepting("a mapping or a JSON text", lambda v: isinstance(v, dict | str))] | None
+    ) = None
+    output_files: TextList | None = None
+
+
+class _ChildFlowProps(Properties):
+    namespace: Text
+    flow_id: Text
+    revision: Int | None = None
+    inputs: MapValue | None = None
+    labels: MapOrList | None = None
+    wait: Bool | None = None
+    transmit_failed: Bool | None = None
+    inherit_labels: Bool | None = None
+    schedule_date: Text | None = None
+    restart_behavior: (
+        Annotated[JsonValue, _accepting("RETRY_FAILED or NEW_EXECUTION", _one_of("RETRY_FAILED", "NEW_EXECUTION"))]
+        | None
+    ) = None
+
+
+class SubflowProps(_ChildFlowProps):
+    outputs: MapValue | None = None  # deprecated in Kestra 0.15 but still in its test flows
+
+
+class Batch(Properties):
+    rows: Int | None = None
+    bytes: Text | None = None
+    partitions: Int | None = None
+    separator: Text | None = None
+
+
+class ForEachItemProps(_ChildFlowProps):
+    items: Text
+    batch: Batch | None = None
+
+
+# -- io ------------------------------------------------------------------------------------------
+
+
+class HttpRequestProps(Properties):
+    uri: Text
+    method: HttpMethod | None = None
+    body: Json = None
+    form_data: MapValue | None = None
+    content_type: Text | None = None
+    headers: MapValue | None = None
+    options: MapValue | None = None
+    ssl_options: MapValue | None = None
+    allow_failed: Bool | None = None
+    encrypt_body: Bool | None = None
+
+
+class HttpDownloadProps(HttpRequestProps):
+    fail_on_empty_response: Bool | None = None
+    save_as: Text | None = None
+
+
+class SlackWebhookProps(Properties):
+    url: Text
+    payload: Json = None
+    message_text: Text | None = None
+    options: MapValue | None = None
+
+
+class JiraCreateProps(Properties):
+    url: Text | None = None  # the article's spelling of Kestra's baseUrl
+    base_url: Text | None = None
+    access_token: Text | None = None
+    issue_type_id: Text | None = None
+    project_key: Text
+    summary: Text
+    issue_type: Text | None = None
+    description: Text | None = None  # the issue's body; it also sets the task's documentation field
+    username: Text | None = None
+    password: Text | None = None
+    api_token: Text | None = None
+    labels: TextList | None = None
+    priority: Text | None = None
+    assignee: Text | None = None
+    fields: MapValue | None = None
+    options: MapValue | None = None
+
+    @model_validator(mode="after")
+    def _url_or_base_url(self) -> JiraCreateProps:
+        if self.url is None and self.base_url is None:
+            raise ValueError("needs baseUrl (or url)")
+        return self
+
+
+class MailSendProps(Properties):
+    to: TextOrList
+    from_: Text | None = Field(default=None, alias="from")
+    cc: TextOrList | None = None
+    subject: Text | None = None
+    html_text_content: Text | None = None
+    plain_text_content: Text | None = None
+    host: Text | None = None
+    port: Int | None = None
+    username: Text | None = None
+    password: Text | None = None
+    transport_strategy: Text | None = None
+    attachments: ListValue | None = None
+    embedded_images: ListValue | None = None
+    session_timeout: Int | None = None
+
+
+# -- scripts -------------------------------------------------------------------------------------
+
+
+class _ScriptProps(Properties):
+    env: MapValue | None = None
+    input_files: (
+        Annotated[JsonValue, _accepting("a mapping or a JSON text", lambda v: isinstance(v, dict | str))] | None
+    ) = None
+    output_files: TextList | None = None
+    namespace_files: MapValue | None = None
+    before_commands: TextOrList | None = None
+    interpreter: TextList | None = None
+    warning_on_std_err: Bool | None = None
+    fail_fast: Bool | None = None
+    target_os: Text | None = Field(default=None, alias="targetOS")
+    output_directory: Bool | None = None
+    # Container settings are accepted so Kestra flows load unchanged; Chorus runs a local subprocess.
+    container_image: Text | None = None
+    task_runner: MapValue | None = None
+    docker: MapValue | None = None
+    runner: Text | None = None
+    dependencies: TextList | None = None
+    dependency_cache_enabled: Bool | None = None
+
+
+class ScriptProps(_ScriptProps):
+    script: Text
+
+
+class CommandsProps(_ScriptProps):
+    commands: TextOrList
+
+
+# -- ai ------------------------------------------------------------------------------------------
+
+
+class _LlmProps(Properties):
+    # OpenAI-compatible style (io.kestra.plugin.openai.*, the article's io.kestra.plugin.ai.openai.*)
+    model: Text | None = None
+    api_key: Text | None = None
+    base_url: Text | None = None
+    temperature: Number | None = None
+    top_p: Number | None = None
+    max_tokens: Int | None = None
+    n: Int | None = None
+    stop: TextList | None = None
+    presence_penalty: Number | None = None
+    frequency_penalty: Number | None = None
+    logit_bias: MapValue | None = None
+    user: Text | None = None
+    seed: Int | None = None
+    client_timeout: Int | None = None
+    response_format: Json = None
+    json_response_schema: Json = None
+    # io.kestra.plugin.ai.* (langchain4j) style
+    provider: MapValue | None = None
+    configuration: MapValue | None = None
+    tools: ListValue | None = None
+    guardrails: MapValue | None = None
+    observability: MapValue | None = None
+    system_message: Text | None = None
+    # Chorus's own: cap tokens and cost of this task run (or, with scope EXECUTION, of the whole execution).
+    budget: MapValue | None = None
+
+
+class ChatCompletionProps(_LlmProps):
+    prompt: Text | None = None
+    messages: ListValue | None = None
+    functions: ListValue | None = None
+    function_call: Text | None = None
+
+    @model_validator(mode="after")
+    def _prompt_or_messages(self) -> ChatCompletionProps:
+        if self.prompt is None and self.messages is None:
+            raise ValueError("needs a prompt or messages")
+        return self
+
+
+class AIAgentProps(_LlmProps):
+    prompt: Text
+    max_sequential_tools_invocations: Int | None = None
+    content_retrievers: ListValue | None = None
+    memory: MapValue | None = None
+    output_files: TextList | None = None
+
+
+# -- triggers (validated loosely: unknown properties are allowed) -------------------------------
+
+
+class TriggerProperties(BaseModel):
+    """Base of trigger property models: known properties are typed, others pass through."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=False)
+
+    description: Text | None = None
+    conditions: ListValue | None = None
+    log_level: LogLevel | None = None
+    stop_after: TextList | None = None
+
+
+_CRON_NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def _is_cron(value: object) -> bool:
+    # A loose syntax check only; the scheduler parses cron expressions fully.
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return text in _CRON_NICKNAMES or len(text.split()) in (5, 6)
+
+
+def _cron(value: object) -> object:
+    if _is_cron(value):
+        return value
+    raise ValueError(f"expected a cron expression (5 or 6 fields, or a nickname like @daily), got {_show(value)}")
+
+
+class ScheduleProps(TriggerProperties):
+    cron: Annotated[JsonValue, PlainValidator(_cron)]
+    timezone: Text | None = None
+    with_seconds: Bool | None = None
+    inputs: MapValue | None = None
+    backfill: MapValue | None = None
+    late_maximum_delay: Duration | None = None
+    recover_missed_schedules: (
+        Annotated[JsonValue, _accepting("ALL, LAST or NONE", _one_of("ALL", "LAST", "NONE"))] | None
+    ) = None
+
+
+class ScheduleOnDatesProps(TriggerProperties):
+    dates: ListOrText
+    timezone: Text | None = None
+    inputs: MapValue | None = None
+
+
+class WebhookProps(TriggerProperties):
+    key: Text
+    inputs: MapValue | None = None
+    wait: Bool | None = None
+    return_outputs: Bool | None = None
+
+
+class FlowTriggerProps(TriggerProperties):
+    inputs: MapValue | None = None
+    preconditions: MapValue | None = None
+    states: TextList | None = None
+
+
+class HttpTriggerProps(TriggerProperties):
+    uri: Text
+    method: HttpMethod | None = None
+    interval: Duration | None = None
+    response_condition: Text | None = None
+    body: Json = None
+    headers: MapValue | None = None
+    options: MapValue | None = None
