@@ -608,6 +608,33 @@ class Engine:
     def restart(self, execution_id: str, *, actor: str) -> ExecutionRow:
         return operations.restart(self, execution_id, actor=actor)
 
+    def set_labels(self, execution_id: str, labels: list[dict[str, str]], *, actor: str) -> list[dict[str, str]]:
+        """Add or override execution labels (the Labels task, the API); audited."""
+        with self._tx() as session:
+            execution = store.lock_execution(session, execution_id)
+            if execution is None:
+                raise NotFound("execution", execution_id)
+            merged = _merge_labels(list(execution.labels), labels)
+            store.update_labels(session, execution, merged)
+            store.append_audit(
+                session, execution_id, actor=actor, action="execution.labels", subject=None, payload={"labels": labels}
+            )
+            return merged
+
+    def fetch_logs(
+        self, execution_id: str, *, task_ids: Sequence[str] = (), min_level: str = "INFO"
+    ) -> list[dict[str, Any]]:
+        """Log lines of an execution (the Fetch task): by task ids, at or above a level."""
+        order = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+        floor = order.index(min_level) if min_level in order else 2
+        with self.sessions() as session:
+            rows = store.log_lines_of(session, execution_id)
+        return [
+            {"taskId": r.task_id, "level": r.level, "message": r.message, "timestamp": store.iso(r.at)}
+            for r in rows
+            if (not task_ids or r.task_id in task_ids) and (order.index(r.level) if r.level in order else 2) >= floor
+        ]
+
     def start_subflow(self, claimed: ClaimedTaskRun, **request: Any) -> str:
         return subflows.start(self, claimed, **request)
 

@@ -405,6 +405,11 @@ def discard_task_run(session: Session, row: TaskRunRow, *, actor: str) -> None:
     )
 
 
+def update_labels(session: Session, execution: ExecutionRow, labels: list[dict[str, str]]) -> None:
+    session.execute(update(ExecutionRow).where(ExecutionRow.id == execution.id).values(labels=labels))
+    execution.labels = labels
+
+
 def touch_execution(session: Session, execution_id: str, at: datetime) -> None:
     """Mark progress (not a state change): keeps the stale-execution sweep away from live runs."""
     session.execute(update(ExecutionRow).where(ExecutionRow.id == execution_id).values(updated_at=at))

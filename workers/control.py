@@ -124,3 +124,39 @@ def run_sleep(ctx: TaskContext) -> dict[str, Any] | None:
 
 HANDLERS["Sleep"] = run_sleep
 DECIDERS["Pause"] = decide_pause
+
+
+def _label_list(raw: Any) -> list[dict[str, str]]:
+    """Kestra's Labels task takes a map, a list of {key, value}, or a JSON string of either."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as e:
+            raise TaskFailed(f"labels must be a map or a list of key/value, got {raw!r}", retryable=False) from e
+    if isinstance(raw, dict):
+        return [{"key": str(k), "value": str(v)} for k, v in raw.items()]
+    if isinstance(raw, list) and all(isinstance(i, dict) and "key" in i for i in raw):
+        return [{"key": str(i["key"]), "value": str(i.get("value", ""))} for i in raw]
+    raise TaskFailed(f"labels must be a map or a list of key/value, got {raw!r}", retryable=False)
+
+
+def run_labels(ctx: TaskContext) -> dict[str, Any] | None:
+    labels = _label_list(ctx.render(ctx.properties.get("labels")))
+    reserved = [label["key"] for label in labels if label["key"].startswith("system.")]
+    if reserved:
+        raise TaskFailed(f"labels {reserved} are reserved for the system", retryable=False)
+    ctx.engine.set_labels(ctx.claimed.coordinates.execution_id, labels, actor=f"task:{ctx.claimed.task.id}")
+    return None
+
+
+def run_fetch(ctx: TaskContext) -> dict[str, Any] | None:
+    execution_id = ctx.render(ctx.properties.get("executionId")) or ctx.claimed.coordinates.execution_id
+    task_ids = ctx.render(ctx.properties.get("tasksId") or [])
+    level = str(ctx.render(ctx.properties.get("level", "INFO"))).upper()
+    logs = ctx.engine.fetch_logs(str(execution_id), task_ids=task_ids, min_level=level)
+    # Kestra writes the lines to internal storage and outputs the file's URI and the count.
+    return {"size": len(logs), "logs": logs}
+
+
+HANDLERS["Labels"] = run_labels
+HANDLERS["Fetch"] = run_fetch
