@@ -46,10 +46,16 @@ def decide_if(ctx: TaskContext) -> Decision:
     return Decision({"branch": "then" if condition else "else", "condition": condition})
 
 
+def run_echo(ctx: TaskContext) -> dict[str, Any] | None:
+    # Kestra's deprecated Echo logs its rendered `format` (it has no outputs, unlike Return).
+    ctx.log(str(ctx.properties.get("level", "INFO")), str(ctx.render(ctx.properties.get("format", ""))))
+    return None
+
+
 HANDLERS: dict[str, Handler] = {
     "Log": run_log,
     "Return": run_return,
-    "Debug": run_return,
+    "Echo": run_echo,
     "OutputValues": run_output_values,
     "Fail": run_fail,
 }

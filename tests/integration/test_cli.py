@@ -1,0 +1,57 @@
+"""The `chorus` command line as a user runs it: real subprocesses, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+def chorus(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_version_prints_the_package_version() -> None:
+    result = chorus("--version")
+
+    assert result.returncode == 0 and result.stdout.startswith("chorus ")
+
+
+def test_validating_kestras_own_flows_accepts_every_file() -> None:
+    result = chorus("flow", "validate", str(FIXTURES / "kestra_flows"))
+
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stdout
+    assert len(lines) == len(list((FIXTURES / "kestra_flows").rglob("*.yaml")))
+    assert all(line.startswith("OK ") for line in lines)
+
+
+def test_json_output_has_one_object_per_file(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text("id: a\nnamespace: n\ntasks:\n  - id: t\n    type: Log\n    message: hi\n")
+    (tmp_path / "bad.yaml").write_text("id: b\nnamespace: n\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Lgo\n")
+
+    result = chorus("flow", "validate", "--json", str(tmp_path))
+
+    reports = {Path(r["path"]).name: r for r in map(json.loads, result.stdout.splitlines())}
+    assert result.returncode == 1
+    assert reports["good.yaml"]["valid"] is True
+    error = reports["bad.yaml"]["errors"][0]
+    assert (error["path"], error["line"], error["suggestion"]) == ("tasks[0].type", 5, "io.kestra.plugin.core.log.Log")
+
+
+def test_a_missing_path_is_a_usage_error() -> None:
+    result = chorus("flow", "validate", "/nonexistent/flows")
+
+    assert result.returncode == 2 and "no such file" in result.stderr
+
+
+def test_a_bad_setting_names_its_variable_and_exits_2() -> None:
+    result = chorus("migrate", env={"CHORUS_DATABASE_URL": "mysql://x", "PATH": "/usr/bin:/bin"})
+
+    assert result.returncode == 2
+    assert "CHORUS_DATABASE_URL" in result.stderr and "PostgreSQL" in result.stderr
