@@ -8,6 +8,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.core.errors import ConfigurationError
+from orchestrator.llm_prices import LlmSettings
 
 DEFAULT_POOLS = ("control", "io", "scripts", "ai")
 
@@ -39,6 +40,7 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(default=8080, ge=0, le=65535, description="Port the HTTP server binds.")
     log_level: str = Field(default="INFO", description="Root log level.")
+    llm: LlmSettings = Field(default_factory=LlmSettings, description="LLM calls: price table, retry limits (JSON).")
 
     @field_validator("database_url")
     @classmethod

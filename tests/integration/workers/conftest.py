@@ -98,6 +98,6 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> SetSecrets:
     return set_secrets
 
 
-def one_task_flow(task_yaml: str, *, flow_id: str = "t", extra: str = "") -> str:
+def one_task_flow(task_yaml: str, *, flow_id: str = "t", task_id: str = "t", extra: str = "") -> str:
     """A flow around one task (`task_yaml` is the task's mapping, indented by 4 spaces under `tasks:`)."""
-    return f"id: {flow_id}\nnamespace: tests.workers\ntasks:\n  - id: t\n{task_yaml}\n{extra}"
+    return f"id: {flow_id}\nnamespace: tests.workers\ntasks:\n  - id: {task_id}\n{task_yaml}\n{extra}"

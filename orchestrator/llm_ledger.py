@@ -1,0 +1,144 @@
+"""The LLM ledger: every model call recorded with its tokens, cost and latency, audited on its execution's chain.
+
+Workers reach it through `Engine.llm_ledger()` (they may not touch the store). Each call is one
+transaction: the `llm_calls` row and its `llm.call` audit event commit together, so the audit trail and
+the accounting never disagree. A replayed answer (a re-run attempt reusing a recorded response) is
+audited as `llm.replayed` and adds no row: it cost nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator import store, store_llm
+from orchestrator.database import transaction
+from orchestrator.llm_prices import LlmSettings, cost_of
+
+
+@dataclass(frozen=True)
+class LlmCall:
+    """One HTTP exchange with a model provider, as the worker saw it."""
+
+    execution_id: str
+    task_run_id: str
+    task_id: str
+    attempt: int
+    namespace: str
+    flow_id: str
+    provider: str
+    model: str
+    request_hash: str
+    request: dict[str, Any]  #: what was sent, without credentials
+    response: dict[str, Any] | None
+    tokens_in: int
+    tokens_out: int
+    latency_ms: float
+    finish_reason: str | None
+    error: str | None
+    actor: str  #: e.g. "worker:<host>:<pid>:<celery id>"
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    id: int
+    cost: float
+
+
+@dataclass(frozen=True)
+class LlmUsage:
+    tokens_in: int
+    tokens_out: int
+    cost: float
+    calls: int
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_in + self.tokens_out
+
+
+class LlmLedger:
+    """Record, replay and sum LLM calls over a database."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: LlmSettings) -> None:
+        self._sessions = sessions
+        self._settings = settings
+
+    def record(self, call: LlmCall) -> RecordedCall:
+        """Store one call and audit it, in one transaction; the cost comes from the price table."""
+        cost = cost_of(self._settings.prices, call.model, call.tokens_in, call.tokens_out)
+        at = datetime.now(UTC)
+        with transaction(self._sessions) as session:
+            call_id = store_llm.insert_llm_call(
+                session,
+                {
+                    "execution_id": call.execution_id,
+                    "task_run_id": call.task_run_id,
+                    "attempt": call.attempt,
+                    "namespace": call.namespace,
+                    "flow_id": call.flow_id,
+                    "provider": call.provider,
+                    "model": call.model,
+                    "request_hash": call.request_hash,
+                    "request": call.request,
+                    "response": call.response,
+                    "tokens_in": call.tokens_in,
+                    "tokens_out": call.tokens_out,
+                    "cost": cost,
+                    "latency_ms": call.latency_ms,
+                    "finish_reason": call.finish_reason,
+                    "error": call.error,
+                    "at": at,
+                },
+            )
+            payload: dict[str, Any] = {
+                "call_id": call_id,
+                "task_id": call.task_id,
+                "attempt": call.attempt,
+                "provider": call.provider,
+                "model": call.model,
+                "request_hash": call.request_hash,
+                "tokens_in": call.tokens_in,
+                "tokens_out": call.tokens_out,
+                "cost": cost,
+                "latency_ms": round(call.latency_ms, 3),
+                "finish_reason": call.finish_reason,
+            }
+            if call.error is not None:
+                payload["error"] = call.error
+            store.append_audit(
+                session, call.execution_id, actor=call.actor, action="llm.call", subject=call.task_run_id,
+                payload=payload, at=at,
+            )  # fmt: skip
+        return RecordedCall(call_id, cost)
+
+    def replay(self, task_run_id: str, request_hash: str) -> tuple[int, dict[str, Any]] | None:
+        """The recorded successful answer to this exact request in this task run, with its call id."""
+        with self._sessions() as session:
+            return store_llm.recorded_response(session, task_run_id, request_hash)
+
+    def note_replay(self, call: LlmCall, replayed_call_id: int) -> None:
+        """Audit that an attempt reused a recorded answer instead of calling the model."""
+        with transaction(self._sessions) as session:
+            store.append_audit(
+                session,
+                call.execution_id,
+                actor=call.actor,
+                action="llm.replayed",
+                subject=call.task_run_id,
+                payload={
+                    "call_id": replayed_call_id,
+                    "task_id": call.task_id,
+                    "attempt": call.attempt,
+                    "model": call.model,
+                    "request_hash": call.request_hash,
+                },
+            )
+
+    def usage(self, *, task_run_id: str | None = None, execution_id: str | None = None) -> LlmUsage:
+        """Tokens and cost so far, for one task run or one execution (budgets)."""
+        with self._sessions() as session:
+            return LlmUsage(*store_llm.usage(session, task_run_id=task_run_id, execution_id=execution_id))

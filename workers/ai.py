@@ -1,0 +1,258 @@
+"""The ai pool's ChatCompletion: one model call, recorded in the ledger, within budget, replayed when re-run.
+
+Outputs keep OpenAI's response shape (`choices[0].message.content`, `usage`), which the article's flow
+reads. A re-run attempt of a task run whose call already succeeded reuses the recorded answer (same
+request hash): a worker lost after the call, or a retry after a later failure, neither re-bills nor
+changes the model's answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from orchestrator.core.errors import TaskFailed
+from orchestrator.llm_ledger import LlmCall, LlmLedger
+from workers.context import Handler, TaskContext
+from workers.llm import Attempt, ChatCallFailed, ChatClient, Endpoint, resolve_endpoint
+
+#: camelCase task properties -> chat-completion parameters, with their JSON types.
+_PARAMETERS: dict[str, tuple[str, type]] = {
+    "temperature": ("temperature", float),
+    "topP": ("top_p", float),
+    "maxTokens": ("max_tokens", int),
+    "n": ("n", int),
+    "presencePenalty": ("presence_penalty", float),
+    "frequencyPenalty": ("frequency_penalty", float),
+    "seed": ("seed", int),
+    "user": ("user", str),
+}
+#: Kestra's langchain4j-style message types -> OpenAI roles.
+_ROLES = {"SYSTEM": "system", "USER": "user", "AI": "assistant", "ASSISTANT": "assistant", "TOOL": "tool"}
+
+
+def _messages(props: Mapping[str, Any]) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if props.get("systemMessage"):
+        messages.append({"role": "system", "content": str(props["systemMessage"])})
+    for i, message in enumerate(props.get("messages") or []):
+        if not isinstance(message, Mapping) or "content" not in message:
+            raise TaskFailed(f"messages[{i}] must be a map with role (or type) and content", retryable=False)
+        role = str(message.get("role") or _ROLES.get(str(message.get("type", "USER")).upper(), "user"))
+        messages.append({**{k: v for k, v in message.items() if k != "type"}, "role": role.lower()})
+    if props.get("prompt") is not None:
+        messages.append({"role": "user", "content": str(props["prompt"])})
+    if not messages:
+        raise TaskFailed("ChatCompletion needs a prompt or messages", retryable=False)
+    return messages
+
+
+def _schema(props: Mapping[str, Any]) -> dict[str, Any] | None:
+    raw = props.get("jsonResponseSchema")
+    if raw is None:
+        return None
+    try:
+        schema = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(schema, dict):
+            raise TypeError("not a JSON object")
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except (ValueError, TypeError, jsonschema.SchemaError) as e:
+        raise TaskFailed(f"jsonResponseSchema is not a valid JSON schema: {e}", retryable=False) from e
+    return schema
+
+
+def build_request(props: Mapping[str, Any], schema: dict[str, Any] | None) -> dict[str, Any]:
+    """The chat-completion request body from rendered properties."""
+    provider = props.get("provider")
+    model = props.get("model") or (provider.get("modelName") if isinstance(provider, Mapping) else None)
+    if not model:
+        raise TaskFailed("ChatCompletion needs a model (or provider.modelName)", retryable=False)
+    request: dict[str, Any] = {"model": str(model), "messages": _messages(props)}
+    for name, (parameter, kind) in _PARAMETERS.items():
+        if props.get(name) is not None:
+            try:
+                request[parameter] = kind(props[name])
+            except (TypeError, ValueError) as e:
+                raise TaskFailed(f"{name} must be a {kind.__name__}, got {props[name]!r}", retryable=False) from e
+    if props.get("stop"):
+        request["stop"] = [str(s) for s in props["stop"]]
+    if props.get("logitBias"):
+        request["logit_bias"] = props["logitBias"]
+    if schema is not None:
+        request["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+    elif props.get("responseFormat") is not None:
+        response_format = props["responseFormat"]
+        request["response_format"] = {"type": response_format} if isinstance(response_format, str) else response_format
+    tools = [t for t in props.get("tools") or [] if isinstance(t, Mapping) and t.get("type") == "function"]
+    tools += [{"type": "function", "function": f} for f in props.get("functions") or []]
+    if tools:
+        request["tools"] = tools
+    if props.get("functionCall"):
+        call = str(props["functionCall"])
+        request["tool_choice"] = (
+            call if call in ("none", "auto", "required") else {"type": "function", "function": {"name": call}}
+        )
+    return request
+
+
+def request_hash(endpoint: Endpoint, request: Mapping[str, Any]) -> str:
+    """Identity of a request for replay: provider, URL and body, never the key."""
+    canonical = json.dumps(
+        {"provider": endpoint.provider, "base_url": endpoint.base_url, "request": request},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Budget:
+    """`budget: {maxTokens, maxCost, scope}`: caps over this task run, or the whole execution."""
+
+    max_tokens: int | None
+    max_cost: float | None
+    per_execution: bool
+
+    @classmethod
+    def of(cls, raw: Any) -> Budget | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping):
+            raise TaskFailed("budget must be a map with maxTokens and/or maxCost", retryable=False)
+        scope = str(raw.get("scope", "TASK_RUN")).upper()
+        if scope not in ("TASK_RUN", "EXECUTION"):
+            raise TaskFailed(f"budget.scope must be TASK_RUN or EXECUTION, got {scope}", retryable=False)
+        try:
+            tokens = int(raw["maxTokens"]) if raw.get("maxTokens") is not None else None
+            cost = float(raw["maxCost"]) if raw.get("maxCost") is not None else None
+        except (TypeError, ValueError) as e:
+            raise TaskFailed(f"budget values must be numbers: {e}", retryable=False) from e
+        return cls(tokens, cost, scope == "EXECUTION")
+
+    def check(self, ledger: LlmLedger, call: LlmCall, *, before: bool) -> None:
+        """Fail (not retryable: spending more cannot fit) once usage has reached or passed a cap."""
+        usage = (
+            ledger.usage(execution_id=call.execution_id)
+            if self.per_execution
+            else ledger.usage(task_run_id=call.task_run_id)
+        )
+        scope = "execution" if self.per_execution else "task run"
+        over_tokens = self.max_tokens is not None and (
+            usage.tokens >= self.max_tokens if before else usage.tokens > self.max_tokens
+        )
+        over_cost = self.max_cost is not None and (
+            usage.cost >= self.max_cost if before else usage.cost > self.max_cost
+        )
+        if over_tokens or over_cost:
+            raise TaskFailed(
+                f"LLM budget exceeded for this {scope}: {usage.tokens} tokens (max {self.max_tokens}), "
+                f"${usage.cost:.6f} (max {self.max_cost})",
+                retryable=False,
+            )
+
+
+def _validated(body: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The body with `choices[i].message.parsed` set; raises when the content does not match the schema."""
+    for i, choice in enumerate(body.get("choices") or []):
+        message = choice.get("message") or {}
+        try:
+            parsed = json.loads(message.get("content") or "")
+            jsonschema.validate(parsed, schema)
+        except ValueError as e:
+            raise TaskFailed(f"structured output of choices[{i}] is not JSON: {e}", retryable=True) from e
+        except jsonschema.ValidationError as e:
+            raise TaskFailed(
+                f"structured output of choices[{i}] does not match jsonResponseSchema: {e.message}", retryable=True
+            ) from e
+        message["parsed"] = parsed
+    return body
+
+
+def _usage(body: Mapping[str, Any] | None) -> tuple[int, int]:
+    usage = (body or {}).get("usage") or {}
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
+def _finish_reason(body: Mapping[str, Any] | None) -> str | None:
+    choices = (body or {}).get("choices") or []
+    return str(choices[0].get("finish_reason")) if choices and choices[0].get("finish_reason") else None
+
+
+def _record(ledger: LlmLedger, call: LlmCall, attempt: Attempt, error: str | None) -> float:
+    tokens_in, tokens_out = _usage(attempt.response)
+    failure = error or (attempt.failure.message if attempt.failure else None)
+    recorded = ledger.record(
+        dataclasses.replace(
+            call,
+            response=attempt.response,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            latency_ms=attempt.latency_ms,
+            finish_reason=_finish_reason(attempt.response),
+            error=failure,
+        )
+    )
+    return recorded.cost
+
+
+def run_chat_completion(ctx: TaskContext) -> dict[str, Any] | None:
+    props: dict[str, Any] = ctx.render(ctx.properties)
+    endpoint = resolve_endpoint(props)
+    schema = _schema(props)
+    request = build_request(props, schema)
+    budget = Budget.of(props.get("budget"))
+    claimed, at = ctx.claimed, ctx.claimed.coordinates
+    ledger = ctx.engine.llm_ledger()
+    call = LlmCall(
+        execution_id=at.execution_id, task_run_id=at.task_run_id, task_id=at.task_id, attempt=at.attempt,
+        namespace=claimed.flow.namespace, flow_id=claimed.flow.id, provider=endpoint.provider, model=request["model"],
+        request_hash=request_hash(endpoint, request), request=json.loads(ctx.redact(json.dumps(request))),
+        response=None, tokens_in=0, tokens_out=0, latency_ms=0.0, finish_reason=None, error=None,
+        actor=f"worker:{claimed.owner}",
+    )  # fmt: skip
+    recorded = ledger.replay(at.task_run_id, call.request_hash)
+    if recorded is not None:
+        call_id, body = recorded
+        ledger.note_replay(call, call_id)
+        ctx.log("INFO", f"reused the recorded answer of LLM call {call_id} (same request in this task run)")
+        return _validated(body, schema) if schema is not None else body
+    if budget is not None:
+        budget.check(ledger, call, before=True)
+    timeout_s = float(props.get("clientTimeout") or ctx.engine.settings.llm.timeout_s)
+    if ctx.claimed.task.timeout is not None:
+        timeout_s = min(timeout_s, ctx.claimed.task.timeout.total_seconds())
+    client = ChatClient(endpoint, timeout_s=timeout_s, settings=ctx.engine.settings.llm)
+    try:
+        body, attempts = client.complete(request)
+    except ChatCallFailed as failed:
+        for attempt in failed.attempts:
+            _record(ledger, call, attempt, None)
+        raise
+    for attempt in attempts[:-1]:
+        _record(ledger, call, attempt, None)
+    try:
+        result = _validated(body, schema) if schema is not None else body
+    except TaskFailed as invalid:
+        _record(ledger, call, attempts[-1], invalid.message)  # recorded as failed: a re-run must not replay it
+        raise
+    cost = _record(ledger, call, attempts[-1], None)
+    tokens_in, tokens_out = _usage(body)
+    ctx.log(
+        "INFO",
+        f"{call.model} via {endpoint.provider}: {tokens_in} tokens in, {tokens_out} out, ${cost:.6f}, "
+        f"{attempts[-1].latency_ms:.0f} ms, {len(attempts)} attempt(s)",
+    )
+    if budget is not None:
+        budget.check(ledger, call, before=False)
+    return result
+
+
+HANDLERS: dict[str, Handler] = {
+    "ChatCompletion": run_chat_completion,
+}
