@@ -137,10 +137,13 @@ class Engine:
             yield session
             transitions = list(session.info.get("transitions", ()))
             ended_children = list(session.info.get("ended_children", ()))
+            ended_flows = set(session.info.get("ended_flows", ()))
         if transitions and self.hooks:
             emit_transitions(self.hooks, transitions)
         for child_id in ended_children:
             subflows.on_child_ended(self, child_id)
+        for flow_key in ended_flows:
+            self._dequeue(*flow_key)
 
     # ---- flows ----------------------------------------------------------------------------------
 
@@ -209,6 +212,7 @@ class Engine:
             raise NotFound("flow", f"{execution.namespace}.{execution.flow_id} revision {execution.flow_revision}")
         flow = self.flow_of(row)
         session.info["task_types"] = self._task_types(flow)
+        session.info["flow_concurrency"] = flow.concurrency is not None
         return flow
 
     def _task_types(self, flow: Flow) -> dict[str, str]:
@@ -288,8 +292,38 @@ class Engine:
         store.create_execution(
             session, row, actor=actor, payload={"flow_revision": flow_row.revision, "labels": all_labels}
         )
-        store.record_transition(session, row, State.RUNNING, actor=actor)
+        store.record_transition(session, row, self._admission(session, flow), actor=actor)
         return row
+
+    def _admission(self, session: Session, flow: Flow) -> State:
+        """RUNNING, or what the flow's `concurrency` says when its limit is reached (QUEUED, CANCELLED, FAILED)."""
+        session.info["flow_concurrency"] = flow.concurrency is not None
+        if flow.concurrency is None:
+            return State.RUNNING
+        tenant = self.settings.tenant
+        store.lock_flow_concurrency(session, tenant, flow.namespace, flow.id)
+        if store.count_active_executions(session, tenant, flow.namespace, flow.id) < flow.concurrency.limit:
+            return State.RUNNING
+        return {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[flow.concurrency.behavior]
+
+    def _dequeue(self, tenant: str, namespace: str, flow_id: str) -> None:
+        """Start queued executions of a flow while its concurrency limit allows."""
+        started: list[str] = []
+        with self._tx() as session:
+            row = store.latest_flow(session, tenant, namespace, flow_id)
+            flow = self.flow_of(row) if row is not None else None
+            if flow is None or flow.concurrency is None:
+                return
+            store.lock_flow_concurrency(session, tenant, namespace, flow_id)
+            free = flow.concurrency.limit - store.count_active_executions(session, tenant, namespace, flow_id)
+            if free <= 0:
+                return
+            for queued in store.oldest_queued_executions(session, tenant, namespace, flow_id, free):
+                session.info["execution"] = queued
+                store.record_transition(session, queued, State.RUNNING, actor="system:concurrency")
+                started.append(queued.id)
+        for execution_id in started:
+            self.dispatch(execution_id, actor="system:concurrency")
 
     def snapshot(self, session: Session, execution_id: str) -> Snapshot:
         runs = store.task_runs_of(session, execution_id)
@@ -360,17 +394,15 @@ class Engine:
 
     @staticmethod
     def _iteration_value(session: Session, at: TaskRunCoordinates) -> str | None:
-        """A loop child's `taskrun.value`: its iteration's value; other descendants inherit their parent's."""
-        if at.parent_id is None:
+        """A loop child's `taskrun.value`: its iteration's value (other task runs have none, as in Kestra)."""
+        if at.parent_id is None or at.iteration is None:
             return None
         parent = store.get_task_run(session, at.parent_id)
-        if parent is None:
-            return None
-        values = (parent.decision or {}).get("values")
-        if at.iteration is not None and isinstance(values, list) and at.iteration < len(values):
+        values = (parent.decision or {}).get("values") if parent is not None else None
+        if isinstance(values, list) and at.iteration < len(values):
             item = values[at.iteration]
             return item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
-        return parent.value
+        return None
 
     def _reclaim(
         self,

@@ -56,6 +56,10 @@ def kill(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
         execution = _locked(engine, session, execution_id)
         if State(execution.state) in TERMINAL:
             raise Conflict(f"execution {execution_id} has already ended ({execution.state})")
+        engine._flow_for(session, execution)  # marks the flow's concurrency, so a kill frees its slot
+        if State(execution.state) in (State.CREATED, State.QUEUED):
+            store.record_transition(session, execution, State.KILLED, actor=actor)  # never started
+            return execution
         if State(execution.state) is not State.KILLING:
             store.record_transition(session, execution, State.KILLING, actor=actor)
         for run in store.task_runs_of(session, execution_id):

@@ -156,6 +156,9 @@ def record_transition(
     for key, value in changes.items():
         setattr(row, key, value)
     _note_transition(session, row, str(current), str(to), at)
+    if isinstance(row, ExecutionRow) and to.is_terminal and session.info.get("flow_concurrency"):
+        # A concurrency slot of this flow may have freed up: the engine dequeues after commit.
+        session.info.setdefault("ended_flows", set()).add((row.tenant, row.namespace, row.flow_id))
     event = {"from": str(current), "to": str(to), **(payload or {})}
     if isinstance(row, TaskRunRow):
         event.update(task_id=row.task_id, attempt=row.attempt)
@@ -403,6 +406,49 @@ def discard_task_run(session: Session, row: TaskRunRow, *, actor: str) -> None:
         subject=row.id,
         payload={"task_id": row.task_id, "state": row.state, "attempts": len(row.attempts)},
     )
+
+
+_ACTIVE = (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING, State.RETRYING)
+
+
+def lock_flow_concurrency(session: Session, tenant: str, namespace: str, flow_id: str) -> None:
+    """Serialise concurrency decisions for one flow across every replica (transaction-scoped)."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"concurrency:{tenant}/{namespace}/{flow_id}"}
+    )
+
+
+def count_active_executions(session: Session, tenant: str, namespace: str, flow_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(ExecutionRow)
+            .where(
+                ExecutionRow.tenant == tenant,
+                ExecutionRow.namespace == namespace,
+                ExecutionRow.flow_id == flow_id,
+                ExecutionRow.state.in_([str(s) for s in _ACTIVE]),
+            )
+        )
+        or 0
+    )
+
+
+def oldest_queued_executions(
+    session: Session, tenant: str, namespace: str, flow_id: str, limit: int
+) -> Sequence[ExecutionRow]:
+    return session.scalars(
+        select(ExecutionRow)
+        .where(
+            ExecutionRow.tenant == tenant,
+            ExecutionRow.namespace == namespace,
+            ExecutionRow.flow_id == flow_id,
+            ExecutionRow.state == str(State.QUEUED),
+        )
+        .order_by(ExecutionRow.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
 
 
 def update_labels(session: Session, execution: ExecutionRow, labels: list[dict[str, str]]) -> None:

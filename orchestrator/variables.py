@@ -12,16 +12,31 @@ from orchestrator.tables import ExecutionRow, TaskRunRow
 
 
 def task_outputs(runs: Sequence[TaskRunRow]) -> dict[str, Any]:
-    """`outputs.<task>` for plain task runs, `outputs.<task>.<iteration value>` inside loops (as Kestra)."""
+    """`outputs.<task>`, nested under each enclosing loop's value inside loops (`outputs.t.v1.v2`, as Kestra)."""
+    by_id = {run.id: run for run in runs}
     outputs: dict[str, Any] = {}
     for run in runs:
         if run.outputs is None:
             continue
-        if run.value is None:
+        chain = _value_chain(run, by_id)
+        if not chain:
             outputs[run.task_id] = run.outputs
-        else:
-            outputs.setdefault(run.task_id, {})[run.value] = run.outputs
+            continue
+        node = outputs.setdefault(run.task_id, {})
+        for value in chain[:-1]:
+            node = node.setdefault(value, {})
+        node[chain[-1]] = run.outputs
     return outputs
+
+
+def _value_chain(run: TaskRunRow, by_id: dict[str, TaskRunRow]) -> list[str]:
+    chain: list[str] = []
+    current: TaskRunRow | None = run
+    while current is not None:
+        if current.value is not None:
+            chain.insert(0, current.value)
+        current = by_id.get(current.parent_id) if current.parent_id else None
+    return chain
 
 
 def base_variables(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow]) -> dict[str, Any]:
@@ -68,12 +83,13 @@ def execution_variables(
 
 
 def _parents(run: TaskRunRow, runs: Sequence[TaskRunRow]) -> list[dict[str, Any]]:
-    """Enclosing flowables nearest first, each as `{taskrun: {value}, outputs}` (Kestra's `parents`)."""
+    """Enclosing loop iterations nearest first, as `{taskrun: {value}, outputs}` (Kestra's `parents`)."""
     by_id = {r.id: r for r in runs}
     parents = []
     current = by_id.get(run.parent_id) if run.parent_id else None
     while current is not None:
-        parents.append({"taskrun": {"value": current.value, "id": current.id}, "outputs": current.outputs or {}})
+        if current.value is not None:
+            parents.append({"taskrun": {"value": current.value, "id": current.id}, "outputs": current.outputs or {}})
         current = by_id.get(current.parent_id) if current.parent_id else None
     return parents
 
