@@ -20,7 +20,7 @@ from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import operations, store, subflows
+from orchestrator import loops, operations, store, subflows
 from orchestrator.compiler import to_canvas
 from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, NotFound
 from orchestrator.core.flow import Flow, TaskSpec
@@ -339,8 +339,10 @@ class Engine:
                 store.record_transition(session, execution, State.RUNNING, actor=actor)
             if State(execution.state) is not State.RUNNING:
                 return None
-            plan = remaining(self._flow_for(session, execution), self.snapshot(session, execution_id))
-            store.touch_execution(session, execution_id, store.utcnow())
+            snap = self.snapshot(session, execution_id)
+            plan = remaining(self._flow_for(session, execution), snap)
+            store.clear_due_loops(session, execution_id, snap.now)
+            store.touch_execution(session, execution_id, snap.now)
         if plan is not None:
             logger.debug("dispatching %s for %s", plan, execution_id, extra={"execution_id": execution_id})
             to_canvas(self.celery, plan).apply_async()
@@ -578,6 +580,13 @@ class Engine:
             )
             if retried:
                 return STOP, None  # the sweeper dispatches the failed children's next attempts
+            if parent_row is not None and spec is not None and spec.type in loops.LOOP_TYPES:
+                again = not decision.state.is_failure and loops.next_iteration(
+                    self, session, execution, flow, spec, parent_row
+                )
+                if again:
+                    return STOP, None  # the sweeper dispatches the next iteration when it is due
+                decision = Complete(loops.final_state(spec, parent_row, decision.state))
             if parent_row is not None and spec is not None:
                 # AllowFailure is allowFailure made into a flowable: its children's failure is a warning.
                 final = apply_allowances(

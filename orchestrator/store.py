@@ -362,12 +362,26 @@ def live_flows(session: Session, tenant: str, namespace: str | None = None) -> S
 
 
 def executions_with_due_retries(session: Session, now: datetime, limit: int = 100) -> Sequence[str]:
+    """Executions with a retry due, or a loop (RUNNING flowable) whose next iteration is due."""
     return session.scalars(
         select(TaskRunRow.execution_id)
-        .where(TaskRunRow.state == str(State.RETRYING), TaskRunRow.retry_at <= now)
+        .where(TaskRunRow.state.in_([str(State.RETRYING), str(State.RUNNING)]), TaskRunRow.retry_at <= now)
         .distinct()
         .limit(limit)
     ).all()
+
+
+def clear_due_loops(session: Session, execution_id: str, now: datetime) -> None:
+    """Forget the due time of loops whose next iteration is being dispatched now."""
+    session.execute(
+        update(TaskRunRow)
+        .where(
+            TaskRunRow.execution_id == execution_id,
+            TaskRunRow.state == str(State.RUNNING),
+            TaskRunRow.retry_at <= now,
+        )
+        .values(retry_at=None)
+    )
 
 
 def stale_running_executions(session: Session, older_than: datetime, limit: int = 100) -> Sequence[str]:

@@ -52,7 +52,9 @@ def base_variables(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRo
             "startDate": iso(execution.created_at),
             "originalId": execution.original_id or execution.id,
         },
-        "inputs": dict(execution.inputs),
+        # Kestra has no `inputs` variable at all when an execution has none: `{{ inputs.x }}` then
+        # fails on `inputs`, which is what its error messages (and users' expectations) name.
+        **({"inputs": dict(execution.inputs)} if execution.inputs else {}),
         "outputs": task_outputs(runs),
         "vars": dict(flow.variables),
         "labels": {label["key"]: label["value"] for label in execution.labels},

@@ -166,3 +166,11 @@ def run_fetch(ctx: TaskContext) -> dict[str, Any] | None:
 
 HANDLERS["Labels"] = run_labels
 HANDLERS["Fetch"] = run_fetch
+
+
+def decide_loop(ctx: TaskContext) -> Decision:
+    return Decision({"branch": "tasks", "loop": 0}, {"iterationCount": 0})
+
+
+DECIDERS["WaitFor"] = decide_loop
+DECIDERS["LoopUntil"] = decide_loop

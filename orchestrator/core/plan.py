@@ -151,6 +151,10 @@ def child_lists(flow: Flow, parent: TaskSpec | None, decision: Mapping[str, obje
     finally_ = _enabled(parent.branches.get("finally", ()))
     branch = str(decision.get("branch", "tasks"))
     tasks = _enabled(parent.branches.get(branch, ()))
+    loop = decision.get("loop")
+    if isinstance(loop, int):  # WaitFor / LoopUntil: only the current iteration's tasks
+        lane = tuple(Slot(t, loop) for t in tasks)
+        return ChildLists((lane,) if lane else (), errors, finally_)
     values = decision.get("values")
     if isinstance(values, list):
         return ChildLists(_iteration_lanes(parent, tasks, len(values)), errors, finally_)
@@ -285,6 +289,8 @@ def _in_flight(flow: Flow, slot: Slot, run: TaskRunView, snap: Snapshot) -> Plan
     if run.state is State.RESTARTED:
         return _entry(slot, run.parent_id, snap, attempt=run.attempt + 1)
     if _is_flowable(slot.task) and run.decision:
+        if run.retry_at is not None and run.retry_at > snap.now:
+            return None  # a loop waiting for its next iteration's time
         # Entered and decided: continue inside it rather than deciding again.
         return _parent_plan(flow, slot.task, run, snap)
     # CREATED/RUNNING: send again; the claim lets through only one live runner.
