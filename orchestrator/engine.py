@@ -466,6 +466,27 @@ class Engine:
                 for r in store.error_log_lines(session, execution_id)
             ]
 
+    def task_run_state(self, task_run_id: str) -> str | None:
+        with self.sessions() as session:
+            row = store.get_task_run(session, task_run_id)
+            return row.state if row is not None else None
+
+    def task_run_attempt(self, task_run_id: str) -> int:
+        """The attempt number the next claim of this task run must carry (current + 1 once it ended)."""
+        with self.sessions() as session:
+            row = store.get_task_run(session, task_run_id)
+            if row is None:
+                return 1
+            return row.attempt + 1 if State(row.state) in (State.RETRYING, State.RESTARTED) else row.attempt
+
+    def set_running_outputs(self, claimed: ClaimedTaskRun, outputs: dict[str, Any]) -> None:
+        """Outputs of a flowable this worker owns, set before its join (WorkingDirectory's outputFiles)."""
+        with self._tx() as session:
+            store.lock_execution(session, claimed.coordinates.execution_id)
+            row = store.get_task_run(session, claimed.coordinates.task_run_id, lock=True)
+            if row is not None and _still_ours(row, claimed):
+                row.outputs = {**(row.outputs or {}), **outputs}
+
     def heartbeat(self, at: TaskRunCoordinates, owner: str) -> None:
         with self._tx() as session:
             store.heartbeat(session, at.task_run_id, owner, store.utcnow())

@@ -91,7 +91,10 @@ def _parents(run: TaskRunRow, runs: Sequence[TaskRunRow]) -> list[dict[str, Any]
     current = by_id.get(run.parent_id) if run.parent_id else None
     while current is not None:
         if current.value is not None:
-            parents.append({"taskrun": {"value": current.value, "id": current.id}, "outputs": current.outputs or {}})
+            entry: dict[str, Any] = {"taskrun": {"value": current.value}}
+            if current.outputs:
+                entry["outputs"] = current.outputs
+            parents.append(entry)
         current = by_id.get(current.parent_id) if current.parent_id else None
     return parents
 

@@ -11,6 +11,7 @@ from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import is_true
 from workers.context import Decider, Decision, Handler, TaskContext
+from workers.workdir import run_local_files
 
 
 def run_log(ctx: TaskContext) -> dict[str, Any] | None:
@@ -172,5 +173,6 @@ def decide_loop(ctx: TaskContext) -> Decision:
     return Decision({"branch": "tasks", "loop": 0}, {"iterationCount": 0})
 
 
+HANDLERS["LocalFiles"] = run_local_files
 DECIDERS["WaitFor"] = decide_loop
 DECIDERS["LoopUntil"] = decide_loop

@@ -28,6 +28,7 @@ from workers.context import TaskContext
 from workers.functions import EngineFunctions
 from workers.registry import decider_for, handler_for
 from workers.subflow import start_subflow
+from workers.workdir import run_working_directory
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,12 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         claimed = engine.claim(at, owner=_owner(self), celery_task_id=self.request.id)
         if claimed is None:
             return STOP
+        if claimed.task.type == "WorkingDirectory":
+            with _Heartbeat(engine, claimed):
+                verdict, body = run_working_directory(
+                    engine, claimed, _owner(self), self.request.id, lambda child, _: run_claimed(child, engine)
+                )
+            return self.replace(to_canvas(app, body)) if body is not None else verdict  # type: ignore[no-any-return]
         ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
         try:
             if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):

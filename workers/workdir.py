@@ -1,0 +1,113 @@
+"""WorkingDirectory: its tasks run one after the other in this worker, sharing one directory.
+
+Like Kestra, the whole WorkingDirectory runs on one worker, so files one task writes are there for
+the next. Each child is still a task run of its own: claimed, run and finished through the engine,
+audited like any other. If this worker dies, the sweeper re-sends the WorkingDirectory itself, which
+takes its claim over and runs the children that have not finished, in a fresh directory.
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orchestrator.core.errors import TaskFailed
+from orchestrator.core.states import State
+from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
+from workers.context import TaskContext
+from workers.storage import store_file
+
+#: Runs one claimed child in the shared directory (the worker runtime's `run_claimed`).
+RunChild = Callable[[ClaimedTaskRun, Path], TaskOutcome]
+
+_current_dir: dict[str, Path] = {}
+
+
+def working_dir_of(claimed: ClaimedTaskRun) -> Path | None:
+    """The shared directory of the WorkingDirectory this task run belongs to, if any."""
+    return _current_dir.get(claimed.coordinates.parent_id or "")
+
+
+def run_working_directory(
+    engine: Engine, claimed: ClaimedTaskRun, owner: str, celery_id: str | None, run_child: RunChild
+) -> tuple[str, Any]:
+    """Run the children inline; returns the verdict and, when a phase (errors/finally) starts, its plan."""
+    at = claimed.coordinates
+    workdir = Path(tempfile.mkdtemp(prefix="chorus-wd-"))
+    _current_dir[at.task_run_id] = workdir
+    try:
+        ctx = TaskContext(claimed)
+        _write_inputs(workdir, ctx.render(claimed.task.properties.get("inputFiles") or {}))
+        engine.decide(claimed, {"branch": "tasks", "inline": True})
+        for child in claimed.task.branches.get("tasks", ()):
+            if child.disabled:
+                continue
+            coords = TaskRunCoordinates(at.execution_id, child.id, at.task_run_id, None, 1)
+            state = engine.task_run_state(coords.task_run_id)
+            if state is not None and State(state) in (State.SUCCESS, State.WARNING, State.SKIPPED):
+                continue
+            if state is not None:
+                coords = TaskRunCoordinates(
+                    at.execution_id, child.id, at.task_run_id, None, engine.task_run_attempt(coords.task_run_id)
+                )
+            child_claim = engine.claim(coords, owner=owner, celery_task_id=celery_id)
+            if child_claim is None:
+                return STOP, None
+            # Kestra shows the WorkingDirectory's own task run to its children as `workerTaskrun`.
+            child_claim.variables["workerTaskrun"] = dict(claimed.variables["taskrun"])
+            if child.branches:
+                outcome = TaskOutcome(
+                    State.FAILED, error="flowable tasks inside a WorkingDirectory are not supported", retryable=False
+                )
+            else:
+                outcome = run_child(child_claim, workdir)
+            if engine.finish(child_claim, outcome) != OK:
+                break
+        outputs = _collect_outputs(engine, claimed, workdir, claimed.task.properties.get("outputFiles") or [])
+        if outputs:
+            engine.set_running_outputs(claimed, {"outputFiles": outputs})
+        return engine.join(at.execution_id, at.task_run_id, actor=f"worker:{owner}")
+    finally:
+        _current_dir.pop(at.task_run_id, None)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _write_inputs(workdir: Path, files: Any) -> None:
+    if not isinstance(files, dict):
+        raise TaskFailed("inputFiles must map file names to contents", retryable=False)
+    for name, content in files.items():
+        target = _inside(workdir, str(name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content if isinstance(content, str) else str(content), encoding="utf-8")
+
+
+def _inside(workdir: Path, name: str) -> Path:
+    target = (workdir / name).resolve()
+    if not target.is_relative_to(workdir.resolve()):
+        raise TaskFailed(f"file name {name!r} leaves the working directory", retryable=False)
+    return target
+
+
+def _collect_outputs(engine: Engine, claimed: ClaimedTaskRun, workdir: Path, patterns: list[str]) -> dict[str, str]:
+    kept: dict[str, str] = {}
+    for pattern in patterns:
+        for match in sorted(glob.glob(str(workdir / pattern), recursive=True)):
+            path = Path(match)
+            if path.is_file():
+                name = str(path.relative_to(workdir))
+                kept[name] = store_file(engine.settings.data_dir, claimed, name, path)
+    return kept
+
+
+def run_local_files(ctx: TaskContext) -> dict[str, Any] | None:
+    """Kestra's LocalFiles: write `inputs` into the working directory, upload `outputs` globs."""
+    workdir = working_dir_of(ctx.claimed)
+    if workdir is None:
+        raise TaskFailed("LocalFiles must run inside a WorkingDirectory", retryable=False)
+    _write_inputs(workdir, ctx.render(ctx.properties.get("inputs") or {}))
+    patterns = ctx.render(ctx.properties.get("outputs") or [])
+    return {"uris": _collect_outputs(ctx.engine, ctx.claimed, workdir, list(patterns))}
