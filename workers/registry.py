@@ -6,10 +6,16 @@ import functools
 from typing import Any
 
 from orchestrator.core.errors import ChorusError, TaskFailed
-from workers import ai, control, io, notifications
+from workers import ai, control, io, notifications, scripts
 from workers.context import Decider, Handler, TaskContext
 
-_HANDLERS: dict[str, Handler] = {**control.HANDLERS, **io.HANDLERS, **notifications.HANDLERS, **ai.HANDLERS}
+_HANDLERS: dict[str, Handler] = {
+    **control.HANDLERS,
+    **io.HANDLERS,
+    **notifications.HANDLERS,
+    **ai.HANDLERS,
+    **scripts.HANDLERS,
+}
 _DECIDERS: dict[str, Decider] = {**control.DECIDERS}
 
 

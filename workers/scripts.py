@@ -1,0 +1,222 @@
+"""The scripts pool: Python and shell `Script`/`Commands` as local subprocesses in a per-run working directory.
+
+A run gets a fresh directory with its `inputFiles`, a minimal environment (the worker's own variables,
+SECRET_* and CHORUS_* included, never leak into user code), and its own process group so a timeout kills
+the whole tree. Output lines become task logs; a line `::{"outputs": {...}}::` sets outputs (`vars`) as in
+Kestra. Matching `outputFiles` are kept in storage and output as `kestra:///` URIs.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from orchestrator.core.errors import TaskFailed
+from workers.context import Handler, TaskContext
+from workers.storage import SCHEME, local_path, store_file
+
+#: How long a timed-out process group gets between SIGTERM and SIGKILL.
+_KILL_GRACE_S = 2.0
+_PYTHON_TYPES = {"PythonScript", "PythonCommands"}
+_LEVELS = {"TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR"}
+
+
+@dataclass
+class _Collected:
+    """What the process said through the `::{...}::` protocol."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+    metrics: list[Any] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _refuse_containers(props: Mapping[str, Any]) -> None:
+    runner = props.get("taskRunner")
+    runner_type = str(runner.get("type", "")) if isinstance(runner, Mapping) else ""
+    if runner_type.rsplit(".", 1)[-1].lower() == "docker" or str(props.get("runner", "")).upper() == "DOCKER":
+        raise TaskFailed(
+            "Docker task runners are not available in Chorus: scripts run as local processes. Remove taskRunner "
+            "(or set type io.kestra.plugin.core.runner.Process) and install what the script needs on the scripts "
+            "pool's workers",
+            retryable=False,
+        )
+
+
+def _write_input_files(ctx: TaskContext, workdir: Path, raw: Any) -> None:
+    files = json.loads(raw) if isinstance(raw, str) else raw or {}
+    if not isinstance(files, Mapping):
+        raise TaskFailed("inputFiles must be a map of file names to contents", retryable=False)
+    for name, content in files.items():
+        target = (workdir / str(name)).resolve()
+        if workdir.resolve() not in target.parents:
+            raise TaskFailed(f"inputFiles name {name!r} must stay inside the working directory", retryable=False)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = str(content)
+        if text.startswith(SCHEME + "/"):  # a file another task produced
+            shutil.copyfile(local_path(ctx.engine.settings.data_dir, text), target)
+        else:
+            target.write_text(text)
+
+
+def _environment(workdir: Path, extra: Any, python: bool) -> dict[str, str]:
+    path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if python:
+        # Kestra's images answer to `python`; point it at this worker's interpreter.
+        shims = workdir / ".chorus-bin"
+        shims.mkdir()
+        (shims / "python").symlink_to(sys.executable)
+        path = f"{shims}{os.pathsep}{path}"
+    env = {"PATH": path, "HOME": str(workdir), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "WORKING_DIR": str(workdir)}
+    if extra is not None:
+        if not isinstance(extra, Mapping):
+            raise TaskFailed("env must be a map of variable names to values", retryable=False)
+        env.update({str(k): "" if v is None else str(v) for k, v in extra.items()})
+    return env
+
+
+def _lines(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _command(ctx: TaskContext, props: Mapping[str, Any], workdir: Path) -> list[str]:
+    """The interpreter command line: `beforeCommands`, then the script file or the commands, in one shell."""
+    task_type = ctx.claimed.task.type
+    body: list[str] = []
+    if task_type in ("PythonScript", "ShellScript"):
+        script = workdir / (".chorus-script.py" if task_type == "PythonScript" else ".chorus-script.sh")
+        script.write_text(str(props["script"]))
+        body = [f"python {script.name}" if task_type == "PythonScript" else f"/bin/sh {script.name}"]
+    else:
+        body = _lines(props.get("commands"))
+    fail_fast = props.get("failFast", True) not in (False, "false")
+    lines = (["set -e"] if fail_fast else []) + _lines(props.get("beforeCommands")) + body
+    interpreter = _lines(props.get("interpreter")) or ["/bin/sh", "-c"]
+    return [*interpreter, "\n".join(lines)]
+
+
+def _consume(ctx: TaskContext, stream: IO[str], level: str, collected: _Collected) -> None:
+    for raw in stream:
+        line = raw.rstrip("\n")
+        stripped = line.strip()
+        if stripped.startswith("::{") and stripped.endswith("}::"):
+            try:
+                message = json.loads(stripped[2:-2])
+            except ValueError:
+                message = None
+            if isinstance(message, dict):
+                _apply(ctx, message, collected)
+                continue
+        if line:
+            ctx.log(level, line)
+
+
+def _apply(ctx: TaskContext, message: dict[str, Any], collected: _Collected) -> None:
+    """Kestra's `::{...}::` line: outputs merge into `vars`, metrics are kept, logs go to the task's logs."""
+    with collected.lock:
+        if isinstance(message.get("outputs"), dict):
+            collected.outputs.update(message["outputs"])
+        if isinstance(message.get("metrics"), list):
+            collected.metrics.extend(message["metrics"])
+    for entry in message.get("logs") or []:
+        if isinstance(entry, dict):
+            level = str(entry.get("level", "INFO")).upper()
+            ctx.log(level if level in _LEVELS else "INFO", str(entry.get("message", "")))
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    for sig, wait_s in ((signal.SIGTERM, _KILL_GRACE_S), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _run(ctx: TaskContext, command: list[str], workdir: Path, env: dict[str, str]) -> tuple[int, _Collected]:
+    timeout = ctx.claimed.task.timeout
+    collected = _Collected()
+    process = subprocess.Popen(
+        command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True, encoding="utf-8", errors="replace", start_new_session=True,  # its own group: killable as a tree
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    readers = [
+        threading.Thread(target=_consume, args=(ctx, process.stdout, "INFO", collected), daemon=True),
+        threading.Thread(target=_consume, args=(ctx, process.stderr, "WARN", collected), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    started = time.monotonic()
+    try:
+        code = process.wait(timeout.total_seconds() if timeout is not None else None)
+    except subprocess.TimeoutExpired:
+        _kill(process)
+        for reader in readers:
+            reader.join(5)
+        raise TaskFailed(
+            f"timed out after {time.monotonic() - started:.1f}s (timeout {timeout}): the process group was killed",
+            retryable=True,
+        ) from None
+    except BaseException:
+        _kill(process)  # a worker shutting down takes its subprocesses with it
+        raise
+    for reader in readers:
+        reader.join()
+    return code, collected
+
+
+def _keep_output_files(ctx: TaskContext, workdir: Path, patterns: Any) -> dict[str, str]:
+    kept: dict[str, str] = {}
+    for pattern in _lines(patterns):
+        for match in sorted(glob.glob(pattern, root_dir=workdir, recursive=True)):
+            path = workdir / match
+            if path.is_file():
+                kept[match] = store_file(ctx.engine.settings.data_dir, ctx.claimed, match, path)
+    return kept
+
+
+def run_script(ctx: TaskContext) -> dict[str, Any] | None:
+    """Kestra's script tasks on the process runner: outputs `exitCode`, `vars` and `outputFiles`."""
+    props: dict[str, Any] = ctx.render(ctx.properties)
+    _refuse_containers(props)
+    if props.get("containerImage"):
+        ctx.log("DEBUG", f"containerImage {props['containerImage']} ignored: scripts run as local processes")
+    workdir = Path(tempfile.mkdtemp(prefix="chorus-run-"))
+    try:
+        _write_input_files(ctx, workdir, props.get("inputFiles"))
+        env = _environment(workdir, props.get("env"), ctx.claimed.task.type in _PYTHON_TYPES)
+        code, collected = _run(ctx, _command(ctx, props, workdir), workdir, env)
+        if code != 0:
+            raise TaskFailed(f"Command failed with exit code {code}", retryable=True)
+        outputs: dict[str, Any] = {"exitCode": code, "vars": collected.outputs}
+        if props.get("outputFiles"):
+            outputs["outputFiles"] = _keep_output_files(ctx, workdir, props["outputFiles"])
+        return outputs
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+HANDLERS: dict[str, Handler] = {
+    "PythonScript": run_script,
+    "PythonCommands": run_script,
+    "ShellScript": run_script,
+    "ShellCommands": run_script,
+}
