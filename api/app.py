@@ -13,7 +13,8 @@ from fastapi import FastAPI
 
 from api.errors import chorus_error_handler
 from api.metrics import RequestMetrics, metrics_router
-from api.routes import executions, flows
+from api import wiring
+from api.routes import actions
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
 from orchestrator.database import make_engine, make_sessionmaker
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
         hooks = [MetricsHooks(process_metrics)]
         engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings), hooks=hooks)
         app.state.engine = engine
+        wiring.start(app, engine)
         loop = Sweeper(engine, process_metrics) if sweeper else None
         if loop:
             loop.start()
@@ -86,9 +88,8 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     app.add_exception_handler(ChorusError, chorus_error_handler)
     app.add_middleware(RequestMetrics)
     app.include_router(metrics_router([queue_depth]))
-    for prefix in ("/api/v1/{tenant}", "/api/v1"):
-        app.include_router(flows.router, prefix=prefix)
-        app.include_router(executions.router, prefix=prefix)
+    # Fixed action names before `/executions/{namespace}/{flowId}`, which would swallow them.
+    wiring.install(app, settings, action_routers=[actions.router])
 
     @app.get("/health", tags=["Health"])
     def health() -> dict[str, Any]:

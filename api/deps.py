@@ -1,17 +1,40 @@
-"""FastAPI dependencies: the engine and a read session from the app state, the tenant check, the actor."""
+"""FastAPI dependencies: engine and sessions from the app state, tenant check, the authenticated principal.
+
+Routers require `authenticate` as a router-level dependency, so a route cannot forget it; routes that
+Kestra leaves open (health, webhooks, version) live on routers without it.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
+from orchestrator.accounts import ANONYMOUS_ADMIN, Accounts, Principal, Unauthenticated
+from orchestrator.audit_trail import ApiAction
 from orchestrator.engine import Engine
+from orchestrator.kv import KeyValueStore
+from orchestrator.settings import Settings
 
 
 def engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def accounts(request: Request) -> Accounts:
+    return request.app.state.accounts  # type: ignore[no-any-return]
+
+
+def kv_store(request: Request) -> KeyValueStore:
+    return request.app.state.kv  # type: ignore[no-any-return]
+
+
+def settings(request: Request) -> Settings:
+    return request.app.state.engine.settings  # type: ignore[no-any-return]
 
 
 def read_session(request: Request) -> Iterator[Session]:
@@ -20,13 +43,103 @@ def read_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def check_tenant(tenant: str) -> str:
+def check_tenant_path(tenant: str = Path(description="Always 'main' (Kestra OSS).")) -> str:
+    """Router-level check of the `{tenant}` path segment."""
     if tenant != "main":
         raise HTTPException(status_code=400, detail="Tenant must be 'main' for OSS version")
     return tenant
 
 
+def check_tenant(request: Request) -> str:
+    """The tenant of this request: the path's (already checked) or `main` on the tenant-less aliases."""
+    return str(request.path_params.get("tenant", "main"))
+
+
+# ---- authentication -----------------------------------------------------------------------------
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def authenticate(request: Request) -> Principal:
+    """The caller, from Basic or Bearer credentials; anonymous admin only when auth is not required."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    principal = _authenticate(request)
+    request.state.principal = principal
+    return principal
+
+
+def _authenticate(request: Request) -> Principal:
+    if not settings(request).auth_required:
+        return ANONYMOUS_ADMIN
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    credentials = credentials.strip()
+    principal = None
+    if scheme.lower() == "basic" and credentials:
+        try:
+            username, sep, password = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthenticated("malformed Basic credentials") from None
+        if sep:
+            principal = accounts(request).authenticate_basic(username, password)
+    elif scheme.lower() == "bearer" and credentials:
+        principal = accounts(request).authenticate_bearer(credentials)
+    elif not header:
+        raise Unauthenticated("authentication required: send Basic credentials or a Bearer API token")
+    if principal is None:
+        raise Unauthenticated("invalid credentials")
+    return principal
+
+
 def actor(request: Request) -> str:
-    """Who is acting; anonymous until authentication lands (loopback-only in `chorus local`)."""
-    client = request.client.host if request.client else "unknown"
-    return f"api:anonymous@{client}"
+    """How engine audit events name the caller: the principal and where it called from."""
+    return f"{authenticate(request).actor}@{client_address(request)}"
+
+
+# ---- request audit context ----------------------------------------------------------------------
+
+
+@dataclass
+class AuditNote:
+    """What a request is about, filled in by its route; the audit middleware records it at response time."""
+
+    action: str
+    namespace: str | None = None
+    flow_id: str | None = None
+    subject: str | None = None
+    read_only: bool = False  #: a read: recorded only when denied
+    audited: bool = False  #: the operation already wrote its event in its own transaction
+
+
+def note(
+    request: Request,
+    action: str,
+    *,
+    namespace: str | None = None,
+    flow_id: str | None = None,
+    subject: str | None = None,
+    read_only: bool = False,
+) -> AuditNote:
+    entry = AuditNote(action, namespace, flow_id, subject, read_only)
+    request.state.audit_note = entry
+    return entry
+
+
+def api_action(request: Request, entry: AuditNote, *, status: int = 200, outcome: str = "success") -> ApiAction:
+    principal = getattr(request.state, "principal", None)
+    return ApiAction(
+        actor=principal.actor if principal is not None else "anonymous",
+        client=client_address(request),
+        action=entry.action,
+        outcome=outcome,
+        status=status,
+        namespace=entry.namespace,
+        flow_id=entry.flow_id,
+        subject=entry.subject,
+        method=request.method,
+        path=request.url.path,
+    )

@@ -1,45 +1,120 @@
-"""The one table from ChorusError classes to HTTP statuses, and Kestra's error body shape."""
+"""The one table from ChorusError classes to HTTP statuses, and Kestra's error body shape.
+
+Every 4xx body is `{"message", "_links", "_embedded": {"errors": [{"path", "message", ...}]}}` and names
+the field (or query parameter, header, path segment) at fault; a 500 only ever means a bug.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
+from orchestrator.accounts import BindingInvalid, PermissionDenied, Unauthenticated
 from orchestrator.core.errors import (
     ChorusError,
+    ConfigurationError,
     Conflict,
     ExpressionError,
     FlowInvalid,
     InputInvalid,
     NotFound,
 )
+from orchestrator.kv import KeyExpired, ValueInvalid
+from orchestrator.store_search import FilterValueInvalid
+
+
+class QueryInvalid(ChorusError):
+    """Raised when a query parameter, header or body field of a request is unusable."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+class PayloadTooLarge(ChorusError):
+    """Raised when a request body is larger than the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.path = "body"
+        super().__init__(f"request body larger than {limit} bytes (CHORUS_MAX_BODY_BYTES)")
+
 
 STATUS_BY_ERROR: tuple[tuple[type[ChorusError], int], ...] = (
+    (Unauthenticated, 401),
+    (PermissionDenied, 403),
+    (KeyExpired, 410),
     (NotFound, 404),
     (Conflict, 409),
+    (PayloadTooLarge, 413),
     (FlowInvalid, 422),
     (InputInvalid, 422),
+    (ValueInvalid, 422),
+    (QueryInvalid, 422),
+    (FilterValueInvalid, 422),
+    (BindingInvalid, 422),
     (ExpressionError, 422),
+    (ConfigurationError, 422),
 )
 
 
-def validation_body(error: ChorusError) -> dict[str, Any]:
-    errors: list[dict[str, Any]] = []
+def status_of(error: ChorusError) -> int:
+    return next((code for cls, code in STATUS_BY_ERROR if isinstance(error, cls)), 400)
+
+
+def _details(error: ChorusError) -> list[dict[str, Any]]:
     if isinstance(error, FlowInvalid):
-        errors = [
+        return [
             {"path": d.path, "line": d.line, "column": d.column, "message": d.message, "suggestion": d.suggestion}
             for d in error.errors
         ]
-    elif isinstance(error, InputInvalid):
-        errors = [{"path": error.path, "line": None, "column": None, "message": error.message}]
-    return {"message": f"Invalid entity: {error.message}", "_embedded": {"errors": errors}}
+    path = getattr(error, "path", None)
+    if path is None and isinstance(error, NotFound):
+        path = error.kind
+    return [{"path": path, "line": None, "column": None, "message": error.message}] if path else []
+
+
+def validation_body(error: ChorusError) -> dict[str, Any]:
+    return {"message": f"Invalid entity: {error.message}", "_embedded": {"errors": _details(error)}}
+
+
+def error_body(request: Request, status: int, message: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "message": message,
+        "_links": {"self": {"href": str(request.url.path), "templated": False}},
+        "_embedded": {"errors": errors},
+    }
 
 
 def chorus_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ChorusError)
-    status = next((code for cls, code in STATUS_BY_ERROR if isinstance(exc, cls)), 400)
-    body = validation_body(exc) if status == 422 else {"message": exc.message, "_embedded": {"errors": []}}
-    body["_links"] = {"self": {"href": str(request.url.path), "templated": False}}
-    return JSONResponse(body, status_code=status)
+    status = status_of(exc)
+    message = f"Invalid entity: {exc.message}" if status == 422 else exc.message
+    headers = {"WWW-Authenticate": 'Basic realm="chorus", charset="UTF-8"'} if status == 401 else None
+    return JSONResponse(error_body(request, status, message, _details(exc)), status_code=status, headers=headers)
+
+
+def request_validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's parameter validation, in Kestra's shape: one entry per field, named `query.size` etc."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"path": ".".join(str(p) for p in e.get("loc", ())), "line": None, "column": None, "message": e.get("msg")}
+        for e in exc.errors()
+    ]
+    summary = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
+    return JSONResponse(error_body(request, 422, f"Invalid entity: {summary}", errors), status_code=422)
+
+
+def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own 404/405 (unknown route or method) and explicit HTTPExceptions, as JSON."""
+    assert isinstance(exc, HTTPException)
+    path = "tenant" if "Tenant" in str(exc.detail) else "path"
+    errors = [{"path": path, "line": None, "column": None, "message": str(exc.detail)}]
+    return JSONResponse(
+        error_body(request, exc.status_code, str(exc.detail), errors),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )

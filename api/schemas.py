@@ -18,8 +18,17 @@ def _state(current: str, histories: Sequence[dict[str, Any]]) -> dict[str, Any]:
 _TERMINAL = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"}
 
 
+def labels_list(labels: Any) -> list[dict[str, Any]]:
+    """Labels as Kestra returns them: a list of {key, value}, whether written as a map or a list."""
+    if isinstance(labels, dict):
+        return [{"key": str(k), "value": v} for k, v in labels.items()]
+    return [item for item in labels if isinstance(item, dict)] if isinstance(labels, list) else []
+
+
 def flow_public(row: FlowRevisionRow, *, with_source: bool = True) -> dict[str, Any]:
     body = dict(row.document)
+    if "labels" in body:
+        body["labels"] = labels_list(body["labels"])
     body.update(
         id=row.flow_id,
         namespace=row.namespace,

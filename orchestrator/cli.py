@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     validate = flow_commands.add_parser("validate", help="validate flow files offline (exit 1 if any is invalid)")
     validate.add_argument("paths", nargs="+", type=Path)
     validate.add_argument("--json", action="store_true", help="one JSON object per file")
+
+    from orchestrator.cli_admin import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -84,6 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level)
         if args.command == "migrate":
             return _migrate(settings)
+        if args.command in ("user", "token", "audit"):
+            from orchestrator.cli_admin import run
+
+            return run(args, settings)
+        if args.command in ("server", "local"):
+            # Listening beyond loopback needs credentials; refused here with the variable to set.
+            settings.refuse_unsafe_bind()
         if args.command == "server":
             return _server(settings)
         if args.command == "worker":

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.core.errors import ConfigurationError
@@ -41,6 +42,21 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535, description="Port the HTTP server binds.")
     log_level: str = Field(default="INFO", description="Root log level.")
     llm: LlmSettings = Field(default_factory=LlmSettings, description="LLM calls: price table, retry limits (JSON).")
+    admin_username: str | None = Field(
+        default=None, min_length=1, description="Bootstrap admin created (or updated) at start; enables auth."
+    )
+    admin_password: SecretStr | None = Field(
+        default=None, min_length=8, description="Password of the bootstrap admin (at least 8 characters)."
+    )
+    auth_enabled: bool | None = Field(
+        default=None,
+        description="Require credentials; unset means required when an admin is configured or the host is not "
+        "loopback. `false` is refused on a non-loopback host.",
+    )
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
+    follow_unknown_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long a follow stream waits for an unknown execution before its 404."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -59,9 +75,56 @@ class Settings(BaseSettings):
             raise ValueError("must be a Redis URL (redis://host:port/db)")
         return value
 
+    @model_validator(mode="after")
+    def _admin_pair(self) -> Settings:
+        if (self.admin_username is None) != (self.admin_password is None):
+            raise ValueError("CHORUS_ADMIN_USERNAME and CHORUS_ADMIN_PASSWORD must be set together")
+        return self
+
     @property
     def effective_result_backend(self) -> str:
         return self.result_backend or self.broker_url
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether the HTTP server binds only a loopback address (the one place auth may be off)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def credentials_configured(self) -> bool:
+        """A bootstrap admin is set, or auth was switched on explicitly (users made with `chorus user create`)."""
+        return self.admin_username is not None or self.auth_enabled is True
+
+    @property
+    def auth_required(self) -> bool:
+        """Requests must authenticate; False only for an explicit or credential-less loopback server.
+
+        Without credentials on loopback every request acts as an anonymous admin (`chorus local`).
+        """
+        if self.auth_enabled is not None:
+            return self.auth_enabled
+        return self.credentials_configured or not self.loopback_only
+
+    def refuse_unsafe_bind(self) -> None:
+        """Raise when the server would listen beyond loopback without any way to authenticate."""
+        if self.loopback_only:
+            return
+        if not self.auth_required:
+            raise ConfigurationError(
+                "CHORUS_AUTH_ENABLED", f"auth may be off only on a loopback address, not on {self.host}"
+            )
+        if not self.credentials_configured:
+            raise ConfigurationError(
+                "CHORUS_HOST",
+                f"{self.host} is not a loopback address and no credentials are configured: set "
+                "CHORUS_ADMIN_USERNAME and CHORUS_ADMIN_PASSWORD (or CHORUS_AUTH_ENABLED=true with users "
+                "made by `chorus user create`), or bind 127.0.0.1",
+            )
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -71,6 +134,6 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as e:
         first = e.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise ConfigurationError(
-            f"CHORUS_{field.upper()}", f"{first['msg']} (got {first.get('input')!r})"
-        ) from e
+        if not field:  # a cross-field rule: its message names the variables
+            raise ConfigurationError("CHORUS_*", first["msg"]) from e
+        raise ConfigurationError(f"CHORUS_{field.upper()}", f"{first['msg']} (got {first.get('input')!r})") from e

@@ -56,6 +56,8 @@ class ExecutionRow(Base):
     __table_args__ = (
         Index("ix_executions_flow", "tenant", "namespace", "flow_id", "created_at"),
         Index("ix_executions_state_updated", "state", "updated_at"),
+        Index("ix_executions_created", "tenant", "created_at"),
+        Index("ix_executions_labels", "labels", postgresql_using="gin", postgresql_ops={"labels": "jsonb_path_ops"}),
     )
 
 
@@ -102,7 +104,10 @@ class LogLineRow(Base):
     message: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_log_lines_execution", "execution_id", "id"),)
+    __table_args__ = (
+        Index("ix_log_lines_execution", "execution_id", "id"),
+        Index("ix_log_lines_namespace_at", "namespace", "at"),
+    )
 
 
 class AuditEventRow(Base):
@@ -121,7 +126,11 @@ class AuditEventRow(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (UniqueConstraint("chain_key", "seq", name="uq_audit_events_chain_seq"),)
+    __table_args__ = (
+        UniqueConstraint("chain_key", "seq", name="uq_audit_events_chain_seq"),
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_actor", "actor"),
+    )
 
 
 class AuditHeadRow(Base):
@@ -174,6 +183,8 @@ class ApiTokenRow(Base):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_api_tokens_user", "user_id"),)
 
 
 class RoleBindingRow(Base):

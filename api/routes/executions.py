@@ -1,45 +1,83 @@
-"""Executions: create (multipart inputs, labels, wait), get, search, logs and audit — Kestra's shapes."""
+"""Executions: create (multipart inputs, labels, wait), get, search, list by flow, follow (SSE) — Kestra's shapes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import actor, check_tenant, engine, read_session
-from api.schemas import execution_public, log_public
-from orchestrator import store
-from orchestrator.core.audit import verify_chain
+from api.deps import actor, authenticate, check_tenant, engine, note, read_session, settings
+from api.filters import Fields, parse_labels, parse_search
+from api.permissions import Permission, guard, prefixes
+from api.schemas import execution_public
+from api.sse import execution_stream
+from orchestrator import store, store_search
+from orchestrator.accounts import Principal
 from orchestrator.core.errors import InputInvalid, NotFound
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
+from orchestrator.queries import Op, Search, SortKey
+from orchestrator.settings import Settings
 
-router = APIRouter(tags=["Executions"])
+router = APIRouter(tags=["Executions"], dependencies=[Depends(authenticate)])
 
 _WAIT_POLL_S = 0.05
+
+EXECUTION_FIELDS = Fields(
+    filters=store_search.EXECUTION_FILTERS,
+    sorts=frozenset(store_search.EXECUTION_SORTS),
+    legacy={
+        "namespace": ("namespace", Op.PREFIX),
+        "flowId": ("flowId", Op.EQUALS),
+        "state": ("state", Op.EQUALS),
+        "labels": ("labels", Op.EQUALS),
+        "q": ("q", Op.CONTAINS),
+        "startDate": ("startDate", Op.GREATER_THAN_OR_EQUAL_TO),
+        "endDate": ("endDate", Op.LESS_THAN_OR_EQUAL_TO),
+        "timeRange": ("timeRange", Op.EQUALS),
+        "triggerExecutionId": ("triggerExecutionId", Op.EQUALS),
+        "childFilter": ("childFilter", Op.EQUALS),
+    },
+    default_sort=(SortKey("state.startDate", descending=True),),
+)
+
+_FLOW_LISTING_FIELDS = replace(
+    EXECUTION_FIELDS, legacy={**EXECUTION_FIELDS.legacy, "namespace": ("namespace", Op.EQUALS)}
+)
 
 
 def _labels(raw: list[str]) -> list[dict[str, str]]:
     labels = []
-    for item in raw:
-        key, sep, value = item.partition(":")
-        if not sep or not key:
-            raise InputInvalid("labels", f"label '{item}' is not in the form key:value")
+    for key, value in parse_labels(raw):
         if key.startswith("system.") and key != "system.correlationId":
             raise InputInvalid("labels", f"label '{key}' is reserved for the system")
         labels.append({"key": key, "value": value})
     return labels
 
 
-def _execution_json(session: Session, execution_id: str) -> dict[str, Any]:
+def execution_json(session: Session, execution_id: str) -> dict[str, Any]:
     row = store.get_execution(session, execution_id)
     if row is None:
         raise NotFound("execution", execution_id)
     return execution_public(row, store.task_runs_of(session, execution_id))
+
+
+def visible_execution(
+    request: Request, session: Session, principal: Principal, permission: Permission, execution_id: str
+) -> Any:
+    """The execution row when the caller may act on it: 404 if missing or invisible, 403 if only the act is denied."""
+    row = store.get_execution(session, execution_id)
+    if row is None:
+        raise NotFound("execution", execution_id)
+    guard(request, principal, permission, "execution", row.namespace, execution_id)
+    return row
 
 
 @router.post("/executions/{namespace}/{flow_id}")
@@ -51,9 +89,12 @@ async def create_execution(
     wait: bool = False,
     revision: int | None = None,
     tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
     eng: Engine = Depends(engine),
     who: str = Depends(actor),
 ) -> dict[str, Any]:
+    entry = note(request, "execution.create", namespace=namespace, flow_id=flow_id, subject=f"{namespace}.{flow_id}")
+    guard(request, principal, Permission.EXECUTION_RUN, "flow", namespace, f"{namespace}.{flow_id}")
     inputs: dict[str, Any] = {}
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form()
@@ -64,6 +105,7 @@ async def create_execution(
     row = await run_in_threadpool(
         lambda: eng.submit(namespace, flow_id, inputs=inputs, labels=label_list, actor=who, revision=revision)
     )
+    entry.audited, entry.subject = True, row.id
     if wait:
         deadline = time.monotonic() + eng.settings.wait_timeout_s
         while time.monotonic() < deadline:
@@ -71,87 +113,94 @@ async def create_execution(
                 current = store.get_execution(session, row.id)
                 if current is not None and State(current.state).is_terminal:
                     break
-            await _sleep(_WAIT_POLL_S)
+            await asyncio.sleep(_WAIT_POLL_S)
     with eng.sessions() as session:
-        body = _execution_json(session, row.id)
-    body["url"] = f"{request.base_url}ui/executions/{row.id}"
+        body = execution_json(session, row.id)
+    body["url"] = f"{request.base_url}ui/main/executions/{namespace}/{flow_id}/{row.id}"
     return body
 
 
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
+def _search(request: Request, session: Session, tenant: str, principal: Principal, search: Search) -> dict[str, Any]:
+    search = replace(search, visible_prefixes=prefixes(principal, Permission.EXECUTION_READ))
+    rows, total = store_search.search_executions(session, tenant, search)
+    runs = store_search.task_runs_by_execution(session, [r.id for r in rows])
+    return {"results": [execution_public(r, runs.get(r.id, [])) for r in rows], "total": total}
 
 
 @router.get("/executions/search")
 def search_executions(
-    namespace: str | None = None,
-    flowId: str | None = None,  # noqa: N803 - Kestra's query parameter name
-    state: str | None = None,
+    request: Request,
     page: int = 1,
-    size: int = 25,
+    size: int = 10,
+    sort: list[str] = Query(default=[]),
+    namespace: str | None = Query(default=None, description="Deprecated: namespace prefix."),
+    flowId: str | None = Query(default=None, description="Deprecated: flow id."),
+    state: list[str] = Query(default=[], description="Deprecated: states."),
+    labels: list[str] = Query(default=[], description="Deprecated: `key:value` labels."),
     tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
     session: Session = Depends(read_session),
 ) -> dict[str, Any]:
-    rows, total = store.search_executions(
-        session, tenant, namespace=namespace, flow_id=flowId, state=state, offset=(page - 1) * size, limit=size
-    )
-    return {"results": [execution_public(r, store.task_runs_of(session, r.id)) for r in rows], "total": total}
+    """`filters[namespace][EQUALS]=..`, `filters[state][IN]=..`, `filters[labels][EQUALS][k]=v`, time range, ..."""
+    search = parse_search(request.query_params, EXECUTION_FIELDS, page=page, size=size, sort=sort)
+    return _search(request, session, tenant, principal, search)
+
+
+@router.get("/executions")
+def list_flow_executions(
+    request: Request,
+    page: int = 1,
+    size: int = 10,
+    sort: list[str] = Query(default=[]),
+    namespace: str | None = None,
+    flowId: str | None = None,
+    tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
+    session: Session = Depends(read_session),
+) -> dict[str, Any]:
+    """The MCP server's listing: `?namespace=&flowId=` with exact namespace (plus every search filter)."""
+    search = parse_search(request.query_params, _FLOW_LISTING_FIELDS, page=page, size=size, sort=sort)
+    return _search(request, session, tenant, principal, search)
 
 
 @router.get("/executions/{execution_id}")
 def get_execution(
-    execution_id: str, tenant: str = Depends(check_tenant), session: Session = Depends(read_session)
-) -> dict[str, Any]:
-    return _execution_json(session, execution_id)
-
-
-@router.get("/logs/{execution_id}")
-def execution_logs(
+    request: Request,
     execution_id: str,
-    minLevel: str | None = None,  # noqa: N803 - Kestra's query parameter name
-    taskRunId: str | None = None,  # noqa: N803
     tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
     session: Session = Depends(read_session),
-) -> list[dict[str, Any]]:
-    order = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
-    floor = order.index(minLevel) if minLevel in order else 0
-    rows = store.log_lines_of(session, execution_id, task_run_id=taskRunId)
-    return [log_public(r) for r in rows if (order.index(r.level) if r.level in order else 2) >= floor]
-
-
-@router.get("/audit/executions/{execution_id}")
-def execution_audit(
-    execution_id: str, tenant: str = Depends(check_tenant), session: Session = Depends(read_session)
 ) -> dict[str, Any]:
-    """Chorus's addition: the execution's audit chain and whether it verifies."""
-    events = store.audit_events(session, execution_id)
-    if not events:
+    visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
+    return execution_json(session, execution_id)
+
+
+@router.get(
+    "/executions/{execution_id}/follow",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+)
+async def follow_execution(
+    request: Request,
+    execution_id: str,
+    tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
+    eng: Engine = Depends(engine),
+    config: Settings = Depends(settings),
+) -> StreamingResponse:
+    """Server-Sent Events: `start`, then the Execution on every change (`progress`), then `end`, then close."""
+    deadline = time.monotonic() + config.follow_unknown_timeout_s
+    while True:
+        with eng.sessions() as session:
+            row = store.get_execution(session, execution_id)
+        if row is not None or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.2)
+    if row is None:
         raise NotFound("execution", execution_id)
-    broken = verify_chain(
-        (
-            e.seq,
-            e.prev_hash,
-            e.hash,
-            store.hashed_event(e.chain_key, e.seq, e.at, e.actor, e.action, e.subject, e.payload),
-        )
-        for e in events
+    guard(request, principal, Permission.EXECUTION_READ, "execution", row.namespace, execution_id)
+    return StreamingResponse(
+        execution_stream(eng, execution_id, request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-    return {
-        "verified": broken is None,
-        "brokenAt": None if broken is None else {"seq": broken.seq, "reason": broken.reason},
-        "events": [
-            {
-                "seq": e.seq,
-                "at": store.iso(e.at),
-                "actor": e.actor,
-                "action": e.action,
-                "subject": e.subject,
-                "payload": e.payload,
-                "prevHash": e.prev_hash,
-                "hash": e.hash,
-            }
-            for e in events
-        ],
-    }

@@ -1,154 +1,245 @@
-"""Flows: create (YAML body), update, get, delete, search, validate — Kestra's paths and shapes."""
+"""Flows: create (YAML body), update, get, delete, search, list, revisions, validate — Kestra's paths and shapes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import actor, check_tenant, engine, read_session
+from api.deps import actor, authenticate, check_tenant, engine, note, read_session
 from api.errors import validation_body
+from api.filters import Fields, parse_search
+from api.permissions import Permission, allowed, guard, prefixes, require
 from api.schemas import flow_public
-from orchestrator import store
-from orchestrator.core.errors import Conflict, FlowInvalid, NotFound
+from orchestrator import store, store_search
+from orchestrator.accounts import Principal
+from orchestrator.core.errors import FlowInvalid, NotFound
 from orchestrator.core.parse import parse_flow, split_documents
 from orchestrator.engine import Engine
+from orchestrator.queries import Op, Search, SortKey
 
-router = APIRouter(tags=["Flows"])
+router = APIRouter(tags=["Flows"], dependencies=[Depends(authenticate)])
+
+FLOW_FIELDS = Fields(
+    filters=frozenset({"namespace", "flowId", "id", "q", "labels", "updated"}),
+    sorts=frozenset(store_search.FLOW_SORTS),
+    legacy={
+        "namespace": ("namespace", Op.PREFIX),
+        "q": ("q", Op.CONTAINS),
+        "query": ("q", Op.CONTAINS),
+        "labels": ("labels", Op.EQUALS),
+    },
+    default_sort=(SortKey("namespace"), SortKey("id")),
+)
+_YAML = {"content": {"application/x-yaml": {"schema": {"type": "string"}}}, "required": True}
 
 
-async def _yaml_body(request: Request) -> str:
+async def yaml_body(request: Request) -> str:
     raw = await request.body()
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise FlowInvalid([], "the flow body is not UTF-8 text") from e
+    if "\x00" in text:
+        raise FlowInvalid([], "the flow body contains a NUL character")
+    return text
 
 
-@router.post("/flows")
+def _live(session: Session, tenant: str, namespace: str, flow_id: str) -> Any:
+    row = store.latest_flow(session, tenant, namespace, flow_id)
+    return None if row is None or row.deleted else row
+
+
+@router.post("/flows", openapi_extra={"requestBody": _YAML})
 async def create_flow(
-    request: Request, tenant: str = Depends(check_tenant), eng: Engine = Depends(engine), who: str = Depends(actor)
+    request: Request,
+    tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
 ) -> dict[str, Any]:
-    source = await _yaml_body(request)
+    source = await yaml_body(request)
+    entry = note(request, "flow.create")
     flow = await run_in_threadpool(parse_flow, source)
+    entry.namespace, entry.flow_id, entry.subject = flow.namespace, flow.id, f"{flow.namespace}.{flow.id}"
+    require(principal, Permission.FLOW_WRITE, flow.namespace)
 
     def deploy() -> dict[str, Any]:
         with eng.sessions() as session:
-            existing = store.latest_flow(session, eng.settings.tenant, flow.namespace, flow.id)
-        if existing is not None and not existing.deleted:
-            raise FlowInvalid([], f"Flow id already exists: {flow.namespace}.{flow.id}")
-        return flow_public(eng.deploy_flow(source, actor=who))
+            if _live(session, tenant, flow.namespace, flow.id) is not None:
+                raise FlowInvalid([], f"Flow id already exists: {flow.namespace}.{flow.id}")
+        row = flow_public(eng.deploy_flow(source, actor=who))
+        entry.audited = True
+        return row
 
     return await run_in_threadpool(deploy)
 
 
-@router.put("/flows/{namespace}/{flow_id}")
+@router.put("/flows/{namespace}/{flow_id}", openapi_extra={"requestBody": _YAML})
 async def update_flow(
     namespace: str,
     flow_id: str,
     request: Request,
     tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
     eng: Engine = Depends(engine),
     who: str = Depends(actor),
 ) -> dict[str, Any]:
-    source = await _yaml_body(request)
+    source = await yaml_body(request)
+    entry = note(request, "flow.update", namespace=namespace, flow_id=flow_id, subject=f"{namespace}.{flow_id}")
+    guard(request, principal, Permission.FLOW_WRITE, "flow", namespace, f"{namespace}.{flow_id}")
 
     def update() -> dict[str, Any]:
         with eng.sessions() as session:
-            existing = store.latest_flow(session, eng.settings.tenant, namespace, flow_id)
-        if existing is None or existing.deleted:
-            raise NotFound("flow", f"{namespace}.{flow_id}")
-        return flow_public(eng.deploy_flow(source, actor=who, expect=(namespace, flow_id)))
+            if _live(session, tenant, namespace, flow_id) is None:
+                raise NotFound("flow", f"{namespace}.{flow_id}")
+        row = flow_public(eng.deploy_flow(source, actor=who, expect=(namespace, flow_id)))
+        entry.audited = True
+        return row
 
     return await run_in_threadpool(update)
 
 
+@router.get("/flows/search")
+def search_flows(
+    request: Request,
+    page: int = 1,
+    size: int = 10,
+    sort: list[str] = Query(default=[]),
+    tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
+    session: Session = Depends(read_session),
+) -> dict[str, Any]:
+    """Kestra's search: `filters[namespace][PREFIX]=..`, `filters[q][EQUALS]=..`, labels, or the plain params."""
+    search = parse_search(request.query_params, FLOW_FIELDS, page=page, size=size, sort=sort)
+    search = _narrowed(search, principal)
+    rows, total = store_search.search_flows(session, tenant, search)
+    return {"results": [flow_public(r, with_source=False) for r in rows], "total": total}
+
+
+def _narrowed(search: Search, principal: Principal) -> Search:
+    return replace(search, visible_prefixes=prefixes(principal, Permission.FLOW_READ))
+
+
+@router.get("/flows/distinct-namespaces")
+def distinct_flow_namespaces(
+    tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
+    session: Session = Depends(read_session),
+) -> list[str]:
+    rows, _ = store_search.search_flows(
+        session, tenant, Search(size=100_000, visible_prefixes=prefixes(principal, Permission.FLOW_READ))
+    )
+    return sorted({r.namespace for r in rows})
+
+
+@router.get("/flows/{namespace}")
+def list_namespace_flows(
+    namespace: str,
+    tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
+    session: Session = Depends(read_session),
+) -> list[dict[str, Any]]:
+    if not allowed(principal, Permission.FLOW_READ, namespace):
+        return []
+    return [flow_public(r, with_source=False) for r in store.live_flows(session, tenant, namespace)]
+
+
 @router.get("/flows/{namespace}/{flow_id}")
 def get_flow(
+    request: Request,
     namespace: str,
     flow_id: str,
     source: bool = False,
     revision: int | None = None,
-    allowDeleted: bool = False,  # noqa: N803 - Kestra's query parameter name
+    allowDeleted: bool = False,
     tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
     session: Session = Depends(read_session),
 ) -> dict[str, Any]:
+    guard(request, principal, Permission.FLOW_READ, "flow", namespace, f"{namespace}.{flow_id}")
     row = store.latest_flow(session, tenant, namespace, flow_id, revision=revision)
     if row is None or (row.deleted and not allowDeleted):
         raise NotFound("flow", f"{namespace}.{flow_id}")
     return flow_public(row, with_source=True)
 
 
-@router.delete("/flows/{namespace}/{flow_id}", status_code=204)
-def delete_flow(
+@router.get("/flows/{namespace}/{flow_id}/revisions")
+def flow_revisions(
+    request: Request,
     namespace: str,
     flow_id: str,
     tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
+    session: Session = Depends(read_session),
+) -> list[dict[str, Any]]:
+    """Every revision, oldest first, each with its source (Kestra's `FlowWithSource` list)."""
+    guard(request, principal, Permission.FLOW_READ, "flow", namespace, f"{namespace}.{flow_id}")
+    rows = store_search.flow_revisions(session, tenant, namespace, flow_id)
+    if not rows:
+        raise NotFound("flow", f"{namespace}.{flow_id}")
+    return [flow_public(r) for r in rows]
+
+
+@router.get("/flows/{namespace}/{flow_id}/revisions/{revision}")
+def flow_revision(
+    request: Request,
+    namespace: str,
+    flow_id: str,
+    revision: int,
+    tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
+    session: Session = Depends(read_session),
+) -> dict[str, Any]:
+    guard(request, principal, Permission.FLOW_READ, "flow", namespace, f"{namespace}.{flow_id}")
+    row = store.latest_flow(session, tenant, namespace, flow_id, revision=revision)
+    if row is None:
+        raise NotFound("flow revision", f"{namespace}.{flow_id}@{revision}")
+    return flow_public(row)
+
+
+@router.delete("/flows/{namespace}/{flow_id}", status_code=204)
+def delete_flow(
+    request: Request,
+    namespace: str,
+    flow_id: str,
+    tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
     eng: Engine = Depends(engine),
     who: str = Depends(actor),
 ) -> Response:
+    entry = note(request, "flow.delete", namespace=namespace, flow_id=flow_id, subject=f"{namespace}.{flow_id}")
+    guard(request, principal, Permission.FLOW_WRITE, "flow", namespace, f"{namespace}.{flow_id}")
     eng.delete_flow(namespace, flow_id, actor=who)
+    entry.audited = True
     return Response(status_code=204)
 
 
-@router.get("/flows/search")
-def search_flows(
-    namespace: str | None = None,
-    page: int = 1,
-    size: int = 25,
-    tenant: str = Depends(check_tenant),
-    session: Session = Depends(read_session),
-) -> dict[str, Any]:
-    rows = store.live_flows(session, tenant, namespace)
-    start = max(page - 1, 0) * size
-    return {"results": [flow_public(r, with_source=False) for r in rows[start : start + size]], "total": len(rows)}
-
-
-@router.get("/flows/{namespace}")
-def list_namespace_flows(
-    namespace: str, tenant: str = Depends(check_tenant), session: Session = Depends(read_session)
+@router.post("/flows/validate", openapi_extra={"requestBody": _YAML})
+async def validate_flows(
+    request: Request, tenant: str = Depends(check_tenant), principal: Principal = Depends(authenticate)
 ) -> list[dict[str, Any]]:
-    return [flow_public(r, with_source=False) for r in store.live_flows(session, tenant, namespace)]
-
-
-@router.post("/flows/validate")
-async def validate_flows(request: Request, tenant: str = Depends(check_tenant)) -> list[dict[str, Any]]:
     """One verdict per YAML document; problems go into `constraints`, never into an error status."""
-    text = await _yaml_body(request)
+    note(request, "flow.validate", read_only=True)
+    text = await yaml_body(request)
     results = []
     for index, document in enumerate(split_documents(text)):
+        verdict: dict[str, Any] = {
+            "index": index,
+            "outdated": False,
+            "deprecationPaths": [],
+            "warnings": [],
+            "infos": [],
+        }
         try:
-            flow = parse_flow(document)
-            results.append(
-                {
-                    "index": index,
-                    "flow": flow.id,
-                    "namespace": flow.namespace,
-                    "constraints": None,
-                    "outdated": False,
-                    "deprecationPaths": [],
-                    "warnings": [],
-                    "infos": [],
-                    "errors": [],
-                }
-            )
+            flow = await run_in_threadpool(parse_flow, document)
+            verdict.update(flow=flow.id, namespace=flow.namespace, constraints=None, errors=[])
         except FlowInvalid as e:
-            results.append(
-                {
-                    "index": index,
-                    "flow": None,
-                    "namespace": None,
-                    "constraints": e.message,
-                    "outdated": False,
-                    "deprecationPaths": [],
-                    "warnings": [],
-                    "infos": [],
-                    "errors": validation_body(e)["_embedded"]["errors"],
-                }
+            verdict.update(
+                flow=None, namespace=None, constraints=e.message, errors=validation_body(e)["_embedded"]["errors"]
             )
+        results.append(verdict)
     return results
-
-
-__all__ = ["Conflict", "router"]

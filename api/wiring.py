@@ -1,0 +1,98 @@
+"""How the HTTP API is assembled: routers under both path families, auth, limits, audit, error handlers.
+
+`create_app` calls `install` once and `start` in its lifespan; everything about authentication, RBAC,
+request limits and the audit of API actions is set up here, so `app.py` stays about processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
+
+from api.deps import authenticate, check_tenant_path, read_session, settings
+from api.errors import http_error_handler, request_validation_handler
+from api.middleware import AuditMiddleware, LimitsMiddleware
+from api.permissions import Permission
+from api.routes import audit, auth, executions, flows, flows_bulk, kv, logs
+from api.routes.executions import visible_execution
+from orchestrator.accounts import Accounts, Principal
+from orchestrator.engine import Engine
+from orchestrator.kv import KeyValueStore
+from orchestrator.settings import Settings
+
+#: Execution actions whose routes live elsewhere (the engine's owner adds them): the permission per action.
+_ACTION_PERMISSIONS = {"resume": Permission.EXECUTION_RESUME}
+
+
+def guard_execution_action(
+    request: Request, principal: Principal = Depends(authenticate), session: Session = Depends(read_session)
+) -> None:
+    """Router-level RBAC for `/executions/{id}/[actions/]{action}` routes: resume needs `execution.resume`,
+    every other action `execution.control`; unknown or invisible executions are 404."""
+    execution_id = request.path_params.get("execution_id") or request.path_params.get("executionId")
+    if not execution_id:
+        return
+    name = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    permission = _ACTION_PERMISSIONS.get(name, Permission.EXECUTION_CONTROL)
+    from api.deps import note
+
+    note(request, f"execution.{name}", subject=str(execution_id))
+    visible_execution(request, session, principal, permission, str(execution_id))
+
+
+def install(app: FastAPI, config: Settings, *, action_routers: Sequence[APIRouter] = ()) -> None:
+    """Routers (tenant and tenant-less paths), middleware and handlers; refuses an unsafe bind first."""
+    config.refuse_unsafe_bind()
+    app.add_exception_handler(RequestValidationError, request_validation_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)
+    # Added last = outermost: limits run before anything reads the body; audit sees every answer.
+    app.add_middleware(AuditMiddleware)
+    app.add_middleware(LimitsMiddleware, max_body_bytes=config.max_body_bytes)
+    app.include_router(_open_router())
+    guarded = [Depends(authenticate), Depends(guard_execution_action)]
+    # Order matters: fixed segments (`/flows/export/...`, `/executions/search`, actions) before `{param}` ones.
+    ordered: list[tuple[APIRouter, list[Any]]] = [
+        (flows_bulk.router, []),
+        (flows.router, []),
+        (audit.router, []),
+        *((r, guarded) for r in action_routers),
+        (executions.router, []),
+        (logs.router, []),
+        (kv.router, []),
+        (auth.router, []),
+    ]
+    for router, extra in ordered:
+        app.include_router(router, prefix="/api/v1/{tenant}", dependencies=[Depends(check_tenant_path), *extra])
+        # kestra's in-script `Flow()` and older clients use the tenant-less paths; same routes, one schema.
+        app.include_router(router, prefix="/api/v1", dependencies=extra, include_in_schema=False)
+
+
+def start(app: FastAPI, engine: Engine) -> None:
+    """Lifespan step: the account and KV services, and the bootstrap admin."""
+    app.state.accounts = Accounts(engine.settings, engine.sessions)
+    app.state.kv = KeyValueStore(engine.settings.tenant, engine.sessions)
+    app.state.accounts.ensure_bootstrap_admin()
+
+
+def _open_router() -> APIRouter:
+    router = APIRouter(tags=["Configs"])
+
+    @router.get("/api/v1/configs")
+    def configs(config: Settings = Depends(settings)) -> dict[str, Any]:
+        """Kestra's configuration endpoint (open): version and edition, for clients that check them."""
+        return {
+            "version": version("chorus"),
+            "edition": "OSS",
+            "isBasicAuthEnabled": config.auth_required,
+            "isTaskRunEnabled": False,
+            "isAnonymousUsageEnabled": False,
+            "tenants": {"enabled": False},
+        }
+
+    return router
