@@ -43,7 +43,9 @@ def read_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def check_tenant_path(tenant: str = Path(description="Always 'main' (Kestra OSS).")) -> str:
+def check_tenant_path(
+    tenant: str = Path(description="Always 'main' (Kestra OSS).", json_schema_extra={"enum": ["main"]}),
+) -> str:
     """Router-level check of the `{tenant}` path segment."""
     if tenant != "main":
         raise HTTPException(status_code=400, detail="Tenant must be 'main' for OSS version")

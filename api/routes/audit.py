@@ -99,7 +99,7 @@ def search_audit(
     action: str | None = Query(default=None, description="An action, or a family such as `flow.*`."),
     from_: str | None = Query(default=None, alias="from", description="ISO-8601 lower bound."),
     to: str | None = Query(default=None, description="ISO-8601 upper bound."),
-    page: int = Query(default=1, ge=1),
+    page: int = Query(default=1, ge=1, le=1_000_000),
     size: int = Query(default=100, ge=1, le=1000),
     tenant: str = Depends(check_tenant),
     principal: Principal = Depends(authenticate),

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from api.bounds import PAGE, REVISION, SIZE
 from api.deps import actor, authenticate, check_tenant, engine, note, read_session, settings
 from api.filters import Fields, parse_labels, parse_search
 from api.permissions import Permission, guard, prefixes
@@ -87,7 +88,7 @@ async def create_execution(
     request: Request,
     labels: list[str] = Query(default=[]),
     wait: bool = False,
-    revision: int | None = None,
+    revision: int | None = REVISION,
     tenant: str = Depends(check_tenant),
     principal: Principal = Depends(authenticate),
     eng: Engine = Depends(engine),
@@ -130,8 +131,8 @@ def _search(request: Request, session: Session, tenant: str, principal: Principa
 @router.get("/executions/search")
 def search_executions(
     request: Request,
-    page: int = 1,
-    size: int = 10,
+    page: int = PAGE,
+    size: int = SIZE,
     sort: list[str] = Query(default=[]),
     namespace: str | None = Query(default=None, description="Deprecated: namespace prefix."),
     flowId: str | None = Query(default=None, description="Deprecated: flow id."),
@@ -149,8 +150,8 @@ def search_executions(
 @router.get("/executions")
 def list_flow_executions(
     request: Request,
-    page: int = 1,
-    size: int = 10,
+    page: int = PAGE,
+    size: int = SIZE,
     sort: list[str] = Query(default=[]),
     namespace: str | None = None,
     flowId: str | None = None,

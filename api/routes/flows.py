@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.bounds import INT32, PAGE, REVISION, SIZE
 from api.deps import actor, authenticate, check_tenant, engine, note, read_session
 from api.errors import validation_body
 from api.filters import Fields, parse_search
@@ -106,8 +107,8 @@ async def update_flow(
 @router.get("/flows/search")
 def search_flows(
     request: Request,
-    page: int = 1,
-    size: int = 10,
+    page: int = PAGE,
+    size: int = SIZE,
     sort: list[str] = Query(default=[]),
     tenant: str = Depends(check_tenant),
     principal: Principal = Depends(authenticate),
@@ -154,7 +155,7 @@ def get_flow(
     namespace: str,
     flow_id: str,
     source: bool = False,
-    revision: int | None = None,
+    revision: int | None = REVISION,
     allowDeleted: bool = False,
     tenant: str = Depends(check_tenant),
     principal: Principal = Depends(authenticate),
@@ -189,7 +190,7 @@ def flow_revision(
     request: Request,
     namespace: str,
     flow_id: str,
-    revision: int,
+    revision: int = Path(ge=1, le=INT32),
     tenant: str = Depends(check_tenant),
     principal: Principal = Depends(authenticate),
     session: Session = Depends(read_session),

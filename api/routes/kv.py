@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.bounds import PAGE, SIZE
 from api.deps import api_action, authenticate, check_tenant, kv_store, note, read_session
 from api.permissions import Permission, allowed, guard, prefixes
 from orchestrator import store, store_search
@@ -134,8 +135,8 @@ def _all_namespaces(session: Session, tenant: str) -> list[str]:
 @router.get("/namespaces/search")
 def search_namespaces(
     q: str | None = None,
-    page: int = 1,
-    size: int = 10,
+    page: int = PAGE,
+    size: int = SIZE,
     existing: bool = False,
     tenant: str = Depends(check_tenant),
     principal: Principal = Depends(authenticate),

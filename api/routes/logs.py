@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
+from api.bounds import INT32, PAGE, SIZE
 from api.deps import authenticate, check_tenant, engine, read_session
 from api.filters import Fields, parse_search
 from api.permissions import Permission, prefixes
@@ -52,8 +53,8 @@ def _of_execution(request: Request, execution_id: str) -> Search:
 @router.get("/logs/search")
 def search_logs(
     request: Request,
-    page: int = 1,
-    size: int = 10,
+    page: int = PAGE,
+    size: int = SIZE,
     sort: list[str] = Query(default=[]),
     minLevel: str | None = _LEVEL,
     tenant: str = Depends(check_tenant),
@@ -73,7 +74,7 @@ def execution_logs(
     minLevel: str | None = _LEVEL,
     taskRunId: str | None = None,
     taskId: str | None = None,
-    attempt: int | None = None,
+    attempt: int | None = Query(default=None, ge=0, le=INT32),
     tenant: str = Depends(check_tenant),
     principal: Principal = Depends(authenticate),
     session: Session = Depends(read_session),
@@ -90,7 +91,7 @@ def download_logs(
     minLevel: str | None = _LEVEL,
     taskRunId: str | None = None,
     taskId: str | None = None,
-    attempt: int | None = None,
+    attempt: int | None = Query(default=None, ge=0, le=INT32),
     tenant: str = Depends(check_tenant),
     principal: Principal = Depends(authenticate),
     session: Session = Depends(read_session),

@@ -1,0 +1,74 @@
+"""API e2e fixtures: a second `chorus server` with authentication on the stack's database and broker,
+and a throwaway server (own database and Redis database, no worker) for schemathesis to fuzz."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from orchestrator.cli import stop_process
+from orchestrator.embedded import free_port
+from tests.conftest import empty_redis_db, flush_redis_db
+from tests.e2e.conftest import Stack, _wait_http
+from tests.harness import services
+
+ADMIN = ("admin@kestra.io", "Admin1234")
+
+
+@dataclass
+class Server:
+    url: str  #: http://127.0.0.1:PORT
+    api: httpx.Client  #: authenticated as ADMIN, based at /api/v1/main
+
+
+def _start(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**env, "CHORUS_PORT": str(port), "CHORUS_METRICS_PORT": str(free_port())}
+    server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "server"], env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    _wait_http(f"{url}/health", server)
+    return server, url
+
+
+@pytest.fixture(scope="session")
+def auth_server(stack: Stack) -> Iterator[Server]:
+    """Another API replica of the stack (same database, broker and worker) that requires credentials."""
+    env = {**stack.env, "CHORUS_ADMIN_USERNAME": ADMIN[0], "CHORUS_ADMIN_PASSWORD": ADMIN[1]}
+    server, url = _start(env)
+    try:
+        with httpx.Client(base_url=f"{url}/api/v1/main", auth=ADMIN, timeout=30) as client:
+            yield Server(url, client)
+    finally:
+        stop_process(server)
+
+
+@pytest.fixture(scope="session")
+def fuzz_server(stack: Stack, admin_url: str, template_database: str, redis_url: str) -> Iterator[Server]:
+    """A server of its own for fuzzing: random deletes and imports must not touch the other tests' data."""
+    name = services.unique_database_name("fuzz")
+    database_url = services.create_database(admin_url, name, template=template_database)
+    broker = empty_redis_db(services.redis_url(), exclude=redis_url)
+    env = {
+        **stack.env,
+        "CHORUS_DATABASE_URL": database_url,
+        "CHORUS_BROKER_URL": broker,
+        "CHORUS_RESULT_BACKEND": broker,
+        "CHORUS_ADMIN_USERNAME": ADMIN[0],
+        "CHORUS_ADMIN_PASSWORD": ADMIN[1],
+        "CHORUS_FOLLOW_UNKNOWN_TIMEOUT_S": "0.2",
+        "CHORUS_WAIT_TIMEOUT_S": "1",
+        "CHORUS_LOG_LEVEL": "WARNING",
+    }
+    server, url = _start(env)
+    try:
+        with httpx.Client(base_url=f"{url}/api/v1/main", auth=ADMIN, timeout=30) as client:
+            yield Server(url, client)
+    finally:
+        stop_process(server)
+        flush_redis_db(broker)
+        services.drop_database(admin_url, name)
