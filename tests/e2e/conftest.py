@@ -17,6 +17,9 @@ import pytest
 from orchestrator.cli import run_worker_process, stop_process
 from orchestrator.embedded import free_port
 from orchestrator.settings import Settings, load_settings
+from tests.fakes.fixtures import secret_env
+from tests.fakes.jira import JiraServer
+from tests.fakes.openai_wire import OpenAIWire
 from tests.harness import services
 
 TERMINAL = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"}
@@ -67,7 +70,9 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30
 
 
 @pytest.fixture(scope="session")
-def stack(admin_url: str, template_database: str, redis_url: str) -> Iterator[Stack]:
+def stack(
+    admin_url: str, template_database: str, redis_url: str, openai_wire: OpenAIWire, jira_server: JiraServer
+) -> Iterator[Stack]:
     name = services.unique_database_name("e2e")
     database_url = services.create_database(admin_url, name, template=template_database)
     port = free_port()
@@ -81,6 +86,8 @@ def stack(admin_url: str, template_database: str, redis_url: str) -> Iterator[St
         "CHORUS_HEARTBEAT_INTERVAL_S": "1",
         "CHORUS_WORKER_CONCURRENCY": "2",
         "CHORUS_METRICS_PORT": str(free_port()),
+        # Flows' secret() calls (provider URL and key, Jira) resolve to the fake protocol servers.
+        **secret_env(openai_wire, jira_server),
     }
     settings = load_settings(database_url=database_url, broker_url=redis_url, port=port, worker_concurrency=2)
     server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "server"], env=env, start_new_session=True)
