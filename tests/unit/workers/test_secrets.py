@@ -1,0 +1,49 @@
+"""secret(): base64 SECRET_<NAME> variables as Kestra reads them, and the masking of what was revealed."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from orchestrator.core.errors import ExpressionError
+from workers.secrets import MASK, EnvSecrets, SecretKeeper
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_a_secret_is_decoded_from_its_base64_variable() -> None:
+    assert EnvSecrets({"SECRET_DB_PASSWORD": _b64("s3cr3t!")}).get("DB_PASSWORD") == "s3cr3t!"
+
+
+def test_a_missing_secret_names_its_key() -> None:
+    with pytest.raises(ExpressionError, match="Cannot find secret for key 'NOPE'"):
+        EnvSecrets({}).get("NOPE")
+
+
+def test_a_value_that_is_not_base64_names_its_variable() -> None:
+    with pytest.raises(ExpressionError, match="SECRET_RAW"):
+        EnvSecrets({"SECRET_RAW": "not base64!"}).get("RAW")
+
+
+def test_a_name_with_odd_characters_is_refused() -> None:
+    with pytest.raises(ExpressionError, match="Invalid secret name"):
+        EnvSecrets({}).get("../etc")
+
+
+def test_revealed_values_and_their_base64_form_are_masked() -> None:
+    keeper = SecretKeeper(EnvSecrets({"SECRET_TOKEN": _b64("tok-123456")}))
+    value = keeper.reveal("TOKEN")
+
+    text = f"Authorization: Bearer {value}; Basic {_b64(value)}"
+
+    assert keeper.redact(text) == f"Authorization: Bearer {MASK}; Basic {MASK}"
+
+
+def test_nothing_is_masked_before_a_secret_is_read_and_tiny_values_never_are() -> None:
+    keeper = SecretKeeper(EnvSecrets({"SECRET_A": _b64("tok-123456"), "SECRET_B": _b64("on")}))
+    assert keeper.redact("tok-123456") == "tok-123456"
+    keeper.reveal("B")
+    assert keeper.redact("turn it on") == "turn it on"
