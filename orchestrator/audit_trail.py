@@ -67,13 +67,19 @@ def record(session: Session, tenant: str, event: ApiAction) -> AuditEventRow:
         "status": event.status,
         "namespace": event.namespace,
         "method": event.method,
-        "path": event.path,
+        "path": _text(event.path, 2000),
     }
     if event.detail:
         payload["detail"] = redact(event.detail)
+    subject = _text(event.subject, 600) if event.subject is not None else None
     return store.append_audit(
-        session, chain, actor=event.actor, action=event.action, subject=event.subject, payload=payload
+        session, chain, actor=_text(event.actor, 256), action=_text(event.action, 64), subject=subject, payload=payload
     )
+
+
+def _text(value: str, limit: int) -> str:
+    """Fit a column: PostgreSQL text cannot hold NUL, and the columns are bounded."""
+    return value.replace("\x00", "\\0")[:limit]
 
 
 def record_alone(sessions: sessionmaker[Session], tenant: str, event: ApiAction) -> None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -33,8 +33,8 @@ _MAX_FLOWS = 10_000
 
 
 class FlowKey(BaseModel):
-    namespace: str
-    id: str
+    namespace: str = Field(max_length=256, pattern=r"^[^\x00]*$")
+    id: str = Field(max_length=256, pattern=r"^[^\x00]*$")
 
 
 def with_disabled(source: str, disabled: bool) -> str:

@@ -133,3 +133,70 @@ def test_a_bearer_token_works_and_bad_credentials_are_refused(auth_server: Serve
     wrong = KestraClient(Configuration(host=auth_server.url, username=ADMIN[0], password="wrong"))
     with wrong, pytest.raises(UnauthorizedException):
         wrong.flows.search_flows(TENANT, page=1, size=1)
+
+
+APPROVAL = """
+id: approval
+namespace: {ns}
+tasks:
+  - id: approve
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - id: reason
+        type: STRING
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ outputs.approve.onResume.reason }}}}"
+"""
+
+FAILING = """
+id: failing
+namespace: {ns}
+tasks:
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+    errorMessage: boom
+"""
+
+
+def _wait(kestra: KestraClient, execution_id: str, wanted: set[object]) -> object:
+    for event in kestra.executions.follow_execution(execution_id, TENANT):
+        if _state(event) in wanted:
+            return event
+    return kestra.executions.execution(execution_id, TENANT)
+
+
+def test_resume_a_paused_execution_with_on_resume_inputs(kestra: KestraClient, namespace: str) -> None:
+    kestra.flows.create_flow(TENANT, APPROVAL.format(ns=namespace))
+    created = kestra.executions.create_execution(TENANT, namespace, "approval")
+    assert _state(_wait(kestra, created.id, {StateType.PAUSED})) == StateType.PAUSED
+
+    resumed = kestra.executions.resume_execution(created.id, TENANT, inputs={"reason": "approved"})
+    done = _wait(kestra, resumed.id, {StateType.SUCCESS, StateType.FAILED})
+
+    assert _state(done) == StateType.SUCCESS
+    runs = {t.task_id: t for t in kestra.executions.execution(created.id, TENANT).task_run_list}
+    assert runs["after"].additional_properties["outputs"] == {"value": "approved"}
+
+
+def test_kill_a_paused_execution(kestra: KestraClient, namespace: str) -> None:
+    kestra.flows.create_flow(TENANT, APPROVAL.format(ns=namespace))
+    created = kestra.executions.create_execution(TENANT, namespace, "approval")
+    _wait(kestra, created.id, {StateType.PAUSED})
+
+    kestra.executions.kill_execution(created.id, TENANT)
+
+    assert _state(_wait(kestra, created.id, {StateType.KILLED})) == StateType.KILLED
+
+
+def test_restart_a_failed_execution_keeps_its_id(kestra: KestraClient, namespace: str) -> None:
+    kestra.flows.create_flow(TENANT, FAILING.format(ns=namespace))
+    created = kestra.executions.create_execution(TENANT, namespace, "failing", wait=True)
+    assert _state(kestra.executions.execution(created.id, TENANT)) == StateType.FAILED
+
+    restarted = kestra.executions.restart_execution(created.id, TENANT)
+
+    assert restarted.id == created.id
+    assert _state(_wait(kestra, created.id, {StateType.FAILED, StateType.SUCCESS})) == StateType.FAILED
+    attempts = kestra.executions.execution(created.id, TENANT).task_run_list[0].attempts
+    assert len(attempts) == 2
