@@ -42,8 +42,14 @@ def database_url(admin_url: str, template_database: str) -> Iterator[str]:
     services.drop_database(admin_url, name)
 
 
+_LOCK_KEY = "chorus:test-session-lock"
+_OURS = (b"celery", b"_kombu", b"unacked", b"chorus:")
+_QUEUES = {b"control", b"io", b"scripts", b"ai"}
+
+
 def empty_redis_db(base_url: str, *, exclude: str | None = None) -> str:
-    """A Redis database number of our own (rq's approach): the first empty one from 15 down."""
+    """A Redis database number of our own (rq's approach), claimed with a lock key so that test sessions
+    running at the same time (CI and a developer, parallel workers) never share a broker database."""
     root = base_url.rsplit("/", 1)[0] if base_url.count("/") > 2 else base_url
     preferred = None if exclude else os.environ.get("CHORUS_TEST_REDIS_DB")
     candidates = [int(preferred)] if preferred else list(range(15, 0, -1))
@@ -53,12 +59,19 @@ def empty_redis_db(base_url: str, *, exclude: str | None = None) -> str:
             continue
         client = redis.Redis.from_url(url)
         try:
-            if preferred or client.dbsize() == 0:
-                client.flushdb()
+            # SET NX with a TTL: the claim vanishes by itself if this session dies without cleaning up.
+            if not client.set(_LOCK_KEY, os.getpid(), nx=True, ex=3600):
+                continue
+            keys = [k for k in client.scan_iter(count=1000) if k != _LOCK_KEY.encode()]
+            if all(k.startswith(_OURS) or k in _QUEUES for k in keys):
+                # Empty, or left by a crashed test session (Celery's and our keys only): ours now.
+                if keys:
+                    client.delete(*keys)
                 return url
+            client.delete(_LOCK_KEY)  # somebody else's data: leave this database alone
         finally:
             client.close()
-    raise RuntimeError(f"no empty Redis database on {root}; set CHORUS_TEST_REDIS_DB")
+    raise RuntimeError(f"no free Redis database on {root}; set CHORUS_TEST_REDIS_DB")
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +82,7 @@ def redis_url() -> Iterator[str]:
 
 
 def flush_redis_db(url: str) -> None:
+    """Empty a database this session claimed, releasing the claim with it."""
     client = redis.Redis.from_url(url)
     try:
         client.flushdb()
