@@ -7,6 +7,7 @@ commits, and only then sends Celery messages, so a message never refers to uncom
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import threading
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator import loops, operations, store, subflows
 from orchestrator.compiler import to_canvas
 from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, NotFound
+from orchestrator.core.expressions import has_expression, render
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.ids import new_id, task_run_id
 from orchestrator.core.inputs import coerce_inputs
@@ -697,6 +699,29 @@ class Engine:
             if (not task_ids or r.task_id in task_ids) and (order.index(r.level) if r.level in order else 2) >= floor
         ]
 
+    def trigger_webhook(
+        self, namespace: str, flow_id: str, key: str, variables: dict[str, Any], *, actor: str
+    ) -> tuple[ExecutionRow, dict[str, Any]]:
+        """Start an execution from a Webhook trigger whose (rendered) key matches; NotFound otherwise.
+
+        Unknown flows, disabled triggers and wrong keys all answer the same NotFound, so a caller
+        cannot probe which flows exist.
+        """
+        with self.sessions() as session:
+            row = store.latest_flow(session, self.settings.tenant, namespace, flow_id)
+        flow = self.flow_of(row) if row is not None and not row.deleted else None
+        trigger = next((t for t in (flow.triggers if flow else ()) if _webhook_matches(t, flow, key)), None)
+        if flow is None or trigger is None:
+            raise NotFound("webhook", f"{namespace}/{flow_id}/{key}")
+        execution = self.submit(
+            namespace,
+            flow_id,
+            inputs=trigger.properties.get("inputs") or {},
+            actor=actor,
+            trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},
+        )
+        return execution, dict(trigger.properties)
+
     def start_subflow(self, claimed: ClaimedTaskRun, **request: Any) -> str:
         return subflows.start(self, claimed, **request)
 
@@ -724,6 +749,15 @@ class Engine:
     def llm_ledger(self) -> LlmLedger:
         """The record of model calls (tokens, cost, audit, replay) over this engine's database."""
         return LlmLedger(self.sessions, self.settings.llm)
+
+
+def _webhook_matches(trigger: Any, flow: Flow | None, key: str) -> bool:
+    if flow is None or trigger.type != "Webhook" or trigger.disabled:
+        return False
+    expected = str(trigger.properties.get("key", ""))
+    if has_expression(expected):
+        expected = render(expected, {"flow": {"id": flow.id, "namespace": flow.namespace}})
+    return bool(expected) and hmac.compare_digest(expected, key)
 
 
 def _merge_labels(base: list[dict[str, str]], extra: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -57,11 +57,14 @@ def start(
             )
             return engine.complete_task_run(session, parent, row, claimed.task, claimed.flow, outcome, actor="system")
         trigger = {
+            "id": claimed.task.id,
             "type": claimed.task.type_name,
-            "executionId": parent.id,
-            "namespace": parent.namespace,
-            "flowId": parent.flow_id,
-            "flowRevision": parent.flow_revision,
+            "variables": {
+                "executionId": parent.id,
+                "namespace": parent.namespace,
+                "flowId": parent.flow_id,
+                "flowRevision": parent.flow_revision,
+            },
         }
         child = engine.create_execution(
             session,

@@ -58,7 +58,7 @@ def base_variables(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRo
         "outputs": task_outputs(runs),
         "vars": dict(flow.variables),
         "labels": {label["key"]: label["value"] for label in execution.labels},
-        "trigger": execution.trigger or {},
+        "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},
         "globals": {},
     }

@@ -1,0 +1,90 @@
+"""Webhook triggers: `/executions/webhook/{namespace}/{flowId}/{key}` starts the flow (no login, as Kestra).
+
+The request body (JSON when it parses, else the raw text), the headers and the query string become
+`trigger.body`, `trigger.headers` and `trigger.parameters`. A wrong key, an unknown flow or a flow
+without that webhook all answer 404 alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import check_tenant, engine
+from orchestrator import store
+from orchestrator.core.states import State
+from orchestrator.engine import Engine
+
+router = APIRouter(tags=["Webhooks"])
+
+_WAIT_POLL_S = 0.05
+
+
+def _body(raw: bytes) -> Any:
+    if not raw:
+        return None
+    text = raw.decode("utf-8", "replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _multi(items: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for key, value in items:
+        grouped.setdefault(key, []).append(value)
+    return grouped
+
+
+@router.api_route(
+    "/executions/webhook/{namespace}/{flow_id}/{key}", methods=["GET", "POST", "PUT"], response_model=None
+)
+async def webhook(
+    namespace: str,
+    flow_id: str,
+    key: str,
+    request: Request,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+) -> dict[str, Any] | Response:
+    variables = {
+        "body": _body(await request.body()),
+        "headers": _multi(list(request.headers.items())),
+        "parameters": _multi(list(request.query_params.multi_items())),
+    }
+    client = request.client.host if request.client else "unknown"
+    execution, trigger = await run_in_threadpool(
+        lambda: eng.trigger_webhook(namespace, flow_id, key, variables, actor=f"trigger:webhook@{client}")
+    )
+    if trigger.get("wait") or trigger.get("returnOutputs"):
+        deadline = time.monotonic() + eng.settings.wait_timeout_s
+        while time.monotonic() < deadline:
+            with eng.sessions() as session:
+                current = store.get_execution(session, execution.id)
+            if current is not None and State(current.state).is_terminal:
+                execution = current
+                break
+            await asyncio.sleep(_WAIT_POLL_S)
+        if trigger.get("returnOutputs"):
+            return JSONResponse(execution.outputs or {}, status_code=int(trigger.get("responseCode") or 200))
+    body = {
+        "tenantId": execution.tenant,
+        "id": execution.id,
+        "namespace": execution.namespace,
+        "flowId": execution.flow_id,
+        "flowRevision": execution.flow_revision,
+        "trigger": execution.trigger,
+        "outputs": execution.outputs,
+        "labels": execution.labels,
+        "state": {"current": execution.state, "histories": execution.state_history},
+        "url": f"{request.base_url}ui/main/executions/{namespace}/{flow_id}/{execution.id}",
+    }
+    failed = trigger.get("wait") and State(execution.state).is_failure
+    return JSONResponse(body, status_code=500 if failed else 200)
