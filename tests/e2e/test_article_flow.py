@@ -1,41 +1,26 @@
 """The article's customer-feedback flow, deployed as a user would deploy it, end to end.
 
 The deploy file is used unchanged: its secret() calls resolve to `SECRET_*` variables the e2e stack gives
-its worker, pointing at the OpenAI-wire and Jira fake servers. The webhook route
-(`/executions/webhook/{ns}/{id}/{key}`) is not built yet, so the execution starts through
-`Engine.submit(..., trigger={"body": ...})`, the call that route will make.
+its worker, pointing at the OpenAI-wire and Jira fake servers. Executions start through the flow's own
+webhook trigger, with the JSON body `{"feedback": ...}`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from orchestrator.celery_app import create_celery_app
-from orchestrator.database import make_engine, make_sessionmaker
-from orchestrator.engine import Engine
 from tests.e2e.conftest import Stack
 from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.harness.services import psycopg_url
 
 DEPLOY_FILE = Path(__file__).parents[2] / "examples" / "customer-feedback-analysis.deploy.yaml"
-NAMESPACE, FLOW_ID = "company.support", "customer-feedback-analysis"
-
-
-@pytest.fixture(scope="module")
-def engine(stack: Stack) -> Iterator[Engine]:
-    """The engine as the webhook route would use it (same database and broker as the stack)."""
-    db = make_engine(stack.settings.database_url, pool_size=1)
-    try:
-        yield Engine(stack.settings, make_sessionmaker(db), create_celery_app(stack.settings))
-    finally:
-        db.dispose()
+NAMESPACE, FLOW_ID, WEBHOOK_KEY = "company.support", "customer-feedback-analysis", "feedback-7c1e"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -44,11 +29,11 @@ def _deployed(stack: Stack) -> None:
     stack.deploy(DEPLOY_FILE.read_text())
 
 
-def _feedback_execution(stack: Stack, engine: Engine, feedback: str) -> dict[str, Any]:
-    row = engine.submit(
-        NAMESPACE, FLOW_ID, inputs={}, actor="trigger:feedback", trigger={"body": {"feedback": feedback}}
-    )
-    return stack.wait_for_state(row.id, timeout_s=60)
+def _feedback_execution(stack: Stack, feedback: str) -> dict[str, Any]:
+    """POST the feedback to the flow's webhook, as the support form would, and wait for the execution."""
+    response = stack.api.post(f"/executions/webhook/{NAMESPACE}/{FLOW_ID}/{WEBHOOK_KEY}", json={"feedback": feedback})
+    assert response.status_code == 200, response.text
+    return stack.wait_for_state(response.json()["id"], timeout_s=60)
 
 
 def _llm_calls(stack: Stack, execution_id: str) -> list[tuple[Any, ...]]:
@@ -69,12 +54,12 @@ def _audit(stack: Stack, execution_id: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_negative_feedback_opens_a_jira_issue_with_the_feedback(
-    stack: Stack, engine: Engine, openai_wire: OpenAIWire, jira_server: JiraServer
+    stack: Stack, openai_wire: OpenAIWire, jira_server: JiraServer
 ) -> None:
     feedback = f"The app crashed twice and I lost my order ({uuid.uuid4().hex})"
     script = openai_wire.script(feedback, Reply.text("NEGATIVE", tokens_in=40, tokens_out=1))
 
-    execution = _feedback_execution(stack, engine, feedback)
+    execution = _feedback_execution(stack, feedback)
 
     assert execution["state"]["current"] == "SUCCESS"
     runs = {t["taskId"]: t for t in execution["taskRunList"]}
@@ -87,13 +72,11 @@ def test_negative_feedback_opens_a_jira_issue_with_the_feedback(
     assert feedback in script.requests[0]["messages"][0]["content"]
 
 
-def test_positive_feedback_opens_no_issue(
-    stack: Stack, engine: Engine, openai_wire: OpenAIWire, jira_server: JiraServer
-) -> None:
+def test_positive_feedback_opens_no_issue(stack: Stack, openai_wire: OpenAIWire, jira_server: JiraServer) -> None:
     feedback = f"Lovely service, thank you ({uuid.uuid4().hex})"
     openai_wire.script(feedback, Reply.text("POSITIVE"))
 
-    execution = _feedback_execution(stack, engine, feedback)
+    execution = _feedback_execution(stack, feedback)
 
     assert execution["state"]["current"] == "SUCCESS"
     assert [t["taskId"] for t in execution["taskRunList"]] == ["analyze-sentiment", "check-sentiment"]
@@ -101,12 +84,12 @@ def test_positive_feedback_opens_no_issue(
 
 
 def test_the_llm_call_is_in_the_ledger_and_the_audit_with_tokens_and_cost(
-    stack: Stack, engine: Engine, openai_wire: OpenAIWire
+    stack: Stack, openai_wire: OpenAIWire
 ) -> None:
     feedback = f"Meh, it works ({uuid.uuid4().hex})"
     openai_wire.script(feedback, Reply.text("NEUTRAL", tokens_in=1000, tokens_out=10))
 
-    execution = _feedback_execution(stack, engine, feedback)
+    execution = _feedback_execution(stack, feedback)
 
     analyze = next(t for t in execution["taskRunList"] if t["taskId"] == "analyze-sentiment")
     [call] = _llm_calls(stack, execution["id"])
