@@ -55,7 +55,11 @@ def task_run_public(row: TaskRunRow, execution: ExecutionRow) -> dict[str, Any]:
         "iteration": row.iteration,
         "state": _state(row.state, row.state_history),
         "attempts": [
-            {"state": _state(a["state"]["current"], a["state"]["histories"]), "workerId": a.get("worker")}
+            {
+                "state": _state(a["state"]["current"], a["state"]["histories"]),
+                "workerId": a.get("worker"),
+                "celeryTaskId": a.get("celeryTaskId"),
+            }
             for a in row.attempts
         ],
         "outputs": row.outputs,

@@ -87,6 +87,9 @@ class ClaimedTaskRun:
     flow: Flow
     task: TaskSpec
     variables: dict[str, Any]
+    #: A re-apply of a failed attempt's message (Flower, `chorus retry`): it carries no chain, so the
+    #: worker asks the engine to dispatch the rest of the flow once this attempt succeeds.
+    reapplied: bool = False
 
 
 @dataclass(frozen=True)
@@ -355,9 +358,16 @@ class Engine:
     def claim(self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None) -> ClaimedTaskRun | None:
         """Take one attempt of a task run, or None when another worker has it or it must not run."""
         now = store.utcnow()
+        reapplied = False
         with self._tx() as session:
             execution = store.lock_execution(session, at.execution_id)
-            if execution is None or State(execution.state) is not State.RUNNING:
+            if execution is None:
+                return None
+            if State(execution.state) in (State.FAILED, State.KILLED):
+                reapplied = self._reapply(session, execution, at, celery_task_id)
+                if reapplied:
+                    at = TaskRunCoordinates(at.execution_id, at.task_id, at.parent_id, at.iteration, at.attempt + 1)
+            if State(execution.state) is not State.RUNNING:
                 return None
             flow = self._flow_for(session, execution)
             task = flow.task(at.task_id)
@@ -394,7 +404,39 @@ class Engine:
                 return None
             store.touch_execution(session, at.execution_id, now)
             variables = execution_variables(execution, flow, task, row, store.task_runs_of(session, at.execution_id))
-        return ClaimedTaskRun(at, owner, flow, task, variables)
+        return ClaimedTaskRun(at, owner, flow, task, variables, reapplied=reapplied)
+
+    def _reapply(
+        self, session: Session, execution: ExecutionRow, at: TaskRunCoordinates, celery_task_id: str | None
+    ) -> bool:
+        """A failed attempt's own message, sent again under a new Celery id, asks for another attempt.
+
+        Redeliveries keep their Celery id and are ignored. A re-apply restarts this task run (and its
+        failed parents) and the execution, in this transaction; the claim then takes the next attempt.
+        """
+        row = store.get_task_run(session, at.task_run_id, lock=True)
+        if row is None or celery_task_id is None or row.attempt != at.attempt:
+            return False
+        if State(row.state) not in (State.FAILED, State.KILLED) or not row.attempts:
+            return False
+        if row.attempts[-1].get("celeryTaskId") == celery_task_id:
+            return False
+        flow = self._flow_for(session, execution)
+        runs = list(store.task_runs_of(session, execution.id))
+        by_id = {r.id: r for r in runs}
+        failed = [row]
+        parent = by_id.get(row.parent_id or "")
+        while parent is not None:
+            if State(parent.state) in (State.FAILED, State.KILLED):
+                failed.append(parent)
+            parent = by_id.get(parent.parent_id or "")
+        actor = f"operator:reapply:{celery_task_id}"
+        operations.restart_task_runs(session, flow, runs, failed, actor=actor)
+        store.record_transition(
+            session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
+        )
+        store.record_transition(session, execution, State.RUNNING, actor=actor)
+        return True
 
     @staticmethod
     def _iteration_value(session: Session, at: TaskRunCoordinates) -> str | None:

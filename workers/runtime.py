@@ -140,7 +140,10 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             return _start_subflow(engine, claimed)
         with _Heartbeat(engine, claimed):
             outcome = run_claimed(claimed, engine)
-        return engine.finish(claimed, outcome)
+        verdict = engine.finish(claimed, outcome)
+        if claimed.reapplied and verdict == OK:
+            engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
+        return verdict
 
     @app.task(bind=True, name=ENTER_TASK_RUN)
     def enter_task_run(

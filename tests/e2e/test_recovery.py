@@ -75,3 +75,56 @@ def test_an_execution_whose_messages_were_lost_is_finished_by_the_sweeper(
     assert execution["state"]["current"] == "SUCCESS"
     audit = stack.api.get(f"/audit/executions/{created.id}").json()
     assert audit["verified"] is True
+
+
+FAILS_ONCE = """
+id: fails-once
+namespace: {ns}
+tasks:
+  - id: flaky
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ taskrun.attemptsCount == 1 ? 'second time lucky' : undefined_on_the_first_attempt }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "ran after the retry"
+"""
+
+
+def test_re_applying_a_failed_tasks_message_resumes_the_execution(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, celery_app: Celery
+) -> None:
+    deploy_flow(FAILS_ONCE)
+    failed = stack.wait_for_state(stack.run(unique_namespace, "fails-once")["id"])
+    assert failed["state"]["current"] == "FAILED"
+
+    # What an operator does from Flower: the same small arguments, sent again (a new Celery id).
+    celery_app.send_task(
+        RUN_TASK_RUN, kwargs={"execution_id": failed["id"], "task_id": "flaky", "attempt": 1}, queue="control"
+    )
+
+    resumed = stack.wait_for_state(failed["id"], {"SUCCESS"})
+    runs = {t["taskId"]: t for t in resumed["taskRunList"]}
+    assert [a["state"]["current"] for a in runs["flaky"]["attempts"]] == ["FAILED", "SUCCESS"]
+    assert runs["after"]["outputs"] == {"value": "ran after the retry"}
+    audit = stack.api.get(f"/audit/executions/{failed['id']}").json()
+    assert audit["verified"] is True
+    assert any(e["actor"].startswith("operator:reapply:") for e in audit["events"])
+
+
+def test_a_redelivered_message_of_a_failed_attempt_is_not_a_retry(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, celery_app: Celery
+) -> None:
+    deploy_flow(FAILS_ONCE)
+    failed = stack.wait_for_state(stack.run(unique_namespace, "fails-once")["id"])
+    original_id = failed["taskRunList"][0]["attempts"][0].get("celeryTaskId")
+    assert original_id, "attempts expose the Celery task id an operator copies from Flower"
+
+    result = celery_app.send_task(
+        RUN_TASK_RUN,
+        kwargs={"execution_id": failed["id"], "task_id": "flaky", "attempt": 1},
+        queue="control",
+        task_id=original_id,
+    )
+
+    assert result.get(timeout=20) == "stop"
+    assert stack.api.get(f"/executions/{failed['id']}").json()["state"]["current"] == "FAILED"
