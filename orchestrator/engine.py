@@ -355,7 +355,9 @@ class Engine:
 
     # ---- task runs: claim, decide, finish -------------------------------------------------------
 
-    def claim(self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None) -> ClaimedTaskRun | None:
+    def claim(
+        self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None
+    ) -> ClaimedTaskRun | None:
         """Take one attempt of a task run, or None when another worker has it or it must not run."""
         now = store.utcnow()
         reapplied = False
@@ -364,7 +366,7 @@ class Engine:
             if execution is None:
                 return None
             if State(execution.state) in (State.FAILED, State.KILLED):
-                reapplied = self._reapply(session, execution, at, celery_task_id)
+                reapplied = self._reapply(session, execution, at, celery_task_id, requested_by)
                 if reapplied:
                     at = TaskRunCoordinates(at.execution_id, at.task_id, at.parent_id, at.iteration, at.attempt + 1)
             if State(execution.state) is not State.RUNNING:
@@ -407,7 +409,12 @@ class Engine:
         return ClaimedTaskRun(at, owner, flow, task, variables, reapplied=reapplied)
 
     def _reapply(
-        self, session: Session, execution: ExecutionRow, at: TaskRunCoordinates, celery_task_id: str | None
+        self,
+        session: Session,
+        execution: ExecutionRow,
+        at: TaskRunCoordinates,
+        celery_task_id: str | None,
+        requested_by: str | None,
     ) -> bool:
         """A failed attempt's own message, sent again under a new Celery id, asks for another attempt.
 
@@ -430,7 +437,7 @@ class Engine:
             if State(parent.state) in (State.FAILED, State.KILLED):
                 failed.append(parent)
             parent = by_id.get(parent.parent_id or "")
-        actor = f"operator:reapply:{celery_task_id}"
+        actor = requested_by or f"operator:reapply:{celery_task_id}"
         operations.restart_task_runs(session, flow, runs, failed, actor=actor)
         store.record_transition(
             session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}

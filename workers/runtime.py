@@ -133,7 +133,11 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             return STOP
         engine = _holder.get()
         at = TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt)
-        claimed = engine.claim(at, owner=_owner(self), celery_task_id=self.request.id)
+        # Who re-applied the message (Flower's API or `chorus retry` set this header), for the audit.
+        requested_by = self.request.get("chorus_actor")
+        claimed = engine.claim(
+            at, owner=_owner(self), celery_task_id=self.request.id, requested_by=requested_by and str(requested_by)
+        )
         if claimed is None:
             return STOP
         if claimed.task.type == "Subflow":
