@@ -46,6 +46,7 @@ from orchestrator.core.retry import next_attempt_at
 from orchestrator.core.states import State, apply_allowances
 from orchestrator.database import transaction
 from orchestrator.hooks import EngineHooks, emit_transitions
+from orchestrator.kv import KeyValueStore
 from orchestrator.llm_ledger import LlmLedger
 from orchestrator.settings import Settings
 from orchestrator.tables import ExecutionRow, FlowRevisionRow, TaskRunRow
@@ -133,6 +134,7 @@ class Engine:
         self.sessions = sessions
         self.celery = celery
         self.hooks = list(hooks)
+        self.kv = KeyValueStore(settings.tenant, sessions)
         self._cache = _FlowCache()
 
     @contextmanager

@@ -31,5 +31,7 @@ def configure_logging(level: str = "INFO") -> None:
             "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s%(ids)s"}},
             "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["ids"]}},
             "root": {"level": level.upper(), "handlers": ["stderr"]},
+            # httpx logs whole request URLs at INFO, and a URL can be a secret (a Slack webhook's is).
+            "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
         }
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from orchestrator.core.errors import ChorusError, ExpressionError
 from orchestrator.engine import ClaimedTaskRun, Engine
 from workers.secrets import EnvSecrets, SecretKeeper
 
@@ -27,3 +28,13 @@ class EngineFunctions:
 
     def error_logs(self) -> list[dict[str, Any]]:
         return self._engine.error_logs(self._claimed.coordinates.execution_id)
+
+    def kv(self, key: str, namespace: str | None, error_on_missing: bool) -> Any:
+        """Kestra's `kv(key, namespace, errorOnMissing)`: a namespace KV value, by default the flow's."""
+        namespace = namespace or self._claimed.flow.namespace
+        try:
+            return self._engine.kv.get(namespace, key).value.get("v")
+        except ChorusError as e:
+            if error_on_missing:
+                raise ExpressionError(f"The key '{key}' does not exist in the namespace '{namespace}'.") from e
+            return None

@@ -86,10 +86,13 @@ class _Undefined(StrictUndefined):
 
 
 def _coalesce(left: Callable[[], Any], right: Callable[[], Any]) -> Any:
-    """Kestra's `??`: the right side when the left is undefined (anywhere along its path) or null."""
+    """Kestra's `??`: the right side when the left is undefined (anywhere along its path), null, or fails
+    to evaluate (Kestra's operator also swallows errors of the left side, e.g. a missing `kv()` key)."""
     try:
         value = left()
-    except UndefinedError:
+    except ExpressionLimitExceeded:
+        raise
+    except (UndefinedError, ExpressionError):
         return right()
     return right() if value is None or isinstance(value, Undefined) else value
 

@@ -1,0 +1,80 @@
+"""KV tasks (Set, Get, Delete) on the namespace KV store; every write is audited with the task as actor."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from orchestrator.audit_trail import ApiAction
+from orchestrator.core.errors import ChorusError, TaskFailed
+from orchestrator.kv import TypedValue, parse_ttl, typed_value
+from workers.context import TaskContext
+
+
+def _where(ctx: TaskContext) -> tuple[str, str]:
+    namespace = str(ctx.render(ctx.properties.get("namespace") or ctx.claimed.flow.namespace))
+    return namespace, str(ctx.render(ctx.properties["key"]))
+
+
+def _action(ctx: TaskContext, name: str, namespace: str, key: str) -> ApiAction:
+    at = ctx.claimed.coordinates
+    return ApiAction(
+        actor=f"task:{at.execution_id}/{at.task_id}",
+        client="worker",
+        action=name,
+        outcome="success",
+        status=0,
+        namespace=namespace,
+        subject=f"{namespace}/kv/{key}",
+        detail={"execution_id": at.execution_id, "task_run_id": at.task_run_id},
+    )
+
+
+def _typed(value: Any, kind: str | None) -> TypedValue:
+    if kind and kind.upper() != "STRING" and isinstance(value, str):
+        return typed_value(value)  # `kvType` asks to read the text as a typed literal
+    if isinstance(value, str):
+        return TypedValue("STRING", value)
+    return typed_value(json.dumps(value))
+
+
+def run_kv_set(ctx: TaskContext) -> dict[str, Any] | None:
+    namespace, key = _where(ctx)
+    if ctx.properties.get("overwrite") is False:
+        try:
+            ctx.engine.kv.get(namespace, key)
+        except ChorusError:
+            pass
+        else:
+            raise TaskFailed(f"The key '{key}' already exists in the namespace '{namespace}'", retryable=False)
+    ttl = ctx.render(ctx.properties.get("ttl"))
+    ctx.engine.kv.put(
+        namespace,
+        key,
+        _typed(ctx.render(ctx.properties.get("value")), ctx.properties.get("kvType")),  # type: ignore[arg-type]
+        ttl=parse_ttl(str(ttl)) if ttl else None,
+        description=None,
+        audit=_action(ctx, "kv.put", namespace, key),
+    )
+    return None
+
+
+def run_kv_get(ctx: TaskContext) -> dict[str, Any] | None:
+    namespace, key = _where(ctx)
+    try:
+        return {"value": ctx.engine.kv.get(namespace, key).value.get("v")}
+    except ChorusError as e:
+        if ctx.properties.get("errorOnMissing"):
+            raise TaskFailed(f"The key '{key}' does not exist in the namespace '{namespace}'.", retryable=False) from e
+        return {"value": None}
+
+
+def run_kv_delete(ctx: TaskContext) -> dict[str, Any] | None:
+    namespace, key = _where(ctx)
+    deleted = ctx.engine.kv.delete(namespace, key, audit=_action(ctx, "kv.delete", namespace, key))
+    if not deleted and ctx.properties.get("errorOnMissing"):
+        raise TaskFailed(f"The key '{key}' does not exist in the namespace '{namespace}'.", retryable=False)
+    return {"deleted": deleted}
+
+
+HANDLERS = {"KVSet": run_kv_set, "KVGet": run_kv_get, "KVDelete": run_kv_delete}
