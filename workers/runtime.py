@@ -25,6 +25,7 @@ from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
 from orchestrator.settings import Settings
 from workers.context import TaskContext
+from workers.deadline import deadline
 from workers.functions import EngineFunctions
 from workers.registry import decider_for, handler_for
 from workers.subflow import start_subflow
@@ -100,7 +101,8 @@ def run_claimed(claimed: ClaimedTaskRun, engine: Engine) -> TaskOutcome:
     try:
         if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
             return TaskOutcome(State.SKIPPED)
-        outputs = handler_for(claimed.task.type)(ctx)
+        with deadline(claimed.task.timeout):
+            outputs = handler_for(claimed.task.type)(ctx)
     except Exception as error:  # any failure of the task is the task's, not the worker's
         return _failure(ctx, error)
     return TaskOutcome(State.SUCCESS, outputs=outputs, logs=tuple(ctx.logs))

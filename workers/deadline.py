@@ -1,0 +1,47 @@
+"""A task's `timeout`: the attempt fails (retryable) when its handler runs past it.
+
+Celery's prefork pool runs a task in the main thread of a child process, where SIGALRM can interrupt
+blocking code; elsewhere (thread pools, tests calling handlers directly) the timeout is checked after
+the handler returns. Script tasks also enforce their own timeout on the subprocess group.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+from orchestrator.core.errors import TaskFailed
+
+
+class _Expired(BaseException):
+    """Raised inside the handler by the alarm; a BaseException so handlers' `except Exception` let it pass."""
+
+
+def _timeout_error(limit: timedelta) -> TaskFailed:
+    return TaskFailed(f"Timeout after {limit.total_seconds():g}s", retryable=True)
+
+
+@contextmanager
+def deadline(limit: timedelta | None) -> Iterator[None]:
+    """Interrupt the block after `limit` (main thread only) with a retryable TaskFailed."""
+    if limit is None or limit.total_seconds() <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: FrameType | None) -> Any:
+        raise _Expired
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, limit.total_seconds())
+    try:
+        yield
+    except _Expired:
+        raise _timeout_error(limit) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
