@@ -773,6 +773,25 @@ class Engine:
         )
         return execution, dict(trigger.properties)
 
+    def replay(
+        self,
+        execution_id: str,
+        *,
+        task_run_id: str | None = None,
+        revision: int | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        actor: str,
+    ) -> ExecutionRow:
+        return operations.replay(
+            self, execution_id, task_run_id=task_run_id, revision=revision, inputs=inputs, actor=actor
+        )
+
+    def change_task_run_state(self, execution_id: str, task_run_id: str, state: State, *, actor: str) -> ExecutionRow:
+        return operations.change_task_run_state(self, execution_id, task_run_id, state, actor=actor)
+
+    def change_status(self, execution_id: str, state: State, *, actor: str) -> ExecutionRow:
+        return operations.change_status(self, execution_id, state, actor=actor)
+
     def start_subflow(self, claimed: ClaimedTaskRun, **request: Any) -> str:
         return subflows.start(self, claimed, **request)
 

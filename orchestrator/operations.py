@@ -228,3 +228,138 @@ def _phase_runs_to_discard(flow: Flow, runs: Sequence[TaskRunRow], failed: Seque
                 discard.add(run.id)
                 changed = True
     return discard
+
+
+# ---- replay and state changes -------------------------------------------------------------------
+
+_SETTABLE = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED})
+
+
+def replay(
+    engine: Engine,
+    execution_id: str,
+    *,
+    task_run_id: str | None,
+    revision: int | None,
+    actor: str,
+    inputs: Mapping[str, Any] | None = None,
+) -> ExecutionRow:
+    """A new execution that starts again from a task run (or from the start), keeping what ran before it.
+
+    Task runs created before the chosen one are copied (ended ones as they ended, its parents back to
+    RUNNING); the chosen task run and everything after it run again. The original gets the label
+    `system.replayed`, the copy names it as its parent and keeps its `originalId`.
+    """
+    with engine._tx() as session:
+        old = _locked(engine, session, execution_id)
+        flow_row = engine._live_flow(session, old.namespace, old.flow_id, revision or old.flow_revision)
+        flow = engine.flow_of(flow_row)
+        runs = list(store.task_runs_of(session, execution_id))
+        chosen = next((r for r in runs if r.id == task_run_id), None) if task_run_id else None
+        if task_run_id and chosen is None:
+            raise NotFound("task run", task_run_id)
+        typed = coerce_declared(flow.inputs, inputs) if inputs is not None else dict(old.inputs)
+        labels = [label for label in old.labels if label["key"] != "system.replayed"]
+        new = engine.create_execution(session, flow_row, flow, typed, labels, actor=actor, trigger=old.trigger)
+        new.original_id = old.original_id or old.id
+        new.parent_execution_id = old.id
+        if chosen is not None:
+            _copy_before(session, runs, chosen, new.id, actor=actor)
+        store.update_labels(session, old, [*old.labels, {"key": "system.replayed", "value": "true"}])
+        store.append_audit(
+            session, old.id, actor=actor, action="execution.replayed", subject=None, payload={"replay": new.id}
+        )
+    engine.dispatch(new.id, actor=actor)
+    return new
+
+
+def _copy_before(session: Session, runs: Sequence[TaskRunRow], chosen: TaskRunRow, new_id: str, *, actor: str) -> None:
+    from orchestrator.core.ids import task_run_id
+
+    by_id = {r.id: r for r in runs}
+    ancestors: set[str] = set()
+    parent = by_id.get(chosen.parent_id or "")
+    while parent is not None:
+        ancestors.add(parent.id)
+        parent = by_id.get(parent.parent_id or "")
+    new_ids: dict[str, str] = {}
+    for run in runs:  # creation order: a parent is always copied before its children
+        if run.seq >= chosen.seq and run.id not in ancestors:
+            continue
+        if run.parent_id is not None and run.parent_id not in new_ids:
+            continue  # under something that is not copied
+        parent_id = new_ids[run.parent_id] if run.parent_id else None
+        copy_id = task_run_id(new_id, run.task_id, parent_id, run.iteration)
+        new_ids[run.id] = copy_id
+        state = State.RUNNING if run.id in ancestors else State(run.state)
+        if run.id not in ancestors and not state.is_terminal:
+            continue
+        copy = TaskRunRow(
+            id=copy_id,
+            execution_id=new_id,
+            task_id=run.task_id,
+            parent_id=parent_id,
+            iteration=run.iteration,
+            value=run.value,
+            state=str(state),
+            state_history=list(run.state_history),
+            attempt=run.attempt,
+            attempts=list(run.attempts),
+            outputs=run.outputs,
+            decision=run.decision,
+            retry_at=None,
+            claim_owner=None,
+            heartbeat_at=None,
+            created_at=run.created_at,
+            updated_at=store.utcnow(),
+        )
+        store.create_task_run(session, copy, actor=actor, payload={"replayed_from": run.id})
+
+
+def change_task_run_state(
+    engine: Engine, execution_id: str, task_run_id: str, state: State, *, actor: str
+) -> ExecutionRow:
+    """Set an ended task run's state by hand (e.g. a failure accepted as SUCCESS); the flow then goes on."""
+    if state not in _SETTABLE:
+        raise Conflict(f"a task run can only be set to {sorted(_SETTABLE)}, not {state}")
+    with engine._tx() as session:
+        execution = _locked(engine, session, execution_id)
+        run = store.get_task_run(session, task_run_id, lock=True)
+        if run is None or run.execution_id != execution_id:
+            raise NotFound("task run", task_run_id)
+        if not State(run.state).is_terminal:
+            raise Conflict(f"task run {task_run_id} has not ended ({run.state})")
+        store.record_transition(session, run, state, actor=actor, override=True)
+        if State(execution.state).is_terminal:
+            flow = engine._flow_for(session, execution)
+            runs = list(store.task_runs_of(session, execution_id))
+            by_id = {r.id: r for r in runs}
+            parents = []
+            parent = by_id.get(run.parent_id or "")
+            while parent is not None:
+                parents.append(parent)
+                parent = by_id.get(parent.parent_id or "")
+            for parent in parents:
+                if State(parent.state).is_terminal:
+                    store.record_transition(session, parent, State.RUNNING, actor=actor, override=True)
+            discard = _phase_runs_to_discard(flow, runs, [run, *parents])
+            for run_id in discard:
+                store.discard_task_run(session, by_id[run_id], actor=actor)
+            store.record_transition(
+                session, execution, State.RESTARTED, actor=actor, override=True,
+                values={"restarts": execution.restarts + 1, "ended_at": None},
+            )  # fmt: skip
+    engine.dispatch(execution_id, actor=actor)
+    return execution
+
+
+def change_status(engine: Engine, execution_id: str, state: State, *, actor: str) -> ExecutionRow:
+    """Set an ended execution's final state by hand (Kestra's change-status); audited."""
+    if not state.is_terminal:
+        raise Conflict(f"an execution can only be set to a terminal state, not {state}")
+    with engine._tx() as session:
+        execution = _locked(engine, session, execution_id)
+        if not State(execution.state).is_terminal:
+            raise Conflict(f"execution {execution_id} has not ended ({execution.state})")
+        store.record_transition(session, execution, state, actor=actor, override=True)
+    return execution

@@ -133,12 +133,18 @@ def record_transition(
     payload: dict[str, Any] | None = None,
     values: dict[str, Any] | None = None,
     at: datetime | None = None,
+    override: bool = False,
 ) -> None:
-    """Move an execution or task run to `to`: table check, compare-and-set, history, audit — one transaction."""
+    """Move an execution or task run to `to`: table check, compare-and-set, history, audit — one transaction.
+
+    `override` skips the transition table for a person's explicit state change (Kestra's "change
+    state"); it is audited as `<kind>.state_changed`, so such moves stay visible as what they are.
+    """
     at = at or utcnow()
     current = State(row.state)
     kind = "execution" if isinstance(row, ExecutionRow) else "task_run"
-    check_transition(f"{kind} {row.id}", current, to)
+    if not override:
+        check_transition(f"{kind} {row.id}", current, to)
     history = [*row.state_history, {"state": str(to), "date": iso(at)}]
     changes: dict[str, Any] = {"state": str(to), "state_history": history, "updated_at": at, **(values or {})}
     if isinstance(row, ExecutionRow):
@@ -162,7 +168,8 @@ def record_transition(
     event = {"from": str(current), "to": str(to), **(payload or {})}
     if isinstance(row, TaskRunRow):
         event.update(task_id=row.task_id, attempt=row.attempt)
-    append_audit(session, chain_key, actor=actor, action=f"{kind}.{to.lower()}", subject=subject, payload=event, at=at)
+    action = f"{kind}.state_changed" if override else f"{kind}.{to.lower()}"
+    append_audit(session, chain_key, actor=actor, action=action, subject=subject, payload=event, at=at)
 
 
 def _note_transition(

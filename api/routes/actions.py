@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.deps import actor, check_tenant, engine
 from api.schemas import execution_public
 from orchestrator import store
+from orchestrator.core.states import State
 from orchestrator.engine import Engine
 
 router = APIRouter(tags=["Executions"])
@@ -95,3 +97,72 @@ async def restart(
     # The answer shows the execution as the restart left it (RESTARTED), as Kestra's does.
     body["state"]["current"] = "RESTARTED" if row.state == "RESTARTED" else body["state"]["current"]
     return body
+
+
+@router.post("/executions/{execution_id}/actions/replay")
+@router.post("/executions/{execution_id}/replay")
+async def replay(
+    execution_id: str,
+    taskRunId: str | None = None,  # Kestra's query parameter name
+    revision: int | None = None,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> dict[str, Any]:
+    """A new execution from a task run (or from the start); the answer is the new execution."""
+    new = await run_in_threadpool(
+        lambda: eng.replay(execution_id, task_run_id=taskRunId, revision=revision, actor=who)
+    )
+    return await run_in_threadpool(_json, eng, new.id)
+
+
+@router.post("/executions/{execution_id}/actions/replay-with-inputs")
+async def replay_with_inputs(
+    execution_id: str,
+    request: Request,
+    taskRunId: str | None = None,  # Kestra's query parameter name
+    revision: int | None = None,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> dict[str, Any]:
+    inputs = await _form_inputs(request)
+    new = await run_in_threadpool(
+        lambda: eng.replay(execution_id, task_run_id=taskRunId, revision=revision, inputs=inputs, actor=who)
+    )
+    return await run_in_threadpool(_json, eng, new.id)
+
+
+class TaskRunStateChange(BaseModel):
+    """Kestra's body for changing one task run's state."""
+
+    taskRunId: str  # Kestra's field name
+    state: State
+
+
+@router.post("/executions/{execution_id}/actions/state")
+@router.post("/executions/{execution_id}/state")
+async def change_task_run_state(
+    execution_id: str,
+    change: TaskRunStateChange,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> dict[str, Any]:
+    await run_in_threadpool(
+        lambda: eng.change_task_run_state(execution_id, change.taskRunId, change.state, actor=who)
+    )
+    return await run_in_threadpool(_json, eng, execution_id)
+
+
+@router.post("/executions/{execution_id}/actions/change-status")
+@router.post("/executions/{execution_id}/change-status")
+async def change_status(
+    execution_id: str,
+    status: State,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> dict[str, Any]:
+    await run_in_threadpool(lambda: eng.change_status(execution_id, status, actor=who))
+    return await run_in_threadpool(_json, eng, execution_id)

@@ -1,0 +1,90 @@
+"""Replay and hand-set task-run states, through the HTTP API, on the real stack."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.e2e.conftest import Stack
+
+THREE_STEPS = """
+id: three-steps
+namespace: {ns}
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.debug.Return
+    format: "one"
+  - id: second
+    type: io.kestra.plugin.core.execution.Fail
+    errorMessage: "second refuses"
+  - id: third
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.first.value }} then three"
+"""
+
+
+def _failed_run(stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], namespace: str) -> dict[str, Any]:
+    deploy_flow(THREE_STEPS)
+    execution = stack.wait_for_state(stack.run(namespace, "three-steps")["id"])
+    assert execution["state"]["current"] == "FAILED"
+    return execution
+
+
+def test_replay_from_a_task_run_keeps_what_ran_before_it(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    original = _failed_run(stack, deploy_flow, unique_namespace)
+    second = next(t for t in original["taskRunList"] if t["taskId"] == "second")
+
+    replayed = stack.api.post(f"/executions/{original['id']}/actions/replay", params={"taskRunId": second["id"]})
+
+    assert replayed.status_code == 200, replayed.text
+    new = stack.wait_for_state(replayed.json()["id"])
+    assert new["id"] != original["id"]
+    assert new["originalId"] == original["id"] and new["parentId"] == original["id"]
+    runs = {t["taskId"]: t for t in new["taskRunList"]}
+    assert runs["first"]["outputs"] == {"value": "one"}  # copied, not run again
+    assert runs["second"]["state"]["current"] == "FAILED"  # ran again (and failed again)
+    labels = {label["key"]: label["value"] for label in stack.api.get(f"/executions/{original['id']}").json()["labels"]}
+    assert labels["system.replayed"] == "true"
+
+
+def test_replaying_an_unknown_task_run_is_404(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    original = _failed_run(stack, deploy_flow, unique_namespace)
+
+    response = stack.api.post(f"/executions/{original['id']}/actions/replay", params={"taskRunId": "nope"})
+
+    assert response.status_code == 404
+
+
+def test_setting_a_failed_task_run_to_success_lets_the_flow_continue(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    original = _failed_run(stack, deploy_flow, unique_namespace)
+    second = next(t for t in original["taskRunList"] if t["taskId"] == "second")
+
+    response = stack.api.post(
+        f"/executions/{original['id']}/actions/state", json={"taskRunId": second["id"], "state": "SUCCESS"}
+    )
+
+    assert response.status_code == 200, response.text
+    done = stack.wait_for_state(original["id"], {"SUCCESS"})
+    runs = {t["taskId"]: t for t in done["taskRunList"]}
+    assert runs["third"]["outputs"] == {"value": "one then three"}
+    audit = stack.api.get(f"/executions/{original['id']}/audit").json()
+    assert any(e["action"] == "task_run.state_changed" for e in audit["events"]) and audit["verified"]
+
+
+def test_a_running_task_run_cannot_be_set_by_hand(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    original = _failed_run(stack, deploy_flow, unique_namespace)
+    first = next(t for t in original["taskRunList"] if t["taskId"] == "first")
+
+    response = stack.api.post(
+        f"/executions/{original['id']}/actions/state", json={"taskRunId": first["id"], "state": "RUNNING"}
+    )
+
+    assert response.status_code == 409
