@@ -1,0 +1,71 @@
+"""Kestra's own test flows, run through our HTTP API by Kestra's conformance runner, must keep passing.
+
+The runner and manifest come from ../shared/conformance/kestra (copied into tests/fixtures/conformance):
+each entry cites the Kestra Java test whose assertions it checks. This test fails when the number of
+passing cases drops below the level already reached, or when any case listed in MUST_PASS fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Stack
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+#: The level reached so far; raise it as the engine grows, never lower it.
+BASELINE_PASSED = 88
+#: Cases covering each mechanism (sequences, parallel, loops, errors, retries, pause, restart, kill,
+#: subflows, concurrency, working directories): a regression in any of them fails loudly by name.
+MUST_PASS = {
+    "io.kestra.tests/sequential",
+    "io.kestra.tests/parallel",
+    "io.kestra.tests/if",
+    "io.kestra.tests/switch",
+    "io.kestra.tests/each-sequential",
+    "io.kestra.tests/each-parallel-nested",
+    "io.kestra.tests/each-switch",
+    "io.kestra.tests/errors",
+    "io.kestra.tests/retry-success",
+    "io.kestra.tests/retry-flowable",
+    "io.kestra.tests/pause_on_resume",
+    "io.kestra.tests/pause-delay",
+    "io.kestra.tests/pause-timeout",
+    "io.kestra.tests/restart_local_errors",
+    "io.kestra.tests/sleep",
+    "io.kestra.tests/task-flow",
+    "io.kestra.tests/flow-concurrency-queue-pause",
+    "io.kestra.tests/waitfor",
+    "io.kestra.tests/working-directory-each",
+    "io.kestra.tests/labels-update-task",
+}
+
+
+@pytest.mark.timeout(900)
+def test_kestras_own_flows_behave_as_kestras_tests_assert(stack: Stack, tmp_path: Path) -> None:
+    report = tmp_path / "conformance.json"
+    base_url = str(stack.api.base_url).rstrip("/").removesuffix("/api/v1/main")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(FIXTURES / "conformance" / "run.py"),
+            "--base-url", base_url,
+            "--flows-dir", str(FIXTURES / "kestra_flows"),
+            "--timeout", "30",
+            "--json-out", str(report),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=880,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(report.read_text())
+    by_case = {r["case"].split("#")[0]: r for r in outcome["results"]}
+    failing = sorted(k for k in MUST_PASS if by_case.get(k, {}).get("status") != "PASS")
+    print(result.stdout.splitlines()[-1])  # the line for the closing notes: N passed, M failed, K skipped
+    assert not failing, f"must-pass cases failed: {failing}\n{result.stdout}"
+    assert outcome["counts"]["PASS"] >= BASELINE_PASSED, result.stdout
