@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     from orchestrator.cli_admin import add_commands
 
     add_commands(commands)
+
+    from orchestrator.cli_ops import add_commands as add_ops_commands
+
+    add_ops_commands(commands)
     return parser
 
 
@@ -88,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level)
         if args.command == "migrate":
             return _migrate(settings)
+        if args.command in ("flower", "retry"):
+            from orchestrator.cli_ops import run as run_ops
+
+            return run_ops(args, settings)
         if args.command in ("user", "token", "audit"):
             from orchestrator.cli_admin import run
 

@@ -1,0 +1,67 @@
+"""Operations subcommands of `chorus`: `flower` (Flower on the worker app) and `retry` (re-apply a Celery task)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from typing import Any
+
+from orchestrator.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILURE = 3  #: the same meaning as in `orchestrator.cli`
+
+
+def add_commands(commands: Any) -> None:
+    """Add `flower` and `retry` to the `chorus` subcommands."""
+    flower = commands.add_parser(
+        "flower",
+        help="run Flower on the worker app (task events, basic auth) [env: CHORUS_FLOWER_ADDRESS, "
+        "CHORUS_FLOWER_PORT, CHORUS_FLOWER_USERNAME, CHORUS_FLOWER_PASSWORD, CHORUS_FLOWER_URL_PREFIX]",
+    )
+    flower.set_defaults(ops_command="flower")
+    retry = commands.add_parser("retry", help="re-apply a Celery task by the id Flower shows; the engine retries")
+    retry.add_argument("celery_task_id", help="the task's UUID, as Flower's task page shows it")
+    retry.add_argument("--actor", help="who retries, for the audit trail (default: cli:$USER)")
+    retry.add_argument("--json", action="store_true", help="print what was sent as JSON")
+    retry.set_defaults(ops_command="retry")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.ops_command == "flower":
+        return _flower()
+    return _retry(settings, args.celery_task_id, actor=args.actor or f"cli:{getpass.getuser()}", as_json=args.json)
+
+
+def _flower() -> int:
+    from orchestrator.flower import FlowerSettings, check, flower_command, flower_environment
+
+    flower = FlowerSettings()
+    check(flower)
+    argv = flower_command(flower)
+    # Flower (a Celery command) owns the process from here, as the worker does.
+    os.execve(argv[0], argv, {**os.environ, **flower_environment(flower)})
+    return EXIT_FAILURE  # not reached
+
+
+def _retry(settings: Settings, celery_task_id: str, *, actor: str, as_json: bool) -> int:
+    from orchestrator.celery_app import create_celery_app
+    from orchestrator.reapply import reapply
+
+    app = create_celery_app(settings)
+    try:
+        sent = reapply(app, celery_task_id, actor=actor)
+    finally:
+        app.close()
+    if as_json:
+        print(json.dumps(sent.__dict__, sort_keys=True))  # noqa: T201
+    else:
+        print(  # noqa: T201
+            f"re-applied {sent.name} {sent.original_id} (was {sent.original_state}) as {sent.new_id} "
+            f"on queue {sent.queue} by {actor}",
+            file=sys.stdout,
+        )
+    return EXIT_OK

@@ -1,0 +1,183 @@
+"""Retry from Flower and `chorus retry`: a real Flower process on the e2e stack's broker, re-applying by id."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from orchestrator.celery_app import RUN_TASK_RUN, create_celery_app
+from orchestrator.cli import stop_process
+from orchestrator.embedded import free_port
+from tests.e2e.conftest import Stack
+from tests.harness.services import psycopg_url
+
+FLOWER_AUTH = ("ops", "flower-secret-1")
+
+#: Fails on its first attempt only (no retry policy): the execution ends FAILED until someone retries.
+FLAKY = """
+id: flaky
+namespace: {ns}
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: hello
+  - id: flaky
+    type: io.kestra.plugin.core.execution.Fail
+    condition: "{{ taskrun.attemptsCount == 0 }}"
+    errorMessage: first attempt fails
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: done
+"""
+
+
+@dataclass
+class Flower:
+    url: str
+    client: httpx.Client
+
+    def task_of(self, execution_id: str, task_id: str, timeout_s: float = 15) -> tuple[str, dict[str, Any]]:
+        """The Celery task that ran `task_id` of an execution, found as an operator would: Flower's search."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            tasks = self.client.get("/api/tasks", params={"taskname": RUN_TASK_RUN, "search": execution_id}).json()
+            for uuid, info in tasks.items():
+                kwargs = ast.literal_eval(info["kwargs"]) if info.get("kwargs") else {}
+                if kwargs.get("task_id") == task_id and info.get("state") in ("SUCCESS", "FAILURE"):
+                    return uuid, kwargs
+            time.sleep(0.2)
+        raise AssertionError(f"Flower does not show {task_id} of {execution_id}")
+
+
+@pytest.fixture(scope="module")
+def flower(stack: Stack) -> Iterator[Flower]:
+    port = free_port()
+    env = {
+        **stack.env,
+        "CHORUS_FLOWER_PORT": str(port),
+        "CHORUS_FLOWER_USERNAME": FLOWER_AUTH[0],
+        "CHORUS_FLOWER_PASSWORD": FLOWER_AUTH[1],
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "flower"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, f"flower exited with {process.returncode}"
+            try:
+                if httpx.get(f"{url}/healthcheck", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "flower did not start"
+            time.sleep(0.2)
+        with httpx.Client(base_url=url, auth=FLOWER_AUTH, timeout=15) as client:
+            yield Flower(url, client)
+    finally:
+        stop_process(process)
+
+
+def _failed_execution(stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], ns: str) -> str:
+    deploy_flow(FLAKY)
+    execution = stack.wait_for_state(stack.run(ns, "flaky")["id"])
+    assert execution["state"]["current"] == "FAILED"
+    return str(execution["id"])
+
+
+def _actors(stack: Stack, execution_id: str) -> list[str]:
+    with psycopg.connect(psycopg_url(stack.settings.database_url)) as conn:
+        rows = conn.execute("SELECT actor FROM audit_events WHERE chain_key = %s ORDER BY seq", (execution_id,))
+        return [row[0] for row in rows]
+
+
+def test_flower_refuses_its_api_without_the_configured_credentials(flower: Flower) -> None:
+    assert httpx.get(f"{flower.url}/api/workers", timeout=5).status_code == 401
+    assert flower.client.get("/api/workers").status_code == 200
+
+
+def test_flower_shows_each_task_run_with_its_execution_and_task_ids(
+    stack: Stack, flower: Flower, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    execution_id = _failed_execution(stack, deploy_flow, unique_namespace)
+
+    uuid, kwargs = flower.task_of(execution_id, "flaky")
+
+    info = flower.client.get(f"/api/task/info/{uuid}").json()
+    assert kwargs == {"execution_id": execution_id, "task_id": "flaky", "parent_id": None, "iteration": None,
+                      "attempt": 1}  # fmt: skip
+    assert info["routing_key"] == "control"
+
+
+def test_chorus_retry_re_sends_the_original_coordinates_to_the_original_queue(
+    stack: Stack, flower: Flower, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    execution_id = _failed_execution(stack, deploy_flow, unique_namespace)
+    uuid, kwargs = flower.task_of(execution_id, "flaky")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "retry", uuid, "--json", "--actor", "cli:e2e"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    sent = json.loads(done.stdout)
+    assert (sent["name"], sent["queue"], sent["kwargs"]) == (RUN_TASK_RUN, "control", kwargs)
+    app = create_celery_app(stack.settings)
+    try:
+        # A worker ran the re-applied message (what it decided is the engine's business).
+        assert app.AsyncResult(sent["new_id"]).get(timeout=20) in ("ok", "stop")
+    finally:
+        app.close()
+
+
+def test_chorus_retry_of_an_unknown_id_exits_with_a_message() -> None:
+    env = {**os.environ, "CHORUS_RESULT_BACKEND": "redis://127.0.0.1:6379/15"}
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "retry", "no-such-task"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 3
+    assert "celery task 'no-such-task' not found" in done.stderr
+
+
+def test_a_failed_task_re_applied_through_flowers_api_resumes_the_execution_to_success(
+    stack: Stack, flower: Flower, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    execution_id = _failed_execution(stack, deploy_flow, unique_namespace)
+    _, kwargs = flower.task_of(execution_id, "flaky")
+
+    response = flower.client.post(
+        f"/api/task/async-apply/{RUN_TASK_RUN}",
+        json={"kwargs": kwargs, "queue": "control", "headers": {"chorus_actor": "flower:ops"}},
+    )
+
+    assert response.status_code == 200, response.text
+    execution = stack.wait_for_state(execution_id, {"SUCCESS"}, timeout_s=30)
+    runs = {t["taskId"]: t for t in execution["taskRunList"]}
+    assert len(runs["flaky"]["attempts"]) == 2
+    assert runs["after"]["outputs"] == {"value": "done"}
+    assert "flower:ops" in _actors(stack, execution_id)
