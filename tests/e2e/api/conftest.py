@@ -72,3 +72,13 @@ def fuzz_server(stack: Stack, admin_url: str, template_database: str, redis_url:
         stop_process(server)
         flush_redis_db(broker)
         services.drop_database(admin_url, name)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`slow` tests (the 2,000-request fuzz) run only when asked for with `-m`, as the marker promises."""
+    if config.getoption("markexpr"):
+        return
+    slow = [item for item in items if "slow" in item.keywords]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if "slow" not in item.keywords]
