@@ -242,6 +242,7 @@ class Engine:
         actor: str,
         revision: int | None = None,
         trigger: dict[str, Any] | None = None,
+        execution_id: str | None = None,
     ) -> ExecutionRow:
         """Create an execution with typed inputs, mark it RUNNING and dispatch its first canvas."""
         with self._tx() as session:
@@ -251,8 +252,9 @@ class Engine:
                 raise Conflict(f"flow {namespace}.{flow_id} is disabled")
             typed_inputs = coerce_inputs(flow, inputs)
             row = self.create_execution(
-                session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger
-            )
+                session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger,
+                execution_id=execution_id,
+            )  # fmt: skip
         self.dispatch(row.id, actor=actor)
         return row
 
@@ -267,10 +269,11 @@ class Engine:
         actor: str,
         trigger: dict[str, Any] | None = None,
         parent: tuple[str, str] | None = None,
+        execution_id: str | None = None,
     ) -> ExecutionRow:
         """Insert a RUNNING execution (CREATED first, both audited); the caller dispatches after commit."""
         now = store.utcnow()
-        execution_id = new_id()
+        execution_id = execution_id or new_id()
         all_labels = [{"key": label.key, "value": label.value} for label in flow.labels]
         all_labels = _merge_labels(all_labels, labels)
         if not any(label["key"] == CORRELATION_LABEL for label in all_labels):

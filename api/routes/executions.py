@@ -19,9 +19,10 @@ from api.filters import Fields, parse_labels, parse_search
 from api.permissions import Permission, guard, prefixes
 from api.schemas import execution_public
 from api.sse import execution_stream
-from orchestrator import store, store_search
+from orchestrator import storage, store, store_search
 from orchestrator.accounts import Principal
 from orchestrator.core.errors import InputInvalid, NotFound
+from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
 from orchestrator.queries import Op, Search, SortKey
@@ -97,14 +98,27 @@ async def create_execution(
     entry = note(request, "execution.create", namespace=namespace, flow_id=flow_id, subject=f"{namespace}.{flow_id}")
     guard(request, principal, Permission.EXECUTION_RUN, "flow", namespace, f"{namespace}.{flow_id}")
     inputs: dict[str, Any] = {}
+    execution_id = new_id()  # chosen first, so uploaded files are stored where the execution will look
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form()
         for key, value in form.multi_items():
-            # FILE inputs are accepted by name; storing their content arrives with internal storage.
-            inputs[key] = value.filename if isinstance(value, UploadFile) else value
+            if isinstance(value, UploadFile):
+                # A FILE input goes to internal storage under the execution; the input is its URI.
+                path = storage.input_file_uri_path(namespace, flow_id, execution_id, key, value.filename or key)
+                inputs[key] = storage.write(eng.settings.data_dir, path, await value.read())
+            else:
+                inputs[key] = value
     label_list = _labels(labels)
     row = await run_in_threadpool(
-        lambda: eng.submit(namespace, flow_id, inputs=inputs, labels=label_list, actor=who, revision=revision)
+        lambda: eng.submit(
+            namespace,
+            flow_id,
+            inputs=inputs,
+            labels=label_list,
+            actor=who,
+            revision=revision,
+            execution_id=execution_id,
+        )
     )
     entry.audited, entry.subject = True, row.id
     if wait:

@@ -71,9 +71,15 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30
 
 @pytest.fixture(scope="session")
 def stack(
-    admin_url: str, template_database: str, redis_url: str, openai_wire: OpenAIWire, jira_server: JiraServer
+    admin_url: str,
+    template_database: str,
+    redis_url: str,
+    openai_wire: OpenAIWire,
+    jira_server: JiraServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     name = services.unique_database_name("e2e")
+    data_dir = tmp_path_factory.mktemp("chorus-data")
     database_url = services.create_database(admin_url, name, template=template_database)
     port = free_port()
     env = {
@@ -81,6 +87,7 @@ def stack(
         "CHORUS_DATABASE_URL": database_url,
         "CHORUS_BROKER_URL": redis_url,
         "CHORUS_PORT": str(port),
+        "CHORUS_DATA_DIR": str(data_dir),  # internal storage shared by the server and the workers
         "CHORUS_SWEEP_INTERVAL_S": "0.2",
         "CHORUS_STALE_AFTER_S": "3",
         "CHORUS_HEARTBEAT_INTERVAL_S": "1",
@@ -89,7 +96,9 @@ def stack(
         # Flows' secret() calls (provider URL and key, Jira) resolve to the fake protocol servers.
         **secret_env(openai_wire, jira_server),
     }
-    settings = load_settings(database_url=database_url, broker_url=redis_url, port=port, worker_concurrency=2)
+    settings = load_settings(
+        database_url=database_url, broker_url=redis_url, port=port, worker_concurrency=2, data_dir=data_dir
+    )
     server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "server"], env=env, start_new_session=True)
     worker = run_worker_process(",".join(settings.pools), settings, env)
     try:

@@ -88,3 +88,34 @@ def test_a_running_task_run_cannot_be_set_by_hand(
     )
 
     assert response.status_code == 409
+
+
+FILE_INPUT = """
+id: file-input
+namespace: {ns}
+inputs:
+  - id: report
+    type: FILE
+tasks:
+  - id: where
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.report }}"
+"""
+
+
+def test_an_uploaded_file_input_is_stored_and_its_uri_given_to_the_flow(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(FILE_INPUT)
+    response = stack.api.post(
+        f"/executions/{unique_namespace}/file-input", files={"report": ("report.csv", b"a,b\n1,2\n", "text/csv")}
+    )
+    assert response.status_code == 200, response.text
+
+    execution = stack.wait_for_state(response.json()["id"])
+
+    uri = execution["inputs"]["report"]
+    assert uri.startswith("kestra:///") and uri.endswith(f"/executions/{execution['id']}/inputs/report/report.csv")
+    assert execution["taskRunList"][0]["outputs"] == {"value": uri}
+    stored = stack.settings.data_dir / "storage" / uri.removeprefix("kestra:///")
+    assert stored.read_bytes() == b"a,b\n1,2\n"

@@ -1,0 +1,56 @@
+"""Internal storage on local disk: files behind Kestra's `kestra:///...` URIs.
+
+Uploaded FILE inputs, downloads and tasks' output files live under `<data_dir>/storage/`, at the path of
+their URI (`/<namespace as dirs>/<flow>/executions/<execution>/...`). This serves `chorus local` and a
+cluster sharing a volume; an object store would sit behind these same functions.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path, PurePosixPath
+
+from orchestrator.core.errors import ChorusError
+
+SCHEME = "kestra://"
+
+
+class StorageError(ChorusError):
+    """Raised when a storage URI or file name is unusable (outside the store, not a kestra:// URI)."""
+
+
+def execution_prefix(namespace: str, flow_id: str, execution_id: str) -> PurePosixPath:
+    return PurePosixPath("/", *namespace.split("."), flow_id, "executions", execution_id)
+
+
+def safe_name(name: str) -> PurePosixPath:
+    """A relative file name that stays where it is put (no absolute path, no `..`)."""
+    relative = PurePosixPath(name)
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise StorageError(f"file name {name!r} must be a relative path without '..'")
+    return relative
+
+
+def write(data_dir: Path, uri_path: PurePosixPath, source: bytes | Path) -> str:
+    """Keep `source` at `uri_path` in the store; return its `kestra:///...` URI."""
+    target = data_dir / "storage" / uri_path.relative_to("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(source, bytes):
+        target.write_bytes(source)
+    else:
+        shutil.copyfile(source, target)
+    return f"{SCHEME}{uri_path}"
+
+
+def input_file_uri_path(namespace: str, flow_id: str, execution_id: str, input_id: str, filename: str) -> PurePosixPath:
+    return execution_prefix(namespace, flow_id, execution_id) / "inputs" / input_id / safe_name(filename or input_id)
+
+
+def local_path(data_dir: Path, uri: str) -> Path:
+    """The file behind a `kestra:///...` URI (for readers on the same machine or volume)."""
+    if not uri.startswith(SCHEME + "/"):
+        raise StorageError(f"not an internal storage URI: {uri!r}")
+    path = PurePosixPath(uri.removeprefix(SCHEME))
+    if ".." in path.parts:
+        raise StorageError(f"invalid internal storage URI: {uri!r}")
+    return data_dir / "storage" / path.relative_to("/")
