@@ -26,9 +26,14 @@ def _timeout_error(limit: timedelta) -> TaskFailed:
     return TaskFailed(f"Timeout after {limit.total_seconds():g}s", retryable=True)
 
 
+#: Tasks that enforce `timeout` themselves (a script's process group, an HTTP or model call) get this
+#: much longer to do it cleanly before the alarm interrupts them.
+GRACE = timedelta(seconds=2)
+
+
 @contextmanager
-def deadline(limit: timedelta | None) -> Iterator[None]:
-    """Interrupt the block after `limit` (main thread only) with a retryable TaskFailed."""
+def deadline(limit: timedelta | None, *, grace: timedelta = GRACE) -> Iterator[None]:
+    """Interrupt the block after `limit` + `grace` (main thread only) with a retryable TaskFailed."""
     if limit is None or limit.total_seconds() <= 0 or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -37,7 +42,7 @@ def deadline(limit: timedelta | None) -> Iterator[None]:
         raise _Expired
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, limit.total_seconds())
+    signal.setitimer(signal.ITIMER_REAL, (limit + grace).total_seconds())
     try:
         yield
     except _Expired:

@@ -12,7 +12,7 @@ from workers.deadline import deadline
 
 def test_a_handler_running_past_its_timeout_fails_retryably() -> None:
     started = time.monotonic()
-    with pytest.raises(TaskFailed) as raised, deadline(timedelta(seconds=0.2)):
+    with pytest.raises(TaskFailed) as raised, deadline(timedelta(seconds=0.2), grace=timedelta(0)):
         time.sleep(5)
     assert time.monotonic() - started < 2
     assert raised.value.retryable and "Timeout after 0.2s" in raised.value.message
@@ -20,12 +20,12 @@ def test_a_handler_running_past_its_timeout_fails_retryably() -> None:
 
 def test_a_handler_swallowing_exceptions_is_still_stopped() -> None:
     # What a careless handler does: swallow every Exception. The alarm is not an Exception.
-    with pytest.raises(TaskFailed), deadline(timedelta(seconds=0.2)), contextlib.suppress(Exception):
+    with pytest.raises(TaskFailed), deadline(timedelta(seconds=0.2), grace=timedelta(0)), contextlib.suppress(Exception):
         time.sleep(5)
 
 
 def test_a_fast_handler_is_untouched_and_the_alarm_is_cleared() -> None:
-    with deadline(timedelta(seconds=0.5)):
+    with deadline(timedelta(seconds=0.5), grace=timedelta(0)):
         value = 1 + 1
     time.sleep(0.7)  # an alarm left armed would fire here
     assert value == 2
