@@ -33,7 +33,8 @@ def test_validating_kestras_own_flows_accepts_every_file() -> None:
 
 def test_json_output_has_one_object_per_file(tmp_path: Path) -> None:
     (tmp_path / "good.yaml").write_text("id: a\nnamespace: n\ntasks:\n  - id: t\n    type: Log\n    message: hi\n")
-    (tmp_path / "bad.yaml").write_text("id: b\nnamespace: n\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Lgo\n")
+    bad = "id: b\nnamespace: n\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Lgo\n"
+    (tmp_path / "bad.yaml").write_text(bad)
 
     result = chorus("flow", "validate", "--json", str(tmp_path))
 

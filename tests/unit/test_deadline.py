@@ -20,7 +20,8 @@ def test_a_handler_running_past_its_timeout_fails_retryably() -> None:
 
 def test_a_handler_swallowing_exceptions_is_still_stopped() -> None:
     # What a careless handler does: swallow every Exception. The alarm is not an Exception.
-    with pytest.raises(TaskFailed), deadline(timedelta(seconds=0.2), grace=timedelta(0)), contextlib.suppress(Exception):
+    limit = timedelta(seconds=0.2)
+    with pytest.raises(TaskFailed), deadline(limit, grace=timedelta(0)), contextlib.suppress(Exception):
         time.sleep(5)
 
 
