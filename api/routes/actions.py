@@ -110,9 +110,7 @@ async def replay(
     who: str = Depends(actor),
 ) -> dict[str, Any]:
     """A new execution from a task run (or from the start); the answer is the new execution."""
-    new = await run_in_threadpool(
-        lambda: eng.replay(execution_id, task_run_id=taskRunId, revision=revision, actor=who)
-    )
+    new = await run_in_threadpool(lambda: eng.replay(execution_id, task_run_id=taskRunId, revision=revision, actor=who))
     return await run_in_threadpool(_json, eng, new.id)
 
 
@@ -149,9 +147,7 @@ async def change_task_run_state(
     eng: Engine = Depends(engine),
     who: str = Depends(actor),
 ) -> dict[str, Any]:
-    await run_in_threadpool(
-        lambda: eng.change_task_run_state(execution_id, change.taskRunId, change.state, actor=who)
-    )
+    await run_in_threadpool(lambda: eng.change_task_run_state(execution_id, change.taskRunId, change.state, actor=who))
     return await run_in_threadpool(_json, eng, execution_id)
 
 
