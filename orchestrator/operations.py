@@ -7,6 +7,7 @@ Each operation is one transaction on the locked execution row, with every state 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -75,6 +76,10 @@ def kill(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
                 values={"attempts": _close_attempt(run, State.KILLED, now), "claim_owner": None, "retry_at": None},
             )
         store.record_transition(session, execution, State.KILLED, actor=actor)
+        children = store.running_children(session, execution_id)
+    for child_id in children:  # subflow executions die with their parent (Kestra's kill cascade)
+        with contextlib.suppress(Conflict):  # it ended meanwhile
+            kill(engine, child_id, actor=actor)
     if celery_ids:
         # Best effort: a revoked task that already finished is a no-op, and its finish() finds KILLED.
         try:

@@ -472,6 +472,18 @@ def oldest_queued_executions(
     ).all()
 
 
+def running_children(session: Session, execution_id: str) -> list[str]:
+    """Subflow executions of this one that have not ended."""
+    terminal = [str(s) for s in State if s.is_terminal]
+    return list(
+        session.scalars(
+            select(ExecutionRow.id).where(
+                ExecutionRow.parent_execution_id == execution_id, ExecutionRow.state.not_in(terminal)
+            )
+        ).all()
+    )
+
+
 def update_labels(session: Session, execution: ExecutionRow, labels: list[dict[str, str]]) -> None:
     session.execute(update(ExecutionRow).where(ExecutionRow.id == execution.id).values(labels=labels))
     execution.labels = labels

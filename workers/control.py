@@ -176,3 +176,30 @@ def decide_loop(ctx: TaskContext) -> Decision:
 HANDLERS["LocalFiles"] = run_local_files
 DECIDERS["WaitFor"] = decide_loop
 DECIDERS["LoopUntil"] = decide_loop
+
+
+def run_assert(ctx: TaskContext) -> dict[str, Any] | None:
+    """Kestra's Assert: every condition must render true; the failures are listed (as ERROR logs too)."""
+    failed = [c for c in ctx.properties.get("conditions", []) if not is_true(ctx.render(c))]
+    for condition in failed:
+        ctx.log("ERROR", f"Assertion `{condition}` failed!")
+    if failed:
+        message = ctx.properties.get("errorMessage")
+        raise TaskFailed(str(ctx.render(message)) if message else f"{len(failed)} assertion(s) failed", retryable=False)
+    return None
+
+
+def run_resume(ctx: TaskContext) -> dict[str, Any] | None:
+    """Kestra's Resume: resume a paused execution (by default the parent of this subflow run)."""
+    target = ctx.render(ctx.properties.get("executionId")) or ctx.claimed.variables.get("trigger", {}).get(
+        "executionId"
+    )
+    if not target:
+        raise TaskFailed("Resume needs an executionId (or to run as a subflow of the paused one)", retryable=False)
+    inputs = ctx.render(ctx.properties.get("inputs") or {})
+    ctx.engine.resume(str(target), inputs, actor=f"task:{ctx.claimed.coordinates.execution_id}/{ctx.claimed.task.id}")
+    return None
+
+
+HANDLERS["Assert"] = run_assert
+HANDLERS["Resume"] = run_resume
