@@ -8,6 +8,7 @@ validation errors found later can be reported at their 1-based line and column.
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 import yaml
@@ -47,7 +48,20 @@ class _Limit(Exception):
         self.mark = mark
 
 
-class _Loader(Composer, SafeConstructor, Resolver):
+class _Resolver(Resolver):
+    """YAML 1.2 core-schema booleans: only true/false. Kestra reads flows with Jackson, for which
+    `on`, `off`, `yes` and `no` are strings (a task may well be called `off`)."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Resolver.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in Resolver.yaml_implicit_resolvers.items()
+}
+_Resolver.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+class _Loader(Composer, SafeConstructor, _Resolver):
     """A safe composer that refuses deep nesting and alias expansion bombs while composing.
 
     Scanning and parsing are delegated to libyaml when PyYAML has it (about three times faster on
@@ -59,7 +73,7 @@ class _Loader(Composer, SafeConstructor, Resolver):
         self._events: Any = CParser(stream) if _LIBYAML else yaml.SafeLoader(stream)
         Composer.__init__(self)
         SafeConstructor.__init__(self)
-        Resolver.__init__(self)
+        _Resolver.__init__(self)
         self._depth = 0
         self._sizes: dict[int, int] = {}  # id(node) -> node count once aliases are expanded
 

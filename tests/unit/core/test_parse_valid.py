@@ -288,3 +288,9 @@ def test_a_task_in_the_scripts_pool_keeps_its_script_properties() -> None:
     )
     task = flow.task("py")
     assert (task.type, task.timeout, task.properties["script"]) == ("PythonScript", timedelta(minutes=2), 'print("hi")')
+
+
+def test_on_off_yes_no_are_strings_as_in_kestra() -> None:
+    flow = parse_flow("id: off\nnamespace: n\ntasks:\n  - id: on\n    type: Log\n    message: yes\n")
+
+    assert (flow.id, flow.tasks[0].id, flow.tasks[0].properties["message"]) == ("off", "on", "yes")
