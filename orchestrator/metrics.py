@@ -5,7 +5,8 @@ model; never an id). Nothing happens at import: an entry point calls `setup_metr
 between one registry for a single process and prometheus-client's multiprocess mode for prefork
 workers), and code that records calls `metrics()` to get the process's `Metrics`.
 
-The AI pool records LLM usage with `record_llm_call()`; the scheduler with `record_schedule_fire()`.
+The AI pool records LLM usage with `record_llm_call()`; the scheduler records its fires with
+`record_schedule_fire()` and serves them with `serve_metrics(MetricsSettings())`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server, values
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from pydantic import Field
@@ -215,8 +217,8 @@ def metrics() -> Metrics:
         return _process.metrics
 
 
-def exposition(extra: Sequence[Collector] = ()) -> bytes:
-    """The text exposition of this process's metrics (all processes' in multiprocess mode) plus `extra`."""
+def exposition_registry(extra: Sequence[Collector] = ()) -> CollectorRegistry:
+    """A registry of this process's metrics (every process's in multiprocess mode) plus `extra`."""
     metrics()
     registry = CollectorRegistry()
     directory = multiprocess_dir()
@@ -227,7 +229,27 @@ def exposition(extra: Sequence[Collector] = ()) -> bytes:
         registry.register(_process.registry)  # a registry is itself a collector of what it holds
     for collector in extra:
         registry.register(collector)
-    return generate_latest(registry)
+    return registry
+
+
+def exposition(extra: Sequence[Collector] = ()) -> bytes:
+    """The text exposition of this process's metrics plus `extra`."""
+    return generate_latest(exposition_registry(extra))
+
+
+def serve_metrics(settings: MetricsSettings) -> Any | None:
+    """Serve `/metrics` on `settings.port` from a thread (a process without an HTTP server of its own:
+    a worker group's main process, the scheduler). Returns the server to `shutdown()`, or None when the
+    port is 0 or taken (logged; the process runs on without metrics)."""
+    if settings.port == 0:
+        return None
+    try:
+        server, _thread = start_http_server(settings.port, addr=settings.host, registry=exposition_registry())
+    except OSError:
+        logger.error("metrics port %s:%s is not available; serving no metrics", settings.host, settings.port)
+        return None
+    logger.info("serving metrics on http://%s:%s/metrics", settings.host, settings.port)
+    return server
 
 
 def record_llm_call(

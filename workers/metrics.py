@@ -18,11 +18,16 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun, worker_init, worker_process_shutdown, worker_shutdown
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.multiprocess import mark_process_dead
 
 from orchestrator.engine import Engine
-from orchestrator.metrics import MetricsSettings, metrics, prepare_multiprocess_dir, remove_multiprocess_dir
+from orchestrator.metrics import (
+    MetricsSettings,
+    metrics,
+    prepare_multiprocess_dir,
+    remove_multiprocess_dir,
+    serve_metrics,
+)
 from orchestrator.metrics_hooks import UNKNOWN, MetricsHooks
 
 logger = logging.getLogger(__name__)
@@ -60,16 +65,7 @@ def install(app: Celery, settings: MetricsSettings, pools: Sequence[str], engine
         state.created_directory = settings.dir is None
         state.directory = prepare_multiprocess_dir(settings.dir)
         logger.info("metrics of this worker group are kept in %s", state.directory)
-        if settings.port == 0:
-            return
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(state.directory))  # type: ignore[no-untyped-call]
-        try:
-            state.server, _thread = start_http_server(settings.port, addr=settings.host, registry=registry)
-        except OSError:
-            logger.error("metrics port %s:%s is not available; serving no metrics", settings.host, settings.port)
-            return
-        logger.info("serving metrics on http://%s:%s/metrics", settings.host, settings.port)
+        state.server = serve_metrics(settings)
 
     def _stop(**_: Any) -> None:
         if state.server is not None:

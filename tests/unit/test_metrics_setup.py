@@ -7,7 +7,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from orchestrator.metrics import exposition, metrics, record_llm_call
+import httpx
+
+from orchestrator.embedded import free_port
+from orchestrator.metrics import MetricsSettings, exposition, metrics, record_llm_call, serve_metrics
 
 
 def test_a_process_without_an_entry_point_exposes_its_metrics_from_one_registry() -> None:
@@ -45,3 +48,16 @@ def test_preparing_a_multiprocess_directory_empties_it_and_aggregates_every_proc
 
     assert not stale.exists()
     assert "chorus_sweeper_recovered_executions_total 5.0" in out
+
+
+def test_serve_metrics_serves_this_process_and_steps_aside_when_its_port_is_taken() -> None:
+    port = free_port()
+    server = serve_metrics(MetricsSettings(port=port, host="127.0.0.1"))
+    assert server is not None
+    try:
+        assert "chorus_sweeper_runs" in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert serve_metrics(MetricsSettings(port=port, host="127.0.0.1")) is None
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert serve_metrics(MetricsSettings(port=0)) is None
