@@ -8,12 +8,12 @@ COPY api api
 RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[flower]'
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 chorus
+RUN useradd --create-home --uid 10001 chorus && mkdir /data && chown chorus /data
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER chorus
 WORKDIR /home/chorus
-ENV PYTHONUNBUFFERED=1
+ENV PYTHONUNBUFFERED=1 CHORUS_DATA_DIR=/data
 # API, worker metrics, Flower
 EXPOSE 8080 9464 5555
 CMD ["chorus", "server"]

@@ -170,3 +170,10 @@ def test_processes_start_after_migrations_and_a_healthy_broker() -> None:
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["redis"]["condition"] == "service_healthy", name
     assert services()["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_every_chorus_process_shares_the_internal_storage_volume() -> None:
+    for name, service in services().items():
+        if service.get("command", [""])[0] == "chorus":
+            assert "chorus-data:/data" in service["volumes"], name
+            assert service["environment"]["CHORUS_DATA_DIR"] == "/data", name

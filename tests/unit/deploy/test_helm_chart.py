@@ -193,3 +193,13 @@ def test_the_charts_dashboards_are_the_ones_under_deploy_grafana() -> None:
     copies = {p.name: p.read_text() for p in (CHART / "dashboards").glob("*.json")}
 
     assert copies == {p.name: p.read_text() for p in source.glob("*.json")}
+
+
+def test_server_and_workers_share_the_internal_storage_claim() -> None:
+    deployments = by_name(render("multi-pool"), "Deployment")
+    for name in ["chorus-server", *(f"chorus-worker-{p['name']}" for p in MULTI_POOL["pools"])]:
+        spec = deployments[name]["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+        assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "chorus-data", name
+        assert mounts["data"] == "/data", name

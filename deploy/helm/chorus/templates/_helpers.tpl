@@ -53,6 +53,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: {{ .Values.logLevel | quote }}
 - name: CHORUS_POOLS
   value: {{ include "chorus.poolsJson" . | quote }}
+- name: CHORUS_DATA_DIR
+  value: /data
+{{- end -}}
+
+{{- define "chorus.dataVolume" -}}
+- name: data
+  {{- if .Values.storage.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ .Values.storage.existingClaim }}
+  {{- else }}
+  emptyDir: {}
+  {{- end }}
 {{- end -}}
 
 {{- define "chorus.poolsJson" -}}
