@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a Celery worker for one or more pools")
     worker.add_argument("--pool", default="control", help="pool(s) to consume, comma-separated (e.g. control,io)")
     worker.add_argument("--concurrency", type=int, help=_env_help("worker processes", "CHORUS_WORKER_CONCURRENCY"))
+
+    commands.add_parser("scheduler", help="run the trigger scheduler (one active replica, the others on standby)")
 
     commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
 
@@ -105,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.refuse_unsafe_bind()
         if args.command == "server":
             return _server(settings)
+        if args.command == "scheduler":
+            return _scheduler(settings)
         if args.command == "worker":
             return _worker(settings, args.pool)
         if args.command == "local":
@@ -151,6 +156,28 @@ def _server(settings: Settings) -> int:
     import uvicorn
 
     uvicorn.run(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None)
+    return EXIT_OK
+
+
+def _scheduler(settings: Settings) -> int:
+    from orchestrator.celery_app import create_celery_app
+    from orchestrator.database import make_engine, make_sessionmaker
+    from orchestrator.engine import Engine
+    from orchestrator.metrics import MetricsSettings, serve_metrics
+    from orchestrator.triggers import Scheduler, run_scheduler
+
+    db = make_engine(settings.database_url, pool_size=2)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server = serve_metrics(MetricsSettings())
+    try:
+        engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+        run_scheduler(Scheduler(engine), stop, settings.scheduler_interval_s)
+    finally:
+        if server is not None:
+            server.shutdown()
+        db.dispose()
     return EXIT_OK
 
 

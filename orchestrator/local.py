@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from orchestrator.core.errors import ChorusError, ConfigurationError
@@ -55,6 +55,7 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
     data_dir.mkdir(parents=True, exist_ok=True)
     servers: list[EmbeddedServer] = []
     worker = None
+    stop_scheduler: Callable[[], None] | None = None
     try:
         updates: dict[str, object] = {"data_dir": data_dir}
         if "CHORUS_DATABASE_URL" not in explicit_env:
@@ -74,6 +75,7 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
             CHORUS_DATA_DIR=str(data_dir),
         )
         worker = run_worker_process(",".join(settings.pools), settings, dict(os.environ))
+        stop_scheduler = _start_scheduler(settings)
         print(  # noqa: T201
             f"Chorus is running: http://{settings.host}:{settings.port}/api/v1/main  "
             f"(data in {data_dir}; Ctrl-C stops everything)",
@@ -83,6 +85,8 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
         config = uvicorn.Config(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None)
         uvicorn.Server(config).run()
     finally:
+        if stop_scheduler is not None:
+            stop_scheduler()
         if worker is not None:
             stop_process(worker)
         for server in reversed(servers):
@@ -108,3 +112,22 @@ def _prepare_database(settings: Settings, flow_files: Sequence[Path]) -> None:
             print(f"deployed {row.namespace}.{row.flow_id} revision {row.revision} from {path}", file=sys.stderr)  # noqa: T201
     finally:
         db.dispose()
+
+
+def _start_scheduler(settings: Settings) -> Callable[[], None]:
+    """The scheduler loop on a thread of this process (a cluster runs it as `chorus scheduler`)."""
+    from orchestrator.celery_app import create_celery_app
+    from orchestrator.database import make_engine, make_sessionmaker
+    from orchestrator.engine import Engine
+    from orchestrator.triggers import Scheduler, start_scheduler_thread
+
+    db = make_engine(settings.database_url, pool_size=2)
+    engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+    thread, stop = start_scheduler_thread(Scheduler(engine), settings.scheduler_interval_s)
+
+    def shutdown() -> None:
+        stop.set()
+        thread.join(timeout=5)
+        db.dispose()
+
+    return shutdown

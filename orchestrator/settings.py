@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     pools: tuple[str, ...] = Field(default=DEFAULT_POOLS, description="Worker pools, one Celery queue each.")
     worker_concurrency: int = Field(default=2, ge=1, le=256, description="Processes or threads per worker.")
     sweep_interval_s: float = Field(default=1.0, gt=0, le=60, description="How often the sweeper looks for due work.")
+    scheduler_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often the scheduler looks for due Schedule triggers."
+    )
     stale_after_s: float = Field(
         default=30.0, gt=0, description="A running execution with no progress for this long is re-dispatched."
     )

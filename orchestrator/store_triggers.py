@@ -1,0 +1,84 @@
+"""Queries over the `triggers` table (schedule state of flow triggers); the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
+
+from orchestrator.tables import TriggerRow
+
+
+def try_lock(session: Session, key: int) -> bool:
+    """A transaction-scoped advisory lock, without waiting: one scheduler tick at a time among replicas."""
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}))
+
+
+def triggers_of(session: Session, tenant: str, namespace: str | None = None) -> Sequence[TriggerRow]:
+    query = select(TriggerRow).where(TriggerRow.tenant == tenant)
+    if namespace:
+        query = query.where(TriggerRow.namespace == namespace)
+    return session.scalars(query.order_by(TriggerRow.namespace, TriggerRow.flow_id, TriggerRow.trigger_id)).all()
+
+
+def get_trigger(
+    session: Session, tenant: str, namespace: str, flow_id: str, trigger_id: str, *, lock: bool = False
+) -> TriggerRow | None:
+    query = select(TriggerRow).where(
+        TriggerRow.tenant == tenant,
+        TriggerRow.namespace == namespace,
+        TriggerRow.flow_id == flow_id,
+        TriggerRow.trigger_id == trigger_id,
+    )
+    return session.scalars(query.with_for_update() if lock else query).first()
+
+
+def due_triggers(session: Session, tenant: str, now: datetime, limit: int = 100) -> Sequence[TriggerRow]:
+    """Enabled triggers whose next fire time has come, locked (a row being edited elsewhere is skipped)."""
+    return session.scalars(
+        select(TriggerRow)
+        .where(TriggerRow.tenant == tenant, TriggerRow.enabled.is_(True), TriggerRow.next_fire_at <= now)
+        .order_by(TriggerRow.next_fire_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+
+
+def insert_trigger(
+    session: Session,
+    tenant: str,
+    key: tuple[str, str, str],
+    *,
+    next_fire_at: datetime | None,
+    state: dict[str, Any],
+    now: datetime,
+) -> TriggerRow:
+    row = TriggerRow(
+        tenant=tenant,
+        namespace=key[0],
+        flow_id=key[1],
+        trigger_id=key[2],
+        enabled=True,
+        next_fire_at=next_fire_at,
+        last_fire_at=None,
+        last_execution_id=None,
+        state=state,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def delete_trigger(session: Session, row: TriggerRow) -> None:
+    session.execute(
+        delete(TriggerRow).where(
+            TriggerRow.tenant == row.tenant,
+            TriggerRow.namespace == row.namespace,
+            TriggerRow.flow_id == row.flow_id,
+            TriggerRow.trigger_id == row.trigger_id,
+        )
+    )

@@ -1,0 +1,165 @@
+"""The scheduler against a real database on a fake clock: each slot fires once, across rival schedulers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from orchestrator import store, store_triggers
+from orchestrator.celery_app import create_celery_app
+from orchestrator.core.states import State
+from orchestrator.database import make_engine, make_sessionmaker
+from orchestrator.engine import Engine
+from orchestrator.settings import load_settings
+from orchestrator.tables import AuditEventRow, ExecutionRow
+from orchestrator.triggers import Scheduler
+
+START = datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+HOURLY = """
+id: hourly
+namespace: tests.triggers
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ trigger.date }}"
+triggers:
+  - id: every-hour
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "@hourly"
+"""
+
+
+class FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self.now += delta
+
+
+@pytest.fixture
+def engine(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Engine]:
+    settings = load_settings(database_url=database_url, broker_url=redis_url, data_dir=tmp_path)
+    db = make_engine(database_url, pool_size=4)
+    try:
+        yield Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+    finally:
+        db.dispose()
+
+
+def executions_of(engine: Engine, flow_id: str) -> list[ExecutionRow]:
+    with engine.sessions() as session:
+        query = select(ExecutionRow).where(ExecutionRow.flow_id == flow_id).order_by(ExecutionRow.created_at)
+        return list(session.scalars(query).all())
+
+
+def race(rivals: list[Scheduler]) -> list[str]:
+    """Tick every scheduler at the same moment from its own thread; all the executions they created."""
+    barrier = threading.Barrier(len(rivals))
+    results: list[list[str]] = [[] for _ in rivals]
+
+    def tick(i: int) -> None:
+        barrier.wait()
+        results[i] = rivals[i].tick()
+
+    threads = [threading.Thread(target=tick, args=(i,)) for i in range(len(rivals))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return [execution_id for result in results for execution_id in result]
+
+
+def test_24_hourly_slots_fire_once_each_under_rival_schedulers_replaced_twice(engine: Engine) -> None:
+    engine.deploy_flow(HOURLY, actor="test")
+    clock = FakeClock(START)
+    fired: list[str] = []
+    Scheduler(engine, clock).tick()  # first sight of the trigger: its first slot is the next hour
+    for generation in range(3):  # the "leader" and its rival are replaced twice over the day
+        rivals = [Scheduler(engine, clock), Scheduler(engine, clock)]
+        for _ in range(8):
+            clock.advance(timedelta(hours=1))
+            fired.extend(race(rivals))
+        assert len(fired) == 8 * (generation + 1)
+    executions = executions_of(engine, "hourly")
+    assert sorted(e.id for e in executions) == sorted(fired)
+    dates = sorted(e.trigger["variables"]["date"] for e in executions if e.trigger)
+    expected = [(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=h)).isoformat() for h in range(24)]
+    assert dates == expected
+
+
+def test_a_fire_is_audited_with_the_trigger_as_actor(engine: Engine) -> None:
+    engine.deploy_flow(HOURLY, actor="test")
+    clock = FakeClock(START)
+    Scheduler(engine, clock).tick()
+    clock.advance(timedelta(hours=1))
+    [execution_id] = Scheduler(engine, clock).tick()
+    actor = "trigger:tests.triggers.hourly.every-hour"
+    with engine.sessions() as session:
+        actions = session.scalars(select(AuditEventRow.action).where(AuditEventRow.actor == actor)).all()
+        execution = session.get(ExecutionRow, execution_id)
+    assert "trigger.fired" in actions and "execution.created" in actions
+    assert execution is not None and execution.trigger == {
+        "id": "every-hour",
+        "type": "io.kestra.plugin.core.trigger.Schedule",
+        "variables": {
+            "date": "2026-01-01T00:00:00+00:00",
+            "next": "2026-01-01T01:00:00+00:00",
+            "previous": "2025-12-31T23:00:00+00:00",
+        },
+    }
+
+
+def test_slots_later_than_late_maximum_delay_are_skipped(engine: Engine) -> None:
+    engine.deploy_flow(HOURLY.replace('cron: "@hourly"', 'cron: "@hourly"\n    lateMaximumDelay: PT30M'), actor="t")
+    clock = FakeClock(START)
+    Scheduler(engine, clock).tick()
+    clock.advance(timedelta(hours=2, minutes=10))  # 00:00 and 01:00 are late; 02:00 is 10 minutes late
+    fired = Scheduler(engine, clock).tick()
+    [execution] = executions_of(engine, "hourly")
+    assert fired == [execution.id]
+    assert execution.trigger is not None and execution.trigger["variables"]["date"] == "2026-01-01T02:00:00+00:00"
+
+
+def test_stop_after_disables_the_trigger_once_its_execution_ends_in_a_listed_state(engine: Engine) -> None:
+    engine.deploy_flow(HOURLY.replace('cron: "@hourly"', 'cron: "@hourly"\n    stopAfter: [FAILED]'), actor="t")
+    clock = FakeClock(START)
+    Scheduler(engine, clock).tick()
+    clock.advance(timedelta(hours=1))
+    [first] = Scheduler(engine, clock).tick()
+    with engine._tx() as session:
+        execution = store.lock_execution(session, first)
+        assert execution is not None
+        store.record_transition(session, execution, State.FAILED, actor="test")
+    clock.advance(timedelta(hours=1))
+    assert Scheduler(engine, clock).tick() == []
+    with engine.sessions() as session:
+        row = store_triggers.get_trigger(session, "main", "tests.triggers", "hourly", "every-hour")
+    assert row is not None and row.enabled is False
+
+
+def test_a_disabled_trigger_or_deleted_flow_fires_nothing(engine: Engine) -> None:
+    engine.deploy_flow(HOURLY.replace('cron: "@hourly"', 'cron: "@hourly"\n    disabled: true'), actor="t")
+    clock = FakeClock(START)
+    Scheduler(engine, clock).tick()
+    clock.advance(timedelta(hours=3))
+    assert Scheduler(engine, clock).tick() == []
+    engine.deploy_flow(HOURLY, actor="t")
+    Scheduler(engine, clock).tick()
+    engine.delete_flow("tests.triggers", "hourly", actor="t")
+    clock.advance(timedelta(hours=3))
+    assert Scheduler(engine, clock).tick() == []
+    with engine.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(ExecutionRow)) == 0
