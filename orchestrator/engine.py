@@ -21,7 +21,7 @@ from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import loops, operations, store, subflows
+from orchestrator import flow_triggers, loops, operations, store, subflows
 from orchestrator.compiler import to_canvas
 from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, NotFound
 from orchestrator.core.expressions import has_expression, render
@@ -45,7 +45,7 @@ from orchestrator.core.plan import (
 from orchestrator.core.retry import next_attempt_at
 from orchestrator.core.states import State, apply_allowances
 from orchestrator.database import transaction
-from orchestrator.hooks import EngineHooks, emit_transitions
+from orchestrator.hooks import EngineHooks, Transition, emit_transitions
 from orchestrator.kv import KeyValueStore
 from orchestrator.llm_ledger import LlmLedger
 from orchestrator.settings import Settings
@@ -151,6 +151,9 @@ class Engine:
             subflows.on_child_ended(self, child_id)
         for flow_key in ended_flows:
             self._dequeue(*flow_key)
+        for transition in transitions:
+            if _ended_execution(transition):
+                flow_triggers.on_execution_ended(self, transition.execution_id)
 
     # ---- flows ----------------------------------------------------------------------------------
 
@@ -822,6 +825,16 @@ class Engine:
     def llm_ledger(self) -> LlmLedger:
         """The record of model calls (tokens, cost, audit, replay) over this engine's database."""
         return LlmLedger(self.sessions, self.settings.llm)
+
+
+def _ended_execution(transition: Transition) -> bool:
+    """An execution that just ended (a terminal state reached from a live one): Flow triggers look at it."""
+    return (
+        transition.kind == "execution"
+        and State(transition.state).is_terminal
+        and transition.previous is not None
+        and not State(transition.previous).is_terminal
+    )
 
 
 def _webhook_matches(trigger: Any, flow: Flow | None, key: str) -> bool:

@@ -163,3 +163,67 @@ def test_a_disabled_trigger_or_deleted_flow_fires_nothing(engine: Engine) -> Non
     assert Scheduler(engine, clock).tick() == []
     with engine.sessions() as session:
         assert session.scalar(select(func.count()).select_from(ExecutionRow)) == 0
+
+
+UPSTREAM = """
+id: upstream
+namespace: tests.chain
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+"""
+
+DOWNSTREAM = """
+id: downstream
+namespace: tests.chain
+inputs:
+  - id: source
+    type: STRING
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ trigger.executionId }}"
+triggers:
+  - id: after-upstream
+    type: io.kestra.plugin.core.trigger.Flow
+    inputs:
+      source: "{{ trigger.flowId }}"
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionStatus
+        in: [FAILED]
+      - type: io.kestra.plugin.core.condition.ExecutionNamespace
+        namespace: tests
+        prefix: true
+"""
+
+
+def end_execution(engine: Engine, execution_id: str, state: State) -> None:
+    with engine._tx() as session:
+        execution = store.lock_execution(session, execution_id)
+        assert execution is not None
+        store.record_transition(session, execution, state, actor="test")
+
+
+def test_a_flow_trigger_starts_its_flow_when_a_matching_execution_ends(engine: Engine) -> None:
+    engine.deploy_flow(UPSTREAM, actor="t")
+    engine.deploy_flow(DOWNSTREAM, actor="t")
+    upstream = engine.submit("tests.chain", "upstream", inputs={}, actor="t")
+    end_execution(engine, upstream.id, State.FAILED)
+    [downstream] = executions_of(engine, "downstream")
+    assert downstream.inputs == {"source": "upstream"}
+    assert downstream.trigger is not None
+    assert downstream.trigger["id"] == "after-upstream"
+    assert downstream.trigger["variables"]["executionId"] == upstream.id
+    assert downstream.trigger["variables"]["state"] == "FAILED"
+    with engine.sessions() as session:
+        actors = session.scalars(select(AuditEventRow.actor).where(AuditEventRow.chain_key == downstream.id)).all()
+    assert "trigger:tests.chain.downstream.after-upstream" in actors
+
+
+def test_a_flow_trigger_ignores_executions_its_conditions_refuse(engine: Engine) -> None:
+    engine.deploy_flow(UPSTREAM, actor="t")
+    engine.deploy_flow(DOWNSTREAM, actor="t")
+    upstream = engine.submit("tests.chain", "upstream", inputs={}, actor="t")
+    end_execution(engine, upstream.id, State.SUCCESS)
+    assert executions_of(engine, "downstream") == []
