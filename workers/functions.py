@@ -18,6 +18,10 @@ class EngineFunctions:
         self._claimed = claimed
         # The worker's SECRET_<NAME> variables are the secret backend (Kestra's open-source convention).
         self.secrets = secrets or SecretKeeper(EnvSecrets(os.environ))
+        inputs = claimed.variables.get("inputs", {})
+        for declared in claimed.flow.inputs:
+            if declared.type == "SECRET" and isinstance(inputs.get(declared.id), str):
+                self.secrets.remember_input(inputs[declared.id])
 
     @property
     def engine(self) -> Engine:

@@ -46,7 +46,13 @@ class SecretKeeper:
     def __init__(self, backend: EnvSecrets) -> None:
         self._backend = backend
         self._revealed: set[str] = set()
+        self._inputs: set[str] = set()
         self._lock = threading.Lock()
+
+    def remember_input(self, value: str) -> None:
+        """A SECRET input's value: masked in logs as Kestra does, with one star per character."""
+        with self._lock:
+            self._inputs.add(value)
 
     def reveal(self, name: str) -> str:
         value = self._backend.get(name)
@@ -60,6 +66,9 @@ class SecretKeeper:
         """`text` with every revealed value replaced by the mask (longest first: no partial leftovers)."""
         with self._lock:
             values = sorted((v for v in self._revealed if len(v) >= _MIN_MASKED_LENGTH), key=len, reverse=True)
+            inputs = sorted((v for v in self._inputs if len(v) >= _MIN_MASKED_LENGTH), key=len, reverse=True)
         for value in values:
             text = text.replace(value, MASK)
+        for value in inputs:
+            text = text.replace(value, "*" * len(value))
         return text

@@ -47,3 +47,10 @@ def test_nothing_is_masked_before_a_secret_is_read_and_tiny_values_never_are() -
     assert keeper.redact("tok-123456") == "tok-123456"
     keeper.reveal("B")
     assert keeper.redact("turn it on") == "turn it on"
+
+
+def test_a_secret_input_is_masked_star_for_star_as_kestra_does() -> None:
+    keeper = SecretKeeper(EnvSecrets({}))
+    keeper.remember_input("password")
+
+    assert keeper.redact("This is my secret: password") == "This is my secret: ********"
