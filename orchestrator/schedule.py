@@ -20,6 +20,7 @@ from orchestrator.core.errors import FlowInvalid
 
 #: At most this many slots are fired for one trigger in one tick (a long outage catches up over ticks).
 MAX_SLOTS_PER_TICK = 100
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Cron:
 
     def slots(self, start: datetime, end: datetime) -> Iterator[datetime]:
         """Every slot in [start, end] (a backfill's range)."""
-        slot = self.after(start - timedelta(microseconds=1))
+        slot = self.after(start - ONE_MICROSECOND)
         while slot <= end:
             yield slot
             slot = self.after(slot)

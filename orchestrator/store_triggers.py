@@ -108,3 +108,14 @@ def flows_with_flow_triggers(session: Session, tenant: str) -> Sequence[FlowRevi
             FlowRevisionRow.source.contains("Flow"),
         )
     ).all()
+
+
+def backfilling_triggers(session: Session, tenant: str, limit: int = 100) -> Sequence[TriggerRow]:
+    """Triggers with a backfill in progress, locked (skipping rows being edited elsewhere)."""
+    return session.scalars(
+        select(TriggerRow)
+        .where(TriggerRow.tenant == tenant, TriggerRow.state.has_key("backfill"))
+        .order_by(TriggerRow.updated_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()

@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -28,8 +29,10 @@ from orchestrator.tables import FlowRevisionRow, TriggerRow
 
 logger = logging.getLogger(__name__)
 
-_SCHEDULER_LOCK_KEY = 0x43686F7275730003
+SCHEDULER_LOCK_KEY = 0x43686F7275730003
 SCHEDULE_TYPES = frozenset({"Schedule"})
+#: The label every backfill execution carries (Kestra marks them in its UI the same way).
+BACKFILL_LABEL = "system.backfill"
 
 Clock = Callable[[], datetime]
 
@@ -51,63 +54,23 @@ class Scheduler:
         now = self.clock()
         created: list[tuple[str, str]] = []
         with self.engine._tx() as session:
-            if not store_triggers.try_lock(session, _SCHEDULER_LOCK_KEY):
+            if not store_triggers.try_lock(session, SCHEDULER_LOCK_KEY):
                 return []
-            flows = self._sync(session, now)
+            flows = sync_triggers(self.engine, session, now)
             for row in store_triggers.due_triggers(session, self.engine.settings.tenant, now):
                 found = flows.get((row.namespace, row.flow_id))
                 if found is not None:
                     created.extend(self._fire_due(session, row, found[0], found[1], now))
+            for row in store_triggers.backfilling_triggers(session, self.engine.settings.tenant):
+                found = flows.get((row.namespace, row.flow_id))
+                if found is not None:
+                    created.extend(self._fire_backfill(session, row, found[0], found[1], now))
         for execution_id, actor in created:
             try:
                 self.engine.dispatch(execution_id, actor=actor)
             except Exception:
                 logger.exception("could not dispatch %s", execution_id, extra={"execution_id": execution_id})
         return [execution_id for execution_id, _ in created]
-
-    # ---- trigger rows follow the deployed flows ---------------------------------------------------
-
-    def _sync(self, session: Session, now: datetime) -> dict[tuple[str, str], tuple[FlowRevisionRow, Flow]]:
-        """Create, reschedule or drop trigger rows so they match the live flows' Schedule triggers."""
-        tenant = self.engine.settings.tenant
-        flows: dict[tuple[str, str], tuple[FlowRevisionRow, Flow]] = {}
-        wanted: dict[tuple[str, str, str], TriggerSpec] = {}
-        for flow_row in store.live_flows(session, tenant):
-            try:
-                flow = self.engine.flow_of(flow_row)
-            except ChorusError:
-                continue
-            flows[(flow.namespace, flow.id)] = (flow_row, flow)
-            if flow.disabled:
-                continue
-            for trigger in flow.triggers:
-                if trigger.type in SCHEDULE_TYPES and not trigger.disabled:
-                    wanted[(flow.namespace, flow.id, trigger.id)] = trigger
-        existing = {(r.namespace, r.flow_id, r.trigger_id): r for r in store_triggers.triggers_of(session, tenant)}
-        for key, row in existing.items():
-            if key not in wanted and row.state.get("type") in SCHEDULE_TYPES:
-                store_triggers.delete_trigger(session, row)
-        for key, trigger in wanted.items():
-            fingerprint = _fingerprint(trigger)
-            current = existing.get(key)
-            if current is not None and current.state.get("fingerprint") == fingerprint:
-                continue
-            next_fire_at = self._first_slot(trigger, now)
-            state = {"type": trigger.type, "fingerprint": fingerprint}
-            if current is None:
-                store_triggers.insert_trigger(session, tenant, key, next_fire_at=next_fire_at, state=state, now=now)
-            else:
-                current.next_fire_at, current.state, current.updated_at = next_fire_at, {**current.state, **state}, now
-        session.flush()
-        return flows
-
-    @staticmethod
-    def _first_slot(trigger: TriggerSpec, now: datetime) -> datetime | None:
-        try:
-            return schedule.utc(schedule.parse_cron(trigger.properties).after(now))
-        except ChorusError as e:
-            logger.error("trigger %s has an invalid schedule: %s", trigger.id, e.message)
-            return None
 
     # ---- firing ---------------------------------------------------------------------------------
 
@@ -149,12 +112,17 @@ class Scheduler:
         cron: schedule.Cron,
         slot: datetime,
         actor: str,
+        *,
+        extra_inputs: dict[str, Any] | None = None,
+        labels: list[dict[str, str]] | None = None,
     ) -> str | None:
         variables = schedule.trigger_variables(cron, slot)
         chain = store.flow_chain_key(self.engine.settings.tenant, flow.namespace, flow.id)
         raw_inputs = trigger.properties.get("inputs")
         try:
-            inputs = coerce_inputs(flow, raw_inputs if isinstance(raw_inputs, dict) else {})
+            inputs = coerce_inputs(
+                flow, {**(raw_inputs if isinstance(raw_inputs, dict) else {}), **(extra_inputs or {})}
+            )
         except ChorusError as e:
             store.append_audit(
                 session, chain, actor=actor, action="trigger.failed", subject=trigger.id,
@@ -162,15 +130,50 @@ class Scheduler:
             )  # fmt: skip
             return None
         execution = self.engine.create_execution(
-            session, flow_row, flow, inputs, [], actor=actor,
+            session, flow_row, flow, inputs, labels or [], actor=actor,
             trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},
         )  # fmt: skip
         store.append_audit(
             session, chain, actor=actor, action="trigger.fired", subject=trigger.id,
-            payload={"date": variables["date"], "execution_id": execution.id},
+            payload={"date": variables["date"], "execution_id": execution.id, "backfill": labels is not None},
         )  # fmt: skip
         record_schedule_fire(flow.namespace, flow.id, lag_s=max((self.clock() - slot).total_seconds(), 0.0))
         return execution.id
+
+    def _fire_backfill(
+        self, session: Session, row: TriggerRow, flow_row: FlowRevisionRow, flow: Flow, now: datetime
+    ) -> list[tuple[str, str]]:
+        """Fire the next slots of the trigger's backfill (one execution per slot, labelled as a backfill)."""
+        backfill = dict(row.state["backfill"])
+        trigger = next((t for t in flow.triggers if t.id == row.trigger_id), None)
+        if trigger is None or backfill.get("paused"):
+            return []
+        actor = trigger_actor(row.namespace, row.flow_id, row.trigger_id)
+        cron = schedule.parse_cron(trigger.properties)
+        end = datetime.fromisoformat(backfill["end"])
+        labels = [*backfill.get("labels", []), {"key": BACKFILL_LABEL, "value": "true"}]
+        created: list[tuple[str, str]] = []
+        slot = datetime.fromisoformat(backfill["next"])
+        for _ in range(schedule.MAX_SLOTS_PER_TICK):
+            if slot > end:
+                break
+            execution_id = self._start(
+                session, flow_row, flow, trigger, cron, slot, actor, extra_inputs=backfill.get("inputs"), labels=labels
+            )
+            if execution_id is not None:
+                created.append((execution_id, actor))
+            slot = schedule.utc(cron.after(slot))
+        state = {k: v for k, v in row.state.items() if k != "backfill"}
+        if slot <= end:
+            state["backfill"] = {**backfill, "next": slot.isoformat()}
+        else:
+            store.append_audit(
+                session, store.flow_chain_key(row.tenant, row.namespace, row.flow_id), actor=actor,
+                action="trigger.backfill_done", subject=row.trigger_id, payload={"end": backfill["end"]},
+            )  # fmt: skip
+        row.state, row.updated_at = state, now
+        session.flush()
+        return created
 
     def _stopped(self, session: Session, row: TriggerRow, trigger: TriggerSpec, actor: str) -> bool:
         """`stopAfter`: disable the trigger once its last execution ended in one of the listed states."""
@@ -188,6 +191,54 @@ class Scheduler:
             payload={"reason": "stopAfter", "execution_id": last.id, "state": last.state},
         )  # fmt: skip
         return True
+
+
+def sync_triggers(
+    engine: Engine, session: Session, now: datetime
+) -> dict[tuple[str, str], tuple[FlowRevisionRow, Flow]]:
+    """Create, reschedule or drop trigger rows to match the live flows' Schedule triggers (under the scheduler lock).
+
+    Returns the live flows by (namespace, flow id).
+    """
+    tenant = engine.settings.tenant
+    flows: dict[tuple[str, str], tuple[FlowRevisionRow, Flow]] = {}
+    wanted: dict[tuple[str, str, str], TriggerSpec] = {}
+    for flow_row in store.live_flows(session, tenant):
+        try:
+            flow = engine.flow_of(flow_row)
+        except ChorusError:
+            continue
+        flows[(flow.namespace, flow.id)] = (flow_row, flow)
+        if flow.disabled:
+            continue
+        for trigger in flow.triggers:
+            if trigger.type in SCHEDULE_TYPES and not trigger.disabled:
+                wanted[(flow.namespace, flow.id, trigger.id)] = trigger
+    existing = {(r.namespace, r.flow_id, r.trigger_id): r for r in store_triggers.triggers_of(session, tenant)}
+    for key, row in existing.items():
+        if key not in wanted and row.state.get("type") in SCHEDULE_TYPES:
+            store_triggers.delete_trigger(session, row)
+    for key, trigger in wanted.items():
+        fingerprint = _fingerprint(trigger)
+        current = existing.get(key)
+        if current is not None and current.state.get("fingerprint") == fingerprint:
+            continue
+        next_fire_at = _first_slot(trigger, now)
+        state = {"type": trigger.type, "fingerprint": fingerprint}
+        if current is None:
+            store_triggers.insert_trigger(session, tenant, key, next_fire_at=next_fire_at, state=state, now=now)
+        else:
+            current.next_fire_at, current.state, current.updated_at = next_fire_at, {**current.state, **state}, now
+    session.flush()
+    return flows
+
+
+def _first_slot(trigger: TriggerSpec, now: datetime) -> datetime | None:
+    try:
+        return schedule.utc(schedule.parse_cron(trigger.properties).after(now))
+    except ChorusError as e:
+        logger.error("trigger %s has an invalid schedule: %s", trigger.id, e.message)
+        return None
 
 
 def _fingerprint(trigger: TriggerSpec) -> str:
