@@ -19,8 +19,9 @@ from api.deps import authenticate, check_tenant_path, read_session, settings
 from api.errors import http_error_handler, request_validation_handler
 from api.middleware import AuditMiddleware, LimitsMiddleware
 from api.permissions import Permission
-from api.routes import audit, auth, executions, flows, flows_bulk, kv, logs
+from api.routes import audit, auth, executions, flows, flows_bulk, kv, logs, triggers
 from api.routes.executions import visible_execution
+from orchestrator import store
 from orchestrator.accounts import Accounts, Principal
 from orchestrator.engine import Engine
 from orchestrator.kv import KeyValueStore
@@ -42,6 +43,10 @@ def guard_execution_action(
     permission = _ACTION_PERMISSIONS.get(name, Permission.EXECUTION_CONTROL)
     from api.deps import note
 
+    if "/actions/" not in request.url.path and store.get_execution(session, str(execution_id)) is None:
+        # `POST /executions/{namespace}/{flowId}` for a flow named like an action (`pause`, `resume`,
+        # `restart`): the action route creates the execution, guarded as any creation is.
+        return
     note(request, f"execution.{name}", subject=str(execution_id))
     visible_execution(request, session, principal, permission, str(execution_id))
 
@@ -65,6 +70,7 @@ def install(app: FastAPI, config: Settings, *, action_routers: Sequence[APIRoute
         (executions.router, []),
         (logs.router, []),
         (kv.router, []),
+        (triggers.router, []),
         (auth.router, []),
     ]
     for router, extra in ordered:

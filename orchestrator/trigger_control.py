@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -86,6 +86,9 @@ def start_backfill(
     actor: str,
 ) -> TriggerRow:
     """Backfill every slot of [start, end]: the scheduler creates one execution per slot, labelled as a backfill."""
+    start, end = _aware(start), _aware(end)
+    if start.year < 1970 or end.year > 9998:
+        raise InputInvalid("start", "a backfill must lie between the years 1970 and 9998")
     if end < start:
         raise InputInvalid("end", f"the backfill ends ({end.isoformat()}) before it starts ({start.isoformat()})")
     with _locked(engine) as session:
@@ -138,3 +141,8 @@ def _cron(engine: Engine, session: Session, row: TriggerRow) -> schedule.Cron:
 
 def _next_slot(engine: Engine, session: Session, row: TriggerRow, now: datetime) -> datetime:
     return schedule.utc(_cron(engine, session, row).after(now))
+
+
+def _aware(moment: datetime) -> datetime:
+    """A date without a time zone is UTC, as Kestra reads one."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

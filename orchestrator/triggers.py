@@ -57,14 +57,21 @@ class Scheduler:
             if not store_triggers.try_lock(session, SCHEDULER_LOCK_KEY):
                 return []
             flows = sync_triggers(self.engine, session, now)
-            for row in store_triggers.due_triggers(session, self.engine.settings.tenant, now):
-                found = flows.get((row.namespace, row.flow_id))
-                if found is not None:
-                    created.extend(self._fire_due(session, row, found[0], found[1], now))
-            for row in store_triggers.backfilling_triggers(session, self.engine.settings.tenant):
-                found = flows.get((row.namespace, row.flow_id))
-                if found is not None:
-                    created.extend(self._fire_backfill(session, row, found[0], found[1], now))
+            tenant = self.engine.settings.tenant
+            for fire, rows in (
+                (self._fire_due, store_triggers.due_triggers(session, tenant, now)),
+                (self._fire_backfill, store_triggers.backfilling_triggers(session, tenant)),
+            ):
+                for row in rows:
+                    found = flows.get((row.namespace, row.flow_id))
+                    if found is None:
+                        continue
+                    try:
+                        # A savepoint per trigger: one broken trigger must not stop the others.
+                        with session.begin_nested():
+                            created.extend(fire(session, row, found[0], found[1], now))
+                    except Exception:
+                        logger.exception("trigger %s.%s.%s failed", row.namespace, row.flow_id, row.trigger_id)
         for execution_id, actor in created:
             try:
                 self.engine.dispatch(execution_id, actor=actor)
