@@ -21,6 +21,7 @@ from api.middleware import AuditMiddleware, LimitsMiddleware
 from api.permissions import Permission
 from api.routes import audit, auth, executions, flows, flows_bulk, kv, logs, triggers
 from api.routes.executions import visible_execution
+from orchestrator import store
 from orchestrator.accounts import Accounts, Principal
 from orchestrator.engine import Engine
 from orchestrator.kv import KeyValueStore
@@ -42,6 +43,10 @@ def guard_execution_action(
     permission = _ACTION_PERMISSIONS.get(name, Permission.EXECUTION_CONTROL)
     from api.deps import note
 
+    if "/actions/" not in request.url.path and store.get_execution(session, str(execution_id)) is None:
+        # `POST /executions/{namespace}/{flowId}` for a flow named like an action (`pause`, `resume`,
+        # `restart`): the action route creates the execution, guarded as any creation is.
+        return
     note(request, f"execution.{name}", subject=str(execution_id))
     visible_execution(request, session, principal, permission, str(execution_id))
 

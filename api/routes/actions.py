@@ -29,6 +29,31 @@ async def _form_inputs(request: Request) -> dict[str, Any]:
     return {k: (v.filename if isinstance(v, UploadFile) else v) for k, v in form.multi_items()}
 
 
+def _is_execution(eng: Engine, execution_id: str) -> bool:
+    with eng.sessions() as session:
+        return store.get_execution(session, execution_id) is not None
+
+
+async def _create_instead(namespace: str, action: str, request: Request, eng: Engine, who: str) -> dict[str, Any]:
+    """`POST /executions/{x}/pause` where `x` is no execution: Kestra's create-execution path for a flow
+    named `pause` in namespace `x` (the two path shapes collide; the action wins only for real ids)."""
+    from api.deps import authenticate
+    from api.routes.executions import create_execution
+
+    return await create_execution(
+        namespace,
+        action,
+        request,
+        labels=list(request.query_params.getlist("labels")),
+        wait=request.query_params.get("wait", "false").lower() == "true",
+        revision=None,
+        tenant=check_tenant(request),
+        principal=authenticate(request),
+        eng=eng,
+        who=who,
+    )
+
+
 def _json(eng: Engine, execution_id: str) -> dict[str, Any]:
     with eng.sessions() as session:
         row = store.get_execution(session, execution_id)
@@ -65,21 +90,22 @@ async def resume(
     return await run_in_threadpool(_json, eng, execution_id)
 
 
-@router.post("/executions/{execution_id}/resume", status_code=204)
+@router.post("/executions/{execution_id}/resume", status_code=204, response_model=None)
 async def resume_legacy(
     execution_id: str,
     request: Request,
     tenant: str = Depends(check_tenant),
     eng: Engine = Depends(engine),
     who: str = Depends(actor),
-) -> Response:
+) -> Response | dict[str, Any]:
+    if not await run_in_threadpool(_is_execution, eng, execution_id):
+        return await _create_instead(execution_id, "resume", request, eng, who)
     inputs = await _form_inputs(request)
     await run_in_threadpool(eng.resume, execution_id, inputs, actor=who)
     return Response(status_code=204)
 
 
 @router.post("/executions/{execution_id}/actions/pause")
-@router.post("/executions/{execution_id}/pause")
 async def pause(
     execution_id: str, tenant: str = Depends(check_tenant), eng: Engine = Depends(engine), who: str = Depends(actor)
 ) -> dict[str, Any]:
@@ -87,8 +113,34 @@ async def pause(
     return await run_in_threadpool(_json, eng, execution_id)
 
 
-@router.post("/executions/{execution_id}/actions/restart")
+@router.post("/executions/{execution_id}/pause")
+async def pause_legacy(
+    execution_id: str,
+    request: Request,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> dict[str, Any]:
+    if not await run_in_threadpool(_is_execution, eng, execution_id):
+        return await _create_instead(execution_id, "pause", request, eng, who)
+    await run_in_threadpool(eng.pause, execution_id, actor=who)
+    return await run_in_threadpool(_json, eng, execution_id)
+
+
 @router.post("/executions/{execution_id}/restart")
+async def restart_legacy(
+    execution_id: str,
+    request: Request,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> dict[str, Any]:
+    if not await run_in_threadpool(_is_execution, eng, execution_id):
+        return await _create_instead(execution_id, "restart", request, eng, who)
+    return await restart(execution_id, tenant, eng, who)
+
+
+@router.post("/executions/{execution_id}/actions/restart")
 async def restart(
     execution_id: str, tenant: str = Depends(check_tenant), eng: Engine = Depends(engine), who: str = Depends(actor)
 ) -> dict[str, Any]:

@@ -119,3 +119,36 @@ def test_an_uploaded_file_input_is_stored_and_its_uri_given_to_the_flow(
     assert execution["taskRunList"][0]["outputs"] == {"value": uri}
     stored = stack.settings.data_dir / "storage" / uri.removeprefix("kestra:///")
     assert stored.read_bytes() == b"a,b\n1,2\n"
+
+
+FLOW_NAMED_PAUSE = """
+id: pause
+namespace: {ns}
+tasks:
+  - id: only
+    type: io.kestra.plugin.core.debug.Return
+    format: "a flow named like an action"
+"""
+
+
+def test_a_flow_named_like_a_legacy_action_can_still_be_started(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(FLOW_NAMED_PAUSE)
+
+    response = stack.api.post(f"/executions/{unique_namespace}/pause")
+
+    assert response.status_code == 200, response.text
+    execution = stack.wait_for_state(response.json()["id"])
+    assert (execution["flowId"], execution["state"]["current"]) == ("pause", "SUCCESS")
+
+
+def test_the_legacy_pause_action_still_pauses_a_real_execution_id(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(THREE_STEPS)
+    finished = stack.wait_for_state(stack.run(unique_namespace, "three-steps")["id"])
+
+    response = stack.api.post(f"/executions/{finished['id']}/pause")
+
+    assert response.status_code == 409  # an ended execution cannot be paused: the action answered, not a create
