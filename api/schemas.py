@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.orm import object_session
+
+from orchestrator import store
+from orchestrator.core.errors import ChorusError
+from orchestrator.core.parse import parse_flow
 from orchestrator.store import iso
 from orchestrator.tables import ExecutionRow, FlowRevisionRow, LogLineRow, TaskRunRow
 
@@ -66,6 +72,28 @@ def task_run_public(row: TaskRunRow, execution: ExecutionRow) -> dict[str, Any]:
     }
 
 
+_SECRET_MASK = "******"
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_ids(source: str) -> frozenset[str]:
+    """The SECRET inputs of a flow revision (revisions never change, so the answer is cached by source)."""
+    try:
+        return frozenset(i.id for i in parse_flow(source).inputs if i.type == "SECRET")
+    except ChorusError:
+        return frozenset()
+
+
+def _masked_inputs(row: ExecutionRow) -> dict[str, Any]:
+    """SECRET input values never leave through the API (DESIGN invariant 8): they show as a mask."""
+    session = object_session(row)
+    if not row.inputs or session is None:
+        return row.inputs
+    flow = store.latest_flow(session, row.tenant, row.namespace, row.flow_id, revision=row.flow_revision)
+    secrets = _secret_ids(flow.source) if flow is not None else frozenset()
+    return {k: (_SECRET_MASK if k in secrets and v is not None else v) for k, v in row.inputs.items()}
+
+
 def execution_public(row: ExecutionRow, task_runs: Sequence[TaskRunRow]) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -75,7 +103,7 @@ def execution_public(row: ExecutionRow, task_runs: Sequence[TaskRunRow]) -> dict
         "flowRevision": row.flow_revision,
         "state": _state(row.state, row.state_history),
         "taskRunList": [task_run_public(t, row) for t in task_runs],
-        "inputs": row.inputs,
+        "inputs": _masked_inputs(row),
         "outputs": row.outputs,
         "labels": row.labels,
         "variables": {},

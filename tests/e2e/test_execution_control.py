@@ -152,3 +152,31 @@ def test_the_legacy_pause_action_still_pauses_a_real_execution_id(
     response = stack.api.post(f"/executions/{finished['id']}/pause")
 
     assert response.status_code == 409  # an ended execution cannot be paused: the action answered, not a create
+
+
+SECRET_INPUT = """
+id: secret-input
+namespace: {ns}
+inputs:
+  - id: password
+    type: SECRET
+tasks:
+  - id: use
+    type: io.kestra.plugin.core.log.Log
+    message: "logging in with {{ inputs.password }}"
+"""
+
+
+def test_a_secret_input_never_leaves_in_clear(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(SECRET_INPUT)
+
+    execution = stack.wait_for_state(stack.run(unique_namespace, "secret-input", password="hunter22")["id"])
+
+    assert execution["state"]["current"] == "SUCCESS"
+    assert execution["inputs"] == {"password": "******"}
+    logs = stack.api.get(f"/logs/{execution['id']}").json()
+    assert [entry["message"] for entry in logs] == ["logging in with ********"]
+    audit = stack.api.get(f"/executions/{execution['id']}/audit").text
+    assert "hunter22" not in audit
