@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -103,9 +104,9 @@ def cluster(admin_url: str, template_database: str, redis_url: str) -> Iterator[
         with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1/main", timeout=30) as client:
             yield Cluster(client, f"127.0.0.1:{port}", targets)
     finally:
-        for worker in workers:
-            stop_process(worker)
-        stop_process(server)
+        # Warm shutdowns in parallel: each may wait for its pool's running tasks.
+        with ThreadPoolExecutor() as pool:
+            list(pool.map(stop_process, [*workers, server]))
         services.drop_database(admin_url, name)
         flush_redis_db(broker)
 
