@@ -2,17 +2,25 @@
 
 The engine calls `on_execution_ended` after the transaction that ended the execution has committed,
 so a started flow never sees an uncommitted end. A failure here is logged and never undoes the end.
+As in Kestra, a trigger's `inputs` are rendered against the ended execution (its `outputs`,
+`execution`, `flow`, `inputs`, `labels`) plus `trigger`; a trigger without `inputs` starts its flow
+without input validation.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store, store_triggers
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.expressions import render_value
+from orchestrator.core.flow import Flow, TriggerSpec
 from orchestrator.core.flow_conditions import EndedExecution, flow_trigger_matches, flow_trigger_variables
+from orchestrator.core.inputs import coerce_inputs
+from orchestrator.tables import FlowRevisionRow
+from orchestrator.variables import base_variables
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
@@ -24,9 +32,9 @@ def on_execution_ended(engine: Engine, execution_id: str) -> list[str]:
     """Start every flow whose Flow trigger matches the ended execution; return the new executions' ids."""
     try:
         with engine.sessions() as session:
-            execution = store.get_execution(session, execution_id)
             candidates = store_triggers.flows_with_flow_triggers(session, engine.settings.tenant)
-            if execution is None or not candidates:
+            execution = store.get_execution(session, execution_id) if candidates else None
+            if execution is None:
                 return []
             ended = EndedExecution(
                 id=execution.id,
@@ -37,14 +45,25 @@ def on_execution_ended(engine: Engine, execution_id: str) -> list[str]:
                 labels={label["key"]: label["value"] for label in execution.labels},
                 outputs=execution.outputs or {},
             )
-        return _start_matching(engine, ended, candidates)
+            matches = _matching(engine, ended, candidates)
+            if not matches:
+                return []
+            source_row = store.latest_flow(
+                session, execution.tenant, execution.namespace, execution.flow_id, revision=execution.flow_revision
+            )
+            source = base_variables(
+                execution, engine.flow_of(source_row), store.task_runs_of(session, execution.id)
+            ) if source_row is not None else {}  # fmt: skip
+        return [e for e in (_start(engine, ended, source, *match) for match in matches) if e is not None]
     except Exception:
         logger.exception("flow triggers failed for %s", execution_id, extra={"execution_id": execution_id})
         return []
 
 
-def _start_matching(engine: Engine, ended: EndedExecution, candidates: Any) -> list[str]:
-    started: list[str] = []
+def _matching(
+    engine: Engine, ended: EndedExecution, candidates: Sequence[FlowRevisionRow]
+) -> list[tuple[FlowRevisionRow, Flow, TriggerSpec]]:
+    found = []
     for flow_row in candidates:
         try:
             flow = engine.flow_of(flow_row)
@@ -53,19 +72,37 @@ def _start_matching(engine: Engine, ended: EndedExecution, candidates: Any) -> l
         if flow.disabled or (flow.namespace, flow.id) == (ended.namespace, ended.flow_id):
             continue  # a flow never triggers itself: that would loop forever
         for trigger in flow.triggers:
-            if trigger.type != "Flow" or trigger.disabled or not flow_trigger_matches(trigger, ended):
-                continue
-            variables = flow_trigger_variables(ended)
-            actor = f"trigger:{flow.namespace}.{flow.id}.{trigger.id}"
-            try:
-                raw = trigger.properties.get("inputs")
-                inputs = render_value(raw, {"trigger": variables}) if isinstance(raw, dict) else {}
-                execution = engine.submit(
-                    flow.namespace, flow.id, inputs=inputs, actor=actor,
-                    trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},
-                )  # fmt: skip
-            except ChorusError as e:
-                logger.error("%s could not start %s.%s: %s", actor, flow.namespace, flow.id, e.message)
-                continue
-            started.append(execution.id)
-    return started
+            if trigger.type == "Flow" and not trigger.disabled and flow_trigger_matches(trigger, ended):
+                found.append((flow_row, flow, trigger))
+    return found
+
+
+def _start(
+    engine: Engine,
+    ended: EndedExecution,
+    source: dict[str, Any],
+    flow_row: FlowRevisionRow,
+    flow: Flow,
+    trigger: TriggerSpec,
+) -> str | None:
+    variables = flow_trigger_variables(ended)
+    actor = f"trigger:{flow.namespace}.{flow.id}.{trigger.id}"
+    raw = trigger.properties.get("inputs")
+    try:
+        inputs: dict[str, Any] = {}
+        if isinstance(raw, dict):
+            inputs = coerce_inputs(flow, render_value(raw, {**source, "trigger": variables}))
+        with engine._tx() as session:
+            execution = engine.create_execution(
+                session, flow_row, flow, inputs, [], actor=actor,
+                trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},
+            )  # fmt: skip
+            store.append_audit(
+                session, store.flow_chain_key(engine.settings.tenant, flow.namespace, flow.id), actor=actor,
+                action="trigger.fired", subject=trigger.id, payload={"execution_id": execution.id, "source": ended.id},
+            )  # fmt: skip
+    except ChorusError as e:
+        logger.error("%s could not start %s.%s: %s", actor, flow.namespace, flow.id, e.message)
+        return None
+    engine.dispatch(execution.id, actor=actor)
+    return execution.id
