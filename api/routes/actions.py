@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile
 from api.deps import actor, check_tenant, engine
 from api.schemas import execution_public
 from orchestrator import store
+from orchestrator.core.errors import InputInvalid
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
 
@@ -213,4 +214,26 @@ async def change_status(
     who: str = Depends(actor),
 ) -> dict[str, Any]:
     await run_in_threadpool(lambda: eng.change_status(execution_id, status, actor=who))
+    return await run_in_threadpool(_json, eng, execution_id)
+
+
+class LabelPublic(BaseModel):
+    key: str
+    value: str
+
+
+@router.post("/executions/{execution_id}/actions/labels")
+@router.post("/executions/{execution_id}/labels")
+async def set_labels(
+    execution_id: str,
+    labels: list[LabelPublic],
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> dict[str, Any]:
+    """Add or override labels of an execution (Kestra allows it on ended executions); `system.*` is refused."""
+    reserved = [label.key for label in labels if label.key.startswith("system.")]
+    if reserved:
+        raise InputInvalid("labels", f"labels {reserved} are reserved for the system")
+    await run_in_threadpool(lambda: eng.set_labels(execution_id, [label.model_dump() for label in labels], actor=who))
     return await run_in_threadpool(_json, eng, execution_id)

@@ -180,3 +180,15 @@ def test_a_secret_input_never_leaves_in_clear(
     assert [entry["message"] for entry in logs] == ["logging in with ********"]
     audit = stack.api.get(f"/executions/{execution['id']}/audit").text
     assert "hunter22" not in audit
+
+
+def test_labels_can_be_set_on_an_ended_execution_but_not_system_ones(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    original = _failed_run(stack, deploy_flow, unique_namespace)
+
+    ok = stack.api.post(f"/executions/{original['id']}/actions/labels", json=[{"key": "triaged", "value": "yes"}])
+    refused = stack.api.post(f"/executions/{original['id']}/labels", json=[{"key": "system.x", "value": "1"}])
+
+    assert ok.status_code == 200 and {"key": "triaged", "value": "yes"} in ok.json()["labels"]
+    assert refused.status_code == 422 and "system.x" in refused.text
