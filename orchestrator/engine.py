@@ -729,6 +729,14 @@ class Engine:
     def restart(self, execution_id: str, *, actor: str) -> ExecutionRow:
         return operations.restart(self, execution_id, actor=actor)
 
+    def toggle_trigger(
+        self, namespace: str, flow_id: str, trigger_id: str, enabled: bool | None, *, actor: str
+    ) -> bool:
+        """Enable, disable or flip (None) a Schedule trigger (the Toggle task); audited. Returns the new state."""
+        from orchestrator import trigger_control  # built on the engine: imported when used
+
+        return trigger_control.set_enabled(self, (namespace, flow_id, trigger_id), enabled, actor=actor).enabled
+
     def set_labels(self, execution_id: str, labels: list[dict[str, str]], *, actor: str) -> list[dict[str, str]]:
         """Add or override execution labels (the Labels task, the API); audited."""
         with self._tx() as session:

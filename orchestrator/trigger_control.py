@@ -50,11 +50,12 @@ def list_triggers(engine: Engine, namespace: str | None = None) -> Sequence[Trig
         return store_triggers.triggers_of(session, engine.settings.tenant, namespace)
 
 
-def set_enabled(engine: Engine, key: TriggerKey, enabled: bool, *, actor: str) -> TriggerRow:
-    """Enable or disable a trigger; re-enabling resumes at the next slot (missed slots do not pile up)."""
+def set_enabled(engine: Engine, key: TriggerKey, enabled: bool | None, *, actor: str) -> TriggerRow:
+    """Enable, disable or flip (None) a trigger; re-enabling resumes at the next slot (missed slots do not pile up)."""
     now = store.utcnow()
     with _locked(engine) as session:
         row = _row(engine, session, key)
+        enabled = not row.enabled if enabled is None else enabled
         if row.enabled != enabled:
             row.enabled, row.updated_at = enabled, now
             if enabled:

@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from orchestrator.core.errors import ChorusError, TaskFailed
-from workers import ai, control, io, kvtasks, notifications, scripts
+from workers import ai, control, io, kvtasks, notifications, scripts, triggers
 from workers.context import Decider, Handler, TaskContext
 
 _HANDLERS: dict[str, Handler] = {
@@ -16,6 +16,7 @@ _HANDLERS: dict[str, Handler] = {
     **ai.HANDLERS,
     **scripts.HANDLERS,
     **kvtasks.HANDLERS,
+    **triggers.HANDLERS,
 }
 _DECIDERS: dict[str, Decider] = {**control.DECIDERS}
 

@@ -120,3 +120,38 @@ def test_a_flow_trigger_chains_two_flows(
     done = stack.wait_for_state(downstream["id"], {"SUCCESS"})
     assert done["outputs"] == {"got": "42 from upstream"}
     assert done["trigger"]["variables"]["executionId"] == upstream["id"]
+
+
+TOGGLE = """
+id: trigger-toggle
+namespace: {ns}
+
+tasks:
+    - id: disable
+      type: io.kestra.core.tasks.trigger.Toggle
+      trigger: schedule
+      enabled: true
+
+triggers:
+  - id: schedule
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "* * * * *"
+"""
+
+
+def test_the_toggle_task_re_enables_a_disabled_schedule(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    """Kestra's trigger-toggle case (ToggleTest): store the trigger disabled, run the flow, it is enabled again."""
+    deploy_flow(TOGGLE)
+    ref = {"namespace": unique_namespace, "flowId": "trigger-toggle", "triggerId": "schedule"}
+    try:
+        response = stack.api.put("/triggers", json={**ref, "disabled": True})
+        assert response.status_code == 200, response.text
+        execution = stack.run(unique_namespace, "trigger-toggle")
+        done = stack.wait_for_state(execution["id"])
+        assert done["state"]["current"] == "SUCCESS" and len(done["taskRunList"]) == 1
+        [trigger] = stack.api.get(f"/triggers/{unique_namespace}/trigger-toggle").json()["results"]
+        assert trigger["triggerContext"]["disabled"] is False
+    finally:
+        stack.api.delete(f"/flows/{unique_namespace}/trigger-toggle")

@@ -86,3 +86,10 @@ def test_unlock_reschedules_at_the_next_slot(engine: Engine) -> None:
 def test_an_unknown_trigger_is_not_found(engine: Engine) -> None:
     with pytest.raises(NotFound):
         trigger_control.set_enabled(engine, ("nope", "nope", "nope"), False, actor="user:ann")
+
+
+def test_toggle_without_a_state_flips_the_trigger(engine: Engine) -> None:
+    engine.deploy_flow(HOURLY, actor="t")
+    assert engine.toggle_trigger(*KEY, None, actor="task:x") is False
+    assert engine.toggle_trigger(*KEY, None, actor="task:x") is True
+    assert engine.toggle_trigger(*KEY, True, actor="task:x") is True
