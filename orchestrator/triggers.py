@@ -23,6 +23,7 @@ from orchestrator import schedule, store, store_triggers
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.flow import Flow, TriggerSpec
 from orchestrator.core.inputs import coerce_inputs
+from orchestrator.core.schedule_conditions import schedule_conditions_hold
 from orchestrator.engine import Engine
 from orchestrator.metrics import record_schedule_fire
 from orchestrator.tables import FlowRevisionRow, TriggerRow
@@ -92,6 +93,8 @@ class Scheduler:
             return []
         cron = schedule.parse_cron(trigger.properties)
         late = schedule.late_maximum_delay(trigger.properties)
+        raw_conditions = trigger.properties.get("conditions")
+        conditions = raw_conditions if isinstance(raw_conditions, list) else []
         created: list[tuple[str, str]] = []
         slot = row.next_fire_at
         for _ in range(schedule.MAX_SLOTS_PER_TICK):
@@ -99,6 +102,8 @@ class Scheduler:
                 break
             if late is not None and now - slot > late:
                 logger.info("trigger %s skips the slot %s (later than lateMaximumDelay)", actor, slot)
+            elif not schedule_conditions_hold(conditions, slot.astimezone(cron.zone)):
+                logger.debug("trigger %s skips the slot %s (its conditions do not hold)", actor, slot)
             else:
                 execution_id = self._start(session, flow_row, flow, trigger, cron, slot, actor)
                 if execution_id is not None:

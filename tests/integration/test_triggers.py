@@ -179,3 +179,17 @@ def test_a_flow_trigger_ignores_executions_its_conditions_refuse(engine: Engine)
     upstream = engine.submit("tests.chain", "upstream", inputs={}, actor="t")
     end_execution(engine, upstream.id, State.SUCCESS)
     assert executions_of(engine, "downstream") == []
+
+
+def test_schedule_conditions_skip_the_slots_they_refuse(engine: Engine) -> None:
+    weekends = HOURLY.replace(
+        'cron: "@hourly"', 'cron: "@daily"\n    conditions:\n      - type: io.kestra.plugin.core.condition.Weekend'
+    )
+    engine.deploy_flow(weekends, actor="t")
+    clock = FakeClock(START)
+    Scheduler(engine, clock).tick()
+    for _ in range(7):  # Thursday 1 January 2026 to Wednesday 7 January
+        clock.advance(timedelta(days=1))
+        Scheduler(engine, clock).tick()
+    dates = sorted(e.trigger["variables"]["date"] for e in executions_of(engine, "hourly") if e.trigger)
+    assert dates == ["2026-01-03T00:00:00+00:00", "2026-01-04T00:00:00+00:00"]
