@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -49,6 +49,8 @@ class Scheduler:
     def __init__(self, engine: Engine, clock: Clock = store.utcnow) -> None:
         self.engine = engine
         self.clock = clock
+        #: A slot fired within this delay is on time; older ones count as missed (`recoverMissedSchedules`).
+        self.grace = timedelta(seconds=max(5 * engine.settings.scheduler_interval_s, 5))
 
     def tick(self) -> list[str]:
         """Fire every due slot; return the ids of the executions created (empty when not the leader)."""
@@ -97,6 +99,13 @@ class Scheduler:
         conditions = raw_conditions if isinstance(raw_conditions, list) else []
         created: list[tuple[str, str]] = []
         slot = row.next_fire_at
+        recover = str(trigger.properties.get("recoverMissedSchedules") or "ALL").upper()
+        if recover != "ALL" and slot <= now:
+            # LAST and NONE: of the slots due, only the newest may fire; NONE fires it only when on time.
+            newest = max(slot, schedule.utc(cron.before(now + schedule.ONE_MICROSECOND)))
+            slot = newest
+            if recover == "NONE" and now - newest > self.grace:
+                slot = schedule.utc(cron.after(newest))
         for _ in range(schedule.MAX_SLOTS_PER_TICK):
             if slot > now:
                 break

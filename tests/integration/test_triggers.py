@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from orchestrator import store, store_triggers
@@ -193,3 +194,34 @@ def test_schedule_conditions_skip_the_slots_they_refuse(engine: Engine) -> None:
         Scheduler(engine, clock).tick()
     dates = sorted(e.trigger["variables"]["date"] for e in executions_of(engine, "hourly") if e.trigger)
     assert dates == ["2026-01-03T00:00:00+00:00", "2026-01-04T00:00:00+00:00"]
+
+
+@pytest.mark.parametrize(
+    ("recover", "expected"),
+    [
+        ("ALL", ["00:00", "01:00", "02:00"]),
+        ("LAST", ["02:00"]),
+        ("NONE", []),
+    ],
+)
+def test_recover_missed_schedules_decides_what_a_late_scheduler_fires(
+    engine: Engine, recover: str, expected: list[str]
+) -> None:
+    source = HOURLY.replace('cron: "@hourly"', f'cron: "@hourly"\n    recoverMissedSchedules: {recover}')
+    engine.deploy_flow(source, actor="t")
+    clock = FakeClock(START)
+    Scheduler(engine, clock).tick()
+    clock.advance(timedelta(hours=2, minutes=30))  # down since before midnight: 00:00, 01:00 and 02:00 are due
+    Scheduler(engine, clock).tick()
+    dates = sorted(e.trigger["variables"]["date"][11:16] for e in executions_of(engine, "hourly") if e.trigger)
+    assert dates == expected
+
+
+def test_recover_none_still_fires_a_slot_that_is_on_time(engine: Engine) -> None:
+    engine.deploy_flow(
+        HOURLY.replace('cron: "@hourly"', 'cron: "@hourly"\n    recoverMissedSchedules: NONE'), actor="t"
+    )
+    clock = FakeClock(START)
+    Scheduler(engine, clock).tick()
+    clock.advance(timedelta(seconds=2))
+    assert len(Scheduler(engine, clock).tick()) == 1
