@@ -11,10 +11,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api import wiring
 from api.errors import chorus_error_handler
 from api.metrics import RequestMetrics, metrics_router
-from api import wiring
-from api.routes import actions
+from api.routes import actions, webhooks
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
 from orchestrator.database import make_engine, make_sessionmaker
@@ -88,6 +88,9 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     app.add_exception_handler(ChorusError, chorus_error_handler)
     app.add_middleware(RequestMetrics)
     app.include_router(metrics_router([queue_depth]))
+    for prefix in ("/api/v1/{tenant}", "/api/v1"):
+        # Webhooks are open (as in Kestra): the key in the path is the credential.
+        app.include_router(webhooks.router, prefix=prefix)
     # Fixed action names before `/executions/{namespace}/{flowId}`, which would swallow them.
     wiring.install(app, settings, action_routers=[actions.router])
 
