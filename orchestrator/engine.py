@@ -558,6 +558,7 @@ class Engine:
             row = store.get_task_run(session, at.task_run_id, lock=True)
             if execution is None or row is None or not _still_ours(row, claimed):
                 return STOP  # taken over after we stalled: the new owner reports
+            session.info["task_types"] = self._task_types(claimed.flow)  # for the hooks' labels
             return self.complete_task_run(
                 session, execution, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
             )

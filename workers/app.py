@@ -19,8 +19,7 @@ settings = load_settings()
 configure_logging(settings.log_level)
 app = create_celery_app(settings, main="workers")
 register_tasks(app, settings)
-# Bridge: the engine hooks reach the pool processes' Engine through runtime's holder until
-# `register_tasks(app, settings, hooks=...)` takes them.
-worker_metrics.install(app, MetricsSettings(), settings.pools, runtime._holder.get)
+# The metrics hooks attach to each pool process's Engine once it exists (after fork).
+worker_metrics.install(app, MetricsSettings(), settings.pools, runtime.current_engine)
 
 __all__ = ["app"]

@@ -58,6 +58,11 @@ class _EngineHolder:
 _holder = _EngineHolder()
 
 
+def current_engine() -> Engine:
+    """This worker process's Engine (built on first use after fork); hooks attach to it."""
+    return _holder.get()
+
+
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     _holder.reset()
