@@ -1,7 +1,8 @@
 """Flow triggers' decisions: does an ended execution start a flow, and with which `trigger` variables.
 
 Conditions follow Kestra's: `ExecutionStatus` (in / notIn), `ExecutionFlow` (namespace + flowId),
-`ExecutionNamespace` (EQUALS, PREFIX or SUFFIX; legacy `prefix: true`), `ExecutionLabels`, plus the
+`ExecutionNamespace` (EQUALS, PREFIX or SUFFIX; legacy `prefix: true`), `ExecutionLabels`, `ExecutionOutputs`
+(an expression over `trigger.outputs`), plus the
 trigger's own `states` and a one-flow `preconditions.flows`. All must hold; a condition type this
 module does not know never holds, so an unsupported flow is not started by surprise.
 """
@@ -12,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.core.errors import ExpressionError
+from orchestrator.core.expressions import is_true, render
 from orchestrator.core.flow import TriggerSpec
 from orchestrator.core.states import State
 
@@ -71,7 +74,19 @@ def _condition_holds(condition: Mapping[str, Any], ended: EndedExecution) -> boo
         return _namespace_matches(condition, ended.namespace)
     if kind == "ExecutionLabels":
         return _labels_match(condition.get("labels"), ended.labels)
+    if kind == "ExecutionOutputs":
+        return _outputs_match(condition.get("expression"), ended)
     return False
+
+
+def _outputs_match(expression: Any, ended: EndedExecution) -> bool:
+    """Kestra's ExecutionOutputs: an expression over `trigger.outputs`; false when the execution has none."""
+    if not ended.outputs or not isinstance(expression, str):
+        return False
+    try:
+        return is_true(render(expression, {"trigger": flow_trigger_variables(ended)}))
+    except ExpressionError:
+        return False
 
 
 def _preconditions_hold(preconditions: Mapping[str, Any], ended: EndedExecution) -> bool:

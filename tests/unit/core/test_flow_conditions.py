@@ -106,3 +106,17 @@ def test_trigger_variables_describe_the_ended_execution() -> None:
         "outputs": {"total": 7},
         "labels": {"env": "prod"},
     }
+
+
+def test_execution_outputs_renders_an_expression_over_trigger_outputs() -> None:
+    seven = condition("ExecutionOutputs", expression="{{ trigger.outputs.total == 7 }}")
+    eight = condition("ExecutionOutputs", expression="{{ trigger.outputs.total == 8 }}")
+    assert flow_trigger_matches(trigger(conditions=[seven]), ENDED)
+    assert not flow_trigger_matches(trigger(conditions=[eight]), ENDED)
+
+
+def test_execution_outputs_never_holds_without_outputs_or_on_a_broken_expression() -> None:
+    any_output = condition("ExecutionOutputs", expression="{{ true }}")
+    assert not flow_trigger_matches(trigger(conditions=[any_output]), EndedExecution("E2", "ns", "f", 1, "SUCCESS"))
+    broken = condition("ExecutionOutputs", expression="{{ trigger.outputs.total | nosuchfilter }}")
+    assert not flow_trigger_matches(trigger(conditions=[broken]), ENDED)
