@@ -38,6 +38,7 @@ from orchestrator.core.plan import (
     Wait,
     child_lists,
     decide_join,
+    has_runs,
     inside,
     phase,
     remaining,
@@ -650,7 +651,13 @@ class Engine:
             if isinstance(decision, Wait):
                 return STOP, None
             if isinstance(decision, StartPhase):
-                return OK, phase(flow, decision.lanes, parent_id, snap)
+                plan = phase(flow, decision.lanes, parent_id, snap)
+                if plan is None or not has_runs(plan):
+                    # A join that would only call itself again makes no progress: leave it to the sweeper
+                    # (a stalled execution is re-planned from the database) instead of spinning the broker.
+                    logger.warning("join of %s in %s has nothing to start", parent_id, execution_id)
+                    return STOP, None
+                return OK, plan
             assert isinstance(decision, Complete)
             retried = (
                 parent_row is not None

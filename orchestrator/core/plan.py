@@ -91,6 +91,17 @@ class Fanout:
 PlanNode = Run | Join | Chain | Fanout
 
 
+def has_runs(node: PlanNode) -> bool:
+    """Whether a plan starts any task run (a plan of joins alone makes no progress)."""
+    if isinstance(node, Run):
+        return True
+    if isinstance(node, Chain):
+        return any(has_runs(item) for item in node.items)
+    if isinstance(node, Fanout):
+        return any(has_runs(item) for item in node.items)
+    return False
+
+
 # ---- the tree of child lists ----------------------------------------------------------------------
 
 

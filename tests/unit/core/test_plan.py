@@ -154,3 +154,11 @@ def test_a_join_finds_an_unstarted_task_after_a_lost_message_and_restarts_the_ph
 
 def test_flow_fixture_is_a_flow() -> None:
     assert isinstance(FLOW, Flow)
+
+
+def test_a_plan_of_joins_alone_starts_nothing() -> None:
+    from orchestrator.core.plan import has_runs
+
+    assert not has_runs(Chain((Join(EX, None),)))
+    assert not has_runs(Fanout((), Join(EX, "p")))
+    assert has_runs(Chain((leaf("a"), Join(EX, None))))
