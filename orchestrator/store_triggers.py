@@ -119,3 +119,15 @@ def backfilling_triggers(session: Session, tenant: str, limit: int = 100) -> Seq
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+
+
+def flows_version(session: Session, tenant: str) -> tuple[Any, ...]:
+    """Changes whenever a flow is deployed, updated or deleted: (revisions, newest revision time, deleted)."""
+    row = session.execute(
+        select(
+            func.count(),
+            func.max(FlowRevisionRow.created_at),
+            func.count().filter(FlowRevisionRow.deleted.is_(True)),
+        ).where(FlowRevisionRow.tenant == tenant)
+    ).one()
+    return tuple(row)
