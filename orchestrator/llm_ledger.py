@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator import store, store_llm
 from orchestrator.database import transaction
 from orchestrator.llm_prices import LlmSettings, cost_of
+from orchestrator.metrics import record_llm_call
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,16 @@ class LlmLedger:
                 session, call.execution_id, actor=call.actor, action="llm.call", subject=call.task_run_id,
                 payload=payload, at=at,
             )  # fmt: skip
+        # Counted once committed, with bounded labels only (provider, model, outcome).
+        record_llm_call(
+            call.provider,
+            call.model,
+            outcome="error" if call.error else "ok",
+            prompt_tokens=call.tokens_in,
+            completion_tokens=call.tokens_out,
+            cost_usd=cost,
+            duration_s=call.latency_ms / 1000,
+        )
         return RecordedCall(call_id, cost)
 
     def replay(self, task_run_id: str, request_hash: str) -> tuple[int, dict[str, Any]] | None:
