@@ -49,15 +49,56 @@ class Cron:
             slot = self.after(slot)
 
 
+#: The "next slot" of a schedule that has no more: far enough that it is never due.
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Dates:
+    """ScheduleOnDates: an explicit list of instants, with Cron's interface."""
+
+    dates: tuple[datetime, ...]
+    zone: ZoneInfo
+
+    def after(self, moment: datetime) -> datetime:
+        return next((d for d in self.dates if d > moment), NEVER).astimezone(self.zone)
+
+    def before(self, moment: datetime) -> datetime:
+        earlier = [d for d in self.dates if d < moment]
+        return (earlier[-1] if earlier else moment).astimezone(self.zone)
+
+    def slots(self, start: datetime, end: datetime) -> Iterator[datetime]:
+        return iter([d.astimezone(self.zone) for d in self.dates if start <= d <= end])
+
+
+def parse_schedule(trigger_type: str, properties: Mapping[str, Any]) -> Cron | Dates:
+    """The slots of a Schedule (cron) or ScheduleOnDates (dates) trigger; FlowInvalid when unusable."""
+    if trigger_type != "ScheduleOnDates":
+        return parse_cron(properties)
+    zone = _zone(properties)
+    raw = properties.get("dates")
+    items = raw if isinstance(raw, list) else [raw]
+    try:
+        moments = [datetime.fromisoformat(str(item)) for item in items]
+    except ValueError as e:
+        raise FlowInvalid([], f"invalid date in ScheduleOnDates: {e}") from e
+    aware = sorted(m if m.tzinfo is not None else m.replace(tzinfo=zone) for m in moments)
+    return Dates(tuple(aware), zone)
+
+
+def _zone(properties: Mapping[str, Any]) -> ZoneInfo:
+    try:
+        return ZoneInfo(str(properties.get("timezone") or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise FlowInvalid([], f"unknown time zone {properties.get('timezone')!r}") from e
+
+
 def parse_cron(properties: Mapping[str, Any]) -> Cron:
     """The Cron of a Schedule trigger's properties; FlowInvalid on a bad expression or time zone."""
     expression = str(properties.get("cron", "")).strip()
     fields = expression.split()
     with_seconds = len(fields) == 6 or bool(properties.get("withSeconds"))
-    try:
-        zone = ZoneInfo(str(properties.get("timezone") or "UTC"))
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise FlowInvalid([], f"unknown time zone {properties.get('timezone')!r}") from e
+    zone = _zone(properties)
     if not croniter.is_valid(expression, second_at_beginning=with_seconds):
         raise FlowInvalid([], f"invalid cron expression {expression!r}")
     return Cron(expression, zone, with_seconds)
@@ -69,7 +110,7 @@ def late_maximum_delay(properties: Mapping[str, Any]) -> timedelta | None:
     return parse_duration(str(value)) if value else None
 
 
-def trigger_variables(cron: Cron, slot: datetime) -> dict[str, str]:
+def trigger_variables(cron: Cron | Dates, slot: datetime) -> dict[str, str]:
     """`trigger.date`, `trigger.next` and `trigger.previous` of an execution started for `slot`."""
     local = slot.astimezone(cron.zone)
     return {

@@ -131,13 +131,13 @@ def cancel_backfill(engine: Engine, key: TriggerKey, *, actor: str) -> TriggerRo
         return row
 
 
-def _cron(engine: Engine, session: Session, row: TriggerRow) -> schedule.Cron:
+def _cron(engine: Engine, session: Session, row: TriggerRow) -> schedule.Cron | schedule.Dates:
     flow_row = store.latest_flow(session, row.tenant, row.namespace, row.flow_id)
     flow = engine.flow_of(flow_row) if flow_row is not None else None
     trigger = next((t for t in flow.triggers if t.id == row.trigger_id), None) if flow else None
     if trigger is None:
         raise NotFound("trigger", f"{row.namespace}.{row.flow_id}.{row.trigger_id}")
-    return schedule.parse_cron(trigger.properties)
+    return schedule.parse_schedule(trigger.type, trigger.properties)
 
 
 def _next_slot(engine: Engine, session: Session, row: TriggerRow, now: datetime) -> datetime:

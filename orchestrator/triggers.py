@@ -31,7 +31,7 @@ from orchestrator.tables import FlowRevisionRow, TriggerRow
 logger = logging.getLogger(__name__)
 
 SCHEDULER_LOCK_KEY = 0x43686F7275730003
-SCHEDULE_TYPES = frozenset({"Schedule"})
+SCHEDULE_TYPES = frozenset({"Schedule", "ScheduleOnDates"})
 #: The label every backfill execution carries (Kestra marks them in its UI the same way).
 BACKFILL_LABEL = "system.backfill"
 
@@ -103,7 +103,7 @@ class Scheduler:
         actor = trigger_actor(row.namespace, row.flow_id, row.trigger_id)
         if self._stopped(session, row, trigger, actor):
             return []
-        cron = schedule.parse_cron(trigger.properties)
+        cron = schedule.parse_schedule(trigger.type, trigger.properties)
         late = schedule.late_maximum_delay(trigger.properties)
         raw_conditions = trigger.properties.get("conditions")
         conditions = raw_conditions if isinstance(raw_conditions, list) else []
@@ -140,7 +140,7 @@ class Scheduler:
         flow_row: FlowRevisionRow,
         flow: Flow,
         trigger: TriggerSpec,
-        cron: schedule.Cron,
+        cron: schedule.Cron | schedule.Dates,
         slot: datetime,
         actor: str,
         *,
@@ -180,7 +180,7 @@ class Scheduler:
         if trigger is None or backfill.get("paused"):
             return []
         actor = trigger_actor(row.namespace, row.flow_id, row.trigger_id)
-        cron = schedule.parse_cron(trigger.properties)
+        cron = schedule.parse_schedule(trigger.type, trigger.properties)
         end = datetime.fromisoformat(backfill["end"])
         labels = [*backfill.get("labels", []), {"key": BACKFILL_LABEL, "value": "true"}]
         created: list[tuple[str, str]] = []
@@ -266,7 +266,7 @@ def sync_triggers(
 
 def _first_slot(trigger: TriggerSpec, now: datetime) -> datetime | None:
     try:
-        return schedule.utc(schedule.parse_cron(trigger.properties).after(now))
+        return schedule.utc(schedule.parse_schedule(trigger.type, trigger.properties).after(now))
     except ChorusError as e:
         logger.error("trigger %s has an invalid schedule: %s", trigger.id, e.message)
         return None
@@ -274,7 +274,7 @@ def _first_slot(trigger: TriggerSpec, now: datetime) -> datetime | None:
 
 def _fingerprint(trigger: TriggerSpec) -> str:
     """What decides a trigger's slots: a change reschedules it from now."""
-    keys = ("cron", "timezone", "withSeconds")
+    keys = ("cron", "timezone", "withSeconds", "dates")
     shape = {k: trigger.properties.get(k) for k in keys}
     return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -225,3 +225,22 @@ def test_recover_none_still_fires_a_slot_that_is_on_time(engine: Engine) -> None
     Scheduler(engine, clock).tick()
     clock.advance(timedelta(seconds=2))
     assert len(Scheduler(engine, clock).tick()) == 1
+
+
+def test_schedule_on_dates_fires_once_per_listed_date(engine: Engine) -> None:
+    on_dates = HOURLY.replace(
+        """    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "@hourly\"""",
+        """    type: io.kestra.plugin.core.trigger.ScheduleOnDates
+    dates:
+      - "2026-01-01T00:30:00Z"
+      - "2026-01-01T02:00:00Z\"""",
+    )
+    engine.deploy_flow(on_dates, actor="t")
+    clock = FakeClock(START)
+    Scheduler(engine, clock).tick()
+    for _ in range(6):
+        clock.advance(timedelta(hours=1))
+        Scheduler(engine, clock).tick()
+    dates = sorted(e.trigger["variables"]["date"] for e in executions_of(engine, "hourly") if e.trigger)
+    assert dates == ["2026-01-01T00:30:00+00:00", "2026-01-01T02:00:00+00:00"]

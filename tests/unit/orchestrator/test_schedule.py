@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orchestrator.core.errors import FlowInvalid
-from orchestrator.schedule import late_maximum_delay, parse_cron, trigger_variables, utc
+from orchestrator.schedule import NEVER, late_maximum_delay, parse_cron, parse_schedule, trigger_variables, utc
 
 T0 = datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC)
 
@@ -77,3 +77,18 @@ def test_an_unknown_time_zone_is_refused() -> None:
 def test_late_maximum_delay_is_an_iso_duration() -> None:
     assert late_maximum_delay({"lateMaximumDelay": "PT30M"}) == timedelta(minutes=30)
     assert late_maximum_delay({}) is None
+
+
+def test_schedule_on_dates_walks_its_list_in_order() -> None:
+    dates = parse_schedule(
+        "ScheduleOnDates", {"dates": ["2026-01-02T09:00:00+00:00", "2026-01-01T09:00:00"], "timezone": "Europe/Paris"}
+    )
+    first = dates.after(T0)
+    assert utc(first) == datetime(2026, 1, 1, 8, tzinfo=UTC)  # a date without an offset is in the trigger's zone
+    assert utc(dates.after(first)) == datetime(2026, 1, 2, 9, tzinfo=UTC)
+    assert dates.after(datetime(2026, 2, 1, tzinfo=UTC)) == NEVER
+
+
+def test_schedule_on_dates_refuses_a_date_that_does_not_parse() -> None:
+    with pytest.raises(FlowInvalid, match="invalid date in ScheduleOnDates"):
+        parse_schedule("ScheduleOnDates", {"dates": ["tomorrow"]})
