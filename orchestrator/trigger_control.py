@@ -88,6 +88,10 @@ def start_backfill(
 ) -> TriggerRow:
     """Backfill every slot of [start, end]: the scheduler creates one execution per slot, labelled as a backfill."""
     start, end = _aware(start), _aware(end)
+    if any(
+        set(label) != {"key", "value"} or not all(isinstance(v, str) for v in label.values()) for label in labels or []
+    ):
+        raise InputInvalid("labels", "each backfill label is a {key, value} pair of strings")
     if start.year < 1970 or end.year > 9998:
         raise InputInvalid("start", "a backfill must lie between the years 1970 and 9998")
     if end < start:

@@ -93,3 +93,11 @@ def test_toggle_without_a_state_flips_the_trigger(engine: Engine) -> None:
     assert engine.toggle_trigger(*KEY, None, actor="task:x") is False
     assert engine.toggle_trigger(*KEY, None, actor="task:x") is True
     assert engine.toggle_trigger(*KEY, True, actor="task:x") is True
+
+
+def test_a_backfill_label_without_key_and_value_is_refused(engine: Engine) -> None:
+    engine.deploy_flow(HOURLY, actor="t")
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    with pytest.raises(InputInvalid) as caught:
+        trigger_control.start_backfill(engine, KEY, start, start, labels=[{"name": "x"}], actor="user:ann")
+    assert caught.value.input_id == "labels"
