@@ -6,11 +6,12 @@ Each item is `{"abstractTrigger": ..., "triggerContext": ...}` as Kestra answers
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +26,9 @@ from orchestrator.tables import TriggerRow
 
 router = APIRouter(tags=["Triggers"], dependencies=[Depends(authenticate)])
 
+#: Namespace, flow and trigger ids in a body: bounded, and without NUL (PostgreSQL refuses it in text).
+Name = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
+
 
 class BackfillCreate(BaseModel):
     """A backfill request: every slot of [start, end] becomes one execution."""
@@ -37,15 +41,21 @@ class BackfillCreate(BaseModel):
     labels: list[dict[str, str]] | dict[str, str] = Field(default_factory=list)
     paused: bool = False
 
+    @model_validator(mode="after")
+    def _no_nul(self) -> Self:
+        if "\\u0000" in json.dumps([self.inputs, self.labels]):
+            raise ValueError("inputs and labels must not contain NUL characters")
+        return self
+
 
 class TriggerUpdate(BaseModel):
     """Kestra's `PUT /triggers` body: a trigger context whose `disabled` or `backfill` changes."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
-    namespace: str
-    flow_id: str
-    trigger_id: str
+    namespace: Name
+    flow_id: Name
+    trigger_id: Name
     disabled: bool | None = None
     backfill: BackfillCreate | None = None
 
@@ -53,9 +63,9 @@ class TriggerUpdate(BaseModel):
 class TriggerRef(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
-    namespace: str
-    flow_id: str
-    trigger_id: str
+    namespace: Name
+    flow_id: Name
+    trigger_id: Name
 
 
 def trigger_public(row: TriggerRow) -> dict[str, Any]:
