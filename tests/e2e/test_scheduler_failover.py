@@ -46,7 +46,7 @@ def schedulers(stack: Stack) -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def trigger_dates(stack: Stack, namespace: str) -> list[datetime]:
-    params = {"namespace": namespace, "flowId": "failover", "size": 500}
+    params: dict[str, str | int] = {"namespace": namespace, "flowId": "failover", "size": 500}
     results = stack.api.get("/executions/search", params=params).json()["results"]
     return sorted(datetime.fromisoformat(r["trigger"]["variables"]["date"]) for r in results)
 
