@@ -121,6 +121,17 @@ def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> str:
         return engine.finish(claimed, _failure(ctx, error))
 
 
+def _claim(task: Task, at: TaskRunCoordinates) -> tuple[Engine, ClaimedTaskRun | None]:
+    """Claim the task run a message names, for this Celery task's attempt."""
+    engine = _holder.get()
+    # Who re-applied the message (Flower's API or `chorus retry` set this header), for the audit.
+    requested_by = task.request.get("chorus_actor")
+    claimed = engine.claim(
+        at, owner=_owner(task), celery_task_id=task.request.id, requested_by=requested_by and str(requested_by)
+    )
+    return engine, claimed
+
+
 def register_tasks(app: Celery, settings: Settings) -> None:
     """Define the Chorus tasks on `app` (the worker's composition root calls this once)."""
     _holder.settings, _holder.app = settings, app
@@ -138,13 +149,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     ) -> str:
         if prev == STOP:
             return STOP
-        engine = _holder.get()
-        at = TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt)
-        # Who re-applied the message (Flower's API or `chorus retry` set this header), for the audit.
-        requested_by = self.request.get("chorus_actor")
-        claimed = engine.claim(
-            at, owner=_owner(self), celery_task_id=self.request.id, requested_by=requested_by and str(requested_by)
-        )
+        engine, claimed = _claim(self, TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt))
         if claimed is None:
             return STOP
         if claimed.task.type == "Subflow":
@@ -169,9 +174,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     ) -> str:
         if prev == STOP:
             return STOP
-        engine = _holder.get()
-        at = TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt)
-        claimed = engine.claim(at, owner=_owner(self), celery_task_id=self.request.id)
+        engine, claimed = _claim(self, TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt))
         if claimed is None:
             return STOP
         if claimed.task.type == "WorkingDirectory":
