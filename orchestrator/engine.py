@@ -303,6 +303,7 @@ class Engine:
             updated_at=now,
             ended_at=None,
         )
+        row.sla_due_at, row.sla = operations.sla_deadline(flow, now)
         store.create_execution(
             session, row, actor=actor, payload={"flow_revision": flow_row.revision, "labels": all_labels}
         )
@@ -828,6 +829,7 @@ class Engine:
             due = list(store.executions_with_due_retries(session, now))
             stale = store.stale_running_executions(session, now - timedelta(seconds=self.settings.stale_after_s))
         operations.wake_due(self, now)
+        operations.enforce_slas(self, now)
         ids = list(dict.fromkeys([*due, *stale]))
         for execution_id in ids:
             try:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from orchestrator import store
+from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import Conflict, NotFound
 from orchestrator.core.flow import Flow, Input
 from orchestrator.core.inputs import coerce_declared
@@ -51,6 +52,13 @@ def _close_attempt(row: TaskRunRow, state: State, at: datetime) -> list[Any]:
 
 def kill(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
     """KILLING, then every unfinished task run KILLED, then KILLED; running Celery tasks are revoked."""
+    return _stop(engine, execution_id, State.KILLED, actor=actor)
+
+
+def _stop(
+    engine: Engine, execution_id: str, final: State, *, actor: str, payload: dict[str, Any] | None = None
+) -> ExecutionRow:
+    """Stop an execution: unfinished task runs KILLED (their Celery tasks revoked), the execution `final`."""
     now = store.utcnow()
     celery_ids: list[str] = []
     with engine._tx() as session:
@@ -59,10 +67,10 @@ def kill(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
             raise Conflict(f"execution {execution_id} has already ended ({execution.state})")
         engine._flow_for(session, execution)  # marks the flow's concurrency, so a kill frees its slot
         if State(execution.state) in (State.CREATED, State.QUEUED):
-            store.record_transition(session, execution, State.KILLED, actor=actor)  # never started
+            store.record_transition(session, execution, final, actor=actor, payload=payload)  # never started
             return execution
         if State(execution.state) is not State.KILLING:
-            store.record_transition(session, execution, State.KILLING, actor=actor)
+            store.record_transition(session, execution, State.KILLING, actor=actor, payload=payload)
         for run in store.task_runs_of(session, execution_id):
             if State(run.state) in TERMINAL:
                 continue
@@ -75,7 +83,7 @@ def kill(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
                 actor=actor,
                 values={"attempts": _close_attempt(run, State.KILLED, now), "claim_owner": None, "retry_at": None},
             )
-        store.record_transition(session, execution, State.KILLED, actor=actor)
+        store.record_transition(session, execution, final, actor=actor, payload=payload)
         children = store.running_children(session, execution_id)
     for child_id in children:  # subflow executions die with their parent (Kestra's kill cascade)
         with contextlib.suppress(Conflict):  # it ended meanwhile
@@ -87,6 +95,45 @@ def kill(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
         except Exception:
             logger.warning("could not revoke %s", celery_ids, exc_info=True)
     return execution
+
+
+# ---- SLAs ---------------------------------------------------------------------------------------
+
+_SLA_OUTCOME = {"FAIL": State.FAILED, "CANCEL": State.CANCELLED}
+
+
+def sla_deadline(flow: Flow, started: datetime) -> tuple[datetime | None, dict[str, Any] | None]:
+    """The earliest MAX_DURATION deadline among the flow's `sla` entries (Kestra's execution SLAs)."""
+    best: tuple[datetime | None, dict[str, Any] | None] = (None, None)
+    for entry in flow.sla if isinstance(flow.sla, list) else []:
+        if not isinstance(entry, dict) or entry.get("type") != "MAX_DURATION" or not entry.get("duration"):
+            continue
+        due = started + parse_duration(str(entry["duration"]))
+        if best[0] is None or due < best[0]:
+            sla = {"id": entry.get("id"), "behavior": entry.get("behavior", "FAIL"), "labels": entry.get("labels")}
+            best = (due, sla)
+    return best
+
+
+def enforce_slas(engine: Engine, now: datetime) -> None:
+    """Executions past their MAX_DURATION: FAIL or CANCEL them (running work is killed), or only label them."""
+    with engine.sessions() as session:
+        due = list(store.executions_past_sla(session, now))
+    for execution_id in due:
+        with engine.sessions() as session:
+            row = store.get_execution(session, execution_id)
+            sla = dict(row.sla or {}) if row is not None else {}
+        payload = {"sla": sla.get("id"), "reason": "SLA MAX_DURATION exceeded"}
+        labels = sla.get("labels")
+        if isinstance(labels, dict) and labels:
+            breach = [{"key": k, "value": str(v)} for k, v in labels.items()]
+            engine.set_labels(execution_id, breach, actor="system:sla")
+        final = _SLA_OUTCOME.get(str(sla.get("behavior", "FAIL")).upper())
+        with contextlib.suppress(Conflict):
+            if final is not None:
+                _stop(engine, execution_id, final, actor="system:sla", payload=payload)
+        with engine._tx() as session:  # enforced once: the deadline is spent either way
+            store.clear_sla(session, execution_id)
 
 
 # ---- pause and resume ---------------------------------------------------------------------------

@@ -472,6 +472,21 @@ def oldest_queued_executions(
     ).all()
 
 
+def executions_past_sla(session: Session, now: datetime, limit: int = 100) -> Sequence[str]:
+    """Unfinished executions whose SLA deadline has passed."""
+    terminal = [str(s) for s in State if s.is_terminal]
+    return session.scalars(
+        select(ExecutionRow.id)
+        .where(ExecutionRow.sla_due_at <= now, ExecutionRow.state.not_in(terminal))
+        .order_by(ExecutionRow.sla_due_at)
+        .limit(limit)
+    ).all()
+
+
+def clear_sla(session: Session, execution_id: str) -> None:
+    session.execute(update(ExecutionRow).where(ExecutionRow.id == execution_id).values(sla_due_at=None))
+
+
 def running_children(session: Session, execution_id: str) -> list[str]:
     """Subflow executions of this one that have not ended."""
     terminal = [str(s) for s in State if s.is_terminal]

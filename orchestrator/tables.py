@@ -52,10 +52,13 @@ class ExecutionRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+    sla_due_at: Mapped[datetime | None] = mapped_column(default=None)  #: earliest MAX_DURATION deadline
+    sla: Mapped[dict[str, Any] | None] = mapped_column(default=None)  #: the SLA that deadline belongs to
 
     __table_args__ = (
         Index("ix_executions_flow", "tenant", "namespace", "flow_id", "created_at"),
         Index("ix_executions_state_updated", "state", "updated_at"),
+        Index("ix_executions_sla_due", "sla_due_at", postgresql_where="sla_due_at IS NOT NULL"),
         Index("ix_executions_created", "tenant", "created_at"),
         Index("ix_executions_labels", "labels", postgresql_using="gin", postgresql_ops={"labels": "jsonb_path_ops"}),
     )

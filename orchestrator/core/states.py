@@ -45,13 +45,15 @@ _S = State
 TRANSITIONS: dict[State, frozenset[State]] = {
     _S.CREATED: frozenset({_S.QUEUED, _S.RUNNING, _S.SKIPPED, _S.KILLED, _S.CANCELLED, _S.FAILED}),
     _S.QUEUED: frozenset({_S.RUNNING, _S.CANCELLED, _S.KILLED, _S.FAILED}),
+    # CANCELLED from RUNNING, PAUSED or KILLING: an SLA with behavior CANCEL stops the execution.
     _S.RUNNING: frozenset(
         {_S.PAUSED, _S.RETRYING, _S.KILLING, _S.KILLED, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.SKIPPED, _S.RETRIED}
+        | {_S.CANCELLED}
     ),
-    _S.PAUSED: frozenset({_S.RUNNING, _S.KILLING, _S.KILLED, _S.SUCCESS, _S.WARNING, _S.FAILED}),
+    _S.PAUSED: frozenset({_S.RUNNING, _S.KILLING, _S.KILLED, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.CANCELLED}),
     _S.RETRYING: frozenset({_S.RUNNING, _S.KILLING, _S.KILLED, _S.FAILED}),
     _S.RESTARTED: frozenset({_S.RUNNING, _S.KILLING, _S.KILLED, _S.FAILED}),
-    _S.KILLING: frozenset({_S.KILLED}),
+    _S.KILLING: frozenset({_S.KILLED, _S.FAILED, _S.CANCELLED}),  # FAILED/CANCELLED: an SLA stops it
     _S.SUCCESS: frozenset({_S.RESTARTED}),
     _S.WARNING: frozenset({_S.RESTARTED}),
     _S.FAILED: frozenset({_S.RESTARTED, _S.RETRIED, _S.RETRYING}),  # RETRYING: a flowable's retry

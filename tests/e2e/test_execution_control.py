@@ -192,3 +192,44 @@ def test_labels_can_be_set_on_an_ended_execution_but_not_system_ones(
 
     assert ok.status_code == 200 and {"key": "triaged", "value": "yes"} in ok.json()["labels"]
     assert refused.status_code == 422 and "system.x" in refused.text
+
+
+SLA = """
+id: sla-{behavior}
+namespace: {ns}
+sla:
+  - id: quick
+    type: MAX_DURATION
+    behavior: {behavior}
+    duration: PT1S
+    labels:
+      sla: breached
+tasks:
+  - id: slow
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT4S
+"""
+
+
+def test_an_execution_past_its_sla_max_duration_is_failed_and_labelled(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(SLA.replace("{behavior}", "FAIL"))
+
+    done = stack.wait_for_state(stack.run(unique_namespace, "sla-FAIL")["id"])
+
+    assert done["state"]["current"] == "FAILED"
+    assert done["taskRunList"][0]["state"]["current"] == "KILLED"
+    assert {"key": "sla", "value": "breached"} in done["labels"]
+    audit = stack.api.get(f"/executions/{done['id']}/audit").json()
+    assert any(e["actor"] == "system:sla" and e["action"] == "execution.failed" for e in audit["events"])
+
+
+def test_an_sla_with_behavior_cancel_cancels_the_execution(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(SLA.replace("{behavior}", "CANCEL"))
+
+    done = stack.wait_for_state(stack.run(unique_namespace, "sla-CANCEL")["id"])
+
+    assert done["state"]["current"] == "CANCELLED"
