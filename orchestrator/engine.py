@@ -416,6 +416,7 @@ class Engine:
                 return None
             store.touch_execution(session, at.execution_id, now)
             variables = execution_variables(execution, flow, task, row, store.task_runs_of(session, at.execution_id))
+        variables["envs"], variables["globals"] = dict(self.settings.envs), dict(self.settings.globals_)
         return ClaimedTaskRun(at, owner, flow, task, variables, reapplied=reapplied)
 
     def _reapply(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +47,19 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(default=8080, ge=0, le=65535, description="Port the HTTP server binds.")
     log_level: str = Field(default="INFO", description="Root log level.")
+    env_vars_prefix: str = Field(
+        default="ENV_",
+        description="Environment variables with this prefix are `envs.*` in expressions (prefix removed, lower case).",
+    )
+    envs: dict[str, str] = Field(
+        default_factory=dict,
+        description="The `envs.*` variables; filled by load_settings() from the prefixed environment variables.",
+    )
+    globals_: dict[str, Any] = Field(
+        default_factory=dict,
+        validation_alias="CHORUS_GLOBALS",
+        description="Server-wide `globals.*` variables for every flow, as JSON.",
+    )
     llm: LlmSettings = Field(default_factory=LlmSettings, description="LLM calls: price table, retry limits (JSON).")
     admin_username: str | None = Field(
         default=None, min_length=1, description="Bootstrap admin created (or updated) at start; enables auth."
@@ -130,13 +146,22 @@ class Settings(BaseSettings):
             )
 
 
+def flow_envs(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """Kestra's `envs`: the prefixed environment variables, prefix removed and lower-cased."""
+    prefix = settings.env_vars_prefix
+    return {k[len(prefix) :].lower(): v for k, v in environ.items() if prefix and k.startswith(prefix)}
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings from the environment plus explicit overrides; bad values name their variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
         first = e.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         if not field:  # a cross-field rule: its message names the variables
             raise ConfigurationError("CHORUS_*", first["msg"]) from e
         raise ConfigurationError(f"CHORUS_{field.upper()}", f"{first['msg']} (got {first.get('input')!r})") from e
+    if "envs" in overrides:
+        return settings
+    return settings.model_copy(update={"envs": flow_envs(settings, os.environ)})

@@ -88,6 +88,8 @@ def stack(
         "CHORUS_BROKER_URL": redis_url,
         "CHORUS_PORT": str(port),
         "CHORUS_DATA_DIR": str(data_dir),  # internal storage shared by the server and the workers
+        "ENV_CHORUS_E2E": "from the environment",  # `envs.chorus_e2e` in flows
+        "CHORUS_GLOBALS": '{"team": "platform", "nested": {"n": 2}}',  # `globals.*` in flows
         "CHORUS_SWEEP_INTERVAL_S": "0.2",
         "CHORUS_STALE_AFTER_S": "3",
         "CHORUS_HEARTBEAT_INTERVAL_S": "1",

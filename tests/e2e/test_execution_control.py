@@ -233,3 +233,26 @@ def test_an_sla_with_behavior_cancel_cancels_the_execution(
     done = stack.wait_for_state(stack.run(unique_namespace, "sla-CANCEL")["id"])
 
     assert done["state"]["current"] == "CANCELLED"
+
+
+ENVS_AND_GLOBALS = """
+id: envs-globals
+namespace: {ns}
+variables:
+  first: "1"
+  second: "{{ vars.first }} > 2"
+tasks:
+  - id: show
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ envs.chorus_e2e }} / {{ globals.team }} {{ globals.nested.n }} / {{ render(vars.second) }}"
+"""
+
+
+def test_flows_read_prefixed_environment_variables_and_server_globals(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(ENVS_AND_GLOBALS)
+
+    done = stack.wait_for_state(stack.run(unique_namespace, "envs-globals")["id"])
+
+    assert done["taskRunList"][0]["outputs"] == {"value": "from the environment / platform 2 / 1 > 2"}
