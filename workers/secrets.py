@@ -31,11 +31,13 @@ class EnvSecrets:
     def get(self, name: str) -> str:
         if not _NAME.fullmatch(name):
             raise ExpressionError(f"Invalid secret name '{name}': use letters, digits and underscores")
-        encoded = self._environ.get(f"SECRET_{name}")
+        # Kestra looks secrets up upper-cased: `secret('my_secret')` reads SECRET_MY_SECRET.
+        encoded = self._environ.get(f"SECRET_{name}", self._environ.get(f"SECRET_{name.upper()}"))
         if encoded is None:
             raise ExpressionError(f"Cannot find secret for key '{name}'")
         try:
-            return base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+            # Base64 may come wrapped over several lines (as `base64` prints it).
+            return base64.b64decode("".join(encoded.split()), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError) as e:
             raise ExpressionError(f"Secret '{name}' is not valid base64 (SECRET_{name})") from e
 

@@ -54,3 +54,10 @@ def test_a_secret_input_is_masked_star_for_star_as_kestra_does() -> None:
     keeper.remember_input("password")
 
     assert keeper.redact("This is my secret: password") == "This is my secret: ********"
+
+
+def test_secret_names_are_looked_up_upper_cased_and_wrapped_base64_is_accepted() -> None:
+    wrapped = "c2VjcmV0\nVmFsdWU=\n"  # "secretValue", wrapped as `base64` prints long values
+    secrets = EnvSecrets({"SECRET_MY_SECRET": wrapped})
+
+    assert secrets.get("my_secret") == "secretValue"
