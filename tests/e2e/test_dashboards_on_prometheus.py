@@ -33,6 +33,8 @@ from tests.e2e.conftest import TERMINAL, _wait_http
 from tests.harness import prometheus, services
 from tests.harness.dashboards import queries
 
+pytestmark = pytest.mark.needs_prometheus
+
 NAMESPACE = "tests.dashboards"
 FLOWS = {
     "mixed": """
