@@ -580,7 +580,10 @@ class Engine:
         """End the current attempt of a running task run (caller holds the execution lock)."""
         now = store.utcnow()
         store.insert_log_lines(session, [_log_row(execution, row, record) for record in outcome.logs])
-        values: dict[str, Any] = {"attempts": _close_attempt(row.attempts, outcome.state, now), "claim_owner": None}
+        values: dict[str, Any] = {
+            "attempts": store.close_attempt(row.attempts, outcome.state, now),
+            "claim_owner": None,
+        }
         if outcome.outputs is not None:
             values["outputs"] = outcome.outputs
         payload = {"error": outcome.error} if outcome.error else {}
@@ -892,13 +895,6 @@ def _still_ours(row: TaskRunRow, claimed: ClaimedTaskRun) -> bool:
         and row.attempt == claimed.coordinates.attempt
         and row.claim_owner == claimed.owner
     )
-
-
-def _close_attempt(attempts: list[Any], state: State, at: datetime) -> list[Any]:
-    last = dict(attempts[-1])
-    histories = [*last["state"]["histories"], {"state": str(state), "date": store.iso(at)}]
-    last["state"] = {"current": str(state), "histories": histories}
-    return [*attempts[:-1], last]
 
 
 def _attempt_start(attempt: Mapping[str, Any]) -> datetime | None:

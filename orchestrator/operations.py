@@ -38,15 +38,6 @@ def _locked(engine: Engine, session: Session, execution_id: str) -> ExecutionRow
     return execution
 
 
-def _close_attempt(row: TaskRunRow, state: State, at: datetime) -> list[Any]:
-    if not row.attempts:
-        return []
-    last = dict(row.attempts[-1])
-    histories = [*last["state"]["histories"], {"state": str(state), "date": store.iso(at)}]
-    last["state"] = {"current": str(state), "histories": histories}
-    return [*row.attempts[:-1], last]
-
-
 # ---- kill ---------------------------------------------------------------------------------------
 
 
@@ -81,7 +72,11 @@ def _stop(
                 run,
                 State.KILLED,
                 actor=actor,
-                values={"attempts": _close_attempt(run, State.KILLED, now), "claim_owner": None, "retry_at": None},
+                values={
+                    "attempts": store.close_attempt(run.attempts, State.KILLED, now),
+                    "claim_owner": None,
+                    "retry_at": None,
+                },
             )
         store.record_transition(session, execution, final, actor=actor, payload=payload)
         children = store.running_children(session, execution_id)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, text, update
+from sqlalchemy import Select, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -339,8 +339,8 @@ def mark_flow_deleted(session: Session, tenant: str, namespace: str, flow_id: st
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def live_flows(session: Session, tenant: str, namespace: str | None = None) -> Sequence[FlowRevisionRow]:
-    """The newest revision of every non-deleted flow."""
+def live_flows_query(tenant: str) -> Select[tuple[FlowRevisionRow]]:
+    """The newest revision of every non-deleted flow of a tenant, as a query callers can narrow."""
     newest = (
         select(
             FlowRevisionRow.namespace,
@@ -359,10 +359,25 @@ def live_flows(session: Session, tenant: str, namespace: str | None = None) -> S
             FlowRevisionRow.revision == newest.c.revision,
         ),
     )
-    query = query.where(FlowRevisionRow.tenant == tenant, FlowRevisionRow.deleted.is_(False))
+    return query.where(FlowRevisionRow.tenant == tenant, FlowRevisionRow.deleted.is_(False))
+
+
+def live_flows(session: Session, tenant: str, namespace: str | None = None) -> Sequence[FlowRevisionRow]:
+    """The newest revision of every non-deleted flow."""
+    query = live_flows_query(tenant)
     if namespace:
         query = query.where(FlowRevisionRow.namespace == namespace)
     return session.scalars(query.order_by(FlowRevisionRow.namespace, FlowRevisionRow.flow_id)).all()
+
+
+def close_attempt(attempts: list[Any], state: State, at: datetime) -> list[Any]:
+    """The attempts list with its last attempt ended in `state` at `at` (unchanged when there is none)."""
+    if not attempts:
+        return []
+    last = dict(attempts[-1])
+    histories = [*last["state"]["histories"], {"state": str(state), "date": iso(at)}]
+    last["state"] = {"current": str(state), "histories": histories}
+    return [*attempts[:-1], last]
 
 
 # ---- sweeper ------------------------------------------------------------------------------------

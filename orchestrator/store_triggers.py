@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
+from orchestrator import store
 from orchestrator.tables import FlowRevisionRow, TriggerRow
 
 
@@ -86,27 +87,9 @@ def delete_trigger(session: Session, row: TriggerRow) -> None:
 
 def flows_with_flow_triggers(session: Session, tenant: str) -> Sequence[FlowRevisionRow]:
     """The newest revision of live flows that may declare a Flow trigger (a cheap textual pre-filter)."""
-    newest = (
-        select(FlowRevisionRow.namespace, FlowRevisionRow.flow_id, func.max(FlowRevisionRow.revision).label("revision"))
-        .where(FlowRevisionRow.tenant == tenant)
-        .group_by(FlowRevisionRow.namespace, FlowRevisionRow.flow_id)
-        .subquery()
-    )
-    query = select(FlowRevisionRow).join(
-        newest,
-        and_(
-            FlowRevisionRow.namespace == newest.c.namespace,
-            FlowRevisionRow.flow_id == newest.c.flow_id,
-            FlowRevisionRow.revision == newest.c.revision,
-        ),
-    )
+    query = store.live_flows_query(tenant)
     return session.scalars(
-        query.where(
-            FlowRevisionRow.tenant == tenant,
-            FlowRevisionRow.deleted.is_(False),
-            FlowRevisionRow.source.contains("triggers"),
-            FlowRevisionRow.source.contains("Flow"),
-        )
+        query.where(FlowRevisionRow.source.contains("triggers"), FlowRevisionRow.source.contains("Flow"))
     ).all()
 
 
