@@ -822,6 +822,14 @@ class Engine:
     def start_subflow(self, claimed: ClaimedTaskRun, **request: Any) -> str:
         return subflows.start(self, claimed, **request)
 
+    def start_subflows(self, claimed: ClaimedTaskRun, **request: Any) -> str:
+        """One child execution per batch of inputs (ForEachItem); the task run ends when they all have."""
+        return subflows.start_many(self, claimed, **request)
+
+    def child_execution_outputs(self, parent_task_run_id: str) -> list[dict[str, Any]]:
+        with self._tx() as session:
+            return store.child_execution_outputs(session, parent_task_run_id)
+
     # ---- sweeper --------------------------------------------------------------------------------
 
     def sweep_once(self) -> int:

@@ -246,6 +246,25 @@ def task_runs_of(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
     ).all()
 
 
+def child_execution_states(session: Session, parent_task_run_id: str) -> dict[str, int]:
+    """How many child executions of a task run are in each state."""
+    query = (
+        select(ExecutionRow.state, func.count())
+        .where(ExecutionRow.parent_task_run_id == parent_task_run_id)
+        .group_by(ExecutionRow.state)
+    )
+    return {state: count for state, count in session.execute(query).all()}
+
+
+def child_execution_outputs(session: Session, parent_task_run_id: str) -> list[dict[str, Any]]:
+    """The flow outputs of a task run's child executions, in the order of their batch (trigger iteration)."""
+    rows = session.execute(
+        select(ExecutionRow.trigger, ExecutionRow.outputs).where(ExecutionRow.parent_task_run_id == parent_task_run_id)
+    ).all()
+    ordered = sorted(rows, key=lambda r: int(((r.trigger or {}).get("variables") or {}).get("taskRunIteration", 0)))
+    return [dict(outputs or {}) for _, outputs in ordered]
+
+
 def get_task_run(session: Session, task_run_id: str, *, lock: bool = False) -> TaskRunRow | None:
     query = select(TaskRunRow).where(TaskRunRow.id == task_run_id)
     return session.scalars(query.with_for_update() if lock else query).first()

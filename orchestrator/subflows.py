@@ -19,7 +19,11 @@ from orchestrator.core.states import State
 from orchestrator.variables import base_variables
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from orchestrator.core.flow import Flow, TaskSpec
     from orchestrator.engine import ClaimedTaskRun, Engine
+    from orchestrator.tables import ExecutionRow, TaskRunRow
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +40,34 @@ def start(
     revision: int | None = None,
 ) -> str:
     """Create the child execution for a claimed Subflow task run; the verdict for the parent's chain."""
+    return start_many(
+        engine, claimed, namespace=namespace, flow_id=flow_id, batches=[inputs], labels=labels, wait=wait,
+        revision=revision, single=True,
+    )  # fmt: skip
+
+
+def start_many(
+    engine: Engine,
+    claimed: ClaimedTaskRun,
+    *,
+    namespace: str,
+    flow_id: str,
+    batches: list[dict[str, Any]],
+    labels: list[dict[str, str]],
+    wait: bool,
+    revision: int | None = None,
+    single: bool = False,
+) -> str:
+    """Create one child execution per inputs of `batches`, all in one transaction, then dispatch them.
+
+    A Subflow task run (`single`) waits on `decision.subflow`; a ForEachItem's `_items` task run waits on
+    `decision.subflows` and ends when the last of its children does. Children are created atomically, so
+    a worker dying here leaves either all of them (the parent waits, the sweeper dispatches) or none.
+    """
     from orchestrator.engine import STOP, LogRecord, TaskOutcome, _still_ours
 
     at = claimed.coordinates
+    children: list[str] = []
     with engine._tx() as session:
         parent = store.lock_execution(session, at.execution_id)
         row = store.get_task_run(session, at.task_run_id, lock=True)
@@ -47,7 +76,7 @@ def start(
         try:
             flow_row = engine._live_flow(session, namespace, flow_id, revision)
             flow = engine.flow_of(flow_row)
-            typed = coerce_inputs(flow, inputs)
+            typed = [coerce_inputs(flow, inputs) for inputs in batches]
         except ChorusError as e:
             outcome = TaskOutcome(
                 State.FAILED,
@@ -56,42 +85,54 @@ def start(
                 retryable=False,
             )
             return engine.complete_task_run(session, parent, row, claimed.task, claimed.flow, outcome, actor="system")
-        trigger = {
-            "id": claimed.task.id,
-            "type": claimed.task.type_name,
-            "variables": {
+        for iteration, child_inputs in enumerate(typed):
+            variables = {
                 "executionId": parent.id,
                 "namespace": parent.namespace,
                 "flowId": parent.flow_id,
                 "flowRevision": parent.flow_revision,
-            },
-        }
-        child = engine.create_execution(
-            session,
-            flow_row,
-            flow,
-            typed,
-            labels,
-            actor=f"execution:{parent.id}",
-            trigger=trigger,
-            parent=(parent.id, row.id) if wait else None,
-        )
-        row.decision = {"subflow": child.id} if wait else {}
-        row.outputs = {"executionId": child.id}
+            }
+            if not single:
+                variables.update(taskRunId=row.id, taskId=row.task_id, taskRunIteration=iteration)
+            trigger = {"id": claimed.task.id, "type": claimed.task.type_name, "variables": variables}
+            child = engine.create_execution(
+                session,
+                flow_row,
+                flow,
+                child_inputs,
+                labels,
+                actor=f"execution:{parent.id}",
+                trigger=trigger,
+                parent=(parent.id, row.id) if wait else None,
+            )
+            children.append(child.id)
+        if single:
+            row.decision = {"subflow": children[0]} if wait else {}
+            row.outputs = {"executionId": children[0]}
+        else:
+            row.decision = {"subflows": len(children)} if wait else {}
+            row.outputs = _batch_outputs({str(State.CREATED): len(children)}, len(children))
         session.flush()
         verdict = STOP
         if not wait:
-            outcome = TaskOutcome(State.SUCCESS, outputs={"executionId": child.id})
+            outputs = dict(row.outputs)
+            outcome = TaskOutcome(State.SUCCESS, outputs=outputs)
             verdict = engine.complete_task_run(
                 session, parent, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
             )
-    engine.dispatch(child.id, actor=f"execution:{at.execution_id}")
+    for child_id in children:
+        engine.dispatch(child_id, actor=f"execution:{at.execution_id}")
     return STOP if wait else verdict  # a waiting parent continues from on_child_ended
+
+
+def _batch_outputs(counts: dict[str, int], batches: int) -> dict[str, Any]:
+    """Kestra's ForEachItem outputs: the number of batches and the subflow executions counted by state."""
+    iterations = {str(State.CREATED): 0, str(State.RUNNING): 0, **counts}
+    return {"numberOfBatches": batches, "iterations": iterations}
 
 
 def on_child_ended(engine: Engine, child_id: str) -> None:
     """Complete the waiting parent task run of a child execution that just ended, then continue the parent."""
-    from orchestrator.engine import TaskOutcome
 
     with engine._tx() as session:
         child = store.get_execution(session, child_id)
@@ -101,29 +142,69 @@ def on_child_ended(engine: Engine, child_id: str) -> None:
         row = store.get_task_run(session, child.parent_task_run_id, lock=True)
         if parent is None or row is None or State(row.state) is not State.RUNNING:
             return
-        if (row.decision or {}).get("subflow") != child_id:
-            return  # an older attempt's child: the current attempt waits for its own
         flow = engine._flow_for(session, parent)
         task = flow.task(row.task_id)
-        child_state = State(child.state)
-        outputs: dict[str, Any] = {"executionId": child.id, "state": str(child_state)}
-        error = None
-        declared = task.properties.get("outputs")
-        if declared:
-            child_flow = engine._flow_for(session, child)
-            variables = base_variables(child, child_flow, store.task_runs_of(session, child.id))
-            try:
-                outputs["outputs"] = render_value(declared, variables)
-            except ExpressionError as e:
-                error = f"subflow outputs: {e.message}"
-        if child.outputs:
-            outputs.setdefault("outputs", {}).update(child.outputs)
-        transmit = task.properties.get("transmitFailed", True) is not False
-        failed = child_state.is_failure and transmit
-        state = State.FAILED if failed or error else State.WARNING if child_state is State.WARNING else State.SUCCESS
-        outcome = TaskOutcome(
-            state, outputs=outputs, error=error or (f"subflow {child.id} ended {child_state}" if failed else None)
-        )
-        row.decision = {}
-        engine.complete_task_run(session, parent, row, task, flow, outcome, actor=f"execution:{child.id}")
+        if (row.decision or {}).get("subflows"):
+            _on_batch_child_ended(engine, session, parent, row, task, flow)
+        elif (row.decision or {}).get("subflow") == child_id:
+            _on_single_child_ended(engine, session, parent, row, task, flow, child)
+        else:
+            return  # an older attempt's child: the current attempt waits for its own
     engine.dispatch(parent.id, actor=f"execution:{child_id}")
+
+
+def _on_batch_child_ended(
+    engine: Engine, session: Session, parent: ExecutionRow, row: TaskRunRow, task: TaskSpec, flow: Flow
+) -> None:
+    """Count the children by state (the truth, whatever order they end in); the last one ends the task run."""
+    from orchestrator.engine import TaskOutcome
+
+    counts = store.child_execution_states(session, row.id)
+    batches = int(row.decision["subflows"])
+    outputs = _batch_outputs(counts, batches)
+    ended = sum(n for state, n in counts.items() if State(state).is_terminal)
+    if ended < batches:
+        row.outputs = outputs  # progress, readable while the batches run
+        return
+    transmit = task.properties.get("transmitFailed", True) is not False
+    failed = sum(n for state, n in counts.items() if State(state).is_failure)
+    state = State.FAILED if failed and transmit else State.WARNING if counts.get("WARNING") else State.SUCCESS
+    error = f"{failed} of {batches} subflow executions failed" if state is State.FAILED else None
+    row.decision = {}
+    engine.complete_task_run(
+        session, parent, row, task, flow, TaskOutcome(state, outputs=outputs, error=error), actor="system"
+    )
+
+
+def _on_single_child_ended(
+    engine: Engine,
+    session: Session,
+    parent: ExecutionRow,
+    row: TaskRunRow,
+    task: TaskSpec,
+    flow: Flow,
+    child: ExecutionRow,
+) -> None:
+    from orchestrator.engine import TaskOutcome
+
+    child_state = State(child.state)
+    outputs: dict[str, Any] = {"executionId": child.id, "state": str(child_state)}
+    error = None
+    declared = task.properties.get("outputs")
+    if declared:
+        child_flow = engine._flow_for(session, child)
+        variables = base_variables(child, child_flow, store.task_runs_of(session, child.id))
+        try:
+            outputs["outputs"] = render_value(declared, variables)
+        except ExpressionError as e:
+            error = f"subflow outputs: {e.message}"
+    if child.outputs:
+        outputs.setdefault("outputs", {}).update(child.outputs)
+    transmit = task.properties.get("transmitFailed", True) is not False
+    failed = child_state.is_failure and transmit
+    state = State.FAILED if failed or error else State.WARNING if child_state is State.WARNING else State.SUCCESS
+    outcome = TaskOutcome(
+        state, outputs=outputs, error=error or (f"subflow {child.id} ended {child_state}" if failed else None)
+    )
+    row.decision = {}
+    engine.complete_task_run(session, parent, row, task, flow, outcome, actor=f"execution:{child.id}")

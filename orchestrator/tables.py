@@ -60,6 +60,12 @@ class ExecutionRow(Base):
         Index("ix_executions_state_updated", "state", "updated_at"),
         Index("ix_executions_sla_due", "sla_due_at", postgresql_where="sla_due_at IS NOT NULL"),
         Index("ix_executions_created", "tenant", "created_at"),
+        Index(
+            "ix_executions_parent_task_run",
+            "parent_task_run_id",
+            postgresql_where="parent_task_run_id IS NOT NULL",
+        ),
+        Index("ix_executions_parent", "parent_execution_id", postgresql_where="parent_execution_id IS NOT NULL"),
         Index("ix_executions_labels", "labels", postgresql_using="gin", postgresql_ops={"labels": "jsonb_path_ops"}),
     )
 

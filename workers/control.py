@@ -103,6 +103,7 @@ DECIDERS.update(
         "EachParallel": decide_for_each,
         "Dag": decide_sequence,
         "AllowFailure": decide_sequence,
+        "ForEachItem": decide_sequence,
         "WorkingDirectory": decide_sequence,
         "Switch": decide_switch,
     }

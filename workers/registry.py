@@ -6,11 +6,12 @@ import functools
 from typing import Any
 
 from orchestrator.core.errors import ChorusError, TaskFailed
-from workers import ai, control, io, kvtasks, notifications, scripts, triggers
+from workers import ai, control, foreachitem, io, kvtasks, notifications, scripts, triggers
 from workers.context import Decider, Handler, TaskContext
 
 _HANDLERS: dict[str, Handler] = {
     **control.HANDLERS,
+    **foreachitem.HANDLERS,
     **io.HANDLERS,
     **notifications.HANDLERS,
     **ai.HANDLERS,

@@ -26,6 +26,7 @@ from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, T
 from orchestrator.settings import Settings
 from workers.context import TaskContext
 from workers.deadline import deadline
+from workers.foreachitem import start_batches
 from workers.functions import EngineFunctions
 from workers.registry import decider_for, handler_for
 from workers.subflow import start_subflow
@@ -116,6 +117,8 @@ def run_claimed(claimed: ClaimedTaskRun, engine: Engine) -> TaskOutcome:
 def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> str:
     ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
     try:
+        if claimed.task.type == "ForEachItemExecutable":
+            return start_batches(ctx, engine)
         return start_subflow(ctx, engine)
     except Exception as error:
         return engine.finish(claimed, _failure(ctx, error))
@@ -152,7 +155,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         engine, claimed = _claim(self, TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt))
         if claimed is None:
             return STOP
-        if claimed.task.type == "Subflow":
+        if claimed.task.type in ("Subflow", "ForEachItemExecutable"):
             return _start_subflow(engine, claimed)
         with _Heartbeat(engine, claimed):
             outcome = run_claimed(claimed, engine)

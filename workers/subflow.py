@@ -16,7 +16,8 @@ def _labels(raw: Any) -> list[dict[str, str]]:
     return []
 
 
-def start_subflow(ctx: TaskContext, engine: Engine) -> str:
+def labels_for(ctx: TaskContext) -> list[dict[str, str]]:
+    """A child execution's labels: the parent's (`inheritLabels`) or its correlation id, then `labels`."""
     props = ctx.properties
     labels: list[dict[str, str]] = []
     parent_labels = ctx.claimed.variables.get("labels", {})
@@ -24,14 +25,18 @@ def start_subflow(ctx: TaskContext, engine: Engine) -> str:
         labels += [{"key": k, "value": str(v)} for k, v in parent_labels.items()]
     elif CORRELATION_LABEL in parent_labels:
         labels.append({"key": CORRELATION_LABEL, "value": str(parent_labels[CORRELATION_LABEL])})
-    labels += _labels(ctx.render(props.get("labels")))
+    return labels + _labels(ctx.render(props.get("labels")))
+
+
+def start_subflow(ctx: TaskContext, engine: Engine) -> str:
+    props = ctx.properties
     revision = props.get("revision")
     return engine.start_subflow(
         ctx.claimed,
         namespace=str(ctx.render(props["namespace"])),
         flow_id=str(ctx.render(props["flowId"])),
         inputs=ctx.render(props.get("inputs") or {}),
-        labels=labels,
+        labels=labels_for(ctx),
         wait=props.get("wait", True) is not False,
         revision=int(revision) if revision is not None else None,
     )

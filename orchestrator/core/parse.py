@@ -401,11 +401,39 @@ class _Reader:
         branches = self.branches(task_type, merged, path)
         if task_id is None:
             return None
+        if task_type.name == "ForEachItem":
+            branches = {"tasks": self.for_each_item_children(task_id, props, path)}
         return TaskSpec(
             id=task_id, type=task_type.name, type_name=type_name, properties=props, branches=branches,
             line=self._where(path, False)[0] or 0, column=self._where(path, False)[1] or 0,
             **self.common(merged, path),
         )  # fmt: skip
+
+    def for_each_item_children(self, task_id: str, props: dict[str, JsonValue], path: str) -> tuple[TaskSpec, ...]:
+        """The three task runs Kestra makes of a ForEachItem, as its sequence of children."""
+        line, column = self._where(path, False)
+        split = {k: v for k, v in props.items() if k in ("items", "batch")}
+        batches = {k: v for k, v in props.items() if k not in ("items", "batch")}
+        children = []
+        for suffix, kind, child_props in (
+            ("split", "ForEachItemSplit", split),
+            ("items", "ForEachItemExecutable", batches),
+            ("merge", "ForEachItemMerge", {}),
+        ):
+            child_id = f"{task_id}_{suffix}"
+            if child_id in self.task_paths:
+                self.error(
+                    _join(path, "id"),
+                    f"task id '{child_id}' (used at {self.task_paths[child_id]}) is taken by this ForEachItem's "
+                    f"'{suffix}' step",
+                )
+            self.task_paths.setdefault(child_id, f"{path}, by ForEachItem '{task_id}' for its {suffix} step")
+            type_name = tasktypes.CATALOGUE[kind].kestra_names[0]
+            children.append(
+                TaskSpec(id=child_id, type=kind, type_name=type_name, properties=child_props, line=line or 0,
+                         column=column or 0)
+            )  # fmt: skip
+        return tuple(children)
 
     def with_defaults(self, type_name: str, raw: dict[str, JsonValue], path: str) -> dict[str, JsonValue]:
         defaults = [default for _, default in self.plugin_defaults]

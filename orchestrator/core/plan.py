@@ -295,7 +295,7 @@ def _in_flight(flow: Flow, slot: Slot, run: TaskRunView, snap: Snapshot) -> Plan
         if run.retry_at is not None and run.retry_at > snap.now:
             return None
         return _entry(slot, run.parent_id, snap, attempt=run.attempt + 1)
-    if run.state is State.PAUSED or run.decision.get("subflow"):
+    if run.state is State.PAUSED or run.decision.get("subflow") or run.decision.get("subflows"):
         return None  # waiting for a person, a timer or a child execution
     if run.state is State.RESTARTED:
         return _entry(slot, run.parent_id, snap, attempt=run.attempt + 1)

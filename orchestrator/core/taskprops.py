@@ -320,6 +320,17 @@ class ForEachItemProps(_ChildFlowProps):
     batch: Batch | None = None
 
 
+class ForEachItemSplitProps(Properties):
+    """The `<id>_split` child of a ForEachItem: its items and batch."""
+
+    items: Text
+    batch: Batch | None = None
+
+
+class ForEachItemBatchesProps(_ChildFlowProps):
+    """The `<id>_items` child of a ForEachItem: the subflow to start per batch."""
+
+
 # -- io ------------------------------------------------------------------------------------------
 
 

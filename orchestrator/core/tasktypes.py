@@ -38,6 +38,7 @@ class Pool(enum.StrEnum):
 
 
 _SEQUENTIAL = ("tasks", "errors", "finally")
+FOR_EACH_ITEM = "io.kestra.plugin.core.flow.ForEachItem"
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,9 @@ _TYPES: tuple[TaskType, ...] = (
     # WaitFor is Kestra's older name for LoopUntil, with the opposite reading of `condition`
     # (loop while true); it keeps its own short name so the runtime can tell them apart.
     _flowable("WaitFor", p.LoopUntilProps, *_core("flow", "WaitFor")),
+    # ForEachItem runs as Kestra runs it: a sequence of three task runs the parser adds as its children
+    # (`<id>_split` cuts the items into batch files, `<id>_items` starts one subflow execution per batch,
+    # `<id>_merge` gathers the subflows' outputs into one file), so their outputs read as in Kestra.
     TaskType(
         "ForEachItem",
         _core("flow", "ForEachItem", "io.kestra.core.tasks.flows.ForEachItem"),
@@ -142,6 +146,11 @@ _TYPES: tuple[TaskType, ...] = (
         p.ForEachItemProps,
         flowable=True,
     ),
+    TaskType("ForEachItemSplit", (f"{FOR_EACH_ITEM}$ForEachItemSplit",), Pool.CONTROL, p.ForEachItemSplitProps),
+    TaskType(
+        "ForEachItemExecutable", (f"{FOR_EACH_ITEM}$ForEachItemExecutable",), Pool.CONTROL, p.ForEachItemBatchesProps
+    ),
+    TaskType("ForEachItemMerge", (f"{FOR_EACH_ITEM}$ForEachItemMergeOutputs",), Pool.CONTROL, p.NoProperties),
     TaskType(
         "WorkingDirectory",
         _core(

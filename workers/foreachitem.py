@@ -1,0 +1,124 @@
+"""ForEachItem's three steps: split the items into batch files, run a subflow per batch, merge their outputs.
+
+Kestra's ForEachItem reads a file of items (one per line) from internal storage. Each step is its own task
+run (`<id>_split`, `<id>_items`, `<id>_merge`), so a batch failure, a restart or a kill acts on the step
+it concerns, and the outputs Kestra documents (`numberOfBatches`, `iterations`, `subflowOutputs`) are
+where Kestra users look for them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from orchestrator.core.errors import TaskFailed
+from orchestrator.core.expressions import render_value
+from orchestrator.core.ids import task_run_id
+from orchestrator.engine import Engine
+from workers.context import TaskContext
+from workers.storage import local_path, store_file
+from workers.subflow import labels_for
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?B)?\s*$", re.IGNORECASE)
+_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def _size(text: str) -> int:
+    """A data size as Kestra writes it (`10MB`, `512KB`, `1024`), in bytes."""
+    match = _SIZE.match(text)
+    if match is None or int(match.group(1)) <= 0:
+        raise TaskFailed(f"batch.bytes: expected a size such as 10MB, got {text!r}", retryable=False)
+    return int(match.group(1)) * _UNITS[(match.group(2) or "B").upper()]
+
+
+def _batches(lines: list[bytes], batch: dict[str, Any]) -> list[list[bytes]]:
+    """Cut the items into batches by `rows` (Kestra's default: 1 row), `partitions` or `bytes`."""
+    if batch.get("partitions") is not None:
+        partitions = int(batch["partitions"])
+        if partitions < 1:
+            raise TaskFailed("batch.partitions must be at least 1", retryable=False)
+        size, extra = divmod(len(lines), partitions)
+        cuts, start = [], 0
+        for index in range(min(partitions, len(lines))):
+            end = start + size + (1 if index < extra else 0)
+            cuts.append(lines[start:end])
+            start = end
+        return cuts
+    if batch.get("bytes") is not None:
+        limit = _size(str(batch["bytes"]))
+        cuts, current, used = [], [], 0
+        for line in lines:
+            if current and used + len(line) > limit:
+                cuts.append(current)
+                current, used = [], 0
+            current.append(line)
+            used += len(line)
+        return [*cuts, current] if current else cuts
+    rows = 1 if batch.get("rows") is None else int(batch["rows"])
+    if rows < 1:
+        raise TaskFailed("batch.rows must be at least 1", retryable=False)
+    return [lines[i : i + rows] for i in range(0, len(lines), rows)]
+
+
+def run_split(ctx: TaskContext) -> dict[str, Any] | None:
+    """Read the items file, write one file per batch, and list those files in `splits`."""
+    uri = ctx.render(ctx.properties.get("items"))
+    if not isinstance(uri, str) or not uri.strip():
+        raise TaskFailed(f"items: expected the URI of a file in internal storage, got {uri!r}", retryable=False)
+    data_dir = ctx.engine.settings.data_dir
+    source = local_path(data_dir, uri.strip())
+    if not source.is_file():
+        raise TaskFailed(f"items: no file at {uri.strip()}", retryable=False)
+    batch = ctx.render(ctx.properties.get("batch") or {})
+    separator = str(batch.get("separator") or "\n").encode()
+    lines = [line + separator for line in source.read_bytes().split(separator) if line]
+    uris = [
+        store_file(data_dir, ctx.claimed, f"{index}.txt", b"".join(cut))
+        for index, cut in enumerate(_batches(lines, batch))
+    ]
+    splits = store_file(data_dir, ctx.claimed, "splits.txt", "".join(f"{u}\n" for u in uris).encode())
+    ctx.log("INFO", f"split {len(lines)} items into {len(uris)} batches")
+    return {"splits": splits, "numberOfBatches": len(uris)}
+
+
+def _step_id(ctx: TaskContext, step: str) -> str:
+    return ctx.claimed.task.id.rsplit("_", 1)[0] + f"_{step}"
+
+
+def start_batches(ctx: TaskContext, engine: Engine) -> str:
+    """Start one subflow execution per batch file, each with `taskrun.items` naming its batch."""
+    props = ctx.properties
+    variables = ctx.claimed.variables
+    split = (variables.get("outputs") or {}).get(_step_id(ctx, "split")) or {}
+    if not split.get("splits"):
+        raise TaskFailed("the split step left no batches (did it run?)", retryable=False)
+    listing = local_path(engine.settings.data_dir, str(split["splits"])).read_text()
+    batch_uris = [line for line in listing.splitlines() if line]
+    inputs = []
+    for index, batch_uri in enumerate(batch_uris):
+        taskrun = {**(variables.get("taskrun") or {}), "items": batch_uri, "iteration": index}
+        scoped = {**variables, "taskrun": taskrun}
+        inputs.append(render_value(props.get("inputs") or {}, scoped, functions=ctx.functions))
+    revision = props.get("revision")
+    return engine.start_subflows(
+        ctx.claimed,
+        namespace=str(ctx.render(props["namespace"])),
+        flow_id=str(ctx.render(props["flowId"])),
+        batches=inputs,
+        labels=labels_for(ctx),
+        wait=props.get("wait", True) is not False,
+        revision=int(revision) if revision is not None else None,
+    )
+
+
+def run_merge(ctx: TaskContext) -> dict[str, Any] | None:
+    """One line per batch with that subflow's outputs (JSON), in batch order."""
+    at = ctx.claimed.coordinates
+    items_run = task_run_id(at.execution_id, _step_id(ctx, "items"), at.parent_id, at.iteration)
+    outputs = ctx.engine.child_execution_outputs(items_run)
+    body = "".join(json.dumps(o, separators=(",", ":"), default=str) + "\n" for o in outputs)
+    return {"subflowOutputs": store_file(ctx.engine.settings.data_dir, ctx.claimed, "outputs.jsonl", body.encode())}
+
+
+HANDLERS = {"ForEachItemSplit": run_split, "ForEachItemMerge": run_merge}
