@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import PurePosixPath
 from typing import Any
 
+from orchestrator import storage
 from orchestrator.core.errors import ChorusError, ExpressionError
 from orchestrator.engine import ClaimedTaskRun, Engine
 from workers.secrets import EnvSecrets, SecretKeeper
@@ -32,6 +34,28 @@ class EngineFunctions:
 
     def error_logs(self) -> list[dict[str, Any]]:
         return self._engine.error_logs(self._claimed.coordinates.execution_id)
+
+    def read_file(self, uri: str) -> str:
+        """A file of this execution, or of its parent (a subflow reads the batch its ForEachItem wrote)."""
+        at = self._claimed.coordinates
+        flow = self._claimed.flow
+        readable = [storage.execution_prefix(flow.namespace, flow.id, at.execution_id)]
+        parent = self._claimed.variables.get("trigger") or {}
+        if {"namespace", "flowId", "executionId"} <= parent.keys():
+            readable.append(
+                storage.execution_prefix(str(parent["namespace"]), str(parent["flowId"]), str(parent["executionId"]))
+            )
+        try:
+            path = storage.local_path(self._engine.settings.data_dir, uri)
+        except storage.StorageError as e:
+            raise ExpressionError(e.message) from e
+        wanted = PurePosixPath(uri.removeprefix(storage.SCHEME))
+        if not any(wanted.is_relative_to(prefix) for prefix in readable):
+            raise ExpressionError(f"read(): {uri} does not belong to this execution")
+        try:
+            return path.read_text()
+        except OSError as e:
+            raise ExpressionError(f"read(): no readable file at {uri}") from e
 
     def kv(self, key: str, namespace: str | None, error_on_missing: bool) -> Any:
         """Kestra's `kv(key, namespace, errorOnMissing)`: a namespace KV value, by default the flow's."""

@@ -66,6 +66,10 @@ class ExpressionFunctions(Protocol):
         """Kestra's errorLogs(): the error log lines of the current execution."""
         ...
 
+    def read_file(self, uri: str) -> str:
+        """Kestra's read(): a storage file of this execution (or of the execution that started it)."""
+        ...
+
 
 @dataclass(frozen=True)
 class RenderLimits:

@@ -1009,6 +1009,14 @@ def _kv(key: str, namespace: str | None = None, errorOnMissing: bool | None = Tr
         return kv(key, namespace, errorOnMissing is not False)
 
 
+@_register(FUNCTIONS, "read")
+def _read(path: str) -> str:
+    """Kestra's read(): the text of a file in internal storage that this execution may see."""
+    read_file = _caller_functions("read", "read_file")
+    with _io_clock():
+        return str(read_file(str(path)))
+
+
 @_register(FUNCTIONS, "errorLogs")
 def _error_logs() -> Any:
     error_logs = _caller_functions("errorLogs", "error_logs")
