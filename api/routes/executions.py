@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from pathlib import PurePosixPath
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.bounds import PAGE, REVISION, SIZE
 from api.deps import actor, authenticate, check_tenant, engine, note, read_session, settings
+from api.errors import QueryInvalid
 from api.filters import Fields, parse_labels, parse_search
 from api.permissions import Permission, guard, prefixes
 from api.schemas import execution_public
@@ -188,6 +190,34 @@ def get_execution(
 ) -> dict[str, Any]:
     visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
     return execution_json(session, execution_id)
+
+
+@router.get(
+    "/executions/{execution_id}/file",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def download_execution_file(
+    request: Request,
+    execution_id: str,
+    path: str = Query(description="The file's kestra:/// URI, as task outputs and FILE inputs give it."),
+    tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
+    session: Session = Depends(read_session),
+    config: Settings = Depends(settings),
+) -> FileResponse:
+    """Kestra's execution file download: a file of this execution's internal storage (inputs, task outputs)."""
+    row = visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
+    prefix = storage.execution_prefix(row.namespace, row.flow_id, row.id)
+    try:
+        local = storage.local_path(config.data_dir, path)
+    except storage.StorageError as e:
+        raise QueryInvalid("path", e.message) from e
+    if not PurePosixPath(path.removeprefix(storage.SCHEME)).is_relative_to(prefix):
+        raise QueryInvalid("path", f"{path} is not a file of execution {execution_id}")
+    if not local.is_file():
+        raise NotFound("file", path)
+    return FileResponse(local, filename=local.name, media_type="application/octet-stream")
 
 
 @router.get(
