@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from orchestrator.core.errors import ExpressionError, InputInvalid
 from orchestrator.core.expressions import render, render_typed, render_value
-from orchestrator.core.flow import Flow, TaskSpec
+from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
+from orchestrator.core.inputs import coerce_declared
 from orchestrator.store import iso_millis as iso
 from orchestrator.tables import ExecutionRow, TaskRunRow
 
@@ -102,7 +104,21 @@ def _parents(run: TaskRunRow, runs: Sequence[TaskRunRow]) -> list[dict[str, Any]
 def flow_outputs(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow]) -> dict[str, Any]:
     """The flow's declared `outputs`, rendered against the finished execution."""
     variables = base_variables(execution, flow, runs)
-    return {output.id: _typed_output(output.type, output.value, variables) for output in flow.outputs}
+    rendered = {output.id: _typed_output(output.type, output.value, variables) for output in flow.outputs}
+    # As in Kestra, a declared scalar type converts the rendered value ("3" for an INT output is 3).
+    scalars = [
+        Input(id=o.id, type=o.type, required=False)
+        for o in flow.outputs
+        if o.type in _CONVERTED and rendered.get(o.id) is not None
+    ]
+    try:
+        rendered.update(coerce_declared(scalars, rendered))
+    except InputInvalid as e:
+        raise ExpressionError(f"output {e.input_id}: {e.message}") from e
+    return rendered
+
+
+_CONVERTED = frozenset({InputType.INT, InputType.FLOAT, InputType.BOOLEAN})
 
 
 def _typed_output(kind: str | None, value: Any, variables: dict[str, Any]) -> Any:
