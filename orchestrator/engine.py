@@ -21,7 +21,7 @@ from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import flow_triggers, loops, operations, store, subflows
+from orchestrator import flow_triggers, loops, operations, sleeps, store, subflows
 from orchestrator.compiler import to_canvas
 from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, NotFound
 from orchestrator.core.expressions import has_expression, render
@@ -482,12 +482,12 @@ class Engine:
         if state is State.RUNNING and row.attempt == at.attempt:
             if row.heartbeat_at is not None and row.heartbeat_at > stale_before:
                 return False  # a live worker has it: this delivery is a duplicate
-            # The claimant stopped heartbeating (worker death): take the attempt over.
+            # The claimant stopped heartbeating (worker death), or parked a long Sleep: take the attempt over.
             store.append_audit(
                 session,
                 row.execution_id,
                 actor=f"worker:{owner}",
-                action="task_run.taken_over",
+                action="task_run.woken" if row.claim_owner is None else "task_run.taken_over",
                 subject=row.id,
                 payload={"task_id": row.task_id, "attempt": row.attempt, "previous_owner": row.claim_owner},
                 at=now,
@@ -821,6 +821,13 @@ class Engine:
 
     def start_subflow(self, claimed: ClaimedTaskRun, **request: Any) -> str:
         return subflows.start(self, claimed, **request)
+
+    def sleep_end(self, claimed: ClaimedTaskRun, duration: timedelta) -> sleeps.SleepEnd | None:
+        return sleeps.begin(self, claimed, duration)
+
+    def park_sleep(self, claimed: ClaimedTaskRun, due: datetime, logs: tuple[LogRecord, ...]) -> str:
+        sleeps.park(self, claimed, due, logs)
+        return STOP
 
     def start_subflows(self, claimed: ClaimedTaskRun, **request: Any) -> str:
         """One child execution per batch of inputs (ForEachItem); the task run ends when they all have."""

@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.core.durations import parse_duration
+from orchestrator.core.durations import format_duration, parse_duration
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import is_true
 from workers.context import Decider, Decision, Handler, TaskContext
@@ -124,14 +124,21 @@ def decide_pause(ctx: TaskContext) -> Decision:
     return Decision(choice)
 
 
+DECIDERS["Pause"] = decide_pause
+
+
 def run_sleep(ctx: TaskContext) -> dict[str, Any] | None:
-    # Short waits sleep in the worker (heartbeating); the claim keeps duplicates away meanwhile.
-    time.sleep(parse_duration(ctx.render(ctx.properties.get("duration", "PT0S"))).total_seconds())
+    """A Sleep run by a parent that runs its children itself (WorkingDirectory): it waits in place.
+
+    Everywhere else a Sleep goes through `workers.runtime`, which parks long waits in the database.
+    """
+    duration = parse_duration(str(ctx.render(ctx.properties.get("duration", "PT0S"))))
+    ctx.log("INFO", f"Waiting for {format_duration(duration)}")
+    time.sleep(duration.total_seconds())
     return None
 
 
 HANDLERS["Sleep"] = run_sleep
-DECIDERS["Pause"] = decide_pause
 
 
 def _label_list(raw: Any) -> list[dict[str, str]]:

@@ -22,7 +22,7 @@ class _Expired(BaseException):
     """Raised inside the handler by the alarm; a BaseException so handlers' `except Exception` let it pass."""
 
 
-def _timeout_error(limit: timedelta) -> TaskFailed:
+def timeout_error(limit: timedelta) -> TaskFailed:
     return TaskFailed(f"Timeout after {limit.total_seconds():g}s", retryable=True)
 
 
@@ -46,7 +46,7 @@ def deadline(limit: timedelta | None, *, grace: timedelta = GRACE) -> Iterator[N
     try:
         yield
     except _Expired:
-        raise _timeout_error(limit) from None
+        raise timeout_error(limit) from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

@@ -11,6 +11,8 @@ import logging
 import os
 import socket
 import threading
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, Task
@@ -18,14 +20,16 @@ from celery.signals import worker_process_init
 
 from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_TASK_RUN
 from orchestrator.compiler import to_canvas
+from orchestrator.core.durations import format_duration, parse_duration
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true
 from orchestrator.core.states import State
 from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
 from orchestrator.settings import Settings
+from orchestrator.sleeps import INLINE_LIMIT
 from workers.context import TaskContext
-from workers.deadline import deadline
+from workers.deadline import deadline, timeout_error
 from workers.foreachitem import start_batches
 from workers.functions import EngineFunctions
 from workers.registry import decider_for, handler_for
@@ -124,6 +128,31 @@ def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> str:
         return engine.finish(claimed, _failure(ctx, error))
 
 
+def _run_sleep(engine: Engine, claimed: ClaimedTaskRun) -> str:
+    """A Sleep: short ends wait here, heartbeating; long ones are parked in the database (orchestrator.sleeps)."""
+    ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
+    try:
+        if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
+            return engine.finish(claimed, TaskOutcome(State.SKIPPED))
+        duration = parse_duration(str(ctx.render(claimed.task.properties.get("duration", "PT0S"))))
+    except Exception as error:
+        return engine.finish(claimed, _failure(ctx, error))
+    end = engine.sleep_end(claimed, duration)
+    if end is None:
+        return STOP
+    if end.fresh:
+        ctx.log("INFO", f"Waiting for {format_duration(duration)}")  # Kestra's own words
+    remaining = end.due - datetime.now(UTC)
+    if remaining > INLINE_LIMIT:
+        return engine.park_sleep(claimed, end.due, tuple(ctx.logs))
+    with _Heartbeat(engine, claimed):
+        time.sleep(max(remaining.total_seconds(), 0.0))
+    if end.timed_out:
+        assert claimed.task.timeout is not None
+        return engine.finish(claimed, _failure(ctx, timeout_error(claimed.task.timeout)))
+    return engine.finish(claimed, TaskOutcome(State.SUCCESS, logs=tuple(ctx.logs)))
+
+
 def _claim(task: Task, at: TaskRunCoordinates) -> tuple[Engine, ClaimedTaskRun | None]:
     """Claim the task run a message names, for this Celery task's attempt."""
     engine = _holder.get()
@@ -157,6 +186,8 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             return STOP
         if claimed.task.type in ("Subflow", "ForEachItemExecutable"):
             return _start_subflow(engine, claimed)
+        if claimed.task.type == "Sleep":
+            return _run_sleep(engine, claimed)
         with _Heartbeat(engine, claimed):
             outcome = run_claimed(claimed, engine)
         verdict = engine.finish(claimed, outcome)

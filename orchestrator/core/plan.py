@@ -299,6 +299,8 @@ def _in_flight(flow: Flow, slot: Slot, run: TaskRunView, snap: Snapshot) -> Plan
         return None  # waiting for a person, a timer or a child execution
     if run.state is State.RESTARTED:
         return _entry(slot, run.parent_id, snap, attempt=run.attempt + 1)
+    if run.state is State.RUNNING and run.retry_at is not None and run.retry_at > snap.now:
+        return None  # a long Sleep, parked until its end (or a loop waiting for its next iteration)
     if _is_flowable(slot.task) and run.decision.get("inline"):
         return _entry(slot, run.parent_id, snap, attempt=run.attempt)  # runs its children itself
     if _is_flowable(slot.task) and run.decision:
