@@ -111,7 +111,11 @@ def execution_public(row: ExecutionRow, task_runs: Sequence[TaskRunRow]) -> dict
         "parentId": row.parent_execution_id,
         "originalId": row.original_id or row.id,
         "deleted": False,
-        "metadata": {"attemptNumber": row.restarts + 1, "originalCreatedDate": iso(row.created_at)},
+        "metadata": {
+            "attemptNumber": row.restarts + 1,
+            "originalCreatedDate": iso(row.original_created_at or row.created_at),
+        },
+        **({"scheduleDate": iso(row.scheduled_at)} if row.scheduled_at else {}),
     }
 
 

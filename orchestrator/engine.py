@@ -247,8 +247,13 @@ class Engine:
         revision: int | None = None,
         trigger: dict[str, Any] | None = None,
         execution_id: str | None = None,
+        scheduled_at: datetime | None = None,
     ) -> ExecutionRow:
-        """Create an execution with typed inputs, mark it RUNNING and dispatch its first canvas."""
+        """Create an execution with typed inputs, mark it RUNNING and dispatch its first canvas.
+
+        With `scheduled_at` in the future (Kestra's `scheduleDate`) it stays CREATED until the sweeper
+        starts it then.
+        """
         with self._tx() as session:
             flow_row = self._live_flow(session, namespace, flow_id, revision)
             flow = self.flow_of(flow_row)
@@ -257,7 +262,7 @@ class Engine:
             typed_inputs = coerce_inputs(flow, inputs)
             row = self.create_execution(
                 session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger,
-                execution_id=execution_id,
+                execution_id=execution_id, scheduled_at=scheduled_at,
             )  # fmt: skip
         self.dispatch(row.id, actor=actor)
         return row
@@ -274,8 +279,14 @@ class Engine:
         trigger: dict[str, Any] | None = None,
         parent: tuple[str, str] | None = None,
         execution_id: str | None = None,
+        scheduled_at: datetime | None = None,
+        retry_of: ExecutionRow | None = None,
     ) -> ExecutionRow:
-        """Insert a RUNNING execution (CREATED first, both audited); the caller dispatches after commit."""
+        """Insert a RUNNING execution (CREATED first, both audited); the caller dispatches after commit.
+
+        A `scheduled_at` in the future leaves it CREATED for the sweeper; `retry_of` makes it the next
+        attempt of that execution (Kestra's retry `behavior: CREATE_NEW_EXECUTION`).
+        """
         now = store.utcnow()
         execution_id = execution_id or new_id()
         all_labels = [{"key": label.key, "value": label.value} for label in flow.labels]
@@ -298,17 +309,38 @@ class Engine:
             parent_execution_id=parent[0] if parent else None,
             parent_task_run_id=parent[1] if parent else None,
             original_id=None,
-            restarts=0,
+            restarts=retry_of.restarts + 1 if retry_of is not None else 0,
             created_at=now,
             updated_at=now,
             ended_at=None,
+            scheduled_at=scheduled_at if scheduled_at is not None and scheduled_at > now else None,
+            original_created_at=(retry_of.original_created_at or retry_of.created_at) if retry_of else None,
         )
         row.sla_due_at, row.sla = operations.sla_deadline(flow, now)
-        store.create_execution(
-            session, row, actor=actor, payload={"flow_revision": flow_row.revision, "labels": all_labels}
-        )
-        store.record_transition(session, row, self._admission(session, flow), actor=actor)
+        payload: dict[str, Any] = {"flow_revision": flow_row.revision, "labels": all_labels}
+        if row.scheduled_at is not None:
+            payload["scheduled_at"] = store.iso(row.scheduled_at)
+        if retry_of is not None:
+            payload["retry_of"] = retry_of.id
+        store.create_execution(session, row, actor=actor, payload=payload)
+        if row.scheduled_at is None:
+            store.record_transition(session, row, self._admission(session, flow), actor=actor)
         return row
+
+    def start_scheduled(self, now: datetime) -> list[str]:
+        """Start the CREATED executions whose `scheduled_at` has come, through concurrency admission."""
+        started: list[str] = []
+        with self._tx() as session:
+            for row in store.due_scheduled_executions(session, now):
+                flow = self._flow_for(session, row)
+                session.info["execution"] = row
+                state = self._admission(session, flow)
+                store.record_transition(session, row, state, actor="system:schedule", values={"scheduled_at": None})
+                if state is State.RUNNING:
+                    started.append(row.id)
+        for execution_id in started:
+            self.dispatch(execution_id, actor="system:schedule")
+        return started
 
     def _admission(self, session: Session, flow: Flow) -> State:
         """RUNNING, or what the flow's `concurrency` says when its limit is reached (QUEUED, CANCELLED, FAILED)."""
@@ -588,7 +620,15 @@ class Engine:
             values["outputs"] = outcome.outputs
         payload = {"error": outcome.error} if outcome.error else {}
         retry = task.retry or flow.retry
-        if outcome.state is State.FAILED:
+        if outcome.state is State.FAILED and retry is not None and retry.behavior == "CREATE_NEW_EXECUTION":
+            # The attempts are executions: the bounds count from the first one of the chain.
+            first_start = execution.original_created_at or execution.created_at
+            due = next_attempt_at(retry, execution.restarts + 1, first_start, now) if outcome.retryable else None
+            if due is not None:
+                store.record_transition(session, row, State.FAILED, actor=actor, payload=payload, values=values, at=now)
+                operations.retry_in_new_execution(self, session, execution, flow, due, actor=actor)
+                return STOP
+        elif outcome.state is State.FAILED:
             first_start = _attempt_start(row.attempts[0]) or row.created_at
             due = next_attempt_at(retry, row.attempt, first_start, now) if outcome.retryable else None
             if due is not None:
@@ -849,6 +889,7 @@ class Engine:
             stale = store.stale_running_executions(session, now - timedelta(seconds=self.settings.stale_after_s))
         operations.wake_due(self, now)
         operations.enforce_slas(self, now)
+        self.start_scheduled(now)
         ids = list(dict.fromkeys([*due, *stale]))
         for execution_id in ids:
             try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -90,6 +90,45 @@ def _stop(
         except Exception:
             logger.warning("could not revoke %s", celery_ids, exc_info=True)
     return execution
+
+
+# ---- retry into a new execution ---------------------------------------------------------------------
+
+
+def retry_in_new_execution(
+    engine: Engine, session: Session, execution: ExecutionRow, flow: Flow, due: datetime, *, actor: str
+) -> ExecutionRow:
+    """Kestra's retry `behavior: CREATE_NEW_EXECUTION`: this execution ends RETRIED, the next one starts at `due`.
+
+    The caller holds the execution lock and has just failed a task run. Work still in flight here is
+    killed; the new execution has the same revision, inputs, labels and trigger, and takes over a
+    waiting parent (a Subflow task run waits for the retry, not for the execution it replaces).
+    """
+    now = store.utcnow()
+    for run in store.task_runs_of(session, execution.id):
+        if State(run.state) not in TERMINAL:
+            store.record_transition(
+                session, run, State.KILLED, actor=actor,
+                values={"attempts": store.close_attempt(run.attempts, State.KILLED, now), "claim_owner": None,
+                        "retry_at": None},
+            )  # fmt: skip
+    store.record_transition(session, execution, State.RETRIED, actor=actor, payload={"next_attempt_at": store.iso(due)})
+    flow_row = engine._live_flow(session, execution.namespace, execution.flow_id, execution.flow_revision)
+    parent = (
+        (execution.parent_execution_id, execution.parent_task_run_id)
+        if execution.parent_execution_id and execution.parent_task_run_id
+        else None
+    )
+    retry = engine.create_execution(
+        session, flow_row, flow, dict(execution.inputs), list(execution.labels), actor=actor,
+        trigger=execution.trigger, parent=parent, scheduled_at=max(due, now + timedelta(milliseconds=1)),
+        retry_of=execution,
+    )  # fmt: skip
+    if parent is not None:
+        waiting = store.get_task_run(session, parent[1], lock=True)
+        if waiting is not None and (waiting.decision or {}).get("subflow") == execution.id:
+            waiting.decision = {**waiting.decision, "subflow": retry.id}
+    return retry
 
 
 # ---- SLAs ---------------------------------------------------------------------------------------

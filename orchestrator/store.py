@@ -439,6 +439,17 @@ def stale_running_executions(session: Session, older_than: datetime, limit: int 
     ).all()
 
 
+def due_scheduled_executions(session: Session, now: datetime, limit: int = 100) -> Sequence[ExecutionRow]:
+    """CREATED executions whose `scheduled_at` has come, locked (another sweeper skips them)."""
+    return session.scalars(
+        select(ExecutionRow)
+        .where(ExecutionRow.state == str(State.CREATED), ExecutionRow.scheduled_at <= now)
+        .order_by(ExecutionRow.scheduled_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+
+
 def due_paused_task_runs(session: Session, now: datetime, limit: int = 100) -> Sequence[tuple[str, str]]:
     """(execution id, task run id) of PAUSED task runs whose delay or timeout has come."""
     rows = session.execute(

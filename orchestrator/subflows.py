@@ -160,6 +160,7 @@ def _on_batch_child_ended(
     from orchestrator.engine import TaskOutcome
 
     counts = store.child_execution_states(session, row.id)
+    counts.pop(str(State.RETRIED), None)  # replaced by their retry, which is counted instead
     batches = int(row.decision["subflows"])
     outputs = _batch_outputs(counts, batches)
     ended = sum(n for state, n in counts.items() if State(state).is_terminal)

@@ -54,6 +54,9 @@ class ExecutionRow(Base):
     ended_at: Mapped[datetime | None]
     sla_due_at: Mapped[datetime | None] = mapped_column(default=None)  #: earliest MAX_DURATION deadline
     sla: Mapped[dict[str, Any] | None] = mapped_column(default=None)  #: the SLA that deadline belongs to
+    scheduled_at: Mapped[datetime | None] = mapped_column(default=None)  #: CREATED until then (scheduleDate)
+    #: when the first execution of a retry chain (CREATE_NEW_EXECUTION) was created: retries' maxDuration
+    original_created_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (
         Index("ix_executions_flow", "tenant", "namespace", "flow_id", "created_at"),
@@ -66,6 +69,11 @@ class ExecutionRow(Base):
             postgresql_where="parent_task_run_id IS NOT NULL",
         ),
         Index("ix_executions_parent", "parent_execution_id", postgresql_where="parent_execution_id IS NOT NULL"),
+        Index(
+            "ix_executions_scheduled",
+            "scheduled_at",
+            postgresql_where="state = 'CREATED' AND scheduled_at IS NOT NULL",
+        ),
         Index("ix_executions_labels", "labels", postgresql_using="gin", postgresql_ops={"labels": "jsonb_path_ops"}),
     )
 

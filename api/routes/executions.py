@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -92,11 +93,14 @@ async def create_execution(
     labels: list[str] = Query(default=[]),
     wait: bool = False,
     revision: int | None = REVISION,
+    scheduleDate: datetime | None = Query(default=None, description="Start then, not now (ISO-8601 with offset)."),
     tenant: str = Depends(check_tenant),
     principal: Principal = Depends(authenticate),
     eng: Engine = Depends(engine),
     who: str = Depends(actor),
 ) -> dict[str, Any]:
+    if scheduleDate is not None and scheduleDate.tzinfo is None:
+        raise QueryInvalid("scheduleDate", "needs a time zone offset, e.g. 2026-01-01T09:00:00Z")
     entry = note(request, "execution.create", namespace=namespace, flow_id=flow_id, subject=f"{namespace}.{flow_id}")
     guard(request, principal, Permission.EXECUTION_RUN, "flow", namespace, f"{namespace}.{flow_id}")
     inputs: dict[str, Any] = {}
@@ -120,6 +124,7 @@ async def create_execution(
             actor=who,
             revision=revision,
             execution_id=execution_id,
+            scheduled_at=scheduleDate,
         )
     )
     entry.audited, entry.subject = True, row.id
