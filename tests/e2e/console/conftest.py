@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ class ConsoleStack:
     url: str
     admin: httpx.Client  #: the API as the bootstrap admin (Basic)
     screenshots: Path
-    page_errors: list[str] = field(default_factory=list)
+    database_url: str
 
     def deploy(self, source: str) -> dict[str, Any]:
         response = self.admin.post("/flows", content=source, headers={"Content-Type": "application/x-yaml"})
@@ -95,7 +95,7 @@ def console_stack(
     try:
         _wait_http(f"http://127.0.0.1:{port}/health", server)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1/main", auth=ADMIN, timeout=30) as admin:
-            yield ConsoleStack(f"http://127.0.0.1:{port}", admin, shots)
+            yield ConsoleStack(f"http://127.0.0.1:{port}", admin, shots, database_url)
     finally:
         stop_process(worker)
         stop_process(server)

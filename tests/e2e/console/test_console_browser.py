@@ -8,10 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from tests.e2e.console.conftest import ADMIN, ConsoleStack
 from tests.fakes.openai_wire import OpenAIWire, Reply
+from tests.harness.services import psycopg_url
 
 pytestmark = [pytest.mark.needs_chromium, pytest.mark.timeout(90)]
 
@@ -91,7 +94,14 @@ def _login(page: Any, username: str = ADMIN[0], password: str = ADMIN[1]) -> Non
     page.wait_for_url(re.compile(r"/ui/flows"))
 
 
+def _ensure(stack: ConsoleStack, flow_id: str, source: str) -> None:
+    """Deploy unless an earlier test did (each test also runs alone, e.g. with -k)."""
+    if stack.admin.get(f"/flows/{NS}/{flow_id}").status_code == 404:
+        stack.deploy(source)
+
+
 def _run_paused(stack: ConsoleStack) -> str:
+    _ensure(stack, "deploy-gate", APPROVAL_FLOW)
     execution = stack.admin.post(f"/executions/{NS}/deploy-gate").json()
     stack.wait_for_state(execution["id"], {"PAUSED"})
     return str(execution["id"])
@@ -157,6 +167,7 @@ def test_a_flow_is_deployed_from_the_editor_after_its_error_is_marked_on_its_lin
 def test_a_run_with_inputs_is_watched_to_its_end_on_the_topology(
     new_page: Callable[[], Any], console_stack: ConsoleStack
 ) -> None:
+    _ensure(console_stack, "greet", BROKEN_FLOW.replace("log.Lgo", "log.Log"))
     page = new_page()
     _login(page)
     page.goto(f"/ui/flows/{NS}/greet/run")
@@ -174,7 +185,7 @@ def test_a_run_with_inputs_is_watched_to_its_end_on_the_topology(
     )
     assert sorted(chips) == [["a", "SUCCESS"], ["b", "SUCCESS"], ["c", "SUCCESS"]]
     assert page.locator("#gantt .gantt-row").count() >= 6  # hello, each, 3 items, done
-    page.wait_for_selector("#logs tr[data-level=INFO] >> text=Hi Ada")
+    page.wait_for_selector("#logs tr[data-level=INFO] >> text=/(Hi|Hello) Ada/")
     page.wait_for_selector("#logs tr >> text=item c")  # logs and audit refresh as the stream goes on
     page.wait_for_selector("#audit tr[data-action='execution.success']")
     assert "Ada done" in page.inner_text("#outputs")
@@ -191,7 +202,6 @@ def test_a_run_with_inputs_is_watched_to_its_end_on_the_topology(
 def test_a_paused_execution_is_approved_from_the_inbox_and_the_decision_is_audited(
     new_page: Callable[[], Any], console_stack: ConsoleStack
 ) -> None:
-    console_stack.deploy(APPROVAL_FLOW)
     execution_id = _run_paused(console_stack)
     page = new_page()
     _login(page)
@@ -218,6 +228,47 @@ def test_a_paused_execution_is_approved_from_the_inbox_and_the_decision_is_audit
     assert "approved" in decision.inner_text()
     assert page.get_attribute("#audit-verified", "data-verified") == "true"
     _shot(page, console_stack, "execution-audit")
+
+
+def test_an_approver_sees_a_proposed_tool_call_and_may_approve_but_not_reject(
+    new_page: Callable[[], Any], console_stack: ConsoleStack
+) -> None:
+    created = console_stack.admin.post(
+        "/users",
+        json={"username": "approver@chorus.test", "password": "approver-pw-1", "roles": [{"role": "approver"}]},
+    )
+    assert created.status_code == 200, created.text
+    execution_id = _run_paused(console_stack)
+    # What an approval-gated agent leaves on its paused task run (the inbox reads any such outputs).
+    proposal = {
+        "toolCall": {"tool": "issue_refund", "arguments": {"order": "A-17", "amount": 120}},
+        "reasoning": "The customer was charged twice for order A-17.",
+    }
+    with psycopg.connect(psycopg_url(console_stack.database_url)) as conn:
+        conn.execute(
+            "UPDATE task_runs SET outputs = %s WHERE execution_id = %s AND state = 'PAUSED'",
+            (Jsonb(proposal), execution_id),
+        )
+    page = new_page()
+    _login(page, "approver@chorus.test", "approver-pw-1")
+    page.goto("/ui/approvals")
+    card = page.locator(f"article.approval[data-execution='{execution_id}']")
+    card.wait_for()
+
+    assert card.locator(".tool-call .tool-name").inner_text() == "issue_refund"
+    assert '"amount": 120' in card.locator(".tool-call pre.json").inner_text()
+    assert card.locator(".tool-call .reasoning").inner_text() == proposal["reasoning"]
+    assert card.locator("button.reject").count() == 0  # rejecting kills: `execution.control`, not an approver's
+    _shot(page, console_stack, "approvals-tool-call")
+    card.locator("#input-reason").fill("refund is right")
+    card.locator("#input-ticket").fill("7")
+    card.locator("button.approve").click()
+    card.wait_for(state="detached")
+
+    assert console_stack.wait_for_state(execution_id)["state"]["current"] == "SUCCESS"
+    events = console_stack.admin.get(f"/executions/{execution_id}/audit").json()["events"]
+    resumed = next(e for e in events if e["action"] == "task_run.running" and e["payload"].get("from") == "PAUSED")
+    assert resumed["actor"].startswith("token:approver@chorus.test/console@")
 
 
 def test_a_viewer_sees_no_approve_button_and_the_api_refuses_the_approval(
