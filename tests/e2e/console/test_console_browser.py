@@ -271,6 +271,33 @@ def test_an_approver_sees_a_proposed_tool_call_and_may_approve_but_not_reject(
     assert resumed["actor"].startswith("token:approver@chorus.test/console@")
 
 
+def test_a_rejection_from_the_inbox_kills_and_a_replay_from_a_task_run_starts_a_new_execution(
+    new_page: Callable[[], Any], console_stack: ConsoleStack
+) -> None:
+    execution_id = _run_paused(console_stack)
+    page = new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # the "are you sure?" of reject
+    _login(page)
+    page.goto("/ui/approvals")
+    card = page.locator(f"article.approval[data-execution='{execution_id}']")
+    card.locator("button.reject").click()
+    card.wait_for(state="detached")
+    assert console_stack.wait_for_state(execution_id)["state"]["current"] == "KILLED"
+
+    page.goto(f"/ui/executions/{execution_id}")
+    page.wait_for_selector("#execution-state [data-state=KILLED]")
+    killed = page.locator("#audit tr.decision[data-action='execution.killed']")
+    killed.wait_for()
+    assert killed.get_attribute("data-actor").startswith(f"token:{ADMIN[0]}/console@")
+    # Replay from the first task run: a new execution, opened at once, that pauses at the gate again.
+    page.locator("#task-runs tr[data-task=plan] button.replay-from").click()
+    page.wait_for_url(lambda url: "/ui/executions/" in url and execution_id not in url)
+    page.wait_for_selector("#execution-state [data-state=PAUSED]")
+    replayed = page.inner_text("#execution-id")
+    assert console_stack.admin.get(f"/executions/{replayed}").json()["parentId"] == execution_id
+    console_stack.admin.delete(f"/executions/{replayed}/actions/kill")
+
+
 def test_a_viewer_sees_no_approve_button_and_the_api_refuses_the_approval(
     new_page: Callable[[], Any], console_stack: ConsoleStack
 ) -> None:
