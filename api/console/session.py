@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -66,7 +66,7 @@ def request_cookies(scope: Scope) -> dict[str, str]:
         if name == b"cookie":
             try:
                 jar.load(value.decode("latin-1"))
-            except Exception:  # a malformed Cookie header is the browser's problem, not a 500
+            except CookieError:  # a malformed Cookie header is the browser's problem, not a 500
                 continue
     return {key: morsel.value for key, morsel in jar.items()}
 
@@ -107,7 +107,7 @@ class ConsoleSessionMiddleware:
         if _header(scope, CONSOLE_HEADER.encode()) is not None:
             send = _without_basic_challenge(send)
         session = CookieSession.parse(request_cookies(scope).get(SESSION_COOKIE))
-        if session is None or _header(scope, b"authorization") is not None:
+        if session is None or _header(scope, b"authorization") is not None or not _needs_principal(scope["path"]):
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
@@ -124,6 +124,11 @@ class ConsoleSessionMiddleware:
             state["principal"] = principal
             state["console_session"] = session
         await self.app(scope, receive, send)
+
+
+def _needs_principal(path: str) -> bool:
+    """The API and the console's endpoints; the static assets and /health need no database look-up."""
+    return path.startswith(("/api/", "/ui/", "/metrics")) and not path.startswith("/ui/static/")
 
 
 def _without_basic_challenge(send: Send) -> Send:

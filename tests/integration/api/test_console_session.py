@@ -172,6 +172,14 @@ def test_without_credentials_configured_the_session_is_the_anonymous_admin(clien
     assert session["authRequired"] is False and session["actor"] == "anonymous"
 
 
+def test_a_malformed_or_forged_session_cookie_is_just_unauthenticated(auth_client: TestClient) -> None:
+    for cookie in ('chorus_session="s:unterminated', "chorus_session=s:chorus_forged", "chorus_session=x"):
+        response = auth_client.get(ME, headers={"Cookie": cookie, **CONSOLE})
+
+        assert response.status_code == 401, cookie
+        assert "www-authenticate" not in response.headers
+
+
 @pytest.fixture
 def unique() -> str:
     import uuid
