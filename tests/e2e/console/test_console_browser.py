@@ -160,6 +160,10 @@ def test_a_flow_is_deployed_from_the_editor_after_its_error_is_marked_on_its_lin
     assert "Hello {{ inputs.name }}" in page.inner_text("#diff .ddel")
     _shot(page, console_stack, "flow-revisions-diff")
     page.goto("/ui/flows")
+    page.fill("#filter-label", "team:nobody")
+    page.wait_for_selector("#flow-list >> text=0 flow(s)")
+    page.fill("#filter-label", "team:console")
+    page.select_option("#filter-namespace", NS)
     page.wait_for_selector(f"tr[data-flow='{NS}.greet']")
     _shot(page, console_stack, "flows")
 
@@ -170,6 +174,15 @@ def test_a_run_with_inputs_is_watched_to_its_end_on_the_topology(
     _ensure(console_stack, "greet", BROKEN_FLOW.replace("log.Lgo", "log.Log"))
     page = new_page()
     _login(page)
+    # Every state the header shows, recorded in the page: more than one proves live updates without reloads.
+    page.add_init_script(
+        """new MutationObserver(() => {
+            const badge = document.querySelector('#execution-state [data-state]');
+            if (!badge) return;
+            const seen = (window.__states = window.__states || []);
+            if (seen.at(-1) !== badge.dataset.state) seen.push(badge.dataset.state);
+        }).observe(document, {subtree: true, childList: true});"""
+    )
     page.goto(f"/ui/flows/{NS}/greet/run")
     assert page.get_attribute("#input-shout", "type") == "checkbox"  # typed inputs make typed controls
     page.fill("#input-name", "Ada")
@@ -189,6 +202,12 @@ def test_a_run_with_inputs_is_watched_to_its_end_on_the_topology(
     page.wait_for_selector("#logs tr >> text=item c")  # logs and audit refresh as the stream goes on
     page.wait_for_selector("#audit tr[data-action='execution.success']")
     assert "Ada done" in page.inner_text("#outputs")
+    seen = page.evaluate("window.__states")
+    assert seen[-1] == "SUCCESS" and len(seen) >= 2, seen  # e.g. RUNNING, then SUCCESS, pushed over SSE
+    page.select_option("#log-level", "ERROR")
+    page.wait_for_selector("#logs >> text=No log lines at this level.")
+    page.select_option("#log-level", "INFO")
+    page.wait_for_selector("#logs tr >> text=item c")
     execution_id = page.inner_text("#execution-id")
     assert console_stack.admin.get(f"/executions/{execution_id}").json()["inputs"]["name"] == "Ada"
     page.wait_for_selector("#audit-verified[data-verified=true]")
