@@ -124,7 +124,7 @@ def new_page(browser: Any, console_stack: ConsoleStack) -> Iterator[Callable[[],
 
     def make() -> Any:
         context = browser.new_context(viewport={"width": 1360, "height": 860}, base_url=console_stack.url)
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(30_000)  # generous for a loaded CI machine; waits end as soon as they can
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))

@@ -16,7 +16,7 @@ from tests.e2e.console.conftest import ADMIN, ConsoleStack
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.harness.services import psycopg_url
 
-pytestmark = [pytest.mark.needs_chromium, pytest.mark.timeout(90)]
+pytestmark = pytest.mark.needs_chromium
 
 NS = f"console.n{uuid.uuid4().hex[:8]}"
 
