@@ -351,6 +351,16 @@ def test_a_viewer_sees_no_approve_button_and_the_api_refuses_the_approval(
     )
     assert basic.status_code == 403
     assert console_stack.admin.get(f"/executions/{execution_id}").json()["state"]["current"] == "PAUSED"
+
+    # Elsewhere too, a viewer is shown no control: no kill, no state change, a read-only editor, no run form.
+    page.goto(f"/ui/executions/{execution_id}")
+    page.wait_for_selector("#execution-state [data-state=PAUSED]")
+    assert page.locator("#kill, #to-inbox, .change-state, .replay-from").count() == 0
+    page.goto(f"/ui/flows/{NS}/deploy-gate/editor")
+    page.wait_for_selector("#flow-source[readonly]")
+    assert page.locator("#save-flow").count() == 0
+    page.goto(f"/ui/flows/{NS}/deploy-gate/run")
+    page.wait_for_selector("text=Your role cannot run this flow.")
     console_stack.admin.delete(f"/executions/{execution_id}/actions/kill")
 
 
