@@ -213,6 +213,8 @@ def test_a_run_with_inputs_is_watched_to_its_end_on_the_topology(
     page.wait_for_selector("#audit-verified[data-verified=true]")
     _shot(page, console_stack, "execution")
 
+    page.goto(f"/ui/flows/{NS}/greet/executions")
+    page.wait_for_selector(f"tr[data-execution='{execution_id}'][data-state=SUCCESS]")
     page.goto(f"/ui/executions?namespace={NS}")
     page.wait_for_selector(f"tr[data-execution='{execution_id}'][data-state=SUCCESS]")
     _shot(page, console_stack, "executions")

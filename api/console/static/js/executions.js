@@ -60,7 +60,6 @@ export async function executionPage(executionId, app) {
   let execution = await get(`/executions/${encodeURIComponent(executionId)}`);
   const flowUrl = `/flows/${encodeURIComponent(execution.namespace)}/${encodeURIComponent(execution.flowId)}`;
   const flow = await get(`${flowUrl}?revision=${execution.flowRevision}&allowDeleted=true`);
-  const ns = execution.namespace;
   const head = h("div", { class: "page-head" });
   const graph = h("section", { class: "card" });
   const timeline = h("section", { class: "card" });

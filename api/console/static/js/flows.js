@@ -84,7 +84,8 @@ export async function flowPage(namespace, flowId, tab, app) {
   else if (tab === "revisions") await revisions(body, flow);
   else if (tab === "run") runForm(body, flow);
   else if (tab === "executions") {
-    const page = await get(`/executions/search${query({ namespace, flowId, size: 50 })}`);
+    // The flow listing endpoint matches the namespace exactly (search's `namespace` is a prefix).
+    const page = await get(`/executions${query({ namespace, flowId, size: 50 })}`);
     mount(body, executionsTable(page.results));
   }
 }

@@ -5,7 +5,7 @@ import { h } from "./dom.js";
 function control(input) {
   const id = `input-${input.id}`;
   const type = (input.type || "STRING").toUpperCase();
-  const common = { id, name: input.id, required: input.required !== false && input.defaults === undefined };
+  const common = { id, name: input.id, required: isRequired(input) };
   const initial = input.defaults ?? input.default;
   const values = input.values || input.options;
   if ((type === "ENUM" || type === "SELECT" || type === "MULTISELECT") && Array.isArray(values)) {
@@ -39,14 +39,14 @@ export function inputFields(inputs) {
       "label",
       { class: "field", dataset: { input: input.id } },
       h("span", { class: "field-name" }, input.displayName || input.id, " ", h("code", { class: "muted" }, (input.type || "STRING").toUpperCase()),
-        common(input) ? h("span", { class: "required", title: "required" }, " *") : null),
+        isRequired(input) ? h("span", { class: "required", title: "required" }, " *") : null),
       control(input),
       input.description ? h("small", { class: "muted" }, input.description) : null,
     ),
   );
 }
 
-function common(input) {
+function isRequired(input) {
   return input.required !== false && input.defaults === undefined;
 }
 
