@@ -138,3 +138,6 @@ def test_a_bad_time_bound_names_its_parameter(auth_client: TestClient) -> None:
     assert response.json()["_embedded"]["errors"][0]["path"] == "from"
     reversed_window = auth_client.get(USAGE, params={"from": "2026-02-01", "to": "2026-01-01"}, auth=ADMIN)
     assert reversed_window.status_code == 422
+    # No default window fits before year 1: a 422 naming `to`, not an overflow.
+    too_early = auth_client.get(USAGE, params={"to": "0001-01-02"}, auth=ADMIN)
+    assert too_early.status_code == 422 and too_early.json()["_embedded"]["errors"][0]["path"] == "to"
