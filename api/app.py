@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api import wiring
+from api import console, wiring
 from api.errors import chorus_error_handler
 from api.metrics import RequestMetrics, metrics_router
 from api.routes import actions, webhooks
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
         app.include_router(webhooks.router, prefix=prefix)
     # Fixed action names before `/executions/{namespace}/{flowId}`, which would swallow them.
     wiring.install(app, settings, action_routers=[actions.router])
+    console.mount(app)  # the web console under /ui, and the AI usage API it reads
 
     @app.get("/health", tags=["Health"])
     def health() -> dict[str, Any]:

@@ -95,6 +95,7 @@ def flush_redis_db(url: str) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that need Debian's `prometheus` run where it is installed (CI installs it); elsewhere they are
     deselected with a notice, so a fresh machine with only Python runs the rest of the suite."""
+    _deselect_without_chromium(config, items)
     if shutil.which("prometheus"):
         return
     needing = [item for item in items if "needs_prometheus" in item.keywords]
@@ -105,6 +106,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         print(
             f"\nchorus: {len(needing)} test(s) deselected: no `prometheus` binary on PATH "
             "(apt-get install prometheus; .ci/run installs it)",
+            file=sys.stderr,
+        )
+
+
+#: Debian's Chromium, which the console's browser tests drive through Playwright (nothing is downloaded).
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _deselect_without_chromium(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`needs_chromium` tests, like `needs_prometheus` ones, are deselected with a notice where it is missing."""
+    if os.path.exists(CHROMIUM):
+        return
+    needing = [item for item in items if "needs_chromium" in item.keywords]
+    if needing:
+        config.hook.pytest_deselected(items=needing)
+        items[:] = [item for item in items if "needs_chromium" not in item.keywords]
+        print(
+            f"\nchorus: {len(needing)} test(s) deselected: no {CHROMIUM} "
+            "(apt-get install chromium chromium-driver; .ci/run installs them)",
             file=sys.stderr,
         )
 

@@ -1,0 +1,224 @@
+// Executions: the filtered list, and one execution's page (topology and Gantt updated live over SSE,
+// logs with a level filter, outputs, the audit chain and the actions the role allows).
+
+import { BASE, can, get, query, request } from "./api.js";
+import { TERMINAL, debounce, duration, errorBox, h, json, mount, stateBadge, when } from "./dom.js";
+import { navigate } from "./main.js";
+import { gantt, topology } from "./topology.js";
+
+const STATES = ["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING", "SUCCESS", "WARNING", "FAILED", "KILLING", "KILLED", "CANCELLED"];
+
+export function executionsTable(executions) {
+  return h("table", { class: "grid", id: "execution-list" },
+    h("thead", {}, h("tr", {}, ["Execution", "Flow", "State", "Started", "Duration", "Labels"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, executions.map((e) => h("tr", { dataset: { execution: e.id, state: e.state.current } },
+      h("td", {}, h("a", { href: `/ui/executions/${e.id}` }, e.id)),
+      h("td", {}, h("a", { href: `/ui/flows/${encodeURIComponent(e.namespace)}/${encodeURIComponent(e.flowId)}` }, `${e.namespace}.${e.flowId}`)),
+      h("td", {}, stateBadge(e.state.current)),
+      h("td", {}, when(e.state.startDate)),
+      h("td", {}, duration(e.state.startDate, e.state.endDate)),
+      h("td", {}, (e.labels || []).filter((l) => !l.key.startsWith("system.")).map((l) => h("span", { class: "tag" }, `${l.key}:${l.value}`)))))));
+}
+
+export async function executionsPage(app) {
+  const params = new URLSearchParams(location.search);
+  const field = (name, attrs = {}) => h("input", { name, id: `filter-${name}`, value: params.get(name) || "", ...attrs });
+  const state = h("select", { name: "state", id: "filter-state" }, h("option", { value: "" }, "Any state"),
+    STATES.map((s) => h("option", { value: s, selected: s === params.get("state") }, s)));
+  const namespace = field("namespace", { placeholder: "namespace (prefix)" });
+  const flowId = field("flowId", { placeholder: "flow id" });
+  const labels = field("labels", { placeholder: "label key:value" });
+  const from = field("startDate", { type: "datetime-local", title: "started after" });
+  const to = field("endDate", { type: "datetime-local", title: "started before" });
+  const results = h("div", { id: "executions" });
+  let page = Number(params.get("page") || 1);
+  const load = async () => {
+    const iso = (v) => (v ? new Date(v).toISOString() : "");
+    const shown = { state: state.value, namespace: namespace.value, flowId: flowId.value, labels: labels.value, startDate: from.value, endDate: to.value };
+    history.replaceState({}, "", `/ui/executions${query({ ...shown, page: page > 1 ? page : "" })}`);
+    try {
+      const found = await get(`/executions/search${query({ ...shown, startDate: iso(from.value), endDate: iso(to.value), page, size: 25 })}`);
+      const pages = Math.max(1, Math.ceil(found.total / 25));
+      mount(results, executionsTable(found.results),
+        h("div", { class: "pager" },
+          h("button", { disabled: page <= 1, onclick: () => { page--; load(); } }, "‹ Previous"),
+          ` page ${page} of ${pages} · ${found.total} execution(s) `,
+          h("button", { disabled: page >= pages, onclick: () => { page++; load(); } }, "Next ›")));
+    } catch (e) {
+      mount(results, errorBox(e));
+    }
+  };
+  const reload = debounce(() => { page = 1; load(); }, 250);
+  for (const el of [state, namespace, flowId, labels, from, to]) el.addEventListener("input", reload);
+  mount(app, h("div", { class: "page-head" }, h("h1", {}, "Executions")),
+    h("div", { class: "filters" }, state, namespace, flowId, labels, h("span", { class: "muted" }, "from"), from, h("span", { class: "muted" }, "to"), to),
+    results);
+  await load();
+}
+
+export async function executionPage(executionId, app) {
+  let execution = await get(`/executions/${encodeURIComponent(executionId)}`);
+  const flowUrl = `/flows/${encodeURIComponent(execution.namespace)}/${encodeURIComponent(execution.flowId)}`;
+  const flow = await get(`${flowUrl}?revision=${execution.flowRevision}&allowDeleted=true`);
+  const head = h("div", { class: "page-head" });
+  const graph = h("section", { class: "card" });
+  const timeline = h("section", { class: "card" });
+  const runsBox = h("section", { class: "card" });
+  const logsBox = h("div", { id: "logs" });
+  const outputsBox = h("section", { class: "card", id: "outputs" });
+  const auditBox = h("section", { class: "card", id: "audit" });
+  const level = h("select", { id: "log-level" }, ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].map((l) => h("option", { value: l, selected: l === "INFO" }, l)));
+
+  const paint = () => {
+    const current = execution.state.current;
+    mount(head,
+      h("h1", {}, h("span", { class: "muted" }, `${execution.namespace}.`),
+        h("a", { href: `/ui${flowUrl}` }, execution.flowId), " ", h("code", { id: "execution-id" }, execution.id)),
+      h("span", { id: "execution-state" }, stateBadge(current)),
+      h("span", { class: "muted" }, `started ${when(execution.state.startDate)} · ${duration(execution.state.startDate, execution.state.endDate)}`),
+      executionActions(execution, refresh));
+    mount(graph, h("h2", {}, "Topology"), topology(flow, execution));
+    mount(timeline, h("h2", {}, "Gantt of attempts"), gantt(execution));
+    mount(runsBox, h("h2", {}, "Task runs"), taskRunsTable(execution, refresh));
+    mount(outputsBox, h("h2", {}, "Outputs"),
+      execution.inputs && Object.keys(execution.inputs).length ? [h("h3", {}, "Inputs"), json(execution.inputs)] : null,
+      execution.outputs && Object.keys(execution.outputs).length ? [h("h3", {}, "Flow outputs"), json(execution.outputs)] : null,
+      (execution.taskRunList || []).filter((r) => r.outputs && Object.keys(r.outputs).length).map((r) =>
+        h("details", { open: true }, h("summary", {}, `${r.taskId}${r.value != null ? ` [${r.value}]` : ""}`), json(r.outputs))));
+  };
+  const loadLogs = async () => {
+    try {
+      const lines = await get(`/logs/${encodeURIComponent(execution.id)}${query({ minLevel: level.value })}`);
+      mount(logsBox, lines.length ? h("table", { class: "grid logs" }, h("tbody", {}, lines.map((l) =>
+        h("tr", { class: `log-${l.level.toLowerCase()}`, dataset: { level: l.level } },
+          h("td", { class: "nowrap" }, when(l.timestamp)), h("td", {}, l.level), h("td", {}, l.taskId || ""), h("td", { class: "msg" }, l.message)))))
+        : h("p", { class: "muted" }, "No log lines at this level."));
+    } catch (e) {
+      mount(logsBox, errorBox(e));
+    }
+  };
+  const loadAudit = async () => {
+    try {
+      mount(auditBox, h("h2", {}, "Audit chain"), auditView(await get(`/executions/${encodeURIComponent(execution.id)}/audit`)));
+    } catch (e) {
+      mount(auditBox, h("h2", {}, "Audit chain"), errorBox(e));
+    }
+  };
+  const refresh = async () => {
+    execution = await get(`/executions/${encodeURIComponent(execution.id)}`);
+    paint();
+    loadLogs();
+    loadAudit();
+    follow();
+  };
+  level.addEventListener("change", loadLogs);
+  const slowReload = debounce(() => { loadLogs(); loadAudit(); }, 400);
+
+  // Live updates: the API's SSE follow stream (`progress` events, then `end`, after which it closes).
+  let source = null;
+  const follow = () => {
+    if (source || TERMINAL.has(execution.state.current)) return;
+    source = new EventSource(`${BASE}/executions/${encodeURIComponent(execution.id)}/follow`);
+    source.onmessage = (event) => {
+      const body = JSON.parse(event.data);
+      if (body.state) {
+        execution = body;
+        paint();
+        slowReload();
+      }
+      if (event.lastEventId === "end") stop();
+    };
+    source.onerror = () => stop();
+  };
+  const stop = () => {
+    if (source) source.close();
+    source = null;
+  };
+
+  mount(app, head, graph, timeline, runsBox,
+    h("section", { class: "card" }, h("div", { class: "section-head" }, h("h2", {}, "Logs"), h("label", { class: "inline" }, "Minimum level ", level)), logsBox),
+    outputsBox, auditBox);
+  paint();
+  loadLogs();
+  loadAudit();
+  follow();
+  return stop;
+}
+
+function executionActions(execution, refresh) {
+  const ns = execution.namespace;
+  const state = execution.state.current;
+  const status = h("span", { id: "action-status" });
+  const act = (label, id, method, path, confirmText) => h("button", {
+    id, onclick: async () => {
+      if (confirmText && !confirm(confirmText)) return;
+      try {
+        const answer = await request(method, path);
+        if (answer && answer.id && answer.id !== execution.id) navigate(`/ui/executions/${answer.id}`);
+        else await refresh();
+      } catch (e) {
+        mount(status, errorBox(e));
+      }
+    },
+  }, label);
+  const base = `/executions/${encodeURIComponent(execution.id)}/actions`;
+  const buttons = [];
+  if (can("execution.control", ns)) {
+    if (!TERMINAL.has(state)) buttons.push(act("Kill", "kill", "DELETE", `${base}/kill`, "Kill this execution?"));
+    if (["FAILED", "KILLED", "WARNING"].includes(state)) buttons.push(act("Restart", "restart", "POST", `${base}/restart`));
+    if (TERMINAL.has(state)) buttons.push(act("Replay", "replay", "POST", `${base}/replay`));
+  }
+  if (state === "PAUSED" && can("execution.resume", ns)) buttons.push(h("a", { class: "button", href: "/ui/approvals", id: "to-inbox" }, "Decide in the inbox"));
+  return h("div", { class: "actions" }, buttons, status);
+}
+
+function taskRunsTable(execution, refresh) {
+  const control = can("execution.control", execution.namespace);
+  const base = `/executions/${encodeURIComponent(execution.id)}/actions`;
+  return h("table", { class: "grid", id: "task-runs" },
+    h("thead", {}, h("tr", {}, ["Task", "Value", "State", "Attempts", "Duration", control ? "Actions" : null].filter(Boolean).map((c) => h("th", {}, c)))),
+    h("tbody", {}, (execution.taskRunList || []).map((r) => {
+      const status = h("span", {});
+      const choose = h("select", { class: "set-state" }, ["SUCCESS", "FAILED", "WARNING"].map((s) => h("option", { value: s }, s)));
+      const run = async (promise) => {
+        try {
+          const answer = await promise;
+          if (answer && answer.id && answer.id !== execution.id) navigate(`/ui/executions/${answer.id}`);
+          else await refresh();
+        } catch (e) {
+          mount(status, errorBox(e));
+        }
+      };
+      return h("tr", { dataset: { taskRun: r.id, task: r.taskId } },
+        h("td", {}, r.taskId), h("td", {}, r.value ?? ""), h("td", {}, stateBadge(r.state.current)),
+        h("td", {}, String((r.attempts || []).length)), h("td", {}, duration(r.state.startDate, r.state.endDate)),
+        control ? h("td", { class: "nowrap" },
+          TERMINAL.has(execution.state.current) ? h("button", { class: "small replay-from", onclick: () => run(request("POST", `${base}/replay${query({ taskRunId: r.id })}`)) }, "Replay from here") : null,
+          choose, h("button", { class: "small change-state", onclick: () => run(request("POST", `${base}/state`, { json: { taskRunId: r.id, state: choose.value } })) }, "Set state"),
+          status) : null);
+    })));
+}
+
+// The audit chain with its verification; a person's decisions (resume, kill, state changes) stand out.
+export function auditView(chain) {
+  const decision = (e) => {
+    const p = e.payload || {};
+    if (e.action === "task_run.running" && p.from === "PAUSED" && !e.actor.startsWith("system")) return `approved (resumed ${p.task_id})`;
+    if (e.action === "execution.killing" || e.action === "execution.killed") return e.actor.startsWith("system") ? null : "rejected / killed";
+    if (e.action.endsWith(".state_changed")) return "state changed by hand";
+    return null;
+  };
+  return h("div", {},
+    h("p", { id: "audit-verified", class: chain.verified ? "ok" : "bad", dataset: { verified: String(chain.verified) } },
+      chain.verified ? `✓ chain verified (${chain.events.length} events, SHA-256 linked)` : `✗ chain broken at seq ${chain.brokenAt?.seq}: ${chain.brokenAt?.reason}`),
+    h("table", { class: "grid audit" },
+      h("thead", {}, h("tr", {}, ["#", "At", "Actor", "Action", "Detail", "Hash"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, chain.events.map((e) => {
+        const decided = decision(e);
+        return h("tr", { class: decided ? "decision" : "", dataset: { action: e.action, actor: e.actor } },
+          h("td", {}, String(e.seq)), h("td", { class: "nowrap" }, when(e.at)), h("td", {}, e.actor),
+          h("td", {}, e.action, decided ? h("strong", { class: "decision-label" }, ` — ${decided}`) : null),
+          h("td", { class: "msg" }, h("code", {}, JSON.stringify(e.payload))),
+          h("td", {}, h("code", { title: e.hash }, (e.hash || "").slice(0, 10))));
+      }))));
+}

@@ -1,0 +1,223 @@
+// Flows: the list (search by namespace, text and label), the YAML editor with live validation,
+// revisions with a diff, the run form and the flow's executions.
+
+import { can, get, query, request } from "./api.js";
+import { lineDiff } from "./diff.js";
+import { debounce, errorBox, h, mount, when } from "./dom.js";
+import { executionsTable } from "./executions.js";
+import { formData, inputFields } from "./forms.js";
+import { navigate } from "./main.js";
+
+const TEMPLATE = `id: hello
+namespace: company.team
+inputs:
+  - id: name
+    type: STRING
+    defaults: world
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: "Hello {{ inputs.name }}"
+`;
+
+export async function flowsPage(app) {
+  const params = new URLSearchParams(location.search);
+  const namespaces = await get("/flows/distinct-namespaces");
+  const nsSelect = h("select", { name: "namespace", id: "filter-namespace" }, h("option", { value: "" }, "All namespaces"),
+    namespaces.map((ns) => h("option", { value: ns, selected: ns === params.get("namespace") }, ns)));
+  const q = h("input", { name: "q", id: "filter-q", placeholder: "Search flows", value: params.get("q") || "" });
+  const label = h("input", { name: "labels", id: "filter-label", placeholder: "label key:value", value: params.get("labels") || "" });
+  const results = h("div", { id: "flow-list" });
+  const load = async () => {
+    const filters = { namespace: nsSelect.value, q: q.value, labels: label.value, size: 100 };
+    history.replaceState({}, "", `/ui/flows${query({ namespace: filters.namespace, q: filters.q, labels: filters.labels })}`);
+    try {
+      const page = await get(`/flows/search${query(filters)}`);
+      mount(results, flowTable(page.results), h("p", { class: "muted" }, `${page.total} flow(s)`));
+    } catch (e) {
+      mount(results, errorBox(e));
+    }
+  };
+  const reload = debounce(load, 250);
+  for (const el of [nsSelect, q, label]) el.addEventListener("input", reload);
+  mount(
+    app,
+    h("div", { class: "page-head" }, h("h1", {}, "Flows"),
+      can("flow.write") ? h("a", { href: "/ui/flows/new", class: "button primary", id: "new-flow" }, "New flow") : null),
+    h("div", { class: "filters" }, nsSelect, q, label),
+    results,
+  );
+  await load();
+}
+
+function flowTable(flows) {
+  return h("table", { class: "grid" },
+    h("thead", {}, h("tr", {}, h("th", {}, "Namespace"), h("th", {}, "Flow"), h("th", {}, "Revision"), h("th", {}, "Labels"), h("th", {}, "Updated"))),
+    h("tbody", {}, flows.map((f) => h("tr", { dataset: { flow: `${f.namespace}.${f.id}` } },
+      h("td", {}, f.namespace),
+      h("td", {}, h("a", { href: `/ui/flows/${encodeURIComponent(f.namespace)}/${encodeURIComponent(f.id)}` }, f.id),
+        f.disabled ? h("span", { class: "tag" }, "disabled") : null),
+      h("td", {}, String(f.revision)),
+      h("td", {}, (f.labels || []).map((l) => h("span", { class: "tag" }, `${l.key}:${l.value}`))),
+      h("td", {}, when(f.updated)),
+    ))));
+}
+
+export function newFlowPage(app) {
+  mount(app, h("div", { class: "page-head" }, h("h1", {}, "New flow")), editor(TEMPLATE, null));
+}
+
+export async function flowPage(namespace, flowId, tab, app) {
+  const flow = await get(`/flows/${encodeURIComponent(namespace)}/${encodeURIComponent(flowId)}?source=true`);
+  const base = `/ui/flows/${encodeURIComponent(namespace)}/${encodeURIComponent(flowId)}`;
+  const tabs = [["editor", "Editor"], ["revisions", "Revisions"], ["run", "Run"], ["executions", "Executions"]];
+  const body = h("section", { class: "tab-body" });
+  mount(
+    app,
+    h("div", { class: "page-head" }, h("h1", {}, h("span", { class: "muted" }, `${namespace} / `), flowId),
+      h("span", { class: "muted" }, `revision ${flow.revision}`)),
+    h("nav", { class: "tabs" }, tabs.map(([key, label]) =>
+      h("a", { href: `${base}/${key}`, class: key === tab ? "active" : "", id: `tab-${key}` }, label))),
+    body,
+  );
+  if (tab === "editor") mount(body, editor(flow.source, flow));
+  else if (tab === "revisions") await revisions(body, flow);
+  else if (tab === "run") runForm(body, flow);
+  else if (tab === "executions") {
+    // The flow listing endpoint matches the namespace exactly (search's `namespace` is a prefix).
+    const page = await get(`/executions${query({ namespace, flowId, size: 50 })}`);
+    mount(body, executionsTable(page.results));
+  }
+}
+
+// The editor: a textarea with a line gutter; every change is validated by POST /flows/validate, and
+// each error marks its line in the gutter and is listed with its field path.
+function editor(source, flow) {
+  const writable = can("flow.write", flow ? flow.namespace : null);
+  const area = h("textarea", { id: "flow-source", spellcheck: "false", wrap: "off", readonly: !writable });
+  area.value = source;
+  const gutter = h("div", { class: "gutter", id: "gutter", "aria-hidden": "true" });
+  const problems = h("div", { id: "problems", class: "problems" });
+  const status = h("div", { id: "save-status" });
+  let errorsByLine = new Map();
+  const paintGutter = () => {
+    const count = area.value.split("\n").length;
+    mount(gutter, Array.from({ length: count }, (_, i) => {
+      const line = i + 1;
+      const messages = errorsByLine.get(line);
+      return h("div", { class: messages ? "line error" : "line", dataset: { line }, title: messages ? messages.join("\n") : null }, String(line));
+    }));
+    gutter.scrollTop = area.scrollTop;
+  };
+  const showProblems = (errors, message) => {
+    errorsByLine = new Map();
+    for (const e of errors) {
+      if (e.line) errorsByLine.set(e.line, [...(errorsByLine.get(e.line) || []), `${e.path}: ${e.message}`]);
+    }
+    paintGutter();
+    if (!errors.length && !message) {
+      mount(problems, h("span", { class: "ok", id: "valid" }, "✓ valid"));
+      return;
+    }
+    mount(problems, h("ul", {}, errors.length
+      ? errors.map((e) => h("li", { class: "problem", dataset: { line: e.line ?? "" } },
+        e.line ? h("a", { href: "#", class: "goto", onclick: (ev) => { ev.preventDefault(); gotoLine(area, e.line); } }, `line ${e.line}`) : "",
+        e.line ? ": " : "", h("code", {}, e.path || ""), " ", e.message, e.suggestion ? ` (did you mean ${e.suggestion}?)` : ""))
+      : h("li", { class: "problem" }, message)));
+  };
+  const validate = debounce(async () => {
+    try {
+      const [verdict] = await request("POST", "/flows/validate", { body: area.value, headers: { "Content-Type": "application/x-yaml" } });
+      showProblems(verdict ? verdict.errors || [] : [], verdict ? verdict.constraints : null);
+    } catch (e) {
+      showProblems(e.errors || [], e.message);
+    }
+  }, 300);
+  area.addEventListener("input", () => { paintGutter(); validate(); });
+  area.addEventListener("scroll", () => { gutter.scrollTop = area.scrollTop; });
+  area.addEventListener("keydown", (event) => {
+    if (event.key === "Tab") {
+      event.preventDefault();
+      area.setRangeText("  ", area.selectionStart, area.selectionEnd, "end");
+      area.dispatchEvent(new Event("input"));
+    }
+  });
+  const save = async () => {
+    mount(status, h("span", { class: "muted" }, "Saving…"));
+    try {
+      const saved = flow
+        ? await request("PUT", `/flows/${encodeURIComponent(flow.namespace)}/${encodeURIComponent(flow.id)}`, { body: area.value, headers: { "Content-Type": "application/x-yaml" } })
+        : await request("POST", "/flows", { body: area.value, headers: { "Content-Type": "application/x-yaml" } });
+      mount(status, h("span", { class: "ok", id: "saved" }, `Saved revision ${saved.revision}`));
+      if (!flow || saved.revision !== flow.revision) {
+        navigate(`/ui/flows/${encodeURIComponent(saved.namespace)}/${encodeURIComponent(saved.id)}/editor`);
+      }
+    } catch (e) {
+      showProblems(e.errors || [], e.message);
+      mount(status, errorBox(e));
+    }
+  };
+  paintGutter();
+  validate();
+  return h("div", { class: "editor-wrap" },
+    h("div", { class: "editor" }, gutter, area),
+    problems,
+    h("div", { class: "actions" },
+      writable ? h("button", { class: "primary", id: "save-flow", onclick: save }, flow ? "Save" : "Create") : h("span", { class: "muted" }, "Read only: your role cannot change flows here."),
+      status));
+}
+
+function gotoLine(area, line) {
+  const lines = area.value.split("\n");
+  const start = lines.slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0);
+  area.focus();
+  area.setSelectionRange(start, start + lines[line - 1].length);
+}
+
+async function revisions(body, flow) {
+  const all = await get(`/flows/${encodeURIComponent(flow.namespace)}/${encodeURIComponent(flow.id)}/revisions`);
+  const options = (selected) => all.map((r) => h("option", { value: r.revision, selected: r.revision === selected }, `revision ${r.revision} · ${when(r.updated)}`));
+  const left = h("select", { id: "rev-left" }, options(all.length > 1 ? all[all.length - 2].revision : all[0].revision));
+  const right = h("select", { id: "rev-right" }, options(all[all.length - 1].revision));
+  const out = h("div", { id: "diff" });
+  const show = () => {
+    const a = all.find((r) => r.revision === Number(left.value));
+    const b = all.find((r) => r.revision === Number(right.value));
+    const rows = lineDiff(a.source || "", b.source || "");
+    const changed = rows.filter((r) => r.op !== " ").length;
+    mount(out, h("p", { class: "muted" }, changed ? `${changed} changed line(s)` : "identical"),
+      h("pre", { class: "diff" }, rows.map((r) => h("div", { class: `d d${r.op === "+" ? "add" : r.op === "-" ? "del" : "same"}` },
+        h("span", { class: "ln" }, r.left ?? ""), h("span", { class: "ln" }, r.right ?? ""), `${r.op} ${r.text}`))));
+  };
+  left.addEventListener("change", show);
+  right.addEventListener("change", show);
+  mount(body, h("div", { class: "filters" }, "Compare ", left, " with ", right), out);
+  show();
+}
+
+function runForm(body, flow) {
+  if (!can("execution.run", flow.namespace)) {
+    mount(body, h("p", { class: "muted" }, "Your role cannot run this flow."));
+    return;
+  }
+  const status = h("div", { id: "run-status" });
+  const labels = h("input", { name: "__labels", id: "run-labels", placeholder: "key:value, key2:value2" });
+  const form = h("form", { class: "card run-form", id: "run-form" },
+    inputFields(flow.inputs),
+    h("label", { class: "field" }, h("span", { class: "field-name" }, "Labels"), labels),
+    h("button", { type: "submit", class: "primary", id: "run-submit" }, "Run"),
+    status);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const extra = labels.value.split(",").map((s) => s.trim()).filter(Boolean);
+    try {
+      const execution = await request("POST", `/executions/${encodeURIComponent(flow.namespace)}/${encodeURIComponent(flow.id)}${query({ labels: extra })}`,
+        { body: formData(form, flow.inputs) });
+      navigate(`/ui/executions/${execution.id}`);
+    } catch (e) {
+      mount(status, errorBox(e));
+    }
+  });
+  mount(body, form);
+}
+

@@ -1,0 +1,163 @@
+"""`GET /api/v1/{tenant}/ai/usage`: LLM tokens and cost by flow, model and day, and how close each budget is.
+
+Budgets are the `budget: {maxTokens, maxCost, scope}` property of a live flow's tasks (ChatCompletion
+today, any task that declares one tomorrow). A budget caps one task run (scope TASK_RUN) or one
+execution (scope EXECUTION), so "how close" is the usage of the latest and of the heaviest such run
+in the window, as a fraction of each cap. Needs `execution.read`; sums cover only visible namespaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.orm import Session
+
+from api.deps import authenticate, check_tenant, read_session
+from api.errors import QueryInvalid
+from api.permissions import Permission, allowed, prefixes
+from orchestrator import store, store_llm_usage
+from orchestrator.accounts import PermissionDenied, Principal
+from orchestrator.queries import namespace_in_prefix
+from orchestrator.store_llm_usage import UsageSum, UsageWindow
+
+router = APIRouter(tags=["AI"], dependencies=[Depends(authenticate)])
+
+_DEFAULT_DAYS = 30
+
+
+def _moment(name: str, value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise QueryInvalid(name, f"'{value}' is not an ISO-8601 date or date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _sum(s: UsageSum) -> dict[str, Any]:
+    return {
+        "tokensIn": s.tokens_in,
+        "tokensOut": s.tokens_out,
+        "tokens": s.tokens_in + s.tokens_out,
+        "cost": round(s.cost, 6),
+        "calls": s.calls,
+    }
+
+
+def _budgeted_tasks(tasks: Any) -> Iterator[dict[str, Any]]:
+    """Every task (nested flowables included, whatever their branch keys) that declares a budget map."""
+    if isinstance(tasks, list):
+        for item in tasks:
+            yield from _budgeted_tasks(item)
+    elif isinstance(tasks, dict):
+        if isinstance(tasks.get("budget"), dict) and "id" in tasks:
+            yield tasks
+        for key, value in tasks.items():
+            if key != "budget" and isinstance(value, list | dict):
+                yield from _budgeted_tasks(value)
+
+
+def _ratio(used: float, cap: Any) -> float | None:
+    try:
+        cap_value = float(cap)
+    except (TypeError, ValueError):
+        return None
+    return round(used / cap_value, 4) if cap_value > 0 else None
+
+
+def _closeness(s: UsageSum, budget: dict[str, Any]) -> dict[str, Any]:
+    tokens = s.tokens_in + s.tokens_out
+    ratios = [
+        r for r in (_ratio(tokens, budget.get("maxTokens")), _ratio(s.cost, budget.get("maxCost"))) if r is not None
+    ]
+    return {
+        "id": s.key[0],
+        "at": store.iso(s.key[1]) if s.key[1] else None,
+        "tokens": tokens,
+        "cost": round(s.cost, 6),
+        "tokensRatio": _ratio(tokens, budget.get("maxTokens")),
+        "costRatio": _ratio(s.cost, budget.get("maxCost")),
+        "ratio": max(ratios) if ratios else None,  #: the nearer of the two caps
+    }
+
+
+def _budgets(session: Session, tenant: str, window: UsageWindow, principal: Principal) -> list[dict[str, Any]]:
+    found = []
+    for flow in store.live_flows(session, tenant):
+        if not allowed(principal, Permission.EXECUTION_READ, flow.namespace):
+            continue
+        if window.namespace and not namespace_in_prefix(flow.namespace, window.namespace):
+            continue
+        document = flow.document
+        for task in _budgeted_tasks([document.get("tasks"), document.get("errors"), document.get("finally")]):
+            budget = task["budget"]
+            per_execution = str(budget.get("scope", "TASK_RUN")).upper() == "EXECUTION"
+            runs = (
+                store_llm_usage.usage_by_execution(session, window, flow.namespace, flow.flow_id)
+                if per_execution
+                else store_llm_usage.usage_by_task_run(session, window, flow.namespace, flow.flow_id, str(task["id"]))
+            )
+            closeness = [_closeness(r, budget) for r in runs]
+            found.append(
+                {
+                    "namespace": flow.namespace,
+                    "flowId": flow.flow_id,
+                    "taskId": task["id"],
+                    "scope": "EXECUTION" if per_execution else "TASK_RUN",
+                    "maxTokens": budget.get("maxTokens"),
+                    "maxCost": budget.get("maxCost"),
+                    "runs": len(runs),
+                    "latest": closeness[-1] if closeness else None,
+                    "peak": max(closeness, key=lambda c: c["ratio"] or 0) if closeness else None,
+                }
+            )
+    return found
+
+
+@router.get("/ai/usage")
+def ai_usage(
+    request: Request,
+    from_: str | None = Query(default=None, alias="from", description="ISO-8601 lower bound (default: 30 days ago)."),
+    to: str | None = Query(default=None, description="ISO-8601 upper bound (exclusive; default: now)."),
+    namespace: str | None = Query(default=None, max_length=256, description="Namespace prefix."),
+    tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
+    session: Session = Depends(read_session),
+) -> dict[str, Any]:
+    """Sums of the `llm_calls` ledger in a window, and every declared budget with its nearest approach."""
+    visible = prefixes(principal, Permission.EXECUTION_READ)
+    if visible == ():
+        raise PermissionDenied(Permission.EXECUTION_READ, namespace)
+    until = _moment("to", to)
+    try:
+        since = _moment("from", from_) or (until or datetime.now(UTC)) - timedelta(days=_DEFAULT_DAYS)
+    except OverflowError:
+        raise QueryInvalid("to", "too early for a default window: give 'from' too") from None
+    if until is not None and since >= until:
+        raise QueryInvalid("from", "must be before 'to'")
+    window = UsageWindow(since=since, until=until, namespace=namespace, visible_prefixes=visible)
+    by_flow = store_llm_usage.usage_by_flow(session, window)
+    return {
+        "from": store.iso(since),
+        "to": store.iso(until) if until else None,
+        "total": _sum(
+            UsageSum(
+                (),
+                sum(s.tokens_in for s in by_flow),
+                sum(s.tokens_out for s in by_flow),
+                sum(s.cost for s in by_flow),
+                sum(s.calls for s in by_flow),
+            )
+        ),
+        "byFlow": [{"namespace": s.key[0], "flowId": s.key[1], **_sum(s)} for s in by_flow],
+        "byModel": [
+            {"provider": s.key[0], "model": s.key[1], **_sum(s)}
+            for s in store_llm_usage.usage_by_model(session, window)
+        ],
+        "byDay": [{"day": s.key[0].isoformat(), **_sum(s)} for s in store_llm_usage.usage_by_day(session, window)],
+        "budgets": _budgets(session, tenant, window, principal),
+    }
