@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.errors import TaskFailed
+from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.states import State
 from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
 from workers.context import TaskContext
 from workers.storage import store_file
+from workers.workdir_cache import restore_cache, save_cache
 
 #: Runs one claimed child in the shared directory (the worker runtime's `run_claimed`).
 RunChild = Callable[[ClaimedTaskRun, Path], TaskOutcome]
@@ -41,8 +42,18 @@ def run_working_directory(
     _current_dir[at.task_run_id] = workdir
     try:
         ctx = TaskContext(claimed)
-        _write_inputs(workdir, ctx.render(claimed.task.properties.get("inputFiles") or {}))
+        try:
+            _write_inputs(workdir, ctx.render(claimed.task.properties.get("inputFiles") or {}))
+            cache = ctx.render(claimed.task.properties.get("cache")) or None
+            if cache is not None:
+                restore_cache(engine.settings.data_dir, claimed, workdir, cache)
+        except Exception as error:  # the directory could not be prepared: the WorkingDirectory fails
+            message = error.message if isinstance(error, ChorusError) else f"{type(error).__name__}: {error}"
+            ctx.log("ERROR", message)
+            outcome = TaskOutcome(State.FAILED, logs=tuple(ctx.logs), error=message, retryable=False)
+            return engine.finish(claimed, outcome), None
         engine.decide(claimed, {"branch": "tasks", "inline": True})
+        completed = True
         for child in claimed.task.branches.get("tasks", ()):
             if child.disabled:
                 continue
@@ -66,7 +77,10 @@ def run_working_directory(
             else:
                 outcome = run_child(child_claim, workdir)
             if engine.finish(child_claim, outcome) != OK:
+                completed = False
                 break
+        if completed and cache is not None:
+            save_cache(engine.settings.data_dir, claimed, workdir, cache)
         outputs = _collect_outputs(engine, claimed, workdir, claimed.task.properties.get("outputFiles") or [])
         if outputs:
             engine.set_running_outputs(claimed, {"outputFiles": outputs})
