@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -83,6 +84,9 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
             flush=True,
         )
         config = uvicorn.Config(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None)
+        # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default action
+        # would then end this process before `finally`, leaving the worker and the servers orphaned.
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
         uvicorn.Server(config).run()
     finally:
         if stop_scheduler is not None:
@@ -92,6 +96,10 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
         for server in reversed(servers):
             server.stop()
     return 0
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _prepare_database(settings: Settings, flow_files: Sequence[Path]) -> None:
