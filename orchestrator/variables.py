@@ -9,6 +9,7 @@ from orchestrator.core.errors import ExpressionError, InputInvalid
 from orchestrator.core.expressions import render, render_typed, render_value
 from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
 from orchestrator.core.inputs import coerce_declared
+from orchestrator.core.states import State, worst_of
 from orchestrator.store import iso_millis as iso
 from orchestrator.tables import ExecutionRow, TaskRunRow
 
@@ -53,6 +54,7 @@ def base_variables(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRo
             "id": execution.id,
             "startDate": iso(execution.created_at),
             "originalId": execution.original_id or execution.id,
+            "state": _state_seen(execution, flow, runs),
         },
         # Kestra has no `inputs` variable at all when an execution has none: `{{ inputs.x }}` then
         # fails on `inputs`, which is what its error messages (and users' expectations) name.
@@ -64,6 +66,15 @@ def base_variables(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRo
         "envs": {},
         "globals": {},
     }
+
+
+def _state_seen(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow]) -> str:
+    """`execution.state`: the current state, except that `afterExecution` tasks see the decided final one."""
+    after = {t.id for t in flow.after_execution}
+    roots = [r for r in runs if r.parent_id is None]
+    if after and any(r.task_id in after for r in roots):
+        return str(worst_of(State(r.state) for r in roots if r.task_id not in after))
+    return execution.state
 
 
 def execution_variables(

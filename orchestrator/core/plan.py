@@ -9,7 +9,7 @@ The compiler turns the returned plan into Celery signatures; this module knows n
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -120,11 +120,13 @@ Lane = tuple[Slot, ...]
 
 @dataclass(frozen=True)
 class ChildLists:
-    """The three phases of a parent: its main lanes, its `errors` and its `finally` tasks."""
+    """The phases of a parent: its main lanes, its `errors` and `finally` tasks, and (the flow's root only)
+    `afterExecution`, which runs once the state is decided and does not change it."""
 
     main: tuple[Lane, ...]
     errors: tuple[TaskSpec, ...]
     finally_: tuple[TaskSpec, ...]
+    after: tuple[TaskSpec, ...] = ()
 
     @property
     def main_slots(self) -> tuple[Slot, ...]:
@@ -157,7 +159,9 @@ def child_lists(flow: Flow, parent: TaskSpec | None, decision: Mapping[str, obje
     """The children of the execution root (parent None) or of a flowable task, given its decision."""
     if parent is None:
         lane = tuple(Slot(t) for t in _enabled(flow.tasks))
-        return ChildLists((lane,) if lane else (), _enabled(flow.errors), _enabled(flow.finally_))
+        return ChildLists(
+            (lane,) if lane else (), _enabled(flow.errors), _enabled(flow.finally_), _enabled(flow.after_execution)
+        )
     errors = _enabled(parent.branches.get("errors", ()))
     finally_ = _enabled(parent.branches.get("finally", ()))
     branch = str(decision.get("branch", "tasks"))
@@ -245,6 +249,8 @@ def current_phase(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> t
     A phase that has not started yet is started by the parent's join (`decide_join`), not here.
     """
     started = {t.task_id for t in snap.children(parent_id)}
+    if any(t.id in started for t in lists.after):
+        return _sequence(lists.after)
     if any(t.id in started for t in lists.finally_):
         return _sequence(lists.finally_)
     if any(t.id in started for t in lists.errors):
@@ -363,6 +369,20 @@ def decide_join(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> Joi
             return StartPhase(_sequence(lists.errors))
     elif in_errors and not in_finally and missing(errors) and not any(s.is_failure for s in states(errors)):
         return StartPhase(_sequence(lists.errors))
-    if finally_ and (not in_finally or (missing(finally_) and not any(s.is_failure for s in states(finally_)))):
+    after = tuple(Slot(t) for t in lists.after)
+    in_after = bool(states(after))
+    if (
+        not in_after
+        and finally_
+        and (not in_finally or (missing(finally_) and not any(s.is_failure for s in states(finally_))))
+    ):
         return StartPhase(_sequence(lists.finally_))
-    return Complete(worst_of(c.state for c in children))
+    if after and (not in_after or (missing(after) and not any(s.is_failure for s in states(after)))):
+        return StartPhase(_sequence(lists.after))
+    return Complete(decided_state(lists, children))
+
+
+def decided_state(lists: ChildLists, children: Iterable[TaskRunView]) -> State:
+    """The parent's state from its children, leaving out `afterExecution`, which never changes it."""
+    after = {t.id for t in lists.after}
+    return worst_of(c.state for c in children if c.task_id not in after)
