@@ -24,6 +24,7 @@ from orchestrator.core.states import State
 from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
 from orchestrator.settings import Settings
+from workers.agent import AgentPaused, AgentTakenOver, run_agent
 from workers.context import TaskContext
 from workers.deadline import deadline
 from workers.functions import EngineFunctions
@@ -121,6 +122,21 @@ def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> str:
         return engine.finish(claimed, _failure(ctx, error))
 
 
+def _run_agent(engine: Engine, claimed: ClaimedTaskRun) -> str:
+    """An AIAgent attempt: its tool tasks run here as child task runs; it may pause for an approval."""
+    ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
+    try:
+        if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
+            return engine.finish(claimed, TaskOutcome(State.SKIPPED))
+        with _Heartbeat(engine, claimed), deadline(claimed.task.timeout):
+            outputs = run_agent(ctx, lambda child: run_claimed(child, engine))
+    except (AgentPaused, AgentTakenOver):
+        return STOP  # the paused task run waits for its approver; a taken-over one reports through its new owner
+    except Exception as error:
+        return engine.finish(claimed, _failure(ctx, error))
+    return engine.finish(claimed, TaskOutcome(State.SUCCESS, outputs=outputs, logs=tuple(ctx.logs)))
+
+
 def _claim(task: Task, at: TaskRunCoordinates) -> tuple[Engine, ClaimedTaskRun | None]:
     """Claim the task run a message names, for this Celery task's attempt."""
     engine = _holder.get()
@@ -154,6 +170,11 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             return STOP
         if claimed.task.type == "Subflow":
             return _start_subflow(engine, claimed)
+        if claimed.task.type == "AIAgent":
+            verdict = _run_agent(engine, claimed)
+            if claimed.reapplied and verdict == OK:
+                engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")
+            return verdict
         with _Heartbeat(engine, claimed):
             outcome = run_claimed(claimed, engine)
         verdict = engine.finish(claimed, outcome)

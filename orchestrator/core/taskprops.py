@@ -471,6 +471,8 @@ class ChatCompletionProps(_LlmProps):
 class AIAgentProps(_LlmProps):
     prompt: Text
     max_sequential_tools_invocations: Int | None = None
+    # Chorus's own: the most model calls one run makes (the parser checks `tools` entries itself).
+    max_iterations: Int | None = None
     content_retrievers: ListValue | None = None
     memory: MapValue | None = None
     output_files: TextList | None = None
