@@ -116,3 +116,195 @@ def test_an_agent_that_keeps_calling_tools_fails_at_max_iterations(
     logs = stack.api.get(f"/logs/{created['id']}").json()
     messages = [line["message"] for line in (logs if isinstance(logs, list) else logs.get("results", []))]
     assert any("AIAgent stopped: the agent reached maxIterations (3 model calls)" in m for m in messages), messages
+
+
+CHILD_FLOW = """
+id: refund
+namespace: {ns}
+inputs:
+  - id: order
+    type: STRING
+tasks:
+  - id: decide
+    type: io.kestra.plugin.core.debug.Return
+    format: "refund issued for {{ inputs.order }}"
+outputs:
+  - id: receipt
+    type: STRING
+    value: "{{ outputs.decide.value }}"
+"""
+
+AGENT_WITH_FLOW_TOOL = """
+id: agent-flow-tool
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: AIAgent
+    provider: {type: openai, modelName: gpt-4o-mini}
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    prompt: "{{ inputs.question }}"
+    tools:
+      - type: io.kestra.plugin.ai.tool.KestraFlow
+        namespace: {ns}
+        flowId: refund
+        description: Issue a refund for an order
+"""
+
+
+def test_an_agent_runs_a_flow_tool_as_a_linked_subflow_and_reads_its_outputs(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(CHILD_FLOW)
+    deploy_flow(AGENT_WITH_FLOW_TOOL)
+    question = _question()
+    tool = f"kestra_flow_{unique_namespace.replace('.', '_')}_refund"
+    script = openai_wire.script(
+        question, Reply.tool_call(tool, {"inputs": {"order": "A-17"}}), Reply.text("Refund issued.")
+    )
+
+    created = stack.run(unique_namespace, "agent-flow-tool", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    [agent] = _task_runs(execution, "agent")
+    [call] = _task_runs(execution, "agent__flow_tool_0")
+    assert call["parentTaskRunId"] == agent["id"]
+    child_id = call["outputs"]["executionId"]
+    child = stack.api.get(f"/executions/{child_id}").json()
+    assert child["state"]["current"] == "SUCCESS"
+    assert child["parentId"] == created["id"]
+    assert child["inputs"] == {"order": "A-17"}
+    assert json.loads(script.requests[1]["messages"][-1]["content"]) == {"receipt": "refund issued for A-17"}
+    assert agent["outputs"]["toolExecutions"][0]["taskRunId"] == call["id"]
+
+
+AGENT_WITH_MCP_TOOLS = """
+id: agent-mcp-tools
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: io.kestra.plugin.ai.agent.AIAgent
+    provider: {type: openai, modelName: gpt-4o-mini}
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    prompt: "{{ inputs.question }}"
+    tools:
+      - type: {tool_type}
+        {where}
+"""
+
+
+def _mcp_flow(tool_type: str, where: str) -> str:
+    return AGENT_WITH_MCP_TOOLS.replace("{tool_type}", tool_type).replace("{where}", where)
+
+
+def _assert_mcp_answer(stack: Stack, execution_id: str, script_requests: list[dict[str, Any]]) -> None:
+    execution = stack.wait_for_state(execution_id, timeout_s=90)
+    assert execution["state"]["current"] == "SUCCESS", execution
+    [agent] = _task_runs(execution, "agent")
+    [executed] = agent["outputs"]["toolExecutions"]
+    assert executed["requestName"] == "order_status"
+    assert executed["result"] == "order A-17 is shipped (Colissimo)"
+    first, second = script_requests
+    assert sorted(t["function"]["name"] for t in first["tools"]) == ["add", "order_status"]
+    assert second["messages"][-1]["content"] == "order A-17 is shipped (Colissimo)"
+    [call] = [e for e in _audit_actions(stack, execution_id) if e["action"] == "agent.mcp_call"]
+    assert call["payload"]["tool"] == "order_status"
+
+
+def test_an_agent_calls_a_tool_of_an_mcp_server_over_stdio(
+    stack: Stack,
+    deploy_flow: Callable[[str], dict[str, Any]],
+    unique_namespace: str,
+    openai_wire: OpenAIWire,
+    mcp_stdio_command: list[str],
+) -> None:
+    deploy_flow(_mcp_flow("io.kestra.plugin.ai.tool.StdioMcpClient", f"command: {json.dumps(mcp_stdio_command)}"))
+    question = _question()
+    script = openai_wire.script(
+        question, Reply.tool_call("order_status", {"order_id": "A-17"}), Reply.text("It has shipped.")
+    )
+
+    created = stack.run(unique_namespace, "agent-mcp-tools", question=question)
+
+    _assert_mcp_answer(stack, created["id"], script.requests)
+
+
+def test_an_agent_calls_a_tool_of_an_mcp_server_over_streamable_http(
+    stack: Stack,
+    deploy_flow: Callable[[str], dict[str, Any]],
+    unique_namespace: str,
+    openai_wire: OpenAIWire,
+    mcp_http_url: str,
+) -> None:
+    deploy_flow(_mcp_flow("StreamableHttpMcpClient", f"url: {mcp_http_url}"))
+    question = _question()
+    script = openai_wire.script(
+        question, Reply.tool_call("order_status", {"order_id": "A-17"}), Reply.text("It has shipped.")
+    )
+
+    created = stack.run(unique_namespace, "agent-mcp-tools", question=question)
+
+    _assert_mcp_answer(stack, created["id"], script.requests)
+
+
+AGENT_WITH_SCHEMA = """
+id: agent-schema
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: io.kestra.plugin.ai.agent.AIAgent
+    provider: {type: openai, modelName: gpt-4o-mini}
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    prompt: "{{ inputs.question }}"
+    configuration:
+      responseFormat:
+        type: JSON
+        jsonSchema:
+          type: object
+          required: [category]
+          properties:
+            category: {type: string, enum: [BILLING, TECHNICAL]}
+"""
+
+
+def test_an_agent_answer_that_breaks_its_json_schema_fails_the_task_run(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENT_WITH_SCHEMA)
+    question = _question()
+    script = openai_wire.script(question, Reply.text('{"category": "SHIPPING"}'))
+
+    created = stack.run(unique_namespace, "agent-schema", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "FAILED"
+    assert script.requests[0]["response_format"]["type"] == "json_schema"
+    logs = stack.api.get(f"/logs/{created['id']}").json()
+    messages = [line["message"] for line in (logs if isinstance(logs, list) else logs.get("results", []))]
+    assert any("structured output does not match jsonResponseSchema: 'SHIPPING' is not one of" in m for m in messages)
+
+
+def test_an_agent_answer_that_fits_its_json_schema_is_the_json_output(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENT_WITH_SCHEMA)
+    question = _question()
+    openai_wire.script(question, Reply.text('{"category": "BILLING"}'))
+
+    created = stack.run(unique_namespace, "agent-schema", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS"
+    assert _task_runs(execution, "agent")[0]["outputs"]["jsonOutput"] == {"category": "BILLING"}
