@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
+import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
+from orchestrator.accounts import Binding
+from orchestrator.settings import load_settings
 from tests.e2e.conftest import Stack
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.harness.services import psycopg_url
@@ -308,3 +313,128 @@ def test_an_agent_answer_that_fits_its_json_schema_is_the_json_output(
 
     assert execution["state"]["current"] == "SUCCESS"
     assert _task_runs(execution, "agent")[0]["outputs"]["jsonOutput"] == {"category": "BILLING"}
+
+
+AGENT_WITH_GATED_TOOL = """
+id: agent-approval
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: io.kestra.plugin.ai.agent.AIAgent
+    provider: {type: openai, modelName: gpt-4o-mini}
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    prompt: "{{ inputs.question }}"
+    tools:
+      - type: io.kestra.plugin.ai.tool.KestraTask
+        requireApproval: true
+        tasks:
+          - id: refund
+            type: io.kestra.plugin.core.debug.Return
+            format: "..."
+"""
+
+
+@pytest.fixture(scope="module")
+def secured_api(stack: Stack) -> Iterator[TestClient]:
+    """The API with authentication on, over the stack's database and broker (its worker runs what it sends)."""
+    settings = load_settings(
+        database_url=stack.settings.database_url,
+        broker_url=stack.settings.broker_url,
+        admin_username=ADMIN[0],
+        admin_password=ADMIN[1],
+    )
+    with TestClient(create_app(settings, sweeper=False), base_url="http://127.0.0.1") as client:
+        accounts = client.app.state.accounts  # type: ignore[attr-defined]
+        accounts.create_user(APPROVER[0], APPROVER[1], [Binding("approver", "tests")], actor="test")
+        accounts.create_user(VIEWER[0], VIEWER[1], [Binding("viewer", "tests")], actor="test")
+        yield client
+
+
+ADMIN = ("agent-admin@chorus.test", "agent-admin-password")
+APPROVER = ("alice-approver", "alice-password-1")
+VIEWER = ("victor-viewer", "victor-password-1")
+
+
+def _paused_for_approval(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> tuple[str, Any, dict[str, Any]]:
+    deploy_flow(AGENT_WITH_GATED_TOOL)
+    question = _question()
+    call = {"id": "call_refund", "type": "function", "function": {"name": "kestra_task_refund"}}
+    call["function"]["arguments"] = json.dumps({"format": "refund 30 EUR on A-17"})  # type: ignore[index]
+    script = openai_wire.script(
+        question,
+        Reply(content="A refund of 30 EUR is fair.", tool_calls=(call,), finish_reason="tool_calls"),
+        Reply.text("Done."),
+    )
+    created = stack.run(unique_namespace, "agent-approval", question=question)
+    execution = stack.wait_for_state(created["id"], {"PAUSED", "FAILED", "SUCCESS"}, timeout_s=60)
+    assert execution["state"]["current"] == "PAUSED", execution
+    [agent] = _task_runs(execution, "agent")
+    return created["id"], script, agent
+
+
+def _resume(api: TestClient, execution_id: str, user: tuple[str, str], **form: str) -> Any:
+    return api.post(
+        f"/api/v1/main/executions/{execution_id}/resume", files={k: (None, v) for k, v in form.items()}, auth=user
+    )
+
+
+def test_an_approved_tool_call_runs_after_the_approver_resumes_and_a_viewer_cannot_approve(
+    stack: Stack,
+    deploy_flow: Callable[[str], dict[str, Any]],
+    unique_namespace: str,
+    openai_wire: OpenAIWire,
+    secured_api: TestClient,
+) -> None:
+    execution_id, script, agent = _paused_for_approval(stack, deploy_flow, unique_namespace, openai_wire)
+    assert agent["state"]["current"] == "PAUSED"
+    proposal = agent["outputs"]["approval"]
+    assert proposal["tool"] == "kestra_task_refund"
+    assert proposal["arguments"] == {"format": "refund 30 EUR on A-17"}
+    assert proposal["reasoning"] == "A refund of 30 EUR is fair."
+
+    assert _resume(secured_api, execution_id, VIEWER, decision="APPROVE").status_code == 403
+    missing = _resume(secured_api, execution_id, APPROVER)
+    assert missing.status_code in (400, 422) and "decision" in missing.text
+    assert _resume(secured_api, execution_id, APPROVER, decision="APPROVE").status_code == 204
+    execution = stack.wait_for_state(execution_id, timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    [refund] = _task_runs(execution, "refund")
+    assert refund["outputs"] == {"value": "refund 30 EUR on A-17"}
+    assert json.loads(script.requests[1]["messages"][-1]["content"]) == {"value": "refund 30 EUR on A-17"}
+    [approved] = [e for e in _audit_actions(stack, execution_id) if e["action"] == "agent.tool_approved"]
+    assert approved["actor"].startswith(f"user:{APPROVER[0]}")  # the approver, as the API names callers
+    assert approved["payload"]["tool"] == "kestra_task_refund"
+
+
+def test_a_rejected_tool_call_is_reported_to_the_model_which_goes_on(
+    stack: Stack,
+    deploy_flow: Callable[[str], dict[str, Any]],
+    unique_namespace: str,
+    openai_wire: OpenAIWire,
+    secured_api: TestClient,
+) -> None:
+    execution_id, script, _ = _paused_for_approval(stack, deploy_flow, unique_namespace, openai_wire)
+
+    response = _resume(secured_api, execution_id, APPROVER, decision="REJECT", reason="over the refund limit")
+    assert response.status_code == 204
+    execution = stack.wait_for_state(execution_id, timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    assert _task_runs(execution, "refund") == []
+    tool_message = script.requests[1]["messages"][-1]
+    assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "call_refund"
+    assert tool_message["content"].startswith(f"REJECTED: user:{APPROVER[0]}")
+    assert "did not approve this call" in tool_message["content"]
+    assert "over the refund limit" in tool_message["content"]
+    [agent] = _task_runs(execution, "agent")
+    assert agent["outputs"]["toolExecutions"][0]["approval"]["decision"] == "REJECTED"
+    [rejected] = [e for e in _audit_actions(stack, execution_id) if e["action"] == "agent.tool_rejected"]
+    assert rejected["actor"].startswith(f"user:{APPROVER[0]}")
+    assert rejected["payload"]["reason"] == "over the refund limit"
