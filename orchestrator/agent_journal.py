@@ -44,6 +44,7 @@ class ToolRunResult:
     outputs: dict[str, Any] | None
     error: str | None
     waiting: bool  #: a flow tool's task run waiting for its subflow execution to end
+    idle_s: float  #: seconds since its last heartbeat (or creation): long idle means lost
 
 
 class AgentJournal:
@@ -108,7 +109,14 @@ class AgentJournal:
                 errors = [line.message for line in lines if line.level == "ERROR"]
                 error = errors[-1] if errors else f"ended {state}"
             waiting = bool((row.decision or {}).get("subflow"))
-            return ToolRunResult(state, dict(row.outputs) if row.outputs else None, error, waiting)
+            idle_s = (store.utcnow() - (row.heartbeat_at or row.updated_at)).total_seconds()
+            return ToolRunResult(state, dict(row.outputs) if row.outputs else None, error, waiting, idle_s)
+
+    def pending_call(self, agent_task_run_id: str, index: int) -> dict[str, Any] | None:
+        """The tool call numbered `index` that an agent task run is waiting on (what its tool task run needs)."""
+        record = self.load(agent_task_run_id)
+        pending = (record.conversation.get("pending") or []) if record is not None else []
+        return next((p for p in pending if p.get("index") == index), None)
 
     def audit(self, execution_id: str, *, actor: str, action: str, subject: str, payload: dict[str, Any]) -> None:
         """An agent event on the execution's audit chain (an MCP tool call, an approval asked)."""

@@ -18,27 +18,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 
 from orchestrator.agent_journal import AWAITING_APPROVAL, AgentJournal
+from orchestrator.compiler import to_canvas
 from orchestrator.core import agent as rules
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.flow import TaskSpec
+from orchestrator.core.plan import Run
 from orchestrator.core.states import State
-from orchestrator.engine import ClaimedTaskRun, TaskOutcome, TaskRunCoordinates
+from orchestrator.core.tasktypes import CATALOGUE
+from orchestrator.engine import ClaimedTaskRun, Engine, TaskRunCoordinates
 from workers.ai import Budget, build_request, client_timeout_s, complete_recorded, json_schema_of, usage_of
 from workers.context import TaskContext
-from workers.functions import EngineFunctions
 from workers.llm import resolve_endpoint
 from workers.mcp_tools import McpServer, call_tool, list_tools
-from workers.subflow import start_subflow
-
-#: Runs one claimed tool task run here (the worker runtime's `run_claimed`).
-RunChild = Callable[[ClaimedTaskRun], TaskOutcome]
 
 _DEFAULT_MAX_ITERATIONS = 10
 _POLL_S = 0.2
@@ -131,13 +129,12 @@ def _schema(props: Mapping[str, Any]) -> dict[str, Any] | None:
 class Agent:
     """One attempt of one AIAgent task run."""
 
-    def __init__(self, ctx: TaskContext, run_child: RunChild) -> None:
+    def __init__(self, ctx: TaskContext) -> None:
         self.ctx = ctx
         self.claimed = ctx.claimed
         self.at = ctx.claimed.coordinates
         self.engine = ctx.engine
         self.journal = AgentJournal(self.engine.sessions)
-        self.run_child = run_child
         self.props: dict[str, Any] = ctx.render({k: v for k, v in ctx.properties.items() if k != "tools"})
         self.endpoint = resolve_endpoint(self.props)
         self.schema = _schema(self.props)
@@ -329,46 +326,34 @@ class Agent:
             return (f"ERROR: {outcome.text}" if outcome.is_error else outcome.text), None
         assert tool.task is not None
         try:
-            task = self._task_for(tool, call)
+            rules.tool_run_properties(tool.task, call.arguments)
         except ValueError as e:
             return f"ERROR: {e}", None  # the model can correct its arguments
-        return self._run_task(tool, task, call, index)
-
-    def _task_for(self, tool: Tool, call: rules.ToolCall) -> TaskSpec:
-        assert tool.task is not None
-        if tool.kind == "flow":
-            given = call.arguments.get("inputs", call.arguments)
-            inputs = {**(tool.task.properties.get("inputs") or {}), **rules.literal(given or {})}  # type: ignore[dict-item]
-            return tool.task.model_copy(update={"properties": {**tool.task.properties, "inputs": inputs}})
-        return tool.task.model_copy(
-            update={"properties": rules.fill_placeholders(tool.task.properties, call.arguments)}
-        )
+        return self._run_task(tool, tool.task, call, index)
 
     def _run_task(self, tool: Tool, task: TaskSpec, call: rules.ToolCall, index: int) -> tuple[str, str]:
+        """Send the tool's task run to its pool and wait for it to end (re-sending it when it looks lost)."""
         coords = TaskRunCoordinates(self.at.execution_id, task.id, self.at.task_run_id, index, 1)
         task_run_id = coords.task_run_id
+        lost_after_s = self.engine.settings.stale_after_s
+        sent_at: float | None = None
         while True:
             seen = self.journal.tool_run(self.at.execution_id, task_run_id)
             if seen is not None and seen.state.is_terminal:
                 break
-            if seen is not None and seen.waiting:
-                time.sleep(_POLL_S)  # a flow tool's subflow is running: its end completes the task run
-                continue
-            attempt = self.engine.task_run_attempt(task_run_id)
-            child = self.engine.claim(
-                dataclasses.replace(coords, attempt=attempt), owner=self.claimed.owner, celery_task_id=None
-            )
-            if child is None:
-                self._still_ours()
-                time.sleep(_POLL_S * 5)  # held by a live claim (or not claimable yet): look again
-                continue
-            child.variables["arguments"] = call.arguments
-            child.variables["toolCall"] = {"id": call.id, "name": call.name}
-            child = dataclasses.replace(child, task=task)
-            if task.type == "Subflow":
-                start_subflow(TaskContext(child, EngineFunctions(self.engine, child)), self.engine)
-            else:
-                self.engine.finish(child, self.run_child(child))
+            self._still_ours()
+            now = time.monotonic()
+            quiet_s = lost_after_s if seen is None or seen.state is State.RUNNING else 1.0
+            due = sent_at is None or now - sent_at > quiet_s
+            lost = seen is None or seen.state is not State.RUNNING or (not seen.waiting and seen.idle_s > lost_after_s)
+            if due and lost:
+                # Duplicates are harmless: the claim lets one runner through, or takes a dead one's over.
+                attempt = self.engine.task_run_attempt(task_run_id)
+                pool = task.worker_group or str(CATALOGUE[task.type].pool)
+                run = Run(self.at.execution_id, task.id, self.at.task_run_id, index, attempt, pool, enter=False)
+                to_canvas(self.engine.celery, run).apply_async()
+                sent_at = now
+            time.sleep(_POLL_S)
         if seen.state.is_failure:
             raise TaskFailed(
                 f"tool {call.name} failed: its task run {task_run_id} ({task.id}) ended {seen.state}: {seen.error}",
@@ -402,6 +387,29 @@ def _token_usage(tokens_in: int, tokens_out: int) -> dict[str, int]:
     return {"inputTokenCount": tokens_in, "outputTokenCount": tokens_out, "totalTokenCount": tokens_in + tokens_out}
 
 
-def run_agent(ctx: TaskContext, run_child: RunChild) -> dict[str, Any]:
+def run_agent(ctx: TaskContext) -> dict[str, Any]:
     """Run (or resume) an AIAgent; raises AgentPaused when it waits for an approval."""
-    return Agent(ctx, run_child).run()
+    return Agent(ctx).run()
+
+
+def prepare_tool_run(engine: Engine, claimed: ClaimedTaskRun) -> ClaimedTaskRun:
+    """A claimed task run of an agent's tool, given its call: `arguments`, `toolCall`, placeholders filled.
+
+    Any other task run is returned as it is. The call is read from the agent's journal, where it stays
+    pending until its result is recorded, so a redelivered or re-sent message finds it too.
+    """
+    at = claimed.coordinates
+    if (
+        at.parent_id is None
+        or at.iteration is None
+        or rules.agent_of_tool(claimed.flow.iter_tasks(), at.task_id) is None
+    ):
+        return claimed
+    call = AgentJournal(engine.sessions).pending_call(at.parent_id, at.iteration)
+    if call is None:
+        raise TaskFailed(f"no pending agent tool call #{at.iteration} for task {at.task_id}", retryable=False)
+    arguments = dict(call.get("arguments") or {})
+    claimed.variables["arguments"] = arguments
+    claimed.variables["toolCall"] = {"id": call.get("id"), "name": call.get("name")}
+    task = claimed.task.model_copy(update={"properties": rules.tool_run_properties(claimed.task, arguments)})
+    return dataclasses.replace(claimed, task=task)

@@ -24,7 +24,7 @@ from orchestrator.core.states import State
 from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
 from orchestrator.settings import Settings
-from workers.agent import AgentPaused, AgentTakenOver, run_agent
+from workers.agent import AgentPaused, AgentTakenOver, prepare_tool_run, run_agent
 from workers.context import TaskContext
 from workers.deadline import deadline
 from workers.functions import EngineFunctions
@@ -129,7 +129,7 @@ def _run_agent(engine: Engine, claimed: ClaimedTaskRun) -> str:
         if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
             return engine.finish(claimed, TaskOutcome(State.SKIPPED))
         with _Heartbeat(engine, claimed), deadline(claimed.task.timeout):
-            outputs = run_agent(ctx, lambda child: run_claimed(child, engine))
+            outputs = run_agent(ctx)
     except (AgentPaused, AgentTakenOver):
         return STOP  # the paused task run waits for its approver; a taken-over one reports through its new owner
     except Exception as error:
@@ -168,6 +168,10 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         engine, claimed = _claim(self, TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt))
         if claimed is None:
             return STOP
+        try:
+            claimed = prepare_tool_run(engine, claimed)
+        except TaskFailed as error:
+            return engine.finish(claimed, TaskOutcome(State.FAILED, error=error.message, retryable=False))
         if claimed.task.type == "Subflow":
             return _start_subflow(engine, claimed)
         if claimed.task.type == "AIAgent":

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from orchestrator.core.flow import TaskSpec
 
 __all__ = [
     "PLACEHOLDER",
     "TOOL_KINDS",
     "AgentLimits",
     "ToolCall",
+    "agent_of_tool",
     "fill_placeholders",
     "flow_tool_name",
     "flow_tool_task_id",
@@ -28,6 +31,7 @@ __all__ = [
     "placeholder_parameters",
     "task_tool_name",
     "tool_kind",
+    "tool_run_properties",
 ]
 
 #: A task property set to this text is for the model to fill (Kestra's KestraTask convention).
@@ -70,6 +74,24 @@ def flow_tool_name(namespace: str, flow_id: str) -> str:
 def flow_tool_task_id(agent_id: str, index: int) -> str:
     """The id of the Subflow task that runs the flow tool at `tools[index]` of an agent."""
     return f"{agent_id}__flow_tool_{index}"
+
+
+def agent_of_tool(agents: Iterable[TaskSpec], task_id: str) -> TaskSpec | None:
+    """The AIAgent (among a flow's tasks) that has the task `task_id` as one of its tools."""
+    for task in agents:
+        if task.type == "AIAgent" and any(tool.id == task_id for tool in task.tools):
+            return task
+    return None
+
+
+def tool_run_properties(tool: TaskSpec, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool task's properties for one call: placeholders filled, or a flow tool's inputs merged (made inert)."""
+    if tool.type == "Subflow":
+        given = arguments.get("inputs", arguments)
+        defaults = tool.properties.get("inputs")
+        inputs = {**(defaults if isinstance(defaults, dict) else {}), **literal(dict(given or {}))}
+        return {**tool.properties, "inputs": inputs}
+    return fill_placeholders(tool.properties, arguments)
 
 
 def placeholder_parameters(properties: Mapping[str, Any]) -> dict[str, Any]:

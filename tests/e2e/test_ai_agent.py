@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from orchestrator.accounts import Binding
+from orchestrator.cli import run_worker_process, stop_process
 from orchestrator.settings import load_settings
 from tests.e2e.conftest import Stack
 from tests.fakes.openai_wire import OpenAIWire, Reply
@@ -85,6 +89,8 @@ def test_an_agent_calls_a_task_tool_as_a_child_task_run_and_answers_with_its_res
     assert lookup["parentTaskRunId"] == agent["id"]
     assert lookup["state"]["current"] == "SUCCESS"
     assert lookup["outputs"]["values"] == {"order": "A-17", "status": "shipped"}
+    # The tool ran as its own Celery task on its pool, not inside the agent's.
+    assert lookup["attempts"][0]["celeryTaskId"] not in (None, agent["attempts"][0]["celeryTaskId"])
     outputs = agent["outputs"]
     assert outputs["textOutput"] == "Order A-17 has shipped."
     assert outputs["finishReason"] == "STOP"
@@ -438,3 +444,66 @@ def test_a_rejected_tool_call_is_reported_to_the_model_which_goes_on(
     [rejected] = [e for e in _audit_actions(stack, execution_id) if e["action"] == "agent.tool_rejected"]
     assert rejected["actor"].startswith(f"user:{APPROVER[0]}")
     assert rejected["payload"]["reason"] == "over the refund limit"
+
+
+AGENT_ON_A_DOOMED_WORKER = """
+id: agent-recovery
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: io.kestra.plugin.ai.agent.AIAgent
+    workerGroup:
+      key: doomed-agent
+    provider: {type: openai, modelName: gpt-4o-mini}
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    prompt: "{{ inputs.question }}"
+    tools:
+      - type: KestraTask
+        description: Wait for the warehouse to answer
+        tasks:
+          - id: wait_for_warehouse
+            type: io.kestra.plugin.core.flow.Sleep
+            duration: PT3S
+"""
+
+
+def test_an_agent_whose_worker_dies_resumes_its_conversation_on_another_worker(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENT_ON_A_DOOMED_WORKER)
+    question = _question()
+    script = openai_wire.script(
+        question, Reply.tool_call("kestra_task_wait_for_warehouse", {}), Reply.text("The warehouse answered.")
+    )
+    doomed = run_worker_process("doomed-agent", stack.settings, stack.env)
+    replacement = None
+    try:
+        execution_id = stack.run(unique_namespace, "agent-recovery", question=question)["id"]
+        deadline = time.monotonic() + 30
+        while not _task_runs(stack.api.get(f"/executions/{execution_id}").json(), "wait_for_warehouse"):
+            assert time.monotonic() < deadline, "the agent never called its tool"
+            time.sleep(0.05)
+        os.killpg(doomed.pid, signal.SIGKILL)  # mid-agent: after its first model call, during its tool call
+        doomed.wait(10)
+        replacement = run_worker_process("doomed-agent", stack.settings, stack.env)
+
+        execution = stack.wait_for_state(execution_id, timeout_s=60)
+    finally:
+        if doomed.poll() is None:
+            os.killpg(doomed.pid, signal.SIGKILL)
+        if replacement is not None:
+            stop_process(replacement)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    [agent] = _task_runs(execution, "agent")
+    assert agent["outputs"]["textOutput"] == "The warehouse answered."
+    assert len(agent["attempts"]) == 1  # the same attempt, taken over and resumed
+    assert len(_task_runs(execution, "wait_for_warehouse")) == 1  # the tool ran once
+    assert len(script.requests) == 2  # the first model call was not made again
+    assert _llm_calls(stack, execution_id) == 2
+    taken_over = [e["subject"] for e in _audit_actions(stack, execution_id) if e["action"] == "task_run.taken_over"]
+    assert agent["id"] in taken_over
