@@ -507,3 +507,102 @@ def test_an_agent_whose_worker_dies_resumes_its_conversation_on_another_worker(
     assert _llm_calls(stack, execution_id) == 2
     taken_over = [e["subject"] for e in _audit_actions(stack, execution_id) if e["action"] == "task_run.taken_over"]
     assert agent["id"] in taken_over
+
+
+AGENTS_SHARING_MEMORY = """
+id: agents-memory
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: introduce
+    type: io.kestra.plugin.ai.agent.AIAgent
+    prompt: "Hi, my name is John. ({{ inputs.question }})"
+  - id: recall
+    type: io.kestra.plugin.ai.agent.AIAgent
+    prompt: "What is my name? ({{ inputs.question }})"
+  - id: stranger
+    type: io.kestra.plugin.ai.agent.AIAgent
+    prompt: "Who am I? ({{ inputs.question }})"
+    memory:
+      memoryId: someone-else
+pluginDefaults:
+  - type: io.kestra.plugin.ai.agent.AIAgent
+    values:
+      provider: {type: io.kestra.plugin.ai.provider.OpenAI, modelName: gpt-4o-mini}
+      baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+      apiKey: "{{ secret('OPENAI_API_KEY') }}"
+      memory:
+        memoryId: john
+"""
+
+
+def test_agents_with_the_same_memory_id_see_the_earlier_conversation(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENTS_SHARING_MEMORY)
+    question = _question()
+    script = openai_wire.script(
+        question, Reply.text("Hello John!"), Reply.text("You are John."), Reply.text("I do not know.")
+    )
+
+    created = stack.run(unique_namespace, "agents-memory", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    _, recall, stranger = script.requests
+    assert [(m["role"], m["content"]) for m in recall["messages"]] == [
+        ("user", f"Hi, my name is John. ({question})"),
+        ("assistant", "Hello John!"),
+        ("user", f"What is my name? ({question})"),
+    ]
+    assert [m["role"] for m in stranger["messages"]] == ["user"]
+    assert _task_runs(execution, "recall")[0]["outputs"]["textOutput"] == "You are John."
+
+
+AGENT_WITH_BUDGET = """
+id: agent-budget
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: AIAgent
+    provider: {type: openai, modelName: gpt-4o-mini}
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    prompt: "{{ inputs.question }}"
+    budget:
+      maxTokens: 50
+    tools:
+      - type: KestraTask
+        tasks:
+          - id: note
+            type: io.kestra.plugin.core.log.Log
+            message: noted
+"""
+
+
+def test_an_agent_fails_at_the_model_call_that_crosses_its_token_budget(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENT_WITH_BUDGET)
+    question = _question()
+    big = Reply(
+        tool_calls=Reply.tool_call("kestra_task_note", {}).tool_calls,
+        finish_reason="tool_calls",
+        tokens_in=40,
+        tokens_out=5,
+    )
+    script = openai_wire.script(question, big, Reply.text("never sent", tokens_in=40, tokens_out=5))
+
+    created = stack.run(unique_namespace, "agent-budget", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "FAILED"
+    assert len(script.requests) == 2  # the second call's answer pushed usage over the cap
+    logs = stack.api.get(f"/logs/{created['id']}").json()
+    messages = [line["message"] for line in (logs if isinstance(logs, list) else logs.get("results", []))]
+    assert any("LLM budget exceeded for this task run: 90 tokens (max 50)" in m for m in messages), messages
