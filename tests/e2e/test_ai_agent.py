@@ -111,6 +111,29 @@ def test_an_agent_calls_a_task_tool_as_a_child_task_run_and_answers_with_its_res
     assert _llm_calls(stack, created["id"]) == 2
 
 
+def test_tool_calls_asked_together_run_as_one_child_task_run_each(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENT_WITH_TASK_TOOL)
+    question = _question()
+    script = openai_wire.script(
+        question,
+        Reply.tool_calls_of(("kestra_task_lookup", {"order_id": "A-17"}), ("kestra_task_lookup", {"order_id": "B-42"})),
+        Reply.text("Both found."),
+    )
+
+    created = stack.run(unique_namespace, "agent-task-tool", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    lookups = sorted(_task_runs(execution, "lookup"), key=lambda t: t["outputs"]["values"]["order"])
+    assert [t["outputs"]["values"]["order"] for t in lookups] == ["A-17", "B-42"]
+    results = [
+        (m["tool_call_id"], json.loads(m["content"])["values"]["order"]) for m in script.requests[1]["messages"][-2:]
+    ]
+    assert results == [("call_1", "A-17"), ("call_2", "B-42")]
+
+
 def test_an_agent_that_keeps_calling_tools_fails_at_max_iterations(
     stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
 ) -> None:
@@ -370,11 +393,13 @@ def _paused_for_approval(
 ) -> tuple[str, Any, dict[str, Any]]:
     deploy_flow(AGENT_WITH_GATED_TOOL)
     question = _question()
-    call = {"id": "call_refund", "type": "function", "function": {"name": "kestra_task_refund"}}
-    call["function"]["arguments"] = json.dumps({"format": "refund 30 EUR on A-17"})  # type: ignore[index]
     script = openai_wire.script(
         question,
-        Reply(content="A refund of 30 EUR is fair.", tool_calls=(call,), finish_reason="tool_calls"),
+        Reply.tool_calls_of(
+            ("kestra_task_refund", {"format": "refund 30 EUR on A-17"}),
+            content="A refund of 30 EUR is fair.",
+            id_prefix="refund",
+        ),
         Reply.text("Done."),
     )
     created = stack.run(unique_namespace, "agent-approval", question=question)
@@ -435,7 +460,7 @@ def test_a_rejected_tool_call_is_reported_to_the_model_which_goes_on(
     assert execution["state"]["current"] == "SUCCESS", execution
     assert _task_runs(execution, "refund") == []
     tool_message = script.requests[1]["messages"][-1]
-    assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "call_refund"
+    assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "refund_1"
     assert tool_message["content"].startswith(f"REJECTED: user:{APPROVER[0]}")
     assert "did not approve this call" in tool_message["content"]
     assert "over the refund limit" in tool_message["content"]
@@ -590,12 +615,7 @@ def test_an_agent_fails_at_the_model_call_that_crosses_its_token_budget(
 ) -> None:
     deploy_flow(AGENT_WITH_BUDGET)
     question = _question()
-    big = Reply(
-        tool_calls=Reply.tool_call("kestra_task_note", {}).tool_calls,
-        finish_reason="tool_calls",
-        tokens_in=40,
-        tokens_out=5,
-    )
+    big = Reply.tool_calls_of(("kestra_task_note", {}), tokens_in=40, tokens_out=5)
     script = openai_wire.script(question, big, Reply.text("never sent", tokens_in=40, tokens_out=5))
 
     created = stack.run(unique_namespace, "agent-budget", question=question)
