@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -127,35 +126,3 @@ def deploy_flow(stack: Stack, unique_namespace: str) -> Callable[[str], dict[str
         return stack.deploy(source.replace("{ns}", unique_namespace))
 
     return deploy
-
-
-MCP_SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "fakes" / "mcp_server.py"
-
-
-@pytest.fixture(scope="session")
-def mcp_stdio_command() -> list[str]:
-    """The command line an agent's StdioMcpClient starts: our tiny MCP server over stdio."""
-    return [sys.executable, str(MCP_SERVER_SCRIPT)]
-
-
-@pytest.fixture(scope="session")
-def mcp_http_url() -> Iterator[str]:
-    """Our tiny MCP server as a streamable HTTP endpoint, in a process of its own."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(MCP_SERVER_SCRIPT), "--http", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        stop_process(process)
