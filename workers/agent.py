@@ -250,15 +250,22 @@ class Agent:
             outputs = {"textOutput": None, "jsonOutput": parsed}
         self._save("DONE")
         choice = (body.get("choices") or [{}])[0]
-        return {
-            **outputs,
-            "finishReason": _finish(choice.get("finish_reason")),
-            "tokenUsage": _token_usage(self.state["tokensIn"], self.state["tokensOut"]),
-            "toolExecutions": self.state["toolExecutions"],
-            "intermediateResponses": self.state["responses"][:-1],
-            "iterations": self.state["modelCalls"],
-            "requestDuration": round(self.state["durationMs"]),
-        }
+        shown: dict[str, Any] = self._redacted(
+            {
+                **outputs,
+                "finishReason": _finish(choice.get("finish_reason")),
+                "tokenUsage": _token_usage(self.state["tokensIn"], self.state["tokensOut"]),
+                "toolExecutions": self.state["toolExecutions"],
+                "intermediateResponses": self.state["responses"][:-1],
+                "iterations": self.state["modelCalls"],
+                "requestDuration": round(self.state["durationMs"]),
+            }
+        )
+        return shown
+
+    def _redacted(self, value: Any) -> Any:
+        """`value` without the secrets this attempt read (the journal keeps the exact text, for replay)."""
+        return json.loads(self.ctx.redact(json.dumps(value)))
 
     # ---- tool calls -----------------------------------------------------------------------------
 
@@ -304,8 +311,9 @@ class Agent:
         self.state["approval"] = proposal
         self._save(AWAITING_APPROVAL)
         self.ctx.log("INFO", f"tool call {call.name} needs an approval: the execution pauses until it is decided")
-        outputs = {"approval": proposal, "toolExecutions": self.state["toolExecutions"]}
-        self.engine.decide(self.claimed, {"pause": True, "approval": proposal}, outputs)
+        shown = self._redacted(proposal)  # the approver sees it through the API and the audit trail
+        outputs = {"approval": shown, "toolExecutions": self._redacted(self.state["toolExecutions"])}
+        self.engine.decide(self.claimed, {"pause": True, "approval": shown}, outputs)
         raise AgentPaused()
 
     def _call(self, tool: Tool, call: rules.ToolCall, index: int) -> tuple[str, str | None]:
