@@ -36,7 +36,7 @@ from orchestrator.engine import ClaimedTaskRun, Engine, TaskRunCoordinates
 from workers.ai import Budget, build_request, client_timeout_s, complete_recorded, json_schema_of, usage_of
 from workers.context import TaskContext
 from workers.llm import resolve_endpoint
-from workers.mcp_tools import McpServer, call_tool, list_tools
+from workers.mcp_tools import McpServer, list_tools
 
 _DEFAULT_MAX_ITERATIONS = 10
 _POLL_S = 0.2
@@ -65,8 +65,7 @@ class Tool:
     description: str
     parameters: dict[str, Any]
     require_approval: bool
-    task: TaskSpec | None = None
-    server: McpServer | None = None
+    task: TaskSpec | None = None  #: what runs each call: the tool task, a flow's Subflow, or an McpToolCall
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -106,10 +105,10 @@ def collect_tools(ctx: TaskContext) -> dict[str, Tool]:
             }
             tools[name] = Tool(name, kind, str(description), parameters, approval, task=spec)
         elif kind is not None:
-            server = McpServer.of(kind, entry)
-            for listed in list_tools(server):
+            spec = by_id[rules.mcp_tool_task_id(task.id, index)]
+            for listed in list_tools(McpServer.of(kind, entry)):
                 name = rules.function_name(listed.name)
-                tools[name] = Tool(name, kind, listed.description, listed.input_schema, approval, server=server)
+                tools[name] = Tool(name, kind, listed.description, listed.input_schema, approval, task=spec)
     return tools
 
 
@@ -317,21 +316,7 @@ class Agent:
         raise AgentPaused()
 
     def _call(self, tool: Tool, call: rules.ToolCall, index: int) -> tuple[str, str | None]:
-        if tool.server is not None:
-            outcome = call_tool(tool.server, call.name, call.arguments)
-            self.journal.audit(
-                self.at.execution_id,
-                actor=f"worker:{self.claimed.owner}",
-                action="agent.mcp_call",
-                subject=self.at.task_run_id,
-                payload={
-                    "server": tool.server.label,
-                    "tool": call.name,
-                    "arguments": call.arguments,
-                    "error": outcome.is_error,
-                },
-            )
-            return (f"ERROR: {outcome.text}" if outcome.is_error else outcome.text), None
+        """Run one call as a child task run; a call whose arguments do not fit tells the model why instead."""
         assert tool.task is not None
         try:
             rules.tool_run_properties(tool.task, call.arguments)
@@ -368,6 +353,9 @@ class Agent:
                 retryable=True,
             )
         outputs = seen.outputs or {}
+        if tool.kind.startswith("mcp"):
+            text = str(outputs.get("text") or "")
+            return (f"ERROR: {text}" if outputs.get("isError") else text), task_run_id
         if tool.kind == "flow":
             return json.dumps(outputs.get("outputs") or {"state": outputs.get("state")}), task_run_id
         return (json.dumps(outputs) if outputs else "Success"), task_run_id

@@ -19,8 +19,10 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from orchestrator.agent_journal import AgentJournal
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import TaskFailed
+from workers.context import Handler, TaskContext
 
 _T = TypeVar("_T")
 _DEFAULT_TIMEOUT_S = 30.0
@@ -129,3 +131,27 @@ def call_tool(server: McpServer, name: str, arguments: dict[str, Any]) -> McpRes
         return McpResult(text, bool(result.isError))
 
     return _run(server, f"calling {name}", step)
+
+
+def run_mcp_tool_call(ctx: TaskContext) -> dict[str, Any]:
+    """McpToolCall: one call an AIAgent's model asked of an MCP server's tool, as the agent's child task run."""
+    call = ctx.claimed.variables.get("toolCall")
+    if not isinstance(call, dict) or not call.get("name"):
+        raise TaskFailed("McpToolCall runs only as the tool call of an AIAgent", retryable=False)
+    props = ctx.render(ctx.properties)
+    server = McpServer.of("mcp-stdio" if props.get("transport") == "stdio" else "mcp-http", props)
+    name, arguments = str(call["name"]), dict(ctx.claimed.variables.get("arguments") or {})
+    result = call_tool(server, name, arguments)
+    at = ctx.claimed.coordinates
+    AgentJournal(ctx.engine.sessions).audit(
+        at.execution_id,
+        actor=f"worker:{ctx.claimed.owner}",
+        action="agent.mcp_call",
+        subject=at.task_run_id,
+        payload={"server": server.label, "tool": name, "arguments": arguments, "error": result.is_error},
+    )
+    ctx.log("ERROR" if result.is_error else "INFO", f"MCP tool {name} on {server.label}: {result.text[:200]}")
+    return {"server": server.label, "tool": name, "text": result.text, "isError": result.is_error}
+
+
+HANDLERS: dict[str, Handler] = {"McpToolCall": run_mcp_tool_call}

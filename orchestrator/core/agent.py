@@ -27,6 +27,7 @@ __all__ = [
     "flow_tool_task_id",
     "function_name",
     "literal",
+    "mcp_tool_task_id",
     "parse_tool_calls",
     "placeholder_parameters",
     "task_tool_name",
@@ -86,12 +87,19 @@ def agent_of_tool(agents: Iterable[TaskSpec], task_id: str) -> TaskSpec | None:
 
 def tool_run_properties(tool: TaskSpec, arguments: Mapping[str, Any]) -> dict[str, Any]:
     """A tool task's properties for one call: placeholders filled, or a flow tool's inputs merged (made inert)."""
+    if tool.type == "McpToolCall":
+        return dict(tool.properties)  # the call's tool name and arguments reach it as variables
     if tool.type == "Subflow":
         given = arguments.get("inputs", arguments)
         defaults = tool.properties.get("inputs")
         inputs = {**(defaults if isinstance(defaults, dict) else {}), **literal(dict(given or {}))}
         return {**tool.properties, "inputs": inputs}
     return fill_placeholders(tool.properties, arguments)
+
+
+def mcp_tool_task_id(agent_id: str, index: int) -> str:
+    """The id of the McpToolCall task that calls the tools of the MCP server at `tools[index]` of an agent."""
+    return f"{agent_id}__mcp_tool_{index}"
 
 
 def placeholder_parameters(properties: Mapping[str, Any]) -> dict[str, Any]:

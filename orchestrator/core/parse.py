@@ -513,16 +513,38 @@ class _Reader:
             elif kind == "flow":
                 flow_spec = self.flow_tool(agent_id, index, entry, where)
                 specs += [flow_spec] if flow_spec is not None else []
-            elif kind == "mcp-stdio":
-                command = entry.get("command")
-                if not (
-                    is_expression(command)
-                    or (isinstance(command, list) and command and all(isinstance(c, str) for c in command))
-                ):
-                    self.error(_join(where, "command"), "expected the server's command line as a list of texts")
-            elif not isinstance(entry.get("url"), str):
-                self.error(_join(where, "url"), "missing required property 'url' (the server's MCP endpoint)")
+            else:
+                mcp_spec = self.mcp_tool(agent_id, index, kind, entry, where)
+                specs += [mcp_spec] if mcp_spec is not None else []
         return tuple(specs)
+
+    def mcp_tool(
+        self, agent_id: str | None, index: int, kind: str, entry: Mapping[str, JsonValue], where: str
+    ) -> TaskSpec | None:
+        """The McpToolCall task that calls the tools of an MCP server entry, one task run per call."""
+        if kind == "mcp-stdio":
+            command = entry.get("command")
+            if not (
+                is_expression(command)
+                or (isinstance(command, list) and command and all(isinstance(c, str) for c in command))
+            ):
+                self.error(_join(where, "command"), "expected the server's command line as a list of texts")
+                return None
+        elif not isinstance(entry.get("url"), str):
+            self.error(_join(where, "url"), "missing required property 'url' (the server's MCP endpoint)")
+            return None
+        properties: dict[str, JsonValue] = {"transport": "stdio" if kind == "mcp-stdio" else "http"}
+        properties |= {k: v for k, v in entry.items() if k not in _TOOL_COMMON and v is not None}
+        self.model(tasktypes.CATALOGUE["McpToolCall"].properties, properties, where, f"on a {entry['type']} tool")
+        if agent_id is None:
+            return None
+        task_id = agent.mcp_tool_task_id(agent_id, index)
+        self.task_paths.setdefault(task_id, where)
+        line, column = self._where(where, False)
+        return TaskSpec(
+            id=task_id, type="McpToolCall", type_name="McpToolCall", properties=properties,
+            line=line or 0, column=column or 0,
+        )  # fmt: skip
 
     def flow_tool(
         self, agent_id: str | None, index: int, entry: Mapping[str, JsonValue], where: str

@@ -478,6 +478,18 @@ class AIAgentProps(_LlmProps):
     output_files: TextList | None = None
 
 
+class McpToolCallProps(Properties):
+    """One call to an MCP server's tool, made for an AIAgent (the parser builds it from a tool entry)."""
+
+    transport: Annotated[JsonValue, _accepting("stdio or http", _one_of("stdio", "http"))]
+    command: TextList | None = None
+    env: MapValue | None = None
+    url: Text | None = None
+    headers: MapValue | None = None
+    timeout: Duration | None = None
+    log_events: Bool | None = None
+
+
 # -- triggers (validated loosely: unknown properties are allowed) -------------------------------
 
 

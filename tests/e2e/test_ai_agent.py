@@ -246,6 +246,10 @@ def _assert_mcp_answer(stack: Stack, execution_id: str, script_requests: list[di
     [executed] = agent["outputs"]["toolExecutions"]
     assert executed["requestName"] == "order_status"
     assert executed["result"] == "order A-17 is shipped (Colissimo)"
+    [call_run] = _task_runs(execution, "agent__mcp_tool_0")  # the call is a child task run of the agent
+    assert call_run["parentTaskRunId"] == agent["id"] and executed["taskRunId"] == call_run["id"]
+    assert call_run["outputs"]["text"] == "order A-17 is shipped (Colissimo)"
+    assert call_run["outputs"]["isError"] is False
     first, second = script_requests
     assert sorted(t["function"]["name"] for t in first["tools"]) == ["add", "order_status"]
     assert second["messages"][-1]["content"] == "order A-17 is shipped (Colissimo)"

@@ -113,7 +113,13 @@ def test_task_and_flow_tools_are_task_specs_of_the_agent_found_by_id() -> None:
     )
 
     agent = flow.task("helper")
-    assert [(t.id, t.type) for t in agent.tools] == [("lookup", "Log"), ("helper__flow_tool_1", "Subflow")]
+    assert [(t.id, t.type) for t in agent.tools] == [
+        ("lookup", "Log"),
+        ("helper__flow_tool_1", "Subflow"),
+        ("helper__mcp_tool_2", "McpToolCall"),
+        ("helper__mcp_tool_3", "McpToolCall"),
+    ]
+    assert flow.task("helper__mcp_tool_2").properties == {"transport": "stdio", "command": ["python", "server.py"]}
     assert flow.task("lookup").properties == {"message": "..."}
     assert rules.agent_of_tool(flow.iter_tasks(), "helper__flow_tool_1") is agent
     assert rules.agent_of_tool(flow.iter_tasks(), "helper") is None
