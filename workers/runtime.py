@@ -123,7 +123,7 @@ def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> str:
 
 
 def _run_agent(engine: Engine, claimed: ClaimedTaskRun) -> str:
-    """An AIAgent attempt: its tool tasks run here as child task runs; it may pause for an approval."""
+    """An AIAgent attempt: its tool calls run as child task runs on their pools; it may pause for an approval."""
     ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
     try:
         if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):

@@ -219,7 +219,7 @@ class TaskSpec(BaseModel):
     task_cache: dict[str, JsonValue] | None = None
     properties: dict[str, JsonValue] = Field(default_factory=dict)
     branches: dict[str, tuple[TaskSpec, ...]] = Field(default_factory=dict)
-    #: An AIAgent's task and flow tools: run only when the model calls them, each call a child task run.
+    #: An AIAgent's tools (its tasks, a Subflow per flow, an McpToolCall per MCP server): each call a child task run.
     tools: tuple[TaskSpec, ...] = ()
     depends_on: tuple[str, ...] = ()
     line: int = 0
