@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from orchestrator import store
+from orchestrator import agent_journal, store
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import Conflict, NotFound
 from orchestrator.core.flow import Flow, Input
@@ -206,6 +206,7 @@ def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, acto
         flow = engine._flow_for(session, execution)
         for run in store.task_runs_of(session, execution_id):
             if State(run.state) is State.PAUSED:
+                agent_journal.apply_approval(session, run, inputs, actor=actor)  # an agent's gated tool call
                 _resume_task_run(session, flow, run, inputs, actor=actor)
         store.record_transition(session, execution, State.RUNNING, actor=actor)
     engine.dispatch(execution_id, actor=actor)

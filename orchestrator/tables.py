@@ -265,3 +265,19 @@ class LlmCallRow(Base):
         Index("ix_llm_calls_replay", "task_run_id", "request_hash"),
         Index("ix_llm_calls_flow_at", "namespace", "flow_id", "at"),
     )
+
+
+class AgentRunRow(Base):
+    """An AIAgent task run's conversation so far: messages, pending tool calls, approvals decided."""
+
+    __tablename__ = "agent_runs"
+
+    task_run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    execution_id: Mapped[str] = mapped_column(String(32))
+    task_id: Mapped[str] = mapped_column(String(256))
+    attempt: Mapped[int] = mapped_column(Integer)
+    memory_id: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(32))  #: RUNNING, AWAITING_APPROVAL, DONE
+    conversation: Mapped[dict[str, Any]]
+    approvals: Mapped[dict[str, Any]] = mapped_column(default=dict)  #: tool call id -> decision
+    updated_at: Mapped[datetime]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,7 @@ def _messages(props: Mapping[str, Any]) -> list[dict[str, Any]]:
     return messages
 
 
-def _schema(props: Mapping[str, Any]) -> dict[str, Any] | None:
+def json_schema_of(props: Mapping[str, Any]) -> dict[str, Any] | None:
     raw = props.get("jsonResponseSchema")
     if raw is None:
         return None
@@ -174,18 +174,18 @@ def _validated(body: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _usage(body: Mapping[str, Any] | None) -> tuple[int, int]:
+def usage_of(body: Mapping[str, Any] | None) -> tuple[int, int]:
     usage = (body or {}).get("usage") or {}
     return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
 
 
-def _finish_reason(body: Mapping[str, Any] | None) -> str | None:
+def finish_reason_of(body: Mapping[str, Any] | None) -> str | None:
     choices = (body or {}).get("choices") or []
     return str(choices[0].get("finish_reason")) if choices and choices[0].get("finish_reason") else None
 
 
 def _record(ledger: LlmLedger, call: LlmCall, attempt: Attempt, error: str | None) -> float:
-    tokens_in, tokens_out = _usage(attempt.response)
+    tokens_in, tokens_out = usage_of(attempt.response)
     failure = error or (attempt.failure.message if attempt.failure else None)
     recorded = ledger.record(
         dataclasses.replace(
@@ -194,19 +194,34 @@ def _record(ledger: LlmLedger, call: LlmCall, attempt: Attempt, error: str | Non
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             latency_ms=attempt.latency_ms,
-            finish_reason=_finish_reason(attempt.response),
+            finish_reason=finish_reason_of(attempt.response),
             error=failure,
         )
     )
     return recorded.cost
 
 
-def run_chat_completion(ctx: TaskContext) -> dict[str, Any] | None:
-    props: dict[str, Any] = ctx.render(ctx.properties)
-    endpoint = resolve_endpoint(props)
-    schema = _schema(props)
-    request = build_request(props, schema)
-    budget = Budget.of(props.get("budget"))
+def client_timeout_s(ctx: TaskContext, props: Mapping[str, Any]) -> float:
+    """The per-request timeout: `clientTimeout` or the settings' default, never beyond the task's `timeout`."""
+    timeout_s = float(props.get("clientTimeout") or ctx.engine.settings.llm.timeout_s)
+    if ctx.claimed.task.timeout is not None:
+        timeout_s = min(timeout_s, ctx.claimed.task.timeout.total_seconds())
+    return timeout_s
+
+
+def complete_recorded(
+    ctx: TaskContext,
+    endpoint: Endpoint,
+    request: dict[str, Any],
+    *,
+    budget: Budget | None,
+    timeout_s: float,
+    validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], float]:
+    """One model call of this task run: replayed when already answered, within budget, every attempt recorded.
+
+    Returns the (validated) response body and the latency of the answer in milliseconds (0 when replayed).
+    """
     claimed, at = ctx.claimed, ctx.claimed.coordinates
     ledger = ctx.engine.llm_ledger()
     call = LlmCall(
@@ -221,12 +236,9 @@ def run_chat_completion(ctx: TaskContext) -> dict[str, Any] | None:
         call_id, body = recorded
         ledger.note_replay(call, call_id)
         ctx.log("INFO", f"reused the recorded answer of LLM call {call_id} (same request in this task run)")
-        return _validated(body, schema) if schema is not None else body
+        return (validate(body) if validate is not None else body), 0.0
     if budget is not None:
         budget.check(ledger, call, before=True)
-    timeout_s = float(props.get("clientTimeout") or ctx.engine.settings.llm.timeout_s)
-    if ctx.claimed.task.timeout is not None:
-        timeout_s = min(timeout_s, ctx.claimed.task.timeout.total_seconds())
     client = ChatClient(endpoint, timeout_s=timeout_s, settings=ctx.engine.settings.llm)
     try:
         body, attempts = client.complete(request)
@@ -237,12 +249,12 @@ def run_chat_completion(ctx: TaskContext) -> dict[str, Any] | None:
     for attempt in attempts[:-1]:
         _record(ledger, call, attempt, None)
     try:
-        result = _validated(body, schema) if schema is not None else body
+        result = validate(body) if validate is not None else body
     except TaskFailed as invalid:
         _record(ledger, call, attempts[-1], invalid.message)  # recorded as failed: a re-run must not replay it
         raise
     cost = _record(ledger, call, attempts[-1], None)
-    tokens_in, tokens_out = _usage(body)
+    tokens_in, tokens_out = usage_of(body)
     ctx.log(
         "INFO",
         f"{call.model} via {endpoint.provider}: {tokens_in} tokens in, {tokens_out} out, ${cost:.6f}, "
@@ -250,7 +262,24 @@ def run_chat_completion(ctx: TaskContext) -> dict[str, Any] | None:
     )
     if budget is not None:
         budget.check(ledger, call, before=False)
-    return result
+    return result, attempts[-1].latency_ms
+
+
+def run_chat_completion(ctx: TaskContext) -> dict[str, Any] | None:
+    props: dict[str, Any] = ctx.render(ctx.properties)
+    endpoint = resolve_endpoint(props)
+    schema = json_schema_of(props)
+    request = build_request(props, schema)
+    validate = (lambda body: _validated(body, schema)) if schema is not None else None
+    body, _ = complete_recorded(
+        ctx,
+        endpoint,
+        request,
+        budget=Budget.of(props.get("budget")),
+        timeout_s=client_timeout_s(ctx, props),
+        validate=validate,
+    )
+    return body
 
 
 HANDLERS: dict[str, Handler] = {

@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from orchestrator.core.errors import ChorusError, TaskFailed
-from workers import ai, control, foreachitem, io, kvtasks, notifications, scripts, triggers
+from workers import ai, control, foreachitem, io, kvtasks, mcp_tools, notifications, scripts, triggers
 from workers.context import Decider, Handler, TaskContext
 
 _HANDLERS: dict[str, Handler] = {
@@ -15,6 +15,7 @@ _HANDLERS: dict[str, Handler] = {
     **io.HANDLERS,
     **notifications.HANDLERS,
     **ai.HANDLERS,
+    **mcp_tools.HANDLERS,
     **scripts.HANDLERS,
     **kvtasks.HANDLERS,
     **triggers.HANDLERS,

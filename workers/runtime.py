@@ -28,6 +28,7 @@ from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
 from orchestrator.settings import Settings
 from orchestrator.sleeps import INLINE_LIMIT
+from workers.agent import AgentPaused, AgentTakenOver, prepare_tool_run, run_agent
 from workers.context import TaskContext
 from workers.deadline import deadline, timeout_error
 from workers.foreachitem import start_batches
@@ -153,6 +154,21 @@ def _run_sleep(engine: Engine, claimed: ClaimedTaskRun) -> str:
     return engine.finish(claimed, TaskOutcome(State.SUCCESS, logs=tuple(ctx.logs)))
 
 
+def _run_agent(engine: Engine, claimed: ClaimedTaskRun) -> str:
+    """An AIAgent attempt: its tool calls run as child task runs on their pools; it may pause for an approval."""
+    ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
+    try:
+        if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
+            return engine.finish(claimed, TaskOutcome(State.SKIPPED))
+        with _Heartbeat(engine, claimed), deadline(claimed.task.timeout):
+            outputs = run_agent(ctx)
+    except (AgentPaused, AgentTakenOver):
+        return STOP  # the paused task run waits for its approver; a taken-over one reports through its new owner
+    except Exception as error:
+        return engine.finish(claimed, _failure(ctx, error))
+    return engine.finish(claimed, TaskOutcome(State.SUCCESS, outputs=outputs, logs=tuple(ctx.logs)))
+
+
 def _claim(task: Task, at: TaskRunCoordinates) -> tuple[Engine, ClaimedTaskRun | None]:
     """Claim the task run a message names, for this Celery task's attempt."""
     engine = _holder.get()
@@ -184,10 +200,19 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         engine, claimed = _claim(self, TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt))
         if claimed is None:
             return STOP
+        try:
+            claimed = prepare_tool_run(engine, claimed)
+        except TaskFailed as error:
+            return engine.finish(claimed, TaskOutcome(State.FAILED, error=error.message, retryable=False))
         if claimed.task.type in ("Subflow", "ForEachItemExecutable"):
             return _start_subflow(engine, claimed)
         if claimed.task.type == "Sleep":
             return _run_sleep(engine, claimed)
+        if claimed.task.type == "AIAgent":
+            verdict = _run_agent(engine, claimed)
+            if claimed.reapplied and verdict == OK:
+                engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")
+            return verdict
         with _Heartbeat(engine, claimed):
             outcome = run_claimed(claimed, engine)
         verdict = engine.finish(claimed, outcome)

@@ -219,6 +219,8 @@ class TaskSpec(BaseModel):
     task_cache: dict[str, JsonValue] | None = None
     properties: dict[str, JsonValue] = Field(default_factory=dict)
     branches: dict[str, tuple[TaskSpec, ...]] = Field(default_factory=dict)
+    #: An AIAgent's tools (its tasks, a Subflow per flow, an McpToolCall per MCP server): each call a child task run.
+    tools: tuple[TaskSpec, ...] = ()
     depends_on: tuple[str, ...] = ()
     line: int = 0
     column: int = 0
@@ -226,7 +228,7 @@ class TaskSpec(BaseModel):
     def iter_tasks(self) -> Iterator[TaskSpec]:
         """Yield this task and then every descendant, depth-first in YAML order."""
         yield self
-        for children in self.branches.values():
+        for children in (*self.branches.values(), self.tools):
             for child in children:
                 yield from child.iter_tasks()
 

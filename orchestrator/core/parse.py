@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, JsonValue, ValidationError
 
+from orchestrator.core import agent, tasktypes
 from orchestrator.core import inputs as input_decl
-from orchestrator.core import tasktypes
 from orchestrator.core.durations import is_expression, parse_duration
 from orchestrator.core.errors import FlowErrorDetail, FlowInvalid
 from orchestrator.core.flow import (
@@ -99,6 +99,14 @@ _COMMON_FLAGS = (
     ("logToFile", "log_to_file"),
 )  # fmt: skip
 _LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG", "TRACE")
+_TOOL_COMMON = ("type", "description", "requireApproval")
+#: The keys each kind of AIAgent tool accepts.
+_TOOL_KEYS = {
+    "task": (*_TOOL_COMMON, "tasks", "parameters"),
+    "flow": (*_TOOL_COMMON, "namespace", "flowId", "revision", "inputs", "labels", "inheritLabels"),
+    "mcp-stdio": (*_TOOL_COMMON, "command", "env", "logEvents", "timeout"),
+    "mcp-http": (*_TOOL_COMMON, "url", "headers", "logEvents", "timeout"),
+}
 _SECTIONS = (("tasks", "tasks"), ("errors", "errors"), ("finally", "finally_"), ("afterExecution", "after_execution"))
 
 
@@ -399,12 +407,13 @@ class _Reader:
         if task_type.name == "Pause" and isinstance(props.get("onResume"), list):
             self.declarations(props["onResume"], _join(path, "onResume"))
         branches = self.branches(task_type, merged, path)
+        tools = self.agent_tools(task_id, props.get("tools"), path) if task_type.name == "AIAgent" else ()
         if task_id is None:
             return None
         if task_type.name == "ForEachItem":
             branches = {"tasks": self.for_each_item_children(task_id, props, path)}
         return TaskSpec(
-            id=task_id, type=task_type.name, type_name=type_name, properties=props, branches=branches,
+            id=task_id, type=task_type.name, type_name=type_name, properties=props, branches=branches, tools=tools,
             line=self._where(path, False)[0] or 0, column=self._where(path, False)[1] or 0,
             **self.common(merged, path),
         )  # fmt: skip
@@ -502,6 +511,98 @@ class _Reader:
         if task_type.name == "Switch" and not data.get("cases") and not data.get("defaults"):
             self.error(_join(path, "cases"), "a Switch needs tasks in 'cases' or 'defaults'")
         return branches
+
+    def agent_tools(self, agent_id: str | None, value: JsonValue, path: str) -> tuple[TaskSpec, ...]:
+        """An AIAgent's `tools`: known types with their fields; task and flow tools become task specs."""
+        if not isinstance(value, list):
+            return ()  # an expression: checked when rendered
+        specs: list[TaskSpec] = []
+        for index, entry in enumerate(value):
+            where = f"{_join(path, 'tools')}[{index}]"
+            if not isinstance(entry, dict):
+                self.error(where, f"expected a tool (a mapping with a type), got {_kind(entry)}")
+                continue
+            kind = agent.tool_kind(entry.get("type"))
+            if kind is None:
+                known = ", ".join(k for k in agent.TOOL_KINDS if "." in k)
+                self.error(_join(where, "type"), f"unknown tool type {_show(entry.get('type'))}; known: {known}")
+                continue
+            self.unknown_keys(entry, _TOOL_KEYS[kind], where, f"on a {entry['type']} tool")
+            if kind == "task":
+                if entry.get("tasks") is None:
+                    self.error(_join(where, "tasks"), "missing required property 'tasks' on a KestraTask tool")
+                tasks = self.task_list(entry.get("tasks"), _join(where, "tasks"), required=True)
+                for i, task in enumerate(tasks):
+                    if tasktypes.CATALOGUE[task.type].flowable or task.type in ("Subflow", "AIAgent"):
+                        self.error(
+                            f"{_join(where, 'tasks')}[{i}]", f"a KestraTask tool runs runnable tasks, not {task.type}"
+                        )
+                specs += tasks
+            elif kind == "flow":
+                flow_spec = self.flow_tool(agent_id, index, entry, where)
+                specs += [flow_spec] if flow_spec is not None else []
+            else:
+                mcp_spec = self.mcp_tool(agent_id, index, kind, entry, where)
+                specs += [mcp_spec] if mcp_spec is not None else []
+        return tuple(specs)
+
+    def mcp_tool(
+        self, agent_id: str | None, index: int, kind: str, entry: Mapping[str, JsonValue], where: str
+    ) -> TaskSpec | None:
+        """The McpToolCall task that calls the tools of an MCP server entry, one task run per call."""
+        if kind == "mcp-stdio":
+            command = entry.get("command")
+            if not (
+                is_expression(command)
+                or (isinstance(command, list) and command and all(isinstance(c, str) for c in command))
+            ):
+                self.error(_join(where, "command"), "expected the server's command line as a list of texts")
+                return None
+        elif not isinstance(entry.get("url"), str):
+            self.error(_join(where, "url"), "missing required property 'url' (the server's MCP endpoint)")
+            return None
+        properties: dict[str, JsonValue] = {"transport": "stdio" if kind == "mcp-stdio" else "http"}
+        properties |= {k: v for k, v in entry.items() if k not in _TOOL_COMMON and v is not None}
+        self.model(tasktypes.CATALOGUE["McpToolCall"].properties, properties, where, f"on a {entry['type']} tool")
+        if agent_id is None:
+            return None
+        task_id = agent.mcp_tool_task_id(agent_id, index)
+        self.task_paths.setdefault(task_id, where)
+        line, column = self._where(where, False)
+        return TaskSpec(
+            id=task_id, type="McpToolCall", type_name="McpToolCall", properties=properties,
+            line=line or 0, column=column or 0,
+        )  # fmt: skip
+
+    def flow_tool(
+        self, agent_id: str | None, index: int, entry: Mapping[str, JsonValue], where: str
+    ) -> TaskSpec | None:
+        """The Subflow task a KestraFlow tool runs (Chorus needs the flow named: no implicit mode)."""
+        namespace, flow_id = entry.get("namespace"), entry.get("flowId")
+        for key, value in (("namespace", namespace), ("flowId", flow_id)):
+            if not isinstance(value, str) or not value:
+                self.error(_join(where, key), f"missing required property '{key}' on a KestraFlow tool")
+        inputs = entry.get("inputs")
+        if inputs is not None and not isinstance(inputs, dict):
+            self.error(_join(where, "inputs"), f"expected a mapping of input values, got {_kind(inputs)}")
+        if agent_id is None or not isinstance(namespace, str) or not isinstance(flow_id, str):
+            return None
+        task_id = agent.flow_tool_task_id(agent_id, index)
+        self.task_paths.setdefault(task_id, where)
+        self.subflows.append((where, namespace, flow_id))
+        properties: dict[str, JsonValue] = {
+            "namespace": namespace, "flowId": flow_id, "inputs": inputs if isinstance(inputs, dict) else {},
+            "wait": True, "transmitFailed": True,
+        }  # fmt: skip
+        for key in ("revision", "labels", "inheritLabels"):
+            if entry.get(key) is not None:
+                properties[key] = entry[key]
+        line, column = self._where(where, False)
+        return TaskSpec(
+            id=task_id, type="Subflow", type_name="io.kestra.plugin.core.flow.Subflow", properties=properties,
+            description=entry.get("description") if isinstance(entry.get("description"), str) else None,
+            line=line or 0, column=column or 0,
+        )  # fmt: skip
 
     def dag(self, value: JsonValue, path: str) -> tuple[TaskSpec, ...]:
         if not isinstance(value, list):

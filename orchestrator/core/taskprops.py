@@ -482,9 +482,23 @@ class ChatCompletionProps(_LlmProps):
 class AIAgentProps(_LlmProps):
     prompt: Text
     max_sequential_tools_invocations: Int | None = None
+    # Chorus's own: the most model calls one run makes (the parser checks `tools` entries itself).
+    max_iterations: Int | None = None
     content_retrievers: ListValue | None = None
     memory: MapValue | None = None
     output_files: TextList | None = None
+
+
+class McpToolCallProps(Properties):
+    """One call to an MCP server's tool, made for an AIAgent (the parser builds it from a tool entry)."""
+
+    transport: Annotated[JsonValue, _accepting("stdio or http", _one_of("stdio", "http"))]
+    command: TextList | None = None
+    env: MapValue | None = None
+    url: Text | None = None
+    headers: MapValue | None = None
+    timeout: Duration | None = None
+    log_events: Bool | None = None
 
 
 # -- triggers (validated loosely: unknown properties are allowed) -------------------------------

@@ -201,6 +201,8 @@ _TYPES: tuple[TaskType, ...] = (
         p.ChatCompletionProps,
     ),
     TaskType("AIAgent", ("io.kestra.plugin.ai.agent.AIAgent",), Pool.AI, p.AIAgentProps),
+    # An AIAgent's call to one tool of an MCP server: made from its tool entry, one task run per call.
+    TaskType("McpToolCall", (), Pool.IO, p.McpToolCallProps),
 )
 
 _TRIGGER_TYPES: tuple[TriggerType, ...] = (

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
+from orchestrator.cli import stop_process
+from orchestrator.embedded import free_port
 from tests.fakes import jira as jira_fake
 from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire
@@ -29,6 +36,38 @@ def jira_server() -> Iterator[JiraServer]:
 def webhook_receiver() -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as server:
         yield server
+
+
+MCP_SERVER_SCRIPT = Path(__file__).resolve().parent / "mcp_server.py"
+
+
+@pytest.fixture(scope="session")
+def mcp_stdio_command() -> list[str]:
+    """The command line an agent's StdioMcpClient starts: our tiny MCP server over stdio."""
+    return [sys.executable, str(MCP_SERVER_SCRIPT)]
+
+
+@pytest.fixture(scope="session")
+def mcp_http_url() -> Iterator[str]:
+    """Our tiny MCP server as a streamable HTTP endpoint, in a process of its own."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(MCP_SERVER_SCRIPT), "--http", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        stop_process(process)
 
 
 def secret_env(openai: OpenAIWire, jira: JiraServer) -> dict[str, str]:

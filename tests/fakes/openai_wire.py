@@ -43,6 +43,24 @@ class Reply:
         return cls(tool_calls=(call,), finish_reason="tool_calls")
 
     @classmethod
+    def tool_calls_of(
+        cls,
+        *calls: tuple[str, dict[str, Any]],
+        content: str | None = None,
+        tokens_in: int | None = None,
+        tokens_out: int | None = None,
+        id_prefix: str = "call",
+    ) -> Reply:
+        """An assistant turn asking for several function calls at once (ids `call_1`, `call_2`...)."""
+        made = tuple(
+            {"id": f"{id_prefix}_{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+            for i, (name, args) in enumerate(calls, 1)
+        )
+        return cls(
+            content=content, tool_calls=made, finish_reason="tool_calls", tokens_in=tokens_in, tokens_out=tokens_out
+        )
+
+    @classmethod
     def failure(cls, status: int, message: str = "scripted failure", *, retry_after: float | None = None) -> Reply:
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
         return cls(status=status, error=message, headers=headers)

@@ -1,0 +1,40 @@
+"""SQL over `agent_runs`: an agent task run's conversation, saved per turn; memory across agents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from orchestrator.tables import AgentRunRow
+
+
+def get_agent_run(session: Session, task_run_id: str, *, lock: bool = False) -> AgentRunRow | None:
+    query = select(AgentRunRow).where(AgentRunRow.task_run_id == task_run_id)
+    return session.scalars(query.with_for_update() if lock else query).first()
+
+
+def save_agent_run(session: Session, values: dict[str, Any], *, keep_approvals: bool) -> None:
+    """Insert or replace the conversation of one agent task run; approvals decided so far are kept or cleared."""
+    statement = pg_insert(AgentRunRow).values(**values, approvals={})
+    changed = {k: statement.excluded[k] for k in values if k != "task_run_id"}
+    if not keep_approvals:
+        changed["approvals"] = statement.excluded.approvals
+    session.execute(statement.on_conflict_do_update(index_elements=[AgentRunRow.task_run_id], set_=changed))
+
+
+def latest_memory(session: Session, execution_id: str, memory_id: str, *, before: str) -> dict[str, Any] | None:
+    """The newest finished conversation with this memory id in an execution, other than task run `before`."""
+    return session.scalar(
+        select(AgentRunRow.conversation)
+        .where(
+            AgentRunRow.execution_id == execution_id,
+            AgentRunRow.memory_id == memory_id,
+            AgentRunRow.status == "DONE",
+            AgentRunRow.task_run_id != before,
+        )
+        .order_by(AgentRunRow.updated_at.desc())
+        .limit(1)
+    )

@@ -1,0 +1,632 @@
+"""AIAgent end to end: tools that are tasks, flows and MCP servers, limits, structured output, approvals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from orchestrator.accounts import Binding
+from orchestrator.cli import run_worker_process, stop_process
+from orchestrator.settings import load_settings
+from tests.e2e.conftest import Stack
+from tests.fakes.openai_wire import OpenAIWire, Reply
+from tests.harness.services import psycopg_url
+
+AGENT_WITH_TASK_TOOL = """
+id: agent-task-tool
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: io.kestra.plugin.ai.agent.AIAgent
+    provider:
+      type: io.kestra.plugin.ai.provider.OpenAI
+      modelName: gpt-4o-mini
+      baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+      apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    systemMessage: You answer questions about orders.
+    prompt: "{{ inputs.question }}"
+    maxIterations: "{{ 3 }}"
+    tools:
+      - type: io.kestra.plugin.ai.tool.KestraTask
+        tasks:
+          - id: lookup
+            type: io.kestra.plugin.core.output.OutputValues
+            values:
+              order: "{{ arguments.order_id }}"
+              status: shipped
+"""
+
+
+def _question() -> str:
+    return f"where is order A-17? ({uuid.uuid4().hex})"
+
+
+def _task_runs(execution: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
+    return [t for t in execution["taskRunList"] if t["taskId"] == task_id]
+
+
+def _audit_actions(stack: Stack, execution_id: str) -> list[dict[str, Any]]:
+    body = stack.api.get(f"/executions/{execution_id}/audit").json()
+    return list(body["events"])
+
+
+def _llm_calls(stack: Stack, execution_id: str) -> int:
+    with psycopg.connect(psycopg_url(stack.settings.database_url)) as conn:
+        row = conn.execute("SELECT count(*) FROM llm_calls WHERE execution_id = %s", (execution_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_an_agent_calls_a_task_tool_as_a_child_task_run_and_answers_with_its_result(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENT_WITH_TASK_TOOL)
+    question = _question()
+    script = openai_wire.script(
+        question,
+        Reply.tool_call("kestra_task_lookup", {"order_id": "A-17"}, call_id="call_lookup"),
+        Reply.text("Order A-17 has shipped."),
+    )
+
+    created = stack.run(unique_namespace, "agent-task-tool", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    [agent] = _task_runs(execution, "agent")
+    [lookup] = _task_runs(execution, "lookup")
+    assert lookup["parentTaskRunId"] == agent["id"]
+    assert lookup["state"]["current"] == "SUCCESS"
+    assert lookup["outputs"]["values"] == {"order": "A-17", "status": "shipped"}
+    # The tool ran as its own Celery task on its pool, not inside the agent's.
+    assert lookup["attempts"][0]["celeryTaskId"] not in (None, agent["attempts"][0]["celeryTaskId"])
+    outputs = agent["outputs"]
+    assert outputs["textOutput"] == "Order A-17 has shipped."
+    assert outputs["finishReason"] == "STOP"
+    assert outputs["iterations"] == 2
+    [executed] = outputs["toolExecutions"]
+    assert executed["requestName"] == "kestra_task_lookup"
+    assert executed["requestArguments"] == {"order_id": "A-17"}
+    assert executed["taskRunId"] == lookup["id"]
+    assert outputs["tokenUsage"]["totalTokenCount"] > 0
+    # The second request carries the assistant's tool call and the tool's result.
+    assert len(script.requests) == 2
+    first, second = script.requests
+    assert [t["function"]["name"] for t in first["tools"]] == ["kestra_task_lookup"]
+    assert second["messages"][-2]["tool_calls"][0]["id"] == "call_lookup"
+    tool_message = second["messages"][-1]
+    assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "call_lookup"
+    assert json.loads(tool_message["content"]) == {"values": {"order": "A-17", "status": "shipped"}}
+    assert _llm_calls(stack, created["id"]) == 2
+
+
+def test_tool_calls_asked_together_run_as_one_child_task_run_each(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENT_WITH_TASK_TOOL)
+    question = _question()
+    script = openai_wire.script(
+        question,
+        Reply.tool_calls_of(("kestra_task_lookup", {"order_id": "A-17"}), ("kestra_task_lookup", {"order_id": "B-42"})),
+        Reply.text("Both found."),
+    )
+
+    created = stack.run(unique_namespace, "agent-task-tool", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    lookups = sorted(_task_runs(execution, "lookup"), key=lambda t: t["outputs"]["values"]["order"])
+    assert [t["outputs"]["values"]["order"] for t in lookups] == ["A-17", "B-42"]
+    results = [
+        (m["tool_call_id"], json.loads(m["content"])["values"]["order"]) for m in script.requests[1]["messages"][-2:]
+    ]
+    assert results == [("call_1", "A-17"), ("call_2", "B-42")]
+
+
+def test_an_agent_that_keeps_calling_tools_fails_at_max_iterations(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENT_WITH_TASK_TOOL)
+    question = _question()
+    script = openai_wire.script(question, Reply.tool_call("kestra_task_lookup", {"order_id": "A-17"}))
+
+    created = stack.run(unique_namespace, "agent-task-tool", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "FAILED"
+    assert len(script.requests) == 3
+    assert len(_task_runs(execution, "lookup")) == 2
+    logs = stack.api.get(f"/logs/{created['id']}").json()
+    messages = [line["message"] for line in (logs if isinstance(logs, list) else logs.get("results", []))]
+    assert any("AIAgent stopped: the agent reached maxIterations (3 model calls)" in m for m in messages), messages
+
+
+CHILD_FLOW = """
+id: refund
+namespace: {ns}
+inputs:
+  - id: order
+    type: STRING
+tasks:
+  - id: decide
+    type: io.kestra.plugin.core.debug.Return
+    format: "refund issued for {{ inputs.order }}"
+outputs:
+  - id: receipt
+    type: STRING
+    value: "{{ outputs.decide.value }}"
+"""
+
+AGENT_WITH_FLOW_TOOL = """
+id: agent-flow-tool
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: AIAgent
+    provider: {type: openai, modelName: gpt-4o-mini}
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    prompt: "{{ inputs.question }}"
+    tools:
+      - type: io.kestra.plugin.ai.tool.KestraFlow
+        namespace: {ns}
+        flowId: refund
+        description: Issue a refund for an order
+"""
+
+
+def test_an_agent_runs_a_flow_tool_as_a_linked_subflow_and_reads_its_outputs(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(CHILD_FLOW)
+    deploy_flow(AGENT_WITH_FLOW_TOOL)
+    question = _question()
+    tool = f"kestra_flow_{unique_namespace.replace('.', '_')}_refund"
+    script = openai_wire.script(
+        question, Reply.tool_call(tool, {"inputs": {"order": "A-17"}}), Reply.text("Refund issued.")
+    )
+
+    created = stack.run(unique_namespace, "agent-flow-tool", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    [agent] = _task_runs(execution, "agent")
+    [call] = _task_runs(execution, "agent__flow_tool_0")
+    assert call["parentTaskRunId"] == agent["id"]
+    child_id = call["outputs"]["executionId"]
+    child = stack.api.get(f"/executions/{child_id}").json()
+    assert child["state"]["current"] == "SUCCESS"
+    assert child["parentId"] == created["id"]
+    assert child["inputs"] == {"order": "A-17"}
+    assert json.loads(script.requests[1]["messages"][-1]["content"]) == {"receipt": "refund issued for A-17"}
+    assert agent["outputs"]["toolExecutions"][0]["taskRunId"] == call["id"]
+
+
+AGENT_WITH_MCP_TOOLS = """
+id: agent-mcp-tools
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: io.kestra.plugin.ai.agent.AIAgent
+    provider: {type: openai, modelName: gpt-4o-mini}
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    prompt: "{{ inputs.question }}"
+    tools:
+      - type: {tool_type}
+        {where}
+"""
+
+
+def _mcp_flow(tool_type: str, where: str) -> str:
+    return AGENT_WITH_MCP_TOOLS.replace("{tool_type}", tool_type).replace("{where}", where)
+
+
+def _assert_mcp_answer(stack: Stack, execution_id: str, script_requests: list[dict[str, Any]]) -> None:
+    execution = stack.wait_for_state(execution_id, timeout_s=90)
+    assert execution["state"]["current"] == "SUCCESS", execution
+    [agent] = _task_runs(execution, "agent")
+    [executed] = agent["outputs"]["toolExecutions"]
+    assert executed["requestName"] == "order_status"
+    assert executed["result"] == "order A-17 is shipped (Colissimo)"
+    [call_run] = _task_runs(execution, "agent__mcp_tool_0")  # the call is a child task run of the agent
+    assert call_run["parentTaskRunId"] == agent["id"] and executed["taskRunId"] == call_run["id"]
+    assert call_run["outputs"]["text"] == "order A-17 is shipped (Colissimo)"
+    assert call_run["outputs"]["isError"] is False
+    first, second = script_requests
+    assert sorted(t["function"]["name"] for t in first["tools"]) == ["add", "order_status"]
+    assert second["messages"][-1]["content"] == "order A-17 is shipped (Colissimo)"
+    [call] = [e for e in _audit_actions(stack, execution_id) if e["action"] == "agent.mcp_call"]
+    assert call["payload"]["tool"] == "order_status"
+
+
+def test_an_agent_calls_a_tool_of_an_mcp_server_over_stdio(
+    stack: Stack,
+    deploy_flow: Callable[[str], dict[str, Any]],
+    unique_namespace: str,
+    openai_wire: OpenAIWire,
+    mcp_stdio_command: list[str],
+) -> None:
+    deploy_flow(_mcp_flow("io.kestra.plugin.ai.tool.StdioMcpClient", f"command: {json.dumps(mcp_stdio_command)}"))
+    question = _question()
+    script = openai_wire.script(
+        question, Reply.tool_call("order_status", {"order_id": "A-17"}), Reply.text("It has shipped.")
+    )
+
+    created = stack.run(unique_namespace, "agent-mcp-tools", question=question)
+
+    _assert_mcp_answer(stack, created["id"], script.requests)
+
+
+def test_an_agent_calls_a_tool_of_an_mcp_server_over_streamable_http(
+    stack: Stack,
+    deploy_flow: Callable[[str], dict[str, Any]],
+    unique_namespace: str,
+    openai_wire: OpenAIWire,
+    mcp_http_url: str,
+) -> None:
+    deploy_flow(_mcp_flow("StreamableHttpMcpClient", f"url: {mcp_http_url}"))
+    question = _question()
+    script = openai_wire.script(
+        question, Reply.tool_call("order_status", {"order_id": "A-17"}), Reply.text("It has shipped.")
+    )
+
+    created = stack.run(unique_namespace, "agent-mcp-tools", question=question)
+
+    _assert_mcp_answer(stack, created["id"], script.requests)
+
+
+AGENT_WITH_SCHEMA = """
+id: agent-schema
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: io.kestra.plugin.ai.agent.AIAgent
+    provider: {type: openai, modelName: gpt-4o-mini}
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    prompt: "{{ inputs.question }}"
+    configuration:
+      responseFormat:
+        type: JSON
+        jsonSchema:
+          type: object
+          required: [category]
+          properties:
+            category: {type: string, enum: [BILLING, TECHNICAL]}
+"""
+
+
+def test_an_agent_answer_that_breaks_its_json_schema_fails_the_task_run(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENT_WITH_SCHEMA)
+    question = _question()
+    script = openai_wire.script(question, Reply.text('{"category": "SHIPPING"}'))
+
+    created = stack.run(unique_namespace, "agent-schema", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "FAILED"
+    assert script.requests[0]["response_format"]["type"] == "json_schema"
+    logs = stack.api.get(f"/logs/{created['id']}").json()
+    messages = [line["message"] for line in (logs if isinstance(logs, list) else logs.get("results", []))]
+    assert any("structured output does not match jsonResponseSchema: 'SHIPPING' is not one of" in m for m in messages)
+
+
+def test_an_agent_answer_that_fits_its_json_schema_is_the_json_output(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENT_WITH_SCHEMA)
+    question = _question()
+    openai_wire.script(question, Reply.text('{"category": "BILLING"}'))
+
+    created = stack.run(unique_namespace, "agent-schema", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS"
+    assert _task_runs(execution, "agent")[0]["outputs"]["jsonOutput"] == {"category": "BILLING"}
+
+
+AGENT_WITH_GATED_TOOL = """
+id: agent-approval
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: io.kestra.plugin.ai.agent.AIAgent
+    provider: {type: openai, modelName: gpt-4o-mini}
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    prompt: "{{ inputs.question }}"
+    tools:
+      - type: io.kestra.plugin.ai.tool.KestraTask
+        requireApproval: true
+        tasks:
+          - id: refund
+            type: io.kestra.plugin.core.debug.Return
+            format: "..."
+"""
+
+
+@pytest.fixture(scope="module")
+def secured_api(stack: Stack) -> Iterator[TestClient]:
+    """The API with authentication on, over the stack's database and broker (its worker runs what it sends)."""
+    settings = load_settings(
+        database_url=stack.settings.database_url,
+        broker_url=stack.settings.broker_url,
+        admin_username=ADMIN[0],
+        admin_password=ADMIN[1],
+    )
+    with TestClient(create_app(settings, sweeper=False), base_url="http://127.0.0.1") as client:
+        accounts = client.app.state.accounts  # type: ignore[attr-defined]
+        accounts.create_user(APPROVER[0], APPROVER[1], [Binding("approver", "tests")], actor="test")
+        accounts.create_user(VIEWER[0], VIEWER[1], [Binding("viewer", "tests")], actor="test")
+        yield client
+
+
+ADMIN = ("agent-admin@chorus.test", "agent-admin-password")
+APPROVER = ("alice-approver", "alice-password-1")
+VIEWER = ("victor-viewer", "victor-password-1")
+
+
+def _paused_for_approval(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> tuple[str, Any, dict[str, Any]]:
+    deploy_flow(AGENT_WITH_GATED_TOOL)
+    question = _question()
+    script = openai_wire.script(
+        question,
+        Reply.tool_calls_of(
+            ("kestra_task_refund", {"format": "refund 30 EUR on A-17"}),
+            content="A refund of 30 EUR is fair.",
+            id_prefix="refund",
+        ),
+        Reply.text("Done."),
+    )
+    created = stack.run(unique_namespace, "agent-approval", question=question)
+    execution = stack.wait_for_state(created["id"], {"PAUSED", "FAILED", "SUCCESS"}, timeout_s=60)
+    assert execution["state"]["current"] == "PAUSED", execution
+    [agent] = _task_runs(execution, "agent")
+    return created["id"], script, agent
+
+
+def _resume(api: TestClient, execution_id: str, user: tuple[str, str], **form: str) -> Any:
+    return api.post(
+        f"/api/v1/main/executions/{execution_id}/resume", files={k: (None, v) for k, v in form.items()}, auth=user
+    )
+
+
+def test_an_approved_tool_call_runs_after_the_approver_resumes_and_a_viewer_cannot_approve(
+    stack: Stack,
+    deploy_flow: Callable[[str], dict[str, Any]],
+    unique_namespace: str,
+    openai_wire: OpenAIWire,
+    secured_api: TestClient,
+) -> None:
+    execution_id, script, agent = _paused_for_approval(stack, deploy_flow, unique_namespace, openai_wire)
+    assert agent["state"]["current"] == "PAUSED"
+    proposal = agent["outputs"]["approval"]
+    assert proposal["tool"] == "kestra_task_refund"
+    assert proposal["arguments"] == {"format": "refund 30 EUR on A-17"}
+    assert proposal["reasoning"] == "A refund of 30 EUR is fair."
+
+    assert _resume(secured_api, execution_id, VIEWER, decision="APPROVE").status_code == 403
+    missing = _resume(secured_api, execution_id, APPROVER)
+    assert missing.status_code in (400, 422) and "decision" in missing.text
+    assert _resume(secured_api, execution_id, APPROVER, decision="APPROVE").status_code == 204
+    execution = stack.wait_for_state(execution_id, timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    [refund] = _task_runs(execution, "refund")
+    assert refund["outputs"] == {"value": "refund 30 EUR on A-17"}
+    assert json.loads(script.requests[1]["messages"][-1]["content"]) == {"value": "refund 30 EUR on A-17"}
+    [approved] = [e for e in _audit_actions(stack, execution_id) if e["action"] == "agent.tool_approved"]
+    assert approved["actor"].startswith(f"user:{APPROVER[0]}")  # the approver, as the API names callers
+    assert approved["payload"]["tool"] == "kestra_task_refund"
+
+
+def test_a_rejected_tool_call_is_reported_to_the_model_which_goes_on(
+    stack: Stack,
+    deploy_flow: Callable[[str], dict[str, Any]],
+    unique_namespace: str,
+    openai_wire: OpenAIWire,
+    secured_api: TestClient,
+) -> None:
+    execution_id, script, _ = _paused_for_approval(stack, deploy_flow, unique_namespace, openai_wire)
+
+    response = _resume(secured_api, execution_id, APPROVER, decision="REJECT", reason="over the refund limit")
+    assert response.status_code == 204
+    execution = stack.wait_for_state(execution_id, timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    assert _task_runs(execution, "refund") == []
+    tool_message = script.requests[1]["messages"][-1]
+    assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "refund_1"
+    assert tool_message["content"].startswith(f"REJECTED: user:{APPROVER[0]}")
+    assert "did not approve this call" in tool_message["content"]
+    assert "over the refund limit" in tool_message["content"]
+    [agent] = _task_runs(execution, "agent")
+    assert agent["outputs"]["toolExecutions"][0]["approval"]["decision"] == "REJECTED"
+    [rejected] = [e for e in _audit_actions(stack, execution_id) if e["action"] == "agent.tool_rejected"]
+    assert rejected["actor"].startswith(f"user:{APPROVER[0]}")
+    assert rejected["payload"]["reason"] == "over the refund limit"
+
+
+AGENT_ON_A_DOOMED_WORKER = """
+id: agent-recovery
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: io.kestra.plugin.ai.agent.AIAgent
+    workerGroup:
+      key: doomed-agent
+    provider: {type: openai, modelName: gpt-4o-mini}
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    prompt: "{{ inputs.question }}"
+    tools:
+      - type: KestraTask
+        description: Wait for the warehouse to answer
+        tasks:
+          - id: wait_for_warehouse
+            type: io.kestra.plugin.core.flow.Sleep
+            duration: PT3S
+"""
+
+
+def test_an_agent_whose_worker_dies_resumes_its_conversation_on_another_worker(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENT_ON_A_DOOMED_WORKER)
+    question = _question()
+    script = openai_wire.script(
+        question, Reply.tool_call("kestra_task_wait_for_warehouse", {}), Reply.text("The warehouse answered.")
+    )
+    doomed = run_worker_process("doomed-agent", stack.settings, stack.env)
+    replacement = None
+    try:
+        execution_id = stack.run(unique_namespace, "agent-recovery", question=question)["id"]
+        deadline = time.monotonic() + 30
+        while not _task_runs(stack.api.get(f"/executions/{execution_id}").json(), "wait_for_warehouse"):
+            assert time.monotonic() < deadline, "the agent never called its tool"
+            time.sleep(0.05)
+        os.killpg(doomed.pid, signal.SIGKILL)  # mid-agent: after its first model call, during its tool call
+        doomed.wait(10)
+        replacement = run_worker_process("doomed-agent", stack.settings, stack.env)
+
+        execution = stack.wait_for_state(execution_id, timeout_s=60)
+    finally:
+        if doomed.poll() is None:
+            os.killpg(doomed.pid, signal.SIGKILL)
+        if replacement is not None:
+            stop_process(replacement)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    [agent] = _task_runs(execution, "agent")
+    assert agent["outputs"]["textOutput"] == "The warehouse answered."
+    assert len(agent["attempts"]) == 1  # the same attempt, taken over and resumed
+    assert len(_task_runs(execution, "wait_for_warehouse")) == 1  # the tool ran once
+    assert len(script.requests) == 2  # the first model call was not made again
+    assert _llm_calls(stack, execution_id) == 2
+    taken_over = [e["subject"] for e in _audit_actions(stack, execution_id) if e["action"] == "task_run.taken_over"]
+    assert agent["id"] in taken_over
+
+
+AGENTS_SHARING_MEMORY = """
+id: agents-memory
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: introduce
+    type: io.kestra.plugin.ai.agent.AIAgent
+    prompt: "Hi, my name is John. ({{ inputs.question }})"
+  - id: recall
+    type: io.kestra.plugin.ai.agent.AIAgent
+    prompt: "What is my name? ({{ inputs.question }})"
+  - id: stranger
+    type: io.kestra.plugin.ai.agent.AIAgent
+    prompt: "Who am I? ({{ inputs.question }})"
+    memory:
+      memoryId: someone-else
+pluginDefaults:
+  - type: io.kestra.plugin.ai.agent.AIAgent
+    values:
+      provider: {type: io.kestra.plugin.ai.provider.OpenAI, modelName: gpt-4o-mini}
+      baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+      apiKey: "{{ secret('OPENAI_API_KEY') }}"
+      memory:
+        memoryId: john
+"""
+
+
+def test_agents_with_the_same_memory_id_see_the_earlier_conversation(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENTS_SHARING_MEMORY)
+    question = _question()
+    script = openai_wire.script(
+        question, Reply.text("Hello John!"), Reply.text("You are John."), Reply.text("I do not know.")
+    )
+
+    created = stack.run(unique_namespace, "agents-memory", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    _, recall, stranger = script.requests
+    assert [(m["role"], m["content"]) for m in recall["messages"]] == [
+        ("user", f"Hi, my name is John. ({question})"),
+        ("assistant", "Hello John!"),
+        ("user", f"What is my name? ({question})"),
+    ]
+    assert [m["role"] for m in stranger["messages"]] == ["user"]
+    assert _task_runs(execution, "recall")[0]["outputs"]["textOutput"] == "You are John."
+
+
+AGENT_WITH_BUDGET = """
+id: agent-budget
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: agent
+    type: AIAgent
+    provider: {type: openai, modelName: gpt-4o-mini}
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    prompt: "{{ inputs.question }}"
+    budget:
+      maxTokens: 50
+    tools:
+      - type: KestraTask
+        tasks:
+          - id: note
+            type: io.kestra.plugin.core.log.Log
+            message: noted
+"""
+
+
+def test_an_agent_fails_at_the_model_call_that_crosses_its_token_budget(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENT_WITH_BUDGET)
+    question = _question()
+    big = Reply.tool_calls_of(("kestra_task_note", {}), tokens_in=40, tokens_out=5)
+    script = openai_wire.script(question, big, Reply.text("never sent", tokens_in=40, tokens_out=5))
+
+    created = stack.run(unique_namespace, "agent-budget", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "FAILED"
+    assert len(script.requests) == 2  # the second call's answer pushed usage over the cap
+    logs = stack.api.get(f"/logs/{created['id']}").json()
+    messages = [line["message"] for line in (logs if isinstance(logs, list) else logs.get("results", []))]
+    assert any("LLM budget exceeded for this task run: 90 tokens (max 50)" in m for m in messages), messages

@@ -1,0 +1,157 @@
+"""MCP servers as agent tools, through the `mcp` SDK: a subprocess over stdio, or a streamable HTTP endpoint.
+
+Each operation (list the tools, call one) opens its own session and closes it: the agent's loop is
+synchronous and may pause for hours awaiting an approval, so no session outlives one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import httpx
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from orchestrator.agent_journal import AgentJournal
+from orchestrator.core.durations import parse_duration
+from orchestrator.core.errors import TaskFailed
+from workers.context import Handler, TaskContext
+
+_T = TypeVar("_T")
+_DEFAULT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class McpServer:
+    """Where an MCP tool entry's server is, from its rendered properties."""
+
+    kind: str  #: "mcp-stdio" or "mcp-http"
+    command: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    url: str = ""
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    timeout_s: float = _DEFAULT_TIMEOUT_S
+
+    @classmethod
+    def of(cls, kind: str, entry: Mapping[str, Any]) -> McpServer:
+        timeout = entry.get("timeout")
+        timeout_s = parse_duration(str(timeout)).total_seconds() if timeout else _DEFAULT_TIMEOUT_S
+        if kind == "mcp-stdio":
+            command = entry.get("command")
+            if not isinstance(command, list) or not command:
+                raise TaskFailed("an StdioMcpClient tool needs `command`, a list of texts", retryable=False)
+            env = {str(k): str(v) for k, v in (entry.get("env") or {}).items()}
+            return cls(kind, tuple(str(c) for c in command), env, timeout_s=timeout_s)
+        headers = {str(k): str(v) for k, v in (entry.get("headers") or {}).items()}
+        return cls(kind, url=str(entry.get("url") or ""), headers=headers, timeout_s=timeout_s)
+
+    @property
+    def label(self) -> str:
+        """What the audit trail names the server by (never its headers or environment)."""
+        return f"stdio:{' '.join(self.command)}" if self.kind == "mcp-stdio" else self.url
+
+
+@dataclass(frozen=True)
+class McpTool:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class McpResult:
+    text: str
+    is_error: bool
+
+
+@asynccontextmanager
+async def _session(server: McpServer) -> AsyncIterator[ClientSession]:
+    if server.kind == "mcp-stdio":
+        params = StdioServerParameters(command=server.command[0], args=list(server.command[1:]), env=server.env or None)
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            yield session
+    else:
+        async with (
+            httpx.AsyncClient(headers=server.headers, timeout=server.timeout_s) as http,
+            streamable_http_client(server.url, http_client=http) as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            yield session
+
+
+def _run(server: McpServer, what: str, step: Callable[[ClientSession], Awaitable[_T]]) -> _T:
+    async def main() -> _T:
+        async with _session(server) as session:
+            return await asyncio.wait_for(step(session), server.timeout_s)
+
+    try:
+        return asyncio.run(main())
+    except TaskFailed:
+        raise
+    except BaseException as error:  # the SDK wraps transport failures in exception groups
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            raise
+        raise TaskFailed(f"MCP server {server.label}: {what} failed: {_reason(error)}", retryable=True) from error
+
+
+def _reason(error: BaseException) -> str:
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"
+
+
+def list_tools(server: McpServer) -> list[McpTool]:
+    """The tools the server offers, as it describes them."""
+
+    async def step(session: ClientSession) -> list[McpTool]:
+        listed = await session.list_tools()
+        return [McpTool(t.name, t.description or "", dict(t.inputSchema or {"type": "object"})) for t in listed.tools]
+
+    return _run(server, "listing tools", step)
+
+
+def call_tool(server: McpServer, name: str, arguments: dict[str, Any]) -> McpResult:
+    """Call one tool; its text (or structured) content, and whether the server reported an error."""
+
+    async def step(session: ClientSession) -> McpResult:
+        result = await session.call_tool(name, arguments, read_timeout_seconds=timedelta(seconds=server.timeout_s))
+        texts = [getattr(block, "text", None) for block in result.content]
+        text = "\n".join(t for t in texts if t)
+        if not text and result.structuredContent is not None:
+            text = json.dumps(result.structuredContent)
+        return McpResult(text, bool(result.isError))
+
+    return _run(server, f"calling {name}", step)
+
+
+def run_mcp_tool_call(ctx: TaskContext) -> dict[str, Any]:
+    """McpToolCall: one call an AIAgent's model asked of an MCP server's tool, as the agent's child task run."""
+    call = ctx.claimed.variables.get("toolCall")
+    if not isinstance(call, dict) or not call.get("name"):
+        raise TaskFailed("McpToolCall runs only as the tool call of an AIAgent", retryable=False)
+    props = ctx.render(ctx.properties)
+    server = McpServer.of("mcp-stdio" if props.get("transport") == "stdio" else "mcp-http", props)
+    name, arguments = str(call["name"]), dict(ctx.claimed.variables.get("arguments") or {})
+    result = call_tool(server, name, arguments)
+    at = ctx.claimed.coordinates
+    AgentJournal(ctx.engine.sessions).audit(
+        at.execution_id,
+        actor=f"worker:{ctx.claimed.owner}",
+        action="agent.mcp_call",
+        subject=at.task_run_id,
+        payload={"server": server.label, "tool": name, "arguments": arguments, "error": result.is_error},
+    )
+    ctx.log("ERROR" if result.is_error else "INFO", f"MCP tool {name} on {server.label}: {result.text[:200]}")
+    return {"server": server.label, "tool": name, "text": result.text, "isError": result.is_error}
+
+
+HANDLERS: dict[str, Handler] = {"McpToolCall": run_mcp_tool_call}
