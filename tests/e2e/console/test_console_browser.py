@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -382,3 +383,59 @@ def test_ai_usage_shows_the_spend_and_how_close_the_budget_came(
     assert "40%" in row.inner_text()  # 40 of 100 tokens
     assert int(page.inner_text("#total-tokens")) >= 40
     _shot(page, console_stack, "ai-usage")
+
+
+AGENT_FLOW = f"""id: refunds-agent
+namespace: {NS}
+tasks:
+  - id: agent
+    type: io.kestra.plugin.ai.agent.AIAgent
+    provider: {{type: openai, modelName: gpt-4o-mini}}
+    baseUrl: "{{{{ secret('OPENAI_BASE_URL') }}}}"
+    apiKey: "{{{{ secret('OPENAI_API_KEY') }}}}"
+    prompt: "console-agent: the customer was charged twice"
+    tools:
+      - type: io.kestra.plugin.ai.tool.KestraTask
+        requireApproval: true
+        tasks:
+          - id: refund
+            type: io.kestra.plugin.core.debug.Return
+            format: "..."
+"""
+
+
+def test_an_approver_rejects_a_real_agents_tool_call_with_a_reason_the_model_is_told(
+    new_page: Callable[[], Any], console_stack: ConsoleStack, openai_wire: OpenAIWire
+) -> None:
+    console_stack.admin.post(
+        "/users",
+        json={"username": "rita@chorus.test", "password": "rita-approver-1", "roles": [{"role": "approver"}]},
+    )
+    script = openai_wire.script(
+        "console-agent",
+        Reply.tool_calls_of(("kestra_task_refund", {"format": "refund 120 EUR"}), content="Refund the double charge."),
+        Reply.text("Understood, no refund."),
+    )
+    console_stack.deploy(AGENT_FLOW)
+    execution_id = console_stack.admin.post(f"/executions/{NS}/refunds-agent").json()["id"]
+    assert (
+        console_stack.wait_for_state(execution_id, {"PAUSED", "FAILED"}, timeout_s=60)["state"]["current"] == "PAUSED"
+    )
+
+    page = new_page()
+    _login(page, "rita@chorus.test", "rita-approver-1")
+    page.goto("/ui/approvals")
+    card = page.locator(f"article.approval[data-execution='{execution_id}']")
+    card.wait_for()
+    assert card.locator(".tool-call .tool-name").inner_text() == "kestra_task_refund"
+    assert card.locator(".tool-call .reasoning").inner_text() == "Refund the double charge."
+    card.locator("textarea.reason").fill("policy: refunds above 100 EUR need a manager")
+    card.locator("button.reject").click()
+    card.wait_for(state="detached")
+
+    done = console_stack.wait_for_state(execution_id, timeout_s=60)
+    assert done["state"]["current"] == "SUCCESS"
+    assert "refunds above 100 EUR need a manager" in json.dumps(script.requests[-1]["messages"])
+    events = console_stack.admin.get(f"/executions/{execution_id}/audit").json()["events"]
+    rejected = next(e for e in events if e["action"] == "agent.tool_rejected")
+    assert rejected["actor"].startswith("token:rita@chorus.test/console@")

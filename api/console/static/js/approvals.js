@@ -73,14 +73,30 @@ async function card(execution, reload) {
   };
   const base = `/executions/${encodeURIComponent(execution.id)}/actions`;
   const buttons = [];
+  // An agent's approval-gated tool call is decided through resume (decision APPROVE or REJECT, with a
+  // reason the model is told); a plain Pause is approved by resuming and rejected by killing.
+  const agentCall = paused.some((r) => r.outputs && r.outputs.approval && typeof r.outputs.approval === "object");
+  const reason = h("textarea", { name: "reason", class: "reason", placeholder: "Reason (told to the agent on reject)" });
+  if (agentCall && can("execution.resume", ns)) form.append(h("label", {}, "Reason", reason));
+  const resumeWith = (decision) => {
+    const data = formData(form, resumeInputs);
+    if (agentCall) {
+      data.append("decision", decision);
+      if (reason.value) data.append("reason", reason.value);
+    }
+    decide(`${base}/resume`, "POST", data);
+  };
   if (can("execution.resume", ns)) {
     buttons.push(h("button", { type: "submit", class: "primary approve", dataset: { execution: execution.id } }, "Approve"));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      decide(`${base}/resume`, "POST", formData(form, resumeInputs));
+      resumeWith("APPROVE");
     });
   }
-  if (can("execution.control", ns)) {
+  if (agentCall && can("execution.resume", ns)) {
+    buttons.push(h("button", { type: "button", class: "danger reject", dataset: { execution: execution.id },
+      onclick: () => resumeWith("REJECT") }, "Reject"));
+  } else if (can("execution.control", ns)) {
     buttons.push(h("button", { type: "button", class: "danger reject", dataset: { execution: execution.id },
       onclick: () => confirm("Reject: kill this execution?") && decide(`${base}/kill`, "DELETE") }, "Reject"));
   }
