@@ -13,11 +13,16 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import store, store_triggers
+from orchestrator import flow_windows, store, store_triggers
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.expressions import render_value
 from orchestrator.core.flow import Flow, TriggerSpec
-from orchestrator.core.flow_conditions import EndedExecution, flow_trigger_matches, flow_trigger_variables
+from orchestrator.core.flow_conditions import (
+    EndedExecution,
+    flow_trigger_matches,
+    flow_trigger_variables,
+    is_windowed,
+)
 from orchestrator.core.inputs import coerce_inputs
 from orchestrator.tables import FlowRevisionRow
 from orchestrator.variables import base_variables
@@ -93,6 +98,10 @@ def _start(
         if isinstance(raw, dict):
             inputs = coerce_inputs(flow, render_value(raw, {**source, "trigger": variables}))
         with engine._tx() as session:
+            if is_windowed(trigger) and not flow_windows.record(
+                session, engine.settings.tenant, flow, trigger, ended, store.utcnow()
+            ):
+                return None  # counted in the trigger's window, which is not complete yet
             execution = engine.create_execution(
                 session, flow_row, flow, inputs, [], actor=actor,
                 trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},

@@ -281,3 +281,18 @@ class AgentRunRow(Base):
     conversation: Mapped[dict[str, Any]]
     approvals: Mapped[dict[str, Any]] = mapped_column(default=dict)  #: tool call id -> decision
     updated_at: Mapped[datetime]
+
+
+class FlowTriggerWindowRow(Base):
+    """A windowed Flow trigger's preconditions met so far in one time window (condition id -> ISO time)."""
+
+    __tablename__ = "flow_trigger_windows"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(256), primary_key=True)
+    flow_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    trigger_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    window_end: Mapped[datetime]
+    met: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]

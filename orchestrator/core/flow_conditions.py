@@ -3,22 +3,37 @@
 Conditions follow Kestra's: `ExecutionStatus` (in / notIn), `ExecutionFlow` (namespace + flowId),
 `ExecutionNamespace` (EQUALS, PREFIX or SUFFIX; legacy `prefix: true`), `ExecutionLabels`, `ExecutionOutputs`
 (an expression over `trigger.outputs`), plus the
-trigger's own `states` and a one-flow `preconditions.flows`. All must hold; a condition type this
+trigger's own `states` and `preconditions` (`flows` and `where`). With several preconditions, an execution
+meeting one of them only counts towards the trigger's time window (`window_at`, `window_complete`); the
+window's state lives in the database (orchestrator.flow_windows). All must hold; a condition type this
 module does not know never holds, so an unsupported flow is not started by surprise.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import ExpressionError
 from orchestrator.core.expressions import is_true, render
 from orchestrator.core.flow import TriggerSpec
 from orchestrator.core.states import State
 
-__all__ = ["EndedExecution", "flow_trigger_matches", "flow_trigger_variables"]
+__all__ = [
+    "EndedExecution",
+    "Window",
+    "flow_trigger_matches",
+    "flow_trigger_variables",
+    "is_windowed",
+    "precondition_ids",
+    "preconditions_matched",
+    "window_at",
+    "window_complete",
+]
 
 #: Kestra's default `states` of a Flow trigger: every terminal state.
 _DEFAULT_STATES = frozenset(str(s) for s in State if s.is_terminal)
@@ -90,17 +105,141 @@ def _outputs_match(expression: Any, ended: EndedExecution) -> bool:
 
 
 def _preconditions_hold(preconditions: Mapping[str, Any], ended: EndedExecution) -> bool:
+    """One condition: this execution must meet it. Several: it must meet one, and the window decides."""
+    conditions = precondition_ids(preconditions)
+    matched = preconditions_matched(preconditions, ended)
+    return bool(matched) if len(conditions) > 1 else matched == conditions
+
+
+def is_windowed(trigger: TriggerSpec) -> bool:
+    """Whether a Flow trigger waits for several preconditions within a time window (state across executions)."""
+    preconditions = trigger.properties.get("preconditions")
+    return isinstance(preconditions, dict) and len(precondition_ids(preconditions)) > 1
+
+
+def precondition_ids(preconditions: Mapping[str, Any]) -> frozenset[str]:
+    """The conditions a window must see met: one per `flows` entry, one per `where` entry."""
     flows = preconditions.get("flows") or []
-    if not isinstance(flows, list) or len(flows) > 1:
-        return False  # multi-flow windows need state across executions: not supported yet
-    for entry in flows:
-        if not isinstance(entry, dict):
+    where = preconditions.get("where") or []
+    ids = [f"flow:{i}" for i in range(len(flows) if isinstance(flows, list) else 0)]
+    ids += [
+        f"where:{w.get('id', i)}" for i, w in enumerate(where if isinstance(where, list) else []) if isinstance(w, dict)
+    ]
+    return frozenset(ids)
+
+
+def preconditions_matched(preconditions: Mapping[str, Any], ended: EndedExecution) -> frozenset[str]:
+    """Which of the preconditions this ended execution meets."""
+    flows = preconditions.get("flows") or []
+    where = preconditions.get("where") or []
+    matched = {
+        f"flow:{i}" for i, entry in enumerate(flows if isinstance(flows, list) else []) if _flow_entry(entry, ended)
+    }
+    for i, entry in enumerate(where if isinstance(where, list) else []):
+        if isinstance(entry, dict) and _where_entry(entry, ended):
+            matched.add(f"where:{entry.get('id', i)}")
+    return frozenset(matched)
+
+
+def _flow_entry(entry: Any, ended: EndedExecution) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    if entry.get("namespace") not in (None, ended.namespace) or entry.get("flowId") not in (None, ended.flow_id):
+        return False
+    if entry.get("labels") is not None and not _labels_match(entry.get("labels"), ended.labels):
+        return False
+    return ended.state in (_names(entry.get("states")) or _DEFAULT_STATES)
+
+
+def _where_entry(entry: Mapping[str, Any], ended: EndedExecution) -> bool:
+    """Kestra's `where`: filters on FLOW_ID, NAMESPACE, STATE or EXPRESSION, joined by `operand` (AND/OR)."""
+    filters = [f for f in entry.get("filters") or [] if isinstance(f, dict)]
+    results = [_filter_holds(f, ended) for f in filters]
+    if not results:
+        return False
+    return any(results) if str(entry.get("operand", "AND")).upper() == "OR" else all(results)
+
+
+def _filter_holds(spec: Mapping[str, Any], ended: EndedExecution) -> bool:
+    field_name = str(spec.get("field", "")).upper()
+    kind = str(spec.get("type", "EQUAL_TO")).upper()
+    if field_name == "EXPRESSION":
+        try:
+            value = is_true(render(str(spec.get("value", "")), {"trigger": flow_trigger_variables(ended)}))
+        except ExpressionError:
             return False
-        if entry.get("namespace") not in (None, ended.namespace) or entry.get("flowId") not in (None, ended.flow_id):
-            return False
-        if ended.state not in (_names(entry.get("states")) or _DEFAULT_STATES):
-            return False
-    return True
+        return value if kind != "IS_FALSE" else not value
+    actual = {"FLOW_ID": ended.flow_id, "NAMESPACE": ended.namespace, "STATE": ended.state}.get(field_name)
+    if actual is None:
+        return False
+    wanted = spec.get("value")
+    values = [str(v) for v in spec.get("values") or []]
+    checks = {
+        "EQUAL_TO": lambda: actual == str(wanted),
+        "NOT_EQUAL_TO": lambda: actual != str(wanted),
+        "IN": lambda: actual in values,
+        "NOT_IN": lambda: actual not in values,
+        "STARTS_WITH": lambda: actual.startswith(str(wanted)),
+        "ENDS_WITH": lambda: actual.endswith(str(wanted)),
+        "CONTAINS": lambda: str(wanted) in actual,
+        "REGEX": lambda: re.fullmatch(str(wanted), actual) is not None,
+        "PREFIX": lambda: actual == str(wanted) or actual.startswith(str(wanted).rstrip(".") + "."),
+    }
+    check = checks.get(kind)
+    return bool(check()) if check is not None else False
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where a windowed trigger keeps the conditions met: fixed bounds, or (sliding) the last `length`."""
+
+    start: datetime
+    end: datetime
+    sliding: timedelta | None = None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def window_at(preconditions: Mapping[str, Any], now: datetime) -> Window | None:
+    """The window `now` falls in (Kestra's `timeWindow`); None outside a daily window's hours."""
+    spec = preconditions.get("timeWindow") or {}
+    spec = spec if isinstance(spec, dict) else {}
+    kind = str(spec.get("type", "DURATION_WINDOW")).upper()
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if kind == "SLIDING_WINDOW":
+        length = parse_duration(str(spec.get("window", "PT24H")))
+        return Window(_EPOCH, _EPOCH, sliding=length)
+    if kind == "DAILY_TIME_DEADLINE":
+        deadline = midnight + _time_of_day(spec.get("deadline"))
+        return Window(midnight, deadline) if now <= deadline else None
+    if kind == "DAILY_TIME_WINDOW":
+        start, end = midnight + _time_of_day(spec.get("startTime")), midnight + _time_of_day(spec.get("endTime"))
+        return Window(start, end) if start <= now <= end else None
+    length = parse_duration(str(spec.get("window", "PT24H")))
+    advance = parse_duration(str(spec.get("windowAdvance", "PT0S")))
+    if length <= timedelta(0):
+        return None
+    origin = midnight + advance
+    if origin > now:
+        origin -= timedelta(days=1)
+    start = origin + length * ((now - origin) // length)
+    return Window(start, start + length)
+
+
+def window_complete(preconditions: Mapping[str, Any], window: Window, met: Mapping[str, str], now: datetime) -> bool:
+    """Whether every precondition has been met within the window (`met`: condition id -> ISO time met)."""
+    needed = precondition_ids(preconditions)
+    if window.sliding is not None:
+        oldest = now - window.sliding
+        met = {k: v for k, v in met.items() if datetime.fromisoformat(v) >= oldest}
+    return needed <= met.keys()
+
+
+def _time_of_day(value: Any) -> timedelta:
+    """A daily time (`09:00`, `17:30:00`; Kestra's partial-time) as the offset from UTC midnight."""
+    at = time.fromisoformat(str(value or "00:00"))
+    return timedelta(hours=at.hour, minutes=at.minute, seconds=at.second)
 
 
 def _namespace_matches(condition: Mapping[str, Any], namespace: str) -> bool:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from orchestrator.core.flow import TriggerSpec
-from orchestrator.core.flow_conditions import EndedExecution, flow_trigger_matches, flow_trigger_variables
+from orchestrator.core.flow_conditions import (
+    EndedExecution,
+    flow_trigger_matches,
+    flow_trigger_variables,
+    is_windowed,
+    preconditions_matched,
+    window_at,
+    window_complete,
+)
 
 ENDED = EndedExecution(
     id="E1",
@@ -120,3 +129,83 @@ def test_execution_outputs_never_holds_without_outputs_or_on_a_broken_expression
     assert not flow_trigger_matches(trigger(conditions=[any_output]), EndedExecution("E2", "ns", "f", 1, "SUCCESS"))
     broken = condition("ExecutionOutputs", expression="{{ trigger.outputs.total | nosuchfilter }}")
     assert not flow_trigger_matches(trigger(conditions=[broken]), ENDED)
+
+
+# -- several preconditions: what an execution meets, and the time windows ------------------------------
+
+TWO_FLOWS = {
+    "flows": [
+        {"namespace": "company.team.sales", "flowId": "upstream", "states": ["SUCCESS"]},
+        {"namespace": "company.team.sales", "flowId": "other"},
+    ]
+}
+AT = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
+
+
+def test_with_several_preconditions_meeting_one_is_enough_to_count() -> None:
+    assert is_windowed(trigger(preconditions=TWO_FLOWS))
+    assert preconditions_matched(TWO_FLOWS, ENDED) == {"flow:0"}
+    assert flow_trigger_matches(trigger(preconditions=TWO_FLOWS), ENDED)
+    failed = EndedExecution(**{**ENDED.__dict__, "state": "FAILED"})
+    assert not flow_trigger_matches(trigger(preconditions=TWO_FLOWS), failed)
+
+
+@pytest.mark.parametrize(
+    ("filters", "operand", "expected"),
+    [
+        ([{"field": "NAMESPACE", "type": "STARTS_WITH", "value": "company"}], "AND", True),
+        ([{"field": "FLOW_ID", "type": "IN", "values": ["a", "upstream"]}], "AND", True),
+        ([{"field": "STATE", "type": "NOT_EQUAL_TO", "value": "SUCCESS"}], "AND", False),
+        ([{"field": "EXPRESSION", "type": "IS_TRUE", "value": "{{ trigger.outputs.total > 5 }}"}], "AND", True),
+        (
+            [{"field": "STATE", "type": "EQUAL_TO", "value": "FAILED"}, {"field": "FLOW_ID", "value": "upstream"}],
+            "OR",
+            True,
+        ),
+        ([{"field": "LABELS", "type": "EQUAL_TO", "value": "x"}], "AND", False),  # unknown field: never holds
+    ],
+)
+def test_where_filters(filters: list[dict[str, Any]], operand: str, expected: bool) -> None:
+    preconditions = {"where": [{"id": "mine", "filters": filters, "operand": operand}], "flows": [{"flowId": "x"}]}
+    assert ("where:mine" in preconditions_matched(preconditions, ENDED)) is expected
+
+
+def test_a_duration_window_is_aligned_on_midnight_plus_its_advance() -> None:
+    window = window_at({"timeWindow": {"type": "DURATION_WINDOW", "window": "PT4H", "windowAdvance": "PT1H"}}, AT)
+    assert window is not None
+    assert (window.start.hour, window.end.hour) == (9, 13)
+
+
+def test_the_default_window_is_the_day() -> None:
+    window = window_at({}, AT)
+    assert (
+        window is not None
+        and window.start == AT.replace(hour=0, minute=0)
+        and window.end - window.start == timedelta(days=1)
+    )
+
+
+def test_daily_windows_exist_only_within_their_hours() -> None:
+    deadline = {"timeWindow": {"type": "DAILY_TIME_DEADLINE", "deadline": "09:00:00"}}
+    hours = {"timeWindow": {"type": "DAILY_TIME_WINDOW", "startTime": "10:00", "endTime": "11:00"}}
+    assert window_at(deadline, AT) is None
+    assert window_at(hours, AT) is not None
+    assert window_at(hours, AT.replace(hour=12)) is None
+
+
+def test_a_window_completes_when_every_precondition_was_met() -> None:
+    window = window_at(TWO_FLOWS, AT)
+    assert window is not None
+    assert not window_complete(TWO_FLOWS, window, {"flow:0": AT.isoformat()}, AT)
+    assert window_complete(TWO_FLOWS, window, {"flow:0": AT.isoformat(), "flow:1": AT.isoformat()}, AT)
+
+
+def test_a_sliding_window_forgets_what_was_met_too_long_ago() -> None:
+    sliding = {**TWO_FLOWS, "timeWindow": {"type": "SLIDING_WINDOW", "window": "PT1H"}}
+    window = window_at(sliding, AT)
+    assert window is not None
+    old = (AT - timedelta(hours=2)).isoformat()
+    assert not window_complete(sliding, window, {"flow:0": old, "flow:1": AT.isoformat()}, AT)
+    assert window_complete(
+        sliding, window, {"flow:0": (AT - timedelta(minutes=30)).isoformat(), "flow:1": AT.isoformat()}, AT
+    )

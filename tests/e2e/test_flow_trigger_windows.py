@@ -1,0 +1,98 @@
+"""A Flow trigger with several preconditions starts its flow once, when all were met within its window."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.e2e.conftest import Stack
+
+UPSTREAM = """
+id: {name}
+namespace: {ns}
+inputs:
+  - id: fail
+    type: BOOLEAN
+    defaults: false
+tasks:
+  - id: work
+    type: io.kestra.plugin.core.execution.Fail
+    condition: "{{ inputs.fail }}"
+"""
+
+LISTENER = """
+id: listener
+namespace: {ns}
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: "after {{ trigger.flowId }}"
+triggers:
+  - id: both-done
+    type: io.kestra.plugin.core.trigger.Flow
+    preconditions:
+      id: both
+      timeWindow:
+        type: {window}
+        window: PT1H
+      flows:
+        - namespace: {ns}
+          flowId: extract
+          states: [SUCCESS]
+        - namespace: {ns}
+          flowId: load
+          states: [SUCCESS]
+"""
+
+
+def _listeners(stack: Stack, namespace: str) -> list[dict[str, Any]]:
+    found = stack.api.get("/executions/search", params={"namespace": namespace, "flowId": "listener", "size": 50})
+    return found.json()["results"]  # type: ignore[no-any-return]
+
+
+def _run(stack: Stack, namespace: str, flow_id: str, *, fail: bool = False) -> None:
+    execution = stack.run(namespace, flow_id, fail=str(fail).lower())
+    stack.wait_for_state(execution["id"])
+    time.sleep(0.5)  # the trigger is evaluated right after the end commits
+
+
+def _deploy(deploy_flow: Callable[[str], dict[str, Any]], window: str) -> None:
+    deploy_flow(UPSTREAM.replace("{name}", "extract"))
+    deploy_flow(UPSTREAM.replace("{name}", "load"))
+    deploy_flow(LISTENER.replace("{window}", window))
+
+
+def test_the_listener_starts_once_both_upstreams_succeeded_then_waits_for_both_again(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    _deploy(deploy_flow, "DURATION_WINDOW")
+
+    _run(stack, unique_namespace, "extract")
+    _run(stack, unique_namespace, "extract")
+    _run(stack, unique_namespace, "load", fail=True)  # a FAILED load meets no precondition
+    assert _listeners(stack, unique_namespace) == []
+
+    _run(stack, unique_namespace, "load")
+    started = _listeners(stack, unique_namespace)
+    assert len(started) == 1
+    assert stack.wait_for_state(started[0]["id"])["trigger"]["variables"]["flowId"] == "load"
+
+    _run(stack, unique_namespace, "load")  # the window was reset: extract must succeed again first
+    assert len(_listeners(stack, unique_namespace)) == 1
+    _run(stack, unique_namespace, "extract")
+    assert len(_listeners(stack, unique_namespace)) == 2
+
+
+def test_two_upstreams_ending_together_complete_a_sliding_window_exactly_once(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    _deploy(deploy_flow, "SLIDING_WINDOW")
+
+    for round_number in range(1, 4):
+        # Both submitted at once: their ends race on two worker processes and meet at the window's row lock.
+        pair = [stack.run(unique_namespace, flow_id, fail="false")["id"] for flow_id in ("extract", "load")]
+        for execution_id in pair:
+            stack.wait_for_state(execution_id)
+        time.sleep(1)
+        assert len(_listeners(stack, unique_namespace)) == round_number
