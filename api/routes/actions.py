@@ -6,6 +6,7 @@ Kestra <= 1.x and the MCP server call `/executions/{id}/{action}` and get 202 (k
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -14,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.deps import actor, check_tenant, engine
+from api.errors import QueryInvalid
 from api.schemas import execution_public
 from orchestrator import store
 from orchestrator.core.errors import InputInvalid
@@ -48,11 +50,21 @@ async def _create_instead(namespace: str, action: str, request: Request, eng: En
         labels=list(request.query_params.getlist("labels")),
         wait=request.query_params.get("wait", "false").lower() == "true",
         revision=None,
+        scheduleDate=_schedule_date(request.query_params.get("scheduleDate")),
         tenant=check_tenant(request),
         principal=authenticate(request),
         eng=eng,
         who=who,
     )
+
+
+def _schedule_date(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise QueryInvalid("scheduleDate", f"expected an ISO-8601 date-time, got {raw!r}") from e
 
 
 def _json(eng: Engine, execution_id: str) -> dict[str, Any]:

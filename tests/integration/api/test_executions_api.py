@@ -80,3 +80,18 @@ def test_a_malformed_label_on_create_is_422(client: TestClient) -> None:
     response = client.post(f"{E}/a/hello", params={"labels": "nocolon"})
 
     assert response.status_code == 422 and response.json()["_embedded"]["errors"][0]["path"] == "labels"
+
+
+def test_a_flow_named_like_an_action_is_created_through_the_colliding_path(client: TestClient) -> None:
+    source = "id: pause\nnamespace: ops\ntasks:\n  - id: t\n    type: Log\n    message: hi\n"
+    client.post("/api/v1/main/flows", content=source, headers={"Content-Type": "application/x-yaml"})
+
+    created = client.post(f"{E}/ops/pause")
+    scheduled = client.post(f"{E}/ops/pause", params={"scheduleDate": "2099-01-01T00:00:00Z"})
+    malformed = client.post(f"{E}/ops/pause", params={"scheduleDate": "tomorrow"})
+
+    assert created.status_code == 200, created.text
+    assert created.json()["flowId"] == "pause"
+    assert scheduled.status_code == 200 and scheduled.json()["scheduleDate"].startswith("2099-01-01T00:00:00")
+    assert scheduled.json()["state"]["current"] == "CREATED"
+    assert malformed.status_code == 422 and "scheduleDate" in malformed.text
