@@ -15,7 +15,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from orchestrator.core.flow import Flow, TriggerSpec
-from orchestrator.core.flow_conditions import EndedExecution, preconditions_matched, window_at, window_complete
+from orchestrator.core.flow_conditions import (
+    EndedExecution,
+    preconditions_matched,
+    window_at,
+    window_complete,
+    window_spec,
+)
 from orchestrator.tables import FlowTriggerWindowRow
 
 
@@ -23,8 +29,8 @@ def record(
     session: Session, tenant: str, flow: Flow, trigger: TriggerSpec, ended: EndedExecution, now: datetime
 ) -> bool:
     """Count what `ended` meets in the trigger's current window; True when that completes the window."""
-    preconditions = trigger.properties.get("preconditions")
-    if not isinstance(preconditions, dict):
+    preconditions = window_spec(trigger)
+    if preconditions is None:
         return False
     matched = preconditions_matched(preconditions, ended)
     window = window_at(preconditions, now)

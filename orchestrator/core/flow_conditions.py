@@ -33,6 +33,7 @@ __all__ = [
     "preconditions_matched",
     "window_at",
     "window_complete",
+    "window_spec",
 ]
 
 #: Kestra's default `states` of a Flow trigger: every terminal state.
@@ -91,6 +92,9 @@ def _condition_holds(condition: Mapping[str, Any], ended: EndedExecution) -> boo
         return _labels_match(condition.get("labels"), ended.labels)
     if kind == "ExecutionOutputs":
         return _outputs_match(condition.get("expression"), ended)
+    if kind == "Multiple":
+        # Kestra's legacy MultipleCondition: meeting one of its conditions counts towards its window.
+        return bool(preconditions_matched(_legacy_window(condition), ended))
     return False
 
 
@@ -113,18 +117,50 @@ def _preconditions_hold(preconditions: Mapping[str, Any], ended: EndedExecution)
 
 def is_windowed(trigger: TriggerSpec) -> bool:
     """Whether a Flow trigger waits for several preconditions within a time window (state across executions)."""
+    return window_spec(trigger) is not None
+
+
+def window_spec(trigger: TriggerSpec) -> Mapping[str, Any] | None:
+    """The preconditions a windowed trigger waits for: its `preconditions` when there are several, or a
+    legacy MultipleCondition among its `conditions` (in the same shape); None for an immediate trigger."""
     preconditions = trigger.properties.get("preconditions")
-    return isinstance(preconditions, dict) and len(precondition_ids(preconditions)) > 1
+    if isinstance(preconditions, dict) and len(precondition_ids(preconditions)) > 1:
+        return preconditions
+    conditions = trigger.properties.get("conditions")
+    for condition in conditions if isinstance(conditions, list) else []:
+        if isinstance(condition, dict) and str(condition.get("type", "")).endswith("MultipleCondition"):
+            return _legacy_window(condition)
+    return None
+
+
+def _legacy_window(condition: Mapping[str, Any]) -> dict[str, Any]:
+    """A MultipleCondition as preconditions: its named `conditions`, its window (`window`/`windowAdvance`,
+    or the newer `timeWindow`/`sla` mapping) and `resetOnSuccess`."""
+    window = condition.get("timeWindow") or condition.get("sla")
+    if not isinstance(window, dict):
+        window = {
+            "type": "DURATION_WINDOW",
+            "window": condition.get("window", "P1D"),
+            "windowAdvance": condition.get("windowAdvance", "PT0S"),
+        }
+    conditions = condition.get("conditions")
+    return {
+        "conditions": conditions if isinstance(conditions, dict) else {},
+        "timeWindow": window,
+        "resetOnSuccess": condition.get("resetOnSuccess", True),
+    }
 
 
 def precondition_ids(preconditions: Mapping[str, Any]) -> frozenset[str]:
-    """The conditions a window must see met: one per `flows` entry, one per `where` entry."""
+    """The conditions a window must see met: one per `flows` entry, `where` entry or named condition."""
     flows = preconditions.get("flows") or []
     where = preconditions.get("where") or []
+    named = preconditions.get("conditions") or {}
     ids = [f"flow:{i}" for i in range(len(flows) if isinstance(flows, list) else 0)]
     ids += [
         f"where:{w.get('id', i)}" for i, w in enumerate(where if isinstance(where, list) else []) if isinstance(w, dict)
     ]
+    ids += [f"condition:{key}" for key in (named if isinstance(named, dict) else {})]
     return frozenset(ids)
 
 
@@ -138,6 +174,10 @@ def preconditions_matched(preconditions: Mapping[str, Any], ended: EndedExecutio
     for i, entry in enumerate(where if isinstance(where, list) else []):
         if isinstance(entry, dict) and _where_entry(entry, ended):
             matched.add(f"where:{entry.get('id', i)}")
+    named = preconditions.get("conditions") or {}
+    for key, condition in named.items() if isinstance(named, dict) else ():
+        if isinstance(condition, dict) and _condition_holds(condition, ended):
+            matched.add(f"condition:{key}")
     return frozenset(matched)
 
 

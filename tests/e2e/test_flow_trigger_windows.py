@@ -96,3 +96,48 @@ def test_two_upstreams_ending_together_complete_a_sliding_window_exactly_once(
             stack.wait_for_state(execution_id)
         time.sleep(1)
         assert len(_listeners(stack, unique_namespace)) == round_number
+
+
+LEGACY_LISTENER = """
+id: listener
+namespace: {ns}
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.debug.Return
+    format: "childs"
+triggers:
+  - id: multiple-listen-flow
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionStatus
+        in:
+          - SUCCESS
+      - id: multiple
+        type: io.kestra.plugin.core.condition.MultipleCondition
+        window: P1D
+        windowAdvance: P0D
+        conditions:
+          flow-a:
+            type: io.kestra.plugin.core.condition.ExecutionFlow
+            namespace: {ns}
+            flowId: extract
+          flow-b:
+            type: io.kestra.plugin.core.condition.ExecutionFlow
+            namespace: {ns}
+            flowId: load
+"""
+
+
+def test_kestras_legacy_multiple_condition_waits_for_both_successes(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(UPSTREAM.replace("{name}", "extract"))
+    deploy_flow(UPSTREAM.replace("{name}", "load"))
+    deploy_flow(LEGACY_LISTENER)
+
+    _run(stack, unique_namespace, "extract")
+    _run(stack, unique_namespace, "load", fail=True)  # Kestra's trigger-multiplecondition-failed case
+    assert _listeners(stack, unique_namespace) == []
+
+    _run(stack, unique_namespace, "load")
+    assert len(_listeners(stack, unique_namespace)) == 1
