@@ -17,19 +17,34 @@ from starlette.datastructures import UploadFile
 from api.deps import actor, check_tenant, engine
 from api.errors import QueryInvalid
 from api.schemas import execution_public
-from orchestrator import store
-from orchestrator.core.errors import InputInvalid
+from orchestrator import storage, store
+from orchestrator.core.errors import InputInvalid, NotFound
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
 
 router = APIRouter(tags=["Executions"])
 
 
-async def _form_inputs(request: Request) -> dict[str, Any]:
+async def _form_inputs(request: Request, eng: Engine, execution_id: str) -> dict[str, Any]:
+    """The `onResume` inputs of a multipart form; a file goes to the execution's storage, the input is its URI."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return {}
     form = await request.form()
-    return {k: (v.filename if isinstance(v, UploadFile) else v) for k, v in form.multi_items()}
+    inputs: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        if not isinstance(value, UploadFile):
+            inputs[key] = value
+            continue
+        with eng.sessions() as session:
+            row = store.get_execution(session, execution_id)
+        if row is None:
+            raise NotFound("execution", execution_id)
+        try:
+            path = storage.input_file_uri_path(row.namespace, row.flow_id, row.id, key, value.filename or key)
+        except storage.StorageError as e:
+            raise InputInvalid(key, e.message) from e
+        inputs[key] = storage.write(eng.settings.data_dir, path, await value.read())
+    return inputs
 
 
 def _is_execution(eng: Engine, execution_id: str) -> bool:
@@ -98,7 +113,7 @@ async def resume(
     eng: Engine = Depends(engine),
     who: str = Depends(actor),
 ) -> dict[str, Any]:
-    inputs = await _form_inputs(request)
+    inputs = await _form_inputs(request, eng, execution_id)
     await run_in_threadpool(eng.resume, execution_id, inputs, actor=who)
     return await run_in_threadpool(_json, eng, execution_id)
 
@@ -113,7 +128,7 @@ async def resume_legacy(
 ) -> Response | dict[str, Any]:
     if not await run_in_threadpool(_is_execution, eng, execution_id):
         return await _create_instead(execution_id, "resume", request, eng, who)
-    inputs = await _form_inputs(request)
+    inputs = await _form_inputs(request, eng, execution_id)
     await run_in_threadpool(eng.resume, execution_id, inputs, actor=who)
     return Response(status_code=204)
 
@@ -189,7 +204,7 @@ async def replay_with_inputs(
     eng: Engine = Depends(engine),
     who: str = Depends(actor),
 ) -> dict[str, Any]:
-    inputs = await _form_inputs(request)
+    inputs = await _form_inputs(request, eng, execution_id)
     new = await run_in_threadpool(
         lambda: eng.replay(execution_id, task_run_id=taskRunId, revision=revision, inputs=inputs, actor=who)
     )

@@ -51,13 +51,21 @@ class FlowInvalid(ChorusError):
         super().__init__(message or "; ".join(str(e) for e in errors) or None)
 
 
+#: "no received value to show" (None is a value: Kestra shows it as `null`).
+NOT_SHOWN = object()
+
+
 class InputInvalid(ChorusError):
     """Raised when execution inputs do not match the flow's declared inputs."""
 
-    def __init__(self, input_id: str, message: str) -> None:
+    def __init__(self, input_id: str, message: str, *, received: object = NOT_SHOWN) -> None:
         self.input_id = input_id
         self.path = f"inputs.{input_id}"
-        super().__init__(f"Invalid input '{input_id}': {message}")
+        # Kestra's wording, which its users (and clients) match on.
+        text = f"Invalid input for `{input_id}`, {message}"
+        if received is not NOT_SHOWN:
+            text += f", but received `{'null' if received is None else received}`"
+        super().__init__(text)
 
 
 class ExpressionError(ChorusError):

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import JsonValue
 
 from orchestrator.core.durations import format_duration, is_expression, parse_duration
-from orchestrator.core.errors import InputInvalid
+from orchestrator.core.errors import NOT_SHOWN, InputInvalid
 from orchestrator.core.flow import Flow, Input, InputType
 from orchestrator.core.yamldoc import load_yaml_value
 
@@ -246,10 +246,11 @@ def _check(spec: Input, typed: JsonValue) -> None:
     order = _ORDER.get(spec.type)
     if order is not None:
         low, high = (spec.min, spec.max) if spec.type in _RANGED else (spec.after, spec.before)
+        # Kestra's words (its bounds are inclusive all the same).
         if low is not None and order(typed) < order(low):
-            raise ValueError(f"it must be {'at least' if spec.type in _RANGED else 'on or after'} {low}")
+            raise ValueError(f"it must be {'more than' if spec.type in _RANGED else 'after'} `{low}`")
         if high is not None and order(typed) > order(high):
-            raise ValueError(f"it must be {'at most' if spec.type in _RANGED else 'on or before'} {high}")
+            raise ValueError(f"it must be {'less than' if spec.type in _RANGED else 'before'} `{high}`")
     if spec.values is not None and not spec.allow_custom_value:
         chosen = typed if isinstance(typed, list) else [typed]
         for item in chosen:
@@ -283,13 +284,15 @@ def coerce_declared(declared: Sequence[Input], raw: Mapping[str, Any]) -> dict[s
                 continue
         if value is None:
             if spec.required:
-                raise InputInvalid(spec.id, "missing required input")
+                raise InputInvalid(spec.id, "missing required input", received=None)
             typed[spec.id] = None
             continue
         try:
             typed[spec.id] = coerce_value(spec, value)
         except ValueError as e:
-            raise InputInvalid(spec.id, str(e)) from e
+            # A broken constraint says what was received, as Kestra does; a type error already names it.
+            received = value if str(e).startswith("it must") else NOT_SHOWN
+            raise InputInvalid(spec.id, str(e), received=received) from e
     return _nest(typed)
 
 

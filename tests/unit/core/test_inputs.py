@@ -81,21 +81,25 @@ BAD = [
     ("{id: x, type: INT}", "4.2", "expected an integer, got '4.2'"),
     ("{id: x, type: INT}", True, "expected an integer"),
     ("{id: x, type: INT}", "99999999999", "out of the INT range"),
-    ("{id: x, type: INT, min: 10, max: 20}", "9", "it must be at least 10"),
-    ("{id: x, type: INT, min: 10, max: 20}", 21, "it must be at most 20"),
+    ("{id: x, type: INT, min: 10, max: 20}", "9", "it must be more than `10`, but received `9`"),
+    ("{id: x, type: INT, min: 10, max: 20}", 21, "it must be less than `20`, but received `21`"),
     ("{id: x, type: FLOAT}", "abc", "expected a number"),
     ("{id: x, type: FLOAT}", "nan", "expected a number"),
-    ("{id: x, type: FLOAT, min: 0.1, max: 0.5}", "0.6", "it must be at most 0.5"),
+    ("{id: x, type: FLOAT, min: 0.1, max: 0.5}", "0.6", "it must be less than `0.5`, but received `0.6`"),
     ("{id: x, type: BOOLEAN}", "yes", "expected true or false"),
     ("{id: x, type: DATETIME}", "2024-01-31T09:30:00", "with a time zone"),
     ("{id: x, type: DATETIME}", "yesterday", "expected an ISO-8601 date-time"),
-    ("{id: x, type: DATETIME, before: '2024-01-01T00:00:00Z'}", "2024-01-01T00:00:01Z", "on or before"),
+    ("{id: x, type: DATETIME, before: '2024-01-01T00:00:00Z'}", "2024-01-01T00:00:01Z", "it must be before `2024-01-01T00:00:00Z`"),
     ("{id: x, type: DATE}", "31/01/2024", "expected an ISO-8601 date"),
-    ("{id: x, type: DATE, after: 2024-01-01}", "2023-12-31", "it must be on or after 2024-01-01"),
+    (
+        "{id: x, type: DATE, after: 2024-01-01}",
+        "2023-12-31",
+        "it must be after `2024-01-01`, but received `2023-12-31`",
+    ),
     ("{id: x, type: TIME}", "25:00", "expected an ISO-8601 local time"),
     ("{id: x, type: TIME}", "09:30:00+01:00", "expected an ISO-8601 local time"),
     ("{id: x, type: DURATION}", "90s", "is not an ISO-8601 duration"),
-    ("{id: x, type: DURATION, min: PT10S, max: PT20S}", "PT21S", "it must be at most PT20S"),
+    ("{id: x, type: DURATION, min: PT10S, max: PT20S}", "PT21S", "it must be less than `PT20S`, but received `PT21S`"),
     ("{id: x, type: JSON}", "{bad", "expected a JSON document"),
     ("{id: x, type: YAML}", "a: [", "expected a YAML document"),
     ("{id: x, type: ARRAY, itemType: INT}", '["x"]', "an item is not a valid INT"),
@@ -121,7 +125,10 @@ def test_a_bad_value_raises_input_invalid_naming_the_input(declaration: str, val
 def test_a_missing_required_input_is_refused() -> None:
     with pytest.raises(InputInvalid) as raised:
         coerce_inputs(_flow("{id: name, type: STRING}"), {})
-    assert (raised.value.input_id, raised.value.message) == ("name", "Invalid input 'name': missing required input")
+    assert (raised.value.input_id, raised.value.message) == (
+        "name",
+        "Invalid input for `name`, missing required input, but received `null`",
+    )
 
 
 def test_an_empty_string_is_a_value_for_a_string_input() -> None:
