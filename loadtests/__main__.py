@@ -34,15 +34,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-dir", type=Path, default=RESULTS, help="where the JSON and Markdown go")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every count (e.g. 0.5 for a shorter run)")
+    parser.add_argument(
+        "--size", action="append", default=[], metavar="NAME=N", help="set one size after --scale (e.g. linear=50)"
+    )
     return parser
 
 
 def _sizes(args: argparse.Namespace) -> Sizes:
     sizes = Sizes.quick() if args.quick else Sizes()
-    if args.scale == 1.0:
-        return sizes
-    counts = ("throughput", "linear", "fanout", "backlog", "api", "webhook", "ai_calls", "scaling")
-    return Sizes(**{**sizes.__dict__, **{k: max(10, int(getattr(sizes, k) * args.scale)) for k in counts}})
+    values = dict(sizes.__dict__)
+    if args.scale != 1.0:
+        # The fan-out width and the ai pool's concurrency define their scenarios: --scale leaves them alone.
+        counts = ("throughput", "linear", "backlog", "api", "webhook", "scaling")
+        values.update({k: max(10, int(values[k] * args.scale)) for k in counts})
+    for item in args.size:
+        name, _, number = item.partition("=")
+        if name not in values or not isinstance(values[name], int) or not number.isdigit():
+            raise SystemExit(f"loadtests: --size {item!r}: expected NAME=N with NAME one of the integer sizes")
+        values[name] = int(number)
+    return Sizes(**values)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,7 +92,7 @@ def run(scenarios: list[Scenario], sizes: Sizes, reps: int, *, mode: str) -> dic
         "sizes": {k: v for k, v in sizes.__dict__.items()},
         "scenarios": {},
     }
-    ai = _start_ai_fake(sizes) if any(s.name.startswith("ai-") for s in scenarios) else None
+    ai = _start_ai_fake(sizes) if any(s.name.startswith("ai") for s in scenarios) else None
     with open_services() as svc:
         stack = Stack(svc)
         try:

@@ -52,9 +52,9 @@ def deploy(stack: Stack, source: str) -> None:
     stack.engine.deploy_flow(source, actor="system:loadtest")
 
 
-def submit_chorus(stack: Stack, namespace: str, flow_id: str) -> Callable[[int], object]:
-    def submit(_: int) -> object:
-        return stack.engine.submit(namespace, flow_id, inputs={}, actor="system:loadtest")
+def submit_chorus(stack: Stack, namespace: str, flow_id: str) -> Callable[[int], None]:
+    def submit(_: int) -> None:
+        stack.engine.submit(namespace, flow_id, inputs={}, actor="system:loadtest")
 
     return submit
 
@@ -105,20 +105,24 @@ def raw_write(stack: Stack, run: str, seq: int) -> object:
     return stack.raw_celery.signature(WRITE_ROW, kwargs={"run": run, "seq": seq}, queue=RAW_QUEUE)
 
 
-def submit_raw(stack: Stack, run: str) -> Callable[[int], object]:
-    def submit(i: int) -> object:
-        return raw_write(stack, run, i).apply_async()  # type: ignore[attr-defined]
+# The AsyncResults of sends are dropped at once: results are read from PostgreSQL, and a result object
+# left for interpreter exit makes Celery's Redis backend try to unsubscribe during shutdown.
+
+
+def submit_raw(stack: Stack, run: str) -> Callable[[int], None]:
+    def submit(i: int) -> None:
+        raw_write(stack, run, i).apply_async()  # type: ignore[attr-defined]
 
     return submit
 
 
-def raw_chain(stack: Stack, run: str, length: int) -> object:
-    return chain(*[raw_write(stack, run, i) for i in range(length)], app=stack.raw_celery).apply_async()
+def raw_chain(stack: Stack, run: str, length: int) -> None:
+    chain(*[raw_write(stack, run, i) for i in range(length)], app=stack.raw_celery).apply_async()
 
 
-def raw_chord(stack: Stack, run: str, width: int) -> object:
+def raw_chord(stack: Stack, run: str, width: int) -> None:
     header = [raw_write(stack, run, i) for i in range(width)]
-    return chord(header, raw_write(stack, run, -1), app=stack.raw_celery).apply_async()
+    chord(header, raw_write(stack, run, -1), app=stack.raw_celery).apply_async()
 
 
 def wait_raw(stack: Stack, run: str, count: int, timeout_s: float) -> list[datetime]:

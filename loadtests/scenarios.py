@@ -300,12 +300,11 @@ def _ai_raw(ctx: Context) -> Metrics:
     run, count = ctx.run_id("ai"), ctx.sizes.ai_calls
     kwargs = {"run": run, "base_url": ctx.ai.base_url, "api_key": ctx.ai.api_key}
     t0 = time.time()
-    m.submit_all(
-        count,
-        lambda i: ctx.stack.raw_celery.signature(
-            CHAT_AND_WRITE, kwargs={**kwargs, "seq": i}, queue=RAW_QUEUE
-        ).apply_async(),
-    )
+
+    def submit(i: int) -> None:
+        ctx.stack.raw_celery.signature(CHAT_AND_WRITE, kwargs={**kwargs, "seq": i}, queue=RAW_QUEUE).apply_async()
+
+    m.submit_all(count, submit)
     wall = m.seconds_since(t0, m.wait_raw(ctx.stack, run, count, ctx.sizes.timeout_s)[-1])
     return _ai_metrics(ctx, wall)
 
@@ -335,13 +334,17 @@ def _scaling(workers: int) -> Scenario:
         metrics=(replace(_RUNS, target=""),),
         chorus_workers=spec,
         raw_workers=spec,
+        max_reps=2,
     )
 
 
-def _ai(label: str, spec: WorkerSpec, raw_spec: WorkerSpec) -> Scenario:
+def _ai(name: str, label: str, spec: WorkerSpec, raw_spec: WorkerSpec, sizes: Sizes, max_reps: int = 99) -> Scenario:
     return Scenario(
-        name=f"ai-{label}",
-        title=f"ai pool: concurrent ChatCompletion, 200 ms model latency, {label}",
+        name=name,
+        title=(
+            f"ai pool: {sizes.ai_calls} concurrent ChatCompletion executions, "
+            f"{sizes.ai_latency_s * 1000:.0f} ms model latency, {label}"
+        ),
         chorus=_ai_chorus,
         raw=_ai_raw,
         metrics=(
@@ -350,6 +353,7 @@ def _ai(label: str, spec: WorkerSpec, raw_spec: WorkerSpec) -> Scenario:
         ),
         chorus_workers=spec,
         raw_workers=raw_spec,
+        max_reps=max_reps,
     )
 
 
@@ -380,6 +384,7 @@ def catalogue(sizes: Sizes) -> list[Scenario]:
             _fanout_chorus,
             _fanout_raw,
             (Metric("wall_s", "wall time", "s", False), replace(_RUNS, target="")),
+            max_reps=2,
         ),
         Scenario(
             "backlog",
@@ -409,14 +414,19 @@ def catalogue(sizes: Sizes) -> list[Scenario]:
             (*_HTTP, Metric("executions_per_request", "executions per accepted request", "", False)),
         ),
         _ai(
-            "prefork c=2",
+            "ai-prefork",
+            "prefork pool, 2 processes (what `chorus worker` runs today)",
             WorkerSpec(queues="control,ai", concurrency=2),
             WorkerSpec(concurrency=2),
+            sizes,
+            max_reps=1,  # one call per process at a time: slow by construction, one repetition shows it
         ),
         _ai(
-            f"threads c={threads}",
+            "ai-threads",
+            f"Celery threads pool, {threads} threads",
             WorkerSpec(queues="control,ai", concurrency=threads, pool_impl="threads"),
             WorkerSpec(concurrency=threads, pool_impl="threads"),
+            sizes,
         ),
         *[_scaling(n) for n in sizes.scaling_workers],
     ]

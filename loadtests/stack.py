@@ -32,6 +32,9 @@ from orchestrator.settings import Settings, load_settings
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.harness import services
 
+#: Longer than any queue wait of a scenario (the backlog's is the longest).
+STALE_AFTER_S = 900
+
 
 @dataclass
 class Services:
@@ -105,6 +108,10 @@ class Stack:
             "CHORUS_PORT": str(self.port),
             "CHORUS_DATA_DIR": str(data_dir),
             "CHORUS_METRICS_PORT": "0",  # several worker groups on one host: no /metrics port to fight over
+            # The sweeper re-dispatches an execution with no progress for this long. Its 30 s default is
+            # shorter than a queued execution waits here (thousands queued on two processes), and each
+            # re-dispatch adds messages to the same queue: a storm (see README, "The stale sweep").
+            "CHORUS_STALE_AFTER_S": str(STALE_AFTER_S),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])),
         }
         self.settings: Settings = load_settings(
