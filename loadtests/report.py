@@ -27,6 +27,9 @@ def scenario_summary(scenario: Scenario, chorus: list[dict[str, float]], raw: li
     return summary
 
 
+_COUNTS = ("throughput", "linear", "fanout", "backlog", "api", "webhook", "ai_calls", "scaling")
+
+
 def _fmt(value: float) -> str:
     if math.isnan(value):
         return "-"
@@ -74,9 +77,12 @@ def markdown(document: dict[str, Any], scenarios: list[Scenario]) -> str:
         for error in entry.get("errors", []):
             lines.append(f"| {scenario.name} | **invariant broken** | {error} | | | |")
     lines.append("")
+    sizes = document["sizes"]
+    counts = ", ".join(f"{k} {sizes[k]}" for k in _COUNTS if k in sizes)
     lines.append(
-        f"Medians over {document['reps']} repetition(s) (± half the min-max spread, as % of the median); "
-        f"{document['mode']} sizes; {document['machine']['cpus']} CPU(s); started {document['started_at']}."
+        f"{document['mode'].capitalize()} run, medians over up to {document['reps']} repetition(s) "
+        f"(± half the min-max spread, as % of the median; backlog and ai-prefork run once, fan-out and scaling "
+        f"twice); sizes: {counts}; {document['machine']['cpus']} CPU(s); started {document['started_at']}."
     )
     return "\n".join(lines) + "\n"
 
