@@ -59,7 +59,11 @@ def open_services() -> Iterator[Services]:
     admin = services.postgres_admin_url()
     name = services.unique_database_name("loadtest")
     url = services.create_database(admin, name)
-    redis_url = empty_redis_db(services.redis_url())
+    base = services.redis_url()
+    # CHORUS_TEST_REDIS_DB pins a test session's database; a load run (maybe started by that session's
+    # test) must claim another one.
+    pinned = os.environ.get("CHORUS_TEST_REDIS_DB")
+    redis_url = empty_redis_db(base, exclude=f"{base.rsplit('/', 1)[0]}/{pinned}" if pinned else None)
     run_dir = Path(tempfile.mkdtemp(prefix="chorus-loadtest-"))
     try:
         db = make_engine(url)
