@@ -216,12 +216,17 @@ class Engine:
         return row
 
     def _flow_for(self, session: Session, execution: ExecutionRow) -> Flow:
-        row = store.latest_flow(
-            session, execution.tenant, execution.namespace, execution.flow_id, revision=execution.flow_revision
-        )
-        if row is None:
-            raise NotFound("flow", f"{execution.namespace}.{execution.flow_id} revision {execution.flow_revision}")
-        flow = self.flow_of(row)
+        # A revision never changes: once parsed, later transitions of its executions skip the query.
+        key = (execution.tenant, execution.namespace, execution.flow_id, execution.flow_revision)
+        with self._cache.lock:
+            flow = self._cache.flows.get(key)
+        if flow is None:
+            row = store.latest_flow(
+                session, execution.tenant, execution.namespace, execution.flow_id, revision=execution.flow_revision
+            )
+            if row is None:
+                raise NotFound("flow", f"{execution.namespace}.{execution.flow_id} revision {execution.flow_revision}")
+            flow = self.flow_of(row)
         session.info["task_types"] = self._task_types(flow)
         session.info["flow_concurrency"] = flow.concurrency is not None
         return flow
@@ -264,7 +269,12 @@ class Engine:
                 session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger,
                 execution_id=execution_id, scheduled_at=scheduled_at,
             )  # fmt: skip
-        self.dispatch(row.id, actor=actor)
+            # A new execution has no task runs yet: its first plan needs no second transaction (what
+            # `dispatch` would read back is exactly this), which saves a commit on every submit.
+            running = State(row.state) is State.RUNNING
+            plan = remaining(flow, Snapshot(row.id, {}, store.utcnow())) if running else None
+        if plan is not None:
+            to_canvas(self.celery, plan).apply_async()
         return row
 
     def create_execution(

@@ -1,0 +1,226 @@
+"""The processes a load run measures: Chorus (`chorus server` + Celery workers) and the raw-Celery baseline.
+
+Both run as real subprocesses on one fresh PostgreSQL database and one Redis database number claimed for
+this run (the test harness's servers and claim protocol, so a load run never collides with a test session),
+and are stopped by process group at the end. Worker output goes to log files under the run's directory.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from celery import Celery
+
+from loadtests.raw_app import RAW_QUEUE, TABLE_DDL, create_raw_app
+from orchestrator.celery_app import create_celery_app
+from orchestrator.cli import stop_process, worker_command
+from orchestrator.database import make_engine, make_sessionmaker, migrate
+from orchestrator.embedded import free_port
+from orchestrator.engine import Engine
+from orchestrator.settings import Settings, load_settings
+from tests.conftest import empty_redis_db, flush_redis_db
+from tests.harness import services
+
+#: Longer than any queue wait of a scenario (the backlog's is the longest).
+STALE_AFTER_S = 900
+
+
+@dataclass
+class Services:
+    """A database and a Redis database number of this run's own."""
+
+    admin_url: str
+    database_name: str
+    database_url: str
+    redis_url: str
+    run_dir: Path
+
+    @property
+    def libpq_url(self) -> str:
+        return services.psycopg_url(self.database_url)
+
+    def connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(self.libpq_url, autocommit=True)
+
+
+@contextmanager
+def open_services() -> Iterator[Services]:
+    admin = services.postgres_admin_url()
+    name = services.unique_database_name("loadtest")
+    url = services.create_database(admin, name)
+    base = services.redis_url()
+    # CHORUS_TEST_REDIS_DB pins a test session's database; a load run (maybe started by that session's
+    # test) must claim another one.
+    pinned = os.environ.get("CHORUS_TEST_REDIS_DB")
+    redis_url = empty_redis_db(base, exclude=f"{base.rsplit('/', 1)[0]}/{pinned}" if pinned else None)
+    run_dir = Path(tempfile.mkdtemp(prefix="chorus-loadtest-"))
+    try:
+        db = make_engine(url)
+        try:
+            migrate(db)
+        finally:
+            db.dispose()
+        with psycopg.connect(services.psycopg_url(url), autocommit=True) as conn:
+            for statement in TABLE_DDL:
+                conn.execute(statement)
+        yield Services(admin, name, url, redis_url, run_dir)
+    finally:
+        services.drop_database(admin, name)
+        flush_redis_db(redis_url)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Which worker processes a scenario needs: `instances` Celery workers of `concurrency` each."""
+
+    queues: str = "control"
+    instances: int = 1
+    concurrency: int = 2
+    pool_impl: str = "prefork"  #: Celery's `-P`: prefork (Chorus's default) or threads
+
+
+@dataclass
+class _Workers:
+    spec: WorkerSpec | None = None
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+class Stack:
+    """Chorus's server and workers, the raw worker and raw HTTP app, started and stopped on demand."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.port = free_port()
+        self.raw_api_port = free_port()
+        data_dir = svc.run_dir / "data"
+        data_dir.mkdir(exist_ok=True)
+        self.env = {
+            **os.environ,
+            "CHORUS_DATABASE_URL": svc.database_url,
+            "CHORUS_BROKER_URL": svc.redis_url,
+            "CHORUS_PORT": str(self.port),
+            "CHORUS_DATA_DIR": str(data_dir),
+            "CHORUS_METRICS_PORT": "0",  # several worker groups on one host: no /metrics port to fight over
+            # The sweeper re-dispatches an execution with no progress for this long. Its 30 s default is
+            # shorter than a queued execution waits here (thousands queued on two processes), and each
+            # re-dispatch adds messages to the same queue: a storm (see README, "The stale sweep").
+            "CHORUS_STALE_AFTER_S": str(STALE_AFTER_S),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])),
+        }
+        self.settings: Settings = load_settings(
+            database_url=svc.database_url, broker_url=svc.redis_url, port=self.port, data_dir=data_dir
+        )
+        self.chorus_celery: Celery = create_celery_app(self.settings)
+        self.raw_celery: Celery = create_raw_app(self.settings)
+        self._db = make_engine(svc.database_url, pool_size=8)
+        #: The harness submits executions through the engine, as the API does (minus HTTP).
+        self.engine = Engine(self.settings, make_sessionmaker(self._db), self.chorus_celery)
+        self._server: subprocess.Popen[bytes] | None = None
+        self._raw_api: subprocess.Popen[bytes] | None = None
+        self._workers = {"chorus": _Workers(), "raw": _Workers()}
+        self._logs: list[object] = []
+
+    # ---- processes ------------------------------------------------------------------------------
+
+    def _log(self, name: str) -> object:
+        handle = (self.svc.run_dir / f"{name}.log").open("ab")
+        self._logs.append(handle)
+        return handle
+
+    def _spawn(self, argv: list[str], name: str) -> subprocess.Popen[bytes]:
+        log = self._log(name)
+        return subprocess.Popen(argv, env=self.env, start_new_session=True, stdout=log, stderr=log)  # type: ignore[call-overload,no-any-return]
+
+    def start_server(self) -> None:
+        self._server = self._spawn([sys.executable, "-m", "orchestrator.cli", "server"], "server")
+        _wait_http(f"http://127.0.0.1:{self.port}/health", self._server)
+
+    def start_raw_api(self) -> None:
+        argv = [
+            sys.executable, "-m", "uvicorn", "--factory", "loadtests.raw_api:create_app",
+            "--host", "127.0.0.1", "--port", str(self.raw_api_port), "--log-level", "warning",
+        ]  # fmt: skip
+        self._raw_api = self._spawn(argv, "raw-api")
+        _wait_http(f"http://127.0.0.1:{self.raw_api_port}/health", self._raw_api)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1/main"
+
+    @property
+    def raw_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.raw_api_port}"
+
+    def workers(self, side: str, spec: WorkerSpec | None) -> None:
+        """Make `side`'s running workers match `spec` (None: none), restarting only when it changed."""
+        current = self._workers[side]
+        if current.spec == spec and all(p.poll() is None for p in current.processes):
+            return
+        for process in current.processes:
+            stop_process(process)
+        current.processes, current.spec = [], spec
+        if spec is None:
+            return
+        names = []
+        for i in range(spec.instances):
+            name = f"{side}{i}-{os.getpid()}@loadtest"
+            argv = self._worker_argv(side, spec, name)
+            current.processes.append(self._spawn(argv, f"worker-{side}{i}"))
+            names.append(name)
+        self._wait_workers(self.chorus_celery if side == "chorus" else self.raw_celery, names, current.processes)
+
+    def _worker_argv(self, side: str, spec: WorkerSpec, name: str) -> list[str]:
+        # Chorus's own worker command line (flags, -c, acks settings come from the same app config);
+        # Celery's options take the last value given, so -n and -P override.
+        argv = worker_command(spec.queues if side == "chorus" else RAW_QUEUE, spec.concurrency)
+        if side == "raw":
+            argv[argv.index("workers.app")] = "loadtests.raw_app"
+        return [*argv, "-n", name, "-P", spec.pool_impl]
+
+    def _wait_workers(self, app: Celery, names: list[str], processes: list[subprocess.Popen[bytes]]) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in processes):
+                raise RuntimeError(f"a worker exited at start; see the logs in {self.svc.run_dir}")
+            replies = app.control.ping(destination=names, timeout=0.5) or []
+            if {name for reply in replies for name in reply} >= set(names):
+                return
+        raise RuntimeError(f"workers {names} did not answer within 60 s; logs in {self.svc.run_dir}")
+
+    def worker_pids(self, side: str) -> list[int]:
+        return [p.pid for p in self._workers[side].processes]
+
+    def close(self) -> None:
+        for side in self._workers:
+            self.workers(side, None)
+        for process in (self._server, self._raw_api):
+            if process is not None:
+                stop_process(process)
+        self._db.dispose()
+        for handle in self._logs:
+            handle.close()  # type: ignore[attr-defined]
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout_s}s")
