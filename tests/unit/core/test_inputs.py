@@ -89,7 +89,11 @@ BAD = [
     ("{id: x, type: BOOLEAN}", "yes", "expected true or false"),
     ("{id: x, type: DATETIME}", "2024-01-31T09:30:00", "with a time zone"),
     ("{id: x, type: DATETIME}", "yesterday", "expected an ISO-8601 date-time"),
-    ("{id: x, type: DATETIME, before: '2024-01-01T00:00:00Z'}", "2024-01-01T00:00:01Z", "it must be before `2024-01-01T00:00:00Z`"),
+    (
+        "{id: x, type: DATETIME, before: '2024-01-01T00:00:00Z'}",
+        "2024-01-01T00:00:01Z",
+        "it must be before `2024-01-01T00:00:00Z`",
+    ),
     ("{id: x, type: DATE}", "31/01/2024", "expected an ISO-8601 date"),
     (
         "{id: x, type: DATE, after: 2024-01-01}",
