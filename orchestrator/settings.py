@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     stale_after_s: float = Field(
         default=30.0, gt=0, description="A running execution with no progress for this long is re-dispatched."
     )
+    stale_backlog_factor: float = Field(
+        default=10.0,
+        ge=1,
+        description="While messages wait in the pools' queues, an execution counts as stale only after this many "
+        "times stale_after_s: a queued message is slow, not lost, and sending it again would lengthen the queue.",
+    )
     heartbeat_interval_s: float = Field(default=5.0, gt=0, description="How often a running task run heartbeats.")
     wait_timeout_s: float = Field(default=300.0, gt=0, description="Longest blocking wait of `wait=true`.")
     visibility_timeout_s: int = Field(default=3600, ge=60, description="Redis redelivery timeout of unacked tasks.")

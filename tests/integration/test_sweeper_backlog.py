@@ -1,0 +1,66 @@
+"""The sweeper re-sends executions that stopped progressing, but not merely queued ones while a backlog waits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from sqlalchemy import text
+
+from orchestrator.celery_app import create_celery_app
+from orchestrator.database import make_engine, make_sessionmaker
+from orchestrator.engine import Engine
+from orchestrator.settings import load_settings
+
+FLOW = "id: queued\nnamespace: sweeper.backlog\ntasks:\n  - id: t\n    type: Log\n    message: hi\n"
+
+
+@pytest.fixture
+def engine(database_url: str, redis_url: str) -> Iterator[Engine]:
+    settings = load_settings(database_url=database_url, broker_url=redis_url, stale_after_s=1, stale_backlog_factor=10)
+    db = make_engine(settings.database_url, pool_size=2)
+    try:
+        yield Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+    finally:
+        db.dispose()
+        broker = redis.Redis.from_url(redis_url)
+        broker.delete(*settings.pools)
+        broker.close()
+
+
+def _age(engine: Engine, execution_id: str, seconds: int) -> None:
+    with engine.sessions() as session, session.begin():
+        session.execute(
+            text("UPDATE executions SET updated_at = now() - make_interval(secs => :s) WHERE id = :id"),
+            {"s": seconds, "id": execution_id},
+        )
+
+
+def test_a_queued_execution_is_not_sent_again_while_its_queue_has_a_backlog(engine: Engine, redis_url: str) -> None:
+    engine.deploy_flow(FLOW, actor="test")
+    execution = engine.submit("sweeper.backlog", "queued", inputs={}, actor="test")  # no worker: it stays queued
+    broker = redis.Redis.from_url(redis_url)
+    queued = broker.llen("control")
+    assert queued >= 1
+
+    _age(engine, execution.id, 5)  # stale by `stale_after_s`, not by ten times it
+    assert engine.sweep_once() == 0
+    assert broker.llen("control") == queued  # nothing added to the backlog
+
+    _age(engine, execution.id, 11)  # stale even by the backlog's measure
+    assert engine.sweep_once() == 1
+    assert broker.llen("control") > queued
+    broker.close()
+
+
+def test_a_stale_execution_is_sent_again_when_no_message_waits(engine: Engine, redis_url: str) -> None:
+    engine.deploy_flow(FLOW, actor="test")
+    execution = engine.submit("sweeper.backlog", "queued", inputs={}, actor="test")
+    broker = redis.Redis.from_url(redis_url)
+    broker.delete("control")  # the message is lost (a Redis restart that kept nothing)
+
+    _age(engine, execution.id, 5)
+    assert engine.sweep_once() == 1
+    assert broker.llen("control") >= 1
+    broker.close()
