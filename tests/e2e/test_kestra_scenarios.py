@@ -4,6 +4,7 @@ manifest (tests/fixtures/conformance/manifest.json), which cites Kestra's Java t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +13,23 @@ from tests.e2e.conftest import Stack
 FLOWS = Path(__file__).parents[1] / "fixtures" / "kestra_flows" / "io.kestra.tests"
 
 
-def _deploy(stack: Stack, *names: str) -> None:
+def _deploy(deploy_flow: Callable[[str], dict[str, Any]], *names: str) -> None:
+    """Kestra's flows, moved into the test's own namespace (the conformance test deploys the originals)."""
     for name in names:
-        stack.deploy((FLOWS / f"{name}.yaml").read_text())
+        deploy_flow((FLOWS / f"{name}.yaml").read_text().replace("io.kestra.tests", "{ns}"))
 
 
-def _paused(stack: Stack, flow_id: str) -> dict[str, Any]:
-    execution_id = stack.run("io.kestra.tests", flow_id)["id"]
+def _paused(stack: Stack, namespace: str, flow_id: str) -> dict[str, Any]:
+    execution_id = stack.run(namespace, flow_id)["id"]
     return stack.wait_for_state(execution_id, {"PAUSED", "FAILED", "SUCCESS"})
 
 
-def test_pause_on_resume_takes_typed_inputs_and_a_file(stack: Stack) -> None:
+def test_pause_on_resume_takes_typed_inputs_and_a_file(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
     """PauseTest.java:232-284 and ExecutionControllerTest.java:913-945."""
-    _deploy(stack, "pause_on_resume")
-    paused = _paused(stack, "pause_on_resume")
+    _deploy(deploy_flow, "pause_on_resume")
+    paused = _paused(stack, unique_namespace, "pause_on_resume")
     assert paused["state"]["current"] == "PAUSED"
     assert [r["state"]["current"] for r in paused["taskRunList"]] == ["PAUSED"]
     resume = f"/executions/{paused['id']}/resume"
@@ -46,10 +50,12 @@ def test_pause_on_resume_takes_typed_inputs_and_a_file(stack: Stack) -> None:
     assert content.status_code == 200 and content.text == paused["id"]
 
 
-def test_restart_each_replayed_from_its_last_task(stack: Stack) -> None:
+def test_restart_each_replayed_from_its_last_task(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
     """RestartCaseTest.java:152-182 and ExecutionControllerTest.java:464-495."""
-    _deploy(stack, "restart-each")
-    first = stack.wait_for_state(stack.run("io.kestra.tests", "restart-each", failed="NONE")["id"])
+    _deploy(deploy_flow, "restart-each")
+    first = stack.wait_for_state(stack.run(unique_namespace, "restart-each", failed="NONE")["id"])
     assert first["state"]["current"] == "SUCCESS" and len(first["taskRunList"]) == 20
     end = next(r for r in first["taskRunList"] if r["taskId"] == "2_end")
 
@@ -62,13 +68,15 @@ def test_restart_each_replayed_from_its_last_task(stack: Stack) -> None:
     assert [r["state"]["current"] for r in replayed["taskRunList"]].count("SUCCESS") == 20
 
 
-def test_the_resume_task_resumes_another_paused_execution(stack: Stack) -> None:
+def test_the_resume_task_resumes_another_paused_execution(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
     """ResumeTest.java:28-43: the paused execution ends within 5 s of the Resume task's success."""
-    _deploy(stack, "pause", "resume-execution")
-    paused = _paused(stack, "pause")
+    _deploy(deploy_flow, "pause", "resume-execution")
+    paused = _paused(stack, unique_namespace, "pause")
     assert paused["state"]["current"] == "PAUSED"
 
-    resumer = stack.run("io.kestra.tests", "resume-execution", executionId=paused["id"])
+    resumer = stack.run(unique_namespace, "resume-execution", executionId=paused["id"])
 
     assert stack.wait_for_state(resumer["id"])["state"]["current"] == "SUCCESS"
     assert stack.wait_for_state(paused["id"], timeout_s=5)["state"]["current"] == "SUCCESS"

@@ -12,19 +12,29 @@ from orchestrator.celery_app import create_celery_app
 from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
 from orchestrator.settings import load_settings
+from tests.conftest import empty_redis_db, flush_redis_db
+from tests.harness import services
 
 FLOW = "id: queued\nnamespace: sweeper.backlog\ntasks:\n  - id: t\n    type: Log\n    message: hi\n"
 
 
+@pytest.fixture(scope="module")
+def broker_url(redis_url: str) -> Iterator[str]:
+    """A Redis database of its own, which no worker of the session consumes (the queues must stay as sent)."""
+    url = empty_redis_db(services.redis_url(), exclude=redis_url)
+    yield url
+    flush_redis_db(url)
+
+
 @pytest.fixture
-def engine(database_url: str, redis_url: str) -> Iterator[Engine]:
-    settings = load_settings(database_url=database_url, broker_url=redis_url, stale_after_s=1, stale_backlog_factor=10)
+def engine(database_url: str, broker_url: str) -> Iterator[Engine]:
+    settings = load_settings(database_url=database_url, broker_url=broker_url, stale_after_s=1, stale_backlog_factor=10)
     db = make_engine(settings.database_url, pool_size=2)
     try:
         yield Engine(settings, make_sessionmaker(db), create_celery_app(settings))
     finally:
         db.dispose()
-        broker = redis.Redis.from_url(redis_url)
+        broker = redis.Redis.from_url(broker_url)
         broker.delete(*settings.pools)
         broker.close()
 
@@ -37,10 +47,10 @@ def _age(engine: Engine, execution_id: str, seconds: int) -> None:
         )
 
 
-def test_a_queued_execution_is_not_sent_again_while_its_queue_has_a_backlog(engine: Engine, redis_url: str) -> None:
+def test_a_queued_execution_is_not_sent_again_while_its_queue_has_a_backlog(engine: Engine, broker_url: str) -> None:
     engine.deploy_flow(FLOW, actor="test")
     execution = engine.submit("sweeper.backlog", "queued", inputs={}, actor="test")  # no worker: it stays queued
-    broker = redis.Redis.from_url(redis_url)
+    broker = redis.Redis.from_url(broker_url)
     queued = broker.llen("control")
     assert queued >= 1
 
@@ -54,10 +64,10 @@ def test_a_queued_execution_is_not_sent_again_while_its_queue_has_a_backlog(engi
     broker.close()
 
 
-def test_a_stale_execution_is_sent_again_when_no_message_waits(engine: Engine, redis_url: str) -> None:
+def test_a_stale_execution_is_sent_again_when_no_message_waits(engine: Engine, broker_url: str) -> None:
     engine.deploy_flow(FLOW, actor="test")
     execution = engine.submit("sweeper.backlog", "queued", inputs={}, actor="test")
-    broker = redis.Redis.from_url(redis_url)
+    broker = redis.Redis.from_url(broker_url)
     broker.delete("control")  # the message is lost (a Redis restart that kept nothing)
 
     _age(engine, execution.id, 5)
