@@ -482,6 +482,10 @@ class Engine:
         if state is State.RUNNING and row.attempt == at.attempt:
             if row.heartbeat_at is not None and row.heartbeat_at > stale_before:
                 return False  # a live worker has it: this delivery is a duplicate
+            if row.decision and not row.decision.get("inline"):
+                # Decided (a flowable's branch, a resumed Pause, a waiting Subflow): the planner continues it
+                # from the database; a late redelivery must not decide again (pause twice, start a second child).
+                return False
             # The claimant stopped heartbeating (worker death): take the attempt over.
             store.append_audit(
                 session,
