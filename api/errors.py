@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from api.login_throttle import TooManyAttempts
 from orchestrator.accounts import BindingInvalid, PermissionDenied, Unauthenticated
 from orchestrator.core.errors import (
     ChorusError,
@@ -60,6 +61,7 @@ STATUS_BY_ERROR: tuple[tuple[type[ChorusError], int], ...] = (
     (BindingInvalid, 422),
     (ExpressionError, 422),
     (ConfigurationError, 422),
+    (TooManyAttempts, 429),
 )
 
 
@@ -96,6 +98,8 @@ def chorus_error_handler(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     message = f"Invalid entity: {exc.message}" if status == 422 else exc.message
     headers = {"WWW-Authenticate": 'Basic realm="chorus", charset="UTF-8"'} if status == 401 else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(error_body(request, status, message, _details(exc)), status_code=status, headers=headers)
 
 

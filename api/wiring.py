@@ -22,6 +22,7 @@ from api.errors import (
     http_error_handler,
     request_validation_handler,
 )
+from api.login_throttle import LoginThrottle
 from api.middleware import AuditMiddleware, LimitsMiddleware
 from api.permissions import Permission
 from api.routes import audit, auth, executions, flows, flows_bulk, kv, logs, triggers
@@ -89,6 +90,10 @@ def install(app: FastAPI, config: Settings, *, action_routers: Sequence[APIRoute
 def start(app: FastAPI, engine: Engine) -> None:
     """Lifespan step: the account and KV services, and the bootstrap admin."""
     app.state.accounts = Accounts(engine.settings, engine.sessions)
+    config = engine.settings
+    app.state.login_throttle = LoginThrottle(
+        max_failures=config.login_max_failures, window_s=config.login_window_s, lockout_s=config.login_lockout_s
+    )
     app.state.kv = KeyValueStore(engine.settings.tenant, engine.sessions)
     app.state.accounts.ensure_bootstrap_admin()
 
