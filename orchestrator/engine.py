@@ -828,14 +828,19 @@ class Engine:
 
     # ---- sweeper --------------------------------------------------------------------------------
 
-    def sweep_once(self) -> int:
-        """Re-dispatch executions with due retries or no progress; only one sweeper runs at a time."""
+    def sweep_once(self, *, include_stale: bool = True) -> int:
+        """Re-dispatch executions with due retries or no progress; only one sweeper runs at a time.
+
+        `include_stale=False` skips the no-progress check: right after a database outage every heartbeat
+        looks stale, and live workers need one staleness window to heartbeat again before a take-over.
+        """
         now = store.utcnow()
         with self._tx() as session:
             if not store.try_advisory_lock(session, _SWEEPER_LOCK_KEY):
                 return 0
             due = list(store.executions_with_due_retries(session, now))
-            stale = store.stale_running_executions(session, now - timedelta(seconds=self.settings.stale_after_s))
+            older_than = now - timedelta(seconds=self.settings.stale_after_s)
+            stale = store.stale_running_executions(session, older_than) if include_stale else []
         operations.wake_due(self, now)
         operations.enforce_slas(self, now)
         ids = list(dict.fromkeys([*due, *stale]))

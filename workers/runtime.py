@@ -11,10 +11,14 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_TASK_RUN
 from orchestrator.compiler import to_canvas
@@ -32,6 +36,9 @@ from workers.subflow import start_subflow
 from workers.workdir import run_working_directory
 
 logger = logging.getLogger(__name__)
+
+#: How long a worker keeps trying to record a finished attempt while the database is unreachable.
+_RECORD_PATIENCE_S = 300.0
 
 
 class _EngineHolder:
@@ -91,6 +98,25 @@ class _Heartbeat:
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
+
+
+def _until_recorded(record: Callable[[], str], what: str) -> str:
+    """Report an attempt that ran, retrying while the database is unreachable.
+
+    The attempt's side effects already happened: giving up would leave its claim to expire and a
+    take-over would run the task again. The claim stays ours (and heartbeating) while we wait.
+    """
+    deadline = time.monotonic() + _RECORD_PATIENCE_S
+    pause_s = 0.2
+    while True:
+        try:
+            return record()
+        except (OperationalError, InterfaceError, PoolTimeout):
+            if time.monotonic() > deadline:
+                raise
+            logger.warning("database unreachable while recording %s; retrying in %.1fs", what, pause_s)
+            time.sleep(pause_s)
+            pause_s = min(pause_s * 2, 5.0)
 
 
 def _failure(ctx: TaskContext, error: BaseException) -> TaskOutcome:
@@ -156,7 +182,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             return _start_subflow(engine, claimed)
         with _Heartbeat(engine, claimed):
             outcome = run_claimed(claimed, engine)
-        verdict = engine.finish(claimed, outcome)
+            verdict = _until_recorded(lambda: engine.finish(claimed, outcome), claimed.coordinates.task_run_id)
         if claimed.reapplied and verdict == OK:
             engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
         return verdict
