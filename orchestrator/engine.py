@@ -369,9 +369,11 @@ class Engine:
         self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None
     ) -> ClaimedTaskRun | None:
         """Take one attempt of a task run, or None when another worker has it or it must not run."""
-        now = store.utcnow()
         reapplied = False
         with self._tx() as session:
+            # Claims and heartbeats are judged by the database's clock: skewed worker clocks would take over
+            # a live claim (or keep a dead one) by the size of the skew.
+            now = store.db_now(session)
             execution = store.lock_execution(session, at.execution_id)
             if execution is None:
                 return None
@@ -555,7 +557,7 @@ class Engine:
 
     def heartbeat(self, at: TaskRunCoordinates, owner: str) -> None:
         with self._tx() as session:
-            store.heartbeat(session, at.task_run_id, owner, store.utcnow())
+            store.heartbeat(session, at.task_run_id, owner)
 
     def finish(self, claimed: ClaimedTaskRun, outcome: TaskOutcome) -> str:
         """Record an attempt's outcome; retry, allowFailure and allowWarning decide the task run's state."""
@@ -839,7 +841,7 @@ class Engine:
             if not store.try_advisory_lock(session, _SWEEPER_LOCK_KEY):
                 return 0
             due = list(store.executions_with_due_retries(session, now))
-            older_than = now - timedelta(seconds=self.settings.stale_after_s)
+            older_than = store.db_now(session) - timedelta(seconds=self.settings.stale_after_s)
             stale = store.stale_running_executions(session, older_than) if include_stale else []
         operations.wake_due(self, now)
         operations.enforce_slas(self, now)
