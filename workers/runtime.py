@@ -123,7 +123,19 @@ def _failure(ctx: TaskContext, error: BaseException) -> TaskOutcome:
     message = error.message if isinstance(error, ChorusError) else f"{type(error).__name__}: {error}"
     ctx.log("ERROR", message)
     retryable = error.retryable if isinstance(error, TaskFailed) else True
-    return TaskOutcome(State.FAILED, logs=tuple(ctx.logs), error=message, retryable=retryable)
+    return TaskOutcome(State.FAILED, logs=tuple(ctx.logs), error=ctx.redact(message), retryable=retryable)
+
+
+def _redacted(ctx: TaskContext, value: Any) -> Any:
+    """Outputs with the secrets this attempt read masked: outputs are shown by the API and kept in the
+    database (DESIGN invariant 8). A later task that needs a secret reads it with secret() itself."""
+    if isinstance(value, str):
+        return ctx.redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(ctx, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(ctx, v) for v in value]
+    return value
 
 
 def run_claimed(claimed: ClaimedTaskRun, engine: Engine) -> TaskOutcome:
@@ -136,7 +148,7 @@ def run_claimed(claimed: ClaimedTaskRun, engine: Engine) -> TaskOutcome:
             outputs = handler_for(claimed.task.type)(ctx)
     except Exception as error:  # any failure of the task is the task's, not the worker's
         return _failure(ctx, error)
-    return TaskOutcome(State.SUCCESS, outputs=outputs, logs=tuple(ctx.logs))
+    return TaskOutcome(State.SUCCESS, outputs=_redacted(ctx, outputs), logs=tuple(ctx.logs))
 
 
 def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> str:
