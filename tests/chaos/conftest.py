@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,17 @@ from tests.chaos.cluster import FAKETIME_LIBRARY
 from tests.chaos.scenarios import Result, table
 
 _results: list[Result] = []
+
+LEGEND = """# Chaos suite results
+
+{date}, {cpus} CPUs (shared with other work). `executions` counts every execution of the scenario's
+namespace (subflow children included). `lost`: acknowledged but absent, or ended without its side effects;
+`duplicated`: a side effect completed twice by live workers, or a subflow that started two children;
+`stuck`: not ended at the deadline; `wrong state`: ended otherwise than the flow must; `re-run after kill`:
+side effects done again because the harness killed the worker of the first run after its script finished
+(at-least-once, reported apart); `time to recover`: from the end of the fault until every execution ended.
+
+"""
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +57,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _results:
         return
-    text = table(_results)
+    text = LEGEND.format(date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), cpus=os.cpu_count()) + table(_results)
     path = results_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
