@@ -19,7 +19,7 @@ TERMINAL = frozenset({"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SK
 @dataclass
 class Submissions:
     acknowledged: list[str] = field(default_factory=list)  #: ids the API answered with
-    refused: int = 0  #: requests that got no answer or an error (the server was down)
+    refused: int = 0  #: requests that got no answer or an error (the server was down), then retried
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -37,20 +37,27 @@ class Driver:
             assert response.status_code == 200, response.text
 
     def submit(self, count: int, *, threads: int = 4, spacing_s: float = 0.0) -> None:
-        """Start `count` executions round-robin over the root flows; failures are counted, not retried."""
+        """Start `count` executions round-robin over the root flows, each retried (as a client would) until
+        the API acknowledges it; refusals are counted. A request that died in flight may still have created
+        its execution: the invariants judge every execution in the database, acknowledged or not."""
 
         def one(index: int) -> None:
             flow_id = ROOTS[index % len(ROOTS)]
-            try:
-                response = self.cluster.api.post(f"/executions/{self.namespace}/{flow_id}", timeout=30)
-                ok = response.status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            with self.submissions.lock:
-                if ok:
-                    self.submissions.acknowledged.append(response.json()["id"])
-                else:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    response = self.cluster.api.post(f"/executions/{self.namespace}/{flow_id}", timeout=30)
+                    if response.status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                with self.submissions.lock:
                     self.submissions.refused += 1
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.5)
+            with self.submissions.lock:
+                self.submissions.acknowledged.append(response.json()["id"])
             if spacing_s:
                 time.sleep(spacing_s)
 

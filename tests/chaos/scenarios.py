@@ -92,7 +92,7 @@ def kill_server(run: Run) -> None:
     run.cluster.start_server()
     run.fault_end = time.monotonic()
     submitter.join()
-    run.notes.append(f"{run.driver.submissions.refused} submissions refused while the server was down")
+    run.notes.append(f"{run.driver.submissions.refused} submission attempts refused while the server was down, retried")
 
 
 def restart_redis_empty(run: Run) -> None:
