@@ -488,6 +488,10 @@ class Engine:
                 # Decided (a flowable's branch, a resumed Pause, a waiting Subflow): the planner continues it
                 # from the database; a late redelivery must not decide again (pause twice, start a second child).
                 return False
+            if store.db_started_at(session) > stale_before:
+                # The database restarted less than a staleness window ago: a live claimant may not have been
+                # able to heartbeat yet, and its attempt may have finished (it is retrying to record it).
+                return False
             # The claimant stopped heartbeating (worker death): take the attempt over.
             store.append_audit(
                 session,

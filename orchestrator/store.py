@@ -52,6 +52,12 @@ def db_now(session: Session) -> datetime:
     return moment
 
 
+def db_started_at(session: Session) -> datetime:
+    """When the database server started: right after a restart, no worker has had the chance to heartbeat."""
+    moment: datetime = session.scalar(text("SELECT pg_postmaster_start_time()"))
+    return moment
+
+
 def iso(moment: datetime) -> str:
     """Kestra's timestamp form: ISO-8601 in UTC with a `Z`."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
