@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -27,10 +26,11 @@ tasks:
 """
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ChaosCluster]:
-    tmp_path.chmod(0o711)  # PostgreSQL runs as another account when we are root
-    cluster = ChaosCluster(tmp_path, ClusterShape(workers=0))
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosCluster]:
+    root = tmp_path_factory.mktemp("outage")
+    root.chmod(0o711)  # PostgreSQL runs as another account when we are root
+    cluster = ChaosCluster(root, ClusterShape(workers=0))
     try:
         cluster.start()
         yield cluster
