@@ -39,11 +39,16 @@ class Sweeper:
     def _loop(self) -> None:
         interval_s = self._engine.settings.sweep_interval_s
         due = time.monotonic() + interval_s
+        # Heartbeats cannot be written while the database is away (or before this process could see them):
+        # judge staleness only once workers had a full staleness window of database access to heartbeat.
+        reachable_since = time.monotonic()
         while not self._stop.wait(max(due - time.monotonic(), 0)):
             self._metrics.sweeper_lag.set(max(time.monotonic() - due, 0))
+            settled = time.monotonic() - reachable_since >= self._engine.settings.stale_after_s
             try:
-                recovered = self._engine.sweep_once()
+                recovered = self._engine.sweep_once(include_stale=settled)
             except Exception:
+                reachable_since = time.monotonic()
                 self._metrics.sweeper_runs.labels("error").inc()
                 logger.exception("sweep failed; retrying at the next interval")
             else:

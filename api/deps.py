@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
+from api.login_throttle import LoginThrottle
 from orchestrator.accounts import ANONYMOUS_ADMIN, Accounts, Principal, Unauthenticated
 from orchestrator.audit_trail import ApiAction
 from orchestrator.engine import Engine
@@ -81,19 +82,31 @@ def _authenticate(request: Request) -> Principal:
     scheme, _, credentials = header.partition(" ")
     credentials = credentials.strip()
     principal = None
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = client_address(request)
+    who = None
     if scheme.lower() == "basic" and credentials:
         try:
             username, sep, password = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise Unauthenticated("malformed Basic credentials") from None
         if sep:
+            who = f"user:{username}"
+            throttle.check(who, address)
             principal = accounts(request).authenticate_basic(username, password)
     elif scheme.lower() == "bearer" and credentials:
+        # Token guesses differ each time: count them per address, whatever the token.
+        who = "bearer"
+        throttle.check(who, address)
         principal = accounts(request).authenticate_bearer(credentials)
     elif not header:
         raise Unauthenticated("authentication required: send Basic credentials or a Bearer API token")
     if principal is None:
+        if who is not None:
+            throttle.failed(who, address)
         raise Unauthenticated("invalid credentials")
+    if who is not None:
+        throttle.succeeded(who, address)
     return principal
 
 

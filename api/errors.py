@@ -11,8 +11,11 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from api.login_throttle import TooManyAttempts
 from orchestrator.accounts import BindingInvalid, PermissionDenied, Unauthenticated
 from orchestrator.core.errors import (
     ChorusError,
@@ -58,6 +61,7 @@ STATUS_BY_ERROR: tuple[tuple[type[ChorusError], int], ...] = (
     (BindingInvalid, 422),
     (ExpressionError, 422),
     (ConfigurationError, 422),
+    (TooManyAttempts, 429),
 )
 
 
@@ -94,6 +98,8 @@ def chorus_error_handler(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     message = f"Invalid entity: {exc.message}" if status == 422 else exc.message
     headers = {"WWW-Authenticate": 'Basic realm="chorus", charset="UTF-8"'} if status == 401 else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(error_body(request, status, message, _details(exc)), status_code=status, headers=headers)
 
 
@@ -106,6 +112,22 @@ def request_validation_handler(request: Request, exc: Exception) -> JSONResponse
     ]
     summary = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
     return JSONResponse(error_body(request, 422, f"Invalid entity: {summary}", errors), status_code=422)
+
+
+#: Errors that mean "the database is unreachable right now" (down, restarting, pool exhausted), not a bug.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
+#: What a 503 asks clients to wait before trying again; a restarting PostgreSQL is usually back within seconds.
+RETRY_AFTER_S = 2
+
+
+def database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    """The database cannot be reached: a 503 the client may retry, not a 500 (nothing is wrong with the request)."""
+    assert isinstance(exc, DBAPIError | PoolTimeout)
+    message = "the database is unavailable; retry shortly"
+    errors = [{"path": "database", "line": None, "column": None, "message": message}]
+    return JSONResponse(
+        error_body(request, 503, message, errors), status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
 
 
 def http_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -16,7 +16,13 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from api.deps import authenticate, check_tenant_path, read_session, settings
-from api.errors import http_error_handler, request_validation_handler
+from api.errors import (
+    DATABASE_UNAVAILABLE,
+    database_unavailable_handler,
+    http_error_handler,
+    request_validation_handler,
+)
+from api.login_throttle import LoginThrottle
 from api.middleware import AuditMiddleware, LimitsMiddleware
 from api.permissions import Permission
 from api.routes import audit, auth, executions, flows, flows_bulk, kv, logs, triggers
@@ -56,6 +62,8 @@ def install(app: FastAPI, config: Settings, *, action_routers: Sequence[APIRoute
     config.refuse_unsafe_bind()
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
+    for error in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(error, database_unavailable_handler)
     # Added last = outermost: limits run before anything reads the body; audit sees every answer.
     app.add_middleware(AuditMiddleware)
     app.add_middleware(LimitsMiddleware, max_body_bytes=config.max_body_bytes)
@@ -82,6 +90,10 @@ def install(app: FastAPI, config: Settings, *, action_routers: Sequence[APIRoute
 def start(app: FastAPI, engine: Engine) -> None:
     """Lifespan step: the account and KV services, and the bootstrap admin."""
     app.state.accounts = Accounts(engine.settings, engine.sessions)
+    config = engine.settings
+    app.state.login_throttle = LoginThrottle(
+        max_failures=config.login_max_failures, window_s=config.login_window_s, lockout_s=config.login_lockout_s
+    )
     app.state.kv = KeyValueStore(engine.settings.tenant, engine.sessions)
     app.state.accounts.ensure_bootstrap_admin()
 

@@ -6,6 +6,7 @@ Every change is audited on the tenant's global chain in the transaction that mak
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import threading
@@ -245,7 +246,11 @@ class Accounts:
     def authenticate_basic(self, username: str, password: str) -> Principal | None:
         with self.sessions() as session:
             user = store_auth.user_by_name(session, username)
-            if user is None or user.disabled or not self._password_ok(user, password):
+            if user is None or user.disabled:
+                # Spend an Argon2 verification anyway: an unknown user must not answer faster than a known one.
+                _verify(_unknown_user_hash(), password)
+                return None
+            if not self._password_ok(user, password):
                 return None
             return _principal(session, user, f"user:{user.username}")
 
@@ -282,6 +287,11 @@ class Accounts:
                 self._verified.clear()
             self._verified[key] = now
         return True
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def _verify(password_hash: str | None, password: str) -> bool:

@@ -413,9 +413,11 @@ class Engine:
         self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None
     ) -> ClaimedTaskRun | None:
         """Take one attempt of a task run, or None when another worker has it or it must not run."""
-        now = store.utcnow()
         reapplied = False
         with self._tx() as session:
+            # Claims and heartbeats are judged by the database's clock: skewed worker clocks would take over
+            # a live claim (or keep a dead one) by the size of the skew.
+            now = store.db_now(session)
             execution = store.lock_execution(session, at.execution_id)
             if execution is None:
                 return None
@@ -526,6 +528,15 @@ class Engine:
         if state is State.RUNNING and row.attempt == at.attempt:
             if row.heartbeat_at is not None and row.heartbeat_at > stale_before:
                 return False  # a live worker has it: this delivery is a duplicate
+            if row.decision and not (row.decision.get("inline") or row.decision.get("sleep_until")):
+                # Decided (a flowable's branch, a resumed Pause, a waiting Subflow): the planner continues it
+                # from the database; a late redelivery must not decide again (pause twice, start a second child).
+                # A Sleep's recorded end is no decision: its next claim only reads it back.
+                return False
+            if store.db_started_at(session) > stale_before:
+                # The database restarted less than a staleness window ago: a live claimant may not have been
+                # able to heartbeat yet, and its attempt may have finished (it is retrying to record it).
+                return False
             # The claimant stopped heartbeating (worker death), or parked a long Sleep: take the attempt over.
             store.append_audit(
                 session,
@@ -595,7 +606,7 @@ class Engine:
 
     def heartbeat(self, at: TaskRunCoordinates, owner: str) -> None:
         with self._tx() as session:
-            store.heartbeat(session, at.task_run_id, owner, store.utcnow())
+            store.heartbeat(session, at.task_run_id, owner)
 
     def finish(self, claimed: ClaimedTaskRun, outcome: TaskOutcome) -> str:
         """Record an attempt's outcome; retry, allowFailure and allowWarning decide the task run's state."""
@@ -891,17 +902,24 @@ class Engine:
 
     # ---- sweeper --------------------------------------------------------------------------------
 
-    def sweep_once(self) -> int:
-        """Re-dispatch executions with due retries or no progress; only one sweeper runs at a time."""
+    def sweep_once(self, *, include_stale: bool = True) -> int:
+        """Re-dispatch executions with due retries or no progress; only one sweeper runs at a time.
+
+        `include_stale=False` skips the no-progress check: right after a database outage every heartbeat
+        looks stale, and live workers need one staleness window to heartbeat again before a take-over.
+        """
         now = store.utcnow()
         with self._tx() as session:
             if not store.try_advisory_lock(session, _SWEEPER_LOCK_KEY):
                 return 0
             due = list(store.executions_with_due_retries(session, now))
-            stale_after = self.settings.stale_after_s
-            if self._queued_messages() > 0:
-                stale_after *= self.settings.stale_backlog_factor
-            stale = store.stale_running_executions(session, now - timedelta(seconds=stale_after))
+            stale: Sequence[str] = []
+            if include_stale:
+                stale_after = self.settings.stale_after_s
+                if self._queued_messages() > 0:
+                    stale_after *= self.settings.stale_backlog_factor
+                older_than = store.db_now(session) - timedelta(seconds=stale_after)
+                stale = store.stale_running_executions(session, older_than)
         operations.wake_due(self, now)
         operations.enforce_slas(self, now)
         self.start_scheduled(now)

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         description="Require credentials; unset means required when an admin is configured or the host is not "
         "loopback. `false` is refused on a non-loopback host.",
     )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed logins of one username (or of bearer tokens) per address before a lockout."
+    )
+    login_window_s: float = Field(default=300.0, gt=0, description="Window in which failed logins are counted.")
+    login_lockout_s: float = Field(
+        default=30.0, gt=0, description="First lockout after too many failed logins; doubles each time, up to 15 min."
+    )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
     follow_unknown_timeout_s: float = Field(
         default=10.0, gt=0, description="How long a follow stream waits for an unknown execution before its 404."

@@ -46,6 +46,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def db_now(session: Session) -> datetime:
+    """The database's clock: the one clock every process agrees on, for heartbeats and their staleness."""
+    moment: datetime = session.scalar(text("SELECT now()"))
+    return moment
+
+
+def db_started_at(session: Session) -> datetime:
+    """When the database server started: right after a restart, no worker has had the chance to heartbeat."""
+    moment: datetime = session.scalar(text("SELECT pg_postmaster_start_time()"))
+    return moment
+
+
 def iso(moment: datetime) -> str:
     """Kestra's timestamp form: ISO-8601 in UTC with a `Z`."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -558,9 +570,12 @@ def touch_execution(session: Session, execution_id: str, at: datetime) -> None:
     session.execute(update(ExecutionRow).where(ExecutionRow.id == execution_id).values(updated_at=at))
 
 
-def heartbeat(session: Session, task_run_id: str, owner: str, at: datetime) -> None:
+def heartbeat(session: Session, task_run_id: str, owner: str) -> None:
+    """Refresh a claim, stamped by the database's clock (a worker's own clock may be off by seconds)."""
     session.execute(
-        update(TaskRunRow).where(TaskRunRow.id == task_run_id, TaskRunRow.claim_owner == owner).values(heartbeat_at=at)
+        update(TaskRunRow)
+        .where(TaskRunRow.id == task_run_id, TaskRunRow.claim_owner == owner)
+        .values(heartbeat_at=func.now())
     )
 
 

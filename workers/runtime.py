@@ -12,11 +12,14 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_TASK_RUN
 from orchestrator.compiler import to_canvas
@@ -38,6 +41,9 @@ from workers.subflow import start_subflow
 from workers.workdir import run_working_directory
 
 logger = logging.getLogger(__name__)
+
+#: How long a worker keeps trying to record a finished attempt while the database is unreachable.
+_RECORD_PATIENCE_S = 300.0
 
 
 class _EngineHolder:
@@ -99,11 +105,42 @@ class _Heartbeat:
         self._stop.set()
 
 
+def _until_recorded(record: Callable[[], str], what: str) -> str:
+    """Report an attempt that ran, retrying while the database is unreachable.
+
+    The attempt's side effects already happened: giving up would leave its claim to expire and a
+    take-over would run the task again. The claim stays ours (and heartbeating) while we wait.
+    """
+    deadline = time.monotonic() + _RECORD_PATIENCE_S
+    pause_s = 0.2
+    while True:
+        try:
+            return record()
+        except (OperationalError, InterfaceError, PoolTimeout):
+            if time.monotonic() > deadline:
+                raise
+            logger.warning("database unreachable while recording %s; retrying in %.1fs", what, pause_s)
+            time.sleep(pause_s)
+            pause_s = min(pause_s * 2, 5.0)
+
+
 def _failure(ctx: TaskContext, error: BaseException) -> TaskOutcome:
     message = error.message if isinstance(error, ChorusError) else f"{type(error).__name__}: {error}"
     ctx.log("ERROR", message)
     retryable = error.retryable if isinstance(error, TaskFailed) else True
-    return TaskOutcome(State.FAILED, logs=tuple(ctx.logs), error=message, retryable=retryable)
+    return TaskOutcome(State.FAILED, logs=tuple(ctx.logs), error=ctx.redact(message), retryable=retryable)
+
+
+def _redacted(ctx: TaskContext, value: Any) -> Any:
+    """Outputs with the secrets this attempt read masked: outputs are shown by the API and kept in the
+    database (DESIGN invariant 8). A later task that needs a secret reads it with secret() itself."""
+    if isinstance(value, str):
+        return ctx.redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(ctx, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(ctx, v) for v in value]
+    return value
 
 
 def run_claimed(claimed: ClaimedTaskRun, engine: Engine) -> TaskOutcome:
@@ -116,7 +153,7 @@ def run_claimed(claimed: ClaimedTaskRun, engine: Engine) -> TaskOutcome:
             outputs = handler_for(claimed.task.type)(ctx)
     except Exception as error:  # any failure of the task is the task's, not the worker's
         return _failure(ctx, error)
-    return TaskOutcome(State.SUCCESS, outputs=outputs, logs=tuple(ctx.logs))
+    return TaskOutcome(State.SUCCESS, outputs=_redacted(ctx, outputs), logs=tuple(ctx.logs))
 
 
 def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> str:
@@ -215,7 +252,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             return verdict
         with _Heartbeat(engine, claimed):
             outcome = run_claimed(claimed, engine)
-        verdict = engine.finish(claimed, outcome)
+            verdict = _until_recorded(lambda: engine.finish(claimed, outcome), claimed.coordinates.task_run_id)
         if claimed.reapplied and verdict == OK:
             engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
         return verdict

@@ -110,7 +110,10 @@ async def create_execution(
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
                 # A FILE input goes to internal storage under the execution; the input is its URI.
-                path = storage.input_file_uri_path(namespace, flow_id, execution_id, key, value.filename or key)
+                try:
+                    path = storage.input_file_uri_path(namespace, flow_id, execution_id, key, value.filename or key)
+                except storage.StorageError as e:
+                    raise InputInvalid(key, e.message) from e  # a 422 naming the input, not a bare 400
                 inputs[key] = storage.write(eng.settings.data_dir, path, await value.read())
             else:
                 inputs[key] = value

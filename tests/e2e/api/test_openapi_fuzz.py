@@ -1,4 +1,5 @@
-"""schemathesis against the generated OpenAPI, authenticated: no generated request may get a 5xx.
+"""schemathesis against the generated OpenAPI, authenticated and not: no generated request may get a 5xx,
+and without credentials nothing but the open routes succeeds (401, or 422 for parameters invalid anyway).
 
 The default run sends a few hundred requests; the `slow` run at least 2,000. Both report their counts.
 """
@@ -16,6 +17,8 @@ from hypothesis import HealthCheck, Phase
 
 from tests.e2e.api.conftest import ADMIN, Server
 
+pytestmark = pytest.mark.security
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import schemathesis
@@ -25,16 +28,23 @@ with warnings.catch_warnings():
 class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
+    unguarded: list[str] = field(default_factory=list)  #: succeeded without credentials
 
     @property
     def requests(self) -> int:
         return sum(self.statuses.values())
 
 
-def fuzz(server: Server, examples_per_operation: int) -> Tally:
+def _open_route(path: str) -> bool:
+    """Routes Kestra leaves open (and webhooks, whose key in the path is the credential)."""
+    return path.startswith(("/health", "/api/v1/configs", "/metrics")) or "/executions/webhook/" in path
+
+
+def fuzz(server: Server, examples_per_operation: int, *, authenticated: bool = True) -> Tally:
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     session = requests.Session()
-    session.auth = ADMIN
+    if authenticated:
+        session.auth = ADMIN
     tally = Tally()
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -55,6 +65,8 @@ def fuzz(server: Server, examples_per_operation: int) -> Tally:
                 tally.server_errors.append(
                     f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:200]}"
                 )
+            elif not authenticated and response.status_code < 400 and not _open_route(case.operation.path):
+                tally.unguarded.append(f"{case.method} {case.formatted_path}: {response.status_code}")
 
         call()
     return tally
@@ -72,6 +84,15 @@ def test_a_short_fuzz_finds_no_server_error(fuzz_server: Server) -> None:
     assert tally.server_errors == []
 
 
+def test_a_short_unauthenticated_fuzz_is_refused_with_no_server_error(fuzz_server: Server) -> None:
+    tally = fuzz(fuzz_server, examples_per_operation=4, authenticated=False)
+
+    print(f"schemathesis (unauthenticated): {_report(tally)}")
+    assert tally.requests >= 150
+    assert tally.server_errors == []
+    assert tally.unguarded == []
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_a_long_fuzz_of_at_least_2000_requests_finds_no_server_error(fuzz_server: Server) -> None:
@@ -80,3 +101,13 @@ def test_a_long_fuzz_of_at_least_2000_requests_finds_no_server_error(fuzz_server
     print(f"schemathesis (long): {_report(tally)}")
     assert tally.requests >= 2000
     assert tally.server_errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_long_unauthenticated_fuzz_is_refused_with_no_server_error(fuzz_server: Server) -> None:
+    tally = fuzz(fuzz_server, examples_per_operation=30, authenticated=False)
+
+    print(f"schemathesis (unauthenticated, long): {_report(tally)}")
+    assert tally.server_errors == []
+    assert tally.unguarded == []

@@ -1,0 +1,108 @@
+"""Template injection through every expression position of a running flow: task properties, flow variables,
+inputs, labels. Nothing executes, nothing of Python's internals, the settings or the environment comes out
+beyond the `envs` allow-list; each attempt either fails as an expression error or stays inert text."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Stack
+from tests.unit.core.test_expressions_sandbox import INJECTIONS
+
+pytestmark = pytest.mark.security
+
+#: What would show that an injection reached Python objects, settings or the process environment.
+LEAK_MARKERS = ("<class", "<module", "<function", "<built-in", "<bound method", "postgresql", "redis://", "SECRET_")
+#: Inputs and labels go through the API and are stored: a few of each kind are enough to show they are not rendered.
+THROUGH_INPUTS = INJECTIONS[::5]
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(text)  # a JSON string is a valid double-quoted YAML scalar
+
+
+def _injection_flow(namespace: str) -> str:
+    variables = "".join(f"  v{i}: {_quoted(t)}\n" for i, t in enumerate(INJECTIONS))
+    tasks = []
+    for i, template in enumerate(INJECTIONS):
+        tasks.append(f"  - id: prop{i}\n    type: io.kestra.plugin.core.debug.Return\n    allowFailure: true\n"
+                     f"    format: {_quoted(template)}\n")  # fmt: skip
+        tasks.append(f"  - id: var{i}\n    type: io.kestra.plugin.core.debug.Return\n    allowFailure: true\n"
+                     f"    format: \"{{{{ vars.v{i} }}}}\"\n")  # fmt: skip
+        tasks.append(f"  - id: label{i}\n    type: io.kestra.plugin.core.execution.Labels\n    allowFailure: true\n"
+                     f"    labels:\n      probe{i}: {_quoted(template)}\n")  # fmt: skip
+    tasks.append('  - id: envs\n    type: io.kestra.plugin.core.debug.Return\n    format: "{{ envs }}"\n')
+    return f"id: injections\nnamespace: {namespace}\nvariables:\n{variables}tasks:\n{''.join(tasks)}"
+
+
+ECHO = """
+id: echo
+namespace: {ns}
+inputs:
+  - id: text
+    type: STRING
+tasks:
+  - id: log
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ inputs.text }}"
+  - id: echo
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.text }}"
+"""
+
+
+def _assert_no_leak(text: str) -> None:
+    assert [m for m in LEAK_MARKERS if m in text] == []
+    assert os.environ.get("PATH", "") not in text
+    assert "chorus_" not in text.lower().replace("chorus_e2e", "")  # no CHORUS_* setting (the allow-listed one aside)
+
+
+def test_injections_in_properties_variables_and_labels_fail_or_stay_inert(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(_injection_flow("{ns}"))
+    done = stack.wait_for_state(stack.run(unique_namespace, "injections")["id"], timeout_s=120)
+
+    runs = {t["taskId"]: t for t in done["taskRunList"]}
+    tried = 0
+    for i, template in enumerate(INJECTIONS):
+        for position in ("prop", "var", "label"):
+            run = runs[f"{position}{i}"]
+            tried += 1
+            value = (run.get("outputs") or {}).get("value")
+            # An allowed failure (WARNING) is the expression error; a success must have left the text as written.
+            failed = run["state"]["current"] == "WARNING"
+            assert failed or (position != "prop" and value in (None, template)), (position, template, value)
+    envs = runs["envs"]["outputs"]["value"]
+    assert "chorus_e2e" in envs and "from the environment" in envs  # the allow-list (ENV_ prefix) only
+    logs = stack.api.get(f"/logs/{done['id']}").text
+    for text in (json.dumps(done), logs):
+        _assert_no_leak(text)
+    print(f"SSTI: {tried} injections tried in properties, variables and labels; 0 evaluated")
+
+
+def test_injections_in_inputs_and_submitted_labels_are_never_rendered(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(ECHO)
+    for template in THROUGH_INPUTS:
+        response = stack.api.post(
+            f"/executions/{unique_namespace}/echo",
+            files={"text": (None, template)},
+            params={"labels": f"probe:{template}"},
+        )
+        assert response.status_code in (200, 422), response.text  # a label may be refused as invalid: a 4xx
+        if response.status_code == 422:
+            response = stack.api.post(f"/executions/{unique_namespace}/echo", files={"text": (None, template)})
+        done = stack.wait_for_state(response.json()["id"], timeout_s=30)
+
+        assert done["state"]["current"] == "SUCCESS"
+        runs = {t["taskId"]: t for t in done["taskRunList"]}
+        assert runs["echo"]["outputs"]["value"] == template  # data, not a template: rendered once, as written
+        _assert_no_leak(json.dumps(done) + stack.api.get(f"/logs/{done['id']}").text)
+    print(f"SSTI: {len(THROUGH_INPUTS)} injections tried as inputs and labels; 0 evaluated")
