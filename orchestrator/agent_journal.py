@@ -142,6 +142,9 @@ def apply_approval(session: Session, run: TaskRunRow, inputs: Mapping[str, Any],
     record.approvals = {**(record.approvals or {}), call_id: entry}
     record.status = "RUNNING"
     run.heartbeat_at = None  # nobody holds it while paused: the next claim takes it at once
+    # The pause is decided: the agent's own journal carries the approval from here. A task run with a decision
+    # is continued by the planner, never taken over by a claim, and the agent must be claimed again to go on.
+    run.decision = None
     store.append_audit(
         session,
         run.execution_id,
