@@ -1,0 +1,128 @@
+"""The e2e stack: a real `chorus server` (uvicorn) and a real Celery worker, as processes, per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from orchestrator.cli import run_worker_process, stop_process
+from orchestrator.embedded import free_port
+from orchestrator.settings import Settings, load_settings
+from tests.fakes.fixtures import secret_env
+from tests.fakes.jira import JiraServer
+from tests.fakes.openai_wire import OpenAIWire
+from tests.harness import services
+
+TERMINAL = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"}
+
+
+@dataclass
+class Stack:
+    api: httpx.Client
+    settings: Settings
+    env: dict[str, str]
+
+    def deploy(self, source: str) -> dict[str, Any]:
+        response = self.api.post("/flows", content=source, headers={"Content-Type": "application/x-yaml"})
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def run(self, namespace: str, flow_id: str, **inputs: str) -> dict[str, Any]:
+        response = self.api.post(f"/executions/{namespace}/{flow_id}", files={k: (None, v) for k, v in inputs.items()})
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def wait_for_state(
+        self, execution_id: str, states: set[str] | None = None, *, timeout_s: float = 30
+    ) -> dict[str, Any]:
+        wanted = states or TERMINAL
+        deadline = time.monotonic() + timeout_s
+        execution: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            execution = self.api.get(f"/executions/{execution_id}").json()
+            if execution["state"]["current"] in wanted:
+                return execution
+            time.sleep(0.05)
+        raise AssertionError(f"execution {execution_id} still {execution.get('state')} after {timeout_s}s")
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout_s}s")
+
+
+@pytest.fixture(scope="session")
+def stack(
+    admin_url: str,
+    template_database: str,
+    redis_url: str,
+    openai_wire: OpenAIWire,
+    jira_server: JiraServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    name = services.unique_database_name("e2e")
+    data_dir = tmp_path_factory.mktemp("chorus-data")
+    database_url = services.create_database(admin_url, name, template=template_database)
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHORUS_DATABASE_URL": database_url,
+        "CHORUS_BROKER_URL": redis_url,
+        "CHORUS_PORT": str(port),
+        "CHORUS_DATA_DIR": str(data_dir),  # internal storage shared by the server and the workers
+        "ENV_CHORUS_E2E": "from the environment",  # `envs.chorus_e2e` in flows
+        "CHORUS_GLOBALS": '{"team": "platform", "nested": {"n": 2}}',  # `globals.*` in flows
+        "CHORUS_SWEEP_INTERVAL_S": "0.2",
+        "CHORUS_STALE_AFTER_S": "3",
+        "CHORUS_HEARTBEAT_INTERVAL_S": "1",
+        "CHORUS_WORKER_CONCURRENCY": "2",
+        "CHORUS_METRICS_PORT": str(free_port()),
+        # Flows' secret() calls (provider URL and key, Jira) resolve to the fake protocol servers.
+        **secret_env(openai_wire, jira_server),
+    }
+    settings = load_settings(
+        database_url=database_url, broker_url=redis_url, port=port, worker_concurrency=2, data_dir=data_dir
+    )
+    server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "server"], env=env, start_new_session=True)
+    worker = run_worker_process(",".join(settings.pools), settings, env)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health", server)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1/main", timeout=30) as client:
+            yield Stack(client, settings, env)
+    finally:
+        stop_process(worker)
+        stop_process(server)
+        services.drop_database(admin_url, name)
+
+
+@pytest.fixture
+def unique_namespace() -> str:
+    return f"tests.e2e.n{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def deploy_flow(stack: Stack, unique_namespace: str) -> Callable[[str], dict[str, Any]]:
+    """Deploy a flow written with `{ns}` as its namespace placeholder into this test's own namespace."""
+
+    def deploy(source: str) -> dict[str, Any]:
+        return stack.deploy(source.replace("{ns}", unique_namespace))
+
+    return deploy
