@@ -46,6 +46,11 @@ def input_file_uri_path(namespace: str, flow_id: str, execution_id: str, input_i
     return execution_prefix(namespace, flow_id, execution_id) / "inputs" / input_id / safe_name(filename or input_id)
 
 
+def belongs_to(uri: str, prefix: PurePosixPath) -> bool:
+    """Whether a `kestra:///...` URI names a file under `prefix` (an execution's, say)."""
+    return PurePosixPath(uri.removeprefix(SCHEME)).is_relative_to(prefix)
+
+
 def local_path(data_dir: Path, uri: str) -> Path:
     """The file behind a `kestra:///...` URI (for readers on the same machine or volume)."""
     if not uri.startswith(SCHEME + "/"):

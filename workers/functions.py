@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import PurePosixPath
 from typing import Any
 
 from orchestrator import storage
@@ -49,8 +48,7 @@ class EngineFunctions:
             path = storage.local_path(self._engine.settings.data_dir, uri)
         except storage.StorageError as e:
             raise ExpressionError(e.message) from e
-        wanted = PurePosixPath(uri.removeprefix(storage.SCHEME))
-        if not any(wanted.is_relative_to(prefix) for prefix in readable):
+        if not any(storage.belongs_to(uri, prefix) for prefix in readable):
             raise ExpressionError(f"read(): {uri} does not belong to this execution")
         try:
             return path.read_text()

@@ -12,12 +12,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from api.deps import actor, check_tenant, engine
 from api.errors import QueryInvalid
+from api.forms import form_inputs
 from api.schemas import execution_public
-from orchestrator import storage, store
+from orchestrator import store
 from orchestrator.core.errors import InputInvalid, NotFound
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
@@ -26,25 +26,14 @@ router = APIRouter(tags=["Executions"])
 
 
 async def _form_inputs(request: Request, eng: Engine, execution_id: str) -> dict[str, Any]:
-    """The `onResume` inputs of a multipart form; a file goes to the execution's storage, the input is its URI."""
+    """The `onResume` inputs of a multipart form; a file goes to the execution's storage."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return {}
-    form = await request.form()
-    inputs: dict[str, Any] = {}
-    for key, value in form.multi_items():
-        if not isinstance(value, UploadFile):
-            inputs[key] = value
-            continue
-        with eng.sessions() as session:
-            row = store.get_execution(session, execution_id)
-        if row is None:
-            raise NotFound("execution", execution_id)
-        try:
-            path = storage.input_file_uri_path(row.namespace, row.flow_id, row.id, key, value.filename or key)
-        except storage.StorageError as e:
-            raise InputInvalid(key, e.message) from e
-        inputs[key] = storage.write(eng.settings.data_dir, path, await value.read())
-    return inputs
+    with eng.sessions() as session:
+        row = store.get_execution(session, execution_id)
+    if row is None:
+        raise NotFound("execution", execution_id)
+    return await form_inputs(request, eng.settings.data_dir, row.namespace, row.flow_id, row.id)
 
 
 def _is_execution(eng: Engine, execution_id: str) -> bool:

@@ -6,19 +6,18 @@ import asyncio
 import time
 from dataclasses import replace
 from datetime import datetime
-from pathlib import PurePosixPath
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from api.bounds import PAGE, REVISION, SIZE
 from api.deps import actor, authenticate, check_tenant, engine, note, read_session, settings
 from api.errors import QueryInvalid
 from api.filters import Fields, parse_labels, parse_search
+from api.forms import form_inputs
 from api.permissions import Permission, guard, prefixes
 from api.schemas import execution_public
 from api.sse import execution_stream
@@ -103,20 +102,8 @@ async def create_execution(
         raise QueryInvalid("scheduleDate", "needs a time zone offset, e.g. 2026-01-01T09:00:00Z")
     entry = note(request, "execution.create", namespace=namespace, flow_id=flow_id, subject=f"{namespace}.{flow_id}")
     guard(request, principal, Permission.EXECUTION_RUN, "flow", namespace, f"{namespace}.{flow_id}")
-    inputs: dict[str, Any] = {}
     execution_id = new_id()  # chosen first, so uploaded files are stored where the execution will look
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form()
-        for key, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                # A FILE input goes to internal storage under the execution; the input is its URI.
-                try:
-                    path = storage.input_file_uri_path(namespace, flow_id, execution_id, key, value.filename or key)
-                except storage.StorageError as e:
-                    raise InputInvalid(key, e.message) from e  # a 422 naming the input, not a bare 400
-                inputs[key] = storage.write(eng.settings.data_dir, path, await value.read())
-            else:
-                inputs[key] = value
+    inputs = await form_inputs(request, eng.settings.data_dir, namespace, flow_id, execution_id)
     label_list = _labels(labels)
     row = await run_in_threadpool(
         lambda: eng.submit(
@@ -221,7 +208,7 @@ def download_execution_file(
         local = storage.local_path(config.data_dir, path)
     except storage.StorageError as e:
         raise QueryInvalid("path", e.message) from e
-    if not PurePosixPath(path.removeprefix(storage.SCHEME)).is_relative_to(prefix):
+    if not storage.belongs_to(path, prefix):
         raise QueryInvalid("path", f"{path} is not a file of execution {execution_id}")
     if not local.is_file():
         raise NotFound("file", path)
