@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,13 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from orchestrator.embedded import free_port
+
 EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _descendants(pid: int) -> set[int]:
@@ -42,7 +37,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_local_runs_the_example_and_sigterm_leaves_no_process_behind(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_")}
     local = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "local", "--port", str(port), "--data-dir", str(tmp_path),
