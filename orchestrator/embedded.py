@@ -86,12 +86,22 @@ class EmbeddedServer:
             self._lock.close()
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now and that this process has not handed out.
+
+    The kernel may give the same ephemeral port to two `bind(0)` calls in a row once the first socket is closed,
+    so two servers started from consecutive calls, before either binds, could be told the same port.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def start_postgres(

@@ -334,3 +334,10 @@ def test_drop_database_ends_open_sessions() -> None:
         assert query(admin, f"SELECT 1 FROM pg_database WHERE datname = '{name}'") == []
         with pytest.raises(psycopg.OperationalError):
             open_session.execute("SELECT 1")
+
+
+def test_free_port_never_hands_out_the_same_port_twice_in_a_process() -> None:
+    # Consecutive bind(0) calls may get the same port back once the first socket closes; two servers started
+    # from two calls, before either binds, once got one port between them (a worker group served no metrics).
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
