@@ -12,6 +12,8 @@ from orchestrator.settings import Settings
 RUN_TASK_RUN = "chorus.run_task_run"
 ENTER_TASK_RUN = "chorus.enter_task_run"
 JOIN_TASK_RUN = "chorus.join_task_run"
+#: Consecutive inline task runs (and their parent's join) claimed, run and recorded in one transaction.
+RUN_INLINE = "chorus.run_inline"
 CONTROL_QUEUE = "control"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import Celery, chain, chord
 from celery.canvas import Signature
 
-from orchestrator.celery_app import CONTROL_QUEUE, ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_TASK_RUN
+from orchestrator.celery_app import CONTROL_QUEUE, ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
 from orchestrator.core.plan import Chain, Fanout, Join, PlanNode, Run
 
 
@@ -23,8 +23,42 @@ def run_kwargs(node: Run) -> dict[str, object]:
     }
 
 
+def inline_kwargs(runs: list[Run], join: Join | None) -> dict[str, object]:
+    """One message for consecutive inline task runs of one parent, and that parent's join when it follows."""
+    return {
+        "execution_id": runs[0].execution_id,
+        "runs": [{k: v for k, v in run_kwargs(r).items() if k != "execution_id"} for r in runs],
+        "join": join is not None,
+    }
+
+
+def _batched(app: Celery, items: tuple[PlanNode, ...]) -> list[Signature]:
+    """A chain's links, with each stretch of inline runs (and a join right after them) made one link."""
+    links: list[Signature] = []
+    pending: list[Run] = []
+
+    def flush(join: Join | None = None) -> None:
+        if pending:
+            links.append(app.signature(RUN_INLINE, kwargs=inline_kwargs(pending, join), queue=CONTROL_QUEUE))
+            pending.clear()
+
+    for item in items:
+        if isinstance(item, Run) and item.inline and (not pending or item.parent_id == pending[0].parent_id):
+            pending.append(item)
+            continue
+        if isinstance(item, Join) and pending and item.parent_id == pending[0].parent_id:
+            flush(item)
+            continue
+        flush()
+        links.append(to_canvas(app, item))
+    flush()
+    return links
+
+
 def to_canvas(app: Celery, node: PlanNode) -> Signature:
     """The Celery signature of a plan node (mutable: each link receives the previous link's verdict)."""
+    if isinstance(node, Run) and node.inline:
+        return app.signature(RUN_INLINE, kwargs=inline_kwargs([node], None), queue=CONTROL_QUEUE)
     if isinstance(node, Run):
         name = ENTER_TASK_RUN if node.enter else RUN_TASK_RUN
         queue = CONTROL_QUEUE if node.enter else node.pool
@@ -36,7 +70,7 @@ def to_canvas(app: Celery, node: PlanNode) -> Signature:
             queue=CONTROL_QUEUE,
         )
     if isinstance(node, Chain):
-        links = [to_canvas(app, item) for item in node.items]
+        links = _batched(app, node.items)
         return links[0] if len(links) == 1 else chain(*links, app=app)
     if isinstance(node, Fanout):
         return chord([to_canvas(app, item) for item in node.items], to_canvas(app, node.join), app=app)

@@ -11,7 +11,7 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -60,6 +60,7 @@ logger = logging.getLogger(__name__)
 #: duplicate). A stopped chain costs no database work; joins always consult the database.
 OK = "ok"
 STOP = "stop"
+_ENDED_OK = (State.SUCCESS, State.WARNING, State.SKIPPED)
 
 CORRELATION_LABEL = "system.correlationId"
 
@@ -413,7 +414,6 @@ class Engine:
         self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None
     ) -> ClaimedTaskRun | None:
         """Take one attempt of a task run, or None when another worker has it or it must not run."""
-        reapplied = False
         with self._tx() as session:
             # Claims and heartbeats are judged by the database's clock: skewed worker clocks would take over
             # a live claim (or keep a dead one) by the size of the skew.
@@ -421,49 +421,123 @@ class Engine:
             execution = store.lock_execution(session, at.execution_id)
             if execution is None:
                 return None
-            if State(execution.state) in (State.FAILED, State.KILLED):
-                reapplied = self._reapply(session, execution, at, celery_task_id, requested_by)
-                if reapplied:
-                    at = TaskRunCoordinates(at.execution_id, at.task_id, at.parent_id, at.iteration, at.attempt + 1)
-            if State(execution.state) is not State.RUNNING:
+            claimed = self._claim_in(session, execution, at, owner, celery_task_id, requested_by, now)
+        if claimed is not None:
+            claimed.variables["envs"], claimed.variables["globals"] = (
+                dict(self.settings.envs),
+                dict(self.settings.globals_),
+            )
+        return claimed
+
+    def _claim_in(
+        self,
+        session: Session,
+        execution: ExecutionRow,
+        at: TaskRunCoordinates,
+        owner: str,
+        celery_task_id: str | None,
+        requested_by: str | None,
+        now: datetime,
+    ) -> ClaimedTaskRun | None:
+        """Claim in the caller's transaction, which holds the execution's lock."""
+        reapplied = False
+        if State(execution.state) in (State.FAILED, State.KILLED):
+            reapplied = self._reapply(session, execution, at, celery_task_id, requested_by)
+            if reapplied:
+                at = TaskRunCoordinates(at.execution_id, at.task_id, at.parent_id, at.iteration, at.attempt + 1)
+        if State(execution.state) is not State.RUNNING:
+            return None
+        flow = self._flow_for(session, execution)
+        task = flow.task(at.task_id)
+        row = store.get_task_run(session, at.task_run_id, lock=True)
+        attempt_record = {
+            "state": {"current": str(State.RUNNING), "histories": [{"state": "RUNNING", "date": store.iso(now)}]},
+            "celeryTaskId": celery_task_id,
+            "worker": owner,
+        }
+        if row is None:
+            value = self._iteration_value(session, at)
+            row = TaskRunRow(
+                id=at.task_run_id,
+                execution_id=at.execution_id,
+                task_id=at.task_id,
+                parent_id=at.parent_id,
+                iteration=at.iteration,
+                value=value,
+                state=str(State.RUNNING),
+                state_history=[{"state": str(State.RUNNING), "date": store.iso(now)}],
+                attempt=at.attempt,
+                attempts=[attempt_record],
+                outputs=None,
+                decision=None,
+                retry_at=None,
+                claim_owner=owner,
+                heartbeat_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+            if not store.create_task_run(session, row, actor=f"worker:{owner}"):
                 return None
-            flow = self._flow_for(session, execution)
-            task = flow.task(at.task_id)
-            row = store.get_task_run(session, at.task_run_id, lock=True)
-            attempt_record = {
-                "state": {"current": str(State.RUNNING), "histories": [{"state": "RUNNING", "date": store.iso(now)}]},
-                "celeryTaskId": celery_task_id,
-                "worker": owner,
-            }
-            if row is None:
-                value = self._iteration_value(session, at)
-                row = TaskRunRow(
-                    id=at.task_run_id,
-                    execution_id=at.execution_id,
-                    task_id=at.task_id,
-                    parent_id=at.parent_id,
-                    iteration=at.iteration,
-                    value=value,
-                    state=str(State.RUNNING),
-                    state_history=[{"state": str(State.RUNNING), "date": store.iso(now)}],
-                    attempt=at.attempt,
-                    attempts=[attempt_record],
-                    outputs=None,
-                    decision=None,
-                    retry_at=None,
-                    claim_owner=owner,
-                    heartbeat_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-                if not store.create_task_run(session, row, actor=f"worker:{owner}"):
-                    return None
-            elif not self._reclaim(session, row, at, owner, attempt_record, now):
-                return None
-            store.touch_execution(session, at.execution_id, now)
-            variables = execution_variables(execution, flow, task, row, store.task_runs_of(session, at.execution_id))
-        variables["envs"], variables["globals"] = dict(self.settings.envs), dict(self.settings.globals_)
+        elif not self._reclaim(session, row, at, owner, attempt_record, now):
+            return None
+        store.touch_execution(session, at.execution_id, now)
+        variables = execution_variables(execution, flow, task, row, store.task_runs_of(session, at.execution_id))
         return ClaimedTaskRun(at, owner, flow, task, variables, reapplied=reapplied)
+
+    def run_inline(
+        self,
+        execution_id: str,
+        runs: Sequence[TaskRunCoordinates],
+        *,
+        join: bool,
+        skip_runs: bool,
+        owner: str,
+        celery_task_id: str | None,
+        requested_by: str | None,
+        run: Callable[[ClaimedTaskRun], TaskOutcome],
+    ) -> tuple[str, PlanNode | None, bool]:
+        """Claim, run and record consecutive inline task runs, then their parent's join, in one transaction.
+
+        `run` is pure (TaskType.inline): nothing happens outside this transaction, so a crash anywhere
+        leaves nothing behind and a redelivery starts over. Task runs already ended (a redelivery after
+        commit, or a re-apply of the whole message) are passed over; the first that cannot be claimed or
+        does not succeed stops the rest, as a chain link's `stop` verdict would. `skip_runs` (the chain's
+        previous link stopped) leaves only the join. Returns the verdict, the plan the join starts (a
+        next phase), and whether a failed task run was re-applied (its chain continuation is gone).
+        """
+        reapplied = False
+        verdict = STOP if skip_runs else OK
+        with self._tx() as session:
+            now = store.db_now(session)
+            execution = store.lock_execution(session, execution_id)
+            if execution is None:
+                return STOP, None, False
+            for at in () if skip_runs else runs:
+                existing = store.get_task_run(session, at.task_run_id)
+                if existing is not None and existing.attempt == at.attempt and State(existing.state) in _ENDED_OK:
+                    continue  # done by an earlier delivery of this message
+                claimed = self._claim_in(session, execution, at, owner, celery_task_id, requested_by, now)
+                if claimed is None:
+                    verdict = STOP
+                    break
+                reapplied = reapplied or claimed.reapplied
+                claimed.variables["envs"], claimed.variables["globals"] = (
+                    dict(self.settings.envs),
+                    dict(self.settings.globals_),
+                )
+                row = store.get_task_run(session, claimed.coordinates.task_run_id)
+                assert row is not None  # claimed just now, in this transaction
+                session.info["task_types"] = self._task_types(claimed.flow)
+                verdict = self.complete_task_run(
+                    session, execution, row, claimed.task, claimed.flow, run(claimed), actor=f"worker:{owner}"
+                )
+                if verdict != OK:
+                    break
+            if not join:
+                return verdict, None, reapplied
+            parent_id = runs[0].parent_id if runs else None
+            joined, plan = self._join_in(session, execution, parent_id, actor="system:join")
+        return joined, plan, reapplied
 
     def _reapply(
         self,
@@ -706,54 +780,63 @@ class Engine:
         """
         with self._tx() as session:
             execution = store.lock_execution(session, execution_id)
-            if execution is None or State(execution.state) is not State.RUNNING:
+            if execution is None:
                 return STOP, None
-            flow = self._flow_for(session, execution)
-            parent_row = store.get_task_run(session, parent_id, lock=True) if parent_id else None
-            if parent_id and (parent_row is None or State(parent_row.state) is not State.RUNNING):
-                return STOP, None
-            spec = flow.task(parent_row.task_id) if parent_row else None
-            lists = child_lists(flow, spec, (parent_row.decision or {}) if parent_row else {})
-            snap = self.snapshot(session, execution_id)
-            decision = decide_join(lists, parent_id, snap)
-            if isinstance(decision, Wait):
-                return STOP, None
-            if isinstance(decision, StartPhase):
-                plan = phase(flow, decision.lanes, parent_id, snap)
-                if plan is None or not has_runs(plan):
-                    # A join that would only call itself again makes no progress: leave it to the sweeper
-                    # (a stalled execution is re-planned from the database) instead of spinning the broker.
-                    logger.warning("join of %s in %s has nothing to start", parent_id, execution_id)
-                    return STOP, None
-                return OK, plan
-            assert isinstance(decision, Complete)
-            retried = (
-                parent_row is not None
-                and spec is not None
-                and decision.state is State.FAILED
-                and spec.retry is not None
-                and self._retry_flowable(session, parent_row, spec, actor=actor)
-            )
-            if retried:
-                return STOP, None  # the sweeper dispatches the failed children's next attempts
-            if parent_row is not None and spec is not None and spec.type in loops.LOOP_TYPES:
-                again = not decision.state.is_failure and loops.next_iteration(
-                    self, session, execution, flow, spec, parent_row
-                )
-                if again:
-                    return STOP, None  # the sweeper dispatches the next iteration when it is due
-                decision = Complete(loops.final_state(spec, parent_row, decision.state))
-            if parent_row is not None and spec is not None:
-                # AllowFailure is allowFailure made into a flowable: its children's failure is a warning.
-                final = apply_allowances(
-                    decision.state,
-                    allow_failure=spec.allow_failure or spec.type == "AllowFailure",
-                    allow_warning=spec.allow_warning,
-                )
-                store.record_transition(session, parent_row, final, actor=actor, values={"claim_owner": None})
-                return (STOP if final.is_failure else OK), None
-            self._end_execution(session, execution, flow, decision.state, actor=actor)
+            return self._join_in(session, execution, parent_id, actor=actor)
+
+    def _join_in(
+        self, session: Session, execution: ExecutionRow, parent_id: str | None, *, actor: str
+    ) -> tuple[str, PlanNode | None]:
+        """`join` in the caller's transaction, which holds the execution's lock."""
+        execution_id = execution.id
+        if State(execution.state) is not State.RUNNING:
             return STOP, None
+        flow = self._flow_for(session, execution)
+        parent_row = store.get_task_run(session, parent_id, lock=True) if parent_id else None
+        if parent_id and (parent_row is None or State(parent_row.state) is not State.RUNNING):
+            return STOP, None
+        spec = flow.task(parent_row.task_id) if parent_row else None
+        lists = child_lists(flow, spec, (parent_row.decision or {}) if parent_row else {})
+        snap = self.snapshot(session, execution_id)
+        decision = decide_join(lists, parent_id, snap)
+        if isinstance(decision, Wait):
+            return STOP, None
+        if isinstance(decision, StartPhase):
+            plan = phase(flow, decision.lanes, parent_id, snap)
+            if plan is None or not has_runs(plan):
+                # A join that would only call itself again makes no progress: leave it to the sweeper
+                # (a stalled execution is re-planned from the database) instead of spinning the broker.
+                logger.warning("join of %s in %s has nothing to start", parent_id, execution_id)
+                return STOP, None
+            return OK, plan
+        assert isinstance(decision, Complete)
+        retried = (
+            parent_row is not None
+            and spec is not None
+            and decision.state is State.FAILED
+            and spec.retry is not None
+            and self._retry_flowable(session, parent_row, spec, actor=actor)
+        )
+        if retried:
+            return STOP, None  # the sweeper dispatches the failed children's next attempts
+        if parent_row is not None and spec is not None and spec.type in loops.LOOP_TYPES:
+            again = not decision.state.is_failure and loops.next_iteration(
+                self, session, execution, flow, spec, parent_row
+            )
+            if again:
+                return STOP, None  # the sweeper dispatches the next iteration when it is due
+            decision = Complete(loops.final_state(spec, parent_row, decision.state))
+        if parent_row is not None and spec is not None:
+            # AllowFailure is allowFailure made into a flowable: its children's failure is a warning.
+            final = apply_allowances(
+                decision.state,
+                allow_failure=spec.allow_failure or spec.type == "AllowFailure",
+                allow_warning=spec.allow_warning,
+            )
+            store.record_transition(session, parent_row, final, actor=actor, values={"claim_owner": None})
+            return (STOP if final.is_failure else OK), None
+        self._end_execution(session, execution, flow, decision.state, actor=actor)
+        return STOP, None
 
     def _retry_flowable(self, session: Session, parent: TaskRunRow, spec: TaskSpec, *, actor: str) -> bool:
         """A flowable's `retry`: its failed children get another attempt while the policy allows."""

@@ -1,9 +1,9 @@
 """Re-apply a Celery task by id: what `chorus retry` and an operator's Flower re-apply do.
 
 Chorus's Celery messages carry only keyword coordinates (execution id, task id, parent task run id,
-iteration, attempt), and `result_extended` keeps each task's name, kwargs and queue in the result
-backend, so a re-apply sends exactly the original coordinates again, to the original queue. Whether
-that starts a new attempt is the engine's decision when a worker claims the task run.
+iteration, attempt; a `run_inline` message a list of them), and `result_extended` keeps each task's name,
+kwargs and queue in the result backend, so a re-apply sends exactly the original coordinates again, to the
+original queue. Whether that starts a new attempt is the engine's decision when a worker claims the task run.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any
 
 from celery import Celery
 
-from orchestrator.celery_app import CONTROL_QUEUE, ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_TASK_RUN
+from orchestrator.celery_app import CONTROL_QUEUE, ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
 from orchestrator.core.errors import Conflict, NotFound
 
 #: Message header naming who asked for a re-apply (the audit trail's actor); a worker reads it from
 #: `task.request.chorus_actor`.
 ACTOR_HEADER = "chorus_actor"
-REAPPLICABLE = frozenset({RUN_TASK_RUN, ENTER_TASK_RUN, JOIN_TASK_RUN})
+REAPPLICABLE = frozenset({RUN_TASK_RUN, ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE})
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, insert, select, text, update
+from sqlalchemy import Select, and_, delete, event, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -70,6 +70,13 @@ def flow_chain_key(tenant: str, namespace: str, flow_id: str) -> str:
     return f"flow:{tenant}/{namespace}/{flow_id}"
 
 
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_audit_heads(session: Session) -> None:
+    """Remembered chain heads are only true while this transaction holds their locks."""
+    session.info.pop("audit_heads", None)
+
+
 def append_audit(
     session: Session,
     chain_key: str,
@@ -82,12 +89,26 @@ def append_audit(
 ) -> AuditEventRow:
     """Append one event to a hash chain; the head row's lock orders concurrent appends."""
     at = at or utcnow()
-    head = session.execute(
-        select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.chain_key == chain_key).with_for_update()
-    ).first()
-    seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+    # The head row stays locked by this transaction after its first read, so later appends to the same
+    # chain in it may trust what this transaction wrote last (one round trip less per event). Not inside a
+    # savepoint, whose rollback would leave the remembered head ahead of the table.
+    heads: dict[str, tuple[int, str]] = session.info.setdefault("audit_heads", {})
+    nested = session.in_nested_transaction()
+    cached = None if nested else heads.get(chain_key)
+    if cached is not None:
+        head: Any = True
+        seq, prev_hash = cached[0] + 1, cached[1]
+    else:
+        head = session.execute(
+            select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.chain_key == chain_key).with_for_update()
+        ).first()
+        seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
     event = hashed_event(chain_key, seq, at, actor, action, subject, payload)
     digest = chain_hash(prev_hash, event)
+    if nested:
+        heads.pop(chain_key, None)
+    else:
+        heads[chain_key] = (seq, digest)
     if head:
         head_write = update(AuditHeadRow).where(AuditHeadRow.chain_key == chain_key).values(seq=seq, hash=digest)
     else:

@@ -1,4 +1,4 @@
-"""The three Celery tasks every pool runs: claim and run a task run, enter a flowable, join a parent.
+"""The Celery tasks every pool runs: claim and run a task run, run inline ones, enter a flowable, join a parent.
 
 A task body never trusts its message: it claims the task run in Postgres by compare-and-set, so a
 redelivery, a Flower re-apply or a sweeper re-dispatch either takes over a dead claim or does
@@ -21,7 +21,7 @@ from celery.signals import worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_TASK_RUN
+from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
 from orchestrator.compiler import to_canvas
 from orchestrator.core.durations import format_duration, parse_duration
 from orchestrator.core.errors import ChorusError, TaskFailed
@@ -291,6 +291,36 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             return STOP
         # The body takes this task's place: its chain continuation (the siblings after it) follows the body.
         return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
+
+    @app.task(bind=True, name=RUN_INLINE)
+    def run_inline(
+        self: Task, prev: Any = None, *, execution_id: str, runs: list[dict[str, Any]], join: bool = False
+    ) -> str:
+        engine = _holder.get()
+        coordinates = [
+            TaskRunCoordinates(
+                execution_id, r["task_id"], r.get("parent_id"), r.get("iteration"), int(r.get("attempt", 1))
+            )
+            for r in runs
+        ]
+        if prev == STOP and not join:
+            return STOP
+        requested_by = self.request.get("chorus_actor")
+        verdict, plan, reapplied = engine.run_inline(
+            execution_id,
+            coordinates,
+            join=join,
+            skip_runs=prev == STOP,
+            owner=_owner(self),
+            celery_task_id=self.request.id,
+            requested_by=requested_by and str(requested_by),
+            run=lambda claimed: run_claimed(claimed, engine),
+        )
+        if plan is not None:
+            return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
+        if reapplied and verdict == OK:
+            engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
+        return verdict
 
     @app.task(bind=True, name=JOIN_TASK_RUN)
     def join_task_run(self: Task, prev: Any = None, *, execution_id: str, parent_id: str | None = None) -> str:

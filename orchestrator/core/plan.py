@@ -65,6 +65,7 @@ class Run:
     attempt: int
     pool: str
     enter: bool  #: True for flowables: decide, then replace with the compiled body
+    inline: bool = False  #: a pure control task (TaskType.inline) on the control pool: batched with its neighbours
 
 
 @dataclass(frozen=True)
@@ -293,7 +294,9 @@ def _lane_plan(flow: Flow, lane: Lane, parent_id: str | None, snap: Snapshot) ->
 
 def _entry(slot: Slot, parent_id: str | None, snap: Snapshot, *, attempt: int) -> Run:
     task = slot.task
-    return Run(snap.execution_id, task.id, parent_id, slot.iteration, attempt, _pool(task), enter=_is_flowable(task))
+    spec = CATALOGUE[task.type]
+    inline = spec.inline and task.worker_group is None
+    return Run(snap.execution_id, task.id, parent_id, slot.iteration, attempt, _pool(task), spec.flowable, inline)
 
 
 def _in_flight(flow: Flow, slot: Slot, run: TaskRunView, snap: Snapshot) -> PlanNode | None:

@@ -52,6 +52,10 @@ class TaskType:
     flowable: bool = False
     branch_fields: tuple[str, ...] = ()  #: YAML fields holding child tasks
     required_branches: tuple[str, ...] = ()  #: of those, the ones that must be a non-empty list
+    #: Pure: renders templates and returns outputs or logs, with no I/O of its own and no engine call that
+    #: takes the execution's lock. Consecutive inline task runs are claimed, run and recorded in one
+    #: transaction by one message (no broker hop between them; a crash leaves no trace to reconcile).
+    inline: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,12 +79,26 @@ def _flowable(
 
 _TYPES: tuple[TaskType, ...] = (
     # control: runnable
-    TaskType("Log", _core("log", "Log", "io.kestra.core.tasks.log.Log"), Pool.CONTROL, p.LogProps),
-    TaskType("Return", _core("debug", "Return", "io.kestra.core.tasks.debugs.Return"), Pool.CONTROL, p.ReturnProps),
-    TaskType("Echo", _core("debug", "Echo", "io.kestra.core.tasks.debugs.Echo"), Pool.CONTROL, p.EchoProps),
-    TaskType("Fail", _core("execution", "Fail", "io.kestra.core.tasks.executions.Fail"), Pool.CONTROL, p.FailProps),
-    TaskType("Assert", _core("execution", "Assert"), Pool.CONTROL, p.AssertProps),
-    TaskType("OutputValues", _core("output", "OutputValues"), Pool.CONTROL, p.OutputValuesProps),
+    TaskType("Log", _core("log", "Log", "io.kestra.core.tasks.log.Log"), Pool.CONTROL, p.LogProps, inline=True),
+    TaskType(
+        "Return",
+        _core("debug", "Return", "io.kestra.core.tasks.debugs.Return"),
+        Pool.CONTROL,
+        p.ReturnProps,
+        inline=True,
+    ),
+    TaskType(
+        "Echo", _core("debug", "Echo", "io.kestra.core.tasks.debugs.Echo"), Pool.CONTROL, p.EchoProps, inline=True
+    ),
+    TaskType(
+        "Fail",
+        _core("execution", "Fail", "io.kestra.core.tasks.executions.Fail"),
+        Pool.CONTROL,
+        p.FailProps,
+        inline=True,
+    ),
+    TaskType("Assert", _core("execution", "Assert"), Pool.CONTROL, p.AssertProps, inline=True),
+    TaskType("OutputValues", _core("output", "OutputValues"), Pool.CONTROL, p.OutputValuesProps, inline=True),
     TaskType("Sleep", _core("flow", "Sleep"), Pool.CONTROL, p.SleepProps),
     TaskType(
         "Labels", _core("execution", "Labels", "io.kestra.core.tasks.executions.Labels"), Pool.CONTROL, p.LabelsProps

@@ -156,7 +156,14 @@ class ChaosCluster:
     def kill_worker(self, name: str) -> set[int]:
         """SIGKILL a worker's whole process tree (a container dying): returns every pid that died."""
         process = self.workers.pop(name)
-        pids = _tree(process.pid)
+        # Freeze the tree before killing it: a process listed, then killed, may have forked a script in
+        # between, which would live on as an orphan and finish a side effect nobody can attribute.
+        pids: set[int] = set()
+        while fresh := _tree(process.pid) - pids:
+            for pid in fresh:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+            pids |= fresh
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from orchestrator.celery_app import RUN_TASK_RUN, create_celery_app
+from orchestrator.celery_app import RUN_INLINE, RUN_TASK_RUN, create_celery_app
 from orchestrator.cli import stop_process
 from orchestrator.embedded import free_port
 from tests.e2e.conftest import Stack
@@ -47,15 +47,18 @@ class Flower:
     url: str
     client: httpx.Client
 
-    def task_of(self, execution_id: str, task_id: str, timeout_s: float = 15) -> tuple[str, dict[str, Any]]:
-        """The Celery task that ran `task_id` of an execution, found as an operator would: Flower's search."""
+    def task_of(self, execution_id: str, task_id: str, timeout_s: float = 15) -> tuple[str, str, dict[str, Any]]:
+        """The Celery task that ran `task_id` of an execution (its id, name and kwargs), found as an operator
+        would: Flower's search. Inline task runs (Log, Fail, Return...) share one `run_inline` message."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            tasks = self.client.get("/api/tasks", params={"taskname": RUN_TASK_RUN, "search": execution_id}).json()
-            for uuid, info in tasks.items():
-                kwargs = ast.literal_eval(info["kwargs"]) if info.get("kwargs") else {}
-                if kwargs.get("task_id") == task_id and info.get("state") in ("SUCCESS", "FAILURE"):
-                    return uuid, kwargs
+            for name in (RUN_TASK_RUN, RUN_INLINE):
+                tasks = self.client.get("/api/tasks", params={"taskname": name, "search": execution_id}).json()
+                for uuid, info in tasks.items():
+                    kwargs = ast.literal_eval(info["kwargs"]) if info.get("kwargs") else {}
+                    ran = [kwargs.get("task_id"), *(r.get("task_id") for r in kwargs.get("runs", []))]
+                    if task_id in ran and info.get("state") in ("SUCCESS", "FAILURE"):
+                        return uuid, name, kwargs
             time.sleep(0.2)
         raise AssertionError(f"Flower does not show {task_id} of {execution_id}")
 
@@ -117,11 +120,19 @@ def test_flower_shows_each_task_run_with_its_execution_and_task_ids(
 ) -> None:
     execution_id = _failed_execution(stack, deploy_flow, unique_namespace)
 
-    uuid, kwargs = flower.task_of(execution_id, "flaky")
+    uuid, name, kwargs = flower.task_of(execution_id, "flaky")
 
     info = flower.client.get(f"/api/task/info/{uuid}").json()
-    assert kwargs == {"execution_id": execution_id, "task_id": "flaky", "parent_id": None, "iteration": None,
-                      "attempt": 1}  # fmt: skip
+    # The flow's three inline tasks ran in one message, which names each task run, then the flow's join.
+    assert name == RUN_INLINE
+    assert kwargs == {
+        "execution_id": execution_id,
+        "runs": [
+            {"task_id": task_id, "parent_id": None, "iteration": None, "attempt": 1}
+            for task_id in ("hello", "flaky", "after")
+        ],
+        "join": True,
+    }
     assert info["routing_key"] == "control"
 
 
@@ -129,7 +140,7 @@ def test_chorus_retry_re_sends_the_original_coordinates_to_the_original_queue(
     stack: Stack, flower: Flower, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
 ) -> None:
     execution_id = _failed_execution(stack, deploy_flow, unique_namespace)
-    uuid, kwargs = flower.task_of(execution_id, "flaky")
+    uuid, name, kwargs = flower.task_of(execution_id, "flaky")
 
     done = subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", "retry", uuid, "--json", "--actor", "cli:e2e"],
@@ -141,7 +152,7 @@ def test_chorus_retry_re_sends_the_original_coordinates_to_the_original_queue(
 
     assert done.returncode == 0, done.stderr
     sent = json.loads(done.stdout)
-    assert (sent["name"], sent["queue"], sent["kwargs"]) == (RUN_TASK_RUN, "control", kwargs)
+    assert (sent["name"], sent["queue"], sent["kwargs"]) == (name, "control", kwargs)
     app = create_celery_app(stack.settings)
     try:
         # A worker ran the re-applied message (what it decided is the engine's business).
@@ -168,10 +179,10 @@ def test_a_failed_task_re_applied_through_flowers_api_resumes_the_execution_to_s
     stack: Stack, flower: Flower, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
 ) -> None:
     execution_id = _failed_execution(stack, deploy_flow, unique_namespace)
-    _, kwargs = flower.task_of(execution_id, "flaky")
+    _, name, kwargs = flower.task_of(execution_id, "flaky")
 
     response = flower.client.post(
-        f"/api/task/async-apply/{RUN_TASK_RUN}",
+        f"/api/task/async-apply/{name}",
         json={"kwargs": kwargs, "queue": "control", "headers": {"chorus_actor": "flower:ops"}},
     )
 
