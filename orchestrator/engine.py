@@ -438,8 +438,13 @@ class Engine:
         celery_task_id: str | None,
         requested_by: str | None,
         now: datetime,
+        *,
+        locked_row: TaskRunRow | bool | None = False,
     ) -> ClaimedTaskRun | None:
-        """Claim in the caller's transaction, which holds the execution's lock."""
+        """Claim in the caller's transaction, which holds the execution's lock.
+
+        `locked_row`: the task run as the caller just read it with its lock (None: absent); False to read it here.
+        """
         reapplied = False
         if State(execution.state) in (State.FAILED, State.KILLED):
             reapplied = self._reapply(session, execution, at, celery_task_id, requested_by)
@@ -449,7 +454,10 @@ class Engine:
             return None
         flow = self._flow_for(session, execution)
         task = flow.task(at.task_id)
-        row = store.get_task_run(session, at.task_run_id, lock=True)
+        if locked_row is False or reapplied:  # a re-apply moves to the next attempt's coordinates
+            row = store.get_task_run(session, at.task_run_id, lock=True)
+        else:
+            row = locked_row or None
         attempt_record = {
             "state": {"current": str(State.RUNNING), "histories": [{"state": "RUNNING", "date": store.iso(now)}]},
             "celeryTaskId": celery_task_id,
@@ -481,7 +489,8 @@ class Engine:
         elif not self._reclaim(session, row, at, owner, attempt_record, now):
             return None
         store.touch_execution(session, at.execution_id, now)
-        variables = execution_variables(execution, flow, task, row, store.task_runs_of(session, at.execution_id))
+        runs = store.task_runs_for_variables(session, at.execution_id)
+        variables = execution_variables(execution, flow, task, row, runs)
         return ClaimedTaskRun(at, owner, flow, task, variables, reapplied=reapplied)
 
     def run_inline(
@@ -513,10 +522,12 @@ class Engine:
             if execution is None:
                 return STOP, None, False
             for at in () if skip_runs else runs:
-                existing = store.get_task_run(session, at.task_run_id)
+                existing = store.get_task_run(session, at.task_run_id, lock=True)
                 if existing is not None and existing.attempt == at.attempt and State(existing.state) in _ENDED_OK:
                     continue  # done by an earlier delivery of this message
-                claimed = self._claim_in(session, execution, at, owner, celery_task_id, requested_by, now)
+                claimed = self._claim_in(
+                    session, execution, at, owner, celery_task_id, requested_by, now, locked_row=existing
+                )
                 if claimed is None:
                     verdict = STOP
                     break
@@ -525,7 +536,7 @@ class Engine:
                     dict(self.settings.envs),
                     dict(self.settings.globals_),
                 )
-                row = store.get_task_run(session, claimed.coordinates.task_run_id)
+                row = session.get(TaskRunRow, claimed.coordinates.task_run_id)
                 assert row is not None  # claimed just now, in this transaction
                 session.info["task_types"] = self._task_types(claimed.flow)
                 verdict = self.complete_task_run(

@@ -10,8 +10,11 @@ without input validation.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
 
 from orchestrator import flow_windows, store, store_triggers
 from orchestrator.core.errors import ChorusError
@@ -37,7 +40,7 @@ def on_execution_ended(engine: Engine, execution_id: str) -> list[str]:
     """Start every flow whose Flow trigger matches the ended execution; return the new executions' ids."""
     try:
         with engine.sessions() as session:
-            candidates = store_triggers.flows_with_flow_triggers(session, engine.settings.tenant)
+            candidates = _candidates(session, engine.settings.database_url, engine.settings.tenant)
             execution = store.get_execution(session, execution_id) if candidates else None
             if execution is None:
                 return []
@@ -63,6 +66,26 @@ def on_execution_ended(engine: Engine, execution_id: str) -> list[str]:
     except Exception:
         logger.exception("flow triggers failed for %s", execution_id, extra={"execution_id": execution_id})
         return []
+
+
+_candidates_cache: dict[tuple[str, str], tuple[tuple[Any, ...], Sequence[FlowRevisionRow]]] = {}
+_candidates_lock = threading.Lock()
+
+
+def _candidates(session: Session, database_url: str, tenant: str) -> Sequence[FlowRevisionRow]:
+    """The flows that may declare a Flow trigger, read again only when a flow changed (every execution end
+    asks; the flows' version is one small aggregate, their sources a scan of every live flow's text)."""
+    version = store_triggers.flows_version(session, tenant)
+    key = (database_url, tenant)
+    with _candidates_lock:
+        cached = _candidates_cache.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    rows = store_triggers.flows_with_flow_triggers(session, tenant)
+    session.expunge_all()  # detached with their loaded columns: kept beyond this session
+    with _candidates_lock:
+        _candidates_cache[key] = (version, rows)
+    return rows
 
 
 def _matching(

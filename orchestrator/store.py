@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, event, func, insert, select, text, update
+from sqlalchemy import Select, and_, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from orchestrator.core.audit import GENESIS_HASH, chain_hash
 from orchestrator.core.errors import Conflict
@@ -72,9 +72,10 @@ def flow_chain_key(tenant: str, namespace: str, flow_id: str) -> str:
 
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
-def _forget_audit_heads(session: Session) -> None:
-    """Remembered chain heads are only true while this transaction holds their locks."""
+def _forget_transaction_memory(session: Session) -> None:
+    """Remembered chain heads are only true while this transaction holds their locks; touches are per transaction."""
     session.info.pop("audit_heads", None)
+    session.info.pop("touched", None)
 
 
 def append_audit(
@@ -239,6 +240,10 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
     ).first()
     if inserted is None:
         return False
+    # Make the row this session's, as if loaded: later reads in this transaction find it without a query.
+    row.seq = inserted.seq
+    make_transient_to_detached(row)
+    session.add(row)
     _note_transition(session, row, None, row.state, row.created_at)
     event = {"to": row.state, "task_id": row.task_id, "attempt": row.attempt, **(payload or {})}
     append_audit(
@@ -300,6 +305,28 @@ def child_execution_outputs(session: Session, parent_task_run_id: str) -> list[d
     ).all()
     ordered = sorted(rows, key=lambda r: int(((r.trigger or {}).get("variables") or {}).get("taskRunIteration", 0)))
     return [dict(outputs or {}) for _, outputs in ordered]
+
+
+def task_runs_for_variables(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
+    """The task runs a task's expressions can see through (`outputs`, `parents`, `execution.state`): those
+    with outputs, every flowable (the ancestors that carry loop values), and the root ones.
+
+    A claim reads this instead of every task run: a ForEach over thousands of values would otherwise make
+    each of its task runs read all its siblings (a fan-out's cost growing with its square).
+    """
+    return session.scalars(
+        select(TaskRunRow)
+        .where(
+            TaskRunRow.execution_id == execution_id,
+            # An absent value is stored as JSON null, which jsonb_typeof names 'null' (SQL NULL gives NULL).
+            or_(
+                func.jsonb_typeof(TaskRunRow.outputs) != "null",
+                func.jsonb_typeof(TaskRunRow.decision) != "null",
+                TaskRunRow.parent_id.is_(None),
+            ),
+        )
+        .order_by(TaskRunRow.seq)
+    ).all()
 
 
 def get_task_run(session: Session, task_run_id: str, *, lock: bool = False) -> TaskRunRow | None:
@@ -588,6 +615,10 @@ def update_labels(session: Session, execution: ExecutionRow, labels: list[dict[s
 
 def touch_execution(session: Session, execution_id: str, at: datetime) -> None:
     """Mark progress (not a state change): keeps the stale-execution sweep away from live runs."""
+    touched: set[str] = session.info.setdefault("touched", set())
+    if execution_id in touched:
+        return  # once per transaction is enough: its commit is the progress
+    touched.add(execution_id)
     session.execute(update(ExecutionRow).where(ExecutionRow.id == execution_id).values(updated_at=at))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from orchestrator.celery_app import RUN_TASK_RUN, create_celery_app
+from orchestrator.celery_app import RUN_INLINE, RUN_TASK_RUN, create_celery_app
 from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
 from orchestrator.settings import load_settings
@@ -50,6 +50,48 @@ def test_a_duplicate_delivery_of_a_finished_task_run_does_nothing(
     after = stack.api.get(f"/executions/{execution['id']}").json()
     assert len(after["taskRunList"]) == 1
     assert [log["message"] for log in stack.api.get(f"/logs/{execution['id']}").json()] == ["hello once"]
+    assert stack.api.get(f"/audit/executions/{execution['id']}").json()["events"] == audit_before
+
+
+THREE_INLINE = """
+id: three-inline
+namespace: {ns}
+tasks:
+  - id: a
+    type: io.kestra.plugin.core.log.Log
+    message: "a once"
+  - id: b
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.b is defined }}"
+  - id: c
+    type: io.kestra.plugin.core.output.OutputValues
+    values:
+      seen: "{{ outputs.b.value }}"
+"""
+
+
+def test_a_duplicate_run_inline_message_passes_over_ended_task_runs_and_records_nothing(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, celery_app: Celery
+) -> None:
+    deploy_flow(THREE_INLINE)
+    execution = stack.wait_for_state(stack.run(unique_namespace, "three-inline")["id"])
+    assert execution["state"]["current"] == "SUCCESS"
+    # The later tasks of one inline message saw the earlier ones' outputs (same transaction).
+    outputs = {t["taskId"]: t["outputs"] for t in execution["taskRunList"]}
+    assert outputs["b"] == {"value": "false"} and outputs["c"] == {"values": {"seen": "false"}}
+    audit_before = stack.api.get(f"/audit/executions/{execution['id']}").json()["events"]
+    kwargs = {
+        "execution_id": execution["id"],
+        "runs": [{"task_id": t, "parent_id": None, "iteration": None, "attempt": 1} for t in "abc"],
+        "join": True,
+    }
+
+    results = [celery_app.send_task(RUN_INLINE, kwargs=kwargs, queue="control") for _ in range(2)]
+
+    assert [r.get(timeout=20) for r in results] == ["stop", "stop"]
+    after = stack.api.get(f"/executions/{execution['id']}").json()
+    assert len(after["taskRunList"]) == 3
+    assert [log["message"] for log in stack.api.get(f"/logs/{execution['id']}").json()] == ["a once"]
     assert stack.api.get(f"/audit/executions/{execution['id']}").json()["events"] == audit_before
 
 

@@ -71,7 +71,8 @@ def snap(*runs: TaskRunView) -> Snapshot:
 
 
 def leaf(task_id: str, parent: str | None = None, attempt: int = 1) -> Run:
-    return Run(EX, task_id, parent, None, attempt, "control", enter=False)
+    """A Log or Return of the flow above: pure control tasks, planned as inline."""
+    return Run(EX, task_id, parent, None, attempt, "control", enter=False, inline=True)
 
 
 def test_a_new_execution_plans_every_top_level_task_then_the_root_join() -> None:

@@ -1,0 +1,74 @@
+"""Plan -> canvas: inline task runs of one parent, and the join right after them, become one message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.canvas import Signature, _chain, chord
+
+from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
+from orchestrator.compiler import to_canvas
+from orchestrator.core.plan import Chain, Fanout, Join, Run
+
+EX = "exec1"
+APP = Celery("compiler-test", set_as_current=False)  # builds signatures only; never connects
+
+
+def inline(task_id: str, parent: str | None = None) -> Run:
+    return Run(EX, task_id, parent, None, 1, "control", enter=False, inline=True)
+
+
+def io(task_id: str) -> Run:
+    return Run(EX, task_id, None, None, 1, "io", enter=False)
+
+
+def runs(*task_ids: str, parent: str | None = None) -> list[dict[str, Any]]:
+    return [{"task_id": t, "parent_id": parent, "iteration": None, "attempt": 1} for t in task_ids]
+
+
+def links(signature: Signature) -> list[tuple[str, dict[str, Any]]]:
+    tasks = signature.tasks if isinstance(signature, _chain) else [signature]
+    return [(t.task, dict(t.kwargs)) for t in tasks]
+
+
+def test_a_flow_of_inline_tasks_is_one_message_that_also_joins_the_execution() -> None:
+    canvas = to_canvas(APP, Chain((inline("a"), inline("b"), inline("c"), Join(EX, None))))
+
+    assert links(canvas) == [(RUN_INLINE, {"execution_id": EX, "runs": runs("a", "b", "c"), "join": True})]
+    assert canvas.options["queue"] == "control"
+
+
+def test_a_task_of_another_pool_splits_the_inline_stretches_and_keeps_its_queue() -> None:
+    canvas = to_canvas(APP, Chain((inline("a"), inline("b"), io("call"), inline("c"), Join(EX, None))))
+
+    assert [name for name, _ in links(canvas)] == [RUN_INLINE, RUN_TASK_RUN, RUN_INLINE]
+    first, call, last = links(canvas)
+    assert first[1] == {"execution_id": EX, "runs": runs("a", "b"), "join": False}
+    assert call[1]["task_id"] == "call"
+    assert canvas.tasks[1].options["queue"] == "io"
+    assert last[1] == {"execution_id": EX, "runs": runs("c"), "join": True}
+
+
+def test_a_join_after_a_non_inline_task_stays_its_own_link() -> None:
+    canvas = to_canvas(APP, Chain((inline("a"), io("call"), Join(EX, None))))
+
+    assert [name for name, _ in links(canvas)] == [RUN_INLINE, RUN_TASK_RUN, JOIN_TASK_RUN]
+
+
+def test_a_flowable_is_entered_by_its_own_message_between_inline_stretches() -> None:
+    flowable = Run(EX, "if", None, None, 1, "control", enter=True)
+    canvas = to_canvas(APP, Chain((inline("a"), flowable, inline("b"), Join(EX, None))))
+
+    assert [name for name, _ in links(canvas)] == [RUN_INLINE, ENTER_TASK_RUN, RUN_INLINE]
+
+
+def test_fan_out_branches_run_inline_without_a_join_and_the_chord_body_joins_their_parent() -> None:
+    canvas = to_canvas(APP, Fanout((inline("x", "par"), inline("y", "par")), Join(EX, "par")))
+
+    assert isinstance(canvas, chord)
+    assert [(t.task, dict(t.kwargs)) for t in canvas.tasks] == [
+        (RUN_INLINE, {"execution_id": EX, "runs": runs("x", parent="par"), "join": False}),
+        (RUN_INLINE, {"execution_id": EX, "runs": runs("y", parent="par"), "join": False}),
+    ]
+    assert canvas.body.task == JOIN_TASK_RUN
