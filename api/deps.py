@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from api.login_throttle import LoginThrottle
 from orchestrator.accounts import ANONYMOUS_ADMIN, Accounts, Principal, Unauthenticated
 from orchestrator.audit_trail import ApiAction
+from orchestrator.database import read_only
 from orchestrator.engine import Engine
 from orchestrator.kv import KeyValueStore
 from orchestrator.settings import Settings
@@ -40,7 +41,7 @@ def settings(request: Request) -> Settings:
 
 def read_session(request: Request) -> Iterator[Session]:
     """A session for read queries; writes go through the engine, which owns its transactions."""
-    with request.app.state.engine.sessions() as session:
+    with read_only(request.app.state.engine.sessions) as session:
         yield session
 
 

@@ -24,7 +24,7 @@ from orchestrator import store, store_auth
 from orchestrator.audit_trail import ApiAction, record
 from orchestrator.core.errors import ChorusError, Conflict, NotFound
 from orchestrator.core.ids import new_id
-from orchestrator.database import transaction
+from orchestrator.database import read_only, transaction
 from orchestrator.settings import Settings
 from orchestrator.tables import ApiTokenRow, UserRow
 
@@ -231,7 +231,7 @@ class Accounts:
 
     def list_tokens(self, username: str | None = None) -> list[tuple[ApiTokenRow, str]]:
         """Tokens (of one user, or all) with their owner's username."""
-        with self.sessions() as session:
+        with read_only(self.sessions) as session:
             user_id = None
             if username is not None:
                 user = store_auth.user_by_name(session, username)
@@ -244,7 +244,7 @@ class Accounts:
     # ---- authentication -------------------------------------------------------------------------
 
     def authenticate_basic(self, username: str, password: str) -> Principal | None:
-        with self.sessions() as session:
+        with read_only(self.sessions) as session:
             user = store_auth.user_by_name(session, username)
             if user is None or user.disabled:
                 # Spend an Argon2 verification anyway: an unknown user must not answer faster than a known one.
@@ -256,7 +256,7 @@ class Accounts:
 
     def authenticate_bearer(self, secret: str) -> Principal | None:
         now = store.utcnow()
-        with self.sessions() as session:
+        with read_only(self.sessions) as session:
             token = store_auth.token_by_hash(session, token_hash(secret))
             if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
                 return None

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator import store, store_agent
 from orchestrator.core.errors import InputInvalid
 from orchestrator.core.states import State
-from orchestrator.database import transaction
+from orchestrator.database import read_only, transaction
 from orchestrator.tables import TaskRunRow
 
 AWAITING_APPROVAL = "AWAITING_APPROVAL"
@@ -54,7 +54,7 @@ class AgentJournal:
         self._sessions = sessions
 
     def load(self, task_run_id: str) -> AgentRecord | None:
-        with self._sessions() as session:
+        with read_only(self._sessions) as session:
             row = store_agent.get_agent_run(session, task_run_id)
             if row is None:
                 return None
@@ -91,14 +91,14 @@ class AgentJournal:
 
     def memory(self, execution_id: str, memory_id: str, *, task_run_id: str) -> list[dict[str, Any]]:
         """The messages (system messages left out) of the newest finished agent with this memory id."""
-        with self._sessions() as session:
+        with read_only(self._sessions) as session:
             conversation = store_agent.latest_memory(session, execution_id, memory_id, before=task_run_id)
         messages = (conversation or {}).get("messages") or []
         return [m for m in messages if isinstance(m, dict) and m.get("role") != "system"]
 
     def tool_run(self, execution_id: str, task_run_id: str) -> ToolRunResult | None:
         """The state, outputs and (when it failed) error of a tool's child task run."""
-        with self._sessions() as session:
+        with read_only(self._sessions) as session:
             row = store.get_task_run(session, task_run_id)
             if row is None:
                 return None

@@ -32,6 +32,14 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads that ends with COMMIT, not ROLLBACK: psycopg forgets every prepared statement
+    of a connection on each rollback, and a read-only transaction commits for the same price."""
+    with factory() as session, session.begin():
+        yield session
+
+
 def migrate(engine: Engine) -> None:
     """Upgrade the schema to the newest Alembic revision (idempotent, safe to run concurrently)."""
     config = Config()

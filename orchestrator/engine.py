@@ -46,7 +46,7 @@ from orchestrator.core.plan import (
 )
 from orchestrator.core.retry import next_attempt_at
 from orchestrator.core.states import State, apply_allowances
-from orchestrator.database import transaction
+from orchestrator.database import read_only, transaction
 from orchestrator.hooks import EngineHooks, Transition, emit_transitions
 from orchestrator.kv import KeyValueStore
 from orchestrator.llm_ledger import LlmLedger
@@ -656,7 +656,7 @@ class Engine:
 
     def error_logs(self, execution_id: str) -> list[dict[str, Any]]:
         """Kestra's `errorLogs()`: the execution's ERROR log lines so far."""
-        with self.sessions() as session:
+        with read_only(self.sessions) as session:
             return [
                 {
                     "taskId": r.task_id,
@@ -669,13 +669,13 @@ class Engine:
             ]
 
     def task_run_state(self, task_run_id: str) -> str | None:
-        with self.sessions() as session:
+        with read_only(self.sessions) as session:
             row = store.get_task_run(session, task_run_id)
             return row.state if row is not None else None
 
     def task_run_attempt(self, task_run_id: str) -> int:
         """The attempt number the next claim of this task run must carry (current + 1 once it ended)."""
-        with self.sessions() as session:
+        with read_only(self.sessions) as session:
             row = store.get_task_run(session, task_run_id)
             if row is None:
                 return 1
@@ -926,7 +926,7 @@ class Engine:
         """Log lines of an execution (the Fetch task): by task ids, at or above a level."""
         order = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
         floor = order.index(min_level) if min_level in order else 2
-        with self.sessions() as session:
+        with read_only(self.sessions) as session:
             rows = store.log_lines_of(session, execution_id)
         return [
             {"taskId": r.task_id, "level": r.level, "message": r.message, "timestamp": store.iso(r.at)}
@@ -942,7 +942,7 @@ class Engine:
         Unknown flows, disabled triggers and wrong keys all answer the same NotFound, so a caller
         cannot probe which flows exist.
         """
-        with self.sessions() as session:
+        with read_only(self.sessions) as session:
             row = store.latest_flow(session, self.settings.tenant, namespace, flow_id)
         flow = self.flow_of(row) if row is not None and not row.deleted else None
         trigger = next((t for t in (flow.triggers if flow else ()) if _webhook_matches(t, flow, key)), None)

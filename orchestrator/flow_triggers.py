@@ -27,6 +27,7 @@ from orchestrator.core.flow_conditions import (
     is_windowed,
 )
 from orchestrator.core.inputs import coerce_inputs
+from orchestrator.database import read_only
 from orchestrator.tables import FlowRevisionRow
 from orchestrator.variables import base_variables
 
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 def on_execution_ended(engine: Engine, execution_id: str) -> list[str]:
     """Start every flow whose Flow trigger matches the ended execution; return the new executions' ids."""
     try:
-        with engine.sessions() as session:
+        with read_only(engine.sessions) as session:
             candidates = _candidates(session, engine.settings.database_url, engine.settings.tenant)
             execution = store.get_execution(session, execution_id) if candidates else None
             if execution is None:

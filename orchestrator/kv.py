@@ -20,7 +20,7 @@ from orchestrator import store, store_kv
 from orchestrator.audit_trail import ApiAction, record
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import ChorusError, NotFound
-from orchestrator.database import transaction
+from orchestrator.database import read_only, transaction
 from orchestrator.tables import KeyValueRow
 
 _KEY = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,511}$")
@@ -177,7 +177,7 @@ class KeyValueStore:
 
     def get(self, namespace: str, key: str) -> KeyValueRow:
         """The live entry; NotFound when missing, KeyExpired (Kestra's 410) when past its TTL."""
-        with self.sessions() as session:
+        with read_only(self.sessions) as session:
             row = store_kv.get_entry(session, self.tenant, namespace, key)
         if row is None:
             raise NotFound("key", f"{namespace}/{key}")
@@ -186,7 +186,7 @@ class KeyValueStore:
         return row
 
     def entries(self, namespace: str) -> list[KeyValueRow]:
-        with self.sessions() as session:
+        with read_only(self.sessions) as session:
             return list(store_kv.entries(session, self.tenant, namespace, now=store.utcnow()))
 
     def delete(self, namespace: str, key: str, *, audit: ApiAction) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import store, store_llm
-from orchestrator.database import transaction
+from orchestrator.database import read_only, transaction
 from orchestrator.llm_prices import LlmSettings, cost_of
 from orchestrator.metrics import record_llm_call
 
@@ -128,7 +128,7 @@ class LlmLedger:
 
     def replay(self, task_run_id: str, request_hash: str) -> tuple[int, dict[str, Any]] | None:
         """The recorded successful answer to this exact request in this task run, with its call id."""
-        with self._sessions() as session:
+        with read_only(self._sessions) as session:
             return store_llm.recorded_response(session, task_run_id, request_hash)
 
     def note_replay(self, call: LlmCall, replayed_call_id: int) -> None:
@@ -151,5 +151,5 @@ class LlmLedger:
 
     def usage(self, *, task_run_id: str | None = None, execution_id: str | None = None) -> LlmUsage:
         """Tokens and cost so far, for one task run or one execution (budgets)."""
-        with self._sessions() as session:
+        with read_only(self._sessions) as session:
             return LlmUsage(*store_llm.usage(session, task_run_id=task_run_id, execution_id=execution_id))

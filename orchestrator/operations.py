@@ -21,6 +21,7 @@ from orchestrator.core.errors import Conflict, NotFound
 from orchestrator.core.flow import Flow, Input
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
+from orchestrator.database import read_only
 from orchestrator.tables import ExecutionRow, TaskRunRow
 
 if TYPE_CHECKING:
@@ -151,10 +152,10 @@ def sla_deadline(flow: Flow, started: datetime) -> tuple[datetime | None, dict[s
 
 def enforce_slas(engine: Engine, now: datetime) -> None:
     """Executions past their MAX_DURATION: FAIL or CANCEL them (running work is killed), or only label them."""
-    with engine.sessions() as session:
+    with read_only(engine.sessions) as session:
         due = list(store.executions_past_sla(session, now))
     for execution_id in due:
-        with engine.sessions() as session:
+        with read_only(engine.sessions) as session:
             row = store.get_execution(session, execution_id)
             sla = dict(row.sla or {}) if row is not None else {}
         payload = {"sla": sla.get("id"), "reason": "SLA MAX_DURATION exceeded"}

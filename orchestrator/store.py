@@ -73,9 +73,16 @@ def flow_chain_key(tenant: str, namespace: str, flow_id: str) -> str:
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _forget_transaction_memory(session: Session) -> None:
-    """Remembered chain heads are only true while this transaction holds their locks; touches are per transaction."""
+    """Remembered chain heads are only true while this transaction holds their locks; touches are per
+    transaction; events not written by a rolled-back transaction are dropped with it."""
     session.info.pop("audit_heads", None)
+    session.info.pop("audit_pending", None)
     session.info.pop("touched", None)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending_audit(session: Session) -> None:
+    write_pending_audit(session)
 
 
 def append_audit(
@@ -88,16 +95,21 @@ def append_audit(
     payload: dict[str, Any],
     at: datetime | None = None,
 ) -> AuditEventRow:
-    """Append one event to a hash chain; the head row's lock orders concurrent appends."""
+    """Append one event to a hash chain; the head row's lock orders concurrent appends.
+
+    The event's place and hash are decided now; the row is written with the transaction's other events
+    in one statement just before it commits (`write_pending_audit`), so it commits or rolls back with
+    the change it records. The head row stays locked by this transaction after its first read, so later
+    appends to the same chain trust what this transaction decided last. Inside a savepoint, whose
+    rollback must take its events along, events are written at once.
+    """
     at = at or utcnow()
-    # The head row stays locked by this transaction after its first read, so later appends to the same
-    # chain in it may trust what this transaction wrote last (one round trip less per event). Not inside a
-    # savepoint, whose rollback would leave the remembered head ahead of the table.
     heads: dict[str, tuple[int, str]] = session.info.setdefault("audit_heads", {})
     nested = session.in_nested_transaction()
+    if nested:
+        write_pending_audit(session)  # the savepoint's own head read must see them
     cached = None if nested else heads.get(chain_key)
     if cached is not None:
-        head: Any = True
         seq, prev_hash = cached[0] + 1, cached[1]
     else:
         head = session.execute(
@@ -106,15 +118,6 @@ def append_audit(
         seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
     event = hashed_event(chain_key, seq, at, actor, action, subject, payload)
     digest = chain_hash(prev_hash, event)
-    if nested:
-        heads.pop(chain_key, None)
-    else:
-        heads[chain_key] = (seq, digest)
-    if head:
-        head_write = update(AuditHeadRow).where(AuditHeadRow.chain_key == chain_key).values(seq=seq, hash=digest)
-    else:
-        # Two first appends racing: the loser's insert conflicts and its transaction retries upstream.
-        head_write = insert(AuditHeadRow).values(chain_key=chain_key, seq=seq, hash=digest)
     row = AuditEventRow(
         chain_key=chain_key,
         seq=seq,
@@ -126,12 +129,33 @@ def append_audit(
         prev_hash=prev_hash,
         hash=digest,
     )
-    values = {c.key: getattr(row, c.key) for c in AuditEventRow.__table__.columns if c.key != "id"}
-    # The head write rides along as a data-modifying CTE (PostgreSQL runs it even unreferenced):
-    # one round trip for the head and the event instead of two.
-    statement = insert(AuditEventRow).values(**values).add_cte(head_write.cte("audit_head_write"))
-    row.id = session.execute(statement.returning(AuditEventRow.id)).scalar_one()
+    if nested:
+        heads.pop(chain_key, None)
+        _write_audit(session, [row])
+    else:
+        heads[chain_key] = (seq, digest)
+        session.info.setdefault("audit_pending", []).append(row)
     return row
+
+
+def write_pending_audit(session: Session) -> None:
+    """Write the events this transaction appended and not yet wrote (one statement)."""
+    pending: list[AuditEventRow] = session.info.pop("audit_pending", [])
+    if pending:
+        _write_audit(session, pending)
+
+
+def _write_audit(session: Session, rows: Sequence[AuditEventRow]) -> None:
+    columns = [c.key for c in AuditEventRow.__table__.columns if c.key != "id"]
+    statement = insert(AuditEventRow).values([{key: getattr(row, key) for key in columns} for row in rows])
+    last: dict[str, AuditEventRow] = {row.chain_key: row for row in rows}
+    for i, row in enumerate(last.values()):
+        # Each chain's head rides along as a data-modifying CTE (PostgreSQL runs it even unreferenced).
+        # Two first appends racing both find no head: the events' unique (chain, seq) refuses the loser.
+        head = pg_insert(AuditHeadRow).values(chain_key=row.chain_key, seq=row.seq, hash=row.hash)
+        head = head.on_conflict_do_update(index_elements=["chain_key"], set_={"seq": row.seq, "hash": row.hash})
+        statement = statement.add_cte(head.cte(f"audit_head_{i}"))
+    session.execute(statement)
 
 
 def hashed_event(
