@@ -335,9 +335,11 @@ class Engine:
             payload["scheduled_at"] = store.iso(row.scheduled_at)
         if retry_of is not None:
             payload["retry_of"] = retry_of.id
-        store.create_execution(session, row, actor=actor, payload=payload)
-        if row.scheduled_at is None:
-            store.record_transition(session, row, self._admission(session, flow), actor=actor)
+        admitted = self._admission(session, flow) if row.scheduled_at is None else None
+        running = admitted is State.RUNNING
+        store.create_execution(session, row, actor=actor, payload=payload, running=running)
+        if admitted is not None and not running:
+            store.record_transition(session, row, admitted, actor=actor)  # QUEUED, or refused by its concurrency
         return row
 
     def start_scheduled(self, now: datetime) -> list[str]:

@@ -282,14 +282,27 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
     return True
 
 
-def create_execution(session: Session, row: ExecutionRow, *, actor: str, payload: dict[str, Any]) -> None:
+def create_execution(
+    session: Session, row: ExecutionRow, *, actor: str, payload: dict[str, Any], running: bool = False
+) -> None:
+    """Insert an execution CREATED; `running` inserts it already admitted, its CREATED -> RUNNING transition
+    recorded and audited exactly as `record_transition` would (one UPDATE less on every start)."""
+    at = row.created_at
+    if running:
+        row.state = str(State.RUNNING)
+        row.state_history = [
+            {"state": str(State.CREATED), "date": iso(at)},
+            {"state": str(State.RUNNING), "date": iso(at)},
+        ]
     session.add(row)
     session.flush()
     session.info["execution"] = row
-    _note_transition(session, row, None, row.state, row.created_at)
-    append_audit(
-        session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=row.created_at
-    )
+    _note_transition(session, row, None, str(State.CREATED), at)
+    append_audit(session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=at)
+    if running:
+        _note_transition(session, row, str(State.CREATED), str(State.RUNNING), at)
+        event = {"from": str(State.CREATED), "to": str(State.RUNNING)}
+        append_audit(session, row.id, actor=actor, action="execution.running", subject=None, payload=event, at=at)
 
 
 # ---- reads --------------------------------------------------------------------------------------
