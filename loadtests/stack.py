@@ -137,9 +137,10 @@ class Stack:
         self._logs.append(handle)
         return handle
 
-    def _spawn(self, argv: list[str], name: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = self._log(name)
-        return subprocess.Popen(argv, env=self.env, start_new_session=True, stdout=log, stderr=log)  # type: ignore[call-overload,no-any-return]
+        env = {**self.env, **(env or {})}
+        return subprocess.Popen(argv, env=env, start_new_session=True, stdout=log, stderr=log)  # type: ignore[call-overload,no-any-return]
 
     def start_server(self) -> None:
         self._server = self._spawn([sys.executable, "-m", "orchestrator.cli", "server"], "server")
@@ -175,17 +176,19 @@ class Stack:
         for i in range(spec.instances):
             name = f"{side}{i}-{os.getpid()}@loadtest"
             argv = self._worker_argv(side, spec, name)
-            current.processes.append(self._spawn(argv, f"worker-{side}{i}"))
+            # What `chorus worker` is told through its settings, so it sizes its database pool to match.
+            pool = {"CHORUS_WORKER_POOL": spec.pool_impl, "CHORUS_WORKER_CONCURRENCY": str(spec.concurrency)}
+            current.processes.append(self._spawn(argv, f"worker-{side}{i}", pool))
             names.append(name)
         self._wait_workers(self.chorus_celery if side == "chorus" else self.raw_celery, names, current.processes)
 
     def _worker_argv(self, side: str, spec: WorkerSpec, name: str) -> list[str]:
         # Chorus's own worker command line (flags, -c, acks settings come from the same app config);
         # Celery's options take the last value given, so -n and -P override.
-        argv = worker_command(spec.queues if side == "chorus" else RAW_QUEUE, spec.concurrency)
+        argv = worker_command(spec.queues if side == "chorus" else RAW_QUEUE, spec.concurrency, spec.pool_impl)
         if side == "raw":
             argv[argv.index("workers.app")] = "loadtests.raw_app"
-        return [*argv, "-n", name, "-P", spec.pool_impl]
+        return [*argv, "-n", name]
 
     def _wait_workers(self, app: Celery, names: list[str], processes: list[subprocess.Popen[bytes]]) -> None:
         deadline = time.monotonic() + 60

@@ -181,26 +181,27 @@ def _scheduler(settings: Settings) -> int:
     return EXIT_OK
 
 
-def worker_command(pools: str, concurrency: int) -> list[str]:
+def worker_command(pools: str, concurrency: int, pool_impl: str = "prefork") -> list[str]:
     """The argv of a Celery worker for `pools` (also used by `chorus local` and the tests)."""
     queues = ",".join(p.strip() for p in pools.split(",") if p.strip())
     return [
         sys.executable, "-m", "celery", "-A", WORKER_APP, "worker",
-        "-Q", queues, "-c", str(concurrency), "-n", f"{queues.replace(',', '+')}@%h",
+        "-Q", queues, "-c", str(concurrency), "-P", pool_impl, "-n", f"{queues.replace(',', '+')}@%h",
         "--without-gossip", "--without-mingle", "-E", "-l", "INFO",
     ]  # fmt: skip
 
 
 def _worker(settings: Settings, pools: str) -> int:
     # Celery owns the process from here (signals, prefork); exec keeps one process to supervise.
-    argv = worker_command(pools, settings.worker_concurrency)
+    argv = worker_command(pools, settings.worker_concurrency, settings.worker_pool)
     os.execv(argv[0], argv)
     return EXIT_FAILURE  # not reached
 
 
 def run_worker_process(pools: str, settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start a worker as a child process in its own process group (stopped with `stop_process`)."""
-    return subprocess.Popen(worker_command(pools, settings.worker_concurrency), env=env, start_new_session=True)
+    argv = worker_command(pools, settings.worker_concurrency, settings.worker_pool)
+    return subprocess.Popen(argv, env=env, start_new_session=True)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:

@@ -874,12 +874,11 @@ class Engine:
     def _end_execution(
         self, session: Session, execution: ExecutionRow, flow: Flow, state: State, *, actor: str
     ) -> None:
-        runs = store.task_runs_of(session, execution.id)
         outputs: dict[str, Any] | None = None
         payload: dict[str, Any] = {}
         if flow.outputs:
             try:
-                outputs = flow_outputs(execution, flow, runs)
+                outputs = flow_outputs(execution, flow, store.task_runs_of(session, execution.id))
             except ExpressionError as e:
                 state, payload = State.FAILED, {"error": f"flow outputs: {e.message}"}
                 store.insert_log_lines(session, [_log_row(execution, None, LogRecord("ERROR", str(e), store.utcnow()))])

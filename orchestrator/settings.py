@@ -6,7 +6,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     tenant: str = Field(default="main", description="The one tenant served (Kestra OSS accepts only 'main').")
     pools: tuple[str, ...] = Field(default=DEFAULT_POOLS, description="Worker pools, one Celery queue each.")
     worker_concurrency: int = Field(default=2, ge=1, le=256, description="Processes or threads per worker.")
+    worker_pool: Literal["prefork", "threads"] = Field(
+        default="prefork",
+        description="Celery's execution pool for `chorus worker`: prefork (a process per task; SIGALRM timeouts) "
+        "or threads (many concurrent I/O-bound tasks per process, for the ai and io pools; a `timeout` is then "
+        "enforced by the task's own client timeouts and checked when it returns).",
+    )
     sweep_interval_s: float = Field(default=1.0, gt=0, le=60, description="How often the sweeper looks for due work.")
     scheduler_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="How often the scheduler looks for due Schedule triggers."

@@ -59,7 +59,12 @@ class _EngineHolder:
         with self._lock:
             if self._engine is None:
                 assert self.settings is not None and self.app is not None, "register_tasks() was not called"
-                db = make_engine(self.settings.database_url, pool_size=2)
+                # A threads pool runs `worker_concurrency` tasks at once in this process, each with its
+                # transaction and its heartbeat: one connection each, so none waits for the pool.
+                threads = self.settings.worker_pool == "threads"
+                db = make_engine(
+                    self.settings.database_url, pool_size=self.settings.worker_concurrency if threads else 2
+                )
                 self._engine = Engine(self.settings, make_sessionmaker(db), self.app)
             return self._engine
 
