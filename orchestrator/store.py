@@ -7,13 +7,15 @@ compare-and-set on the previous state and appends the audit event in the same tr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import Select, Table, Update, and_, bindparam, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from orchestrator.core.audit import GENESIS_HASH, chain_hash
 from orchestrator.core.errors import Conflict
@@ -145,17 +147,22 @@ def write_pending_audit(session: Session) -> None:
         _write_audit(session, pending)
 
 
+_AUDIT_COLUMNS = [c.key for c in AuditEventRow.__table__.columns if c.key != "id"]
+_INSERT_AUDIT = insert(AuditEventRow.__table__)
+_upsert_head = pg_insert(AuditHeadRow.__table__).values(
+    chain_key=bindparam("chain_key"), seq=bindparam("seq"), hash=bindparam("hash")
+)
+# Two first appends racing both find no head: the events' unique (chain, seq) refuses the loser.
+_UPSERT_HEAD = _upsert_head.on_conflict_do_update(
+    index_elements=["chain_key"], set_={"seq": _upsert_head.excluded.seq, "hash": _upsert_head.excluded.hash}
+)
+
+
 def _write_audit(session: Session, rows: Sequence[AuditEventRow]) -> None:
-    columns = [c.key for c in AuditEventRow.__table__.columns if c.key != "id"]
-    statement = insert(AuditEventRow).values([{key: getattr(row, key) for key in columns} for row in rows])
-    last: dict[str, AuditEventRow] = {row.chain_key: row for row in rows}
-    for i, row in enumerate(last.values()):
-        # Each chain's head rides along as a data-modifying CTE (PostgreSQL runs it even unreferenced).
-        # Two first appends racing both find no head: the events' unique (chain, seq) refuses the loser.
-        head = pg_insert(AuditHeadRow).values(chain_key=row.chain_key, seq=row.seq, hash=row.hash)
-        head = head.on_conflict_do_update(index_elements=["chain_key"], set_={"seq": row.seq, "hash": row.hash})
-        statement = statement.add_cte(head.cte(f"audit_head_{i}"))
-    session.execute(statement)
+    # Statements built once (their compiled form is cached); the events go in one multi-row INSERT.
+    session.execute(_INSERT_AUDIT, [{key: getattr(row, key) for key in _AUDIT_COLUMNS} for row in rows])
+    last = {row.chain_key: row for row in rows}
+    session.execute(_UPSERT_HEAD, [{"chain_key": r.chain_key, "seq": r.seq, "hash": r.hash} for r in last.values()])
 
 
 def hashed_event(
@@ -186,6 +193,13 @@ def audit_chain_keys(session: Session) -> Sequence[str]:
 # ---- state transitions --------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
+def _transition_statement(table: Table, columns: tuple[str, ...]) -> Update:
+    """UPDATE ... SET <columns> WHERE id = :_id AND state = :_from (a compare-and-set on the state)."""
+    condition = and_(table.c.id == bindparam("_id"), table.c.state == bindparam("_from"))
+    return update(table).where(condition).values({column: bindparam(f"v_{column}") for column in columns})
+
+
 def record_transition(
     session: Session,
     row: ExecutionRow | TaskRunRow,
@@ -212,17 +226,20 @@ def record_transition(
     if isinstance(row, ExecutionRow):
         if to.is_terminal:
             changes.setdefault("ended_at", at)
-        table: type[ExecutionRow] | type[TaskRunRow] = ExecutionRow
+        table = ExecutionRow.__table__
         chain_key, subject = row.id, None
     else:
-        table, chain_key, subject = TaskRunRow, row.execution_id, row.id
-    result = session.execute(
-        update(table).where(and_(table.id == row.id, table.state == str(current))).values(**changes)
-    )
+        table, chain_key, subject = TaskRunRow.__table__, row.execution_id, row.id
+    # A Core statement on the table (not the mapped class), built once per set of columns: no ORM
+    # bookkeeping per statement. The row object then takes the new values as its committed state, so the
+    # session has nothing to flush.
+    statement = _transition_statement(table, tuple(sorted(changes)))
+    params = {f"v_{column}": value for column, value in changes.items()}
+    result = session.execute(statement, {**params, "_id": row.id, "_from": str(current)})
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"{kind} {row.id} changed state concurrently (expected {current})")
     for key, value in changes.items():
-        setattr(row, key, value)
+        set_committed_value(row, key, value)
     _note_transition(session, row, str(current), str(to), at)
     if isinstance(row, ExecutionRow) and to.is_terminal and session.info.get("flow_concurrency"):
         # A concurrency slot of this flow may have freed up: the engine dequeues after commit.
@@ -260,7 +277,10 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
     """Insert a task run if its (deterministic) id is new; audited. False when it already existed."""
     values = {c.key: getattr(row, c.key) for c in TaskRunRow.__table__.columns if c.key != "seq"}
     inserted = session.execute(
-        pg_insert(TaskRunRow).values(**values).on_conflict_do_nothing(index_elements=["id"]).returning(TaskRunRow.seq)
+        pg_insert(TaskRunRow.__table__)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(TaskRunRow.__table__.c.seq)
     ).first()
     if inserted is None:
         return False
@@ -397,7 +417,7 @@ def search_executions(
 
 def insert_log_lines(session: Session, lines: Sequence[dict[str, Any]]) -> None:
     if lines:
-        session.execute(insert(LogLineRow), list(lines))
+        session.execute(insert(LogLineRow.__table__), list(lines))
 
 
 def log_lines_of(session: Session, execution_id: str, *, task_run_id: str | None = None) -> Sequence[LogLineRow]:
@@ -656,7 +676,8 @@ def touch_execution(session: Session, execution_id: str, at: datetime) -> None:
     if execution_id in touched:
         return  # once per transaction is enough: its commit is the progress
     touched.add(execution_id)
-    session.execute(update(ExecutionRow).where(ExecutionRow.id == execution_id).values(updated_at=at))
+    executions = ExecutionRow.__table__
+    session.execute(update(executions).where(executions.c.id == execution_id).values(updated_at=at))
 
 
 def heartbeat(session: Session, task_run_id: str, owner: str) -> None:
