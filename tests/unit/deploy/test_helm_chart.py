@@ -153,6 +153,7 @@ def test_workers_shut_down_gracefully_and_run_the_worker_command_of_their_pool()
         assert container["command"] == ["chorus", "worker", "--pool", pool["name"]]
         env = {e["name"]: e for e in container["env"]}
         assert env["CHORUS_WORKER_CONCURRENCY"]["value"] == str(pool["concurrency"])
+        assert env["CHORUS_WORKER_POOL"]["value"] == pool.get("workerPool", "prefork")
         assert env["CHORUS_POOLS"]["value"] == '["control","io","scripts","ai","ai-batch"]'
         assert "secretKeyRef" in env["CHORUS_DATABASE_URL"]["valueFrom"]
 
