@@ -424,11 +424,6 @@ class Engine:
             if execution is None:
                 return None
             claimed = self._claim_in(session, execution, at, owner, celery_task_id, requested_by, now)
-        if claimed is not None:
-            claimed.variables["envs"], claimed.variables["globals"] = (
-                dict(self.settings.envs),
-                dict(self.settings.globals_),
-            )
         return claimed
 
     def _claim_in(
@@ -493,6 +488,7 @@ class Engine:
         store.touch_execution(session, at.execution_id, now)
         runs = store.task_runs_for_variables(session, at.execution_id)
         variables = execution_variables(execution, flow, task, row, runs)
+        variables["envs"], variables["globals"] = dict(self.settings.envs), dict(self.settings.globals_)
         return ClaimedTaskRun(at, owner, flow, task, variables, reapplied=reapplied)
 
     def run_inline(
@@ -534,10 +530,6 @@ class Engine:
                     verdict = STOP
                     break
                 reapplied = reapplied or claimed.reapplied
-                claimed.variables["envs"], claimed.variables["globals"] = (
-                    dict(self.settings.envs),
-                    dict(self.settings.globals_),
-                )
                 row = session.get(TaskRunRow, claimed.coordinates.task_run_id)
                 assert row is not None  # claimed just now, in this transaction
                 session.info["task_types"] = self._task_types(claimed.flow)
