@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     tenant: str = Field(default="main", description="The one tenant served (Kestra OSS accepts only 'main').")
     pools: tuple[str, ...] = Field(default=DEFAULT_POOLS, description="Worker pools, one Celery queue each.")
     worker_concurrency: int = Field(default=2, ge=1, le=256, description="Processes or threads per worker.")
+    secrets_dir: Path | None = Field(
+        default=None,
+        description="A directory of secrets, one file per secret (file name = secret name, plain value), read "
+        "by `secret('NAME')` after the SECRET_<NAME> variables: a mounted Kubernetes Secret or Docker secrets.",
+    )
     worker_pool: Literal["prefork", "threads"] = Field(
         default="prefork",
         description="Celery's execution pool for `chorus worker`: prefork (a process per task; SIGALRM timeouts) "

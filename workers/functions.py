@@ -8,7 +8,7 @@ from typing import Any
 from orchestrator import storage
 from orchestrator.core.errors import ChorusError, ExpressionError
 from orchestrator.engine import ClaimedTaskRun, Engine
-from workers.secrets import EnvSecrets, SecretKeeper
+from workers.secrets import SecretKeeper, secret_backend
 
 
 class EngineFunctions:
@@ -17,8 +17,8 @@ class EngineFunctions:
     def __init__(self, engine: Engine, claimed: ClaimedTaskRun, secrets: SecretKeeper | None = None) -> None:
         self._engine = engine
         self._claimed = claimed
-        # The worker's SECRET_<NAME> variables are the secret backend (Kestra's open-source convention).
-        self.secrets = secrets or SecretKeeper(EnvSecrets(os.environ))
+        # The worker's SECRET_<NAME> variables (Kestra's open-source convention), then CHORUS_SECRETS_DIR.
+        self.secrets = secrets or SecretKeeper(secret_backend(os.environ, engine.settings.secrets_dir))
         inputs = claimed.variables.get("inputs", {})
         for declared in claimed.flow.inputs:
             if declared.type == "SECRET" and isinstance(inputs.get(declared.id), str):

@@ -1,8 +1,9 @@
 """`secret('NAME')` for task expressions, and the redaction of every secret value a task has read.
 
 Values come from `SECRET_<NAME>` environment variables, base64-encoded, as Kestra's open-source secret
-backend reads them. The worker process's environment is the backend, so the deployment (a Kubernetes
-Secret, a compose env file) decides who sees them; nothing is stored in the database.
+backend reads them, and, when `CHORUS_SECRETS_DIR` is set, from one file per secret in that directory (how
+Kubernetes mounts a Secret as a volume and Docker provides its secrets: plain values, file name = secret
+name). The deployment decides who sees them; nothing is stored in the database.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import base64
 import binascii
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
 
 from orchestrator.core.errors import ExpressionError
 
@@ -42,10 +45,59 @@ class EnvSecrets:
             raise ExpressionError(f"Secret '{name}' is not valid base64 (SECRET_{name})") from e
 
 
+class SecretBackend(Protocol):
+    def get(self, name: str) -> str: ...
+
+
+class FileSecrets:
+    """Reads secret `NAME` from the file `NAME` (or `name`) in a directory: the plain value, one trailing
+    newline dropped (`echo value > NAME` writes one)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+
+    def get(self, name: str) -> str:
+        if not _NAME.fullmatch(name):  # also keeps the lookup inside the directory
+            raise ExpressionError(f"Invalid secret name '{name}': use letters, digits and underscores")
+        for candidate in (name, name.upper()):
+            path = self._directory / candidate
+            if path.is_file():
+                try:
+                    value = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as e:
+                    raise ExpressionError(f"Secret '{name}' cannot be read from {self._directory}") from e
+                return value[:-1] if value.endswith("\n") else value
+        raise ExpressionError(f"Cannot find secret for key '{name}'")
+
+
+class FirstFound:
+    """Asks each backend in turn; the first that has the secret answers."""
+
+    def __init__(self, backends: Sequence[SecretBackend]) -> None:
+        self._backends = list(backends)
+
+    def get(self, name: str) -> str:
+        missing: ExpressionError | None = None
+        for backend in self._backends:
+            try:
+                return backend.get(name)
+            except ExpressionError as e:
+                if not str(e.message).startswith("Cannot find secret"):
+                    raise  # an invalid name or an unreadable value is an error, not a miss
+                missing = e
+        raise missing or ExpressionError(f"Cannot find secret for key '{name}'")
+
+
+def secret_backend(environ: Mapping[str, str], secrets_dir: Path | None) -> SecretBackend:
+    """The worker's backend: `SECRET_*` variables, then the secrets directory when one is configured."""
+    env = EnvSecrets(environ)
+    return FirstFound([env, FileSecrets(secrets_dir)]) if secrets_dir is not None else env
+
+
 class SecretKeeper:
     """Hands out secrets for one task attempt and remembers them, so its logs and errors can be redacted."""
 
-    def __init__(self, backend: EnvSecrets) -> None:
+    def __init__(self, backend: SecretBackend) -> None:
         self._backend = backend
         self._revealed: set[str] = set()
         self._inputs: set[str] = set()

@@ -1,13 +1,15 @@
-"""secret(): base64 SECRET_<NAME> variables as Kestra reads them, and the masking of what was revealed."""
+"""secret(): base64 SECRET_<NAME> variables as Kestra reads them, a secrets directory, and the masking of what was
+revealed."""
 
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
 from orchestrator.core.errors import ExpressionError
-from workers.secrets import MASK, EnvSecrets, SecretKeeper
+from workers.secrets import MASK, EnvSecrets, SecretKeeper, secret_backend
 
 
 def _b64(text: str) -> str:
@@ -61,3 +63,28 @@ def test_secret_names_are_looked_up_upper_cased_and_wrapped_base64_is_accepted()
     secrets = EnvSecrets({"SECRET_MY_SECRET": wrapped})
 
     assert secrets.get("my_secret") == "secretValue"
+
+
+def test_a_secrets_directory_answers_after_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "DB_PASSWORD").write_text("from-file\n")  # `echo` adds a newline; it is not part of the value
+    (tmp_path / "api_key").write_text("key-in-lower-case")
+    (tmp_path / "TOKEN").write_text("file-token")
+    backend = secret_backend({"SECRET_TOKEN": _b64("env-token")}, tmp_path)
+
+    assert backend.get("DB_PASSWORD") == "from-file"
+    assert backend.get("api_key") == "key-in-lower-case"
+    assert backend.get("TOKEN") == "env-token"  # the environment is asked first
+
+
+def test_the_secrets_directory_refuses_names_that_leave_it_and_reports_a_miss_as_missing(tmp_path: Path) -> None:
+    (tmp_path.parent / "outside").write_text("not a secret")
+    backend = secret_backend({}, tmp_path)
+
+    with pytest.raises(ExpressionError, match="Invalid secret name"):
+        backend.get("../outside")
+    with pytest.raises(ExpressionError, match="Cannot find secret for key 'NOPE'"):
+        backend.get("NOPE")
+
+
+def test_without_a_directory_only_the_environment_is_read() -> None:
+    assert isinstance(secret_backend({}, None), EnvSecrets)
