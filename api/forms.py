@@ -13,11 +13,15 @@ from orchestrator import storage
 from orchestrator.core.errors import InputInvalid
 
 
+def is_multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith("multipart/form-data")
+
+
 async def form_inputs(
     request: Request, data_dir: Path, namespace: str, flow_id: str, execution_id: str
 ) -> dict[str, Any]:
     """The inputs of a multipart request (none for any other body), files stored under the execution."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if not is_multipart(request):
         return {}
     inputs: dict[str, Any] = {}
     form = await request.form()

@@ -15,11 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import actor, check_tenant, engine
 from api.errors import QueryInvalid
-from api.forms import form_inputs
+from api.forms import form_inputs, is_multipart
 from api.schemas import execution_public
 from orchestrator import store
 from orchestrator.core.errors import InputInvalid, NotFound
 from orchestrator.core.states import State
+from orchestrator.database import read_only
 from orchestrator.engine import Engine
 
 router = APIRouter(tags=["Executions"])
@@ -27,9 +28,9 @@ router = APIRouter(tags=["Executions"])
 
 async def _form_inputs(request: Request, eng: Engine, execution_id: str) -> dict[str, Any]:
     """The `onResume` inputs of a multipart form; a file goes to the execution's storage."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return {}
-    with eng.sessions() as session:
+    if not is_multipart(request):
+        return {}  # no execution lookup for a body without inputs
+    with read_only(eng.sessions) as session:
         row = store.get_execution(session, execution_id)
     if row is None:
         raise NotFound("execution", execution_id)

@@ -37,20 +37,25 @@ def test_a_duplicate_delivery_of_a_finished_task_run_does_nothing(
 ) -> None:
     deploy_flow(ONE_LOG)
     execution = stack.wait_for_state(stack.run(unique_namespace, "one-log")["id"])
-    audit_before = stack.api.get(f"/audit/executions/{execution['id']}").json()["events"]
+    kwargs = {"execution_id": execution["id"], "task_id": "hello", "attempt": 1}
 
-    results = [
-        celery_app.send_task(
-            RUN_TASK_RUN, kwargs={"execution_id": execution["id"], "task_id": "hello", "attempt": 1}, queue="control"
-        )
-        for _ in range(2)
-    ]
+    _delivered_twice_changes_nothing(stack, celery_app, RUN_TASK_RUN, kwargs, task_runs=1, logs=["hello once"])
+
+
+def _delivered_twice_changes_nothing(
+    stack: Stack, celery_app: Celery, name: str, kwargs: dict[str, Any], *, task_runs: int, logs: list[str]
+) -> None:
+    """Deliver a finished execution's message twice: both stop, and no task run, log line or audit event is added."""
+    execution_id = kwargs["execution_id"]
+    audit_before = stack.api.get(f"/audit/executions/{execution_id}").json()["events"]
+
+    results = [celery_app.send_task(name, kwargs=kwargs, queue="control") for _ in range(2)]
 
     assert [r.get(timeout=20) for r in results] == ["stop", "stop"]
-    after = stack.api.get(f"/executions/{execution['id']}").json()
-    assert len(after["taskRunList"]) == 1
-    assert [log["message"] for log in stack.api.get(f"/logs/{execution['id']}").json()] == ["hello once"]
-    assert stack.api.get(f"/audit/executions/{execution['id']}").json()["events"] == audit_before
+    after = stack.api.get(f"/executions/{execution_id}").json()
+    assert len(after["taskRunList"]) == task_runs
+    assert [log["message"] for log in stack.api.get(f"/logs/{execution_id}").json()] == logs
+    assert stack.api.get(f"/audit/executions/{execution_id}").json()["events"] == audit_before
 
 
 THREE_INLINE = """
@@ -79,20 +84,13 @@ def test_a_duplicate_run_inline_message_passes_over_ended_task_runs_and_records_
     # The later tasks of one inline message saw the earlier ones' outputs (same transaction).
     outputs = {t["taskId"]: t["outputs"] for t in execution["taskRunList"]}
     assert outputs["b"] == {"value": "false"} and outputs["c"] == {"values": {"seen": "false"}}
-    audit_before = stack.api.get(f"/audit/executions/{execution['id']}").json()["events"]
     kwargs = {
         "execution_id": execution["id"],
         "runs": [{"task_id": t, "parent_id": None, "iteration": None, "attempt": 1} for t in "abc"],
         "join": True,
     }
 
-    results = [celery_app.send_task(RUN_INLINE, kwargs=kwargs, queue="control") for _ in range(2)]
-
-    assert [r.get(timeout=20) for r in results] == ["stop", "stop"]
-    after = stack.api.get(f"/executions/{execution['id']}").json()
-    assert len(after["taskRunList"]) == 3
-    assert [log["message"] for log in stack.api.get(f"/logs/{execution['id']}").json()] == ["a once"]
-    assert stack.api.get(f"/audit/executions/{execution['id']}").json()["events"] == audit_before
+    _delivered_twice_changes_nothing(stack, celery_app, RUN_INLINE, kwargs, task_runs=3, logs=["a once"])
 
 
 def test_an_execution_whose_messages_were_lost_is_finished_by_the_sweeper(
