@@ -18,6 +18,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from orchestrator.core.errors import ChorusError, ConfigurationError
+from orchestrator.hardening import forbid_inspection
 from orchestrator.observability import configure_logging
 from orchestrator.settings import Settings, load_settings
 
@@ -91,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "flow":
             return _flow_validate(args.paths, as_json=args.json)
+        # Before anything reads secrets: scripts of this user must not read this process's environment.
+        forbid_inspection()
         settings = _settings(args)
         configure_logging(settings.log_level)
         if args.command == "migrate":

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
         description="A directory of secrets, one file per secret (file name = secret name, plain value), read "
         "by `secret('NAME')` after the SECRET_<NAME> variables: a mounted Kubernetes Secret or Docker secrets.",
     )
+    scripts_user: str | None = Field(
+        default=None,
+        description="User (name or uid) that script tasks run as when the worker runs as root; default "
+        "`chorus-script` if that user exists, else `nobody`. Ignored (scripts run as the worker's user) when the "
+        "worker is not root. Root itself is refused.",
+    )
     worker_pool: Literal["prefork", "threads"] = Field(
         default="prefork",
         description="Celery's execution pool for `chorus worker`: prefork (a process per task; SIGALRM timeouts) "

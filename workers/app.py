@@ -8,6 +8,7 @@ lazily in each pool process after fork.
 from __future__ import annotations
 
 from orchestrator.celery_app import create_celery_app
+from orchestrator.hardening import forbid_inspection
 from orchestrator.metrics import MetricsSettings
 from orchestrator.observability import configure_logging
 from orchestrator.settings import load_settings
@@ -15,6 +16,8 @@ from workers import metrics as worker_metrics
 from workers import runtime
 from workers.runtime import register_tasks
 
+# First: `chorus worker` exec'd Celery, which reset the flag; pool processes inherit it by fork.
+forbid_inspection()
 settings = load_settings()
 configure_logging(settings.log_level)
 app = create_celery_app(settings, main="workers")
