@@ -15,6 +15,7 @@ from api import console, wiring
 from api.errors import chorus_error_handler
 from api.metrics import RequestMetrics, metrics_router
 from api.routes import actions, webhooks
+from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
 from orchestrator.database import make_engine, make_sessionmaker
@@ -75,7 +76,8 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = make_engine(settings.database_url)
         hooks = [MetricsHooks(process_metrics)]
-        engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings), hooks=hooks)
+        sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
+        engine = Engine(settings, sessions, create_celery_app(settings), hooks=hooks)
         app.state.engine = engine
         wiring.start(app, engine)
         loop = Sweeper(engine, process_metrics) if sweeper else None

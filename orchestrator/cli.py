@@ -163,6 +163,7 @@ def _server(settings: Settings) -> int:
 
 
 def _scheduler(settings: Settings) -> int:
+    from orchestrator.audit_keys import load_keyring
     from orchestrator.celery_app import create_celery_app
     from orchestrator.database import make_engine, make_sessionmaker
     from orchestrator.engine import Engine
@@ -175,7 +176,8 @@ def _scheduler(settings: Settings) -> int:
         signal.signal(signum, lambda *_: stop.set())
     server = serve_metrics(MetricsSettings())
     try:
-        engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+        sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
+        engine = Engine(settings, sessions, create_celery_app(settings))
         run_scheduler(Scheduler(engine), stop, settings.scheduler_interval_s)
     finally:
         if server is not None:

@@ -102,6 +102,17 @@ class Settings(BaseSettings):
     login_lockout_s: float = Field(
         default=30.0, gt=0, description="First lockout after too many failed logins; doubles each time, up to 15 min."
     )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description="Secret for the audit trail's HMAC-SHA256 (at least 32 characters), held by the application and "
+        "never stored in the database; without one the trail is only an unkeyed SHA-256 chain.",
+    )
+    audit_key_file: Path | None = Field(
+        default=None, description="A file holding the audit key (e.g. a mounted Secret); instead of CHORUS_AUDIT_KEY."
+    )
+    audit_previous_keys: tuple[SecretStr, ...] = Field(
+        default=(), description="Retired audit keys (JSON list), still accepted by `chorus audit verify`."
+    )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
     follow_unknown_timeout_s: float = Field(
         default=10.0, gt=0, description="How long a follow stream waits for an unknown execution before its 404."

@@ -7,6 +7,7 @@ lazily in each pool process after fork.
 
 from __future__ import annotations
 
+from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import create_celery_app
 from orchestrator.hardening import forbid_inspection
 from orchestrator.metrics import MetricsSettings
@@ -19,6 +20,7 @@ from workers.runtime import register_tasks
 # First: `chorus worker` exec'd Celery, which reset the flag; pool processes inherit it by fork.
 forbid_inspection()
 settings = load_settings()
+load_keyring(settings)  # a bad audit key stops the worker now, not at its first task after fork
 configure_logging(settings.log_level)
 app = create_celery_app(settings, main="workers")
 register_tasks(app, settings)

@@ -36,7 +36,7 @@ def _worker(mode: str) -> str:
         env={"PATH": "/bin:/usr/bin", "PYTHONPATH": str(ROOT), "CHORUS_ADMIN_PASSWORD": SENTINEL},
         cwd="/", capture_output=True, text=True, timeout=30, check=True, **switch,
     )  # fmt: skip
-    return done.stdout
+    return str(done.stdout)
 
 
 def test_a_same_user_process_reads_an_unhardened_process_environment() -> None:
