@@ -7,6 +7,7 @@ static import graph stays one-way and `chorus local` runs exactly the cluster's 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import subprocess
@@ -146,10 +147,11 @@ def _flow_validate(paths: list[Path], *, as_json: bool) -> int:
 
 def _migrate(settings: Settings) -> int:
     from orchestrator.database import make_engine, migrate
+    from orchestrator.db_roles import migration_url, runtime_role
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(migration_url(settings))
     try:
-        migrate(engine)
+        migrate(engine, runtime_role=runtime_role(settings), runtime_url=settings.database_url)
     finally:
         engine.dispose()
     return EXIT_OK
@@ -157,6 +159,18 @@ def _migrate(settings: Settings) -> int:
 
 def _server(settings: Settings) -> int:
     import uvicorn
+    from sqlalchemy.exc import OperationalError
+
+    from orchestrator.database import make_engine
+    from orchestrator.db_roles import check_runtime_connection
+
+    db = make_engine(settings.database_url, pool_size=1)
+    try:
+        check_runtime_connection(db, settings)
+    except OperationalError as e:  # the server starts and retries; its /health says what is wrong
+        logging.getLogger(__name__).warning("could not check the database role's privileges: %s", e.orig)
+    finally:
+        db.dispose()
 
     uvicorn.run(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None)
     return EXIT_OK

@@ -44,11 +44,19 @@ def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def migrate(engine: Engine) -> None:
-    """Upgrade the schema to the newest Alembic revision (idempotent, safe to run concurrently)."""
+def migrate(engine: Engine, *, runtime_role: str | None = None, runtime_url: str | None = None) -> None:
+    """Upgrade the schema to the newest Alembic revision (idempotent, safe to run concurrently).
+
+    With `runtime_role`, the role the server and workers use then gets exactly its privileges
+    (`db_roles.prepare_runtime_role`), created first if missing and `runtime_url` carries its password.
+    """
+    from orchestrator.db_roles import prepare_runtime_role
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     with engine.begin() as connection:
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        if runtime_role is not None:
+            prepare_runtime_role(connection, runtime_role, runtime_url)

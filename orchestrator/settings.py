@@ -26,6 +26,20 @@ class Settings(BaseSettings):
         default="postgresql+psycopg://postgres@127.0.0.1:5432/chorus",
         description="SQLAlchemy URL of the PostgreSQL database (the source of truth).",
     )
+    migration_database_url: str | None = Field(
+        default=None,
+        description="URL `chorus migrate` connects with: the role that owns the tables. The runtime role (the user "
+        "of CHORUS_DATABASE_URL) then gets only what the server and workers need; unset: one role for both.",
+    )
+    database_runtime_role: str | None = Field(
+        default=None,
+        description="The role `chorus migrate` grants runtime privileges to; default: CHORUS_DATABASE_URL's user "
+        "when CHORUS_MIGRATION_DATABASE_URL is set.",
+    )
+    database_allow_privileged: bool = Field(
+        default=False,
+        description="Let `chorus server` beyond loopback run on a superuser connection (refused otherwise).",
+    )
     broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker URL (Redis).")
     result_backend: str | None = Field(
         default=None, description="Celery result backend; defaults to the broker URL (chords need Redis)."
@@ -118,9 +132,11 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="How long a follow stream waits for an unknown execution before its 404."
     )
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migration_database_url")
     @classmethod
-    def _postgres_only(cls, value: str) -> str:
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         # One SQL dialect everywhere: advisory locks, SKIP LOCKED and JSONB are PostgreSQL's.
         if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             raise ValueError("must be a PostgreSQL URL (postgresql+psycopg://...)")
