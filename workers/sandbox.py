@@ -59,10 +59,22 @@ def script_user(configured: str | None) -> ScriptUser | None:
 
 def hand_over(workdir: Path, user: ScriptUser | None) -> None:
     """Give the run directory and everything in it (input files) to the script's user."""
-    if user is None:
-        return
-    for path in (workdir, *workdir.rglob("*")):
-        os.chown(path, user.uid, user.gid, follow_symlinks=False)
+    if user is not None:
+        _chown_tree(workdir, user.uid, user.gid)
+
+
+def reclaim(workdir: Path, user: ScriptUser | None) -> None:
+    """Take the run directory back from the script's user once it has exited (to read outputs, then delete)."""
+    if user is not None and workdir.exists():
+        _chown_tree(workdir, os.geteuid(), os.getegid())
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    # Never through a link: a script's `ln -s /etc x` must not make the worker chown what it points to.
+    os.chown(root, uid, gid, follow_symlinks=False)
+    for directory, subdirs, files in os.walk(root, followlinks=False):
+        for name in (*subdirs, *files):
+            os.chown(os.path.join(directory, name), uid, gid, follow_symlinks=False)
 
 
 @functools.cache

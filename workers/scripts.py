@@ -9,6 +9,7 @@ of its own (`workers.sandbox`). Output lines become task logs; a line `::{"outpu
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -25,7 +26,7 @@ from typing import IO, Any
 
 from orchestrator.core.errors import TaskFailed
 from workers.context import Handler, TaskContext
-from workers.sandbox import ScriptUser, close_storage_root, hand_over, python_for, script_user
+from workers.sandbox import ScriptUser, close_storage_root, hand_over, python_for, reclaim, script_user
 from workers.storage import SCHEME, local_path, store_file
 
 #: How long a timed-out process group gets between SIGTERM and SIGKILL.
@@ -185,6 +186,10 @@ def _run(
     except BaseException:
         _kill(process)  # a worker shutting down takes its subprocesses with it
         raise
+    # What the script left running in its group (a `&` without `wait`) dies with it: it would otherwise hold the
+    # output pipes open, and, as the scripts user, watch the directories of the scripts that run after it.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
     for reader in readers:
         reader.join()
     return code, collected
@@ -230,6 +235,7 @@ def run_script(ctx: TaskContext) -> dict[str, Any] | None:
         command = _command(ctx, props, workdir)
         hand_over(workdir, user)  # last: the files the worker wrote become the script's
         code, collected = _run(ctx, command, workdir, env, user)
+        reclaim(workdir, user)  # output files are read from a directory the script's user no longer owns
         if code != 0:
             raise TaskFailed(f"Command failed with exit code {code}", retryable=True)
         outputs: dict[str, Any] = {"exitCode": code, "vars": collected.outputs}
@@ -237,6 +243,7 @@ def run_script(ctx: TaskContext) -> dict[str, Any] | None:
             outputs["outputFiles"] = _keep_output_files(ctx, workdir, props["outputFiles"])
         return outputs
     finally:
+        reclaim(workdir, user)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

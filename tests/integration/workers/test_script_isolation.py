@@ -120,3 +120,33 @@ def test_an_output_file_linking_out_of_the_working_directory_is_refused(
 
     assert result["state"] == "FAILED"
     assert "link out of the working directory" in result["error"]
+
+
+def test_the_worker_never_chowns_through_a_link_the_script_left(
+    database_url: str, shared_data_dir: Path, tmp_path: Path
+) -> None:
+    victim_dir = shared_data_dir / "victim"
+    victim_dir.mkdir()
+    (victim_dir / "file").write_text("x")
+    owner = 12345 if os.geteuid() == 0 else os.geteuid()
+    for path in (victim_dir, victim_dir / "file"):
+        os.chown(path, owner, owner)
+    task = f"    type: io.kestra.plugin.scripts.shell.Commands\n    commands:\n      - ln -s {victim_dir} link"
+
+    result = _run_in_worker(database_url, shared_data_dir, task, tmp_path)
+
+    assert result["state"] == "SUCCESS", result
+    assert {(victim_dir / "file").stat().st_uid, victim_dir.stat().st_uid} == {owner}
+
+
+def test_a_process_the_script_leaves_in_the_background_dies_with_it(
+    database_url: str, shared_data_dir: Path, tmp_path: Path
+) -> None:
+    task = "    type: io.kestra.plugin.scripts.shell.Commands\n    commands:\n"
+    task += "      - sleep 300 &\n      - echo child=$!"
+
+    result = _run_in_worker(database_url, shared_data_dir, task, tmp_path)
+
+    assert result["state"] == "SUCCESS", result
+    child = int(next(m for m in result["logs"] if m.startswith("child=")).removeprefix("child="))
+    assert not Path(f"/proc/{child}").exists() or "State:\tZ" in Path(f"/proc/{child}/status").read_text()
