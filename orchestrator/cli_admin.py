@@ -12,12 +12,14 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import store
 from orchestrator.accounts import ROLES, Accounts, parse_binding
+from orchestrator.audit_checkpoint import check_checkpoint, dumps, make_checkpoint
 from orchestrator.audit_keys import AuditKeyring, load_keyring
 from orchestrator.audit_trail import verify_chains
 from orchestrator.core.durations import parse_duration
@@ -65,6 +67,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="with an audit key configured, accept events without a MAC (written before the key existed); "
         "without this flag they fail, since stripping MACs is how a rewrite would hide",
     )
+    verify.add_argument(
+        "--checkpoint", type=Path, help="also check that every chain still holds what this signed checkpoint recorded"
+    )
+    checkpoint = audit_commands.add_parser(
+        "checkpoint", help="print every chain's head, signed with the audit key: keep it outside the database"
+    )
+    checkpoint.add_argument("--out", type=Path, help="write to this file instead of standard output")
 
 
 @contextmanager
@@ -92,6 +101,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return _user_create(args, Accounts(settings, sessions))
         if args.command == "token":
             return _token(args, Accounts(settings, sessions))
+        if args.audit_command == "checkpoint":
+            return _audit_checkpoint(args, sessions, keyring)
         return _audit_verify(args, sessions, keyring)
 
 
@@ -145,7 +156,33 @@ def _audit_verify(args: argparse.Namespace, sessions: sessionmaker[Session], key
                 where = {"chain": report.chain_key, "seq": report.broken.seq, "eventId": report.broken_event_id}
                 print(f"BROKEN {json.dumps(where)}: {report.broken.reason}")  # noqa: T201
                 return EXIT_BROKEN
+        if args.checkpoint is not None:
+            broken = check_checkpoint(session, _read_json(args.checkpoint), keyring)
+            if broken is not None:
+                print(f"BROKEN {json.dumps({'chain': broken.chain_key, 'seq': broken.seq})}: {broken.reason}")  # noqa: T201
+                return EXIT_BROKEN
     print(f"ok: {chains} chain(s), {events} event(s) verified{_strength(keyring, events, unkeyed)}")  # noqa: T201
+    return EXIT_OK
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigurationError("--checkpoint", f"cannot read {path}: {e}") from e
+
+
+def _audit_checkpoint(args: argparse.Namespace, sessions: sessionmaker[Session], keyring: AuditKeyring) -> int:
+    if keyring.current is None:
+        raise ConfigurationError("CHORUS_AUDIT_KEY_FILE", "a checkpoint is signed with the audit key: configure one")
+    with sessions() as session:
+        document = make_checkpoint(session, keyring.current)
+    text = dumps(document)
+    if args.out is None:
+        print(text, end="")  # noqa: T201
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"checkpoint of {len(document['heads'])} chain(s) written to {args.out}", file=sys.stderr)  # noqa: T201
     return EXIT_OK
 
 

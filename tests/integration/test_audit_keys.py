@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -148,3 +150,43 @@ def test_a_short_audit_key_is_refused_with_its_variable(
 
     assert main(["audit", "verify"]) == 2
     assert "CHORUS_AUDIT_KEY" in capsys.readouterr().err
+
+
+def _delete_chain(database_url: str) -> None:
+    with psycopg.connect(psycopg_url(database_url), autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("DELETE FROM audit_events WHERE chain_key = %s", (CHAIN,))
+        conn.execute("DELETE FROM audit_heads WHERE chain_key = %s", (CHAIN,))
+
+
+def test_a_chain_deleted_whole_passes_verify_but_not_against_a_checkpoint_kept_outside(
+    database_url: str, verify: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("CHORUS_AUDIT_KEY", KEY)
+    _append(database_url, KEY)
+    checkpoint = tmp_path / "checkpoint.json"
+    assert main(["audit", "checkpoint", "--out", str(checkpoint)]) == 0
+
+    _delete_chain(database_url)
+
+    assert main(["audit", "verify"]) == 0  # nothing in the database remembers the chain
+    capsys.readouterr()
+    assert main(["audit", "verify", "--checkpoint", str(checkpoint)]) == 1
+    assert f'"chain": "{CHAIN}", "seq": 3' in capsys.readouterr().out
+
+
+def test_a_forged_checkpoint_is_refused(
+    database_url: str, verify: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("CHORUS_AUDIT_KEY", KEY)
+    _append(database_url, KEY)
+    checkpoint = tmp_path / "checkpoint.json"
+    assert main(["audit", "checkpoint", "--out", str(checkpoint)]) == 0
+    document = json.loads(checkpoint.read_text())
+    document["heads"][CHAIN] = [1, document["heads"][CHAIN][1]]  # claims a shorter chain was all there was
+    checkpoint.write_text(json.dumps(document))
+
+    assert main(["audit", "verify", "--checkpoint", str(checkpoint)]) == 2
+    assert "altered" in capsys.readouterr().err
