@@ -119,24 +119,21 @@ def _prepare_database(settings: Settings, flow_files: Sequence[Path], local_db: 
     from orchestrator.audit_keys import load_keyring
     from orchestrator.celery_app import create_celery_app
     from orchestrator.database import make_engine, make_sessionmaker, migrate
-    from orchestrator.db_roles import migration_url, runtime_role
+    from orchestrator.db_roles import check_runtime_connection, migration_url, runtime_role
     from orchestrator.engine import Engine
     from orchestrator.local_database import RUNTIME_ROLE
 
-    if local_db is not None:
-        owner = make_engine(local_db.owner_url, pool_size=1)
-        try:
-            migrate(owner, runtime_role=RUNTIME_ROLE, runtime_url=local_db.runtime_url)
-        finally:
-            owner.dispose()
-    else:  # an external database: as `chorus migrate` would
-        owner = make_engine(migration_url(settings), pool_size=1)
-        try:
-            migrate(owner, runtime_role=runtime_role(settings), runtime_url=settings.database_url)
-        finally:
-            owner.dispose()
+    # The embedded database's owner, or for an external one whatever `chorus migrate` would use.
+    owner = make_engine(local_db.owner_url if local_db else migration_url(settings), pool_size=1)
+    try:
+        migrate(
+            owner, runtime_role=RUNTIME_ROLE if local_db else runtime_role(settings), runtime_url=settings.database_url
+        )
+    finally:
+        owner.dispose()
     db = make_engine(settings.database_url)
     try:
+        check_runtime_connection(db, settings)
         sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
         engine = Engine(settings, sessions, create_celery_app(settings))
         for path in flow_files:

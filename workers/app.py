@@ -16,11 +16,14 @@ from orchestrator.settings import load_settings
 from workers import metrics as worker_metrics
 from workers import runtime
 from workers.runtime import register_tasks
+from workers.sandbox import script_user
 
 # First: `chorus worker` exec'd Celery, which reset the flag; pool processes inherit it by fork.
 forbid_inspection()
 settings = load_settings()
-load_keyring(settings)  # a bad audit key stops the worker now, not at its first task after fork
+# Bad values stop the worker now, not at its first task after fork: the audit key, the scripts' user.
+load_keyring(settings)
+script_user(settings.scripts_user)
 configure_logging(settings.log_level)
 app = create_celery_app(settings, main="workers")
 register_tasks(app, settings)
