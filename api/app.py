@@ -76,9 +76,11 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = make_engine(settings.database_url)
         hooks = [MetricsHooks(process_metrics)]
-        sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
+        keyring = load_keyring(settings)
+        sessions = make_sessionmaker(db, audit_key=keyring.current)
         engine = Engine(settings, sessions, create_celery_app(settings), hooks=hooks)
         app.state.engine = engine
+        app.state.audit_keys = keyring.by_id  # the audit routes check MACs with every key verify accepts
         wiring.start(app, engine)
         loop = Sweeper(engine, process_metrics) if sweeper else None
         if loop:
