@@ -78,9 +78,8 @@ def test_what_a_filter_derives_from_a_secret_is_masked_in_logs_and_outputs(engin
 
 
 def test_a_label_computed_from_a_secret_is_refused(engine: Engine) -> None:
-    outcome = _run(
-        engine, "    type: io.kestra.plugin.core.execution.Labels\n    labels:\n      pw: \"{{ secret('DB_PASSWORD') | reverse }}\""
-    )
+    labels = "    type: io.kestra.plugin.core.execution.Labels\n    labels:\n      pw: \"{{ secret('DB_PASSWORD') | reverse }}\""
+    outcome = _run(engine, labels)
     assert outcome.state is State.FAILED and outcome.retryable is False
     assert "labels: a value computed from secret() cannot be stored" in (outcome.error or "")
 
@@ -97,7 +96,8 @@ def test_a_kv_value_computed_from_a_secret_is_refused_and_nothing_is_stored(engi
 
 
 def test_a_kv_value_not_computed_from_a_secret_is_stored(engine: Engine) -> None:
-    assert _run(engine, "    type: io.kestra.plugin.core.kv.Set\n    key: plain\n    value: hello").state is State.SUCCESS
+    outcome = _run(engine, "    type: io.kestra.plugin.core.kv.Set\n    key: plain\n    value: hello")
+    assert outcome.state is State.SUCCESS
     assert engine.kv.get("team.a", "plain").value == {"v": "hello"}
 
 
