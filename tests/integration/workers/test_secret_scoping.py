@@ -78,8 +78,8 @@ def test_what_a_filter_derives_from_a_secret_is_masked_in_logs_and_outputs(engin
 
 
 def test_a_label_computed_from_a_secret_is_refused(engine: Engine) -> None:
-    labels = "    type: io.kestra.plugin.core.execution.Labels\n    labels:\n      pw: \"{{ secret('DB_PASSWORD') | reverse }}\""
-    outcome = _run(engine, labels)
+    task = "    type: io.kestra.plugin.core.execution.Labels\n    labels:\n"
+    outcome = _run(engine, task + "      pw: \"{{ secret('DB_PASSWORD') | reverse }}\"")
     assert outcome.state is State.FAILED and outcome.retryable is False
     assert "labels: a value computed from secret() cannot be stored" in (outcome.error or "")
 
