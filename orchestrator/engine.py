@@ -181,9 +181,7 @@ class Engine:
                 f"flow id and namespace in the body ({flow.namespace}.{flow.id}) differ from the path "
                 f"({expect[0]}.{expect[1]})",
             )
-        refused = refused_references(flow, self.settings.namespace_grants)
-        if refused:
-            raise FlowInvalid(refused)
+        self.check_references(flow)
         from orchestrator.core.parse import load_document
 
         document = load_document(source)
@@ -201,6 +199,12 @@ class Engine:
                     payload={"revision": row.revision},
                 )
         return row
+
+    def check_references(self, flow: Flow) -> None:
+        """Refuse a flow naming a namespace its own may not use (CHORUS_NAMESPACE_ACCESS), each with its line."""
+        refused = refused_references(flow, self.settings.namespace_grants)
+        if refused:
+            raise FlowInvalid(refused)
 
     def delete_flow(self, namespace: str, flow_id: str, *, actor: str) -> None:
         tenant = self.settings.tenant
