@@ -208,7 +208,7 @@ def run_resume(ctx: TaskContext) -> dict[str, Any] | None:
     if not target:
         raise TaskFailed("Resume needs an executionId (or to run as a subflow of the paused one)", retryable=False)
     ctx.guard.execution(str(target), Use.EXECUTION_RESUME, "Resume")
-    inputs = ctx.render(ctx.properties.get("inputs") or {})
+    inputs = ctx.render_stored(ctx.properties.get("inputs") or {}, "resume inputs")
     ctx.engine.resume(str(target), inputs, actor=f"task:{ctx.claimed.coordinates.execution_id}/{ctx.claimed.task.id}")
     return None
 

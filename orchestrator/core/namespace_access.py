@@ -129,7 +129,7 @@ class Reference:
 #: Task types whose `namespace` property names a namespace they use, and for what.
 _TASK_USES = {
     "Subflow": Use.EXECUTION_RUN,
-    "ForEachItemExecutable": Use.EXECUTION_RUN,
+    "ForEachItem": Use.EXECUTION_RUN,  # its _items child carries the same namespace; the parent is what was written
     "KVGet": Use.KV_READ,
     "KVSet": Use.KV_WRITE,
     "KVDelete": Use.KV_WRITE,

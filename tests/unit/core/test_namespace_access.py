@@ -118,3 +118,23 @@ def test_the_same_flow_is_accepted_once_team_b_grants_team_a() -> None:
     access = NamespaceAccess.from_config({"team.b": ["team.a"]})
 
     assert refused_references(parse_flow(_FORBIDDEN_FLOW), access) == []
+
+
+@pytest.mark.parametrize(
+    ("task", "use"),
+    [
+        (
+            "type: io.kestra.plugin.core.flow.ForEachItem\n    items: x\n    flowId: c\n    batch: {rows: 1}",
+            "execution.run",
+        ),
+        ("type: io.kestra.plugin.core.kv.Delete\n    key: k", "kv.write"),
+        ("type: io.kestra.plugin.core.trigger.Toggle\n    flowId: c\n    trigger: t", "flow.write"),
+    ],
+    ids=["foreachitem", "kv-delete", "toggle"],
+)
+def test_each_task_naming_a_namespace_is_checked_for_its_use(task: str, use: str) -> None:
+    source = f"id: f\nnamespace: team.a\ntasks:\n  - id: t\n    namespace: team.b\n    {task}\n"
+
+    [refused] = refused_references(parse_flow(source), NONE)
+
+    assert refused.path == "tasks.t.namespace" and refused.line == 4 and f"({use})" in refused.message
