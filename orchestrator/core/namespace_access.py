@@ -134,6 +134,8 @@ _TASK_USES = {
     "KVSet": Use.KV_WRITE,
     "KVDelete": Use.KV_WRITE,
     "Toggle": Use.FLOW_WRITE,
+    "Fetch": Use.LOG_READ,
+    "Resume": Use.EXECUTION_RESUME,
 }
 
 
