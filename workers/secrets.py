@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -130,8 +131,10 @@ class SecretKeeper:
         with self._lock:
             self._reads += 1
             self._revealed.add(value)
-            # A secret often travels base64-encoded (a Basic auth header), so mask that form too.
+            # A secret often travels base64-encoded (a Basic auth header), so mask that form too, and
+            # JSON-escaped (quotes, backslashes, non-ASCII as \uXXXX) inside a JSON text.
             self._revealed.add(base64.b64encode(value.encode()).decode())
+            self._revealed.add(json.dumps(value)[1:-1])
         return value
 
     @property
@@ -175,6 +178,18 @@ def _mask_fragments(text: str, values: list[str]) -> str:
                 covered[i : i + size] = b"\x01" * size
     if not any(covered):
         return text
+    # Callers redact JSON text too (workers.ai, workers.agent): never swallow a quote, a backslash or the
+    # character an escape applies to, so what was valid JSON stays valid.
+    i = 0
+    while i < len(text):
+        if text[i] == "\\":  # the escape and what it applies to: one character, or `uXXXX`
+            end = i + (6 if text[i + 1 : i + 2] == "u" else 2)
+            covered[i:end] = bytes(len(covered[i:end]))
+            i = end
+            continue
+        if text[i] == '"':
+            covered[i] = 0
+        i += 1
     out: list[str] = []
     i = 0
     while i < len(text):

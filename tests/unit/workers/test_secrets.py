@@ -4,6 +4,7 @@ revealed."""
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,14 @@ def test_the_keeper_counts_secret_reads() -> None:
     keeper.reveal("PW")
     keeper.reveal("PW")
     assert keeper.reads == 2
+
+
+@pytest.mark.parametrize("value", ['pa"ssw0rd-value', "pa\\ssw0rd-value", "line-one\nline-two", "pässwörd-ünïcode"])
+def test_masking_json_text_keeps_it_valid_json(value: str) -> None:
+    keeper = SecretKeeper(EnvSecrets({"SECRET_PW": _b64(value)}))
+    keeper.reveal("PW")
+
+    texts = (json.dumps({"a": value, "b": value[::-1]}, ensure_ascii=False), json.dumps({"a": value, "b": 1}))
+    for text in texts:
+        masked = json.loads(keeper.redact(text))
+        assert value not in json.dumps(masked) and value[::-1] not in str(masked)
