@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.core.errors import FlowErrorDetail, TaskFailed
+from orchestrator.core.errors import FlowErrorDetail, NamespaceAccessDenied
 from orchestrator.core.flow import Flow
 
 __all__ = ["NamespaceAccess", "NamespaceAccessDenied", "Use", "flow_references", "matches", "refused_references"]
@@ -39,21 +39,6 @@ class Use(enum.StrEnum):
     KV_READ = "kv.read"  #: kv() and the KV Get task
     KV_WRITE = "kv.write"  #: the KV Set and Delete tasks
     FLOW_WRITE = "flow.write"  #: enable or disable its flows' triggers (the Toggle task)
-
-
-class NamespaceAccessDenied(TaskFailed):
-    """Raised when a flow's namespace may not use another namespace for an action."""
-
-    def __init__(self, namespace: str, target: str, use: Use, what: str) -> None:
-        self.namespace = namespace
-        self.target = target
-        self.use = use
-        # Not retryable: only a configuration change (CHORUS_NAMESPACE_ACCESS) lets a retry succeed.
-        super().__init__(
-            f"{what}: namespace '{namespace}' may not use namespace '{target}' ({use}); an administrator "
-            f"grants it in CHORUS_NAMESPACE_ACCESS",
-            retryable=False,
-        )
 
 
 def matches(pattern: str, namespace: str) -> bool:
