@@ -140,3 +140,9 @@ def test_each_task_naming_a_namespace_is_checked_for_its_use(task: str, use: str
     [refused] = refused_references(parse_flow(source), NONE)
 
     assert refused.path == "tasks.t.namespace" and refused.line == 4 and f"({use})" in refused.message
+
+
+def test_every_use_is_named_as_the_api_permission_that_guards_the_same_act() -> None:
+    from api.permissions import Permission
+
+    assert {str(u) for u in Use} <= {str(p) for p in Permission}
