@@ -153,6 +153,8 @@ class SecretKeeper:
             text = _mask_fragments(text, values)
         for value in inputs:
             text = text.replace(value, "*" * len(value))
+        if inputs:
+            text = _mask_fragments(text, inputs)  # `{{ inputs.password | reverse }}` too
         return text
 
 

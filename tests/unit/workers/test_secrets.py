@@ -172,3 +172,11 @@ def test_masking_json_text_keeps_it_valid_json(value: str) -> None:
     for text in texts:
         masked = json.loads(keeper.redact(text))
         assert value not in json.dumps(masked) and value[::-1] not in str(masked)
+
+
+def test_what_a_filter_derives_from_a_secret_input_is_masked_too() -> None:
+    keeper = SecretKeeper(EnvSecrets({}))
+    keeper.remember_input("hunter2-password")
+
+    assert keeper.redact("pw: " + "hunter2-password"[::-1]) == f"pw: {MASK}"
+    assert keeper.redact("pw: hunter2-password") == "pw: " + "*" * 16
