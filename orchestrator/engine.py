@@ -29,6 +29,7 @@ from orchestrator.core.expressions import has_expression, render
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.ids import new_id, task_run_id
 from orchestrator.core.inputs import coerce_inputs
+from orchestrator.core.namespace_access import refused_references
 from orchestrator.core.parse import parse_flow
 from orchestrator.core.plan import (
     Complete,
@@ -180,6 +181,7 @@ class Engine:
                 f"flow id and namespace in the body ({flow.namespace}.{flow.id}) differ from the path "
                 f"({expect[0]}.{expect[1]})",
             )
+        self.check_references(flow)
         from orchestrator.core.parse import load_document
 
         document = load_document(source)
@@ -197,6 +199,12 @@ class Engine:
                     payload={"revision": row.revision},
                 )
         return row
+
+    def check_references(self, flow: Flow) -> None:
+        """Refuse a flow naming a namespace its own may not use (CHORUS_NAMESPACE_ACCESS), each with its line."""
+        refused = refused_references(flow, self.settings.namespace_grants)
+        if refused:
+            raise FlowInvalid(refused)
 
     def delete_flow(self, namespace: str, flow_id: str, *, actor: str) -> None:
         tenant = self.settings.tenant
@@ -647,6 +655,12 @@ class Engine:
             )
             return True
         return False
+
+    def execution_location(self, execution_id: str) -> tuple[str, str] | None:
+        """The (namespace, flow id) of an execution, for the namespace checks of tasks that name one by id."""
+        with read_only(self.sessions) as session:
+            row = store.get_execution(session, execution_id)
+            return (row.namespace, row.flow_id) if row is not None and row.tenant == self.settings.tenant else None
 
     def error_logs(self, execution_id: str) -> list[dict[str, Any]]:
         """Kestra's `errorLogs()`: the execution's ERROR log lines so far."""

@@ -27,6 +27,7 @@ from orchestrator.core.flow_conditions import (
     is_windowed,
 )
 from orchestrator.core.inputs import coerce_inputs
+from orchestrator.core.namespace_access import Use
 from orchestrator.database import read_only
 from orchestrator.tables import FlowRevisionRow
 from orchestrator.variables import base_variables
@@ -93,6 +94,7 @@ def _matching(
     engine: Engine, ended: EndedExecution, candidates: Sequence[FlowRevisionRow]
 ) -> list[tuple[FlowRevisionRow, Flow, TriggerSpec]]:
     found = []
+    access = engine.settings.namespace_grants
     for flow_row in candidates:
         try:
             flow = engine.flow_of(flow_row)
@@ -100,6 +102,8 @@ def _matching(
             continue
         if flow.disabled or (flow.namespace, flow.id) == (ended.namespace, ended.flow_id):
             continue  # a flow never triggers itself: that would loop forever
+        if not access.allows(flow.namespace, ended.namespace, Use.EXECUTION_READ):
+            continue  # its trigger would see the execution's outputs, labels and file URIs
         for trigger in flow.triggers:
             if trigger.type == "Flow" and not trigger.disabled and flow_trigger_matches(trigger, ended):
                 found.append((flow_row, flow, trigger))

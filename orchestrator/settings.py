@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.core.errors import ConfigurationError
+from orchestrator.core.namespace_access import NamespaceAccess
 from orchestrator.llm_prices import LlmSettings
 
 DEFAULT_POOLS = ("control", "io", "scripts", "ai")
@@ -49,8 +50,24 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=2, ge=1, le=256, description="Processes or threads per worker.")
     secrets_dir: Path | None = Field(
         default=None,
-        description="A directory of secrets, one file per secret (file name = secret name, plain value), read "
-        "by `secret('NAME')` after the SECRET_<NAME> variables: a mounted Kubernetes Secret or Docker secrets.",
+        description="A directory of secrets, one file per secret (file name = secret name, plain value): "
+        "<dir>/<namespace>/NAME is that namespace's own secret, read first by `secret('NAME')`; <dir>/NAME is a "
+        "global one (see CHORUS_GLOBAL_SECRETS). A mounted Kubernetes Secret or Docker secrets.",
+    )
+    namespace_access: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Which namespaces may use which others (Kestra EE's allowedNamespaces), as JSON: "
+        '{"team.b": ["team.a", {"namespace": "ops.*", "uses": ["kv.read"]}]}. A flow always may use its own '
+        "namespace and nothing else unless granted here (orchestrator.core.namespace_access, docs/security.md).",
+    )
+    global_secrets: tuple[str, ...] = Field(
+        default=("*",),
+        description="Namespace patterns (`*`, `a.b.*`, `a.b`) whose flows may read global secrets (SECRET_<NAME> "
+        "variables, files at the top of CHORUS_SECRETS_DIR); `[]` leaves each namespace only its own "
+        "CHORUS_SECRETS_DIR/<namespace>/ secrets. The default keeps Kestra OSS flows working.",
+    )
+    max_subflow_depth: int = Field(
+        default=10, ge=1, le=1000, description="How deep subflows may nest in one execution tree (recursion guard)."
     )
     scripts_user: str | None = Field(
         default=None,
@@ -144,6 +161,12 @@ class Settings(BaseSettings):
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
 
+    @field_validator("namespace_access")
+    @classmethod
+    def _namespace_grants(cls, value: dict[str, Any]) -> dict[str, Any]:
+        NamespaceAccess.from_config(value)  # refused at start, with the entry at fault
+        return value
+
     @field_validator("broker_url")
     @classmethod
     def _redis_only(cls, value: str) -> str:
@@ -160,6 +183,11 @@ class Settings(BaseSettings):
     @property
     def effective_result_backend(self) -> str:
         return self.result_backend or self.broker_url
+
+    @property
+    def namespace_grants(self) -> NamespaceAccess:
+        """`namespace_access` as the policy the workers and the engine ask."""
+        return NamespaceAccess.from_config(self.namespace_access)
 
     @property
     def loopback_only(self) -> bool:

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
-from orchestrator.core.errors import ChorusError, ExpressionError
+from orchestrator.core.errors import ChorusError, ExpressionError, TaskFailed
 from orchestrator.core.expressions import render_value
 from orchestrator.core.inputs import coerce_inputs
 from orchestrator.core.states import State
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from orchestrator.tables import ExecutionRow, TaskRunRow
 
 logger = logging.getLogger(__name__)
+
+#: Where a child execution's `trigger` records how many subflow hops separate it from its tree's root.
+DEPTH_KEY = "subflowDepth"
 
 
 def start(
@@ -73,7 +76,16 @@ def start_many(
         row = store.get_task_run(session, at.task_run_id, lock=True)
         if parent is None or row is None or not _still_ours(row, claimed):
             return STOP
+        # Depth counts subflow hops from the root of the execution tree: `flowId: "{{ flow.id }}"` would
+        # otherwise start children until the database fills (340 in 15 s, issue 16).
+        depth = int((parent.trigger or {}).get(DEPTH_KEY, 0)) + 1
         try:
+            if depth > engine.settings.max_subflow_depth:
+                raise TaskFailed(
+                    f"subflow {namespace}.{flow_id} would nest {depth} levels deep, past the limit of "
+                    f"{engine.settings.max_subflow_depth} (CHORUS_MAX_SUBFLOW_DEPTH): is the flow calling itself?",
+                    retryable=False,
+                )
             flow_row = engine._live_flow(session, namespace, flow_id, revision)
             flow = engine.flow_of(flow_row)
             typed = [coerce_inputs(flow, inputs) for inputs in batches]
@@ -94,7 +106,7 @@ def start_many(
             }
             if not single:
                 variables.update(taskRunId=row.id, taskId=row.task_id, taskRunIteration=iteration)
-            trigger = {"id": claimed.task.id, "type": claimed.task.type_name, "variables": variables}
+            trigger = {"id": claimed.task.id, "type": claimed.task.type_name, "variables": variables, DEPTH_KEY: depth}
             child = engine.create_execution(
                 session,
                 flow_row,

@@ -264,7 +264,7 @@ class Agent:
 
     def _redacted(self, value: Any) -> Any:
         """`value` without the secrets this attempt read (the journal keeps the exact text, for replay)."""
-        return json.loads(self.ctx.redact(json.dumps(value)))
+        return json.loads(self.ctx.redact(json.dumps(value, ensure_ascii=False)))  # non-ASCII secrets as written
 
     # ---- tool calls -----------------------------------------------------------------------------
 

@@ -224,10 +224,12 @@ def complete_recorded(
     """
     claimed, at = ctx.claimed, ctx.claimed.coordinates
     ledger = ctx.engine.llm_ledger()
+    # Non-ASCII kept as written, so a secret in the request is masked in the form it was read.
+    recorded = json.loads(ctx.redact(json.dumps(request, ensure_ascii=False)))
     call = LlmCall(
         execution_id=at.execution_id, task_run_id=at.task_run_id, task_id=at.task_id, attempt=at.attempt,
         namespace=claimed.flow.namespace, flow_id=claimed.flow.id, provider=endpoint.provider, model=request["model"],
-        request_hash=request_hash(endpoint, request), request=json.loads(ctx.redact(json.dumps(request))),
+        request_hash=request_hash(endpoint, request), request=recorded,
         response=None, tokens_in=0, tokens_out=0, latency_ms=0.0, finish_reason=None, error=None,
         actor=f"worker:{claimed.owner}",
     )  # fmt: skip

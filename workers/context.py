@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +12,7 @@ from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import ExpressionFunctions, render, render_value
 from orchestrator.engine import ClaimedTaskRun, Engine, LogRecord
 from workers.functions import EngineFunctions
+from workers.namespace_guard import NamespaceGuard
 
 logger = logging.getLogger("chorus.task")
 
@@ -46,6 +47,28 @@ class TaskContext:
 
     def render_str(self, template: str) -> str:
         return render(template, self.claimed.variables, functions=self.functions)
+
+    def render_stored(self, value: Any, sink: str, variables: Mapping[str, Any] | None = None) -> Any:
+        """Render a value the task stores where it is shown (labels, KV, subflow inputs); one that secret()
+        took part in is refused, since no masking can follow every filter applied to a secret."""
+        functions = self.functions if isinstance(self.functions, EngineFunctions) else None
+        before = functions.secrets.reads if functions else 0
+        scope = self.claimed.variables if variables is None else variables
+        rendered = render_value(value, scope, functions=self.functions)
+        if functions and functions.secrets.reads > before:
+            raise TaskFailed(
+                f"{sink}: a value computed from secret() cannot be stored there, where it would be shown in clear; "
+                "call secret() in the task that uses the value instead",
+                retryable=False,
+            )
+        return rendered
+
+    @property
+    def guard(self) -> NamespaceGuard:
+        """The namespace checks for this task run (what another namespace, execution or file it may use)."""
+        if not isinstance(self.functions, EngineFunctions):
+            raise TaskFailed("this task needs the engine, and its context was built without one", retryable=False)
+        return self.functions.guard
 
     def redact(self, text: str) -> str:
         """`text` with the values of the secrets this attempt has read masked (DESIGN invariant 8)."""

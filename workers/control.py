@@ -10,6 +10,7 @@ from typing import Any
 from orchestrator.core.durations import format_duration, parse_duration
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import is_true
+from orchestrator.core.namespace_access import Use
 from workers.context import Decider, Decision, Handler, TaskContext
 from workers.workdir import run_local_files
 
@@ -156,7 +157,7 @@ def _label_list(raw: Any) -> list[dict[str, str]]:
 
 
 def run_labels(ctx: TaskContext) -> dict[str, Any] | None:
-    labels = _label_list(ctx.render(ctx.properties.get("labels")))
+    labels = _label_list(ctx.render_stored(ctx.properties.get("labels"), "labels"))
     reserved = [label["key"] for label in labels if label["key"].startswith("system.")]
     if reserved:
         raise TaskFailed(f"labels {reserved} are reserved for the system", retryable=False)
@@ -166,6 +167,8 @@ def run_labels(ctx: TaskContext) -> dict[str, Any] | None:
 
 def run_fetch(ctx: TaskContext) -> dict[str, Any] | None:
     execution_id = ctx.render(ctx.properties.get("executionId")) or ctx.claimed.coordinates.execution_id
+    if execution_id != ctx.claimed.coordinates.execution_id:
+        ctx.guard.execution(str(execution_id), Use.LOG_READ, "Fetch")
     task_ids = ctx.render(ctx.properties.get("tasksId") or [])
     level = str(ctx.render(ctx.properties.get("level", "INFO"))).upper()
     logs = ctx.engine.fetch_logs(str(execution_id), task_ids=task_ids, min_level=level)
@@ -204,7 +207,8 @@ def run_resume(ctx: TaskContext) -> dict[str, Any] | None:
     )
     if not target:
         raise TaskFailed("Resume needs an executionId (or to run as a subflow of the paused one)", retryable=False)
-    inputs = ctx.render(ctx.properties.get("inputs") or {})
+    ctx.guard.execution(str(target), Use.EXECUTION_RESUME, "Resume")
+    inputs = ctx.render_stored(ctx.properties.get("inputs") or {}, "resume inputs")
     ctx.engine.resume(str(target), inputs, actor=f"task:{ctx.claimed.coordinates.execution_id}/{ctx.claimed.task.id}")
     return None
 

@@ -13,8 +13,8 @@ import re
 from typing import Any
 
 from orchestrator.core.errors import TaskFailed
-from orchestrator.core.expressions import render_value
 from orchestrator.core.ids import task_run_id
+from orchestrator.core.namespace_access import Use
 from orchestrator.engine import Engine
 from workers.context import TaskContext
 from workers.storage import local_path, store_file
@@ -67,7 +67,7 @@ def run_split(ctx: TaskContext) -> dict[str, Any] | None:
     if not isinstance(uri, str) or not uri.strip():
         raise TaskFailed(f"items: expected the URI of a file in internal storage, got {uri!r}", retryable=False)
     data_dir = ctx.engine.settings.data_dir
-    source = local_path(data_dir, uri.strip())
+    source = ctx.guard.stored_file(uri.strip(), "ForEachItem items")
     if not source.is_file():
         raise TaskFailed(f"items: no file at {uri.strip()}", retryable=False)
     batch = ctx.render(ctx.properties.get("batch") or {})
@@ -95,16 +95,19 @@ def start_batches(ctx: TaskContext, engine: Engine) -> str:
         raise TaskFailed("the split step left no batches (did it run?)", retryable=False)
     listing = local_path(engine.settings.data_dir, str(split["splits"])).read_text()
     batch_uris = [line for line in listing.splitlines() if line]
+    namespace = str(ctx.render(props["namespace"]))
+    flow_id = str(ctx.render(props["flowId"]))
+    ctx.guard.require(namespace, Use.EXECUTION_RUN, f"ForEachItem {namespace}.{flow_id}")
     inputs = []
     for index, batch_uri in enumerate(batch_uris):
         taskrun = {**(variables.get("taskrun") or {}), "items": batch_uri, "iteration": index}
         scoped = {**variables, "taskrun": taskrun}
-        inputs.append(render_value(props.get("inputs") or {}, scoped, functions=ctx.functions))
+        inputs.append(ctx.render_stored(props.get("inputs") or {}, "subflow inputs", scoped))
     revision = props.get("revision")
     return engine.start_subflows(
         ctx.claimed,
-        namespace=str(ctx.render(props["namespace"])),
-        flow_id=str(ctx.render(props["flowId"])),
+        namespace=namespace,
+        flow_id=flow_id,
         batches=inputs,
         labels=labels_for(ctx),
         wait=props.get("wait", True) is not False,

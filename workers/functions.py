@@ -7,7 +7,9 @@ from typing import Any
 
 from orchestrator import storage
 from orchestrator.core.errors import ChorusError, ExpressionError
+from orchestrator.core.namespace_access import Use, matches
 from orchestrator.engine import ClaimedTaskRun, Engine
+from workers.namespace_guard import NamespaceGuard
 from workers.secrets import SecretKeeper, secret_backend
 
 
@@ -17,8 +19,15 @@ class EngineFunctions:
     def __init__(self, engine: Engine, claimed: ClaimedTaskRun, secrets: SecretKeeper | None = None) -> None:
         self._engine = engine
         self._claimed = claimed
-        # The worker's SECRET_<NAME> variables (Kestra's open-source convention), then CHORUS_SECRETS_DIR.
-        self.secrets = secrets or SecretKeeper(secret_backend(os.environ, engine.settings.secrets_dir))
+        self.guard = NamespaceGuard(engine, claimed)
+        settings = engine.settings
+        namespace = claimed.flow.namespace
+        # The namespace's own secrets, then the global ones (SECRET_<NAME>, Kestra's open-source convention)
+        # where CHORUS_GLOBAL_SECRETS lets this namespace read them.
+        global_secrets = any(matches(pattern, namespace) for pattern in settings.global_secrets)
+        self.secrets = secrets or SecretKeeper(
+            secret_backend(os.environ, settings.secrets_dir, namespace, global_secrets=global_secrets)
+        )
         inputs = claimed.variables.get("inputs", {})
         for declared in claimed.flow.inputs:
             if declared.type == "SECRET" and isinstance(inputs.get(declared.id), str):
@@ -40,7 +49,9 @@ class EngineFunctions:
         flow = self._claimed.flow
         readable = [storage.execution_prefix(flow.namespace, flow.id, at.execution_id)]
         parent = self._claimed.variables.get("trigger") or {}
-        if {"namespace", "flowId", "executionId"} <= parent.keys():
+        if {"namespace", "flowId", "executionId"} <= parent.keys() and self.guard.allows(
+            str(parent["namespace"]), Use.EXECUTION_READ
+        ):
             readable.append(
                 storage.execution_prefix(str(parent["namespace"]), str(parent["flowId"]), str(parent["executionId"]))
             )
@@ -58,6 +69,8 @@ class EngineFunctions:
     def kv(self, key: str, namespace: str | None, error_on_missing: bool) -> Any:
         """Kestra's `kv(key, namespace, errorOnMissing)`: a namespace KV value, by default the flow's."""
         namespace = namespace or self._claimed.flow.namespace
+        # Raised as is (not an ExpressionError): a denial is not a missing key for `??` to replace.
+        self.guard.require(namespace, Use.KV_READ, f"kv('{key}', '{namespace}')")
         try:
             return self._engine.kv.get(namespace, key).value.get("v")
         except ChorusError as e:

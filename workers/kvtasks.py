@@ -7,13 +7,16 @@ from typing import Any
 
 from orchestrator.audit_trail import ApiAction
 from orchestrator.core.errors import ChorusError, TaskFailed
+from orchestrator.core.namespace_access import Use
 from orchestrator.kv import TypedValue, parse_ttl, typed_value
 from workers.context import TaskContext
 
 
-def _where(ctx: TaskContext) -> tuple[str, str]:
+def _where(ctx: TaskContext, use: Use) -> tuple[str, str]:
     namespace = str(ctx.render(ctx.properties.get("namespace") or ctx.claimed.flow.namespace))
-    return namespace, str(ctx.render(ctx.properties["key"]))
+    key = str(ctx.render(ctx.properties["key"]))
+    ctx.guard.require(namespace, use, f"{ctx.claimed.task.type_name} of '{key}'")
+    return namespace, key
 
 
 def _action(ctx: TaskContext, name: str, namespace: str, key: str) -> ApiAction:
@@ -39,7 +42,7 @@ def _typed(value: Any, kind: str | None) -> TypedValue:
 
 
 def run_kv_set(ctx: TaskContext) -> dict[str, Any] | None:
-    namespace, key = _where(ctx)
+    namespace, key = _where(ctx, Use.KV_WRITE)
     if ctx.properties.get("overwrite") is False:
         try:
             ctx.engine.kv.get(namespace, key)
@@ -51,7 +54,7 @@ def run_kv_set(ctx: TaskContext) -> dict[str, Any] | None:
     ctx.engine.kv.put(
         namespace,
         key,
-        _typed(ctx.render(ctx.properties.get("value")), ctx.properties.get("kvType")),  # type: ignore[arg-type]
+        _typed(ctx.render_stored(ctx.properties.get("value"), "KV value"), ctx.properties.get("kvType")),
         ttl=parse_ttl(str(ttl)) if ttl else None,
         description=None,
         audit=_action(ctx, "kv.put", namespace, key),
@@ -60,7 +63,7 @@ def run_kv_set(ctx: TaskContext) -> dict[str, Any] | None:
 
 
 def run_kv_get(ctx: TaskContext) -> dict[str, Any] | None:
-    namespace, key = _where(ctx)
+    namespace, key = _where(ctx, Use.KV_READ)
     try:
         return {"value": ctx.engine.kv.get(namespace, key).value.get("v")}
     except ChorusError as e:
@@ -70,7 +73,7 @@ def run_kv_get(ctx: TaskContext) -> dict[str, Any] | None:
 
 
 def run_kv_delete(ctx: TaskContext) -> dict[str, Any] | None:
-    namespace, key = _where(ctx)
+    namespace, key = _where(ctx, Use.KV_WRITE)
     deleted = ctx.engine.kv.delete(namespace, key, audit=_action(ctx, "kv.delete", namespace, key))
     if not deleted and ctx.properties.get("errorOnMissing"):
         raise TaskFailed(f"The key '{key}' does not exist in the namespace '{namespace}'.", retryable=False)

@@ -134,7 +134,9 @@ def _until_recorded(record: Callable[[], str], what: str) -> str:
 def _failure(ctx: TaskContext, error: BaseException) -> TaskOutcome:
     message = error.message if isinstance(error, ChorusError) else f"{type(error).__name__}: {error}"
     ctx.log("ERROR", message)
-    retryable = error.retryable if isinstance(error, TaskFailed) else True
+    # A render wraps what a function raised (a namespace denial in kv()): the cause says whether to retry.
+    cause = error if isinstance(error, TaskFailed) else error.__cause__
+    retryable = cause.retryable if isinstance(cause, TaskFailed) else True
     return TaskOutcome(State.FAILED, logs=tuple(ctx.logs), error=ctx.redact(message), retryable=retryable)
 
 

@@ -27,7 +27,7 @@ from typing import IO, Any
 from orchestrator.core.errors import TaskFailed
 from workers.context import Handler, TaskContext
 from workers.sandbox import ScriptUser, close_storage_root, hand_over, python_for, reclaim, script_user
-from workers.storage import SCHEME, local_path, store_file
+from workers.storage import SCHEME, store_file
 
 #: How long a timed-out process group gets between SIGTERM and SIGKILL.
 _KILL_GRACE_S = 2.0
@@ -66,8 +66,8 @@ def _write_input_files(ctx: TaskContext, workdir: Path, raw: Any) -> None:
             raise TaskFailed(f"inputFiles name {name!r} must stay inside the working directory", retryable=False)
         target.parent.mkdir(parents=True, exist_ok=True)
         text = str(content)
-        if text.startswith(SCHEME + "/"):  # a file another task produced
-            shutil.copyfile(local_path(ctx.engine.settings.data_dir, text), target)
+        if text.startswith(SCHEME + "/"):  # a file another task produced: of an execution this flow may read
+            shutil.copyfile(ctx.guard.stored_file(text, f"inputFiles {name!r}"), target)
         else:
             target.write_text(text)
 

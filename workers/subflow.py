@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.core.namespace_access import Use
 from orchestrator.engine import CORRELATION_LABEL, Engine
 from workers.context import TaskContext
 
@@ -25,17 +26,21 @@ def labels_for(ctx: TaskContext) -> list[dict[str, str]]:
         labels += [{"key": k, "value": str(v)} for k, v in parent_labels.items()]
     elif CORRELATION_LABEL in parent_labels:
         labels.append({"key": CORRELATION_LABEL, "value": str(parent_labels[CORRELATION_LABEL])})
-    return labels + _labels(ctx.render(props.get("labels")))
+    return labels + _labels(ctx.render_stored(props.get("labels"), "labels"))
 
 
 def start_subflow(ctx: TaskContext, engine: Engine) -> str:
     props = ctx.properties
     revision = props.get("revision")
+    namespace = str(ctx.render(props["namespace"]))
+    flow_id = str(ctx.render(props["flowId"]))
+    # Checked before anything of the child is known: its outputs come back into this execution.
+    ctx.guard.require(namespace, Use.EXECUTION_RUN, f"Subflow {namespace}.{flow_id}")
     return engine.start_subflow(
         ctx.claimed,
-        namespace=str(ctx.render(props["namespace"])),
-        flow_id=str(ctx.render(props["flowId"])),
-        inputs=ctx.render(props.get("inputs") or {}),
+        namespace=namespace,
+        flow_id=flow_id,
+        inputs=ctx.render_stored(props.get("inputs") or {}, "subflow inputs"),
         labels=labels_for(ctx),
         wait=props.get("wait", True) is not False,
         revision=int(revision) if revision is not None else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.core.errors import NotFound, TaskFailed
+from orchestrator.core.namespace_access import Use
 from workers.context import Handler, TaskContext
 
 
@@ -16,6 +17,7 @@ def run_toggle(ctx: TaskContext) -> dict[str, Any] | None:
     trigger_id = str(ctx.render(ctx.properties["trigger"]))
     raw = ctx.render(ctx.properties.get("enabled"))
     enabled = None if raw is None else str(raw).lower() == "true"
+    ctx.guard.require(namespace, Use.FLOW_WRITE, f"Toggle of {namespace}.{flow_id}")
     actor = f"task:{ctx.claimed.coordinates.execution_id}/{ctx.claimed.task.id}"
     try:
         ctx.engine.toggle_trigger(namespace, flow_id, trigger_id, enabled, actor=actor)

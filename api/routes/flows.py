@@ -221,7 +221,10 @@ def delete_flow(
 
 @router.post("/flows/validate", openapi_extra={"requestBody": _YAML})
 async def validate_flows(
-    request: Request, tenant: str = Depends(check_tenant), principal: Principal = Depends(authenticate)
+    request: Request,
+    tenant: str = Depends(check_tenant),
+    principal: Principal = Depends(authenticate),
+    eng: Engine = Depends(engine),
 ) -> list[dict[str, Any]]:
     """One verdict per YAML document; problems go into `constraints`, never into an error status."""
     note(request, "flow.validate", read_only=True)
@@ -237,6 +240,7 @@ async def validate_flows(
         }
         try:
             flow = await run_in_threadpool(parse_flow, document)
+            eng.check_references(flow)  # what a deploy would refuse, validate reports
             verdict.update(flow=flow.id, namespace=flow.namespace, constraints=None, errors=[])
         except FlowInvalid as e:
             verdict.update(

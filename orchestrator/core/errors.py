@@ -9,6 +9,7 @@
      ├── Conflict                 the object exists but is in the wrong state for the request
      │    └── IllegalTransition   a state change the transition table forbids
      ├── TaskFailed               a task's own failure (`retryable` says whether a retry may help)
+     │    └── NamespaceAccessDenied     a flow's namespace may not use another namespace for an action
      └── ConfigurationError       a setting or CLI argument is unusable
 
 The API maps these classes to HTTP statuses in one table (422, 404, 409, ...); anything else is a bug.
@@ -109,6 +110,21 @@ class TaskFailed(ChorusError):
     def __init__(self, message: str, *, retryable: bool = True) -> None:
         self.retryable = retryable
         super().__init__(message)
+
+
+class NamespaceAccessDenied(TaskFailed):
+    """Raised when a flow's namespace may not use another namespace for an action."""
+
+    def __init__(self, namespace: str, target: str, use: str, what: str) -> None:
+        self.namespace = namespace
+        self.target = target
+        self.use = use
+        # Not retryable: only a configuration change (CHORUS_NAMESPACE_ACCESS) lets a retry succeed.
+        super().__init__(
+            f"{what}: namespace '{namespace}' may not use namespace '{target}' ({use}); an administrator "
+            f"grants it in CHORUS_NAMESPACE_ACCESS",
+            retryable=False,
+        )
 
 
 class ConfigurationError(ChorusError):

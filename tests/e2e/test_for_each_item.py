@@ -132,7 +132,8 @@ def test_a_missing_items_file_fails_the_split_with_a_clear_message(
     split = next(r for r in execution["taskRunList"] if r["taskId"] == "each_split")
     logs = stack.api.get(f"/logs/{execution['id']}").json()
     assert split["state"]["current"] == "FAILED"
-    assert any("items: no file at" in line["message"] for line in logs)
+    # A URI that is no execution's file is refused before the disk is asked (issue 16: no existence oracle).
+    assert any("items: kestra:///" in m and "is not a file of an execution" in m for m in (x["message"] for x in logs))
 
 
 def test_a_subflow_cannot_read_another_executions_files(

@@ -4,6 +4,7 @@ revealed."""
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -87,4 +88,95 @@ def test_the_secrets_directory_refuses_names_that_leave_it_and_reports_a_miss_as
 
 
 def test_without_a_directory_only_the_environment_is_read() -> None:
-    assert isinstance(secret_backend({}, None), EnvSecrets)
+    backend = secret_backend({"SECRET_TOKEN": _b64("env-token")}, None, "team.a")
+
+    assert backend.get("TOKEN") == "env-token"
+    with pytest.raises(ExpressionError, match="Cannot find secret for key 'NOPE'"):
+        backend.get("NOPE")
+
+
+# -- namespace scoping (issue 16) -------------------------------------------------------------------------
+def _namespaced(tmp_path: Path) -> Path:
+    for namespace, value in (("team.a", "a-own-secret"), ("team.b", "b-own-secret")):
+        (tmp_path / namespace).mkdir()
+        (tmp_path / namespace / "DB_PASSWORD").write_text(value)
+    (tmp_path / "SHARED").write_text("global-file")
+    return tmp_path
+
+
+def test_a_namespace_reads_its_own_folder_of_the_secrets_directory_first(tmp_path: Path) -> None:
+    secrets_dir = _namespaced(tmp_path)
+    environ = {"SECRET_DB_PASSWORD": _b64("global-env")}
+
+    assert secret_backend(environ, secrets_dir, "team.a").get("DB_PASSWORD") == "a-own-secret"
+    assert secret_backend(environ, secrets_dir, "team.b").get("DB_PASSWORD") == "b-own-secret"
+    assert secret_backend(environ, secrets_dir, "team.c").get("DB_PASSWORD") == "global-env"
+
+
+def test_another_namespaces_secret_is_never_read(tmp_path: Path) -> None:
+    backend = secret_backend({}, _namespaced(tmp_path), "team.c", global_secrets=False)
+
+    with pytest.raises(ExpressionError, match="Cannot find secret for key 'DB_PASSWORD'"):
+        backend.get("DB_PASSWORD")
+
+
+def test_global_secrets_are_refused_to_a_namespace_not_allowed_them(tmp_path: Path) -> None:
+    backend = secret_backend({"SECRET_TOKEN": _b64("env-token")}, _namespaced(tmp_path), "team.a", global_secrets=False)
+
+    assert backend.get("DB_PASSWORD") == "a-own-secret"
+    for name in ("TOKEN", "SHARED"):
+        with pytest.raises(ExpressionError, match=f"Cannot find secret for key '{name}'"):
+            backend.get(name)
+
+
+# -- masking what filters derive from a secret (issue 16) ---------------------------------------------------
+@pytest.mark.parametrize(
+    "derived",
+    [
+        "s3cr3t-Passw0rd"[::-1],  # | reverse
+        "s3cr3t-Passw0rd".upper(),  # | upper
+        "s3cr3t-Passw0rd".lower(),  # | lower
+        "s3cr3t-Passw0rd"[1:],  # | slice(1)
+        "s3cr3t-Passw0rd"[:-2],
+        "s3cr3t-Passw0rd".swapcase(),
+    ],
+)
+def test_what_a_filter_derives_from_a_secret_is_masked_too(derived: str) -> None:
+    keeper = SecretKeeper(EnvSecrets({"SECRET_PW": _b64("s3cr3t-Passw0rd")}))
+    keeper.reveal("PW")
+
+    assert keeper.redact(f"value: {derived}.") == f"value: {MASK}."
+
+
+def test_text_sharing_no_run_of_six_characters_with_a_secret_is_left_alone() -> None:
+    keeper = SecretKeeper(EnvSecrets({"SECRET_PW": _b64("s3cr3t-Passw0rd")}))
+    keeper.reveal("PW")
+
+    assert keeper.redact("Pass the s3cr3 word") == "Pass the s3cr3 word"
+
+
+def test_the_keeper_counts_secret_reads() -> None:
+    keeper = SecretKeeper(EnvSecrets({"SECRET_PW": _b64("s3cr3t-Passw0rd")}))
+    assert keeper.reads == 0
+    keeper.reveal("PW")
+    keeper.reveal("PW")
+    assert keeper.reads == 2
+
+
+@pytest.mark.parametrize("value", ['pa"ssw0rd-value', "pa\\ssw0rd-value", "line-one\nline-two", "pässwörd-ünïcode"])
+def test_masking_json_text_keeps_it_valid_json(value: str) -> None:
+    keeper = SecretKeeper(EnvSecrets({"SECRET_PW": _b64(value)}))
+    keeper.reveal("PW")
+
+    texts = (json.dumps({"a": value, "b": value[::-1]}, ensure_ascii=False), json.dumps({"a": value, "b": 1}))
+    for text in texts:
+        masked = json.loads(keeper.redact(text))
+        assert value not in json.dumps(masked) and value[::-1] not in str(masked)
+
+
+def test_what_a_filter_derives_from_a_secret_input_is_masked_too() -> None:
+    keeper = SecretKeeper(EnvSecrets({}))
+    keeper.remember_input("hunter2-password")
+
+    assert keeper.redact("pw: " + "hunter2-password"[::-1]) == f"pw: {MASK}"
+    assert keeper.redact("pw: hunter2-password") == "pw: " + "*" * 16
