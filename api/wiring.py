@@ -12,12 +12,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from api.deps import authenticate, check_tenant_path, read_session, settings
 from api.errors import (
     DATABASE_UNAVAILABLE,
+    data_error_handler,
     database_unavailable_handler,
     http_error_handler,
     request_validation_handler,
@@ -62,6 +64,7 @@ def install(app: FastAPI, config: Settings, *, action_routers: Sequence[APIRoute
     config.refuse_unsafe_bind()
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(DataError, data_error_handler)
     for error in DATABASE_UNAVAILABLE:
         app.add_exception_handler(error, database_unavailable_handler)
     # Added last = outermost: limits run before anything reads the body; audit sees every answer.
