@@ -63,6 +63,7 @@ def check_tenant(request: Request) -> str:
 
 
 def client_address(request: Request) -> str:
+    """The caller's address: the peer, or what a trusted proxy said it was (`api.proxies`)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -96,10 +97,13 @@ def _authenticate(request: Request) -> Principal:
             throttle.check(who, address)
             principal = accounts(request).authenticate_basic(username, password)
     elif scheme.lower() == "bearer" and credentials:
-        # Token guesses differ each time: count them per address, whatever the token.
-        who = "bearer"
-        throttle.check(who, address)
+        # A token names no account: its guesses count against the address alone.
+        throttle.check(None, address)
         principal = accounts(request).authenticate_bearer(credentials)
+        if principal is None:
+            throttle.failed(None, address)
+            raise Unauthenticated("invalid credentials")
+        return principal
     elif not header:
         raise Unauthenticated("authentication required: send Basic credentials or a Bearer API token")
     if principal is None:

@@ -155,7 +155,8 @@ def _migrate(settings: Settings) -> int:
 def _server(settings: Settings) -> int:
     import uvicorn
 
-    uvicorn.run(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None)
+    # proxy_headers=False: uvicorn would believe X-Forwarded-For from loopback; api.proxies decides instead.
+    uvicorn.run(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None, proxy_headers=False)
     return EXIT_OK
 
 

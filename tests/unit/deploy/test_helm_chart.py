@@ -204,3 +204,13 @@ def test_server_and_workers_share_the_internal_storage_claim() -> None:
         mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
         assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "chorus-data", name
         assert mounts["data"] == "/data", name
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_every_container_serving_metrics_binds_them_where_prometheus_can_scrape(values: str) -> None:
+    containers = [c for m in of_kind(render(values), "Deployment") for c in m["spec"]["template"]["spec"]["containers"]]
+    serving = [{e["name"]: e.get("value") for e in c["env"]} for c in containers]
+    serving = [env for env in serving if "CHORUS_METRICS_PORT" in env]
+
+    assert serving
+    assert all(env.get("CHORUS_METRICS_HOST") == "0.0.0.0" for env in serving)
