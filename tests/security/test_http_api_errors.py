@@ -7,6 +7,10 @@ an unknown one, 404).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -100,3 +104,17 @@ def test_a_non_ascii_webhook_key_is_the_same_404_as_an_unknown_flow(client: Test
 
     assert real.status_code == unknown.status_code == 404, real.text
     assert real.json()["_embedded"]["errors"][0]["path"] == unknown.json()["_embedded"]["errors"][0]["path"]
+
+
+@pytest.mark.parametrize("span", ["P99999999999D", "P999999999D"])
+def test_the_cli_refuses_a_token_lifetime_beyond_the_limit_naming_the_flag(database_url: str, span: str) -> None:
+    env = {**os.environ, "CHORUS_DATABASE_URL": database_url}
+    chorus = [sys.executable, "-m", "orchestrator.cli"]
+    user = [*chorus, "user", "create", "ann", "--role", "viewer", "--password-stdin"]
+    assert subprocess.run(user, input=ADMIN[1], capture_output=True, text=True, env=env).returncode == 0
+    args = ["token", "create", "--user", "ann", "--name", "forever", "--expires-in", span]
+
+    done = subprocess.run([*chorus, *args], capture_output=True, text=True, env=env)
+
+    assert done.returncode == 2, done.stderr
+    assert "--expires-in" in done.stderr and "Traceback" not in done.stderr
