@@ -14,7 +14,7 @@ from api.errors import QueryInvalid
 from api.permissions import TENANT_WIDE, Permission, allowed, require
 from orchestrator import store
 from orchestrator.accounts import Accounts, Binding, BindingInvalid, Principal, parse_binding
-from orchestrator.core.durations import parse_duration
+from orchestrator.core.durations import format_duration, parse_duration
 from orchestrator.tables import ApiTokenRow
 
 router = APIRouter(tags=["Auth"], dependencies=[Depends(authenticate)])
@@ -140,12 +140,14 @@ def _lifetime(request: Request, expires_in: str | None) -> timedelta | None:
     credential that outlives the session by years (or forever).
     """
     config = settings(request)
-    limit = timedelta(seconds=config.token_max_ttl_s)
+    limit, variable = timedelta(seconds=config.token_max_ttl_s), "CHORUS_TOKEN_MAX_TTL_S"
     if getattr(request.state, "console_session", None) is not None:
-        limit = min(limit, timedelta(seconds=config.console_token_max_ttl_s))
-        if expires_in is None:
+        console_limit = timedelta(seconds=config.console_token_max_ttl_s)
+        if console_limit < limit:
+            limit, variable = console_limit, "CHORUS_CONSOLE_TOKEN_MAX_TTL_S"
+        if not expires_in:
             return limit
-    if expires_in is None:
+    if not expires_in:
         return None
     try:
         lifetime = parse_duration(expires_in)
@@ -154,7 +156,7 @@ def _lifetime(request: Request, expires_in: str | None) -> timedelta | None:
     if lifetime <= timedelta(0):
         raise QueryInvalid("expiresIn", "must be a positive duration")
     if lifetime > limit:
-        raise QueryInvalid("expiresIn", f"must be at most {limit.days} days here (CHORUS_*TOKEN_MAX_TTL_S)")
+        raise QueryInvalid("expiresIn", f"must be at most {format_duration(limit)} ({variable})")
     return lifetime
 
 
