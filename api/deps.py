@@ -100,18 +100,12 @@ def _authenticate(request: Request) -> Principal:
         # A token names no account: its guesses count against the address alone.
         throttle.check(None, address)
         principal = accounts(request).authenticate_bearer(credentials)
-        if principal is None:
-            throttle.failed(None, address)
-            raise Unauthenticated("invalid credentials")
-        return principal
     elif not header:
         raise Unauthenticated("authentication required: send Basic credentials or a Bearer API token")
     if principal is None:
-        if who is not None:
-            throttle.failed(who, address)
+        throttle.failed(who, address)
         raise Unauthenticated("invalid credentials")
-    if who is not None:
-        throttle.succeeded(who, address)
+    throttle.succeeded(who, address)
     return principal
 
 
