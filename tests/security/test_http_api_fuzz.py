@@ -86,7 +86,7 @@ def test_durations_and_date_times_never_fail_the_server(seeded: TestClient) -> N
                 answers.check(f"{path} {param}={value}", seeded.get(API + path, params={param: value}))
         body = {"name": "fuzz", "expiresIn": value}
         answers.check(f"tokens expiresIn={value}", seeded.post(f"{API}/tokens", json=body))
-        headers = {"ttl": value.encode(), "Content-Type": b"application/json"}
+        headers = {b"ttl": value.encode(), b"content-type": b"application/json"}
         answers.check(f"kv ttl={value}", seeded.put(f"{API}/namespaces/fuzz.ns/kv/k", content='"v"', headers=headers))
         answers.check(f"scheduleDate={value}", seeded.post(f"{API}/executions/fuzz.ns/hello?scheduleDate={value}"))
         for param in ("from", "to"):
