@@ -91,6 +91,12 @@ def test_durations_and_date_times_never_fail_the_server(seeded: TestClient) -> N
         answers.check(f"scheduleDate={value}", seeded.post(f"{API}/executions/fuzz.ns/hello?scheduleDate={value}"))
         for param in ("from", "to"):
             answers.check(f"ai usage {param}={value}", seeded.get(f"{API}/ai/usage", params={param: value}))
+            answers.check(f"audit {param}={value}", seeded.get(f"{API}/audit", params={param: value}))
+        for field in ("startDate", "endDate", "updated", "date"):
+            for op in ("GREATER_THAN", "LESS_THAN", "EQUALS"):
+                for path in ("/executions/search", "/flows/search", "/logs/search", "/triggers/search"):
+                    params = {f"filters[{field}][{op}]": value}
+                    answers.check(f"{path} {params}", seeded.get(API + path, params=params))
 
     assert answers.faults == [], answers.faults[:5]
 
