@@ -4,6 +4,7 @@ stream, which answered unknown ids after 10 s but invisible ones at once (tellin
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator.engine import LogRecord, _log_row
+from tests.e2e.conftest import Stack
 from tests.integration.api.conftest import ADMIN, AppFactory, flow_source
 
 pytestmark = pytest.mark.security
@@ -117,3 +119,31 @@ def test_a_log_line_over_the_cap_is_truncated_with_a_marker() -> None:
     assert long.startswith("x" * 300) and long.endswith("[truncated 700 characters]")
     assert not long.startswith("x" * 301)
     assert short == "x" * 300
+
+
+SLA_WITH_HUGE_LABEL = """
+id: sla-huge-label
+namespace: {ns}
+sla:
+  - id: quick
+    type: MAX_DURATION
+    behavior: FAIL
+    duration: PT1S
+    labels:
+      sla: "%s"
+tasks:
+  - id: slow
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT4S
+""" % ("x" * 5000)
+
+
+def test_an_sla_whose_labels_exceed_the_limits_is_still_enforced(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(SLA_WITH_HUGE_LABEL)
+
+    done = stack.wait_for_state(stack.run(unique_namespace, "sla-huge-label")["id"])
+
+    assert done["state"]["current"] == "FAILED"
+    assert all(label["key"] != "sla" for label in done["labels"])
