@@ -63,6 +63,7 @@ def check_tenant(request: Request) -> str:
 
 
 def client_address(request: Request) -> str:
+    """The caller's address: the peer, or what a trusted proxy said it was (`api.proxies`)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -96,18 +97,15 @@ def _authenticate(request: Request) -> Principal:
             throttle.check(who, address)
             principal = accounts(request).authenticate_basic(username, password)
     elif scheme.lower() == "bearer" and credentials:
-        # Token guesses differ each time: count them per address, whatever the token.
-        who = "bearer"
-        throttle.check(who, address)
+        # A token names no account: its guesses count against the address alone.
+        throttle.check(None, address)
         principal = accounts(request).authenticate_bearer(credentials)
     elif not header:
         raise Unauthenticated("authentication required: send Basic credentials or a Bearer API token")
     if principal is None:
-        if who is not None:
-            throttle.failed(who, address)
+        throttle.failed(who, address)
         raise Unauthenticated("invalid credentials")
-    if who is not None:
-        throttle.succeeded(who, address)
+    throttle.succeeded(who, address)
     return principal
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
@@ -24,6 +24,7 @@ from orchestrator.core.errors import (
     ExpressionError,
     FlowInvalid,
     InputInvalid,
+    LabelsInvalid,
     NotFound,
 )
 from orchestrator.kv import KeyExpired, ValueInvalid
@@ -55,6 +56,7 @@ STATUS_BY_ERROR: tuple[tuple[type[ChorusError], int], ...] = (
     (PayloadTooLarge, 413),
     (FlowInvalid, 422),
     (InputInvalid, 422),
+    (LabelsInvalid, 422),
     (ValueInvalid, 422),
     (QueryInvalid, 422),
     (FilterValueInvalid, 422),
@@ -128,6 +130,27 @@ def database_unavailable_handler(request: Request, exc: Exception) -> JSONRespon
     return JSONResponse(
         error_body(request, 503, message, errors), status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
     )
+
+
+#: PostgreSQL's SQLSTATE for a pattern its regex engine refuses (`filters[f][REGEX]=(`).
+_INVALID_REGEX = "2201B"
+
+
+def data_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A value PostgreSQL refused (SQLSTATE class 22, "data exception"): the request's fault, so a 422.
+
+    The store cannot check every value the way PostgreSQL reads it (its regex dialect is not Python's), so
+    the database's refusal is the check; the regex filter named in the query is the field at fault.
+    """
+    assert isinstance(exc, DataError)
+    state = getattr(exc.orig, "sqlstate", None)
+    path, message = "query", "a value in the request is out of range or malformed"
+    if state == _INVALID_REGEX:
+        keys = [k for k in request.query_params if k.upper().endswith("[REGEX]")]
+        path = keys[0][: keys[0].rindex("[")] if keys else "query"
+        message = f"{path}: invalid regular expression"
+    errors = [{"path": path, "line": None, "column": None, "message": message}]
+    return JSONResponse(error_body(request, 422, f"Invalid entity: {message}", errors), status_code=422)
 
 
 def http_error_handler(request: Request, exc: Exception) -> JSONResponse:

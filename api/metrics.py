@@ -13,6 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orchestrator.metrics import CONTENT_TYPE, exposition, metrics
 
 UNMATCHED = "<unmatched>"  #: route label of requests no route matched (keeps the label bounded)
+#: The method label takes only these; any other token a client sends (HTTP allows any) is counted as OTHER,
+#: or an unauthenticated caller could grow /metrics by one series per made-up method.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
 
 
 class RequestMetrics:
@@ -41,7 +45,7 @@ class RequestMetrics:
             # The router writes the matched route into the shared scope.
             route: BaseRoute | None = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else OTHER_METHOD
             self._m.http_requests.labels(method, template, str(status)).inc()
             self._m.http_request_duration.labels(method, template).observe(time.perf_counter() - started)
 

@@ -12,12 +12,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from api.deps import authenticate, check_tenant_path, read_session, settings
 from api.errors import (
     DATABASE_UNAVAILABLE,
+    data_error_handler,
     database_unavailable_handler,
     http_error_handler,
     request_validation_handler,
@@ -25,6 +27,7 @@ from api.errors import (
 from api.login_throttle import LoginThrottle
 from api.middleware import AuditMiddleware, LimitsMiddleware
 from api.permissions import Permission
+from api.proxies import TrustedProxies
 from api.routes import audit, auth, executions, flows, flows_bulk, kv, logs, triggers
 from api.routes.executions import visible_execution
 from orchestrator import store
@@ -62,11 +65,14 @@ def install(app: FastAPI, config: Settings, *, action_routers: Sequence[APIRoute
     config.refuse_unsafe_bind()
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(DataError, data_error_handler)
     for error in DATABASE_UNAVAILABLE:
         app.add_exception_handler(error, database_unavailable_handler)
     # Added last = outermost: limits run before anything reads the body; audit sees every answer.
     app.add_middleware(AuditMiddleware)
     app.add_middleware(LimitsMiddleware, max_body_bytes=config.max_body_bytes)
+    # Outermost of these: the audit, the lockout and the cookies' Secure flag all read the client it sets.
+    app.add_middleware(TrustedProxies, networks=config.trusted_proxy_networks)
     app.include_router(_open_router())
     guarded = [Depends(authenticate), Depends(guard_execution_action)]
     # Order matters: fixed segments (`/flows/export/...`, `/executions/search`, actions) before `{param}` ones.
@@ -92,7 +98,10 @@ def start(app: FastAPI, engine: Engine) -> None:
     app.state.accounts = Accounts(engine.settings, engine.sessions)
     config = engine.settings
     app.state.login_throttle = LoginThrottle(
-        max_failures=config.login_max_failures, window_s=config.login_window_s, lockout_s=config.login_lockout_s
+        max_failures=config.login_max_failures,
+        window_s=config.login_window_s,
+        lockout_s=config.login_lockout_s,
+        address_max_failures=config.login_address_max_failures,
     )
     app.state.kv = KeyValueStore(engine.settings.tenant, engine.sessions)
     app.state.accounts.ensure_bootstrap_admin()

@@ -172,7 +172,8 @@ def _server(settings: Settings) -> int:
     finally:
         db.dispose()
 
-    uvicorn.run(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None)
+    # proxy_headers=False: uvicorn would believe X-Forwarded-For from loopback; api.proxies decides instead.
+    uvicorn.run(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None, proxy_headers=False)
     return EXIT_OK
 
 

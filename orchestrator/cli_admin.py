@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
@@ -126,6 +127,9 @@ def _token(args: argparse.Namespace, accounts: Accounts) -> int:
             expires_in = parse_duration(args.expires_in) if args.expires_in else None
         except ValueError as e:
             raise ConfigurationError("--expires-in", str(e)) from e
+        longest = timedelta(seconds=accounts.settings.token_max_ttl_s)
+        if expires_in is not None and expires_in > longest:
+            raise ConfigurationError("--expires-in", f"at most {longest.days} days (CHORUS_TOKEN_MAX_TTL_S)")
         new = accounts.create_token(args.user, args.name, expires_in=expires_in, actor=_CLI_ACTOR)
         print(f"token {new.row.id} for {args.user}; its secret (shown once):", file=sys.stderr)  # noqa: T201
         print(new.secret)  # noqa: T201

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import flow_triggers, loops, operations, sleeps, store, subflows
 from orchestrator.compiler import to_canvas
-from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, NotFound
+from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, LabelsInvalid, NotFound
 from orchestrator.core.expressions import has_expression, render
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.ids import new_id, task_run_id
@@ -315,6 +315,7 @@ class Engine:
         if not any(label["key"] == CORRELATION_LABEL for label in all_labels):
             # Kestra links every execution of one causal chain (subflows, replays) by this label.
             all_labels.append({"key": CORRELATION_LABEL, "value": execution_id})
+        _check_labels(all_labels, self.settings)
         row = ExecutionRow(
             id=execution_id,
             tenant=self.settings.tenant,
@@ -727,7 +728,8 @@ class Engine:
     ) -> str:
         """End the current attempt of a running task run (caller holds the execution lock)."""
         now = store.utcnow()
-        store.insert_log_lines(session, [_log_row(execution, row, record) for record in outcome.logs])
+        cap = self.settings.max_log_line_chars
+        store.insert_log_lines(session, [_log_row(execution, row, record, cap) for record in outcome.logs])
         values: dict[str, Any] = {
             "attempts": store.close_attempt(row.attempts, outcome.state, now),
             "claim_owner": None,
@@ -887,7 +889,8 @@ class Engine:
                 outputs = flow_outputs(execution, flow, store.task_runs_of(session, execution.id))
             except ExpressionError as e:
                 state, payload = State.FAILED, {"error": f"flow outputs: {e.message}"}
-                store.insert_log_lines(session, [_log_row(execution, None, LogRecord("ERROR", str(e), store.utcnow()))])
+                error = LogRecord("ERROR", str(e), store.utcnow())
+                store.insert_log_lines(session, [_log_row(execution, None, error, self.settings.max_log_line_chars)])
         store.record_transition(session, execution, state, actor=actor, payload=payload, values={"outputs": outputs})
         if execution.parent_task_run_id is not None:
             session.info.setdefault("ended_children", []).append(execution.id)
@@ -921,6 +924,7 @@ class Engine:
             if execution is None:
                 raise NotFound("execution", execution_id)
             merged = _merge_labels(list(execution.labels), labels)
+            _check_labels(merged, self.settings)
             store.update_labels(session, execution, merged)
             store.append_audit(
                 session, execution_id, actor=actor, action="execution.labels", subject=None, payload={"labels": labels}
@@ -1076,7 +1080,19 @@ def _webhook_matches(trigger: Any, flow: Flow | None, key: str) -> bool:
     expected = str(trigger.properties.get("key", ""))
     if has_expression(expected):
         expected = render(expected, {"flow": {"id": flow.id, "namespace": flow.namespace}})
-    return bool(expected) and hmac.compare_digest(expected, key)
+    # Bytes: compare_digest refuses non-ASCII str, and that TypeError (a 500) told real webhooks from unknown ones.
+    return bool(expected) and hmac.compare_digest(expected.encode("utf-8"), key.encode("utf-8", "surrogatepass"))
+
+
+def _check_labels(labels: list[dict[str, str]], settings: Settings) -> None:
+    """Labels are stored per execution, indexed and copied into the audit: bound their number and size."""
+    if len(labels) > settings.max_labels:
+        raise LabelsInvalid("labels", f"{len(labels)} labels, at most {settings.max_labels} (CHORUS_MAX_LABELS)")
+    for index, label in enumerate(labels):
+        if len(label["key"]) > settings.max_label_key_chars:
+            raise LabelsInvalid(f"labels[{index}].key", f"longer than {settings.max_label_key_chars} characters")
+        if len(label["value"]) > settings.max_label_value_chars:
+            raise LabelsInvalid(f"labels[{index}].value", f"longer than {settings.max_label_value_chars} characters")
 
 
 def _merge_labels(base: list[dict[str, str]], extra: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -1113,7 +1129,14 @@ def _attempt_start(attempt: Mapping[str, Any]) -> datetime | None:
     return datetime.fromisoformat(histories[0]["date"].replace("Z", "+00:00")) if histories else None
 
 
-def _log_row(execution: ExecutionRow, row: TaskRunRow | None, record: LogRecord) -> dict[str, Any]:
+#: Ends a log message cut at CHORUS_MAX_LOG_LINE_CHARS, so a reader knows the line is not whole.
+TRUNCATED_MARKER = " …[truncated {dropped} characters]"
+
+
+def _log_row(execution: ExecutionRow, row: TaskRunRow | None, record: LogRecord, max_chars: int) -> dict[str, Any]:
+    message = record.message
+    if len(message) > max_chars:
+        message = message[:max_chars] + TRUNCATED_MARKER.format(dropped=len(message) - max_chars)
     return {
         "execution_id": execution.id,
         "task_run_id": row.id if row else None,
@@ -1122,6 +1145,6 @@ def _log_row(execution: ExecutionRow, row: TaskRunRow | None, record: LogRecord)
         "namespace": execution.namespace,
         "flow_id": execution.flow_id,
         "level": record.level,
-        "message": record.message,
+        "message": message,
         "at": record.at,
     }

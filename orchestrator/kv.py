@@ -128,6 +128,9 @@ def _bare(literal: str) -> TypedValue:
     raise ValueInvalid("body", 'Invalid JSON value: send a JSON literal such as "text", 42, true or {...}')
 
 
+_MAX_TTL = timedelta(days=36500)
+
+
 def parse_ttl(text: str | None) -> timedelta | None:
     if text is None or not text.strip():
         return None
@@ -137,6 +140,9 @@ def parse_ttl(text: str | None) -> timedelta | None:
         raise ValueInvalid("ttl", str(e)) from None
     if ttl <= timedelta(0):
         raise ValueInvalid("ttl", "must be a positive duration")
+    if ttl > _MAX_TTL:
+        # An expiry past year 9999 cannot be stored (it was an OverflowError, a 500); a century is forever enough.
+        raise ValueInvalid("ttl", f"must be at most {_MAX_TTL.days} days")
     return ttl
 
 

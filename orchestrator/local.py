@@ -96,7 +96,9 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
             file=sys.stderr,
             flush=True,
         )
-        config = uvicorn.Config(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None)
+        config = uvicorn.Config(
+            API_APP, factory=True, host=settings.host, port=settings.port, log_config=None, proxy_headers=False
+        )
         # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default action
         # would then end this process before `finally`, leaving the worker and the servers orphaned.
         signal.signal(signal.SIGTERM, _stop_on_sigterm)

@@ -45,7 +45,11 @@ class MetricsSettings(BaseSettings):
     port: int = Field(
         default=9464, ge=0, le=65535, description="HTTP port of a worker group's /metrics (0 turns it off)."
     )
-    host: str = Field(default="0.0.0.0", description="Address a worker group's /metrics binds.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address a worker group's (or the scheduler's) /metrics binds; set 0.0.0.0 for a Prometheus "
+        "on another host (the Helm chart and compose file do).",
+    )
     dir: Path | None = Field(
         default=None,
         description="Multiprocess directory of a worker group (emptied at start); a fresh temporary one if unset.",

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator import agent_journal, store
 from orchestrator.core.durations import parse_duration
-from orchestrator.core.errors import Conflict, NotFound
+from orchestrator.core.errors import Conflict, LabelsInvalid, NotFound
 from orchestrator.core.flow import Flow, Input
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
@@ -162,7 +162,11 @@ def enforce_slas(engine: Engine, now: datetime) -> None:
         labels = sla.get("labels")
         if isinstance(labels, dict) and labels:
             breach = [{"key": k, "value": str(v)} for k, v in labels.items()]
-            engine.set_labels(execution_id, breach, actor="system:sla")
+            try:
+                engine.set_labels(execution_id, breach, actor="system:sla")
+            except LabelsInvalid as e:
+                # The breach is still enforced below: labels over the limit must not leave it pending forever.
+                logger.warning("SLA labels of %s not set: %s", execution_id, e.message)
         final = _SLA_OUTCOME.get(str(sla.get("behavior", "FAIL")).upper())
         with contextlib.suppress(Conflict):
             if final is not None:

@@ -145,9 +145,36 @@ class Settings(BaseSettings):
         default=(), description="Retired audit keys (JSON list), still accepted by `chorus audit verify`."
     )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
-    follow_unknown_timeout_s: float = Field(
-        default=10.0, gt=0, description="How long a follow stream waits for an unknown execution before its 404."
+    login_address_max_failures: int = Field(
+        default=50,
+        ge=1,
+        description="Failed logins from one client address (any username, any token) in the window before that "
+        "address is throttled; it locks no account, so users behind the same NAT elsewhere are unaffected.",
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDR networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed (e.g. 10.0.0.0/8); empty trusts none, loopback included.",
+    )
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark console cookies Secure; unset means when the request came over HTTPS (directly or "
+        "through a trusted proxy's X-Forwarded-Proto).",
+    )
+    token_max_ttl_s: float = Field(
+        default=3650 * 86400.0, gt=0, description="Longest lifetime (`expiresIn`) an API token may be given."
+    )
+    console_token_max_ttl_s: float = Field(
+        default=30 * 86400.0,
+        gt=0,
+        description="Longest lifetime of a token minted by a console session (never non-expiring).",
+    )
+    max_log_line_chars: int = Field(
+        default=65536, ge=256, description="Longer log messages are truncated at this length, with a marker."
+    )
+    max_labels: int = Field(default=100, ge=1, description="Most labels one execution may carry.")
+    max_label_key_chars: int = Field(default=256, ge=1, description="Longest label key.")
+    max_label_value_chars: int = Field(default=4096, ge=1, description="Longest label value.")
 
     @field_validator("database_url", "migration_database_url")
     @classmethod
@@ -173,6 +200,22 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a Redis URL (redis://host:port/db)")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"'{item.strip()}' is not an IP address or CIDR network") from None
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        items = (i.strip() for i in self.trusted_proxies.split(","))
+        return tuple(ipaddress.ip_network(i, strict=False) for i in items if i)
 
     @model_validator(mode="after")
     def _admin_pair(self) -> Settings:

@@ -62,7 +62,8 @@ def park(engine: Engine, claimed: ClaimedTaskRun, due: datetime, logs: tuple[Log
             return
         row.retry_at, row.heartbeat_at, row.claim_owner = due, None, None
         if logs:
-            store.insert_log_lines(session, [_log_row(execution, row, record) for record in logs])
+            cap = engine.settings.max_log_line_chars
+            store.insert_log_lines(session, [_log_row(execution, row, record, cap) for record in logs])
         store.append_audit(
             session,
             at.execution_id,

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, column, exists, false, func, not_, or_, select, true
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from orchestrator.core.durations import parse_duration
@@ -87,9 +88,12 @@ def _date(column: Column, f: Filter) -> Condition:
 def _time_range(column: Column, f: Filter) -> Condition:
     try:
         span = parse_duration(f.value)
+        since = datetime.now(UTC) - span
     except ValueError as e:
         raise FilterValueInvalid(f.field, str(e)) from None
-    return column >= datetime.now(UTC) - span
+    except OverflowError:
+        raise FilterValueInvalid(f.field, f"'{f.value}' reaches before year 1") from None
+    return column >= since
 
 
 def _exec_labels(f: Filter) -> Condition:
@@ -100,15 +104,18 @@ def _exec_labels(f: Filter) -> Condition:
     if f.op is Op.NOT_EQUALS or f.op is Op.NOT_IN:
         return and_(true(), *(not_(c) for c in conditions))
     if f.op is Op.CONTAINS:
-        return and_(
-            true(),
-            *(func.jsonb_path_exists(ExecutionRow.labels, f'$[*] ? (@.key == "{_json_str(k)}")') for k, _ in f.labels),
-        )
+        return and_(true(), *(_label_value_contains(k, v) for k, v in f.labels))
     raise FilterValueInvalid("labels", f"operator {f.op} does not apply to labels")
 
 
-def _json_str(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+def _label_value_contains(key: str, value: str) -> Condition:
+    """A label with this key whose value contains `value` (case-insensitive); key and value stay bound data."""
+    label = func.jsonb_array_elements(ExecutionRow.labels).table_valued(column("value", JSONB)).alias("label")
+    return exists(
+        select(1)
+        .select_from(label)
+        .where(label.c.value["key"].astext == key, label.c.value["value"].astext.icontains(value, autoescape=True))
+    )
 
 
 def _flow_labels(f: Filter) -> Condition:

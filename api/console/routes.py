@@ -18,6 +18,7 @@ from api.console.session import (
     CookieSession,
 )
 from api.deps import accounts, client_address, settings
+from api.login_throttle import LoginThrottle
 from api.permissions import ROLE_PERMISSIONS
 from orchestrator.accounts import ANONYMOUS_ADMIN, Principal
 
@@ -72,7 +73,10 @@ def _session_body(request: Request, principal: Principal, session: CookieSession
 
 
 def _set_cookies(request: Request, response: Response, session: CookieSession) -> None:
-    secure = request.url.scheme == "https"
+    # Behind a TLS-terminating proxy the scheme is https only if the proxy is trusted (`api.proxies`);
+    # CHORUS_COOKIE_SECURE forces it either way.
+    configured = settings(request).cookie_secure
+    secure = configured if configured is not None else request.url.scheme == "https"
     max_age = int(SESSION_TTL.total_seconds())
     response.set_cookie(
         SESSION_COOKIE,
@@ -107,15 +111,24 @@ async def login(request: Request, body: LoginRequest) -> Response:
     if not settings(request).auth_required:
         return JSONResponse(_session_body(request, ANONYMOUS_ADMIN, None))
     accts = accounts(request)
+    # The same lockout as the API's Basic and Bearer credentials: this is one more door to the same accounts.
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = client_address(request)
     if body.token:
+        throttle.check(None, address)
         principal = await run_in_threadpool(accts.authenticate_bearer, body.token)
         if principal is None:
+            throttle.failed(None, address)
             return _error(401, "token", "invalid or expired API token")
         session = CookieSession("t", body.token)
     elif body.username and body.password:
+        who = f"user:{body.username}"
+        throttle.check(who, address)
         principal = await run_in_threadpool(accts.authenticate_basic, body.username, body.password)
         if principal is None or principal.username is None:
+            throttle.failed(who, address)
             return _error(401, "password", "wrong username or password")
+        throttle.succeeded(who, address)
         username = principal.username
         new = await run_in_threadpool(
             lambda: accts.create_token(
@@ -163,6 +176,7 @@ def page(page: str = "") -> FileResponse:
 PAGE_HEADERS = {
     "Cache-Control": "no-cache",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",  # frame-ancestors' twin for browsers that ignore CSP
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }

@@ -17,12 +17,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.login_throttle import TooManyAttempts
 
 SESSION_COOKIE = "chorus_session"
 CSRF_COOKIE = "chorus_csrf"
@@ -78,18 +81,15 @@ def _header(scope: Scope, wanted: bytes) -> str | None:
     return None
 
 
-def _forbidden(message: str) -> list[Message]:
+def _refusal(status: int, path: str, message: str, extra: Sequence[tuple[bytes, str]] = ()) -> list[Message]:
     body = {
         "message": message,
-        "_embedded": {"errors": [{"path": "header.x-csrf-token", "line": None, "column": None, "message": message}]},
+        "_embedded": {"errors": [{"path": path, "line": None, "column": None, "message": message}]},
     }
     raw = json.dumps(body).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
     return [
-        {
-            "type": "http.response.start",
-            "status": 403,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
-        },
+        {"type": "http.response.start", "status": status, "headers": headers + [(k, v.encode()) for k, v in extra]},
         {"type": "http.response.body", "body": raw},
     ]
 
@@ -106,6 +106,8 @@ class ConsoleSessionMiddleware:
             return
         if _header(scope, CONSOLE_HEADER.encode()) is not None:
             send = _without_basic_challenge(send)
+        if scope["path"] == "/ui" or scope["path"].startswith("/ui/"):
+            send = _never_framed(send)
         session = CookieSession.parse(request_cookies(scope).get(SESSION_COOKIE))
         if session is None or _header(scope, b"authorization") is not None or not _needs_principal(scope["path"]):
             await self.app(scope, receive, send)
@@ -115,20 +117,46 @@ class ConsoleSessionMiddleware:
             sent = _header(scope, CSRF_HEADER.encode()) or ""
             if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
                 message = "CSRF token missing or wrong: send the X-CSRF-Token header with the chorus_csrf cookie"
-                for part in _forbidden(message):
+                for part in _refusal(403, "header.x-csrf-token", message):
                     await send(part)
                 return
+        # A cookie is one more place to guess tokens in: the same per-address throttle as a Bearer header.
+        throttle = scope["app"].state.login_throttle
+        address = scope["client"][0] if scope.get("client") else "unknown"
+        try:
+            throttle.check(None, address)
+        except TooManyAttempts as e:
+            for part in _refusal(429, "cookie.chorus_session", e.message, [(b"retry-after", str(e.retry_after_s))]):
+                await send(part)
+            return
         accounts = scope["app"].state.accounts
         principal = await run_in_threadpool(accounts.authenticate_bearer, session.secret)
         if principal is not None:
             state["principal"] = principal
             state["console_session"] = session
+        else:
+            throttle.failed(None, address)
         await self.app(scope, receive, send)
 
 
 def _needs_principal(path: str) -> bool:
     """The API and the console's endpoints; the static assets and /health need no database look-up."""
     return path.startswith(("/api/", "/ui/", "/metrics")) and not path.startswith("/ui/static/")
+
+
+#: Every console response, JSON and assets included, refuses to be framed (clickjacking); the page adds its CSP.
+_FRAMING = ((b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"))
+
+
+def _never_framed(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            present = {k.lower() for k, _ in message.get("headers", ())}
+            extra = [(k, v) for k, v in _FRAMING if k not in present]
+            message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await send(message)
+
+    return wrapped
 
 
 def _without_basic_challenge(send: Send) -> Send:

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import accounts, authenticate, check_tenant, client_address, note
+from api.deps import accounts, authenticate, check_tenant, client_address, note, settings
 from api.errors import QueryInvalid
 from api.permissions import TENANT_WIDE, Permission, allowed, require
 from orchestrator import store
 from orchestrator.accounts import Accounts, Binding, BindingInvalid, Principal, parse_binding
-from orchestrator.core.durations import parse_duration
+from orchestrator.core.durations import format_duration, parse_duration
 from orchestrator.tables import ApiTokenRow
 
 router = APIRouter(tags=["Auth"], dependencies=[Depends(authenticate)])
@@ -73,12 +73,7 @@ async def create_token(
         raise QueryInvalid("username", "anonymous callers must name the token's user")
     if username != principal.username:
         require(principal, Permission.ACCOUNT_ADMIN, TENANT_WIDE)
-    try:
-        expires_in = parse_duration(body.expiresIn) if body.expiresIn else None
-    except ValueError as e:
-        raise QueryInvalid("expiresIn", str(e)) from None
-    if expires_in is not None and expires_in <= timedelta(0):
-        raise QueryInvalid("expiresIn", "must be a positive duration")
+    expires_in = _lifetime(request, body.expiresIn)
     new = await run_in_threadpool(
         lambda: accts.create_token(
             username, body.name, expires_in=expires_in, actor=principal.actor, client=client_address(request)
@@ -136,6 +131,33 @@ async def create_user(
     )
     entry.audited = True
     return {"id": row.id, "username": row.username, "roles": [r.model_dump() for r in body.roles]}
+
+
+def _lifetime(request: Request, expires_in: str | None) -> timedelta | None:
+    """The token's lifetime: positive and bounded; a console session's tokens always expire.
+
+    A session cookie is a browser's credential: a page script or a borrowed screen must not turn it into a
+    credential that outlives the session by years (or forever).
+    """
+    config = settings(request)
+    limit, variable = timedelta(seconds=config.token_max_ttl_s), "CHORUS_TOKEN_MAX_TTL_S"
+    if getattr(request.state, "console_session", None) is not None:
+        console_limit = timedelta(seconds=config.console_token_max_ttl_s)
+        if console_limit < limit:
+            limit, variable = console_limit, "CHORUS_CONSOLE_TOKEN_MAX_TTL_S"
+        if not expires_in:
+            return limit
+    if not expires_in:
+        return None
+    try:
+        lifetime = parse_duration(expires_in)
+    except ValueError as e:
+        raise QueryInvalid("expiresIn", str(e)) from None
+    if lifetime <= timedelta(0):
+        raise QueryInvalid("expiresIn", "must be a positive duration")
+    if lifetime > limit:
+        raise QueryInvalid("expiresIn", f"must be at most {format_duration(limit)} ({variable})")
+    return lifetime
 
 
 def _binding(b: RoleBindingCreate) -> Binding:

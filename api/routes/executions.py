@@ -26,6 +26,7 @@ from orchestrator.accounts import Principal
 from orchestrator.core.errors import InputInvalid, NotFound
 from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
+from orchestrator.database import read_only
 from orchestrator.engine import Engine
 from orchestrator.queries import Op, Search, SortKey
 from orchestrator.settings import Settings
@@ -226,19 +227,14 @@ async def follow_execution(
     tenant: str = Depends(check_tenant),
     principal: Principal = Depends(authenticate),
     eng: Engine = Depends(engine),
-    config: Settings = Depends(settings),
 ) -> StreamingResponse:
-    """Server-Sent Events: `start`, then the Execution on every change (`progress`), then `end`, then close."""
-    deadline = time.monotonic() + config.follow_unknown_timeout_s
-    while True:
-        with eng.sessions() as session:
-            row = store.get_execution(session, execution_id)
-        if row is not None or time.monotonic() >= deadline:
-            break
-        await asyncio.sleep(0.2)
-    if row is None:
-        raise NotFound("execution", execution_id)
-    guard(request, principal, Permission.EXECUTION_READ, "execution", row.namespace, execution_id)
+    """Server-Sent Events: `start`, then the Execution on every change (`progress`), then `end`, then close.
+
+    Unknown and invisible ids are the same immediate 404: waiting for an unknown id (Kestra's race with a
+    just-created execution, which cannot happen here: creation commits before it answers) told them apart.
+    """
+    with read_only(eng.sessions) as session:
+        visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
     return StreamingResponse(
         execution_stream(eng, execution_id, request),
         media_type="text/event-stream",

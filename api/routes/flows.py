@@ -228,6 +228,8 @@ async def validate_flows(
 ) -> list[dict[str, Any]]:
     """One verdict per YAML document; problems go into `constraints`, never into an error status."""
     note(request, "flow.validate", read_only=True)
+    # Kestra lists validation with flow reading: a principal without any flow role has no use for it.
+    require(principal, Permission.FLOW_READ)
     text = await yaml_body(request)
     results = []
     for index, document in enumerate(split_documents(text)):

@@ -31,13 +31,16 @@ def parse_duration(text: str) -> timedelta:
     nanos = int(fraction) if fraction else 0
     if (match["seconds"] or "").startswith("-"):
         nanos = -nanos
-    total = timedelta(
-        days=int(match["days"] or 0),
-        hours=int(match["hours"] or 0),
-        minutes=int(match["minutes"] or 0),
-        seconds=seconds_part,
-        microseconds=nanos / 1000,
-    )
+    try:
+        total = timedelta(
+            days=int(match["days"] or 0),
+            hours=int(match["hours"] or 0),
+            minutes=int(match["minutes"] or 0),
+            seconds=seconds_part,
+            microseconds=nanos / 1000,
+        )
+    except OverflowError:
+        raise ValueError(f"'{text}' is longer than {timedelta.max.days} days") from None
     return -total if match["sign"] == "-" else total
 
 

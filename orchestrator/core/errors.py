@@ -3,6 +3,7 @@
     ChorusError
      ├── FlowInvalid              a flow document is rejected (carries one FlowErrorDetail per problem)
      ├── InputInvalid             execution inputs do not match the flow's declared inputs
+     ├── LabelsInvalid            execution labels over their count or length limits
      ├── ExpressionError          an expression cannot be rendered
      │    └── ExpressionLimitExceeded   render time or output size over its bound
      ├── NotFound                 a flow, execution, task run or key does not exist
@@ -67,6 +68,14 @@ class InputInvalid(ChorusError):
         if received is not NOT_SHOWN:
             text += f", but received `{'null' if received is None else received}`"
         super().__init__(text)
+
+
+class LabelsInvalid(ChorusError):
+    """Raised when an execution's labels exceed their count or length limits."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
 
 
 class ExpressionError(ChorusError):

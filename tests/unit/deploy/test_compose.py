@@ -177,3 +177,10 @@ def test_every_chorus_process_shares_the_internal_storage_volume() -> None:
         if service.get("command", [""])[0] == "chorus":
             assert "chorus-data:/data" in service["volumes"], name
             assert service["environment"]["CHORUS_DATA_DIR"] == "/data", name
+
+
+def test_every_metrics_port_is_reachable_by_prometheus_although_the_default_host_is_loopback() -> None:
+    assert MetricsSettings().host == "127.0.0.1"  # a bare `chorus worker` exposes nothing beyond the machine
+    for name, service in services().items():
+        if "CHORUS_METRICS_PORT" in service.get("environment", {}):
+            assert service["environment"].get("CHORUS_METRICS_HOST") == "0.0.0.0", name

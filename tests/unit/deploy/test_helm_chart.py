@@ -237,3 +237,27 @@ def test_only_the_migration_job_gets_the_migration_url_and_every_process_the_aud
         names = {e["name"] for e in container["env"]}
         assert "CHORUS_AUDIT_KEY" in names
         assert ("CHORUS_MIGRATION_DATABASE_URL" in names) == (kind == "Job")
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_every_container_serving_metrics_binds_them_where_prometheus_can_scrape(values: str) -> None:
+    containers = [c for m in of_kind(render(values), "Deployment") for c in m["spec"]["template"]["spec"]["containers"]]
+    serving = [{e["name"]: e.get("value") for e in c["env"]} for c in containers]
+    serving = [env for env in serving if "CHORUS_METRICS_PORT" in env]
+
+    assert serving
+    assert all(env.get("CHORUS_METRICS_HOST") == "0.0.0.0" for env in serving)
+
+
+def test_the_server_trusts_no_proxy_unless_told_which() -> None:
+    def server_env(values: dict[str, Any]) -> dict[str, str]:
+        rendered = Chart.load(str(CHART)).render(values=values, name="chorus", namespace="chorus")
+        docs = [doc for text in rendered.values() for doc in yaml.safe_load_all(text) if doc]
+        server = by_name(docs, "Deployment")["chorus-server"]["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value") for e in server["env"]}
+
+    configured = {**REQUIRED, "server": {"trustedProxies": "10.42.0.0/16", "cookieSecure": "true"}}
+
+    assert "CHORUS_TRUSTED_PROXIES" not in server_env(REQUIRED)
+    assert server_env(configured)["CHORUS_TRUSTED_PROXIES"] == "10.42.0.0/16"
+    assert server_env(configured)["CHORUS_COOKIE_SECURE"] == "true"
