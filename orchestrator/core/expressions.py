@@ -515,7 +515,9 @@ def is_true(rendered: Any) -> bool:
 def check_syntax(template: str) -> None:
     """Compile a template without rendering it, raising ExpressionError on a syntax error (for flow validation)."""
     if has_expression(template):
-        _compile(template)
+        # Compiling folds constant filter calls (`{{ 'a' | indent(9) }}`): under the default bounds, not none.
+        with _bounded(None, RenderLimits()):
+            _compile(template)
 
 
 def has_expression(text: str) -> bool:

@@ -33,6 +33,7 @@ import yaml
 from jinja2 import Undefined, pass_context
 from jinja2.runtime import Context
 
+from orchestrator.core import jq_sandbox, regex
 from orchestrator.core.errors import ExpressionError, ExpressionLimitExceeded
 
 if TYPE_CHECKING:
@@ -683,14 +684,18 @@ def _jq(value: Any, expression: str) -> list[Any] | None:
     if value is None:
         return None
     try:
-        import jq  # type: ignore[import-not-found, unused-ignore]  # optional: PyPI `jq`
-    except ImportError as e:
-        raise ExpressionError("The jq filter needs the `jq` Python package, which is not installed") from e
-    try:
         data = json.loads(value) if isinstance(value, str) else to_plain(value)
-        return list(jq.compile(expression).input_value(data).all())
-    except (ValueError, TypeError) as e:
+    except ValueError as e:
         raise ExpressionError(f"jq: cannot apply {expression!r}: {e}") from e
+    state = CURRENT.get()
+    # Called outside a render (directly, in tests): RenderLimits' defaults.
+    timeout_s = state.deadline - time.monotonic() if state is not None else 2.0
+    max_chars = state.max_output_chars if state is not None else 1_000_000
+    # jq runs in a helper process the deadline can kill (jq_sandbox); starting one is not the template's time.
+    run = jq_sandbox.run(str(expression), data, timeout_s=max(timeout_s, 0.0), max_chars=max_chars)
+    if state is not None:
+        state.deadline += run.startup_s
+    return run.results
 
 
 @_register(FILTERS, "join")
@@ -792,9 +797,6 @@ def _number_format(value: Any, format: str) -> str:
     return whole + ("." + fraction if fraction else "")
 
 
-_NESTED_QUANTIFIER_RE = re.compile(r"\([^)]*[+*}][^)]*\)\s*[+*{]")
-
-
 @_register(FILTERS, "replace")
 def _replace(value: Any, replace_pairs: Any, regexp: Any = False) -> Any:
     if isinstance(replace_pairs, str):
@@ -806,19 +808,26 @@ def _replace(value: Any, replace_pairs: Any, regexp: Any = False) -> Any:
         raise ExpressionError("replace() expects a map of replacements, e.g. replace({'old': 'new'})")
     if use_regexp:
         for pattern in pairs:
-            if _NESTED_QUANTIFIER_RE.search(pattern):
-                raise ExpressionError(f"replace(): the pattern {pattern!r} nests quantifiers, which is not allowed")
+            _compiled(pattern, "replace")
 
     def apply(text: str) -> str:
         for old, new in pairs.items():
             if use_regexp:
-                text = re.sub(old, new.replace("$", "\\"), text)
+                text = regex.substitute(old, new, text, check_size)
             elif old:
                 check_size(len(text) + text.count(old) * max(len(new) - len(old), 0))
                 text = text.replace(old, new)
         return text
 
     return _map_strings(value, apply)
+
+
+def _compiled(pattern: str, name: str) -> regex.Pattern:
+    """The RE2 program of a pattern a template passes to `name`, or an ExpressionError saying why not."""
+    try:
+        return regex.compile_pattern(pattern)
+    except regex.RegexInvalid as e:
+        raise ExpressionError(f"{name}(): {e}") from e
 
 
 @_register(FILTERS, "reverse")

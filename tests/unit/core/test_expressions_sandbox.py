@@ -164,9 +164,15 @@ def test_deeply_nested_expressions_are_a_limit_error() -> None:
     _assert_stops_quickly("{{ " + "[" * 5000 + "]" * 5000 + " }}")
 
 
-def test_regular_expressions_with_nested_quantifiers_are_refused() -> None:
-    with pytest.raises(ExpressionError, match="nests quantifiers"):
-        render("{{ 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!' | replace({'(a+)+$': 'x'}, true) }}", {})
+def test_a_catastrophic_regular_expression_runs_in_linear_time() -> None:
+    started = time.monotonic()
+    assert render("{{ (('a' * 5000) ~ '!') | replace({'(a+)+$': 'x', '(a|a)*b': 'y'}, true) | length }}", {}) == "5001"
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_backreference_in_a_replace_pattern_is_refused_with_the_reason() -> None:
+    with pytest.raises(ExpressionError, match=r"replace\(\): invalid regular expression .*no backreferences"):
+        render("{{ 'aa' | replace({'(a)\\1': 'x'}, true) }}", {})
 
 
 def test_typed_rendering_is_bounded_too() -> None:
