@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 from jinja2 import StrictUndefined, Template, Undefined, nodes, pass_context
@@ -182,6 +183,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+#: Kestra computes with Java longs (64 bits); past this, squaring in a loop of `set` tags ran for minutes.
+_MAX_INT_BITS = 4096
+
+
 class _PebbleEnvironment(ImmutableSandboxedEnvironment):
     code_generator_class = _CodeGenerator
     intercepted_binops = frozenset({"+", "-", "*", "/", "%"})
@@ -244,10 +253,18 @@ class _PebbleEnvironment(ImmutableSandboxedEnvironment):
             if operator in ("/", "%") and _is_int(left) and _is_int(right):
                 quotient = _java_divide(left, right)
                 return quotient if operator == "/" else left - right * quotient
+            if operator == "%" and not (_is_number(left) and _is_number(right)):
+                # Python would format (`'%0200000000d' % 1` built 200 MB); Pebble's `%` is only a remainder.
+                raise ExpressionError("`%` is the remainder of two numbers")
             if operator == "*":
+                if _is_int(left) and _is_int(right) and left.bit_length() + right.bit_length() > _MAX_INT_BITS:
+                    raise ExpressionLimitExceeded(f"Expression would compute an integer over {_MAX_INT_BITS} bits")
                 for sized, count in ((left, right), (right, left)):
-                    if isinstance(sized, str | list | tuple) and _is_int(count):
+                    if isinstance(sized, str) and _is_int(count):
                         pf.check_size(len(sized) * count)
+                    elif isinstance(sized, list | tuple) and _is_int(count):
+                        # Items count with what they hold: `[[1] * 1000] * 1000` is a million items to print.
+                        pf.check_size(pf.deep_size(sized) * count)
             if operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
                 pf.check_size(len(left) + len(right))
             return self.binop_table[operator](left, right)

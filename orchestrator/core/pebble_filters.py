@@ -179,26 +179,66 @@ class Entry:
 
 
 def to_plain(value: Any, *, include_nulls: bool = True) -> Any:
-    """Convert a template value into plain JSON-shaped data (dict/list/str/int/float/bool/None)."""
-    if isinstance(value, Undefined):
-        fail_undefined(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Mapping):
-        return {
-            str(k): to_plain(v, include_nulls=include_nulls) for k, v in value.items() if include_nulls or v is not None
-        }
-    if isinstance(value, Entry):
-        return {"key": to_plain(value.key), "value": to_plain(value.value, include_nulls=include_nulls)}
-    if isinstance(value, list | tuple | set | frozenset | LazyRange):
-        return [to_plain(v, include_nulls=include_nulls) for v in value]
-    if isinstance(value, datetime):
-        return _iso(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return str(value)
+    """Convert a template value into plain JSON-shaped data (dict/list/str/int/float/bool/None).
+
+    The walk is bounded like the output: a list holding itself twice, doubled 20 times, is a million
+    times larger to convert than to build (`{% set s = [s, s] %}`), so every item and character counts.
+    """
+    return _PlainWalk(include_nulls).convert(value)
+
+
+class _PlainWalk:
+    _EVERY = 4096  #: items or characters between two checks of the deadline and the size
+
+    def __init__(self, include_nulls: bool) -> None:
+        self.include_nulls = include_nulls
+        self.size = 0
+        self.next_check = self._EVERY
+
+    def _count(self, size: int) -> None:
+        self.size += size
+        if self.size >= self.next_check:
+            tick()
+            check_size(self.size)
+            self.next_check = self.size + self._EVERY
+
+    def convert(self, value: Any, include_nulls: bool | None = None) -> Any:
+        nulls = self.include_nulls if include_nulls is None else include_nulls
+        self._count(len(value) if isinstance(value, str) else 1)
+        if isinstance(value, Undefined):
+            fail_undefined(value)
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        if isinstance(value, Mapping):
+            return {str(k): self.convert(v) for k, v in value.items() if nulls or v is not None}
+        if isinstance(value, Entry):
+            return {"key": self.convert(value.key, True), "value": self.convert(value.value)}
+        if isinstance(value, list | tuple | set | frozenset | LazyRange):
+            return [self.convert(v) for v in value]
+        if isinstance(value, datetime):
+            return _iso(value)
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        return str(value)
+
+
+def deep_size(value: Any) -> int:
+    """Items and characters in a value, nested ones included; stops (raising) once past the output limit."""
+    walk = _PlainWalk(include_nulls=True)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping | list | tuple | LazyRange) and len(item):
+            # A container counts as what it holds (so `[1] * n` is n items); an empty one as one item.
+            if isinstance(item, LazyRange):
+                walk._count(len(item))
+            else:
+                stack.extend(item.values() if isinstance(item, Mapping) else item)
+        else:
+            walk._count(len(item) if isinstance(item, str) else 1)
+    return walk.size
 
 
 def to_json(value: Any, *, include_nulls: bool = False) -> str:

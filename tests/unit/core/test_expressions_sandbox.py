@@ -184,3 +184,37 @@ def test_limits_apply_again_on_the_next_render() -> None:
     with pytest.raises(ExpressionLimitExceeded):
         render("{{ 'a' * 1000000000 }}", {})
     assert render("{{ 'a' * 3 }}", {}) == "aaa"
+
+
+#: Templates that build far more than they say, each a separate path to memory or time (issue 16).
+ALLOCATION_BOMBS = [
+    "{{ '%0200000000d' % 1 }}",
+    "{{ '%s%s' % ('a', 'b') }}",
+    "{% set x = 3 %}" + "{% set x = x * x %}" * 30 + "{{ x > 1 }}",
+    "{{ [[1] * 1000] * 100000 }}",
+    "{{ ([['x' * 1000]] * 100000) | length }}",
+    "{% set s = [[1] * 1000] %}" + "{% set s = [s, s] %}" * 12 + "{{ s }}",
+    "{% set s = [[1] * 1000] %}" + "{% set s = [s, s] %}" * 12 + "{{ s | toJson | length }}",
+    "{% set s = [[1] * 1000] %}" + "{% set s = [s, s] %}" * 12 + "{{ s | yaml | length }}",
+    "{% set s = [[1] * 1000] %}" + "{% set s = [s, s] %}" * 12 + "{{ s | jq('length') }}",
+]
+
+
+@pytest.mark.parametrize("template", ALLOCATION_BOMBS)
+def test_allocation_bombs_are_refused_before_they_allocate(template: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ExpressionError):
+        render(template, {})
+    assert time.monotonic() - started < 3.0
+
+
+def test_percent_stays_the_remainder_of_two_numbers() -> None:
+    assert render("{{ 10 % 3 }}|{{ -7 % 3 }}|{{ 7.5 % 2 }}", {}) == "1|-1|1.5"
+    with pytest.raises(ExpressionError, match="`%` is the remainder of two numbers"):
+        render("{{ '%d' % 1 }}", {})
+
+
+def test_repetition_counts_what_the_items_hold() -> None:
+    assert render("{{ ([1] * 1000000) | length }}|{{ ([[1, 2]] * 3) | length }}", {}) == "1000000|3"
+    with pytest.raises(ExpressionLimitExceeded, match="2000000 characters or items"):
+        render("{{ [[1, 2]] * 1000000 }}", {})
