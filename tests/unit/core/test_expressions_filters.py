@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestrator.core.errors import ExpressionError, ExpressionLimitExceeded
-from orchestrator.core.expressions import RenderLimits, render, render_typed
+from orchestrator.core.expressions import RenderLimits, authored, render, render_typed
 
 CONTEXT: dict[str, Any] = {
     "start": "2024-03-01T10:20:30.123456Z",
@@ -274,7 +274,7 @@ def test_current_each_output_indexes_outputs_by_the_loop_values() -> None:
 
 def test_render_recursion_is_bounded() -> None:
     with pytest.raises(ExpressionLimitExceeded, match="render\\(\\) is nested more than 3 levels deep"):
-        render("{{ render(x) }}", {"x": "{{ render(x) }}"}, limits=RenderLimits(max_recursion=3))
+        render("{{ render(x) }}", {"x": authored("{{ render(x) }}")}, limits=RenderLimits(max_recursion=3))
 
 
 def test_render_of_a_non_string_is_an_error() -> None:
