@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -51,6 +52,32 @@ INJECTIONS = [
     "{% set x = items.pop() %}",
     "{{ (1).to_bytes(1000000000, 'big') }}",
     "{{ (1.5).hex() }}",
+    # The environment and files through jq (issue 16): builtins off the allow-list fail by name.
+    "{{ {} | jq('env') }}",
+    "{{ {} | jq('env.PATH') }}",
+    "{{ {} | jq('input_filename') }}",
+    "{{ {} | jq('[inputs]') }}",
+    "{{ {} | jq('get_search_list') }}",
+    '{{ {} | jq(\'import "passwd" as $p {search: "/etc"}; $p\') }}',
+    "{{ {} | jq('include \"x\"; .') }}",
+    "{{ {} | jq('debug') }}",
+    # Python's printf operator, the one `%` Pebble does not have.
+    "{{ '%s' % text }}",
+    "{{ '%(x)s' % inputs }}",
+]
+
+#: Probes that may render without error but must never show the environment or a file's content.
+ENVIRONMENT_PROBES = [
+    "{{ {} | jq('$ENV') }}",
+    "{{ {} | jq('$ENV.PATH') }}",
+    "{{ {} | jq('[$ENV[]]') }}",
+    "{{ {} | jq('$__loc__') }}",
+    "{{ {} | jq('def env: $ENV; env') }}",
+    "{{ {} | jq('1) | $ENV | (1') }}",
+    "{{ envs }}",
+    "{{ globals }}",
+    "{{ read('/etc/passwd') }}",
+    "{{ render('{{ range.__globals__ }}') }}",
 ]
 
 
@@ -59,6 +86,18 @@ def test_template_injection_attempts_raise_an_expression_error(template: str) ->
     with pytest.raises(ExpressionError) as caught:
         render(template, CONTEXT)
     assert not isinstance(caught.value, ExpressionLimitExceeded)
+
+
+@pytest.mark.parametrize("template", ENVIRONMENT_PROBES)
+def test_environment_and_file_probes_reveal_neither(template: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHORUS_SANDBOX_PROBE", "probe-value-5d2e")
+    try:
+        text = render(template, CONTEXT)
+    except ExpressionError as e:
+        text = str(e)
+    assert "probe-value-5d2e" not in text
+    assert os.environ["PATH"] not in text
+    assert "root:" not in text
 
 
 def test_dunder_attributes_are_reported_as_forbidden() -> None:
