@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.core import jq_child
 from orchestrator.core.errors import ExpressionError, ExpressionLimitExceeded
 
 __all__ = ["JqRun", "run"]
@@ -47,7 +48,8 @@ class _Helper:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-I", "-m", "orchestrator.core.jq_child"],
+            # By path, so the helper needs neither this package on its path nor anything but jq and the stdlib.
+            [sys.executable, "-I", jq_child.__file__],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -58,6 +60,9 @@ class _Helper:
         )
         try:
             self._read(time.monotonic() + _STARTUP_TIMEOUT_S)  # its "ready" line
+        except (_TimedOut, _HelperDied) as e:
+            self.kill()
+            raise ExpressionError(f"jq: the helper process did not start ({sys.executable} {jq_child.__file__})") from e
         except BaseException:
             self.kill()
             raise
