@@ -31,6 +31,7 @@ __all__ = [
     "is_windowed",
     "precondition_ids",
     "preconditions_matched",
+    "regex_problems",
     "window_at",
     "window_complete",
     "window_spec",
@@ -227,6 +228,26 @@ def _filter_holds(spec: Mapping[str, Any], ended: EndedExecution) -> bool:
     }
     check = checks.get(kind)
     return bool(check()) if check is not None else False
+
+
+def regex_problems(value: Any, path: str) -> list[tuple[str, str]]:
+    """(path, message) for each REGEX filter under `value` (a trigger's properties) that RE2 cannot run.
+
+    For deploy: the same patterns `_regex_holds` would quietly never match at run time.
+    """
+    problems: list[tuple[str, str]] = []
+    if isinstance(value, Mapping):
+        if str(value.get("type", "")).upper() == "REGEX" and isinstance(value.get("value"), str):
+            try:
+                regex.compile_pattern(value["value"])
+            except regex.RegexInvalid as e:
+                problems.append((f"{path}.value", str(e)))
+        for key, item in value.items():
+            problems += regex_problems(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problems += regex_problems(item, f"{path}[{index}]")
+    return problems
 
 
 def _regex_holds(pattern: str, actual: str) -> bool:

@@ -114,3 +114,31 @@ tasks:
     assert not flow_trigger_matches(flow.triggers[0], ended)
     assert time.monotonic() - started < 0.5
     assert flow_trigger_matches(flow.triggers[0], EndedExecution("e2", "company.team", "aaaa", 1, "SUCCESS"))
+
+
+def test_a_regex_flow_condition_re2_cannot_run_is_refused_at_deploy_on_its_line() -> None:
+    source = """
+id: watcher
+namespace: company.team
+triggers:
+  - id: on_flow
+    type: io.kestra.plugin.core.trigger.Flow
+    preconditions:
+      id: p
+      where:
+        - id: w
+          filters:
+            - field: FLOW_ID
+              type: REGEX
+              value: "(a)\\\\1"
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+"""
+    with pytest.raises(FlowInvalid) as caught:
+        parse_flow(source)
+    [detail] = caught.value.errors
+    assert detail.path == "triggers[0].preconditions.where[0].filters[0].value"
+    assert detail.line == 14
+    assert "no backreferences" in detail.message
