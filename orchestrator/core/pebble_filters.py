@@ -207,6 +207,8 @@ class _PlainWalk:
         self._count(len(value) if isinstance(value, str) else 1)
         if isinstance(value, Undefined):
             fail_undefined(value)
+        if isinstance(value, str) and type(value) is not str:
+            return str.__str__(value)  # a marked string (authored.Authored) leaves the render as plain text
         if value is None or isinstance(value, bool | int | float | str):
             return value
         if isinstance(value, Mapping):
@@ -591,6 +593,8 @@ def _class_name(value: Any) -> str | None:
         return "java.util.LinkedHashMap"
     if isinstance(value, list | tuple | LazyRange):
         return "java.util.ArrayList"
+    if isinstance(value, str):
+        return "java.lang.String"  # a flow variable is a str subclass (authored.Authored)
     return _JAVA_CLASS_NAMES.get(type(value), type(value).__name__)
 
 

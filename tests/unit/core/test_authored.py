@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.core.authored import Code, skeleton
 from orchestrator.core.errors import ExpressionError
-from orchestrator.core.expressions import authored, render
+from orchestrator.core.expressions import authored, render, render_typed
 
 #: What a webhook caller with no account may post as an input value, trying to have it evaluated.
 HOSTILE = [
@@ -98,3 +98,12 @@ def test_skeleton_keeps_code_and_puts_data_behind_placeholders() -> None:
     source, data = skeleton([Code("a{{ x }}"), "{{ evil }}", "more", Code("b{"), Code("c")])
     assert source == "a{{ x }}{{ __chorus_data[0] }}b{{ __chorus_data[1] }}c"
     assert data == ("{{ evil }}more", "{")
+
+
+def test_a_flow_variable_leaves_a_typed_render_as_plain_text() -> None:
+    value = render_typed("{{ vars.greeting }}", _variables("x"))
+    assert value == "Hello {{ inputs.name }}" and type(value) is str
+
+
+def test_a_flow_variable_is_a_java_string_to_class_name() -> None:
+    assert render("{{ vars.greeting | className }}", _variables("x")) == "java.lang.String"
