@@ -3,7 +3,10 @@
 A template is translated from Pebble syntax into Jinja (`pebble_syntax`), compiled once and memoised, then
 rendered by an `ImmutableSandboxedEnvironment` whose filters, tests and functions are Kestra's
 (`pebble_filters`). Rendering is bounded: a deadline checked on every loop step, call, attribute access and
-output chunk, and a cap on the output and on any intermediate string or list.
+output chunk, and a cap on the output and on any intermediate string or list. C code the deadline cannot
+interrupt runs elsewhere: jq in a helper process killed at the deadline (`jq_sandbox`), regular expressions
+on RE2 in linear time (`regex`). `render()` evaluates only the flow's own text; what came from users stays
+data however often it is re-rendered (`authored`).
 
 Every failure surfaces as `ExpressionError` (`ExpressionLimitExceeded` for the bounds), naming the
 expression and its line; no Jinja exception escapes.

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestrator.core.errors import ExpressionError, ExpressionLimitExceeded
-from orchestrator.core.expressions import RenderLimits, render, render_typed
+from orchestrator.core.expressions import RenderLimits, check_syntax, render, render_typed
 
 CONTEXT: dict[str, Any] = {"inputs": {"name": "Ada"}, "items": [1, 2, 3], "text": "hello"}
 
@@ -61,10 +61,16 @@ INJECTIONS = [
     '{{ {} | jq(\'import "passwd" as $p {search: "/etc"}; $p\') }}',
     "{{ {} | jq('include \"x\"; .') }}",
     "{{ {} | jq('debug') }}",
+    # Files: time zones named by path (tags that load files are refused at deploy: FILE_TAGS).
+    "{{ now(timeZone='../../../../etc/passwd') }}",
+    "{{ '2024-01-01' | date(timeZone='/etc/shadow') }}",
     # Python's printf operator, the one `%` Pebble does not have.
     "{{ '%s' % text }}",
     "{{ '%(x)s' % inputs }}",
 ]
+
+#: Template tags that would read files: not Pebble's, refused when the flow is deployed.
+FILE_TAGS = ['{% include "/etc/passwd" %}', '{% import "/etc/passwd" as p %}', '{% extends "/etc/passwd" %}']
 
 #: Probes that may render without error but must never show the environment or a file's content.
 ENVIRONMENT_PROBES = [
@@ -86,6 +92,12 @@ def test_template_injection_attempts_raise_an_expression_error(template: str) ->
     with pytest.raises(ExpressionError) as caught:
         render(template, CONTEXT)
     assert not isinstance(caught.value, ExpressionLimitExceeded)
+
+
+@pytest.mark.parametrize("template", FILE_TAGS)
+def test_template_tags_that_read_files_are_syntax_errors(template: str) -> None:
+    with pytest.raises(ExpressionError, match="tag is not supported"):
+        check_syntax(template)
 
 
 @pytest.mark.parametrize("template", ENVIRONMENT_PROBES)
