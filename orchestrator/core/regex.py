@@ -23,6 +23,7 @@ Pattern = Any
 
 #: RE2 compiles a pattern into an automaton bounded by this memory; `((a{1,100}){1,100}){1,100}` is refused.
 _MAX_PROGRAM_BYTES = 8 * 1024 * 1024
+_MAX_CACHED_CHARS = 1000
 
 
 class RegexInvalid(ValueError):
@@ -36,14 +37,24 @@ def _options() -> Any:
     return options
 
 
-@functools.lru_cache(maxsize=1024)
 def compile_pattern(pattern: str) -> Pattern:
     """The RE2 program for `pattern`; RegexInvalid when RE2 cannot parse it (naming unsupported features)."""
+    # Only short patterns are memoised: a template can build a new megabyte-long one on every render.
+    return _compile_cached(pattern) if len(pattern) <= _MAX_CACHED_CHARS else _compile(pattern)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_cached(pattern: str) -> Pattern:
+    return _compile(pattern)
+
+
+def _compile(pattern: str) -> Pattern:
     try:
         return re2.compile(pattern, _options())
     except re2.error as e:
         reason = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
-        raise RegexInvalid(f"invalid regular expression {pattern!r}: {reason}{_hint(pattern)}") from None
+        shown = pattern if len(pattern) <= 200 else pattern[:197] + "..."
+        raise RegexInvalid(f"invalid regular expression {shown!r}: {reason[:200]}{_hint(pattern)}") from None
 
 
 def _hint(pattern: str) -> str:
