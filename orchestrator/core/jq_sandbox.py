@@ -154,6 +154,8 @@ def run(program: str, value: Any, *, timeout_s: float, max_chars: int) -> JqRun:
 
     ExpressionLimitExceeded when it runs past `timeout_s`, or past the helper's memory, CPU or output caps.
     """
+    if timeout_s <= 0:  # nothing left of the render's time: do not start a program only to kill its helper
+        raise ExpressionLimitExceeded(f"jq: no time left to run {program!r} within the expression's time limit")
     request = json.dumps({"program": program, "input": value, "max_chars": max_chars, "cpu_s": timeout_s}) + "\n"
     try:
         answer, startup_s = _pool().run(request.encode(), timeout_s)
