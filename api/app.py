@@ -15,6 +15,7 @@ from api import console, wiring
 from api.errors import chorus_error_handler
 from api.metrics import RequestMetrics, metrics_router
 from api.routes import actions, webhooks
+from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
 from orchestrator.database import make_engine, make_sessionmaker
@@ -75,8 +76,11 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = make_engine(settings.database_url)
         hooks = [MetricsHooks(process_metrics)]
-        engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings), hooks=hooks)
+        keyring = load_keyring(settings)
+        sessions = make_sessionmaker(db, audit_key=keyring.current)
+        engine = Engine(settings, sessions, create_celery_app(settings), hooks=hooks)
         app.state.engine = engine
+        app.state.audit_keys = keyring.by_id  # the audit routes check MACs with every key verify accepts
         wiring.start(app, engine)
         loop = Sweeper(engine, process_metrics) if sweeper else None
         if loop:

@@ -8,15 +8,14 @@ included. Payloads are redacted before they are hashed, so no secret ever enters
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import store
-from orchestrator.core.audit import ChainBreak, verify_chain
+from orchestrator.core.audit import AuditKey, ChainBreak, event_mac_problem, head_mac_problem, verify_chain
 from orchestrator.database import transaction
 from orchestrator.tables import AuditEventRow, AuditHeadRow
 
@@ -97,10 +96,21 @@ class ChainReport:
     events: int
     broken: ChainBreak | None
     broken_event_id: int | None = None  #: the audit_events row id of the first broken link
+    unkeyed: int = 0  #: events without a MAC (written while no key was configured)
 
 
-def check_chain(chain_key: str, events: Sequence[AuditEventRow]) -> ChainReport:
-    """Re-walk one chain from its first event; names the first event whose link does not hold."""
+def check_chain(
+    chain_key: str,
+    events: Sequence[AuditEventRow],
+    keys: Mapping[str, AuditKey] | None = None,
+    *,
+    require_mac: bool = False,
+) -> ChainReport:
+    """Re-walk one chain from its first event; names the first event whose link or MAC does not hold.
+
+    Without `keys` only the SHA-256 links are checked: that shows changes by someone who could not also
+    rewrite the rows after them, not a rewrite by a database superuser.
+    """
     broken = verify_chain(
         (
             e.seq,
@@ -110,21 +120,39 @@ def check_chain(chain_key: str, events: Sequence[AuditEventRow]) -> ChainReport:
         )
         for e in events
     )
+    if keys is not None:
+        for e in events:
+            if broken is not None and e.seq >= broken.seq:
+                break
+            problem = event_mac_problem(keys, e.key_id, e.mac, e.hash, require=require_mac)
+            if problem is not None:
+                broken = ChainBreak(e.seq, problem)
+                break
     row_id = next((e.id for e in events if broken is not None and e.seq == broken.seq), None)
-    return ChainReport(chain_key, len(events), broken, row_id)
+    return ChainReport(chain_key, len(events), broken, row_id, unkeyed=sum(1 for e in events if e.mac is None))
 
 
-def verify_chains(session: Session, chain_keys: Sequence[str] | None = None) -> Iterator[ChainReport]:
+def verify_chains(
+    session: Session,
+    chain_keys: Sequence[str] | None = None,
+    keys: Mapping[str, AuditKey] | None = None,
+    *,
+    require_mac: bool = False,
+) -> Iterator[ChainReport]:
     """Reports for the given chains (every chain when None), one chain in memory at a time."""
     for key in chain_keys if chain_keys is not None else store.audit_chain_keys(session):
         events = store.audit_events(session, key)
-        head = _head_seq(session, key)
-        report = check_chain(key, events)
-        if report.broken is None and head is not None and head != len(events):
+        head = session.get(AuditHeadRow, key)
+        report = check_chain(key, events, keys, require_mac=require_mac)
+        if report.broken is None and head is not None and head.seq != len(events):
             # Rows missing at the end leave no gap to see; the head row remembers how long the chain was.
-            report = ChainReport(key, len(events), ChainBreak(len(events) + 1, f"chain ends early: head at {head}"))
+            broken = ChainBreak(len(events) + 1, f"chain ends early: head at {head.seq}")
+            report = ChainReport(key, len(events), broken, unkeyed=report.unkeyed)
+        if report.broken is None and head is not None and keys is not None:
+            # The head's MAC covers its length: rows dropped from the end with the head lowered to match show here.
+            problem = head_mac_problem(keys, head.key_id, head.mac, key, head.seq, head.hash, require=require_mac)
+            if problem is None and events and head.hash != events[-1].hash:
+                problem = "does not match the last event's hash"
+            if problem is not None:
+                report = ChainReport(key, len(events), ChainBreak(head.seq, f"head: {problem}"), unkeyed=report.unkeyed)
         yield report
-
-
-def _head_seq(session: Session, chain_key: str) -> int | None:
-    return session.scalar(select(AuditHeadRow.seq).where(AuditHeadRow.chain_key == chain_key))

@@ -7,6 +7,7 @@ static import graph stays one-way and `chorus local` runs exactly the cluster's 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from orchestrator.core.errors import ChorusError, ConfigurationError
+from orchestrator.hardening import forbid_inspection
 from orchestrator.observability import configure_logging
 from orchestrator.settings import Settings, load_settings
 
@@ -91,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "flow":
             return _flow_validate(args.paths, as_json=args.json)
+        # Before anything reads secrets: scripts of this user must not read this process's environment.
+        forbid_inspection()
         settings = _settings(args)
         configure_logging(settings.log_level)
         if args.command == "migrate":
@@ -143,10 +147,11 @@ def _flow_validate(paths: list[Path], *, as_json: bool) -> int:
 
 def _migrate(settings: Settings) -> int:
     from orchestrator.database import make_engine, migrate
+    from orchestrator.db_roles import migration_url, runtime_role
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(migration_url(settings))
     try:
-        migrate(engine)
+        migrate(engine, runtime_role=runtime_role(settings), runtime_url=settings.database_url)
     finally:
         engine.dispose()
     return EXIT_OK
@@ -154,12 +159,25 @@ def _migrate(settings: Settings) -> int:
 
 def _server(settings: Settings) -> int:
     import uvicorn
+    from sqlalchemy.exc import OperationalError
+
+    from orchestrator.database import make_engine
+    from orchestrator.db_roles import check_runtime_connection
+
+    db = make_engine(settings.database_url, pool_size=1)
+    try:
+        check_runtime_connection(db, settings)
+    except OperationalError as e:  # the server starts and retries; its /health says what is wrong
+        logging.getLogger(__name__).warning("could not check the database role's privileges: %s", e.orig)
+    finally:
+        db.dispose()
 
     uvicorn.run(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None)
     return EXIT_OK
 
 
 def _scheduler(settings: Settings) -> int:
+    from orchestrator.audit_keys import load_keyring
     from orchestrator.celery_app import create_celery_app
     from orchestrator.database import make_engine, make_sessionmaker
     from orchestrator.engine import Engine
@@ -172,7 +190,8 @@ def _scheduler(settings: Settings) -> int:
         signal.signal(signum, lambda *_: stop.set())
     server = serve_metrics(MetricsSettings())
     try:
-        engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+        sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
+        engine = Engine(settings, sessions, create_celery_app(settings))
         run_scheduler(Scheduler(engine), stop, settings.scheduler_interval_s)
     finally:
         if server is not None:

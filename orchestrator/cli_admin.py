@@ -12,12 +12,15 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import store
 from orchestrator.accounts import ROLES, Accounts, parse_binding
+from orchestrator.audit_checkpoint import check_checkpoint, dumps, make_checkpoint
+from orchestrator.audit_keys import AuditKeyring, load_keyring
 from orchestrator.audit_trail import verify_chains
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import ConfigurationError
@@ -58,15 +61,28 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     verify = audit_commands.add_parser("verify", help="re-walk the hash chains; exit 1 at the first broken link")
     verify.add_argument("--execution", help="only this execution's chain")
     verify.add_argument("--chain", help="only this chain key (e.g. flow:main/ns/id, api:main)")
+    verify.add_argument(
+        "--allow-unkeyed",
+        action="store_true",
+        help="with an audit key configured, accept events without a MAC (written before the key existed); "
+        "without this flag they fail, since stripping MACs is how a rewrite would hide",
+    )
+    verify.add_argument(
+        "--checkpoint", type=Path, help="also check that every chain still holds what this signed checkpoint recorded"
+    )
+    checkpoint = audit_commands.add_parser(
+        "checkpoint", help="print every chain's head, signed with the audit key: keep it outside the database"
+    )
+    checkpoint.add_argument("--out", type=Path, help="write to this file instead of standard output")
 
 
 @contextmanager
-def _sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
+def _sessions(settings: Settings, keyring: AuditKeyring) -> Iterator[sessionmaker[Session]]:
     from orchestrator.database import make_engine, make_sessionmaker
 
     engine = make_engine(settings.database_url, pool_size=1)
     try:
-        yield make_sessionmaker(engine)
+        yield make_sessionmaker(engine, audit_key=keyring.current)
     finally:
         engine.dispose()
 
@@ -79,12 +95,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    with _sessions(settings) as sessions:
+    keyring = load_keyring(settings)
+    with _sessions(settings, keyring) as sessions:
         if args.command == "user":
             return _user_create(args, Accounts(settings, sessions))
         if args.command == "token":
             return _token(args, Accounts(settings, sessions))
-        return _audit_verify(args, sessions)
+        if args.audit_command == "checkpoint":
+            return _audit_checkpoint(args, sessions, keyring)
+        return _audit_verify(args, sessions, keyring)
 
 
 def _user_create(args: argparse.Namespace, accounts: Accounts) -> int:
@@ -121,13 +140,15 @@ def _token(args: argparse.Namespace, accounts: Accounts) -> int:
     return EXIT_OK
 
 
-def _audit_verify(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
+def _audit_verify(args: argparse.Namespace, sessions: sessionmaker[Session], keyring: AuditKeyring) -> int:
     keys = [args.execution] if args.execution else [args.chain] if args.chain else None
-    chains = events = 0
+    by_id = keyring.by_id if keyring.by_id else None
+    chains = events = unkeyed = 0
     with sessions() as session:
-        for report in verify_chains(session, keys):
+        for report in verify_chains(session, keys, by_id, require_mac=not args.allow_unkeyed):
             chains += 1
             events += report.events
+            unkeyed += report.unkeyed
             if keys is not None and report.events == 0:
                 print(f"chain {report.chain_key}: no events", file=sys.stderr)  # noqa: T201
                 return EXIT_BROKEN
@@ -135,5 +156,44 @@ def _audit_verify(args: argparse.Namespace, sessions: sessionmaker[Session]) -> 
                 where = {"chain": report.chain_key, "seq": report.broken.seq, "eventId": report.broken_event_id}
                 print(f"BROKEN {json.dumps(where)}: {report.broken.reason}")  # noqa: T201
                 return EXIT_BROKEN
-    print(f"ok: {chains} chain(s), {events} event(s) verified")  # noqa: T201
+        if args.checkpoint is not None:
+            broken = check_checkpoint(session, _read_json(args.checkpoint), keyring)
+            if broken is not None:
+                print(f"BROKEN {json.dumps({'chain': broken.chain_key, 'seq': broken.seq})}: {broken.reason}")  # noqa: T201
+                return EXIT_BROKEN
+    print(f"ok: {chains} chain(s), {events} event(s) verified{_strength(keyring, events, unkeyed)}")  # noqa: T201
     return EXIT_OK
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigurationError("--checkpoint", f"cannot read {path}: {e}") from e
+
+
+def _audit_checkpoint(args: argparse.Namespace, sessions: sessionmaker[Session], keyring: AuditKeyring) -> int:
+    if keyring.current is None:
+        raise ConfigurationError("CHORUS_AUDIT_KEY_FILE", "a checkpoint is signed with the audit key: configure one")
+    with sessions() as session:
+        document = make_checkpoint(session, keyring.current)
+    text = dumps(document)
+    if args.out is None:
+        print(text, end="")  # noqa: T201
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"checkpoint of {len(document['heads'])} chain(s) written to {args.out}", file=sys.stderr)  # noqa: T201
+    return EXIT_OK
+
+
+def _strength(keyring: AuditKeyring, events: int, unkeyed: int) -> str:
+    """What the ok means: a keyed MAC resists a database superuser; a bare SHA-256 chain does not."""
+    if not keyring.by_id:
+        return (
+            " as an unkeyed SHA-256 chain only: it shows changes by someone without write access to the database, "
+            "not a rewrite by a database superuser (configure CHORUS_AUDIT_KEY_FILE to add a keyed MAC)"
+        )
+    keyed = f" with HMAC-SHA256 (keys {', '.join(sorted(keyring.by_id))})"
+    if unkeyed:
+        keyed += f"; {unkeyed} of {events} event(s) have no MAC (written before a key) and are SHA-256 only"
+    return keyed

@@ -2,6 +2,9 @@
 
 Only the URLs differ from a cluster: the same API, sweeper and Celery workers run against real
 PostgreSQL and Redis servers started under the data directory (unless the URLs point elsewhere).
+As in a least-privilege cluster, migrations run as the embedded database's owner and everything else
+as a runtime role that cannot rewrite the audit trail (`local_database`), and the audit trail is keyed
+by a key file kept in the data directory.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from orchestrator.core.errors import ChorusError, ConfigurationError
+from orchestrator.local_database import LocalDatabase
 from orchestrator.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -46,8 +50,10 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
     """Start everything, deploy the flows, serve until Ctrl-C, then stop everything (no orphans)."""
     import uvicorn
 
+    from orchestrator.audit_keys import KEY_FILE_NAME, ensure_key_file
     from orchestrator.cli import API_APP, run_worker_process, stop_process
     from orchestrator.embedded import EmbeddedServer, start_postgres, start_redis
+    from orchestrator.local_database import lock_down, use_credentials
 
     if not _port_free(settings.host, settings.port):
         raise ConfigurationError("CHORUS_PORT", f"port {settings.port} on {settings.host} is already in use")
@@ -59,16 +65,23 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
     stop_scheduler: Callable[[], None] | None = None
     try:
         updates: dict[str, object] = {"data_dir": data_dir}
+        local_db: LocalDatabase | None = None
         if "CHORUS_DATABASE_URL" not in explicit_env:
+            passwords = use_credentials(data_dir / "postgres")
             servers.append(start_postgres(data_dir / "postgres"))
-            updates["database_url"] = servers[-1].url
+            local_db = lock_down(servers[-1].url, passwords)
+            updates["database_url"] = local_db.runtime_url
+        if settings.audit_key is None and settings.audit_key_file is None:
+            updates["audit_key_file"] = ensure_key_file(data_dir / KEY_FILE_NAME)
         if "CHORUS_BROKER_URL" not in explicit_env:
             servers.append(start_redis(data_dir / "redis"))
             updates["broker_url"] = servers[-1].url
             updates["result_backend"] = None
         settings = Settings.model_validate({**settings.model_dump(), **updates})
-        _prepare_database(settings, flow_files)
+        _prepare_database(settings, flow_files, local_db)
         # The API (built from its import string, like in a cluster) and the workers read these.
+        if settings.audit_key_file is not None:
+            os.environ["CHORUS_AUDIT_KEY_FILE"] = str(settings.audit_key_file)
         os.environ.update(
             CHORUS_DATABASE_URL=settings.database_url,
             CHORUS_BROKER_URL=settings.broker_url,
@@ -102,15 +115,27 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _prepare_database(settings: Settings, flow_files: Sequence[Path]) -> None:
+def _prepare_database(settings: Settings, flow_files: Sequence[Path], local_db: LocalDatabase | None) -> None:
+    from orchestrator.audit_keys import load_keyring
     from orchestrator.celery_app import create_celery_app
     from orchestrator.database import make_engine, make_sessionmaker, migrate
+    from orchestrator.db_roles import check_runtime_connection, migration_url, runtime_role
     from orchestrator.engine import Engine
+    from orchestrator.local_database import RUNTIME_ROLE
 
+    # The embedded database's owner, or for an external one whatever `chorus migrate` would use.
+    owner = make_engine(local_db.owner_url if local_db else migration_url(settings), pool_size=1)
+    try:
+        migrate(
+            owner, runtime_role=RUNTIME_ROLE if local_db else runtime_role(settings), runtime_url=settings.database_url
+        )
+    finally:
+        owner.dispose()
     db = make_engine(settings.database_url)
     try:
-        migrate(db)
-        engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+        check_runtime_connection(db, settings)
+        sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
+        engine = Engine(settings, sessions, create_celery_app(settings))
         for path in flow_files:
             try:
                 row = engine.deploy_flow(path.read_text(encoding="utf-8"), actor="system:local")
@@ -124,13 +149,15 @@ def _prepare_database(settings: Settings, flow_files: Sequence[Path]) -> None:
 
 def _start_scheduler(settings: Settings) -> Callable[[], None]:
     """The scheduler loop on a thread of this process (a cluster runs it as `chorus scheduler`)."""
+    from orchestrator.audit_keys import load_keyring
     from orchestrator.celery_app import create_celery_app
     from orchestrator.database import make_engine, make_sessionmaker
     from orchestrator.engine import Engine
     from orchestrator.triggers import Scheduler, start_scheduler_thread
 
     db = make_engine(settings.database_url, pool_size=2)
-    engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+    sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
+    engine = Engine(settings, sessions, create_celery_app(settings))
     thread, stop = start_scheduler_thread(Scheduler(engine), settings.scheduler_interval_s)
 
     def shutdown() -> None:

@@ -26,6 +26,20 @@ class Settings(BaseSettings):
         default="postgresql+psycopg://postgres@127.0.0.1:5432/chorus",
         description="SQLAlchemy URL of the PostgreSQL database (the source of truth).",
     )
+    migration_database_url: str | None = Field(
+        default=None,
+        description="URL `chorus migrate` connects with: the role that owns the tables. The runtime role (the user "
+        "of CHORUS_DATABASE_URL) then gets only what the server and workers need; unset: one role for both.",
+    )
+    database_runtime_role: str | None = Field(
+        default=None,
+        description="The role `chorus migrate` grants runtime privileges to; default: CHORUS_DATABASE_URL's user "
+        "when CHORUS_MIGRATION_DATABASE_URL is set.",
+    )
+    database_allow_privileged: bool = Field(
+        default=False,
+        description="Let `chorus server` beyond loopback run on a superuser connection (refused otherwise).",
+    )
     broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker URL (Redis).")
     result_backend: str | None = Field(
         default=None, description="Celery result backend; defaults to the broker URL (chords need Redis)."
@@ -37,6 +51,12 @@ class Settings(BaseSettings):
         default=None,
         description="A directory of secrets, one file per secret (file name = secret name, plain value), read "
         "by `secret('NAME')` after the SECRET_<NAME> variables: a mounted Kubernetes Secret or Docker secrets.",
+    )
+    scripts_user: str | None = Field(
+        default=None,
+        description="User (name or uid) that script tasks run as when the worker runs as root; default "
+        "`chorus-script` if that user exists, else `nobody`. Ignored (scripts run as the worker's user) when the "
+        "worker is not root. Root itself is refused.",
     )
     worker_pool: Literal["prefork", "threads"] = Field(
         default="prefork",
@@ -96,14 +116,27 @@ class Settings(BaseSettings):
     login_lockout_s: float = Field(
         default=30.0, gt=0, description="First lockout after too many failed logins; doubles each time, up to 15 min."
     )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description="Secret for the audit trail's HMAC-SHA256 (at least 32 characters), held by the application and "
+        "never stored in the database; without one the trail is only an unkeyed SHA-256 chain.",
+    )
+    audit_key_file: Path | None = Field(
+        default=None, description="A file holding the audit key (e.g. a mounted Secret); instead of CHORUS_AUDIT_KEY."
+    )
+    audit_previous_keys: tuple[SecretStr, ...] = Field(
+        default=(), description="Retired audit keys (JSON list), still accepted by `chorus audit verify`."
+    )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
     follow_unknown_timeout_s: float = Field(
         default=10.0, gt=0, description="How long a follow stream waits for an unknown execution before its 404."
     )
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migration_database_url")
     @classmethod
-    def _postgres_only(cls, value: str) -> str:
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         # One SQL dialect everywhere: advisory locks, SKIP LOCKED and JSONB are PostgreSQL's.
         if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             raise ValueError("must be a PostgreSQL URL (postgresql+psycopg://...)")

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from orchestrator.core.audit import GENESIS_HASH, chain_hash
+from orchestrator.core.audit import GENESIS_HASH, AuditKey, chain_hash, event_mac, head_mac
 from orchestrator.core.errors import Conflict
 from orchestrator.core.states import State, check_transition
 from orchestrator.hooks import Transition
@@ -120,6 +120,7 @@ def append_audit(
         seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
     event = hashed_event(chain_key, seq, at, actor, action, subject, payload)
     digest = chain_hash(prev_hash, event)
+    key = audit_key_of(session)
     row = AuditEventRow(
         chain_key=chain_key,
         seq=seq,
@@ -130,6 +131,8 @@ def append_audit(
         payload=payload,
         prev_hash=prev_hash,
         hash=digest,
+        key_id=key.key_id if key else None,
+        mac=event_mac(key, digest) if key else None,  # one HMAC: as cheap as the hash, no round trip
     )
     if nested:
         heads.pop(chain_key, None)
@@ -149,20 +152,37 @@ def write_pending_audit(session: Session) -> None:
 
 _AUDIT_COLUMNS = [c.key for c in AuditEventRow.__table__.columns if c.key != "id"]
 _INSERT_AUDIT = insert(AuditEventRow.__table__)
-_upsert_head = pg_insert(AuditHeadRow.__table__).values(
-    chain_key=bindparam("chain_key"), seq=bindparam("seq"), hash=bindparam("hash")
-)
+_HEAD_COLUMNS = ("chain_key", "seq", "hash", "key_id", "mac")
+_upsert_head = pg_insert(AuditHeadRow.__table__).values({column: bindparam(column) for column in _HEAD_COLUMNS})
 # Two first appends racing both find no head: the events' unique (chain, seq) refuses the loser.
 _UPSERT_HEAD = _upsert_head.on_conflict_do_update(
-    index_elements=["chain_key"], set_={"seq": _upsert_head.excluded.seq, "hash": _upsert_head.excluded.hash}
+    index_elements=["chain_key"],
+    set_={column: getattr(_upsert_head.excluded, column) for column in _HEAD_COLUMNS if column != "chain_key"},
 )
+
+
+def audit_key_of(session: Session) -> AuditKey | None:
+    """The MAC key this session's sessionmaker was given (`database.make_sessionmaker(audit_key=...)`)."""
+    key = session.info.get("audit_key")
+    return key if isinstance(key, AuditKey) else None
 
 
 def _write_audit(session: Session, rows: Sequence[AuditEventRow]) -> None:
     # Statements built once (their compiled form is cached); the events go in one multi-row INSERT.
     session.execute(_INSERT_AUDIT, [{key: getattr(row, key) for key in _AUDIT_COLUMNS} for row in rows])
     last = {row.chain_key: row for row in rows}
-    session.execute(_UPSERT_HEAD, [{"chain_key": r.chain_key, "seq": r.seq, "hash": r.hash} for r in last.values()])
+    key = audit_key_of(session)
+    heads = [
+        {
+            "chain_key": r.chain_key,
+            "seq": r.seq,
+            "hash": r.hash,
+            "key_id": key.key_id if key else None,
+            "mac": head_mac(key, r.chain_key, r.seq, r.hash) if key else None,
+        }
+        for r in last.values()
+    ]
+    session.execute(_UPSERT_HEAD, heads)
 
 
 def hashed_event(

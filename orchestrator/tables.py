@@ -142,6 +142,8 @@ class AuditEventRow(Base):
     payload: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32))  #: the MAC key's id; None: written without a key
+    mac: Mapped[str | None] = mapped_column(String(64))  #: HMAC-SHA256 of `hash` (core.audit.event_mac)
 
     __table_args__ = (
         UniqueConstraint("chain_key", "seq", name="uq_audit_events_chain_seq"),
@@ -158,6 +160,8 @@ class AuditHeadRow(Base):
     chain_key: Mapped[str] = mapped_column(String(600), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    mac: Mapped[str | None] = mapped_column(String(64))  #: HMAC of (chain, seq, hash): a shortened chain shows
 
 
 class KeyValueRow(Base):

@@ -7,15 +7,23 @@ lazily in each pool process after fork.
 
 from __future__ import annotations
 
+from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import create_celery_app
+from orchestrator.hardening import forbid_inspection
 from orchestrator.metrics import MetricsSettings
 from orchestrator.observability import configure_logging
 from orchestrator.settings import load_settings
 from workers import metrics as worker_metrics
 from workers import runtime
 from workers.runtime import register_tasks
+from workers.sandbox import script_user
 
+# First: `chorus worker` exec'd Celery, which reset the flag; pool processes inherit it by fork.
+forbid_inspection()
 settings = load_settings()
+# Bad values stop the worker now, not at its first task after fork: the audit key, the scripts' user.
+load_keyring(settings)
+script_user(settings.scripts_user)
 configure_logging(settings.log_level)
 app = create_celery_app(settings, main="workers")
 register_tasks(app, settings)

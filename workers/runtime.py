@@ -21,6 +21,7 @@ from celery.signals import worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
 from orchestrator.compiler import to_canvas
 from orchestrator.core.durations import format_duration, parse_duration
@@ -65,7 +66,8 @@ class _EngineHolder:
                 db = make_engine(
                     self.settings.database_url, pool_size=self.settings.worker_concurrency if threads else 2
                 )
-                self._engine = Engine(self.settings, make_sessionmaker(db), self.app)
+                sessions = make_sessionmaker(db, audit_key=load_keyring(self.settings).current)
+                self._engine = Engine(self.settings, sessions, self.app)
             return self._engine
 
     def reset(self) -> None:

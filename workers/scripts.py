@@ -1,20 +1,21 @@
 """The scripts pool: Python and shell `Script`/`Commands` as local subprocesses in a per-run working directory.
 
-A run gets a fresh directory with its `inputFiles`, a minimal environment (the worker's own variables,
-SECRET_* and CHORUS_* included, never leak into user code), and its own process group so a timeout kills
-the whole tree. Output lines become task logs; a line `::{"outputs": {...}}::` sets outputs (`vars`) as in
-Kestra. Matching `outputFiles` are kept in storage and output as `kestra:///` URIs.
+A run gets a fresh directory with its `inputFiles` (copies, never a path into storage), an environment built
+from an allow-list (the worker's own variables, SECRET_* and CHORUS_* included, never leak into user code),
+its own process group so a timeout kills the whole tree, and, when the worker is root, an unprivileged user
+of its own (`workers.sandbox`). Output lines become task logs; a line `::{"outputs": {...}}::` sets outputs
+(`vars`) as in Kestra. Matching `outputFiles` are kept in storage and output as `kestra:///` URIs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,6 +26,7 @@ from typing import IO, Any
 
 from orchestrator.core.errors import TaskFailed
 from workers.context import Handler, TaskContext
+from workers.sandbox import ScriptUser, close_storage_root, hand_over, python_for, reclaim, script_user
 from workers.storage import SCHEME, local_path, store_file
 
 #: How long a timed-out process group gets between SIGTERM and SIGKILL.
@@ -70,13 +72,14 @@ def _write_input_files(ctx: TaskContext, workdir: Path, raw: Any) -> None:
             target.write_text(text)
 
 
-def _environment(workdir: Path, extra: Any, python: bool) -> dict[str, str]:
+def _environment(workdir: Path, extra: Any, python: bool, user: ScriptUser | None) -> dict[str, str]:
+    """The allow-list: PATH, HOME and WORKING_DIR (the run directory), LANG, and the task's declared `env`."""
     path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     if python:
-        # Kestra's images answer to `python`; point it at this worker's interpreter.
+        # Kestra's images answer to `python`; point it at this worker's interpreter (if the script may run it).
         shims = workdir / ".chorus-bin"
         shims.mkdir()
-        (shims / "python").symlink_to(sys.executable)
+        (shims / "python").symlink_to(python_for(user))
         path = f"{shims}{os.pathsep}{path}"
     env = {"PATH": path, "HOME": str(workdir), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "WORKING_DIR": str(workdir)}
     if extra is not None:
@@ -150,12 +153,17 @@ def _kill(process: subprocess.Popen[str]) -> None:
             continue
 
 
-def _run(ctx: TaskContext, command: list[str], workdir: Path, env: dict[str, str]) -> tuple[int, _Collected]:
+def _run(
+    ctx: TaskContext, command: list[str], workdir: Path, env: dict[str, str], user: ScriptUser | None
+) -> tuple[int, _Collected]:
     timeout = ctx.claimed.task.timeout
     collected = _Collected()
+    # As another user: setgroups([]) drops root's supplementary groups before setgid/setuid.
+    identity: dict[str, Any] = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
     process = subprocess.Popen(
         command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         text=True, encoding="utf-8", errors="replace", start_new_session=True,  # its own group: killable as a tree
+        **identity,
     )  # fmt: skip
     assert process.stdout is not None and process.stderr is not None
     readers = [
@@ -178,6 +186,10 @@ def _run(ctx: TaskContext, command: list[str], workdir: Path, env: dict[str, str
     except BaseException:
         _kill(process)  # a worker shutting down takes its subprocesses with it
         raise
+    # What the script left running in its group (a `&` without `wait`) dies with it: it would otherwise hold the
+    # output pipes open, and, as the scripts user, watch the directories of the scripts that run after it.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
     for reader in readers:
         reader.join()
     return code, collected
@@ -187,10 +199,24 @@ def _keep_output_files(ctx: TaskContext, workdir: Path, patterns: Any) -> dict[s
     kept: dict[str, str] = {}
     for pattern in _lines(patterns):
         for match in sorted(glob.glob(pattern, root_dir=workdir, recursive=True)):
-            path = workdir / match
-            if path.is_file():
-                kept[match] = store_file(ctx.engine.settings.data_dir, ctx.claimed, match, path)
+            content = _read_own_file(workdir, workdir / match)
+            if content is not None:
+                kept[match] = store_file(ctx.engine.settings.data_dir, ctx.claimed, match, content)
     return kept
+
+
+def _read_own_file(workdir: Path, path: Path) -> bytes | None:
+    """A regular file inside the run directory; a symlink (to a secret, another namespace's file) is refused,
+    since the worker reading it would carry what the script itself may not read into storage."""
+    target = path.resolve()
+    if not target.is_relative_to(workdir.resolve()):
+        name = path.relative_to(workdir)
+        raise TaskFailed(f"output file {name} is a link out of the working directory", retryable=False)
+    if not target.is_file():
+        return None
+    fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)  # a link swapped in since the check is not followed
+    with os.fdopen(fd, "rb") as file:
+        return file.read()
 
 
 def run_script(ctx: TaskContext) -> dict[str, Any] | None:
@@ -199,11 +225,17 @@ def run_script(ctx: TaskContext) -> dict[str, Any] | None:
     _refuse_containers(props)
     if props.get("containerImage"):
         ctx.log("DEBUG", f"containerImage {props['containerImage']} ignored: scripts run as local processes")
+    user = script_user(ctx.engine.settings.scripts_user)
+    if user is not None:
+        close_storage_root(ctx.engine.settings.data_dir)
     workdir = Path(tempfile.mkdtemp(prefix="chorus-run-"))
     try:
         _write_input_files(ctx, workdir, props.get("inputFiles"))
-        env = _environment(workdir, props.get("env"), ctx.claimed.task.type in _PYTHON_TYPES)
-        code, collected = _run(ctx, _command(ctx, props, workdir), workdir, env)
+        env = _environment(workdir, props.get("env"), ctx.claimed.task.type in _PYTHON_TYPES, user)
+        command = _command(ctx, props, workdir)
+        hand_over(workdir, user)  # last: the files the worker wrote become the script's
+        code, collected = _run(ctx, command, workdir, env, user)
+        reclaim(workdir, user)  # output files are read from a directory the script's user no longer owns
         if code != 0:
             raise TaskFailed(f"Command failed with exit code {code}", retryable=True)
         outputs: dict[str, Any] = {"exitCode": code, "vars": collected.outputs}
@@ -211,6 +243,7 @@ def run_script(ctx: TaskContext) -> dict[str, Any] | None:
             outputs["outputFiles"] = _keep_output_files(ctx, workdir, props["outputFiles"])
         return outputs
     finally:
+        reclaim(workdir, user)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

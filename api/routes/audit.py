@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from api.routes.executions import visible_execution
 from orchestrator import store, store_audit
 from orchestrator.accounts import Principal
 from orchestrator.audit_trail import check_chain
+from orchestrator.core.audit import AuditKey
 from orchestrator.core.errors import NotFound
 from orchestrator.tables import AuditEventRow
 
@@ -39,10 +41,12 @@ def event_public(e: AuditEventRow, namespace: str | None = None) -> dict[str, An
     return body
 
 
-def chain_public(chain_key: str, events: list[AuditEventRow]) -> dict[str, Any]:
-    report = check_chain(chain_key, events)
+def chain_public(chain_key: str, events: list[AuditEventRow], keys: Mapping[str, AuditKey] | None) -> dict[str, Any]:
+    """The chain and its check: SHA-256 links, and each event's MAC when an audit key is configured."""
+    report = check_chain(chain_key, events, keys or None)
     return {
         "verified": report.broken is None,
+        "keyed": bool(keys) and report.unkeyed == 0,  #: every event's MAC checked, not just the plain hashes
         "brokenAt": None
         if report.broken is None
         else {"seq": report.broken.seq, "reason": report.broken.reason, "eventId": report.broken_event_id},
@@ -61,7 +65,7 @@ def execution_audit(
 ) -> dict[str, Any]:
     """Chorus's addition: the execution's audit chain, oldest first, and whether it verifies."""
     visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
-    return chain_public(execution_id, list(store.audit_events(session, execution_id)))
+    return chain_public(execution_id, list(store.audit_events(session, execution_id)), _keys(request))
 
 
 @router.get("/flows/{namespace}/{flow_id}/audit")
@@ -79,7 +83,12 @@ def flow_audit(
     events = list(store.audit_events(session, key))
     if not events:
         raise NotFound("flow", f"{namespace}.{flow_id}")
-    return chain_public(key, events)
+    return chain_public(key, events, _keys(request))
+
+
+def _keys(request: Request) -> Mapping[str, AuditKey] | None:
+    keys: Mapping[str, AuditKey] | None = getattr(request.app.state, "audit_keys", None)
+    return keys
 
 
 def _moment(name: str, value: str | None) -> datetime | None:

@@ -197,7 +197,12 @@ def run_scenario(name: str, executions: int, *, drain_timeout_s: float) -> Resul
     ok = False
     try:
         cluster.start()
-        ledger = Ledger(root / "side-effects.db")
+        # Scripts write the ledger; a root worker runs them as an unprivileged user (workers/sandbox.py).
+        ledger_dir = root / "ledger"
+        ledger_dir.mkdir(mode=0o777)
+        ledger_dir.chmod(0o1777)
+        ledger = Ledger(ledger_dir / "side-effects.db")
+        (ledger_dir / "side-effects.db").chmod(0o666)
         namespace = f"chaos.s{uuid.uuid4().hex[:8]}"
         driver = Driver(cluster, namespace, ledger, sleep_s=TASK_SLEEP_S)
         driver.deploy()

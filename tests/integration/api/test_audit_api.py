@@ -6,11 +6,13 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from orchestrator import store
 from orchestrator.accounts import Binding
 from orchestrator.audit_trail import REDACTED, redact
 from orchestrator.cli import main
+from orchestrator.core.audit import GENESIS_HASH, chain_hash
 from tests.harness.services import psycopg_url
-from tests.integration.api.conftest import ADMIN, flow_source
+from tests.integration.api.conftest import ADMIN, AppFactory, flow_source
 
 YAML = {"Content-Type": "application/x-yaml"}
 
@@ -124,3 +126,25 @@ def test_the_application_role_cannot_update_or_delete_audit_rows(client: TestCli
         for statement in ("UPDATE audit_events SET actor = 'x'", "DELETE FROM audit_events"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement + " WHERE id = (SELECT min(id) FROM audit_events)")
+
+
+def test_with_an_audit_key_the_api_checks_macs_and_a_superuser_rewrite_shows(
+    make_client: AppFactory, database_url: str
+) -> None:
+    client = make_client(audit_key="k" * 40)
+    client.post("/api/v1/main/flows", content=flow_source("team"), headers=YAML)
+    chain = client.get("/api/v1/main/flows/team/hello/audit").json()
+    assert chain["verified"] is True and chain["keyed"] is True
+    with psycopg.connect(psycopg_url(database_url), autocommit=True) as conn:
+        # The attacker: triggers off, an actor rewritten, its hash and the head recomputed.
+        conn.execute("SET session_replication_role = replica")
+        row = conn.execute("SELECT id, chain_key, seq, at, action, subject, payload FROM audit_events "
+                           "WHERE chain_key LIKE 'flow:%%' ORDER BY id LIMIT 1").fetchone()  # fmt: skip
+        assert row is not None
+        digest = chain_hash(GENESIS_HASH, store.hashed_event(row[1], row[2], row[3], "user:mallory", *row[4:]))
+        conn.execute("UPDATE audit_events SET actor = 'user:mallory', hash = %s WHERE id = %s", (digest, row[0]))
+        conn.execute("UPDATE audit_heads SET hash = %s WHERE chain_key = %s", (digest, row[1]))
+
+    chain = client.get("/api/v1/main/flows/team/hello/audit").json()
+
+    assert chain["verified"] is False and "MAC does not match" in chain["brokenAt"]["reason"]

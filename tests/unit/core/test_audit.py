@@ -1,6 +1,15 @@
 from __future__ import annotations
 
-from orchestrator.core.audit import GENESIS_HASH, canonical_json, chain_hash, verify_chain
+from orchestrator.core.audit import (
+    GENESIS_HASH,
+    AuditKey,
+    canonical_json,
+    chain_hash,
+    event_mac,
+    event_mac_problem,
+    head_mac,
+    verify_chain,
+)
 
 
 def _chain(payloads: list[dict[str, object]]) -> list[tuple[int, str, str, dict[str, object]]]:
@@ -38,3 +47,28 @@ def test_a_deleted_event_breaks_the_chain_with_a_gap() -> None:
     broken = verify_chain(rows)
 
     assert broken is not None and broken.seq == 3
+
+
+def test_a_key_id_is_derived_from_the_secret_and_reveals_nothing_of_it() -> None:
+    key = AuditKey.from_secret(b"a" * 32)
+
+    assert key == AuditKey.from_secret(b"a" * 32) and key.key_id != AuditKey.from_secret(b"b" * 32).key_id
+    assert "aaaa" not in repr(key)
+
+
+def test_an_event_mac_holds_only_for_its_hash_and_its_key() -> None:
+    key, other = AuditKey.from_secret(b"a" * 32), AuditKey.from_secret(b"b" * 32)
+    keys = {key.key_id: key}
+    mac = event_mac(key, "1" * 64)
+
+    assert event_mac_problem(keys, key.key_id, mac, "1" * 64, require=True) is None
+    assert "does not match" in str(event_mac_problem(keys, key.key_id, mac, "2" * 64, require=True))
+    assert "not configured" in str(event_mac_problem(keys, other.key_id, mac, "1" * 64, require=True))
+    assert "no MAC" in str(event_mac_problem(keys, None, None, "1" * 64, require=True))
+    assert event_mac_problem(keys, None, None, "1" * 64, require=False) is None
+
+
+def test_a_head_mac_covers_the_chain_length() -> None:
+    key = AuditKey.from_secret(b"a" * 32)
+
+    assert head_mac(key, "c", 3, "1" * 64) != head_mac(key, "c", 2, "1" * 64)

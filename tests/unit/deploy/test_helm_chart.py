@@ -204,3 +204,36 @@ def test_server_and_workers_share_the_internal_storage_claim() -> None:
         mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
         assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "chorus-data", name
         assert mounts["data"] == "/data", name
+
+
+def test_a_pool_may_run_as_root_then_drop_to_a_scripts_user_while_the_others_stay_non_root() -> None:
+    workers = {
+        d["metadata"]["labels"]["chorus.io/pool"]: d["spec"]["template"]["spec"]["containers"][0]
+        for d in render("multi-pool")
+        if d["kind"] == "Deployment" and d["metadata"]["labels"].get("app.kubernetes.io/component") == "worker"
+    }
+
+    scripts = workers["scripts"]
+    assert scripts["securityContext"]["runAsUser"] == 0
+    assert scripts["securityContext"]["capabilities"] == {
+        "drop": ["ALL"], "add": ["SETUID", "SETGID", "CHOWN", "FOWNER", "DAC_OVERRIDE", "KILL"]
+    }  # fmt: skip
+    assert {"name": "CHORUS_SCRIPTS_USER", "value": "nobody"} in scripts["env"]
+    assert workers["io"]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert not any(e["name"] == "CHORUS_SCRIPTS_USER" for e in workers["io"]["env"])
+
+
+def test_only_the_migration_job_gets_the_migration_url_and_every_process_the_audit_key() -> None:
+    manifests = render("multi-pool")
+    containers = [
+        (d["kind"], c)
+        for d in manifests
+        if d["kind"] in ("Deployment", "Job")
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
+    chorus = [(kind, c) for kind, c in containers if c["command"][0] == "chorus"]
+
+    for kind, container in chorus:
+        names = {e["name"] for e in container["env"]}
+        assert "CHORUS_AUDIT_KEY" in names
+        assert ("CHORUS_MIGRATION_DATABASE_URL" in names) == (kind == "Job")

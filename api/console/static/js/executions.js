@@ -210,7 +210,7 @@ export function auditView(chain) {
   };
   return h("div", {},
     h("p", { id: "audit-verified", class: chain.verified ? "ok" : "bad", dataset: { verified: String(chain.verified) } },
-      chain.verified ? `✓ chain verified (${chain.events.length} events, SHA-256 linked)` : `✗ chain broken at seq ${chain.brokenAt?.seq}: ${chain.brokenAt?.reason}`),
+      chain.verified ? `✓ chain verified (${chain.events.length} events, ${chain.keyed ? "HMAC-SHA256 keyed" : "SHA-256 linked only"})` : `✗ chain broken at seq ${chain.brokenAt?.seq}: ${chain.brokenAt?.reason}`),
     h("table", { class: "grid audit" },
       h("thead", {}, h("tr", {}, ["#", "At", "Actor", "Action", "Detail", "Hash"].map((c) => h("th", {}, c)))),
       h("tbody", {}, chain.events.map((e) => {

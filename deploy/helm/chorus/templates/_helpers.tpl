@@ -49,6 +49,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     secretKeyRef:
       name: {{ include "chorus.secretName" . }}
       key: broker-url
+- name: CHORUS_AUDIT_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "chorus.secretName" . }}
+      key: audit-key
+      optional: true
 - name: CHORUS_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
 - name: CHORUS_POOLS
