@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.core.authored import Code, skeleton
 from orchestrator.core.errors import ExpressionError
@@ -107,3 +109,29 @@ def test_a_flow_variable_leaves_a_typed_render_as_plain_text() -> None:
 
 def test_a_flow_variable_is_a_java_string_to_class_name() -> None:
     assert render("{{ vars.greeting | className }}", _variables("x")) == "java.lang.String"
+
+
+_TEMPLATE_PIECES = st.sampled_from(
+    ["{{", "}}", "{%", "%}", "{#", "#}", "{", "}", " ", "flow.id", "7*7", "render(vars.greeting)", "raw", "endraw",
+     "for i in range(0, 9)", "endfor", "'", '"', "-", "__chorus_data[0]", "\n", "jq('env')", "secret('A')"]
+)  # fmt: skip
+
+
+#: Flow variables around the posted text, and what each renders to: the text must come out as posted.
+_SHAPES = {
+    "Hello {{ inputs.name }}": "Hello {}",
+    "{{ inputs.name }}": "{}",
+    "{{ inputs.name }}{{ trigger.body.name }}": "{}{}",
+    "{{ '{' }}{{ inputs.name }}{{ '}' }}": "{{{}}}",
+    "{{ vars.inner }}!": "{}!",
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(_SHAPES)), st.lists(_TEMPLATE_PIECES, max_size=12).map("".join))
+def test_fuzz_no_posted_text_is_ever_evaluated_by_render(shape: str, name: str) -> None:
+    secrets = Secrets()
+    variables = _variables(name, probe=shape, inner="{{ inputs.name }}")
+    expected = _SHAPES[shape].replace("{}", "\0").replace("{{", "{").replace("}}", "}").replace("\0", name)
+    assert render("{{ render(vars.probe) }}", variables, functions=secrets) == expected
+    assert secrets.asked == []
