@@ -1061,7 +1061,13 @@ def _webhook_matches(trigger: Any, flow: Flow | None, key: str) -> bool:
         return False
     expected = str(trigger.properties.get("key", ""))
     if has_expression(expected):
-        expected = render(expected, {"flow": {"id": flow.id, "namespace": flow.namespace}})
+        try:
+            expected = render(expected, {"flow": {"id": flow.id, "namespace": flow.namespace}})
+        except ExpressionError:
+            # A key that cannot render matches nothing: an anonymous caller gets the 404 of a wrong key,
+            # not the key's template in an error message.
+            logger.warning("webhook %s of %s.%s: its key does not render", trigger.id, flow.namespace, flow.id)
+            return False
     return bool(expected) and hmac.compare_digest(expected, key)
 
 
