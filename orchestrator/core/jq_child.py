@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import pwd
 import re
 import resource
 import sys
@@ -100,6 +102,19 @@ def _serve(jq: Any) -> None:
         sys.stdout.flush()
 
 
+def _drop_root() -> None:
+    """As root (a worker that runs scripts as another user), become `nobody`: jq needs no one's files."""
+    if os.getuid() != 0:
+        return
+    try:
+        nobody = pwd.getpwnam("nobody")
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    except (KeyError, OSError):
+        pass  # no such user, or not allowed (a container without CAP_SETUID): the other walls still stand
+
+
 def main() -> None:
     """Cap the process, then serve requests until stdin closes (the parent is gone or discarded us)."""
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
@@ -108,6 +123,9 @@ def main() -> None:
     try:
         import jq  # type: ignore[import-not-found, unused-ignore]  # optional: PyPI `jq`
     except ImportError:
+        jq = None
+    _drop_root()  # after the import: the install may be readable by its owner only
+    if jq is None:
         sys.stdout.write('{"ready": true}\n')
         sys.stdout.flush()
         for _ in sys.stdin.buffer:

@@ -148,4 +148,7 @@ def test_the_helper_runs_with_an_empty_environment_and_is_reused() -> None:
         assert SECRET.encode() not in environ.read()
     assert _jq("2") == "[2]"
     assert pool._idle[-1] is helper
+    with open(f"/proc/{helper.process.pid}/status") as status:
+        uid = next(line for line in status if line.startswith("Uid:")).split()[1]
+    assert os.getuid() != 0 or uid != "0", "a root parent's helper runs as nobody"
     assert os.getpid() in jq_sandbox._POOLS
