@@ -1079,7 +1079,13 @@ def _webhook_matches(trigger: Any, flow: Flow | None, key: str) -> bool:
         return False
     expected = str(trigger.properties.get("key", ""))
     if has_expression(expected):
-        expected = render(expected, {"flow": {"id": flow.id, "namespace": flow.namespace}})
+        try:
+            expected = render(expected, {"flow": {"id": flow.id, "namespace": flow.namespace}})
+        except ExpressionError:
+            # A key that cannot render matches nothing: an anonymous caller gets the 404 of a wrong key,
+            # not the key's template in an error message.
+            logger.warning("webhook %s of %s.%s: its key does not render", trigger.id, flow.namespace, flow.id)
+            return False
     # Bytes: compare_digest refuses non-ASCII str, and that TypeError (a 500) told real webhooks from unknown ones.
     return bool(expected) and hmac.compare_digest(expected.encode("utf-8"), key.encode("utf-8", "surrogatepass"))
 

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Select, and_, column, exists, false, func,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from orchestrator.core import regex
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import ChorusError
 from orchestrator.queries import Filter, Group, Op, Search, SortKey
@@ -56,6 +57,11 @@ def _text(column: Column, f: Filter) -> Condition:
         case Op.IS_NOT_NULL:
             return column.is_not(None)
         case Op.REGEX:
+            # PostgreSQL's engine can backtrack; accept only what RE2 runs in linear time (no backreferences).
+            try:
+                regex.compile_pattern(value)
+            except regex.RegexInvalid as e:
+                raise FilterValueInvalid(f.field, str(e)) from None
             return column.regexp_match(value)
     raise FilterValueInvalid(f.field, f"operator {f.op} does not apply to text")
 

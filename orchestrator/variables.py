@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.core.errors import ExpressionError, InputInvalid
-from orchestrator.core.expressions import render, render_typed, render_value
+from orchestrator.core.expressions import authored, render, render_typed, render_value
 from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import State, worst_of
@@ -60,7 +60,8 @@ def base_variables(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRo
         # fails on `inputs`, which is what its error messages (and users' expectations) name.
         **({"inputs": dict(execution.inputs)} if execution.inputs else {}),
         "outputs": task_outputs(runs),
-        "vars": dict(flow.variables),
+        # The flow's own text: the only strings render() may evaluate (core/authored.py); the rest is data.
+        "vars": authored(flow.variables),
         "labels": {label["key"]: label["value"] for label in execution.labels},
         "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},

@@ -3,7 +3,10 @@
 A template is translated from Pebble syntax into Jinja (`pebble_syntax`), compiled once and memoised, then
 rendered by an `ImmutableSandboxedEnvironment` whose filters, tests and functions are Kestra's
 (`pebble_filters`). Rendering is bounded: a deadline checked on every loop step, call, attribute access and
-output chunk, and a cap on the output and on any intermediate string or list.
+output chunk, and a cap on the output and on any intermediate string or list. C code the deadline cannot
+interrupt runs elsewhere: jq in a helper process killed at the deadline (`jq_sandbox`), regular expressions
+on RE2 in linear time (`regex`). `render()` evaluates only the flow's own text; what came from users stays
+data however often it is re-rendered (`authored`).
 
 Every failure surfaces as `ExpressionError` (`ExpressionLimitExceeded` for the bounds), naming the
 expression and its line; no Jinja exception escapes.
@@ -15,9 +18,10 @@ import functools
 import re
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 from jinja2 import StrictUndefined, Template, Undefined, nodes, pass_context
@@ -29,12 +33,15 @@ from jinja2.utils import missing
 from pydantic import JsonValue
 
 from orchestrator.core import pebble_filters as pf
+from orchestrator.core.authored import PLACEHOLDER, Authored, Code, authored, skeleton
 from orchestrator.core.errors import ChorusError, ExpressionError, ExpressionLimitExceeded
 from orchestrator.core.pebble_syntax import Translation, translate
 
 __all__ = [
+    "Authored",
     "ExpressionFunctions",
     "RenderLimits",
+    "authored",
     "check_syntax",
     "has_expression",
     "is_true",
@@ -148,6 +155,9 @@ _MARKERS: dict[str, tuple[frozenset[int], bool]] = {
 }
 
 
+_RENDER_NAMES = frozenset({"render", "renderOnce"})
+
+
 class _CodeGenerator(CodeGenerator):
     """Compiles `__pebble_<name>(...)` markers into direct calls of `environment.pebble_<name>`.
 
@@ -155,8 +165,22 @@ class _CodeGenerator(CodeGenerator):
     error raised anywhere inside `a` (Pebble's semantics), which no Jinja expression can express.
     """
 
+    def _output_const_repr(self, group: Iterable[Any]) -> str:
+        # The template's own text: code for a next render() pass (authored.py), unlike what expressions print.
+        return f"environment.pebble_code({super()._output_const_repr(group)})"
+
+    def visit_Const(self, node: nodes.Const, frame: Frame) -> None:
+        if isinstance(node.value, str) and getattr(node, "chorus_authored", False):
+            self.write(f"environment.pebble_authored({node.value!r})")
+            return
+        super().visit_Const(node, frame)
+
     def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
         callee = node.node
+        first = node.args[0] if node.args else None
+        if isinstance(callee, nodes.Name) and callee.name in _RENDER_NAMES and isinstance(first, nodes.Const):
+            # `render('{{ flow.id }}')`: a string literal is the author's text, as a flow variable is.
+            first.chorus_authored = True  # type: ignore[attr-defined]
         if not (isinstance(callee, nodes.Name) and callee.name.startswith("__pebble_")):
             super().visit_Call(node, frame, forward_caller=forward_caller)
             return
@@ -182,6 +206,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+#: Kestra computes with Java longs (64 bits); past this, squaring in a loop of `set` tags ran for minutes.
+_MAX_INT_BITS = 4096
+
+
 class _PebbleEnvironment(ImmutableSandboxedEnvironment):
     code_generator_class = _CodeGenerator
     intercepted_binops = frozenset({"+", "-", "*", "/", "%"})
@@ -197,6 +229,13 @@ class _PebbleEnvironment(ImmutableSandboxedEnvironment):
     pebble_range = staticmethod(pf.inclusive_range)
     pebble_contains = staticmethod(pf.contains)
     pebble_isin = staticmethod(pf.is_in)
+    pebble_authored = Authored
+
+    @staticmethod
+    def pebble_code(text: str) -> str:
+        """Literal template text; marked as code only inside a render() pass, where it matters."""
+        state = pf.CURRENT.get()
+        return Code(text) if state is not None and state.depth else text
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """Dot access: map keys first and only (so `outputs.x.values` is the key), few str methods, no dunders."""
@@ -244,10 +283,18 @@ class _PebbleEnvironment(ImmutableSandboxedEnvironment):
             if operator in ("/", "%") and _is_int(left) and _is_int(right):
                 quotient = _java_divide(left, right)
                 return quotient if operator == "/" else left - right * quotient
+            if operator == "%" and not (_is_number(left) and _is_number(right)):
+                # Python would format (`'%0200000000d' % 1` built 200 MB); Pebble's `%` is only a remainder.
+                raise ExpressionError("`%` is the remainder of two numbers")
             if operator == "*":
+                if _is_int(left) and _is_int(right) and left.bit_length() + right.bit_length() > _MAX_INT_BITS:
+                    raise ExpressionLimitExceeded(f"Expression would compute an integer over {_MAX_INT_BITS} bits")
                 for sized, count in ((left, right), (right, left)):
-                    if isinstance(sized, str | list | tuple) and _is_int(count):
+                    if isinstance(sized, str) and _is_int(count):
                         pf.check_size(len(sized) * count)
+                    elif isinstance(sized, list | tuple) and _is_int(count):
+                        # Items count with what they hold: `[[1] * 1000] * 1000` is a million items to print.
+                        pf.check_size(pf.deep_size(sized) * count)
             if operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
                 pf.check_size(len(left) + len(right))
             return self.binop_table[operator](left, right)
@@ -255,12 +302,21 @@ class _PebbleEnvironment(ImmutableSandboxedEnvironment):
             raise ExpressionError("Division by zero") from e
 
 
+def _finalize(value: Any) -> Any:
+    """What `{{ expr }}` prints; inside a render() pass, an Authored value's text stays code, all else is data."""
+    text = pf.format_value(value)
+    if isinstance(value, Authored):
+        state = pf.CURRENT.get()
+        return Code(text) if state is not None and state.depth else str.__str__(text)
+    return text
+
+
 @functools.cache
 def _environment() -> _PebbleEnvironment:
     env = _PebbleEnvironment(
         autoescape=False,
         undefined=_Undefined,
-        finalize=pf.format_value,
+        finalize=_finalize,
         keep_trailing_newline=True,
         optimized=False,  # constant folding would run filters at compile time, outside the render bounds
         cache_size=0,
@@ -387,7 +443,7 @@ def _reported(compiled: _Compiled) -> Iterator[None]:
         raise ExpressionError(f"{kind} `{tag}` at line {line or 1}: {e}", expression=compiled.template) from e
 
 
-def _generate(compiled: _Compiled, variables: Mapping[str, Any]) -> tuple[str, Context]:
+def _generate(compiled: _Compiled, variables: Mapping[str, Any]) -> tuple[list[str], Context]:
     chunks: list[str] = []
     size = 0
     with _reported(compiled):
@@ -398,17 +454,21 @@ def _generate(compiled: _Compiled, variables: Mapping[str, Any]) -> tuple[str, C
             pf.check_size(size)
             pf.tick()
             chunks.append(chunk)
-    return "".join(chunks), context
+    return chunks, context
 
 
 def _render_in(template: str, variables: Mapping[str, Any]) -> str:
     if not has_expression(template):
         return template
-    return _generate(_compile(template), variables)[0]
+    return "".join(_generate(_compile(template), variables)[0])
 
 
 def _render_with_passes(context: Context, template: Any, recursive: bool) -> str | None:
-    """Kestra's render(): render a string again until it stops changing (or once), within max_recursion."""
+    """Kestra's render(): render a string again until it stops changing (or once), within max_recursion.
+
+    Only authored text is ever evaluated (authored.py): render() of data returns it unchanged, and what a
+    pass printed from data reaches the next pass through a placeholder, never as template text.
+    """
     state = pf.CURRENT.get()
     if state is None:
         raise ExpressionError("render() can only be called while rendering")
@@ -416,20 +476,32 @@ def _render_with_passes(context: Context, template: Any, recursive: bool) -> str
         return None
     if not isinstance(template, str):
         raise ExpressionError("render() expects a string")
+    if not isinstance(template, Authored):
+        return str.__str__(template)  # an input, output, trigger body...: data is never code
     if state.depth >= state.max_recursion:
         raise ExpressionLimitExceeded(f"render() is nested more than {state.max_recursion} levels deep")
     variables = context.get_all()
     state.depth += 1
     try:
-        current = template
+        source = str.__str__(template)
+        data: tuple[str, ...] = ()
         for _ in range(state.max_recursion):
-            result = _render_in(current, variables)
-            if not recursive or result == current:
-                return result
-            current = result
+            chunks = _pass_chunks(source, {**variables, PLACEHOLDER: data})
+            if not recursive:
+                return "".join(chunks)
+            next_source, next_data = skeleton(chunks)
+            if (next_source, next_data) == (source, data):
+                return "".join(chunks)
+            source, data = next_source, next_data
         raise ExpressionLimitExceeded(f"render() did not settle after {state.max_recursion} passes")
     finally:
         state.depth -= 1
+
+
+def _pass_chunks(source: str, variables: Mapping[str, Any]) -> list[str]:
+    if not has_expression(source):
+        return [Code(source)]
+    return _generate(_compile(source), variables)[0]
 
 
 @pass_context
@@ -515,7 +587,9 @@ def is_true(rendered: Any) -> bool:
 def check_syntax(template: str) -> None:
     """Compile a template without rendering it, raising ExpressionError on a syntax error (for flow validation)."""
     if has_expression(template):
-        _compile(template)
+        # Compiling folds constant filter calls (`{{ 'a' | indent(9) }}`): under the default bounds, not none.
+        with _bounded(None, RenderLimits()):
+            _compile(template)
 
 
 def has_expression(text: str) -> bool:

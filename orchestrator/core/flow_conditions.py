@@ -11,12 +11,12 @@ module does not know never holds, so an unsupported flow is not started by surpr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from orchestrator.core import regex
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import ExpressionError
 from orchestrator.core.expressions import is_true, render
@@ -31,6 +31,7 @@ __all__ = [
     "is_windowed",
     "precondition_ids",
     "preconditions_matched",
+    "regex_problems",
     "window_at",
     "window_complete",
     "window_spec",
@@ -222,11 +223,39 @@ def _filter_holds(spec: Mapping[str, Any], ended: EndedExecution) -> bool:
         "STARTS_WITH": lambda: actual.startswith(str(wanted)),
         "ENDS_WITH": lambda: actual.endswith(str(wanted)),
         "CONTAINS": lambda: str(wanted) in actual,
-        "REGEX": lambda: re.fullmatch(str(wanted), actual) is not None,
+        "REGEX": lambda: _regex_holds(str(wanted), actual),
         "PREFIX": lambda: actual == str(wanted) or actual.startswith(str(wanted).rstrip(".") + "."),
     }
     check = checks.get(kind)
     return bool(check()) if check is not None else False
+
+
+def regex_problems(value: Any, path: str) -> list[tuple[str, str]]:
+    """(path, message) for each REGEX filter under `value` (a trigger's properties) that RE2 cannot run.
+
+    For deploy: the same patterns `_regex_holds` would quietly never match at run time.
+    """
+    problems: list[tuple[str, str]] = []
+    if isinstance(value, Mapping):
+        if str(value.get("type", "")).upper() == "REGEX" and isinstance(value.get("value"), str):
+            try:
+                regex.compile_pattern(value["value"])
+            except regex.RegexInvalid as e:
+                problems.append((f"{path}.value", str(e)))
+        for key, item in value.items():
+            problems += regex_problems(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problems += regex_problems(item, f"{path}[{index}]")
+    return problems
+
+
+def _regex_holds(pattern: str, actual: str) -> bool:
+    """RE2, in linear time: the pattern is the flow author's, the text another execution's (a REDoS otherwise)."""
+    try:
+        return regex.fullmatch(pattern, actual)
+    except regex.RegexInvalid:
+        return False  # like an unknown condition: an unsupported pattern never starts a flow by surprise
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from orchestrator.core import regex
 from orchestrator.core.durations import format_duration, is_expression, parse_duration
 from orchestrator.core.errors import NOT_SHOWN, InputInvalid
 from orchestrator.core.flow import Flow, Input, InputType
@@ -241,7 +242,7 @@ def coerce_value(spec: Input, value: JsonValue) -> JsonValue:
 
 
 def _check(spec: Input, typed: JsonValue) -> None:
-    if spec.validator is not None and isinstance(typed, str) and not re.fullmatch(spec.validator, typed):
+    if spec.validator is not None and isinstance(typed, str) and not regex.fullmatch(spec.validator, typed):
         raise ValueError(f"it must match the pattern `{spec.validator}`")
     order = _ORDER.get(spec.type)
     if order is not None:
@@ -390,10 +391,10 @@ def _fields(raw: Mapping[str, JsonValue], input_type: InputType, problems: list[
     validator = raw.get("validator")
     if validator is not None:
         try:
-            re.compile(str(validator))
+            regex.compile_pattern(str(validator))
             fields["validator"] = str(validator)
-        except re.error as e:
-            problems.append(Problem("validator", f"invalid regular expression {_show(validator)}: {e}"))
+        except regex.RegexInvalid as e:
+            problems.append(Problem("validator", str(e)))
     for key in ("min", "max", "after", "before"):
         if raw.get(key) is not None:
             try:

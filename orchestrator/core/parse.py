@@ -30,6 +30,7 @@ from orchestrator.core.flow import (
     TaskSpec,
     TriggerSpec,
 )
+from orchestrator.core.flow_conditions import regex_problems
 from orchestrator.core.yamldoc import MAX_DOCUMENT_BYTES, Position, load_yaml
 
 __all__ = ["MAX_DOCUMENT_BYTES", "load_document", "parse_flow", "split_documents"]
@@ -669,6 +670,8 @@ class _Reader:
             merged = self.with_defaults(str(type_name), raw, where)
             props = {k: v for k, v in merged.items() if k not in ("id", "type", "disabled") and v is not None}
             self.model(trigger_type.properties, props, where, f"on a {trigger_type.name} trigger")
+            for path, message in regex_problems(props, where):  # REGEX condition filters, refused here
+                self.error(path, message)
             disabled = self.flag(merged, "disabled", where, default=False)
             if trigger_id is None:
                 continue

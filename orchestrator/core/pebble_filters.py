@@ -33,6 +33,7 @@ import yaml
 from jinja2 import Undefined, pass_context
 from jinja2.runtime import Context
 
+from orchestrator.core import jq_sandbox, regex
 from orchestrator.core.errors import ExpressionError, ExpressionLimitExceeded
 
 if TYPE_CHECKING:
@@ -178,26 +179,68 @@ class Entry:
 
 
 def to_plain(value: Any, *, include_nulls: bool = True) -> Any:
-    """Convert a template value into plain JSON-shaped data (dict/list/str/int/float/bool/None)."""
-    if isinstance(value, Undefined):
-        fail_undefined(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Mapping):
-        return {
-            str(k): to_plain(v, include_nulls=include_nulls) for k, v in value.items() if include_nulls or v is not None
-        }
-    if isinstance(value, Entry):
-        return {"key": to_plain(value.key), "value": to_plain(value.value, include_nulls=include_nulls)}
-    if isinstance(value, list | tuple | set | frozenset | LazyRange):
-        return [to_plain(v, include_nulls=include_nulls) for v in value]
-    if isinstance(value, datetime):
-        return _iso(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return str(value)
+    """Convert a template value into plain JSON-shaped data (dict/list/str/int/float/bool/None).
+
+    The walk is bounded like the output: a list holding itself twice, doubled 20 times, is a million
+    times larger to convert than to build (`{% set s = [s, s] %}`), so every item and character counts.
+    """
+    return _PlainWalk(include_nulls).convert(value)
+
+
+class _PlainWalk:
+    _EVERY = 4096  #: items or characters between two checks of the deadline and the size
+
+    def __init__(self, include_nulls: bool) -> None:
+        self.include_nulls = include_nulls
+        self.size = 0
+        self.next_check = self._EVERY
+
+    def _count(self, size: int) -> None:
+        self.size += size
+        if self.size >= self.next_check:
+            tick()
+            check_size(self.size)
+            self.next_check = self.size + self._EVERY
+
+    def convert(self, value: Any, include_nulls: bool | None = None) -> Any:
+        nulls = self.include_nulls if include_nulls is None else include_nulls
+        self._count(len(value) if isinstance(value, str) else 1)
+        if isinstance(value, Undefined):
+            fail_undefined(value)
+        if isinstance(value, str) and type(value) is not str:
+            return str.__str__(value)  # a marked string (authored.Authored) leaves the render as plain text
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        if isinstance(value, Mapping):
+            return {str(k): self.convert(v) for k, v in value.items() if nulls or v is not None}
+        if isinstance(value, Entry):
+            return {"key": self.convert(value.key, True), "value": self.convert(value.value)}
+        if isinstance(value, list | tuple | set | frozenset | LazyRange):
+            return [self.convert(v) for v in value]
+        if isinstance(value, datetime):
+            return _iso(value)
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        return str(value)
+
+
+def deep_size(value: Any) -> int:
+    """Items and characters in a value, nested ones included; stops (raising) once past the output limit."""
+    walk = _PlainWalk(include_nulls=True)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping | list | tuple | LazyRange) and len(item):
+            # A container counts as what it holds (so `[1] * n` is n items); an empty one as one item.
+            if isinstance(item, LazyRange):
+                walk._count(len(item))
+            else:
+                stack.extend(item.values() if isinstance(item, Mapping) else item)
+        else:
+            walk._count(len(item) if isinstance(item, str) else 1)
+    return walk.size
 
 
 def to_json(value: Any, *, include_nulls: bool = False) -> str:
@@ -550,6 +593,8 @@ def _class_name(value: Any) -> str | None:
         return "java.util.LinkedHashMap"
     if isinstance(value, list | tuple | LazyRange):
         return "java.util.ArrayList"
+    if isinstance(value, str):
+        return "java.lang.String"  # a flow variable is a str subclass (authored.Authored)
     return _JAVA_CLASS_NAMES.get(type(value), type(value).__name__)
 
 
@@ -683,14 +728,18 @@ def _jq(value: Any, expression: str) -> list[Any] | None:
     if value is None:
         return None
     try:
-        import jq  # type: ignore[import-not-found, unused-ignore]  # optional: PyPI `jq`
-    except ImportError as e:
-        raise ExpressionError("The jq filter needs the `jq` Python package, which is not installed") from e
-    try:
         data = json.loads(value) if isinstance(value, str) else to_plain(value)
-        return list(jq.compile(expression).input_value(data).all())
-    except (ValueError, TypeError) as e:
+    except ValueError as e:
         raise ExpressionError(f"jq: cannot apply {expression!r}: {e}") from e
+    state = CURRENT.get()
+    # Called outside a render (directly, in tests): RenderLimits' defaults.
+    timeout_s = state.deadline - time.monotonic() if state is not None else 2.0
+    max_chars = state.max_output_chars if state is not None else 1_000_000
+    # jq runs in a helper process the deadline can kill (jq_sandbox); starting one is not the template's time.
+    run = jq_sandbox.run(str(expression), data, timeout_s=max(timeout_s, 0.0), max_chars=max_chars)
+    if state is not None:
+        state.deadline += run.startup_s
+    return run.results
 
 
 @_register(FILTERS, "join")
@@ -792,9 +841,6 @@ def _number_format(value: Any, format: str) -> str:
     return whole + ("." + fraction if fraction else "")
 
 
-_NESTED_QUANTIFIER_RE = re.compile(r"\([^)]*[+*}][^)]*\)\s*[+*{]")
-
-
 @_register(FILTERS, "replace")
 def _replace(value: Any, replace_pairs: Any, regexp: Any = False) -> Any:
     if isinstance(replace_pairs, str):
@@ -806,19 +852,26 @@ def _replace(value: Any, replace_pairs: Any, regexp: Any = False) -> Any:
         raise ExpressionError("replace() expects a map of replacements, e.g. replace({'old': 'new'})")
     if use_regexp:
         for pattern in pairs:
-            if _NESTED_QUANTIFIER_RE.search(pattern):
-                raise ExpressionError(f"replace(): the pattern {pattern!r} nests quantifiers, which is not allowed")
+            _compiled(pattern, "replace")
 
     def apply(text: str) -> str:
         for old, new in pairs.items():
             if use_regexp:
-                text = re.sub(old, new.replace("$", "\\"), text)
+                text = regex.substitute(old, new, text, check_size)
             elif old:
                 check_size(len(text) + text.count(old) * max(len(new) - len(old), 0))
                 text = text.replace(old, new)
         return text
 
     return _map_strings(value, apply)
+
+
+def _compiled(pattern: str, name: str) -> regex.Pattern:
+    """The RE2 program of a pattern a template passes to `name`, or an ExpressionError saying why not."""
+    try:
+        return regex.compile_pattern(pattern)
+    except regex.RegexInvalid as e:
+        raise ExpressionError(f"{name}(): {e}") from e
 
 
 @_register(FILTERS, "reverse")

@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import Stack
@@ -106,3 +107,51 @@ def test_injections_in_inputs_and_submitted_labels_are_never_rendered(
         assert runs["echo"]["outputs"]["value"] == template  # data, not a template: rendered once, as written
         _assert_no_leak(json.dumps(done) + stack.api.get(f"/logs/{done['id']}").text)
     print(f"SSTI: {len(THROUGH_INPUTS)} injections tried as inputs and labels; 0 evaluated")
+
+
+WEBHOOK_RENDER = """
+id: greet
+namespace: {ns}
+variables:
+  greeting: "Hello {{ trigger.body.name }}"
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: greet-7f3a
+    returnOutputs: true
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ render(vars.greeting) }}"
+outputs:
+  - id: greeting
+    type: STRING
+    value: "{{ render(vars.greeting) }}"
+"""
+
+#: What a caller with no account posts as `name`, hoping render() evaluates it (issue 16, critical).
+RE_RENDERED = [
+    "{{ {} | jq('env') }}",
+    "{{ {} | jq('$ENV') }}",
+    "{{ secret('OPENAI_API_KEY') }}",
+    "{{ envs }}",
+    "{{ 7 * 191 }}",
+]
+
+
+@pytest.mark.parametrize("payload", RE_RENDERED)
+def test_a_webhook_caller_without_an_account_cannot_have_its_text_rendered(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, payload: str
+) -> None:
+    deploy_flow(WEBHOOK_RENDER)
+    hook = f"{stack.api.base_url}executions/webhook/{unique_namespace}/greet/greet-7f3a"
+
+    response = httpx.post(hook, json={"name": payload}, timeout=60)  # no credentials, as any caller
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"greeting": f"Hello {payload}"}
+    assert "1337" not in response.text
+    _assert_no_leak(response.text)
+    for name, value in stack.env.items():
+        if name.startswith(("SECRET_", "CHORUS_DATABASE")):
+            assert value not in response.text

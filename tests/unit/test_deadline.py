@@ -6,7 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from orchestrator.core import jq_sandbox
 from orchestrator.core.errors import TaskFailed
+from orchestrator.core.expressions import RenderLimits, render
 from workers.deadline import deadline
 
 
@@ -35,3 +37,12 @@ def test_a_fast_handler_is_untouched_and_the_alarm_is_cleared() -> None:
 def test_no_timeout_means_no_alarm() -> None:
     with deadline(None):
         time.sleep(0.01)
+
+
+def test_a_task_timeout_stops_a_jq_program_and_its_helper() -> None:
+    # jq used to run in-process, where neither the alarm nor the render deadline could stop it (a PT5S task ran 31 s).
+    started = time.monotonic()
+    with pytest.raises(TaskFailed, match="Timeout"), deadline(timedelta(seconds=0.5), grace=timedelta(0)):
+        render("{{ {} | jq('last(range(1e12))') }}", {}, limits=RenderLimits(max_seconds=60))
+    assert time.monotonic() - started < 2
+    assert all(helper.process.poll() is None for helper in jq_sandbox._pool()._idle)  # the busy one was killed

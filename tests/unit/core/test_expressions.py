@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.core.errors import ExpressionError
 from orchestrator.core.expressions import (
+    authored,
     check_syntax,
     has_expression,
     is_true,
@@ -30,7 +31,7 @@ CONTEXT: dict[str, Any] = {
         "analyze-sentiment": {"choices": [{"message": {"content": "NEGATIVE"}}]},
         "output_values": {"values": {"count": "6", "keys": "k", "items": [1, 2]}},
     },
-    "vars": {"greeting": "Hello {{ inputs.name }}"},
+    "vars": authored({"greeting": "Hello {{ inputs.name }}"}),  # as orchestrator.variables marks the flow's
     "labels": {"team": "data"},
 }
 

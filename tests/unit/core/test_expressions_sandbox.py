@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import pytest
 
 from orchestrator.core.errors import ExpressionError, ExpressionLimitExceeded
-from orchestrator.core.expressions import RenderLimits, render, render_typed
+from orchestrator.core.expressions import RenderLimits, check_syntax, render, render_typed
 
 CONTEXT: dict[str, Any] = {"inputs": {"name": "Ada"}, "items": [1, 2, 3], "text": "hello"}
 
@@ -51,6 +52,38 @@ INJECTIONS = [
     "{% set x = items.pop() %}",
     "{{ (1).to_bytes(1000000000, 'big') }}",
     "{{ (1.5).hex() }}",
+    # The environment and files through jq (issue 16): builtins off the allow-list fail by name.
+    "{{ {} | jq('env') }}",
+    "{{ {} | jq('env.PATH') }}",
+    "{{ {} | jq('input_filename') }}",
+    "{{ {} | jq('[inputs]') }}",
+    "{{ {} | jq('get_search_list') }}",
+    '{{ {} | jq(\'import "passwd" as $p {search: "/etc"}; $p\') }}',
+    "{{ {} | jq('include \"x\"; .') }}",
+    "{{ {} | jq('debug') }}",
+    # Files: time zones named by path (tags that load files are refused at deploy: FILE_TAGS).
+    "{{ now(timeZone='../../../../etc/passwd') }}",
+    "{{ '2024-01-01' | date(timeZone='/etc/shadow') }}",
+    # Python's printf operator, the one `%` Pebble does not have.
+    "{{ '%s' % text }}",
+    "{{ '%(x)s' % inputs }}",
+]
+
+#: Template tags that would read files: not Pebble's, refused when the flow is deployed.
+FILE_TAGS = ['{% include "/etc/passwd" %}', '{% import "/etc/passwd" as p %}', '{% extends "/etc/passwd" %}']
+
+#: Probes that may render without error but must never show the environment or a file's content.
+ENVIRONMENT_PROBES = [
+    "{{ {} | jq('$ENV') }}",
+    "{{ {} | jq('$ENV.PATH') }}",
+    "{{ {} | jq('[$ENV[]]') }}",
+    "{{ {} | jq('$__loc__') }}",
+    "{{ {} | jq('def env: $ENV; env') }}",
+    "{{ {} | jq('1) | $ENV | (1') }}",
+    "{{ envs }}",
+    "{{ globals }}",
+    "{{ read('/etc/passwd') }}",
+    "{{ render('{{ range.__globals__ }}') }}",
 ]
 
 
@@ -59,6 +92,24 @@ def test_template_injection_attempts_raise_an_expression_error(template: str) ->
     with pytest.raises(ExpressionError) as caught:
         render(template, CONTEXT)
     assert not isinstance(caught.value, ExpressionLimitExceeded)
+
+
+@pytest.mark.parametrize("template", FILE_TAGS)
+def test_template_tags_that_read_files_are_syntax_errors(template: str) -> None:
+    with pytest.raises(ExpressionError, match="tag is not supported"):
+        check_syntax(template)
+
+
+@pytest.mark.parametrize("template", ENVIRONMENT_PROBES)
+def test_environment_and_file_probes_reveal_neither(template: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHORUS_SANDBOX_PROBE", "probe-value-5d2e")
+    try:
+        text = render(template, CONTEXT)
+    except ExpressionError as e:
+        text = str(e)
+    assert "probe-value-5d2e" not in text
+    assert os.environ["PATH"] not in text
+    assert "root:" not in text
 
 
 def test_dunder_attributes_are_reported_as_forbidden() -> None:
@@ -164,9 +215,15 @@ def test_deeply_nested_expressions_are_a_limit_error() -> None:
     _assert_stops_quickly("{{ " + "[" * 5000 + "]" * 5000 + " }}")
 
 
-def test_regular_expressions_with_nested_quantifiers_are_refused() -> None:
-    with pytest.raises(ExpressionError, match="nests quantifiers"):
-        render("{{ 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!' | replace({'(a+)+$': 'x'}, true) }}", {})
+def test_a_catastrophic_regular_expression_runs_in_linear_time() -> None:
+    started = time.monotonic()
+    assert render("{{ (('a' * 5000) ~ '!') | replace({'(a+)+$': 'x', '(a|a)*b': 'y'}, true) | length }}", {}) == "5001"
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_backreference_in_a_replace_pattern_is_refused_with_the_reason() -> None:
+    with pytest.raises(ExpressionError, match=r"replace\(\): invalid regular expression .*no backreferences"):
+        render("{{ 'aa' | replace({'(a)\\1': 'x'}, true) }}", {})
 
 
 def test_typed_rendering_is_bounded_too() -> None:
@@ -178,3 +235,37 @@ def test_limits_apply_again_on_the_next_render() -> None:
     with pytest.raises(ExpressionLimitExceeded):
         render("{{ 'a' * 1000000000 }}", {})
     assert render("{{ 'a' * 3 }}", {}) == "aaa"
+
+
+#: Templates that build far more than they say, each a separate path to memory or time (issue 16).
+ALLOCATION_BOMBS = [
+    "{{ '%0200000000d' % 1 }}",
+    "{{ '%s%s' % ('a', 'b') }}",
+    "{% set x = 3 %}" + "{% set x = x * x %}" * 30 + "{{ x > 1 }}",
+    "{{ [[1] * 1000] * 100000 }}",
+    "{{ ([['x' * 1000]] * 100000) | length }}",
+    "{% set s = [[1] * 1000] %}" + "{% set s = [s, s] %}" * 12 + "{{ s }}",
+    "{% set s = [[1] * 1000] %}" + "{% set s = [s, s] %}" * 12 + "{{ s | toJson | length }}",
+    "{% set s = [[1] * 1000] %}" + "{% set s = [s, s] %}" * 12 + "{{ s | yaml | length }}",
+    "{% set s = [[1] * 1000] %}" + "{% set s = [s, s] %}" * 12 + "{{ s | jq('length') }}",
+]
+
+
+@pytest.mark.parametrize("template", ALLOCATION_BOMBS)
+def test_allocation_bombs_are_refused_before_they_allocate(template: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ExpressionError):
+        render(template, {})
+    assert time.monotonic() - started < 3.0
+
+
+def test_percent_stays_the_remainder_of_two_numbers() -> None:
+    assert render("{{ 10 % 3 }}|{{ -7 % 3 }}|{{ 7.5 % 2 }}", {}) == "1|-1|1.5"
+    with pytest.raises(ExpressionError, match="`%` is the remainder of two numbers"):
+        render("{{ '%d' % 1 }}", {})
+
+
+def test_repetition_counts_what_the_items_hold() -> None:
+    assert render("{{ ([1] * 1000000) | length }}|{{ ([[1, 2]] * 3) | length }}", {}) == "1000000|3"
+    with pytest.raises(ExpressionLimitExceeded, match="2000000 characters or items"):
+        render("{{ [[1, 2]] * 1000000 }}", {})
