@@ -32,18 +32,25 @@ def add_commands(commands: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.ops_command == "flower":
-        return _flower()
+        return _flower(settings)
     return _retry(settings, args.celery_task_id, actor=args.actor or f"cli:{getpass.getuser()}", as_json=args.json)
 
 
-def _flower() -> int:
+def _flower(settings: Settings) -> int:
     from orchestrator.flower import FlowerSettings, check, flower_command, flower_environment
 
     flower = FlowerSettings()
     check(flower)
     argv = flower_command(flower)
+    # Flower loads the worker app, which reads its settings from the environment: pass on the broker and the
+    # database chosen here (they may come from a `chorus local`'s runtime.json).
+    chosen = {
+        "CHORUS_DATABASE_URL": settings.database_url,
+        "CHORUS_BROKER_URL": settings.broker_url,
+        "CHORUS_RESULT_BACKEND": settings.effective_result_backend,
+    }
     # Flower (a Celery command) owns the process from here, as the worker does.
-    os.execve(argv[0], argv, {**os.environ, **flower_environment(flower)})
+    os.execve(argv[0], argv, {**os.environ, **chosen, **flower_environment(flower)})
     return EXIT_FAILURE  # not reached
 
 
