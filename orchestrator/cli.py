@@ -195,7 +195,9 @@ def _migrate(settings: Settings) -> int:
 def _server(settings: Settings) -> int:
     import uvicorn
 
-    uvicorn.run(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None)
+    from orchestrator.draining import serve
+
+    serve(uvicorn.Config(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None))
     return EXIT_OK
 
 

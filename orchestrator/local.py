@@ -57,6 +57,7 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
     import uvicorn
 
     from orchestrator.cli import API_APP, run_worker_process, stop_process
+    from orchestrator.draining import serve
     from orchestrator.embedded import EmbeddedServer, free_port, start_postgres, start_redis
     from orchestrator.lifeline import open_lifeline
     from orchestrator.local_runtime import remove_runtime, write_runtime
@@ -109,7 +110,7 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
         # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default action
         # would then end this process before `finally`, leaving the worker and the servers orphaned.
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
-        uvicorn.Server(config).run()
+        serve(config)
     finally:
         if stop_scheduler is not None:
             stop_scheduler()
