@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib.util
 import json
 import os
 import sys
 from typing import Any
 
+from orchestrator.core.errors import ConfigurationError
 from orchestrator.settings import Settings
 
 EXIT_OK = 0
@@ -36,9 +38,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return _retry(settings, args.celery_task_id, actor=args.actor or f"cli:{getpass.getuser()}", as_json=args.json)
 
 
+def _flower_installed() -> bool:
+    return importlib.util.find_spec("flower") is not None
+
+
 def _flower(settings: Settings) -> int:
     from orchestrator.flower import FlowerSettings, check, flower_command, flower_environment
 
+    if not _flower_installed():
+        # Flower is an extra (it pulls in Tornado); say how to get it rather than let Celery fail on `flower`.
+        raise ConfigurationError(
+            "flower",
+            "Flower is not installed: pip install -e '.[flower]' (or pip install flower)",
+        )
     flower = FlowerSettings()
     check(flower)
     argv = flower_command(flower)
