@@ -1,14 +1,10 @@
-"""Creating an execution over HTTP: the body it reads, `wait=true` ending early, logs under the execution path."""
+"""Creating an execution over HTTP: the body it reads, and its logs under the execution path too."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 from fastapi.testclient import TestClient
 
-from orchestrator.draining import draining
-from tests.integration.api.conftest import AppFactory, flow_source
+from tests.integration.api.conftest import flow_source
 
 E = "/api/v1/main/executions"
 
@@ -53,20 +49,3 @@ def test_logs_are_served_under_the_execution_path_too(client: TestClient) -> Non
     assert under_execution.status_code == 200, under_execution.text
     assert under_execution.json() == under_logs.json()
     assert unknown.status_code == 404
-
-
-def test_wait_ends_when_the_server_starts_shutting_down(make_client: AppFactory) -> None:
-    client = make_client(wait_timeout_s=60)  # no worker here: the execution would never end
-    _deploy(client)
-    timer = threading.Timer(0.5, draining.set)
-    started = time.monotonic()
-    timer.start()
-    try:
-        response = client.post(f"{E}/a/hello", params={"wait": "true"})
-    finally:
-        timer.cancel()
-        draining.clear()
-
-    assert response.status_code == 200, response.text
-    assert response.json()["state"]["current"] in ("CREATED", "RUNNING")
-    assert time.monotonic() - started < 10
