@@ -108,6 +108,8 @@ def bin_dir_for(account: Account | None, *, cache_root: Path = ROOT_BINARY_CACHE
         return installed
     target = cache_root / f"postgres-{_install_version()}"
     if not (target / _BIN / "postgres").is_file():
+        if target.exists():  # copies are renamed into place whole, so this is not one of ours
+            raise ConfigurationError("postgres", f"{target} is not a complete copy of PostgreSQL; remove it")
         _copy_install(installed.parents[2], target)
     _check_trusted(target)
     blocking = blocking_dir(target / _BIN, account)

@@ -93,3 +93,16 @@ def test_as_root_a_binary_cache_others_may_write_is_refused(open_dir: Path) -> N
 
     assert caught.value.name == "postgres"
     assert str(cache) in caught.value.message
+
+
+@as_root
+def test_as_root_an_incomplete_binary_cache_is_refused_naming_it(open_dir: Path) -> None:
+    account = pg_files.postgres_account()
+    assert account is not None
+    cache = open_dir / "cache"
+    (cache / f"postgres-{pg_files._install_version()}" / "bin").mkdir(parents=True)
+
+    with pytest.raises(ConfigurationError) as caught:
+        pg_files.bin_dir_for(account, cache_root=cache)
+
+    assert "not a complete copy" in caught.value.message and str(cache) in caught.value.message
