@@ -1,4 +1,4 @@
-"""Requests that wait (`wait=true`, follow streams) end as soon as the server starts shutting down."""
+"""Requests that wait (`wait=true`, follow streams) end when the server starts shutting down or the client leaves."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
+from api.app import create_app
+from api.routes import executions
 from orchestrator.draining import draining
+from orchestrator.embedded import free_port
+from orchestrator.settings import load_settings
 from tests.integration.api.conftest import AppFactory, flow_source
 
 E = "/api/v1/main/executions"
@@ -53,3 +59,40 @@ def test_a_follow_stream_closes_when_draining_begins(client: TestClient) -> None
 
     assert body.startswith("id: start")
     assert time.monotonic() - started < 10
+
+
+def test_wait_stops_polling_when_the_client_leaves(
+    database_url: str, api_redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    polls: list[float] = []
+    real_get = executions.store.get_execution
+
+    def counted(*args: object, **kwargs: object) -> object:
+        polls.append(time.monotonic())
+        return real_get(*args, **kwargs)  # type: ignore[arg-type]
+
+    settings = load_settings(database_url=database_url, broker_url=api_redis_url, wait_timeout_s=60)
+    # A real server: only a real connection tells the app that its client has gone.
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, sweeper=False), port=free_port(), log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.config.port}/api/v1/main"
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yaml = {"Content-Type": "application/x-yaml"}
+        assert httpx.post(f"{base}/flows", content=flow_source("a"), headers=yaml).status_code == 200
+        monkeypatch.setattr(executions.store, "get_execution", counted)
+
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{base}/executions/a/hello", params={"wait": "true"}, timeout=1)
+        time.sleep(0.5)  # the server notices the closed connection at its next poll
+        settled = len(polls)
+        time.sleep(1)
+
+        assert settled > 0
+        assert len(polls) == settled, "the wait went on polling for a client that had left"
+    finally:
+        server.should_exit = True
+        thread.join(10)
