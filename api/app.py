@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from api import console, wiring
 from api.errors import chorus_error_handler
@@ -20,7 +21,7 @@ from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
 from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
-from orchestrator.metrics import Metrics, metrics
+from orchestrator.metrics import Metrics, MetricsSettings, metrics
 from orchestrator.metrics_hooks import MetricsHooks
 from orchestrator.queue_depth import QueueDepthCollector
 from orchestrator.settings import Settings, load_settings
@@ -96,13 +97,17 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     app = FastAPI(title="Chorus", version=_version(), lifespan=lifespan)
     app.add_exception_handler(ChorusError, chorus_error_handler)
     app.add_middleware(RequestMetrics)
-    app.include_router(metrics_router([queue_depth]))
+    app.include_router(metrics_router([queue_depth], MetricsSettings().merge_urls))
     for prefix in ("/api/v1/{tenant}", "/api/v1"):
         # Webhooks are open (as in Kestra): the key in the path is the credential.
         app.include_router(webhooks.router, prefix=prefix)
     # Fixed action names before `/executions/{namespace}/{flowId}`, which would swallow them.
     wiring.install(app, settings, action_routers=[actions.router])
     console.mount(app)  # the web console under /ui, and the AI usage API it reads
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/ui")
 
     @app.get("/health", tags=["Health"])
     def health() -> dict[str, Any]:

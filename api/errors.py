@@ -47,6 +47,14 @@ class PayloadTooLarge(ChorusError):
         super().__init__(f"request body larger than {limit} bytes (CHORUS_MAX_BODY_BYTES)")
 
 
+class UnsupportedMediaType(ChorusError):
+    """Raised when a request body comes in a media type the endpoint does not read."""
+
+    def __init__(self, received: str, expected: str) -> None:
+        self.path = "Content-Type"
+        super().__init__(f"{received or 'a body without a Content-Type'} is not read here; send {expected}")
+
+
 STATUS_BY_ERROR: tuple[tuple[type[ChorusError], int], ...] = (
     (Unauthenticated, 401),
     (PermissionDenied, 403),
@@ -54,6 +62,7 @@ STATUS_BY_ERROR: tuple[tuple[type[ChorusError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
     (FlowInvalid, 422),
     (InputInvalid, 422),
     (LabelsInvalid, 422),

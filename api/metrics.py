@@ -6,11 +6,13 @@ import time
 from collections.abc import Sequence
 
 from fastapi import APIRouter, Request, Response
+from prometheus_client import generate_latest
 from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.metrics import CONTENT_TYPE, exposition, metrics
+from orchestrator.metrics import CONTENT_TYPE, exposition, exposition_registry, metrics
+from orchestrator.metrics_merge import merged_registry
 
 UNMATCHED = "<unmatched>"  #: route label of requests no route matched (keeps the label bounded)
 #: The method label takes only these; any other token a client sends (HTTP allows any) is counted as OTHER,
@@ -50,12 +52,16 @@ class RequestMetrics:
             self._m.http_request_duration.labels(method, template).observe(time.perf_counter() - started)
 
 
-def metrics_router(collectors: Sequence[Collector]) -> APIRouter:
-    """`GET /metrics`: this process's metrics plus `collectors` (queue depth)."""
+def metrics_router(collectors: Sequence[Collector], merge_urls: Sequence[str] = ()) -> APIRouter:
+    """`GET /metrics`: this process's metrics plus `collectors` (queue depth), and those served at `merge_urls`."""
     router = APIRouter()
+    sources = [("workers" if len(merge_urls) == 1 else f"workers-{i}", url) for i, url in enumerate(merge_urls)]
 
     @router.get("/metrics", include_in_schema=False)
     def serve_metrics(request: Request) -> Response:
-        return Response(exposition(collectors), media_type=CONTENT_TYPE)
+        if not sources:
+            return Response(exposition(collectors), media_type=CONTENT_TYPE)
+        body = generate_latest(merged_registry(exposition_registry(collectors), sources))
+        return Response(body, media_type=CONTENT_TYPE)
 
     return router

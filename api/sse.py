@@ -18,6 +18,7 @@ from starlette.requests import Request
 from api.schemas import execution_public, log_public
 from orchestrator import store, store_search
 from orchestrator.core.states import State
+from orchestrator.draining import draining
 from orchestrator.engine import Engine
 from orchestrator.queries import Search
 
@@ -57,7 +58,7 @@ async def execution_stream(eng: Engine, execution_id: str, request: Request) -> 
         elif time.monotonic() - beat > HEARTBEAT_S:
             beat = time.monotonic()
             yield ": keep-alive\n\n"
-        if await request.is_disconnected():
+        if draining.is_set() or await request.is_disconnected():  # a stream must not hold a shutdown
             return
         await asyncio.sleep(POLL_S)
 
@@ -89,6 +90,6 @@ async def log_stream(eng: Engine, execution_id: str, search: Search, request: Re
         if time.monotonic() - beat > HEARTBEAT_S:
             beat = time.monotonic()
             yield ": keep-alive\n\n"
-        if await request.is_disconnected():
+        if draining.is_set() or await request.is_disconnected():
             return
         await asyncio.sleep(POLL_S * 2)

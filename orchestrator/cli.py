@@ -71,7 +71,45 @@ def _parser() -> argparse.ArgumentParser:
     from orchestrator.cli_ops import add_commands as add_ops_commands
 
     add_ops_commands(commands)
+    for name in BESIDE_LOCAL:
+        _add_data_dir(commands.choices[name])
     return parser
+
+
+#: Commands that, run beside `chorus local`, reach its database and broker through its data directory.
+BESIDE_LOCAL = ("user", "token", "audit", "retry", "flower")
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    """Add `--data-dir` to `parser`, or to each of its leaf subcommands (so it may follow their arguments)."""
+    subcommands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    if not subcommands:
+        parser.add_argument(
+            "--data-dir",
+            type=Path,
+            help=_env_help("work on the `chorus local` running on this data directory", "CHORUS_DATA_DIR"),
+        )
+    for action in subcommands:
+        for child in action.choices.values():
+            _add_data_dir(child)
+
+
+def _beside_local(args: argparse.Namespace, settings: Settings) -> Settings:
+    """The settings of a command run beside `chorus local`: its database and broker, from its runtime.json.
+
+    Used when the data directory is named (`--data-dir`, CHORUS_DATA_DIR), or when no database URL is configured
+    and the default data directory has a running `chorus local`.
+    """
+    from orchestrator.local_runtime import read_runtime
+
+    named = args.data_dir is not None or bool(os.environ.get("CHORUS_DATA_DIR"))
+    if not named and os.environ.get("CHORUS_DATABASE_URL"):
+        return settings
+    runtime = read_runtime(settings.data_dir, required=named)
+    if runtime is None:
+        return settings
+    update = {"database_url": runtime.database_url, "broker_url": runtime.broker_url}
+    return settings.model_copy(update={**update, "result_backend": runtime.result_backend})
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -97,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         forbid_inspection()
         settings = _settings(args)
         configure_logging(settings.log_level)
+        if args.command in BESIDE_LOCAL:
+            settings = _beside_local(args, settings)
         if args.command == "migrate":
             return _migrate(settings)
         if args.command in ("flower", "retry"):
@@ -172,8 +212,14 @@ def _server(settings: Settings) -> int:
     finally:
         db.dispose()
 
+    from orchestrator.draining import serve
+
     # proxy_headers=False: uvicorn would believe X-Forwarded-For from loopback; api.proxies decides instead.
-    uvicorn.run(API_APP, factory=True, host=settings.host, port=settings.port, log_config=None, proxy_headers=False)
+    serve(
+        uvicorn.Config(
+            API_APP, factory=True, host=settings.host, port=settings.port, log_config=None, proxy_headers=False
+        )
+    )
     return EXIT_OK
 
 
@@ -218,10 +264,27 @@ def _worker(settings: Settings, pools: str) -> int:
     return EXIT_FAILURE  # not reached
 
 
-def run_worker_process(pools: str, settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start a worker as a child process in its own process group (stopped with `stop_process`)."""
+def run_worker_process(
+    pools: str, settings: Settings, env: dict[str, str], *, lifeline_fd: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a worker as a child process in its own process group (stopped with `stop_process`).
+
+    With `lifeline_fd` (the read end of `orchestrator.lifeline.open_lifeline()`), the worker and everything it
+    starts die when this process does, however it ends.
+    """
+    from orchestrator.lifeline import parent_death_signal
+
     argv = worker_command(pools, settings.worker_concurrency, settings.worker_pool)
-    return subprocess.Popen(argv, env=env, start_new_session=True)
+    if lifeline_fd is None:
+        return subprocess.Popen(argv, env=env, start_new_session=True)
+    return subprocess.Popen(
+        argv,
+        env={**env, "CHORUS_LIFELINE_FD": str(lifeline_fd)},
+        start_new_session=True,
+        pass_fds=(lifeline_fd,),
+        # A second line of defence behind the lifeline: SIGQUIT is Celery's cold shutdown (it kills the pool).
+        preexec_fn=parent_death_signal(signal.SIGQUIT),
+    )
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:

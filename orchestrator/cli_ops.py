@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib.util
 import json
 import os
 import sys
 from typing import Any
 
+from orchestrator.core.errors import ConfigurationError
 from orchestrator.settings import Settings
 
 EXIT_OK = 0
@@ -32,18 +34,35 @@ def add_commands(commands: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.ops_command == "flower":
-        return _flower()
+        return _flower(settings)
     return _retry(settings, args.celery_task_id, actor=args.actor or f"cli:{getpass.getuser()}", as_json=args.json)
 
 
-def _flower() -> int:
+def _flower_installed() -> bool:
+    return importlib.util.find_spec("flower") is not None
+
+
+def _flower(settings: Settings) -> int:
     from orchestrator.flower import FlowerSettings, check, flower_command, flower_environment
 
+    if not _flower_installed():
+        # Flower is an extra (it pulls in Tornado); say how to get it rather than let Celery fail on `flower`.
+        raise ConfigurationError(
+            "flower",
+            "Flower is not installed: pip install -e '.[flower]' (or pip install flower)",
+        )
     flower = FlowerSettings()
     check(flower)
     argv = flower_command(flower)
+    # Flower loads the worker app, which reads its settings from the environment: pass on the broker and the
+    # database chosen here (they may come from a `chorus local`'s runtime.json).
+    chosen = {
+        "CHORUS_DATABASE_URL": settings.database_url,
+        "CHORUS_BROKER_URL": settings.broker_url,
+        "CHORUS_RESULT_BACKEND": settings.effective_result_backend,
+    }
     # Flower (a Celery command) owns the process from here, as the worker does.
-    os.execve(argv[0], argv, {**os.environ, **flower_environment(flower)})
+    os.execve(argv[0], argv, {**os.environ, **chosen, **flower_environment(flower)})
     return EXIT_FAILURE  # not reached
 
 

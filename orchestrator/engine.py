@@ -854,7 +854,12 @@ class Engine:
                 allow_failure=spec.allow_failure or spec.type == "AllowFailure",
                 allow_warning=spec.allow_warning,
             )
-            store.record_transition(session, parent_row, final, actor=actor, values={"claim_owner": None})
+            attempts = parent_row.attempts
+            if attempts and attempts[-1].get("state", {}).get("current") == str(State.RUNNING):
+                # A flowable's attempt spans its children: it ends with them (it stayed RUNNING, with no end date).
+                attempts = store.close_attempt(attempts, final, store.utcnow())
+            values = {"claim_owner": None, "attempts": attempts}
+            store.record_transition(session, parent_row, final, actor=actor, values=values)
             return (STOP if final.is_failure else OK), None
         self._end_execution(session, execution, flow, decision.state, actor=actor)
         return STOP, None

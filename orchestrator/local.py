@@ -9,6 +9,8 @@ by a key file kept in the data directory.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import signal
@@ -16,12 +18,20 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psutil
 
 from orchestrator.core.errors import ChorusError, ConfigurationError
 from orchestrator.local_database import LocalDatabase
+from orchestrator.local_runtime import LocalRuntime
 from orchestrator.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+WORKER_APP = "workers.app"  #: in a worker's command line (`celery -A workers.app worker`)
+_WORKER_PID_FILE = "worker.pid"
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -52,16 +62,21 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
 
     from orchestrator.audit_keys import KEY_FILE_NAME, ensure_key_file
     from orchestrator.cli import API_APP, run_worker_process, stop_process
-    from orchestrator.embedded import EmbeddedServer, start_postgres, start_redis
+    from orchestrator.draining import serve
+    from orchestrator.embedded import EmbeddedServer, free_port, start_postgres, start_redis
+    from orchestrator.lifeline import open_lifeline
     from orchestrator.local_database import lock_down, use_credentials
+    from orchestrator.local_runtime import remove_runtime, write_runtime
 
     if not _port_free(settings.host, settings.port):
         raise ConfigurationError("CHORUS_PORT", f"port {settings.port} on {settings.host} is already in use")
     flow_files = _flow_files(flows_dirs)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    _stop_stale_worker(data_dir)
     servers: list[EmbeddedServer] = []
     worker = None
+    lifeline: int | None = None
     stop_scheduler: Callable[[], None] | None = None
     try:
         updates: dict[str, object] = {"data_dir": data_dir}
@@ -74,11 +89,15 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
         if settings.audit_key is None and settings.audit_key_file is None:
             updates["audit_key_file"] = ensure_key_file(data_dir / KEY_FILE_NAME)
         if "CHORUS_BROKER_URL" not in explicit_env:
-            servers.append(start_redis(data_dir / "redis"))
+            # A fresh port each run: a worker left behind by an earlier run can never reach this run's broker.
+            servers.append(start_redis(data_dir / "redis", port=free_port()))
             updates["broker_url"] = servers[-1].url
             updates["result_backend"] = None
         settings = Settings.model_validate({**settings.model_dump(), **updates})
         _prepare_database(settings, flow_files, local_db)
+        # The worker group serves its metrics on loopback; the API's /metrics merges them (one place to look).
+        metrics_port = free_port()
+        worker_metrics = f"http://{HOST}:{metrics_port}/metrics"
         # The API (built from its import string, like in a cluster) and the workers read these.
         if settings.audit_key_file is not None:
             os.environ["CHORUS_AUDIT_KEY_FILE"] = str(settings.audit_key_file)
@@ -87,27 +106,35 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
             CHORUS_BROKER_URL=settings.broker_url,
             CHORUS_RESULT_BACKEND=settings.effective_result_backend,
             CHORUS_DATA_DIR=str(data_dir),
+            CHORUS_METRICS_MERGE_URLS=json.dumps([worker_metrics]),
         )
-        worker = run_worker_process(",".join(settings.pools), settings, dict(os.environ))
+        worker_env = {**os.environ, "CHORUS_METRICS_HOST": HOST, "CHORUS_METRICS_PORT": str(metrics_port)}
+        child_end, lifeline = open_lifeline()
+        try:
+            worker = run_worker_process(",".join(settings.pools), settings, worker_env, lifeline_fd=child_end)
+        finally:
+            os.close(child_end)  # the worker has its copy; ours would keep the pipe open after we die
+        _record_worker(data_dir, worker.pid)
         stop_scheduler = _start_scheduler(settings)
-        print(  # noqa: T201
-            f"Chorus is running: http://{settings.host}:{settings.port}/api/v1/main  "
-            f"(data in {data_dir}; Ctrl-C stops everything)",
-            file=sys.stderr,
-            flush=True,
-        )
+        runtime = _runtime(settings, data_dir)
+        write_runtime(data_dir, runtime)
+        print(_banner(settings, runtime), file=sys.stderr, flush=True)  # noqa: T201
         config = uvicorn.Config(
             API_APP, factory=True, host=settings.host, port=settings.port, log_config=None, proxy_headers=False
         )
         # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default action
         # would then end this process before `finally`, leaving the worker and the servers orphaned.
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
-        uvicorn.Server(config).run()
+        serve(config)
     finally:
         if stop_scheduler is not None:
             stop_scheduler()
         if worker is not None:
             stop_process(worker)
+            (data_dir / _WORKER_PID_FILE).unlink(missing_ok=True)
+        if lifeline is not None:
+            os.close(lifeline)
+        remove_runtime(data_dir, os.getpid())
         for server in reversed(servers):
             server.stop()
     return 0
@@ -115,6 +142,85 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def _record_worker(data_dir: Path, pid: int) -> None:
+    """Note the worker (pid, start time) and ourselves, so that a later run can stop it if it outlived us."""
+    started = psutil.Process(pid).create_time()
+    (data_dir / _WORKER_PID_FILE).write_text(f"{pid} {started} {os.getpid()}\n")
+
+
+def _stop_stale_worker(data_dir: Path) -> None:
+    """Kill the worker group an earlier run recorded, if it is still running and that run is gone.
+
+    The lifeline makes a worker die with its `chorus local`; this covers a worker that somehow survived (an old
+    Chorus, a stuck process), so that it can never consume this run's queues.
+    """
+    path = data_dir / _WORKER_PID_FILE
+    try:
+        pid_text, started_text, parent_text = path.read_text().split()
+        worker = psutil.Process(int(pid_text))
+        same = abs(worker.create_time() - float(started_text)) < 1 and WORKER_APP in worker.cmdline()
+        orphaned = worker.ppid() != int(parent_text)
+    except (OSError, ValueError, psutil.Error):
+        path.unlink(missing_ok=True)
+        return
+    if not (same and orphaned):
+        return
+    logger.warning("stopping worker group (pid %d) left running by an earlier chorus local", worker.pid)
+    family = [worker, *worker.children(recursive=True)]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGKILL)  # started in a session of its own: its group is its pool
+    for process in family:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(family, timeout=5)
+    path.unlink(missing_ok=True)
+
+
+def _runtime(settings: Settings, data_dir: Path) -> LocalRuntime:
+    from orchestrator.local_runtime import this_process_started_at
+
+    base = f"http://{settings.host}:{settings.port}"
+    return LocalRuntime(
+        pid=os.getpid(),
+        started_at=this_process_started_at(),
+        data_dir=str(data_dir),
+        api_url=f"{base}/api/v1/{settings.tenant}",
+        console_url=f"{base}/ui",
+        metrics_url=f"{base}/metrics",
+        database_url=settings.database_url,
+        broker_url=settings.broker_url,
+        result_backend=settings.effective_result_backend,
+    )
+
+
+def _banner(settings: Settings, runtime: LocalRuntime) -> str:
+    """What a newcomer needs after start: where to click, where to scrape, where the data is, how to log in."""
+    if settings.auth_required:
+        auth = "on: sign in with CHORUS_ADMIN_USERNAME's password, or a token from `chorus token create`"
+    else:
+        auth = "off (anonymous admin on loopback); set CHORUS_ADMIN_USERNAME and CHORUS_ADMIN_PASSWORD to turn it on"
+    beside = f"chorus user|token|audit|retry|flower --data-dir {runtime.data_dir}"
+    lines = [
+        "Chorus is running (Ctrl-C stops everything)",
+        f"  console     {runtime.console_url}",
+        f"  API         {runtime.api_url}",
+        f"  metrics     {runtime.metrics_url}  (API, scheduler and workers)",
+        f"  data        {runtime.data_dir}  (`{beside}` find this run there)",
+        # The libpq form, which psql also takes.
+        f"  PostgreSQL  {_without_secret(runtime.database_url.replace('postgresql+psycopg://', 'postgresql://', 1))}",
+        f"  Redis       {_without_secret(runtime.broker_url)}",
+        f"  auth        {auth}",
+    ]
+    return "\n".join(lines)
+
+
+def _without_secret(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 def _prepare_database(settings: Settings, flow_files: Sequence[Path], local_db: LocalDatabase | None) -> None:

@@ -54,6 +54,11 @@ class MetricsSettings(BaseSettings):
         default=None,
         description="Multiprocess directory of a worker group (emptied at start); a fresh temporary one if unset.",
     )
+    merge_urls: tuple[str, ...] = Field(
+        default=(),
+        description="Other processes' /metrics URLs (JSON list) that the API's /metrics includes with a `source` "
+        "label; `chorus local` sets its worker's.",
+    )
 
 
 class Metrics:

@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     wait_timeout_s: float = Field(default=300.0, gt=0, description="Longest blocking wait of `wait=true`.")
     visibility_timeout_s: int = Field(default=3600, ge=60, description="Redis redelivery timeout of unacked tasks.")
     data_dir: Path = Field(default=Path(".chorus"), description="Where `chorus local` keeps its servers' data.")
+    lifeline_fd: int | None = Field(
+        default=None,
+        ge=0,
+        description="Set by `chorus local` for its worker: a pipe whose end means `chorus local` is gone, and the "
+        "worker then kills what it started and itself (see orchestrator/lifeline.py).",
+    )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(default=8080, ge=0, le=65535, description="Port the HTTP server binds.")
     log_level: str = Field(default="INFO", description="Root log level.")

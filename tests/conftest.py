@@ -129,5 +129,13 @@ def _deselect_without_chromium(config: pytest.Config, items: list[pytest.Item]) 
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _relocated_clusters_removed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """As root, a cluster whose data directory PostgreSQL's account cannot reach (pytest's temporary root is
+    0700) is kept under /var/lib/chorus; delete those of this session's temporary directories."""
+    yield
+    services.remove_relocated_clusters(tmp_path_factory.getbasetemp())
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     services.stop_throwaway_servers()

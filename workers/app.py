@@ -13,8 +13,8 @@ from orchestrator.hardening import forbid_inspection
 from orchestrator.metrics import MetricsSettings
 from orchestrator.observability import configure_logging
 from orchestrator.settings import load_settings
+from workers import lifeline, runtime
 from workers import metrics as worker_metrics
-from workers import runtime
 from workers.runtime import register_tasks
 from workers.sandbox import script_user
 
@@ -29,5 +29,7 @@ app = create_celery_app(settings, main="workers")
 register_tasks(app, settings)
 # The metrics hooks attach to each pool process's Engine once it exists (after fork).
 worker_metrics.install(app, MetricsSettings(), settings.pools, runtime.current_engine)
+if settings.lifeline_fd is not None:  # started by `chorus local`: die with it
+    lifeline.install(settings.lifeline_fd)
 
 __all__ = ["app"]

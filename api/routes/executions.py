@@ -15,9 +15,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.bounds import PAGE, REVISION, SIZE
 from api.deps import actor, authenticate, check_tenant, engine, note, read_session, settings
-from api.errors import QueryInvalid
+from api.errors import QueryInvalid, UnsupportedMediaType
 from api.filters import Fields, parse_labels, parse_search
-from api.forms import form_inputs
+from api.forms import form_inputs, is_multipart
 from api.permissions import Permission, guard, prefixes
 from api.schemas import execution_public
 from api.sse import execution_stream
@@ -27,6 +27,7 @@ from orchestrator.core.errors import InputInvalid, NotFound
 from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
 from orchestrator.database import read_only
+from orchestrator.draining import draining
 from orchestrator.engine import Engine
 from orchestrator.queries import Op, Search, SortKey
 from orchestrator.settings import Settings
@@ -103,6 +104,10 @@ async def create_execution(
         raise QueryInvalid("scheduleDate", "needs a time zone offset, e.g. 2026-01-01T09:00:00Z")
     entry = note(request, "execution.create", namespace=namespace, flow_id=flow_id, subject=f"{namespace}.{flow_id}")
     guard(request, principal, Permission.EXECUTION_RUN, "flow", namespace, f"{namespace}.{flow_id}")
+    if _has_body(request) and not is_multipart(request):
+        # Kestra takes inputs as multipart only; a JSON body would otherwise be ignored and run with defaults.
+        received = request.headers.get("content-type", "")
+        raise UnsupportedMediaType(received, "inputs as multipart/form-data (curl -F name=value), or no body")
     execution_id = new_id()  # chosen first, so uploaded files are stored where the execution will look
     inputs = await form_inputs(request, eng.settings.data_dir, namespace, flow_id, execution_id)
     label_list = _labels(labels)
@@ -120,17 +125,33 @@ async def create_execution(
     )
     entry.audited, entry.subject = True, row.id
     if wait:
-        deadline = time.monotonic() + eng.settings.wait_timeout_s
-        while time.monotonic() < deadline:
-            with eng.sessions() as session:
-                current = store.get_execution(session, row.id)
-                if current is not None and State(current.state).is_terminal:
-                    break
-            await asyncio.sleep(_WAIT_POLL_S)
+        await _wait_for_rest(request, eng, row.id)
     with eng.sessions() as session:
         body = execution_json(session, row.id)
     body["url"] = f"{request.base_url}ui/main/executions/{namespace}/{flow_id}/{row.id}"
     return body
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return (length is not None and length.strip() != "0") or "chunked" in request.headers.get("transfer-encoding", "")
+
+
+async def _wait_for_rest(request: Request, eng: Engine, execution_id: str) -> None:
+    """`wait=true`: until the execution ends or pauses (it waits for a person then), at most `wait_timeout_s`.
+
+    Stops early when the client has gone (nobody would read the answer) or the server is shutting down (a
+    pending wait must not hold a SIGTERM for minutes); the answer is then the execution as it is.
+    """
+    deadline = time.monotonic() + eng.settings.wait_timeout_s
+    while time.monotonic() < deadline and not draining.is_set():
+        with eng.sessions() as session:
+            current = store.get_execution(session, execution_id)
+        if current is not None and (State(current.state).is_terminal or current.state == State.PAUSED):
+            return
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(_WAIT_POLL_S)
 
 
 def _search(request: Request, session: Session, tenant: str, principal: Principal, search: Search) -> dict[str, Any]:

@@ -68,6 +68,7 @@ def search_logs(
 
 
 @router.get("/logs/{execution_id}")
+@router.get("/executions/{execution_id}/logs")
 def execution_logs(
     request: Request,
     execution_id: str,

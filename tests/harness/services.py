@@ -8,6 +8,7 @@ no system packages are needed), says so on stderr, and stops it at interpreter e
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import shutil
@@ -26,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.embedded import EmbeddedServer, start_postgres, start_redis
+from orchestrator.pg_files import ROOT_CLUSTERS
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -65,6 +67,20 @@ def stop_throwaway_servers() -> None:
             server.stop()
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
+            if not server.data_path.is_relative_to(data_dir):
+                # A cluster root kept elsewhere (its account could not reach data_dir): <clusters>/<hash>/pgdata.
+                shutil.rmtree(server.data_path.parent, ignore_errors=True)
+
+
+def remove_relocated_clusters(under: Path, clusters_root: Path = ROOT_CLUSTERS) -> list[Path]:
+    """Delete the clusters root kept outside data directories below `under` (tests' temporary directories)."""
+    removed = []
+    for marker in clusters_root.glob("*/data-dir"):
+        with contextlib.suppress(OSError):
+            if Path(marker.read_text().strip()).is_relative_to(under):
+                shutil.rmtree(marker.parent)
+                removed.append(marker.parent)
+    return removed
 
 
 def unique_database_name(label: str) -> str:
@@ -121,7 +137,8 @@ def _redis_problem(url: str) -> str | None:
 
 def _start_throwaway(kind: str, configured: str, problem: str) -> str:
     data_dir = Path(tempfile.mkdtemp(prefix=f"chorus-test-{kind}-"))
-    # When we run as root, PostgreSQL runs as another account, which must be able to enter this directory.
+    # When we run as root, PostgreSQL runs as another account: let it enter this directory (ours) so the cluster
+    # stays in it; if a parent of the temporary directory is closed to it, the cluster is kept elsewhere.
     data_dir.chmod(0o711)
     try:
         if kind == "postgres":

@@ -56,3 +56,18 @@ def test_a_bad_setting_names_its_variable_and_exits_2() -> None:
 
     assert result.returncode == 2
     assert "CHORUS_DATABASE_URL" in result.stderr and "PostgreSQL" in result.stderr
+
+
+def test_flower_without_its_extra_says_how_to_install_it_and_exits_2() -> None:
+    # As after `pip install -e .` alone (the dev install has Flower): the check is made to fail.
+    code = (
+        "import sys\n"
+        "from orchestrator import cli, cli_ops\n"
+        "cli_ops._flower_installed = lambda: False\n"
+        "sys.exit(cli.main(['flower']))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "CHORUS_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+
+    assert result.returncode == 2, result.stderr
+    assert "pip install -e '.[flower]'" in result.stderr

