@@ -43,7 +43,7 @@ def parent_death_signal(stop_signal: signal.Signals) -> Callable[[], None] | Non
     return hook
 
 
-def die_with_parent_process(stop_signal: signal.Signals = signal.SIGKILL) -> None:
+def die_with_parent_process(stop_signal: int = signal.SIGKILL) -> None:
     """Ask Linux to send this process `stop_signal` when its parent ends (for forked, not exec'd, children)."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(stop_signal), 0, 0, 0)

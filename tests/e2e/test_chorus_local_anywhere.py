@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psutil
@@ -141,7 +142,11 @@ def test_the_banner_says_where_everything_is(local: Local) -> None:
 
     for line in (f"console     {local.base}/ui", f"metrics     {local.base}/metrics", f"data        {local.data_dir}"):
         assert line in banner
-    assert f"PostgreSQL  {runtime.database_url.replace('+psycopg', '')}" in banner
+    database = urlsplit(runtime.database_url.replace("+psycopg", ""))
+    assert database.password, "chorus local's runtime role has a password"
+    shown = urlunsplit(database._replace(netloc=database.netloc.replace(f":{database.password}@", ":***@")))
+    assert f"PostgreSQL  {shown}" in banner
+    assert database.password not in banner
     assert f"Redis       {runtime.broker_url}" in banner
     assert "CHORUS_ADMIN_USERNAME and CHORUS_ADMIN_PASSWORD" in banner
 
