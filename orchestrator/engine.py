@@ -22,7 +22,7 @@ from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import flow_triggers, loops, operations, sleeps, store, subflows
+from orchestrator import flow_triggers, loop_scope, loops, operations, sleeps, store, subflows
 from orchestrator.compiler import to_canvas
 from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, NotFound
 from orchestrator.core.expressions import has_expression, render
@@ -832,13 +832,26 @@ class Engine:
                 return STOP, None  # the sweeper dispatches the next iteration when it is due
             decision = Complete(loops.final_state(spec, parent_row, decision.state))
         if parent_row is not None and spec is not None:
-            # AllowFailure is allowFailure made into a flowable: its children's failure is a warning.
+            # AllowFailure is allowFailure made into a flowable: its children's failure is a warning, and so
+            # is a Loop's with `transmitFailed: false` (the 2.0 guide's replacement for that wrapper).
             final = apply_allowances(
                 decision.state,
-                allow_failure=spec.allow_failure or spec.type == "AllowFailure",
+                allow_failure=spec.allow_failure or spec.type == "AllowFailure" or loop_scope.keeps_failures(spec),
                 allow_warning=spec.allow_warning,
             )
-            store.record_transition(session, parent_row, final, actor=actor, values={"claim_owner": None})
+            values: dict[str, Any] = {"claim_owner": None}
+            if spec.type == loop_scope.LOOP:
+                runs = store.task_runs_of(session, execution_id)
+                try:
+                    values["outputs"] = loop_scope.final_outputs(
+                        spec, parent_row, runs, lambda run: execution_variables(execution, flow, spec, run, runs)
+                    )
+                except ExpressionError as e:
+                    final = State.FAILED
+                    store.insert_log_lines(
+                        session, [_log_row(execution, parent_row, LogRecord("ERROR", str(e), store.utcnow()))]
+                    )
+            store.record_transition(session, parent_row, final, actor=actor, values=values)
             return (STOP if final.is_failure else OK), None
         self._end_execution(session, execution, flow, decision.state, actor=actor)
         return STOP, None

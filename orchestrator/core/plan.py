@@ -202,8 +202,10 @@ def _iteration_lanes(parent: TaskSpec, tasks: tuple[TaskSpec, ...], count: int) 
         # Every task of every iteration side by side, at most `concurrent` at a time.
         width = _int(parent.properties.get("concurrent"), 0)
         return _spread([(Slot(t, i),) for i in range(count) for t in tasks], width)
-    # EachSequential: one at a time; ForEach: `concurrencyLimit` iterations at a time, 0 meaning no limit.
-    width = 1 if parent.type == "EachSequential" else _int(parent.properties.get("concurrencyLimit"), 1)
+    # EachSequential: one at a time; ForEach and Loop: `concurrencyLimit` iterations at a time, 0 meaning no
+    # limit (ForEach's default is 1, Loop's is 0).
+    default = 0 if parent.type == "Loop" else 1
+    width = 1 if parent.type == "EachSequential" else _int(parent.properties.get("concurrencyLimit"), default)
     units = [tuple(Slot(t, i) for t in tasks) for i in range(count)]
     return _spread([u for u in units if u], width)
 

@@ -1,0 +1,144 @@
+"""Kestra 2's Loop on the real stack: the same execution as its 1.x ForEach twin, maps, declared outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.e2e.conftest import Stack
+
+FOR_EACH = """
+id: twin-1x
+namespace: {ns}
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b", 3]
+    concurrencyLimit: 1
+    tasks:
+      - id: first
+        type: io.kestra.plugin.core.debug.Return
+        format: "v={{ taskrun.value }} i={{ taskrun.iteration }}"
+      - id: check
+        type: io.kestra.plugin.core.flow.If
+        condition: "{{ taskrun.value == 'b' }}"
+        then:
+          - id: nested
+            type: io.kestra.plugin.core.debug.Return
+            format: "nested {{ parent.taskrun.value }} after {{ outputs.first[parent.taskrun.value].value }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.first['b'].value }}"
+"""
+
+LOOP = """
+id: twin-2x
+namespace: {ns}
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.Loop
+    values: ["a", "b", 3]
+    concurrencyLimit: 1
+    outputs:
+      - id: first
+        type: STRING
+        value: "{{ outputs.first.value }}"
+    tasks:
+      - id: first
+        type: io.kestra.plugin.core.debug.Return
+        format: "v={{ item.value }} i={{ item.index }}"
+      - id: check
+        type: io.kestra.plugin.core.flow.If
+        condition: "{{ item.value == 'b' }}"
+        then:
+          - id: nested
+            type: io.kestra.plugin.core.debug.Return
+            format: "nested {{ item.value }} after {{ outputs.first.value }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.each.outputs[1].outputs.first }}"
+"""
+
+MAP_LOOP = """
+id: loop-map
+namespace: {ns}
+tasks:
+  - id: envs
+    type: io.kestra.plugin.core.flow.Loop
+    values:
+      dev: http://dev
+      prod: http://prod
+    outputs:
+      - id: line
+        type: STRING
+        value: "{{ outputs.show.value }}"
+    tasks:
+      - id: show
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ item.key }}={{ item.value }}"
+  - id: all
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ loopOutputs(outputs.envs.outputs, 'line') | join(',') }}"
+"""
+
+
+def _start(stack: Stack, namespace: str, flow_id: str) -> dict[str, Any]:
+    response = stack.api.post(f"/executions/{namespace}/{flow_id}")
+    assert response.status_code == 200, response.text
+    return stack.wait_for_state(response.json()["id"], timeout_s=60)
+
+
+def _shape(execution: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (r["taskId"], r.get("value"), r["state"]["current"], (r.get("outputs") or {}).get("value"))
+        for r in execution["taskRunList"]
+    ]
+
+
+def test_a_loop_flow_and_its_for_each_twin_produce_the_same_task_runs_and_outputs(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(FOR_EACH)
+    deploy_flow(LOOP)
+
+    old = _start(stack, unique_namespace, "twin-1x")
+    new = _start(stack, unique_namespace, "twin-2x")
+
+    assert old["state"]["current"] == new["state"]["current"] == "SUCCESS"
+    assert _shape(old) == _shape(new)
+    assert ("nested", None, "SUCCESS", "nested b after v=b i=1") in _shape(new)
+    assert _shape(new)[-1] == ("after", None, "SUCCESS", "v=b i=1")
+    loop = new["taskRunList"][0]["outputs"]
+    assert loop["iterationCount"] == 3
+    assert loop["terminatedIterations"] == {"SUCCESS": 3}
+    assert [o["item"] for o in loop["outputs"]] == [
+        {"value": "a", "iteration": 0, "key": None},
+        {"value": "b", "iteration": 1, "key": None},
+        {"value": "3", "iteration": 2, "key": None},
+    ]
+
+
+def test_a_loop_over_a_map_reads_item_key_and_collects_declared_outputs(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(MAP_LOOP)
+
+    execution = _start(stack, unique_namespace, "loop-map")
+
+    assert execution["state"]["current"] == "SUCCESS"
+    assert _shape(execution)[-1] == ("all", None, "SUCCESS", "dev=http://dev,prod=http://prod")
+
+
+def test_a_loop_whose_values_are_not_a_list_fails_its_task_run(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(
+        MAP_LOOP.replace("id: loop-map", "id: loop-bad").replace(
+            "values:\n      dev: http://dev\n      prod: http://prod", 'values: "not a list"'
+        )
+    )
+
+    execution = _start(stack, unique_namespace, "loop-bad")
+
+    assert execution["state"]["current"] == "FAILED"
+    assert execution["taskRunList"][0]["state"]["current"] == "FAILED"

@@ -1,0 +1,58 @@
+"""Kestra 2's Loop: decide its iterations from `values` (list, map, JSON text or storage URI).
+
+The iterations then run exactly as a ForEach's do (the plan gives each value a lane of child task runs);
+what differs is read here and in `orchestrator.loop_outputs`: map keys, one value per line of a file, and
+values that are always text, as Kestra's `FlowableUtils.resolveValues` coalesces them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from orchestrator.core.errors import TaskFailed
+from workers.context import Decider, Decision, TaskContext
+from workers.storage import local_path
+
+_STORAGE_SCHEME = "kestra://"
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _lines(ctx: TaskContext, uri: str) -> list[str]:
+    source = local_path(ctx.engine.settings.data_dir, uri)
+    if not source.is_file():
+        raise TaskFailed(f"values: no file at {uri}", retryable=False)
+    return [line for line in source.read_text().splitlines() if line.strip()]
+
+
+def resolve_values(ctx: TaskContext, rendered: Any) -> tuple[list[str], list[str] | None]:
+    """The iteration values as text, and the keys when `values` was a map."""
+    if isinstance(rendered, str):
+        text = rendered.strip()
+        if text.startswith(_STORAGE_SCHEME):
+            return _lines(ctx, text), None
+        try:
+            rendered = json.loads(text)
+        except ValueError as e:
+            raise TaskFailed(
+                f"values must be a list, a map, a JSON array or a storage URI, got {rendered!r}", retryable=False
+            ) from e
+    if isinstance(rendered, dict):
+        return [_text(v) for v in rendered.values()], [str(k) for k in rendered]
+    if isinstance(rendered, list):
+        return [_text(v) for v in rendered], None
+    raise TaskFailed(f"values must be a list, a map, a JSON array or a storage URI, got {rendered!r}", retryable=False)
+
+
+def decide_loop(ctx: TaskContext) -> Decision:
+    values, keys = resolve_values(ctx, ctx.render(ctx.properties.get("values")))
+    choice: dict[str, Any] = {"branch": "tasks", "values": values}
+    if keys is not None:
+        choice["keys"] = keys
+    return Decision(choice, {"iterationCount": len(values)})
+
+
+DECIDERS: dict[str, Decider] = {"Loop": decide_loop}
