@@ -22,8 +22,9 @@ from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import flow_triggers, loop_scope, loops, operations, sleeps, store, subflows
+from orchestrator import checks, flow_triggers, loop_scope, loops, operations, sleeps, store, subflows
 from orchestrator.compiler import to_canvas
+from orchestrator.core import kestra2
 from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, NotFound
 from orchestrator.core.expressions import has_expression, render
 from orchestrator.core.flow import Flow, TaskSpec
@@ -268,10 +269,13 @@ class Engine:
             if flow.disabled:
                 raise Conflict(f"flow {namespace}.{flow_id} is disabled")
             typed_inputs = coerce_inputs(flow, inputs)
+            behavior, messages = checks.check_verdict(flow, typed_inputs, labels or [])
             row = self.create_execution(
                 session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger,
                 execution_id=execution_id, scheduled_at=scheduled_at,
             )  # fmt: skip
+            if behavior == "FAIL_EXECUTION":
+                checks.fail_at_creation(session, row, "; ".join(messages), actor=actor)
             # A new execution has no task runs yet: its first plan needs no second transaction (what
             # `dispatch` would read back is exactly this), which saves a commit on every submit.
             running = State(row.state) is State.RUNNING
@@ -952,7 +956,12 @@ class Engine:
             row = store.latest_flow(session, self.settings.tenant, namespace, flow_id)
         flow = self.flow_of(row) if row is not None and not row.deleted else None
         trigger = next((t for t in (flow.triggers if flow else ()) if _webhook_matches(t, flow, key)), None)
-        if flow is None or trigger is None:
+        # Kestra 2's `when` on the trigger: an event it refuses starts nothing, like a wrong key.
+        if (
+            flow is None
+            or trigger is None
+            or not kestra2.when_holds(trigger.properties.get("when"), {"trigger": variables})
+        ):
             raise NotFound("webhook", f"{namespace}/{flow_id}/{key}")
         execution = self.submit(
             namespace,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from orchestrator import flow_windows, store, store_triggers
+from orchestrator import checks, flow_windows, store, store_triggers
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.expressions import render_value
 from orchestrator.core.flow import Flow, TriggerSpec
@@ -119,8 +119,13 @@ def _start(
     raw = trigger.properties.get("inputs")
     try:
         inputs: dict[str, Any] = {}
+        failure: str | None = None
         if isinstance(raw, dict):
-            inputs = coerce_inputs(flow, render_value(raw, {**source, "trigger": variables}))
+            try:
+                inputs = coerce_inputs(flow, render_value(raw, {**source, "trigger": variables}))
+            except ChorusError as e:
+                # Kestra 2: inputs that cannot be rendered make a FAILED execution, not a dropped event.
+                failure = f"the Flow trigger's inputs could not be rendered: {e.message}"
         with engine._tx() as session:
             if is_windowed(trigger) and not flow_windows.record(
                 session, engine.settings.tenant, flow, trigger, ended, store.utcnow()
@@ -130,6 +135,8 @@ def _start(
                 session, flow_row, flow, inputs, [], actor=actor,
                 trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},
             )  # fmt: skip
+            if failure is not None:
+                checks.fail_at_creation(session, execution, failure, actor=actor)
             store.append_audit(
                 session, store.flow_chain_key(engine.settings.tenant, flow.namespace, flow.id), actor=actor,
                 action="trigger.fired", subject=trigger.id, payload={"execution_id": execution.id, "source": ended.id},
@@ -137,5 +144,6 @@ def _start(
     except ChorusError as e:
         logger.error("%s could not start %s.%s: %s", actor, flow.namespace, flow.id, e.message)
         return None
-    engine.dispatch(execution.id, actor=actor)
+    if failure is None:
+        engine.dispatch(execution.id, actor=actor)
     return execution.id

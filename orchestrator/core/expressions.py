@@ -28,6 +28,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 from pydantic import JsonValue
 
+from orchestrator.core import calendar_functions
 from orchestrator.core import pebble_filters as pf
 from orchestrator.core.errors import ChorusError, ExpressionError, ExpressionLimitExceeded
 from orchestrator.core.pebble_syntax import Translation, translate
@@ -268,7 +269,12 @@ def _environment() -> _PebbleEnvironment:
     )
     env.filters = dict(pf.FILTERS)
     env.tests = dict(pf.TESTS)
-    env.globals = {**pf.FUNCTIONS, "render": _render_function, "renderOnce": _render_once_function}
+    env.globals = {
+        **pf.FUNCTIONS,
+        **calendar_functions.FUNCTIONS,
+        "render": _render_function,
+        "renderOnce": _render_once_function,
+    }
     return env
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, m
 from pydantic.alias_generators import to_camel
 
 from orchestrator.core.durations import parse_duration
+from orchestrator.core.kestra2 import CheckSpec
 
 __all__ = [
     "Concurrency",
@@ -256,6 +257,7 @@ class Flow(BaseModel):
     retry: RetrySpec | None = None
     disabled: bool = False
     sla: JsonValue = None  #: raw; SLA evaluation comes later
+    checks: tuple[CheckSpec, ...] = ()  #: rendered before an execution is created (Kestra 2 `checks`)
 
     @property
     def key(self) -> str:

@@ -7,15 +7,29 @@ Like :mod:`orchestrator.core.taskprops` the models only validate; the parser kee
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, JsonValue, PlainValidator, model_validator
 from pydantic.alias_generators import to_camel
 
 from orchestrator.core import taskprops as p
 from orchestrator.core.durations import is_expression
+from orchestrator.core.errors import ExpressionError
+from orchestrator.core.expressions import is_true, render
 
-__all__ = ["CheckSpec", "DependsOnEntry", "LoopProps", "OnMiss", "TriggerWindow"]
+__all__ = [
+    "CheckSpec",
+    "DependsOnEntry",
+    "FlowTriggerProps",
+    "LoopProps",
+    "OnMiss",
+    "TriggerWindow",
+    "failed_checks",
+    "flow_trigger_problems",
+    "preconditions_of",
+    "when_holds",
+]  # fmt: skip
 
 
 def _choice(*choices: str) -> PlainValidator:
@@ -109,6 +123,16 @@ class OnMiss(_Model):
     labels: dict[str, JsonValue] | None = None
 
 
+class FlowTriggerProps(p.FlowTriggerProps):
+    """The Flow trigger with Kestra 2's forms beside 1.x's; the parser compiles them onto `preconditions`."""
+
+    depends_on: list[DependsOnEntry] | None = None
+    window: TriggerWindow | None = None
+    mode: Annotated[JsonValue, _choice("ALL", "ANY", "AT_LEAST")] | None = None
+    min_satisfied: p.Int | None = None
+    on_miss: OnMiss | None = None
+
+
 class CheckSpec(_Model):
     """A flow-level check: rendered before an execution is created; when false, `behavior` applies.
 
@@ -131,3 +155,114 @@ class CheckSpec(_Model):
     def expression(self) -> str:
         """The check's expression, whichever name it was written under."""
         return str(self.when if self.when is not None else self.condition)
+
+
+# -- Flow triggers: 2.x `dependsOn` + `window` compiled onto 1.x `preconditions` ------------------------
+
+#: 2.x window groups -> the 1.x `timeWindow` the window machinery already runs.
+_WINDOW_TYPES = (
+    ("deadline", "DAILY_TIME_DEADLINE"),
+    ("from", "DAILY_TIME_WINDOW"),
+    ("every", "DURATION_WINDOW"),
+    ("lookback", "SLIDING_WINDOW"),
+)
+
+
+def _time_window(window: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    for key, kind in _WINDOW_TYPES:
+        if window.get(key) is None:
+            continue
+        if kind == "DAILY_TIME_DEADLINE":
+            return {"type": kind, "deadline": window["deadline"]}
+        if kind == "DAILY_TIME_WINDOW":
+            return {"type": kind, "startTime": window["from"], "endTime": window.get("to")}
+        if kind == "DURATION_WINDOW":
+            return {"type": kind, "window": window["every"], "windowAdvance": window.get("offset") or "PT0S"}
+        return {"type": kind, "window": window["lookback"]}
+    return {"type": "DURATION_WINDOW", "window": "P1D", "windowAdvance": "PT0S"}
+
+
+def preconditions_of(props: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """The 1.x `preconditions` a (validated) 2.x Flow trigger means: one `flows` entry per `dependsOn` entry.
+
+    Entries keep their `when`; `mode: ANY` / `AT_LEAST` become `minSatisfied` (how many entries must be met
+    within the window); `window.fireOnce` is 1.x's `resetOnSuccess`.
+    """
+    entries = [e for e in props.get("dependsOn") or [] if isinstance(e, dict)]  # type: ignore[union-attr]
+    flows = []
+    for entry in entries:
+        flow: dict[str, JsonValue] = {k: v for k, v in entry.items() if v is not None}
+        flow.setdefault("states", list(DEFAULT_DEPENDS_ON_STATES))
+        flows.append(flow)
+    window = props.get("window") if isinstance(props.get("window"), dict) else {}
+    assert isinstance(window, dict)
+    mode = str(props.get("mode") or "ALL").upper()
+    needed = len(flows) if mode == "ALL" else 1 if mode == "ANY" else int(str(props.get("minSatisfied") or 1))
+    return {
+        "id": "dependsOn",
+        "flows": flows,  # type: ignore[dict-item]
+        "timeWindow": _time_window(window),
+        "resetOnSuccess": str(window.get("fireOnce", False)).lower() == "true",
+        "minSatisfied": needed,
+    }
+
+
+def flow_trigger_problems(props: dict[str, JsonValue]) -> list[tuple[str, str]]:
+    """Cross-field rules of a 2.x Flow trigger, as (property, message); Kestra 2 has no 1.x forms beside them."""
+    problems: list[tuple[str, str]] = []
+    depends_on = props.get("dependsOn")
+    for legacy in ("preconditions", "conditions"):
+        if depends_on is not None and props.get(legacy) is not None:
+            problems.append((legacy, f"'{legacy}' (Kestra 1.x) cannot be combined with 'dependsOn' (Kestra 2.x)"))
+    for key in ("window", "mode", "minSatisfied", "onMiss"):
+        if props.get(key) is not None and depends_on is None:
+            problems.append((key, f"'{key}' needs 'dependsOn'"))
+    if isinstance(depends_on, list):
+        if not depends_on:
+            problems.append(("dependsOn", "must list at least one upstream flow"))
+        mode = str(props.get("mode") or "ALL").upper()
+        minimum = props.get("minSatisfied")
+        if mode == "AT_LEAST":
+            if not isinstance(minimum, int) or isinstance(minimum, bool) or not 1 <= minimum <= len(depends_on):
+                problems.append(("minSatisfied", f"mode AT_LEAST needs minSatisfied between 1 and {len(depends_on)}"))
+        elif minimum is not None:
+            problems.append(("minSatisfied", "minSatisfied applies only to mode AT_LEAST"))
+    return problems
+
+
+def when_holds(expression: JsonValue, variables: Mapping[str, Any]) -> bool:
+    """A trigger's Kestra 2 `when`: true when absent; false when it renders falsy or cannot be rendered."""
+    if expression is None:
+        return True
+    try:
+        return is_true(render(str(expression), variables))
+    except ExpressionError:
+        return False
+
+
+# -- flow checks --------------------------------------------------------------------------------------
+
+#: Kestra's `Check.resolveBehavior`: of the failed checks, the behaviour earliest in this order wins.
+_BEHAVIORS = ("BLOCK_EXECUTION", "FAIL_EXECUTION", "CREATE_EXECUTION")
+
+
+def failed_checks(checks: Sequence[CheckSpec], variables: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The behaviour that applies and the messages of the checks whose expression is false.
+
+    ("CREATE_EXECUTION", []) when every check holds. A check that cannot be rendered counts as failed,
+    its message followed by the rendering error.
+    """
+    behaviors: list[str] = []
+    messages: list[str] = []
+    for check in checks:
+        try:
+            holds = is_true(render(check.expression, variables))
+            problem = ""
+        except ExpressionError as e:
+            holds, problem = False, f" ({e.message})"
+        if not holds:
+            behaviors.append(str(check.behavior or "BLOCK_EXECUTION"))  # Kestra's default behaviour
+            messages.append(f"{check.message}{problem}")
+    if not behaviors:
+        return "CREATE_EXECUTION", []
+    return min(behaviors, key=_BEHAVIORS.index), messages

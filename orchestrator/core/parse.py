@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, JsonValue, ValidationError
 
-from orchestrator.core import agent, tasktypes
+from orchestrator.core import agent, kestra2, tasktypes
 from orchestrator.core import inputs as input_decl
 from orchestrator.core.durations import is_expression, parse_duration
 from orchestrator.core.errors import FlowErrorDetail, FlowInvalid
@@ -88,11 +88,11 @@ _PARENT = re.compile(r"(\.[^.\[\]]*|\[\d+\])$")
 _TOP_LEVEL = (
     "id", "namespace", "revision", "description", "labels", "inputs", "variables", "tasks", "errors", "finally",
     "afterExecution", "triggers", "pluginDefaults", "taskDefaults", "concurrency", "outputs", "retry", "sla",
-    "disabled", "deleted",
+    "disabled", "deleted", "checks",
 )  # fmt: skip
 _COMMON_TASK = (
     "id", "type", "version", "description", "retry", "timeout", "disabled", "workerGroup", "logLevel",
-    "allowFailure", "allowWarning", "logToFile", "runIf", "taskCache",
+    "allowFailure", "allowWarning", "logToFile", "runIf", "when", "taskCache",
 )  # fmt: skip
 _COMMON_FLAGS = (
     ("disabled", "disabled"), ("allowFailure", "allow_failure"), ("allowWarning", "allow_warning"),
@@ -200,6 +200,7 @@ class _Reader:
         if data.get("tasks") is None:
             self.error("tasks", "missing required property 'tasks': a flow needs at least one task")
         fields["triggers"] = self.triggers(data.get("triggers"))
+        fields["checks"] = self.checks(data.get("checks"))
         fields["outputs"] = self.outputs(data.get("outputs"))
         if data.get("concurrency") is not None:
             fields["concurrency"] = self.model(Concurrency, data["concurrency"], "concurrency", "in concurrency")
@@ -468,7 +469,9 @@ class _Reader:
                 fields["timeout"] = parse_duration(timeout)
             except ValueError as e:
                 self.error(_join(path, "timeout"), str(e))
-        run_if = data.get("runIf")
+        run_if = data.get("when", data.get("runIf"))  # Kestra 2 renamed runIf to when
+        if data.get("when") is not None and data.get("runIf") is not None:
+            self.error(_join(path, "when"), "'when' is Kestra 2's name for 'runIf': give only one of them")
         if run_if is not None:
             fields["run_if"] = str(run_if).lower() if isinstance(run_if, bool) else str(run_if)
         level = data.get("logLevel")
@@ -667,8 +670,11 @@ class _Reader:
                 self.error(_join(where, "type"), message, suggestion=suggestion)
                 continue
             merged = self.with_defaults(str(type_name), raw, where)
-            props = {k: v for k, v in merged.items() if k not in ("id", "type", "disabled") and v is not None}
-            self.model(trigger_type.properties, props, where, f"on a {trigger_type.name} trigger")
+            props: dict[str, JsonValue] = {
+                k: v for k, v in merged.items() if k not in ("id", "type", "disabled") and v is not None
+            }
+            if self.model(trigger_type.properties, props, where, f"on a {trigger_type.name} trigger") is not None:
+                props = self.kestra2_trigger(trigger_type.name, props, where)
             disabled = self.flag(merged, "disabled", where, default=False)
             if trigger_id is None:
                 continue
@@ -679,6 +685,34 @@ class _Reader:
                 line=pos.line if pos else 0, column=pos.column if pos else 0,
             ))  # fmt: skip
         return tuple(triggers)
+
+    def kestra2_trigger(self, kind: str, props: dict[str, JsonValue], where: str) -> dict[str, JsonValue]:
+        """A Flow trigger's 2.x `dependsOn`/`window`, checked and compiled onto the 1.x `preconditions`."""
+        if kind != "Flow":
+            return props
+        problems = kestra2.flow_trigger_problems(props)
+        for key, message in problems:
+            self.error(_join(where, key), message)
+        if problems or props.get("dependsOn") is None:
+            return props
+        preconditions = kestra2.preconditions_of(props)
+        compiled = {**props, "preconditions": preconditions}
+        if props.get("states") is None:
+            # Each entry filters on its own states; the trigger-wide filter lets every one of them through.
+            flows = preconditions["flows"]
+            assert isinstance(flows, list)
+            states = {str(s) for f in flows if isinstance(f, dict) for s in f.get("states") or []}  # type: ignore[union-attr]
+            compiled["states"] = list(sorted(states))
+        return compiled
+
+    def checks(self, value: JsonValue) -> tuple[kestra2.CheckSpec, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.error("checks", f"expected a list of checks, got {_kind(value)}")
+            return ()
+        checks = (self.model(kestra2.CheckSpec, raw, f"checks[{i}]", "on a check") for i, raw in enumerate(value))
+        return tuple(c for c in checks if c is not None)
 
     # -- cross-field rules ---------------------------------------------------------------------
 

@@ -511,6 +511,7 @@ class TriggerProperties(BaseModel):
 
     description: Text | None = None
     conditions: ListValue | None = None
+    when: Text | None = None  #: Kestra 2: an expression replacing `conditions`
     log_level: LogLevel | None = None
     stop_after: TextList | None = None
 

@@ -239,7 +239,9 @@ _TRIGGER_TYPES: tuple[TriggerType, ...] = (
         p.WebhookProps,
     ),
     TriggerType(
-        "Flow", ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow"), p.FlowTriggerProps
+        "Flow",
+        ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow"),
+        kestra2.FlowTriggerProps,
     ),
     TriggerType(
         "HttpTrigger", ("io.kestra.plugin.core.http.Trigger", "io.kestra.plugin.fs.http.Trigger"), p.HttpTriggerProps
