@@ -48,6 +48,7 @@ from orchestrator.core.plan import (
 from orchestrator.core.retry import next_attempt_at
 from orchestrator.core.states import State, apply_allowances
 from orchestrator.database import read_only, transaction
+from orchestrator.flow_validation import validate_flow
 from orchestrator.hooks import EngineHooks, Transition, emit_transitions
 from orchestrator.kv import KeyValueStore
 from orchestrator.llm_ledger import LlmLedger
@@ -174,7 +175,7 @@ class Engine:
 
     def deploy_flow(self, source: str, *, actor: str, expect: tuple[str, str] | None = None) -> FlowRevisionRow:
         """Validate and save a flow as a new revision (unchanged source keeps its revision)."""
-        flow = parse_flow(source)
+        flow = validate_flow(source)
         if expect is not None and (flow.namespace, flow.id) != expect:
             raise FlowInvalid(
                 [],

@@ -518,6 +518,11 @@ def is_true(rendered: Any) -> bool:
     return pf.truthy(pf.format_value(rendered))
 
 
+def parse_source(source: str) -> nodes.Template:
+    """Parse Jinja source (a translated template) with the renderer's environment, without compiling it."""
+    return _environment().parse(source)
+
+
 def check_syntax(template: str) -> None:
     """Compile a template without rendering it, raising ExpressionError on a syntax error (for flow validation)."""
     if has_expression(template):

@@ -16,8 +16,10 @@ from pydantic import BaseModel, JsonValue, ValidationError
 
 from orchestrator.core import agent, kestra2, tasktypes
 from orchestrator.core import inputs as input_decl
+from orchestrator.core.condition_props import condition_problems
 from orchestrator.core.durations import is_expression, parse_duration
 from orchestrator.core.errors import FlowErrorDetail, FlowInvalid
+from orchestrator.core.expression_check import expression_problems
 from orchestrator.core.flow import (
     Concurrency,
     Flow,
@@ -32,7 +34,7 @@ from orchestrator.core.flow import (
 )
 from orchestrator.core.yamldoc import MAX_DOCUMENT_BYTES, Position, load_yaml
 
-__all__ = ["MAX_DOCUMENT_BYTES", "load_document", "parse_flow", "split_documents"]
+__all__ = ["MAX_DOCUMENT_BYTES", "load_document", "parse_flow", "parse_flow_with_warnings", "split_documents"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -62,14 +64,23 @@ def split_documents(text: str) -> list[str]:
 
 def parse_flow(text: str) -> Flow:
     """Parse and validate one flow document; raise FlowInvalid listing every problem found."""
+    return parse_flow_with_warnings(text)[0]
+
+
+def parse_flow_with_warnings(text: str) -> tuple[Flow, list[FlowErrorDetail]]:
+    """Parse and validate one flow document, also returning what is suspect but not refused.
+
+    Warnings are expression syntax errors: Kestra deploys such a flow and fails the task that renders the
+    expression (its own test flows rely on that), so Chorus says so at deploy and still accepts the flow.
+    """
     value, positions = load_yaml(text)
     if not isinstance(value, dict):
         raise FlowInvalid([FlowErrorDetail("", f"a flow must be a YAML mapping, not {_kind(value)}", 1, 1)])
-    reader = _Reader(positions)
+    reader = _Reader(positions, text.splitlines())
     flow = reader.read(value)
     if reader.errors or flow is None:
         raise FlowInvalid(sorted(reader.errors, key=lambda e: (e.line or 0, e.column or 0)))
-    return flow
+    return flow, sorted(reader.warnings, key=lambda e: (e.line or 0, e.column or 0))
 
 
 def _kind(value: object) -> str:
@@ -113,9 +124,11 @@ _SECTIONS = (("tasks", "tasks"), ("errors", "errors"), ("finally", "finally_"), 
 class _Reader:
     """Walks a flow document, building the model and collecting every error with its position."""
 
-    def __init__(self, positions: dict[str, Position]) -> None:
+    def __init__(self, positions: dict[str, Position], source: list[str] | None = None) -> None:
         self.positions = positions
+        self.source = source or []
         self.errors: list[FlowErrorDetail] = []
+        self.warnings: list[FlowErrorDetail] = []
         self.task_paths: dict[str, str] = {}  # task id -> path of its first definition
         self.plugin_defaults: list[tuple[str, PluginDefault]] = []
         self.subflows: list[tuple[str, JsonValue, JsonValue]] = []  # (path, namespace, flowId)
@@ -210,6 +223,7 @@ class _Reader:
             self.error("sla", f"expected a list, got {_kind(data['sla'])}")
         self.check_subflows(flow_id, namespace)
         self.check_references(fields["inputs"])
+        self.check_expressions(data)
         if self.errors or flow_id is None or namespace is None:
             return None
         return Flow(id=flow_id, namespace=namespace, **fields)
@@ -675,6 +689,8 @@ class _Reader:
             }
             if self.model(trigger_type.properties, props, where, f"on a {trigger_type.name} trigger") is not None:
                 props = self.kestra2_trigger(trigger_type.name, props, where)
+            for at, message, hint in condition_problems(props.get("conditions"), _join(where, "conditions")):
+                self.error(at, message, at_key=True, suggestion=hint)
             disabled = self.flag(merged, "disabled", where, default=False)
             if trigger_id is None:
                 continue
@@ -721,6 +737,55 @@ class _Reader:
             if (sub_namespace, sub_flow_id) == (namespace, flow_id):
                 self.error(path, f"the Subflow task calls its own flow {namespace}.{flow_id} (recursive call)")
 
+    def check_expressions(self, data: Mapping[str, JsonValue]) -> None:
+        """Parse every template Kestra renders (task properties, `runIf`/`when`, trigger `when` and inputs, flow
+        outputs, checks) and report syntax errors and unknown names at the expression's own line and column."""
+        places: list[tuple[str, JsonValue]] = [(path, props) for path, props in self.task_properties]
+        for path in self.task_paths.values():
+            if "," not in path:  # a path, not a description of a generated step
+                places += [(_join(path, key), self._value_at(data, _join(path, key))) for key in ("runIf", "when")]
+        for section in ("triggers", "outputs", "checks"):
+            entries = data.get(section)
+            for i, entry in enumerate(entries if isinstance(entries, list) else []):
+                if isinstance(entry, dict):
+                    places += [
+                        (f"{section}[{i}].{key}", entry.get(key)) for key in ("when", "condition", "value", "inputs")
+                    ]
+        for path, value in places:
+            for where, text in _strings_at(value, path):
+                for problem in expression_problems(text):
+                    line, column = self._expression_at(where, problem.line, problem.column)
+                    found = self.warnings if problem.syntax else self.errors
+                    found.append(FlowErrorDetail(where, problem.message, line, column))
+
+    def _value_at(self, data: Mapping[str, JsonValue], path: str) -> JsonValue:
+        node: JsonValue = dict(data)
+        for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+            if part.startswith("[") and isinstance(node, list):
+                index = int(part[1:-1])
+                node = node[index] if index < len(node) else None
+            elif isinstance(node, dict):
+                node = node.get(part)
+            else:
+                return None
+        return node
+
+    def _expression_at(self, path: str, line: int, column: int) -> tuple[int | None, int | None]:
+        """The YAML line/column of a template's `line` and `column`, from the scalar's style in the source."""
+        start_line, start_column = self._where(path, False)
+        if start_line is None or start_column is None:
+            return start_line, start_column
+        text = self.source[start_line - 1] if start_line <= len(self.source) else ""
+        opener = text[start_column - 1 : start_column]
+        if opener in ("|", ">"):  # a block scalar: its content starts on the next line, indented
+            target = start_line + line
+            body = self.source[target - 1] if target <= len(self.source) else ""
+            return target, len(body) - len(body.lstrip()) + column + 1
+        quoted = 1 if opener in ("'", '"') else 0
+        if line == 1:
+            return start_line, start_column + quoted + column
+        return start_line + line - 1, column + 1
+
     def check_references(self, inputs: Iterable[Input]) -> None:
         """Refuse ``{{ inputs.a-b }}``-style references: a dash is read as a minus sign."""
         dashed_inputs = [i.id for i in inputs if "-" in i.id]
@@ -749,6 +814,18 @@ def _a(word: str) -> str:
 
 def _first(items: list[str]) -> str | None:
     return items[0] if items else None
+
+
+def _strings_at(value: JsonValue, path: str) -> Iterator[tuple[str, str]]:
+    """Every string in a value, with its field path."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings_at(item, _join(path, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings_at(item, f"{path}[{index}]")
 
 
 def _strings(value: JsonValue) -> Iterator[str]:
