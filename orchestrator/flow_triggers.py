@@ -115,6 +115,9 @@ def _start(
     trigger: TriggerSpec,
 ) -> str | None:
     variables = flow_trigger_variables(ended)
+    if trigger.properties.get("dependsOn") is not None:
+        # Kestra 2 scopes the upstream outputs by flow id; the unscoped form stays as a shorthand.
+        variables["outputs"] = {**variables["outputs"], ended.flow_id: dict(ended.outputs)}
     actor = f"trigger:{flow.namespace}.{flow.id}.{trigger.id}"
     raw = trigger.properties.get("inputs")
     try:

@@ -52,7 +52,7 @@ triggers:
   - id: after
     type: io.kestra.plugin.core.trigger.Flow
     inputs:
-      rows: "{{ trigger.outputs.rows }}"
+      rows: "{{ trigger.outputs.upstream.rows + trigger.outputs.rows }}"
     dependsOn:
       - namespace: {ns}
         flowId: upstream
@@ -129,7 +129,7 @@ def test_a_flow_trigger_depends_on_an_upstream_flow_and_filters_with_when(
     [downstream] = _executions(stack, unique_namespace, "downstream", 1)
     assert downstream["state"]["current"] == "SUCCESS"
     assert downstream["trigger"]["variables"]["executionId"] == ok["id"]
-    assert downstream["inputs"] == {"rows": 3}
+    assert downstream["inputs"] == {"rows": 6}  # scoped by flow id, and the unscoped shorthand
 
 
 def test_flow_trigger_inputs_that_cannot_be_rendered_make_a_failed_execution(

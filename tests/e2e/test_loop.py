@@ -142,3 +142,68 @@ def test_a_loop_whose_values_are_not_a_list_fails_its_task_run(
 
     assert execution["state"]["current"] == "FAILED"
     assert execution["taskRunList"][0]["state"]["current"] == "FAILED"
+
+
+FILE_LOOP = """
+id: loop-file
+namespace: {ns}
+inputs:
+  - id: file
+    type: FILE
+tasks:
+  - id: lines
+    type: io.kestra.plugin.core.flow.Loop
+    values: "{{ inputs.file }}"
+    concurrencyLimit: 2
+    tasks:
+      - id: line
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ item.index }}:{{ item.value }}"
+"""
+
+KEEP_GOING = """
+id: loop-keep-going
+namespace: {ns}
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.Loop
+    values: ["ok", "fail", "ok"]
+    transmitFailed: false
+    tasks:
+      - id: maybe
+        type: io.kestra.plugin.core.execution.Fail
+        condition: "{{ item.value == 'fail' }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.each.terminatedIterations | toJson }}"
+"""
+
+
+def test_a_loop_over_a_storage_uri_runs_one_iteration_per_line(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(FILE_LOOP)
+
+    response = stack.api.post(
+        f"/executions/{unique_namespace}/loop-file",
+        files={"file": ("items.txt", b"red\ngreen\n\nblue\n", "text/plain")},
+    )
+    assert response.status_code == 200, response.text
+    execution = stack.wait_for_state(response.json()["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS"
+    assert sorted(v for (_, _, _, v) in _shape(execution) if v) == ["0:red", "1:green", "2:blue"]
+
+
+def test_a_loop_that_does_not_transmit_failures_ends_warning_and_the_flow_goes_on(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(KEEP_GOING)
+
+    execution = _start(stack, unique_namespace, "loop-keep-going")
+
+    loop = execution["taskRunList"][0]
+    assert loop["state"]["current"] == "WARNING"
+    assert loop["outputs"]["terminatedIterations"] == {"SUCCESS": 2, "FAILED": 1}
+    assert execution["state"]["current"] == "WARNING"
+    assert _shape(execution)[-1][0] == "after"
