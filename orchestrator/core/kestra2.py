@@ -64,6 +64,9 @@ class LoopProps(p.Properties):
         limit = self.concurrency_limit
         if isinstance(limit, int | str) and not is_expression(limit) and int(limit) < 0:
             raise ValueError("concurrencyLimit must be 0 (no limit) or more")
+        if self.break_when is not None:
+            # Refused rather than ignored: running every iteration where the flow asks to stop could do harm.
+            raise ValueError("breakWhen is not supported by Chorus yet: every iteration would run")
         return self
 
 
