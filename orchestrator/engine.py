@@ -837,13 +837,14 @@ class Engine:
                 return STOP, None  # the sweeper dispatches the next iteration when it is due
             decision = Complete(loops.final_state(spec, parent_row, decision.state))
         if parent_row is not None and spec is not None:
-            # AllowFailure is allowFailure made into a flowable: its children's failure is a warning, and so
-            # is a Loop's with `transmitFailed: false` (the 2.0 guide's replacement for that wrapper).
+            # AllowFailure is allowFailure made into a flowable: its children's failure is a warning.
             final = apply_allowances(
                 decision.state,
-                allow_failure=spec.allow_failure or spec.type == "AllowFailure" or loop_scope.keeps_failures(spec),
+                allow_failure=spec.allow_failure or spec.type == "AllowFailure",
                 allow_warning=spec.allow_warning,
             )
+            if loop_scope.keeps_failures(spec) and final.is_failure:
+                final = State.SUCCESS  # Kestra's LoopCaseTest: failed iterations, a SUCCESS Loop
             values: dict[str, Any] = {"claim_owner": None}
             if spec.type == loop_scope.LOOP:
                 runs = store.task_runs_of(session, execution_id)

@@ -86,7 +86,7 @@ def _iteration_state(children: Sequence[TaskRunRow]) -> State:
     for worst in (State.KILLED, State.FAILED, State.WARNING):
         if worst in states:
             return worst
-    return State.SUCCESS if states else State.SKIPPED
+    return State.SUCCESS
 
 
 def _typed(kind: str, value: Any, variables: dict[str, Any]) -> Any:
@@ -109,7 +109,9 @@ def final_outputs(
             children.setdefault(run.iteration, []).append(run)
     terminated: dict[str, int] = {}
     for index in range(len(values)):
-        state = str(_iteration_state(children.get(index, [])))
+        if index not in children:
+            continue  # never started: a failed iteration ended the Loop first
+        state = str(_iteration_state(children[index]))
         terminated[state] = terminated.get(state, 0) + 1
     outputs: dict[str, Any] = {
         **(loop_run.outputs or {}),

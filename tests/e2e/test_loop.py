@@ -169,6 +169,7 @@ tasks:
     type: io.kestra.plugin.core.flow.Loop
     values: ["ok", "fail", "ok"]
     transmitFailed: false
+    concurrencyLimit: 1
     tasks:
       - id: maybe
         type: io.kestra.plugin.core.execution.Fail
@@ -195,7 +196,7 @@ def test_a_loop_over_a_storage_uri_runs_one_iteration_per_line(
     assert sorted(v for (_, _, _, v) in _shape(execution) if v) == ["0:red", "1:green", "2:blue"]
 
 
-def test_a_loop_that_does_not_transmit_failures_ends_warning_and_the_flow_goes_on(
+def test_a_loop_that_does_not_transmit_failures_succeeds_and_the_flow_goes_on(
     stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
 ) -> None:
     deploy_flow(KEEP_GOING)
@@ -203,7 +204,24 @@ def test_a_loop_that_does_not_transmit_failures_ends_warning_and_the_flow_goes_o
     execution = _start(stack, unique_namespace, "loop-keep-going")
 
     loop = execution["taskRunList"][0]
-    assert loop["state"]["current"] == "WARNING"
+    assert loop["state"]["current"] == "SUCCESS"  # as Kestra's LoopCaseTest.loopTransmitFailedFalse
     assert loop["outputs"]["terminatedIterations"] == {"SUCCESS": 2, "FAILED": 1}
-    assert execution["state"]["current"] == "WARNING"
+    assert execution["state"]["current"] == "SUCCESS"
+    assert [r[1:3] for r in _shape(execution) if r[0] == "maybe"] == [
+        ("ok", "SUCCESS"),
+        ("fail", "FAILED"),
+        ("ok", "SUCCESS"),
+    ]
     assert _shape(execution)[-1][0] == "after"
+
+
+def test_a_failed_iteration_ends_a_serial_loop_before_the_next_ones(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(KEEP_GOING.replace("    transmitFailed: false\n", "").replace("loop-keep-going", "loop-stops"))
+
+    execution = _start(stack, unique_namespace, "loop-stops")
+
+    assert execution["state"]["current"] == "FAILED"  # as Kestra's LoopCaseTest.loopFailed
+    assert [r[1:3] for r in _shape(execution) if r[0] == "maybe"] == [("ok", "SUCCESS"), ("fail", "FAILED")]
+    assert execution["taskRunList"][0]["outputs"]["terminatedIterations"] == {"SUCCESS": 1, "FAILED": 1}
