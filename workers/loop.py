@@ -49,7 +49,8 @@ def resolve_values(ctx: TaskContext, rendered: Any) -> tuple[list[str], list[str
 
 def decide_loop(ctx: TaskContext) -> Decision:
     values, keys = resolve_values(ctx, ctx.render(ctx.properties.get("values")))
-    choice: dict[str, Any] = {"branch": "tasks", "values": values}
+    # `kind` tells readers of the task runs (the API) that this one's descendants are Loop iterations.
+    choice: dict[str, Any] = {"branch": "tasks", "values": values, "kind": "Loop"}
     if keys is not None:
         choice["keys"] = keys
     return Decision(choice, {"iterationCount": len(values)})
