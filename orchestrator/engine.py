@@ -22,7 +22,7 @@ from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import checks, flow_triggers, loop_scope, loops, operations, sleeps, store, subflows
+from orchestrator import checks, flow_triggers, loop_scope, loops, operations, sleeps, storage, store, subflows
 from orchestrator.compiler import to_canvas
 from orchestrator.core import kestra2
 from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, NotFound
@@ -850,7 +850,13 @@ class Engine:
                 runs = store.task_runs_of(session, execution_id)
                 try:
                     values["outputs"] = loop_scope.final_outputs(
-                        spec, parent_row, runs, lambda run: execution_variables(execution, flow, spec, run, runs)
+                        spec,
+                        parent_row,
+                        runs,
+                        lambda run: execution_variables(execution, flow, spec, run, runs),
+                        self._iteration_file(execution, parent_row)
+                        if loop_scope.stores_outputs(spec, parent_row)
+                        else None,
                     )
                 except ExpressionError as e:
                     final = State.FAILED
@@ -861,6 +867,16 @@ class Engine:
             return (STOP if final.is_failure else OK), None
         self._end_execution(session, execution, flow, decision.state, actor=actor)
         return STOP, None
+
+    def _iteration_file(self, execution: ExecutionRow, loop_run: TaskRunRow) -> Callable[[int, dict[str, Any]], str]:
+        """Where a storing Loop keeps one iteration's outputs: a JSON (so ION text) file of the task run."""
+        prefix = storage.execution_prefix(execution.namespace, execution.flow_id, execution.id)
+
+        def keep(index: int, outputs: dict[str, Any]) -> str:
+            path = prefix / "tasks" / loop_run.task_id / loop_run.id / f"iteration-{index}.ion"
+            return storage.write(self.settings.data_dir, path, json.dumps(outputs, ensure_ascii=False).encode())
+
+        return keep
 
     def _retry_flowable(self, session: Session, parent: TaskRunRow, spec: TaskSpec, *, actor: str) -> bool:
         """A flowable's `retry`: its failed children get another attempt while the policy allows."""

@@ -1,9 +1,10 @@
 """Kestra 2's Loop at render time: the `item` variable, iteration-isolated `outputs`, and the Loop's outputs.
 
 A Loop iteration is, in Kestra 2, a sub-execution of its own: every task inside it, at any depth, reads the
-current value as `item.value` (`item.index`, `item.key` for a map, `item.parent` / `item.parents[n]` for the
-enclosing Loops), and `outputs.<task>` means that task's run *in this iteration*. Chorus runs the iterations
-as ForEach's lanes of task runs in one execution, so the isolation is made here, at render time.
+current value as `item.value` (`item.index`, `item.key` for a map, `item.parent` for the nearest enclosing
+Loop, `item.parents[n]` for all of them, outermost first), and `outputs.<task>` means that task's run *in
+this iteration*. Chorus runs the iterations as ForEach's lanes of task runs in one execution, so the
+isolation is made here, at render time.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ def apply(variables: dict[str, Any], flow: Flow, run: TaskRunRow, runs: Sequence
         return
     items = [_item(loop_run, index) for loop_run, index in chain]
     item = dict(items[0])
-    item["parents"] = items[1:]
+    # Kestra's LoopCaseTest.loopNested: `parents` lists the enclosing Loops outermost first, so the last
+    # one is `parent`, the nearest.
+    item["parents"] = items[:0:-1]
     if len(items) > 1:
         item["parent"] = items[1]
     variables["item"] = item
@@ -95,13 +98,22 @@ def _typed(kind: str, value: Any, variables: dict[str, Any]) -> Any:
     return render(value, variables) if kind.upper() == "STRING" else render_typed(value, variables)
 
 
+def stores_outputs(spec: TaskSpec, loop_run: TaskRunRow) -> bool:
+    """Kestra's `fetchType`: STORE, or AUTO over values read from internal storage, keeps each iteration's
+    outputs in a file (its `uri`) instead of in the Loop's outputs."""
+    fetch = str(spec.properties.get("fetchType") or "AUTO").upper()
+    return fetch == "STORE" or (fetch == "AUTO" and bool((loop_run.decision or {}).get("fromStorage")))
+
+
 def final_outputs(
     spec: TaskSpec,
     loop_run: TaskRunRow,
     runs: Sequence[TaskRunRow],
     variables_of: Callable[[TaskRunRow], dict[str, Any]],
+    store: Callable[[int, dict[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
-    """The Loop task run's outputs once every iteration ended: counts, and the declared per-iteration outputs."""
+    """The Loop task run's outputs once every iteration ended: counts, and the declared per-iteration outputs
+    (each kept in a file by `store`, which returns its URI, when the Loop stores its outputs)."""
     values = (loop_run.decision or {}).get("values") or []
     children: dict[int, list[TaskRunRow]] = {}
     for run in runs:
@@ -133,8 +145,9 @@ def final_outputs(
                 for o in declared
                 if isinstance(o, dict) and "id" in o
             }
+            kept: dict[str, Any] = {"uri": store(index, rendered)} if store is not None else rendered
             collected.append(
-                {"item": {"value": item["value"], "iteration": index, "key": item.get("key")}, "outputs": rendered}
+                {"item": {"value": item["value"], "iteration": index, "key": item.get("key")}, "outputs": kept}
             )
         outputs["outputs"] = collected
     return outputs

@@ -28,11 +28,16 @@ def _lines(ctx: TaskContext, uri: str) -> list[str]:
     return [line for line in source.read_text().splitlines() if line.strip()]
 
 
+def from_storage(rendered: Any) -> bool:
+    """Whether `values` rendered to an internal-storage URI (Kestra's `fetchType: AUTO` then stores outputs)."""
+    return isinstance(rendered, str) and rendered.strip().startswith(_STORAGE_SCHEME)
+
+
 def resolve_values(ctx: TaskContext, rendered: Any) -> tuple[list[str], list[str] | None]:
     """The iteration values as text, and the keys when `values` was a map."""
     if isinstance(rendered, str):
         text = rendered.strip()
-        if text.startswith(_STORAGE_SCHEME):
+        if from_storage(text):
             return _lines(ctx, text), None
         try:
             rendered = json.loads(text)
@@ -48,11 +53,14 @@ def resolve_values(ctx: TaskContext, rendered: Any) -> tuple[list[str], list[str
 
 
 def decide_loop(ctx: TaskContext) -> Decision:
-    values, keys = resolve_values(ctx, ctx.render(ctx.properties.get("values")))
+    rendered = ctx.render(ctx.properties.get("values"))
+    values, keys = resolve_values(ctx, rendered)
     # `kind` tells readers of the task runs (the API) that this one's descendants are Loop iterations.
     choice: dict[str, Any] = {"branch": "tasks", "values": values, "kind": "Loop"}
     if keys is not None:
         choice["keys"] = keys
+    if from_storage(rendered):
+        choice["fromStorage"] = True
     return Decision(choice, {"iterationCount": len(values)})
 
 

@@ -232,3 +232,35 @@ def test_a_failed_iteration_ends_a_serial_loop_before_the_next_ones(
     assert execution["state"]["current"] == "FAILED"  # as Kestra's LoopCaseTest.loopFailed
     assert [r[1:3] for r in _shape(execution) if r[0] == "maybe"] == [("fail", "FAILED"), ("ok", "SUCCESS")]
     assert execution["taskRunList"][0]["outputs"]["terminatedIterations"] == {"SUCCESS": 1, "FAILED": 1}
+
+
+STORED = """
+id: loop-stored
+namespace: {ns}
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.Loop
+    values: ["value 1", "value 2"]
+    fetchType: STORE
+    outputs:
+      - {id: value, type: STRING, value: "some output"}
+    tasks:
+      - {id: noop, type: io.kestra.plugin.core.debug.Return, format: "{{ item.value }}"}
+  - id: first
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ read(outputs.each.outputs[0].outputs.uri) }}"
+"""
+
+
+def test_a_loop_that_stores_its_outputs_keeps_one_file_per_iteration(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(STORED)
+
+    execution = _start(stack, unique_namespace, "loop-stored")
+
+    assert execution["state"]["current"] == "SUCCESS"
+    entries = execution["taskRunList"][0]["outputs"]["outputs"]  # as Kestra's LoopCaseTest.loopOutputsStore
+    assert [e["item"]["value"] for e in entries] == ["value 1", "value 2"]
+    assert all(e["outputs"]["uri"].startswith("kestra://") for e in entries)
+    assert ("first", None, "SUCCESS", '{"value": "some output"}') in _shape(execution)

@@ -53,7 +53,7 @@ def test_item_reads_the_nearest_iteration_and_its_parents() -> None:
     item = variables["item"]
     assert (item["value"], item["index"]) == ("y", 1)
     assert item["parent"] == {"index": 1, "value": "2", "key": "b"}
-    assert item["parents"] == [item["parent"]]
+    assert item["parents"] == [item["parent"]]  # one enclosing Loop: it is both
 
 
 def test_outputs_are_those_of_the_same_iteration() -> None:
@@ -84,3 +84,26 @@ def test_the_loops_outputs_count_iterations_and_render_declared_outputs_per_iter
         {"item": {"value": "1", "iteration": 0, "key": "a"}, "outputs": {"seen": "first of a"}},
         {"item": {"value": "2", "iteration": 1, "key": "b"}, "outputs": {"seen": "first of b"}},
     ]
+
+
+def test_parents_list_the_enclosing_loops_outermost_first_and_parent_is_the_nearest() -> None:
+    flow = parse_flow(
+        "id: f\nnamespace: t\ntasks:\n"
+        "  - id: l1\n    type: Loop\n    values: [a]\n    tasks:\n"
+        "      - id: l2\n        type: Loop\n        values: [b]\n        tasks:\n"
+        "          - id: l3\n            type: Loop\n            values: [c]\n            tasks:\n"
+        "              - {id: leaf, type: Return, format: x}\n"
+    )
+    runs = [
+        _run("1", "l1", decision={"values": ["a"]}),
+        _run("2", "l2", "1", 0, value="a", decision={"values": ["b"]}),
+        _run("3", "l3", "2", 0, value="b", decision={"values": ["c"]}),
+        _run("4", "leaf", "3", 0, value="c"),
+    ]
+    variables: dict[str, Any] = {"outputs": {}}
+    loop_scope.apply(variables, flow, runs[3], runs)
+
+    item = variables["item"]
+    assert item["value"] == "c"
+    assert item["parent"]["value"] == "b"
+    assert [p["value"] for p in item["parents"]] == ["a", "b"]
