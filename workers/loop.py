@@ -21,11 +21,26 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _line_value(line: str) -> str:
+    """One line of an ION file as Kestra reads it: the value it holds, as text (`"a"` is `a`)."""
+    try:
+        value = json.loads(line)  # ION text of strings, numbers, lists and quoted-key maps is JSON
+    except ValueError:
+        return line
+    return _text(_checked(value))
+
+
 def _lines(ctx: TaskContext, uri: str) -> list[str]:
     source = local_path(ctx.engine.settings.data_dir, uri)
     if not source.is_file():
         raise TaskFailed(f"values: no file at {uri}", retryable=False)
-    return [line for line in source.read_text().splitlines() if line.strip()]
+    return [_line_value(line) for line in source.read_text().splitlines() if line.strip()]
+
+
+def _checked(value: Any) -> Any:
+    if value is None:
+        raise TaskFailed("Found a null value inside the iteration values", retryable=False)  # Kestra's message
+    return value
 
 
 def from_storage(rendered: Any) -> bool:
@@ -46,9 +61,9 @@ def resolve_values(ctx: TaskContext, rendered: Any) -> tuple[list[str], list[str
                 f"values must be a list, a map, a JSON array or a storage URI, got {rendered!r}", retryable=False
             ) from e
     if isinstance(rendered, dict):
-        return [_text(v) for v in rendered.values()], [str(k) for k in rendered]
+        return [_text(_checked(v)) for v in rendered.values()], [str(k) for k in rendered]
     if isinstance(rendered, list):
-        return [_text(v) for v in rendered], None
+        return [_text(_checked(v)) for v in rendered], None
     raise TaskFailed(f"values must be a list, a map, a JSON array or a storage URI, got {rendered!r}", retryable=False)
 
 

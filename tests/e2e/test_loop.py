@@ -264,3 +264,24 @@ def test_a_loop_that_stores_its_outputs_keeps_one_file_per_iteration(
     assert [e["item"]["value"] for e in entries] == ["value 1", "value 2"]
     assert all(e["outputs"]["uri"].startswith("kestra://") for e in entries)
     assert ("first", None, "SUCCESS", '{"value": "some output"}') in _shape(execution)
+
+
+def test_an_empty_loop_succeeds_and_a_null_value_fails_it(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(KEEP_GOING.replace('["ok", "fail", "ok"]', "[]").replace("loop-keep-going", "loop-empty"))
+    deploy_flow(
+        KEEP_GOING.replace('["ok", "fail", "ok"]', '["ok", null]')
+        .replace("    transmitFailed: false\n", "")
+        .replace("loop-keep-going", "loop-null")
+    )
+
+    empty = _start(stack, unique_namespace, "loop-empty")
+    with_null = _start(stack, unique_namespace, "loop-null")
+
+    assert empty["state"]["current"] == "SUCCESS"  # as Kestra's LoopCaseTest.loopEmpty
+    assert _top(empty) == ["each", "after"]
+    assert with_null["state"]["current"] == "FAILED"  # LoopCaseTest.loopWithNull
+    assert _top(with_null) == ["each"]
+    logs = stack.api.get(f"/logs/{with_null['id']}").json()
+    assert any("Found a null value inside the iteration values" in line["message"] for line in logs)
