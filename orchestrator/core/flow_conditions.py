@@ -72,8 +72,9 @@ def flow_trigger_matches(trigger: TriggerSpec, ended: EndedExecution) -> bool:
 def _when_holds(expression: Any, ended: EndedExecution) -> bool:
     """Kestra 2's `when` on a Flow trigger or a `dependsOn` entry: an expression over the upstream execution.
 
-    It sees `namespace`, `flowId`, `state`, `labels` and `outputs` of that execution (and `trigger.*` as in
-    1.x expressions); a rendering error means the trigger does not fire.
+    It sees `namespace`, `flowId`, `state`, `labels` and `outputs` of that execution, its `flow` and
+    `execution` (Kestra's examples write `flow.namespace`), and `trigger.*` as in 1.x expressions; a
+    rendering error means the trigger does not fire.
     """
     if expression is None:
         return True
@@ -83,6 +84,8 @@ def _when_holds(expression: Any, ended: EndedExecution) -> bool:
         "state": ended.state,
         "labels": dict(ended.labels),
         "outputs": dict(ended.outputs),
+        "flow": {"id": ended.flow_id, "namespace": ended.namespace, "revision": ended.flow_revision},
+        "execution": {"id": ended.id, "state": ended.state},
         "trigger": flow_trigger_variables(ended),
     }
     try:

@@ -197,15 +197,16 @@ def preconditions_of(props: dict[str, JsonValue]) -> dict[str, JsonValue]:
         flow: dict[str, JsonValue] = {k: v for k, v in entry.items() if v is not None}
         flow.setdefault("states", list(DEFAULT_DEPENDS_ON_STATES))
         flows.append(flow)
-    window = props.get("window") if isinstance(props.get("window"), dict) else {}
-    assert isinstance(window, dict)
+    raw_window = props.get("window")
+    window = raw_window if isinstance(raw_window, dict) else None
     mode = str(props.get("mode") or "ALL").upper()
     needed = len(flows) if mode == "ALL" else 1 if mode == "ANY" else int(str(props.get("minSatisfied") or 1))
     return {
         "id": "dependsOn",
         "flows": flows,  # type: ignore[dict-item]
-        "timeWindow": _time_window(window),
-        "resetOnSuccess": str(window.get("fireOnce", False)).lower() == "true",
+        "timeWindow": _time_window(window or {}),
+        # Kestra's DependsOnMultipleCondition: without a window it resets on success, with one `fireOnce` says.
+        "resetOnSuccess": window is None or str(window.get("fireOnce", False)).lower() == "true",
         "minSatisfied": needed,
     }
 

@@ -709,7 +709,12 @@ class _Reader:
         problems = kestra2.flow_trigger_problems(props)
         for key, message in problems:
             self.error(_join(where, key), message)
-        if problems or props.get("dependsOn") is None:
+        if problems:
+            return props
+        if props.get("dependsOn") is None:
+            if props.get("when") is not None and props.get("states") is None:
+                # A Kestra 2 trigger: its default states are the terminal ones and PAUSED.
+                return {**props, "states": list(kestra2.DEFAULT_DEPENDS_ON_STATES)}
             return props
         preconditions = kestra2.preconditions_of(props)
         compiled = {**props, "preconditions": preconditions}

@@ -275,3 +275,22 @@ def test_when_holds_is_false_for_a_falsy_or_broken_expression_and_true_when_abse
     assert when_holds("{{ dayOfWeek(trigger.date) == 'MONDAY' }}", {"trigger": {"date": "2026-12-07T09:00:00+01:00"}})
     assert not when_holds("{{ isWeekend(trigger.date) }}", {"trigger": {"date": "2026-12-07T09:00:00+01:00"}})
     assert not when_holds("{{ trigger.nothing.here }}", {"trigger": {}})
+
+
+def test_a_flow_trigger_with_when_alone_also_fires_on_paused_and_sees_the_upstream_flow() -> None:
+    trigger = _flow(DEPENDS_ON + "    when: \"{{ flow.namespace | startsWith('company') }}\"\n").triggers[0]
+
+    assert flow_trigger_matches(trigger, _ended("any", "PAUSED"))
+    assert not flow_trigger_matches(
+        trigger, EndedExecution("e1", "other.team", "any", 1, "FAILED", labels={}, outputs={})
+    )
+
+
+def test_depends_on_without_a_window_fires_once_per_match_and_with_one_as_fire_once_says() -> None:
+    single = _flow(DEPENDS_ON + "    dependsOn: [{flowId: a}, {flowId: b}]\n").triggers[0].properties
+    windowed = _flow(DEPENDS_ON + "    dependsOn: [{flowId: a}, {flowId: b}]\n    window: {lookback: PT1H}\n")
+    preconditions = windowed.triggers[0].properties["preconditions"]
+
+    assert isinstance(single["preconditions"], dict) and single["preconditions"]["resetOnSuccess"] is True
+    assert isinstance(preconditions, dict) and preconditions["resetOnSuccess"] is False
+    assert preconditions["timeWindow"] == {"type": "SLIDING_WINDOW", "window": "PT1H"}
