@@ -964,23 +964,20 @@ class Engine:
 
     def trigger_webhook(
         self, namespace: str, flow_id: str, key: str, variables: dict[str, Any], *, actor: str
-    ) -> tuple[ExecutionRow, dict[str, Any]]:
+    ) -> tuple[ExecutionRow | None, dict[str, Any]]:
         """Start an execution from a Webhook trigger whose (rendered) key matches; NotFound otherwise.
 
         Unknown flows, disabled triggers and wrong keys all answer the same NotFound, so a caller
-        cannot probe which flows exist.
+        cannot probe which flows exist. No execution (None) when the trigger's `when` refuses the event.
         """
         with read_only(self.sessions) as session:
             row = store.latest_flow(session, self.settings.tenant, namespace, flow_id)
         flow = self.flow_of(row) if row is not None and not row.deleted else None
         trigger = next((t for t in (flow.triggers if flow else ()) if _webhook_matches(t, flow, key)), None)
-        # Kestra 2's `when` on the trigger: an event it refuses starts nothing, like a wrong key.
-        if (
-            flow is None
-            or trigger is None
-            or not kestra2.when_holds(trigger.properties.get("when"), {"trigger": variables})
-        ):
+        if flow is None or trigger is None:
             raise NotFound("webhook", f"{namespace}/{flow_id}/{key}")
+        if not kestra2.when_holds(trigger.properties.get("when"), {"trigger": variables}):
+            return None, dict(trigger.properties)  # Kestra 2's `when` refuses the event: nothing starts
         execution = self.submit(
             namespace,
             flow_id,

@@ -569,6 +569,9 @@ class WebhookProps(TriggerProperties):
     inputs: MapValue | None = None
     wait: Bool | None = None
     return_outputs: Bool | None = None
+    response_content_type: Text | None = None
+    response_code: Int | None = None
+    fetch_type: Annotated[JsonValue, _accepting("FETCH or STORE", _one_of("FETCH", "STORE"))] | None = None
 
 
 class FlowTriggerProps(TriggerProperties):

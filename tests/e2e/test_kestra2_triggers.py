@@ -102,7 +102,7 @@ def _executions(stack: Stack, namespace: str, flow_id: str, count: int, timeout_
     raise AssertionError(f"fewer than {count} executions of {flow_id}")
 
 
-def test_a_webhook_whose_when_is_false_starts_nothing(
+def test_a_webhook_whose_when_is_false_starts_nothing_and_answers_204(
     stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
 ) -> None:
     deploy_flow(WEBHOOK)
@@ -110,7 +110,7 @@ def test_a_webhook_whose_when_is_false_starts_nothing(
     refused = stack.api.post(f"/executions/webhook/{unique_namespace}/hook/k2", json={"env": "dev"})
     accepted = stack.api.post(f"/executions/webhook/{unique_namespace}/hook/k2", json={"env": "prod"})
 
-    assert refused.status_code == 404
+    assert refused.status_code == 204  # Kestra's Webhook.evaluate: conditions not met
     assert accepted.status_code == 200, accepted.text
     assert stack.wait_for_state(accepted.json()["id"])["state"]["current"] == "SUCCESS"
 
