@@ -285,3 +285,58 @@ def test_an_empty_loop_succeeds_and_a_null_value_fails_it(
     assert _top(with_null) == ["each"]
     logs = stack.api.get(f"/logs/{with_null['id']}").json()
     assert any("Found a null value inside the iteration values" in line["message"] for line in logs)
+
+
+BATCH_CHILD = """
+id: process-batch
+namespace: {ns}
+inputs:
+  - {id: batch, type: STRING}
+tasks:
+  - id: process
+    type: io.kestra.plugin.core.debug.Return
+    format: "done {{ inputs.batch }}"
+outputs:
+  - {id: result, type: STRING, value: "{{ outputs.process.value }}"}
+"""
+
+BATCH_PARENT = """
+id: per-batch
+namespace: {ns}
+tasks:
+  - id: per_batch
+    type: io.kestra.plugin.core.flow.Loop
+    values: ["b1", "b2", "b3"]
+    concurrencyLimit: 2
+    fetchType: FETCH
+    outputs:
+      - {id: result, type: STRING, value: "{{ outputs.run_child.outputs.result }}"}
+    tasks:
+      - id: run_child
+        type: io.kestra.plugin.core.flow.Subflow
+        namespace: {ns}
+        flowId: process-batch
+        wait: true
+        transmitFailed: true
+        inputs:
+          batch: "{{ item.value }}"
+  - id: all
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ loopOutputs(outputs.per_batch.outputs, 'result') | join(';') }}"
+"""
+
+
+def test_the_batch_form_loops_over_batches_with_a_subflow_each_and_collects_their_outputs(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(BATCH_CHILD)
+    deploy_flow(BATCH_PARENT)
+
+    execution = _start(stack, unique_namespace, "per-batch")
+
+    assert execution["state"]["current"] == "SUCCESS"
+    assert ("all", None, "SUCCESS", "done b1;done b2;done b3") in _shape(execution)
+    children = stack.api.get(
+        "/executions/search", params={"namespace": unique_namespace, "flowId": "process-batch"}
+    ).json()
+    assert children["total"] == 3
