@@ -53,6 +53,9 @@ def on_execution_ended(engine: Engine, execution_id: str) -> list[str]:
                 state=execution.state,
                 labels={label["key"]: label["value"] for label in execution.labels},
                 outputs=execution.outputs or {},
+                # Read only when some trigger asks: it costs a read of the execution's task runs.
+                has_retry_attempt=any("hasRetryAttempt" in row.source for row in candidates)
+                and any(len(run.attempts) > 1 for run in store.task_runs_of(session, execution.id)),
             )
             matches = _matching(engine, ended, candidates)
             if not matches:

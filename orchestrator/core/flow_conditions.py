@@ -51,6 +51,7 @@ class EndedExecution:
     state: str
     labels: Mapping[str, str] = field(default_factory=dict)
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    has_retry_attempt: bool = False  #: a task run of it took more than one attempt (Kestra 2 `when`)
 
 
 def flow_trigger_matches(trigger: TriggerSpec, ended: EndedExecution) -> bool:
@@ -72,7 +73,7 @@ def flow_trigger_matches(trigger: TriggerSpec, ended: EndedExecution) -> bool:
 def _when_holds(expression: Any, ended: EndedExecution) -> bool:
     """Kestra 2's `when` on a Flow trigger or a `dependsOn` entry: an expression over the upstream execution.
 
-    It sees `namespace`, `flowId`, `state`, `labels` and `outputs` of that execution, its `flow` and
+    It sees `namespace`, `flowId`, `state`, `labels`, `outputs` and `hasRetryAttempt` of that execution, its `flow` and
     `execution` (Kestra's examples write `flow.namespace`), and `trigger.*` as in 1.x expressions; a
     rendering error means the trigger does not fire.
     """
@@ -86,6 +87,7 @@ def _when_holds(expression: Any, ended: EndedExecution) -> bool:
         "outputs": dict(ended.outputs),
         "flow": {"id": ended.flow_id, "namespace": ended.namespace, "revision": ended.flow_revision},
         "execution": {"id": ended.id, "state": ended.state},
+        "hasRetryAttempt": ended.has_retry_attempt,
         "trigger": flow_trigger_variables(ended),
     }
     try:

@@ -294,3 +294,13 @@ def test_depends_on_without_a_window_fires_once_per_match_and_with_one_as_fire_o
     assert isinstance(single["preconditions"], dict) and single["preconditions"]["resetOnSuccess"] is True
     assert isinstance(preconditions, dict) and preconditions["resetOnSuccess"] is False
     assert preconditions["timeWindow"] == {"type": "SLIDING_WINDOW", "window": "PT1H"}
+
+
+def test_a_depends_on_when_can_ask_whether_the_upstream_execution_retried() -> None:
+    trigger = _flow(
+        DEPENDS_ON + '    dependsOn:\n      - {flowId: flaky, when: "{{ hasRetryAttempt == true }}"}\n'
+    ).triggers[0]
+    retried = EndedExecution("e1", "company.team", "flaky", 1, "SUCCESS", has_retry_attempt=True)
+
+    assert flow_trigger_matches(trigger, retried)
+    assert not flow_trigger_matches(trigger, _ended("flaky"))
