@@ -9,9 +9,11 @@ does not implement yet is *not* reported (the flow is valid Kestra; it fails at 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from jinja2 import TemplateSyntaxError, nodes
+from pydantic import JsonValue
 
 from orchestrator.core import calendar_functions
 from orchestrator.core import pebble_filters as pf
@@ -19,7 +21,7 @@ from orchestrator.core.errors import ExpressionError
 from orchestrator.core.expressions import has_expression, parse_source
 from orchestrator.core.pebble_syntax import translate
 
-__all__ = ["ExpressionProblem", "expression_problems"]
+__all__ = ["ExpressionProblem", "expression_problems", "strings_at", "value_at", "yaml_position"]
 
 # Pebble's core extension and Kestra's (every 0.x-2.x version), beyond what the renderer implements.
 _KESTRA_FILTERS = frozenset({
@@ -96,3 +98,55 @@ def expression_problems(template: str) -> list[ExpressionProblem]:
             if not name.startswith("__pebble_") and name not in _FUNCTIONS and name not in local:
                 problems.append(_problem(template, node.lineno, f"unknown function '{name}'"))
     return problems
+
+
+# -- where a template sits in the flow document ------------------------------------------------------
+
+_PATH_PART = re.compile(r"[^.\[\]]+|\[\d+\]")
+
+
+def value_at(document: Mapping[str, JsonValue], path: str) -> JsonValue:
+    """The value at a field path (`tasks[0].then[1].runIf`) of a document, or None."""
+    node: JsonValue = dict(document)
+    for part in _PATH_PART.findall(path):
+        if part.startswith("[") and isinstance(node, list):
+            index = int(part[1:-1])
+            node = node[index] if index < len(node) else None
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            return None
+    return node
+
+
+def strings_at(value: JsonValue, path: str) -> Iterator[tuple[str, str]]:
+    """Every string in a value, with its field path."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings_at(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from strings_at(item, f"{path}[{index}]")
+
+
+def yaml_position(
+    source: list[str], start_line: int | None, start_column: int | None, problem: ExpressionProblem
+) -> tuple[int | None, int | None]:
+    """The YAML line and column of a problem in a scalar starting at (`start_line`, `start_column`).
+
+    The scalar's style, read from the source line, decides: a block scalar's text starts on the next line
+    at its indentation, a quoted one a column after its quote, a plain one where it starts.
+    """
+    if start_line is None or start_column is None:
+        return start_line, start_column
+    text = source[start_line - 1] if start_line <= len(source) else ""
+    opener = text[start_column - 1 : start_column]
+    if opener in ("|", ">"):
+        target = start_line + problem.line
+        body = source[target - 1] if target <= len(source) else ""
+        return target, len(body) - len(body.lstrip()) + problem.column + 1
+    if problem.line == 1:
+        return start_line, start_column + (1 if opener in ("'", '"') else 0) + problem.column
+    return start_line + problem.line - 1, problem.column + 1

@@ -19,7 +19,7 @@ from orchestrator.core import inputs as input_decl
 from orchestrator.core.condition_props import condition_problems
 from orchestrator.core.durations import is_expression, parse_duration
 from orchestrator.core.errors import FlowErrorDetail, FlowInvalid
-from orchestrator.core.expression_check import expression_problems
+from orchestrator.core.expression_check import expression_problems, strings_at, value_at, yaml_position
 from orchestrator.core.flow import (
     Concurrency,
     Flow,
@@ -748,7 +748,7 @@ class _Reader:
         places: list[tuple[str, JsonValue]] = [(path, props) for path, props in self.task_properties]
         for path in self.task_paths.values():
             if "," not in path:  # a path, not a description of a generated step
-                places += [(_join(path, key), self._value_at(data, _join(path, key))) for key in ("runIf", "when")]
+                places += [(_join(path, key), value_at(data, _join(path, key))) for key in ("runIf", "when")]
         for section in ("triggers", "outputs", "checks"):
             entries = data.get(section)
             for i, entry in enumerate(entries if isinstance(entries, list) else []):
@@ -757,39 +757,12 @@ class _Reader:
                         (f"{section}[{i}].{key}", entry.get(key)) for key in ("when", "condition", "value", "inputs")
                     ]
         for path, value in places:
-            for where, text in _strings_at(value, path):
+            for where, text in strings_at(value, path):
                 for problem in expression_problems(text):
-                    line, column = self._expression_at(where, problem.line, problem.column)
+                    start_line, start_column = self._where(where, False)
+                    line, column = yaml_position(self.source, start_line, start_column, problem)
                     found = self.warnings if problem.syntax else self.errors
                     found.append(FlowErrorDetail(where, problem.message, line, column))
-
-    def _value_at(self, data: Mapping[str, JsonValue], path: str) -> JsonValue:
-        node: JsonValue = dict(data)
-        for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-            if part.startswith("[") and isinstance(node, list):
-                index = int(part[1:-1])
-                node = node[index] if index < len(node) else None
-            elif isinstance(node, dict):
-                node = node.get(part)
-            else:
-                return None
-        return node
-
-    def _expression_at(self, path: str, line: int, column: int) -> tuple[int | None, int | None]:
-        """The YAML line/column of a template's `line` and `column`, from the scalar's style in the source."""
-        start_line, start_column = self._where(path, False)
-        if start_line is None or start_column is None:
-            return start_line, start_column
-        text = self.source[start_line - 1] if start_line <= len(self.source) else ""
-        opener = text[start_column - 1 : start_column]
-        if opener in ("|", ">"):  # a block scalar: its content starts on the next line, indented
-            target = start_line + line
-            body = self.source[target - 1] if target <= len(self.source) else ""
-            return target, len(body) - len(body.lstrip()) + column + 1
-        quoted = 1 if opener in ("'", '"') else 0
-        if line == 1:
-            return start_line, start_column + quoted + column
-        return start_line + line - 1, column + 1
 
     def check_references(self, inputs: Iterable[Input]) -> None:
         """Refuse ``{{ inputs.a-b }}``-style references: a dash is read as a minus sign."""
@@ -819,18 +792,6 @@ def _a(word: str) -> str:
 
 def _first(items: list[str]) -> str | None:
     return items[0] if items else None
-
-
-def _strings_at(value: JsonValue, path: str) -> Iterator[tuple[str, str]]:
-    """Every string in a value, with its field path."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings_at(item, _join(path, str(key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings_at(item, f"{path}[{index}]")
 
 
 def _strings(value: JsonValue) -> Iterator[str]:
