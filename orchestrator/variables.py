@@ -133,7 +133,7 @@ def flow_outputs(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow]
     return rendered
 
 
-_CONVERTED = frozenset({InputType.INT, InputType.FLOAT, InputType.BOOLEAN})
+_CONVERTED = frozenset({InputType.INT, InputType.FLOAT, InputType.BOOLEAN, InputType.BOOL})
 
 
 def _typed_output(kind: str | None, value: Any, variables: dict[str, Any]) -> Any:

@@ -38,6 +38,7 @@ class InputType(enum.StrEnum):
     INT = "INT"  #: a whole number
     FLOAT = "FLOAT"  #: a decimal number
     BOOLEAN = "BOOLEAN"  #: true or false
+    BOOL = "BOOL"  #: true or false, Kestra's newer name for BOOLEAN (used by its 2.x flows)
     DATETIME = "DATETIME"  #: an instant, normalised to ISO-8601 UTC (``...Z``)
     DATE = "DATE"  #: a calendar date, ISO-8601
     TIME = "TIME"  #: a local time, ISO-8601

@@ -304,3 +304,14 @@ def test_a_depends_on_when_can_ask_whether_the_upstream_execution_retried() -> N
 
     assert flow_trigger_matches(trigger, retried)
     assert not flow_trigger_matches(trigger, _ended("flaky"))
+
+
+def test_a_bool_input_reads_like_a_boolean_one() -> None:
+    from orchestrator.core.inputs import coerce_inputs
+
+    flow = _flow(
+        "inputs:\n  - {id: failed, type: BOOL, defaults: false}\ntasks:\n  - {id: a, type: Log, message: hi}\n"
+    )
+
+    assert coerce_inputs(flow, {}) == {"failed": False}
+    assert coerce_inputs(flow, {"failed": "true"}) == {"failed": True}
