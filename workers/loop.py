@@ -21,13 +21,47 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _quoted_field_names(line: str) -> str:
+    """ION text's bare field names (`{views:490}`) quoted, which makes a line of simple ION values JSON."""
+    out: list[str] = []
+    index, quote = 0, ""
+    while index < len(line):
+        char = line[index]
+        if quote:
+            out.append(char)
+            if char == "\\" and index + 1 < len(line):
+                out.append(line[index + 1])
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+            out.append(char)
+        elif char.isalpha() or char in "_$":
+            end = index
+            while end < len(line) and (line[end].isalnum() or line[end] in "_$"):
+                end += 1
+            rest = line[end:].lstrip()
+            word = line[index:end]
+            out.append(f'"{word}"' if rest.startswith(":") else word)
+            index = end
+            continue
+        else:
+            out.append(char)
+        index += 1
+    return "".join(out)
+
+
 def _line_value(line: str) -> str:
-    """One line of an ION file as Kestra reads it: the value it holds, as text (`"a"` is `a`)."""
-    try:
-        value = json.loads(line)  # ION text of strings, numbers, lists and quoted-key maps is JSON
-    except ValueError:
-        return line
-    return _text(_checked(value))
+    """One line of an ION file as Kestra reads it: the value it holds, as text (`"a"` is `a`, a struct is
+    its JSON)."""
+    for text in (line, _quoted_field_names(line)):
+        try:
+            value = json.loads(text)  # ION text of strings, numbers, lists and structs is (nearly) JSON
+        except ValueError:
+            continue
+        return _text(_checked(value))
+    return line
 
 
 def _lines(ctx: TaskContext, uri: str) -> list[str]:

@@ -28,7 +28,19 @@ def test_a_null_value_fails_the_loop_with_kestras_message(values: object) -> Non
     assert "Found a null value inside the iteration values" in failure.value.message
 
 
-@pytest.mark.parametrize(("line", "value"), [('"a"', "a"), ("12", "12"), ('{"id": 1}', '{"id":1}'), ("plain", "plain")])
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ('"a"', "a"),
+        ("12", "12"),
+        ('{"id": 1}', '{"id":1}'),
+        ("plain", "plain"),
+        (
+            '{date:"2025-12-03T12:00:00Z",title:"Michel-Ange: x",views:490}',
+            '{"date":"2025-12-03T12:00:00Z","title":"Michel-Ange: x","views":490}',
+        ),
+    ],
+)
 def test_a_storage_file_line_is_read_as_the_ion_value_it_holds(line: str, value: str) -> None:
     assert _line_value(line) == value
 
