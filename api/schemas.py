@@ -94,7 +94,20 @@ def _masked_inputs(row: ExecutionRow) -> dict[str, Any]:
     return {k: (_SECRET_MASK if k in secrets and v is not None else v) for k, v in row.inputs.items()}
 
 
+def _in_loops(task_runs: Sequence[TaskRunRow]) -> set[str]:
+    """The task runs inside a Loop's iterations, which Kestra 2 runs as sub-executions of their own."""
+    loops = {t.id for t in task_runs if (t.decision or {}).get("kind") == "Loop"}
+    inside: set[str] = set()
+    for run in task_runs:  # a parent's task run comes before its children's
+        if run.parent_id is not None and (run.parent_id in loops or run.parent_id in inside):
+            inside.add(run.id)
+    return inside
+
+
 def execution_public(row: ExecutionRow, task_runs: Sequence[TaskRunRow]) -> dict[str, Any]:
+    # As in Kestra 2, `taskRunList` holds a Loop's own task run and not its iterations' (their sub-executions'),
+    # which Chorus lists beside it in `loopTaskRunList` so that nothing run is hidden.
+    inside = _in_loops(task_runs)
     return {
         "id": row.id,
         "tenantId": row.tenant,
@@ -102,7 +115,8 @@ def execution_public(row: ExecutionRow, task_runs: Sequence[TaskRunRow]) -> dict
         "flowId": row.flow_id,
         "flowRevision": row.flow_revision,
         "state": _state(row.state, row.state_history),
-        "taskRunList": [task_run_public(t, row) for t in task_runs],
+        "taskRunList": [task_run_public(t, row) for t in task_runs if t.id not in inside],
+        **({"loopTaskRunList": [task_run_public(t, row) for t in task_runs if t.id in inside]} if inside else {}),
         "inputs": _masked_inputs(row),
         "outputs": row.outputs,
         "labels": row.labels,

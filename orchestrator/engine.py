@@ -22,8 +22,9 @@ from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import flow_triggers, loops, operations, sleeps, store, subflows
+from orchestrator import checks, flow_triggers, loop_scope, loops, operations, sleeps, storage, store, subflows
 from orchestrator.compiler import to_canvas
+from orchestrator.core import kestra2
 from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, LabelsInvalid, NotFound
 from orchestrator.core.expressions import has_expression, render
 from orchestrator.core.flow import Flow, TaskSpec
@@ -48,6 +49,7 @@ from orchestrator.core.plan import (
 from orchestrator.core.retry import next_attempt_at
 from orchestrator.core.states import State, apply_allowances
 from orchestrator.database import read_only, transaction
+from orchestrator.flow_validation import validate_flow
 from orchestrator.hooks import EngineHooks, Transition, emit_transitions
 from orchestrator.kv import KeyValueStore
 from orchestrator.llm_ledger import LlmLedger
@@ -174,7 +176,7 @@ class Engine:
 
     def deploy_flow(self, source: str, *, actor: str, expect: tuple[str, str] | None = None) -> FlowRevisionRow:
         """Validate and save a flow as a new revision (unchanged source keeps its revision)."""
-        flow = parse_flow(source)
+        flow = validate_flow(source)
         if expect is not None and (flow.namespace, flow.id) != expect:
             raise FlowInvalid(
                 [],
@@ -276,10 +278,13 @@ class Engine:
             if flow.disabled:
                 raise Conflict(f"flow {namespace}.{flow_id} is disabled")
             typed_inputs = coerce_inputs(flow, inputs)
+            behavior, messages = checks.check_verdict(flow, typed_inputs, labels or [])
             row = self.create_execution(
                 session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger,
                 execution_id=execution_id, scheduled_at=scheduled_at,
             )  # fmt: skip
+            if behavior == "FAIL_EXECUTION":
+                checks.fail_at_creation(session, row, "; ".join(messages), actor=actor)
             # A new execution has no task runs yet: its first plan needs no second transaction (what
             # `dispatch` would read back is exactly this), which saves a commit on every submit.
             running = State(row.state) is State.RUNNING
@@ -854,15 +859,44 @@ class Engine:
                 allow_failure=spec.allow_failure or spec.type == "AllowFailure",
                 allow_warning=spec.allow_warning,
             )
+            if loop_scope.keeps_failures(spec) and final.is_failure:
+                final = State.SUCCESS  # Kestra's LoopCaseTest: failed iterations, a SUCCESS Loop
+            values: dict[str, Any] = {"claim_owner": None}
+            if spec.type == loop_scope.LOOP:
+                runs = store.task_runs_of(session, execution_id)
+                try:
+                    values["outputs"] = loop_scope.final_outputs(
+                        spec,
+                        parent_row,
+                        runs,
+                        lambda run: execution_variables(execution, flow, spec, run, runs),
+                        self._iteration_file(execution, parent_row)
+                        if loop_scope.stores_outputs(spec, parent_row)
+                        else None,
+                    )
+                except ExpressionError as e:
+                    final = State.FAILED
+                    store.insert_log_lines(
+                        session, [_log_row(execution, parent_row, LogRecord("ERROR", str(e), store.utcnow()))]
+                    )
             attempts = parent_row.attempts
             if attempts and attempts[-1].get("state", {}).get("current") == str(State.RUNNING):
                 # A flowable's attempt spans its children: it ends with them (it stayed RUNNING, with no end date).
-                attempts = store.close_attempt(attempts, final, store.utcnow())
-            values = {"claim_owner": None, "attempts": attempts}
+                values["attempts"] = store.close_attempt(attempts, final, store.utcnow())
             store.record_transition(session, parent_row, final, actor=actor, values=values)
             return (STOP if final.is_failure else OK), None
         self._end_execution(session, execution, flow, decision.state, actor=actor)
         return STOP, None
+
+    def _iteration_file(self, execution: ExecutionRow, loop_run: TaskRunRow) -> Callable[[int, dict[str, Any]], str]:
+        """Where a storing Loop keeps one iteration's outputs: a JSON (so ION text) file of the task run."""
+        prefix = storage.execution_prefix(execution.namespace, execution.flow_id, execution.id)
+
+        def keep(index: int, outputs: dict[str, Any]) -> str:
+            path = prefix / "tasks" / loop_run.task_id / loop_run.id / f"iteration-{index}.ion"
+            return storage.write(self.settings.data_dir, path, json.dumps(outputs, ensure_ascii=False).encode())
+
+        return keep
 
     def _retry_flowable(self, session: Session, parent: TaskRunRow, spec: TaskSpec, *, actor: str) -> bool:
         """A flowable's `retry`: its failed children get another attempt while the policy allows."""
@@ -952,11 +986,11 @@ class Engine:
 
     def trigger_webhook(
         self, namespace: str, flow_id: str, key: str, variables: dict[str, Any], *, actor: str
-    ) -> tuple[ExecutionRow, dict[str, Any]]:
+    ) -> tuple[ExecutionRow | None, dict[str, Any]]:
         """Start an execution from a Webhook trigger whose (rendered) key matches; NotFound otherwise.
 
         Unknown flows, disabled triggers and wrong keys all answer the same NotFound, so a caller
-        cannot probe which flows exist.
+        cannot probe which flows exist. No execution (None) when the trigger's `when` refuses the event.
         """
         with read_only(self.sessions) as session:
             row = store.latest_flow(session, self.settings.tenant, namespace, flow_id)
@@ -964,6 +998,8 @@ class Engine:
         trigger = next((t for t in (flow.triggers if flow else ()) if _webhook_matches(t, flow, key)), None)
         if flow is None or trigger is None:
             raise NotFound("webhook", f"{namespace}/{flow_id}/{key}")
+        if not kestra2.when_holds(trigger.properties.get("when"), {"trigger": variables}):
+            return None, dict(trigger.properties)  # Kestra 2's `when` refuses the event: nothing starts
         execution = self.submit(
             namespace,
             flow_id,

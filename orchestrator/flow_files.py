@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.core.errors import FlowErrorDetail, FlowInvalid
-from orchestrator.core.parse import MAX_DOCUMENT_BYTES, parse_flow
+from orchestrator.core.parse import MAX_DOCUMENT_BYTES
+from orchestrator.flow_validation import validate_flow_with_warnings
 
 __all__ = ["FileReport", "format_reports", "validate_paths"]
 
@@ -23,6 +24,7 @@ class FileReport:
     valid: bool
     flow_key: str | None = None  #: ``namespace.id`` when the flow is valid
     errors: list[FlowErrorDetail] = field(default_factory=list)
+    warnings: list[FlowErrorDetail] = field(default_factory=list)  #: expression syntax errors of a valid flow
 
 
 def validate_paths(paths: Sequence[Path]) -> list[FileReport]:
@@ -53,10 +55,10 @@ def _validate_file(path: Path) -> FileReport:
     except OSError as e:
         return _invalid(path, f"cannot read the file: {e.strerror or e}")
     try:
-        flow = parse_flow(text)
+        flow, warnings = validate_flow_with_warnings(text)
     except FlowInvalid as e:
         return FileReport(path, valid=False, errors=list(e.errors))
-    return FileReport(path, valid=True, flow_key=flow.key)
+    return FileReport(path, valid=True, flow_key=flow.key, warnings=warnings)
 
 
 def _invalid(path: Path, message: str) -> FileReport:
@@ -71,6 +73,7 @@ def format_reports(reports: Sequence[FileReport], *, as_json: bool) -> str:
     for report in reports:
         if report.valid:
             lines.append(f"OK {report.path} {report.flow_key}")
+            lines.extend(f"  warning: {warning}" for warning in report.warnings)
             continue
         first = str(report.errors[0]) if report.errors else "invalid"
         lines.append(f"INVALID {report.path}: {first}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from orchestrator import flow_windows, store, store_triggers
+from orchestrator import checks, flow_windows, store, store_triggers
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.expressions import render_value
 from orchestrator.core.flow import Flow, TriggerSpec
@@ -54,6 +54,9 @@ def on_execution_ended(engine: Engine, execution_id: str) -> list[str]:
                 state=execution.state,
                 labels={label["key"]: label["value"] for label in execution.labels},
                 outputs=execution.outputs or {},
+                # Read only when some trigger asks: it costs a read of the execution's task runs.
+                has_retry_attempt=any("hasRetryAttempt" in row.source for row in candidates)
+                and any(len(run.attempts) > 1 for run in store.task_runs_of(session, execution.id)),
             )
             matches = _matching(engine, ended, candidates)
             if not matches:
@@ -119,12 +122,20 @@ def _start(
     trigger: TriggerSpec,
 ) -> str | None:
     variables = flow_trigger_variables(ended)
+    if trigger.properties.get("dependsOn") is not None:
+        # Kestra 2 scopes the upstream outputs by flow id; the unscoped form stays as a shorthand.
+        variables["outputs"] = {**variables["outputs"], ended.flow_id: dict(ended.outputs)}
     actor = f"trigger:{flow.namespace}.{flow.id}.{trigger.id}"
     raw = trigger.properties.get("inputs")
     try:
         inputs: dict[str, Any] = {}
+        failure: str | None = None
         if isinstance(raw, dict):
-            inputs = coerce_inputs(flow, render_value(raw, {**source, "trigger": variables}))
+            try:
+                inputs = coerce_inputs(flow, render_value(raw, {**source, "trigger": variables}))
+            except ChorusError as e:
+                # Kestra 2: inputs that cannot be rendered make a FAILED execution, not a dropped event.
+                failure = f"the Flow trigger's inputs could not be rendered: {e.message}"
         with engine._tx() as session:
             if is_windowed(trigger) and not flow_windows.record(
                 session, engine.settings.tenant, flow, trigger, ended, store.utcnow()
@@ -134,6 +145,8 @@ def _start(
                 session, flow_row, flow, inputs, [], actor=actor,
                 trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},
             )  # fmt: skip
+            if failure is not None:
+                checks.fail_at_creation(session, execution, failure, actor=actor)
             store.append_audit(
                 session, store.flow_chain_key(engine.settings.tenant, flow.namespace, flow.id), actor=actor,
                 action="trigger.fired", subject=trigger.id, payload={"execution_id": execution.id, "source": ended.id},
@@ -141,5 +154,6 @@ def _start(
     except ChorusError as e:
         logger.error("%s could not start %s.%s: %s", actor, flow.namespace, flow.id, e.message)
         return None
-    engine.dispatch(execution.id, actor=actor)
+    if failure is None:
+        engine.dispatch(execution.id, actor=actor)
     return execution.id

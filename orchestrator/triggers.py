@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from orchestrator import schedule, store, store_triggers
+from orchestrator.core import kestra2
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.flow import Flow, TriggerSpec
 from orchestrator.core.inputs import coerce_inputs
@@ -107,6 +108,7 @@ class Scheduler:
         late = schedule.late_maximum_delay(trigger.properties)
         raw_conditions = trigger.properties.get("conditions")
         conditions = raw_conditions if isinstance(raw_conditions, list) else []
+        when = trigger.properties.get("when")  # Kestra 2: skips the slots it is false for, like conditions
         created: list[tuple[str, str]] = []
         slot = row.next_fire_at
         recover = str(trigger.properties.get("recoverMissedSchedules") or "ALL").upper()
@@ -123,6 +125,8 @@ class Scheduler:
                 logger.info("trigger %s skips the slot %s (later than lateMaximumDelay)", actor, slot)
             elif not schedule_conditions_hold(conditions, slot.astimezone(cron.zone)):
                 logger.debug("trigger %s skips the slot %s (its conditions do not hold)", actor, slot)
+            elif not kestra2.when_holds(when, {"trigger": schedule.trigger_variables(cron, slot)}):
+                logger.debug("trigger %s skips the slot %s (its `when` is false)", actor, slot)
             else:
                 execution_id = self._start(session, flow_row, flow, trigger, cron, slot, actor)
                 if execution_id is not None:

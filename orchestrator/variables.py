@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from orchestrator import loop_scope
 from orchestrator.core.errors import ExpressionError, InputInvalid
 from orchestrator.core.expressions import authored, render, render_typed, render_value
 from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
@@ -91,10 +92,13 @@ def execution_variables(
         "parentId": run.parent_id,
         "value": run.value,
     }
+    if run.iteration is not None:
+        variables["taskrun"]["iteration"] = run.iteration  # a loop child's index, from 0 as in Kestra
     parents = _parents(run, runs)
     variables["parents"] = parents
     if parents:
         variables["parent"] = parents[0]
+    loop_scope.apply(variables, flow, run, runs)
     return variables
 
 
@@ -130,7 +134,7 @@ def flow_outputs(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow]
     return rendered
 
 
-_CONVERTED = frozenset({InputType.INT, InputType.FLOAT, InputType.BOOLEAN})
+_CONVERTED = frozenset({InputType.INT, InputType.FLOAT, InputType.BOOLEAN, InputType.BOOL})
 
 
 def _typed_output(kind: str | None, value: Any, variables: dict[str, Any]) -> Any:

@@ -18,8 +18,9 @@ from api.schemas import flow_public
 from orchestrator import store, store_search
 from orchestrator.accounts import Principal
 from orchestrator.core.errors import FlowInvalid, NotFound
-from orchestrator.core.parse import parse_flow, split_documents
+from orchestrator.core.parse import split_documents
 from orchestrator.engine import Engine
+from orchestrator.flow_validation import validate_flow, validate_flow_with_warnings
 from orchestrator.queries import Op, Search, SortKey
 
 router = APIRouter(tags=["Flows"], dependencies=[Depends(authenticate)])
@@ -64,7 +65,7 @@ async def create_flow(
 ) -> dict[str, Any]:
     source = await yaml_body(request)
     entry = note(request, "flow.create")
-    flow = await run_in_threadpool(parse_flow, source)
+    flow = await run_in_threadpool(validate_flow, source)
     entry.namespace, entry.flow_id, entry.subject = flow.namespace, flow.id, f"{flow.namespace}.{flow.id}"
     require(principal, Permission.FLOW_WRITE, flow.namespace)
 
@@ -241,9 +242,10 @@ async def validate_flows(
             "infos": [],
         }
         try:
-            flow = await run_in_threadpool(parse_flow, document)
+            flow, warnings = await run_in_threadpool(validate_flow_with_warnings, document)
             eng.check_references(flow)  # what a deploy would refuse, validate reports
             verdict.update(flow=flow.id, namespace=flow.namespace, constraints=None, errors=[])
+            verdict["warnings"] = [str(w) for w in warnings]
         except FlowInvalid as e:
             verdict.update(
                 flow=None, namespace=None, constraints=e.message, errors=validation_body(e)["_embedded"]["errors"]

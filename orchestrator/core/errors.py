@@ -8,7 +8,8 @@
      │    └── ExpressionLimitExceeded   render time or output size over its bound
      ├── NotFound                 a flow, execution, task run or key does not exist
      ├── Conflict                 the object exists but is in the wrong state for the request
-     │    └── IllegalTransition   a state change the transition table forbids
+     │    ├── IllegalTransition   a state change the transition table forbids
+     │    └── ExecutionBlocked    a flow's `checks` refuse to create the execution
      ├── TaskFailed               a task's own failure (`retryable` says whether a retry may help)
      │    └── NamespaceAccessDenied     a flow's namespace may not use another namespace for an action
      └── ConfigurationError       a setting or CLI argument is unusable
@@ -111,6 +112,14 @@ class IllegalTransition(Conflict):
         self.current = current
         self.requested = requested
         super().__init__(f"{subject}: illegal transition {current} -> {requested}")
+
+
+class ExecutionBlocked(Conflict):
+    """Raised when a flow's checks (behavior BLOCK_EXECUTION) refuse to create an execution."""
+
+    def __init__(self, messages: list[str]) -> None:
+        self.messages = messages
+        super().__init__("the flow's checks block this execution: " + "; ".join(messages))
 
 
 class TaskFailed(ChorusError):

@@ -32,6 +32,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 from pydantic import JsonValue
 
+from orchestrator.core import calendar_functions
 from orchestrator.core import pebble_filters as pf
 from orchestrator.core.authored import PLACEHOLDER, Authored, Code, authored, skeleton
 from orchestrator.core.errors import ChorusError, ExpressionError, ExpressionLimitExceeded
@@ -324,7 +325,12 @@ def _environment() -> _PebbleEnvironment:
     )
     env.filters = dict(pf.FILTERS)
     env.tests = dict(pf.TESTS)
-    env.globals = {**pf.FUNCTIONS, "render": _render_function, "renderOnce": _render_once_function}
+    env.globals = {
+        **pf.FUNCTIONS,
+        **calendar_functions.FUNCTIONS,
+        "render": _render_function,
+        "renderOnce": _render_once_function,
+    }
     return env
 
 
@@ -582,6 +588,11 @@ def is_true(rendered: Any) -> bool:
     if rendered is None or isinstance(rendered, str | bool | int | float):
         return pf.truthy(rendered)
     return pf.truthy(pf.format_value(rendered))
+
+
+def parse_source(source: str) -> nodes.Template:
+    """Parse Jinja source (a translated template) with the renderer's environment, without compiling it."""
+    return _environment().parse(source)
 
 
 def check_syntax(template: str) -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, m
 from pydantic.alias_generators import to_camel
 
 from orchestrator.core.durations import parse_duration
+from orchestrator.core.kestra2 import CheckSpec
 
 __all__ = [
     "Concurrency",
@@ -37,6 +38,7 @@ class InputType(enum.StrEnum):
     INT = "INT"  #: a whole number
     FLOAT = "FLOAT"  #: a decimal number
     BOOLEAN = "BOOLEAN"  #: true or false
+    BOOL = "BOOL"  #: true or false, Kestra's newer name for BOOLEAN (used by its 2.x flows)
     DATETIME = "DATETIME"  #: an instant, normalised to ISO-8601 UTC (``...Z``)
     DATE = "DATE"  #: a calendar date, ISO-8601
     TIME = "TIME"  #: a local time, ISO-8601
@@ -256,6 +258,7 @@ class Flow(BaseModel):
     retry: RetrySpec | None = None
     disabled: bool = False
     sla: JsonValue = None  #: raw; SLA evaluation comes later
+    checks: tuple[CheckSpec, ...] = ()  #: rendered before an execution is created (Kestra 2 `checks`)
 
     @property
     def key(self) -> str:

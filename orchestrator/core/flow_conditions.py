@@ -52,6 +52,7 @@ class EndedExecution:
     state: str
     labels: Mapping[str, str] = field(default_factory=dict)
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    has_retry_attempt: bool = False  #: a task run of it took more than one attempt (Kestra 2 `when`)
 
 
 def flow_trigger_matches(trigger: TriggerSpec, ended: EndedExecution) -> bool:
@@ -63,7 +64,37 @@ def flow_trigger_matches(trigger: TriggerSpec, ended: EndedExecution) -> bool:
     if isinstance(preconditions, dict) and not _preconditions_hold(preconditions, ended):
         return False
     conditions = props.get("conditions") or []
-    return isinstance(conditions, list) and all(isinstance(c, dict) and _condition_holds(c, ended) for c in conditions)
+    if not (
+        isinstance(conditions, list) and all(isinstance(c, dict) and _condition_holds(c, ended) for c in conditions)
+    ):
+        return False
+    return _when_holds(props.get("when"), ended)
+
+
+def _when_holds(expression: Any, ended: EndedExecution) -> bool:
+    """Kestra 2's `when` on a Flow trigger or a `dependsOn` entry: an expression over the upstream execution.
+
+    It sees `namespace`, `flowId`, `state`, `labels`, `outputs` and `hasRetryAttempt` of that execution, its `flow` and
+    `execution` (Kestra's examples write `flow.namespace`), and `trigger.*` as in 1.x expressions; a
+    rendering error means the trigger does not fire.
+    """
+    if expression is None:
+        return True
+    variables = {
+        "namespace": ended.namespace,
+        "flowId": ended.flow_id,
+        "state": ended.state,
+        "labels": dict(ended.labels),
+        "outputs": dict(ended.outputs),
+        "flow": {"id": ended.flow_id, "namespace": ended.namespace, "revision": ended.flow_revision},
+        "execution": {"id": ended.id, "state": ended.state},
+        "hasRetryAttempt": ended.has_retry_attempt,
+        "trigger": flow_trigger_variables(ended),
+    }
+    try:
+        return is_true(render(str(expression), variables))
+    except ExpressionError:
+        return False
 
 
 def flow_trigger_variables(ended: EndedExecution) -> dict[str, Any]:
@@ -113,7 +144,18 @@ def _preconditions_hold(preconditions: Mapping[str, Any], ended: EndedExecution)
     """One condition: this execution must meet it. Several: it must meet one, and the window decides."""
     conditions = precondition_ids(preconditions)
     matched = preconditions_matched(preconditions, ended)
-    return bool(matched) if len(conditions) > 1 else matched == conditions
+    if len(conditions) > 1 or _min_satisfied(preconditions) < len(conditions):
+        return bool(matched)
+    return matched == conditions
+
+
+def _min_satisfied(preconditions: Mapping[str, Any]) -> int:
+    """How many preconditions a window needs met: all of them, except Kestra 2's `mode: ANY` / `AT_LEAST`."""
+    needed = len(precondition_ids(preconditions))
+    try:
+        return min(needed, int(preconditions.get("minSatisfied", needed)))
+    except (TypeError, ValueError):
+        return needed
 
 
 def is_windowed(trigger: TriggerSpec) -> bool:
@@ -189,7 +231,7 @@ def _flow_entry(entry: Any, ended: EndedExecution) -> bool:
         return False
     if entry.get("labels") is not None and not _labels_match(entry.get("labels"), ended.labels):
         return False
-    return ended.state in (_names(entry.get("states")) or _DEFAULT_STATES)
+    return ended.state in (_names(entry.get("states")) or _DEFAULT_STATES) and _when_holds(entry.get("when"), ended)
 
 
 def _where_entry(entry: Mapping[str, Any], ended: EndedExecution) -> bool:
@@ -302,7 +344,7 @@ def window_complete(preconditions: Mapping[str, Any], window: Window, met: Mappi
     if window.sliding is not None:
         oldest = now - window.sliding
         met = {k: v for k, v in met.items() if datetime.fromisoformat(v) >= oldest}
-    return needed <= met.keys()
+    return len(needed & met.keys()) >= _min_satisfied(preconditions)
 
 
 def _time_of_day(value: Any) -> timedelta:

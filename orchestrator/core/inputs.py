@@ -203,6 +203,7 @@ _COERCE: dict[InputType, Callable[[JsonValue], JsonValue]] = {
     InputType.INT: _int,
     InputType.FLOAT: _float,
     InputType.BOOLEAN: _bool,
+    InputType.BOOL: _bool,
     InputType.DATETIME: _datetime,
     InputType.DATE: lambda v: _parse_date(v).isoformat(),
     InputType.TIME: lambda v: _parse_time(v).isoformat(),

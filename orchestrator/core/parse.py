@@ -14,10 +14,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, JsonValue, ValidationError
 
-from orchestrator.core import agent, tasktypes
+from orchestrator.core import agent, kestra2, tasktypes
 from orchestrator.core import inputs as input_decl
+from orchestrator.core.condition_props import condition_problems
 from orchestrator.core.durations import is_expression, parse_duration
 from orchestrator.core.errors import FlowErrorDetail, FlowInvalid
+from orchestrator.core.expression_check import expression_problems, strings_at, value_at, yaml_position
 from orchestrator.core.flow import (
     Concurrency,
     Flow,
@@ -33,7 +35,7 @@ from orchestrator.core.flow import (
 from orchestrator.core.flow_conditions import regex_problems
 from orchestrator.core.yamldoc import MAX_DOCUMENT_BYTES, Position, load_yaml
 
-__all__ = ["MAX_DOCUMENT_BYTES", "load_document", "parse_flow", "split_documents"]
+__all__ = ["MAX_DOCUMENT_BYTES", "load_document", "parse_flow", "parse_flow_with_warnings", "split_documents"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -63,14 +65,23 @@ def split_documents(text: str) -> list[str]:
 
 def parse_flow(text: str) -> Flow:
     """Parse and validate one flow document; raise FlowInvalid listing every problem found."""
+    return parse_flow_with_warnings(text)[0]
+
+
+def parse_flow_with_warnings(text: str) -> tuple[Flow, list[FlowErrorDetail]]:
+    """Parse and validate one flow document, also returning what is suspect but not refused.
+
+    Warnings are expression syntax errors: Kestra deploys such a flow and fails the task that renders the
+    expression (its own test flows rely on that), so Chorus says so at deploy and still accepts the flow.
+    """
     value, positions = load_yaml(text)
     if not isinstance(value, dict):
         raise FlowInvalid([FlowErrorDetail("", f"a flow must be a YAML mapping, not {_kind(value)}", 1, 1)])
-    reader = _Reader(positions)
+    reader = _Reader(positions, text.splitlines())
     flow = reader.read(value)
     if reader.errors or flow is None:
         raise FlowInvalid(sorted(reader.errors, key=lambda e: (e.line or 0, e.column or 0)))
-    return flow
+    return flow, sorted(reader.warnings, key=lambda e: (e.line or 0, e.column or 0))
 
 
 def _kind(value: object) -> str:
@@ -89,11 +100,11 @@ _PARENT = re.compile(r"(\.[^.\[\]]*|\[\d+\])$")
 _TOP_LEVEL = (
     "id", "namespace", "revision", "description", "labels", "inputs", "variables", "tasks", "errors", "finally",
     "afterExecution", "triggers", "pluginDefaults", "taskDefaults", "concurrency", "outputs", "retry", "sla",
-    "disabled", "deleted",
+    "disabled", "deleted", "checks",
 )  # fmt: skip
 _COMMON_TASK = (
     "id", "type", "version", "description", "retry", "timeout", "disabled", "workerGroup", "logLevel",
-    "allowFailure", "allowWarning", "logToFile", "runIf", "taskCache",
+    "allowFailure", "allowWarning", "logToFile", "runIf", "when", "taskCache",
 )  # fmt: skip
 _COMMON_FLAGS = (
     ("disabled", "disabled"), ("allowFailure", "allow_failure"), ("allowWarning", "allow_warning"),
@@ -114,9 +125,11 @@ _SECTIONS = (("tasks", "tasks"), ("errors", "errors"), ("finally", "finally_"), 
 class _Reader:
     """Walks a flow document, building the model and collecting every error with its position."""
 
-    def __init__(self, positions: dict[str, Position]) -> None:
+    def __init__(self, positions: dict[str, Position], source: list[str] | None = None) -> None:
         self.positions = positions
+        self.source = source or []
         self.errors: list[FlowErrorDetail] = []
+        self.warnings: list[FlowErrorDetail] = []
         self.task_paths: dict[str, str] = {}  # task id -> path of its first definition
         self.plugin_defaults: list[tuple[str, PluginDefault]] = []
         self.subflows: list[tuple[str, JsonValue, JsonValue]] = []  # (path, namespace, flowId)
@@ -201,6 +214,7 @@ class _Reader:
         if data.get("tasks") is None:
             self.error("tasks", "missing required property 'tasks': a flow needs at least one task")
         fields["triggers"] = self.triggers(data.get("triggers"))
+        fields["checks"] = self.checks(data.get("checks"))
         fields["outputs"] = self.outputs(data.get("outputs"))
         if data.get("concurrency") is not None:
             fields["concurrency"] = self.model(Concurrency, data["concurrency"], "concurrency", "in concurrency")
@@ -210,6 +224,7 @@ class _Reader:
             self.error("sla", f"expected a list, got {_kind(data['sla'])}")
         self.check_subflows(flow_id, namespace)
         self.check_references(fields["inputs"])
+        self.check_expressions(data)
         if self.errors or flow_id is None or namespace is None:
             return None
         return Flow(id=flow_id, namespace=namespace, **fields)
@@ -469,7 +484,9 @@ class _Reader:
                 fields["timeout"] = parse_duration(timeout)
             except ValueError as e:
                 self.error(_join(path, "timeout"), str(e))
-        run_if = data.get("runIf")
+        run_if = data.get("when", data.get("runIf"))  # Kestra 2 renamed runIf to when
+        if data.get("when") is not None and data.get("runIf") is not None:
+            self.error(_join(path, "when"), "'when' is Kestra 2's name for 'runIf': give only one of them")
         if run_if is not None:
             fields["run_if"] = str(run_if).lower() if isinstance(run_if, bool) else str(run_if)
         level = data.get("logLevel")
@@ -668,8 +685,13 @@ class _Reader:
                 self.error(_join(where, "type"), message, suggestion=suggestion)
                 continue
             merged = self.with_defaults(str(type_name), raw, where)
-            props = {k: v for k, v in merged.items() if k not in ("id", "type", "disabled") and v is not None}
-            self.model(trigger_type.properties, props, where, f"on a {trigger_type.name} trigger")
+            props: dict[str, JsonValue] = {
+                k: v for k, v in merged.items() if k not in ("id", "type", "disabled") and v is not None
+            }
+            if self.model(trigger_type.properties, props, where, f"on a {trigger_type.name} trigger") is not None:
+                props = self.kestra2_trigger(trigger_type.name, props, where)
+            for at, message, hint in condition_problems(props.get("conditions"), _join(where, "conditions")):
+                self.error(at, message, at_key=True, suggestion=hint)
             for path, message in regex_problems(props, where):  # REGEX condition filters, refused here
                 self.error(path, message)
             disabled = self.flag(merged, "disabled", where, default=False)
@@ -683,12 +705,67 @@ class _Reader:
             ))  # fmt: skip
         return tuple(triggers)
 
+    def kestra2_trigger(self, kind: str, props: dict[str, JsonValue], where: str) -> dict[str, JsonValue]:
+        """A Flow trigger's 2.x `dependsOn`/`window`, checked and compiled onto the 1.x `preconditions`."""
+        if kind != "Flow":
+            return props
+        problems = kestra2.flow_trigger_problems(props)
+        for key, message in problems:
+            self.error(_join(where, key), message)
+        if problems:
+            return props
+        if props.get("dependsOn") is None:
+            if props.get("when") is not None and props.get("states") is None:
+                # A Kestra 2 trigger: its default states are the terminal ones and PAUSED.
+                return {**props, "states": list(kestra2.DEFAULT_DEPENDS_ON_STATES)}
+            return props
+        preconditions = kestra2.preconditions_of(props)
+        compiled = {**props, "preconditions": preconditions}
+        if props.get("states") is None:
+            # Each entry filters on its own states; the trigger-wide filter lets every one of them through.
+            flows = preconditions["flows"]
+            assert isinstance(flows, list)
+            states = {str(s) for f in flows if isinstance(f, dict) for s in f.get("states") or []}  # type: ignore[union-attr]
+            compiled["states"] = list(sorted(states))
+        return compiled
+
+    def checks(self, value: JsonValue) -> tuple[kestra2.CheckSpec, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.error("checks", f"expected a list of checks, got {_kind(value)}")
+            return ()
+        checks = (self.model(kestra2.CheckSpec, raw, f"checks[{i}]", "on a check") for i, raw in enumerate(value))
+        return tuple(c for c in checks if c is not None)
+
     # -- cross-field rules ---------------------------------------------------------------------
 
     def check_subflows(self, flow_id: str | None, namespace: str | None) -> None:
         for path, sub_namespace, sub_flow_id in self.subflows:
             if (sub_namespace, sub_flow_id) == (namespace, flow_id):
                 self.error(path, f"the Subflow task calls its own flow {namespace}.{flow_id} (recursive call)")
+
+    def check_expressions(self, data: Mapping[str, JsonValue]) -> None:
+        """Parse every template Kestra renders (task properties, `runIf`/`when`, trigger `when` and inputs, flow
+        outputs, checks) and report syntax errors and unknown names at the expression's own line and column."""
+        places: list[tuple[str, JsonValue]] = [(path, props) for path, props in self.task_properties]
+        for path in self.task_paths.values():
+            if "," not in path:  # a path, not a description of a generated step
+                places += [(_join(path, key), value_at(data, _join(path, key))) for key in ("runIf", "when")]
+        for section in ("triggers", "outputs", "checks"):
+            entries = data.get(section)
+            for i, entry in enumerate(entries if isinstance(entries, list) else []):
+                if isinstance(entry, dict):
+                    places += [
+                        (f"{section}[{i}].{key}", entry.get(key)) for key in ("when", "condition", "value", "inputs")
+                    ]
+        for path, value in places:
+            for where, text in strings_at(value, path):
+                for problem in expression_problems(text):
+                    start_line, start_column = self._where(where, False)
+                    line, column = yaml_position(self.source, start_line, start_column, problem)
+                    found = self.warnings if problem.syntax else self.errors
+                    found.append(FlowErrorDetail(where, problem.message, line, column))
 
     def check_references(self, inputs: Iterable[Input]) -> None:
         """Refuse ``{{ inputs.a-b }}``-style references: a dash is read as a minus sign."""

@@ -1153,3 +1153,12 @@ def _current_each_output(context: Context, outputs: Any) -> Any:
         if isinstance(result, Mapping) and value in result:
             result = result[value]
     return result
+
+
+@_register(FUNCTIONS, "loopOutputs")
+def _loop_outputs(outputs: Any, output_id: Any) -> list[Any]:
+    """Kestra 2's `loopOutputs(outputs.<loop>.outputs, 'id')`: one declared output of every Loop iteration."""
+    if not isinstance(outputs, list):
+        raise ExpressionError(f"loopOutputs expects the list of a Loop's outputs, got {format_value(outputs)}")
+    name = format_value(output_id)
+    return [entry["outputs"].get(name) for entry in outputs if isinstance(entry, Mapping) and "outputs" in entry]

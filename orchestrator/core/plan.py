@@ -112,6 +112,8 @@ class Slot:
 
     task: TaskSpec
     iteration: int | None = None
+    #: A Loop iteration with `transmitFailed: false`: its failure stops only the rest of its iteration.
+    isolated: bool = False
 
 
 #: Slots that run one after the other. A parent's main phase is one or more lanes running side by side:
@@ -128,6 +130,8 @@ class ChildLists:
     errors: tuple[TaskSpec, ...]
     finally_: tuple[TaskSpec, ...]
     after: tuple[TaskSpec, ...] = ()
+    #: The main lanes are Loop iterations whose failures stay theirs (`transmitFailed: false`).
+    isolated: bool = False
 
     @property
     def main_slots(self) -> tuple[Slot, ...]:
@@ -173,7 +177,8 @@ def child_lists(flow: Flow, parent: TaskSpec | None, decision: Mapping[str, obje
         return ChildLists((lane,) if lane else (), errors, finally_)
     values = decision.get("values")
     if isinstance(values, list):
-        return ChildLists(_iteration_lanes(parent, tasks, len(values)), errors, finally_)
+        isolated = parent.type == "Loop" and str(parent.properties.get("transmitFailed", True)).lower() == "false"
+        return ChildLists(_iteration_lanes(parent, tasks, len(values), isolated), errors, finally_, isolated=isolated)
     if parent.type == "Parallel":
         width = _int(parent.properties.get("concurrent"), 0)
         return ChildLists(_spread([(Slot(t),) for t in tasks], width), errors, finally_)
@@ -197,14 +202,18 @@ def _topological(tasks: tuple[TaskSpec, ...]) -> tuple[TaskSpec, ...]:
     return tuple(ordered)
 
 
-def _iteration_lanes(parent: TaskSpec, tasks: tuple[TaskSpec, ...], count: int) -> tuple[Lane, ...]:
+def _iteration_lanes(
+    parent: TaskSpec, tasks: tuple[TaskSpec, ...], count: int, isolated: bool = False
+) -> tuple[Lane, ...]:
     if parent.type == "EachParallel":
         # Every task of every iteration side by side, at most `concurrent` at a time.
         width = _int(parent.properties.get("concurrent"), 0)
         return _spread([(Slot(t, i),) for i in range(count) for t in tasks], width)
-    # EachSequential: one at a time; ForEach: `concurrencyLimit` iterations at a time, 0 meaning no limit.
-    width = 1 if parent.type == "EachSequential" else _int(parent.properties.get("concurrencyLimit"), 1)
-    units = [tuple(Slot(t, i) for t in tasks) for i in range(count)]
+    # EachSequential: one at a time; ForEach and Loop: `concurrencyLimit` iterations at a time, 0 meaning no
+    # limit (ForEach's default is 1, Loop's is 0).
+    default = 0 if parent.type == "Loop" else 1
+    width = 1 if parent.type == "EachSequential" else _int(parent.properties.get("concurrencyLimit"), default)
+    units = [tuple(Slot(t, i, isolated) for t in tasks) for i in range(count)]
     return _spread([u for u in units if u], width)
 
 
@@ -276,12 +285,18 @@ def _lanes_plan(
 def _lane_plan(flow: Flow, lane: Lane, parent_id: str | None, snap: Snapshot) -> list[PlanNode] | None:
     """The links of one lane; None when the lane is blocked (paused, retry not due)."""
     items: list[PlanNode] = []
+    failed_iteration: int | None = None
     for slot in lane:
+        if slot.isolated and slot.iteration == failed_iteration:
+            continue  # the rest of a failed Loop iteration: the next iteration goes on
         run = snap.get(slot.task.id, parent_id, slot.iteration)
         if run is None:
             items.append(_entry(slot, parent_id, snap, attempt=1))
             continue
         if run.state in _OK:
+            continue
+        if run.state in _BAD and slot.isolated:
+            failed_iteration = slot.iteration
             continue
         if run.state in _BAD:
             break  # a lane stops at its first failure; the parent's join runs errors/finally
@@ -360,6 +375,12 @@ def decide_join(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> Joi
         return any((s.task.id, s.iteration) not in by_slot for s in slots)
 
     main = lists.main_slots
+    if lists.isolated:
+        # Iterations that failed are over; the others still to start make the main phase go on.
+        failed = {c.iteration for c in children if c.state.is_failure}
+        if any((s.task.id, s.iteration) not in by_slot and s.iteration not in failed for s in main):
+            return StartPhase(lists.main)
+        main = tuple(s for s in main if s.iteration not in failed)
     errors = tuple(Slot(t) for t in lists.errors)
     finally_ = tuple(Slot(t) for t in lists.finally_)
     in_errors = bool(states(errors))

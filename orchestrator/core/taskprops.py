@@ -501,18 +501,26 @@ class McpToolCallProps(Properties):
     log_events: Bool | None = None
 
 
-# -- triggers (validated loosely: unknown properties are allowed) -------------------------------
+# -- triggers (unknown properties are refused, as on tasks) ---------------------------------------
 
 
 class TriggerProperties(BaseModel):
-    """Base of trigger property models: known properties are typed, others pass through."""
+    """Base of trigger property models: Kestra's AbstractTrigger properties, across its 1.x and 2.x versions."""
 
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=False)
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False)
 
     description: Text | None = None
     conditions: ListValue | None = None
+    when: Text | None = None  #: Kestra 2: an expression replacing `conditions`
     log_level: LogLevel | None = None
+    min_log_level: LogLevel | None = None
     stop_after: TextList | None = None
+    log_to_file: Bool | None = None
+    worker_group: MapValue | None = None
+    fail_on_trigger_error: Bool | None = None
+    allow_concurrent: Bool | None = None
+    labels: MapOrList | None = None
+    version: Text | None = None
 
 
 _CRON_NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
@@ -534,6 +542,8 @@ def _cron(value: object) -> object:
 
 class ScheduleProps(TriggerProperties):
     cron: Annotated[JsonValue, PlainValidator(_cron)]
+    interval: Duration | None = None
+    schedule_conditions: ListValue | None = None  # deprecated in Kestra 0.15, still read
     timezone: Text | None = None
     with_seconds: Bool | None = None
     inputs: MapValue | None = None
@@ -546,6 +556,10 @@ class ScheduleProps(TriggerProperties):
 
 class ScheduleOnDatesProps(TriggerProperties):
     dates: ListOrText
+    interval: Duration | None = None
+    recover_missed_schedules: (
+        Annotated[JsonValue, _accepting("ALL, LAST or NONE", _one_of("ALL", "LAST", "NONE"))] | None
+    ) = None
     timezone: Text | None = None
     inputs: MapValue | None = None
 
@@ -555,6 +569,9 @@ class WebhookProps(TriggerProperties):
     inputs: MapValue | None = None
     wait: Bool | None = None
     return_outputs: Bool | None = None
+    response_content_type: Text | None = None
+    response_code: Int | None = None
+    fetch_type: Annotated[JsonValue, _accepting("FETCH or STORE", _one_of("FETCH", "STORE"))] | None = None
 
 
 class FlowTriggerProps(TriggerProperties):
@@ -571,3 +588,8 @@ class HttpTriggerProps(TriggerProperties):
     body: Json = None
     headers: MapValue | None = None
     options: MapValue | None = None
+    form_data: MapValue | None = None
+    content_type: Text | None = None
+    ssl_options: MapValue | None = None
+    encrypt_body: Bool | None = None
+    auth: MapValue | None = None

@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, JsonValue
 
+from orchestrator.core import kestra2
 from orchestrator.core import taskprops as p
 from orchestrator.core.flow import PluginDefault
 
@@ -125,6 +126,8 @@ _TYPES: tuple[TaskType, ...] = (
         "AllowFailure", p.NoProperties, *_core("flow", "AllowFailure", "io.kestra.core.tasks.flows.AllowFailure")
     ),
     _flowable("ForEach", p.ForEachProps, *_core("flow", "ForEach")),
+    # Kestra 2's Loop runs on ForEach's machinery: one lane of tasks per value, `item` instead of `taskrun.value`.
+    _flowable("Loop", kestra2.LoopProps, *_core("flow", "Loop")),
     _flowable(
         "EachSequential",
         p.EachSequentialProps,
@@ -236,7 +239,9 @@ _TRIGGER_TYPES: tuple[TriggerType, ...] = (
         p.WebhookProps,
     ),
     TriggerType(
-        "Flow", ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow"), p.FlowTriggerProps
+        "Flow",
+        ("io.kestra.plugin.core.trigger.Flow", "io.kestra.core.models.triggers.types.Flow"),
+        kestra2.FlowTriggerProps,
     ),
     TriggerType(
         "HttpTrigger", ("io.kestra.plugin.core.http.Trigger", "io.kestra.plugin.fs.http.Trigger"), p.HttpTriggerProps

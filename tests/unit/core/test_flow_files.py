@@ -103,3 +103,21 @@ def test_the_json_report_has_one_object_per_file(flows: Path) -> None:
 def test_no_reports_format_as_an_empty_string() -> None:
     reports: list[FileReport] = []
     assert format_reports(reports, as_json=False) == format_reports(reports, as_json=True) == ""
+
+
+def test_an_expression_syntax_error_is_listed_as_a_warning_of_a_valid_file(tmp_path: Path) -> None:
+    (tmp_path / "warn.yaml").write_text(VALID.replace("message: hi", 'message: "{{ oops"'))
+
+    [report] = validate_paths([tmp_path])
+
+    assert report.valid and [w.path for w in report.warnings] == ["tasks[0].message"]
+    assert "  warning: tasks[0].message (line 6, column 15): Syntax error" in format_reports([report], as_json=False)
+
+
+def test_a_cron_the_scheduler_cannot_fire_makes_a_file_invalid(tmp_path: Path) -> None:
+    trigger = "triggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: '61 * * * *'\n"
+    (tmp_path / "cron.yaml").write_text(VALID + trigger)
+
+    [report] = validate_paths([tmp_path])
+
+    assert not report.valid and [e.path for e in report.errors] == ["triggers[0].cron"]
