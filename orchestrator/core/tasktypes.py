@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, JsonValue
 
+from orchestrator.core import catalogue_props as cp
 from orchestrator.core import taskprops as p
 from orchestrator.core.flow import PluginDefault
 
@@ -188,6 +189,76 @@ _TYPES: tuple[TaskType, ...] = (
         _core("storage", "LocalFiles", "io.kestra.core.tasks.storages.LocalFiles"),
         Pool.SCRIPTS,
         p.LocalFilesProps,
+    ),
+    # control: Kestra's core utility tasks (state, KV keys, storage, namespace files, templating, metrics)
+    *(
+        TaskType(name, names, pool, props)
+        for name, names, pool, props in (
+            ("StateGet", _core("state", "Get", "io.kestra.core.tasks.states.Get"), Pool.CONTROL, cp.StateGetProps),
+            ("StateSet", _core("state", "Set", "io.kestra.core.tasks.states.Set"), Pool.CONTROL, cp.StateSetProps),
+            (
+                "StateDelete",
+                _core("state", "Delete", "io.kestra.core.tasks.states.Delete"),
+                Pool.CONTROL,
+                cp.StateDeleteProps,
+            ),
+            ("KVGetKeys", _core("kv", "GetKeys"), Pool.CONTROL, cp.KvGetKeysProps),
+            ("Write", _core("storage", "Write"), Pool.CONTROL, cp.WriteProps),
+            (
+                "Concat",
+                _core("storage", "Concat", "io.kestra.core.tasks.storages.Concat"),
+                Pool.CONTROL,
+                cp.ConcatProps,
+            ),
+            ("Split", _core("storage", "Split", "io.kestra.core.tasks.storages.Split"), Pool.CONTROL, cp.SplitProps),
+            (
+                "Reverse",
+                _core("storage", "Reverse", "io.kestra.core.tasks.storages.Reverse"),
+                Pool.CONTROL,
+                cp.ReverseProps,
+            ),
+            ("Size", _core("storage", "Size", "io.kestra.core.tasks.storages.Size"), Pool.CONTROL, cp.SizeProps),
+            (
+                "StorageDelete",
+                _core("storage", "Delete", "io.kestra.core.tasks.storages.Delete"),
+                Pool.CONTROL,
+                cp.StorageDeleteProps,
+            ),
+            (
+                "FilterItems",
+                _core("storage", "FilterItems", "io.kestra.core.tasks.storages.FilterItems"),
+                Pool.CONTROL,
+                cp.FilterItemsProps,
+            ),
+            (
+                "DeduplicateItems",
+                _core("storage", "DeduplicateItems", "io.kestra.core.tasks.storages.DeduplicateItems"),
+                Pool.CONTROL,
+                cp.DeduplicateItemsProps,
+            ),
+            (
+                "PurgeCurrentExecutionFiles",
+                _core(
+                    "storage",
+                    "PurgeCurrentExecutionFiles",
+                    "io.kestra.core.tasks.storages.PurgeExecution",
+                    "io.kestra.plugin.core.storage.PurgeExecution",
+                ),
+                Pool.CONTROL,
+                p.NoProperties,
+            ),
+            # UploadFiles reads its `files` from the WorkingDirectory it runs in, so it shares that pool.
+            ("UploadFiles", _core("namespace", "UploadFiles"), Pool.SCRIPTS, cp.UploadFilesProps),
+            ("DownloadFiles", _core("namespace", "DownloadFiles"), Pool.CONTROL, cp.DownloadFilesProps),
+            ("DeleteFiles", _core("namespace", "DeleteFiles"), Pool.CONTROL, cp.DeleteFilesProps),
+            (
+                "TemplatedTask",
+                _core("templating", "TemplatedTask", "io.kestra.core.tasks.templating.TemplatedTask"),
+                Pool.CONTROL,
+                cp.TemplatedTaskProps,
+            ),
+            ("MetricPublish", _core("metric", "Publish"), Pool.CONTROL, cp.MetricPublishProps),
+        )
     ),
     # io
     TaskType("HttpRequest", _core("http", "Request", "io.kestra.plugin.fs.http.Request"), Pool.IO, p.HttpRequestProps),
