@@ -10,6 +10,7 @@ from workers import (
     ai,
     control,
     foreachitem,
+    housekeeping,
     io,
     kvtasks,
     mcp_tools,
@@ -37,6 +38,7 @@ _HANDLERS: dict[str, Handler] = {
     **storagetasks.HANDLERS,
     **nsfiles.HANDLERS,
     **templating.HANDLERS,
+    **housekeeping.HANDLERS,
 }
 _DECIDERS: dict[str, Decider] = {**control.DECIDERS}
 

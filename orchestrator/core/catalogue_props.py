@@ -165,3 +165,23 @@ class CountProps(Properties):
     end_date: Text | None = None
     expression: Text
     namespaces: TextList | None = None
+
+
+class PurgeExecutionsProps(Properties):
+    namespace: Text | None = None
+    flow_id: Text | None = None
+    start_date: Text | None = None
+    end_date: Text
+    states: TextList | None = None
+    purge_execution: Bool | None = None
+    purge_log: Bool | None = None
+    purge_metric: Bool | None = None
+    purge_storage: Bool | None = None
+
+
+class PurgeLogsProps(Properties):
+    namespace: Text | None = None
+    flow_id: Text | None = None
+    log_levels: TextList | None = None
+    start_date: Text | None = None
+    end_date: Text

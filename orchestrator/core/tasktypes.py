@@ -258,6 +258,14 @@ _TYPES: tuple[TaskType, ...] = (
                 cp.TemplatedTaskProps,
             ),
             ("MetricPublish", _core("metric", "Publish"), Pool.CONTROL, cp.MetricPublishProps),
+            (
+                "Count",
+                _core("execution", "Count", "io.kestra.core.tasks.executions.Counts"),
+                Pool.CONTROL,
+                cp.CountProps,
+            ),
+            ("PurgeExecutions", _core("execution", "PurgeExecutions"), Pool.CONTROL, cp.PurgeExecutionsProps),
+            ("PurgeLogs", _core("log", "PurgeLogs"), Pool.CONTROL, cp.PurgeLogsProps),
         )
     ),
     # io
