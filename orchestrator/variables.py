@@ -60,12 +60,53 @@ def base_variables(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRo
         # fails on `inputs`, which is what its error messages (and users' expectations) name.
         **({"inputs": dict(execution.inputs)} if execution.inputs else {}),
         "outputs": task_outputs(runs),
-        "vars": dict(flow.variables),
+        "vars": execution_vars(flow, runs),
         "labels": {label["key"]: label["value"] for label in execution.labels},
         "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},
         "globals": {},
     }
+
+
+_VARIABLE_TASKS = frozenset({"SetVariables", "UnsetVariables"})
+
+
+def execution_vars(flow: Flow, runs: Sequence[TaskRunRow]) -> dict[str, Any]:
+    """`vars`: the flow's `variables`, then what each successful SetVariables / UnsetVariables run changed, in
+    the order they ran (Kestra keeps them on the execution; here they are those task runs' outputs)."""
+    merged: dict[str, Any] = dict(flow.variables)
+    kinds = {t.id: t.type for t in flow.iter_tasks() if t.type in _VARIABLE_TASKS}
+    for run in runs:
+        kind = kinds.get(run.task_id)
+        if kind is None or run.state != State.SUCCESS or not run.outputs:
+            continue
+        if kind == "SetVariables":
+            merged = deep_merge(merged, run.outputs.get("variables") or {})
+        else:
+            for key in run.outputs.get("unset") or []:
+                merged = _without(merged, str(key).split("."))
+    return merged
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Kestra's `MapUtils.deepMerge`: nested maps merged key by key, anything else replaced."""
+    merged = dict(base)
+    for key, value in update.items():
+        current = merged.get(key)
+        merged[key] = deep_merge(current, value) if isinstance(current, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def _without(variables: dict[str, Any], path: list[str]) -> dict[str, Any]:
+    head, rest = path[0], path[1:]
+    if head not in variables:
+        return variables
+    copy = dict(variables)
+    if not rest:
+        del copy[head]
+    elif isinstance(copy[head], dict):
+        copy[head] = _without(copy[head], rest)
+    return copy
 
 
 def _state_seen(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow]) -> str:

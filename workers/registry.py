@@ -9,6 +9,7 @@ from orchestrator.core.errors import ChorusError, TaskFailed
 from workers import (
     ai,
     control,
+    exectasks,
     foreachitem,
     housekeeping,
     io,
@@ -39,6 +40,7 @@ _HANDLERS: dict[str, Handler] = {
     **nsfiles.HANDLERS,
     **templating.HANDLERS,
     **housekeeping.HANDLERS,
+    **exectasks.HANDLERS,
 }
 _DECIDERS: dict[str, Decider] = {**control.DECIDERS}
 

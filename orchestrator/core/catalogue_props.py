@@ -156,6 +156,7 @@ class SetVariablesProps(Properties):
 
 class UnsetVariablesProps(Properties):
     variables: TextList
+    ignore_missing: Bool | None = None
 
 
 class CountProps(Properties):

@@ -266,6 +266,8 @@ _TYPES: tuple[TaskType, ...] = (
             ),
             ("PurgeExecutions", _core("execution", "PurgeExecutions"), Pool.CONTROL, cp.PurgeExecutionsProps),
             ("PurgeLogs", _core("log", "PurgeLogs"), Pool.CONTROL, cp.PurgeLogsProps),
+            ("SetVariables", _core("execution", "SetVariables"), Pool.CONTROL, cp.SetVariablesProps),
+            ("UnsetVariables", _core("execution", "UnsetVariables"), Pool.CONTROL, cp.UnsetVariablesProps),
         )
     ),
     # io
