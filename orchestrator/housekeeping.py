@@ -1,4 +1,4 @@
-"""Queries and purges behind Kestra's execution.Count, execution.PurgeExecutions and log.PurgeLogs tasks.
+"""Queries and purges behind Kestra's execution.Count, execution.PurgeExecutions, log.PurgeLogs and kv.PurgeKV.
 
 Each operation is one transaction over the executions, task runs and log lines tables. Purges are audited
 (the audit trail itself is append-only and keeps the history of what was purged).
@@ -6,6 +6,7 @@ Each operation is one transaction over the executions, task runs and log lines t
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -15,11 +16,11 @@ from pathlib import Path
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import storage
+from orchestrator import storage, store, store_kv
 from orchestrator.audit_trail import ApiAction, record
 from orchestrator.core.states import State
 from orchestrator.database import read_only, transaction
-from orchestrator.tables import ExecutionRow, LogLineRow, TaskRunRow
+from orchestrator.tables import ExecutionRow, KeyValueRow, LogLineRow, TaskRunRow
 
 _TERMINAL = [s.value for s in State if s.is_terminal]
 
@@ -128,6 +129,33 @@ class Housekeeping:
                     shutil.rmtree(folder, ignore_errors=True)
         return PurgeResult(len(ids) if purge_execution else 0, logs, storages)
 
+    def purge_kv(
+        self,
+        *,
+        namespaces: Sequence[str] | None,
+        namespace_pattern: str | None,
+        include_children: bool,
+        key_pattern: str | None,
+        expired_only: bool,
+        audit: ApiAction,
+    ) -> int:
+        """Delete KV entries (only expired ones with `expired_only`) of the matching namespaces and keys."""
+        now = store.utcnow()
+        with transaction(self.sessions) as session:
+            rows = session.scalars(select(KeyValueRow).where(KeyValueRow.tenant == self.tenant)).all()
+            doomed = [
+                row
+                for row in rows
+                if _matches_namespace(row.namespace, namespaces, namespace_pattern, include_children)
+                and (key_pattern is None or fnmatch.fnmatchcase(row.key, key_pattern))
+                and (not expired_only or (row.expires_at is not None and row.expires_at <= now))
+            ]
+            for row in doomed:
+                store_kv.delete_entry(session, self.tenant, row.namespace, row.key)
+            purged = [f"{row.namespace}/{row.key}" for row in doomed]
+            record(session, self.tenant, _detailed(audit, {"purged": purged}))
+        return len(doomed)
+
     def purge_logs(
         self,
         *,
@@ -152,6 +180,14 @@ class Housekeeping:
             count = _count(session.execute(statement))
             record(session, self.tenant, _detailed(audit, {"logs": count}))
         return count
+
+
+def _matches_namespace(namespace: str, wanted: Sequence[str] | None, pattern: str | None, children: bool) -> bool:
+    if pattern is not None:
+        return fnmatch.fnmatchcase(namespace, pattern)
+    if wanted is None:
+        return True
+    return any(namespace == w or (children and namespace.startswith(w + ".")) for w in wanted)
 
 
 def _detailed(action: ApiAction, detail: dict[str, object]) -> ApiAction:

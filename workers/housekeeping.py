@@ -1,4 +1,4 @@
-"""execution.Count, execution.PurgeExecutions and log.PurgeLogs, over `orchestrator.housekeeping`."""
+"""execution.Count, execution.PurgeExecutions, log.PurgeLogs and kv.PurgeKV, over `orchestrator.housekeeping`."""
 
 from __future__ import annotations
 
@@ -119,4 +119,30 @@ def run_purge_logs(ctx: TaskContext) -> dict[str, Any] | None:
     return {"count": count}
 
 
-HANDLERS = {"Count": run_count, "PurgeExecutions": run_purge_executions, "PurgeLogs": run_purge_logs}
+def run_purge_kv(ctx: TaskContext) -> dict[str, Any] | None:
+    namespaces = ctx.render(ctx.properties.get("namespaces"))
+    pattern = _text(ctx, "namespacePattern")
+    if namespaces is not None and pattern is not None:
+        raise TaskFailed("namespaces and namespacePattern cannot be used together", retryable=False)
+    behavior = ctx.render(ctx.properties.get("behavior")) or {}
+    expired_only = behavior.get("expiredOnly", True) if isinstance(behavior, dict) else True
+    if ctx.properties.get("expiredOnly") is not None:  # deprecated, and wins over `behavior` as in Kestra
+        expired_only = str(ctx.render(ctx.properties["expiredOnly"])).lower() == "true"
+    size = _keeper(ctx).purge_kv(
+        namespaces=[str(n) for n in namespaces] if namespaces is not None else None,
+        namespace_pattern=pattern,
+        include_children=_flag(ctx, "includeChildNamespaces"),
+        key_pattern=_text(ctx, "keyPattern"),
+        expired_only=str(expired_only).lower() == "true",
+        audit=_audit(ctx, "kv.purge", None),
+    )
+    ctx.log("INFO", f"purged {size} keys")
+    return {"size": size}
+
+
+HANDLERS = {
+    "PurgeKV": run_purge_kv,
+    "Count": run_count,
+    "PurgeExecutions": run_purge_executions,
+    "PurgeLogs": run_purge_logs,
+}

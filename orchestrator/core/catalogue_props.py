@@ -186,3 +186,12 @@ class PurgeLogsProps(Properties):
     log_levels: TextList | None = None
     start_date: Text | None = None
     end_date: Text
+
+
+class PurgeKvProps(Properties):
+    key_pattern: Text | None = None
+    namespaces: TextList | None = None
+    namespace_pattern: Text | None = None
+    behavior: MapValue | None = None
+    include_child_namespaces: Bool | None = None
+    expired_only: Bool | None = None

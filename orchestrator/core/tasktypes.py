@@ -203,6 +203,7 @@ _TYPES: tuple[TaskType, ...] = (
                 cp.StateDeleteProps,
             ),
             ("KVGetKeys", _core("kv", "GetKeys"), Pool.CONTROL, cp.KvGetKeysProps),
+            ("PurgeKV", _core("kv", "PurgeKV"), Pool.CONTROL, cp.PurgeKvProps),
             ("Write", _core("storage", "Write"), Pool.CONTROL, cp.WriteProps),
             (
                 "Concat",

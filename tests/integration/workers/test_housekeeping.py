@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from orchestrator import store
+from orchestrator import store, store_kv
 from orchestrator.core.ids import new_id
 from orchestrator.database import transaction
 from orchestrator.engine import Engine
@@ -122,3 +122,41 @@ def test_purge_logs_needs_an_end_date_with_an_offset(run_task: Runner) -> None:
     outcome = run_task(one_task_flow(task), "t")
 
     assert outcome.error == "endDate: the date-time needs an offset, got '2026-01-01T00:00:00'"
+
+
+def _kv(engine: Engine, namespace: str, key: str, *, expired: bool) -> None:
+    now = store.utcnow()
+    with transaction(engine.sessions) as session:
+        store_kv.upsert_entry(
+            session,
+            "main",
+            namespace,
+            key,
+            value_type="STRING",
+            value="v",
+            description=None,
+            expires_at=now - timedelta(seconds=1) if expired else None,
+            now=now,
+        )
+
+
+def test_purge_kv_removes_expired_keys_of_a_namespace_and_its_children(run_task: Runner, worker_engine: Engine) -> None:
+    namespace = f"tests.kv{uuid.uuid4().hex[:8]}"
+    _kv(worker_engine, namespace, "old", expired=True)
+    _kv(worker_engine, f"{namespace}.child", "old", expired=True)
+    _kv(worker_engine, namespace, "live", expired=False)
+    task = f"    type: io.kestra.plugin.core.kv.PurgeKV\n    namespaces: [{namespace}]\n"
+
+    outcome = run_task(one_task_flow(task), "t")
+    everything = run_task(one_task_flow(task + "    expiredOnly: false\n    keyPattern: 'l*'\n"), "t")
+
+    assert outcome.outputs == {"size": 2}
+    assert everything.outputs == {"size": 1}
+
+
+def test_purge_kv_refuses_namespaces_with_a_namespace_pattern(run_task: Runner) -> None:
+    task = "    type: io.kestra.plugin.core.kv.PurgeKV\n    namespaces: [a]\n    namespacePattern: 'a*'\n"
+
+    outcome = run_task(one_task_flow(task), "t")
+
+    assert outcome.error == "namespaces and namespacePattern cannot be used together"
