@@ -45,6 +45,7 @@ from orchestrator.core.plan import (
     remaining,
 )
 from orchestrator.core.retry import next_attempt_at
+from orchestrator.core.schedule_conditions import schedule_conditions_hold
 from orchestrator.core.states import State, apply_allowances
 from orchestrator.database import read_only, transaction
 from orchestrator.hooks import EngineHooks, Transition, emit_transitions
@@ -929,8 +930,9 @@ class Engine:
 
     def trigger_webhook(
         self, namespace: str, flow_id: str, key: str, variables: dict[str, Any], *, actor: str
-    ) -> tuple[ExecutionRow, dict[str, Any]]:
-        """Start an execution from a Webhook trigger whose (rendered) key matches; NotFound otherwise.
+    ) -> tuple[ExecutionRow | None, dict[str, Any]]:
+        """Start an execution from a Webhook trigger whose (rendered) key matches; NotFound otherwise, and
+        no execution (None) when the trigger's `conditions` do not hold.
 
         Unknown flows, disabled triggers and wrong keys all answer the same NotFound, so a caller
         cannot probe which flows exist.
@@ -941,6 +943,11 @@ class Engine:
         trigger = next((t for t in (flow.triggers if flow else ()) if _webhook_matches(t, flow, key)), None)
         if flow is None or trigger is None:
             raise NotFound("webhook", f"{namespace}/{flow_id}/{key}")
+        conditions = trigger.properties.get("conditions") or []
+        if isinstance(conditions, list) and not schedule_conditions_hold(
+            conditions, store.utcnow(), {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace}}
+        ):
+            return None, dict(trigger.properties)  # Kestra answers 204 and starts nothing
         execution = self.submit(
             namespace,
             flow_id,

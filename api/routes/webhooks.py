@@ -63,6 +63,8 @@ async def webhook(
     execution, trigger = await run_in_threadpool(
         lambda: eng.trigger_webhook(namespace, flow_id, key, variables, actor=f"trigger:webhook@{client}")
     )
+    if execution is None:
+        return Response(status_code=204)  # the trigger's conditions do not hold, as Kestra answers
     if trigger.get("wait") or trigger.get("returnOutputs"):
         deadline = time.monotonic() + eng.settings.wait_timeout_s
         while time.monotonic() < deadline:

@@ -21,6 +21,7 @@ from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import ExpressionError
 from orchestrator.core.expressions import is_true, render
 from orchestrator.core.flow import TriggerSpec
+from orchestrator.core.schedule_conditions import expression_holds
 from orchestrator.core.states import State
 
 __all__ = [
@@ -92,6 +93,15 @@ def _condition_holds(condition: Mapping[str, Any], ended: EndedExecution) -> boo
         return _labels_match(condition.get("labels"), ended.labels)
     if kind == "ExecutionOutputs":
         return _outputs_match(condition.get("expression"), ended)
+    if kind in ("Expression", "Variable"):
+        try:
+            return expression_holds(condition.get("expression"), {"trigger": flow_trigger_variables(ended)})
+        except ExpressionError:
+            return False
+    if kind in ("Not", "Or"):
+        nested = [c for c in condition.get("conditions") or [] if isinstance(c, Mapping)]
+        met = [_condition_holds(c, ended) for c in nested]
+        return not any(met) if kind == "Not" else any(met)
     if kind == "Multiple":
         # Kestra's legacy MultipleCondition: meeting one of its conditions counts towards its window.
         return bool(preconditions_matched(_legacy_window(condition), ended))

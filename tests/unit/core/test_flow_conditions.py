@@ -209,3 +209,20 @@ def test_a_sliding_window_forgets_what_was_met_too_long_ago() -> None:
     assert window_complete(
         sliding, window, {"flow:0": (AT - timedelta(minutes=30)).isoformat(), "flow:1": AT.isoformat()}, AT
     )
+
+
+def test_an_expression_condition_reads_the_ended_execution_as_trigger() -> None:
+    accepted = condition("ExpressionCondition", expression="{{ trigger.outputs.total > 5 }}")
+    refused = condition("Expression", expression="{{ trigger.flowId == 'other' }}")
+
+    assert flow_trigger_matches(trigger(conditions=[accepted]), ENDED)
+    assert not flow_trigger_matches(trigger(conditions=[refused]), ENDED)
+
+
+def test_not_and_or_combine_nested_flow_conditions() -> None:
+    flow = condition("ExecutionFlow", namespace="company.team.sales", flowId="upstream")
+    other = condition("ExecutionFlow", namespace="company.team.sales", flowId="other")
+
+    assert flow_trigger_matches(trigger(conditions=[condition("Or", conditions=[other, flow])]), ENDED)
+    assert not flow_trigger_matches(trigger(conditions=[condition("Not", conditions=[other, flow])]), ENDED)
+    assert flow_trigger_matches(trigger(conditions=[condition("Not", conditions=[other])]), ENDED)
