@@ -178,7 +178,8 @@ HANDLERS["Fetch"] = run_fetch
 
 
 def decide_loop(ctx: TaskContext) -> Decision:
-    return Decision({"branch": "tasks", "loop": 0}, {"iterationCount": 0})
+    # Kestra's loops count from 1: the first iteration reads `outputs.<loop>.iterationCount` as 1.
+    return Decision({"branch": "tasks", "loop": 0}, {"iterationCount": 1})
 
 
 HANDLERS["LocalFiles"] = run_local_files

@@ -152,8 +152,8 @@ _TYPES: tuple[TaskType, ...] = (
     _flowable("Dag", p.DagProps, *_core("flow", "Dag", "io.kestra.core.tasks.flows.Dag")),
     _flowable("Pause", p.PauseProps, *_core("flow", "Pause", "io.kestra.core.tasks.flows.Pause"), required=""),
     _flowable("LoopUntil", p.LoopUntilProps, *_core("flow", "LoopUntil")),
-    # WaitFor is Kestra's older name for LoopUntil, with the opposite reading of `condition`
-    # (loop while true); it keeps its own short name so the runtime can tell them apart.
+    # WaitFor is Kestra's older name for LoopUntil (both loop until `condition` holds); it keeps its own
+    # short name because its limits differ (Kestra 0.20's defaults, and a last iteration past maxIterations).
     _flowable("WaitFor", p.LoopUntilProps, *_core("flow", "WaitFor")),
     # ForEachItem runs as Kestra runs it: a sequence of three task runs the parser adds as its children
     # (`<id>_split` cuts the items into batch files, `<id>_items` starts one subflow execution per batch,
