@@ -26,6 +26,7 @@ __all__ = [
     "resolve_trigger",
     "suggest",
     "suggest_trigger",
+    "unsupported",
 ]
 
 
@@ -330,6 +331,32 @@ TRIGGERS: Mapping[str, TriggerType] = MappingProxyType({t.name: t for t in _TRIG
 
 _TASKS_BY_NAME = {name: t for t in _TYPES for name in (t.name, *t.kestra_names)}
 _TRIGGERS_BY_NAME = {name: t for t in _TRIGGER_TYPES for name in (t.name, *t.kestra_names)}
+
+
+#: Kestra task types Chorus does not run, with why; `chorus flow validate` names them as such.
+_UNSUPPORTED: Mapping[str, str] = MappingProxyType(
+    {
+        "io.kestra.plugin.core.flow.Template": "Kestra's deprecated Template task (use a Subflow)",
+        "io.kestra.core.tasks.flows.Template": "Kestra's deprecated Template task (use a Subflow)",
+        "io.kestra.plugin.core.execution.Exit": "not implemented yet (use Fail to end a run early)",
+        "io.kestra.plugin.core.execution.Kill": "not implemented yet",
+        "io.kestra.plugin.core.flow.Wait": "not implemented yet",
+        "io.kestra.plugin.core.flow.Approval": "not implemented yet (use Pause)",
+        "io.kestra.plugin.core.flow.PurgeFlows": "not implemented yet",
+        "io.kestra.plugin.core.metric.PurgeMetrics": "not implemented yet",
+        "io.kestra.plugin.core.storage.PurgeInternalStorage": "not implemented yet",
+    }
+)
+
+
+def unsupported(type_name: str) -> str | None:
+    """Why a Kestra task type Chorus does not implement is refused, or None for a name Kestra does not know
+    either (most likely a typo)."""
+    if type_name in _UNSUPPORTED:
+        return _UNSUPPORTED[type_name]
+    if type_name.startswith("io.kestra.plugin.") and not type_name.startswith("io.kestra.plugin.core."):
+        return "a Kestra plugin Chorus does not ship (its catalogue is in the README)"
+    return None
 
 
 def resolve(type_name: str) -> TaskType:
