@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator.core.errors import ExpressionError, InputInvalid
@@ -61,11 +61,31 @@ def base_variables(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRo
         **({"inputs": dict(execution.inputs)} if execution.inputs else {}),
         "outputs": task_outputs(runs),
         "vars": execution_vars(flow, runs),
-        "labels": {label["key"]: label["value"] for label in execution.labels},
+        "labels": label_variables(execution.labels),
         "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},
         "globals": {},
     }
+
+
+_SYSTEM = "system."
+
+
+def label_variables(labels: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`labels`, as Kestra's RunVariables maps them: `system.*` labels under `labels.system` (so
+    `{{ labels.system.correlationId }}` reads), the first of a repeated key kept."""
+    mapped: dict[str, Any] = {}
+    for label in labels:
+        key, value = label.get("key"), label.get("value")
+        if key is None or value is None:
+            continue
+        if str(key).startswith(_SYSTEM):
+            system = mapped.setdefault("system", {})
+            if isinstance(system, dict):
+                system.setdefault(str(key)[len(_SYSTEM) :], value)
+        else:
+            mapped.setdefault(str(key), value)
+    return mapped
 
 
 _VARIABLE_TASKS = frozenset({"SetVariables", "UnsetVariables"})

@@ -80,9 +80,37 @@ def _values(raw: Any) -> list[Any]:
     return raw
 
 
+def _java(value: Any) -> str:
+    """A value as Java's `toString` shows it (Kestra's messages print lists and maps that way)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_java(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_java(v) for v in value) + "]"
+    return str(value)
+
+
+def each_values(raw: Any, rendered: Any) -> list[Any]:
+    """Kestra's `FlowableUtils.resolveEachTasks`: a loop runs once per distinct value, and a null value
+    fails it; integers of a YAML list are rendered as text ("1"), as Kestra renders each element."""
+    values = _values(rendered)
+    if isinstance(raw, list):
+        values = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values]
+    distinct: dict[str, Any] = {}
+    for value in values:
+        distinct.setdefault(json.dumps(value, sort_keys=True), value)
+    nulls = sum(1 for value in distinct.values() if value is None)
+    if nulls:
+        raise TaskFailed(f"Found '{nulls}' null values on Each, with values={_java(values)}", retryable=False)
+    return list(distinct.values())
+
+
 def decide_for_each(ctx: TaskContext) -> Decision:
     raw = ctx.properties.get("values", ctx.properties.get("value"))
-    return Decision({"branch": "tasks", "values": _values(ctx.render(raw))})
+    return Decision({"branch": "tasks", "values": each_values(raw, ctx.render(raw))})
 
 
 def decide_switch(ctx: TaskContext) -> Decision:

@@ -7,7 +7,7 @@ from typing import Any
 
 from orchestrator.core.parse import parse_flow
 from orchestrator.tables import TaskRunRow
-from orchestrator.variables import execution_vars
+from orchestrator.variables import execution_vars, label_variables
 
 FLOW = parse_flow(
     """
@@ -52,3 +52,14 @@ def test_a_failed_set_variables_changes_nothing() -> None:
         "name": "World",
         "nested": {"a": 1},
     }
+
+
+def test_system_labels_read_as_labels_system_and_the_first_repeated_key_wins() -> None:
+    labels = [
+        {"key": "system.correlationId", "value": "E1"},
+        {"key": "team", "value": "a"},
+        {"key": "team", "value": "b"},
+        {"key": "empty", "value": None},
+    ]
+
+    assert label_variables(labels) == {"system": {"correlationId": "E1"}, "team": "a"}
