@@ -55,7 +55,7 @@ def test_a_failed_set_variables_changes_nothing() -> None:
 
 
 def test_system_labels_read_as_labels_system_and_the_first_repeated_key_wins() -> None:
-    labels = [
+    labels: list[dict[str, Any]] = [
         {"key": "system.correlationId", "value": "E1"},
         {"key": "team", "value": "a"},
         {"key": "team", "value": "b"},
