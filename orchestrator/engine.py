@@ -257,18 +257,19 @@ class Engine:
         trigger: dict[str, Any] | None = None,
         execution_id: str | None = None,
         scheduled_at: datetime | None = None,
+        require_inputs: bool = True,
     ) -> ExecutionRow:
         """Create an execution with typed inputs, mark it RUNNING and dispatch its first canvas.
 
         With `scheduled_at` in the future (Kestra's `scheduleDate`) it stays CREATED until the sweeper
-        starts it then.
+        starts it then. `require_inputs=False` lets required inputs be missing (a start with no inputs at all).
         """
         with self._tx() as session:
             flow_row = self._live_flow(session, namespace, flow_id, revision)
             flow = self.flow_of(flow_row)
             if flow.disabled:
                 raise Conflict(f"flow {namespace}.{flow_id} is disabled")
-            typed_inputs = coerce_inputs(flow, inputs)
+            typed_inputs = coerce_inputs(flow, inputs, require=require_inputs or bool(inputs))
             row = self.create_execution(
                 session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger,
                 execution_id=execution_id, scheduled_at=scheduled_at,
