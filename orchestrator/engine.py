@@ -22,7 +22,7 @@ from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import flow_triggers, loops, operations, sleeps, store, subflows
+from orchestrator import flow_triggers, loops, operations, sla_assertions, sleeps, store, subflows
 from orchestrator.compiler import to_canvas
 from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, NotFound
 from orchestrator.core.expressions import has_expression, render
@@ -152,6 +152,8 @@ class Engine:
             ended_flows = set(session.info.get("ended_flows", ()))
         if transitions and self.hooks:
             emit_transitions(self.hooks, transitions)
+        if transitions:
+            sla_assertions.on_transitions(self, transitions)
         for child_id in ended_children:
             subflows.on_child_ended(self, child_id)
         for flow_key in ended_flows:
@@ -161,6 +163,11 @@ class Engine:
                 flow_triggers.on_execution_ended(self, transition.execution_id)
 
     # ---- flows ----------------------------------------------------------------------------------
+
+    def cached_flows(self, namespace: str, flow_id: str) -> list[Flow]:
+        """The revisions of a flow this process has parsed (a cheap look before a query)."""
+        with self._cache.lock:
+            return [f for (_, ns, fid, _), f in self._cache.flows.items() if ns == namespace and fid == flow_id]
 
     def flow_of(self, row: FlowRevisionRow) -> Flow:
         key = (row.tenant, row.namespace, row.flow_id, row.revision)
