@@ -109,20 +109,29 @@ def start_many(
         if single:
             row.decision = {"subflow": children[0]} if wait else {}
             row.outputs = {"executionId": children[0]}
-        else:
-            row.decision = {"subflows": len(children)} if wait else {}
+        elif not children:
+            # Kestra's executor: an executable task with no subflow execution (an empty items file) succeeds
+            # at once, without outputs.
+            row.decision, row.outputs = {}, None
+        elif wait:
+            row.decision = {"subflows": len(children)}
             row.outputs = _batch_outputs({str(State.CREATED): len(children)}, len(children))
+        else:
+            # Not waiting, Kestra counts every batch as moved from RUNNING to SUCCESS once it is started.
+            row.decision = {}
+            counts = {str(State.RUNNING): 0, str(State.SUCCESS): len(children)}
+            row.outputs = {"numberOfBatches": len(children), "iterations": counts}
         session.flush()
         verdict = STOP
-        if not wait:
-            outputs = dict(row.outputs)
+        if not wait or not children:
+            outputs = dict(row.outputs) if row.outputs is not None else None
             outcome = TaskOutcome(State.SUCCESS, outputs=outputs)
             verdict = engine.complete_task_run(
                 session, parent, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
             )
     for child_id in children:
         engine.dispatch(child_id, actor=f"execution:{at.execution_id}")
-    return STOP if wait else verdict  # a waiting parent continues from on_child_ended
+    return STOP if wait and children else verdict  # a waiting parent continues from on_child_ended
 
 
 def _batch_outputs(counts: dict[str, int], batches: int) -> dict[str, Any]:
