@@ -178,7 +178,8 @@ def _on_batch_child_ended(
         return
     transmit = task.properties.get("transmitFailed", True) is not False
     failed = sum(n for state, n in counts.items() if State(state).is_failure)
-    state = State.FAILED if failed and transmit else State.WARNING if counts.get("WARNING") else State.SUCCESS
+    warned = transmit and bool(counts.get("WARNING"))
+    state = State.FAILED if failed and transmit else State.WARNING if warned else State.SUCCESS
     error = f"{failed} of {batches} subflow executions failed" if state is State.FAILED else None
     row.decision = {}
     engine.complete_task_run(
@@ -212,7 +213,10 @@ def _on_single_child_ended(
         outputs.setdefault("outputs", {}).update(child.outputs)
     transmit = task.properties.get("transmitFailed", True) is not False
     failed = child_state.is_failure and transmit
-    state = State.FAILED if failed or error else State.WARNING if child_state is State.WARNING else State.SUCCESS
+    # Kestra's ExecutableUtils.guessState: with transmitFailed a FAILED, KILLED or WARNING child passes its
+    # state on (a killed child fails the task here); anything else, or without it, is a success.
+    warned = transmit and child_state is State.WARNING
+    state = State.FAILED if failed or error else State.WARNING if warned else State.SUCCESS
     outcome = TaskOutcome(
         state, outputs=outputs, error=error or (f"subflow {child.id} ended {child_state}" if failed else None)
     )
