@@ -214,3 +214,62 @@ def test_the_state_store_keeps_a_flows_state_across_executions(
     assert _outputs(first, "get") == [{"count": 0, "data": {}}]
     assert _outputs(second, "get") == [{"count": 1, "data": {"writer": first["id"]}}]
     assert _outputs(second, "reget") == [{"count": 1, "data": {"writer": second["id"]}}]
+
+
+WARNING_CHILD = """
+id: warning-child
+namespace: {ns}
+tasks:
+  - id: warn
+    type: io.kestra.plugin.core.execution.Fail
+    allowFailure: true
+"""
+
+FAILING_GRANDCHILD = """
+id: failing-grandchild
+namespace: {ns}
+tasks:
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+"""
+
+SUBFLOW = """
+id: {id}
+namespace: {ns}
+tasks:
+  - id: sub
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: {ns}
+    flowId: {child}
+    transmitFailed: {transmit}
+"""
+
+
+def _subflow(flow_id: str, child: str, transmit: bool) -> str:
+    return SUBFLOW.replace("{id}", flow_id).replace("{child}", child).replace("{transmit}", str(transmit).lower())
+
+
+def test_a_warning_subflow_passes_its_state_on_only_with_transmit_failed(
+    stack: Stack, deploy_flow: Deploy, unique_namespace: str
+) -> None:
+    """ExecutableUtils.guessState: WARNING is transmitted like FAILED; without transmitFailed it is a success."""
+    deploy_flow(WARNING_CHILD)
+    deploy_flow(_subflow("transmits", "warning-child", True))
+    deploy_flow(_subflow("swallows", "warning-child", False))
+
+    assert _run(stack, unique_namespace, "transmits")["state"]["current"] == "WARNING"
+    assert _run(stack, unique_namespace, "swallows")["state"]["current"] == "SUCCESS"
+
+
+def test_a_failure_travels_up_nested_subflows(stack: Stack, deploy_flow: Deploy, unique_namespace: str) -> None:
+    """FlowCaseTest.waitFailed, one level deeper: each waiting parent fails with its child."""
+    deploy_flow(FAILING_GRANDCHILD)
+    deploy_flow(_subflow("middle", "failing-grandchild", True))
+    deploy_flow(_subflow("top", "middle", True))
+
+    top = _run(stack, unique_namespace, "top")
+
+    assert top["state"]["current"] == "FAILED"
+    middle = stack.api.get(f"/executions/{top['taskRunList'][0]['outputs']['executionId']}").json()
+    assert middle["state"]["current"] == "FAILED"
+    assert middle["taskRunList"][0]["outputs"]["state"] == "FAILED"
