@@ -11,6 +11,7 @@ from orchestrator.core.durations import format_duration, parse_duration
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import is_true
 from workers.context import Decider, Decision, Handler, TaskContext
+from workers.storage import store_file
 from workers.workdir import run_local_files
 
 
@@ -197,8 +198,11 @@ def run_fetch(ctx: TaskContext) -> dict[str, Any] | None:
     task_ids = ctx.render(ctx.properties.get("tasksId") or [])
     level = str(ctx.render(ctx.properties.get("level", "INFO"))).upper()
     logs = ctx.engine.fetch_logs(str(execution_id), task_ids=task_ids, min_level=level)
-    # Kestra writes the lines to internal storage and outputs the file's URI and the count.
-    return {"size": len(logs), "logs": logs}
+    # Kestra writes the lines to internal storage (one per line) and outputs the file's URI and the count;
+    # `logs` keeps them readable inline too.
+    body = "".join(json.dumps(line, separators=(",", ":"), default=str) + "\n" for line in logs).encode()
+    uri = store_file(ctx.engine.settings.data_dir, ctx.claimed, f"{ctx.claimed.task.id}.ion", body)
+    return {"size": len(logs), "uri": uri, "logs": logs}
 
 
 HANDLERS["Labels"] = run_labels

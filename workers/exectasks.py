@@ -1,4 +1,4 @@
-"""execution.SetVariables and execution.UnsetVariables: change the execution's `vars` for the tasks after them.
+"""execution.SetVariables and UnsetVariables (change the execution's `vars` for later tasks) and execution.Exit.
 
 What a run changes is its outputs (`variables` set, `unset` keys); `orchestrator.variables.execution_vars`
 applies them in order on top of the flow's `variables`, so a restart or a replay sees the same `vars`.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.core.errors import TaskFailed
+from orchestrator.exits import EXIT_STATES, exit_execution
 from workers.context import TaskContext
 
 
@@ -53,4 +54,14 @@ def _has(variables: Any, path: list[str]) -> bool:
     return True
 
 
-HANDLERS = {"SetVariables": run_set_variables, "UnsetVariables": run_unset_variables}
+def run_exit(ctx: TaskContext) -> dict[str, Any] | None:
+    """execution.Exit: the execution ends now, in `state` (SUCCESS by default)."""
+    name = str(ctx.render(ctx.properties.get("state") or "SUCCESS")).upper()
+    if name not in EXIT_STATES:
+        raise TaskFailed(f"state: expected one of {', '.join(EXIT_STATES)}, got {name!r}", retryable=False)
+    ctx.log("INFO", f"Exiting the execution with state {name}")
+    exit_execution(ctx.engine, ctx.claimed, EXIT_STATES[name])
+    return None
+
+
+HANDLERS = {"SetVariables": run_set_variables, "UnsetVariables": run_unset_variables, "Exit": run_exit}

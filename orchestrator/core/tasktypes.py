@@ -269,6 +269,7 @@ _TYPES: tuple[TaskType, ...] = (
             ("PurgeExecutions", _core("execution", "PurgeExecutions"), Pool.CONTROL, cp.PurgeExecutionsProps),
             ("PurgeLogs", _core("log", "PurgeLogs"), Pool.CONTROL, cp.PurgeLogsProps),
             ("SetVariables", _core("execution", "SetVariables"), Pool.CONTROL, cp.SetVariablesProps),
+            ("Exit", _core("execution", "Exit"), Pool.CONTROL, cp.ExitProps),
             ("UnsetVariables", _core("execution", "UnsetVariables"), Pool.CONTROL, cp.UnsetVariablesProps),
         )
     ),
@@ -338,7 +339,6 @@ _UNSUPPORTED: Mapping[str, str] = MappingProxyType(
     {
         "io.kestra.plugin.core.flow.Template": "Kestra's deprecated Template task (use a Subflow)",
         "io.kestra.core.tasks.flows.Template": "Kestra's deprecated Template task (use a Subflow)",
-        "io.kestra.plugin.core.execution.Exit": "not implemented yet (use Fail to end a run early)",
         "io.kestra.plugin.core.execution.Kill": "not implemented yet",
         "io.kestra.plugin.core.flow.Wait": "not implemented yet",
         "io.kestra.plugin.core.flow.Approval": "not implemented yet (use Pause)",

@@ -273,3 +273,47 @@ def test_a_failure_travels_up_nested_subflows(stack: Stack, deploy_flow: Deploy,
     middle = stack.api.get(f"/executions/{top['taskRunList'][0]['outputs']['executionId']}").json()
     assert middle["state"]["current"] == "FAILED"
     assert middle["taskRunList"][0]["outputs"]["state"] == "FAILED"
+
+
+EXIT = """
+id: exit
+namespace: {ns}
+inputs:
+  - id: state
+    type: STRING
+    defaults: CONTINUE
+tasks:
+  - id: if
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ inputs.state == 'CONTINUE' }}"
+    then:
+      - id: hello
+        type: io.kestra.plugin.core.log.Log
+        message: continuing
+    else:
+      - id: exit
+        type: io.kestra.plugin.core.execution.Exit
+        state: "{{ inputs.state }}"
+  - id: end
+    type: io.kestra.plugin.core.log.Log
+    message: ending
+"""
+
+
+def test_exit_ends_the_execution_in_its_state_and_skips_the_rest(
+    stack: Stack, deploy_flow: Deploy, unique_namespace: str
+) -> None:
+    """Kestra's Exit example: the Exit task run, its parents and the execution end in the exit state."""
+    deploy_flow(EXIT)
+
+    continued = _run(stack, unique_namespace, "exit")
+    killed = _run(stack, unique_namespace, "exit", state="KILLED")
+    warned = _run(stack, unique_namespace, "exit", state="WARNING")
+    refused = _run(stack, unique_namespace, "exit", state="NOPE")
+
+    assert continued["state"]["current"] == "SUCCESS" and len(continued["taskRunList"]) == 3
+    killed_runs = [(r["taskId"], r["state"]["current"]) for r in killed["taskRunList"]]
+    assert killed_runs == [("if", "KILLED"), ("exit", "KILLED")]
+    assert killed["state"]["current"] == "KILLED"
+    assert warned["state"]["current"] == "WARNING" and len(warned["taskRunList"]) == 2
+    assert refused["state"]["current"] == "FAILED"
