@@ -120,7 +120,11 @@ def decide_switch(ctx: TaskContext) -> Decision:
     branch = f"cases.{key}"
     if branch in ctx.claimed.task.branches:
         return Decision({"branch": branch}, {"value": key, "defaults": False})
-    if "defaults" not in ctx.claimed.task.branches:
+    if not ctx.claimed.task.branches.get("defaults"):  # absent, or `defaults: null` as in Kestra's tests
+        at, flow = ctx.claimed.coordinates, ctx.claimed.flow
+        # Kestra's FlowableUtils.resolveState: no branch to run fails the Switch, with this warning.
+        ctx.log("WARN", f"No task found on flow '{flow.namespace}.{flow.id}', task '{at.task_id}', execution "
+                f"'{at.execution_id}'")  # fmt: skip
         raise TaskFailed(f"Switch: no case matches '{key}' and there are no defaults", retryable=False)
     return Decision({"branch": "defaults"}, {"value": key, "defaults": True})
 

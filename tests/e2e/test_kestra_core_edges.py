@@ -317,3 +317,34 @@ def test_exit_ends_the_execution_in_its_state_and_skips_the_rest(
     assert killed["state"]["current"] == "KILLED"
     assert warned["state"]["current"] == "WARNING" and len(warned["taskRunList"]) == 2
     assert refused["state"]["current"] == "FAILED"
+
+
+SWITCH_IMPOSSIBLE = """
+id: switch-impossible
+namespace: {ns}
+inputs:
+  - id: string
+    type: STRING
+tasks:
+  - id: impossible
+    type: io.kestra.plugin.core.flow.Switch
+    value: "{{inputs.string}}"
+    cases:
+      "NO":
+      - id: date
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{taskrun.startDate}}"
+    defaults: null
+"""
+
+
+def test_a_switch_with_no_matching_case_and_null_defaults_fails(
+    stack: Stack, deploy_flow: Deploy, unique_namespace: str
+) -> None:
+    """SwitchTest.switchImpossible."""
+    deploy_flow(SWITCH_IMPOSSIBLE)
+
+    execution = _run(stack, unique_namespace, "switch-impossible", string="impossible")
+
+    assert execution["state"]["current"] == "FAILED"
+    assert [r["taskId"] for r in execution["taskRunList"]] == ["impossible"]
