@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -226,3 +227,32 @@ def test_not_and_or_combine_nested_flow_conditions() -> None:
     assert flow_trigger_matches(trigger(conditions=[condition("Or", conditions=[other, flow])]), ENDED)
     assert not flow_trigger_matches(trigger(conditions=[condition("Not", conditions=[other, flow])]), ENDED)
     assert flow_trigger_matches(trigger(conditions=[condition("Not", conditions=[other])]), ENDED)
+
+
+def test_has_retry_attempt_looks_at_the_attempts_of_retried_task_runs() -> None:
+    retried = replace(ENDED, retried_attempts=("FAILED", "SUCCESS"))
+
+    assert flow_trigger_matches(trigger(conditions=[condition("HasRetryAttempt")]), retried)
+    assert flow_trigger_matches(trigger(conditions=[condition("HasRetryAttempt", **{"in": ["FAILED"]})]), retried)
+    assert not flow_trigger_matches(
+        trigger(conditions=[condition("HasRetryAttempt", notIn=["FAILED", "SUCCESS"])]), retried
+    )
+    assert not flow_trigger_matches(trigger(conditions=[condition("HasRetryAttempt")]), ENDED)
+
+
+def test_flow_conditions_look_at_the_triggered_flow() -> None:
+    seen = replace(ENDED, triggered_flow=("company.team.ops", "listener"))
+
+    assert flow_trigger_matches(
+        trigger(conditions=[condition("FlowCondition", namespace="company.team.ops", flowId="listener")]), seen
+    )
+    assert not flow_trigger_matches(
+        trigger(conditions=[condition("FlowCondition", namespace="company.team.ops", flowId="x")]), seen
+    )
+    assert flow_trigger_matches(
+        trigger(conditions=[condition("FlowNamespaceCondition", namespace="company.team", prefix=True)]), seen
+    )
+    assert not flow_trigger_matches(
+        trigger(conditions=[condition("FlowNamespaceCondition", namespace="company.team")]), seen
+    )
+    assert not flow_trigger_matches(trigger(conditions=[condition("FlowCondition", namespace="n", flowId="f")]), ENDED)
