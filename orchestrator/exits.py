@@ -1,4 +1,4 @@
-"""Kestra's execution.Exit: end the running execution now, in the state the task names.
+"""Kestra's execution.Exit and execution.Kill: end the running execution now, in the state the task names.
 
 As Kestra's `Exit.update`, the Exit task run and each of its parents take the exit state and the execution
 ends in it. Kestra leaves other running task runs alone unless the state is KILLED; here they are KILLED in
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from orchestrator import operations, store
 from orchestrator.core.errors import Conflict, NotFound
 from orchestrator.core.states import TERMINAL, State
+from orchestrator.housekeeping import Housekeeping
 
 if TYPE_CHECKING:
     from orchestrator.engine import ClaimedTaskRun, Engine
@@ -30,8 +31,9 @@ EXIT_STATES = {
 }
 
 
-def exit_execution(engine: Engine, claimed: ClaimedTaskRun, final: State) -> None:
-    """End `claimed`'s execution in `final`; its task run and parents end in `final` too."""
+def exit_execution(engine: Engine, claimed: ClaimedTaskRun, final: State, *, kill_children: bool = True) -> None:
+    """End `claimed`'s execution in `final`; its task run and parents end in `final` too. `kill_children`
+    False leaves its running subflow executions alone (Kestra's Kill without `propagateKill`)."""
     at = claimed.coordinates
     actor = f"task:{at.execution_id}/{at.task_id}"
     now = store.utcnow()
@@ -67,7 +69,10 @@ def exit_execution(engine: Engine, claimed: ClaimedTaskRun, final: State) -> Non
                 },
             )
         store.record_transition(session, execution, final, actor=actor, payload={"exit": str(final)})
-        children = store.running_children(session, at.execution_id)
+        children = store.running_children(session, at.execution_id) if kill_children else []
+    if kill_children:  # and those started without waiting, which Kestra's kill cascade reaches too
+        keeper = Housekeeping(engine.settings.tenant, engine.sessions, engine.settings.data_dir)
+        children = list(dict.fromkeys([*children, *keeper.started_children(at.execution_id)]))
     for child_id in children:
         with contextlib.suppress(Conflict):
             operations.kill(engine, child_id, actor=actor)

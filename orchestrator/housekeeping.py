@@ -156,6 +156,17 @@ class Housekeeping:
             record(session, self.tenant, _detailed(audit, {"purged": purged}))
         return len(doomed)
 
+    def started_children(self, execution_id: str) -> list[str]:
+        """Running executions this one started without waiting for them (Subflow or ForEachItem `wait: false`)."""
+        started_by = ExecutionRow.trigger["variables"]["executionId"].astext
+        query = select(ExecutionRow.id).where(
+            ExecutionRow.tenant == self.tenant,
+            started_by == execution_id,
+            ExecutionRow.state.not_in(_TERMINAL),
+        )
+        with read_only(self.sessions) as session:
+            return list(session.scalars(query))
+
     def purge_logs(
         self,
         *,

@@ -1,4 +1,4 @@
-"""execution.SetVariables and UnsetVariables (change the execution's `vars` for later tasks) and execution.Exit.
+"""execution.SetVariables and UnsetVariables (change the execution's `vars` for later tasks), Exit and Kill.
 
 What a run changes is its outputs (`variables` set, `unset` keys); `orchestrator.variables.execution_vars`
 applies them in order on top of the flow's `variables`, so a restart or a replay sees the same `vars`.
@@ -64,4 +64,16 @@ def run_exit(ctx: TaskContext) -> dict[str, Any] | None:
     return None
 
 
-HANDLERS = {"SetVariables": run_set_variables, "UnsetVariables": run_unset_variables, "Exit": run_exit}
+def run_kill(ctx: TaskContext) -> dict[str, Any] | None:
+    """execution.Kill: the execution ends KILLED; its subflow executions too with `propagateKill`."""
+    ctx.log("INFO", "Killing the execution")
+    exit_execution(ctx.engine, ctx.claimed, EXIT_STATES["KILLED"], kill_children=_flag(ctx, "propagateKill", False))
+    return None
+
+
+HANDLERS = {
+    "SetVariables": run_set_variables,
+    "UnsetVariables": run_unset_variables,
+    "Exit": run_exit,
+    "Kill": run_kill,
+}

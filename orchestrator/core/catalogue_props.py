@@ -149,6 +149,10 @@ class ExitProps(Properties):
     state: _ExitState | None = None
 
 
+class KillProps(Properties):
+    propagate_kill: Bool | None = None
+
+
 class SetVariablesProps(Properties):
     variables: MapValue
     overwrite: Bool | None = None

@@ -270,6 +270,7 @@ _TYPES: tuple[TaskType, ...] = (
             ("PurgeLogs", _core("log", "PurgeLogs"), Pool.CONTROL, cp.PurgeLogsProps),
             ("SetVariables", _core("execution", "SetVariables"), Pool.CONTROL, cp.SetVariablesProps),
             ("Exit", _core("execution", "Exit"), Pool.CONTROL, cp.ExitProps),
+            ("Kill", _core("execution", "Kill"), Pool.CONTROL, cp.KillProps),
             ("UnsetVariables", _core("execution", "UnsetVariables"), Pool.CONTROL, cp.UnsetVariablesProps),
         )
     ),
@@ -339,7 +340,6 @@ _UNSUPPORTED: Mapping[str, str] = MappingProxyType(
     {
         "io.kestra.plugin.core.flow.Template": "Kestra's deprecated Template task (use a Subflow)",
         "io.kestra.core.tasks.flows.Template": "Kestra's deprecated Template task (use a Subflow)",
-        "io.kestra.plugin.core.execution.Kill": "not implemented yet",
         "io.kestra.plugin.core.flow.Wait": "not implemented yet",
         "io.kestra.plugin.core.flow.Approval": "not implemented yet (use Pause)",
         "io.kestra.plugin.core.flow.PurgeFlows": "not implemented yet",

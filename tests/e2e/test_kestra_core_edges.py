@@ -348,3 +348,50 @@ def test_a_switch_with_no_matching_case_and_null_defaults_fails(
 
     assert execution["state"]["current"] == "FAILED"
     assert [r["taskId"] for r in execution["taskRunList"]] == ["impossible"]
+
+
+SLOW_CHILD = """
+id: slow-child
+namespace: {ns}
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT20S
+"""
+
+KILL = """
+id: kill-{propagate}
+namespace: {ns}
+tasks:
+  - id: child
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: {ns}
+    flowId: slow-child
+    wait: false
+  - id: kill
+    type: io.kestra.plugin.core.execution.Kill
+    propagateKill: {propagate}
+  - id: never
+    type: io.kestra.plugin.core.log.Log
+    message: never
+"""
+
+
+def test_kill_ends_the_execution_killed_and_its_children_only_when_propagated(
+    stack: Stack, deploy_flow: Deploy, unique_namespace: str
+) -> None:
+    """Kestra's Kill (execution.Kill): KILLED at once; `propagateKill` decides for the subflow executions."""
+    deploy_flow(SLOW_CHILD)
+    for propagate in ("true", "false"):
+        deploy_flow(KILL.replace("{propagate}", propagate))
+
+    propagated = _run(stack, unique_namespace, "kill-true")
+    kept = _run(stack, unique_namespace, "kill-false")
+
+    for execution in (propagated, kept):
+        assert execution["state"]["current"] == "KILLED"
+        assert [r["taskId"] for r in execution["taskRunList"]] == ["child", "kill"]
+    killed_child = stack.wait_for_state(propagated["taskRunList"][0]["outputs"]["executionId"], timeout_s=10)
+    kept_child = stack.api.get(f"/executions/{kept['taskRunList'][0]['outputs']['executionId']}").json()
+    assert killed_child["state"]["current"] == "KILLED"
+    assert kept_child["state"]["current"] in ("CREATED", "RUNNING")
