@@ -266,7 +266,17 @@ _TYPES: tuple[TaskType, ...] = (
                 Pool.CONTROL,
                 cp.CountProps,
             ),
-            ("PurgeExecutions", _core("execution", "PurgeExecutions"), Pool.CONTROL, cp.PurgeExecutionsProps),
+            (
+                "PurgeExecutions",
+                _core(
+                    "execution",
+                    "PurgeExecutions",
+                    "io.kestra.core.tasks.storages.Purge",
+                    "io.kestra.plugin.core.storage.Purge",
+                ),
+                Pool.CONTROL,
+                cp.PurgeExecutionsProps,
+            ),
             ("PurgeLogs", _core("log", "PurgeLogs"), Pool.CONTROL, cp.PurgeLogsProps),
             ("SetVariables", _core("execution", "SetVariables"), Pool.CONTROL, cp.SetVariablesProps),
             ("Exit", _core("execution", "Exit"), Pool.CONTROL, cp.ExitProps),
