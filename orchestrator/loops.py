@@ -34,14 +34,12 @@ class _Frequency:
     max_iterations: int | None
     max_duration: timedelta | None
     interval: timedelta
-    #: WaitFor (Kestra <= 0.20) stops once iterationCount > maxIterations; LoopUntil (its successor) at >=.
-    inclusive: bool
 
 
 # WaitFor's defaults are its CheckFrequency's in Kestra 0.20; LoopUntil's (which took WaitFor's place later)
 # are unlimited iterations and duration, one minute apart.
-_WAIT_FOR = _Frequency(100, timedelta(hours=1), timedelta(seconds=1), inclusive=False)
-_LOOP_UNTIL = _Frequency(None, None, timedelta(minutes=1), inclusive=True)
+_WAIT_FOR = _Frequency(100, timedelta(hours=1), timedelta(seconds=1))
+_LOOP_UNTIL = _Frequency(None, None, timedelta(minutes=1))
 
 
 def _frequency(spec: TaskSpec, render_value: Any) -> _Frequency:
@@ -52,13 +50,14 @@ def _frequency(spec: TaskSpec, render_value: Any) -> _Frequency:
         int(raw["maxIterations"]) if "maxIterations" in raw else defaults.max_iterations,
         parse_duration(str(raw["maxDuration"])) if "maxDuration" in raw else defaults.max_duration,
         parse_duration(str(raw["interval"])) if "interval" in raw else defaults.interval,
-        defaults.inclusive,
     )
 
 
 def _reached(frequency: _Frequency, count: int, parent: TaskRunRow, now: datetime) -> bool:
+    """Whether the next iteration (`count`) would pass a limit: `maxIterations` iterations have run, or
+    `maxDuration` has passed since the loop started."""
     limit = frequency.max_iterations
-    if limit is not None and (count >= limit if frequency.inclusive else count > limit):
+    if limit is not None and count > limit:
         return True
     return frequency.max_duration is not None and parent.created_at + frequency.max_duration < now
 
@@ -66,29 +65,29 @@ def _reached(frequency: _Frequency, count: int, parent: TaskRunRow, now: datetim
 def next_iteration(
     engine: Engine, session: Session, execution: ExecutionRow, flow: Flow, spec: TaskSpec, parent: TaskRunRow
 ) -> bool:
-    """Schedule the next iteration when the limits and the condition allow; False when the loop is over.
+    """Schedule the next iteration when the condition and the limits allow; False when the loop is over.
 
-    As Kestra's LoopUntil (and WaitFor, its older name): the loop ends once the condition renders truthy,
-    or once a limit is reached; the iteration count (1 during the first iteration) is incremented when an
-    iteration ends, before the limits and the condition are checked.
+    As Kestra's LoopUntil (and WaitFor, its older name) and its LoopUntilCaseTest: the first iteration runs
+    with iterationCount 1; once one ends, a truthy condition ends the loop (the count stays), otherwise the
+    count goes up and a reached limit ends it (failing with `failOnMaxReached`), else the next one is due.
     """
     iteration = int((parent.decision or {}).get("loop", 0))
-    count = iteration + 2  # the first iteration runs with iterationCount 1; this one has ended
-    parent.outputs = {**(parent.outputs or {}), "iterationCount": count}
-    session.flush()
     runs = store.task_runs_of(session, execution.id)
     variables = execution_variables(execution, flow, spec, parent, runs)
     now = store.utcnow()
-    frequency = _frequency(spec, lambda value: render_value(value, variables))
-    reached = _reached(frequency, count, parent, now)
-    done = reached
-    if not reached:
-        try:
-            done = is_true(render(str(spec.properties.get("condition", "false")), variables))
-        except ExpressionError:
-            done = True
+    try:
+        done = is_true(render(str(spec.properties.get("condition", "false")), variables))
+    except ExpressionError:
+        done = True
     if done:
-        parent.decision = {**(parent.decision or {}), "max_reached": reached}
+        parent.decision = {**(parent.decision or {}), "max_reached": False}
+        session.flush()
+        return False
+    count = iteration + 2
+    parent.outputs = {**(parent.outputs or {}), "iterationCount": count}
+    frequency = _frequency(spec, lambda value: render_value(value, variables))
+    if _reached(frequency, count, parent, now):
+        parent.decision = {**(parent.decision or {}), "max_reached": True}
         session.flush()
         return False
     parent.decision = {**(parent.decision or {}), "loop": iteration + 1}
@@ -106,7 +105,7 @@ def next_iteration(
 
 
 def final_state(spec: TaskSpec, parent: TaskRunRow, state: State) -> State:
-    """A loop that reached a limit fails only with `failOnMaxReached` (even if its condition held then)."""
+    """A loop that reached a limit fails only with `failOnMaxReached`."""
     fail = spec.properties.get("failOnMaxReached")
     if (parent.decision or {}).get("max_reached") and str(fail).lower() == "true":
         return State.FAILED

@@ -139,23 +139,25 @@ def _outputs(execution: dict[str, Any], task_id: str) -> list[Any]:
 
 
 def test_wait_for_loops_until_its_condition_holds(stack: Stack, deploy_flow: Deploy, unique_namespace: str) -> None:
-    """WaitForCaseTest.waitforMultipleTasks: the last task run's count is "4"."""
+    """WaitForCaseTest.waitforMultipleTasks (and LoopUntilCaseTest's): count "4", the loop's iterationCount 3."""
     deploy_flow(WAITFOR_MULTIPLE_TASKS)
 
     execution = _run(stack, unique_namespace, "waitfor-multiple-tasks")
 
     assert execution["state"]["current"] == "SUCCESS"
     assert execution["taskRunList"][-1]["outputs"]["values"]["count"] == "4"
+    assert execution["taskRunList"][0]["outputs"]["iterationCount"] == 3
 
 
 def test_wait_for_fails_once_past_max_iterations(stack: Stack, deploy_flow: Deploy, unique_namespace: str) -> None:
-    """WaitForCaseTest.waitforMaxIterations."""
+    """WaitForCaseTest.waitforMaxIterations (and LoopUntilCaseTest's: iterationCount 4)."""
     deploy_flow(WAITFOR_MAX_ITERATIONS)
 
     execution = _run(stack, unique_namespace, "waitfor-max-iterations")
 
     assert execution["state"]["current"] == "FAILED"
     assert [o["values"]["count"] for o in _outputs(execution, "output_values")] == ["2", "3", "4"]
+    assert execution["taskRunList"][0]["outputs"]["iterationCount"] == 4
 
 
 def test_a_null_loop_value_fails_the_loop_before_any_iteration(

@@ -25,23 +25,23 @@ def _parent(started: datetime = NOW) -> TaskRunRow:
     return TaskRunRow(id="p", created_at=started)
 
 
-def test_wait_for_has_kestra_0_20_defaults_and_runs_one_iteration_past_max_iterations() -> None:
+def test_wait_for_has_kestra_0_20_defaults_and_runs_max_iterations_iterations() -> None:
     frequency = _frequency(_loop("WaitFor", "    checkFrequency:\n      maxIterations: 3\n"), lambda v: v)
 
     assert (frequency.max_iterations, frequency.interval) == (3, timedelta(seconds=1))
     assert frequency.max_duration == timedelta(hours=1)
-    # The count after an iteration ends: 2 after the first. WaitFor stops once it passes maxIterations.
+    # The count the next iteration would run with: the 4th of a 3-iteration loop is past the limit.
     assert [_reached(frequency, count, _parent(), NOW) for count in (2, 3, 4)] == [False, False, True]
 
 
-def test_loop_until_is_unlimited_by_default_one_minute_apart_and_stops_at_max_iterations() -> None:
+def test_loop_until_is_unlimited_by_default_one_minute_apart() -> None:
     unlimited = _frequency(_loop("LoopUntil"), lambda v: v)
     limited = _frequency(_loop("LoopUntil", "    checkFrequency:\n      maxIterations: 3\n"), lambda v: v)
 
     assert (unlimited.max_iterations, unlimited.max_duration) == (None, None)
     assert unlimited.interval == timedelta(minutes=1)
     assert not _reached(unlimited, 10_000, _parent(NOW - timedelta(days=30)), NOW)
-    assert [_reached(limited, count, _parent(), NOW) for count in (2, 3)] == [False, True]
+    assert [_reached(limited, count, _parent(), NOW) for count in (3, 4)] == [False, True]
 
 
 def test_max_duration_counts_from_the_loops_creation() -> None:
