@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -179,3 +180,30 @@ def test_mcp_errors_from_the_sdk_are_not_raised_for_tool_failures(tools_server: 
         _session(tools_server, tools_server.operator, lambda s: s.call_tool("chorus_get_execution", {}))
     except McpError as e:  # pragma: no cover - the failure this test guards against
         raise AssertionError(f"protocol error instead of an error result: {e}") from e
+
+
+def test_a_client_of_an_earlier_revision_gets_a_session_in_its_own_revision(tools_server: ToolsServer) -> None:
+    headers = {**tools_server.headers(tools_server.operator), "Accept": "application/json, text/event-stream"}
+    params = {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "old", "version": "0"}}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+    with httpx.stream("POST", f"{tools_server.base}/mcp", json=body, headers=headers, timeout=30) as response:
+        assert response.status_code == 200
+        session_id = response.headers["mcp-session-id"]
+        data = next(line for line in response.iter_lines() if line.startswith("data: "))
+    assert session_id
+    assert json.loads(data.removeprefix("data: "))["result"]["protocolVersion"] == "2025-03-26"
+
+
+def test_without_credentials_on_loopback_a_rebound_host_is_refused(stack: Stack) -> None:
+    # The stack's server has no credentials (the `chorus local` default): every request is an anonymous admin,
+    # so a page that rebinds its own name to 127.0.0.1 must not reach the tools.
+    base = str(stack.api.base_url).removesuffix("/api/v1/main/").removesuffix("/api/v1/main")
+    headers = {"Accept": "application/json, text/event-stream"}
+    params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "page", "version": "0"}}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+
+    local = httpx.post(f"{base}/mcp/stateless", json=body, headers=headers, timeout=30)
+    rebound = httpx.post(f"{base}/mcp/stateless", json=body, headers={**headers, "Host": "evil.example"}, timeout=30)
+
+    assert local.status_code == 200
+    assert rebound.status_code == 421
