@@ -82,15 +82,19 @@ async def call_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResul
         execution_id = await flow_tools.start(eng, tool, arguments, actor=who, protocol="mcp")
     except ChorusError as e:
         return _error(f"{type(e).__name__}: {e}")
+    # The SDK keeps no public handle on "this request was cancelled by its client"; its responder knows.
+    responder = server.request_context.session._in_flight.get(server.request_context.request_id)
     try:
         return await _run(eng, execution_id)
     except anyio.get_cancelled_exc_class():
-        # The client sent notifications/cancelled (or went away): the work it asked for stops too.
-        with anyio.CancelScope(shield=True):
-            try:
-                await flow_tools.kill(eng, execution_id, actor=who)
-            except ChorusError:
-                logger.info("cancelled MCP call: execution %s had already ended", execution_id)
+        # Only notifications/cancelled stops the work: a dropped connection or a server restart does not (the
+        # spec says a disconnection is not a cancellation), and the execution stays readable by its id.
+        if responder is not None and responder.cancelled:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await flow_tools.kill(eng, execution_id, actor=who)
+                except ChorusError:
+                    logger.info("cancelled MCP call: execution %s had already ended", execution_id)
         raise
 
 
@@ -99,15 +103,13 @@ async def _run(eng: Engine, execution_id: str) -> types.CallToolResult:
     token = context.meta.progressToken if context.meta is not None else None
     last = None
     async for step in flow_tools.follow(eng, execution_id):
-        last = step
-        if token is not None and step.ended:
+        first, last = last is None, step
+        if token is not None and (step.ended or first):
+            # The first notification gives the execution id, so a client that loses the call can still find it.
             ended = ", ".join(f"{task} {state}" for task, state in step.ended)
+            message = f"execution {execution_id} {step.state}" + (f": {ended}" if ended else "") if first else ended
             await context.session.send_progress_notification(
-                token,
-                step.done,
-                step.total or None,
-                f"{ended} ({step.state})",
-                related_request_id=str(context.request_id),
+                token, step.done, step.total or None, message, related_request_id=str(context.request_id)
             )
     assert last is not None, "follow yields the execution at least once"
     meta = {"chorus.io/executionId": execution_id, "chorus.io/state": str(last.state)}

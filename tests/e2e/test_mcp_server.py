@@ -115,19 +115,27 @@ def test_a_request_without_a_valid_token_is_refused_before_mcp(tools_server: Too
 
 def test_cancelling_a_call_kills_its_execution(tools_server: ToolsServer, stack: Stack) -> None:
     flow = f"{tools_server.namespace}.slow"
+    answers: list[str] = []
+
+    async def call(session: ClientSession) -> None:
+        try:
+            await session.call_tool(flow, {})
+        except McpError as e:  # the server answers the cancelled request with an error
+            answers.append(e.error.message)
 
     async def call_then_cancel(session: ClientSession) -> str:
-        async with anyio.create_task_group() as group:
-            group.start_soon(session.call_tool, flow, {})
-            execution_id = await anyio.to_thread.run_sync(_running_execution, stack, tools_server.namespace)
-            # The SDK's request ids count from 0 and initialize took the first: this call is 1.
-            cancel = types.CancelledNotification(params=types.CancelledNotificationParams(requestId=1, reason="test"))
-            await session.send_notification(types.ClientNotification(cancel))
-            group.cancel_scope.cancel()
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                group.start_soon(call, session)
+                execution_id = await anyio.to_thread.run_sync(_running_execution, stack, tools_server.namespace)
+                # The SDK's request ids count from 0 and initialize took the first: this call is 1.
+                params = types.CancelledNotificationParams(requestId=1, reason="the user changed their mind")
+                await session.send_notification(types.ClientNotification(types.CancelledNotification(params=params)))
         return execution_id
 
     execution_id = _session(tools_server, tools_server.operator, call_then_cancel)
 
+    assert answers == ["Request cancelled"]
     final = stack.wait_for_state(execution_id, timeout_s=20)
     assert final["state"]["current"] == "KILLED"
 
@@ -207,3 +215,31 @@ def test_without_credentials_on_loopback_a_rebound_host_is_refused(stack: Stack)
 
     assert local.status_code == 200
     assert rebound.status_code == 421
+
+
+def test_a_dropped_connection_is_not_a_cancellation_and_the_execution_goes_on(
+    tools_server: ToolsServer, stack: Stack
+) -> None:
+    seen: list[str | None] = []
+    started = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(message)
+        started.set()
+
+    async def call_then_drop(session: ClientSession) -> str:
+        async with anyio.create_task_group() as group:
+            group.start_soon(
+                lambda: session.call_tool(f"{tools_server.namespace}.slow", {}, progress_callback=on_progress)
+            )
+            with anyio.fail_after(10):
+                await started.wait()
+            group.cancel_scope.cancel()  # closes the request's stream without notifications/cancelled
+        # The first progress names the execution, so a client that loses the call can still find it.
+        return (seen[0] or "").split()[1]
+
+    execution_id = _session(tools_server, tools_server.operator, call_then_drop, path="/mcp/stateless")
+
+    time.sleep(1)
+    assert stack.api.get(f"/executions/{execution_id}").json()["state"]["current"] == "RUNNING"
+    assert stack.api.delete(f"/executions/{execution_id}/kill").status_code in (200, 202, 204)
