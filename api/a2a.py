@@ -92,6 +92,7 @@ async def rpc_flow(namespace: str, flow_id: str, request: Request) -> Response:
 async def _rpc(request: Request, skill: str | None) -> Response:
     principal = authenticate(request)  # a ChorusError -> the API's 401 table before any JSON-RPC
     request_id: str | int | None = None
+    method, raw = "", None
     try:
         try:
             raw = json.loads(await request.body())
@@ -101,6 +102,11 @@ async def _rpc(request: Request, skill: str | None) -> Response:
             request_id = raw.get("id") if isinstance(raw.get("id"), str | int) else None
         call = _parse(a2a.RpcRequest, raw, a2a.INVALID_REQUEST)
         eng = engine(request)
+        method = call.method
+        if method == "agent/getAuthenticatedExtendedCard":
+            # The server's card with the caller's skills, whichever endpoint is asked.
+            card = await _extended_card(eng, principal, f"{request.base_url}a2a")
+            return JSONResponse({"jsonrpc": "2.0", "id": call.id, "result": card})
         if call.method == "message/stream":
             events = await _stream_start(eng, principal, call.params, skill)
             return StreamingResponse(_sse(call.id, events), media_type="text/event-stream")
@@ -110,6 +116,11 @@ async def _rpc(request: Request, skill: str | None) -> Response:
         result = await handler(eng, principal, call.params, skill)
         return JSONResponse({"jsonrpc": "2.0", "id": call.id, "result": result})
     except (RpcError, ChorusError) as e:
+        if isinstance(e, PermissionDenied):
+            who = flow_tools.actor_of("a2a", principal, None)
+            params = raw.get("params") if isinstance(raw, dict) else None
+            subject = skill or str(params.get("id") or "") if isinstance(params, dict) else (skill or "")
+            await flow_tools.audit_denied(request, e, actor=who, action=f"a2a.{method}", subject=subject)
         error = e if isinstance(e, RpcError) else _rpc_error(e)
         body = {"code": error.code, "message": error.message, **({"data": error.data} if error.data else {})}
         return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": body})
@@ -243,12 +254,10 @@ async def _cancel(eng: Engine, principal: Principal, params: dict[str, Any], ski
     return await _task(eng, principal, ids.id, Permission.EXECUTION_READ)
 
 
-async def _extended_card(
-    eng: Engine, principal: Principal, params: dict[str, Any], skill: str | None
-) -> dict[str, Any]:
+async def _extended_card(eng: Engine, principal: Principal, url: str) -> dict[str, Any]:
     tools = await flow_tools.runnable_tools(eng, principal)
     return a2a.card(
-        name="Chorus", description="Chorus flows as A2A skills.", url="/a2a", version=_version(),
+        name="Chorus", description="Chorus flows as A2A skills.", url=url, version=_version(),
         skills=[a2a.skill(t) for t in tools], extended=False,
     )  # fmt: skip
 
@@ -257,5 +266,4 @@ _METHODS = {
     "message/send": _send,
     "tasks/get": _get,
     "tasks/cancel": _cancel,
-    "agent/getAuthenticatedExtendedCard": _extended_card,
 }

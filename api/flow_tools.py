@@ -8,22 +8,28 @@ each call an ordinary execution whose audit actor names the protocol and its cli
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
+from api.deps import client_address, engine
 from api.permissions import Permission, allowed
 from orchestrator import store
 from orchestrator.accounts import PermissionDenied, Principal
+from orchestrator.audit_trail import ApiAction, record_alone
 from orchestrator.core.errors import NotFound
 from orchestrator.core.states import State
 from orchestrator.core.tool_schema import ToolSpec, tool_of
 from orchestrator.database import read_only
 from orchestrator.draining import draining
 from orchestrator.engine import Engine
+
+logger = logging.getLogger(__name__)
 
 POLL_S = 0.1
 #: The label Kestra puts on executions started by its MCP server (`system.from: mcp`).
@@ -124,6 +130,19 @@ async def follow(eng: Engine, execution_id: str, *, timeout_s: float | None = No
         if state.is_terminal or state is State.PAUSED or draining.is_set() or timed_out:
             return
         await asyncio.sleep(POLL_S)
+
+
+async def audit_denied(request: Request, e: PermissionDenied, *, actor: str, action: str, subject: str) -> None:
+    """Record a denied MCP or A2A call: it answers HTTP 200 (an error result), so the audit middleware cannot."""
+    event = ApiAction(
+        actor, client_address(request), action, "denied", 403, namespace=e.namespace, subject=subject,
+        method=request.method, path=request.url.path, detail={"message": str(e)},
+    )  # fmt: skip
+    eng = engine(request)
+    try:
+        await run_in_threadpool(record_alone, eng.sessions, eng.settings.tenant, event)
+    except Exception:
+        logger.critical("could not record audit event %s", event, exc_info=True)
 
 
 async def kill(eng: Engine, execution_id: str, *, actor: str) -> None:

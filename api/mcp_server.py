@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from api import flow_tools, mcp_reads
 from api.deps import authenticate, engine
+from orchestrator.accounts import PermissionDenied
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
@@ -81,6 +82,9 @@ async def call_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResul
         who = flow_tools.actor_of("mcp", principal, _client_name())
         execution_id = await flow_tools.start(eng, tool, arguments, actor=who, protocol="mcp")
     except ChorusError as e:
+        if isinstance(e, PermissionDenied):
+            who = flow_tools.actor_of("mcp", principal, _client_name())
+            await flow_tools.audit_denied(request, e, actor=who, action="mcp.tools/call", subject=name)
         return _error(f"{type(e).__name__}: {e}")
     # The SDK keeps no public handle on "this request was cancelled by its client"; its responder knows.
     responder = server.request_context.session._in_flight.get(server.request_context.request_id)

@@ -38,6 +38,9 @@ def test_the_server_card_lists_the_callers_skills_and_anonymous_callers_see_none
     ).json()
 
     assert anonymous["skills"] == [] and anonymous["supportsAuthenticatedExtendedCard"] is True
+    extended = _rpc(tools_server, tools_server.operator, "agent/getAuthenticatedExtendedCard", {})["result"]
+    assert f"{tools_server.namespace}.greet" in {s["id"] for s in extended["skills"]}
+    assert extended["url"] == f"{tools_server.base}/a2a"
     assert card["protocolVersion"] == "0.3.0" and card["capabilities"]["streaming"] is True
     assert card["url"].endswith("/a2a") and card["securitySchemes"]["bearer"]["scheme"] == "bearer"
     skills = {s["id"]: s for s in card["skills"]}
@@ -121,6 +124,8 @@ def test_a_token_without_the_run_permission_is_denied_and_nothing_runs(tools_ser
     unauthenticated = httpx.post(f"{tools_server.base}/a2a", json={"jsonrpc": "2.0", "id": 1, "method": "tasks/get"})
 
     assert denied["code"] == -32040 and "execution.run" in denied["message"]
+    audit = stack.api.get("/audit", params={"action": "a2a.message/send", "namespace": tools_server.namespace}).json()
+    assert f"a2a:viewer-{tools_server.tag}@x/agent" in {e["actor"] for e in audit["results"]}
     assert hidden["code"] == -32602 and hidden["data"] == {"field": "metadata.skillId"}
     assert unauthenticated.status_code == 401
     time.sleep(0.2)

@@ -103,6 +103,9 @@ def test_a_token_without_the_run_permission_is_denied_and_nothing_runs(tools_ser
     hidden: types.CallToolResult = _session(tools_server, tools_server.stranger, call)
 
     assert denied.isError and "execution.run" in denied.content[0].text  # type: ignore[union-attr]
+    audit = stack.api.get("/audit", params={"action": "mcp.tools/call", "namespace": tools_server.namespace}).json()
+    denials = {(e["actor"], e["payload"].get("outcome")) for e in audit["results"]}
+    assert (f"mcp:viewer-{tools_server.tag}@x/agent/pytest-agent", "denied") in denials, denials
     assert hidden.isError and "not found" in hidden.content[0].text  # type: ignore[union-attr]
     assert stack.api.get("/executions/search", params={"namespace": tools_server.namespace}).json()["total"] == before
 
