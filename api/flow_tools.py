@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -53,6 +53,13 @@ def _all_tools(eng: Engine) -> list[ToolSpec]:
                 continue
             if spec is not None:
                 tools.append(spec)
+    # Two flows may claim one toolName; clients key tools by name, so the later ones (by namespace and id, a
+    # stable order) keep their own flow key instead of shadowing the first.
+    taken: set[str] = set()
+    for index, spec in enumerate(tools):
+        if spec.name in taken:
+            tools[index] = replace(spec, name=f"{spec.namespace}.{spec.flow_id}")
+        taken.add(tools[index].name)
     return tools
 
 

@@ -64,6 +64,20 @@ tasks:
     duration: PT60S
 """
 
+# Claims the greeter's tool name: it is listed under its own flow key instead of shadowing it.
+TWIN = """
+id: twin
+namespace: {ns}
+tasks:
+  - id: only
+    type: io.kestra.plugin.core.log.Log
+    message: twin
+triggers:
+  - id: mcp
+    type: McpToolTrigger
+    toolName: greet_{tag}
+"""
+
 PLAIN = """
 id: plain
 namespace: {ns}
@@ -90,7 +104,7 @@ class ToolsServer:
 @pytest.fixture(scope="module")
 def tools_server(stack: Stack) -> Iterator[ToolsServer]:
     namespace, tag = f"tests.e2e.tools{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
-    for source in (GREET, SLOW, PLAIN):
+    for source in (GREET, SLOW, TWIN, PLAIN):
         stack.deploy(source.format(ns=namespace, tag=tag))
     settings = load_settings(
         database_url=stack.settings.database_url,

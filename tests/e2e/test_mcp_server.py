@@ -48,6 +48,7 @@ def test_tools_are_the_flows_the_token_may_run_with_schemas_from_their_inputs(to
     assert greet.inputSchema["required"] == ["who"]
     assert greet.inputSchema["properties"]["times"] == {"type": "integer", "default": 1}
     assert f"{tools_server.namespace}.slow" in _names(listed)  # marked by its label
+    assert f"{tools_server.namespace}.twin" in _names(listed)  # its toolName was taken by `greet`
     assert f"{tools_server.namespace}.plain" not in _names(listed)  # not marked: not a tool
     assert {"chorus_get_execution", "chorus_list_executions", "chorus_get_logs"} <= _names(listed)
 
