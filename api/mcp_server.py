@@ -60,6 +60,7 @@ async def list_tools() -> list[types.Tool]:
             title=t.title,
             description=t.description or f"Run the Chorus flow {t.namespace}.{t.flow_id}.",
             inputSchema=t.input_schema,
+            outputSchema=t.output_schema if t.output_schema["properties"] else None,
             annotations=types.ToolAnnotations(title=t.title, readOnlyHint=False, openWorldHint=True),
             _meta={"chorus.io/flow": f"{t.namespace}.{t.flow_id}"},
         )
@@ -124,7 +125,10 @@ async def _run(eng: Engine, execution_id: str) -> types.CallToolResult:
         )
     if last.state is State.PAUSED:
         text = f"execution {execution_id} is PAUSED: it waits for a person to resume it (chorus_get_execution)"
-        return types.CallToolResult(content=[types.TextContent(type="text", text=text)], _meta=meta)
+        # No outputs yet; an empty object still satisfies the tool's output schema, which clients check.
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=text)], structuredContent={}, _meta=meta
+        )
     return _error(f"execution {execution_id} ended {last.state}", meta)
 
 

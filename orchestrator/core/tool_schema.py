@@ -141,8 +141,15 @@ def input_schema(inputs: tuple[Input, ...]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    # An output expression may render to null (a task that did not run): the type must admit it.
+    return {**schema, "type": [schema["type"], "null"]} if "type" in schema else schema
+
+
 def output_schema(outputs: tuple[FlowOutput, ...]) -> dict[str, Any]:
-    """A JSON Schema object for a flow's outputs (informative: Kestra renders outputs when the run ends)."""
-    properties = {out.id: {**_type_schema(out.type), **({"description": out.description} if out.description else {})}
-                  for out in outputs}  # fmt: skip
+    """A JSON Schema object for a flow's outputs, rendered and typed when the execution ends."""
+    properties = {
+        out.id: {**_nullable(_type_schema(out.type)), **({"description": out.description} if out.description else {})}
+        for out in outputs
+    }
     return {"type": "object", "properties": properties}

@@ -64,6 +64,23 @@ tasks:
     duration: PT60S
 """
 
+APPROVAL = """
+id: approval
+namespace: {ns}
+labels:
+  chorus.io/mcp-tool: "true"
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: approved
+outputs:
+  - id: verdict
+    type: STRING
+    value: approved
+"""
+
 # Claims the greeter's tool name: it is listed under its own flow key instead of shadowing it.
 TWIN = """
 id: twin
@@ -104,7 +121,7 @@ class ToolsServer:
 @pytest.fixture(scope="module")
 def tools_server(stack: Stack) -> Iterator[ToolsServer]:
     namespace, tag = f"tests.e2e.tools{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
-    for source in (GREET, SLOW, TWIN, PLAIN):
+    for source in (GREET, SLOW, APPROVAL, TWIN, PLAIN):
         stack.deploy(source.format(ns=namespace, tag=tag))
     settings = load_settings(
         database_url=stack.settings.database_url,

@@ -148,3 +148,11 @@ def test_protocol_errors_name_what_is_wrong(tools_server: ToolsServer) -> None:
     assert missing["error"]["code"] == -32001
     assert no_message["error"]["code"] == -32602 and no_message["error"]["data"] == {"field": "message"}
     assert not_json["error"]["code"] == -32700
+
+
+def test_a_paused_execution_is_an_input_required_task(tools_server: ToolsServer, stack: Stack) -> None:
+    params = _message(skill=f"{tools_server.namespace}.approval")
+    task = _rpc(tools_server, tools_server.operator, "message/send", params)["result"]
+
+    assert task["status"]["state"] == "input-required" and task["metadata"]["chorus.io/state"] == "PAUSED"
+    assert stack.api.delete(f"/executions/{task['id']}/kill").status_code < 300

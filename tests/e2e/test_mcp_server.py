@@ -47,6 +47,7 @@ def test_tools_are_the_flows_the_token_may_run_with_schemas_from_their_inputs(to
     assert greet.title == "Greeter"
     assert greet.inputSchema["required"] == ["who"]
     assert greet.inputSchema["properties"]["times"] == {"type": "integer", "default": 1}
+    assert greet.outputSchema == {"type": "object", "properties": {"greeting": {"type": ["string", "null"]}}}
     assert f"{tools_server.namespace}.slow" in _names(listed)  # marked by its label
     assert f"{tools_server.namespace}.twin" in _names(listed)  # its toolName was taken by `greet`
     assert f"{tools_server.namespace}.plain" not in _names(listed)  # not marked: not a tool
@@ -247,3 +248,15 @@ def test_a_dropped_connection_is_not_a_cancellation_and_the_execution_goes_on(
     time.sleep(1)
     assert stack.api.get(f"/executions/{execution_id}").json()["state"]["current"] == "RUNNING"
     assert stack.api.delete(f"/executions/{execution_id}/kill").status_code in (200, 202, 204)
+
+
+def test_a_call_whose_execution_pauses_returns_at_the_pause_without_outputs(
+    tools_server: ToolsServer, stack: Stack
+) -> None:
+    tool = f"{tools_server.namespace}.approval"
+    result: types.CallToolResult = _session(tools_server, tools_server.operator, lambda s: s.call_tool(tool, {}))
+
+    assert not result.isError and result.structuredContent == {}
+    assert result.meta is not None and result.meta["chorus.io/state"] == "PAUSED"
+    assert "PAUSED" in result.content[0].text  # type: ignore[union-attr]
+    assert stack.api.delete(f"/executions/{result.meta['chorus.io/executionId']}/kill").status_code < 300

@@ -130,3 +130,25 @@ def test_typed_inputs_become_a_json_schema_with_types_bounds_choices_and_default
     jsonschema.validate({"who": "Ada", "times": 2, "tags": ["a"]}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"who": "Ada", "times": 9}, schema)
+
+
+def test_declared_outputs_become_an_output_schema_whose_types_admit_null() -> None:
+    source = (
+        _flow('labels:\n  chorus.io/mcp-tool: "true"\n')
+        + """
+outputs:
+  - id: count
+    type: INT
+    value: "{{ 1 }}"
+    description: How many.
+  - id: doc
+    type: JSON
+    value: "{}"
+"""
+    )
+    tool = tool_of(parse_flow(source))
+    assert tool is not None
+    assert tool.output_schema == {
+        "type": "object",
+        "properties": {"count": {"type": ["integer", "null"], "description": "How many."}, "doc": {}},
+    }
