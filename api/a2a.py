@@ -118,12 +118,20 @@ async def _rpc(request: Request, skill: str | None) -> Response:
     except (RpcError, ChorusError) as e:
         if isinstance(e, PermissionDenied):
             who = flow_tools.actor_of("a2a", principal, None)
-            params = raw.get("params") if isinstance(raw, dict) else None
-            subject = skill or str(params.get("id") or "") if isinstance(params, dict) else (skill or "")
-            await flow_tools.audit_denied(request, e, actor=who, action=f"a2a.{method}", subject=subject)
+            await flow_tools.audit_denied(request, e, actor=who, action=f"a2a.{method}", subject=_subject(raw, skill))
         error = e if isinstance(e, RpcError) else _rpc_error(e)
         body = {"code": error.code, "message": error.message, **({"data": error.data} if error.data else {})}
         return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": body})
+
+
+def _subject(raw: Any, skill: str | None) -> str:
+    """What a denied call was about, for the audit: the skill, or the task id of tasks/*."""
+    params = raw.get("params") if isinstance(raw, dict) else None
+    if skill or not isinstance(params, dict):
+        return skill or ""
+    message = params.get("message")
+    named = message.get("metadata", {}).get("skillId") if isinstance(message, dict) else None
+    return str(params.get("id") or named or params.get("metadata", {}).get("skillId") or "")
 
 
 def _rpc_error(e: ChorusError) -> RpcError:

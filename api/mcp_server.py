@@ -129,6 +129,8 @@ async def _run(eng: Engine, execution_id: str) -> types.CallToolResult:
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=text)], structuredContent={}, _meta=meta
         )
+    if not last.state.is_terminal:  # the server is shutting down: the execution goes on without this call
+        return _error(f"execution {execution_id} is still {last.state}; read it with chorus_get_execution", meta)
     return _error(f"execution {execution_id} ended {last.state}", meta)
 
 

@@ -125,7 +125,8 @@ def test_a_token_without_the_run_permission_is_denied_and_nothing_runs(tools_ser
 
     assert denied["code"] == -32040 and "execution.run" in denied["message"]
     audit = stack.api.get("/audit", params={"action": "a2a.message/send", "namespace": tools_server.namespace}).json()
-    assert f"a2a:viewer-{tools_server.tag}@x/agent" in {e["actor"] for e in audit["results"]}
+    events = {(e["actor"], e["subject"]) for e in audit["results"]}
+    assert (f"a2a:viewer-{tools_server.tag}@x/agent", f"{tools_server.namespace}.greet") in events, events
     assert hidden["code"] == -32602 and hidden["data"] == {"field": "metadata.skillId"}
     assert unauthenticated.status_code == 401
     time.sleep(0.2)
