@@ -17,6 +17,8 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 from mcp import types
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
@@ -147,11 +149,15 @@ class _Authenticated:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            authenticate(request)  # cached on scope["state"], where the handlers' own Request finds it
+            principal = authenticate(request)  # cached on scope["state"], where the handlers' Request finds it
         except ChorusError as e:
             response = JSONResponse({"message": str(e)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
+        # The SDK binds a session to the credential that opened it: another caller holding its id gets a 404
+        # rather than the session's notifications (progress of someone else's calls).
+        who = principal.token_id or principal.actor
+        scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=who, scopes=[], subject=principal.actor))
         await self.manager.handle_request(scope, receive, send)
 
 

@@ -260,3 +260,18 @@ def test_a_call_whose_execution_pauses_returns_at_the_pause_without_outputs(
     assert result.meta is not None and result.meta["chorus.io/state"] == "PAUSED"
     assert "PAUSED" in result.content[0].text  # type: ignore[union-attr]
     assert stack.api.delete(f"/executions/{result.meta['chorus.io/executionId']}/kill").status_code < 300
+
+
+def test_a_session_answers_only_the_credential_that_opened_it(tools_server: ToolsServer) -> None:
+    accept = {"Accept": "application/json, text/event-stream"}
+    params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "a", "version": "0"}}
+    opening = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+    owner = {**tools_server.headers(tools_server.operator), **accept}
+    response = httpx.post(f"{tools_server.base}/mcp", json=opening, headers=owner, timeout=30)
+    session = {"mcp-session-id": response.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+
+    other = {**tools_server.headers(tools_server.viewer), **accept, **session}
+    stolen = httpx.post(f"{tools_server.base}/mcp", json=listing, headers=other, timeout=30)
+
+    assert stolen.status_code == 404
