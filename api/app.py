@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from api import console, wiring
+from api import a2a, console, mcp_server, wiring
 from api.errors import chorus_error_handler
 from api.metrics import RequestMetrics, metrics_router
 from api.routes import actions, webhooks
@@ -87,7 +87,8 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
         if loop:
             loop.start()
         try:
-            yield
+            async with mcp_server.running(app):
+                yield
         finally:
             if loop:
                 loop.stop()
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     # Fixed action names before `/executions/{namespace}/{flowId}`, which would swallow them.
     wiring.install(app, settings, action_routers=[actions.router])
     console.mount(app)  # the web console under /ui, and the AI usage API it reads
+    mcp_server.mount(app)  # flows as MCP tools at /mcp (sessions) and /mcp/stateless
+    app.include_router(a2a.router)  # A2A agent cards and JSON-RPC at /.well-known/agent-card.json and /a2a
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

@@ -100,15 +100,20 @@ def _beside_local(args: argparse.Namespace, settings: Settings) -> Settings:
     Used when the data directory is named (`--data-dir`, CHORUS_DATA_DIR), or when no database URL is configured
     and the default data directory has a running `chorus local`.
     """
+    from orchestrator.audit_keys import KEY_FILE_NAME
     from orchestrator.local_runtime import read_runtime
 
-    named = args.data_dir is not None or bool(os.environ.get("CHORUS_DATA_DIR"))
-    if not named and os.environ.get("CHORUS_DATABASE_URL"):
+    # CHORUS_DATA_DIR is also every process's storage root: with a database URL beside it, that URL wins.
+    if args.data_dir is None and os.environ.get("CHORUS_DATABASE_URL"):
         return settings
+    named = args.data_dir is not None or bool(os.environ.get("CHORUS_DATA_DIR"))
     runtime = read_runtime(settings.data_dir, required=named)
     if runtime is None:
         return settings
-    update = {"database_url": runtime.database_url, "broker_url": runtime.broker_url}
+    update: dict[str, object] = {"database_url": runtime.database_url, "broker_url": runtime.broker_url}
+    key_file = settings.data_dir / KEY_FILE_NAME
+    if settings.audit_key is None and settings.audit_key_file is None and key_file.exists():
+        update["audit_key_file"] = key_file  # `chorus audit verify` checks the MACs chorus local wrote
     return settings.model_copy(update={**update, "result_backend": runtime.result_backend})
 
 

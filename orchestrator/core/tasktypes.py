@@ -11,7 +11,7 @@ from types import MappingProxyType
 from pydantic import BaseModel, JsonValue
 
 from orchestrator.core import catalogue_props as cp
-from orchestrator.core import kestra2
+from orchestrator.core import kestra2, tool_schema
 from orchestrator.core import taskprops as p
 from orchestrator.core.flow import PluginDefault
 
@@ -341,6 +341,8 @@ _TRIGGER_TYPES: tuple[TriggerType, ...] = (
     TriggerType(
         "HttpTrigger", ("io.kestra.plugin.core.http.Trigger", "io.kestra.plugin.fs.http.Trigger"), p.HttpTriggerProps
     ),
+    # Marks the flow as a tool of the MCP server (and a skill of the A2A cards); nothing is scheduled.
+    TriggerType("McpToolTrigger", ("io.kestra.plugin.core.trigger.McpToolTrigger",), tool_schema.McpToolTriggerProps),
 )
 
 CATALOGUE: Mapping[str, TaskType] = MappingProxyType({t.name: t for t in _TYPES})

@@ -26,9 +26,10 @@ def test_validating_kestras_own_flows_accepts_every_file() -> None:
     result = chorus("flow", "validate", str(FIXTURES / "kestra_flows"))
 
     lines = result.stdout.splitlines()
+    verdicts = [line for line in lines if not line.startswith("  warning: ")]  # a deployable flow's warnings
     assert result.returncode == 0, result.stdout
-    assert len(lines) == len(list((FIXTURES / "kestra_flows").rglob("*.yaml")))
-    assert all(line.startswith("OK ") for line in lines)
+    assert len(verdicts) == len(list((FIXTURES / "kestra_flows").rglob("*.yaml")))
+    assert all(line.startswith("OK ") for line in verdicts)
 
 
 def test_json_output_has_one_object_per_file(tmp_path: Path) -> None:
