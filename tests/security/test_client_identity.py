@@ -34,10 +34,10 @@ def _guard(make_client: AppFactory, **overrides: Any) -> TestClient:
 def test_chorus_server_and_chorus_local_do_not_let_uvicorn_trust_forwarded_headers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import uvicorn
+    from orchestrator import draining
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(draining, "serve", lambda config: seen.update(proxy_headers=config.proxy_headers))
     cli._server(load_settings())
     configs = [
         node
