@@ -7,12 +7,11 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from api import console, wiring
+from api import console, health, wiring
 from api.errors import chorus_error_handler
 from api.metrics import RequestMetrics, metrics_router
 from api.routes import actions, webhooks
@@ -97,6 +96,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     app = FastAPI(title="Chorus", version=_version(), lifespan=lifespan)
     app.add_exception_handler(ChorusError, chorus_error_handler)
     app.add_middleware(RequestMetrics)
+    app.include_router(health.router)
     app.include_router(metrics_router([queue_depth], MetricsSettings().merge_urls))
     for prefix in ("/api/v1/{tenant}", "/api/v1"):
         # Webhooks are open (as in Kestra): the key in the path is the credential.
@@ -108,10 +108,6 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
         return RedirectResponse("/ui")
-
-    @app.get("/health", tags=["Health"])
-    def health() -> dict[str, Any]:
-        return {"status": "UP"}
 
     return app
 
