@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(default=5.0, gt=0, description="How often a running task run heartbeats.")
     wait_timeout_s: float = Field(default=300.0, gt=0, description="Longest blocking wait of `wait=true`.")
     visibility_timeout_s: int = Field(default=3600, ge=60, description="Redis redelivery timeout of unacked tasks.")
+    worker_alive_file: Path | None = Field(
+        default=None,
+        description="A file the worker's consumer touches every CHORUS_WORKER_ALIVE_INTERVAL_S while it runs "
+        "with a live broker connection: its age is the worker's liveness probe.",
+    )
+    worker_alive_interval_s: float = Field(default=10.0, gt=0, le=300, description="How often that file is touched.")
     data_dir: Path = Field(default=Path(".chorus"), description="Where `chorus local` keeps its servers' data.")
     lifeline_fd: int | None = Field(
         default=None,

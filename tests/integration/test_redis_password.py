@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from orchestrator.celery_app import create_celery_app
-from orchestrator.embedded import free_port
 from orchestrator.queue_depth import QueueDepthCollector
 from orchestrator.settings import load_settings
+from tests.integration.redis_server import redis_server
 
 PASSWORD = "p@ss:w/rd#1"
 
 
 @pytest.fixture
 def guarded_redis() -> Iterator[int]:
-    """A throwaway redis-server that requires PASSWORD, on a free port; stopped after the test."""
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--requirepass", PASSWORD,
-         "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis(port=port, password=PASSWORD, socket_timeout=1).ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with redis_server(PASSWORD) as server:
+        yield server.port
 
 
 def test_workers_reach_a_broker_whose_password_holds_reserved_characters(
