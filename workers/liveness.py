@@ -35,7 +35,7 @@ def _consumer_alive(consumer: Any) -> bool:
 def install(app: Celery, path: Path, interval_s: float) -> None:
     """Touch `path` every `interval_s` from the consumer's timer while the consumer is alive."""
 
-    class AliveFile(bootsteps.StartStopStep):
+    class AliveFile(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is untyped
         requires = ("celery.worker.consumer.tasks:Tasks",)  # started once it consumes, not before
 
         def __init__(self, parent: Any, **kwargs: Any) -> None:
