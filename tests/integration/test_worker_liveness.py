@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from orchestrator.cli import run_worker_process, stop_process
 from orchestrator.settings import load_settings
 from tests.integration.redis_server import redis_server
@@ -23,8 +25,9 @@ def _wait(predicate: object, timeout_s: float) -> bool:
     return False
 
 
+@pytest.mark.parametrize("pool_impl", ["prefork", pytest.param("threads", marks=pytest.mark.slow)])
 def test_the_alive_file_stays_fresh_while_the_consumer_runs_and_goes_stale_when_the_broker_is_lost(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, pool_impl: str
 ) -> None:
     alive = tmp_path / "worker.alive"
     with redis_server(PASSWORD) as broker:
@@ -39,7 +42,7 @@ def test_the_alive_file_stays_fresh_while_the_consumer_runs_and_goes_stale_when_
             "CHORUS_METRICS_PORT": "0",
             "CHORUS_DATA_DIR": str(tmp_path / "data"),
         }
-        settings = load_settings(database_url=database_url, broker_url=env["CHORUS_BROKER_URL"])
+        settings = load_settings(database_url=database_url, broker_url=env["CHORUS_BROKER_URL"], worker_pool=pool_impl)
         worker = run_worker_process("control", settings, env)
         try:
             assert _wait(alive.exists, 30), "the worker never touched its alive file"
@@ -54,7 +57,7 @@ def test_the_alive_file_stays_fresh_while_the_consumer_runs_and_goes_stale_when_
             assert _wait(lambda: not is_fresh(alive, 2.0), 10)
             assert worker.poll() is None
         finally:
-            stop_process(worker)
+            stop_process(worker, timeout_s=5)  # its broker is gone: a warm shutdown has nothing to finish
 
 
 def test_a_missing_file_is_not_fresh(tmp_path: Path) -> None:
