@@ -197,8 +197,13 @@ def test_a_pool_scaling_to_zero_keeps_its_calls_its_cooldown_and_its_pre_stop() 
     assert redis_trigger["metadata"]["passwordFromEnv"] == "CHORUS_REDIS_PASSWORD"
 
 
-def test_a_grace_period_shorter_than_the_longest_call_is_refused_naming_the_pool() -> None:
-    short = {**SEED, "pools": [{**SEED["pools"][1], "terminationGracePeriodSeconds": 300}]}
+@pytest.mark.parametrize("mode", ["keda", "hpa"])
+def test_a_grace_period_shorter_than_the_longest_call_is_refused_naming_the_pool(mode: str) -> None:
+    short = {
+        **SEED,
+        "pools": [{**SEED["pools"][1], "terminationGracePeriodSeconds": 300}],
+        "autoscaling": {"mode": mode},
+    }
 
     with pytest.raises(helm_python.HelmError) as error:
         render(short)
