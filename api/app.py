@@ -7,12 +7,11 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from api import a2a, console, mcp_server, wiring
+from api import a2a, console, health, mcp_server, wiring
 from api.errors import chorus_error_handler
 from api.metrics import RequestMetrics, metrics_router
 from api.routes import actions, webhooks
@@ -21,6 +20,7 @@ from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
 from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
+from orchestrator.execution_gauges import ExecutionGaugesCollector
 from orchestrator.metrics import Metrics, MetricsSettings, metrics
 from orchestrator.metrics_hooks import MetricsHooks
 from orchestrator.queue_depth import QueueDepthCollector
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     settings = settings or load_settings()
     process_metrics = metrics()
     queue_depth = QueueDepthCollector(settings.broker_url, settings.pools)
+    execution_gauges = ExecutionGaugesCollector(settings.stale_after_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
         hooks = [MetricsHooks(process_metrics)]
         keyring = load_keyring(settings)
         sessions = make_sessionmaker(db, audit_key=keyring.current)
+        execution_gauges.attach(sessions)
         engine = Engine(settings, sessions, create_celery_app(settings), hooks=hooks)
         app.state.engine = engine
         app.state.audit_keys = keyring.by_id  # the audit routes check MACs with every key verify accepts
@@ -98,7 +100,8 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     app = FastAPI(title="Chorus", version=_version(), lifespan=lifespan)
     app.add_exception_handler(ChorusError, chorus_error_handler)
     app.add_middleware(RequestMetrics)
-    app.include_router(metrics_router([queue_depth], MetricsSettings().merge_urls))
+    app.include_router(health.router)
+    app.include_router(metrics_router([queue_depth, execution_gauges], MetricsSettings().merge_urls))
     for prefix in ("/api/v1/{tenant}", "/api/v1"):
         # Webhooks are open (as in Kestra): the key in the path is the credential.
         app.include_router(webhooks.router, prefix=prefix)
@@ -111,10 +114,6 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
         return RedirectResponse("/ui")
-
-    @app.get("/health", tags=["Health"])
-    def health() -> dict[str, Any]:
-        return {"status": "UP"}
 
     return app
 

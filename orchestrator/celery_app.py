@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from celery import Celery
+from celery.signals import before_task_publish
 from kombu import Queue
 
 from orchestrator.settings import Settings
@@ -15,10 +19,20 @@ JOIN_TASK_RUN = "chorus.join_task_run"
 #: Consecutive inline task runs (and their parent's join) claimed, run and recorded in one transaction.
 RUN_INLINE = "chorus.run_inline"
 CONTROL_QUEUE = "control"
+#: Message header with the send time (epoch seconds): Celery's own headers carry none, and the age of the
+#: oldest waiting message per pool (`queue_depth`) is read from it.
+SENT_AT_HEADER = "chorus_sent_at"
+
+
+def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    if headers is not None:
+        headers.setdefault(SENT_AT_HEADER, time.time())
 
 
 def create_celery_app(settings: Settings, *, main: str = "chorus") -> Celery:
     """A configured Celery app; creating it opens no connection."""
+    # A process-wide signal: connected once however many apps a process (or a test session) builds.
+    before_task_publish.connect(_stamp_sent_at, weak=False, dispatch_uid="chorus-sent-at")
     app = Celery(main, broker=settings.broker_url, backend=settings.effective_result_backend)
     transport_options = {"visibility_timeout": settings.visibility_timeout_s}
     app.conf.update(

@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.core.namespace_access import NamespaceAccess
 from orchestrator.llm_prices import LlmSettings
+from orchestrator.urls import check_url, has_password, with_password
 
 DEFAULT_POOLS = ("control", "io", "scripts", "ai")
 
@@ -40,6 +41,12 @@ class Settings(BaseSettings):
     database_allow_privileged: bool = Field(
         default=False,
         description="Let `chorus server` beyond loopback run on a superuser connection (refused otherwise).",
+    )
+    # Before the URLs: their validators read it (pydantic validates fields in declaration order).
+    redis_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the broker (and a Redis result backend), any characters: put into their URLs "
+        "percent-encoded unless a URL already holds one. Lets deploy files keep it out of the URL.",
     )
     broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Celery broker URL (Redis).")
     result_backend: str | None = Field(
@@ -97,6 +104,12 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(default=5.0, gt=0, description="How often a running task run heartbeats.")
     wait_timeout_s: float = Field(default=300.0, gt=0, description="Longest blocking wait of `wait=true`.")
     visibility_timeout_s: int = Field(default=3600, ge=60, description="Redis redelivery timeout of unacked tasks.")
+    worker_alive_file: Path | None = Field(
+        default=None,
+        description="A file the worker's consumer touches every CHORUS_WORKER_ALIVE_INTERVAL_S while it runs "
+        "with a live broker connection: its age is the worker's liveness probe.",
+    )
+    worker_alive_interval_s: float = Field(default=10.0, gt=0, le=300, description="How often that file is touched.")
     data_dir: Path = Field(default=Path(".chorus"), description="Where `chorus local` keeps its servers' data.")
     lifeline_fd: int | None = Field(
         default=None,
@@ -190,6 +203,8 @@ class Settings(BaseSettings):
         # One SQL dialect everywhere: advisory locks, SKIP LOCKED and JSONB are PostgreSQL's.
         if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             raise ValueError("must be a PostgreSQL URL (postgresql+psycopg://...)")
+        # A socket directory may come as ?host=/run/postgresql, so the host part may be empty.
+        check_url(value, schemes=("postgresql", "postgresql+psycopg", "postgres"), host_required=False)
         if value.startswith(("postgresql://", "postgres://")):
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
@@ -200,12 +215,24 @@ class Settings(BaseSettings):
         NamespaceAccess.from_config(value)  # refused at start, with the entry at fault
         return value
 
+    @field_validator("redis_password", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # the chart passes an optional Secret key: absent reads as ""
+
     @field_validator("broker_url")
     @classmethod
-    def _redis_only(cls, value: str) -> str:
+    def _redis_only(cls, value: str, info: ValidationInfo) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a Redis URL (redis://host:port/db)")
-        return value
+        return _redis_with_password(value, info)
+
+    @field_validator("result_backend")
+    @classmethod
+    def _backend_password(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.startswith(("redis://", "rediss://")):
+            return value
+        return _redis_with_password(value, info)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -280,6 +307,14 @@ class Settings(BaseSettings):
             )
 
 
+def _redis_with_password(url: str, info: ValidationInfo) -> str:
+    check_url(url, schemes=("redis", "rediss", "unix"), host_required=not url.startswith("unix://"))
+    password: SecretStr | None = info.data.get("redis_password")
+    if password is None or url.startswith("unix://") or has_password(url):
+        return url
+    return with_password(url, password.get_secret_value())
+
+
 def flow_envs(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
     """Kestra's `envs`: the prefixed environment variables, prefix removed and lower-cased."""
     prefix = settings.env_vars_prefix
@@ -295,7 +330,9 @@ def load_settings(**overrides: object) -> Settings:
         field = ".".join(str(p) for p in first["loc"])
         if not field:  # a cross-field rule: its message names the variables
             raise ConfigurationError("CHORUS_*", first["msg"]) from e
-        raise ConfigurationError(f"CHORUS_{field.upper()}", f"{first['msg']} (got {first.get('input')!r})") from e
+        # A URL or password may hold a secret: name the variable, never echo its value.
+        shown = "" if field.endswith(("url", "backend", "password")) else f" (got {first.get('input')!r})"
+        raise ConfigurationError(f"CHORUS_{field.upper()}", f"{first['msg']}{shown}") from e
     if "envs" in overrides:
         return settings
     return settings.model_copy(update={"envs": flow_envs(settings, os.environ)})

@@ -13,7 +13,7 @@ from orchestrator.hardening import forbid_inspection
 from orchestrator.metrics import MetricsSettings
 from orchestrator.observability import configure_logging
 from orchestrator.settings import load_settings
-from workers import lifeline, runtime
+from workers import lifeline, liveness, runtime
 from workers import metrics as worker_metrics
 from workers.runtime import register_tasks
 from workers.sandbox import script_user
@@ -29,6 +29,8 @@ app = create_celery_app(settings, main="workers")
 register_tasks(app, settings)
 # The metrics hooks attach to each pool process's Engine once it exists (after fork).
 worker_metrics.install(app, MetricsSettings(), settings.pools, runtime.current_engine)
+if settings.worker_alive_file is not None:  # the liveness probe of the chart and the compose file reads it
+    liveness.install(app, settings.worker_alive_file, settings.worker_alive_interval_s)
 if settings.lifeline_fd is not None:  # started by `chorus local`: die with it
     lifeline.install(settings.lifeline_fd)
 

@@ -14,7 +14,13 @@ from tests.harness.dashboards import DASHBOARDS, load_all, panels, queries
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 #: Series Prometheus makes itself or collectors emit outside `Metrics`.
-EXTRA_SERIES = {"up", "chorus_queue_depth_messages"}
+EXTRA_SERIES = {
+    "up",
+    "chorus_queue_depth_messages",
+    "chorus_queue_oldest_message_age_seconds",
+    "chorus_executions",
+    "chorus_executions_stuck",
+}
 _SERIES = re.compile(r"\b(chorus_[a-z0-9_]+|up)\b")
 _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 

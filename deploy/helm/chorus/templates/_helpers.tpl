@@ -55,6 +55,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
       name: {{ include "chorus.secretName" . }}
       key: audit-key
       optional: true
+# On its own, not in broker-url: settings put it into the URLs percent-encoded, whatever it holds.
+- name: CHORUS_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "chorus.secretName" . }}
+      key: redis-password
+      optional: true
 - name: CHORUS_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
 - name: CHORUS_POOLS
@@ -63,14 +70,87 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: /data
 {{- end -}}
 
+{{/* The claim every pod mounts at /data: the user's, the chart's own, or none (refused unless podLocal). */}}
+{{- define "chorus.dataClaim" -}}
+{{- if .Values.storage.existingClaim -}}
+{{ .Values.storage.existingClaim }}
+{{- else if .Values.storage.persistence.enabled -}}
+{{ include "chorus.fullname" . }}-data
+{{- end -}}
+{{- end -}}
+
 {{- define "chorus.dataVolume" -}}
 - name: data
-  {{- if .Values.storage.existingClaim }}
+  {{- with include "chorus.dataClaim" . }}
   persistentVolumeClaim:
-    claimName: {{ .Values.storage.existingClaim }}
+    claimName: {{ . }}
   {{- else }}
+  {{- if not .Values.storage.podLocal }}
+  {{- fail "storage: the server and the workers are different pods and must share /data (FILE inputs, output files): set storage.existingClaim to a ReadWriteMany claim, or storage.persistence.enabled=true, or storage.podLocal=true to accept that files break across pods" }}
+  {{- end }}
   emptyDir: {}
   {{- end }}
+{{- end -}}
+
+{{/*
+Extra environment of one component: global `extraEnv`/`envFrom`, then the component's own, then the flow
+secrets from `flowSecrets` (SECRET_* variables from a Secret, or a Secret mounted as CHORUS_SECRETS_DIR).
+Called with (list $root $component).
+*/}}
+{{- define "chorus.extraEnv" -}}
+{{- $root := index . 0 -}}
+{{- $component := index . 1 -}}
+{{- with $root.Values.flowSecrets.directorySecret }}
+- name: CHORUS_SECRETS_DIR
+  value: /etc/chorus/secrets
+{{- end }}
+{{- with $root.Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- with $component.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "chorus.envFrom" -}}
+{{- $root := index . 0 -}}
+{{- $component := index . 1 -}}
+{{- $sources := concat ($root.Values.envFrom | default list) ($component.envFrom | default list) -}}
+{{- with $root.Values.flowSecrets.envSecret }}
+{{- $sources = append $sources (dict "secretRef" (dict "name" .)) -}}
+{{- end }}
+{{- with $sources }}
+envFrom:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "chorus.extraVolumeMounts" -}}
+{{- $root := index . 0 -}}
+{{- $component := index . 1 -}}
+{{- with $root.Values.flowSecrets.directorySecret }}
+- name: flow-secrets
+  mountPath: /etc/chorus/secrets
+  readOnly: true
+{{- end }}
+{{- with concat ($root.Values.extraVolumeMounts | default list) ($component.extraVolumeMounts | default list) }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "chorus.extraVolumes" -}}
+{{- $root := index . 0 -}}
+{{- $component := index . 1 -}}
+{{- with $root.Values.flowSecrets.directorySecret }}
+- name: flow-secrets
+  secret:
+    secretName: {{ . }}
+    # Group-readable only (fsGroup): a scripts pool's script user (another uid) cannot read them.
+    defaultMode: 0440
+{{- end }}
+{{- with concat ($root.Values.extraVolumes | default list) ($component.extraVolumes | default list) }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{- define "chorus.poolsJson" -}}
