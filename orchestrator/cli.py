@@ -71,10 +71,17 @@ def _parser() -> argparse.ArgumentParser:
     from orchestrator.cli_ops import add_commands as add_ops_commands
 
     add_ops_commands(commands)
+
+    from orchestrator.cli_client import add_commands as add_client_commands
+
+    add_client_commands(commands)
     for name in BESIDE_LOCAL:
         _add_data_dir(commands.choices[name])
     return parser
 
+
+#: Commands that talk to a running server over its HTTP API (orchestrator.cli_client).
+CLIENT_COMMANDS = ("run", "executions")
 
 #: Commands that, run beside `chorus local`, reach its database and broker through its data directory.
 BESIDE_LOCAL = ("user", "token", "audit", "retry", "flower")
@@ -131,6 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "flow":
             return _flow_validate(args.paths, as_json=args.json)
+        if args.command in CLIENT_COMMANDS:  # HTTP clients of a server: no settings, database or broker here
+            from orchestrator.cli_client import run as run_client
+
+            return run_client(args, os.environ)
         # Before anything reads secrets: scripts of this user must not read this process's environment.
         forbid_inspection()
         settings = _settings(args)
