@@ -104,14 +104,16 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 def _beside_local(args: argparse.Namespace, settings: Settings) -> Settings:
     """The settings of a command run beside `chorus local`: its database and broker, from its runtime.json.
 
-    Used when the data directory is named (`--data-dir`, CHORUS_DATA_DIR), or when no database URL is configured
-    and the default data directory has a running `chorus local`.
+    Used when `--data-dir` is given, or when no CHORUS_DATABASE_URL is set and CHORUS_DATA_DIR (or the default
+    data directory) has a running `chorus local`.
     """
     from orchestrator.local_runtime import read_runtime
 
-    named = args.data_dir is not None or bool(os.environ.get("CHORUS_DATA_DIR"))
-    if not named and os.environ.get("CHORUS_DATABASE_URL"):
+    if args.data_dir is None and os.environ.get("CHORUS_DATABASE_URL"):
+        # A database URL in the environment wins over CHORUS_DATA_DIR there: a server and its workers share
+        # both (the data directory is then their internal storage, not a `chorus local`'s).
         return settings
+    named = args.data_dir is not None or bool(os.environ.get("CHORUS_DATA_DIR"))
     runtime = read_runtime(settings.data_dir, required=named)
     if runtime is None:
         return settings

@@ -44,7 +44,7 @@ def exit_code(state: str) -> int:
 
 def sse_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
     """(event id, decoded data) of each Server-Sent Event; keep-alive comments are skipped."""
-    kind, data = "", []
+    kind, data = "", list[str]()
     for line in response.iter_lines():
         if line == "":
             if data:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator import checks, flow_triggers, loop_scope, loops, operations, sleeps, storage, store, subflows
 from orchestrator.compiler import to_canvas
 from orchestrator.core import kestra2
-from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, LabelsInvalid, NotFound
+from orchestrator.core.errors import ChorusError, Conflict, ExpressionError, FlowInvalid, LabelsInvalid, NotFound
 from orchestrator.core.expressions import has_expression, render
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.ids import new_id, task_run_id
@@ -44,6 +44,7 @@ from orchestrator.core.plan import (
     has_runs,
     inside,
     phase,
+    pool_of,
     remaining,
 )
 from orchestrator.core.retry import next_attempt_at
@@ -425,6 +426,21 @@ class Engine:
         return plan
 
     # ---- task runs: claim, decide, finish -------------------------------------------------------
+
+    def pool_of(self, at: TaskRunCoordinates) -> str | None:
+        """The pool that runs the task a message names (None: no such execution or task, the claim will say so).
+
+        A worker compares it with the queue the message came from before claiming: a message re-applied to
+        another pool's queue must not run where that pool's tools, limits or sandbox are missing.
+        """
+        with read_only(self.sessions) as session:
+            execution = store.get_execution(session, at.execution_id)
+            if execution is None:
+                return None
+            try:
+                return pool_of(self._flow_for(session, execution).task(at.task_id))
+            except (ChorusError, KeyError):
+                return None
 
     def claim(
         self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None

@@ -215,6 +215,30 @@ def _run_agent(engine: Engine, claimed: ClaimedTaskRun) -> str:
     return engine.finish(claimed, TaskOutcome(State.SUCCESS, outputs=outputs, logs=tuple(ctx.logs)))
 
 
+class WrongPool(ChorusError):
+    """Raised when a message for a task run arrives on another pool's queue (a re-apply to the wrong queue)."""
+
+    def __init__(self, task_run_id: str, pool: str, queue: str) -> None:
+        super().__init__(
+            f"task run {task_run_id} runs on pool {pool!r}, not on queue {queue!r}: refused, nothing ran; "
+            f"re-apply it to queue {pool!r}"
+        )
+
+
+def _refuse_wrong_pool(task: Task, at: TaskRunCoordinates) -> None:
+    """Refuse (a Celery FAILURE naming both) a message delivered on a queue that is not its task's pool.
+
+    The compiler always routes a task run to its pool; only a person re-applying a message (Flower lets one
+    pick any queue) can send it elsewhere, where that pool's sandbox, tools or limits are not set up.
+    """
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    if not queue:
+        return  # run eagerly or by hand: no queue to judge
+    pool = _holder.get().pool_of(at)
+    if pool is not None and pool != queue:
+        raise WrongPool(at.task_run_id, pool, queue)
+
+
 def _claim(task: Task, at: TaskRunCoordinates) -> tuple[Engine, ClaimedTaskRun | None]:
     """Claim the task run a message names, for this Celery task's attempt."""
     engine = _holder.get()
@@ -243,7 +267,9 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     ) -> str:
         if prev == STOP:
             return STOP
-        engine, claimed = _claim(self, TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt))
+        at = TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt)
+        _refuse_wrong_pool(self, at)
+        engine, claimed = _claim(self, at)
         if claimed is None:
             return STOP
         try:

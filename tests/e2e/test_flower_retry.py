@@ -192,3 +192,38 @@ def test_a_failed_task_re_applied_through_flowers_api_resumes_the_execution_to_s
     assert len(runs["flaky"]["attempts"]) == 2
     assert runs["after"]["outputs"] == {"value": "done"}
     assert "flower:ops" in _actors(stack, execution_id)
+
+
+#: An io-pool task that fails (nothing listens on the port): its message went to queue `io`.
+UNREACHABLE = """
+id: unreachable
+namespace: {ns}
+tasks:
+  - id: call
+    type: io.kestra.plugin.core.http.Request
+    uri: http://127.0.0.1:{port}/
+"""
+
+
+def test_a_task_run_re_applied_to_another_pools_queue_is_refused_and_does_not_run(
+    stack: Stack, flower: Flower, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(UNREACHABLE.replace("{port}", str(free_port())))
+    execution = stack.wait_for_state(stack.run(unique_namespace, "unreachable")["id"])
+    assert execution["state"]["current"] == "FAILED"
+    kwargs = {"execution_id": execution["id"], "task_id": "call", "parent_id": None, "iteration": None, "attempt": 1}
+
+    response = flower.client.post(f"/api/task/async-apply/{RUN_TASK_RUN}", json={"kwargs": kwargs, "queue": "scripts"})
+
+    assert response.status_code == 200, response.text
+    app = create_celery_app(stack.settings)
+    try:
+        result = app.AsyncResult(response.json()["task-id"])
+        result.get(timeout=20, propagate=False)
+        assert result.state == "FAILURE"
+        assert "runs on pool 'io', not on queue 'scripts': refused" in str(result.result)
+    finally:
+        app.close()
+    after = stack.api.get(f"/executions/{execution['id']}").json()
+    assert after["state"]["current"] == "FAILED"
+    assert len(after["taskRunList"][0]["attempts"]) == 1  # nothing ran: no second attempt
