@@ -153,6 +153,8 @@ def test_chorus_retry_re_sends_the_original_coordinates_to_the_original_queue(
     assert done.returncode == 0, done.stderr
     sent = json.loads(done.stdout)
     assert (sent["name"], sent["queue"], sent["kwargs"]) == (name, "control", kwargs)
+    # The engine's states of the task runs the message named, not Celery's status of the message.
+    assert sent["task_run_states"] == {"hello": "SUCCESS", "flaky": "FAILED", "after": "NOT_STARTED"}
     app = create_celery_app(stack.settings)
     try:
         # A worker ran the re-applied message (what it decided is the engine's business).
