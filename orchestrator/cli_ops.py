@@ -102,7 +102,7 @@ def _task_run_states(settings: Settings, kwargs: dict[str, Any]) -> dict[str, st
     execution_id = kwargs.get("execution_id")
     if not execution_id:
         return {}
-    runs = kwargs["runs"] if "runs" in kwargs else [kwargs] if "task_id" in kwargs else []
+    runs = kwargs.get("runs", [kwargs] if "task_id" in kwargs else [])
     db = make_engine(settings.database_url, pool_size=1)
     try:
         with db.connect() as connection, Session(connection) as session:
