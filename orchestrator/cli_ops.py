@@ -24,7 +24,8 @@ def add_commands(commands: Any) -> None:
     flower = commands.add_parser(
         "flower",
         help="run Flower on the worker app (task events, basic auth) [env: CHORUS_FLOWER_ADDRESS, "
-        "CHORUS_FLOWER_PORT, CHORUS_FLOWER_USERNAME, CHORUS_FLOWER_PASSWORD, CHORUS_FLOWER_URL_PREFIX]",
+        "CHORUS_FLOWER_PORT, CHORUS_FLOWER_USERNAME, CHORUS_FLOWER_PASSWORD, CHORUS_FLOWER_URL_PREFIX, "
+        "CHORUS_FLOWER_PERSISTENT, CHORUS_FLOWER_DB]",
     )
     flower.set_defaults(ops_command="flower")
     retry = commands.add_parser("retry", help="re-apply a Celery task by the id Flower shows; the engine retries")
@@ -55,7 +56,11 @@ def _flower(settings: Settings) -> int:
         )
     flower = FlowerSettings()
     check(flower)
-    argv = flower_command(flower)
+    state_file = None
+    if flower.persistent:
+        state_file = flower.db or settings.data_dir / "flower-state"
+        state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    argv = flower_command(flower, state_file)
     # Flower loads the worker app, which reads its settings from the environment: pass on the broker and the
     # database chosen here (they may come from a `chorus local`'s runtime.json).
     chosen = {
