@@ -442,6 +442,12 @@ class Engine:
             except (ChorusError, KeyError):
                 return None
 
+    def task_run_states(self, task_run_ids: Sequence[str]) -> dict[str, str]:
+        """The current state of each of these task runs that exists (for a worker's report to Celery)."""
+        with read_only(self.sessions) as session:
+            rows = (store.get_task_run(session, task_run_id) for task_run_id in task_run_ids)
+            return {row.id: row.state for row in rows if row is not None}
+
     def claim(
         self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None
     ) -> ClaimedTaskRun | None:

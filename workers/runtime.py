@@ -225,6 +225,33 @@ class WrongPool(ChorusError):
         )
 
 
+class TaskRunFailed(ChorusError):
+    """Raised as a Celery task's end when a task run it ran is FAILED, so Flower shows a FAILURE with the error."""
+
+
+def _has_downstream(task: Task) -> bool:
+    """Whether Celery still has work after this task: chain links, a chord's callback, a group, link callbacks.
+
+    Chorus's links pass a verdict (`stop`) down a chain, and its joins run after a failure (errors, finally,
+    allowFailure are decided there); a raise would skip them. Only a Celery task with nothing after it (the last
+    link of an execution's chain, a re-applied message) reports a failed task run as a Celery FAILURE.
+    """
+    request = task.request
+    return bool(request.chain or request.chord or request.group or request.callbacks)
+
+
+def _report_failures(task: Task, engine: Engine, failures: list[tuple[TaskRunCoordinates, str | None]]) -> None:
+    """Raise TaskRunFailed for the task runs of this message that ended FAILED (not retrying, not allowed)."""
+    if not failures or _has_downstream(task):
+        return
+    states = engine.task_run_states([at.task_run_id for at, _ in failures])
+    failed = [(at, error) for at, error in failures if states.get(at.task_run_id) == State.FAILED]
+    if failed:
+        raise TaskRunFailed(
+            "; ".join(f"task run {at.task_id} of execution {at.execution_id} FAILED: {error}" for at, error in failed)
+        )
+
+
 def _refuse_wrong_pool(task: Task, at: TaskRunCoordinates) -> None:
     """Refuse (a Celery FAILURE naming both) a message delivered on a queue that is not its task's pool.
 
@@ -290,6 +317,8 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             verdict = _until_recorded(lambda: engine.finish(claimed, outcome), claimed.coordinates.task_run_id)
         if claimed.reapplied and verdict == OK:
             engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
+        if outcome.state is State.FAILED and verdict == STOP:
+            _report_failures(self, engine, [(claimed.coordinates, outcome.error)])
         return verdict
 
     @app.task(bind=True, name=ENTER_TASK_RUN)
@@ -341,6 +370,14 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         if prev == STOP and not join:
             return STOP
         requested_by = self.request.get("chorus_actor")
+        failures: list[tuple[TaskRunCoordinates, str | None]] = []
+
+        def run(claimed: ClaimedTaskRun) -> TaskOutcome:
+            outcome = run_claimed(claimed, engine)
+            if outcome.state is State.FAILED:
+                failures.append((claimed.coordinates, outcome.error))
+            return outcome
+
         verdict, plan, reapplied = engine.run_inline(
             execution_id,
             coordinates,
@@ -349,12 +386,13 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             owner=_owner(self),
             celery_task_id=self.request.id,
             requested_by=requested_by and str(requested_by),
-            run=lambda claimed: run_claimed(claimed, engine),
+            run=run,
         )
         if plan is not None:
             return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
         if reapplied and verdict == OK:
             engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
+        _report_failures(self, engine, failures)
         return verdict
 
     @app.task(bind=True, name=JOIN_TASK_RUN)

@@ -136,6 +136,20 @@ def test_flower_shows_each_task_run_with_its_execution_and_task_ids(
     assert info["routing_key"] == "control"
 
 
+def test_flowers_task_list_shows_a_failed_task_run_as_a_failure_with_its_error(
+    stack: Stack, flower: Flower, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    execution_id = _failed_execution(stack, deploy_flow, unique_namespace)
+    uuid, name, _ = flower.task_of(execution_id, "flaky")
+
+    listed = flower.client.get("/api/tasks", params={"taskname": name, "search": execution_id}).json()
+
+    assert listed[uuid]["state"] == "FAILURE"
+    assert listed[uuid]["exception"] == (
+        f"TaskRunFailed('task run flaky of execution {execution_id} FAILED: first attempt fails')"
+    )
+
+
 def test_chorus_retry_re_sends_the_original_coordinates_to_the_original_queue(
     stack: Stack, flower: Flower, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
 ) -> None:
