@@ -448,6 +448,15 @@ class Engine:
             rows = (store.get_task_run(session, task_run_id) for task_run_id in task_run_ids)
             return {row.id: row.state for row in rows if row is not None}
 
+    def failed_tasks(self, execution_id: str) -> list[str] | None:
+        """The ids of the FAILED task runs' tasks when the execution ended FAILED; None when it did not."""
+        with read_only(self.sessions) as session:
+            execution = store.get_execution(session, execution_id)
+            if execution is None or execution.state != State.FAILED:
+                return None
+            runs = store.task_runs_of(session, execution_id)
+            return list(dict.fromkeys(r.task_id for r in runs if r.state == State.FAILED))
+
     def claim(
         self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None
     ) -> ClaimedTaskRun | None:

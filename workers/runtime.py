@@ -229,6 +229,10 @@ class TaskRunFailed(ChorusError):
     """Raised as a Celery task's end when a task run it ran is FAILED, so Flower shows a FAILURE with the error."""
 
 
+class ExecutionFailed(ChorusError):
+    """Raised as the end of the Celery task that joined an execution which ended FAILED (Flower shows a FAILURE)."""
+
+
 def _has_downstream(task: Task) -> bool:
     """Whether Celery still has work after this task: chain links, a chord's callback, a group, link callbacks.
 
@@ -240,16 +244,30 @@ def _has_downstream(task: Task) -> bool:
     return bool(request.chain or request.chord or request.group or request.callbacks)
 
 
-def _report_failures(task: Task, engine: Engine, failures: list[tuple[TaskRunCoordinates, str | None]]) -> None:
-    """Raise TaskRunFailed for the task runs of this message that ended FAILED (not retrying, not allowed)."""
-    if not failures or _has_downstream(task):
+def _report_failures(
+    task: Task,
+    engine: Engine,
+    failures: list[tuple[TaskRunCoordinates, str | None]],
+    *,
+    execution_id: str,
+    joined_execution: bool = False,
+) -> None:
+    """Raise when this message ends a failure and nothing follows it in Celery: TaskRunFailed for its task runs
+    that ended FAILED (not retrying, not allowed to fail); ExecutionFailed when it joined the execution, which
+    ended FAILED (a task run that failed in an earlier link, which passed `stop` on)."""
+    if _has_downstream(task):
         return
-    states = engine.task_run_states([at.task_run_id for at, _ in failures])
-    failed = [(at, error) for at, error in failures if states.get(at.task_run_id) == State.FAILED]
-    if failed:
-        raise TaskRunFailed(
-            "; ".join(f"task run {at.task_id} of execution {at.execution_id} FAILED: {error}" for at, error in failed)
-        )
+    if failures:
+        states = engine.task_run_states([at.task_run_id for at, _ in failures])
+        failed = [(at, error) for at, error in failures if states.get(at.task_run_id) == State.FAILED]
+        if failed:
+            raise TaskRunFailed(
+                "; ".join(f"task run {at.task_id} of execution {at.execution_id} FAILED: {e}" for at, e in failed)
+            )
+    if joined_execution:
+        failed_tasks = engine.failed_tasks(execution_id)
+        if failed_tasks is not None:
+            raise ExecutionFailed(f"execution {execution_id} FAILED; failed tasks: {', '.join(failed_tasks) or '-'}")
 
 
 def _refuse_wrong_pool(task: Task, at: TaskRunCoordinates) -> None:
@@ -318,7 +336,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         if claimed.reapplied and verdict == OK:
             engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
         if outcome.state is State.FAILED and verdict == STOP:
-            _report_failures(self, engine, [(claimed.coordinates, outcome.error)])
+            _report_failures(self, engine, [(claimed.coordinates, outcome.error)], execution_id=execution_id)
         return verdict
 
     @app.task(bind=True, name=ENTER_TASK_RUN)
@@ -392,12 +410,16 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
         if reapplied and verdict == OK:
             engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
-        _report_failures(self, engine, failures)
+        top_level = all(at.parent_id is None for at in coordinates)
+        _report_failures(self, engine, failures, execution_id=execution_id, joined_execution=join and top_level)
         return verdict
 
     @app.task(bind=True, name=JOIN_TASK_RUN)
     def join_task_run(self: Task, prev: Any = None, *, execution_id: str, parent_id: str | None = None) -> str:
-        verdict, plan = _holder.get().join(execution_id, parent_id, actor="system:join")
+        engine = _holder.get()
+        verdict, plan = engine.join(execution_id, parent_id, actor="system:join")
         if plan is not None:
             return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
+        if verdict != OK:
+            _report_failures(self, engine, [], execution_id=execution_id, joined_execution=parent_id is None)
         return verdict if verdict in (OK, STOP) else STOP

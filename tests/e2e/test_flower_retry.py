@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from orchestrator.celery_app import RUN_INLINE, RUN_TASK_RUN, create_celery_app
+from orchestrator.celery_app import JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN, create_celery_app
 from orchestrator.cli import stop_process
 from orchestrator.embedded import free_port
 from tests.e2e.conftest import Stack
@@ -102,6 +102,18 @@ def _failed_execution(stack: Stack, deploy_flow: Callable[[str], dict[str, Any]]
     execution = stack.wait_for_state(stack.run(ns, "flaky")["id"])
     assert execution["state"]["current"] == "FAILED"
     return str(execution["id"])
+
+
+def _flower_failure(flower: Flower, name: str, execution_id: str, timeout_s: float = 15) -> str:
+    """The exception Flower shows for the failed `name` Celery task of an execution."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        tasks = flower.client.get("/api/tasks", params={"taskname": name, "search": execution_id}).json()
+        failed = [info["exception"] for info in tasks.values() if info.get("state") == "FAILURE"]
+        if failed:
+            return str(failed[0])
+        time.sleep(0.2)
+    raise AssertionError(f"Flower shows no failed {name} of {execution_id}")
 
 
 def _actors(stack: Stack, execution_id: str) -> list[str]:
@@ -228,6 +240,10 @@ def test_a_task_run_re_applied_to_another_pools_queue_is_refused_and_does_not_ru
     execution = stack.wait_for_state(stack.run(unique_namespace, "unreachable")["id"])
     assert execution["state"]["current"] == "FAILED"
     kwargs = {"execution_id": execution["id"], "task_id": "call", "parent_id": None, "iteration": None, "attempt": 1}
+    # The failed link passed `stop` to the execution's join, which has nothing after it: that one is the FAILURE.
+    assert _flower_failure(flower, JOIN_TASK_RUN, execution["id"]) == (
+        f"ExecutionFailed('execution {execution['id']} FAILED; failed tasks: call')"
+    )
 
     response = flower.client.post(f"/api/task/async-apply/{RUN_TASK_RUN}", json={"kwargs": kwargs, "queue": "scripts"})
 
