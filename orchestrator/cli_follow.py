@@ -97,11 +97,11 @@ class Progress:
         if self.tty:
             self._redraw(execution, runs, state)
         else:
-            if state != self._state:
-                self.out.write(f"{_now()} execution {execution['id']} {state}\n")
             for key, (label, run_state) in runs.items():
                 if self._seen.get(key) != run_state:
                     self.out.write(f"{_now()} {label} {run_state}\n")
+            if state != self._state:  # after its task runs: an execution's end follows its last task run's
+                self.out.write(f"{_now()} execution {execution['id']} {state}\n")
             self.out.flush()
         self._seen = {key: run_state for key, (_, run_state) in runs.items()}
         self._state = state

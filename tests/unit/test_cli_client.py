@@ -114,7 +114,7 @@ def test_plain_progress_prints_one_line_per_change_only() -> None:
     progress.show(_execution("FAILED", ("a", "FAILED")))
 
     lines = [line.split(" ", 1)[1] for line in out.getvalue().splitlines()]
-    assert lines == ["execution e1 RUNNING", "a RUNNING", "execution e1 FAILED", "a FAILED"]
+    assert lines == ["a RUNNING", "execution e1 RUNNING", "a FAILED", "execution e1 FAILED"]
 
 
 def test_tty_progress_redraws_its_block_in_place() -> None:
