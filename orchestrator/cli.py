@@ -71,10 +71,17 @@ def _parser() -> argparse.ArgumentParser:
     from orchestrator.cli_ops import add_commands as add_ops_commands
 
     add_ops_commands(commands)
+
+    from orchestrator.cli_client import add_commands as add_client_commands
+
+    add_client_commands(commands)
     for name in BESIDE_LOCAL:
         _add_data_dir(commands.choices[name])
     return parser
 
+
+#: Commands that talk to a running server over its HTTP API (orchestrator.cli_client).
+CLIENT_COMMANDS = ("run", "executions")
 
 #: Commands that, run beside `chorus local`, reach its database and broker through its data directory.
 BESIDE_LOCAL = ("user", "token", "audit", "retry", "flower")
@@ -97,14 +104,15 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 def _beside_local(args: argparse.Namespace, settings: Settings) -> Settings:
     """The settings of a command run beside `chorus local`: its database and broker, from its runtime.json.
 
-    Used when the data directory is named (`--data-dir`, CHORUS_DATA_DIR), or when no database URL is configured
-    and the default data directory has a running `chorus local`.
+    Used when `--data-dir` is given, or when no CHORUS_DATABASE_URL is set and CHORUS_DATA_DIR (or the default
+    data directory) has a running `chorus local`.
     """
     from orchestrator.audit_keys import KEY_FILE_NAME
     from orchestrator.local_runtime import read_runtime
 
-    # CHORUS_DATA_DIR is also every process's storage root: with a database URL beside it, that URL wins.
     if args.data_dir is None and os.environ.get("CHORUS_DATABASE_URL"):
+        # A database URL in the environment wins over CHORUS_DATA_DIR there: a server and its workers share
+        # both (the data directory is then their internal storage, not a `chorus local`'s).
         return settings
     named = args.data_dir is not None or bool(os.environ.get("CHORUS_DATA_DIR"))
     runtime = read_runtime(settings.data_dir, required=named)
@@ -136,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "flow":
             return _flow_validate(args.paths, as_json=args.json)
+        if args.command in CLIENT_COMMANDS:  # HTTP clients of a server: no settings, database or broker here
+            from orchestrator.cli_client import run as run_client
+
+            return run_client(args, os.environ)
         # Before anything reads secrets: scripts of this user must not read this process's environment.
         forbid_inspection()
         settings = _settings(args)

@@ -36,7 +36,7 @@ from orchestrator import (
 )
 from orchestrator.compiler import to_canvas
 from orchestrator.core import kestra2
-from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, LabelsInvalid, NotFound
+from orchestrator.core.errors import ChorusError, Conflict, ExpressionError, FlowInvalid, LabelsInvalid, NotFound
 from orchestrator.core.expressions import has_expression, render
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.ids import new_id, task_run_id
@@ -55,6 +55,7 @@ from orchestrator.core.plan import (
     has_runs,
     inside,
     phase,
+    pool_of,
     remaining,
 )
 from orchestrator.core.retry import next_attempt_at
@@ -445,6 +446,36 @@ class Engine:
         return plan
 
     # ---- task runs: claim, decide, finish -------------------------------------------------------
+
+    def pool_of(self, at: TaskRunCoordinates) -> str | None:
+        """The pool that runs the task a message names (None: no such execution or task, the claim will say so).
+
+        A worker compares it with the queue the message came from before claiming: a message re-applied to
+        another pool's queue must not run where that pool's tools, limits or sandbox are missing.
+        """
+        with read_only(self.sessions) as session:
+            execution = store.get_execution(session, at.execution_id)
+            if execution is None:
+                return None
+            try:
+                return pool_of(self._flow_for(session, execution).task(at.task_id))
+            except (ChorusError, KeyError):
+                return None
+
+    def task_run_states(self, task_run_ids: Sequence[str]) -> dict[str, str]:
+        """The current state of each of these task runs that exists (for a worker's report to Celery)."""
+        with read_only(self.sessions) as session:
+            rows = (store.get_task_run(session, task_run_id) for task_run_id in task_run_ids)
+            return {row.id: row.state for row in rows if row is not None}
+
+    def failed_tasks(self, execution_id: str) -> list[str] | None:
+        """The ids of the FAILED task runs' tasks when the execution ended FAILED; None when it did not."""
+        with read_only(self.sessions) as session:
+            execution = store.get_execution(session, execution_id)
+            if execution is None or execution.state != State.FAILED:
+                return None
+            runs = store.task_runs_of(session, execution_id)
+            return list(dict.fromkeys(r.task_id for r in runs if r.state == State.FAILED))
 
     def claim(
         self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,10 @@ class FlowerSettings(BaseSettings):
     username: str | None = Field(default=None, min_length=1, description="Basic-auth user of Flower's UI and API.")
     password: SecretStr | None = Field(default=None, min_length=8, description="Basic-auth password.")
     url_prefix: str = Field(default="", description="Path prefix when Flower sits behind a reverse proxy.")
+    persistent: bool = Field(
+        default=True, description="Keep the tasks Flower saw across its restarts (in CHORUS_FLOWER_DB)."
+    )
+    db: Path | None = Field(default=None, description="Flower's state file (default: flower-state in the data dir).")
 
     @property
     def loopback_only(self) -> bool:
@@ -49,12 +54,22 @@ def check(settings: FlowerSettings) -> None:
         )
 
 
-def flower_command(settings: FlowerSettings) -> list[str]:
-    """The argv of Flower for the Chorus worker app."""
+#: How often a persistent Flower saves its state (ms): a killed Flower loses at most this much.
+STATE_SAVE_INTERVAL_MS = 10_000
+
+
+def flower_command(settings: FlowerSettings, state_file: Path | None = None) -> list[str]:
+    """The argv of Flower for the Chorus worker app; with `state_file`, in persistent mode.
+
+    Flower learns of tasks only from the events it receives: persistence keeps what it saw across its own
+    restarts (a task run that ended while no Flower ran is found from its execution: the attempt's celeryTaskId).
+    """
     argv = [
         sys.executable, "-m", "celery", "-A", WORKER_APP, "flower",
         f"--address={settings.address}", f"--port={settings.port}",
     ]  # fmt: skip
+    if state_file is not None:
+        argv += ["--persistent=True", f"--db={state_file}", f"--state_save_interval={STATE_SAVE_INTERVAL_MS}"]
     if settings.url_prefix:
         argv.append(f"--url_prefix={settings.url_prefix}")
     return argv

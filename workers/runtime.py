@@ -215,6 +215,75 @@ def _run_agent(engine: Engine, claimed: ClaimedTaskRun) -> str:
     return engine.finish(claimed, TaskOutcome(State.SUCCESS, outputs=outputs, logs=tuple(ctx.logs)))
 
 
+class WrongPool(ChorusError):
+    """Raised when a message for a task run arrives on another pool's queue (a re-apply to the wrong queue)."""
+
+    def __init__(self, task_run_id: str, pool: str, queue: str) -> None:
+        super().__init__(
+            f"task run {task_run_id} runs on pool {pool!r}, not on queue {queue!r}: refused, nothing ran; "
+            f"re-apply it to queue {pool!r}"
+        )
+
+
+class TaskRunFailed(ChorusError):
+    """Raised as a Celery task's end when a task run it ran is FAILED, so Flower shows a FAILURE with the error."""
+
+
+class ExecutionFailed(ChorusError):
+    """Raised as the end of the Celery task that joined an execution which ended FAILED (Flower shows a FAILURE)."""
+
+
+def _has_downstream(task: Task) -> bool:
+    """Whether Celery still has work after this task: chain links, a chord's callback, a group, link callbacks.
+
+    Chorus's links pass a verdict (`stop`) down a chain, and its joins run after a failure (errors, finally,
+    allowFailure are decided there); a raise would skip them. Only a Celery task with nothing after it (the last
+    link of an execution's chain, a re-applied message) reports a failed task run as a Celery FAILURE.
+    """
+    request = task.request
+    return bool(request.chain or request.chord or request.group or request.callbacks)
+
+
+def _report_failures(
+    task: Task,
+    engine: Engine,
+    failures: list[tuple[TaskRunCoordinates, str | None]],
+    *,
+    execution_id: str,
+    joined_execution: bool = False,
+) -> None:
+    """Raise when this message ends a failure and nothing follows it in Celery: TaskRunFailed for its task runs
+    that ended FAILED (not retrying, not allowed to fail); ExecutionFailed when it joined the execution, which
+    ended FAILED (a task run that failed in an earlier link, which passed `stop` on)."""
+    if _has_downstream(task):
+        return
+    if failures:
+        states = engine.task_run_states([at.task_run_id for at, _ in failures])
+        failed = [(at, error) for at, error in failures if states.get(at.task_run_id) == State.FAILED]
+        if failed:
+            raise TaskRunFailed(
+                "; ".join(f"task run {at.task_id} of execution {at.execution_id} FAILED: {e}" for at, e in failed)
+            )
+    if joined_execution:
+        failed_tasks = engine.failed_tasks(execution_id)
+        if failed_tasks is not None:
+            raise ExecutionFailed(f"execution {execution_id} FAILED; failed tasks: {', '.join(failed_tasks) or '-'}")
+
+
+def _refuse_wrong_pool(task: Task, at: TaskRunCoordinates) -> None:
+    """Refuse (a Celery FAILURE naming both) a message delivered on a queue that is not its task's pool.
+
+    The compiler always routes a task run to its pool; only a person re-applying a message (Flower lets one
+    pick any queue) can send it elsewhere, where that pool's sandbox, tools or limits are not set up.
+    """
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    if not queue:
+        return  # run eagerly or by hand: no queue to judge
+    pool = _holder.get().pool_of(at)
+    if pool is not None and pool != queue:
+        raise WrongPool(at.task_run_id, pool, queue)
+
+
 def _claim(task: Task, at: TaskRunCoordinates) -> tuple[Engine, ClaimedTaskRun | None]:
     """Claim the task run a message names, for this Celery task's attempt."""
     engine = _holder.get()
@@ -243,7 +312,9 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     ) -> str:
         if prev == STOP:
             return STOP
-        engine, claimed = _claim(self, TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt))
+        at = TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt)
+        _refuse_wrong_pool(self, at)
+        engine, claimed = _claim(self, at)
         if claimed is None:
             return STOP
         try:
@@ -264,6 +335,8 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             verdict = _until_recorded(lambda: engine.finish(claimed, outcome), claimed.coordinates.task_run_id)
         if claimed.reapplied and verdict == OK:
             engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
+        if outcome.state is State.FAILED and verdict == STOP:
+            _report_failures(self, engine, [(claimed.coordinates, outcome.error)], execution_id=execution_id)
         return verdict
 
     @app.task(bind=True, name=ENTER_TASK_RUN)
@@ -315,6 +388,14 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         if prev == STOP and not join:
             return STOP
         requested_by = self.request.get("chorus_actor")
+        failures: list[tuple[TaskRunCoordinates, str | None]] = []
+
+        def run(claimed: ClaimedTaskRun) -> TaskOutcome:
+            outcome = run_claimed(claimed, engine)
+            if outcome.state is State.FAILED:
+                failures.append((claimed.coordinates, outcome.error))
+            return outcome
+
         verdict, plan, reapplied = engine.run_inline(
             execution_id,
             coordinates,
@@ -323,17 +404,22 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             owner=_owner(self),
             celery_task_id=self.request.id,
             requested_by=requested_by and str(requested_by),
-            run=lambda claimed: run_claimed(claimed, engine),
+            run=run,
         )
         if plan is not None:
             return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
         if reapplied and verdict == OK:
             engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
+        top_level = all(at.parent_id is None for at in coordinates)
+        _report_failures(self, engine, failures, execution_id=execution_id, joined_execution=join and top_level)
         return verdict
 
     @app.task(bind=True, name=JOIN_TASK_RUN)
     def join_task_run(self: Task, prev: Any = None, *, execution_id: str, parent_id: str | None = None) -> str:
-        verdict, plan = _holder.get().join(execution_id, parent_id, actor="system:join")
+        engine = _holder.get()
+        verdict, plan = engine.join(execution_id, parent_id, actor="system:join")
         if plan is not None:
             return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
+        if verdict != OK:
+            _report_failures(self, engine, [], execution_id=execution_id, joined_execution=parent_id is None)
         return verdict if verdict in (OK, STOP) else STOP

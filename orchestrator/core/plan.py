@@ -221,7 +221,8 @@ def _is_flowable(task: TaskSpec) -> bool:
     return CATALOGUE[task.type].flowable
 
 
-def _pool(task: TaskSpec) -> str:
+def pool_of(task: TaskSpec) -> str:
+    """The pool (Celery queue) whose workers run `task`: its workerGroup, else its type's pool."""
     return task.worker_group or str(CATALOGUE[task.type].pool)
 
 
@@ -311,7 +312,7 @@ def _entry(slot: Slot, parent_id: str | None, snap: Snapshot, *, attempt: int) -
     task = slot.task
     spec = CATALOGUE[task.type]
     inline = spec.inline and task.worker_group is None
-    return Run(snap.execution_id, task.id, parent_id, slot.iteration, attempt, _pool(task), spec.flowable, inline)
+    return Run(snap.execution_id, task.id, parent_id, slot.iteration, attempt, pool_of(task), spec.flowable, inline)
 
 
 def _in_flight(flow: Flow, slot: Slot, run: TaskRunView, snap: Snapshot) -> PlanNode | None:

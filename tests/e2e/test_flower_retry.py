@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from orchestrator.celery_app import RUN_INLINE, RUN_TASK_RUN, create_celery_app
+from orchestrator.celery_app import JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN, create_celery_app
 from orchestrator.cli import stop_process
 from orchestrator.embedded import free_port
 from tests.e2e.conftest import Stack
@@ -104,6 +104,18 @@ def _failed_execution(stack: Stack, deploy_flow: Callable[[str], dict[str, Any]]
     return str(execution["id"])
 
 
+def _flower_failure(flower: Flower, name: str, execution_id: str, timeout_s: float = 15) -> str:
+    """The exception Flower shows for the failed `name` Celery task of an execution."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        tasks = flower.client.get("/api/tasks", params={"taskname": name, "search": execution_id}).json()
+        failed = [info["exception"] for info in tasks.values() if info.get("state") == "FAILURE"]
+        if failed:
+            return str(failed[0])
+        time.sleep(0.2)
+    raise AssertionError(f"Flower shows no failed {name} of {execution_id}")
+
+
 def _actors(stack: Stack, execution_id: str) -> list[str]:
     with psycopg.connect(psycopg_url(stack.settings.database_url)) as conn:
         rows = conn.execute("SELECT actor FROM audit_events WHERE chain_key = %s ORDER BY seq", (execution_id,))
@@ -136,6 +148,20 @@ def test_flower_shows_each_task_run_with_its_execution_and_task_ids(
     assert info["routing_key"] == "control"
 
 
+def test_flowers_task_list_shows_a_failed_task_run_as_a_failure_with_its_error(
+    stack: Stack, flower: Flower, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    execution_id = _failed_execution(stack, deploy_flow, unique_namespace)
+    uuid, name, _ = flower.task_of(execution_id, "flaky")
+
+    listed = flower.client.get("/api/tasks", params={"taskname": name, "search": execution_id}).json()
+
+    assert listed[uuid]["state"] == "FAILURE"
+    assert listed[uuid]["exception"] == (
+        f"TaskRunFailed('task run flaky of execution {execution_id} FAILED: first attempt fails')"
+    )
+
+
 def test_chorus_retry_re_sends_the_original_coordinates_to_the_original_queue(
     stack: Stack, flower: Flower, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
 ) -> None:
@@ -153,6 +179,8 @@ def test_chorus_retry_re_sends_the_original_coordinates_to_the_original_queue(
     assert done.returncode == 0, done.stderr
     sent = json.loads(done.stdout)
     assert (sent["name"], sent["queue"], sent["kwargs"]) == (name, "control", kwargs)
+    # The engine's states of the task runs the message named, not Celery's status of the message.
+    assert sent["task_run_states"] == {"hello": "SUCCESS", "flaky": "FAILED", "after": "NOT_STARTED"}
     app = create_celery_app(stack.settings)
     try:
         # A worker ran the re-applied message (what it decided is the engine's business).
@@ -192,3 +220,42 @@ def test_a_failed_task_re_applied_through_flowers_api_resumes_the_execution_to_s
     assert len(runs["flaky"]["attempts"]) == 2
     assert runs["after"]["outputs"] == {"value": "done"}
     assert "flower:ops" in _actors(stack, execution_id)
+
+
+#: An io-pool task that fails (nothing listens on the port): its message went to queue `io`.
+UNREACHABLE = """
+id: unreachable
+namespace: {ns}
+tasks:
+  - id: call
+    type: io.kestra.plugin.core.http.Request
+    uri: http://127.0.0.1:{port}/
+"""
+
+
+def test_a_task_run_re_applied_to_another_pools_queue_is_refused_and_does_not_run(
+    stack: Stack, flower: Flower, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(UNREACHABLE.replace("{port}", str(free_port())))
+    execution = stack.wait_for_state(stack.run(unique_namespace, "unreachable")["id"])
+    assert execution["state"]["current"] == "FAILED"
+    kwargs = {"execution_id": execution["id"], "task_id": "call", "parent_id": None, "iteration": None, "attempt": 1}
+    # The failed link passed `stop` to the execution's join, which has nothing after it: that one is the FAILURE.
+    assert _flower_failure(flower, JOIN_TASK_RUN, execution["id"]) == (
+        f"ExecutionFailed('execution {execution['id']} FAILED; failed tasks: call')"
+    )
+
+    response = flower.client.post(f"/api/task/async-apply/{RUN_TASK_RUN}", json={"kwargs": kwargs, "queue": "scripts"})
+
+    assert response.status_code == 200, response.text
+    app = create_celery_app(stack.settings)
+    try:
+        result = app.AsyncResult(response.json()["task-id"])
+        result.get(timeout=20, propagate=False)
+        assert result.state == "FAILURE"
+        assert "runs on pool 'io', not on queue 'scripts': refused" in str(result.result)
+    finally:
+        app.close()
+    after = stack.api.get(f"/executions/{execution['id']}").json()
+    assert after["state"]["current"] == "FAILED"
+    assert len(after["taskRunList"][0]["attempts"]) == 1  # nothing ran: no second attempt

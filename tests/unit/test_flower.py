@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orchestrator.core.errors import ConfigurationError
@@ -38,3 +40,9 @@ def test_on_loopback_without_credentials_flowers_api_is_open() -> None:
     check(settings)
 
     assert flower_environment(settings) == {"FLOWER_UNAUTHENTICATED_API": "true"}
+
+
+def test_flower_keeps_its_state_in_the_given_file(tmp_path: Path) -> None:
+    argv = flower_command(FlowerSettings(), tmp_path / "flower-state")
+
+    assert argv[-3:] == ["--persistent=True", f"--db={tmp_path / 'flower-state'}", "--state_save_interval=10000"]
