@@ -4,20 +4,22 @@
 import { BASE, can, get, query, request } from "./api.js";
 import { TERMINAL, debounce, duration, errorBox, h, json, mount, stateBadge, when } from "./dom.js";
 import { navigate } from "./main.js";
+import { actionButton, actionGroup } from "./actions.js";
 import { gantt, topology } from "./topology.js";
 
+const REFRESH_MS = 5000;
 const STATES = ["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING", "SUCCESS", "WARNING", "FAILED", "KILLING", "KILLED", "CANCELLED"];
 
 export function executionsTable(executions) {
-  return h("table", { class: "grid", id: "execution-list" },
-    h("thead", {}, h("tr", {}, ["Execution", "Flow", "State", "Started", "Duration", "Labels"].map((c) => h("th", {}, c)))),
+  return h("div", { class: "scroll-x" }, h("table", { class: "grid", id: "execution-list" },
+    h("thead", {}, h("tr", {}, ["Execution", "Flow", "State", "Started", "Duration", "Labels"].map((c) => h("th", { class: c === "Labels" ? "wide-only" : null }, c)))),
     h("tbody", {}, executions.map((e) => h("tr", { dataset: { execution: e.id, state: e.state.current } },
       h("td", {}, h("a", { href: `/ui/executions/${e.id}` }, e.id)),
       h("td", {}, h("a", { href: `/ui/flows/${encodeURIComponent(e.namespace)}/${encodeURIComponent(e.flowId)}` }, `${e.namespace}.${e.flowId}`)),
       h("td", {}, stateBadge(e.state.current)),
       h("td", {}, when(e.state.startDate)),
       h("td", {}, duration(e.state.startDate, e.state.endDate)),
-      h("td", {}, (e.labels || []).filter((l) => !l.key.startsWith("system.")).map((l) => h("span", { class: "tag" }, `${l.key}:${l.value}`)))))));
+      h("td", { class: "wide-only" }, (e.labels || []).filter((l) => !l.key.startsWith("system.")).map((l) => h("span", { class: "tag" }, `${l.key}:${l.value}`))))))));
 }
 
 export async function executionsPage(app) {
@@ -50,10 +52,13 @@ export async function executionsPage(app) {
   };
   const reload = debounce(() => { page = 1; load(); }, 250);
   for (const el of [state, namespace, flowId, labels, from, to]) el.addEventListener("input", reload);
+  // The list follows new and finishing executions; a hidden tab does not poll.
+  const timer = setInterval(() => { if (!document.hidden) load(); }, REFRESH_MS);
   mount(app, h("div", { class: "page-head" }, h("h1", {}, "Executions")),
     h("div", { class: "filters" }, state, namespace, flowId, labels, h("span", { class: "muted" }, "from"), from, h("span", { class: "muted" }, "to"), to),
-    results);
+    h("p", { class: "muted small" }, `Refreshes every ${REFRESH_MS / 1000} s.`), results);
   await load();
+  return () => clearInterval(timer);
 }
 
 export async function executionPage(executionId, app) {
@@ -66,6 +71,9 @@ export async function executionPage(executionId, app) {
   const runsBox = h("section", { class: "card" });
   const logsBox = h("div", { id: "logs" });
   const outputsBox = h("section", { class: "card", id: "outputs" });
+  const inputsBox = h("section", { class: "card", id: "inputs" });
+  const lineage = h("span", { id: "lineage" });
+  const replayLinks = h("span", { id: "replays" });
   const auditBox = h("section", { class: "card", id: "audit" });
   const level = h("select", { id: "log-level" }, ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].map((l) => h("option", { value: l, selected: l === "INFO" }, l)));
 
@@ -77,13 +85,19 @@ export async function executionPage(executionId, app) {
       h("span", { id: "execution-state" }, stateBadge(current)),
       h("span", { class: "muted" }, `started ${when(execution.state.startDate)} · ${duration(execution.state.startDate, execution.state.endDate)}`),
       executionActions(execution, refresh));
+    const replayOf = execution.originalId && execution.originalId !== execution.id && execution.parentId;
+    if (replayOf) mount(lineage, "Replay of ", h("a", { href: `/ui/executions/${execution.parentId}`, id: "replay-of" }, execution.parentId));
     mount(graph, h("h2", {}, "Topology"), topology(flow, execution));
     mount(timeline, h("h2", {}, "Gantt of attempts"), gantt(execution));
     mount(runsBox, h("h2", {}, "Task runs"), taskRunsTable(execution, refresh));
+    const outputs = (execution.taskRunList || []).filter((r) => r.outputs && Object.keys(r.outputs).length);
+    const flowOutputs = execution.outputs && Object.keys(execution.outputs).length;
+    mount(inputsBox, h("h2", {}, "Inputs"),
+      execution.inputs && Object.keys(execution.inputs).length ? json(execution.inputs) : h("p", { class: "muted" }, "No inputs."));
     mount(outputsBox, h("h2", {}, "Outputs"),
-      execution.inputs && Object.keys(execution.inputs).length ? [h("h3", {}, "Inputs"), json(execution.inputs)] : null,
+      !flowOutputs && !outputs.length ? h("p", { class: "muted" }, "No outputs yet.") : null,
       execution.outputs && Object.keys(execution.outputs).length ? [h("h3", {}, "Flow outputs"), json(execution.outputs)] : null,
-      (execution.taskRunList || []).filter((r) => r.outputs && Object.keys(r.outputs).length).map((r) =>
+      outputs.map((r) =>
         h("details", { open: true }, h("summary", {}, `${r.taskId}${r.value != null ? ` [${r.value}]` : ""}`), json(r.outputs))));
   };
   const loadLogs = async () => {
@@ -99,7 +113,10 @@ export async function executionPage(executionId, app) {
   };
   const loadAudit = async () => {
     try {
-      mount(auditBox, h("h2", {}, "Audit chain"), auditView(await get(`/executions/${encodeURIComponent(execution.id)}/audit`)));
+      const chain = await get(`/executions/${encodeURIComponent(execution.id)}/audit`);
+      const replays = chain.events.filter((e) => e.action === "execution.replayed" && e.payload && e.payload.replay).map((e) => e.payload.replay);
+      mount(replayLinks, replays.length ? ["Replayed as ", replays.map((id, i) => [i ? ", " : "", h("a", { href: `/ui/executions/${id}`, class: "replayed-as" }, id)])] : null);
+      mount(auditBox, h("h2", {}, "Audit chain"), auditView(chain));
     } catch (e) {
       mount(auditBox, h("h2", {}, "Audit chain"), errorBox(e));
     }
@@ -135,9 +152,9 @@ export async function executionPage(executionId, app) {
     source = null;
   };
 
-  mount(app, head, graph, timeline, runsBox,
+  mount(app, head, h("p", { class: "muted lineage" }, lineage, " ", replayLinks), graph, timeline, runsBox,
     h("section", { class: "card" }, h("div", { class: "section-head" }, h("h2", {}, "Logs"), h("label", { class: "inline" }, "Minimum level ", level)), logsBox),
-    outputsBox, auditBox);
+    outputsBox, inputsBox, auditBox);
   paint();
   loadLogs();
   loadAudit();
@@ -149,54 +166,80 @@ function executionActions(execution, refresh) {
   const ns = execution.namespace;
   const state = execution.state.current;
   const status = h("span", { id: "action-status" });
-  const act = (label, id, method, path, confirmText) => h("button", {
-    id, onclick: async () => {
-      if (confirmText && !confirm(confirmText)) return;
-      try {
-        const answer = await request(method, path);
-        if (answer && answer.id && answer.id !== execution.id) navigate(`/ui/executions/${answer.id}`);
-        else await refresh();
-      } catch (e) {
-        mount(status, errorBox(e));
-      }
-    },
-  }, label);
+  const group = actionGroup();
+  const done = async (answer) => {
+    if (answer && answer.id && answer.id !== execution.id) navigate(`/ui/executions/${answer.id}`);
+    else await refresh();
+  };
   const base = `/executions/${encodeURIComponent(execution.id)}/actions`;
+  const flow = `${execution.namespace}.${execution.flowId}`;
+  const act = (label, id, method, path, confirmText, cls) => actionButton({ label, id, cls, method, path, confirmText, group, status, done });
   const buttons = [];
   if (can("execution.control", ns)) {
-    if (!TERMINAL.has(state)) buttons.push(act("Kill", "kill", "DELETE", `${base}/kill`, "Kill this execution?"));
-    if (["FAILED", "KILLED", "WARNING"].includes(state)) buttons.push(act("Restart", "restart", "POST", `${base}/restart`));
-    if (TERMINAL.has(state)) buttons.push(act("Replay", "replay", "POST", `${base}/replay`));
+    if (!TERMINAL.has(state)) buttons.push(act("Kill", "kill", "DELETE", `${base}/kill`, `Kill execution ${execution.id}? Its running tasks are stopped and it ends KILLED.`, "danger"));
+    if (["FAILED", "KILLED", "WARNING"].includes(state)) {
+      buttons.push(act("Restart", "restart", "POST", `${base}/restart`,
+        `Restart execution ${execution.id} in place? Its failed task runs get a new attempt and the flow goes on from there; what succeeded is kept.`));
+    }
+    if (TERMINAL.has(state)) {
+      buttons.push(act("Replay", "replay", "POST", `${base}/replay`,
+        `Replay ${flow} from the start? A new execution is created with the same inputs; this one stays as it is.`));
+    }
   }
-  if (state === "PAUSED" && can("execution.resume", ns)) buttons.push(h("a", { class: "button", href: "/ui/approvals", id: "to-inbox" }, "Decide in the inbox"));
+  if (state === "PAUSED" && can("execution.resume", ns)) {
+    buttons.push(act("Resume", "resume", "POST", `${base}/resume`,
+      `Resume execution ${execution.id}? Its paused task goes on as approved (a pause that asks for inputs is answered in the inbox).`, "primary"));
+    buttons.push(h("a", { class: "button", href: "/ui/approvals", id: "to-inbox" }, "Decide in the inbox"));
+  }
   return h("div", { class: "actions" }, buttons, status);
 }
+
+// What a person may set an ended task run to (the API's set); never its current state, which would change nothing.
+const SETTABLE = ["SUCCESS", "WARNING", "FAILED", "KILLED"];
 
 function taskRunsTable(execution, refresh) {
   const control = can("execution.control", execution.namespace);
   const base = `/executions/${encodeURIComponent(execution.id)}/actions`;
-  return h("table", { class: "grid", id: "task-runs" },
+  const ended = TERMINAL.has(execution.state.current);
+  const group = actionGroup();
+  const done = async (answer) => {
+    if (answer && answer.id && answer.id !== execution.id) navigate(`/ui/executions/${answer.id}`);
+    else await refresh();
+  };
+  return h("div", { class: "scroll-x" }, h("table", { class: "grid", id: "task-runs" },
     h("thead", {}, h("tr", {}, ["Task", "Value", "State", "Attempts", "Duration", control ? "Actions" : null].filter(Boolean).map((c) => h("th", {}, c)))),
     h("tbody", {}, (execution.taskRunList || []).map((r) => {
-      const status = h("span", {});
-      const choose = h("select", { class: "set-state" }, ["SUCCESS", "FAILED", "WARNING"].map((s) => h("option", { value: s }, s)));
-      const run = async (promise) => {
-        try {
-          const answer = await promise;
-          if (answer && answer.id && answer.id !== execution.id) navigate(`/ui/executions/${answer.id}`);
-          else await refresh();
-        } catch (e) {
-          mount(status, errorBox(e));
-        }
-      };
-      return h("tr", { dataset: { taskRun: r.id, task: r.taskId } },
+      const status = h("span", { class: "row-status" });
+      const runEnded = TERMINAL.has(r.state.current);
+      const cells = [];
+      if (control && ended) {
+        cells.push(actionButton({ label: "Replay from here", cls: "small replay-from", method: "POST", group, status, done,
+          path: `${base}/replay${query({ taskRunId: r.id })}`,
+          confirmText: `Replay from task "${r.taskId}"? A new execution starts: the task runs before it are copied as they ended, "${r.taskId}" and everything after it run again.` }));
+      }
+      // Set state applies to an ended task run only (the API answers 409 for a running or paused one).
+      if (control && runEnded) {
+        const choices = SETTABLE.filter((s) => s !== r.state.current);
+        const choose = h("select", { class: "set-state", "aria-label": `New state for ${r.taskId}` },
+          h("option", { value: "" }, "Set state…"), choices.map((s) => h("option", { value: s }, s)));
+        const button = actionButton({ label: "Set state", cls: "small change-state", method: "POST", group, status, done,
+          path: `${base}/state`, json: () => ({ taskRunId: r.id, state: choose.value }),
+          confirmText: () => (choose.value
+            ? `Set task "${r.taskId}" from ${r.state.current} to ${choose.value}?${ended ? " The execution then goes on from this task: what depends on it runs again." : ""}`
+            : null) });
+        button.disabled = true;
+        button.dataset.off = "true";
+        choose.addEventListener("change", () => {
+          button.dataset.off = String(!choose.value);
+          button.disabled = !choose.value || group.busy;
+        });
+        cells.push(choose, button);
+      }
+      return h("tr", { dataset: { taskRun: r.id, task: r.taskId, state: r.state.current } },
         h("td", {}, r.taskId), h("td", {}, r.value ?? ""), h("td", {}, stateBadge(r.state.current)),
         h("td", {}, String((r.attempts || []).length)), h("td", {}, duration(r.state.startDate, r.state.endDate)),
-        control ? h("td", { class: "nowrap" },
-          TERMINAL.has(execution.state.current) ? h("button", { class: "small replay-from", onclick: () => run(request("POST", `${base}/replay${query({ taskRunId: r.id })}`)) }, "Replay from here") : null,
-          choose, h("button", { class: "small change-state", onclick: () => run(request("POST", `${base}/state`, { json: { taskRunId: r.id, state: choose.value } })) }, "Set state"),
-          status) : null);
-    })));
+        control ? h("td", { class: "nowrap" }, cells, status) : null);
+    }))));
 }
 
 // The audit chain with its verification; a person's decisions (resume, kill, state changes) stand out.
