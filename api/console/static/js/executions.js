@@ -5,6 +5,7 @@ import { BASE, can, get, query, request } from "./api.js";
 import { TERMINAL, debounce, duration, errorBox, h, json, mount, stateBadge, when } from "./dom.js";
 import { navigate } from "./main.js";
 import { actionButton, actionGroup } from "./actions.js";
+import { clickedRuns, showTaskRuns } from "./taskrun.js";
 import { gantt, topology } from "./topology.js";
 
 const REFRESH_MS = 5000;
@@ -76,6 +77,12 @@ export async function executionPage(executionId, app) {
   const replayLinks = h("span", { id: "replays" });
   const auditBox = h("section", { class: "card", id: "audit" });
   const level = h("select", { id: "log-level" }, ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].map((l) => h("option", { value: l, selected: l === "INFO" }, l)));
+  const taskFilter = h("select", { id: "log-task" }, h("option", { value: "" }, "All tasks"));
+  const attemptFilter = h("select", { id: "log-attempt" }, h("option", { value: "" }, "All attempts"));
+  const search = h("input", { id: "log-search", type: "search", placeholder: "Search logs" });
+  const download = h("a", { class: "button", id: "log-download", download: `${executionId}.log` }, "Download");
+  const detail = h("section", { class: "card", id: "task-run-detail", hidden: true });
+  let lines = [];
 
   const paint = () => {
     const current = execution.state.current;
@@ -90,6 +97,7 @@ export async function executionPage(executionId, app) {
     mount(graph, h("h2", {}, "Topology"), topology(flow, execution));
     mount(timeline, h("h2", {}, "Gantt of attempts"), gantt(execution));
     mount(runsBox, h("h2", {}, "Task runs"), taskRunsTable(execution, refresh));
+    fillChoices();
     const outputs = (execution.taskRunList || []).filter((r) => r.outputs && Object.keys(r.outputs).length);
     const flowOutputs = execution.outputs && Object.keys(execution.outputs).length;
     mount(inputsBox, h("h2", {}, "Inputs"),
@@ -100,13 +108,33 @@ export async function executionPage(executionId, app) {
       outputs.map((r) =>
         h("details", { open: true }, h("summary", {}, `${r.taskId}${r.value != null ? ` [${r.value}]` : ""}`), json(r.outputs))));
   };
+  // A loop's task run is named by its item: "item [b]" says which iteration a line came from.
+  const runNames = () => new Map([...(execution.taskRunList || []), ...(execution.loopTaskRunList || [])]
+    .map((r) => [r.id, r.value != null ? `${r.taskId} [${r.value}]` : r.taskId]));
+  const fillChoices = () => {
+    const tasks = [...new Set((execution.taskRunList || []).concat(execution.loopTaskRunList || []).map((r) => r.taskId))];
+    const most = Math.max(1, ...(execution.taskRunList || []).map((r) => (r.attempts || []).length));
+    const keep = (select) => select.value;
+    const [task, attempt] = [keep(taskFilter), keep(attemptFilter)];
+    mount(taskFilter, h("option", { value: "" }, "All tasks"), tasks.map((t) => h("option", { value: t, selected: t === task }, t)));
+    mount(attemptFilter, h("option", { value: "" }, "All attempts"),
+      Array.from({ length: most }, (_, i) => h("option", { value: String(i), selected: String(i) === attempt }, `attempt ${i + 1}`)));
+  };
+  const paintLogs = () => {
+    const names = runNames();
+    const needle = search.value.trim().toLowerCase();
+    const shown = needle ? lines.filter((l) => l.message.toLowerCase().includes(needle)) : lines;
+    mount(logsBox, shown.length ? h("table", { class: "grid logs" }, h("tbody", {}, shown.map((l) =>
+      h("tr", { class: `log-${l.level.toLowerCase()}`, dataset: { level: l.level } },
+        h("td", { class: "nowrap" }, when(l.timestamp)), h("td", {}, l.level), h("td", {}, names.get(l.taskRunId) || l.taskId || ""), h("td", { class: "msg" }, l.message)))))
+      : h("p", { class: "muted" }, needle ? "No log line matches." : "No log lines at this level."));
+  };
   const loadLogs = async () => {
+    const filters = { minLevel: level.value, taskId: taskFilter.value, attempt: attemptFilter.value };
+    download.href = `${BASE}/logs/${encodeURIComponent(execution.id)}/download${query(filters)}`;
     try {
-      const lines = await get(`/logs/${encodeURIComponent(execution.id)}${query({ minLevel: level.value })}`);
-      mount(logsBox, lines.length ? h("table", { class: "grid logs" }, h("tbody", {}, lines.map((l) =>
-        h("tr", { class: `log-${l.level.toLowerCase()}`, dataset: { level: l.level } },
-          h("td", { class: "nowrap" }, when(l.timestamp)), h("td", {}, l.level), h("td", {}, l.taskId || ""), h("td", { class: "msg" }, l.message)))))
-        : h("p", { class: "muted" }, "No log lines at this level."));
+      lines = await get(`/logs/${encodeURIComponent(execution.id)}${query(filters)}`);
+      paintLogs();
     } catch (e) {
       mount(logsBox, errorBox(e));
     }
@@ -128,7 +156,15 @@ export async function executionPage(executionId, app) {
     loadAudit();
     follow();
   };
-  level.addEventListener("change", loadLogs);
+  for (const el of [level, taskFilter, attemptFilter]) el.addEventListener("change", loadLogs);
+  search.addEventListener("input", debounce(paintLogs, 150));
+  // A click on a node or a Gantt bar opens that task run's attempts, outputs and logs.
+  for (const box of [graph, timeline]) {
+    box.addEventListener("click", (event) => {
+      const picked = clickedRuns(event, execution);
+      if (picked) showTaskRuns(detail, execution, picked);
+    });
+  }
   const slowReload = debounce(() => { loadLogs(); loadAudit(); }, 400);
 
   // Live updates: the API's SSE follow stream (`progress` events, then `end`, after which it closes).
@@ -153,7 +189,9 @@ export async function executionPage(executionId, app) {
   };
 
   mount(app, head, h("p", { class: "muted lineage" }, lineage, " ", replayLinks), graph, timeline, runsBox,
-    h("section", { class: "card" }, h("div", { class: "section-head" }, h("h2", {}, "Logs"), h("label", { class: "inline" }, "Minimum level ", level)), logsBox),
+    detail,
+    h("section", { class: "card" }, h("div", { class: "section-head" }, h("h2", {}, "Logs"),
+      h("div", { class: "filters log-filters" }, h("label", { class: "inline" }, "Minimum level ", level), taskFilter, attemptFilter, search, download)), logsBox),
     outputsBox, inputsBox, auditBox);
   paint();
   loadLogs();
