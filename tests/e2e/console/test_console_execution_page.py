@@ -51,16 +51,20 @@ def test_a_task_run_opens_from_the_gantt_and_the_topology_and_logs_filter_by_tas
     page.goto(f"/ui/executions/{done['id']}")
 
     result = next(r for r in done["taskRunList"] if r["taskId"] == "result")
+    page.click("#tab-gantt")
     page.click(f"#gantt .gantt-row[data-task-run='{result['id']}'] .gantt-track")
     detail = page.locator("#task-run-detail")
     detail.locator("text=Task run result").wait_for()
     assert "all said" in detail.inner_text() and detail.locator("table.attempts tr.picked").count() == 1
 
+    page.click("#tab-topology")
     page.click("#topology .node[data-task=say] .node-head")
     detail.locator("text=Task say · 2 runs").wait_for()
     detail.locator(".task-run-logs >> text=item b").wait_for()
 
+    page.click("#tab-logs")
     page.select_option("#log-task", "say")
+    page.locator("#logs tr").filter(has_text="starting the loop").first.wait_for(state="detached")
     page.wait_for_selector("#logs tr >> text=item a")
     tasks = page.locator("#logs tr td:nth-child(3)").all_inner_texts()
     assert {t.split(" ")[0] for t in tasks} == {"say"}  # the other tasks' lines are filtered out

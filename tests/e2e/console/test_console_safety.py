@@ -234,9 +234,10 @@ def test_views_stay_current_and_say_who_is_signed_in(new_page: Callable[[], Any]
     page.wait_for_selector(f"tr[data-flow='{NS}.quick'] .last-run .state")
 
     page.goto(f"/ui/executions/{done['id']}")
+    assert "Ada" in page.inner_text("#inputs")  # on the overview
+    page.click("#tab-outputs")
     page.wait_for_selector("#outputs pre")
     assert "second done" in page.inner_text("#outputs") and "Ada" not in page.inner_text("#outputs")
-    assert "Ada" in page.inner_text("#inputs")
 
     # Approving from the inbox updates the header's badge at once.
     paused = _run(console_stack, "gate", GATE, {"PAUSED"})
@@ -288,6 +289,7 @@ def test_a_phone_sized_page_never_scrolls_sideways(new_page: Callable[[], Any], 
                 continue
             assert _no_overflow(page), (name, page.evaluate(_WIDE))
             if name == "execution":
+                page.click("#tab-gantt")
                 assert page.evaluate("getComputedStyle(document.querySelector('.gantt-label')).width") != "260px"
             page.screenshot(path=str(console_stack.screenshots / f"phone-{name}.png"))
     (console_stack.screenshots / "timings.json").write_text(json.dumps(timings, indent=1))

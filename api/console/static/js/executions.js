@@ -9,6 +9,7 @@ import { clickedRuns, showTaskRuns } from "./taskrun.js";
 import { gantt, topology } from "./topology.js";
 
 const REFRESH_MS = 5000;
+const EXECUTION_TABS = [["overview", "Overview"], ["topology", "Topology"], ["gantt", "Gantt"], ["logs", "Logs"], ["outputs", "Outputs"], ["audit", "Audit"]];
 const STATES = ["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING", "SUCCESS", "WARNING", "FAILED", "KILLING", "KILLED", "CANCELLED"];
 
 export function executionsTable(executions) {
@@ -35,12 +36,15 @@ export async function executionsPage(app) {
   const to = field("endDate", { type: "datetime-local", title: "started before" });
   const results = h("div", { id: "executions" });
   let page = Number(params.get("page") || 1);
+  let asked = 0; // a late answer to an older filter or refresh must not replace a newer one
   const load = async () => {
+    const mine = ++asked;
     const iso = (v) => (v ? new Date(v).toISOString() : "");
     const shown = { state: state.value, namespace: namespace.value, flowId: flowId.value, labels: labels.value, startDate: from.value, endDate: to.value };
     history.replaceState({}, "", `/ui/executions${query({ ...shown, page: page > 1 ? page : "" })}`);
     try {
       const found = await get(`/executions/search${query({ ...shown, startDate: iso(from.value), endDate: iso(to.value), page, size: 25 })}`);
+      if (mine !== asked) return;
       const pages = Math.max(1, Math.ceil(found.total / 25));
       mount(results, executionsTable(found.results),
         h("div", { class: "pager" },
@@ -129,11 +133,15 @@ export async function executionPage(executionId, app) {
         h("td", { class: "nowrap" }, when(l.timestamp)), h("td", {}, l.level), h("td", {}, names.get(l.taskRunId) || l.taskId || ""), h("td", { class: "msg" }, l.message)))))
       : h("p", { class: "muted" }, needle ? "No log line matches." : "No log lines at this level."));
   };
+  let asked = 0; // only the newest request paints: an older answer arriving late must not undo a filter
   const loadLogs = async () => {
     const filters = { minLevel: level.value, taskId: taskFilter.value, attempt: attemptFilter.value };
     download.href = `${BASE}/logs/${encodeURIComponent(execution.id)}/download${query(filters)}`;
+    const mine = ++asked;
     try {
-      lines = await get(`/logs/${encodeURIComponent(execution.id)}${query(filters)}`);
+      const found = await get(`/logs/${encodeURIComponent(execution.id)}${query(filters)}`);
+      if (mine !== asked) return;
+      lines = found;
       paintLogs();
     } catch (e) {
       mount(logsBox, errorBox(e));
@@ -188,11 +196,27 @@ export async function executionPage(executionId, app) {
     source = null;
   };
 
-  mount(app, head, h("p", { class: "muted lineage" }, lineage, " ", replayLinks), graph, timeline, runsBox,
-    detail,
-    h("section", { class: "card" }, h("div", { class: "section-head" }, h("h2", {}, "Logs"),
-      h("div", { class: "filters log-filters" }, h("label", { class: "inline" }, "Minimum level ", level), taskFilter, attemptFilter, search, download)), logsBox),
-    outputsBox, inputsBox, auditBox);
+  const logsCard = h("section", { class: "card", id: "logs-card" }, h("div", { class: "section-head" }, h("h2", {}, "Logs"),
+    h("div", { class: "filters log-filters" }, h("label", { class: "inline" }, "Minimum level ", level), taskFilter, attemptFilter, search, download)), logsBox);
+  // Tabs, as in Kestra; the tab is kept in the address's hash, so a link or a reload opens the same one.
+  const panes = { overview: [runsBox, inputsBox], topology: [graph], gantt: [timeline], logs: [logsCard], outputs: [outputsBox], audit: [auditBox] };
+  const tabBar = h("nav", { class: "tabs", id: "execution-tabs" }, EXECUTION_TABS.map(([key, label]) =>
+    h("a", { href: `#${key}`, id: `tab-${key}`, dataset: { tab: key } }, label)));
+  const showTab = (tab) => {
+    for (const [key, elements] of Object.entries(panes)) for (const el of elements) el.hidden = key !== tab;
+    for (const link of tabBar.children) link.classList.toggle("active", link.dataset.tab === tab);
+    history.replaceState(history.state, "", `${location.pathname}${location.search}#${tab}`);
+  };
+  tabBar.addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-tab]");
+    if (!link) return;
+    event.preventDefault();
+    showTab(link.dataset.tab);
+  });
+  mount(app, head, h("p", { class: "muted lineage" }, lineage, " ", replayLinks), tabBar,
+    runsBox, inputsBox, graph, timeline, logsCard, outputsBox, auditBox, detail);
+  const hashTab = location.hash.slice(1);
+  showTab(panes[hashTab] ? hashTab : "overview");
   paint();
   loadLogs();
   loadAudit();
