@@ -80,6 +80,19 @@ def _replays(stack: ConsoleStack, original_id: str) -> list[str]:
     return [e["id"] for e in found["results"] if e.get("parentId") == original_id]
 
 
+def _answering(asked: list[str], answer: dict[str, bool]) -> Callable[[Any], None]:
+    """A dialog handler that records what the page asked and accepts or dismisses as `answer` says now."""
+
+    def handle(dialog: Any) -> None:
+        asked.append(dialog.message)
+        if answer["accept"]:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    return handle
+
+
 def _no_overflow(page: Any) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
@@ -95,7 +108,7 @@ def test_a_double_click_on_replay_asks_once_and_makes_one_execution_linked_to_it
     original = _run(console_stack, "quick", QUICK)
     page = new_page()
     asked: list[str] = []
-    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.on("dialog", _answering(asked, {"accept": True}))
     _login(page)
     page.goto(f"/ui/executions/{original['id']}")
 
@@ -118,7 +131,7 @@ def test_set_state_is_offered_only_on_ended_task_runs_and_a_paused_one_can_be_re
     failed = _run(console_stack, "failing", FAILING)
     page = new_page()
     asked: list[str] = []
-    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.on("dialog", _answering(asked, {"accept": True}))
     _login(page)
     try:
         page.goto(f"/ui/executions/{paused['id']}")
@@ -153,7 +166,7 @@ def test_edits_are_kept_saved_with_ctrl_s_and_an_old_revision_restored(
     page = new_page()
     asked: list[str] = []
     answer = {"accept": False}
-    page.on("dialog", lambda d: (asked.append(d.message), d.accept() if answer["accept"] else d.dismiss()))
+    page.on("dialog", _answering(asked, answer))
     _login(page)
     page.goto(f"/ui/flows/{NS}/{flow_id}/editor")
     page.wait_for_selector("#valid")

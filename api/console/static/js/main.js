@@ -152,6 +152,10 @@ window.addEventListener("beforeunload", (event) => {
   if (leaveGuard && !leaveGuard(true)) event.preventDefault();
 });
 window.addEventListener("chorus:inbox-changed", () => refreshInboxCount());
+// Decisions made elsewhere (another person, the API) reach the badge within half a minute.
+setInterval(() => {
+  if (!document.hidden && currentSession() && location.pathname !== "/ui/login") refreshInboxCount();
+}, 30_000);
 window.addEventListener("chorus:unauthenticated", () => {
   if (location.pathname !== "/ui/login") navigate(`/ui/login${query({ next: location.pathname })}`, true);
 });
