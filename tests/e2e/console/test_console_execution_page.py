@@ -1,4 +1,4 @@
-"""The execution page in Chromium: a click on a node or a Gantt bar opens that task run; logs by task, attempt, text."""
+"""The execution page and the new-flow page in Chromium: task runs up close, filtered logs, blueprints that validate."""
 
 from __future__ import annotations
 
@@ -77,3 +77,28 @@ def test_a_task_run_opens_from_the_gantt_and_the_topology_and_logs_filter_by_tas
     assert "taskId=say" in href
     text = page.request.get(href).text()
     assert "item a" in text and "item b" in text and "starting the loop" not in text
+
+
+def test_every_blueprint_starts_a_valid_flow(new_page: Callable[[], Any], console_stack: ConsoleStack) -> None:
+    page = new_page()
+    page.goto("/ui/flows")
+    page.wait_for_url(re.compile(r"/ui/login"))
+    page.fill("#username", ADMIN[0])
+    page.fill("#password", ADMIN[1])
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/ui/flows"))
+    page.goto("/ui/flows/new")
+    blueprints = page.locator("#blueprint option").evaluate_all("os => os.map(o => o.value).filter(Boolean)")
+    assert "hello" in blueprints and len(blueprints) >= 4
+
+    sources = set()
+    for blueprint in blueprints:
+        page.select_option("#blueprint", blueprint)
+        source = page.input_value("#flow-source")
+        sources.add(source)
+        verdict = console_stack.admin.post(
+            "/flows/validate", content=source, headers={"Content-Type": "application/x-yaml"}
+        ).json()[0]
+        assert not verdict.get("errors") and not verdict.get("constraints"), (blueprint, verdict)
+    assert len(sources) == len(blueprints)
+    page.locator("#valid").wait_for()  # the page's own check of the last one agrees

@@ -2,6 +2,7 @@
 // revisions with a diff, the run form and the flow's executions.
 
 import { can, get, query, request } from "./api.js";
+import { BLUEPRINTS } from "./blueprints.js";
 import { lineDiff } from "./diff.js";
 import { debounce, errorBox, h, mount, stateBadge, when } from "./dom.js";
 import { executionsTable } from "./executions.js";
@@ -77,7 +78,23 @@ function flowTable(flows, last) {
 }
 
 export function newFlowPage(app) {
-  mount(app, h("div", { class: "page-head" }, h("h1", {}, "New flow")), editor(TEMPLATE, null));
+  const wrap = editor(TEMPLATE, null);
+  const area = wrap.querySelector("#flow-source");
+  let shown = TEMPLATE;
+  const pick = h("select", { id: "blueprint" }, h("option", { value: "" }, "Start from a blueprint…"),
+    BLUEPRINTS.map((b) => h("option", { value: b.id }, b.title)));
+  pick.addEventListener("change", () => {
+    const chosen = BLUEPRINTS.find((b) => b.id === pick.value);
+    if (!chosen) return;
+    // Typing over a blueprint is work: replacing it asks first.
+    if (area.value !== shown && !confirm("Replace what you typed with this blueprint?")) {
+      pick.value = "";
+      return;
+    }
+    area.value = shown = chosen.source;
+    area.dispatchEvent(new Event("input"));
+  });
+  mount(app, h("div", { class: "page-head" }, h("h1", {}, "New flow"), pick), wrap);
 }
 
 export async function flowPage(namespace, flowId, tab, app) {
