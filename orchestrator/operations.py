@@ -428,6 +428,9 @@ def change_task_run_state(
             raise NotFound("task run", task_run_id)
         if not State(run.state).is_terminal:
             raise Conflict(f"task run {task_run_id} has not ended ({run.state})")
+        if run.state == state:
+            # Already so: nothing changes, so nothing restarts (it used to rerun the whole ended execution).
+            return execution
         store.record_transition(session, run, state, actor=actor, override=True)
         if State(execution.state).is_terminal:
             flow = engine._flow_for(session, execution)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import actor, check_tenant, engine
 from api.errors import QueryInvalid
 from api.forms import form_inputs, is_multipart
+from api.idempotency import check_key, once
 from api.schemas import execution_public
 from orchestrator import store
 from orchestrator.core.errors import InputInvalid, NotFound
@@ -170,17 +171,28 @@ async def restart_legacy(
 ) -> dict[str, Any]:
     if not await run_in_threadpool(_is_execution, eng, execution_id):
         return await _create_instead(execution_id, "restart", request, eng, who)
-    return await restart(execution_id, tenant, eng, who)
+    return await restart(execution_id, tenant, eng, who, request.headers.get("Idempotency-Key"))
 
 
 @router.post("/executions/{execution_id}/actions/restart")
 async def restart(
-    execution_id: str, tenant: str = Depends(check_tenant), eng: Engine = Depends(engine), who: str = Depends(actor)
+    execution_id: str,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> dict[str, Any]:
-    row = await run_in_threadpool(eng.restart, execution_id, actor=who)
+    key = check_key(idempotency_key)
+    restarted: list[str] = []
+
+    def run() -> str:
+        restarted.append(eng.restart(execution_id, actor=who).state)
+        return execution_id
+
+    await run_in_threadpool(once, eng.sessions, f"{who}|restart|{execution_id}", key, run)
     body = await run_in_threadpool(_json, eng, execution_id)
     # The answer shows the execution as the restart left it (RESTARTED), as Kestra's does.
-    body["state"]["current"] = "RESTARTED" if row.state == "RESTARTED" else body["state"]["current"]
+    body["state"]["current"] = "RESTARTED" if restarted == ["RESTARTED"] else body["state"]["current"]
     return body
 
 
@@ -193,10 +205,22 @@ async def replay(
     tenant: str = Depends(check_tenant),
     eng: Engine = Depends(engine),
     who: str = Depends(actor),
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> dict[str, Any]:
-    """A new execution from a task run (or from the start); the answer is the new execution."""
-    new = await run_in_threadpool(lambda: eng.replay(execution_id, task_run_id=taskRunId, revision=revision, actor=who))
-    return await run_in_threadpool(_json, eng, new.id)
+    """A new execution from a task run (or from the start); the answer is the new execution.
+
+    With an `Idempotency-Key`, a repeat of the same request (a double-click) answers with the first one's.
+    """
+    key = check_key(idempotency_key)
+    scope = f"{who}|replay|{execution_id}|{taskRunId}|{revision}"
+    new_id = await run_in_threadpool(
+        once,
+        eng.sessions,
+        scope,
+        key,
+        lambda: eng.replay(execution_id, task_run_id=taskRunId, revision=revision, actor=who).id,
+    )
+    return await run_in_threadpool(_json, eng, new_id)
 
 
 @router.post("/executions/{execution_id}/actions/replay-with-inputs")

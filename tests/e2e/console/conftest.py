@@ -1,7 +1,7 @@
 """The console's browser stack: a real `chorus server` with login required, a real worker, headless Chromium.
 
-One server, one worker and one browser for the whole module keep the browser tests quick; each test
-opens its own browser context (its own cookies), as a separate person would.
+One server, one worker and one browser for the whole session (every console test module) keep the
+browser tests quick; each test opens its own browser context (its own cookies), as a separate person would.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class ConsoleStack:
         raise AssertionError(f"{execution_id} still {body.get('state', {}).get('current')} after {timeout_s}s")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def console_stack(
     admin_url: str,
     template_database: str,
@@ -103,7 +103,7 @@ def console_stack(
         flush_redis_db(broker)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

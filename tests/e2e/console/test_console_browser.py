@@ -124,7 +124,7 @@ def test_a_wrong_password_is_refused_and_the_right_one_opens_the_console(
     page.fill("#password", ADMIN[1])
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/ui/executions"))  # back where the user was going
-    assert page.inner_text("#whoami") == f"token:{ADMIN[0]}/console"
+    assert page.inner_text("#whoami") == ADMIN[0]  # the person, not the actor string
     cookies = {c["name"]: c for c in page.context.cookies()}
     assert cookies["chorus_session"]["httpOnly"] and cookies["chorus_session"]["sameSite"] == "Strict"
 
@@ -192,17 +192,24 @@ def test_a_run_with_inputs_is_watched_to_its_end_on_the_topology(
 
     # The page follows the execution over SSE: no reload, the nodes turn green as task runs end.
     page.wait_for_selector("#execution-state [data-state=SUCCESS]", timeout=30_000)
+    page.click("#tab-topology")
     page.wait_for_selector("#topology .node[data-task=done][data-state=SUCCESS]")
     assert page.locator("#topology .node[data-task=each].cluster .node[data-task=item]").count() == 1
     chips = page.eval_on_selector_all(
         "#topology .node[data-task=item] .chip", "els => els.map(e => [e.textContent, e.dataset.state])"
     )
     assert sorted(chips) == [["a", "SUCCESS"], ["b", "SUCCESS"], ["c", "SUCCESS"]]
+    _shot(page, console_stack, "execution-topology")
+    page.click("#tab-gantt")
     assert page.locator("#gantt .gantt-row").count() >= 6  # hello, each, 3 items, done
+    page.click("#tab-logs")
     page.wait_for_selector("#logs tr[data-level=INFO] >> text=/(Hi|Hello) Ada/")
     page.wait_for_selector("#logs tr >> text=item c")  # logs and audit refresh as the stream goes on
+    page.click("#tab-audit")
     page.wait_for_selector("#audit tr[data-action='execution.success']")
+    page.click("#tab-outputs")
     assert "Ada done" in page.inner_text("#outputs")
+    page.click("#tab-logs")
     seen = page.evaluate("window.__states")
     assert seen[-1] == "SUCCESS" and len(seen) >= 2, seen  # e.g. RUNNING, then SUCCESS, pushed over SSE
     page.select_option("#log-level", "ERROR")
@@ -211,7 +218,9 @@ def test_a_run_with_inputs_is_watched_to_its_end_on_the_topology(
     page.wait_for_selector("#logs tr >> text=item c")
     execution_id = page.inner_text("#execution-id")
     assert console_stack.admin.get(f"/executions/{execution_id}").json()["inputs"]["name"] == "Ada"
+    page.click("#tab-audit")
     page.wait_for_selector("#audit-verified[data-verified=true]")
+    page.click("#tab-overview")
     _shot(page, console_stack, "execution")
 
     page.goto(f"/ui/flows/{NS}/greet/executions")
@@ -243,7 +252,7 @@ def test_a_paused_execution_is_approved_from_the_inbox_and_the_decision_is_audit
     paused_run = next(r for r in done["taskRunList"] if r["taskId"] == "wait_for_approval")
     assert paused_run["outputs"]["onResume"] == {"reason": "release notes reviewed", "ticket": 42}
 
-    page.goto(f"/ui/executions/{execution_id}")
+    page.goto(f"/ui/executions/{execution_id}#audit")  # the tab named in the address opens
     decision = page.locator("#audit tr.decision[data-action='task_run.running']")
     decision.wait_for()
     assert decision.get_attribute("data-actor").startswith(f"token:{ADMIN[0]}/console@")
@@ -308,9 +317,11 @@ def test_a_rejection_from_the_inbox_kills_and_a_replay_from_a_task_run_starts_a_
 
     page.goto(f"/ui/executions/{execution_id}")
     page.wait_for_selector("#execution-state [data-state=KILLED]")
+    page.click("#tab-audit")
     killed = page.locator("#audit tr.decision[data-action='execution.killed']")
     killed.wait_for()
     assert killed.get_attribute("data-actor").startswith(f"token:{ADMIN[0]}/console@")
+    page.click("#tab-overview")
     # Replay from the first task run: a new execution, opened at once, that pauses at the gate again.
     page.locator("#task-runs tr[data-task=plan] button.replay-from").click()
     page.wait_for_url(lambda url: "/ui/executions/" in url and execution_id not in url)

@@ -63,12 +63,16 @@ async function card(execution, reload) {
   const status = h("div", { class: "decision-status" });
   const form = h("form", { class: "decide" }, inputFields(resumeInputs));
   const decide = async (path, method, body) => {
+    // One decision per card: its buttons stay disabled while it is sent.
+    for (const b of form.querySelectorAll("button")) b.disabled = true;
     try {
       await request(method, path, { body });
       mount(status, h("span", { class: "ok" }, "Decision recorded."));
+      window.dispatchEvent(new CustomEvent("chorus:inbox-changed")); // the header's badge
       reload();
     } catch (e) {
       mount(status, errorBox(e));
+      for (const b of form.querySelectorAll("button")) b.disabled = false;
     }
   };
   const base = `/executions/${encodeURIComponent(execution.id)}/actions`;

@@ -59,8 +59,12 @@ export function debounce(fn, ms) {
 }
 
 export function errorBox(error) {
-  const lines = (error.errors || []).map((e) => h("li", {}, e.path ? `${e.path}: ` : "", e.message));
-  return h("div", { class: "error-box", role: "alert" }, error.message || String(error), lines.length ? h("ul", {}, lines) : null);
+  // The API repeats a one-error message in its list: show each text once.
+  const message = error.message || String(error);
+  const lines = (error.errors || [])
+    .filter((e) => e.message !== message && `${e.path}: ${e.message}` !== message)
+    .map((e) => h("li", {}, e.path ? `${e.path}: ` : "", e.message));
+  return h("div", { class: "error-box", role: "alert" }, message, lines.length ? h("ul", {}, lines) : null);
 }
 
 export const TERMINAL = new Set(["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"]);

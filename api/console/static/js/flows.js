@@ -2,11 +2,15 @@
 // revisions with a diff, the run form and the flow's executions.
 
 import { can, get, query, request } from "./api.js";
+import { BLUEPRINTS } from "./blueprints.js";
 import { lineDiff } from "./diff.js";
-import { debounce, errorBox, h, mount, when } from "./dom.js";
+import { debounce, errorBox, h, mount, stateBadge, when } from "./dom.js";
 import { executionsTable } from "./executions.js";
 import { formData, inputFields } from "./forms.js";
-import { navigate } from "./main.js";
+import { navigate, setLeaveGuard } from "./main.js";
+
+// A message that must outlive the re-render a save causes ("Saved revision N"), shown once by the next editor.
+let flash = null;
 
 const TEMPLATE = `id: hello
 namespace: company.team
@@ -32,8 +36,14 @@ export async function flowsPage(app) {
     const filters = { namespace: nsSelect.value, q: q.value, labels: label.value, size: 100 };
     history.replaceState({}, "", `/ui/flows${query({ namespace: filters.namespace, q: filters.q, labels: filters.labels })}`);
     try {
-      const page = await get(`/flows/search${query(filters)}`);
-      mount(results, flowTable(page.results), h("p", { class: "muted" }, `${page.total} flow(s)`));
+      // One request for the last runs: the newest 200 executions in scope, the first seen per flow is its last.
+      const [page, recent] = await Promise.all([
+        get(`/flows/search${query(filters)}`),
+        get(`/executions/search${query({ namespace: filters.namespace, size: 200, sort: "state.startDate:desc" })}`).catch(() => ({ results: [] })),
+      ]);
+      const last = new Map();
+      for (const e of recent.results) if (!last.has(`${e.namespace}.${e.flowId}`)) last.set(`${e.namespace}.${e.flowId}`, e);
+      mount(results, flowTable(page.results, last), h("p", { class: "muted" }, `${page.total} flow(s)`));
     } catch (e) {
       mount(results, errorBox(e));
     }
@@ -50,21 +60,41 @@ export async function flowsPage(app) {
   await load();
 }
 
-function flowTable(flows) {
-  return h("table", { class: "grid" },
-    h("thead", {}, h("tr", {}, h("th", {}, "Namespace"), h("th", {}, "Flow"), h("th", {}, "Revision"), h("th", {}, "Labels"), h("th", {}, "Updated"))),
-    h("tbody", {}, flows.map((f) => h("tr", { dataset: { flow: `${f.namespace}.${f.id}` } },
-      h("td", {}, f.namespace),
-      h("td", {}, h("a", { href: `/ui/flows/${encodeURIComponent(f.namespace)}/${encodeURIComponent(f.id)}` }, f.id),
-        f.disabled ? h("span", { class: "tag" }, "disabled") : null),
-      h("td", {}, String(f.revision)),
-      h("td", {}, (f.labels || []).map((l) => h("span", { class: "tag" }, `${l.key}:${l.value}`))),
-      h("td", {}, when(f.updated)),
-    ))));
+function flowTable(flows, last) {
+  return h("div", { class: "scroll-x" }, h("table", { class: "grid" },
+    h("thead", {}, h("tr", {}, h("th", {}, "Namespace"), h("th", {}, "Flow"), h("th", {}, "Last run"), h("th", { class: "wide-only" }, "Revision"),
+      h("th", { class: "wide-only" }, "Labels"), h("th", { class: "wide-only" }, "Updated"))),
+    h("tbody", {}, flows.map((f) => {
+      const run = last.get(`${f.namespace}.${f.id}`);
+      return h("tr", { dataset: { flow: `${f.namespace}.${f.id}` } },
+        h("td", {}, f.namespace),
+        h("td", {}, h("a", { href: `/ui/flows/${encodeURIComponent(f.namespace)}/${encodeURIComponent(f.id)}` }, f.id),
+          f.disabled ? h("span", { class: "tag" }, "disabled") : null),
+        h("td", { class: "last-run" }, run ? h("a", { href: `/ui/executions/${run.id}`, title: when(run.state.startDate) }, stateBadge(run.state.current)) : h("span", { class: "muted" }, "—")),
+        h("td", { class: "wide-only" }, String(f.revision)),
+        h("td", { class: "wide-only" }, (f.labels || []).map((l) => h("span", { class: "tag" }, `${l.key}:${l.value}`))),
+        h("td", { class: "wide-only" }, when(f.updated)));
+    }))));
 }
 
 export function newFlowPage(app) {
-  mount(app, h("div", { class: "page-head" }, h("h1", {}, "New flow")), editor(TEMPLATE, null));
+  const wrap = editor(TEMPLATE, null);
+  const area = wrap.querySelector("#flow-source");
+  let shown = TEMPLATE;
+  const pick = h("select", { id: "blueprint" }, h("option", { value: "" }, "Start from a blueprint…"),
+    BLUEPRINTS.map((b) => h("option", { value: b.id }, b.title)));
+  pick.addEventListener("change", () => {
+    const chosen = BLUEPRINTS.find((b) => b.id === pick.value);
+    if (!chosen) return;
+    // Typing over a blueprint is work: replacing it asks first.
+    if (area.value !== shown && !confirm("Replace what you typed with this blueprint?")) {
+      pick.value = "";
+      return;
+    }
+    area.value = shown = chosen.source;
+    area.dispatchEvent(new Event("input"));
+  });
+  mount(app, h("div", { class: "page-head" }, h("h1", {}, "New flow"), pick), wrap);
 }
 
 export async function flowPage(namespace, flowId, tab, app) {
@@ -91,15 +121,23 @@ export async function flowPage(namespace, flowId, tab, app) {
 }
 
 // The editor: a textarea with a line gutter; every change is validated by POST /flows/validate, and
-// each error marks its line in the gutter and is listed with its field path.
+// each error marks its line in the gutter and its column in the text, and is listed with its field path.
+// Unsaved edits are guarded (leaving asks first); Ctrl/Cmd+S saves.
 function editor(source, flow) {
   const writable = can("flow.write", flow ? flow.namespace : null);
   const area = h("textarea", { id: "flow-source", spellcheck: "false", wrap: "off", readonly: !writable });
   area.value = source;
   const gutter = h("div", { class: "gutter", id: "gutter", "aria-hidden": "true" });
+  const layer = h("div", { class: "layer" });
   const problems = h("div", { id: "problems", class: "problems" });
   const status = h("div", { id: "save-status" });
+  if (flash) mount(status, h("span", { class: "ok", id: "saved" }, flash));
+  flash = null;
+  let saved = source;
+  const dirty = () => writable && area.value !== saved;
+  setLeaveGuard((unloading) => !dirty() || (!unloading && confirm("This flow has unsaved changes. Leave and lose them?")));
   let errorsByLine = new Map();
+  let errors = [];
   const paintGutter = () => {
     const count = area.value.split("\n").length;
     mount(gutter, Array.from({ length: count }, (_, i) => {
@@ -109,19 +147,30 @@ function editor(source, flow) {
     }));
     gutter.scrollTop = area.scrollTop;
   };
-  const showProblems = (errors, message) => {
+  // A mark under each error's column, in a layer that scrolls with the text.
+  const paintMarks = () => {
+    mount(layer, errors.filter((e) => e.line && e.column).map((e) => h("span", {
+      class: "col-mark", dataset: { line: e.line, column: e.column }, title: `${e.path}: ${e.message}`,
+      style: { top: `${(e.line - 1) * 20}px`, left: `${e.column - 1}ch` },
+    })));
+    layer.style.transform = `translate(${-area.scrollLeft}px, ${-area.scrollTop}px)`;
+  };
+  const showProblems = (found, message) => {
+    errors = found;
     errorsByLine = new Map();
-    for (const e of errors) {
+    for (const e of found) {
       if (e.line) errorsByLine.set(e.line, [...(errorsByLine.get(e.line) || []), `${e.path}: ${e.message}`]);
     }
     paintGutter();
-    if (!errors.length && !message) {
+    paintMarks();
+    if (!found.length && !message) {
       mount(problems, h("span", { class: "ok", id: "valid" }, "✓ valid"));
       return;
     }
-    mount(problems, h("ul", {}, errors.length
-      ? errors.map((e) => h("li", { class: "problem", dataset: { line: e.line ?? "" } },
-        e.line ? h("a", { href: "#", class: "goto", onclick: (ev) => { ev.preventDefault(); gotoLine(area, e.line); } }, `line ${e.line}`) : "",
+    mount(problems, h("ul", {}, found.length
+      ? found.map((e) => h("li", { class: "problem", dataset: { line: e.line ?? "", column: e.column ?? "" } },
+        e.line ? h("a", { href: "#", class: "goto", onclick: (ev) => { ev.preventDefault(); gotoLine(area, gutter, e.line, e.column); } },
+          e.column ? `line ${e.line}, column ${e.column}` : `line ${e.line}`) : "",
         e.line ? ": " : "", h("code", {}, e.path || ""), " ", e.message, e.suggestion ? ` (did you mean ${e.suggestion}?)` : ""))
       : h("li", { class: "problem" }, message)));
   };
@@ -133,45 +182,65 @@ function editor(source, flow) {
       showProblems(e.errors || [], e.message);
     }
   }, 300);
-  area.addEventListener("input", () => { paintGutter(); validate(); });
-  area.addEventListener("scroll", () => { gutter.scrollTop = area.scrollTop; });
+  const unsaved = h("span", { class: "unsaved", id: "unsaved", hidden: true }, "● unsaved changes");
+  area.addEventListener("input", () => { paintGutter(); validate(); unsaved.hidden = !dirty(); });
+  area.addEventListener("scroll", () => { gutter.scrollTop = area.scrollTop; paintMarks(); });
+  let saving = false;
+  const save = async () => {
+    if (!writable || saving) return;
+    saving = true;
+    mount(status, h("span", { class: "muted" }, "Saving…"));
+    try {
+      const answer = flow
+        ? await request("PUT", `/flows/${encodeURIComponent(flow.namespace)}/${encodeURIComponent(flow.id)}`, { body: area.value, headers: { "Content-Type": "application/x-yaml" } })
+        : await request("POST", "/flows", { body: area.value, headers: { "Content-Type": "application/x-yaml" } });
+      saved = area.value;
+      unsaved.hidden = true;
+      const text = flow && answer.revision === flow.revision ? `No change: still revision ${answer.revision}` : `Saved revision ${answer.revision}`;
+      mount(status, h("span", { class: "ok", id: "saved" }, text));
+      if (!flow || answer.revision !== flow.revision) {
+        flash = text;
+        navigate(`/ui/flows/${encodeURIComponent(answer.namespace)}/${encodeURIComponent(answer.id)}/editor`);
+      }
+    } catch (e) {
+      showProblems(e.errors || [], e.message);
+      mount(status, errorBox(e));
+    } finally {
+      saving = false;
+    }
+  };
   area.addEventListener("keydown", (event) => {
     if (event.key === "Tab") {
       event.preventDefault();
       area.setRangeText("  ", area.selectionStart, area.selectionEnd, "end");
       area.dispatchEvent(new Event("input"));
+    } else if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
+      event.preventDefault(); // not the browser's "save page"
+      save();
     }
   });
-  const save = async () => {
-    mount(status, h("span", { class: "muted" }, "Saving…"));
-    try {
-      const saved = flow
-        ? await request("PUT", `/flows/${encodeURIComponent(flow.namespace)}/${encodeURIComponent(flow.id)}`, { body: area.value, headers: { "Content-Type": "application/x-yaml" } })
-        : await request("POST", "/flows", { body: area.value, headers: { "Content-Type": "application/x-yaml" } });
-      mount(status, h("span", { class: "ok", id: "saved" }, `Saved revision ${saved.revision}`));
-      if (!flow || saved.revision !== flow.revision) {
-        navigate(`/ui/flows/${encodeURIComponent(saved.namespace)}/${encodeURIComponent(saved.id)}/editor`);
-      }
-    } catch (e) {
-      showProblems(e.errors || [], e.message);
-      mount(status, errorBox(e));
-    }
-  };
   paintGutter();
   validate();
   return h("div", { class: "editor-wrap" },
-    h("div", { class: "editor" }, gutter, area),
+    h("div", { class: "editor" }, gutter, h("div", { class: "code" }, area, h("div", { class: "marks" }, layer))),
     problems,
     h("div", { class: "actions" },
-      writable ? h("button", { class: "primary", id: "save-flow", onclick: save }, flow ? "Save" : "Create") : h("span", { class: "muted" }, "Read only: your role cannot change flows here."),
-      status));
+      writable ? h("button", { class: "primary", id: "save-flow", onclick: save, title: "Ctrl+S / ⌘S" }, flow ? "Save" : "Create") : h("span", { class: "muted" }, "Read only: your role cannot change flows here."),
+      unsaved, status));
 }
 
-function gotoLine(area, line) {
+// Put the caret at the error (its column, or the line's start), scroll it to the middle and flag its line.
+function gotoLine(area, gutter, line, column) {
   const lines = area.value.split("\n");
+  if (line < 1 || line > lines.length) return;
   const start = lines.slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0);
-  area.focus();
-  area.setSelectionRange(start, start + lines[line - 1].length);
+  const at = start + Math.min(Math.max((column || 1) - 1, 0), lines[line - 1].length);
+  area.focus({ preventScroll: true });
+  area.setSelectionRange(at, column ? at : start + lines[line - 1].length);
+  area.scrollTop = Math.max(0, (line - 1) * 20 - area.clientHeight / 2);
+  area.dispatchEvent(new Event("scroll"));
+  for (const el of gutter.querySelectorAll(".line.current")) el.classList.remove("current");
+  gutter.querySelector(`[data-line="${line}"]`)?.classList.add("current");
 }
 
 async function revisions(body, flow) {
@@ -191,7 +260,28 @@ async function revisions(body, flow) {
   };
   left.addEventListener("change", show);
   right.addEventListener("change", show);
-  mount(body, h("div", { class: "filters" }, "Compare ", left, " with ", right), out);
+  const latest = all[all.length - 1].revision;
+  const status = h("span", { id: "restore-status" });
+  // Restoring saves the old source as a new revision: history is kept, nothing is rewritten.
+  const restore = can("flow.write", flow.namespace) ? h("button", { id: "restore", type: "button", onclick: async (event) => {
+    const chosen = all.find((r) => r.revision === Number(left.value));
+    if (chosen.revision === latest) {
+      mount(status, h("span", { class: "muted" }, `Revision ${latest} is already the current one.`));
+      return;
+    }
+    if (!confirm(`Restore revision ${chosen.revision}? Its source is saved as a new revision ${latest + 1}; no revision is deleted.`)) return;
+    event.target.disabled = true;
+    try {
+      const saved = await request("PUT", `/flows/${encodeURIComponent(flow.namespace)}/${encodeURIComponent(flow.id)}`,
+        { body: chosen.source, headers: { "Content-Type": "application/x-yaml" } });
+      flash = `Restored revision ${chosen.revision} as revision ${saved.revision}`;
+      navigate(`/ui/flows/${encodeURIComponent(flow.namespace)}/${encodeURIComponent(flow.id)}/editor`);
+    } catch (e) {
+      event.target.disabled = false;
+      mount(status, errorBox(e));
+    }
+  } }, "Restore the left revision") : null;
+  mount(body, h("div", { class: "filters" }, "Compare ", left, " with ", right, restore, status), out);
   show();
 }
 

@@ -24,7 +24,16 @@ const routes = [
   [/^\/ui\/ai-usage$/, (m, app) => usagePage(app)],
 ];
 
+// A page with unsaved work sets a guard: it answers whether leaving is fine (asking the person if not).
+let leaveGuard = null;
+export function setLeaveGuard(guard) {
+  leaveGuard = guard;
+}
+const mayLeave = () => !leaveGuard || leaveGuard();
+
 export function navigate(path, replace = false) {
+  if (!mayLeave()) return;
+  leaveGuard = null;
   if (replace) history.replaceState({}, "", path);
   else history.pushState({}, "", path);
   render();
@@ -36,6 +45,7 @@ async function render() {
     cleanup = null;
   }
   const path = location.pathname;
+  shownPath = path + location.search;
   if (!currentSession() && path !== "/ui/login") {
     await loadSession();
     if (!currentSession()) {
@@ -64,8 +74,10 @@ function showChrome(path) {
   const top = document.getElementById("top");
   top.hidden = !session || path === "/ui/login";
   if (!session) return;
-  document.getElementById("whoami").textContent = session.actor;
+  // The person's name, not the internal actor string (`token:admin/console`).
+  document.getElementById("whoami").textContent = session.authRequired ? session.username || session.actor : "everyone (admin)";
   document.getElementById("logout").hidden = !session.authRequired;
+  document.getElementById("auth-off").hidden = session.authRequired;
   for (const link of document.querySelectorAll("[data-nav]")) {
     link.classList.toggle("active", path.startsWith(`/ui/${link.dataset.nav}`));
   }
@@ -122,11 +134,28 @@ function loginPage() {
 
 document.addEventListener("click", (event) => {
   const link = event.target.closest("a[href^='/ui/']");
-  if (!link || event.ctrlKey || event.metaKey || event.shiftKey || link.target) return;
+  if (!link || event.ctrlKey || event.metaKey || event.shiftKey || link.target || event.defaultPrevented) return;
   event.preventDefault();
   navigate(link.getAttribute("href"));
 });
-window.addEventListener("popstate", render);
+let shownPath = location.pathname + location.search;
+window.addEventListener("popstate", () => {
+  // Back/forward cannot be cancelled: if the person stays, put the page's address back.
+  if (!mayLeave()) {
+    history.pushState({}, "", shownPath);
+    return;
+  }
+  leaveGuard = null;
+  render();
+});
+window.addEventListener("beforeunload", (event) => {
+  if (leaveGuard && !leaveGuard(true)) event.preventDefault();
+});
+window.addEventListener("chorus:inbox-changed", () => refreshInboxCount());
+// Decisions made elsewhere (another person, the API) reach the badge within half a minute.
+setInterval(() => {
+  if (!document.hidden && currentSession() && location.pathname !== "/ui/login") refreshInboxCount();
+}, 30_000);
 window.addEventListener("chorus:unauthenticated", () => {
   if (location.pathname !== "/ui/login") navigate(`/ui/login${query({ next: location.pathname })}`, true);
 });
