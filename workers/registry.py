@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from orchestrator.core.errors import ChorusError, TaskFailed
-from workers import ai, control, foreachitem, io, kvtasks, loop, mcp_tools, notifications, scripts, triggers
+from workers import ai, control, foreachitem, io, kvtasks, loop, mcp_tools, notifications, publish, scripts, triggers
 from workers.context import Decider, Handler, TaskContext
 
 _HANDLERS: dict[str, Handler] = {
@@ -19,6 +19,7 @@ _HANDLERS: dict[str, Handler] = {
     **scripts.HANDLERS,
     **kvtasks.HANDLERS,
     **triggers.HANDLERS,
+    **publish.HANDLERS,
 }
 _DECIDERS: dict[str, Decider] = {**control.DECIDERS, **loop.DECIDERS}
 

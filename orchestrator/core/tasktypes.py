@@ -10,7 +10,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, JsonValue
 
-from orchestrator.core import kestra2
+from orchestrator.core import event_props, kestra2
 from orchestrator.core import taskprops as p
 from orchestrator.core.flow import PluginDefault
 
@@ -224,6 +224,8 @@ _TYPES: tuple[TaskType, ...] = (
     TaskType("AIAgent", ("io.kestra.plugin.ai.agent.AIAgent",), Pool.AI, p.AIAgentProps),
     # An AIAgent's call to one tool of an MCP server: made from its tool entry, one task run per call.
     TaskType("McpToolCall", (), Pool.IO, p.McpToolCallProps),
+    # Chorus extension: its effect is the outbox row the engine writes in the task run's own transaction.
+    TaskType("Publish", ("io.chorus.event.Publish",), Pool.CONTROL, event_props.PublishProps, inline=True),
 )
 
 _TRIGGER_TYPES: tuple[TriggerType, ...] = (
@@ -246,6 +248,10 @@ _TRIGGER_TYPES: tuple[TriggerType, ...] = (
     TriggerType(
         "HttpTrigger", ("io.kestra.plugin.core.http.Trigger", "io.kestra.plugin.fs.http.Trigger"), p.HttpTriggerProps
     ),
+    # Chorus extensions (orchestrator.events, orchestrator.realtime_*).
+    TriggerType("Event", ("io.chorus.trigger.Event",), event_props.EventTriggerProps),
+    TriggerType("RedisStream", ("io.chorus.trigger.RedisStream",), event_props.RedisStreamTriggerProps),
+    TriggerType("AmqpRealtime", ("io.kestra.plugin.amqp.RealtimeTrigger",), event_props.AmqpTriggerProps),
 )
 
 CATALOGUE: Mapping[str, TaskType] = MappingProxyType({t.name: t for t in _TYPES})
