@@ -8,8 +8,9 @@ is written in the transaction that creates the execution (`start_once`), so rede
 deliverers on several servers find it taken.
 
 Who hears an event is namespace RBAC: a flow hears events of its own namespace, and of another namespace
-only when that namespace grants it `event.read` (CHORUS_NAMESPACE_ACCESS). A flow never hears its own events
-(that would loop, as a Flow trigger on itself would).
+only when that namespace grants it `execution.read` (CHORUS_NAMESPACE_ACCESS), the use a Flow trigger needs
+too: both see what another namespace's execution produced (here its payload and ids), so one grant says
+both. A flow never hears its own events (that would loop, as a Flow trigger on itself would).
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def _matching(
             continue
         if flow.disabled or (flow.namespace, flow.id) == (event.namespace, event.flow_id):
             continue
-        if not access.allows(flow.namespace, event.namespace, Use.EVENT_READ):
+        if not access.allows(flow.namespace, event.namespace, Use.EXECUTION_READ):
             continue
         for trigger in flow.triggers:
             hears = trigger.type == "Event" and not trigger.disabled and trigger.properties.get("event") == event.name

@@ -39,7 +39,6 @@ class Use(enum.StrEnum):
     KV_READ = "kv.read"  #: kv() and the KV Get task
     KV_WRITE = "kv.write"  #: the KV Set and Delete tasks
     FLOW_WRITE = "flow.write"  #: enable or disable its flows' triggers (the Toggle task)
-    EVENT_READ = "event.read"  #: hear the events its flows publish (Event triggers)
 
 
 def matches(pattern: str, namespace: str) -> bool:

@@ -160,7 +160,7 @@ def test_another_namespace_hears_an_event_only_when_the_publisher_grants_it(
     _triage(engine, "invoice twice")
     assert [e.namespace for e in _started(engine, "billing")] == [NS]
 
-    grants = {NS: [{"namespace": "finance", "uses": ["event.read"]}]}
+    grants = {NS: [{"namespace": "finance", "uses": ["execution.read"]}]}
     granted = _engine(database_url, redis_url, namespace_access=grants)
     try:
         _triage(granted, "invoice again")
