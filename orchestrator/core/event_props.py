@@ -54,6 +54,7 @@ class RedisStreamTriggerProps(TriggerProperties):
     key: Text
     group: Text
     consumer: Text | None = None
+    start_id: Text | None = None  #: where a group created by the trigger starts: `$` (default, new entries) or `0`
     inputs: MapValue | None = None
     batch_size: Int | None = None
 
