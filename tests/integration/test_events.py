@@ -48,12 +48,14 @@ def _close(engine: Engine) -> None:
     bind.dispose()
 
 
-def _triage(engine: Engine, text_: str, *, crash_after_publish: bool = False) -> str:
-    with transaction(engine.sessions) as session:
-        row = engine._live_flow(session, NS, "triage", None)
-        execution = engine.create_execution(
-            session, row, engine.flow_of(row), {"ticket": "T-1", "text": text_}, [], actor="test"
-        )
+def _triage(engine: Engine, text_: str, *, crash_after_publish: bool = False, execution_id: str | None = None) -> str:
+    if execution_id is None:
+        with transaction(engine.sessions) as session:
+            row = engine._live_flow(session, NS, "triage", None)
+            flow = engine.flow_of(row)
+            execution_id = engine.create_execution(
+                session, row, flow, {"ticket": "T-1", "text": text_}, [], actor="test"
+            ).id
 
     def run(claimed: ClaimedTaskRun) -> TaskOutcome:
         outcome = run_claimed(claimed, engine)
@@ -61,11 +63,11 @@ def _triage(engine: Engine, text_: str, *, crash_after_publish: bool = False) ->
             raise Crash  # the worker dies after running Publish, before its transaction commits
         return outcome
 
-    runs = [TaskRunCoordinates(execution.id, t, None, None, 1) for t in ("classify", "announce")]
+    runs = [TaskRunCoordinates(execution_id, t, None, None, 1) for t in ("classify", "announce")]
     engine.run_inline(
-        execution.id, runs, join=True, skip_runs=False, owner="w1", celery_task_id="m1", requested_by=None, run=run
+        execution_id, runs, join=True, skip_runs=False, owner="w1", celery_task_id="m1", requested_by=None, run=run
     )
-    return execution.id
+    return execution_id
 
 
 def _started(engine: Engine, flow_id: str) -> list[ExecutionRow]:
@@ -122,12 +124,21 @@ def test_an_event_delivered_twice_and_concurrently_fires_each_subscriber_once(en
     assert _started(engine, "billing") == []
 
 
-def test_a_worker_killed_between_publish_and_commit_publishes_nothing(engine: Engine) -> None:
+def test_a_worker_killed_between_publish_and_commit_publishes_once_on_redelivery(engine: Engine) -> None:
+    with transaction(engine.sessions) as session:
+        row = engine._live_flow(session, NS, "triage", None)
+        inputs = {"ticket": "T-1", "text": "refund please"}
+        execution_id = engine.create_execution(session, row, engine.flow_of(row), inputs, [], actor="test").id
     with pytest.raises(Crash):
-        _triage(engine, "refund please", crash_after_publish=True)
-
+        _triage(engine, "", crash_after_publish=True, execution_id=execution_id)
     assert _event_ids(engine) == []
     assert _started(engine, "billing") == []
+
+    _triage(engine, "", execution_id=execution_id)  # the broker delivers the unacknowledged message again
+    _triage(engine, "", execution_id=execution_id)  # and once more, after it was done
+
+    assert len(_event_ids(engine)) == 1
+    assert len(_started(engine, "billing")) == 1
 
 
 def test_a_process_dying_between_commit_and_delivery_loses_nothing(
