@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator import events, metrics, store
-from orchestrator.core.errors import ChorusError
-from orchestrator.core.expressions import render_value
+from orchestrator.core.errors import ChorusError, ExpressionError
+from orchestrator.core.expressions import is_true, render, render_value
 from orchestrator.core.flow import Flow, TriggerSpec
 from orchestrator.database import read_only
 from orchestrator.tables import FlowRevisionRow
@@ -105,13 +105,16 @@ class RealtimeRunner:
             configured = trigger.properties.get("batchSize")
             size = configured if isinstance(configured, int) and configured > 0 else self.batch_size
             for message in source.read(min(room, size)):
-                source_id = f"{trigger.type}:{message.id}"
-                started = events.start_once(
-                    self.engine, source_id, flow_row, flow, trigger, message.variables, audit={"message_id": message.id}
-                )
+                outcome = "skipped"
+                if _when_holds(trigger, message):
+                    started = events.start_once(
+                        self.engine, f"{trigger.type}:{message.id}", flow_row, flow, trigger, message.variables,
+                        audit={"message_id": message.id},
+                    )  # fmt: skip
+                    outcome = "started" if started else "duplicate"
                 # Committed (or committed earlier by another delivery): only now may the queue forget it.
                 message.ack()
-                metrics.record_realtime_message(*labels, outcome="started" if started else "duplicate")
+                metrics.record_realtime_message(*labels, outcome=outcome)
                 handled += 1
         metrics.set_realtime_lag(*labels, lag=source.lag())
         return handled
@@ -155,6 +158,20 @@ class RealtimeRunner:
                 source.close()
             except Exception:
                 logger.warning("closing realtime source %s failed", key, exc_info=True)
+
+
+def _when_holds(trigger: TriggerSpec, message: Message) -> bool:
+    """The trigger's `when` over `trigger.*`; a message it cannot be rendered for starts nothing (and is logged)."""
+    expression = trigger.properties.get("when")
+    if expression is None:
+        return True
+    try:
+        return is_true(render(str(expression), {"trigger": message.variables}))
+    except ExpressionError as e:
+        logger.warning(
+            "realtime trigger %s: `when` could not be rendered for message %s: %s", trigger.id, message.id, e
+        )
+        return False
 
 
 def run_realtime(runner: RealtimeRunner, stop: threading.Event, idle_s: float = 0.2) -> None:

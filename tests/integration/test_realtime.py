@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from orchestrator import events
 from orchestrator.celery_app import create_celery_app
+from orchestrator.core.errors import FlowInvalid
 from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
 from orchestrator.metrics import metrics
@@ -78,10 +79,10 @@ def amqp_queue() -> Iterator[tuple[Connection, str]]:
     connection.release()
 
 
-def _deploy_stream(engine: Engine, redis_url: str, key: str, concurrency: str = "") -> None:
+def _deploy_stream(engine: Engine, redis_url: str, key: str, concurrency: str = "", when: str = "") -> None:
     trigger = (
         f"    type: io.chorus.trigger.RedisStream\n    url: {redis_url}\n    key: {key}\n"
-        "    group: chorus\n    startId: '0'"
+        f"    group: chorus\n    startId: '0'{when}"
     )
     engine.deploy_flow(FLOW.format(concurrency=concurrency, trigger=trigger, field="trigger.value.order"), actor="t")
 
@@ -203,3 +204,28 @@ def test_an_amqp_consumer_dying_between_commit_and_ack_loses_and_repeats_nothing
 
     orders = _orders(engine)
     assert len(orders) == N and len(set(orders)) == N
+
+
+def test_a_message_its_when_refuses_is_acknowledged_and_starts_nothing(
+    engine: Engine, redis_url: str, stream: tuple[redis.Redis, str]
+) -> None:
+    client, key = stream
+    _deploy_stream(engine, redis_url, key, when="\n    when: \"{{ trigger.value.order != 'o-1' }}\"")
+    for i in range(3):
+        client.xadd(key, {"order": f"o-{i}"})
+    runner = RealtimeRunner(engine)
+
+    _drain(runner)
+    runner.close()
+
+    assert sorted(_orders(engine)) == ["o-0", "o-2"]
+    assert client.xpending(key, "chorus")["pending"] == 0
+
+
+def test_a_stream_trigger_without_a_group_is_refused_at_deploy(engine: Engine) -> None:
+    flow = FLOW.format(
+        concurrency="", trigger="    type: io.chorus.trigger.RedisStream\n    url: redis://x\n    key: k", field="x"
+    )
+    with pytest.raises(FlowInvalid) as caught:
+        engine.deploy_flow(flow, actor="t")
+    assert [e.path for e in caught.value.errors] == ["triggers[0].group"]
