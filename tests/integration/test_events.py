@@ -17,7 +17,7 @@ from orchestrator.core.states import State
 from orchestrator.database import make_engine, make_sessionmaker, transaction
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
 from orchestrator.settings import load_settings
-from orchestrator.tables import AuditEventRow, ExecutionRow
+from orchestrator.tables import AuditEventRow, ExecutionRow, TaskRunRow
 from workers.runtime import run_claimed
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "choreography"
@@ -205,3 +205,18 @@ def test_an_event_trigger_without_an_event_is_refused_at_deploy(engine: Engine) 
     with pytest.raises(FlowInvalid) as caught:
         engine.deploy_flow(flow, actor="test")
     assert [d.path for d in caught.value.errors] == ["triggers[0].event"]
+
+
+def test_a_payload_over_the_limit_fails_the_publish_task_and_publishes_nothing(engine: Engine) -> None:
+    source = (EXAMPLES / "triage.yaml").read_text()
+    engine.deploy_flow(
+        source.replace('text: "{{ inputs.text }}"', 'text: "{{ inputs.text }}{{ inputs.text }}"'), actor="t"
+    )
+
+    execution_id = _triage(engine, "refund " + "x" * 140_000)
+
+    with engine.sessions() as session:
+        announce = session.get(TaskRunRow, TaskRunCoordinates(execution_id, "announce", None, None, 1).task_run_id)
+        assert announce is not None and announce.state == str(State.FAILED)
+    assert _event_ids(engine) == []
+    assert _started(engine, "billing") == []
