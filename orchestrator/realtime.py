@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from orchestrator import events, metrics, store
+from orchestrator import events, metrics, store, store_triggers
 from orchestrator.core.errors import ChorusError, ExpressionError
 from orchestrator.core.expressions import is_true, render, render_value
 from orchestrator.core.flow import Flow, TriggerSpec
@@ -73,6 +73,9 @@ class RealtimeRunner:
         self._factories = _default_factories()
         #: Open sources by (namespace, flow, trigger, revision): a new revision opens a new consumer.
         self._sources: dict[tuple[str, str, str, int], Source] = {}
+        #: The realtime triggers as of a flows version: polls of an unchanged system read one aggregate,
+        #: not every flow's text (an idle loop polls five times a second).
+        self._known: tuple[tuple[Any, ...], list[tuple[FlowRevisionRow, Flow, TriggerSpec]]] | None = None
 
     def poll_once(self) -> int:
         """Read and start one batch per trigger; return how many messages were handled."""
@@ -134,7 +137,16 @@ class RealtimeRunner:
             active = store.count_active_executions(session, self.engine.settings.tenant, flow.namespace, flow.id)
         return max(0, flow.concurrency.limit - active)
 
-    def _triggers(self) -> Iterable[tuple[FlowRevisionRow, Flow, TriggerSpec]]:
+    def _triggers(self) -> list[tuple[FlowRevisionRow, Flow, TriggerSpec]]:
+        with read_only(self.engine.sessions) as session:
+            version = store_triggers.flows_version(session, self.engine.settings.tenant)
+        if self._known is not None and self._known[0] == version:
+            return self._known[1]
+        found = list(self._read_triggers())
+        self._known = (version, found)
+        return found
+
+    def _read_triggers(self) -> Iterable[tuple[FlowRevisionRow, Flow, TriggerSpec]]:
         with read_only(self.engine.sessions) as session:
             query = store.live_flows_query(self.engine.settings.tenant)
             found: Sequence[FlowRevisionRow] = session.scalars(query).all()  # type: ignore[assignment]
