@@ -68,7 +68,7 @@ def record_published(
         return  # this attempt already published (a redelivered message that re-ran an ended attempt)
     row.outputs = {**(row.outputs or {}), "eventId": event.id}
     store.append_audit(
-        session, execution.id, actor=f"task:{row.task_id}", action="event.published", subject=row.id,
+        session, execution.id, actor=f"task:{execution.id}/{row.task_id}", action="event.published", subject=row.id,
         payload={"event_id": event.id, "event": event.name},
     )  # fmt: skip
     session.info.setdefault("after_commit", []).append(functools.partial(deliver, engine, event.id))
