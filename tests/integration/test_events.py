@@ -28,14 +28,14 @@ class Crash(BaseException):
     """A worker dying mid-message (BaseException: not a task failure)."""
 
 
-def _engine(database_url: str, redis_url: str, **overrides: object) -> Engine:
-    settings = load_settings(database_url=database_url, broker_url=redis_url, **overrides)
+def _engine(database_url: str, broker_url: str, **overrides: object) -> Engine:
+    settings = load_settings(database_url=database_url, broker_url=broker_url, **overrides)
     return Engine(settings, make_sessionmaker(make_engine(database_url, pool_size=4)), create_celery_app(settings))
 
 
 @pytest.fixture
-def engine(database_url: str, redis_url: str) -> Iterator[Engine]:
-    engine = _engine(database_url, redis_url)
+def engine(database_url: str, idle_broker_url: str) -> Iterator[Engine]:
+    engine = _engine(database_url, idle_broker_url)
     for name in ("triage", "billing", "support"):
         engine.deploy_flow((EXAMPLES / f"{name}.yaml").read_text(), actor="test")
     yield engine
@@ -164,7 +164,7 @@ def test_a_process_dying_between_commit_and_delivery_loses_nothing(
 
 
 def test_another_namespace_hears_an_event_only_when_the_publisher_grants_it(
-    database_url: str, redis_url: str, engine: Engine
+    database_url: str, idle_broker_url: str, engine: Engine
 ) -> None:
     outsider = (EXAMPLES / "billing.yaml").read_text().replace(f"namespace: {NS}", "namespace: finance")
     engine.deploy_flow(outsider, actor="test")
@@ -172,7 +172,7 @@ def test_another_namespace_hears_an_event_only_when_the_publisher_grants_it(
     assert [e.namespace for e in _started(engine, "billing")] == [NS]
 
     grants = {NS: [{"namespace": "finance", "uses": ["execution.read"]}]}
-    granted = _engine(database_url, redis_url, namespace_access=grants)
+    granted = _engine(database_url, idle_broker_url, namespace_access=grants)
     try:
         _triage(granted, "invoice again")
     finally:

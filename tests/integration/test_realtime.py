@@ -48,8 +48,8 @@ triggers:
 
 
 @pytest.fixture
-def engine(database_url: str, redis_url: str) -> Iterator[Engine]:
-    settings = load_settings(database_url=database_url, broker_url=redis_url)
+def engine(database_url: str, idle_broker_url: str) -> Iterator[Engine]:
+    settings = load_settings(database_url=database_url, broker_url=idle_broker_url)
     db = make_engine(database_url, pool_size=4)
     engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
     yield engine

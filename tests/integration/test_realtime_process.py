@@ -46,7 +46,7 @@ Scheduler = Callable[[], tuple[subprocess.Popen[bytes], int]]
 
 
 @pytest.fixture
-def scheduler(database_url: str, redis_url: str) -> Iterator[Scheduler]:
+def scheduler(database_url: str, idle_broker_url: str) -> Iterator[Scheduler]:
     processes: list[subprocess.Popen[bytes]] = []
 
     def start() -> tuple[subprocess.Popen[bytes], int]:
@@ -54,7 +54,7 @@ def scheduler(database_url: str, redis_url: str) -> Iterator[Scheduler]:
         env = {
             **os.environ,
             "CHORUS_DATABASE_URL": database_url,
-            "CHORUS_BROKER_URL": redis_url,
+            "CHORUS_BROKER_URL": idle_broker_url,
             "CHORUS_METRICS_PORT": str(port),
             "CHORUS_SCHEDULER_INTERVAL_S": "1",
         }
