@@ -246,6 +246,7 @@ def _scheduler(settings: Settings) -> int:
     from orchestrator.database import make_engine, make_sessionmaker
     from orchestrator.engine import Engine
     from orchestrator.metrics import MetricsSettings, serve_metrics
+    from orchestrator.realtime import RealtimeRunner, start_realtime_thread
     from orchestrator.triggers import Scheduler, run_scheduler
 
     db = make_engine(settings.database_url, pool_size=2)
@@ -256,7 +257,13 @@ def _scheduler(settings: Settings) -> int:
     try:
         sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
         engine = Engine(settings, sessions, create_celery_app(settings))
-        run_scheduler(Scheduler(engine), stop, settings.scheduler_interval_s)
+        # Realtime triggers consume beside the schedule on every replica: receipts make that safe.
+        realtime_thread, realtime_stop = start_realtime_thread(RealtimeRunner(engine))
+        try:
+            run_scheduler(Scheduler(engine), stop, settings.scheduler_interval_s)
+        finally:
+            realtime_stop.set()
+            realtime_thread.join(timeout=10)
     finally:
         if server is not None:
             server.shutdown()

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import (
     checks,
+    events,
     flow_triggers,
     loop_scope,
     loops,
@@ -165,6 +166,7 @@ class Engine:
             transitions = list(session.info.get("transitions", ()))
             ended_children = list(session.info.get("ended_children", ()))
             ended_flows = set(session.info.get("ended_flows", ()))
+            after_commit = list(session.info.get("after_commit", ()))
         if transitions and self.hooks:
             emit_transitions(self.hooks, transitions)
         if transitions:
@@ -176,6 +178,8 @@ class Engine:
         for transition in transitions:
             if _ended_execution(transition):
                 flow_triggers.on_execution_ended(self, transition.execution_id)
+        for callback in after_commit:  # e.g. delivering the events this transaction published
+            callback()
 
     # ---- flows ----------------------------------------------------------------------------------
 
@@ -814,6 +818,8 @@ class Engine:
             state = State.WARNING  # `warningOnRetry`: success that needed retries is flagged
         final = apply_allowances(state, allow_failure=task.allow_failure, allow_warning=task.allow_warning)
         store.record_transition(session, row, final, actor=actor, payload=payload, values=values, at=now)
+        if task.type == "Publish" and outcome.state in (State.SUCCESS, State.WARNING):
+            events.record_published(self, session, execution, row, outcome.outputs)  # the outbox, in this transaction
         return STOP if final.is_failure else OK
 
     def decide(
@@ -1126,6 +1132,7 @@ class Engine:
         operations.wake_due(self, now)
         operations.enforce_slas(self, now)
         self.start_scheduled(now)
+        events.redeliver_pending(self)
         ids = list(dict.fromkeys([*due, *stale]))
         for execution_id in ids:
             try:

@@ -261,16 +261,20 @@ def _start_scheduler(settings: Settings) -> Callable[[], None]:
     from orchestrator.celery_app import create_celery_app
     from orchestrator.database import make_engine, make_sessionmaker
     from orchestrator.engine import Engine
+    from orchestrator.realtime import RealtimeRunner, start_realtime_thread
     from orchestrator.triggers import Scheduler, start_scheduler_thread
 
     db = make_engine(settings.database_url, pool_size=2)
     sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
     engine = Engine(settings, sessions, create_celery_app(settings))
     thread, stop = start_scheduler_thread(Scheduler(engine), settings.scheduler_interval_s)
+    realtime_thread, realtime_stop = start_realtime_thread(RealtimeRunner(engine))
 
     def shutdown() -> None:
         stop.set()
+        realtime_stop.set()
         thread.join(timeout=5)
+        realtime_thread.join(timeout=5)
         db.dispose()
 
     return shutdown

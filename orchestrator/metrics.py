@@ -163,6 +163,20 @@ class Metrics:
             buckets=_RUN_BUCKETS_S,
             registry=r,
         )
+        # Realtime triggers (orchestrator.realtime): labels are bounded by the deployed flows' triggers.
+        self.realtime_messages = Counter(
+            "chorus_realtime_messages",
+            "Queue messages a realtime trigger handled (started an execution, or a duplicate of one that had).",
+            ["namespace", "flow", "trigger", "outcome"],
+            registry=r,
+        )
+        self.realtime_lag = Gauge(
+            "chorus_realtime_lag_messages",
+            "Messages waiting in a realtime trigger's queue (undelivered plus unacknowledged).",
+            ["namespace", "flow", "trigger"],
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         # LLM usage (the ai pool)
         self.llm_calls = Counter("chorus_llm_calls", "LLM calls made.", ["provider", "model", "outcome"], registry=r)
         self.llm_tokens = Counter(
@@ -285,3 +299,13 @@ def record_schedule_fire(namespace: str, flow: str, *, lag_s: float) -> None:
     m = metrics()
     m.schedule_fires.labels(namespace, flow).inc()
     m.schedule_lag.observe(lag_s)
+
+
+def record_realtime_message(namespace: str, flow: str, trigger: str, *, outcome: str) -> None:
+    """Count one message a realtime trigger handled; `outcome` is started or duplicate."""
+    metrics().realtime_messages.labels(namespace, flow, trigger, outcome).inc()
+
+
+def set_realtime_lag(namespace: str, flow: str, trigger: str, *, lag: int) -> None:
+    """The messages a realtime trigger's queue holds for it now."""
+    metrics().realtime_lag.labels(namespace, flow, trigger).set(lag)

@@ -18,6 +18,7 @@ from workers import (
     mcp_tools,
     notifications,
     nsfiles,
+    publish,
     scripts,
     statetasks,
     storagetasks,
@@ -42,6 +43,7 @@ _HANDLERS: dict[str, Handler] = {
     **templating.HANDLERS,
     **housekeeping.HANDLERS,
     **exectasks.HANDLERS,
+    **publish.HANDLERS,
 }
 _DECIDERS: dict[str, Decider] = {**control.DECIDERS, **loop.DECIDERS}
 

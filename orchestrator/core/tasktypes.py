@@ -11,7 +11,7 @@ from types import MappingProxyType
 from pydantic import BaseModel, JsonValue
 
 from orchestrator.core import catalogue_props as cp
-from orchestrator.core import kestra2, tool_schema
+from orchestrator.core import event_props, kestra2, tool_schema
 from orchestrator.core import taskprops as p
 from orchestrator.core.flow import PluginDefault
 
@@ -319,6 +319,8 @@ _TYPES: tuple[TaskType, ...] = (
     TaskType("AIAgent", ("io.kestra.plugin.ai.agent.AIAgent",), Pool.AI, p.AIAgentProps),
     # An AIAgent's call to one tool of an MCP server: made from its tool entry, one task run per call.
     TaskType("McpToolCall", (), Pool.IO, p.McpToolCallProps),
+    # Chorus extension: its effect is the outbox row the engine writes in the task run's own transaction.
+    TaskType("Publish", ("io.chorus.event.Publish",), Pool.CONTROL, event_props.PublishProps, inline=True),
 )
 
 _TRIGGER_TYPES: tuple[TriggerType, ...] = (
@@ -343,6 +345,10 @@ _TRIGGER_TYPES: tuple[TriggerType, ...] = (
     ),
     # Marks the flow as a tool of the MCP server (and a skill of the A2A cards); nothing is scheduled.
     TriggerType("McpToolTrigger", ("io.kestra.plugin.core.trigger.McpToolTrigger",), tool_schema.McpToolTriggerProps),
+    # Chorus extensions (orchestrator.events, orchestrator.realtime_*).
+    TriggerType("Event", ("io.chorus.trigger.Event",), event_props.EventTriggerProps),
+    TriggerType("RedisStream", ("io.chorus.trigger.RedisStream",), event_props.RedisStreamTriggerProps),
+    TriggerType("AmqpRealtime", ("io.kestra.plugin.amqp.RealtimeTrigger",), event_props.AmqpTriggerProps),
 )
 
 CATALOGUE: Mapping[str, TaskType] = MappingProxyType({t.name: t for t in _TYPES})
