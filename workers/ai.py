@@ -238,6 +238,10 @@ def complete_recorded(
         call_id, body = recorded
         ledger.note_replay(call, call_id)
         ctx.log("INFO", f"reused the recorded answer of LLM call {call_id} (same request in this task run)")
+        if budget is not None:
+            # The same decision as when the answer first came: the usage already counts it, so the
+            # after-call check; a reused answer never turns a budget overrun into a success.
+            budget.check(ledger, call, before=False)
         return (validate(body) if validate is not None else body), 0.0
     if budget is not None:
         budget.check(ledger, call, before=True)
