@@ -312,7 +312,8 @@ class Agent:
         self.ctx.log("INFO", f"tool call {call.name} needs an approval: the execution pauses until it is decided")
         shown = self._redacted(proposal)  # the approver sees it through the API and the audit trail
         outputs = {"approval": shown, "toolExecutions": self._redacted(self.state["toolExecutions"])}
-        self.engine.decide(self.claimed, {"pause": True, "approval": shown}, outputs)
+        self.engine.decide(self.claimed, {"pause": True, "approval": shown}, outputs, logs=tuple(self.ctx.logs))
+        self.ctx.logs.clear()  # written with the pause: the attempt reports nothing more
         raise AgentPaused()
 
     def _call(self, tool: Tool, call: rules.ToolCall, index: int) -> tuple[str, str | None]:

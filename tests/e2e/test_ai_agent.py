@@ -428,6 +428,9 @@ def test_an_approved_tool_call_runs_after_the_approver_resumes_and_a_viewer_cann
 ) -> None:
     execution_id, script, agent = _paused_for_approval(stack, deploy_flow, unique_namespace, openai_wire)
     assert agent["state"]["current"] == "PAUSED"
+    logs = stack.api.get(f"/logs/{execution_id}").json()
+    before = [line["message"] for line in (logs if isinstance(logs, list) else logs.get("results", []))]
+    assert any("kestra_task_refund needs an approval" in m for m in before), before  # kept with the pause
     proposal = agent["outputs"]["approval"]
     assert proposal["tool"] == "kestra_task_refund"
     assert proposal["arguments"] == {"format": "refund 30 EUR on A-17"}
