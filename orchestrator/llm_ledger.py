@@ -9,12 +9,12 @@ audited as `llm.replayed` and adds no row: it cost nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import store, store_llm
+from orchestrator import store, store_llm, store_llm_budget
 from orchestrator.database import read_only, transaction
 from orchestrator.llm_prices import LlmSettings, cost_of
 from orchestrator.metrics import record_llm_call
@@ -59,6 +59,14 @@ class LlmUsage:
     @property
     def tokens(self) -> int:
         return self.tokens_in + self.tokens_out
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    """The outcome of reserving a call against a budget: a reservation to release, or a refusal."""
+
+    reservation_id: int | None  #: None: refused, the budget is spent (recorded usage plus calls in flight)
+    spent: store_llm_budget.Spent
 
 
 class LlmLedger:
@@ -153,3 +161,56 @@ class LlmLedger:
         """Tokens and cost so far, for one task run or one execution (budgets)."""
         with read_only(self._sessions) as session:
             return LlmUsage(*store_llm.usage(session, task_run_id=task_run_id, execution_id=execution_id))
+
+    def reserve(
+        self,
+        call: LlmCall,
+        *,
+        per_execution: bool,
+        max_tokens: int | None,
+        max_cost: float | None,
+        want_tokens_in: int,
+        want_tokens_out: int | None,
+        ttl_s: float,
+    ) -> BudgetCheck:
+        """Reserve what `call` may spend (its prompt estimate plus `maxTokens`) under a budget, or refuse.
+
+        Refused once recorded usage plus in-flight reservations reach a cap. A call without `maxTokens`
+        reserves the whole remainder: it has the budget to itself until it is recorded.
+        """
+        scope_key = f"execution:{call.execution_id}" if per_execution else f"task_run:{call.task_run_id}"
+        with transaction(self._sessions) as session:
+            store_llm_budget.lock_scope(session, scope_key)
+            now = store.db_now(session)
+            spent = store_llm_budget.spent(
+                session,
+                scope_key,
+                now,
+                execution_id=call.execution_id if per_execution else None,
+                task_run_id=None if per_execution else call.task_run_id,
+            )
+            tokens, cost = spent.tokens + spent.reserved_tokens, spent.cost + spent.reserved_cost
+            if (max_tokens is not None and tokens >= max_tokens) or (max_cost is not None and cost >= max_cost):
+                return BudgetCheck(None, spent)
+            if want_tokens_out is not None:
+                want_tokens = want_tokens_in + want_tokens_out
+                want_cost = cost_of(self._settings.prices, call.model, want_tokens_in, want_tokens_out)
+            else:
+                want_tokens = max_tokens - tokens if max_tokens is not None else 0
+                want_cost = max_cost - cost if max_cost is not None else 0.0
+            reservation_id = store_llm_budget.insert_reservation(
+                session,
+                scope_key=scope_key,
+                execution_id=call.execution_id,
+                task_run_id=call.task_run_id,
+                tokens=want_tokens,
+                cost=want_cost,
+                expires_at=now + timedelta(seconds=ttl_s),
+            )
+            return BudgetCheck(reservation_id, spent)
+
+    def release(self, reservation_id: int) -> None:
+        """Drop a reservation once its call's usage is recorded (or it was never sent)."""
+        with transaction(self._sessions) as session:
+            store_llm_budget.delete_reservation(session, reservation_id)
+            store_llm_budget.delete_expired(session, store.db_now(session))

@@ -135,6 +135,39 @@ class Budget:
             raise TaskFailed(f"budget values must be numbers: {e}", retryable=False) from e
         return cls(tokens, cost, scope == "EXECUTION")
 
+    def reserve(self, ledger: LlmLedger, call: LlmCall, request: Mapping[str, Any], *, ttl_s: float) -> int:
+        """Reserve this call's worst case before sending it; fail (not retryable) when the budget is spent.
+
+        Recorded usage and the reservations of calls in flight count together, under a lock on the
+        budget's scope: concurrent calls cannot all pass, and the overshoot is at most one call's reservation.
+        """
+        max_tokens = request.get("max_tokens")
+        # A rough prompt size (4 characters a token): the reservation covers the prompt and the longest answer.
+        prompt = len(json.dumps(request.get("messages") or [], ensure_ascii=False)) // 4
+        checked = ledger.reserve(
+            call,
+            per_execution=self.per_execution,
+            max_tokens=self.max_tokens,
+            max_cost=self.max_cost,
+            want_tokens_in=prompt,
+            want_tokens_out=int(max_tokens) if max_tokens is not None else None,
+            ttl_s=ttl_s,
+        )
+        if checked.reservation_id is None:
+            spent = checked.spent
+            scope = "execution" if self.per_execution else "task run"
+            in_flight = (
+                f" (calls in flight hold {spent.reserved_tokens} tokens, ${spent.reserved_cost:.6f} more)"
+                if spent.reserved_tokens or spent.reserved_cost
+                else ""
+            )
+            raise TaskFailed(
+                f"LLM budget exceeded for this {scope}: {spent.tokens} tokens (max {self.max_tokens}), "
+                f"${spent.cost:.6f} (max {self.max_cost}){in_flight}",
+                retryable=False,
+            )
+        return checked.reservation_id
+
     def check(self, ledger: LlmLedger, call: LlmCall, *, before: bool) -> None:
         """Fail (not retryable: spending more cannot fit) once usage has reached or passed a cap."""
         usage = (
@@ -243,8 +276,38 @@ def complete_recorded(
             # after-call check; a reused answer never turns a budget overrun into a success.
             budget.check(ledger, call, before=False)
         return (validate(body) if validate is not None else body), 0.0
+    settings = ctx.engine.settings.llm
+    reservation = None
     if budget is not None:
-        budget.check(ledger, call, before=True)
+        # Held while the call may still spend: every in-call attempt with its waits, and a margin.
+        ttl_s = (timeout_s + settings.max_retry_wait_s) * settings.max_attempts + 60
+        reservation = budget.reserve(ledger, call, request, ttl_s=ttl_s)
+    try:
+        result, attempts, cost = _send(ledger, call, endpoint, request, timeout_s, validate, ctx)
+    finally:
+        if reservation is not None:
+            ledger.release(reservation)  # only once the usage is recorded: no moment counts neither
+    tokens_in, tokens_out = usage_of(attempts[-1].response)
+    ctx.log(
+        "INFO",
+        f"{call.model} via {endpoint.provider}: {tokens_in} tokens in, {tokens_out} out, ${cost:.6f}, "
+        f"{attempts[-1].latency_ms:.0f} ms, {len(attempts)} attempt(s)",
+    )
+    if budget is not None:
+        budget.check(ledger, call, before=False)
+    return result, attempts[-1].latency_ms
+
+
+def _send(
+    ledger: LlmLedger,
+    call: LlmCall,
+    endpoint: Endpoint,
+    request: dict[str, Any],
+    timeout_s: float,
+    validate: Callable[[dict[str, Any]], dict[str, Any]] | None,
+    ctx: TaskContext,
+) -> tuple[dict[str, Any], list[Attempt], float]:
+    """Send the request and record every attempt; the (validated) body, the attempts, the answer's cost."""
     client = ChatClient(endpoint, timeout_s=timeout_s, settings=ctx.engine.settings.llm)
     try:
         body, attempts = client.complete(request)
@@ -259,16 +322,7 @@ def complete_recorded(
     except TaskFailed as invalid:
         _record(ledger, call, attempts[-1], invalid.message)  # recorded as failed: a re-run must not replay it
         raise
-    cost = _record(ledger, call, attempts[-1], None)
-    tokens_in, tokens_out = usage_of(body)
-    ctx.log(
-        "INFO",
-        f"{call.model} via {endpoint.provider}: {tokens_in} tokens in, {tokens_out} out, ${cost:.6f}, "
-        f"{attempts[-1].latency_ms:.0f} ms, {len(attempts)} attempt(s)",
-    )
-    if budget is not None:
-        budget.check(ledger, call, before=False)
-    return result, attempts[-1].latency_ms
+    return result, attempts, _record(ledger, call, attempts[-1], None)
 
 
 def run_chat_completion(ctx: TaskContext) -> dict[str, Any] | None:
