@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from orchestrator import agent_journal, store
+from orchestrator import agent_journal, store, store_agent
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import Conflict, LabelsInvalid, NotFound
 from orchestrator.core.flow import Flow, Input, InputType
@@ -415,6 +415,8 @@ def _copy_before(session: Session, runs: Sequence[TaskRunRow], chosen: TaskRunRo
             updated_at=store.utcnow(),
         )
         store.create_task_run(session, copy, actor=actor, payload={"replayed_from": run.id})
+        # An agent's conversation goes with its task run: a later agent sharing its memory id still sees it.
+        store_agent.copy_agent_run(session, run.id, to_task_run_id=copy_id, to_execution_id=new_id)
 
 
 def change_task_run_state(

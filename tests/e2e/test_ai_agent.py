@@ -593,6 +593,31 @@ def test_agents_with_the_same_memory_id_see_the_earlier_conversation(
     assert _task_runs(execution, "recall")[0]["outputs"]["textOutput"] == "You are John."
 
 
+def test_a_replay_from_a_later_agent_keeps_the_memory_of_the_agents_before_it(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENTS_SHARING_MEMORY)
+    question = _question()
+    script = openai_wire.script(question, Reply.text("Hello John!"), Reply.text("You are John."))
+    created = stack.run(unique_namespace, "agents-memory", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+    assert execution["state"]["current"] == "SUCCESS", execution
+    [recall] = _task_runs(execution, "recall")
+
+    replayed = stack.api.post(f"/executions/{created['id']}/replay", params={"taskRunId": recall["id"]})
+    assert replayed.status_code == 200, replayed.text
+    again = stack.wait_for_state(replayed.json()["id"], timeout_s=60)
+
+    assert again["state"]["current"] == "SUCCESS", again
+    # The replayed `recall` (after introduce, recall, stranger) sees `introduce`'s conversation, copied over.
+    replayed_recall = script.requests[3]
+    assert [(m["role"], m["content"]) for m in replayed_recall["messages"]] == [
+        ("user", f"Hi, my name is John. ({question})"),
+        ("assistant", "Hello John!"),
+        ("user", f"What is my name? ({question})"),
+    ]
+
+
 AGENT_WITH_BUDGET = """
 id: agent-budget
 namespace: {ns}
