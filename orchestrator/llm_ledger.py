@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator import store, store_llm, store_llm_budget
 from orchestrator.database import read_only, transaction
 from orchestrator.llm_prices import LlmSettings, cost_of
-from orchestrator.metrics import record_llm_call
+from orchestrator.metrics import record_llm_budget_check, record_llm_call
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,7 @@ class LlmLedger:
             )
             tokens, cost = spent.tokens + spent.reserved_tokens, spent.cost + spent.reserved_cost
             if (max_tokens is not None and tokens >= max_tokens) or (max_cost is not None and cost >= max_cost):
+                record_llm_budget_check(scope_key.split(":", 1)[0], reserved=False)
                 return BudgetCheck(None, spent)
             if want_tokens_out is not None:
                 want_tokens = want_tokens_in + want_tokens_out
@@ -207,7 +208,8 @@ class LlmLedger:
                 cost=want_cost,
                 expires_at=now + timedelta(seconds=ttl_s),
             )
-            return BudgetCheck(reservation_id, spent)
+        record_llm_budget_check(scope_key.split(":", 1)[0], reserved=True)
+        return BudgetCheck(reservation_id, spent)
 
     def release(self, reservation_id: int) -> None:
         """Drop a reservation once its call's usage is recorded (or it was never sent)."""

@@ -16,6 +16,7 @@ from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
 from orchestrator.database import make_engine, make_sessionmaker, transaction
 from orchestrator.engine import Engine, TaskOutcome
+from orchestrator.metrics import metrics
 from orchestrator.tables import LlmBudgetReservationRow
 from tests.fakes.openai_wire import DEFAULT_API_KEY, OpenAIWire, Reply
 from tests.integration.workers.conftest import claim, one_task_flow
@@ -67,6 +68,8 @@ def test_parallel_calls_against_one_execution_budget_overshoot_by_at_most_one_ca
             claim(_chat(openai_wire, f"{word} {i}", task_id, budget), task_id, execution_id=execution_id), wide_engine
         )
 
+    refusals = metrics().llm_budget_checks.labels("execution", "refused")
+    refused_before = refusals._value.get()
     with ThreadPoolExecutor(PARALLEL_CALLS) as pool:
         outcomes = list(pool.map(call, range(PARALLEL_CALLS)))
 
@@ -80,6 +83,7 @@ def test_parallel_calls_against_one_execution_budget_overshoot_by_at_most_one_ca
     assert len(passed) + len(refused) == PARALLEL_CALLS
     assert refused and all("LLM budget exceeded for this execution" in (o.error or "") for o in refused)
     assert all(o.retryable is False for o in refused)
+    assert refusals._value.get() - refused_before == len(refused)  # counted in chorus_llm_budget_checks
     # Only the calls that passed reached the provider; every one of them is in the ledger.
     assert len(script.requests) == len(passed) == len(calls)
     assert left == 0  # each reservation went once its usage was recorded
