@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import jsonschema
 
@@ -33,7 +33,15 @@ from orchestrator.core.plan import Run
 from orchestrator.core.states import State
 from orchestrator.core.tasktypes import CATALOGUE
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskRunCoordinates
-from workers.ai import Budget, build_request, client_timeout_s, complete_recorded, json_schema_of, usage_of
+from workers.ai import (
+    Budget,
+    BudgetExceeded,
+    build_request,
+    client_timeout_s,
+    complete_recorded,
+    json_schema_of,
+    usage_of,
+)
 from workers.context import TaskContext
 from workers.llm import resolve_endpoint
 from workers.mcp_tools import McpServer, list_tools
@@ -213,9 +221,7 @@ class Agent:
         request = build_request({**params, "messages": self.state["messages"]}, self.schema)
         if self.tools:
             request["tools"] = [tool.spec() for tool in self.tools.values()]
-        body, latency_ms = complete_recorded(
-            self.ctx, self.endpoint, request, budget=self.budget, timeout_s=client_timeout_s(self.ctx, self.props)
-        )
+        body, latency_ms = self._complete(request)
         tokens_in, tokens_out = usage_of(body)
         choice = (body.get("choices") or [{}])[0]
         self.state["modelCalls"] += 1
@@ -232,6 +238,30 @@ class Agent:
             }
         )
         return body
+
+    def _complete(self, request: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        """One model call within the budget; with `onExceed: PAUSE` an overrun waits for a person's approval."""
+        timeout_s = client_timeout_s(self.ctx, self.props)
+        try:
+            return complete_recorded(self.ctx, self.endpoint, request, budget=self.budget, timeout_s=timeout_s)
+        except BudgetExceeded as exceeded:
+            if self.budget is None or not self.budget.pause_on_exceed:
+                raise
+            # One decision per model call that found the budget spent, kept in the journal like a tool call's.
+            key = f"budget:{self.state['modelCalls']}"
+            decision = self.approvals.get(key)
+            if decision is None:
+                self._pause_for(
+                    {"toolCallId": key, "tool": "budget overrun", "kind": "budget", "reason": exceeded.message},
+                    f"{exceeded.message}: the execution pauses until the overrun is approved or rejected",
+                )
+            if decision.get("decision") == "REJECTED":
+                why = f": {decision['reason']}" if decision.get("reason") else ""
+                raise BudgetExceeded(
+                    f"{exceeded.message}; {decision.get('by')} rejected the overrun{why}", retryable=False
+                ) from exceeded
+            self.ctx.log("WARN", f"{exceeded.message}; {decision.get('by')} approved the overrun for this call")
+            return complete_recorded(self.ctx, self.endpoint, request, budget=None, timeout_s=timeout_s)
 
     def _finish(self, body: dict[str, Any], message: Mapping[str, Any]) -> dict[str, Any]:
         content = message.get("content")
@@ -307,9 +337,13 @@ class Agent:
             "reasoning": last.get("content"),
             "taskId": tool.task.id if tool.task is not None else None,
         }
+        self._pause_for(proposal, f"tool call {call.name} needs an approval: the execution pauses until it is decided")
+
+    def _pause_for(self, proposal: dict[str, Any], message: str) -> NoReturn:
+        """Pause the task run for a person's decision on `proposal` (its `toolCallId` keys the decision)."""
         self.state["approval"] = proposal
         self._save(AWAITING_APPROVAL)
-        self.ctx.log("INFO", f"tool call {call.name} needs an approval: the execution pauses until it is decided")
+        self.ctx.log("INFO", message)
         shown = self._redacted(proposal)  # the approver sees it through the API and the audit trail
         outputs = {"approval": shown, "toolExecutions": self._redacted(self.state["toolExecutions"])}
         self.engine.decide(self.claimed, {"pause": True, "approval": shown}, outputs, logs=tuple(self.ctx.logs))

@@ -111,13 +111,22 @@ def request_hash(endpoint: Endpoint, request: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class BudgetExceeded(TaskFailed):
+    """Raised when an LLM budget is spent: the call was not sent (or, after it, its usage crossed a cap)."""
+
+
 @dataclass(frozen=True)
 class Budget:
-    """`budget: {maxTokens, maxCost, scope}`: caps over this task run, or the whole execution."""
+    """`budget: {maxTokens, maxCost, scope, onExceed}`: caps over this task run, or the whole execution.
+
+    `onExceed: FAIL` (the default) fails the task run; `PAUSE` (an AIAgent) asks a person to approve the
+    overrun before the next model call is sent.
+    """
 
     max_tokens: int | None
     max_cost: float | None
     per_execution: bool
+    pause_on_exceed: bool = False
 
     @classmethod
     def of(cls, raw: Any) -> Budget | None:
@@ -133,7 +142,10 @@ class Budget:
             cost = float(raw["maxCost"]) if raw.get("maxCost") is not None else None
         except (TypeError, ValueError) as e:
             raise TaskFailed(f"budget values must be numbers: {e}", retryable=False) from e
-        return cls(tokens, cost, scope == "EXECUTION")
+        on_exceed = str(raw.get("onExceed", "FAIL")).upper()
+        if on_exceed not in ("FAIL", "PAUSE"):
+            raise TaskFailed(f"budget.onExceed must be FAIL or PAUSE, got {on_exceed}", retryable=False)
+        return cls(tokens, cost, scope == "EXECUTION", on_exceed == "PAUSE")
 
     def reserve(self, ledger: LlmLedger, call: LlmCall, request: Mapping[str, Any], *, ttl_s: float) -> int:
         """Reserve this call's worst case before sending it; fail (not retryable) when the budget is spent.
@@ -161,7 +173,7 @@ class Budget:
                 if spent.reserved_tokens or spent.reserved_cost
                 else ""
             )
-            raise TaskFailed(
+            raise BudgetExceeded(
                 f"LLM budget exceeded for this {scope}: {spent.tokens} tokens (max {self.max_tokens}), "
                 f"${spent.cost:.6f} (max {self.max_cost}){in_flight}",
                 retryable=False,
@@ -182,8 +194,9 @@ class Budget:
         over_cost = self.max_cost is not None and (
             usage.cost >= self.max_cost if before else usage.cost > self.max_cost
         )
-        if over_tokens or over_cost:
-            raise TaskFailed(
+        if (over_tokens or over_cost) and not (self.pause_on_exceed and not before):
+            # With onExceed PAUSE an answer that crossed a cap is kept: the next call asks for approval first.
+            raise BudgetExceeded(
                 f"LLM budget exceeded for this {scope}: {usage.tokens} tokens (max {self.max_tokens}), "
                 f"${usage.cost:.6f} (max {self.max_cost})",
                 retryable=False,
