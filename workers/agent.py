@@ -44,7 +44,7 @@ from workers.ai import (
 )
 from workers.context import TaskContext
 from workers.llm import resolve_endpoint
-from workers.mcp_tools import McpServer, list_tools
+from workers.mcp_tools import ACTIVE_SESSIONS, McpServer, McpSessions, list_tools
 
 _DEFAULT_MAX_ITERATIONS = 10
 _POLL_S = 0.2
@@ -363,6 +363,8 @@ class Agent:
         """Send the tool's task run to its pool and wait for it to end (re-sending it when it looks lost)."""
         coords = TaskRunCoordinates(self.at.execution_id, task.id, self.at.task_run_id, index, 1)
         task_run_id = coords.task_run_id
+        if tool.kind.startswith("mcp") and ACTIVE_SESSIONS.get() is not None:
+            self._run_here(coords)  # on this attempt's session with the server; re-sent below only if lost
         lost_after_s = self.engine.settings.stale_after_s
         sent_at: float | None = None
         while True:
@@ -395,6 +397,18 @@ class Agent:
             return json.dumps(outputs.get("outputs") or {"state": outputs.get("state")}), task_run_id
         return (json.dumps(outputs) if outputs else "Success"), task_run_id
 
+    def _run_here(self, coords: TaskRunCoordinates) -> None:
+        """Claim and run a tool's child task run in this process (an MCP call on the agent's open session)."""
+        from workers.runtime import run_claimed  # the runtime imports this module
+
+        if self.journal.tool_run(coords.execution_id, coords.task_run_id) is not None:
+            return  # already sent (a resumed attempt): the wait loop takes it from there
+        child = self.engine.claim(coords, owner=f"{self.claimed.owner}/tool", celery_task_id=None)
+        if child is None:
+            return
+        child = prepare_tool_run(self.engine, child)
+        self.engine.finish(child, run_claimed(child, self.engine))
+
     def _still_ours(self) -> None:
         if self.engine.task_run_state(self.at.task_run_id) != str(State.RUNNING):
             raise AgentTakenOver()
@@ -419,8 +433,20 @@ def _token_usage(tokens_in: int, tokens_out: int) -> dict[str, int]:
 
 
 def run_agent(ctx: TaskContext) -> dict[str, Any]:
-    """Run (or resume) an AIAgent; raises AgentPaused when it waits for an approval."""
-    return Agent(ctx).run()
+    """Run (or resume) an AIAgent; raises AgentPaused when it waits for an approval.
+
+    An agent with MCP tools holds one session per server for the attempt (listing and every call).
+    """
+    raw_tools = ctx.properties.get("tools") or []
+    if not any(isinstance(t, Mapping) and (rules.tool_kind(t.get("type")) or "").startswith("mcp") for t in raw_tools):
+        return Agent(ctx).run()
+    sessions = McpSessions()
+    token = ACTIVE_SESSIONS.set(sessions)
+    try:
+        return Agent(ctx).run()
+    finally:
+        ACTIVE_SESSIONS.reset(token)
+        sessions.close()
 
 
 def prepare_tool_run(engine: Engine, claimed: ClaimedTaskRun) -> ClaimedTaskRun:

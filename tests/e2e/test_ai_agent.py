@@ -8,6 +8,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -273,6 +274,33 @@ def test_an_agent_calls_a_tool_of_an_mcp_server_over_stdio(
     created = stack.run(unique_namespace, "agent-mcp-tools", question=question)
 
     _assert_mcp_answer(stack, created["id"], script.requests)
+
+
+def test_an_agent_run_holds_one_mcp_session_for_its_listing_and_all_its_calls(
+    stack: Stack,
+    deploy_flow: Callable[[str], dict[str, Any]],
+    unique_namespace: str,
+    openai_wire: OpenAIWire,
+    mcp_stdio_command: list[str],
+    tmp_path: Path,
+) -> None:
+    sessions_log = tmp_path / "sessions.log"
+    where = f"command: {json.dumps(mcp_stdio_command)}\n        env: {{CHORUS_TEST_MCP_SESSIONS_LOG: '{sessions_log}'}}"
+    deploy_flow(_mcp_flow("io.kestra.plugin.ai.tool.StdioMcpClient", where))
+    question = _question()
+    script = openai_wire.script(
+        question,
+        Reply.tool_call("order_status", {"order_id": "A-17"}),
+        Reply.tool_call("add", {"a": 2, "b": 3}, call_id="call_2"),
+        Reply.text("Shipped, and 5."),
+    )
+
+    created = stack.run(unique_namespace, "agent-mcp-tools", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=90)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    assert len(script.requests) == 3 and script.requests[2]["messages"][-1]["content"] == "5"
+    assert len(sessions_log.read_text().splitlines()) == 1  # one stdio server: tools listed and both calls
 
 
 def test_an_agent_calls_a_tool_of_an_mcp_server_over_streamable_http(
