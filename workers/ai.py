@@ -344,11 +344,15 @@ def run_chat_completion(ctx: TaskContext) -> dict[str, Any] | None:
     schema = json_schema_of(props)
     request = build_request(props, schema)
     validate = (lambda body: _validated(body, schema)) if schema is not None else None
+    budget = Budget.of(props.get("budget"))
+    if budget is not None and budget.pause_on_exceed:
+        # One call has nothing to continue after an approval: pausing is an agent's (its next calls).
+        raise TaskFailed("budget.onExceed: PAUSE is for AIAgent; a ChatCompletion budget fails", retryable=False)
     body, _ = complete_recorded(
         ctx,
         endpoint,
         request,
-        budget=Budget.of(props.get("budget")),
+        budget=budget,
         timeout_s=client_timeout_s(ctx, props),
         validate=validate,
     )

@@ -302,3 +302,22 @@ def test_a_rerun_of_a_run_that_overran_its_budget_fails_again_without_calling(
     assert len(script.requests) == 1
     actions = [a for a, _ in _audit(worker_engine, execution_id)]
     assert actions.count("llm.call") == 1 and actions.count("llm.replayed") == 1
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ("maxTokens: 100\n      onExceed: PAUSE", "budget.onExceed: PAUSE is for AIAgent"),
+        ("maxTokens: 100\n      onExceed: WAIT", "budget.onExceed must be FAIL or PAUSE, got WAIT"),
+    ],
+)
+def test_a_chat_completion_budget_that_cannot_apply_fails_before_any_call(
+    run_task: Runner, openai_wire: OpenAIWire, word: str, budget: str, message: str
+) -> None:
+    script = openai_wire.script(word, Reply.text("ok"))
+
+    outcome = run_task(_chat(openai_wire, f"    prompt: {word}\n    budget:\n      {budget}"), "t")
+
+    assert outcome.state is State.FAILED and outcome.retryable is False
+    assert message in (outcome.error or "")
+    assert script.requests == []
