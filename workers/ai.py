@@ -322,8 +322,10 @@ def _send(
 ) -> tuple[dict[str, Any], list[Attempt], float]:
     """Send the request and record every attempt; the (validated) body, the attempts, the answer's cost."""
     client = ChatClient(endpoint, timeout_s=timeout_s, settings=ctx.engine.settings.llm)
+    # Per request, not per task run: an agent's distinct calls must not look like repeats of one another.
+    key = f"{ctx.idempotency_key}-{call.request_hash[:16]}"
     try:
-        body, attempts = client.complete(request)
+        body, attempts = client.complete(request, idempotency_key=key)
     except ChatCallFailed as failed:
         for attempt in failed.attempts:
             _record(ledger, call, attempt, None)
