@@ -8,6 +8,7 @@ audited as `llm.replayed` and adds no row: it cost nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -162,11 +163,27 @@ class LlmLedger:
         with read_only(self._sessions) as session:
             return LlmUsage(*store_llm.usage(session, task_run_id=task_run_id, execution_id=execution_id))
 
+    def scope(self, call: LlmCall, kind: str, period_s: float | None) -> store_llm_budget.BudgetScope:
+        """The budget scope of `kind` for this call (flow and namespace: the period bucket it falls in)."""
+        since = None
+        if period_s is not None:
+            now = datetime.now(UTC).timestamp()
+            since = datetime.fromtimestamp(now - now % period_s, UTC)  # buckets aligned on the epoch (UTC days)
+        return store_llm_budget.BudgetScope(
+            kind, call.execution_id, call.task_run_id, call.namespace, call.flow_id, since
+        )
+
+    def scope_usage(self, scope: store_llm_budget.BudgetScope) -> LlmUsage:
+        """Tokens and cost recorded in a budget scope (the after-call check)."""
+        with read_only(self._sessions) as session:
+            spent = store_llm_budget.spent(session, scope, store.db_now(session))
+        return LlmUsage(spent.tokens, 0, spent.cost, 0)
+
     def reserve(
         self,
         call: LlmCall,
+        scope: store_llm_budget.BudgetScope,
         *,
-        per_execution: bool,
         max_tokens: int | None,
         max_cost: float | None,
         want_tokens_in: int,
@@ -178,20 +195,17 @@ class LlmLedger:
         Refused once recorded usage plus in-flight reservations reach a cap. A call without `maxTokens`
         reserves the whole remainder: it has the budget to itself until it is recorded.
         """
-        scope_key = f"execution:{call.execution_id}" if per_execution else f"task_run:{call.task_run_id}"
         with transaction(self._sessions) as session:
-            store_llm_budget.lock_scope(session, scope_key)
+            if scope.kind == "tree":  # one lock and one set of reservations for the whole tree: its root's
+                scope = dataclasses.replace(
+                    scope, execution_id=store_llm_budget.tree_of(session, scope.execution_id)[0]
+                )
+            store_llm_budget.lock_scope(session, scope.key)
             now = store.db_now(session)
-            spent = store_llm_budget.spent(
-                session,
-                scope_key,
-                now,
-                execution_id=call.execution_id if per_execution else None,
-                task_run_id=None if per_execution else call.task_run_id,
-            )
+            spent = store_llm_budget.spent(session, scope, now)
             tokens, cost = spent.tokens + spent.reserved_tokens, spent.cost + spent.reserved_cost
             if (max_tokens is not None and tokens >= max_tokens) or (max_cost is not None and cost >= max_cost):
-                record_llm_budget_check(scope_key.split(":", 1)[0], reserved=False)
+                record_llm_budget_check(scope.kind, reserved=False)
                 return BudgetCheck(None, spent)
             if want_tokens_out is not None:
                 want_tokens = want_tokens_in + want_tokens_out
@@ -201,14 +215,14 @@ class LlmLedger:
                 want_cost = max_cost - cost if max_cost is not None else 0.0
             reservation_id = store_llm_budget.insert_reservation(
                 session,
-                scope_key=scope_key,
+                scope_key=scope.key,
                 execution_id=call.execution_id,
                 task_run_id=call.task_run_id,
                 tokens=want_tokens,
                 cost=want_cost,
                 expires_at=now + timedelta(seconds=ttl_s),
             )
-        record_llm_budget_check(scope_key.split(":", 1)[0], reserved=True)
+        record_llm_budget_check(scope.kind, reserved=True)
         return BudgetCheck(reservation_id, spent)
 
     def release(self, reservation_id: int) -> None:

@@ -11,10 +11,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
-from orchestrator.tables import LlmBudgetReservationRow, LlmCallRow
+from orchestrator.tables import ExecutionRow, LlmBudgetReservationRow, LlmCallRow
+
+
+@dataclass(frozen=True)
+class BudgetScope:
+    """What a budget caps: one task run, one execution, an execution tree, or a flow / namespace per period."""
+
+    kind: str  #: task_run, execution, tree, flow, namespace
+    execution_id: str
+    task_run_id: str
+    namespace: str
+    flow_id: str
+    since: datetime | None = None  #: flow and namespace: the start of the current period
+
+    @property
+    def key(self) -> str:
+        """The lock and reservation key (a tree is keyed per execution: see `LlmLedger.reserve`)."""
+        period = f"@{self.since.isoformat()}" if self.since is not None else ""
+        return {
+            "task_run": f"task_run:{self.task_run_id}",
+            "execution": f"execution:{self.execution_id}",
+            "tree": f"tree:{self.execution_id}",
+            "flow": f"flow:{self.namespace}/{self.flow_id}{period}",
+            "namespace": f"namespace:{self.namespace}{period}",
+        }[self.kind]
 
 
 @dataclass(frozen=True)
@@ -32,19 +56,45 @@ def lock_scope(session: Session, scope_key: str) -> None:
     session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 17))"), {"key": scope_key})
 
 
-def spent(
-    session: Session, scope_key: str, now: datetime, *, execution_id: str | None, task_run_id: str | None
-) -> Spent:
+def scope_conditions(session: Session, scope: BudgetScope) -> list[ColumnElement[bool]]:
+    """Which recorded calls count against a budget scope."""
+    if scope.kind == "task_run":
+        return [LlmCallRow.task_run_id == scope.task_run_id]
+    if scope.kind == "execution":
+        return [LlmCallRow.execution_id == scope.execution_id]
+    if scope.kind == "tree":
+        return [LlmCallRow.execution_id.in_(tree_of(session, scope.execution_id))]
+    since = [LlmCallRow.at >= scope.since] if scope.since is not None else []
+    if scope.kind == "flow":
+        return [LlmCallRow.namespace == scope.namespace, LlmCallRow.flow_id == scope.flow_id, *since]
+    escaped = scope.namespace.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    within = or_(LlmCallRow.namespace == scope.namespace, LlmCallRow.namespace.like(escaped + ".%", escape="\\"))
+    return [within, *since]
+
+
+def tree_of(session: Session, execution_id: str) -> list[str]:
+    """The ids of an execution's whole tree: its root (parents followed up) and every subflow execution under it."""
+    root = execution_id
+    for _ in range(64):  # a subflow depth far past any real flow; stops a corrupt cycle
+        parent = session.scalar(select(ExecutionRow.parent_execution_id).where(ExecutionRow.id == root))
+        if parent is None:
+            break
+        root = parent
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = list(session.scalars(select(ExecutionRow.id).where(ExecutionRow.parent_execution_id.in_(frontier))))
+        tree += frontier
+    return tree
+
+
+def spent(session: Session, scope: BudgetScope, now: datetime) -> Spent:
     """Tokens and cost recorded for the scope, and what its unexpired reservations hold."""
     used = select(
         func.coalesce(func.sum(LlmCallRow.tokens_in + LlmCallRow.tokens_out), 0),
         func.coalesce(func.sum(LlmCallRow.cost), 0.0),
-    )
-    if task_run_id is not None:
-        used = used.where(LlmCallRow.task_run_id == task_run_id)
-    if execution_id is not None:
-        used = used.where(LlmCallRow.execution_id == execution_id)
+    ).where(*scope_conditions(session, scope))
     tokens, cost = session.execute(used).one()
+    scope_key = scope.key
     reserved_tokens, reserved_cost = session.execute(
         select(
             func.coalesce(func.sum(LlmBudgetReservationRow.tokens), 0),

@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 
+from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import TaskFailed
 from orchestrator.llm_ledger import LlmCall, LlmLedger
 from workers.context import Handler, TaskContext
@@ -111,6 +112,23 @@ def request_hash(endpoint: Endpoint, request: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+#: `budget.scope` values -> scope kinds, and how messages name them.
+_SCOPES = {
+    "TASK_RUN": "task_run",
+    "EXECUTION": "execution",
+    "EXECUTION_TREE": "tree",
+    "FLOW": "flow",
+    "NAMESPACE": "namespace",
+}
+_SCOPE_LABELS = {
+    "task_run": "task run",
+    "execution": "execution",
+    "tree": "execution tree",
+    "flow": "flow in this period",
+    "namespace": "namespace in this period",
+}
+
+
 class BudgetExceeded(TaskFailed):
     """Raised when an LLM budget is spent: the call was not sent (or, after it, its usage crossed a cap)."""
 
@@ -125,8 +143,9 @@ class Budget:
 
     max_tokens: int | None
     max_cost: float | None
-    per_execution: bool
+    scope: str  #: task_run, execution, tree, flow, namespace (orchestrator.store_llm_budget.BudgetScope)
     pause_on_exceed: bool = False
+    period_s: float | None = None  #: flow and namespace budgets: the period they cap (`period`, default P1D)
 
     @classmethod
     def of(cls, raw: Any) -> Budget | None:
@@ -135,8 +154,16 @@ class Budget:
         if not isinstance(raw, Mapping):
             raise TaskFailed("budget must be a map with maxTokens and/or maxCost", retryable=False)
         scope = str(raw.get("scope", "TASK_RUN")).upper()
-        if scope not in ("TASK_RUN", "EXECUTION"):
-            raise TaskFailed(f"budget.scope must be TASK_RUN or EXECUTION, got {scope}", retryable=False)
+        if scope not in _SCOPES:
+            raise TaskFailed(f"budget.scope must be one of {', '.join(_SCOPES)}, got {scope}", retryable=False)
+        period_s = None
+        if _SCOPES[scope] in ("flow", "namespace"):
+            try:
+                period_s = parse_duration(str(raw.get("period") or "P1D")).total_seconds()
+            except ValueError as e:
+                raise TaskFailed(f"budget.period must be an ISO-8601 duration: {e}", retryable=False) from e
+            if period_s <= 0:
+                raise TaskFailed("budget.period must be longer than zero", retryable=False)
         try:
             tokens = int(raw["maxTokens"]) if raw.get("maxTokens") is not None else None
             cost = float(raw["maxCost"]) if raw.get("maxCost") is not None else None
@@ -145,7 +172,12 @@ class Budget:
         on_exceed = str(raw.get("onExceed", "FAIL")).upper()
         if on_exceed not in ("FAIL", "PAUSE"):
             raise TaskFailed(f"budget.onExceed must be FAIL or PAUSE, got {on_exceed}", retryable=False)
-        return cls(tokens, cost, scope == "EXECUTION", on_exceed == "PAUSE")
+        return cls(tokens, cost, _SCOPES[scope], on_exceed == "PAUSE", period_s)
+
+    @property
+    def label(self) -> str:
+        """How messages name the scope."""
+        return _SCOPE_LABELS[self.scope]
 
     def reserve(self, ledger: LlmLedger, call: LlmCall, request: Mapping[str, Any], *, ttl_s: float) -> int:
         """Reserve this call's worst case before sending it; fail (not retryable) when the budget is spent.
@@ -158,7 +190,7 @@ class Budget:
         prompt = len(json.dumps(request.get("messages") or [], ensure_ascii=False)) // 4
         checked = ledger.reserve(
             call,
-            per_execution=self.per_execution,
+            ledger.scope(call, self.scope, self.period_s),
             max_tokens=self.max_tokens,
             max_cost=self.max_cost,
             want_tokens_in=prompt,
@@ -167,7 +199,7 @@ class Budget:
         )
         if checked.reservation_id is None:
             spent = checked.spent
-            scope = "execution" if self.per_execution else "task run"
+            scope = self.label
             in_flight = (
                 f" (calls in flight hold {spent.reserved_tokens} tokens, ${spent.reserved_cost:.6f} more)"
                 if spent.reserved_tokens or spent.reserved_cost
@@ -182,12 +214,8 @@ class Budget:
 
     def check(self, ledger: LlmLedger, call: LlmCall, *, before: bool) -> None:
         """Fail (not retryable: spending more cannot fit) once usage has reached or passed a cap."""
-        usage = (
-            ledger.usage(execution_id=call.execution_id)
-            if self.per_execution
-            else ledger.usage(task_run_id=call.task_run_id)
-        )
-        scope = "execution" if self.per_execution else "task run"
+        usage = ledger.scope_usage(ledger.scope(call, self.scope, self.period_s))
+        scope = self.label
         over_tokens = self.max_tokens is not None and (
             usage.tokens >= self.max_tokens if before else usage.tokens > self.max_tokens
         )
