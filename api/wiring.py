@@ -37,7 +37,13 @@ from orchestrator.kv import KeyValueStore
 from orchestrator.settings import Settings
 
 #: Execution actions whose routes live elsewhere (the engine's owner adds them): the permission per action.
-_ACTION_PERMISSIONS = {"resume": Permission.EXECUTION_RESUME}
+_ACTION_PERMISSIONS = {
+    "resume": Permission.EXECUTION_RESUME,
+    # A person's decision on a paused execution: the approver role's, not only an operator's (api/routes/approvals).
+    "approve": Permission.EXECUTION_RESUME,
+    "reject": Permission.EXECUTION_RESUME,
+    "approvals": Permission.EXECUTION_READ,
+}
 
 
 def guard_execution_action(

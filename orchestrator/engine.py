@@ -823,15 +823,27 @@ class Engine:
         return STOP if final.is_failure else OK
 
     def decide(
-        self, claimed: ClaimedTaskRun, decision: dict[str, Any], outputs: dict[str, Any] | None = None
+        self,
+        claimed: ClaimedTaskRun,
+        decision: dict[str, Any],
+        outputs: dict[str, Any] | None = None,
+        *,
+        logs: tuple[LogRecord, ...] = (),
     ) -> PlanNode | None:
-        """Record a flowable's decision (branch taken, values) and return the plan of its body."""
+        """Record a flowable's decision (branch taken, values) and return the plan of its body.
+
+        `logs`: what the attempt logged so far, kept with the decision (an agent pausing for an approval
+        reports nothing more, so its logs would be lost otherwise).
+        """
         at = claimed.coordinates
         with self._tx() as session:
-            store.lock_execution(session, at.execution_id)
+            execution = store.lock_execution(session, at.execution_id)
             row = store.get_task_run(session, at.task_run_id, lock=True)
             if row is None or not _still_ours(row, claimed):
                 return None
+            if logs and execution is not None:
+                cap = self.settings.max_log_line_chars
+                store.insert_log_lines(session, [_log_row(execution, row, record, cap) for record in logs])
             row.decision = decision
             if outputs is not None:
                 row.outputs = outputs

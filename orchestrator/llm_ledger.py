@@ -8,16 +8,17 @@ audited as `llm.replayed` and adds no row: it cost nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import store, store_llm
+from orchestrator import store, store_llm, store_llm_budget
 from orchestrator.database import read_only, transaction
 from orchestrator.llm_prices import LlmSettings, cost_of
-from orchestrator.metrics import record_llm_call
+from orchestrator.metrics import record_llm_budget_check, record_llm_call
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,14 @@ class LlmUsage:
     @property
     def tokens(self) -> int:
         return self.tokens_in + self.tokens_out
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    """The outcome of reserving a call against a budget: a reservation to release, or a refusal."""
+
+    reservation_id: int | None  #: None: refused, the budget is spent (recorded usage plus calls in flight)
+    spent: store_llm_budget.Spent
 
 
 class LlmLedger:
@@ -153,3 +162,71 @@ class LlmLedger:
         """Tokens and cost so far, for one task run or one execution (budgets)."""
         with read_only(self._sessions) as session:
             return LlmUsage(*store_llm.usage(session, task_run_id=task_run_id, execution_id=execution_id))
+
+    def scope(self, call: LlmCall, kind: str, period_s: float | None) -> store_llm_budget.BudgetScope:
+        """The budget scope of `kind` for this call (flow and namespace: the period bucket it falls in)."""
+        since = None
+        if period_s is not None:
+            now = datetime.now(UTC).timestamp()
+            since = datetime.fromtimestamp(now - now % period_s, UTC)  # buckets aligned on the epoch (UTC days)
+        return store_llm_budget.BudgetScope(
+            kind, call.execution_id, call.task_run_id, call.namespace, call.flow_id, since
+        )
+
+    def scope_usage(self, scope: store_llm_budget.BudgetScope) -> LlmUsage:
+        """Tokens and cost recorded in a budget scope (the after-call check)."""
+        with read_only(self._sessions) as session:
+            spent = store_llm_budget.spent(session, scope, store.db_now(session))
+        return LlmUsage(spent.tokens, 0, spent.cost, 0)
+
+    def reserve(
+        self,
+        call: LlmCall,
+        scope: store_llm_budget.BudgetScope,
+        *,
+        max_tokens: int | None,
+        max_cost: float | None,
+        want_tokens_in: int,
+        want_tokens_out: int | None,
+        ttl_s: float,
+    ) -> BudgetCheck:
+        """Reserve what `call` may spend (its prompt estimate plus `maxTokens`) under a budget, or refuse.
+
+        Refused once recorded usage plus in-flight reservations reach a cap. A call without `maxTokens`
+        reserves the whole remainder: it has the budget to itself until it is recorded.
+        """
+        with transaction(self._sessions) as session:
+            if scope.kind == "tree":  # one lock and one set of reservations for the whole tree: its root's
+                scope = dataclasses.replace(
+                    scope, execution_id=store_llm_budget.tree_of(session, scope.execution_id)[0]
+                )
+            store_llm_budget.lock_scope(session, scope.key)
+            now = store.db_now(session)
+            spent = store_llm_budget.spent(session, scope, now)
+            tokens, cost = spent.tokens + spent.reserved_tokens, spent.cost + spent.reserved_cost
+            if (max_tokens is not None and tokens >= max_tokens) or (max_cost is not None and cost >= max_cost):
+                record_llm_budget_check(scope.kind, reserved=False)
+                return BudgetCheck(None, spent)
+            if want_tokens_out is not None:
+                want_tokens = want_tokens_in + want_tokens_out
+                want_cost = cost_of(self._settings.prices, call.model, want_tokens_in, want_tokens_out)
+            else:
+                want_tokens = max_tokens - tokens if max_tokens is not None else 0
+                want_cost = max_cost - cost if max_cost is not None else 0.0
+            reservation_id = store_llm_budget.insert_reservation(
+                session,
+                scope_key=scope.key,
+                execution_id=call.execution_id,
+                task_run_id=call.task_run_id,
+                tokens=want_tokens,
+                cost=want_cost,
+                expires_at=now + timedelta(seconds=ttl_s),
+            )
+        record_llm_budget_check(scope.kind, reserved=True)
+        return BudgetCheck(reservation_id, spent)
+
+    def release(self, reservation_id: int) -> None:
+        """Drop a reservation once its call's usage is recorded (or it was never sent)."""
+        with transaction(self._sessions) as session:
+            store_llm_budget.delete_reservation(session, reservation_id)
+            store_llm_budget.delete_expired(session, store.db_now(session))

@@ -183,6 +183,12 @@ class Metrics:
             "chorus_llm_tokens", "LLM tokens used, prompt or completion.", ["provider", "model", "kind"], registry=r
         )
         self.llm_cost = Counter("chorus_llm_cost_usd", "LLM cost in US dollars.", ["provider", "model"], registry=r)
+        self.llm_budget_checks = Counter(
+            "chorus_llm_budget_checks",
+            "LLM budget checks before a call: reserved (sent) or refused (not sent), by budget scope.",
+            ["scope", "outcome"],
+            registry=r,
+        )
         self.llm_call_duration = Histogram(
             "chorus_llm_call_duration_seconds",
             "Latency of one LLM call.",
@@ -292,6 +298,11 @@ def record_llm_call(
     m.llm_tokens.labels(provider, model, "completion").inc(completion_tokens)
     m.llm_cost.labels(provider, model).inc(cost_usd)
     m.llm_call_duration.labels(provider, model).observe(duration_s)
+
+
+def record_llm_budget_check(scope: str, *, reserved: bool) -> None:
+    """Count one budget check before an LLM call (`scope`: execution or task_run)."""
+    metrics().llm_budget_checks.labels(scope, "reserved" if reserved else "refused").inc()
 
 
 def record_schedule_fire(namespace: str, flow: str, *, lag_s: float) -> None:

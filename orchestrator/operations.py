@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from orchestrator import agent_journal, store
+from orchestrator import agent_journal, store, store_agent
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import Conflict, LabelsInvalid, NotFound
-from orchestrator.core.flow import Flow, Input
+from orchestrator.core.flow import Flow, Input, InputType
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
 from orchestrator.database import read_only
@@ -228,10 +228,19 @@ def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, acto
 def _resume_task_run(session: Session, flow: Flow, run: TaskRunRow, inputs: Mapping[str, Any], *, actor: str) -> None:
     declared = flow.task(run.task_id).properties.get("onResume")
     values: dict[str, Any] = {"retry_at": None}
+    payload: dict[str, Any] | None = None
     if isinstance(declared, list) and declared:
         specs = [Input.model_validate(d) for d in declared]
-        values["outputs"] = {**(run.outputs or {}), "onResume": coerce_declared(specs, inputs)}
-    store.record_transition(session, run, State.RUNNING, actor=actor, values=values)
+        taken = coerce_declared(specs, inputs)
+        values["outputs"] = {**(run.outputs or {}), "onResume": taken}
+        payload = {"onResume": masked_resume_values(specs, taken)}  # who resumed with what (a change ticket)
+    store.record_transition(session, run, State.RUNNING, actor=actor, payload=payload, values=values)
+
+
+def masked_resume_values(specs: Sequence[Input], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`onResume` values as the audit trail may keep them: SECRET inputs masked."""
+    secret = {s.id for s in specs if s.type is InputType.SECRET}
+    return {k: ("******" if k in secret and v is not None else v) for k, v in values.items()}
 
 
 def wake_due(engine: Engine, now: datetime) -> list[str]:
@@ -413,6 +422,8 @@ def _copy_before(session: Session, runs: Sequence[TaskRunRow], chosen: TaskRunRo
             updated_at=store.utcnow(),
         )
         store.create_task_run(session, copy, actor=actor, payload={"replayed_from": run.id})
+        # An agent's conversation goes with its task run: a later agent sharing its memory id still sees it.
+        store_agent.copy_agent_run(session, run.id, to_task_run_id=copy_id, to_execution_id=new_id)
 
 
 def change_task_run_state(

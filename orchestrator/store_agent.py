@@ -38,3 +38,25 @@ def latest_memory(session: Session, execution_id: str, memory_id: str, *, before
         .order_by(AgentRunRow.updated_at.desc())
         .limit(1)
     )
+
+
+def copy_agent_run(session: Session, task_run_id: str, *, to_task_run_id: str, to_execution_id: str) -> None:
+    """Copy an agent's saved conversation onto a task run copied by a replay (its memory goes with it)."""
+    row = get_agent_run(session, task_run_id)
+    if row is None:
+        return
+    session.execute(
+        pg_insert(AgentRunRow)
+        .values(
+            task_run_id=to_task_run_id,
+            execution_id=to_execution_id,
+            task_id=row.task_id,
+            attempt=row.attempt,
+            memory_id=row.memory_id,
+            status=row.status,
+            conversation=row.conversation,
+            approvals=row.approvals,
+            updated_at=row.updated_at,
+        )
+        .on_conflict_do_nothing(index_elements=[AgentRunRow.task_run_id])
+    )

@@ -300,3 +300,19 @@ class FlowTriggerWindowRow(Base):
     window_end: Mapped[datetime]
     met: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class LlmBudgetReservationRow(Base):
+    """What one in-flight model call may spend against a budget (its `maxTokens`), until its usage is recorded."""
+
+    __tablename__ = "llm_budget_reservations"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    scope_key: Mapped[str] = mapped_column(String(300))  #: "execution:<id>" or "task_run:<id>"
+    execution_id: Mapped[str] = mapped_column(String(32))
+    task_run_id: Mapped[str | None] = mapped_column(String(32))
+    tokens: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[float]
+    expires_at: Mapped[datetime]  #: a worker lost mid-call leaves one: it stops counting then
+
+    __table_args__ = (Index("ix_llm_budget_reservations_scope", "scope_key", "expires_at"),)

@@ -9,6 +9,7 @@ from orchestrator import loop_scope
 from orchestrator.core.errors import ExpressionError, InputInvalid
 from orchestrator.core.expressions import authored, render, render_typed, render_value
 from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
+from orchestrator.core.ids import idempotency_key
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import State, worst_of
 from orchestrator.store import iso_millis as iso
@@ -153,6 +154,7 @@ def execution_variables(
         "attemptsCount": run.attempt - 1,  # attempts before this one, as Kestra counts at render time
         "parentId": run.parent_id,
         "value": run.value,
+        "idempotencyKey": idempotency_key(run.id),  # a Chorus extension: stable across attempts
     }
     if run.iteration is not None:
         variables["taskrun"]["iteration"] = run.iteration  # a loop child's index, from 0 as in Kestra

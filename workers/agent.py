@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import jsonschema
 
@@ -33,10 +33,18 @@ from orchestrator.core.plan import Run
 from orchestrator.core.states import State
 from orchestrator.core.tasktypes import CATALOGUE
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskRunCoordinates
-from workers.ai import Budget, build_request, client_timeout_s, complete_recorded, json_schema_of, usage_of
+from workers.ai import (
+    Budget,
+    BudgetExceeded,
+    build_request,
+    client_timeout_s,
+    complete_recorded,
+    json_schema_of,
+    usage_of,
+)
 from workers.context import TaskContext
 from workers.llm import resolve_endpoint
-from workers.mcp_tools import McpServer, list_tools
+from workers.mcp_tools import ACTIVE_SESSIONS, McpServer, McpSessions, list_tools
 
 _DEFAULT_MAX_ITERATIONS = 10
 _POLL_S = 0.2
@@ -213,9 +221,7 @@ class Agent:
         request = build_request({**params, "messages": self.state["messages"]}, self.schema)
         if self.tools:
             request["tools"] = [tool.spec() for tool in self.tools.values()]
-        body, latency_ms = complete_recorded(
-            self.ctx, self.endpoint, request, budget=self.budget, timeout_s=client_timeout_s(self.ctx, self.props)
-        )
+        body, latency_ms = self._complete(request)
         tokens_in, tokens_out = usage_of(body)
         choice = (body.get("choices") or [{}])[0]
         self.state["modelCalls"] += 1
@@ -232,6 +238,30 @@ class Agent:
             }
         )
         return body
+
+    def _complete(self, request: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        """One model call within the budget; with `onExceed: PAUSE` an overrun waits for a person's approval."""
+        timeout_s = client_timeout_s(self.ctx, self.props)
+        try:
+            return complete_recorded(self.ctx, self.endpoint, request, budget=self.budget, timeout_s=timeout_s)
+        except BudgetExceeded as exceeded:
+            if self.budget is None or not self.budget.pause_on_exceed:
+                raise
+            # One decision per model call that found the budget spent, kept in the journal like a tool call's.
+            key = f"budget:{self.state['modelCalls']}"
+            decision = self.approvals.get(key)
+            if decision is None:
+                self._pause_for(
+                    {"toolCallId": key, "tool": "budget overrun", "kind": "budget", "reason": exceeded.message},
+                    f"{exceeded.message}: the execution pauses until the overrun is approved or rejected",
+                )
+            if decision.get("decision") == "REJECTED":
+                why = f": {decision['reason']}" if decision.get("reason") else ""
+                raise BudgetExceeded(
+                    f"{exceeded.message}; {decision.get('by')} rejected the overrun{why}", retryable=False
+                ) from exceeded
+            self.ctx.log("WARN", f"{exceeded.message}; {decision.get('by')} approved the overrun for this call")
+            return complete_recorded(self.ctx, self.endpoint, request, budget=None, timeout_s=timeout_s)
 
     def _finish(self, body: dict[str, Any], message: Mapping[str, Any]) -> dict[str, Any]:
         content = message.get("content")
@@ -307,12 +337,17 @@ class Agent:
             "reasoning": last.get("content"),
             "taskId": tool.task.id if tool.task is not None else None,
         }
+        self._pause_for(proposal, f"tool call {call.name} needs an approval: the execution pauses until it is decided")
+
+    def _pause_for(self, proposal: dict[str, Any], message: str) -> NoReturn:
+        """Pause the task run for a person's decision on `proposal` (its `toolCallId` keys the decision)."""
         self.state["approval"] = proposal
         self._save(AWAITING_APPROVAL)
-        self.ctx.log("INFO", f"tool call {call.name} needs an approval: the execution pauses until it is decided")
+        self.ctx.log("INFO", message)
         shown = self._redacted(proposal)  # the approver sees it through the API and the audit trail
         outputs = {"approval": shown, "toolExecutions": self._redacted(self.state["toolExecutions"])}
-        self.engine.decide(self.claimed, {"pause": True, "approval": shown}, outputs)
+        self.engine.decide(self.claimed, {"pause": True, "approval": shown}, outputs, logs=tuple(self.ctx.logs))
+        self.ctx.logs.clear()  # written with the pause: the attempt reports nothing more
         raise AgentPaused()
 
     def _call(self, tool: Tool, call: rules.ToolCall, index: int) -> tuple[str, str | None]:
@@ -328,6 +363,8 @@ class Agent:
         """Send the tool's task run to its pool and wait for it to end (re-sending it when it looks lost)."""
         coords = TaskRunCoordinates(self.at.execution_id, task.id, self.at.task_run_id, index, 1)
         task_run_id = coords.task_run_id
+        if tool.kind.startswith("mcp") and ACTIVE_SESSIONS.get() is not None:
+            self._run_here(coords)  # on this attempt's session with the server; re-sent below only if lost
         lost_after_s = self.engine.settings.stale_after_s
         sent_at: float | None = None
         while True:
@@ -360,6 +397,18 @@ class Agent:
             return json.dumps(outputs.get("outputs") or {"state": outputs.get("state")}), task_run_id
         return (json.dumps(outputs) if outputs else "Success"), task_run_id
 
+    def _run_here(self, coords: TaskRunCoordinates) -> None:
+        """Claim and run a tool's child task run in this process (an MCP call on the agent's open session)."""
+        from workers.runtime import run_claimed  # the runtime imports this module
+
+        if self.journal.tool_run(coords.execution_id, coords.task_run_id) is not None:
+            return  # already sent (a resumed attempt): the wait loop takes it from there
+        child = self.engine.claim(coords, owner=f"{self.claimed.owner}/tool", celery_task_id=None)
+        if child is None:
+            return
+        child = prepare_tool_run(self.engine, child)
+        self.engine.finish(child, run_claimed(child, self.engine))
+
     def _still_ours(self) -> None:
         if self.engine.task_run_state(self.at.task_run_id) != str(State.RUNNING):
             raise AgentTakenOver()
@@ -384,8 +433,20 @@ def _token_usage(tokens_in: int, tokens_out: int) -> dict[str, int]:
 
 
 def run_agent(ctx: TaskContext) -> dict[str, Any]:
-    """Run (or resume) an AIAgent; raises AgentPaused when it waits for an approval."""
-    return Agent(ctx).run()
+    """Run (or resume) an AIAgent; raises AgentPaused when it waits for an approval.
+
+    An agent with MCP tools holds one session per server for the attempt (listing and every call).
+    """
+    raw_tools = ctx.properties.get("tools") or []
+    if not any(isinstance(t, Mapping) and (rules.tool_kind(t.get("type")) or "").startswith("mcp") for t in raw_tools):
+        return Agent(ctx).run()
+    sessions = McpSessions()
+    token = ACTIVE_SESSIONS.set(sessions)
+    try:
+        return Agent(ctx).run()
+    finally:
+        ACTIVE_SESSIONS.reset(token)
+        sessions.close()
 
 
 def prepare_tool_run(engine: Engine, claimed: ClaimedTaskRun) -> ClaimedTaskRun:

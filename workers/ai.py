@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 
+from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import TaskFailed
 from orchestrator.llm_ledger import LlmCall, LlmLedger
 from workers.context import Handler, TaskContext
@@ -111,13 +112,40 @@ def request_hash(endpoint: Endpoint, request: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+#: `budget.scope` values -> scope kinds, and how messages name them.
+_SCOPES = {
+    "TASK_RUN": "task_run",
+    "EXECUTION": "execution",
+    "EXECUTION_TREE": "tree",
+    "FLOW": "flow",
+    "NAMESPACE": "namespace",
+}
+_SCOPE_LABELS = {
+    "task_run": "task run",
+    "execution": "execution",
+    "tree": "execution tree",
+    "flow": "flow in this period",
+    "namespace": "namespace in this period",
+}
+
+
+class BudgetExceeded(TaskFailed):
+    """Raised when an LLM budget is spent: the call was not sent (or, after it, its usage crossed a cap)."""
+
+
 @dataclass(frozen=True)
 class Budget:
-    """`budget: {maxTokens, maxCost, scope}`: caps over this task run, or the whole execution."""
+    """`budget: {maxTokens, maxCost, scope, onExceed}`: caps over this task run, or the whole execution.
+
+    `onExceed: FAIL` (the default) fails the task run; `PAUSE` (an AIAgent) asks a person to approve the
+    overrun before the next model call is sent.
+    """
 
     max_tokens: int | None
     max_cost: float | None
-    per_execution: bool
+    scope: str  #: task_run, execution, tree, flow, namespace (orchestrator.store_llm_budget.BudgetScope)
+    pause_on_exceed: bool = False
+    period_s: float | None = None  #: flow and namespace budgets: the period they cap (`period`, default P1D)
 
     @classmethod
     def of(cls, raw: Any) -> Budget | None:
@@ -126,31 +154,77 @@ class Budget:
         if not isinstance(raw, Mapping):
             raise TaskFailed("budget must be a map with maxTokens and/or maxCost", retryable=False)
         scope = str(raw.get("scope", "TASK_RUN")).upper()
-        if scope not in ("TASK_RUN", "EXECUTION"):
-            raise TaskFailed(f"budget.scope must be TASK_RUN or EXECUTION, got {scope}", retryable=False)
+        if scope not in _SCOPES:
+            raise TaskFailed(f"budget.scope must be one of {', '.join(_SCOPES)}, got {scope}", retryable=False)
+        period_s = None
+        if _SCOPES[scope] in ("flow", "namespace"):
+            try:
+                period_s = parse_duration(str(raw.get("period") or "P1D")).total_seconds()
+            except ValueError as e:
+                raise TaskFailed(f"budget.period must be an ISO-8601 duration: {e}", retryable=False) from e
+            if period_s <= 0:
+                raise TaskFailed("budget.period must be longer than zero", retryable=False)
         try:
             tokens = int(raw["maxTokens"]) if raw.get("maxTokens") is not None else None
             cost = float(raw["maxCost"]) if raw.get("maxCost") is not None else None
         except (TypeError, ValueError) as e:
             raise TaskFailed(f"budget values must be numbers: {e}", retryable=False) from e
-        return cls(tokens, cost, scope == "EXECUTION")
+        on_exceed = str(raw.get("onExceed", "FAIL")).upper()
+        if on_exceed not in ("FAIL", "PAUSE"):
+            raise TaskFailed(f"budget.onExceed must be FAIL or PAUSE, got {on_exceed}", retryable=False)
+        return cls(tokens, cost, _SCOPES[scope], on_exceed == "PAUSE", period_s)
+
+    @property
+    def label(self) -> str:
+        """How messages name the scope."""
+        return _SCOPE_LABELS[self.scope]
+
+    def reserve(self, ledger: LlmLedger, call: LlmCall, request: Mapping[str, Any], *, ttl_s: float) -> int:
+        """Reserve this call's worst case before sending it; fail (not retryable) when the budget is spent.
+
+        Recorded usage and the reservations of calls in flight count together, under a lock on the
+        budget's scope: concurrent calls cannot all pass, and the overshoot is at most one call's reservation.
+        """
+        max_tokens = request.get("max_tokens")
+        # A rough prompt size (4 characters a token): the reservation covers the prompt and the longest answer.
+        prompt = len(json.dumps(request.get("messages") or [], ensure_ascii=False)) // 4
+        checked = ledger.reserve(
+            call,
+            ledger.scope(call, self.scope, self.period_s),
+            max_tokens=self.max_tokens,
+            max_cost=self.max_cost,
+            want_tokens_in=prompt,
+            want_tokens_out=int(max_tokens) if max_tokens is not None else None,
+            ttl_s=ttl_s,
+        )
+        if checked.reservation_id is None:
+            spent = checked.spent
+            scope = self.label
+            in_flight = (
+                f" (calls in flight hold {spent.reserved_tokens} tokens, ${spent.reserved_cost:.6f} more)"
+                if spent.reserved_tokens or spent.reserved_cost
+                else ""
+            )
+            raise BudgetExceeded(
+                f"LLM budget exceeded for this {scope}: {spent.tokens} tokens (max {self.max_tokens}), "
+                f"${spent.cost:.6f} (max {self.max_cost}){in_flight}",
+                retryable=False,
+            )
+        return checked.reservation_id
 
     def check(self, ledger: LlmLedger, call: LlmCall, *, before: bool) -> None:
         """Fail (not retryable: spending more cannot fit) once usage has reached or passed a cap."""
-        usage = (
-            ledger.usage(execution_id=call.execution_id)
-            if self.per_execution
-            else ledger.usage(task_run_id=call.task_run_id)
-        )
-        scope = "execution" if self.per_execution else "task run"
+        usage = ledger.scope_usage(ledger.scope(call, self.scope, self.period_s))
+        scope = self.label
         over_tokens = self.max_tokens is not None and (
             usage.tokens >= self.max_tokens if before else usage.tokens > self.max_tokens
         )
         over_cost = self.max_cost is not None and (
             usage.cost >= self.max_cost if before else usage.cost > self.max_cost
         )
-        if over_tokens or over_cost:
-            raise TaskFailed(
+        if (over_tokens or over_cost) and not (self.pause_on_exceed and not before):
+            # With onExceed PAUSE an answer that crossed a cap is kept: the next call asks for approval first.
+            raise BudgetExceeded(
                 f"LLM budget exceeded for this {scope}: {usage.tokens} tokens (max {self.max_tokens}), "
                 f"${usage.cost:.6f} (max {self.max_cost})",
                 retryable=False,
@@ -238,12 +312,48 @@ def complete_recorded(
         call_id, body = recorded
         ledger.note_replay(call, call_id)
         ctx.log("INFO", f"reused the recorded answer of LLM call {call_id} (same request in this task run)")
+        if budget is not None:
+            # The same decision as when the answer first came: the usage already counts it, so the
+            # after-call check; a reused answer never turns a budget overrun into a success.
+            budget.check(ledger, call, before=False)
         return (validate(body) if validate is not None else body), 0.0
+    settings = ctx.engine.settings.llm
+    reservation = None
     if budget is not None:
-        budget.check(ledger, call, before=True)
-    client = ChatClient(endpoint, timeout_s=timeout_s, settings=ctx.engine.settings.llm)
+        # Held while the call may still spend: every in-call attempt with its waits, and a margin.
+        ttl_s = (timeout_s + settings.max_retry_wait_s) * settings.max_attempts + 60
+        reservation = budget.reserve(ledger, call, request, ttl_s=ttl_s)
     try:
-        body, attempts = client.complete(request)
+        result, attempts, cost = _send(ledger, call, endpoint, request, timeout_s, validate, ctx)
+    finally:
+        if reservation is not None:
+            ledger.release(reservation)  # only once the usage is recorded: no moment counts neither
+    tokens_in, tokens_out = usage_of(attempts[-1].response)
+    ctx.log(
+        "INFO",
+        f"{call.model} via {endpoint.provider}: {tokens_in} tokens in, {tokens_out} out, ${cost:.6f}, "
+        f"{attempts[-1].latency_ms:.0f} ms, {len(attempts)} attempt(s)",
+    )
+    if budget is not None:
+        budget.check(ledger, call, before=False)
+    return result, attempts[-1].latency_ms
+
+
+def _send(
+    ledger: LlmLedger,
+    call: LlmCall,
+    endpoint: Endpoint,
+    request: dict[str, Any],
+    timeout_s: float,
+    validate: Callable[[dict[str, Any]], dict[str, Any]] | None,
+    ctx: TaskContext,
+) -> tuple[dict[str, Any], list[Attempt], float]:
+    """Send the request and record every attempt; the (validated) body, the attempts, the answer's cost."""
+    client = ChatClient(endpoint, timeout_s=timeout_s, settings=ctx.engine.settings.llm)
+    # Per request, not per task run: an agent's distinct calls must not look like repeats of one another.
+    key = f"{ctx.idempotency_key}-{call.request_hash[:16]}"
+    try:
+        body, attempts = client.complete(request, idempotency_key=key)
     except ChatCallFailed as failed:
         for attempt in failed.attempts:
             _record(ledger, call, attempt, None)
@@ -255,16 +365,7 @@ def complete_recorded(
     except TaskFailed as invalid:
         _record(ledger, call, attempts[-1], invalid.message)  # recorded as failed: a re-run must not replay it
         raise
-    cost = _record(ledger, call, attempts[-1], None)
-    tokens_in, tokens_out = usage_of(body)
-    ctx.log(
-        "INFO",
-        f"{call.model} via {endpoint.provider}: {tokens_in} tokens in, {tokens_out} out, ${cost:.6f}, "
-        f"{attempts[-1].latency_ms:.0f} ms, {len(attempts)} attempt(s)",
-    )
-    if budget is not None:
-        budget.check(ledger, call, before=False)
-    return result, attempts[-1].latency_ms
+    return result, attempts, _record(ledger, call, attempts[-1], None)
 
 
 def run_chat_completion(ctx: TaskContext) -> dict[str, Any] | None:
@@ -273,11 +374,15 @@ def run_chat_completion(ctx: TaskContext) -> dict[str, Any] | None:
     schema = json_schema_of(props)
     request = build_request(props, schema)
     validate = (lambda body: _validated(body, schema)) if schema is not None else None
+    budget = Budget.of(props.get("budget"))
+    if budget is not None and budget.pause_on_exceed:
+        # One call has nothing to continue after an approval: pausing is an agent's (its next calls).
+        raise TaskFailed("budget.onExceed: PAUSE is for AIAgent; a ChatCompletion budget fails", retryable=False)
     body, _ = complete_recorded(
         ctx,
         endpoint,
         request,
-        budget=Budget.of(props.get("budget")),
+        budget=budget,
         timeout_s=client_timeout_s(ctx, props),
         validate=validate,
     )

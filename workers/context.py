@@ -10,6 +10,7 @@ from typing import Any
 
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import ExpressionFunctions, render, render_value
+from orchestrator.core.ids import idempotency_key
 from orchestrator.engine import ClaimedTaskRun, Engine, LogRecord
 from workers.functions import EngineFunctions
 from workers.namespace_guard import NamespaceGuard
@@ -40,6 +41,11 @@ class TaskContext:
     @property
     def properties(self) -> dict[str, Any]:
         return self.claimed.task.properties
+
+    @property
+    def idempotency_key(self) -> str:
+        """This logical task's key (`taskrun.idempotencyKey`), sent with its side effects: same on every attempt."""
+        return idempotency_key(self.claimed.coordinates.task_run_id)
 
     def render(self, value: Any) -> Any:
         """Render a property value (strings, and strings nested in lists and maps)."""

@@ -7,8 +7,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.core.durations import format_duration, parse_duration
-from orchestrator.core.errors import TaskFailed
+from orchestrator.core.durations import format_duration, is_expression, parse_duration
+from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true
 from orchestrator.core.namespace_access import Use
 from workers.context import Decider, Decision, Handler, TaskContext
@@ -155,6 +155,13 @@ def decide_pause(ctx: TaskContext) -> Decision:
         choice.update(due=(now + parse_duration(str(ctx.render(delay)))).isoformat(), on_due="resume")
     elif timeout:
         choice.update(due=(now + timeout).isoformat(), on_due="timeout")
+    description = ctx.claimed.task.description
+    if description and is_expression(description):
+        # Rendered now, for the approver's card; refused (kept raw) when secret() took part or it does not render.
+        try:
+            choice["description"] = str(ctx.render_stored(description, "Pause description"))
+        except ChorusError as e:
+            ctx.log("WARN", f"the Pause description is shown unrendered: {e}")
     return Decision(choice)
 
 

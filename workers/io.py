@@ -12,6 +12,8 @@ from workers.context import Handler, TaskContext
 from workers.httpclient import HttpOptions, HttpResult, check_status, exchange, http_options
 from workers.storage import store_file
 
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
 
 def _request(ctx: TaskContext, what: str) -> tuple[dict[str, Any], HttpOptions, HttpResult]:
     props: dict[str, Any] = ctx.render(ctx.properties)
@@ -21,6 +23,9 @@ def _request(ctx: TaskContext, what: str) -> tuple[dict[str, Any], HttpOptions, 
     )
     headers = {str(k): str(v) for k, v in (props.get("headers") or {}).items()}
     content_type = props.get("contentType")
+    if method in _UNSAFE_METHODS:
+        # The same key on every attempt of this task run: a receiver that honours it applies the request once.
+        headers.setdefault("Idempotency-Key", ctx.idempotency_key)
     request: dict[str, Any] = {"headers": headers}
     form, body = props.get("formData"), props.get("body")
     if form is not None:

@@ -157,14 +157,21 @@ class ChatClient:
             max_retries=0,
         )
 
-    def complete(self, request: dict[str, Any]) -> tuple[dict[str, Any], list[Attempt]]:
-        """The response body (OpenAI's shape) and every attempt made; raises ChatCallFailed."""
+    def complete(
+        self, request: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> tuple[dict[str, Any], list[Attempt]]:
+        """The response body (OpenAI's shape) and every attempt made; raises ChatCallFailed.
+
+        `idempotency_key` goes as the `Idempotency-Key` header of every attempt (providers that honour it
+        answer a repeat without billing it twice).
+        """
+        extra = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         attempts: list[Attempt] = []
         model = str(request.get("model"))
         for number in range(1, self._settings.max_attempts + 1):
             started = time.monotonic()
             try:
-                completion = self._client.chat.completions.create(**request)
+                completion = self._client.chat.completions.create(**request, extra_headers=extra)
             except openai.OpenAIError as error:
                 failure = _failure(error, self._endpoint, model)
                 attempts.append(Attempt(None, failure, (time.monotonic() - started) * 1000))

@@ -1,13 +1,19 @@
 """MCP servers as agent tools, through the `mcp` SDK: a subprocess over stdio, or a streamable HTTP endpoint.
 
-Each operation (list the tools, call one) opens its own session and closes it: the agent's loop is
-synchronous and may pause for hours awaiting an approval, so no session outlives one step.
+An agent attempt holds one session per server for its whole run (`McpSessions`, on an event loop of its
+own thread, since the agent's loop is synchronous): listing the tools and every call share it, so a
+stdio server is started once and a stateful server keeps its state. The sessions close when the attempt
+ends or pauses (an approval may take hours). A call made outside an agent's run (a tool task run
+re-sent to another worker) opens its own session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -88,13 +94,95 @@ async def _session(server: McpServer) -> AsyncIterator[ClientSession]:
             yield session
 
 
+_Request = tuple[Callable[[ClientSession], Awaitable[Any]], "asyncio.Future[Any]"]
+
+
+class McpSessions:
+    """One session per MCP server for the length of an agent attempt, on a private event loop thread.
+
+    Each session is entered and left by one task of its own (the SDK's task groups must be exited by
+    the task that entered them); steps reach it through a queue.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="mcp-sessions", daemon=True)
+        self._thread.start()
+        self._owners: dict[str, tuple[asyncio.Queue[_Request | None], asyncio.Future[None], asyncio.Task[None]]] = {}
+        self.started = 0  #: sessions opened so far (one per server, unless one broke)
+
+    @staticmethod
+    def _key(server: McpServer) -> str:
+        return json.dumps([server.kind, server.command, server.env, server.url, server.headers], sort_keys=True)
+
+    @staticmethod
+    async def _own(server: McpServer, queue: asyncio.Queue[_Request | None], ready: asyncio.Future[None]) -> None:
+        try:
+            async with _session(server) as session:
+                ready.set_result(None)
+                while (request := await queue.get()) is not None:
+                    step, done = request
+                    try:
+                        done.set_result(await step(session))
+                    except Exception as error:
+                        done.set_exception(error)
+        except Exception as error:
+            if not ready.done():
+                ready.set_exception(error)
+
+    async def _owner(self, server: McpServer) -> asyncio.Queue[_Request | None]:
+        key = self._key(server)
+        owner = self._owners.get(key)
+        if owner is None or owner[2].done():  # none yet, or its session broke: a new one
+            queue: asyncio.Queue[_Request | None] = asyncio.Queue()
+            ready: asyncio.Future[None] = self._loop.create_future()
+            owner = (queue, ready, asyncio.create_task(self._own(server, queue, ready)))
+            self._owners[key] = owner
+            self.started += 1
+        await owner[1]
+        return owner[0]
+
+    def run(self, server: McpServer, step: Callable[[ClientSession], Awaitable[_T]]) -> _T:
+        async def main() -> _T:
+            queue = await asyncio.wait_for(self._owner(server), server.timeout_s)
+            done: asyncio.Future[_T] = self._loop.create_future()
+            await queue.put((step, done))
+            return await asyncio.wait_for(done, server.timeout_s)
+
+        return asyncio.run_coroutine_threadsafe(main(), self._loop).result(timeout=server.timeout_s * 2 + 1)
+
+    def close(self) -> None:
+        """Close every session (a stdio server's process ends), then the loop."""
+
+        async def close_all() -> None:
+            for queue, _, task in self._owners.values():
+                await queue.put(None)
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(task, _DEFAULT_TIMEOUT_S)
+
+        try:
+            asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(timeout=_DEFAULT_TIMEOUT_S * 2)
+        except Exception:  # a session that would not close: its stdio process goes with this worker's cleanup
+            pass
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=_DEFAULT_TIMEOUT_S)
+            if not self._loop.is_running():
+                self._loop.close()
+
+
+#: The sessions of the agent attempt running in this thread, if any (set by the agent around its run).
+ACTIVE_SESSIONS: contextvars.ContextVar[McpSessions | None] = contextvars.ContextVar("mcp_sessions", default=None)
+
+
 def _run(server: McpServer, what: str, step: Callable[[ClientSession], Awaitable[_T]]) -> _T:
     async def main() -> _T:
         async with _session(server) as session:
             return await asyncio.wait_for(step(session), server.timeout_s)
 
+    sessions = ACTIVE_SESSIONS.get()
     try:
-        return asyncio.run(main())
+        return sessions.run(server, step) if sessions is not None else asyncio.run(main())
     except TaskFailed:
         raise
     except BaseException as error:  # the SDK wraps transport failures in exception groups

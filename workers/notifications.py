@@ -20,7 +20,9 @@ def _options(ctx: TaskContext, props: dict[str, Any]) -> HttpOptions:
 def post_json(ctx: TaskContext, url: str, payload: Any, options: HttpOptions, what: str) -> None:
     """POST a JSON document (a text is sent as it is: Kestra payloads are often rendered JSON templates)."""
     content = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-    result = exchange("POST", url, options, what=what, content=content, headers={"Content-Type": "application/json"})
+    # The task run's key on every attempt: a receiver that honours Idempotency-Key posts the message once.
+    headers = {"Content-Type": "application/json", "Idempotency-Key": ctx.idempotency_key}
+    result = exchange("POST", url, options, what=what, content=content, headers=headers)
     check_status(result, what)
     ctx.log("INFO", f"{what}: delivered ({result.code})")
 
@@ -81,7 +83,11 @@ def run_jira_create(ctx: TaskContext) -> dict[str, Any] | None:
         options,
         what="JiraCreate",
         content=json.dumps({"fields": _jira_fields(props)}).encode(),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Idempotency-Key": ctx.idempotency_key,
+        },
     )
     check_status(result, "JiraCreate")
     try:

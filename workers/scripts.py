@@ -72,7 +72,9 @@ def _write_input_files(ctx: TaskContext, workdir: Path, raw: Any) -> None:
             target.write_text(text)
 
 
-def _environment(workdir: Path, extra: Any, python: bool, user: ScriptUser | None) -> dict[str, str]:
+def _environment(
+    workdir: Path, extra: Any, python: bool, user: ScriptUser | None, idempotency_key: str
+) -> dict[str, str]:
     """The allow-list: PATH, HOME and WORKING_DIR (the run directory), LANG, and the task's declared `env`."""
     path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     if python:
@@ -82,6 +84,7 @@ def _environment(workdir: Path, extra: Any, python: bool, user: ScriptUser | Non
         (shims / "python").symlink_to(python_for(user))
         path = f"{shims}{os.pathsep}{path}"
     env = {"PATH": path, "HOME": str(workdir), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "WORKING_DIR": str(workdir)}
+    env["CHORUS_IDEMPOTENCY_KEY"] = idempotency_key  # the same on every attempt of this task run
     if extra is not None:
         if not isinstance(extra, Mapping):
             raise TaskFailed("env must be a map of variable names to values", retryable=False)
@@ -231,7 +234,7 @@ def run_script(ctx: TaskContext) -> dict[str, Any] | None:
     workdir = Path(tempfile.mkdtemp(prefix="chorus-run-"))
     try:
         _write_input_files(ctx, workdir, props.get("inputFiles"))
-        env = _environment(workdir, props.get("env"), ctx.claimed.task.type in _PYTHON_TYPES, user)
+        env = _environment(workdir, props.get("env"), ctx.claimed.task.type in _PYTHON_TYPES, user, ctx.idempotency_key)
         command = _command(ctx, props, workdir)
         hand_over(workdir, user)  # last: the files the worker wrote become the script's
         code, collected = _run(ctx, command, workdir, env, user)

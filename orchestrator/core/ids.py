@@ -22,6 +22,15 @@ def new_id() -> str:
     return _base62(uuid.uuid4().int)
 
 
+def idempotency_key(task_run_id: str) -> str:
+    """The idempotency key of a logical task: its task run's place in the execution, never its attempt.
+
+    The same across retries, restarts, re-applied messages and a worker's death (all keep the task run),
+    so a side effect's receiver can tell a repeat from a new request (`{{ taskrun.idempotencyKey }}`).
+    """
+    return f"chorus-{task_run_id}"
+
+
 def task_run_id(execution_id: str, task_id: str, parent_task_run_id: str | None, iteration: int | None) -> str:
     """The id of a task run, derived from where it sits in its execution.
 

@@ -8,6 +8,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -275,6 +276,33 @@ def test_an_agent_calls_a_tool_of_an_mcp_server_over_stdio(
     _assert_mcp_answer(stack, created["id"], script.requests)
 
 
+def test_an_agent_run_holds_one_mcp_session_for_its_listing_and_all_its_calls(
+    stack: Stack,
+    deploy_flow: Callable[[str], dict[str, Any]],
+    unique_namespace: str,
+    openai_wire: OpenAIWire,
+    mcp_stdio_command: list[str],
+    tmp_path: Path,
+) -> None:
+    sessions_log = tmp_path / "sessions.log"
+    where = f"command: {json.dumps(mcp_stdio_command)}\n        env: {{CHORUS_TEST_MCP_SESSIONS_LOG: '{sessions_log}'}}"
+    deploy_flow(_mcp_flow("io.kestra.plugin.ai.tool.StdioMcpClient", where))
+    question = _question()
+    script = openai_wire.script(
+        question,
+        Reply.tool_call("order_status", {"order_id": "A-17"}),
+        Reply.tool_call("add", {"a": 2, "b": 3}, call_id="call_2"),
+        Reply.text("Shipped, and 5."),
+    )
+
+    created = stack.run(unique_namespace, "agent-mcp-tools", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=90)
+
+    assert execution["state"]["current"] == "SUCCESS", execution
+    assert len(script.requests) == 3 and script.requests[2]["messages"][-1]["content"] == "5"
+    assert len(sessions_log.read_text().splitlines()) == 1  # one stdio server: tools listed and both calls
+
+
 def test_an_agent_calls_a_tool_of_an_mcp_server_over_streamable_http(
     stack: Stack,
     deploy_flow: Callable[[str], dict[str, Any]],
@@ -428,6 +456,9 @@ def test_an_approved_tool_call_runs_after_the_approver_resumes_and_a_viewer_cann
 ) -> None:
     execution_id, script, agent = _paused_for_approval(stack, deploy_flow, unique_namespace, openai_wire)
     assert agent["state"]["current"] == "PAUSED"
+    logs = stack.api.get(f"/logs/{execution_id}").json()
+    before = [line["message"] for line in (logs if isinstance(logs, list) else logs.get("results", []))]
+    assert any("kestra_task_refund needs an approval" in m for m in before), before  # kept with the pause
     proposal = agent["outputs"]["approval"]
     assert proposal["tool"] == "kestra_task_refund"
     assert proposal["arguments"] == {"format": "refund 30 EUR on A-17"}
@@ -588,6 +619,31 @@ def test_agents_with_the_same_memory_id_see_the_earlier_conversation(
     ]
     assert [m["role"] for m in stranger["messages"]] == ["user"]
     assert _task_runs(execution, "recall")[0]["outputs"]["textOutput"] == "You are John."
+
+
+def test_a_replay_from_a_later_agent_keeps_the_memory_of_the_agents_before_it(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(AGENTS_SHARING_MEMORY)
+    question = _question()
+    script = openai_wire.script(question, Reply.text("Hello John!"), Reply.text("You are John."))
+    created = stack.run(unique_namespace, "agents-memory", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+    assert execution["state"]["current"] == "SUCCESS", execution
+    [recall] = _task_runs(execution, "recall")
+
+    replayed = stack.api.post(f"/executions/{created['id']}/replay", params={"taskRunId": recall["id"]})
+    assert replayed.status_code == 200, replayed.text
+    again = stack.wait_for_state(replayed.json()["id"], timeout_s=60)
+
+    assert again["state"]["current"] == "SUCCESS", again
+    # The replayed `recall` (after introduce, recall, stranger) sees `introduce`'s conversation, copied over.
+    replayed_recall = script.requests[3]
+    assert [(m["role"], m["content"]) for m in replayed_recall["messages"]] == [
+        ("user", f"Hi, my name is John. ({question})"),
+        ("assistant", "Hello John!"),
+        ("user", f"What is my name? ({question})"),
+    ]
 
 
 AGENT_WITH_BUDGET = """

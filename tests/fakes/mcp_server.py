@@ -7,6 +7,7 @@ Run as a script: over stdio by default (an agent's StdioMcpClient starts it), or
 from __future__ import annotations
 
 import argparse
+import os
 
 from mcp.server.fastmcp import FastMCP
 
@@ -31,6 +32,11 @@ def add(a: int, b: int) -> int:
 
 
 def main() -> None:
+    # Each start is one session over stdio: tests count them in this file (one line per process).
+    sessions_log = os.environ.get("CHORUS_TEST_MCP_SESSIONS_LOG")
+    if sessions_log:
+        with open(sessions_log, "a") as log:
+            log.write(f"{os.getpid()}\n")
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", type=int, default=None, help="serve streamable HTTP on this port")
     args = parser.parse_args()

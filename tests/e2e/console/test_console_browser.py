@@ -261,7 +261,7 @@ def test_a_paused_execution_is_approved_from_the_inbox_and_the_decision_is_audit
     _shot(page, console_stack, "execution-audit")
 
 
-def test_an_approver_sees_a_proposed_tool_call_and_may_approve_but_not_reject(
+def test_an_approver_sees_a_proposed_tool_call_and_may_approve_or_reject(
     new_page: Callable[[], Any], console_stack: ConsoleStack
 ) -> None:
     created = console_stack.admin.post(
@@ -289,7 +289,7 @@ def test_an_approver_sees_a_proposed_tool_call_and_may_approve_but_not_reject(
     assert card.locator(".tool-call .tool-name").inner_text() == "issue_refund"
     assert '"amount": 120' in card.locator(".tool-call pre.json").inner_text()
     assert card.locator(".tool-call .reasoning").inner_text() == proposal["reasoning"]
-    assert card.locator("button.reject").count() == 0  # rejecting kills: `execution.control`, not an approver's
+    assert card.locator("button.reject").count() == 1  # a rejection fails the Pause: the approver's to make
     _shot(page, console_stack, "approvals-tool-call")
     card.locator("#input-reason").fill("refund is right")
     card.locator("#input-ticket").fill("7")
@@ -302,25 +302,29 @@ def test_an_approver_sees_a_proposed_tool_call_and_may_approve_but_not_reject(
     assert resumed["actor"].startswith("token:approver@chorus.test/console@")
 
 
-def test_a_rejection_from_the_inbox_kills_and_a_replay_from_a_task_run_starts_a_new_execution(
+def test_a_rejection_from_the_inbox_fails_the_pause_with_its_reason_and_a_replay_starts_a_new_execution(
     new_page: Callable[[], Any], console_stack: ConsoleStack
 ) -> None:
     execution_id = _run_paused(console_stack)
     page = new_page()
-    page.on("dialog", lambda dialog: dialog.accept())  # the "are you sure?" of reject
     _login(page)
     page.goto("/ui/approvals")
     card = page.locator(f"article.approval[data-execution='{execution_id}']")
+    card.locator("textarea.reason").fill("not this week")
     card.locator("button.reject").click()
     card.wait_for(state="detached")
-    assert console_stack.wait_for_state(execution_id)["state"]["current"] == "KILLED"
+    assert console_stack.wait_for_state(execution_id)["state"]["current"] == "FAILED"
+    events = console_stack.admin.get(f"/executions/{execution_id}/audit").json()["events"]
+    rejected = next(e for e in events if e["action"] == "execution.rejected")
+    assert rejected["actor"].startswith(f"token:{ADMIN[0]}/console@")
+    assert rejected["payload"]["reason"] == "not this week"
 
     page.goto(f"/ui/executions/{execution_id}")
-    page.wait_for_selector("#execution-state [data-state=KILLED]")
+    page.wait_for_selector("#execution-state [data-state=FAILED]")
     page.click("#tab-audit")
-    killed = page.locator("#audit tr.decision[data-action='execution.killed']")
-    killed.wait_for()
-    assert killed.get_attribute("data-actor").startswith(f"token:{ADMIN[0]}/console@")
+    decided = page.locator("#audit tr.decision[data-action='execution.rejected']")
+    decided.wait_for()
+    assert decided.get_attribute("data-actor").startswith(f"token:{ADMIN[0]}/console@")
     page.click("#tab-overview")
     # Replay from the first task run: a new execution, opened at once, that pauses at the gate again.
     page.locator("#task-runs tr[data-task=plan] button.replay-from").click()

@@ -283,3 +283,41 @@ def test_the_api_key_may_come_from_a_secret_and_never_reaches_the_ledger(
     assert outcome.state is State.SUCCESS, outcome.error
     [call] = _calls(worker_engine, execution_id)
     assert DEFAULT_API_KEY not in str(call.request) and DEFAULT_API_KEY not in str(_audit(worker_engine, execution_id))
+
+
+def test_a_rerun_of_a_run_that_overran_its_budget_fails_again_without_calling(
+    run_task: Runner, openai_wire: OpenAIWire, worker_engine: Engine, word: str
+) -> None:
+    script = openai_wire.script(word, Reply.text("long answer", tokens_in=900, tokens_out=85))
+    execution_id = new_id()
+    source = _chat(openai_wire, f"    prompt: {word}\n    budget:\n      maxTokens: 800")
+
+    first = run_task(source, "t", execution_id=execution_id, attempt=1)
+    # The same request in the next attempt (a restart): its recorded answer is reused, the budget still holds.
+    second = run_task(source, "t", execution_id=execution_id, attempt=2)
+
+    assert first.state is State.FAILED and "985 tokens (max 800)" in (first.error or "")
+    assert second.state is State.FAILED and second.retryable is False
+    assert "985 tokens (max 800)" in (second.error or "")
+    assert len(script.requests) == 1
+    actions = [a for a, _ in _audit(worker_engine, execution_id)]
+    assert actions.count("llm.call") == 1 and actions.count("llm.replayed") == 1
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ("maxTokens: 100\n      onExceed: PAUSE", "budget.onExceed: PAUSE is for AIAgent"),
+        ("maxTokens: 100\n      onExceed: WAIT", "budget.onExceed must be FAIL or PAUSE, got WAIT"),
+    ],
+)
+def test_a_chat_completion_budget_that_cannot_apply_fails_before_any_call(
+    run_task: Runner, openai_wire: OpenAIWire, word: str, budget: str, message: str
+) -> None:
+    script = openai_wire.script(word, Reply.text("ok"))
+
+    outcome = run_task(_chat(openai_wire, f"    prompt: {word}\n    budget:\n      {budget}"), "t")
+
+    assert outcome.state is State.FAILED and outcome.retryable is False
+    assert message in (outcome.error or "")
+    assert script.requests == []

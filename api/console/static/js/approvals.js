@@ -1,6 +1,7 @@
 // The approvals inbox: paused executions, what each paused task asks (its description or message, and
 // its outputs shown generically: an agent's proposed tool call with its arguments and reasoning when
-// present), the `onResume` inputs as a form, and approve (resume) / reject (kill) as the role allows.
+// present), the run's inputs, the `onResume` inputs as a form, and approve / reject with a reason, one
+// decision per paused task run (api/routes/approvals.py).
 
 import { can, get, query, request } from "./api.js";
 import { errorBox, h, json, mount, when } from "./dom.js";
@@ -30,10 +31,12 @@ function proposedCall(outputs) {
   return outputs.tool || outputs.toolName || outputs.arguments ? outputs : null;
 }
 
-function askedOf(task, run) {
+function askedOf(task, run, asked) {
   const call = proposedCall(run.outputs);
   const parts = [];
-  if (task && (task.description || task.message || task.prompt)) parts.push(h("p", { class: "asked" }, task.description || task.message || task.prompt));
+  // The description as the Pause rendered it (`{{ inputs.version }}` filled in), else the flow's text.
+  const text = (asked && asked.description) || (task && (task.description || task.message || task.prompt));
+  if (text) parts.push(h("p", { class: "asked" }, text));
   if (call) {
     const tool = call.tool || call.toolName || call.name || (call.function && call.function.name);
     let args = call.arguments ?? call.args ?? call.input ?? (call.function && call.function.arguments);
@@ -52,21 +55,22 @@ function askedOf(task, run) {
   return parts;
 }
 
-async function card(execution, reload) {
-  const flow = await get(`/flows/${encodeURIComponent(execution.namespace)}/${encodeURIComponent(execution.flowId)}?revision=${execution.flowRevision}&allowDeleted=true`);
-  const paused = (execution.taskRunList || []).filter((r) => r.state.current === "PAUSED");
-  const resumeInputs = paused.flatMap((r) => {
-    const task = findTask(flow.tasks, r.taskId) || findTask(flow.errors, r.taskId) || findTask(flow.finally, r.taskId);
-    return (task && task.onResume) || [];
-  });
+// One paused task run's decision: its `onResume` inputs, a reason, approve / reject. Both need only
+// `execution.resume` (the approver role): reject fails a Pause with the reason, or refuses an agent's tool call.
+function decisionForm(execution, run, resumeInputs, several, reload) {
   const ns = execution.namespace;
   const status = h("div", { class: "decision-status" });
-  const form = h("form", { class: "decide" }, inputFields(resumeInputs));
-  const decide = async (path, method, body) => {
+  const form = h("form", { class: "decide", dataset: { taskRun: run.id } }, inputFields(resumeInputs));
+  const base = `/executions/${encodeURIComponent(execution.id)}/actions`;
+  const reason = h("textarea", { name: "approval.reason", class: "reason", placeholder: "Reason (audited; told to the agent on reject)" });
+  const decide = async (action) => {
     // One decision per card: its buttons stay disabled while it is sent.
     for (const b of form.querySelectorAll("button")) b.disabled = true;
+    const data = action === "approve" ? formData(form, resumeInputs) : new FormData();
+    if (reason.value) data.append("approval.reason", reason.value);
+    if (several) data.append("approval.taskRunId", run.id);
     try {
-      await request(method, path, { body });
+      await request("POST", `${base}/${action}`, { body: data });
       mount(status, h("span", { class: "ok" }, "Decision recorded."));
       window.dispatchEvent(new CustomEvent("chorus:inbox-changed")); // the header's badge
       reload();
@@ -75,45 +79,45 @@ async function card(execution, reload) {
       for (const b of form.querySelectorAll("button")) b.disabled = false;
     }
   };
-  const base = `/executions/${encodeURIComponent(execution.id)}/actions`;
   const buttons = [];
-  // An agent's approval-gated tool call is decided through resume (decision APPROVE or REJECT, with a
-  // reason the model is told); a plain Pause is approved by resuming and rejected by killing.
-  const agentCall = paused.some((r) => r.outputs && r.outputs.approval && typeof r.outputs.approval === "object");
-  const reason = h("textarea", { name: "reason", class: "reason", placeholder: "Reason (told to the agent on reject)" });
-  if (agentCall && can("execution.resume", ns)) form.append(h("label", {}, "Reason", reason));
-  const resumeWith = (decision) => {
-    const data = formData(form, resumeInputs);
-    if (agentCall) {
-      data.append("decision", decision);
-      if (reason.value) data.append("reason", reason.value);
-    }
-    decide(`${base}/resume`, "POST", data);
-  };
   if (can("execution.resume", ns)) {
+    form.append(h("label", {}, "Reason", reason));
     buttons.push(h("button", { type: "submit", class: "primary approve", dataset: { execution: execution.id } }, "Approve"));
+    buttons.push(h("button", { type: "button", class: "danger reject", dataset: { execution: execution.id }, onclick: () => decide("reject") }, "Reject"));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      resumeWith("APPROVE");
+      decide("approve");
     });
-  }
-  if (agentCall && can("execution.resume", ns)) {
-    buttons.push(h("button", { type: "button", class: "danger reject", dataset: { execution: execution.id },
-      onclick: () => resumeWith("REJECT") }, "Reject"));
-  } else if (can("execution.control", ns)) {
-    buttons.push(h("button", { type: "button", class: "danger reject", dataset: { execution: execution.id },
-      onclick: () => confirm("Reject: kill this execution?") && decide(`${base}/kill`, "DELETE") }, "Reject"));
   }
   if (!buttons.length) buttons.push(h("span", { class: "muted no-decision" }, "Your role can see this request but not decide it."));
   form.append(h("div", { class: "actions" }, buttons), status);
+  return form;
+}
+
+async function card(execution, reload) {
+  const [flow, asked] = await Promise.all([
+    get(`/flows/${encodeURIComponent(execution.namespace)}/${encodeURIComponent(execution.flowId)}?revision=${execution.flowRevision}&allowDeleted=true`),
+    get(`/executions/${encodeURIComponent(execution.id)}/approvals`).catch(() => ({ taskRuns: [] })),
+  ]);
+  const askedBy = Object.fromEntries((asked.taskRuns || []).map((a) => [a.taskRunId, a]));
+  const paused = (execution.taskRunList || []).filter((r) => r.state.current === "PAUSED");
+  const taskOf = (r) => findTask(flow.tasks, r.taskId) || findTask(flow.errors, r.taskId) || findTask(flow.finally, r.taskId);
+  const inputs = execution.inputs && Object.keys(execution.inputs).length ? execution.inputs : null;
+  // A hand-paused execution has no paused task run: one decision for the execution.
+  const runs = paused.length ? paused : [{ id: null, taskId: null, outputs: null }];
   return h("article", { class: "card approval", dataset: { execution: execution.id } },
     h("header", {},
       h("a", { href: `/ui/executions/${execution.id}` }, `${execution.namespace}.${execution.flowId}`), " ",
       h("code", {}, execution.id), h("span", { class: "muted" }, ` paused since ${when(execution.state.histories.at(-1)?.date)}`)),
-    paused.map((run) => h("section", { class: "paused-run", dataset: { taskRun: run.id } },
-      h("h3", {}, run.taskId, run.value != null ? ` [${run.value}]` : ""),
-      askedOf(findTask(flow.tasks, run.taskId), run))),
-    form);
+    inputs ? h("details", { open: true, class: "run-inputs" }, h("summary", {}, "Inputs of this run"), json(inputs)) : null,
+    runs.map((run) => {
+      const task = run.taskId ? taskOf(run) : null;
+      const onResume = (askedBy[run.id] && askedBy[run.id].onResume) || (task && task.onResume) || [];
+      return h("section", { class: "paused-run", dataset: { taskRun: run.id || "" } },
+        run.taskId ? h("h3", {}, run.taskId, run.value != null ? ` [${run.value}]` : "") : null,
+        run.taskId ? askedOf(task, run, askedBy[run.id]) : h("p", { class: "muted" }, "Paused by hand."),
+        decisionForm(execution, run, onResume, paused.length > 1, reload));
+    }));
 }
 
 export async function approvalsPage(app) {

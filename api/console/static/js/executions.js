@@ -310,6 +310,8 @@ export function auditView(chain) {
     const p = e.payload || {};
     if (e.action === "task_run.running" && p.from === "PAUSED" && !e.actor.startsWith("system")) return `approved (resumed ${p.task_id})`;
     if (e.action === "execution.killing" || e.action === "execution.killed") return e.actor.startsWith("system") ? null : "rejected / killed";
+    if (e.action === "execution.approved") return `approved${p.reason ? `: ${p.reason}` : ""}`;
+    if (e.action === "execution.rejected") return `rejected${p.reason ? `: ${p.reason}` : ""}`;
     if (e.action.endsWith(".state_changed")) return "state changed by hand";
     return null;
   };
