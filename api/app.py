@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 from api import console, wiring
 from api.errors import chorus_error_handler
 from api.metrics import RequestMetrics, metrics_router
-from api.routes import actions, webhooks
+from api.routes import actions, reviews, webhooks
 from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
         # Webhooks are open (as in Kestra): the key in the path is the credential.
         app.include_router(webhooks.router, prefix=prefix)
     # Fixed action names before `/executions/{namespace}/{flowId}`, which would swallow them.
-    wiring.install(app, settings, action_routers=[actions.router])
+    wiring.install(app, settings, action_routers=[actions.router, reviews.router])
     console.mount(app)  # the web console under /ui, and the AI usage API it reads
 
     @app.get("/", include_in_schema=False)

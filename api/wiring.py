@@ -37,7 +37,8 @@ from orchestrator.kv import KeyValueStore
 from orchestrator.settings import Settings
 
 #: Execution actions whose routes live elsewhere (the engine's owner adds them): the permission per action.
-_ACTION_PERMISSIONS = {"resume": Permission.EXECUTION_RESUME}
+#: Reviewing an Approval is resuming with a decision: the approver role does both.
+_ACTION_PERMISSIONS = {"resume": Permission.EXECUTION_RESUME, "review": Permission.EXECUTION_RESUME}
 
 
 def guard_execution_action(

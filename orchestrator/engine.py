@@ -7,6 +7,7 @@ commits, and only then sends Celery messages, so a message never refers to uncom
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import logging
@@ -22,7 +23,18 @@ from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import checks, flow_triggers, loop_scope, loops, operations, sleeps, storage, store, subflows
+from orchestrator import (
+    approvals,
+    checks,
+    flow_triggers,
+    loop_scope,
+    loops,
+    operations,
+    sleeps,
+    storage,
+    store,
+    subflows,
+)
 from orchestrator.compiler import to_canvas
 from orchestrator.core import kestra2
 from orchestrator.core.errors import Conflict, ExpressionError, FlowInvalid, LabelsInvalid, NotFound
@@ -152,12 +164,15 @@ class Engine:
             transitions = list(session.info.get("transitions", ()))
             ended_children = list(session.info.get("ended_children", ()))
             ended_flows = set(session.info.get("ended_flows", ()))
+            approval_outcomes = list(session.info.get("approval_outcomes", ()))
         if transitions and self.hooks:
             emit_transitions(self.hooks, transitions)
         for child_id in ended_children:
             subflows.on_child_ended(self, child_id)
         for flow_key in ended_flows:
             self._dequeue(*flow_key)
+        for ended_id, outcome in approval_outcomes:
+            operations.end_execution_as(self, ended_id, outcome, actor="system:approval")
         for transition in transitions:
             if _ended_execution(transition):
                 flow_triggers.on_execution_ended(self, transition.execution_id)
@@ -824,7 +839,15 @@ class Engine:
         spec = flow.task(parent_row.task_id) if parent_row else None
         lists = child_lists(flow, spec, (parent_row.decision or {}) if parent_row else {})
         snap = self.snapshot(session, execution_id)
-        decision = decide_join(lists, parent_id, snap)
+        # An Approval's `finally` waits for its decided branch, not for `onWait`.
+        waiting = approvals.is_waiting(spec, parent_row)
+        decision = decide_join(dataclasses.replace(lists, finally_=()) if waiting else lists, parent_id, snap)
+        if waiting and isinstance(decision, Complete):
+            assert parent_row is not None and spec is not None
+            if not decision.state.is_failure:
+                approvals.pause_after_wait(session, execution, parent_row, spec, actor=actor)
+                return STOP, None
+            decision = decide_join(lists, parent_id, snap)  # `onWait` failed: `errors`, then `finally`
         if isinstance(decision, Wait):
             return STOP, None
         if isinstance(decision, StartPhase):
@@ -861,6 +884,7 @@ class Engine:
             )
             if loop_scope.keeps_failures(spec) and final.is_failure:
                 final = State.SUCCESS  # Kestra's LoopCaseTest: failed iterations, a SUCCESS Loop
+            final, outcome = approvals.settle(spec, parent_row, final)
             values: dict[str, Any] = {"claim_owner": None}
             if spec.type == loop_scope.LOOP:
                 runs = store.task_runs_of(session, execution_id)
@@ -884,6 +908,10 @@ class Engine:
                 # A flowable's attempt spans its children: it ends with them (it stayed RUNNING, with no end date).
                 values["attempts"] = store.close_attempt(attempts, final, store.utcnow())
             store.record_transition(session, parent_row, final, actor=actor, values=values)
+            if outcome is not None:
+                # SUCCEED, CANCEL or KILL on a decision: the whole execution ends so, once this commits.
+                session.info.setdefault("approval_outcomes", []).append((execution_id, outcome))
+                return STOP, None
             return (STOP if final.is_failure else OK), None
         self._end_execution(session, execution, flow, decision.state, actor=actor)
         return STOP, None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from orchestrator import agent_journal, store
+from orchestrator import agent_journal, approvals, store
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import Conflict, LabelsInvalid, NotFound
 from orchestrator.core.flow import Flow, Input
@@ -175,6 +175,16 @@ def enforce_slas(engine: Engine, now: datetime) -> None:
             store.clear_sla(session, execution_id)
 
 
+def end_execution_as(engine: Engine, execution_id: str, final: State, *, actor: str) -> None:
+    """End an execution in `final` on a task's word (an Approval's SUCCEED, CANCEL or KILL behaviour):
+    unfinished task runs are killed; an execution that ended meanwhile is left as it is."""
+    with contextlib.suppress(Conflict):
+        if final is State.KILLED:
+            kill(engine, execution_id, actor=actor)
+        else:
+            _stop(engine, execution_id, final, actor=actor, payload={"reason": f"ended {final} by an approval"})
+
+
 # ---- pause and resume ---------------------------------------------------------------------------
 
 
@@ -219,12 +229,21 @@ def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, acto
 
 
 def _resume_task_run(session: Session, flow: Flow, run: TaskRunRow, inputs: Mapping[str, Any], *, actor: str) -> None:
-    declared = flow.task(run.task_id).properties.get("onResume")
+    spec = flow.task(run.task_id)
+    if approvals.is_waiting(spec, run):
+        # A plain resume decides a paused Approval: its `decision` field, APPROVED when absent.
+        decided = approvals.resume_values(spec, run, inputs, actor=actor)
+        store.record_transition(session, run, State.RUNNING, actor=actor, values=decided)
+        return
+    declared = spec.properties.get("onResume")
     values: dict[str, Any] = {"retry_at": None}
     if isinstance(declared, list) and declared:
         specs = [Input.model_validate(d) for d in declared]
         values["outputs"] = {**(run.outputs or {}), "onResume": coerce_declared(specs, inputs)}
     store.record_transition(session, run, State.RUNNING, actor=actor, values=values)
+
+
+_WAKE_REASONS = {"timeout": "pause timeout", "expire": "approval expired"}
 
 
 def wake_due(engine: Engine, now: datetime) -> list[str]:
@@ -237,14 +256,16 @@ def wake_due(engine: Engine, now: datetime) -> list[str]:
             run = store.get_task_run(session, task_run_id, lock=True)
             if run is None or State(run.state) is not State.PAUSED:
                 continue
-            expired = (run.decision or {}).get("on_due") == "timeout"
+            on_due = (run.decision or {}).get("on_due")
+            expired = on_due == "timeout"
             store.record_transition(
                 session,
                 run,
                 State.FAILED if expired else State.RUNNING,
                 actor="system:timer",
-                payload={"reason": "pause timeout" if expired else "pause delay elapsed"},
-                values={"retry_at": None},
+                payload={"reason": _WAKE_REASONS.get(str(on_due), "pause delay elapsed")},
+                # An Approval's timeout is no failure: it expires, and its `expireBehavior` decides.
+                values=approvals.expire_values(run) if on_due == "expire" else {"retry_at": None},
             )
             if State(execution.state) is State.PAUSED and not _still_paused(session, execution_id):
                 store.record_transition(session, execution, State.RUNNING, actor="system:timer")

@@ -6,7 +6,7 @@ import functools
 from typing import Any
 
 from orchestrator.core.errors import ChorusError, TaskFailed
-from workers import ai, control, foreachitem, io, kvtasks, loop, mcp_tools, notifications, scripts, triggers
+from workers import ai, approval, control, foreachitem, io, kvtasks, loop, mcp_tools, notifications, scripts, triggers
 from workers.context import Decider, Handler, TaskContext
 
 _HANDLERS: dict[str, Handler] = {
@@ -20,7 +20,7 @@ _HANDLERS: dict[str, Handler] = {
     **kvtasks.HANDLERS,
     **triggers.HANDLERS,
 }
-_DECIDERS: dict[str, Decider] = {**control.DECIDERS, **loop.DECIDERS}
+_DECIDERS: dict[str, Decider] = {**control.DECIDERS, **loop.DECIDERS, **approval.DECIDERS}
 
 
 def _redacting(handler: Handler) -> Handler:

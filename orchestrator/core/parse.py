@@ -422,6 +422,8 @@ class _Reader:
             self.subflows.append((path, props.get("namespace"), props.get("flowId")))
         if task_type.name == "Pause" and isinstance(props.get("onResume"), list):
             self.declarations(props["onResume"], _join(path, "onResume"))
+        if task_type.name == "Approval" and isinstance(props.get("inputs"), list):
+            self.declarations(props["inputs"], _join(path, "inputs"))
         branches = self.branches(task_type, merged, path)
         tools = self.agent_tools(task_id, props.get("tools"), path) if task_type.name == "AIAgent" else ()
         if task_id is None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, JsonValue
 
 from orchestrator.core import kestra2
 from orchestrator.core import taskprops as p
+from orchestrator.core.approval import ApprovalProps
 from orchestrator.core.flow import PluginDefault
 
 __all__ = [
@@ -153,6 +154,15 @@ _TYPES: tuple[TaskType, ...] = (
     ),
     _flowable("Dag", p.DagProps, *_core("flow", "Dag", "io.kestra.core.tasks.flows.Dag")),
     _flowable("Pause", p.PauseProps, *_core("flow", "Pause", "io.kestra.core.tasks.flows.Pause"), required=""),
+    # Kestra 2's Approval: `onWait`, a pause for a reviewer's decision, then `onApprove` or `onDeny`
+    # (see orchestrator.core.approval); every branch may be empty.
+    _flowable(
+        "Approval",
+        ApprovalProps,
+        *_core("flow", "Approval"),
+        branches=("onWait", "onApprove", "onDeny", "errors", "finally"),
+        required="",
+    ),
     _flowable("LoopUntil", p.LoopUntilProps, *_core("flow", "LoopUntil")),
     # WaitFor is Kestra's older name for LoopUntil, with the opposite reading of `condition`
     # (loop while true); it keeps its own short name so the runtime can tell them apart.
