@@ -20,6 +20,7 @@ from orchestrator.core import approval as rules
 from orchestrator.core.errors import Conflict, NotFound
 from orchestrator.core.flow import Flow, Input, TaskSpec
 from orchestrator.core.inputs import coerce_declared
+from orchestrator.core.plan import Snapshot
 from orchestrator.core.states import State
 from orchestrator.tables import ExecutionRow, TaskRunRow
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "decided",
+    "ending_state",
+    "in_loop",
     "expire_values",
     "is_waiting",
     "pause_after_wait",
@@ -158,3 +161,22 @@ def review(
             store.record_transition(session, execution, State.RUNNING, actor=actor)
     engine.dispatch(execution_id, actor=actor)
     return execution
+
+
+def ending_state(snap: Snapshot) -> State | None:
+    """The state an Approval ended the execution with (SUCCEED, CANCEL), or None while it goes on."""
+    for run in snap.task_runs.values():
+        ends = run.decision.get("ends")
+        if isinstance(ends, str):
+            return State(ends)
+    return None
+
+
+def in_loop(flow: Flow, snap: Snapshot, row: TaskRunRow) -> bool:
+    """Whether a task run sits in a Loop iteration (its ancestors include a Loop)."""
+    parent = snap.task_runs.get(row.parent_id or "")
+    while parent is not None:
+        if flow.task(parent.task_id).type == "Loop":
+            return True
+        parent = snap.task_runs.get(parent.parent_id or "")
+    return False

@@ -839,6 +839,11 @@ class Engine:
         spec = flow.task(parent_row.task_id) if parent_row else None
         lists = child_lists(flow, spec, (parent_row.decision or {}) if parent_row else {})
         snap = self.snapshot(session, execution_id)
+        ending = approvals.ending_state(snap)
+        if ending is not None:
+            # An Approval ends the execution (SUCCEED, CANCEL): nothing new starts, what runs finishes,
+            # then the flow's `finally` runs and the execution takes that state.
+            lists = dataclasses.replace(lists, main=(), errors=())
         # An Approval's `finally` waits for its decided branch, not for `onWait`.
         waiting = approvals.is_waiting(spec, parent_row)
         decision = decide_join(dataclasses.replace(lists, finally_=()) if waiting else lists, parent_id, snap)
@@ -907,13 +912,19 @@ class Engine:
             if attempts and attempts[-1].get("state", {}).get("current") == str(State.RUNNING):
                 # A flowable's attempt spans its children: it ends with them (it stayed RUNNING, with no end date).
                 values["attempts"] = store.close_attempt(attempts, final, store.utcnow())
-            store.record_transition(session, parent_row, final, actor=actor, values=values)
-            if outcome is not None:
-                # SUCCEED, CANCEL or KILL on a decision: the whole execution ends so, once this commits.
+            if outcome is not None and approvals.in_loop(flow, snap, parent_row):
+                outcome = None  # a Loop iteration is the scope it ends: the Loop and the flow go on
+            if outcome is State.KILLED:
+                # KILL on a decision: the whole execution is killed, running siblings too, once this commits.
                 session.info.setdefault("approval_outcomes", []).append((execution_id, outcome))
+            elif outcome is not None:
+                values["decision"] = {**(parent_row.decision or {}), "ends": str(outcome)}
+            store.record_transition(session, parent_row, final, actor=actor, values=values)
+            if outcome is not None or ending is not None:
                 return STOP, None
             return (STOP if final.is_failure else OK), None
-        self._end_execution(session, execution, flow, decision.state, actor=actor)
+        final_state = ending if ending is not None and not decision.state.is_failure else decision.state
+        self._end_execution(session, execution, flow, final_state, actor=actor)
         return STOP, None
 
     def _iteration_file(self, execution: ExecutionRow, loop_run: TaskRunRow) -> Callable[[int, dict[str, Any]], str]:

@@ -222,3 +222,97 @@ def test_a_failing_on_wait_fails_the_approval_without_pausing_and_runs_finally_o
     assert len(_runs(done, "cleanup")) == 1
     assert not _runs(done, "approved")
     assert "PAUSED" not in [h["state"] for h in done["state"]["histories"]]
+
+
+SIBLING = """
+id: approval-sibling
+namespace: {ns}
+tasks:
+  - id: parallel
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: sleep
+        type: io.kestra.plugin.core.flow.Sleep
+        duration: PT2S
+      - id: approval
+        type: io.kestra.plugin.core.flow.Approval
+        approveBehavior: SUCCEED
+        denyBehavior: "{{ inputs.deny }}"
+        onDeny:
+          - id: denied
+            type: io.kestra.plugin.core.log.Log
+            message: "Denied"
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: "after"
+inputs:
+  - id: deny
+    type: STRING
+    defaults: CANCEL
+finally:
+  - id: cleanup
+    type: io.kestra.plugin.core.log.Log
+    message: "cleanup"
+"""
+
+IN_LOOP = """
+id: approval-in-loop
+namespace: {ns}
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.Loop
+    values: '["a"]'
+    tasks:
+      - id: approval
+        type: io.kestra.plugin.core.flow.Approval
+        timeout: PT1S
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "done"
+"""
+
+
+def _decide_while_sleeping(stack: Stack, namespace: str, decision: str, **inputs: str) -> dict[str, Any]:
+    paused = _paused(stack, namespace, "approval-sibling", **inputs)
+    assert _state(paused, "sleep") == "RUNNING"
+    assert _review(stack, paused["id"], {"decision": decision}).status_code == 200
+    return stack.wait_for_state(paused["id"], timeout_s=60)
+
+
+def test_a_cancelling_denial_lets_running_siblings_finish_starts_nothing_new_and_runs_the_flow_finally(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(SIBLING)
+
+    done = _decide_while_sleeping(stack, unique_namespace, "DENIED")
+
+    assert done["state"]["current"] == "CANCELLED"
+    assert _state(done, "sleep") == "SUCCESS"
+    assert _state(done, "denied") == "SUCCESS"
+    assert _state(done, "cleanup") == "SUCCESS"
+    assert not _runs(done, "after")
+
+
+def test_succeed_ends_the_execution_in_success_and_kill_kills_its_running_siblings(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(SIBLING)
+
+    succeeded = _decide_while_sleeping(stack, unique_namespace, "APPROVED")
+    killed = _decide_while_sleeping(stack, unique_namespace, "DENIED", deny="KILL")
+
+    assert succeeded["state"]["current"] == "SUCCESS"
+    assert not _runs(succeeded, "after")
+    assert killed["state"]["current"] == "KILLED"
+    assert _state(killed, "sleep") == "KILLED"
+
+
+def test_an_approval_expiring_in_a_loop_iteration_ends_the_iteration_not_the_flow(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(IN_LOOP)
+
+    done = stack.wait_for_state(stack.run(unique_namespace, "approval-in-loop")["id"], timeout_s=60)
+
+    assert done["state"]["current"] == "SUCCESS"
+    assert _state(done, "last") == "SUCCESS"
