@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "decided",
     "ending_state",
-    "in_loop",
     "expire_values",
+    "in_loop",
     "is_waiting",
     "pause_after_wait",
     "review",
