@@ -34,18 +34,38 @@ __all__ = [
     "in_loop",
     "is_waiting",
     "pause_after_wait",
+    "resumed_output",
     "review",
     "review_values",
     "settle",
+    "unwaited",
+    "wake",
 ]
 
 #: The decision and comment of a plain resume (its form fields); the rest are the review dialog's inputs.
 DECISION_FIELDS = ("decision", "comment")
 
 
+#: Tasks that run a branch before they park: Approval's `onWait`, Pause's `onPause`.
+_WAITING_TYPES = (rules.APPROVAL, "Pause")
+
+
+def person(actor: str | None) -> str | None:
+    """The user behind an audit actor (`user:alice@10.0.0.1`, `token:alice/ci@...`); None for the system."""
+    if not actor:
+        return None
+    who = actor.rsplit("@", 1)[0] if "@" in actor else actor
+    kind, _, name = who.partition(":")
+    if kind == "user":
+        return name
+    if kind == "token":
+        return name.split("/", 1)[0]
+    return None
+
+
 def is_waiting(spec: TaskSpec | None, row: TaskRunRow | None) -> bool:
-    """An Approval still running its `onWait` (or paused), not decided yet."""
-    if spec is None or row is None or spec.type != rules.APPROVAL:
+    """An Approval (or a Pause with `onPause`) still running its first branch, or paused, not resumed yet."""
+    if spec is None or row is None or spec.type not in _WAITING_TYPES:
         return False
     decision = row.decision or {}
     return bool(decision.get("awaiting")) and not decision.get("approval")
@@ -60,16 +80,21 @@ def decided(spec: TaskSpec | None, row: TaskRunRow | None) -> rules.DecisionType
 
 
 def pause_after_wait(session: Session, execution: ExecutionRow, row: TaskRunRow, spec: TaskSpec, *, actor: str) -> None:
-    """`onWait` ended without failing: the task run pauses for review, its `timeout` counted from now."""
+    """`onWait` (`onPause`) ended without failing: the task run parks; an Approval's `timeout` counts from now
+    (a Pause keeps the wake-up its decision set)."""
     from orchestrator import operations
 
     now = store.utcnow()
     decision = {**(row.decision or {}), "pause": True}
     outputs = dict(row.outputs or {})
-    due = now + spec.timeout if spec.timeout else None
-    if due is not None:
-        decision.update(due=due.isoformat(), on_due="expire")
-        outputs["due"] = due.isoformat()
+    if spec.type == rules.APPROVAL:
+        due = now + spec.timeout if spec.timeout else None
+        if due is not None:
+            decision.update(due=due.isoformat(), on_due="expire")
+            outputs["due"] = due.isoformat()
+    else:
+        planned = decision.get("due")
+        due = datetime.fromisoformat(planned) if isinstance(planned, str) else None
     row.decision, row.outputs = decision, outputs
     operations.pause_task_run(session, execution, row, due=due, actor=actor)
 
@@ -98,8 +123,9 @@ def review_values(
     declared = spec.properties.get("inputs")
     specs = [Input.model_validate(d) for d in declared] if isinstance(declared, list) else []
     typed = coerce_declared(specs, inputs) if specs else {}
-    by = actor.split(":", 1)[1] if actor.startswith("user:") else actor
-    return _decided_values(row, decision, {"by": by, "comment": comment, "inputs": typed}, now=store.utcnow())
+    return _decided_values(
+        row, decision, {"by": person(actor), "comment": comment, "inputs": typed}, now=store.utcnow()
+    )
 
 
 def resume_values(spec: TaskSpec, row: TaskRunRow, inputs: Mapping[str, Any], *, actor: str) -> dict[str, Any]:
@@ -119,6 +145,9 @@ def expire_values(row: TaskRunRow) -> dict[str, Any]:
 
 def settle(spec: TaskSpec, row: TaskRunRow, branch_state: State) -> tuple[State, State | None]:
     """A decided Approval whose branch ended: its own state, and the execution's when the behaviour ends it."""
+    if spec.type == "Pause" and (row.decision or {}).get("terminal") == str(State.WARNING):
+        # `behavior: WARN` once `pauseDuration` passed: a Pause that would succeed ends in WARNING.
+        return (State.WARNING if branch_state is State.SUCCESS else branch_state), None
     decision = decided(spec, row)
     if decision is None:
         return branch_state, None
@@ -180,3 +209,38 @@ def in_loop(flow: Flow, snap: Snapshot, row: TaskRunRow) -> bool:
             return True
         parent = snap.task_runs.get(parent.parent_id or "")
     return False
+
+
+def unwaited(decision: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A resumed Pause that ran `onPause` first: its `tasks` run now."""
+    record = {k: v for k, v in (decision or {}).items() if k != "awaiting"}
+    if (decision or {}).get("awaiting"):
+        record["branch"] = "tasks"
+    return record
+
+
+def resumed_output(actor: str | None, to: State) -> dict[str, Any]:
+    """Kestra's `resumed` output of a Pause: who resumed it, when, and to which state."""
+    return {"by": person(actor), "on": store.utcnow().replace(tzinfo=None).isoformat(), "to": str(to)}
+
+
+def wake(row: TaskRunRow) -> tuple[State, dict[str, Any], State | None]:
+    """A paused task run whose time came: its new state, what to write, and the state the execution ends
+    in when it ends it. A Pause's `pauseDuration` applies its `behavior` (RESUME, WARN, FAIL, CANCEL), its
+    `timeout` fails it; an Approval's `timeout` expires it."""
+    decision = row.decision or {}
+    on_due = decision.get("on_due")
+    if on_due == "expire":
+        return State.RUNNING, expire_values(row), None
+    if on_due == "timeout":
+        return State.FAILED, {"retry_at": None}, None
+    behavior = str(decision.get("behavior") or "RESUME")
+    to = {"WARN": State.WARNING, "FAIL": State.FAILED, "CANCEL": State.CANCELLED}.get(behavior, State.SUCCESS)
+    values: dict[str, Any] = {
+        "retry_at": None,
+        "decision": {**unwaited(decision), "terminal": str(to)},
+        "outputs": {**(row.outputs or {}), "resumed": resumed_output(None, to)},
+    }
+    if to in (State.FAILED, State.CANCELLED):
+        return to, values, State.CANCELLED if to is State.CANCELLED else None
+    return State.RUNNING, values, None

@@ -230,16 +230,18 @@ def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, acto
 
 def _resume_task_run(session: Session, flow: Flow, run: TaskRunRow, inputs: Mapping[str, Any], *, actor: str) -> None:
     spec = flow.task(run.task_id)
-    if approvals.is_waiting(spec, run):
+    if spec.type == "Approval" and approvals.is_waiting(spec, run):
         # A plain resume decides a paused Approval: its `decision` field, APPROVED when absent.
         decided = approvals.resume_values(spec, run, inputs, actor=actor)
         store.record_transition(session, run, State.RUNNING, actor=actor, values=decided)
         return
     declared = spec.properties.get("onResume")
-    values: dict[str, Any] = {"retry_at": None}
+    values: dict[str, Any] = {"retry_at": None, "decision": approvals.unwaited(run.decision)}
+    outputs = {**(run.outputs or {}), "resumed": approvals.resumed_output(actor, State.SUCCESS)}
     if isinstance(declared, list) and declared:
         specs = [Input.model_validate(d) for d in declared]
-        values["outputs"] = {**(run.outputs or {}), "onResume": coerce_declared(specs, inputs)}
+        outputs["onResume"] = coerce_declared(specs, inputs)
+    values["outputs"] = outputs
     store.record_transition(session, run, State.RUNNING, actor=actor, values=values)
 
 
@@ -249,6 +251,7 @@ _WAKE_REASONS = {"timeout": "pause timeout", "expire": "approval expired"}
 def wake_due(engine: Engine, now: datetime) -> list[str]:
     """Paused task runs whose delay or timeout has come: resume them, or fail them on timeout."""
     woken: list[str] = []
+    endings: list[tuple[str, State]] = []
     with engine._tx() as session:
         due = store.due_paused_task_runs(session, now)
         for execution_id, task_run_id in due:
@@ -257,19 +260,23 @@ def wake_due(engine: Engine, now: datetime) -> list[str]:
             if run is None or State(run.state) is not State.PAUSED:
                 continue
             on_due = (run.decision or {}).get("on_due")
-            expired = on_due == "timeout"
+            state, values, ending = approvals.wake(run)
             store.record_transition(
                 session,
                 run,
-                State.FAILED if expired else State.RUNNING,
+                state,
                 actor="system:timer",
                 payload={"reason": _WAKE_REASONS.get(str(on_due), "pause delay elapsed")},
-                # An Approval's timeout is no failure: it expires, and its `expireBehavior` decides.
-                values=approvals.expire_values(run) if on_due == "expire" else {"retry_at": None},
+                values=values,
             )
             if State(execution.state) is State.PAUSED and not _still_paused(session, execution_id):
                 store.record_transition(session, execution, State.RUNNING, actor="system:timer")
-            woken.append(execution_id)
+            if ending is not None:
+                endings.append((execution_id, ending))
+            else:
+                woken.append(execution_id)
+    for execution_id, ending in endings:
+        end_execution_as(engine, execution_id, ending, actor="system:timer")
     for execution_id in dict.fromkeys(woken):
         engine.dispatch(execution_id, actor="system:timer")
     return woken

@@ -520,6 +520,9 @@ class _Reader:
                         self.error(_join(where, case), "must contain at least one task")
             elif task_type.name == "Dag" and field == "tasks":
                 branches["tasks"] = self.dag(value, where)
+            elif task_type.name == "Pause" and field == "onPause":
+                # Kestra 2: one task (a list of one is read the same way).
+                branches[field] = self.task_list([value] if isinstance(value, dict) else value, where, required=False)
             else:
                 branches[field] = self.task_list(value, where, required=field in task_type.required_branches)
         for field in task_type.required_branches:

@@ -260,6 +260,8 @@ class PauseProps(Properties):
         | None
     ) = None
     on_resume: ListValue | None = None  # each entry is checked as an input declaration by the parser
+    # Kestra 2's `onPause` (one task, run as the Pause's first child before it parks) is a branch the
+    # parser reads, not a property.
 
 
 class CheckFrequency(Properties):

@@ -153,7 +153,13 @@ _TYPES: tuple[TaskType, ...] = (
         required="",
     ),
     _flowable("Dag", p.DagProps, *_core("flow", "Dag", "io.kestra.core.tasks.flows.Dag")),
-    _flowable("Pause", p.PauseProps, *_core("flow", "Pause", "io.kestra.core.tasks.flows.Pause"), required=""),
+    _flowable(
+        "Pause",
+        p.PauseProps,
+        *_core("flow", "Pause", "io.kestra.core.tasks.flows.Pause"),
+        branches=("onPause", *_SEQUENTIAL),
+        required="",
+    ),
     # Kestra 2's Approval: `onWait`, a pause for a reviewer's decision, then `onApprove` or `onDeny`
     # (see orchestrator.core.approval); every branch may be empty.
     _flowable(
