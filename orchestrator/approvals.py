@@ -9,7 +9,7 @@ through: {"awaiting": True} while `onWait` runs and while paused, then {"approva
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +20,15 @@ from orchestrator.core import approval as rules
 from orchestrator.core.errors import Conflict, NotFound
 from orchestrator.core.flow import Flow, Input, TaskSpec
 from orchestrator.core.inputs import coerce_declared
-from orchestrator.core.plan import Snapshot
+from orchestrator.core.plan import ChildLists, Snapshot, TaskRunView, decided_state
 from orchestrator.core.states import State
 from orchestrator.tables import ExecutionRow, TaskRunRow
 
 if TYPE_CHECKING:
-    from orchestrator.engine import Engine
+    from orchestrator.engine import Engine, TaskRunCoordinates
 
 __all__ = [
+    "branch_state",
     "decided",
     "ending_state",
     "expire_values",
@@ -244,3 +245,25 @@ def wake(row: TaskRunRow) -> tuple[State, dict[str, Any], State | None]:
     if to in (State.FAILED, State.CANCELLED):
         return to, values, State.CANCELLED if to is State.CANCELLED else None
     return State.RUNNING, values, None
+
+
+def branch_state(spec: TaskSpec | None, lists: ChildLists, children: Sequence[TaskRunView]) -> State:
+    """A decided Approval's state from its children, `onWait`'s left out (Kestra's resolveBranchState)."""
+    on_wait = {t.id for t in (spec.branches.get("onWait", ()) if spec is not None else ())}
+    return decided_state(lists, [c for c in children if c.task_id not in on_wait])
+
+
+def runs_while_paused(session: Session, flow: Flow, at: TaskRunCoordinates) -> bool:
+    """Whether a task run may start in a paused execution: an Approval, or a task of an `onWait` still
+    running (of an Approval, or `onPause` of a Pause), so every approval of the execution reaches review."""
+    if flow.task(at.task_id).type == rules.APPROVAL:
+        return True
+    parent_id = at.parent_id
+    while parent_id is not None:
+        parent = store.get_task_run(session, parent_id)
+        if parent is None:
+            return False
+        if is_waiting(flow.task(parent.task_id), parent) and State(parent.state) is State.RUNNING:
+            return True
+        parent_id = parent.parent_id
+    return False

@@ -476,9 +476,12 @@ class Engine:
             reapplied = self._reapply(session, execution, at, celery_task_id, requested_by)
             if reapplied:
                 at = TaskRunCoordinates(at.execution_id, at.task_id, at.parent_id, at.iteration, at.attempt + 1)
-        if State(execution.state) is not State.RUNNING:
-            return None
         flow = self._flow_for(session, execution)
+        if State(execution.state) is not State.RUNNING and not (
+            # A paused execution still lets sibling Approvals reach their own pause (Kestra's PAUSING).
+            State(execution.state) is State.PAUSED and approvals.runs_while_paused(session, flow, at)
+        ):
+            return None
         task = flow.task(at.task_id)
         if locked_row is False or reapplied:  # a re-apply moves to the next attempt's coordinates
             row = store.get_task_run(session, at.task_run_id, lock=True)
@@ -830,7 +833,10 @@ class Engine:
     ) -> tuple[str, PlanNode | None]:
         """`join` in the caller's transaction, which holds the execution's lock."""
         execution_id = execution.id
-        if State(execution.state) is not State.RUNNING:
+        # A paused execution still parks an Approval (a Pause) whose `onWait` (`onPause`) just ended, so
+        # sibling approvals all wait for review at once; nothing else moves until it is resumed.
+        paused = State(execution.state) is State.PAUSED and parent_id is not None
+        if State(execution.state) is not State.RUNNING and not paused:
             return STOP, None
         flow = self._flow_for(session, execution)
         parent_row = store.get_task_run(session, parent_id, lock=True) if parent_id else None
@@ -849,10 +855,19 @@ class Engine:
         decision = decide_join(dataclasses.replace(lists, finally_=()) if waiting else lists, parent_id, snap)
         if waiting and isinstance(decision, Complete):
             assert parent_row is not None and spec is not None
-            if not decision.state.is_failure:
+            # The task's own allowFailure lets a failed `onWait` still pause (Kestra's resolveWaitState).
+            wait_state = apply_allowances(decision.state, allow_failure=spec.allow_failure, allow_warning=False)
+            if not wait_state.is_failure:
                 approvals.pause_after_wait(session, execution, parent_row, spec, actor=actor)
                 return STOP, None
+            if paused:
+                return STOP, None
             decision = decide_join(lists, parent_id, snap)  # `onWait` failed: `errors`, then `finally`
+        if paused:
+            return STOP, None
+        if isinstance(decision, Complete) and approvals.decided(spec, parent_row) is not None:
+            # A decided Approval's state is its branch's (and finally's): `onWait` no longer counts.
+            decision = Complete(approvals.branch_state(spec, lists, snap.children(parent_id)))
         if isinstance(decision, Wait):
             return STOP, None
         if isinstance(decision, StartPhase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -142,7 +143,7 @@ def test_an_approval_runs_on_wait_pauses_then_runs_on_approve_with_the_review_in
     assert outputs["decision"] == "APPROVED"
     assert outputs["comment"] == "looks good"
     assert outputs["inputs"] == {"reason": "x"}
-    assert outputs["auto"] is False and outputs["by"]
+    assert outputs["auto"] is False and "by" in outputs  # None: the stack's caller is anonymous
     assert "/executions/" in _runs(done, "approved")[0]["outputs"]["value"]
     assert not _runs(done, "denied")
     assert _state(done, "cleanup") == "SUCCESS"
@@ -316,3 +317,60 @@ def test_an_approval_expiring_in_a_loop_iteration_ends_the_iteration_not_the_flo
 
     assert done["state"]["current"] == "SUCCESS"
     assert _state(done, "last") == "SUCCESS"
+
+
+PARALLEL = """
+id: approval-parallel
+namespace: {ns}
+tasks:
+  - id: parallel
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: slow
+        type: io.kestra.plugin.core.flow.Approval
+        allowFailure: true
+        onWait:
+          - id: sleep
+            type: io.kestra.plugin.core.flow.Sleep
+            duration: PT1S
+          - id: broken
+            type: io.kestra.plugin.core.execution.Fail
+        onApprove:
+          - id: approvedSlow
+            type: io.kestra.plugin.core.log.Log
+            message: "Approved"
+      - id: quick
+        type: io.kestra.plugin.core.flow.Approval
+        onApprove:
+          - id: approvedQuick
+            type: io.kestra.plugin.core.log.Log
+            message: "Approved"
+"""
+
+
+def test_sibling_approvals_pause_together_are_decided_one_by_one_and_on_wait_no_longer_counts(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(PARALLEL)
+    execution_id = stack.run(unique_namespace, "approval-parallel")["id"]
+    deadline = time.monotonic() + 30
+    paused: dict[str, Any] = {}
+    while time.monotonic() < deadline:  # `quick` pauses the execution; `slow` still parks once its onWait ends
+        paused = stack.api.get(f"/executions/{execution_id}").json()
+        if _runs(paused, "slow") and _state(paused, "slow") == "PAUSED":
+            break
+        time.sleep(0.05)
+    assert paused["state"]["current"] == "PAUSED" and _state(paused, "quick") == "PAUSED", paused
+    assert _state(paused, "broken") == "FAILED"  # allowFailure: a failed onWait still asks for review
+
+    ambiguous = _review(stack, execution_id, {"decision": "APPROVED"})
+    slow = {"decision": "APPROVED", "taskRunId": _runs(paused, "slow")[0]["id"]}
+    assert _review(stack, execution_id, slow).status_code == 200
+    still = stack.api.get(f"/executions/{execution_id}").json()
+    assert _review(stack, execution_id, {"decision": "APPROVED"}).status_code == 200  # the only one left
+    done = stack.wait_for_state(execution_id, timeout_s=60)
+
+    assert ambiguous.status_code == 409 and "taskRunId" in ambiguous.text
+    assert still["state"]["current"] == "PAUSED"  # another approval still waits
+    assert done["state"]["current"] == "SUCCESS"  # the failed onWait is not the decided branch's
+    assert _state(done, "approvedSlow") == _state(done, "approvedQuick") == "SUCCESS"
