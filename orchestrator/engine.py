@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator import (
     approvals,
     checks,
+    child_failure,
     flow_triggers,
     loop_scope,
     loops,
@@ -173,6 +174,8 @@ class Engine:
             self._dequeue(*flow_key)
         for ended_id, outcome in approval_outcomes:
             operations.end_execution_as(self, ended_id, outcome, actor="system:approval")
+        if transitions:
+            child_failure.interrupt_after_failures(self, transitions)
         for transition in transitions:
             if _ended_execution(transition):
                 flow_triggers.on_execution_ended(self, transition.execution_id)
@@ -487,6 +490,10 @@ class Engine:
             row = store.get_task_run(session, at.task_run_id, lock=True)
         else:
             row = locked_row or None
+        if at.parent_id is not None and (row is None or not State(row.state).is_terminal):
+            parent = store.get_task_run(session, at.parent_id)
+            if parent is not None and State(parent.state).is_terminal:
+                return None  # its parent ended (interrupted by a sibling's failure): nothing starts under it
         attempt_record = {
             "state": {"current": str(State.RUNNING), "histories": [{"state": "RUNNING", "date": store.iso(now)}]},
             "celeryTaskId": celery_task_id,
@@ -898,7 +905,7 @@ class Engine:
         if parent_row is not None and spec is not None:
             # AllowFailure is allowFailure made into a flowable: its children's failure is a warning.
             final = apply_allowances(
-                decision.state,
+                child_failure.flowable_state(spec, decision.state),
                 allow_failure=spec.allow_failure or spec.type == "AllowFailure",
                 allow_warning=spec.allow_warning,
             )
