@@ -55,9 +55,13 @@ function askedOf(task, run) {
 async function card(execution, reload) {
   const flow = await get(`/flows/${encodeURIComponent(execution.namespace)}/${encodeURIComponent(execution.flowId)}?revision=${execution.flowRevision}&allowDeleted=true`);
   const paused = (execution.taskRunList || []).filter((r) => r.state.current === "PAUSED");
+  const taskOf = (r) => findTask(flow.tasks, r.taskId) || findTask(flow.errors, r.taskId) || findTask(flow.finally, r.taskId);
+  // Kestra 2's Approval task: its review dialog's `inputs`, a comment, and Approve / Deny as decisions.
+  const isApproval = (task) => Boolean(task && typeof task.type === "string" && task.type.endsWith(".Approval"));
+  const approvalTask = paused.some((r) => isApproval(taskOf(r)));
   const resumeInputs = paused.flatMap((r) => {
-    const task = findTask(flow.tasks, r.taskId) || findTask(flow.errors, r.taskId) || findTask(flow.finally, r.taskId);
-    return (task && task.onResume) || [];
+    const task = taskOf(r);
+    return (task && (isApproval(task) ? task.inputs : task.onResume)) || [];
   });
   const ns = execution.namespace;
   const status = h("div", { class: "decision-status" });
@@ -78,12 +82,13 @@ async function card(execution, reload) {
   const agentCall = paused.some((r) => r.outputs && r.outputs.approval && typeof r.outputs.approval === "object");
   const reason = h("textarea", { name: "reason", class: "reason", placeholder: "Reason (told to the agent on reject)" });
   if (agentCall && can("execution.resume", ns)) form.append(h("label", {}, "Reason", reason));
+  const comment = h("textarea", { name: "comment", class: "comment", placeholder: "Comment (kept in the approval's outputs)" });
+  if (approvalTask && can("execution.resume", ns)) form.append(h("label", {}, "Comment", comment));
   const resumeWith = (decision) => {
     const data = formData(form, resumeInputs);
-    if (agentCall) {
-      data.append("decision", decision);
-      if (reason.value) data.append("reason", reason.value);
-    }
+    if (agentCall || approvalTask) data.append("decision", decision);
+    if (agentCall && reason.value) data.append("reason", reason.value);
+    if (approvalTask && comment.value) data.append("comment", comment.value);
     decide(`${base}/resume`, "POST", data);
   };
   if (can("execution.resume", ns)) {
@@ -93,9 +98,10 @@ async function card(execution, reload) {
       resumeWith("APPROVE");
     });
   }
-  if (agentCall && can("execution.resume", ns)) {
+  if ((agentCall || approvalTask) && can("execution.resume", ns)) {
+    // An Approval's denial runs its `onDeny` (REJECT reads as DENIED).
     buttons.push(h("button", { type: "button", class: "danger reject", dataset: { execution: execution.id },
-      onclick: () => resumeWith("REJECT") }, "Reject"));
+      onclick: () => resumeWith("REJECT") }, approvalTask && !agentCall ? "Deny" : "Reject"));
   } else if (can("execution.control", ns)) {
     buttons.push(h("button", { type: "button", class: "danger reject", dataset: { execution: execution.id },
       onclick: () => confirm("Reject: kill this execution?") && decide(`${base}/kill`, "DELETE") }, "Reject"));
