@@ -31,6 +31,7 @@ from orchestrator import (
     loop_scope,
     loops,
     operations,
+    sla_assertions,
     sleeps,
     storage,
     store,
@@ -60,6 +61,7 @@ from orchestrator.core.plan import (
     remaining,
 )
 from orchestrator.core.retry import next_attempt_at
+from orchestrator.core.schedule_conditions import schedule_conditions_hold
 from orchestrator.core.states import State, apply_allowances
 from orchestrator.database import read_only, transaction
 from orchestrator.flow_validation import validate_flow
@@ -168,6 +170,8 @@ class Engine:
             approval_outcomes = list(session.info.get("approval_outcomes", ()))
         if transitions and self.hooks:
             emit_transitions(self.hooks, transitions)
+        if transitions:
+            sla_assertions.on_transitions(self, transitions)
         for child_id in ended_children:
             subflows.on_child_ended(self, child_id)
         for flow_key in ended_flows:
@@ -181,6 +185,11 @@ class Engine:
                 flow_triggers.on_execution_ended(self, transition.execution_id)
 
     # ---- flows ----------------------------------------------------------------------------------
+
+    def cached_flows(self, namespace: str, flow_id: str) -> list[Flow]:
+        """The revisions of a flow this process has parsed (a cheap look before a query)."""
+        with self._cache.lock:
+            return [f for (_, ns, fid, _), f in self._cache.flows.items() if ns == namespace and fid == flow_id]
 
     def flow_of(self, row: FlowRevisionRow) -> Flow:
         key = (row.tenant, row.namespace, row.flow_id, row.revision)
@@ -284,18 +293,19 @@ class Engine:
         trigger: dict[str, Any] | None = None,
         execution_id: str | None = None,
         scheduled_at: datetime | None = None,
+        require_inputs: bool = True,
     ) -> ExecutionRow:
         """Create an execution with typed inputs, mark it RUNNING and dispatch its first canvas.
 
         With `scheduled_at` in the future (Kestra's `scheduleDate`) it stays CREATED until the sweeper
-        starts it then.
+        starts it then. `require_inputs=False` lets required inputs be missing (a start with no inputs at all).
         """
         with self._tx() as session:
             flow_row = self._live_flow(session, namespace, flow_id, revision)
             flow = self.flow_of(flow_row)
             if flow.disabled:
                 raise Conflict(f"flow {namespace}.{flow_id} is disabled")
-            typed_inputs = coerce_inputs(flow, inputs)
+            typed_inputs = coerce_inputs(flow, inputs, require=require_inputs or bool(inputs))
             behavior, messages = checks.check_verdict(flow, typed_inputs, labels or [])
             row = self.create_execution(
                 session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger,
@@ -1048,10 +1058,11 @@ class Engine:
     def trigger_webhook(
         self, namespace: str, flow_id: str, key: str, variables: dict[str, Any], *, actor: str
     ) -> tuple[ExecutionRow | None, dict[str, Any]]:
-        """Start an execution from a Webhook trigger whose (rendered) key matches; NotFound otherwise.
+        """Start an execution from a Webhook trigger whose (rendered) key matches; NotFound otherwise, and
+        no execution (None) when the trigger's `conditions` (or Kestra 2's `when`) do not hold.
 
         Unknown flows, disabled triggers and wrong keys all answer the same NotFound, so a caller
-        cannot probe which flows exist. No execution (None) when the trigger's `when` refuses the event.
+        cannot probe which flows exist.
         """
         with read_only(self.sessions) as session:
             row = store.latest_flow(session, self.settings.tenant, namespace, flow_id)
@@ -1061,6 +1072,11 @@ class Engine:
             raise NotFound("webhook", f"{namespace}/{flow_id}/{key}")
         if not kestra2.when_holds(trigger.properties.get("when"), {"trigger": variables}):
             return None, dict(trigger.properties)  # Kestra 2's `when` refuses the event: nothing starts
+        conditions = trigger.properties.get("conditions") or []
+        if isinstance(conditions, list) and not schedule_conditions_hold(
+            conditions, store.utcnow(), {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace}}
+        ):
+            return None, dict(trigger.properties)  # Kestra answers 204 and starts nothing
         execution = self.submit(
             namespace,
             flow_id,

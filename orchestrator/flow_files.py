@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from orchestrator.core.errors import FlowErrorDetail, FlowInvalid
 from orchestrator.core.parse import MAX_DOCUMENT_BYTES
 from orchestrator.flow_validation import validate_flow_with_warnings
 
-__all__ = ["FileReport", "format_reports", "validate_paths"]
+__all__ = ["FileReport", "format_reports", "unsupported_types", "validate_paths"]
 
 FLOW_SUFFIXES = (".yaml", ".yml")
 
@@ -65,8 +66,18 @@ def _invalid(path: Path, message: str) -> FileReport:
     return FileReport(path, valid=False, errors=[FlowErrorDetail("", message)])
 
 
+_UNSUPPORTED = re.compile(r"^task type '(?P<type>[^']+)' is not supported by Chorus")
+
+
+def unsupported_types(report: FileReport) -> list[str]:
+    """The Kestra task types a file uses that Chorus does not implement, in order of first use."""
+    found = (_UNSUPPORTED.match(e.message) for e in report.errors)
+    return list(dict.fromkeys(m.group("type") for m in found if m is not None))
+
+
 def format_reports(reports: Sequence[FileReport], *, as_json: bool) -> str:
-    """Render reports: one text line per file (errors indented below it), or one JSON object per line."""
+    """Render reports: one text line per file (errors indented below it), or one JSON object per line; the
+    text ends with the Kestra types the files use that Chorus does not support, when there are some."""
     if as_json:
         return "\n".join(json.dumps(_as_json(r), ensure_ascii=False) for r in reports)
     lines: list[str] = []
@@ -78,6 +89,9 @@ def format_reports(reports: Sequence[FileReport], *, as_json: bool) -> str:
         first = str(report.errors[0]) if report.errors else "invalid"
         lines.append(f"INVALID {report.path}: {first}")
         lines.extend(f"  {error}" for error in report.errors)
+    missing = list(dict.fromkeys(t for report in reports for t in unsupported_types(report)))
+    if missing:
+        lines.append(f"Not supported by Chorus: {', '.join(missing)}")
     return "\n".join(lines)
 
 
@@ -90,4 +104,5 @@ def _as_json(report: FileReport) -> dict[str, object]:
             {"path": e.path, "line": e.line, "column": e.column, "message": e.message, "suggestion": e.suggestion}
             for e in report.errors
         ],
+        "unsupported": unsupported_types(report),
     }

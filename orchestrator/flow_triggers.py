@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -54,9 +55,10 @@ def on_execution_ended(engine: Engine, execution_id: str) -> list[str]:
                 state=execution.state,
                 labels={label["key"]: label["value"] for label in execution.labels},
                 outputs=execution.outputs or {},
-                # Read only when some trigger asks: it costs a read of the execution's task runs.
-                has_retry_attempt=any("hasRetryAttempt" in row.source for row in candidates)
-                and any(len(run.attempts) > 1 for run in store.task_runs_of(session, execution.id)),
+                # Read only when some trigger asks (HasRetryAttempt, Kestra 2's hasRetryAttempt): a read of task runs.
+                retried_attempts=_retried_attempts(store.task_runs_of(session, execution.id))
+                if any("etryAttempt" in row.source for row in candidates)
+                else (),
             )
             matches = _matching(engine, ended, candidates)
             if not matches:
@@ -93,6 +95,17 @@ def _candidates(session: Session, database_url: str, tenant: str) -> Sequence[Fl
     return rows
 
 
+def _retried_attempts(runs: Sequence[Any]) -> tuple[str, ...]:
+    """The attempt states of the task runs attempted more than once (Kestra's HasRetryAttempt reads those)."""
+    return tuple(
+        str(attempt.get("state", {}).get("current"))
+        for run in runs
+        if len(run.attempts or []) > 1
+        for attempt in run.attempts
+        if isinstance(attempt, dict)
+    )
+
+
 def _matching(
     engine: Engine, ended: EndedExecution, candidates: Sequence[FlowRevisionRow]
 ) -> list[tuple[FlowRevisionRow, Flow, TriggerSpec]]:
@@ -108,7 +121,8 @@ def _matching(
         if not access.allows(flow.namespace, ended.namespace, Use.EXECUTION_READ):
             continue  # its trigger would see the execution's outputs, labels and file URIs
         for trigger in flow.triggers:
-            if trigger.type == "Flow" and not trigger.disabled and flow_trigger_matches(trigger, ended):
+            seen = replace(ended, triggered_flow=(flow.namespace, flow.id))
+            if trigger.type == "Flow" and not trigger.disabled and flow_trigger_matches(trigger, seen):
                 found.append((flow_row, flow, trigger))
     return found
 

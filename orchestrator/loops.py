@@ -1,4 +1,4 @@
-"""WaitFor and LoopUntil: run a flowable's tasks again, iteration after iteration, while a condition says so.
+"""WaitFor and LoopUntil: run a flowable's tasks again, iteration after iteration, until a condition holds.
 
 Each iteration's task runs carry the iteration number. When an iteration ends well, the parent's join
 asks `next_iteration`: it renders the condition against the execution (with the loop's
@@ -8,16 +8,16 @@ the sweeper dispatches the next iteration then. Waiting lives in the database, n
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from orchestrator import store
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import ExpressionError
-from orchestrator.core.expressions import is_true, render
+from orchestrator.core.expressions import is_true, render, render_value
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.states import State
 from orchestrator.tables import ExecutionRow, TaskRunRow
@@ -27,54 +27,72 @@ if TYPE_CHECKING:
     from orchestrator.engine import Engine
 
 LOOP_TYPES = frozenset({"WaitFor", "LoopUntil"})
-_DEFAULT_MAX_ITERATIONS = 100
-_DEFAULT_MAX_DURATION = timedelta(hours=1)
-_DEFAULT_INTERVAL = timedelta(seconds=1)
 
 
-def _frequency(spec: TaskSpec) -> tuple[int, timedelta, timedelta]:
+@dataclass(frozen=True)
+class _Frequency:
+    max_iterations: int | None
+    max_duration: timedelta | None
+    interval: timedelta
+
+
+# WaitFor's defaults are its CheckFrequency's in Kestra 0.20; LoopUntil's (which took WaitFor's place later)
+# are unlimited iterations and duration, one minute apart.
+_WAIT_FOR = _Frequency(100, timedelta(hours=1), timedelta(seconds=1))
+_LOOP_UNTIL = _Frequency(None, None, timedelta(minutes=1))
+
+
+def _frequency(spec: TaskSpec, render_value: Any) -> _Frequency:
+    defaults = _WAIT_FOR if spec.type == "WaitFor" else _LOOP_UNTIL
     raw: dict[str, Any] = spec.properties.get("checkFrequency") or {}  # type: ignore[assignment]
-    max_iterations = int(raw.get("maxIterations") or _DEFAULT_MAX_ITERATIONS)
-    max_duration = parse_duration(str(raw["maxDuration"])) if raw.get("maxDuration") else _DEFAULT_MAX_DURATION
-    interval = parse_duration(str(raw["interval"])) if raw.get("interval") else _DEFAULT_INTERVAL
-    return max_iterations, max_duration, interval
+    raw = {k: render_value(v) for k, v in raw.items() if v is not None}
+    return _Frequency(
+        int(raw["maxIterations"]) if "maxIterations" in raw else defaults.max_iterations,
+        parse_duration(str(raw["maxDuration"])) if "maxDuration" in raw else defaults.max_duration,
+        parse_duration(str(raw["interval"])) if "interval" in raw else defaults.interval,
+    )
 
 
-def _again(spec: TaskSpec, condition: bool) -> bool:
-    # WaitFor keeps going while its condition holds; LoopUntil until it holds.
-    return condition if spec.type == "WaitFor" else not condition
+def _reached(frequency: _Frequency, count: int, parent: TaskRunRow, now: datetime) -> bool:
+    """Whether the next iteration (`count`) would pass a limit: `maxIterations` iterations have run, or
+    `maxDuration` has passed since the loop started."""
+    limit = frequency.max_iterations
+    if limit is not None and count > limit:
+        return True
+    return frequency.max_duration is not None and parent.created_at + frequency.max_duration < now
 
 
 def next_iteration(
     engine: Engine, session: Session, execution: ExecutionRow, flow: Flow, spec: TaskSpec, parent: TaskRunRow
 ) -> bool:
-    """Schedule the next iteration when the condition and the limits allow; False when the loop is over."""
+    """Schedule the next iteration when the condition and the limits allow; False when the loop is over.
+
+    As Kestra's LoopUntil (and WaitFor, its older name) and its LoopUntilCaseTest: the first iteration runs
+    with iterationCount 1; once one ends, a truthy condition ends the loop (the count stays), otherwise the
+    count goes up and a reached limit ends it (failing with `failOnMaxReached`), else the next one is due.
+    """
     iteration = int((parent.decision or {}).get("loop", 0))
     runs = store.task_runs_of(session, execution.id)
     variables = execution_variables(execution, flow, spec, parent, runs)
-    try:
-        condition = is_true(render(str(spec.properties.get("condition", "false")), variables))
-    except ExpressionError:
-        return False
-    max_iterations, max_duration, interval = _frequency(spec)
     now = store.utcnow()
-    within_limits = iteration + 1 < max_iterations and now + interval - parent.created_at <= max_duration
-    if not _again(spec, condition) or not within_limits:
-        reached = _again(spec, condition)
-        session.execute(
-            update(TaskRunRow)
-            .where(TaskRunRow.id == parent.id)
-            .values(decision={**(parent.decision or {}), "max_reached": reached})
-        )
-        parent.decision = {**(parent.decision or {}), "max_reached": reached}
+    try:
+        done = is_true(render(str(spec.properties.get("condition", "false")), variables))
+    except ExpressionError:
+        done = True
+    if done:
+        parent.decision = {**(parent.decision or {}), "max_reached": False}
+        session.flush()
         return False
-    decision = {**(parent.decision or {}), "loop": iteration + 1}
-    outputs = {**(parent.outputs or {}), "iterationCount": iteration + 1}
-    session.execute(
-        update(TaskRunRow)
-        .where(TaskRunRow.id == parent.id)
-        .values(decision=decision, outputs=outputs, retry_at=now + interval)
-    )
+    count = iteration + 2
+    parent.outputs = {**(parent.outputs or {}), "iterationCount": count}
+    frequency = _frequency(spec, lambda value: render_value(value, variables))
+    if _reached(frequency, count, parent, now):
+        parent.decision = {**(parent.decision or {}), "max_reached": True}
+        session.flush()
+        return False
+    parent.decision = {**(parent.decision or {}), "loop": iteration + 1}
+    parent.retry_at = now + frequency.interval
+    session.flush()
     store.append_audit(
         session,
         execution.id,
@@ -87,7 +105,8 @@ def next_iteration(
 
 
 def final_state(spec: TaskSpec, parent: TaskRunRow, state: State) -> State:
-    """A loop that ran out of iterations fails only with `failOnMaxReached`."""
-    if (parent.decision or {}).get("max_reached") and spec.properties.get("failOnMaxReached"):
+    """A loop that reached a limit fails only with `failOnMaxReached`."""
+    fail = spec.properties.get("failOnMaxReached")
+    if (parent.decision or {}).get("max_reached") and str(fail).lower() == "true":
         return State.FAILED
     return state

@@ -47,6 +47,13 @@ def kill(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
     return _stop(engine, execution_id, State.KILLED, actor=actor)
 
 
+def stop(
+    engine: Engine, execution_id: str, final: State, *, actor: str, payload: dict[str, Any] | None = None
+) -> ExecutionRow:
+    """End a running execution in `final` (an SLA's FAIL or CANCEL), its unfinished task runs KILLED."""
+    return _stop(engine, execution_id, final, actor=actor, payload=payload)
+
+
 def _stop(
     engine: Engine, execution_id: str, final: State, *, actor: str, payload: dict[str, Any] | None = None
 ) -> ExecutionRow:

@@ -121,20 +121,29 @@ def start_many(
         if single:
             row.decision = {"subflow": children[0]} if wait else {}
             row.outputs = {"executionId": children[0]}
-        else:
-            row.decision = {"subflows": len(children)} if wait else {}
+        elif not children:
+            # Kestra's executor: an executable task with no subflow execution (an empty items file) succeeds
+            # at once, without outputs.
+            row.decision, row.outputs = {}, None
+        elif wait:
+            row.decision = {"subflows": len(children)}
             row.outputs = _batch_outputs({str(State.CREATED): len(children)}, len(children))
+        else:
+            # Not waiting, Kestra counts every batch as moved from RUNNING to SUCCESS once it is started.
+            row.decision = {}
+            counts = {str(State.RUNNING): 0, str(State.SUCCESS): len(children)}
+            row.outputs = {"numberOfBatches": len(children), "iterations": counts}
         session.flush()
         verdict = STOP
-        if not wait:
-            outputs = dict(row.outputs)
+        if not wait or not children:
+            outputs = dict(row.outputs) if row.outputs is not None else None
             outcome = TaskOutcome(State.SUCCESS, outputs=outputs)
             verdict = engine.complete_task_run(
                 session, parent, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
             )
     for child_id in children:
         engine.dispatch(child_id, actor=f"execution:{at.execution_id}")
-    return STOP if wait else verdict  # a waiting parent continues from on_child_ended
+    return STOP if wait and children else verdict  # a waiting parent continues from on_child_ended
 
 
 def _batch_outputs(counts: dict[str, int], batches: int) -> dict[str, Any]:
@@ -181,7 +190,8 @@ def _on_batch_child_ended(
         return
     transmit = task.properties.get("transmitFailed", True) is not False
     failed = sum(n for state, n in counts.items() if State(state).is_failure)
-    state = State.FAILED if failed and transmit else State.WARNING if counts.get("WARNING") else State.SUCCESS
+    warned = transmit and bool(counts.get("WARNING"))
+    state = State.FAILED if failed and transmit else State.WARNING if warned else State.SUCCESS
     error = f"{failed} of {batches} subflow executions failed" if state is State.FAILED else None
     row.decision = {}
     engine.complete_task_run(
@@ -215,7 +225,10 @@ def _on_single_child_ended(
         outputs.setdefault("outputs", {}).update(child.outputs)
     transmit = task.properties.get("transmitFailed", True) is not False
     failed = child_state.is_failure and transmit
-    state = State.FAILED if failed or error else State.WARNING if child_state is State.WARNING else State.SUCCESS
+    # Kestra's ExecutableUtils.guessState: with transmitFailed a FAILED, KILLED or WARNING child passes its
+    # state on (a killed child fails the task here); anything else, or without it, is a success.
+    warned = transmit and child_state is State.WARNING
+    state = State.FAILED if failed or error else State.WARNING if warned else State.SUCCESS
     outcome = TaskOutcome(
         state, outputs=outputs, error=error or (f"subflow {child.id} ended {child_state}" if failed else None)
     )

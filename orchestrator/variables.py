@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator import loop_scope
@@ -61,13 +61,75 @@ def base_variables(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRo
         # fails on `inputs`, which is what its error messages (and users' expectations) name.
         **({"inputs": dict(execution.inputs)} if execution.inputs else {}),
         "outputs": task_outputs(runs),
-        # The flow's own text: the only strings render() may evaluate (core/authored.py); the rest is data.
-        "vars": authored(flow.variables),
-        "labels": {label["key"]: label["value"] for label in execution.labels},
+        # The flow's own text is the only string render() may evaluate (core/authored.py); the rest is data.
+        "vars": execution_vars(flow, runs),
+        "labels": label_variables(execution.labels),
         "trigger": (execution.trigger or {}).get("variables", {}),
         "envs": {},
         "globals": {},
     }
+
+
+_SYSTEM = "system."
+
+
+def label_variables(labels: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`labels`, as Kestra's RunVariables maps them: `system.*` labels under `labels.system` (so
+    `{{ labels.system.correlationId }}` reads), the first of a repeated key kept."""
+    mapped: dict[str, Any] = {}
+    for label in labels:
+        key, value = label.get("key"), label.get("value")
+        if key is None or value is None:
+            continue
+        if str(key).startswith(_SYSTEM):
+            system = mapped.setdefault("system", {})
+            if isinstance(system, dict):
+                system.setdefault(str(key)[len(_SYSTEM) :], value)
+        else:
+            mapped.setdefault(str(key), value)
+    return mapped
+
+
+_VARIABLE_TASKS = frozenset({"SetVariables", "UnsetVariables"})
+
+
+def execution_vars(flow: Flow, runs: Sequence[TaskRunRow]) -> dict[str, Any]:
+    """`vars`: the flow's `variables`, then what each successful SetVariables / UnsetVariables run changed, in
+    the order they ran (Kestra keeps them on the execution; here they are those task runs' outputs)."""
+    # The flow's own variables are authored text; what SetVariables runs produced is data (core/authored.py).
+    merged: dict[str, Any] = authored(flow.variables)
+    kinds = {t.id: t.type for t in flow.iter_tasks() if t.type in _VARIABLE_TASKS}
+    for run in runs:
+        kind = kinds.get(run.task_id)
+        if kind is None or run.state != State.SUCCESS or not run.outputs:
+            continue
+        if kind == "SetVariables":
+            merged = deep_merge(merged, run.outputs.get("variables") or {})
+        else:
+            for key in run.outputs.get("unset") or []:
+                merged = _without(merged, str(key).split("."))
+    return merged
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Kestra's `MapUtils.deepMerge`: nested maps merged key by key, anything else replaced."""
+    merged = dict(base)
+    for key, value in update.items():
+        current = merged.get(key)
+        merged[key] = deep_merge(current, value) if isinstance(current, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def _without(variables: dict[str, Any], path: list[str]) -> dict[str, Any]:
+    head, rest = path[0], path[1:]
+    if head not in variables:
+        return variables
+    copy = dict(variables)
+    if not rest:
+        del copy[head]
+    elif isinstance(copy[head], dict):
+        copy[head] = _without(copy[head], rest)
+    return copy
 
 
 def _state_seen(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow]) -> str:

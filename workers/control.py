@@ -12,6 +12,7 @@ from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import is_true
 from orchestrator.core.namespace_access import Use
 from workers.context import Decider, Decision, Handler, TaskContext
+from workers.storage import store_file
 from workers.workdir import run_local_files
 
 
@@ -81,9 +82,37 @@ def _values(raw: Any) -> list[Any]:
     return raw
 
 
+def _java(value: Any) -> str:
+    """A value as Java's `toString` shows it (Kestra's messages print lists and maps that way)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_java(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_java(v) for v in value) + "]"
+    return str(value)
+
+
+def each_values(raw: Any, rendered: Any) -> list[Any]:
+    """Kestra's `FlowableUtils.resolveEachTasks`: a loop runs once per distinct value, and a null value
+    fails it; integers of a YAML list are rendered as text ("1"), as Kestra renders each element."""
+    values = _values(rendered)
+    if isinstance(raw, list):
+        values = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values]
+    distinct: dict[str, Any] = {}
+    for value in values:
+        distinct.setdefault(json.dumps(value, sort_keys=True), value)
+    nulls = sum(1 for value in distinct.values() if value is None)
+    if nulls:
+        raise TaskFailed(f"Found '{nulls}' null values on Each, with values={_java(values)}", retryable=False)
+    return list(distinct.values())
+
+
 def decide_for_each(ctx: TaskContext) -> Decision:
     raw = ctx.properties.get("values", ctx.properties.get("value"))
-    return Decision({"branch": "tasks", "values": _values(ctx.render(raw))})
+    return Decision({"branch": "tasks", "values": each_values(raw, ctx.render(raw))})
 
 
 def decide_switch(ctx: TaskContext) -> Decision:
@@ -92,7 +121,11 @@ def decide_switch(ctx: TaskContext) -> Decision:
     branch = f"cases.{key}"
     if branch in ctx.claimed.task.branches:
         return Decision({"branch": branch}, {"value": key, "defaults": False})
-    if "defaults" not in ctx.claimed.task.branches:
+    if not ctx.claimed.task.branches.get("defaults"):  # absent, or `defaults: null` as in Kestra's tests
+        at, flow = ctx.claimed.coordinates, ctx.claimed.flow
+        # Kestra's FlowableUtils.resolveState: no branch to run fails the Switch, with this warning.
+        ctx.log("WARN", f"No task found on flow '{flow.namespace}.{flow.id}', task '{at.task_id}', execution "
+                f"'{at.execution_id}'")  # fmt: skip
         raise TaskFailed(f"Switch: no case matches '{key}' and there are no defaults", retryable=False)
     return Decision({"branch": "defaults"}, {"value": key, "defaults": True})
 
@@ -184,8 +217,11 @@ def run_fetch(ctx: TaskContext) -> dict[str, Any] | None:
     task_ids = ctx.render(ctx.properties.get("tasksId") or [])
     level = str(ctx.render(ctx.properties.get("level", "INFO"))).upper()
     logs = ctx.engine.fetch_logs(str(execution_id), task_ids=task_ids, min_level=level)
-    # Kestra writes the lines to internal storage and outputs the file's URI and the count.
-    return {"size": len(logs), "logs": logs}
+    # Kestra writes the lines to internal storage (one per line) and outputs the file's URI and the count;
+    # `logs` keeps them readable inline too.
+    body = "".join(json.dumps(line, separators=(",", ":"), default=str) + "\n" for line in logs).encode()
+    uri = store_file(ctx.engine.settings.data_dir, ctx.claimed, f"{ctx.claimed.task.id}.ion", body)
+    return {"size": len(logs), "uri": uri, "logs": logs}
 
 
 HANDLERS["Labels"] = run_labels
@@ -193,7 +229,8 @@ HANDLERS["Fetch"] = run_fetch
 
 
 def decide_loop(ctx: TaskContext) -> Decision:
-    return Decision({"branch": "tasks", "loop": 0}, {"iterationCount": 0})
+    # Kestra's loops count from 1: the first iteration reads `outputs.<loop>.iterationCount` as 1.
+    return Decision({"branch": "tasks", "loop": 0}, {"iterationCount": 1})
 
 
 HANDLERS["LocalFiles"] = run_local_files

@@ -9,7 +9,6 @@ where Kestra users look for them.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from orchestrator.core.errors import TaskFailed
@@ -18,47 +17,8 @@ from orchestrator.core.namespace_access import Use
 from orchestrator.engine import Engine
 from workers.context import TaskContext
 from workers.storage import local_path, store_file
+from workers.storagetasks import split_file
 from workers.subflow import labels_for
-
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?B)?\s*$", re.IGNORECASE)
-_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
-
-
-def _size(text: str) -> int:
-    """A data size as Kestra writes it (`10MB`, `512KB`, `1024`), in bytes."""
-    match = _SIZE.match(text)
-    if match is None or int(match.group(1)) <= 0:
-        raise TaskFailed(f"batch.bytes: expected a size such as 10MB, got {text!r}", retryable=False)
-    return int(match.group(1)) * _UNITS[(match.group(2) or "B").upper()]
-
-
-def _batches(lines: list[bytes], batch: dict[str, Any]) -> list[list[bytes]]:
-    """Cut the items into batches by `rows` (Kestra's default: 1 row), `partitions` or `bytes`."""
-    if batch.get("partitions") is not None:
-        partitions = int(batch["partitions"])
-        if partitions < 1:
-            raise TaskFailed("batch.partitions must be at least 1", retryable=False)
-        size, extra = divmod(len(lines), partitions)
-        cuts, start = [], 0
-        for index in range(min(partitions, len(lines))):
-            end = start + size + (1 if index < extra else 0)
-            cuts.append(lines[start:end])
-            start = end
-        return cuts
-    if batch.get("bytes") is not None:
-        limit = _size(str(batch["bytes"]))
-        cuts, current, used = [], [], 0
-        for line in lines:
-            if current and used + len(line) > limit:
-                cuts.append(current)
-                current, used = [], 0
-            current.append(line)
-            used += len(line)
-        return [*cuts, current] if current else cuts
-    rows = 1 if batch.get("rows") is None else int(batch["rows"])
-    if rows < 1:
-        raise TaskFailed("batch.rows must be at least 1", retryable=False)
-    return [lines[i : i + rows] for i in range(0, len(lines), rows)]
 
 
 def run_split(ctx: TaskContext) -> dict[str, Any] | None:
@@ -71,14 +31,12 @@ def run_split(ctx: TaskContext) -> dict[str, Any] | None:
     if not source.is_file():
         raise TaskFailed(f"items: no file at {uri.strip()}", retryable=False)
     batch = ctx.render(ctx.properties.get("batch") or {})
-    separator = str(batch.get("separator") or "\n").encode()
-    lines = [line + separator for line in source.read_bytes().split(separator) if line]
-    uris = [
-        store_file(data_dir, ctx.claimed, f"{index}.txt", b"".join(cut))
-        for index, cut in enumerate(_batches(lines, batch))
-    ]
+    if all(batch.get(k) is None for k in ("rows", "bytes", "partitions")):
+        batch = {**batch, "rows": 1}  # Kestra's default batch: one item per subflow execution
+    cuts = split_file(source, batch)
+    uris = [store_file(data_dir, ctx.claimed, f"{index}.txt", cut) for index, cut in enumerate(cuts)]
     splits = store_file(data_dir, ctx.claimed, "splits.txt", "".join(f"{u}\n" for u in uris).encode())
-    ctx.log("INFO", f"split {len(lines)} items into {len(uris)} batches")
+    ctx.log("INFO", f"split the items into {len(uris)} batches")
     return {"splits": splits, "numberOfBatches": len(uris)}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import PurePosixPath
 from typing import Any
 
 from orchestrator import storage
@@ -44,9 +45,12 @@ class EngineFunctions:
         return self._engine.error_logs(self._claimed.coordinates.execution_id)
 
     def read_file(self, uri: str) -> str:
-        """A file of this execution, or of its parent (a subflow reads the batch its ForEachItem wrote)."""
+        """A file of this execution, or of its parent (a subflow reads the batch its ForEachItem wrote); a path
+        that is no `kestra://` URI names a file of the flow's namespace, as in Kestra."""
         at = self._claimed.coordinates
         flow = self._claimed.flow
+        if not uri.startswith(storage.SCHEME):
+            return self._namespace_file(flow.namespace, uri)
         readable = [storage.execution_prefix(flow.namespace, flow.id, at.execution_id)]
         parent = self._claimed.variables.get("trigger") or {}
         if {"namespace", "flowId", "executionId"} <= parent.keys() and self.guard.allows(
@@ -65,6 +69,16 @@ class EngineFunctions:
             return path.read_text()
         except OSError as e:
             raise ExpressionError(f"read(): no readable file at {uri}") from e
+
+    def _namespace_file(self, namespace: str, path: str) -> str:
+        relative = PurePosixPath(path.lstrip("/"))
+        if ".." in relative.parts or not relative.parts:
+            raise ExpressionError(f"read(): invalid namespace file path {path!r}")
+        local = self._engine.settings.data_dir / "storage" / PurePosixPath(*namespace.split("."), "_files", relative)
+        try:
+            return local.read_text()
+        except OSError as e:
+            raise ExpressionError(f"read(): no namespace file {path} in namespace {namespace}") from e
 
     def kv(self, key: str, namespace: str | None, error_on_missing: bool) -> Any:
         """Kestra's `kv(key, namespace, errorOnMissing)`: a namespace KV value, by default the flow's."""

@@ -6,7 +6,25 @@ import functools
 from typing import Any
 
 from orchestrator.core.errors import ChorusError, TaskFailed
-from workers import ai, approval, control, foreachitem, io, kvtasks, loop, mcp_tools, notifications, scripts, triggers
+from workers import (
+    ai,
+    approval,
+    control,
+    exectasks,
+    foreachitem,
+    housekeeping,
+    io,
+    kvtasks,
+    loop,
+    mcp_tools,
+    notifications,
+    nsfiles,
+    scripts,
+    statetasks,
+    storagetasks,
+    templating,
+    triggers,
+)
 from workers.context import Decider, Handler, TaskContext
 
 _HANDLERS: dict[str, Handler] = {
@@ -19,6 +37,12 @@ _HANDLERS: dict[str, Handler] = {
     **scripts.HANDLERS,
     **kvtasks.HANDLERS,
     **triggers.HANDLERS,
+    **statetasks.HANDLERS,
+    **storagetasks.HANDLERS,
+    **nsfiles.HANDLERS,
+    **templating.HANDLERS,
+    **housekeeping.HANDLERS,
+    **exectasks.HANDLERS,
 }
 _DECIDERS: dict[str, Decider] = {**control.DECIDERS, **loop.DECIDERS, **approval.DECIDERS}
 

@@ -17,11 +17,22 @@ def _labels(raw: Any) -> list[dict[str, str]]:
     return []
 
 
+def _flat(labels: dict[str, Any]) -> dict[str, Any]:
+    """The `labels` variable (system labels nested under `system`, as Kestra shows them) as label keys."""
+    flat: dict[str, Any] = {}
+    for key, value in labels.items():
+        if key == "system" and isinstance(value, dict):
+            flat.update({f"system.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 def labels_for(ctx: TaskContext) -> list[dict[str, str]]:
     """A child execution's labels: the parent's (`inheritLabels`) or its correlation id, then `labels`."""
     props = ctx.properties
     labels: list[dict[str, str]] = []
-    parent_labels = ctx.claimed.variables.get("labels", {})
+    parent_labels = _flat(ctx.claimed.variables.get("labels", {}))
     if props.get("inheritLabels"):
         labels += [{"key": k, "value": str(v)} for k, v in parent_labels.items()]
     elif CORRELATION_LABEL in parent_labels:

@@ -68,8 +68,7 @@ def run_working_directory(
             child_claim = engine.claim(coords, owner=owner, celery_task_id=celery_id)
             if child_claim is None:
                 return STOP, None
-            # Kestra shows the WorkingDirectory's own task run to its children as `workerTaskrun`.
-            child_claim.variables["workerTaskrun"] = dict(claimed.variables["taskrun"])
+            _as_worker_child(child_claim, claimed)
             if child.branches:
                 outcome = TaskOutcome(
                     State.FAILED, error="flowable tasks inside a WorkingDirectory are not supported", retryable=False
@@ -88,6 +87,19 @@ def run_working_directory(
     finally:
         _current_dir.pop(at.task_run_id, None)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _as_worker_child(child: ClaimedTaskRun, workdir: ClaimedTaskRun) -> None:
+    """What a WorkingDirectory's child sees, as Kestra's worker builds it: the WorkingDirectory's task run as
+    `workerTaskrun`, its loop value as `taskrun.value`, and its `parents` (the child runs in its context)."""
+    outer = workdir.variables
+    child.variables["workerTaskrun"] = dict(outer["taskrun"])
+    if outer["taskrun"].get("value") is not None:
+        child.variables["taskrun"] = {**child.variables["taskrun"], "value": outer["taskrun"]["value"]}
+    for name in ("parents", "parent"):
+        child.variables.pop(name, None)
+        if name in outer:
+            child.variables[name] = outer[name]
 
 
 def _write_inputs(workdir: Path, files: Any) -> None:

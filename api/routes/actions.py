@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import actor, check_tenant, engine
@@ -35,6 +36,20 @@ async def _form_inputs(request: Request, eng: Engine, execution_id: str) -> dict
     if row is None:
         raise NotFound("execution", execution_id)
     return await form_inputs(request, eng.settings.data_dir, row.namespace, row.flow_id, row.id)
+
+
+def _json_text(value: str | None) -> bytes:
+    import json
+
+    return json.dumps(value).encode()
+
+
+def _body(shape: Any, raw: bytes) -> Any:
+    """Validate a body the way FastAPI would have (a 422 with the same error shape)."""
+    try:
+        return TypeAdapter(shape).validate_json(raw or b"null")
+    except ValidationError as e:
+        raise RequestValidationError(e.errors(include_url=False)) from e
 
 
 def _is_execution(eng: Engine, execution_id: str) -> bool:
@@ -208,8 +223,21 @@ class TaskRunStateChange(BaseModel):
     state: State
 
 
-@router.post("/executions/{execution_id}/actions/state")
 @router.post("/executions/{execution_id}/state")
+async def change_task_run_state_legacy(
+    execution_id: str,
+    request: Request,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> dict[str, Any]:
+    if not await run_in_threadpool(_is_execution, eng, execution_id):
+        return await _create_instead(execution_id, "state", request, eng, who)
+    change = _body(TaskRunStateChange, await request.body())
+    return await change_task_run_state(execution_id, change, tenant, eng, who)
+
+
+@router.post("/executions/{execution_id}/actions/state")
 async def change_task_run_state(
     execution_id: str,
     change: TaskRunStateChange,
@@ -221,8 +249,21 @@ async def change_task_run_state(
     return await run_in_threadpool(_json, eng, execution_id)
 
 
-@router.post("/executions/{execution_id}/actions/change-status")
 @router.post("/executions/{execution_id}/change-status")
+async def change_status_legacy(
+    execution_id: str,
+    request: Request,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> dict[str, Any]:
+    if not await run_in_threadpool(_is_execution, eng, execution_id):
+        return await _create_instead(execution_id, "change-status", request, eng, who)
+    status = _body(State, _json_text(request.query_params.get("status")))
+    return await change_status(execution_id, status, tenant, eng, who)
+
+
+@router.post("/executions/{execution_id}/actions/change-status")
 async def change_status(
     execution_id: str,
     status: State,
@@ -239,8 +280,21 @@ class LabelPublic(BaseModel):
     value: str
 
 
-@router.post("/executions/{execution_id}/actions/labels")
 @router.post("/executions/{execution_id}/labels")
+async def set_labels_legacy(
+    execution_id: str,
+    request: Request,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> dict[str, Any]:
+    if not await run_in_threadpool(_is_execution, eng, execution_id):
+        return await _create_instead(execution_id, "labels", request, eng, who)
+    labels = _body(list[LabelPublic], await request.body())
+    return await set_labels(execution_id, labels, tenant, eng, who)
+
+
+@router.post("/executions/{execution_id}/actions/labels")
 async def set_labels(
     execution_id: str,
     labels: list[LabelPublic],

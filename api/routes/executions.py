@@ -110,6 +110,9 @@ async def create_execution(
         raise UnsupportedMediaType(received, "inputs as multipart/form-data (curl -F name=value), or no body")
     execution_id = new_id()  # chosen first, so uploaded files are stored where the execution will look
     inputs = await form_inputs(request, eng.settings.data_dir, namespace, flow_id, execution_id)
+    # A start with no body at all is Kestra's engine starting a flow without inputs (its tests, a trigger):
+    # required inputs may then be missing. Any inputs sent are checked as Kestra's API checks them.
+    require_inputs = bool(inputs) or is_multipart(request) or bool(await request.body())
     label_list = _labels(labels)
     row = await run_in_threadpool(
         lambda: eng.submit(
@@ -121,6 +124,7 @@ async def create_execution(
             revision=revision,
             execution_id=execution_id,
             scheduled_at=scheduleDate,
+            require_inputs=require_inputs,
         )
     )
     entry.audited, entry.subject = True, row.id

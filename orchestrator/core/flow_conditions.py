@@ -21,6 +21,7 @@ from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import ExpressionError
 from orchestrator.core.expressions import is_true, render
 from orchestrator.core.flow import TriggerSpec
+from orchestrator.core.schedule_conditions import expression_holds
 from orchestrator.core.states import State
 
 __all__ = [
@@ -52,7 +53,11 @@ class EndedExecution:
     state: str
     labels: Mapping[str, str] = field(default_factory=dict)
     outputs: Mapping[str, Any] = field(default_factory=dict)
-    has_retry_attempt: bool = False  #: a task run of it took more than one attempt (Kestra 2 `when`)
+    #: the states of every attempt of the task runs that were attempted more than once (HasRetryAttempt)
+    retried_attempts: tuple[str, ...] = ()
+    #: (namespace, id) of the flow whose trigger is evaluated: Kestra's FlowCondition and
+    #: FlowNamespaceCondition look at that flow, not at the execution that ended
+    triggered_flow: tuple[str, str] | None = None
 
 
 def flow_trigger_matches(trigger: TriggerSpec, ended: EndedExecution) -> bool:
@@ -88,7 +93,7 @@ def _when_holds(expression: Any, ended: EndedExecution) -> bool:
         "outputs": dict(ended.outputs),
         "flow": {"id": ended.flow_id, "namespace": ended.namespace, "revision": ended.flow_revision},
         "execution": {"id": ended.id, "state": ended.state},
-        "hasRetryAttempt": ended.has_retry_attempt,
+        "hasRetryAttempt": bool(ended.retried_attempts),
         "trigger": flow_trigger_variables(ended),
     }
     try:
@@ -124,10 +129,33 @@ def _condition_holds(condition: Mapping[str, Any], ended: EndedExecution) -> boo
         return _labels_match(condition.get("labels"), ended.labels)
     if kind == "ExecutionOutputs":
         return _outputs_match(condition.get("expression"), ended)
+    if kind == "HasRetryAttempt":
+        accepted, refused = _names(condition.get("in")), _names(condition.get("notIn")) or frozenset()
+        return any((accepted is None or s in accepted) and s not in refused for s in ended.retried_attempts)
+    if kind in ("Flow", "FlowNamespace"):
+        return ended.triggered_flow is not None and _flow_condition(kind, condition, *ended.triggered_flow)
+    if kind in ("Expression", "Variable"):
+        try:
+            return expression_holds(condition.get("expression"), {"trigger": flow_trigger_variables(ended)})
+        except ExpressionError:
+            return False
+    if kind in ("Not", "Or"):
+        nested = [c for c in condition.get("conditions") or [] if isinstance(c, Mapping)]
+        met = [_condition_holds(c, ended) for c in nested]
+        return not any(met) if kind == "Not" else any(met)
     if kind == "Multiple":
         # Kestra's legacy MultipleCondition: meeting one of its conditions counts towards its window.
         return bool(preconditions_matched(_legacy_window(condition), ended))
     return False
+
+
+def _flow_condition(kind: str, condition: Mapping[str, Any], namespace: str, flow_id: str) -> bool:
+    """Kestra's FlowCondition (namespace and flowId) and FlowNamespaceCondition (`prefix`: startsWith)."""
+    wanted = str(condition.get("namespace"))
+    if kind == "Flow":
+        return namespace == wanted and flow_id == condition.get("flowId")
+    prefix = str(condition.get("prefix", False)).lower() == "true"
+    return namespace.startswith(wanted) if prefix else namespace == wanted
 
 
 def _outputs_match(expression: Any, ended: EndedExecution) -> bool:

@@ -263,18 +263,19 @@ def _check(spec: Input, typed: JsonValue) -> None:
 _RANGED = (InputType.INT, InputType.FLOAT, InputType.DURATION)
 
 
-def coerce_inputs(flow: Flow, raw: Mapping[str, Any]) -> dict[str, JsonValue]:
+def coerce_inputs(flow: Flow, raw: Mapping[str, Any], *, require: bool = True) -> dict[str, JsonValue]:
     """Type, check and complete execution inputs against the flow's declared inputs (see coerce_declared)."""
-    return coerce_declared(flow.inputs, raw)
+    return coerce_declared(flow.inputs, raw, require=require)
 
 
-def coerce_declared(declared: Sequence[Input], raw: Mapping[str, Any]) -> dict[str, JsonValue]:
+def coerce_declared(declared: Sequence[Input], raw: Mapping[str, Any], *, require: bool = True) -> dict[str, JsonValue]:
     """Type, check and complete values against input declarations (flow inputs, Pause `onResume`).
 
     Inputs are taken in declaration order and the first bad one raises InputInvalid. Missing
     inputs take their declared defaults; a default that is an expression is returned unrendered,
     for the run to render. Optional inputs without value come back as None, undeclared inputs are
-    ignored, as Kestra does. Dotted ids are nested.
+    ignored, as Kestra does. Dotted ids are nested. With `require=False` a missing required input is
+    None too (an execution started with no inputs at all, which Kestra's engine does not validate).
     """
     typed: dict[str, JsonValue] = {}
     for spec in declared:
@@ -285,7 +286,7 @@ def coerce_declared(declared: Sequence[Input], raw: Mapping[str, Any]) -> dict[s
                 typed[spec.id] = value
                 continue
         if value is None:
-            if spec.required:
+            if spec.required and require:
                 raise InputInvalid(spec.id, "missing required input", received=None)
             typed[spec.id] = None
             continue

@@ -407,6 +407,10 @@ class _Reader:
         try:
             task_type = tasktypes.resolve(type_name)
         except KeyError:
+            reason = tasktypes.unsupported(type_name)
+            if reason is not None:
+                self.error(_join(path, "type"), f"task type '{type_name}' is not supported by Chorus: {reason}")
+                return None
             suggestion = tasktypes.suggest(type_name)
             self.error(_join(path, "type"), f"unknown task type '{type_name}'", suggestion=suggestion)
             return None
@@ -430,11 +434,26 @@ class _Reader:
             return None
         if task_type.name == "ForEachItem":
             branches = {"tasks": self.for_each_item_children(task_id, props, path)}
+        if task_type.name == "WorkingDirectory":
+            self.working_directory_children(branches.get("tasks", ()), path)
         return TaskSpec(
             id=task_id, type=task_type.name, type_name=type_name, properties=props, branches=branches, tools=tools,
             line=self._where(path, False)[0] or 0, column=self._where(path, False)[1] or 0,
             **self.common(merged, path),
         )  # fmt: skip
+
+    def working_directory_children(self, children: tuple[TaskSpec, ...], path: str) -> None:
+        """Kestra's WorkingDirectoryTaskValidator: runnable children only, and no worker group of their own."""
+        for index, child in enumerate(children):
+            where = f"{path}.tasks[{index}]"
+            if tasktypes.CATALOGUE[child.type].flowable or child.type == "Subflow":
+                self.error(where, "Only runnable tasks are allowed as children of a WorkingDirectory task")
+            elif child.worker_group is not None:
+                self.error(
+                    where,
+                    "Cannot set a Worker Group in any WorkingDirectory sub-tasks, "
+                    "it is only supported at the WorkingDirectory level",
+                )
 
     def for_each_item_children(self, task_id: str, props: dict[str, JsonValue], path: str) -> tuple[TaskSpec, ...]:
         """The three task runs Kestra makes of a ForEachItem, as its sequence of children."""

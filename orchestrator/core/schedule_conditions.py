@@ -1,8 +1,9 @@
-"""Schedule trigger conditions: does a slot (the trigger's local date) fire, or is it skipped.
+"""Schedule (and Webhook) trigger conditions: does a slot (the trigger's local date) fire, or is it skipped.
 
-Kestra's `DayWeek`, `DayWeekInMonth`, `Weekend`, `DateTimeBetween`, `TimeBetween`, `Not` and `Or`,
-evaluated on the slot's date in the trigger's time zone. All conditions must hold. A condition type
-this module does not know never holds, so a schedule never fires on a rule Chorus cannot check.
+Kestra's `DayWeek`, `DayWeekInMonth`, `Weekend`, `DateTimeBetween`, `TimeBetween`, `Not`, `Or` and
+`Expression`, evaluated on the slot's date in the trigger's time zone (a webhook's slot is its call). All
+conditions must hold. A condition type this module does not know (`PublicHoliday`, which needs holiday
+calendars) never holds, so a trigger never fires on a rule Chorus cannot check.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, time
 from typing import Any
 
-__all__ = ["schedule_conditions_hold"]
+from orchestrator.core.errors import ChorusError
+from orchestrator.core.expressions import render
+
+__all__ = ["expression_holds", "schedule_conditions_hold"]
 
 _DAYS = {
     name: i for i, name in enumerate(("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"))
@@ -20,16 +24,30 @@ _DAYS = {
 _ORDINALS = {"FIRST": 0, "SECOND": 1, "THIRD": 2, "FOURTH": 3}
 
 
-def schedule_conditions_hold(conditions: Sequence[Any], slot: datetime) -> bool:
-    """Whether every condition accepts the slot (an aware datetime in the trigger's zone)."""
+def schedule_conditions_hold(
+    conditions: Sequence[Any], slot: datetime, variables: Mapping[str, Any] | None = None
+) -> bool:
+    """Whether every condition accepts the slot (an aware datetime in the trigger's zone).
+
+    `Expression` conditions render against `variables` (by default `trigger.date`, the slot).
+    """
+    seen = variables if variables is not None else {"trigger": {"date": slot.isoformat()}}
     try:
-        return all(isinstance(c, Mapping) and _holds(c, slot) for c in conditions)
-    except ValueError:  # a date or time that does not parse: the rule cannot be checked
+        return all(isinstance(c, Mapping) and _holds(c, slot, seen) for c in conditions)
+    except (ValueError, ChorusError):  # a date, time or expression that does not evaluate: the rule fails
         return False
 
 
-def _holds(condition: Mapping[str, Any], slot: datetime) -> bool:
+def expression_holds(expression: Any, variables: Mapping[str, Any]) -> bool:
+    """Kestra's Expression condition: true unless the rendered text is blank or `false`."""
+    rendered = render(str(expression), variables)
+    return bool(rendered.strip()) and rendered.strip() != "false"
+
+
+def _holds(condition: Mapping[str, Any], slot: datetime, variables: Mapping[str, Any]) -> bool:
     kind = str(condition.get("type", "")).rsplit(".", 1)[-1].removesuffix("Condition")
+    if kind in ("Expression", "Variable"):
+        return expression_holds(condition.get("expression"), variables)
     if kind == "DayWeek":
         return slot.weekday() == _DAYS.get(str(condition.get("dayOfWeek", "")).upper(), -1)
     if kind == "Weekend":
@@ -45,10 +63,12 @@ def _holds(condition: Mapping[str, Any], slot: datetime) -> bool:
         return (start is None or local >= start) and (end is None or local <= end)
     if kind == "Not":
         nested = condition.get("conditions") or []
-        return isinstance(nested, list) and not any(isinstance(c, Mapping) and _holds(c, slot) for c in nested)
+        return isinstance(nested, list) and not any(
+            isinstance(c, Mapping) and _holds(c, slot, variables) for c in nested
+        )
     if kind == "Or":
         nested = condition.get("conditions") or []
-        return isinstance(nested, list) and any(isinstance(c, Mapping) and _holds(c, slot) for c in nested)
+        return isinstance(nested, list) and any(isinstance(c, Mapping) and _holds(c, slot, variables) for c in nested)
     return False
 
 

@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, JsonValue
 
+from orchestrator.core import catalogue_props as cp
 from orchestrator.core import kestra2
 from orchestrator.core import taskprops as p
 from orchestrator.core.approval import ApprovalProps
@@ -27,6 +28,7 @@ __all__ = [
     "resolve_trigger",
     "suggest",
     "suggest_trigger",
+    "unsupported",
 ]
 
 
@@ -170,8 +172,8 @@ _TYPES: tuple[TaskType, ...] = (
         required="",
     ),
     _flowable("LoopUntil", p.LoopUntilProps, *_core("flow", "LoopUntil")),
-    # WaitFor is Kestra's older name for LoopUntil, with the opposite reading of `condition`
-    # (loop while true); it keeps its own short name so the runtime can tell them apart.
+    # WaitFor is Kestra's older name for LoopUntil (both loop until `condition` holds); it keeps its own
+    # short name because its limits differ (Kestra 0.20's defaults, and a last iteration past maxIterations).
     _flowable("WaitFor", p.LoopUntilProps, *_core("flow", "WaitFor")),
     # ForEachItem runs as Kestra runs it: a sequence of three task runs the parser adds as its children
     # (`<id>_split` cuts the items into batch files, `<id>_items` starts one subflow execution per batch,
@@ -207,6 +209,99 @@ _TYPES: tuple[TaskType, ...] = (
         _core("storage", "LocalFiles", "io.kestra.core.tasks.storages.LocalFiles"),
         Pool.SCRIPTS,
         p.LocalFilesProps,
+    ),
+    # control: Kestra's core utility tasks (state, KV keys, storage, namespace files, templating, metrics)
+    *(
+        TaskType(name, names, pool, props)
+        for name, names, pool, props in (
+            ("StateGet", _core("state", "Get", "io.kestra.core.tasks.states.Get"), Pool.CONTROL, cp.StateGetProps),
+            ("StateSet", _core("state", "Set", "io.kestra.core.tasks.states.Set"), Pool.CONTROL, cp.StateSetProps),
+            (
+                "StateDelete",
+                _core("state", "Delete", "io.kestra.core.tasks.states.Delete"),
+                Pool.CONTROL,
+                cp.StateDeleteProps,
+            ),
+            ("KVGetKeys", _core("kv", "GetKeys"), Pool.CONTROL, cp.KvGetKeysProps),
+            ("PurgeKV", _core("kv", "PurgeKV"), Pool.CONTROL, cp.PurgeKvProps),
+            ("Write", _core("storage", "Write"), Pool.CONTROL, cp.WriteProps),
+            (
+                "Concat",
+                _core("storage", "Concat", "io.kestra.core.tasks.storages.Concat"),
+                Pool.CONTROL,
+                cp.ConcatProps,
+            ),
+            ("Split", _core("storage", "Split", "io.kestra.core.tasks.storages.Split"), Pool.CONTROL, cp.SplitProps),
+            (
+                "Reverse",
+                _core("storage", "Reverse", "io.kestra.core.tasks.storages.Reverse"),
+                Pool.CONTROL,
+                cp.ReverseProps,
+            ),
+            ("Size", _core("storage", "Size", "io.kestra.core.tasks.storages.Size"), Pool.CONTROL, cp.SizeProps),
+            (
+                "StorageDelete",
+                _core("storage", "Delete", "io.kestra.core.tasks.storages.Delete"),
+                Pool.CONTROL,
+                cp.StorageDeleteProps,
+            ),
+            (
+                "FilterItems",
+                _core("storage", "FilterItems", "io.kestra.core.tasks.storages.FilterItems"),
+                Pool.CONTROL,
+                cp.FilterItemsProps,
+            ),
+            (
+                "DeduplicateItems",
+                _core("storage", "DeduplicateItems", "io.kestra.core.tasks.storages.DeduplicateItems"),
+                Pool.CONTROL,
+                cp.DeduplicateItemsProps,
+            ),
+            (
+                "PurgeCurrentExecutionFiles",
+                _core(
+                    "storage",
+                    "PurgeCurrentExecutionFiles",
+                    "io.kestra.core.tasks.storages.PurgeExecution",
+                    "io.kestra.plugin.core.storage.PurgeExecution",
+                ),
+                Pool.CONTROL,
+                p.NoProperties,
+            ),
+            # UploadFiles reads its `files` from the WorkingDirectory it runs in, so it shares that pool.
+            ("UploadFiles", _core("namespace", "UploadFiles"), Pool.SCRIPTS, cp.UploadFilesProps),
+            ("DownloadFiles", _core("namespace", "DownloadFiles"), Pool.CONTROL, cp.DownloadFilesProps),
+            ("DeleteFiles", _core("namespace", "DeleteFiles"), Pool.CONTROL, cp.DeleteFilesProps),
+            (
+                "TemplatedTask",
+                _core("templating", "TemplatedTask", "io.kestra.core.tasks.templating.TemplatedTask"),
+                Pool.CONTROL,
+                cp.TemplatedTaskProps,
+            ),
+            ("MetricPublish", _core("metric", "Publish"), Pool.CONTROL, cp.MetricPublishProps),
+            (
+                "Count",
+                _core("execution", "Count", "io.kestra.core.tasks.executions.Counts"),
+                Pool.CONTROL,
+                cp.CountProps,
+            ),
+            (
+                "PurgeExecutions",
+                _core(
+                    "execution",
+                    "PurgeExecutions",
+                    "io.kestra.core.tasks.storages.Purge",
+                    "io.kestra.plugin.core.storage.Purge",
+                ),
+                Pool.CONTROL,
+                cp.PurgeExecutionsProps,
+            ),
+            ("PurgeLogs", _core("log", "PurgeLogs"), Pool.CONTROL, cp.PurgeLogsProps),
+            ("SetVariables", _core("execution", "SetVariables"), Pool.CONTROL, cp.SetVariablesProps),
+            ("Exit", _core("execution", "Exit"), Pool.CONTROL, cp.ExitProps),
+            ("Kill", _core("execution", "Kill"), Pool.CONTROL, cp.KillProps),
+            ("UnsetVariables", _core("execution", "UnsetVariables"), Pool.CONTROL, cp.UnsetVariablesProps),
+        )
     ),
     # io
     TaskType("HttpRequest", _core("http", "Request", "io.kestra.plugin.fs.http.Request"), Pool.IO, p.HttpRequestProps),
@@ -269,6 +364,30 @@ TRIGGERS: Mapping[str, TriggerType] = MappingProxyType({t.name: t for t in _TRIG
 
 _TASKS_BY_NAME = {name: t for t in _TYPES for name in (t.name, *t.kestra_names)}
 _TRIGGERS_BY_NAME = {name: t for t in _TRIGGER_TYPES for name in (t.name, *t.kestra_names)}
+
+
+#: Kestra task types Chorus does not run, with why; `chorus flow validate` names them as such.
+_UNSUPPORTED: Mapping[str, str] = MappingProxyType(
+    {
+        "io.kestra.plugin.core.flow.Template": "Kestra's deprecated Template task (use a Subflow)",
+        "io.kestra.core.tasks.flows.Template": "Kestra's deprecated Template task (use a Subflow)",
+        "io.kestra.plugin.core.flow.Wait": "not implemented yet",
+        "io.kestra.plugin.core.flow.Approval": "not implemented yet (use Pause)",
+        "io.kestra.plugin.core.flow.PurgeFlows": "not implemented yet",
+        "io.kestra.plugin.core.metric.PurgeMetrics": "not implemented yet",
+        "io.kestra.plugin.core.storage.PurgeInternalStorage": "not implemented yet",
+    }
+)
+
+
+def unsupported(type_name: str) -> str | None:
+    """Why a Kestra task type Chorus does not implement is refused, or None for a name Kestra does not know
+    either (most likely a typo)."""
+    if type_name in _UNSUPPORTED:
+        return _UNSUPPORTED[type_name]
+    if type_name.startswith("io.kestra.plugin.") and not type_name.startswith("io.kestra.plugin.core."):
+        return "a Kestra plugin Chorus does not ship (its catalogue is in the README)"
+    return None
 
 
 def resolve(type_name: str) -> TaskType:

@@ -170,3 +170,54 @@ def test_execution_files_download_only_from_their_own_execution(
     assert foreign.status_code == 422 and "is not a file of execution" in foreign.text
     assert missing.status_code == 404
     assert traversal.status_code == 422
+
+
+NO_WAIT = """
+id: no-wait
+namespace: {ns}
+inputs:
+  - id: file
+    type: FILE
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{{ inputs.file }}"
+    batch:
+      rows: 4
+    namespace: {ns}
+    flowId: batch-child
+    wait: false
+    inputs:
+      items: "{{ taskrun.items }}"
+"""
+
+
+def test_an_empty_items_file_starts_no_subflow_and_succeeds(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    """ForEachItemCaseTest.forEachItemEmptyItems: 4 task runs, SUCCESS, no outputs on the _items step."""
+    deploy_flow(CHILD)
+    deploy_flow(NO_WAIT.replace("no-wait", "batches").replace("    wait: false\n", ""))
+
+    execution = _run(stack, unique_namespace, [])
+
+    assert execution["state"]["current"] == "SUCCESS"
+    assert len(execution["taskRunList"]) == 4
+    assert execution["taskRunList"][2]["outputs"] is None
+    assert _children(stack, execution["id"]) == []
+
+
+def test_without_wait_every_batch_counts_as_success_once_started(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    """ForEachItemCaseTest.forEachItemNoWait: iterations hold no CREATED, RUNNING 0 and SUCCESS per batch."""
+    deploy_flow(CHILD)
+    deploy_flow(NO_WAIT)
+    body = "".join(f"item {i}\n" for i in range(10)).encode()
+
+    response = stack.api.post(f"/executions/{unique_namespace}/no-wait", files={"file": ("i.txt", body, "text/plain")})
+    execution = stack.wait_for_state(response.json()["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "SUCCESS"
+    items = execution["taskRunList"][2]["outputs"]
+    assert items == {"numberOfBatches": 3, "iterations": {"RUNNING": 0, "SUCCESS": 3}}

@@ -60,7 +60,7 @@ def claim(
         "execution": {"id": execution_id, "startDate": "2026-01-01T00:00:00Z", "originalId": execution_id},
         "inputs": {},
         "outputs": outputs or {},
-        "vars": {},
+        "vars": dict(flow.variables),
         "labels": {},
         "trigger": trigger or {},
         "envs": {},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -209,3 +210,49 @@ def test_a_sliding_window_forgets_what_was_met_too_long_ago() -> None:
     assert window_complete(
         sliding, window, {"flow:0": (AT - timedelta(minutes=30)).isoformat(), "flow:1": AT.isoformat()}, AT
     )
+
+
+def test_an_expression_condition_reads_the_ended_execution_as_trigger() -> None:
+    accepted = condition("ExpressionCondition", expression="{{ trigger.outputs.total > 5 }}")
+    refused = condition("Expression", expression="{{ trigger.flowId == 'other' }}")
+
+    assert flow_trigger_matches(trigger(conditions=[accepted]), ENDED)
+    assert not flow_trigger_matches(trigger(conditions=[refused]), ENDED)
+
+
+def test_not_and_or_combine_nested_flow_conditions() -> None:
+    flow = condition("ExecutionFlow", namespace="company.team.sales", flowId="upstream")
+    other = condition("ExecutionFlow", namespace="company.team.sales", flowId="other")
+
+    assert flow_trigger_matches(trigger(conditions=[condition("Or", conditions=[other, flow])]), ENDED)
+    assert not flow_trigger_matches(trigger(conditions=[condition("Not", conditions=[other, flow])]), ENDED)
+    assert flow_trigger_matches(trigger(conditions=[condition("Not", conditions=[other])]), ENDED)
+
+
+def test_has_retry_attempt_looks_at_the_attempts_of_retried_task_runs() -> None:
+    retried = replace(ENDED, retried_attempts=("FAILED", "SUCCESS"))
+
+    assert flow_trigger_matches(trigger(conditions=[condition("HasRetryAttempt")]), retried)
+    assert flow_trigger_matches(trigger(conditions=[condition("HasRetryAttempt", **{"in": ["FAILED"]})]), retried)
+    assert not flow_trigger_matches(
+        trigger(conditions=[condition("HasRetryAttempt", notIn=["FAILED", "SUCCESS"])]), retried
+    )
+    assert not flow_trigger_matches(trigger(conditions=[condition("HasRetryAttempt")]), ENDED)
+
+
+def test_flow_conditions_look_at_the_triggered_flow() -> None:
+    seen = replace(ENDED, triggered_flow=("company.team.ops", "listener"))
+
+    assert flow_trigger_matches(
+        trigger(conditions=[condition("FlowCondition", namespace="company.team.ops", flowId="listener")]), seen
+    )
+    assert not flow_trigger_matches(
+        trigger(conditions=[condition("FlowCondition", namespace="company.team.ops", flowId="x")]), seen
+    )
+    assert flow_trigger_matches(
+        trigger(conditions=[condition("FlowNamespaceCondition", namespace="company.team", prefix=True)]), seen
+    )
+    assert not flow_trigger_matches(
+        trigger(conditions=[condition("FlowNamespaceCondition", namespace="company.team")]), seen
+    )
+    assert not flow_trigger_matches(trigger(conditions=[condition("FlowCondition", namespace="n", flowId="f")]), ENDED)

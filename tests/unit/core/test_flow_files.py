@@ -90,6 +90,7 @@ def test_the_json_report_has_one_object_per_file(flows: Path) -> None:
         "valid": True,
         "flow": "company.team.hello",
         "errors": [],
+        "unsupported": [],
     }
     assert objects[1]["errors"][0] == {
         "path": "tasks[0].type",
@@ -98,6 +99,27 @@ def test_the_json_report_has_one_object_per_file(flows: Path) -> None:
         "message": "unknown task type 'io.kestra.plugin.core.log.Lgo'",
         "suggestion": "io.kestra.plugin.core.log.Log",
     }
+
+
+def test_kestra_types_chorus_lacks_are_named_and_listed_apart_from_typos(tmp_path: Path) -> None:
+    flow = tmp_path / "f.yaml"
+    flow.write_text(
+        "id: f\nnamespace: n\ntasks:\n"
+        "  - id: a\n    type: io.kestra.plugin.core.flow.Template\n"
+        "  - id: b\n    type: io.kestra.plugin.scripts.node.Script\n"
+        "  - id: c\n    type: io.kestra.plugin.core.log.Lgo\n"
+    )
+    reports = validate_paths([flow])
+
+    text = format_reports(reports, as_json=False).splitlines()
+    objects = [json.loads(line) for line in format_reports(reports, as_json=True).splitlines()]
+
+    assert "task type 'io.kestra.plugin.core.flow.Template' is not supported by Chorus: " in text[1]
+    assert text[-1] == (
+        "Not supported by Chorus: io.kestra.plugin.core.flow.Template, io.kestra.plugin.scripts.node.Script"
+    )
+    assert objects[0]["unsupported"] == ["io.kestra.plugin.core.flow.Template", "io.kestra.plugin.scripts.node.Script"]
+    assert objects[0]["errors"][2]["suggestion"] == "io.kestra.plugin.core.log.Log"
 
 
 def test_no_reports_format_as_an_empty_string() -> None:

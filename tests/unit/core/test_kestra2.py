@@ -300,7 +300,7 @@ def test_a_depends_on_when_can_ask_whether_the_upstream_execution_retried() -> N
     trigger = _flow(
         DEPENDS_ON + '    dependsOn:\n      - {flowId: flaky, when: "{{ hasRetryAttempt == true }}"}\n'
     ).triggers[0]
-    retried = EndedExecution("e1", "company.team", "flaky", 1, "SUCCESS", has_retry_attempt=True)
+    retried = EndedExecution("e1", "company.team", "flaky", 1, "SUCCESS", retried_attempts=("FAILED", "SUCCESS"))
 
     assert flow_trigger_matches(trigger, retried)
     assert not flow_trigger_matches(trigger, _ended("flaky"))

@@ -66,3 +66,25 @@ def test_time_between_bounds_the_time_of_day() -> None:
 def test_unknown_or_unparsable_conditions_never_hold() -> None:
     assert not schedule_conditions_hold([c("PublicHoliday")], MONDAY)
     assert not schedule_conditions_hold([c("DateTimeBetween", after="not a date")], MONDAY)
+
+
+def test_an_expression_holds_unless_it_renders_blank_or_false() -> None:
+    assert schedule_conditions_hold([c("Expression", expression="{{ trigger.date is defined }}")], MONDAY)
+    assert not schedule_conditions_hold([c("Expression", expression="{{ 1 == 2 }}")], MONDAY)
+    assert not schedule_conditions_hold([c("ExpressionCondition", expression="  ")], MONDAY)
+
+
+def test_an_expression_renders_against_the_given_variables() -> None:
+    webhook = {"trigger": {"body": {"hello": "world"}}}
+    holds = [c("ExpressionCondition", expression="{{ trigger.body.hello == 'world' }}")]
+
+    assert schedule_conditions_hold(holds, MONDAY, webhook)
+    assert not schedule_conditions_hold(holds, MONDAY, {"trigger": {"body": {"hello": "webhook"}}})
+
+
+def test_an_expression_that_fails_to_render_does_not_hold() -> None:
+    assert not schedule_conditions_hold([c("Expression", expression="{{ trigger.nope.deeper }}")], MONDAY)
+
+
+def test_public_holiday_cannot_be_checked_and_never_holds() -> None:
+    assert not schedule_conditions_hold([c("PublicHoliday", country="FR")], MONDAY)

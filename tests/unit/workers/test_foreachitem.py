@@ -2,36 +2,46 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.parse import parse_flow
-from workers.foreachitem import _batches, _size
+from workers.storagetasks import _size, split_file
 
 LINES = [f"{i}\n".encode() for i in range(10)]
 
 
-def test_rows_cut_fixed_size_batches_with_a_shorter_last_one() -> None:
-    assert [len(b) for b in _batches(LINES, {"rows": 4})] == [4, 4, 2]
+def _split(tmp_path: Path, batch: dict[str, object], lines: list[bytes] = LINES) -> list[list[bytes]]:
+    source = tmp_path / "items.txt"
+    source.write_bytes(b"".join(lines))
+    return [cut.splitlines(keepends=True) for cut in split_file(source, batch)]
 
 
-def test_one_row_per_batch_is_kestras_default() -> None:
-    assert len(_batches(LINES, {})) == 10
+def test_rows_cut_fixed_size_batches_with_a_shorter_last_one(tmp_path: Path) -> None:
+    assert [len(b) for b in _split(tmp_path, {"rows": 4})] == [4, 4, 2]
 
 
-def test_partitions_spread_the_remainder_over_the_first_batches() -> None:
-    batches = _batches(LINES, {"partitions": 3})
+def test_partitions_deal_the_items_round_robin_as_kestra_does(tmp_path: Path) -> None:
+    batches = _split(tmp_path, {"partitions": 3})
     assert [len(b) for b in batches] == [4, 3, 3]
-    assert b"".join(b"".join(b) for b in batches) == b"".join(LINES)
+    assert batches[0] == [b"0\n", b"3\n", b"6\n", b"9\n"]
 
 
-def test_more_partitions_than_items_gives_one_item_each() -> None:
-    assert [len(b) for b in _batches(LINES[:2], {"partitions": 5})] == [1, 1]
+def test_more_partitions_than_items_drops_the_empty_ones(tmp_path: Path) -> None:
+    assert [len(b) for b in _split(tmp_path, {"partitions": 5}, LINES[:2])] == [1, 1]
 
 
-def test_bytes_fill_each_batch_up_to_the_limit() -> None:
-    batches = _batches([b"aaaa\n"] * 5, {"bytes": "10B"})
-    assert [len(b) for b in batches] == [2, 2, 1]
+def test_bytes_start_a_new_batch_once_one_holds_the_limit(tmp_path: Path) -> None:
+    assert [len(b) for b in _split(tmp_path, {"bytes": "10B"}, [b"aaaa\n"] * 5)] == [2, 2, 1]
+    # Kestra's StorageSplitTest: 12,288 lines of 21 bytes in 1KB batches make 251 files (49 lines each).
+    lines = [f"{i:>20}\n".encode() for i in range(12288)]
+    assert len(_split(tmp_path, {"bytes": "1KB"}, lines)) == 251
+
+
+def test_an_empty_file_makes_no_batch(tmp_path: Path) -> None:
+    assert _split(tmp_path, {"rows": 1}, []) == []
 
 
 @pytest.mark.parametrize(("text", "expected"), [("10", 10), ("1KB", 1024), ("2 MB", 2 << 20), ("1gb", 1 << 30)])
@@ -40,9 +50,9 @@ def test_sizes_read_as_kestra_writes_them(text: str, expected: int) -> None:
 
 
 @pytest.mark.parametrize("batch", [{"rows": 0}, {"partitions": 0}, {"bytes": "lots"}, {"bytes": "0KB"}])
-def test_unusable_batch_settings_fail_without_retry(batch: dict[str, object]) -> None:
+def test_unusable_batch_settings_fail_without_retry(tmp_path: Path, batch: dict[str, object]) -> None:
     with pytest.raises(TaskFailed) as failure:
-        _batches(LINES, batch)
+        _split(tmp_path, batch)
     assert failure.value.retryable is False
 
 

@@ -1,0 +1,162 @@
+"""execution.Count, execution.PurgeExecutions and log.PurgeLogs against a real database."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from orchestrator import store, store_kv
+from orchestrator.core.ids import new_id
+from orchestrator.database import transaction
+from orchestrator.engine import Engine
+from orchestrator.tables import ExecutionRow, LogLineRow
+from tests.integration.workers.conftest import Runner, one_task_flow
+
+
+def _ended(engine: Engine, namespace: str, flow_id: str, state: str, *, logs: int = 0) -> str:
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    row = ExecutionRow(
+        id=new_id(),
+        tenant="main",
+        namespace=namespace,
+        flow_id=flow_id,
+        flow_revision=1,
+        state=state,
+        state_history=[{"state": state, "date": store.iso(now)}],
+        inputs={},
+        outputs=None,
+        labels=[],
+        trigger=None,
+        parent_execution_id=None,
+        parent_task_run_id=None,
+        original_id=None,
+        restarts=0,
+        created_at=now,
+        updated_at=now,
+        ended_at=now,
+    )
+    with transaction(engine.sessions) as session:
+        store.create_execution(session, row, actor="test", payload={})
+        for _ in range(logs):
+            session.add(
+                LogLineRow(execution_id=row.id, namespace=namespace, flow_id=flow_id, level="INFO", message="m", at=now)
+            )
+    return row.id
+
+
+def _in(namespace: str, task: str) -> str:
+    return one_task_flow(task).replace("namespace: tests.workers", f"namespace: {namespace}")
+
+
+def test_count_counts_per_flow_and_keeps_those_the_expression_accepts(run_task: Runner, worker_engine: Engine) -> None:
+    namespace = f"tests.count{uuid.uuid4().hex[:8]}"
+    for state in ("SUCCESS", "SUCCESS", "FAILED"):
+        _ended(worker_engine, namespace, "busy", state)
+    _ended(worker_engine, namespace, "quiet", "SUCCESS")
+    task = (
+        "    type: io.kestra.plugin.core.execution.Count\n"
+        f"    flows:\n      - namespace: {namespace}\n        flowId: busy\n"
+        f"      - namespace: {namespace}\n        flowId: never\n"
+        f"    namespaces: [{namespace}]\n"
+        "    states: [SUCCESS]\n"
+        '    expression: "{{ count >= 1 }}"\n'
+    )
+
+    outcome = run_task(_in("tests.other", task), "t")
+
+    assert outcome.outputs is not None, outcome.error
+    assert outcome.outputs == {
+        "results": [
+            {"namespace": namespace, "flowId": "busy", "count": 2},
+            {"namespace": namespace, "flowId": "quiet", "count": 1},
+        ],
+        "total": 3,
+    }
+
+
+def test_count_without_flows_or_namespaces_fails(run_task: Runner) -> None:
+    outcome = run_task(one_task_flow("    type: io.kestra.plugin.core.execution.Count\n    expression: 'true'"), "t")
+
+    assert outcome.error == "You must provide a list of flows or namespaces"
+
+
+def test_purge_executions_removes_ended_executions_and_their_logs(run_task: Runner, worker_engine: Engine) -> None:
+    namespace = f"tests.purge{uuid.uuid4().hex[:8]}"
+    gone = _ended(worker_engine, namespace, "f", "SUCCESS", logs=2)
+    kept = _ended(worker_engine, namespace, "f", "FAILED", logs=1)
+    end = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    task = (
+        "    type: io.kestra.plugin.core.execution.PurgeExecutions\n"
+        f'    namespace: {namespace}\n    endDate: "{end}"\n    states: [SUCCESS]\n'
+    )
+
+    outcome = run_task(_in(namespace, task), "t")
+
+    assert outcome.outputs is not None, outcome.error
+    assert outcome.outputs["executionsCount"] == 1
+    assert outcome.outputs["logsCount"] == 2
+    with worker_engine.sessions() as session:
+        assert store.get_execution(session, gone) is None
+        assert store.get_execution(session, kept) is not None
+
+
+def test_purge_logs_deletes_by_namespace_and_level(run_task: Runner, worker_engine: Engine) -> None:
+    namespace = f"tests.purgelogs{uuid.uuid4().hex[:8]}"
+    execution_id = _ended(worker_engine, namespace, "f", "SUCCESS", logs=3)
+    end = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    task = (
+        "    type: io.kestra.plugin.core.log.PurgeLogs\n"
+        f'    namespace: {namespace}\n    endDate: "{end}"\n    logLevels: [INFO]\n'
+    )
+
+    outcome = run_task(one_task_flow(task), "t")
+
+    assert outcome.outputs == {"count": 3}
+    with worker_engine.sessions() as session:
+        assert list(store.log_lines_of(session, execution_id)) == []
+
+
+def test_purge_logs_needs_an_end_date_with_an_offset(run_task: Runner) -> None:
+    task = "    type: io.kestra.plugin.core.log.PurgeLogs\n    endDate: '2026-01-01T00:00:00'\n"
+
+    outcome = run_task(one_task_flow(task), "t")
+
+    assert outcome.error == "endDate: the date-time needs an offset, got '2026-01-01T00:00:00'"
+
+
+def _kv(engine: Engine, namespace: str, key: str, *, expired: bool) -> None:
+    now = store.utcnow()
+    with transaction(engine.sessions) as session:
+        store_kv.upsert_entry(
+            session,
+            "main",
+            namespace,
+            key,
+            value_type="STRING",
+            value="v",
+            description=None,
+            expires_at=now - timedelta(seconds=1) if expired else None,
+            now=now,
+        )
+
+
+def test_purge_kv_removes_expired_keys_of_a_namespace_and_its_children(run_task: Runner, worker_engine: Engine) -> None:
+    namespace = f"tests.kv{uuid.uuid4().hex[:8]}"
+    _kv(worker_engine, namespace, "old", expired=True)
+    _kv(worker_engine, f"{namespace}.child", "old", expired=True)
+    _kv(worker_engine, namespace, "live", expired=False)
+    task = f"    type: io.kestra.plugin.core.kv.PurgeKV\n    namespaces: [{namespace}]\n"
+
+    outcome = run_task(one_task_flow(task), "t")
+    everything = run_task(one_task_flow(task + "    expiredOnly: false\n    keyPattern: 'l*'\n"), "t")
+
+    assert outcome.outputs == {"size": 2}
+    assert everything.outputs == {"size": 1}
+
+
+def test_purge_kv_refuses_namespaces_with_a_namespace_pattern(run_task: Runner) -> None:
+    task = "    type: io.kestra.plugin.core.kv.PurgeKV\n    namespaces: [a]\n    namespacePattern: 'a*'\n"
+
+    outcome = run_task(one_task_flow(task), "t")
+
+    assert outcome.error == "namespaces and namespacePattern cannot be used together"
