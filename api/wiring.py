@@ -43,6 +43,8 @@ _ACTION_PERMISSIONS = {
     "approve": Permission.EXECUTION_RESUME,
     "reject": Permission.EXECUTION_RESUME,
     "approvals": Permission.EXECUTION_READ,
+    # Reviewing an Approval task is resuming with a decision: the approver role does both (api/routes/reviews).
+    "review": Permission.EXECUTION_RESUME,
 }
 
 

@@ -7,6 +7,7 @@ commits, and only then sends Celery messages, so a message never refers to uncom
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import logging
@@ -23,7 +24,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import (
+    approval_tasks,
     checks,
+    child_failure,
     events,
     flow_triggers,
     loop_scope,
@@ -167,6 +170,7 @@ class Engine:
             ended_children = list(session.info.get("ended_children", ()))
             ended_flows = set(session.info.get("ended_flows", ()))
             after_commit = list(session.info.get("after_commit", ()))
+            approval_outcomes = list(session.info.get("approval_outcomes", ()))
         if transitions and self.hooks:
             emit_transitions(self.hooks, transitions)
         if transitions:
@@ -175,6 +179,10 @@ class Engine:
             subflows.on_child_ended(self, child_id)
         for flow_key in ended_flows:
             self._dequeue(*flow_key)
+        for ended_id, outcome in approval_outcomes:
+            operations.end_execution_as(self, ended_id, outcome, actor="system:approval")
+        if transitions:
+            child_failure.interrupt_after_failures(self, transitions)
         for transition in transitions:
             if _ended_execution(transition):
                 flow_triggers.on_execution_ended(self, transition.execution_id)
@@ -516,14 +524,21 @@ class Engine:
             reapplied = self._reapply(session, execution, at, celery_task_id, requested_by)
             if reapplied:
                 at = TaskRunCoordinates(at.execution_id, at.task_id, at.parent_id, at.iteration, at.attempt + 1)
-        if State(execution.state) is not State.RUNNING:
-            return None
         flow = self._flow_for(session, execution)
+        if State(execution.state) is not State.RUNNING and not (
+            # A paused execution still lets sibling Approvals reach their own pause (Kestra's PAUSING).
+            State(execution.state) is State.PAUSED and approval_tasks.runs_while_paused(session, flow, at)
+        ):
+            return None
         task = flow.task(at.task_id)
         if locked_row is False or reapplied:  # a re-apply moves to the next attempt's coordinates
             row = store.get_task_run(session, at.task_run_id, lock=True)
         else:
             row = locked_row or None
+        if at.parent_id is not None and (row is None or not State(row.state).is_terminal):
+            parent = store.get_task_run(session, at.parent_id)
+            if parent is not None and State(parent.state).is_terminal:
+                return None  # its parent ended (interrupted by a sibling's failure): nothing starts under it
         attempt_record = {
             "state": {"current": str(State.RUNNING), "histories": [{"state": "RUNNING", "date": store.iso(now)}]},
             "celeryTaskId": celery_task_id,
@@ -884,7 +899,10 @@ class Engine:
     ) -> tuple[str, PlanNode | None]:
         """`join` in the caller's transaction, which holds the execution's lock."""
         execution_id = execution.id
-        if State(execution.state) is not State.RUNNING:
+        # A paused execution still parks an Approval (a Pause) whose `onWait` (`onPause`) just ended, so
+        # sibling approvals all wait for review at once; nothing else moves until it is resumed.
+        paused = State(execution.state) is State.PAUSED and parent_id is not None
+        if State(execution.state) is not State.RUNNING and not paused:
             return STOP, None
         flow = self._flow_for(session, execution)
         parent_row = store.get_task_run(session, parent_id, lock=True) if parent_id else None
@@ -893,7 +911,29 @@ class Engine:
         spec = flow.task(parent_row.task_id) if parent_row else None
         lists = child_lists(flow, spec, (parent_row.decision or {}) if parent_row else {})
         snap = self.snapshot(session, execution_id)
-        decision = decide_join(lists, parent_id, snap)
+        ending = approval_tasks.ending_state(snap)
+        if ending is not None:
+            # An Approval ends the execution (SUCCEED, CANCEL): nothing new starts, what runs finishes,
+            # then the flow's `finally` runs and the execution takes that state.
+            lists = dataclasses.replace(lists, main=(), errors=())
+        # An Approval's `finally` waits for its decided branch, not for `onWait`.
+        waiting = approval_tasks.is_waiting(spec, parent_row)
+        decision = decide_join(dataclasses.replace(lists, finally_=()) if waiting else lists, parent_id, snap)
+        if waiting and isinstance(decision, Complete):
+            assert parent_row is not None and spec is not None
+            # The task's own allowFailure lets a failed `onWait` still pause (Kestra's resolveWaitState).
+            wait_state = apply_allowances(decision.state, allow_failure=spec.allow_failure, allow_warning=False)
+            if not wait_state.is_failure:
+                approval_tasks.pause_after_wait(session, execution, parent_row, spec, actor=actor)
+                return STOP, None
+            if paused:
+                return STOP, None
+            decision = decide_join(lists, parent_id, snap)  # `onWait` failed: `errors`, then `finally`
+        if paused:
+            return STOP, None
+        if isinstance(decision, Complete) and approval_tasks.decided(spec, parent_row) is not None:
+            # A decided Approval's state is its branch's (and finally's): `onWait` no longer counts.
+            decision = Complete(approval_tasks.branch_state(spec, lists, snap.children(parent_id)))
         if isinstance(decision, Wait):
             return STOP, None
         if isinstance(decision, StartPhase):
@@ -924,12 +964,13 @@ class Engine:
         if parent_row is not None and spec is not None:
             # AllowFailure is allowFailure made into a flowable: its children's failure is a warning.
             final = apply_allowances(
-                decision.state,
+                child_failure.flowable_state(spec, decision.state),
                 allow_failure=spec.allow_failure or spec.type == "AllowFailure",
                 allow_warning=spec.allow_warning,
             )
             if loop_scope.keeps_failures(spec) and final.is_failure:
                 final = State.SUCCESS  # Kestra's LoopCaseTest: failed iterations, a SUCCESS Loop
+            final, outcome = approval_tasks.settle(spec, parent_row, final)
             values: dict[str, Any] = {"claim_owner": None}
             if spec.type == loop_scope.LOOP:
                 runs = store.task_runs_of(session, execution_id)
@@ -952,9 +993,19 @@ class Engine:
             if attempts and attempts[-1].get("state", {}).get("current") == str(State.RUNNING):
                 # A flowable's attempt spans its children: it ends with them (it stayed RUNNING, with no end date).
                 values["attempts"] = store.close_attempt(attempts, final, store.utcnow())
+            if outcome is not None and approval_tasks.in_loop(flow, snap, parent_row):
+                outcome = None  # a Loop iteration is the scope it ends: the Loop and the flow go on
+            if outcome is State.KILLED:
+                # KILL on a decision: the whole execution is killed, running siblings too, once this commits.
+                session.info.setdefault("approval_outcomes", []).append((execution_id, outcome))
+            elif outcome is not None:
+                values["decision"] = {**(parent_row.decision or {}), "ends": str(outcome)}
             store.record_transition(session, parent_row, final, actor=actor, values=values)
+            if outcome is not None or ending is not None:
+                return STOP, None
             return (STOP if final.is_failure else OK), None
-        self._end_execution(session, execution, flow, decision.state, actor=actor)
+        final_state = ending if ending is not None and not decision.state.is_failure else decision.state
+        self._end_execution(session, execution, flow, final_state, actor=actor)
         return STOP, None
 
     def _iteration_file(self, execution: ExecutionRow, loop_run: TaskRunRow) -> Callable[[int, dict[str, Any]], str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from orchestrator import agent_journal, store, store_agent
+from orchestrator import agent_journal, approval_tasks, store, store_agent
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import Conflict, LabelsInvalid, NotFound
 from orchestrator.core.flow import Flow, Input, InputType
@@ -182,6 +182,16 @@ def enforce_slas(engine: Engine, now: datetime) -> None:
             store.clear_sla(session, execution_id)
 
 
+def end_execution_as(engine: Engine, execution_id: str, final: State, *, actor: str) -> None:
+    """End an execution in `final` on a task's word (an Approval's SUCCEED, CANCEL or KILL behaviour):
+    unfinished task runs are killed; an execution that ended meanwhile is left as it is."""
+    with contextlib.suppress(Conflict):
+        if final is State.KILLED:
+            kill(engine, execution_id, actor=actor)
+        else:
+            _stop(engine, execution_id, final, actor=actor, payload={"reason": f"ended {final} by an approval"})
+
+
 # ---- pause and resume ---------------------------------------------------------------------------
 
 
@@ -226,14 +236,22 @@ def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, acto
 
 
 def _resume_task_run(session: Session, flow: Flow, run: TaskRunRow, inputs: Mapping[str, Any], *, actor: str) -> None:
-    declared = flow.task(run.task_id).properties.get("onResume")
-    values: dict[str, Any] = {"retry_at": None}
+    spec = flow.task(run.task_id)
+    if spec.type == "Approval" and approval_tasks.is_waiting(spec, run):
+        # A plain resume decides a paused Approval: its `decision` field, APPROVED when absent.
+        decided = approval_tasks.resume_values(spec, run, inputs, actor=actor)
+        store.record_transition(session, run, State.RUNNING, actor=actor, values=decided)
+        return
+    declared = spec.properties.get("onResume")
+    values: dict[str, Any] = {"retry_at": None, "decision": approval_tasks.unwaited(run.decision)}
+    outputs = {**(run.outputs or {}), "resumed": approval_tasks.resumed_output(actor, State.SUCCESS)}
     payload: dict[str, Any] | None = None
     if isinstance(declared, list) and declared:
         specs = [Input.model_validate(d) for d in declared]
         taken = coerce_declared(specs, inputs)
-        values["outputs"] = {**(run.outputs or {}), "onResume": taken}
+        outputs["onResume"] = taken
         payload = {"onResume": masked_resume_values(specs, taken)}  # who resumed with what (a change ticket)
+    values["outputs"] = outputs
     store.record_transition(session, run, State.RUNNING, actor=actor, payload=payload, values=values)
 
 
@@ -243,9 +261,13 @@ def masked_resume_values(specs: Sequence[Input], values: Mapping[str, Any]) -> d
     return {k: ("******" if k in secret and v is not None else v) for k, v in values.items()}
 
 
+_WAKE_REASONS = {"timeout": "pause timeout", "expire": "approval expired"}
+
+
 def wake_due(engine: Engine, now: datetime) -> list[str]:
     """Paused task runs whose delay or timeout has come: resume them, or fail them on timeout."""
     woken: list[str] = []
+    endings: list[tuple[str, State]] = []
     with engine._tx() as session:
         due = store.due_paused_task_runs(session, now)
         for execution_id, task_run_id in due:
@@ -253,18 +275,24 @@ def wake_due(engine: Engine, now: datetime) -> list[str]:
             run = store.get_task_run(session, task_run_id, lock=True)
             if run is None or State(run.state) is not State.PAUSED:
                 continue
-            expired = (run.decision or {}).get("on_due") == "timeout"
+            on_due = (run.decision or {}).get("on_due")
+            state, values, ending = approval_tasks.wake(run)
             store.record_transition(
                 session,
                 run,
-                State.FAILED if expired else State.RUNNING,
+                state,
                 actor="system:timer",
-                payload={"reason": "pause timeout" if expired else "pause delay elapsed"},
-                values={"retry_at": None},
+                payload={"reason": _WAKE_REASONS.get(str(on_due), "pause delay elapsed")},
+                values=values,
             )
             if State(execution.state) is State.PAUSED and not _still_paused(session, execution_id):
                 store.record_transition(session, execution, State.RUNNING, actor="system:timer")
-            woken.append(execution_id)
+            if ending is not None:
+                endings.append((execution_id, ending))
+            else:
+                woken.append(execution_id)
+    for execution_id, ending in endings:
+        end_execution_as(engine, execution_id, ending, actor="system:timer")
     for execution_id in dict.fromkeys(woken):
         engine.dispatch(execution_id, actor="system:timer")
     return woken

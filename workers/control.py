@@ -144,8 +144,12 @@ DECIDERS.update(
 )
 
 
+_PAUSE_BEHAVIORS = ("RESUME", "WARN", "CANCEL", "FAIL")
+
+
 def decide_pause(ctx: TaskContext) -> Decision:
-    """Pause parks the execution; `delay` resumes it by itself, `timeout` fails it when nobody resumes."""
+    """Pause parks the execution; `delay` resumes it by itself (then `behavior` decides), `timeout` fails it
+    when nobody resumes. An `onPause` task runs first: the engine parks the task run once it ended."""
     props = ctx.properties
     now = datetime.now(UTC)
     delay = props.get("delay") or props.get("pauseDuration")
@@ -153,6 +157,12 @@ def decide_pause(ctx: TaskContext) -> Decision:
     choice: dict[str, Any] = {"branch": "tasks", "pause": True}
     if delay:
         choice.update(due=(now + parse_duration(str(ctx.render(delay)))).isoformat(), on_due="resume")
+        behavior = str(ctx.render(props.get("behavior") or "RESUME")).strip().upper()
+        if behavior not in _PAUSE_BEHAVIORS:
+            raise TaskFailed(
+                f"behavior: expected one of {', '.join(_PAUSE_BEHAVIORS)}, got {behavior!r}", retryable=False
+            )
+        choice["behavior"] = behavior
     elif timeout:
         choice.update(due=(now + timeout).isoformat(), on_due="timeout")
     description = ctx.claimed.task.description
@@ -162,6 +172,8 @@ def decide_pause(ctx: TaskContext) -> Decision:
             choice["description"] = str(ctx.render_stored(description, "Pause description"))
         except ChorusError as e:
             ctx.log("WARN", f"the Pause description is shown unrendered: {e}")
+    if ctx.claimed.task.branches.get("onPause"):
+        choice.update(branch="onPause", awaiting=True, pause=False)
     return Decision(choice)
 
 

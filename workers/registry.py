@@ -8,6 +8,7 @@ from typing import Any
 from orchestrator.core.errors import ChorusError, TaskFailed
 from workers import (
     ai,
+    approval,
     control,
     exectasks,
     foreachitem,
@@ -45,7 +46,7 @@ _HANDLERS: dict[str, Handler] = {
     **exectasks.HANDLERS,
     **publish.HANDLERS,
 }
-_DECIDERS: dict[str, Decider] = {**control.DECIDERS, **loop.DECIDERS}
+_DECIDERS: dict[str, Decider] = {**control.DECIDERS, **loop.DECIDERS, **approval.DECIDERS}
 
 
 def _redacting(handler: Handler) -> Handler:

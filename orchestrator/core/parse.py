@@ -426,6 +426,8 @@ class _Reader:
             self.subflows.append((path, props.get("namespace"), props.get("flowId")))
         if task_type.name == "Pause" and isinstance(props.get("onResume"), list):
             self.declarations(props["onResume"], _join(path, "onResume"))
+        if task_type.name == "Approval" and isinstance(props.get("inputs"), list):
+            self.declarations(props["inputs"], _join(path, "inputs"))
         branches = self.branches(task_type, merged, path)
         tools = self.agent_tools(task_id, props.get("tools"), path) if task_type.name == "AIAgent" else ()
         if task_id is None:
@@ -537,6 +539,9 @@ class _Reader:
                         self.error(_join(where, case), "must contain at least one task")
             elif task_type.name == "Dag" and field == "tasks":
                 branches["tasks"] = self.dag(value, where)
+            elif task_type.name == "Pause" and field == "onPause":
+                # Kestra 2: one task (a list of one is read the same way).
+                branches[field] = self.task_list([value] if isinstance(value, dict) else value, where, required=False)
             else:
                 branches[field] = self.task_list(value, where, required=field in task_type.required_branches)
         for field in task_type.required_branches:

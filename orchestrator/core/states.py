@@ -53,7 +53,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     _S.PAUSED: frozenset({_S.RUNNING, _S.KILLING, _S.KILLED, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.CANCELLED}),
     _S.RETRYING: frozenset({_S.RUNNING, _S.KILLING, _S.KILLED, _S.FAILED}),
     _S.RESTARTED: frozenset({_S.RUNNING, _S.KILLING, _S.KILLED, _S.FAILED}),
-    _S.KILLING: frozenset({_S.KILLED, _S.FAILED, _S.CANCELLED}),  # FAILED/CANCELLED: an SLA stops it
+    # FAILED/CANCELLED: an SLA stops it; SUCCESS: an Approval whose approveBehavior is SUCCEED ends it.
+    _S.KILLING: frozenset({_S.KILLED, _S.FAILED, _S.CANCELLED, _S.SUCCESS}),
     _S.SUCCESS: frozenset({_S.RESTARTED}),
     _S.WARNING: frozenset({_S.RESTARTED}),
     _S.FAILED: frozenset({_S.RESTARTED, _S.RETRIED, _S.RETRYING}),  # RETRYING: a flowable's retry

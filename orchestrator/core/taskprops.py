@@ -218,8 +218,21 @@ class ToggleProps(Properties):
 # -- control: flowable (child task lists are validated by the parser, not here) -------------------
 
 
+#: Kestra 2's `onChildFailure` of Parallel and Dag; CANCELLED and FAILED are the names Dag took before.
+_ON_CHILD_FAILURE = ("CONTINUE", "CANCEL", "FAIL", "CANCELLED", "FAILED")
+
+
+def _child_failure_policy(value: object) -> bool:
+    return isinstance(value, str) and value.strip().upper() in _ON_CHILD_FAILURE
+
+
+OnChildFailure = Annotated[JsonValue, _accepting("CONTINUE, CANCEL or FAIL", _child_failure_policy)]
+
+
 class ParallelProps(Properties):
     concurrent: Int | None = None
+    on_child_failure: OnChildFailure | None = None  #: Kestra 2: interrupt the running siblings of a failed child
+    fail_fast: Bool | None = None  #: Kestra 2.0's earlier form: kill them
 
 
 class ForEachProps(Properties):
@@ -246,10 +259,7 @@ class SwitchProps(Properties):
 
 class DagProps(Properties):
     concurrent: Int | None = None
-    on_child_failure: (
-        Annotated[JsonValue, _accepting("CONTINUE, CANCELLED or FAILED", _one_of("CONTINUE", "CANCELLED", "FAILED"))]
-        | None
-    ) = None
+    on_child_failure: OnChildFailure | None = None
 
 
 class PauseProps(Properties):
@@ -260,6 +270,8 @@ class PauseProps(Properties):
         | None
     ) = None
     on_resume: ListValue | None = None  # each entry is checked as an input declaration by the parser
+    # Kestra 2's `onPause` (one task, run as the Pause's first child before it parks) is a branch the
+    # parser reads, not a property.
 
 
 class CheckFrequency(Properties):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, JsonValue
 from orchestrator.core import catalogue_props as cp
 from orchestrator.core import event_props, kestra2, tool_schema
 from orchestrator.core import taskprops as p
+from orchestrator.core.approval import ApprovalProps
 from orchestrator.core.flow import PluginDefault
 
 __all__ = [
@@ -154,7 +155,22 @@ _TYPES: tuple[TaskType, ...] = (
         required="",
     ),
     _flowable("Dag", p.DagProps, *_core("flow", "Dag", "io.kestra.core.tasks.flows.Dag")),
-    _flowable("Pause", p.PauseProps, *_core("flow", "Pause", "io.kestra.core.tasks.flows.Pause"), required=""),
+    _flowable(
+        "Pause",
+        p.PauseProps,
+        *_core("flow", "Pause", "io.kestra.core.tasks.flows.Pause"),
+        branches=("onPause", *_SEQUENTIAL),
+        required="",
+    ),
+    # Kestra 2's Approval: `onWait`, a pause for a reviewer's decision, then `onApprove` or `onDeny`
+    # (see orchestrator.core.approval); every branch may be empty.
+    _flowable(
+        "Approval",
+        ApprovalProps,
+        *_core("flow", "Approval"),
+        branches=("onWait", "onApprove", "onDeny", "errors", "finally"),
+        required="",
+    ),
     _flowable("LoopUntil", p.LoopUntilProps, *_core("flow", "LoopUntil")),
     # WaitFor is Kestra's older name for LoopUntil (both loop until `condition` holds); it keeps its own
     # short name because its limits differ (Kestra 0.20's defaults, and a last iteration past maxIterations).

@@ -454,3 +454,41 @@ def test_an_approver_rejects_a_real_agents_tool_call_with_a_reason_the_model_is_
     events = console_stack.admin.get(f"/executions/{execution_id}/audit").json()["events"]
     rejected = next(e for e in events if e["action"] == "agent.tool_rejected")
     assert rejected["actor"].startswith("token:rita@chorus.test/console@")
+
+
+APPROVAL_TASK_FLOW = f"""id: release-review
+namespace: {NS}
+tasks:
+  - id: review
+    type: io.kestra.plugin.core.flow.Approval
+    inputs:
+      - id: ticket
+        type: INT
+        required: false
+    onDeny:
+      - id: denied
+        type: io.kestra.plugin.core.log.Log
+        message: denied
+"""
+
+
+def test_an_approval_task_is_denied_from_the_inbox_with_a_comment(
+    new_page: Callable[[], Any], console_stack: ConsoleStack
+) -> None:
+    _ensure(console_stack, "release-review", APPROVAL_TASK_FLOW)
+    execution_id = str(console_stack.admin.post(f"/executions/{NS}/release-review").json()["id"])
+    console_stack.wait_for_state(execution_id, {"PAUSED"})
+    page = new_page()
+    _login(page)
+    page.goto("/ui/approvals")
+    card = page.locator(f"article.approval[data-execution='{execution_id}']")
+    card.wait_for()
+    card.locator("#input-ticket").fill("7")
+    card.locator("textarea.comment").fill("not this week")
+    card.locator("button.reject").click()
+    card.wait_for(state="detached")
+
+    done = console_stack.wait_for_state(execution_id)
+    assert done["state"]["current"] == "CANCELLED"  # denyBehavior's default
+    review = next(r for r in done["taskRunList"] if r["taskId"] == "review")["outputs"]
+    assert (review["decision"], review["comment"], review["inputs"]) == ("DENIED", "not this week", {"ticket": 7})

@@ -57,20 +57,33 @@ function askedOf(task, run, asked) {
 
 // One paused task run's decision: its `onResume` inputs, a reason, approve / reject. Both need only
 // `execution.resume` (the approver role): reject fails a Pause with the reason, or refuses an agent's tool call.
-function decisionForm(execution, run, resumeInputs, several, reload) {
+// Kestra 2's Approval task is reviewed instead: its dialog's `inputs`, a comment, Approve / Deny (actions/review).
+const isApproval = (task) => Boolean(task && typeof task.type === "string" && task.type.endsWith(".Approval"));
+
+function decisionForm(execution, run, resumeInputs, several, reload, task = null) {
+  const review = isApproval(task);
   const ns = execution.namespace;
   const status = h("div", { class: "decision-status" });
   const form = h("form", { class: "decide", dataset: { taskRun: run.id } }, inputFields(resumeInputs));
   const base = `/executions/${encodeURIComponent(execution.id)}/actions`;
   const reason = h("textarea", { name: "approval.reason", class: "reason", placeholder: "Reason (audited; told to the agent on reject)" });
+  const comment = h("textarea", { name: "comment", class: "comment", placeholder: "Comment (kept in the approval's outputs)" });
   const decide = async (action) => {
     // One decision per card: its buttons stay disabled while it is sent.
     for (const b of form.querySelectorAll("button")) b.disabled = true;
-    const data = action === "approve" ? formData(form, resumeInputs) : new FormData();
-    if (reason.value) data.append("approval.reason", reason.value);
-    if (several) data.append("approval.taskRunId", run.id);
+    let data;
+    if (review) {
+      data = formData(form, resumeInputs);
+      data.append("decision", action === "approve" ? "APPROVED" : "DENIED");
+      if (comment.value) data.append("comment", comment.value);
+      if (several) data.append("taskRunId", run.id);
+    } else {
+      data = action === "approve" ? formData(form, resumeInputs) : new FormData();
+      if (reason.value) data.append("approval.reason", reason.value);
+      if (several) data.append("approval.taskRunId", run.id);
+    }
     try {
-      await request("POST", `${base}/${action}`, { body: data });
+      await request("POST", `${base}/${review ? "review" : action}`, { body: data });
       mount(status, h("span", { class: "ok" }, "Decision recorded."));
       window.dispatchEvent(new CustomEvent("chorus:inbox-changed")); // the header's badge
       reload();
@@ -81,9 +94,9 @@ function decisionForm(execution, run, resumeInputs, several, reload) {
   };
   const buttons = [];
   if (can("execution.resume", ns)) {
-    form.append(h("label", {}, "Reason", reason));
+    form.append(review ? h("label", {}, "Comment", comment) : h("label", {}, "Reason", reason));
     buttons.push(h("button", { type: "submit", class: "primary approve", dataset: { execution: execution.id } }, "Approve"));
-    buttons.push(h("button", { type: "button", class: "danger reject", dataset: { execution: execution.id }, onclick: () => decide("reject") }, "Reject"));
+    buttons.push(h("button", { type: "button", class: "danger reject", dataset: { execution: execution.id }, onclick: () => decide("reject") }, review ? "Deny" : "Reject"));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       decide("approve");
@@ -112,11 +125,13 @@ async function card(execution, reload) {
     inputs ? h("details", { open: true, class: "run-inputs" }, h("summary", {}, "Inputs of this run"), json(inputs)) : null,
     runs.map((run) => {
       const task = run.taskId ? taskOf(run) : null;
-      const onResume = (askedBy[run.id] && askedBy[run.id].onResume) || (task && task.onResume) || [];
+      const onResume = isApproval(task)
+        ? task.inputs || []
+        : (askedBy[run.id] && askedBy[run.id].onResume) || (task && task.onResume) || [];
       return h("section", { class: "paused-run", dataset: { taskRun: run.id || "" } },
         run.taskId ? h("h3", {}, run.taskId, run.value != null ? ` [${run.value}]` : "") : null,
         run.taskId ? askedOf(task, run, askedBy[run.id]) : h("p", { class: "muted" }, "Paused by hand."),
-        decisionForm(execution, run, onResume, paused.length > 1, reload));
+        decisionForm(execution, run, onResume, paused.length > 1, reload, task));
     }));
 }
 

@@ -1,0 +1,68 @@
+"""Kestra 2's review of an Approval task: `POST /executions/{id}/actions/review` approves or denies it.
+
+The body is JSON (`{"decision": "APPROVED", "comment": "...", "taskRunId": "...", "inputs": {...}}`) or a
+multipart form with the same fields (any other field is an input of the review dialog). Reviewing needs
+the same permission as resuming (the approver role); answers the execution's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import actor, check_tenant, engine
+from api.forms import is_multipart
+from api.routes.actions import _form_inputs, _json
+from orchestrator import approval_tasks
+from orchestrator.core.approval import parse_decision
+from orchestrator.core.errors import InputInvalid
+from orchestrator.engine import Engine
+
+router = APIRouter(tags=["Executions"])
+
+_FIELDS = ("decision", "comment", "taskRunId")
+
+
+async def _body(request: Request, eng: Engine, execution_id: str) -> dict[str, Any]:
+    if is_multipart(request):
+        form = await _form_inputs(request, eng, execution_id)
+        return {
+            **{k: form[k] for k in _FIELDS if k in form},
+            "inputs": {k: v for k, v in form.items() if k not in _FIELDS},
+        }
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as e:
+        raise InputInvalid("body", "expected a JSON object or a multipart form") from e
+    if not isinstance(body, dict):
+        raise InputInvalid("body", "expected a JSON object")
+    return body
+
+
+@router.post("/executions/{execution_id}/actions/review")
+async def review(
+    execution_id: str,
+    request: Request,
+    tenant: str = Depends(check_tenant),
+    eng: Engine = Depends(engine),
+    who: str = Depends(actor),
+) -> dict[str, Any]:
+    body = await _body(request, eng, execution_id)
+    if body.get("decision") in (None, ""):
+        raise InputInvalid("decision", "missing required field (APPROVED or DENIED)")
+    decision = parse_decision(body["decision"])
+    comment, task_run_id, inputs = body.get("comment"), body.get("taskRunId"), body.get("inputs") or {}
+    if comment is not None and not isinstance(comment, str):
+        raise InputInvalid("comment", "expected text")
+    if task_run_id is not None and not isinstance(task_run_id, str):
+        raise InputInvalid("taskRunId", "expected text")
+    if not isinstance(inputs, dict):
+        raise InputInvalid("inputs", "expected an object")
+    await run_in_threadpool(approval_tasks.review, eng, execution_id, task_run_id, decision, comment, inputs, actor=who)
+    return await run_in_threadpool(_json, eng, execution_id)

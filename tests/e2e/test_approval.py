@@ -1,0 +1,376 @@
+"""Kestra 2's Approval on the real stack: onWait, the pause, a review, its branch and behaviours (ApprovalTest)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.e2e.conftest import Stack
+
+BASIC = """
+id: approval-basic
+namespace: {ns}
+tasks:
+  - id: approval
+    type: io.kestra.plugin.core.flow.Approval
+    commentRequired: ON_DENY
+    inputs:
+      - id: reason
+        type: STRING
+        required: false
+    onWait:
+      - id: notify
+        type: io.kestra.plugin.core.log.Log
+        message: "Approval requested"
+    onApprove:
+      - id: approved
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.approval.url }}"
+    onDeny:
+      - id: denied
+        type: io.kestra.plugin.core.log.Log
+        message: "Denied"
+    finally:
+      - id: cleanup
+        type: io.kestra.plugin.core.log.Log
+        message: "Cleanup"
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.approval.decision }}"
+"""
+
+AUTO = """
+id: approval-auto
+namespace: {ns}
+inputs:
+  - id: auto
+    type: BOOL
+    defaults: true
+tasks:
+  - id: approval
+    type: io.kestra.plugin.core.flow.Approval
+    autoApprove: "{{ inputs.auto }}"
+    approveBehavior: WARN
+    onWait:
+      - id: notify
+        type: io.kestra.plugin.core.log.Log
+        message: "waiting"
+    onApprove:
+      - id: approved
+        type: io.kestra.plugin.core.log.Log
+        message: "Approved"
+"""
+
+EXPIRE = """
+id: approval-expire
+namespace: {ns}
+tasks:
+  - id: approval
+    type: io.kestra.plugin.core.flow.Approval
+    timeout: PT1S
+    expireBehavior: "{{ 'CANCEL' }}"
+    onApprove:
+      - id: approved
+        type: io.kestra.plugin.core.log.Log
+        message: "Approved"
+    finally:
+      - id: cleanup
+        type: io.kestra.plugin.core.log.Log
+        message: "Cleanup"
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: "after"
+"""
+
+FAILING_WAIT = """
+id: approval-wait-fails
+namespace: {ns}
+tasks:
+  - id: approval
+    type: io.kestra.plugin.core.flow.Approval
+    onWait:
+      - id: boom
+        type: io.kestra.plugin.core.execution.Fail
+    onApprove:
+      - id: approved
+        type: io.kestra.plugin.core.log.Log
+        message: "Approved"
+    finally:
+      - id: cleanup
+        type: io.kestra.plugin.core.log.Log
+        message: "Cleanup"
+"""
+
+
+def _runs(execution: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
+    return [r for r in execution["taskRunList"] if r["taskId"] == task_id]
+
+
+def _state(execution: dict[str, Any], task_id: str) -> str:
+    return str(_runs(execution, task_id)[0]["state"]["current"])
+
+
+def _paused(stack: Stack, namespace: str, flow_id: str, **inputs: str) -> dict[str, Any]:
+    started = stack.run(namespace, flow_id, **inputs)
+    return stack.wait_for_state(started["id"], {"PAUSED", "SUCCESS", "FAILED", "CANCELLED"}, timeout_s=60)
+
+
+def _review(stack: Stack, execution_id: str, body: dict[str, Any]) -> Any:
+    return stack.api.post(f"/executions/{execution_id}/actions/review", json=body)
+
+
+def test_an_approval_runs_on_wait_pauses_then_runs_on_approve_with_the_review_in_its_outputs(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(BASIC)
+    paused = _paused(stack, unique_namespace, "approval-basic")
+    assert paused["state"]["current"] == "PAUSED"
+    assert _state(paused, "notify") == "SUCCESS"
+    assert _state(paused, "approval") == "PAUSED"
+    assert not _runs(paused, "cleanup")  # finally waits for the decided branch
+
+    response = _review(
+        stack, paused["id"], {"decision": "APPROVED", "comment": "looks good", "inputs": {"reason": "x"}}
+    )
+    assert response.status_code == 200, response.text
+    again = _review(stack, paused["id"], {"decision": "DENIED", "comment": "changed my mind"})
+    done = stack.wait_for_state(paused["id"], timeout_s=60)
+
+    assert again.status_code == 409, again.text  # one decision per task run
+    assert done["state"]["current"] == "SUCCESS"
+    outputs = _runs(done, "approval")[0]["outputs"]
+    assert outputs["decision"] == "APPROVED"
+    assert outputs["comment"] == "looks good"
+    assert outputs["inputs"] == {"reason": "x"}
+    assert outputs["auto"] is False and "by" in outputs  # None: the stack's caller is anonymous
+    assert "/executions/" in _runs(done, "approved")[0]["outputs"]["value"]
+    assert not _runs(done, "denied")
+    assert _state(done, "cleanup") == "SUCCESS"
+    assert _runs(done, "last")[0]["outputs"]["value"] == "APPROVED"
+
+
+def test_a_denial_runs_on_deny_and_cancels_the_execution_by_default(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(BASIC)
+    paused = _paused(stack, unique_namespace, "approval-basic")
+
+    no_comment = _review(stack, paused["id"], {"decision": "DENIED"})
+    bad = _review(stack, paused["id"], {"decision": "MAYBE", "comment": "?"})
+    assert no_comment.status_code == 422 and "comment" in no_comment.text  # commentRequired: ON_DENY
+    assert bad.status_code == 422 and "decision" in bad.text
+    assert _review(stack, paused["id"], {"decision": "DENIED", "comment": "no"}).status_code == 200
+    done = stack.wait_for_state(paused["id"], timeout_s=60)
+
+    assert done["state"]["current"] == "CANCELLED"
+    assert _state(done, "denied") == "SUCCESS"
+    assert _state(done, "approval") == "CANCELLED"
+    assert not _runs(done, "last")
+
+
+def test_a_plain_resume_approves(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(BASIC)
+    paused = _paused(stack, unique_namespace, "approval-basic")
+
+    assert stack.api.post(f"/executions/{paused['id']}/resume").status_code == 204
+    done = stack.wait_for_state(paused["id"], timeout_s=60)
+
+    assert done["state"]["current"] == "SUCCESS"
+    assert _runs(done, "approval")[0]["outputs"]["decision"] == "APPROVED"
+
+
+def test_auto_approve_skips_the_wait_and_the_behaviour_maps_the_state(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(AUTO)
+
+    done = stack.wait_for_state(stack.run(unique_namespace, "approval-auto")["id"], timeout_s=60)
+    waiting = _paused(stack, unique_namespace, "approval-auto", auto="false")
+
+    assert done["state"]["current"] == "WARNING"  # approveBehavior: WARN
+    assert "PAUSED" not in [h["state"] for h in done["state"]["histories"]]
+    assert not _runs(done, "notify")
+    assert _state(done, "approved") == "SUCCESS"
+    assert _runs(done, "approval")[0]["outputs"]["auto"] is True
+    assert waiting["state"]["current"] == "PAUSED"  # rendered per execution
+
+
+def test_an_approval_past_its_timeout_expires_runs_finally_and_cancels(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(EXPIRE)
+
+    done = stack.wait_for_state(stack.run(unique_namespace, "approval-expire")["id"], timeout_s=60)
+
+    assert done["state"]["current"] == "CANCELLED"
+    assert _state(done, "cleanup") == "SUCCESS"
+    assert not _runs(done, "approved") and not _runs(done, "after")
+    outputs = _runs(done, "approval")[0]["outputs"]
+    assert outputs["decision"] == "EXPIRED" and outputs["due"] and outputs["by"] is None
+
+
+def test_a_failing_on_wait_fails_the_approval_without_pausing_and_runs_finally_once(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(FAILING_WAIT)
+
+    done = stack.wait_for_state(stack.run(unique_namespace, "approval-wait-fails")["id"], timeout_s=60)
+
+    assert done["state"]["current"] == "FAILED"
+    assert len(_runs(done, "cleanup")) == 1
+    assert not _runs(done, "approved")
+    assert "PAUSED" not in [h["state"] for h in done["state"]["histories"]]
+
+
+SIBLING = """
+id: approval-sibling
+namespace: {ns}
+tasks:
+  - id: parallel
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: sleep
+        type: io.kestra.plugin.core.flow.Sleep
+        duration: PT2S
+      - id: approval
+        type: io.kestra.plugin.core.flow.Approval
+        approveBehavior: SUCCEED
+        denyBehavior: "{{ inputs.deny }}"
+        onDeny:
+          - id: denied
+            type: io.kestra.plugin.core.log.Log
+            message: "Denied"
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: "after"
+inputs:
+  - id: deny
+    type: STRING
+    defaults: CANCEL
+finally:
+  - id: cleanup
+    type: io.kestra.plugin.core.log.Log
+    message: "cleanup"
+"""
+
+IN_LOOP = """
+id: approval-in-loop
+namespace: {ns}
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.Loop
+    values: '["a"]'
+    tasks:
+      - id: approval
+        type: io.kestra.plugin.core.flow.Approval
+        timeout: PT1S
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "done"
+"""
+
+
+def _decide_while_sleeping(stack: Stack, namespace: str, decision: str, **inputs: str) -> dict[str, Any]:
+    paused = _paused(stack, namespace, "approval-sibling", **inputs)
+    assert _state(paused, "sleep") == "RUNNING"
+    assert _review(stack, paused["id"], {"decision": decision}).status_code == 200
+    return stack.wait_for_state(paused["id"], timeout_s=60)
+
+
+def test_a_cancelling_denial_lets_running_siblings_finish_starts_nothing_new_and_runs_the_flow_finally(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(SIBLING)
+
+    done = _decide_while_sleeping(stack, unique_namespace, "DENIED")
+
+    assert done["state"]["current"] == "CANCELLED"
+    assert _state(done, "sleep") == "SUCCESS"
+    assert _state(done, "denied") == "SUCCESS"
+    assert _state(done, "cleanup") == "SUCCESS"
+    assert not _runs(done, "after")
+
+
+def test_succeed_ends_the_execution_in_success_and_kill_kills_its_running_siblings(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(SIBLING)
+
+    succeeded = _decide_while_sleeping(stack, unique_namespace, "APPROVED")
+    killed = _decide_while_sleeping(stack, unique_namespace, "DENIED", deny="KILL")
+
+    assert succeeded["state"]["current"] == "SUCCESS"
+    assert not _runs(succeeded, "after")
+    assert killed["state"]["current"] == "KILLED"
+    assert _state(killed, "sleep") == "KILLED"
+
+
+def test_an_approval_expiring_in_a_loop_iteration_ends_the_iteration_not_the_flow(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(IN_LOOP)
+
+    done = stack.wait_for_state(stack.run(unique_namespace, "approval-in-loop")["id"], timeout_s=60)
+
+    assert done["state"]["current"] == "SUCCESS"
+    assert _state(done, "last") == "SUCCESS"
+
+
+PARALLEL = """
+id: approval-parallel
+namespace: {ns}
+tasks:
+  - id: parallel
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: slow
+        type: io.kestra.plugin.core.flow.Approval
+        allowFailure: true
+        onWait:
+          - id: sleep
+            type: io.kestra.plugin.core.flow.Sleep
+            duration: PT1S
+          - id: broken
+            type: io.kestra.plugin.core.execution.Fail
+        onApprove:
+          - id: approvedSlow
+            type: io.kestra.plugin.core.log.Log
+            message: "Approved"
+      - id: quick
+        type: io.kestra.plugin.core.flow.Approval
+        onApprove:
+          - id: approvedQuick
+            type: io.kestra.plugin.core.log.Log
+            message: "Approved"
+"""
+
+
+def test_sibling_approvals_pause_together_are_decided_one_by_one_and_on_wait_no_longer_counts(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(PARALLEL)
+    execution_id = stack.run(unique_namespace, "approval-parallel")["id"]
+    deadline = time.monotonic() + 30
+    paused: dict[str, Any] = {}
+    while time.monotonic() < deadline:  # `quick` pauses the execution; `slow` still parks once its onWait ends
+        paused = stack.api.get(f"/executions/{execution_id}").json()
+        if _runs(paused, "slow") and _state(paused, "slow") == "PAUSED":
+            break
+        time.sleep(0.05)
+    assert paused["state"]["current"] == "PAUSED" and _state(paused, "quick") == "PAUSED", paused
+    assert _state(paused, "broken") == "FAILED"  # allowFailure: a failed onWait still asks for review
+
+    ambiguous = _review(stack, execution_id, {"decision": "APPROVED"})
+    slow = {"decision": "APPROVED", "taskRunId": _runs(paused, "slow")[0]["id"]}
+    assert _review(stack, execution_id, slow).status_code == 200
+    still = stack.api.get(f"/executions/{execution_id}").json()
+    assert _review(stack, execution_id, {"decision": "APPROVED"}).status_code == 200  # the only one left
+    done = stack.wait_for_state(execution_id, timeout_s=60)
+
+    assert ambiguous.status_code == 409 and "taskRunId" in ambiguous.text
+    assert still["state"]["current"] == "PAUSED"  # another approval still waits
+    assert done["state"]["current"] == "SUCCESS"  # the failed onWait is not the decided branch's
+    assert _state(done, "approvedSlow") == _state(done, "approvedQuick") == "SUCCESS"

@@ -1,0 +1,77 @@
+"""Kestra 2's `onChildFailure` / `failFast` on Parallel and Dag: a failed child interrupts its running siblings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Stack
+
+PARALLEL = """
+id: parallel-child-failure
+namespace: {ns}
+tasks:
+  - id: parallel
+    type: io.kestra.plugin.core.flow.Parallel
+    POLICY
+    tasks:
+      - id: branch
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - id: slow
+            type: io.kestra.plugin.core.flow.Sleep
+            duration: PT4S
+          - id: next
+            type: io.kestra.plugin.core.log.Log
+            message: next
+      - id: late
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - id: wait
+            type: io.kestra.plugin.core.flow.Sleep
+            duration: PT1S
+          - id: boom
+            type: io.kestra.plugin.core.execution.Fail
+    errors:
+      - id: handler
+        type: io.kestra.plugin.core.log.Log
+        message: handled
+"""
+
+
+def _runs(execution: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
+    return [r for r in execution["taskRunList"] if r["taskId"] == task_id]
+
+
+@pytest.mark.parametrize(
+    ("policy", "slow_state"),
+    [("onChildFailure: FAIL", "FAILED"), ("onChildFailure: cancel", "CANCELLED"), ("failFast: true", "KILLED")],
+)
+def test_a_failed_child_interrupts_its_running_siblings_at_any_depth(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], policy: str, slow_state: str, unique_namespace: str
+) -> None:
+    deploy_flow(PARALLEL.replace("POLICY", policy))
+
+    done = stack.wait_for_state(stack.run(unique_namespace, "parallel-child-failure")["id"], timeout_s=60)
+
+    assert done["state"]["current"] == "FAILED"
+    assert _runs(done, "parallel")[0]["state"]["current"] == "FAILED"
+    assert _runs(done, "slow")[0]["state"]["current"] == slow_state
+    assert not _runs(done, "next")
+    assert _runs(done, "handler")[0]["state"]["current"] == "SUCCESS"
+    logs = stack.api.get(f"/logs/{done['id']}").json()
+    assert any("sibling task 'late' failed" in line["message"] for line in logs)
+
+
+def test_without_a_policy_siblings_run_to_completion_as_in_kestra_1(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(PARALLEL.replace("POLICY", "onChildFailure: CONTINUE"))
+
+    done = stack.wait_for_state(stack.run(unique_namespace, "parallel-child-failure")["id"], timeout_s=60)
+
+    assert done["state"]["current"] == "FAILED"
+    assert _runs(done, "slow")[0]["state"]["current"] == "SUCCESS"
+    assert _runs(done, "next")[0]["state"]["current"] == "SUCCESS"
