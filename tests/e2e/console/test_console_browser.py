@@ -326,7 +326,9 @@ def test_a_rejection_from_the_inbox_fails_the_pause_with_its_reason_and_a_replay
     decided.wait_for()
     assert decided.get_attribute("data-actor").startswith(f"token:{ADMIN[0]}/console@")
     page.click("#tab-overview")
-    # Replay from the first task run: a new execution, opened at once, that pauses at the gate again.
+    # Replay from the first task run (after its confirmation): a new execution, opened at once, that pauses at
+    # the gate again.
+    page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#task-runs tr[data-task=plan] button.replay-from").click()
     page.wait_for_url(lambda url: "/ui/executions/" in url and execution_id not in url)
     page.wait_for_selector("#execution-state [data-state=PAUSED]")
