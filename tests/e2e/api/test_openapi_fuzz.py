@@ -36,8 +36,12 @@ class Tally:
 
 
 def _open_route(path: str) -> bool:
-    """Routes Kestra leaves open (and webhooks, whose key in the path is the credential)."""
-    return path.startswith(("/health", "/api/v1/configs", "/metrics")) or "/executions/webhook/" in path
+    """Routes Kestra leaves open (and webhooks, whose key in the path is the credential), and the A2A agent card,
+    which A2A clients read before they authenticate (anonymous callers see only its security scheme, no skill)."""
+    return (
+        path.startswith(("/health", "/api/v1/configs", "/metrics", "/.well-known/agent-card.json"))
+        or "/executions/webhook/" in path
+    )
 
 
 def fuzz(server: Server, examples_per_operation: int, *, authenticated: bool = True) -> Tally:
