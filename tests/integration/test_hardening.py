@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +28,32 @@ sys.stdout.buffer.write(read.stdout + read.stderr)
 def _worker(mode: str) -> str:
     # As root, the same-uid case needs another user: `nobody` runs the system interpreter (the venv's may
     # live under /root, out of its reach) with only this checkout on its path (hardening is stdlib-only).
+    # The checkout itself may sit in a private directory (`mktemp -d`) nobody cannot enter: the module is copied
+    # into a directory of the test's own that it can read.
     switch: dict[str, Any] = {}
     python = sys.executable
+    path = str(ROOT)
+    copy = None
     if os.geteuid() == 0:
         switch = {"user": "nobody", "group": "nogroup", "extra_groups": []}
         python = "/usr/bin/python3"
-    done = subprocess.run(
-        [python, "-c", _WORKER, mode],
-        env={"PATH": "/bin:/usr/bin", "PYTHONPATH": str(ROOT), "CHORUS_ADMIN_PASSWORD": SENTINEL},
-        cwd="/", capture_output=True, text=True, timeout=30, check=True, **switch,
-    )  # fmt: skip
+        copy = Path(tempfile.mkdtemp(prefix="chorus-hardening-", dir="/var/tmp"))
+        copy.chmod(0o755)
+        (copy / "orchestrator").mkdir(mode=0o755)
+        (copy / "orchestrator" / "__init__.py").write_text("")
+        shutil.copy(ROOT / "orchestrator" / "hardening.py", copy / "orchestrator" / "hardening.py")
+        for file in (copy / "orchestrator").iterdir():
+            file.chmod(0o644)
+        path = str(copy)
+    try:
+        done = subprocess.run(
+            [python, "-c", _WORKER, mode],
+            env={"PATH": "/bin:/usr/bin", "PYTHONPATH": path, "CHORUS_ADMIN_PASSWORD": SENTINEL},
+            cwd="/", capture_output=True, text=True, timeout=30, check=True, **switch,
+        )  # fmt: skip
+    finally:
+        if copy is not None:
+            shutil.rmtree(copy)
     return str(done.stdout)
 
 

@@ -103,7 +103,7 @@ def console_stack(
         flush_redis_db(broker)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
