@@ -22,7 +22,7 @@ tasks:
         tasks:
           - id: slow
             type: io.kestra.plugin.core.flow.Sleep
-            duration: PT4S
+            duration: SLOW
           - id: next
             type: io.kestra.plugin.core.log.Log
             message: next
@@ -52,7 +52,8 @@ def _runs(execution: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
 def test_a_failed_child_interrupts_its_running_siblings_at_any_depth(
     stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], policy: str, slow_state: str, unique_namespace: str
 ) -> None:
-    deploy_flow(PARALLEL.replace("POLICY", policy))
+    # Long enough (a parked Sleep) that a loaded machine still fails `late` well before `slow` could end.
+    deploy_flow(PARALLEL.replace("POLICY", policy).replace("SLOW", "PT40S"))
 
     done = stack.wait_for_state(stack.run(unique_namespace, "parallel-child-failure")["id"], timeout_s=60)
 
@@ -68,7 +69,7 @@ def test_a_failed_child_interrupts_its_running_siblings_at_any_depth(
 def test_without_a_policy_siblings_run_to_completion_as_in_kestra_1(
     stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
 ) -> None:
-    deploy_flow(PARALLEL.replace("POLICY", "onChildFailure: CONTINUE"))
+    deploy_flow(PARALLEL.replace("POLICY", "onChildFailure: CONTINUE").replace("SLOW", "PT4S"))
 
     done = stack.wait_for_state(stack.run(unique_namespace, "parallel-child-failure")["id"], timeout_s=60)
 

@@ -88,6 +88,7 @@ def test_every_blueprint_starts_a_valid_flow(new_page: Callable[[], Any], consol
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"/ui/flows"))
     page.goto("/ui/flows/new")
+    page.wait_for_selector("#blueprint option[value=hello]", state="attached")  # rendered after the page's reads
     blueprints = page.locator("#blueprint option").evaluate_all("os => os.map(o => o.value).filter(Boolean)")
     assert "hello" in blueprints and len(blueprints) >= 4
 
