@@ -23,13 +23,13 @@ from api import flow_tools
 from api.deps import authenticate, engine
 from api.permissions import Permission, require_on
 from orchestrator import store
-from orchestrator.accounts import PermissionDenied, Principal, Unauthenticated
 from orchestrator.core.errors import ChorusError, Conflict, InputInvalid, NotFound
 from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
 from orchestrator.core.tool_schema import ToolSpec
-from orchestrator.database import read_only
 from orchestrator.engine import Engine
+from orchestrator.engine.accounts import PermissionDenied, Principal, Unauthenticated
+from orchestrator.store.database import read_only
 
 router = APIRouter(tags=["A2A"])
 M = TypeVar("M", bound=BaseModel)

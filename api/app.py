@@ -18,13 +18,13 @@ from api.routes import actions, approvals, reviews, webhooks
 from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
-from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
-from orchestrator.execution_gauges import ExecutionGaugesCollector
-from orchestrator.metrics import Metrics, MetricsSettings, metrics
-from orchestrator.metrics_hooks import MetricsHooks
-from orchestrator.queue_depth import QueueDepthCollector
+from orchestrator.engine.metrics_hooks import MetricsHooks
+from orchestrator.observability.execution_gauges import ExecutionGaugesCollector
+from orchestrator.observability.metrics import Metrics, MetricsSettings, metrics
+from orchestrator.observability.queue_depth import QueueDepthCollector
 from orchestrator.settings import Settings, load_settings
+from orchestrator.store.database import make_engine, make_sessionmaker
 
 logger = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from fastapi import HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
 from api.login_throttle import LoginThrottle
-from orchestrator.accounts import ANONYMOUS_ADMIN, Accounts, Principal, Unauthenticated
-from orchestrator.audit_trail import ApiAction
-from orchestrator.database import read_only
 from orchestrator.engine import Engine
-from orchestrator.kv import KeyValueStore
+from orchestrator.engine.accounts import ANONYMOUS_ADMIN, Accounts, Principal, Unauthenticated
+from orchestrator.engine.audit_trail import ApiAction
+from orchestrator.engine.kv import KeyValueStore
 from orchestrator.settings import Settings
+from orchestrator.store.database import read_only
 
 
 def engine(request: Request) -> Engine:

@@ -16,7 +16,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from api.login_throttle import TooManyAttempts
-from orchestrator.accounts import BindingInvalid, PermissionDenied, Unauthenticated
 from orchestrator.core.errors import (
     ChorusError,
     ConfigurationError,
@@ -27,8 +26,9 @@ from orchestrator.core.errors import (
     LabelsInvalid,
     NotFound,
 )
-from orchestrator.kv import KeyExpired, ValueInvalid
-from orchestrator.store_search import FilterValueInvalid
+from orchestrator.engine.accounts import BindingInvalid, PermissionDenied, Unauthenticated
+from orchestrator.engine.kv import KeyExpired, ValueInvalid
+from orchestrator.store.search import FilterValueInvalid
 
 
 class QueryInvalid(ChorusError):

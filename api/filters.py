@@ -1,4 +1,4 @@
-"""Kestra's query conventions parsed into `orchestrator.queries` values: `filters[f][OP]=v`, legacy params, sort.
+"""Kestra's query conventions parsed into `orchestrator.store.queries` values: `filters[f][OP]=v`, legacy params, sort.
 
 Both forms are honoured at once (kestrapy 2.0 sends `filters[...]`, the MCP server and older clients send
 plain `namespace=`, `state=`, `labels=k:v`, ...). Every refusal names the query parameter at fault.
@@ -14,7 +14,7 @@ from typing import Any
 from starlette.datastructures import QueryParams
 
 from api.errors import QueryInvalid
-from orchestrator.queries import Filter, Group, Op, Search, SortKey
+from orchestrator.store.queries import Filter, Group, Op, Search, SortKey
 
 _KEY = re.compile(r"^filters((?:\[[^\[\]]*\])+)$")
 _SEGMENT = re.compile(r"\[([^\[\]]*)\]")

@@ -20,14 +20,14 @@ from starlette.requests import Request
 from api.deps import client_address, engine
 from api.permissions import Permission, allowed
 from orchestrator import store
-from orchestrator.accounts import PermissionDenied, Principal
-from orchestrator.audit_trail import ApiAction, record_alone
 from orchestrator.core.errors import NotFound
 from orchestrator.core.states import State
 from orchestrator.core.tool_schema import ToolSpec, tool_of
-from orchestrator.database import read_only
 from orchestrator.draining import draining
 from orchestrator.engine import Engine
+from orchestrator.engine.accounts import PermissionDenied, Principal
+from orchestrator.engine.audit_trail import ApiAction, record_alone
+from orchestrator.store.database import read_only
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from orchestrator import storage
+from orchestrator import internal_storage as storage
 from orchestrator.core.errors import InputInvalid
 
 

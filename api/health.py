@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.database import read_only
+from orchestrator.store.database import read_only
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import QueryInvalid
-from orchestrator.database import transaction
+from orchestrator.store.database import transaction
 
 HEADER = "Idempotency-Key"
 KEY_TTL = timedelta(minutes=10)

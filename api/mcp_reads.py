@@ -15,12 +15,13 @@ from api.permissions import Permission, prefixes, require_on
 from api.routes.executions import EXECUTION_FIELDS
 from api.routes.logs import LOG_FIELDS
 from api.schemas import execution_public, log_public
-from orchestrator import store, store_search
-from orchestrator.accounts import Principal
+from orchestrator import store
 from orchestrator.core.errors import InputInvalid, NotFound
-from orchestrator.database import read_only
 from orchestrator.engine import Engine
-from orchestrator.queries import Filter, Group, Op
+from orchestrator.engine.accounts import Principal
+from orchestrator.store import search as store_search
+from orchestrator.store.database import read_only
+from orchestrator.store.queries import Filter, Group, Op
 
 _READ_ONLY = types.ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
 _ID = {"executionId": {"type": "string", "description": "The execution id (an MCP tool call's _meta gives it)."}}

@@ -28,10 +28,10 @@ from starlette.types import Receive, Scope, Send
 
 from api import flow_tools, mcp_reads
 from api.deps import authenticate, engine
-from orchestrator.accounts import PermissionDenied
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
+from orchestrator.engine.accounts import PermissionDenied
 
 logger = logging.getLogger(__name__)
 

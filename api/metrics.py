@@ -11,8 +11,8 @@ from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.metrics import CONTENT_TYPE, exposition, exposition_registry, metrics
-from orchestrator.metrics_merge import merged_registry
+from orchestrator.observability.metrics import CONTENT_TYPE, exposition, exposition_registry, metrics
+from orchestrator.observability.metrics_merge import merged_registry
 
 UNMATCHED = "<unmatched>"  #: route label of requests no route matched (keeps the label bounded)
 #: The method label takes only these; any other token a client sends (HTTP allows any) is counted as OTHER,

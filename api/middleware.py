@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AuditNote, api_action
 from api.errors import PayloadTooLarge
-from orchestrator.audit_trail import record_alone
+from orchestrator.engine.audit_trail import record_alone
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import enum
 
 from starlette.requests import Request
 
-from orchestrator.accounts import ROLES, PermissionDenied, Principal
 from orchestrator.core.errors import NotFound
-from orchestrator.queries import namespace_in_prefix
+from orchestrator.engine.accounts import ROLES, PermissionDenied, Principal
+from orchestrator.store.queries import namespace_in_prefix
 
 
 class Permission(enum.StrEnum):
@@ -46,7 +46,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "approver": _APPROVER,
     "viewer": _VIEWER,
 }
-assert tuple(ROLE_PERMISSIONS) == ROLES, "every role of orchestrator.accounts has a row here"
+assert tuple(ROLE_PERMISSIONS) == ROLES, "every role of orchestrator.engine.accounts has a row here"
 
 #: The namespace argument for tenant-wide permissions (accounts): only bindings with the empty prefix hold it.
 TENANT_WIDE = ""

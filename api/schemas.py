@@ -12,7 +12,7 @@ from orchestrator import store
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.parse import parse_flow
 from orchestrator.store import iso
-from orchestrator.tables import ExecutionRow, FlowRevisionRow, LogLineRow, TaskRunRow
+from orchestrator.store.tables import ExecutionRow, FlowRevisionRow, LogLineRow, TaskRunRow
 
 
 def _state(current: str, histories: Sequence[dict[str, Any]]) -> dict[str, Any]:

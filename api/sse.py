@@ -16,11 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from api.schemas import execution_public, log_public
-from orchestrator import store, store_search
+from orchestrator import store
 from orchestrator.core.states import State
 from orchestrator.draining import draining
 from orchestrator.engine import Engine
-from orchestrator.queries import Search
+from orchestrator.store import search as store_search
+from orchestrator.store.queries import Search
 
 POLL_S = 0.1
 HEARTBEAT_S = 15.0

@@ -31,9 +31,9 @@ from api.proxies import TrustedProxies
 from api.routes import audit, auth, executions, flows, flows_bulk, kv, logs, triggers
 from api.routes.executions import visible_execution
 from orchestrator import store
-from orchestrator.accounts import Accounts, Principal
 from orchestrator.engine import Engine
-from orchestrator.kv import KeyValueStore
+from orchestrator.engine.accounts import Accounts, Principal
+from orchestrator.engine.kv import KeyValueStore
 from orchestrator.settings import Settings
 
 #: Execution actions whose routes live elsewhere (the engine's owner adds them): the permission per action.

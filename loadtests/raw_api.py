@@ -14,8 +14,8 @@ from fastapi import FastAPI, Request
 from sqlalchemy import text
 
 from loadtests.raw_app import RAW_QUEUE, WRITE_ROW, create_raw_app
-from orchestrator.database import make_engine
 from orchestrator.settings import load_settings
+from orchestrator.store.database import make_engine
 
 _INSERT = text("INSERT INTO loadtest_raw_rows (run, seq) VALUES (:run, :seq)")
 

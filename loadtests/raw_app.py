@@ -16,8 +16,8 @@ from celery.signals import worker_process_init
 from sqlalchemy import Engine, text
 
 from orchestrator.celery_app import create_celery_app
-from orchestrator.database import make_engine
 from orchestrator.settings import Settings
+from orchestrator.store.database import make_engine
 
 RAW_QUEUE = "raw"
 WRITE_ROW = "raw.write_row"

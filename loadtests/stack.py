@@ -23,11 +23,11 @@ from celery import Celery
 
 from loadtests.raw_app import RAW_QUEUE, TABLE_DDL, create_raw_app
 from orchestrator.celery_app import create_celery_app
-from orchestrator.cli import stop_process, worker_command
-from orchestrator.database import make_engine, make_sessionmaker, migrate
-from orchestrator.embedded import free_port
+from orchestrator.cli.embedded import free_port
+from orchestrator.cli.main import stop_process, worker_command
 from orchestrator.engine import Engine
 from orchestrator.settings import Settings, load_settings
+from orchestrator.store.database import make_engine, make_sessionmaker, migrate
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.harness import services
 

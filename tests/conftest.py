@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from orchestrator.database import make_engine, migrate
+from orchestrator.store.database import make_engine, migrate
 from tests.harness import services
 
 #: Fake protocol servers (OpenAI wire, Jira, webhooks) as session fixtures.

@@ -24,8 +24,6 @@ from typing import Any, NoReturn
 
 import jsonschema
 
-from orchestrator.agent_journal import AWAITING_APPROVAL, AgentJournal
-from orchestrator.compiler import to_canvas
 from orchestrator.core import agent as rules
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.flow import TaskSpec
@@ -33,6 +31,8 @@ from orchestrator.core.plan import Run
 from orchestrator.core.states import State
 from orchestrator.core.tasktypes import CATALOGUE
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskRunCoordinates
+from orchestrator.engine.agent_journal import AWAITING_APPROVAL, AgentJournal
+from orchestrator.engine.compiler import to_canvas
 from workers.ai import (
     Budget,
     BudgetExceeded,

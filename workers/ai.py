@@ -19,7 +19,7 @@ import jsonschema
 
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import TaskFailed
-from orchestrator.llm_ledger import LlmCall, LlmLedger
+from orchestrator.engine.llm_ledger import LlmCall, LlmLedger
 from workers.context import Handler, TaskContext
 from workers.llm import Attempt, ChatCallFailed, ChatClient, Endpoint, resolve_endpoint
 
@@ -143,7 +143,7 @@ class Budget:
 
     max_tokens: int | None
     max_cost: float | None
-    scope: str  #: task_run, execution, tree, flow, namespace (orchestrator.store_llm_budget.BudgetScope)
+    scope: str  #: task_run, execution, tree, flow, namespace (orchestrator.store.llm_budget.BudgetScope)
     pause_on_exceed: bool = False
     period_s: float | None = None  #: flow and namespace budgets: the period they cap (`period`, default P1D)
 

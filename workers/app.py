@@ -10,8 +10,8 @@ from __future__ import annotations
 from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import create_celery_app
 from orchestrator.hardening import forbid_inspection
-from orchestrator.metrics import MetricsSettings
-from orchestrator.observability import configure_logging
+from orchestrator.observability.logs import configure_logging
+from orchestrator.observability.metrics import MetricsSettings
 from orchestrator.settings import load_settings
 from workers import lifeline, liveness, runtime
 from workers import metrics as worker_metrics

@@ -1,6 +1,6 @@
 """execution.SetVariables and UnsetVariables (change the execution's `vars` for later tasks), Exit and Kill.
 
-What a run changes is its outputs (`variables` set, `unset` keys); `orchestrator.variables.execution_vars`
+What a run changes is its outputs (`variables` set, `unset` keys); `orchestrator.engine.variables.execution_vars`
 applies them in order on top of the flow's `variables`, so a restart or a replay sees the same `vars`.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.core.errors import TaskFailed
-from orchestrator.exits import EXIT_STATES, exit_execution
+from orchestrator.engine.exits import EXIT_STATES, exit_execution
 from workers.context import TaskContext
 
 

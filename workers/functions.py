@@ -6,7 +6,7 @@ import os
 from pathlib import PurePosixPath
 from typing import Any
 
-from orchestrator import storage
+from orchestrator import internal_storage as storage
 from orchestrator.core.errors import ChorusError, ExpressionError
 from orchestrator.core.namespace_access import Use, matches
 from orchestrator.engine import ClaimedTaskRun, Engine

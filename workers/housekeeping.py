@@ -1,14 +1,14 @@
-"""execution.Count, execution.PurgeExecutions, log.PurgeLogs and kv.PurgeKV, over `orchestrator.housekeeping`."""
+"""execution.Count, execution.PurgeExecutions, log.PurgeLogs and kv.PurgeKV, over `orchestrator.engine.housekeeping`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from orchestrator.audit_trail import ApiAction
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import render
-from orchestrator.housekeeping import Housekeeping
+from orchestrator.engine.audit_trail import ApiAction
+from orchestrator.engine.housekeeping import Housekeeping
 from workers.context import TaskContext
 
 

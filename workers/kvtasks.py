@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orchestrator.audit_trail import ApiAction
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.namespace_access import Use
-from orchestrator.kv import TypedValue, parse_ttl, typed_value
+from orchestrator.engine.audit_trail import ApiAction
+from orchestrator.engine.kv import TypedValue, parse_ttl, typed_value
 from workers.context import TaskContext
 
 

@@ -25,9 +25,9 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from orchestrator.agent_journal import AgentJournal
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import TaskFailed
+from orchestrator.engine.agent_journal import AgentJournal
 from workers.context import Handler, TaskContext
 
 _T = TypeVar("_T")

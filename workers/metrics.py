@@ -21,14 +21,14 @@ from celery.signals import task_postrun, task_prerun, worker_init, worker_proces
 from prometheus_client.multiprocess import mark_process_dead
 
 from orchestrator.engine import Engine
-from orchestrator.metrics import (
+from orchestrator.engine.metrics_hooks import UNKNOWN, MetricsHooks
+from orchestrator.observability.metrics import (
     MetricsSettings,
     metrics,
     prepare_multiprocess_dir,
     remove_multiprocess_dir,
     serve_metrics,
 )
-from orchestrator.metrics_hooks import UNKNOWN, MetricsHooks
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from orchestrator import storage
+from orchestrator import internal_storage as storage
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.namespace_access import Use
 from orchestrator.engine import ClaimedTaskRun, Engine

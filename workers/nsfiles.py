@@ -11,9 +11,9 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from orchestrator import storage
+from orchestrator import internal_storage as storage
 from orchestrator.core.errors import TaskFailed
-from orchestrator.kv import check_namespace
+from orchestrator.engine.kv import check_namespace
 from workers.context import TaskContext
 from workers.storage import local_path, store_file
 from workers.workdir import working_dir_of

@@ -2,7 +2,7 @@
 
 The handler is pure: it only returns what to publish. The engine writes the event to its outbox in the
 transaction that records this task run's success, so a crash before that commit publishes nothing, and
-Event triggers hear the event only after it (orchestrator.events).
+Event triggers hear the event only after it (orchestrator.engine.events).
 """
 
 from __future__ import annotations

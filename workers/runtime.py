@@ -23,15 +23,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
-from orchestrator.compiler import to_canvas
 from orchestrator.core.durations import format_duration, parse_duration
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true
 from orchestrator.core.states import State
-from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
+from orchestrator.engine.compiler import to_canvas
+from orchestrator.engine.sleeps import INLINE_LIMIT
 from orchestrator.settings import Settings
-from orchestrator.sleeps import INLINE_LIMIT
+from orchestrator.store.database import make_engine, make_sessionmaker
 from workers.agent import AgentPaused, AgentTakenOver, prepare_tool_run, run_agent
 from workers.context import TaskContext
 from workers.deadline import deadline, timeout_error
@@ -176,7 +176,7 @@ def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> str:
 
 
 def _run_sleep(engine: Engine, claimed: ClaimedTaskRun) -> str:
-    """A Sleep: short ends wait here, heartbeating; long ones are parked in the database (orchestrator.sleeps)."""
+    """A Sleep: short ends wait here, heartbeating; long ones are parked in the database (engine.sleeps)."""
     ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
     try:
         if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):

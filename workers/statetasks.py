@@ -14,7 +14,7 @@ from typing import Any
 
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true
-from orchestrator.kv import TypedValue
+from orchestrator.engine.kv import TypedValue
 from workers.context import TaskContext
 from workers.kvtasks import _action
 

@@ -1,4 +1,4 @@
-"""Task output files in internal storage (`orchestrator.storage`), at Kestra's per-task-run paths.
+"""Task output files in internal storage (`orchestrator.internal_storage`), at Kestra's per-task-run paths.
 
 A file a task produces (a download, a script's output files) is kept at
 `kestra:///<namespace as dirs>/<flow>/executions/<execution>/tasks/<task>/<task run>/<file>`.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator import storage
+from orchestrator import internal_storage as storage
 from orchestrator.core.errors import TaskFailed
 from orchestrator.engine import ClaimedTaskRun
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator import storage
+from orchestrator import internal_storage as storage
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true, render
 from workers.context import TaskContext

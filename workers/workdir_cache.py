@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from orchestrator import storage
+from orchestrator import internal_storage as storage
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import TaskFailed
 from orchestrator.engine import ClaimedTaskRun

@@ -20,7 +20,7 @@ from api.console.session import (
 from api.deps import accounts, client_address, settings
 from api.login_throttle import LoginThrottle
 from api.permissions import ROLE_PERMISSIONS
-from orchestrator.accounts import ANONYMOUS_ADMIN, Principal
+from orchestrator.engine.accounts import ANONYMOUS_ADMIN, Principal
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_TTL = timedelta(hours=12)

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 from api.deps import authenticate, check_tenant, read_session
 from api.errors import QueryInvalid
 from api.permissions import Permission, allowed, prefixes
-from orchestrator import store, store_llm_usage
-from orchestrator.accounts import PermissionDenied, Principal
-from orchestrator.queries import namespace_in_prefix
-from orchestrator.store_llm_usage import UsageSum, UsageWindow
+from orchestrator import store
+from orchestrator.engine.accounts import PermissionDenied, Principal
+from orchestrator.store import llm_usage as store_llm_usage
+from orchestrator.store.llm_usage import UsageSum, UsageWindow
+from orchestrator.store.queries import namespace_in_prefix
 
 router = APIRouter(tags=["AI"], dependencies=[Depends(authenticate)])
 

@@ -22,8 +22,8 @@ from api.schemas import execution_public
 from orchestrator import store
 from orchestrator.core.errors import InputInvalid, NotFound
 from orchestrator.core.states import State
-from orchestrator.database import read_only
 from orchestrator.engine import Engine
+from orchestrator.store.database import read_only
 
 router = APIRouter(tags=["Executions"])
 

@@ -17,9 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import actor, check_tenant, engine
 from api.forms import is_multipart
 from api.routes.actions import _form_inputs, _json
-from orchestrator import approvals
 from orchestrator.core.errors import InputInvalid
-from orchestrator.engine import Engine
+from orchestrator.engine import Engine, approvals
 
 router = APIRouter(tags=["Executions"])
 

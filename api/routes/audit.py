@@ -13,12 +13,13 @@ from api.deps import authenticate, check_tenant, read_session
 from api.errors import QueryInvalid
 from api.permissions import Permission, guard, prefixes
 from api.routes.executions import visible_execution
-from orchestrator import store, store_audit
-from orchestrator.accounts import Principal
-from orchestrator.audit_trail import check_chain
+from orchestrator import store
 from orchestrator.core.audit import AuditKey
 from orchestrator.core.errors import NotFound
-from orchestrator.tables import AuditEventRow
+from orchestrator.engine.accounts import Principal
+from orchestrator.engine.audit_trail import check_chain
+from orchestrator.store import audit as store_audit
+from orchestrator.store.tables import AuditEventRow
 
 router = APIRouter(tags=["Audit"], dependencies=[Depends(authenticate)])
 
@@ -117,7 +118,7 @@ def search_audit(
     """Audit events across every chain, newest first; needs `audit.read` (admins), within the caller's prefixes."""
     visible = prefixes(principal, Permission.AUDIT_READ)
     if visible == ():
-        from orchestrator.accounts import PermissionDenied
+        from orchestrator.engine.accounts import PermissionDenied
 
         raise PermissionDenied(Permission.AUDIT_READ, namespace)
     query = store_audit.AuditQuery(

@@ -13,9 +13,9 @@ from api.deps import accounts, authenticate, check_tenant, client_address, note,
 from api.errors import QueryInvalid
 from api.permissions import TENANT_WIDE, Permission, allowed, require
 from orchestrator import store
-from orchestrator.accounts import Accounts, Binding, BindingInvalid, Principal, parse_binding
 from orchestrator.core.durations import format_duration, parse_duration
-from orchestrator.tables import ApiTokenRow
+from orchestrator.engine.accounts import Accounts, Binding, BindingInvalid, Principal, parse_binding
+from orchestrator.store.tables import ApiTokenRow
 
 router = APIRouter(tags=["Auth"], dependencies=[Depends(authenticate)])
 

@@ -21,16 +21,18 @@ from api.forms import form_inputs, is_multipart
 from api.permissions import Permission, guard, prefixes
 from api.schemas import execution_public
 from api.sse import execution_stream
-from orchestrator import storage, store, store_search
-from orchestrator.accounts import Principal
+from orchestrator import internal_storage as storage
+from orchestrator import store
 from orchestrator.core.errors import InputInvalid, NotFound
 from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
-from orchestrator.database import read_only
 from orchestrator.draining import draining
 from orchestrator.engine import Engine
-from orchestrator.queries import Op, Search, SortKey
+from orchestrator.engine.accounts import Principal
 from orchestrator.settings import Settings
+from orchestrator.store import search as store_search
+from orchestrator.store.database import read_only
+from orchestrator.store.queries import Op, Search, SortKey
 
 router = APIRouter(tags=["Executions"], dependencies=[Depends(authenticate)])
 

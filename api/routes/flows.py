@@ -15,13 +15,14 @@ from api.errors import validation_body
 from api.filters import Fields, parse_search
 from api.permissions import Permission, allowed, guard, prefixes, require
 from api.schemas import flow_public
-from orchestrator import store, store_search
-from orchestrator.accounts import Principal
+from orchestrator import store
 from orchestrator.core.errors import FlowInvalid, NotFound
 from orchestrator.core.parse import split_documents
 from orchestrator.engine import Engine
-from orchestrator.flow_validation import validate_flow, validate_flow_with_warnings
-from orchestrator.queries import Op, Search, SortKey
+from orchestrator.engine.accounts import Principal
+from orchestrator.engine.flow_validation import validate_flow, validate_flow_with_warnings
+from orchestrator.store import search as store_search
+from orchestrator.store.queries import Op, Search, SortKey
 
 router = APIRouter(tags=["Flows"], dependencies=[Depends(authenticate)])
 

@@ -18,12 +18,13 @@ from api.errors import QueryInvalid
 from api.filters import parse_search
 from api.permissions import Permission, allowed, prefixes, require
 from api.routes.flows import FLOW_FIELDS, yaml_body
-from orchestrator import store, store_search
-from orchestrator.accounts import Principal
+from orchestrator import store
 from orchestrator.core.errors import FlowInvalid
 from orchestrator.core.parse import parse_flow, split_documents
 from orchestrator.engine import Engine
-from orchestrator.tables import FlowRevisionRow
+from orchestrator.engine.accounts import Principal
+from orchestrator.store import search as store_search
+from orchestrator.store.tables import FlowRevisionRow
 
 router = APIRouter(tags=["Flows"], dependencies=[Depends(authenticate)])
 

@@ -11,11 +11,12 @@ from starlette.concurrency import run_in_threadpool
 from api.bounds import PAGE, SIZE
 from api.deps import api_action, authenticate, check_tenant, kv_store, note, read_session
 from api.permissions import Permission, allowed, guard, prefixes
-from orchestrator import store, store_search
-from orchestrator.accounts import Principal
-from orchestrator.kv import KeyValueStore, ValueInvalid, check_key, check_namespace, parse_ttl, typed_value
-from orchestrator.queries import namespace_in_prefix
-from orchestrator.tables import KeyValueRow
+from orchestrator import store
+from orchestrator.engine.accounts import Principal
+from orchestrator.engine.kv import KeyValueStore, ValueInvalid, check_key, check_namespace, parse_ttl, typed_value
+from orchestrator.store import search as store_search
+from orchestrator.store.queries import namespace_in_prefix
+from orchestrator.store.tables import KeyValueRow
 
 router = APIRouter(tags=["KV"], dependencies=[Depends(authenticate)])
 

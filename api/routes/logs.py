@@ -16,11 +16,12 @@ from api.permissions import Permission, prefixes
 from api.routes.executions import visible_execution
 from api.schemas import log_public
 from api.sse import log_stream
-from orchestrator import store, store_search
-from orchestrator.accounts import Principal
+from orchestrator import store
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
-from orchestrator.queries import Filter, Group, Op, Search, SortKey
+from orchestrator.engine.accounts import Principal
+from orchestrator.store import search as store_search
+from orchestrator.store.queries import Filter, Group, Op, Search, SortKey
 
 router = APIRouter(tags=["Logs"], dependencies=[Depends(authenticate)])
 

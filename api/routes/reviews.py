@@ -16,10 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import actor, check_tenant, engine
 from api.forms import is_multipart
 from api.routes.actions import _form_inputs, _json
-from orchestrator import approval_tasks
 from orchestrator.core.approval import parse_decision
 from orchestrator.core.errors import InputInvalid
-from orchestrator.engine import Engine
+from orchestrator.engine import Engine, approval_tasks
 
 router = APIRouter(tags=["Executions"])
 

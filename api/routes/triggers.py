@@ -18,11 +18,12 @@ from starlette.concurrency import run_in_threadpool
 from api.bounds import PAGE, SIZE
 from api.deps import actor, authenticate, check_tenant, engine, note
 from api.permissions import Permission, allowed, guard
-from orchestrator import store, trigger_control
-from orchestrator.accounts import Principal
+from orchestrator import store
 from orchestrator.core.errors import NotFound
 from orchestrator.engine import Engine
-from orchestrator.tables import TriggerRow
+from orchestrator.engine.accounts import Principal
+from orchestrator.store.tables import TriggerRow
+from orchestrator.triggers import control as trigger_control
 
 router = APIRouter(tags=["Triggers"], dependencies=[Depends(authenticate)])
 

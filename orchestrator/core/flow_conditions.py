@@ -5,7 +5,7 @@ Conditions follow Kestra's: `ExecutionStatus` (in / notIn), `ExecutionFlow` (nam
 (an expression over `trigger.outputs`), plus the
 trigger's own `states` and `preconditions` (`flows` and `where`). With several preconditions, an execution
 meeting one of them only counts towards the trigger's time window (`window_at`, `window_complete`); the
-window's state lives in the database (orchestrator.flow_windows). All must hold; a condition type this
+window's state lives in the database (orchestrator.store.flow_windows). All must hold; a condition type this
 module does not know never holds, so an unsupported flow is not started by surprise.
 """
 

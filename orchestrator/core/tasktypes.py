@@ -361,7 +361,7 @@ _TRIGGER_TYPES: tuple[TriggerType, ...] = (
     ),
     # Marks the flow as a tool of the MCP server (and a skill of the A2A cards); nothing is scheduled.
     TriggerType("McpToolTrigger", ("io.kestra.plugin.core.trigger.McpToolTrigger",), tool_schema.McpToolTriggerProps),
-    # Chorus extensions (orchestrator.events, orchestrator.realtime_*).
+    # Chorus extensions (orchestrator.engine.events, orchestrator.realtime_*).
     TriggerType("Event", ("io.chorus.trigger.Event",), event_props.EventTriggerProps),
     TriggerType("RedisStream", ("io.chorus.trigger.RedisStream",), event_props.RedisStreamTriggerProps),
     TriggerType("AmqpRealtime", ("io.kestra.plugin.amqp.RealtimeTrigger",), event_props.AmqpTriggerProps),

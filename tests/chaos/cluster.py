@@ -21,9 +21,9 @@ import httpx
 import psutil
 import psycopg
 
-from orchestrator.cli import stop_process, worker_command
-from orchestrator.database import make_engine, migrate
-from orchestrator.embedded import EmbeddedServer, free_port, start_postgres, start_redis
+from orchestrator.cli.embedded import EmbeddedServer, free_port, start_postgres, start_redis
+from orchestrator.cli.main import stop_process, worker_command
+from orchestrator.store.database import make_engine, migrate
 from tests.chaos.proxy import StallableProxy
 from tests.harness.services import psycopg_url
 

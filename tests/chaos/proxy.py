@@ -11,7 +11,7 @@ import select
 import socket
 import threading
 
-from orchestrator.embedded import HOST, free_port
+from orchestrator.cli.embedded import HOST, free_port
 
 _CHUNK = 65536
 

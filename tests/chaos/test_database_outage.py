@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from orchestrator.celery_app import create_celery_app
-from orchestrator.database import make_engine, make_sessionmaker, transaction
 from orchestrator.engine import Engine, TaskRunCoordinates
 from orchestrator.settings import load_settings
+from orchestrator.store.database import make_engine, make_sessionmaker, transaction
 from tests.chaos.cluster import ChaosCluster, ClusterShape
 
 pytestmark = pytest.mark.chaos

@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from orchestrator.accounts import Binding
-from orchestrator.embedded import free_port
+from orchestrator.cli.embedded import free_port
+from orchestrator.engine.accounts import Binding
 from orchestrator.settings import load_settings
 from tests.harness.stack import Stack
 

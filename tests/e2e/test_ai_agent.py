@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from orchestrator.accounts import Binding
-from orchestrator.cli import run_worker_process, stop_process
+from orchestrator.cli.main import run_worker_process, stop_process
+from orchestrator.engine.accounts import Binding
 from orchestrator.settings import load_settings
 from tests.e2e.conftest import Stack
 from tests.fakes.openai_wire import OpenAIWire, Reply

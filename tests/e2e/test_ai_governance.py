@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from orchestrator.celery_app import create_celery_app
-from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
+from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.e2e.conftest import Stack
 from tests.fakes.base import FakeResponse
 from tests.fakes.openai_wire import OpenAIWire, Reply

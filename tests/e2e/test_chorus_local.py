@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from orchestrator.embedded import free_port
+from orchestrator.cli.embedded import free_port
 from tests.fakes.fixtures import secret_env
 from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire, Reply

@@ -20,8 +20,8 @@ import httpx
 import psutil
 import pytest
 
-from orchestrator.embedded import free_port
-from orchestrator.local_runtime import RUNTIME_FILE, read_runtime
+from orchestrator.cli.embedded import free_port
+from orchestrator.cli.local_runtime import RUNTIME_FILE, read_runtime
 from tests.harness import services
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -24,9 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator.cli import run_worker_process, stop_process
-from orchestrator.embedded import free_port
-from orchestrator.metrics import CONTENT_TYPE, exposition, record_llm_call, record_schedule_fire
+from orchestrator.cli.embedded import free_port
+from orchestrator.cli.main import run_worker_process, stop_process
+from orchestrator.observability.metrics import CONTENT_TYPE, exposition, record_llm_call, record_schedule_fire
 from orchestrator.settings import load_settings
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.e2e.conftest import TERMINAL, _wait_http

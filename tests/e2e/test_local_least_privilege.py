@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from orchestrator.embedded import free_port
+from orchestrator.cli.embedded import free_port
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from orchestrator.accounts import Binding
+from orchestrator.engine.accounts import Binding
 from orchestrator.settings import load_settings
 from tests.harness.stack import Stack
 

@@ -10,9 +10,9 @@ import pytest
 from celery import Celery
 
 from orchestrator.celery_app import RUN_INLINE, RUN_TASK_RUN, create_celery_app
-from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
 from orchestrator.settings import load_settings
+from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.e2e.conftest import Stack
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli import stop_process
-from orchestrator.embedded import free_port
+from orchestrator.cli.embedded import free_port
+from orchestrator.cli.main import stop_process
 from tests.e2e.conftest import Stack
 
 EVERY_SECOND = """

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-from orchestrator.embedded import free_port
+from orchestrator.cli.embedded import free_port
 
 INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus (.ci/run does this)"
 

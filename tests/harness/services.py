@@ -25,9 +25,9 @@ import redis
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from orchestrator.cli.embedded import EmbeddedServer, start_postgres, start_redis
+from orchestrator.cli.pg_files import ROOT_CLUSTERS
 from orchestrator.core.errors import ConfigurationError
-from orchestrator.embedded import EmbeddedServer, start_postgres, start_redis
-from orchestrator.pg_files import ROOT_CLUSTERS
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

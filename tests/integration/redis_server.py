@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import redis
 
-from orchestrator.embedded import free_port
+from orchestrator.cli.embedded import free_port
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from orchestrator.celery_app import create_celery_app
-from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
 from orchestrator.settings import load_settings
-from orchestrator.tables import ExecutionRow
+from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.store.tables import ExecutionRow
 
 START = datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ import pytest
 from orchestrator import store
 from orchestrator.cli import main
 from orchestrator.core.audit import AuditKey, chain_hash
-from orchestrator.database import make_engine, make_sessionmaker, transaction
+from orchestrator.store.database import make_engine, make_sessionmaker, transaction
 from tests.harness.services import psycopg_url
 
 KEY = "k" * 40

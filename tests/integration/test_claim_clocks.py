@@ -11,10 +11,10 @@ from sqlalchemy import update
 
 from orchestrator import store
 from orchestrator.celery_app import create_celery_app
-from orchestrator.database import make_engine, make_sessionmaker, transaction
 from orchestrator.engine import Engine, TaskRunCoordinates
 from orchestrator.settings import load_settings
-from orchestrator.tables import TaskRunRow
+from orchestrator.store.database import make_engine, make_sessionmaker, transaction
+from orchestrator.store.tables import TaskRunRow
 
 FLOW = """
 id: clocks

@@ -63,7 +63,7 @@ def test_flower_without_its_extra_says_how_to_install_it_and_exits_2() -> None:
     # As after `pip install -e .` alone (the dev install has Flower): the check is made to fail.
     code = (
         "import sys\n"
-        "from orchestrator import cli, cli_ops\n"
+        "from orchestrator import cli\nfrom orchestrator.cli import ops as cli_ops\n"
         "cli_ops._flower_installed = lambda: False\n"
         "sys.exit(cli.main(['flower']))\n"
     )

@@ -11,9 +11,9 @@ from sqlalchemy import make_url
 
 from orchestrator import store
 from orchestrator.core.errors import ConfigurationError
-from orchestrator.database import make_engine, make_sessionmaker, migrate, transaction
-from orchestrator.db_roles import check_runtime_connection, privileges_problem, runtime_role
 from orchestrator.settings import load_settings
+from orchestrator.store.database import make_engine, make_sessionmaker, migrate, transaction
+from orchestrator.store.db_roles import check_runtime_connection, privileges_problem, runtime_role
 from tests.harness.services import psycopg_url
 
 

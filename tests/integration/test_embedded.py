@@ -17,9 +17,9 @@ import psycopg
 import pytest
 import redis
 
-from orchestrator import embedded, pg_files
+from orchestrator.cli import embedded, pg_files
+from orchestrator.cli.embedded import EmbeddedServer, free_port, start_postgres, start_redis
 from orchestrator.core.errors import ConfigurationError
-from orchestrator.embedded import EmbeddedServer, free_port, start_postgres, start_redis
 from tests.harness import services
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -233,7 +233,7 @@ def test_servers_stop_when_the_process_that_started_them_is_killed(tmp_path: Pat
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from orchestrator.embedded import start_postgres, start_redis\n"
+        "from orchestrator.cli.embedded import start_postgres, start_redis\n"
         f"pg = start_postgres(Path({str(tmp_path / 'pg')!r}))\n"
         f"rd = start_redis(Path({str(tmp_path / 'redis')!r}))\n"
         "print(pg.pid, rd.pid, flush=True)\n"

@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from orchestrator import events
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import FlowInvalid
 from orchestrator.core.states import State
-from orchestrator.database import make_engine, make_sessionmaker, transaction
-from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
+from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, events
 from orchestrator.settings import load_settings
-from orchestrator.tables import AuditEventRow, ExecutionRow, TaskRunRow
+from orchestrator.store.database import make_engine, make_sessionmaker, transaction
+from orchestrator.store.tables import AuditEventRow, ExecutionRow, TaskRunRow
 from workers.runtime import run_claimed
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "choreography"

@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import store
-from orchestrator.database import make_engine, make_sessionmaker, transaction
-from orchestrator.execution_gauges import ExecutionGaugesCollector
-from orchestrator.tables import ExecutionRow, TaskRunRow
+from orchestrator.observability.execution_gauges import ExecutionGaugesCollector
+from orchestrator.store.database import make_engine, make_sessionmaker, transaction
+from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 STALE_AFTER_S = 60.0
 

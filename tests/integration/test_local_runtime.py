@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.core.errors import ConfigurationError
-from orchestrator.local_runtime import (
+from orchestrator.cli.local_runtime import (
     RUNTIME_FILE,
     LocalRuntime,
     read_runtime,
@@ -19,6 +18,7 @@ from orchestrator.local_runtime import (
     this_process_started_at,
     write_runtime,
 )
+from orchestrator.core.errors import ConfigurationError
 
 
 def _runtime(pid: int, started_at: float, data_dir: Path) -> LocalRuntime:

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from orchestrator.local import WORKER_APP, _record_worker, _stop_stale_worker
+from orchestrator.cli.local import WORKER_APP, _record_worker, _stop_stale_worker
 
 # Looks like a worker to the check (its command line names the worker app) and has a child, like a pool.
 FAKE_WORKER = (

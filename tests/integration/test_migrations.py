@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from orchestrator.database import make_engine
-from orchestrator.tables import Base
+from orchestrator.store.database import make_engine
+from orchestrator.store.tables import Base
 
 
 def test_the_migrated_schema_matches_the_mappings(database_url: str) -> None:

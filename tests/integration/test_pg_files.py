@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import pg_files
+from orchestrator.cli import pg_files
+from orchestrator.cli.pg_files import Account, blocking_dir, cluster_dir
 from orchestrator.core.errors import ConfigurationError
-from orchestrator.pg_files import Account, blocking_dir, cluster_dir
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL runs as another account only when we are root")
 

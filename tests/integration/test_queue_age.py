@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from orchestrator.celery_app import SENT_AT_HEADER, create_celery_app
-from orchestrator.queue_depth import QueueDepthCollector
+from orchestrator.observability.queue_depth import QueueDepthCollector
 from orchestrator.settings import Settings, load_settings
 from tests.integration.redis_server import redis_server
 

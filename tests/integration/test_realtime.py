@@ -13,17 +13,16 @@ import redis
 from kombu import Connection  # type: ignore[attr-defined]  # kombu ships no type hints
 from sqlalchemy import select
 
-from orchestrator import events
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import FlowInvalid
-from orchestrator.database import make_engine, make_sessionmaker
-from orchestrator.engine import Engine
-from orchestrator.metrics import metrics
-from orchestrator.realtime import RealtimeRunner
-from orchestrator.realtime_amqp import AmqpQueueSource
-from orchestrator.realtime_redis import RedisStreamSource
+from orchestrator.engine import Engine, events
+from orchestrator.observability.metrics import metrics
 from orchestrator.settings import load_settings
-from orchestrator.tables import ExecutionRow
+from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.store.tables import ExecutionRow
+from orchestrator.triggers.realtime import RealtimeRunner
+from orchestrator.triggers.realtime_amqp import AmqpQueueSource
+from orchestrator.triggers.realtime_redis import RedisStreamSource
 
 AMQP_URL = os.environ.get("CHORUS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 N = 200

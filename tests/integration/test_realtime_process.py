@@ -16,10 +16,10 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from orchestrator.cli import stop_process
-from orchestrator.database import make_engine, make_sessionmaker
-from orchestrator.embedded import free_port
-from orchestrator.tables import ExecutionRow
+from orchestrator.cli.embedded import free_port
+from orchestrator.cli.main import stop_process
+from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.store.tables import ExecutionRow
 
 FLOW = """
 id: burst

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from orchestrator.celery_app import create_celery_app
-from orchestrator.queue_depth import QueueDepthCollector
+from orchestrator.observability.queue_depth import QueueDepthCollector
 from orchestrator.settings import load_settings
 from tests.integration.redis_server import redis_server
 

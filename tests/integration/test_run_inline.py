@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.states import State
-from orchestrator.database import make_engine, make_sessionmaker, transaction
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
 from orchestrator.settings import load_settings
-from orchestrator.tables import AuditEventRow, ExecutionRow, LogLineRow, TaskRunRow
+from orchestrator.store.database import make_engine, make_sessionmaker, transaction
+from orchestrator.store.tables import AuditEventRow, ExecutionRow, LogLineRow, TaskRunRow
 from workers.runtime import run_claimed
 
 FLOW = """

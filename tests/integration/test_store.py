@@ -15,10 +15,10 @@ from orchestrator import store
 from orchestrator.core.audit import verify_chain
 from orchestrator.core.errors import Conflict, IllegalTransition
 from orchestrator.core.states import State
-from orchestrator.database import make_engine, make_sessionmaker, migrate, transaction
-from orchestrator.tables import ExecutionRow
+from orchestrator.store.database import make_engine, make_sessionmaker, migrate, transaction
+from orchestrator.store.tables import ExecutionRow
 
-MIGRATIONS = Path(__file__).parents[2] / "orchestrator" / "migrations"
+MIGRATIONS = Path(__file__).parents[2] / "orchestrator" / "store" / "migrations"
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import redis
 from sqlalchemy import text
 
 from orchestrator.celery_app import create_celery_app
-from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
 from orchestrator.settings import load_settings
+from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.harness import services
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from orchestrator import trigger_control
 from orchestrator.core.errors import Conflict, InputInvalid, NotFound
 from orchestrator.engine import Engine
-from orchestrator.tables import AuditEventRow
-from orchestrator.triggers import Scheduler
+from orchestrator.store.tables import AuditEventRow
+from orchestrator.triggers import control as trigger_control
+from orchestrator.triggers.scheduler import Scheduler
 from tests.integration.scheduling import HOURLY, START, FakeClock, engine, executions_of
 
 __all__ = ["engine"]  # the fixture, shared with the scheduler tests

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from orchestrator import store, store_triggers
+from orchestrator import store
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
-from orchestrator.tables import AuditEventRow, ExecutionRow
-from orchestrator.triggers import Scheduler
+from orchestrator.store import triggers as store_triggers
+from orchestrator.store.tables import AuditEventRow, ExecutionRow
+from orchestrator.triggers.scheduler import Scheduler
 from tests.integration.scheduling import HOURLY, START, FakeClock, engine, executions_of
 
 __all__ = ["engine"]  # the fixture

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from orchestrator.engine import Engine
-from orchestrator.triggers import Scheduler
+from orchestrator.triggers.scheduler import Scheduler
 from tests.integration.scheduling import HOURLY, START, FakeClock, engine, executions_of
 
 __all__ = ["engine"]  # the fixture

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator import cli, local
+from orchestrator.cli import local
+from orchestrator.cli import main as cli
 from orchestrator.settings import load_settings
 from tests.integration.api.conftest import ADMIN, AppFactory
 

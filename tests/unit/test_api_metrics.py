@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.metrics import UNMATCHED, RequestMetrics, metrics_router
-from orchestrator.metrics import exposition
+from orchestrator.observability.metrics import exposition
 
 
 def app() -> FastAPI:

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator.cli_client import server_config
-from orchestrator.cli_follow import (
+from orchestrator.cli.client import server_config
+from orchestrator.cli.follow import (
     EXIT_EXECUTION_FAILED,
     EXIT_EXECUTION_KILLED,
     EXIT_FAILURE,
@@ -20,8 +20,8 @@ from orchestrator.cli_follow import (
     exit_code,
     sse_events,
 )
+from orchestrator.cli.local_runtime import LocalRuntime, this_process_started_at, write_runtime
 from orchestrator.core.errors import ConfigurationError
-from orchestrator.local_runtime import LocalRuntime, this_process_started_at, write_runtime
 
 
 def _args(**given: object) -> argparse.Namespace:

@@ -8,8 +8,8 @@ from celery import Celery
 from celery.canvas import Signature, _chain, chord
 
 from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
-from orchestrator.compiler import to_canvas
 from orchestrator.core.plan import Chain, Fanout, Join, Run
+from orchestrator.engine.compiler import to_canvas
 
 EX = "exec1"
 APP = Celery("compiler-test", set_as_current=False)  # builds signatures only; never connects

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from orchestrator.metrics import Metrics
+from orchestrator.observability.metrics import Metrics
 from tests.harness.dashboards import DASHBOARDS, load_all, panels, queries
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}

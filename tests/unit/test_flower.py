@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.cli.flower import FlowerSettings, check, flower_command, flower_environment
 from orchestrator.core.errors import ConfigurationError
-from orchestrator.flower import FlowerSettings, check, flower_command, flower_environment
 
 
 def test_credentials_go_to_flowers_environment_and_not_to_its_command_line() -> None:

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 
+from orchestrator.engine.metrics_hooks import MetricsHooks, pool_of
 from orchestrator.hooks import Transition
-from orchestrator.metrics import Metrics
-from orchestrator.metrics_hooks import MetricsHooks, pool_of
+from orchestrator.observability.metrics import Metrics
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from orchestrator.embedded import free_port
-from orchestrator.metrics import MetricsSettings, exposition, metrics, record_llm_call, serve_metrics
+from orchestrator.cli.embedded import free_port
+from orchestrator.observability.metrics import MetricsSettings, exposition, metrics, record_llm_call, serve_metrics
 
 
 def test_a_process_without_an_entry_point_exposes_its_metrics_from_one_registry() -> None:
@@ -32,7 +32,7 @@ def test_preparing_a_multiprocess_directory_empties_it_and_aggregates_every_proc
         f"""
         import os
         from pathlib import Path
-        from orchestrator.metrics import exposition, metrics, prepare_multiprocess_dir
+        from orchestrator.observability.metrics import exposition, metrics, prepare_multiprocess_dir
         prepare_multiprocess_dir(Path({str(tmp_path)!r}))
         metrics().sweeper_recovered.inc(2)
         pid = os.fork()

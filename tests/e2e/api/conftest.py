@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from orchestrator.cli import stop_process
-from orchestrator.embedded import free_port
+from orchestrator.cli.embedded import free_port
+from orchestrator.cli.main import stop_process
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.e2e.conftest import Stack, _wait_http
 from tests.harness import services

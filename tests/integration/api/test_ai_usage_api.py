@@ -9,11 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator import store
-from orchestrator.accounts import Binding
 from orchestrator.core.ids import new_id
-from orchestrator.database import transaction
-from orchestrator.llm_ledger import LlmCall
-from orchestrator.tables import TaskRunRow
+from orchestrator.engine.accounts import Binding
+from orchestrator.engine.llm_ledger import LlmCall
+from orchestrator.store.database import transaction
+from orchestrator.store.tables import TaskRunRow
 from tests.integration.api.conftest import ADMIN
 
 USAGE = "/api/v1/main/ai/usage"

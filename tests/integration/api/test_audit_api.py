@@ -7,10 +7,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator import store
-from orchestrator.accounts import Binding
-from orchestrator.audit_trail import REDACTED, redact
 from orchestrator.cli import main
 from orchestrator.core.audit import GENESIS_HASH, chain_hash
+from orchestrator.engine.accounts import Binding
+from orchestrator.engine.audit_trail import REDACTED, redact
 from tests.harness.services import psycopg_url
 from tests.integration.api.conftest import ADMIN, AppFactory, flow_source
 

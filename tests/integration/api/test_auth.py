@@ -8,7 +8,7 @@ from datetime import timedelta
 import psycopg
 from fastapi.testclient import TestClient
 
-from orchestrator.accounts import Binding
+from orchestrator.engine.accounts import Binding
 from tests.harness.services import psycopg_url
 from tests.integration.api.conftest import ADMIN, AppFactory
 

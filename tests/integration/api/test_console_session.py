@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.accounts import Binding
+from orchestrator.engine.accounts import Binding
 from tests.harness.services import psycopg_url
 from tests.integration.api.conftest import ADMIN, flow_source
 

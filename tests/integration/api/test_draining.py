@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from api.app import create_app
 from orchestrator import store
+from orchestrator.cli.embedded import free_port
 from orchestrator.draining import draining
-from orchestrator.embedded import free_port
 from orchestrator.settings import load_settings
-from orchestrator.tables import ExecutionRow
+from orchestrator.store.tables import ExecutionRow
 from tests.integration.api.conftest import AppFactory, flow_source
 
 E = "/api/v1/main/executions"

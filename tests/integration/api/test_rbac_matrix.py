@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.accounts import ROLES, Binding
+from orchestrator.engine.accounts import ROLES, Binding
 from tests.integration.api.conftest import ADMIN, AppFactory, flow_source
 
 INSIDE, OUTSIDE = "team.a", "other"

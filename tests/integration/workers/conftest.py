@@ -16,9 +16,9 @@ from sqlalchemy import Engine as DbEngine
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.ids import new_id, task_run_id
 from orchestrator.core.parse import parse_flow
-from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
 from orchestrator.settings import load_settings
+from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.harness import services
 from workers.runtime import run_claimed
 

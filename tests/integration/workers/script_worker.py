@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 from orchestrator.celery_app import create_celery_app
-from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
 from orchestrator.hardening import forbid_inspection
 from orchestrator.settings import load_settings
+from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.integration.workers.conftest import claim
 from workers.runtime import run_claimed
 

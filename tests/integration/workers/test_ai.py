@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator import store, store_llm
+from orchestrator import store
 from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
-from orchestrator.tables import LlmCallRow
+from orchestrator.store import llm as store_llm
+from orchestrator.store.tables import LlmCallRow
 from tests.fakes.openai_wire import DEFAULT_API_KEY, OpenAIWire, Reply
 from tests.integration.workers.conftest import Runner, SetSecrets, one_task_flow
 

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from orchestrator import store, store_llm
+from orchestrator import store
 from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
-from orchestrator.database import make_engine, make_sessionmaker, transaction
 from orchestrator.engine import Engine, TaskOutcome
-from orchestrator.metrics import metrics
-from orchestrator.tables import ExecutionRow, LlmBudgetReservationRow
+from orchestrator.observability.metrics import metrics
+from orchestrator.store import llm as store_llm
+from orchestrator.store.database import make_engine, make_sessionmaker, transaction
+from orchestrator.store.tables import ExecutionRow, LlmBudgetReservationRow
 from tests.fakes.openai_wire import DEFAULT_API_KEY, OpenAIWire, Reply
 from tests.integration.workers.conftest import claim, one_task_flow
 from workers.runtime import run_claimed

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from orchestrator import store, store_kv
+from orchestrator import store
 from orchestrator.core.ids import new_id
-from orchestrator.database import transaction
 from orchestrator.engine import Engine
-from orchestrator.tables import ExecutionRow, LogLineRow
+from orchestrator.store import kv as store_kv
+from orchestrator.store.database import transaction
+from orchestrator.store.tables import ExecutionRow, LogLineRow
 from tests.integration.workers.conftest import Runner, one_task_flow
 
 

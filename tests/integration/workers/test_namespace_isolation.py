@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from orchestrator import storage
-from orchestrator.audit_trail import ApiAction
+from orchestrator import internal_storage as storage
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.namespace_access import NamespaceAccessDenied
 from orchestrator.core.states import State
-from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine, TaskOutcome
-from orchestrator.kv import TypedValue
+from orchestrator.engine.audit_trail import ApiAction
+from orchestrator.engine.kv import TypedValue
 from orchestrator.settings import load_settings
+from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.integration.workers.conftest import claim
 from workers.context import TaskContext
 from workers.functions import EngineFunctions

@@ -10,9 +10,9 @@ from celery import Celery
 
 from orchestrator.core.errors import NotFound, TaskFailed
 from orchestrator.core.states import State
-from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine, TaskOutcome
 from orchestrator.settings import load_settings
+from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.integration.workers.conftest import SetSecrets, claim
 from workers.context import TaskContext
 from workers.functions import EngineFunctions

@@ -7,9 +7,9 @@ from pathlib import Path
 from celery import Celery
 
 from orchestrator.core.states import State
-from orchestrator.database import make_engine, make_sessionmaker
 from orchestrator.engine import Engine
 from orchestrator.settings import load_settings
+from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.integration.workers.conftest import claim, one_task_flow
 from workers.runtime import run_claimed
 

@@ -7,7 +7,7 @@ from starlette.datastructures import QueryParams
 
 from api.errors import QueryInvalid
 from api.filters import Fields, parse_search
-from orchestrator.queries import Filter, Group, Op, SortKey
+from orchestrator.store.queries import Filter, Group, Op, SortKey
 
 FIELDS = Fields(
     filters=frozenset({"namespace", "state", "labels", "flowId"}),

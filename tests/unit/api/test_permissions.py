@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from api.permissions import ROLE_PERMISSIONS, Permission, allowed, prefixes, require, require_on
-from orchestrator.accounts import ROLES, Binding, PermissionDenied, Principal
 from orchestrator.core.errors import NotFound
-from orchestrator.queries import namespace_in_prefix
+from orchestrator.engine.accounts import ROLES, Binding, PermissionDenied, Principal
+from orchestrator.store.queries import namespace_in_prefix
 
 
 def who(*bindings: tuple[str, str]) -> Principal:

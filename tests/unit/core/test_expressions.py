@@ -31,7 +31,7 @@ CONTEXT: dict[str, Any] = {
         "analyze-sentiment": {"choices": [{"message": {"content": "NEGATIVE"}}]},
         "output_values": {"values": {"count": "6", "keys": "k", "items": [1, 2]}},
     },
-    "vars": authored({"greeting": "Hello {{ inputs.name }}"}),  # as orchestrator.variables marks the flow's
+    "vars": authored({"greeting": "Hello {{ inputs.name }}"}),  # as orchestrator.engine.variables marks the flow's
     "labels": {"team": "data"},
 }
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.flow_files import FileReport, format_reports, validate_paths
+from orchestrator.cli.flow_files import FileReport, format_reports, validate_paths
 
 VALID = (
     "id: hello\nnamespace: company.team\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"

@@ -6,11 +6,11 @@ import textwrap
 
 import pytest
 
-from orchestrator.child_failure import flowable_state, policy
 from orchestrator.core.errors import FlowInvalid
 from orchestrator.core.flow import Flow
 from orchestrator.core.parse import parse_flow
 from orchestrator.core.states import State
+from orchestrator.engine.child_failure import flowable_state, policy
 
 
 def _flow(body: str) -> Flow:

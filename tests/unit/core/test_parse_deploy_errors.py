@@ -10,7 +10,7 @@ import pytest
 from orchestrator.core.errors import FlowErrorDetail, FlowInvalid
 from orchestrator.core.expression_check import expression_problems
 from orchestrator.core.parse import parse_flow, parse_flow_with_warnings
-from orchestrator.flow_validation import validate_flow, validate_flow_with_warnings
+from orchestrator.engine.flow_validation import validate_flow, validate_flow_with_warnings
 
 CONFORMANCE = Path("/work/shared/conformance/kestra/flows")
 

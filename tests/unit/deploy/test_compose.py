@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from orchestrator.cli import main
-from orchestrator.flower import FlowerSettings
-from orchestrator.metrics import MetricsSettings
+from orchestrator.cli.flower import FlowerSettings
+from orchestrator.observability.metrics import MetricsSettings
 from orchestrator.settings import DEFAULT_POOLS, Settings
 
 ROOT = Path(__file__).resolve().parents[3]

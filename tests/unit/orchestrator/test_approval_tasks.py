@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator import approval_tasks
 from orchestrator.core.states import State
-from orchestrator.tables import TaskRunRow
+from orchestrator.engine import approval_tasks
+from orchestrator.store.tables import TaskRunRow
 
 
 def _row(decision: dict[str, Any], outputs: dict[str, Any] | None = None) -> TaskRunRow:

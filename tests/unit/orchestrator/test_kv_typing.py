@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.kv import TypedValue, ValueInvalid, check_key, parse_ttl, typed_value
+from orchestrator.engine.kv import TypedValue, ValueInvalid, check_key, parse_ttl, typed_value
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import loop_scope
 from orchestrator.core.parse import parse_flow
-from orchestrator.tables import TaskRunRow
+from orchestrator.engine import loop_scope
+from orchestrator.store.tables import TaskRunRow
 
 FLOW = parse_flow("""
 id: f

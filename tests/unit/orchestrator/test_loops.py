@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestrator.core.parse import parse_flow
-from orchestrator.loops import _frequency, _reached
-from orchestrator.tables import TaskRunRow
+from orchestrator.engine.loops import _frequency, _reached
+from orchestrator.store.tables import TaskRunRow
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Merging another process's /metrics into this one's exposition (`orchestrator.metrics_merge`)."""
+"""Merging another process's /metrics into this one's exposition (`orchestrator.observability.metrics_merge`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from orchestrator.embedded import free_port
-from orchestrator.metrics_merge import _merge, merged_registry
+from orchestrator.cli.embedded import free_port
+from orchestrator.observability.metrics_merge import _merge, merged_registry
 
 
 def _registry(value: float) -> CollectorRegistry:

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orchestrator.core.errors import FlowInvalid
-from orchestrator.schedule import NEVER, late_maximum_delay, parse_cron, parse_schedule, trigger_variables, utc
+from orchestrator.triggers.schedules import (
+    NEVER,
+    late_maximum_delay,
+    parse_cron,
+    parse_schedule,
+    trigger_variables,
+    utc,
+)
 
 T0 = datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.core.parse import parse_flow
-from orchestrator.sla_assertions import assertions, violations
+from orchestrator.engine.sla_assertions import assertions, violations
 
 FLOW = parse_flow(
     """

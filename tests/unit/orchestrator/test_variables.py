@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.core.parse import parse_flow
-from orchestrator.tables import TaskRunRow
-from orchestrator.variables import execution_vars, label_variables
+from orchestrator.engine.variables import execution_vars, label_variables
+from orchestrator.store.tables import TaskRunRow
 
 FLOW = parse_flow(
     """

@@ -1,0 +1,114 @@
+"""Kestra 2's `onChildFailure` (and the earlier `failFast`) of Parallel and Dag: a child that fails
+interrupts its still-running siblings, at any depth, instead of letting them run to completion.
+
+`onChildFailure: FAIL` ends them FAILED, `CANCEL` ends them CANCELLED, `failFast: true` kills them
+(the flowable itself still ends FAILED: the cause is a failure, not a kill). Each interrupted task run
+logs a warning naming the sibling that failed, as Kestra does. Chorus applies the policy when a flow
+sets it; without one, siblings run to completion (Kestra 1.x's behaviour, which the 1.x flows expect).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from orchestrator import store
+from orchestrator.core.flow import TaskSpec
+from orchestrator.core.states import TERMINAL, State
+from orchestrator.hooks import Transition
+from orchestrator.store.tables import TaskRunRow
+
+if TYPE_CHECKING:
+    from orchestrator.engine.facade import Engine
+
+__all__ = ["flowable_state", "interrupt_after_failures", "policy"]
+
+logger = logging.getLogger(__name__)
+
+_FLOWABLES = ("Parallel", "Dag")
+_POLICIES = {"FAIL": State.FAILED, "FAILED": State.FAILED, "CANCEL": State.CANCELLED, "CANCELLED": State.CANCELLED}
+
+
+def policy(spec: TaskSpec) -> State | None:
+    """The state a Parallel or Dag gives its running children when one fails, or None to let them run."""
+    if spec.type not in _FLOWABLES:
+        return None
+    raw = spec.properties.get("onChildFailure")
+    if raw is not None:
+        return _POLICIES.get(str(raw).strip().upper())  # CONTINUE (or anything else, as Kestra reads it)
+    if str(spec.properties.get("failFast", "false")).strip().lower() == "true":
+        return State.KILLED
+    return None
+
+
+def flowable_state(spec: TaskSpec | None, state: State) -> State:
+    """A failFast Parallel that killed its siblings ends FAILED, not KILLED (Kestra's Parallel.resolveState)."""
+    if spec is not None and state is State.KILLED and policy(spec) is State.KILLED:
+        return State.FAILED
+    return state
+
+
+def interrupt_after_failures(engine: Engine, transitions: Iterable[Transition]) -> None:
+    """After a commit: each task run that just failed interrupts the running siblings its parent's policy names."""
+    for transition in transitions:
+        if transition.kind == "task_run" and transition.state == str(State.FAILED):
+            try:
+                _interrupt(engine, transition.execution_id, transition.subject_id)
+            except Exception:  # the sweeper re-plans a stalled execution; never fail the caller's commit
+                logger.exception("interrupting the siblings of %s failed", transition.subject_id)
+
+
+def _interrupt(engine: Engine, execution_id: str, failed_id: str) -> None:
+    celery_ids: list[str] = []
+    with engine._tx() as session:
+        execution = store.lock_execution(session, execution_id)
+        if execution is None or State(execution.state) not in (State.RUNNING, State.PAUSED):
+            return
+        flow = engine._flow_for(session, execution)
+        runs = {r.id: r for r in store.task_runs_of(session, execution_id)}
+        failed = runs.get(failed_id)
+        parent = runs.get(failed.parent_id or "") if failed is not None else None
+        if failed is None or parent is None or State(parent.state) is not State.RUNNING:
+            return
+        to = policy(flow.task(parent.task_id))
+        if to is None:
+            return
+        from orchestrator.engine.facade import LogRecord, _log_row  # the engine imports this module
+
+        now = store.utcnow()
+        reason = f"Task terminated because sibling task '{failed.task_id}' failed."
+        for run in runs.values():
+            if run.id == failed_id or State(run.state) in TERMINAL or not _descends(run.parent_id, parent.id, runs):
+                continue
+            if State(run.state) is State.RUNNING and run.attempts:
+                celery_ids.extend(filter(None, [run.attempts[-1].get("celeryTaskId")]))
+            store.record_transition(
+                session,
+                run,
+                to,
+                actor="system:onChildFailure",
+                payload={"reason": reason},
+                values={
+                    "attempts": store.close_attempt(run.attempts, to, now),
+                    "claim_owner": None,
+                    "retry_at": None,
+                },
+            )
+            warning = LogRecord("WARN", reason, now)
+            store.insert_log_lines(session, [_log_row(execution, run, warning, engine.settings.max_log_line_chars)])
+    if celery_ids:
+        try:
+            engine.celery.control.revoke(celery_ids, terminate=True, signal="SIGTERM")
+        except Exception:  # best effort: a finished task's late report finds its task run already ended
+            logger.warning("could not revoke %d interrupted task(s) of %s", len(celery_ids), execution_id)
+    engine.dispatch(execution_id, actor="system:onChildFailure")
+
+
+def _descends(parent_id: str | None, ancestor_id: str, runs: dict[str, TaskRunRow]) -> bool:
+    while parent_id is not None:
+        if parent_id == ancestor_id:
+            return True
+        row = runs.get(parent_id)
+        parent_id = row.parent_id if row is not None else None
+    return False

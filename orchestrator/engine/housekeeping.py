@@ -1,0 +1,207 @@
+"""Queries and purges behind Kestra's execution.Count, execution.PurgeExecutions, log.PurgeLogs and kv.PurgeKV.
+
+Each operation is one transaction over the executions, task runs and log lines tables. Purges are audited
+(the audit trail itself is append-only and keeps the history of what was purged).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator import internal_storage as storage
+from orchestrator import store
+from orchestrator.core.states import State
+from orchestrator.engine.audit_trail import ApiAction, record
+from orchestrator.store import kv as store_kv
+from orchestrator.store.database import read_only, transaction
+from orchestrator.store.tables import ExecutionRow, KeyValueRow, LogLineRow, TaskRunRow
+
+_TERMINAL = [s.value for s in State if s.is_terminal]
+
+
+@dataclass(frozen=True)
+class ExecutionCount:
+    namespace: str
+    flow_id: str
+    count: int
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    executions: int
+    logs: int
+    storages: int
+
+
+def _scope(namespaces: Sequence[str], flows: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
+    either = [and_(ExecutionRow.namespace == ns, ExecutionRow.flow_id == fid) for ns, fid in flows]
+    either += [ExecutionRow.namespace == ns for ns in namespaces]
+    return or_(*either)
+
+
+def _count(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+class Housekeeping:
+    """Counts and purges of executions and logs, for the tasks that do them."""
+
+    def __init__(self, tenant: str, sessions: sessionmaker[Session], data_dir: Path) -> None:
+        self.tenant = tenant
+        self.sessions = sessions
+        self.data_dir = data_dir
+
+    def execution_counts(
+        self,
+        *,
+        flows: Sequence[tuple[str, str]],
+        namespaces: Sequence[str],
+        states: Sequence[str] | None,
+        start: datetime,
+        end: datetime,
+    ) -> list[ExecutionCount]:
+        """Executions started in [start, end] per flow, for the listed flows (0 when none) and namespaces."""
+        query = (
+            select(ExecutionRow.namespace, ExecutionRow.flow_id, func.count())
+            .where(ExecutionRow.tenant == self.tenant)
+            .where(ExecutionRow.created_at >= start, ExecutionRow.created_at <= end)
+            .where(_scope(namespaces, flows))
+            .group_by(ExecutionRow.namespace, ExecutionRow.flow_id)
+        )
+        if states is not None:
+            query = query.where(ExecutionRow.state.in_(states))
+        with read_only(self.sessions) as session:
+            found = {(ns, fid): int(n) for ns, fid, n in session.execute(query)}
+        # As Kestra's repository: every listed flow appears, with 0 when it has no execution.
+        listed = [ExecutionCount(ns, fid, found.pop((ns, fid), 0)) for ns, fid in flows]
+        return listed + [ExecutionCount(ns, fid, n) for (ns, fid), n in sorted(found.items())]
+
+    def purge_executions(
+        self,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+        start: datetime | None,
+        end: datetime,
+        states: Sequence[str] | None,
+        keep: str,
+        purge_execution: bool,
+        purge_log: bool,
+        purge_storage: bool,
+        audit: ApiAction,
+    ) -> PurgeResult:
+        """Purge ended executions started in [start, end] (never `keep`, the purging one, nor a live one)."""
+        query = select(ExecutionRow).where(
+            ExecutionRow.tenant == self.tenant,
+            ExecutionRow.created_at <= end,
+            ExecutionRow.state.in_(states if states is not None else _TERMINAL),
+            ExecutionRow.state.in_(_TERMINAL),
+            ExecutionRow.id != keep,
+        )
+        if start is not None:
+            query = query.where(ExecutionRow.created_at >= start)
+        if namespace is not None:
+            query = query.where(ExecutionRow.namespace == namespace)
+        if flow_id is not None:
+            query = query.where(ExecutionRow.flow_id == flow_id)
+        logs = storages = 0
+        with transaction(self.sessions) as session:
+            rows = list(session.scalars(query.with_for_update(skip_locked=True)))
+            ids = [row.id for row in rows]
+            if ids and purge_log:
+                logs = _count(session.execute(delete(LogLineRow).where(LogLineRow.execution_id.in_(ids))))
+            if ids and purge_execution:
+                session.execute(delete(TaskRunRow).where(TaskRunRow.execution_id.in_(ids)))
+                session.execute(delete(ExecutionRow).where(ExecutionRow.id.in_(ids)))
+            record(session, self.tenant, _detailed(audit, {"executions": ids, "logs": logs}))
+        if purge_storage:
+            for row in rows:
+                prefix = storage.execution_prefix(row.namespace, row.flow_id, row.id)
+                folder = self.data_dir / "storage" / prefix.relative_to("/")
+                if folder.is_dir():
+                    storages += sum(1 for p in folder.rglob("*") if p.is_file())
+                    shutil.rmtree(folder, ignore_errors=True)
+        return PurgeResult(len(ids) if purge_execution else 0, logs, storages)
+
+    def purge_kv(
+        self,
+        *,
+        namespaces: Sequence[str] | None,
+        namespace_pattern: str | None,
+        include_children: bool,
+        key_pattern: str | None,
+        expired_only: bool,
+        audit: ApiAction,
+    ) -> int:
+        """Delete KV entries (only expired ones with `expired_only`) of the matching namespaces and keys."""
+        now = store.utcnow()
+        with transaction(self.sessions) as session:
+            rows = session.scalars(select(KeyValueRow).where(KeyValueRow.tenant == self.tenant)).all()
+            doomed = [
+                row
+                for row in rows
+                if _matches_namespace(row.namespace, namespaces, namespace_pattern, include_children)
+                and (key_pattern is None or fnmatch.fnmatchcase(row.key, key_pattern))
+                and (not expired_only or (row.expires_at is not None and row.expires_at <= now))
+            ]
+            for row in doomed:
+                store_kv.delete_entry(session, self.tenant, row.namespace, row.key)
+            purged = [f"{row.namespace}/{row.key}" for row in doomed]
+            record(session, self.tenant, _detailed(audit, {"purged": purged}))
+        return len(doomed)
+
+    def started_children(self, execution_id: str) -> list[str]:
+        """Running executions this one started without waiting for them (Subflow or ForEachItem `wait: false`)."""
+        started_by = ExecutionRow.trigger["variables"]["executionId"].astext
+        query = select(ExecutionRow.id).where(
+            ExecutionRow.tenant == self.tenant,
+            started_by == execution_id,
+            ExecutionRow.state.not_in(_TERMINAL),
+        )
+        with read_only(self.sessions) as session:
+            return list(session.scalars(query))
+
+    def purge_logs(
+        self,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+        levels: Sequence[str] | None,
+        start: datetime | None,
+        end: datetime,
+        audit: ApiAction,
+    ) -> int:
+        """Delete the log lines written in [start, end], by namespace, flow and level; return how many."""
+        statement = delete(LogLineRow).where(LogLineRow.at <= end)
+        if start is not None:
+            statement = statement.where(LogLineRow.at >= start)
+        if namespace is not None:
+            statement = statement.where(LogLineRow.namespace == namespace)
+        if flow_id is not None:
+            statement = statement.where(LogLineRow.flow_id == flow_id)
+        if levels is not None:
+            statement = statement.where(LogLineRow.level.in_(levels))
+        with transaction(self.sessions) as session:
+            count = _count(session.execute(statement))
+            record(session, self.tenant, _detailed(audit, {"logs": count}))
+        return count
+
+
+def _matches_namespace(namespace: str, wanted: Sequence[str] | None, pattern: str | None, children: bool) -> bool:
+    if pattern is not None:
+        return fnmatch.fnmatchcase(namespace, pattern)
+    if wanted is None:
+        return True
+    return any(namespace == w or (children and namespace.startswith(w + ".")) for w in wanted)
+
+
+def _detailed(action: ApiAction, detail: dict[str, object]) -> ApiAction:
+    return replace(action, detail={**(action.detail or {}), **detail})

@@ -1,0 +1,508 @@
+"""Execution control asked by people (and timers): kill, pause, resume, restart, wake paused task runs.
+
+Each operation is one transaction on the locked execution row, with every state change audited by
+`store.record_transition`; whatever must run next is then compiled from the database and sent by
+`Engine.dispatch`, exactly as for a first run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from orchestrator import store
+from orchestrator.core.durations import parse_duration
+from orchestrator.core.errors import Conflict, LabelsInvalid, NotFound
+from orchestrator.core.flow import Flow, Input, InputType
+from orchestrator.core.inputs import coerce_declared
+from orchestrator.core.states import TERMINAL, State
+from orchestrator.engine import agent_journal, approval_tasks
+from orchestrator.store import agent as store_agent
+from orchestrator.store.database import read_only
+from orchestrator.store.tables import ExecutionRow, TaskRunRow
+
+if TYPE_CHECKING:
+    from orchestrator.engine.facade import Engine
+
+logger = logging.getLogger(__name__)
+
+_RESTARTABLE = frozenset({State.FAILED, State.KILLED})
+
+
+def _locked(engine: Engine, session: Session, execution_id: str) -> ExecutionRow:
+    execution = store.lock_execution(session, execution_id)
+    if execution is None:
+        raise NotFound("execution", execution_id)
+    return execution
+
+
+# ---- kill ---------------------------------------------------------------------------------------
+
+
+def kill(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
+    """KILLING, then every unfinished task run KILLED, then KILLED; running Celery tasks are revoked."""
+    return _stop(engine, execution_id, State.KILLED, actor=actor)
+
+
+def stop(
+    engine: Engine, execution_id: str, final: State, *, actor: str, payload: dict[str, Any] | None = None
+) -> ExecutionRow:
+    """End a running execution in `final` (an SLA's FAIL or CANCEL), its unfinished task runs KILLED."""
+    return _stop(engine, execution_id, final, actor=actor, payload=payload)
+
+
+def _stop(
+    engine: Engine, execution_id: str, final: State, *, actor: str, payload: dict[str, Any] | None = None
+) -> ExecutionRow:
+    """Stop an execution: unfinished task runs KILLED (their Celery tasks revoked), the execution `final`."""
+    now = store.utcnow()
+    celery_ids: list[str] = []
+    with engine._tx() as session:
+        execution = _locked(engine, session, execution_id)
+        if State(execution.state) in TERMINAL:
+            raise Conflict(f"execution {execution_id} has already ended ({execution.state})")
+        engine._flow_for(session, execution)  # marks the flow's concurrency, so a kill frees its slot
+        if State(execution.state) in (State.CREATED, State.QUEUED):
+            store.record_transition(session, execution, final, actor=actor, payload=payload)  # never started
+            return execution
+        if State(execution.state) is not State.KILLING:
+            store.record_transition(session, execution, State.KILLING, actor=actor, payload=payload)
+        for run in store.task_runs_of(session, execution_id):
+            if State(run.state) in TERMINAL:
+                continue
+            if State(run.state) is State.RUNNING and run.attempts:
+                celery_ids.extend(filter(None, [run.attempts[-1].get("celeryTaskId")]))
+            store.record_transition(
+                session,
+                run,
+                State.KILLED,
+                actor=actor,
+                values={
+                    "attempts": store.close_attempt(run.attempts, State.KILLED, now),
+                    "claim_owner": None,
+                    "retry_at": None,
+                },
+            )
+        store.record_transition(session, execution, final, actor=actor, payload=payload)
+        children = store.running_children(session, execution_id)
+    for child_id in children:  # subflow executions die with their parent (Kestra's kill cascade)
+        with contextlib.suppress(Conflict):  # it ended meanwhile
+            kill(engine, child_id, actor=actor)
+    if celery_ids:
+        # Best effort: a revoked task that already finished is a no-op, and its finish() finds KILLED.
+        try:
+            engine.celery.control.revoke(celery_ids, terminate=True, signal="SIGTERM")
+        except Exception:
+            logger.warning("could not revoke %s", celery_ids, exc_info=True)
+    return execution
+
+
+# ---- retry into a new execution ---------------------------------------------------------------------
+
+
+def retry_in_new_execution(
+    engine: Engine, session: Session, execution: ExecutionRow, flow: Flow, due: datetime, *, actor: str
+) -> ExecutionRow:
+    """Kestra's retry `behavior: CREATE_NEW_EXECUTION`: this execution ends RETRIED, the next one starts at `due`.
+
+    The caller holds the execution lock and has just failed a task run. Work still in flight here is
+    killed; the new execution has the same revision, inputs, labels and trigger, and takes over a
+    waiting parent (a Subflow task run waits for the retry, not for the execution it replaces).
+    """
+    now = store.utcnow()
+    for run in store.task_runs_of(session, execution.id):
+        if State(run.state) not in TERMINAL:
+            store.record_transition(
+                session, run, State.KILLED, actor=actor,
+                values={"attempts": store.close_attempt(run.attempts, State.KILLED, now), "claim_owner": None,
+                        "retry_at": None},
+            )  # fmt: skip
+    store.record_transition(session, execution, State.RETRIED, actor=actor, payload={"next_attempt_at": store.iso(due)})
+    flow_row = engine._live_flow(session, execution.namespace, execution.flow_id, execution.flow_revision)
+    parent = (
+        (execution.parent_execution_id, execution.parent_task_run_id)
+        if execution.parent_execution_id and execution.parent_task_run_id
+        else None
+    )
+    retry = engine.create_execution(
+        session, flow_row, flow, dict(execution.inputs), list(execution.labels), actor=actor,
+        trigger=execution.trigger, parent=parent, scheduled_at=max(due, now + timedelta(milliseconds=1)),
+        retry_of=execution,
+    )  # fmt: skip
+    if parent is not None:
+        waiting = store.get_task_run(session, parent[1], lock=True)
+        if waiting is not None and (waiting.decision or {}).get("subflow") == execution.id:
+            waiting.decision = {**waiting.decision, "subflow": retry.id}
+    return retry
+
+
+# ---- SLAs ---------------------------------------------------------------------------------------
+
+_SLA_OUTCOME = {"FAIL": State.FAILED, "CANCEL": State.CANCELLED}
+
+
+def sla_deadline(flow: Flow, started: datetime) -> tuple[datetime | None, dict[str, Any] | None]:
+    """The earliest MAX_DURATION deadline among the flow's `sla` entries (Kestra's execution SLAs)."""
+    best: tuple[datetime | None, dict[str, Any] | None] = (None, None)
+    for entry in flow.sla if isinstance(flow.sla, list) else []:
+        if not isinstance(entry, dict) or entry.get("type") != "MAX_DURATION" or not entry.get("duration"):
+            continue
+        due = started + parse_duration(str(entry["duration"]))
+        if best[0] is None or due < best[0]:
+            sla = {"id": entry.get("id"), "behavior": entry.get("behavior", "FAIL"), "labels": entry.get("labels")}
+            best = (due, sla)
+    return best
+
+
+def enforce_slas(engine: Engine, now: datetime) -> None:
+    """Executions past their MAX_DURATION: FAIL or CANCEL them (running work is killed), or only label them."""
+    with read_only(engine.sessions) as session:
+        due = list(store.executions_past_sla(session, now))
+    for execution_id in due:
+        with read_only(engine.sessions) as session:
+            row = store.get_execution(session, execution_id)
+            sla = dict(row.sla or {}) if row is not None else {}
+        payload = {"sla": sla.get("id"), "reason": "SLA MAX_DURATION exceeded"}
+        labels = sla.get("labels")
+        if isinstance(labels, dict) and labels:
+            breach = [{"key": k, "value": str(v)} for k, v in labels.items()]
+            try:
+                engine.set_labels(execution_id, breach, actor="system:sla")
+            except LabelsInvalid as e:
+                # The breach is still enforced below: labels over the limit must not leave it pending forever.
+                logger.warning("SLA labels of %s not set: %s", execution_id, e.message)
+        final = _SLA_OUTCOME.get(str(sla.get("behavior", "FAIL")).upper())
+        with contextlib.suppress(Conflict):
+            if final is not None:
+                _stop(engine, execution_id, final, actor="system:sla", payload=payload)
+        with engine._tx() as session:  # enforced once: the deadline is spent either way
+            store.clear_sla(session, execution_id)
+
+
+def end_execution_as(engine: Engine, execution_id: str, final: State, *, actor: str) -> None:
+    """End an execution in `final` on a task's word (an Approval's SUCCEED, CANCEL or KILL behaviour):
+    unfinished task runs are killed; an execution that ended meanwhile is left as it is."""
+    with contextlib.suppress(Conflict):
+        if final is State.KILLED:
+            kill(engine, execution_id, actor=actor)
+        else:
+            _stop(engine, execution_id, final, actor=actor, payload={"reason": f"ended {final} by an approval"})
+
+
+# ---- pause and resume ---------------------------------------------------------------------------
+
+
+def pause_task_run(
+    session: Session,
+    execution: ExecutionRow,
+    row: TaskRunRow,
+    *,
+    due: datetime | None,
+    actor: str,
+) -> None:
+    """Park a task run (a Pause task) and its execution; `due` is when the sweeper wakes it."""
+    store.record_transition(session, row, State.PAUSED, actor=actor, values={"retry_at": due, "claim_owner": None})
+    if State(execution.state) is State.RUNNING:
+        store.record_transition(session, execution, State.PAUSED, actor=actor)
+
+
+def pause(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
+    """Pause a running execution: nothing new starts until it is resumed (running task runs finish)."""
+    with engine._tx() as session:
+        execution = _locked(engine, session, execution_id)
+        if State(execution.state) is not State.RUNNING:
+            raise Conflict(f"execution {execution_id} is not running ({execution.state})")
+        store.record_transition(session, execution, State.PAUSED, actor=actor)
+    return execution
+
+
+def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, actor: str) -> ExecutionRow:
+    """Resume a paused execution; a paused Pause task takes the `onResume` inputs as its outputs."""
+    with engine._tx() as session:
+        execution = _locked(engine, session, execution_id)
+        if State(execution.state) is not State.PAUSED:
+            raise Conflict(f"execution {execution_id} is not paused ({execution.state})")
+        flow = engine._flow_for(session, execution)
+        for run in store.task_runs_of(session, execution_id):
+            if State(run.state) is State.PAUSED:
+                agent_journal.apply_approval(session, run, inputs, actor=actor)  # an agent's gated tool call
+                _resume_task_run(session, flow, run, inputs, actor=actor)
+        store.record_transition(session, execution, State.RUNNING, actor=actor)
+    engine.dispatch(execution_id, actor=actor)
+    return execution
+
+
+def _resume_task_run(session: Session, flow: Flow, run: TaskRunRow, inputs: Mapping[str, Any], *, actor: str) -> None:
+    spec = flow.task(run.task_id)
+    if spec.type == "Approval" and approval_tasks.is_waiting(spec, run):
+        # A plain resume decides a paused Approval: its `decision` field, APPROVED when absent.
+        decided = approval_tasks.resume_values(spec, run, inputs, actor=actor)
+        store.record_transition(session, run, State.RUNNING, actor=actor, values=decided)
+        return
+    declared = spec.properties.get("onResume")
+    values: dict[str, Any] = {"retry_at": None, "decision": approval_tasks.unwaited(run.decision)}
+    outputs = {**(run.outputs or {}), "resumed": approval_tasks.resumed_output(actor, State.SUCCESS)}
+    payload: dict[str, Any] | None = None
+    if isinstance(declared, list) and declared:
+        specs = [Input.model_validate(d) for d in declared]
+        taken = coerce_declared(specs, inputs)
+        outputs["onResume"] = taken
+        payload = {"onResume": masked_resume_values(specs, taken)}  # who resumed with what (a change ticket)
+    values["outputs"] = outputs
+    store.record_transition(session, run, State.RUNNING, actor=actor, payload=payload, values=values)
+
+
+def masked_resume_values(specs: Sequence[Input], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`onResume` values as the audit trail may keep them: SECRET inputs masked."""
+    secret = {s.id for s in specs if s.type is InputType.SECRET}
+    return {k: ("******" if k in secret and v is not None else v) for k, v in values.items()}
+
+
+_WAKE_REASONS = {"timeout": "pause timeout", "expire": "approval expired"}
+
+
+def wake_due(engine: Engine, now: datetime) -> list[str]:
+    """Paused task runs whose delay or timeout has come: resume them, or fail them on timeout."""
+    woken: list[str] = []
+    endings: list[tuple[str, State]] = []
+    with engine._tx() as session:
+        due = store.due_paused_task_runs(session, now)
+        for execution_id, task_run_id in due:
+            execution = _locked(engine, session, execution_id)
+            run = store.get_task_run(session, task_run_id, lock=True)
+            if run is None or State(run.state) is not State.PAUSED:
+                continue
+            on_due = (run.decision or {}).get("on_due")
+            state, values, ending = approval_tasks.wake(run)
+            store.record_transition(
+                session,
+                run,
+                state,
+                actor="system:timer",
+                payload={"reason": _WAKE_REASONS.get(str(on_due), "pause delay elapsed")},
+                values=values,
+            )
+            if State(execution.state) is State.PAUSED and not _still_paused(session, execution_id):
+                store.record_transition(session, execution, State.RUNNING, actor="system:timer")
+            if ending is not None:
+                endings.append((execution_id, ending))
+            else:
+                woken.append(execution_id)
+    for execution_id, ending in endings:
+        end_execution_as(engine, execution_id, ending, actor="system:timer")
+    for execution_id in dict.fromkeys(woken):
+        engine.dispatch(execution_id, actor="system:timer")
+    return woken
+
+
+def _still_paused(session: Session, execution_id: str) -> bool:
+    return any(State(r.state) is State.PAUSED for r in store.task_runs_of(session, execution_id))
+
+
+# ---- restart ------------------------------------------------------------------------------------
+
+
+def restart(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
+    """Send a failed execution back: failed task runs get a new attempt, the rest of the flow continues.
+
+    As in Kestra: the execution goes RESTARTED (then RUNNING when dispatched), failed leaves go
+    RESTARTED and run as their next attempt, failed flowables go back to RUNNING, and task runs of
+    `errors`/`finally` phases that already ran are discarded so they run again if still needed.
+    """
+    with engine._tx() as session:
+        execution = _locked(engine, session, execution_id)
+        if State(execution.state) not in _RESTARTABLE:
+            raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
+        flow = engine._flow_for(session, execution)
+        runs = list(store.task_runs_of(session, execution_id))
+        failed = [r for r in runs if State(r.state) in _RESTARTABLE]
+        if not failed:
+            raise Conflict("No task found to restart")
+        restart_task_runs(session, flow, runs, failed, actor=actor)
+        store.record_transition(
+            session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
+        )
+    engine.dispatch(execution_id, actor=actor)
+    return execution
+
+
+def restart_task_runs(
+    session: Session, flow: Flow, runs: Sequence[TaskRunRow], failed: Sequence[TaskRunRow], *, actor: str
+) -> None:
+    by_id = {r.id: r for r in runs}
+    discard = _phase_runs_to_discard(flow, runs, failed)
+    for run in failed:
+        if run.id in discard:
+            continue
+        flowable = bool(flow.task(run.task_id).branches)
+        store.record_transition(session, run, State.RESTARTED, actor=actor)
+        if flowable:
+            store.record_transition(session, run, State.RUNNING, actor=actor)
+    for run_id in discard:
+        store.discard_task_run(session, by_id[run_id], actor=actor)
+
+
+def _phase_runs_to_discard(flow: Flow, runs: Sequence[TaskRunRow], failed: Sequence[TaskRunRow]) -> set[str]:
+    """Task runs of the errors/finally phases of restarted parents (and everything under them)."""
+    parents = {r.parent_id for r in failed} | {r.id for r in failed if flow.task(r.task_id).branches}
+    phase_ids: set[str] = set()
+    for parent_id in parents:
+        spec = flow.task(next(r.task_id for r in runs if r.id == parent_id)) if parent_id else None
+        errors = flow.errors if spec is None else spec.branches.get("errors", ())
+        finally_ = flow.finally_ if spec is None else spec.branches.get("finally", ())
+        names = {t.id for t in (*errors, *finally_)}
+        phase_ids |= {r.id for r in runs if r.parent_id == parent_id and r.task_id in names}
+    discard = set(phase_ids)
+    changed = True
+    while changed:  # and their descendants
+        changed = False
+        for run in runs:
+            if run.parent_id in discard and run.id not in discard:
+                discard.add(run.id)
+                changed = True
+    return discard
+
+
+# ---- replay and state changes -------------------------------------------------------------------
+
+_SETTABLE = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED})
+
+
+def replay(
+    engine: Engine,
+    execution_id: str,
+    *,
+    task_run_id: str | None,
+    revision: int | None,
+    actor: str,
+    inputs: Mapping[str, Any] | None = None,
+) -> ExecutionRow:
+    """A new execution that starts again from a task run (or from the start), keeping what ran before it.
+
+    Task runs created before the chosen one are copied (ended ones as they ended, its parents back to
+    RUNNING); the chosen task run and everything after it run again. The original gets the label
+    `system.replayed`, the copy names it as its parent and keeps its `originalId`.
+    """
+    with engine._tx() as session:
+        old = _locked(engine, session, execution_id)
+        flow_row = engine._live_flow(session, old.namespace, old.flow_id, revision or old.flow_revision)
+        flow = engine.flow_of(flow_row)
+        runs = list(store.task_runs_of(session, execution_id))
+        chosen = next((r for r in runs if r.id == task_run_id), None) if task_run_id else None
+        if task_run_id and chosen is None:
+            raise NotFound("task run", task_run_id)
+        typed = coerce_declared(flow.inputs, inputs) if inputs is not None else dict(old.inputs)
+        labels = [label for label in old.labels if label["key"] != "system.replayed"]
+        new = engine.create_execution(session, flow_row, flow, typed, labels, actor=actor, trigger=old.trigger)
+        new.original_id = old.original_id or old.id
+        new.parent_execution_id = old.id
+        if chosen is not None:
+            _copy_before(session, runs, chosen, new.id, actor=actor)
+        store.update_labels(session, old, [*old.labels, {"key": "system.replayed", "value": "true"}])
+        store.append_audit(
+            session, old.id, actor=actor, action="execution.replayed", subject=None, payload={"replay": new.id}
+        )
+    engine.dispatch(new.id, actor=actor)
+    return new
+
+
+def _copy_before(session: Session, runs: Sequence[TaskRunRow], chosen: TaskRunRow, new_id: str, *, actor: str) -> None:
+    from orchestrator.core.ids import task_run_id
+
+    by_id = {r.id: r for r in runs}
+    ancestors: set[str] = set()
+    parent = by_id.get(chosen.parent_id or "")
+    while parent is not None:
+        ancestors.add(parent.id)
+        parent = by_id.get(parent.parent_id or "")
+    new_ids: dict[str, str] = {}
+    for run in runs:  # creation order: a parent is always copied before its children
+        if run.seq >= chosen.seq and run.id not in ancestors:
+            continue
+        if run.parent_id is not None and run.parent_id not in new_ids:
+            continue  # under something that is not copied
+        parent_id = new_ids[run.parent_id] if run.parent_id else None
+        copy_id = task_run_id(new_id, run.task_id, parent_id, run.iteration)
+        new_ids[run.id] = copy_id
+        state = State.RUNNING if run.id in ancestors else State(run.state)
+        if run.id not in ancestors and not state.is_terminal:
+            continue
+        copy = TaskRunRow(
+            id=copy_id,
+            execution_id=new_id,
+            task_id=run.task_id,
+            parent_id=parent_id,
+            iteration=run.iteration,
+            value=run.value,
+            state=str(state),
+            state_history=list(run.state_history),
+            attempt=run.attempt,
+            attempts=list(run.attempts),
+            outputs=run.outputs,
+            decision=run.decision,
+            retry_at=None,
+            claim_owner=None,
+            heartbeat_at=None,
+            created_at=run.created_at,
+            updated_at=store.utcnow(),
+        )
+        store.create_task_run(session, copy, actor=actor, payload={"replayed_from": run.id})
+        # An agent's conversation goes with its task run: a later agent sharing its memory id still sees it.
+        store_agent.copy_agent_run(session, run.id, to_task_run_id=copy_id, to_execution_id=new_id)
+
+
+def change_task_run_state(
+    engine: Engine, execution_id: str, task_run_id: str, state: State, *, actor: str
+) -> ExecutionRow:
+    """Set an ended task run's state by hand (e.g. a failure accepted as SUCCESS); the flow then goes on."""
+    if state not in _SETTABLE:
+        raise Conflict(f"a task run can only be set to {sorted(_SETTABLE)}, not {state}")
+    with engine._tx() as session:
+        execution = _locked(engine, session, execution_id)
+        run = store.get_task_run(session, task_run_id, lock=True)
+        if run is None or run.execution_id != execution_id:
+            raise NotFound("task run", task_run_id)
+        if not State(run.state).is_terminal:
+            raise Conflict(f"task run {task_run_id} has not ended ({run.state})")
+        if run.state == state:
+            # Already so: nothing changes, so nothing restarts (it used to rerun the whole ended execution).
+            return execution
+        store.record_transition(session, run, state, actor=actor, override=True)
+        if State(execution.state).is_terminal:
+            flow = engine._flow_for(session, execution)
+            runs = list(store.task_runs_of(session, execution_id))
+            by_id = {r.id: r for r in runs}
+            parents = []
+            parent = by_id.get(run.parent_id or "")
+            while parent is not None:
+                parents.append(parent)
+                parent = by_id.get(parent.parent_id or "")
+            for parent in parents:
+                if State(parent.state).is_terminal:
+                    store.record_transition(session, parent, State.RUNNING, actor=actor, override=True)
+            discard = _phase_runs_to_discard(flow, runs, [run, *parents])
+            for run_id in discard:
+                store.discard_task_run(session, by_id[run_id], actor=actor)
+            store.record_transition(
+                session, execution, State.RESTARTED, actor=actor, override=True,
+                values={"restarts": execution.restarts + 1, "ended_at": None},
+            )  # fmt: skip
+    engine.dispatch(execution_id, actor=actor)
+    return execution
+
+
+def change_status(engine: Engine, execution_id: str, state: State, *, actor: str) -> ExecutionRow:
+    """Set an ended execution's final state by hand (Kestra's change-status); audited."""
+    if not state.is_terminal:
+        raise Conflict(f"an execution can only be set to a terminal state, not {state}")
+    with engine._tx() as session:
+        execution = _locked(engine, session, execution_id)
+        if not State(execution.state).is_terminal:
+            raise Conflict(f"execution {execution_id} has not ended ({execution.state})")
+        store.record_transition(session, execution, state, actor=actor, override=True)
+    return execution

@@ -1,0 +1,62 @@
+"""Database plumbing: the SQLAlchemy engine, sessions, and Alembic upgrades to head."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.core.audit import AuditKey
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+# Serialises concurrent `chorus migrate` / `chorus local` starts on one database.
+_MIGRATION_LOCK_KEY = 0x43686F7275730001
+
+
+def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
+    """A pooled engine; `pool_pre_ping` lets processes survive a database restart."""
+    return create_engine(database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True, future=True)
+
+
+def make_sessionmaker(engine: Engine, *, audit_key: AuditKey | None = None) -> sessionmaker[Session]:
+    """Sessions for one process; with `audit_key`, every audit event they append carries its MAC."""
+    info: dict[str, object] = {} if audit_key is None else {"audit_key": audit_key}
+    return sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One operation, one transaction: commit on success, roll back on any error."""
+    with factory() as session, session.begin():
+        yield session
+
+
+@contextmanager
+def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads that ends with COMMIT, not ROLLBACK: psycopg forgets every prepared statement
+    of a connection on each rollback, and a read-only transaction commits for the same price."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def migrate(engine: Engine, *, runtime_role: str | None = None, runtime_url: str | None = None) -> None:
+    """Upgrade the schema to the newest Alembic revision (idempotent, safe to run concurrently).
+
+    With `runtime_role`, the role the server and workers use then gets exactly its privileges
+    (`db_roles.prepare_runtime_role`), created first if missing and `runtime_url` carries its password.
+    """
+    from orchestrator.store.db_roles import prepare_runtime_role
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as connection:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        if runtime_role is not None:
+            prepare_runtime_role(connection, runtime_role, runtime_url)

@@ -1,0 +1,176 @@
+"""Flow triggers: when an execution ends, start the flows whose Flow trigger accepts it.
+
+The engine calls `on_execution_ended` after the transaction that ended the execution has committed,
+so a started flow never sees an uncommitted end. A failure here is logged and never undoes the end.
+As in Kestra, a trigger's `inputs` are rendered against the ended execution (its `outputs`,
+`execution`, `flow`, `inputs`, `labels`) plus `trigger`; a trigger without `inputs` starts its flow
+without input validation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from orchestrator import store
+from orchestrator.core.errors import ChorusError
+from orchestrator.core.expressions import render_value
+from orchestrator.core.flow import Flow, TriggerSpec
+from orchestrator.core.flow_conditions import (
+    EndedExecution,
+    flow_trigger_matches,
+    flow_trigger_variables,
+    is_windowed,
+)
+from orchestrator.core.inputs import coerce_inputs
+from orchestrator.core.namespace_access import Use
+from orchestrator.engine import checks
+from orchestrator.engine.variables import base_variables
+from orchestrator.store import flow_windows
+from orchestrator.store import triggers as store_triggers
+from orchestrator.store.database import read_only
+from orchestrator.store.tables import FlowRevisionRow
+
+if TYPE_CHECKING:
+    from orchestrator.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+
+def on_execution_ended(engine: Engine, execution_id: str) -> list[str]:
+    """Start every flow whose Flow trigger matches the ended execution; return the new executions' ids."""
+    try:
+        with read_only(engine.sessions) as session:
+            candidates = _candidates(session, engine.settings.database_url, engine.settings.tenant)
+            execution = store.get_execution(session, execution_id) if candidates else None
+            if execution is None:
+                return []
+            ended = EndedExecution(
+                id=execution.id,
+                namespace=execution.namespace,
+                flow_id=execution.flow_id,
+                flow_revision=execution.flow_revision,
+                state=execution.state,
+                labels={label["key"]: label["value"] for label in execution.labels},
+                outputs=execution.outputs or {},
+                # Read only when some trigger asks (HasRetryAttempt, Kestra 2's hasRetryAttempt): a read of task runs.
+                retried_attempts=_retried_attempts(store.task_runs_of(session, execution.id))
+                if any("etryAttempt" in row.source for row in candidates)
+                else (),
+            )
+            matches = _matching(engine, ended, candidates)
+            if not matches:
+                return []
+            source_row = store.latest_flow(
+                session, execution.tenant, execution.namespace, execution.flow_id, revision=execution.flow_revision
+            )
+            source = base_variables(
+                execution, engine.flow_of(source_row), store.task_runs_of(session, execution.id)
+            ) if source_row is not None else {}  # fmt: skip
+        return [e for e in (_start(engine, ended, source, *match) for match in matches) if e is not None]
+    except Exception:
+        logger.exception("flow triggers failed for %s", execution_id, extra={"execution_id": execution_id})
+        return []
+
+
+_candidates_cache: dict[tuple[str, str], tuple[tuple[Any, ...], Sequence[FlowRevisionRow]]] = {}
+_candidates_lock = threading.Lock()
+
+
+def _candidates(session: Session, database_url: str, tenant: str) -> Sequence[FlowRevisionRow]:
+    """The flows that may declare a Flow trigger, read again only when a flow changed (every execution end
+    asks; the flows' version is one small aggregate, their sources a scan of every live flow's text)."""
+    version = store_triggers.flows_version(session, tenant)
+    key = (database_url, tenant)
+    with _candidates_lock:
+        cached = _candidates_cache.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    rows = store_triggers.flows_with_flow_triggers(session, tenant)
+    session.expunge_all()  # detached with their loaded columns: kept beyond this session
+    with _candidates_lock:
+        _candidates_cache[key] = (version, rows)
+    return rows
+
+
+def _retried_attempts(runs: Sequence[Any]) -> tuple[str, ...]:
+    """The attempt states of the task runs attempted more than once (Kestra's HasRetryAttempt reads those)."""
+    return tuple(
+        str(attempt.get("state", {}).get("current"))
+        for run in runs
+        if len(run.attempts or []) > 1
+        for attempt in run.attempts
+        if isinstance(attempt, dict)
+    )
+
+
+def _matching(
+    engine: Engine, ended: EndedExecution, candidates: Sequence[FlowRevisionRow]
+) -> list[tuple[FlowRevisionRow, Flow, TriggerSpec]]:
+    found = []
+    access = engine.settings.namespace_grants
+    for flow_row in candidates:
+        try:
+            flow = engine.flow_of(flow_row)
+        except ChorusError:
+            continue
+        if flow.disabled or (flow.namespace, flow.id) == (ended.namespace, ended.flow_id):
+            continue  # a flow never triggers itself: that would loop forever
+        if not access.allows(flow.namespace, ended.namespace, Use.EXECUTION_READ):
+            continue  # its trigger would see the execution's outputs, labels and file URIs
+        for trigger in flow.triggers:
+            seen = replace(ended, triggered_flow=(flow.namespace, flow.id))
+            if trigger.type == "Flow" and not trigger.disabled and flow_trigger_matches(trigger, seen):
+                found.append((flow_row, flow, trigger))
+    return found
+
+
+def _start(
+    engine: Engine,
+    ended: EndedExecution,
+    source: dict[str, Any],
+    flow_row: FlowRevisionRow,
+    flow: Flow,
+    trigger: TriggerSpec,
+) -> str | None:
+    variables = flow_trigger_variables(ended)
+    if trigger.properties.get("dependsOn") is not None:
+        # Kestra 2 scopes the upstream outputs by flow id; the unscoped form stays as a shorthand.
+        variables["outputs"] = {**variables["outputs"], ended.flow_id: dict(ended.outputs)}
+    actor = f"trigger:{flow.namespace}.{flow.id}.{trigger.id}"
+    raw = trigger.properties.get("inputs")
+    try:
+        inputs: dict[str, Any] = {}
+        failure: str | None = None
+        if isinstance(raw, dict):
+            try:
+                inputs = coerce_inputs(flow, render_value(raw, {**source, "trigger": variables}))
+            except ChorusError as e:
+                # Kestra 2: inputs that cannot be rendered make a FAILED execution, not a dropped event.
+                failure = f"the Flow trigger's inputs could not be rendered: {e.message}"
+        with engine._tx() as session:
+            if is_windowed(trigger) and not flow_windows.record(
+                session, engine.settings.tenant, flow, trigger, ended, store.utcnow()
+            ):
+                return None  # counted in the trigger's window, which is not complete yet
+            execution = engine.create_execution(
+                session, flow_row, flow, inputs, [], actor=actor,
+                trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},
+            )  # fmt: skip
+            if failure is not None:
+                checks.fail_at_creation(session, execution, failure, actor=actor)
+            store.append_audit(
+                session, store.flow_chain_key(engine.settings.tenant, flow.namespace, flow.id), actor=actor,
+                action="trigger.fired", subject=trigger.id, payload={"execution_id": execution.id, "source": ended.id},
+            )  # fmt: skip
+    except ChorusError as e:
+        logger.error("%s could not start %s.%s: %s", actor, flow.namespace, flow.id, e.message)
+        return None
+    if failure is None:
+        engine.dispatch(execution.id, actor=actor)
+    return execution.id
