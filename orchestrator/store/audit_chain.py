@@ -1,0 +1,160 @@
+"""The audit chains' writing side: events hashed and MAC'd in the changing transaction, heads upserted at commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from orchestrator.core.audit import GENESIS_HASH, AuditKey, chain_hash, event_mac, head_mac
+from orchestrator.store.clock import iso, utcnow
+from orchestrator.store.tables import (
+    AuditEventRow,
+    AuditHeadRow,
+)
+
+
+def flow_chain_key(tenant: str, namespace: str, flow_id: str) -> str:
+    return f"flow:{tenant}/{namespace}/{flow_id}"
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_transaction_memory(session: Session) -> None:
+    """Remembered chain heads are only true while this transaction holds their locks; touches are per
+    transaction; events not written by a rolled-back transaction are dropped with it."""
+    session.info.pop("audit_heads", None)
+    session.info.pop("audit_pending", None)
+    session.info.pop("touched", None)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending_audit(session: Session) -> None:
+    write_pending_audit(session)
+
+
+def append_audit(
+    session: Session,
+    chain_key: str,
+    *,
+    actor: str,
+    action: str,
+    subject: str | None,
+    payload: dict[str, Any],
+    at: datetime | None = None,
+) -> AuditEventRow:
+    """Append one event to a hash chain; the head row's lock orders concurrent appends.
+
+    The event's place and hash are decided now; the row is written with the transaction's other events
+    in one statement just before it commits (`write_pending_audit`), so it commits or rolls back with
+    the change it records. The head row stays locked by this transaction after its first read, so later
+    appends to the same chain trust what this transaction decided last. Inside a savepoint, whose
+    rollback must take its events along, events are written at once.
+    """
+    at = at or utcnow()
+    heads: dict[str, tuple[int, str]] = session.info.setdefault("audit_heads", {})
+    nested = session.in_nested_transaction()
+    if nested:
+        write_pending_audit(session)  # the savepoint's own head read must see them
+    cached = None if nested else heads.get(chain_key)
+    if cached is not None:
+        seq, prev_hash = cached[0] + 1, cached[1]
+    else:
+        head = session.execute(
+            select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.chain_key == chain_key).with_for_update()
+        ).first()
+        seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
+    event = hashed_event(chain_key, seq, at, actor, action, subject, payload)
+    digest = chain_hash(prev_hash, event)
+    key = audit_key_of(session)
+    row = AuditEventRow(
+        chain_key=chain_key,
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        subject=subject,
+        payload=payload,
+        prev_hash=prev_hash,
+        hash=digest,
+        key_id=key.key_id if key else None,
+        mac=event_mac(key, digest) if key else None,  # one HMAC: as cheap as the hash, no round trip
+    )
+    if nested:
+        heads.pop(chain_key, None)
+        _write_audit(session, [row])
+    else:
+        heads[chain_key] = (seq, digest)
+        session.info.setdefault("audit_pending", []).append(row)
+    return row
+
+
+def write_pending_audit(session: Session) -> None:
+    """Write the events this transaction appended and not yet wrote (one statement)."""
+    pending: list[AuditEventRow] = session.info.pop("audit_pending", [])
+    if pending:
+        _write_audit(session, pending)
+
+
+_AUDIT_COLUMNS = [c.key for c in AuditEventRow.__table__.columns if c.key != "id"]
+_INSERT_AUDIT = insert(AuditEventRow.__table__)
+_HEAD_COLUMNS = ("chain_key", "seq", "hash", "key_id", "mac")
+_upsert_head = pg_insert(AuditHeadRow.__table__).values({column: bindparam(column) for column in _HEAD_COLUMNS})
+# Two first appends racing both find no head: the events' unique (chain, seq) refuses the loser.
+_UPSERT_HEAD = _upsert_head.on_conflict_do_update(
+    index_elements=["chain_key"],
+    set_={column: getattr(_upsert_head.excluded, column) for column in _HEAD_COLUMNS if column != "chain_key"},
+)
+
+
+def audit_key_of(session: Session) -> AuditKey | None:
+    """The MAC key this session's sessionmaker was given (`database.make_sessionmaker(audit_key=...)`)."""
+    key = session.info.get("audit_key")
+    return key if isinstance(key, AuditKey) else None
+
+
+def _write_audit(session: Session, rows: Sequence[AuditEventRow]) -> None:
+    # Statements built once (their compiled form is cached); the events go in one multi-row INSERT.
+    session.execute(_INSERT_AUDIT, [{key: getattr(row, key) for key in _AUDIT_COLUMNS} for row in rows])
+    last = {row.chain_key: row for row in rows}
+    key = audit_key_of(session)
+    heads = [
+        {
+            "chain_key": r.chain_key,
+            "seq": r.seq,
+            "hash": r.hash,
+            "key_id": key.key_id if key else None,
+            "mac": head_mac(key, r.chain_key, r.seq, r.hash) if key else None,
+        }
+        for r in last.values()
+    ]
+    session.execute(_UPSERT_HEAD, heads)
+
+
+def hashed_event(
+    chain_key: str, seq: int, at: datetime, actor: str, action: str, subject: str | None, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """The exact content covered by an event's hash (also rebuilt by verification)."""
+    return {
+        "chain": chain_key,
+        "seq": seq,
+        "at": iso(at),
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "payload": payload,
+    }
+
+
+def audit_events(session: Session, chain_key: str) -> Sequence[AuditEventRow]:
+    return session.scalars(
+        select(AuditEventRow).where(AuditEventRow.chain_key == chain_key).order_by(AuditEventRow.seq)
+    ).all()
+
+
+def audit_chain_keys(session: Session) -> Sequence[str]:
+    return session.scalars(select(AuditHeadRow.chain_key).order_by(AuditHeadRow.chain_key)).all()

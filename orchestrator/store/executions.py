@@ -1,0 +1,119 @@
+"""Execution rows: locks, reads, labels, touches, children and flow-concurrency admission counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from orchestrator.core.states import State
+from orchestrator.store.tables import (
+    ExecutionRow,
+)
+
+
+def lock_execution(session: Session, execution_id: str) -> ExecutionRow | None:
+    """The execution row, locked: every state change of one execution is serialised on it."""
+    row = session.scalars(select(ExecutionRow).where(ExecutionRow.id == execution_id).with_for_update()).first()
+    session.info["execution"] = row
+    return row
+
+
+def get_execution(session: Session, execution_id: str) -> ExecutionRow | None:
+    return session.get(ExecutionRow, execution_id)
+
+
+def child_execution_states(session: Session, parent_task_run_id: str) -> dict[str, int]:
+    """How many child executions of a task run are in each state."""
+    query = (
+        select(ExecutionRow.state, func.count())
+        .where(ExecutionRow.parent_task_run_id == parent_task_run_id)
+        .group_by(ExecutionRow.state)
+    )
+    return {state: count for state, count in session.execute(query).all()}
+
+
+def child_execution_outputs(session: Session, parent_task_run_id: str) -> list[dict[str, Any]]:
+    """The flow outputs of a task run's child executions, in the order of their batch (trigger iteration)."""
+    rows = session.execute(
+        select(ExecutionRow.trigger, ExecutionRow.outputs).where(ExecutionRow.parent_task_run_id == parent_task_run_id)
+    ).all()
+    ordered = sorted(rows, key=lambda r: int(((r.trigger or {}).get("variables") or {}).get("taskRunIteration", 0)))
+    return [dict(outputs or {}) for _, outputs in ordered]
+
+
+_ACTIVE = (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING, State.RETRYING)
+
+
+def lock_flow_concurrency(session: Session, tenant: str, namespace: str, flow_id: str) -> None:
+    """Serialise concurrency decisions for one flow across every replica (transaction-scoped)."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"concurrency:{tenant}/{namespace}/{flow_id}"}
+    )
+
+
+def count_active_executions(session: Session, tenant: str, namespace: str, flow_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(ExecutionRow)
+            .where(
+                ExecutionRow.tenant == tenant,
+                ExecutionRow.namespace == namespace,
+                ExecutionRow.flow_id == flow_id,
+                ExecutionRow.state.in_([str(s) for s in _ACTIVE]),
+            )
+        )
+        or 0
+    )
+
+
+def oldest_queued_executions(
+    session: Session, tenant: str, namespace: str, flow_id: str, limit: int
+) -> Sequence[ExecutionRow]:
+    return session.scalars(
+        select(ExecutionRow)
+        .where(
+            ExecutionRow.tenant == tenant,
+            ExecutionRow.namespace == namespace,
+            ExecutionRow.flow_id == flow_id,
+            ExecutionRow.state == str(State.QUEUED),
+        )
+        .order_by(ExecutionRow.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+
+
+def clear_sla(session: Session, execution_id: str) -> None:
+    session.execute(update(ExecutionRow).where(ExecutionRow.id == execution_id).values(sla_due_at=None))
+
+
+def running_children(session: Session, execution_id: str) -> list[str]:
+    """Subflow executions of this one that have not ended."""
+    terminal = [str(s) for s in State if s.is_terminal]
+    return list(
+        session.scalars(
+            select(ExecutionRow.id).where(
+                ExecutionRow.parent_execution_id == execution_id, ExecutionRow.state.not_in(terminal)
+            )
+        ).all()
+    )
+
+
+def update_labels(session: Session, execution: ExecutionRow, labels: list[dict[str, str]]) -> None:
+    session.execute(update(ExecutionRow).where(ExecutionRow.id == execution.id).values(labels=labels))
+    execution.labels = labels
+
+
+def touch_execution(session: Session, execution_id: str, at: datetime) -> None:
+    """Mark progress (not a state change): keeps the stale-execution sweep away from live runs."""
+    touched: set[str] = session.info.setdefault("touched", set())
+    if execution_id in touched:
+        return  # once per transaction is enough: its commit is the progress
+    touched.add(execution_id)
+    executions = ExecutionRow.__table__
+    session.execute(update(executions).where(executions.c.id == execution_id).values(updated_at=at))

@@ -1,0 +1,94 @@
+"""Flow revisions: the live revision of a flow, saving, deleting, listing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select, text, update
+from sqlalchemy.orm import Session
+
+from orchestrator.store.clock import utcnow
+from orchestrator.store.tables import (
+    FlowRevisionRow,
+)
+
+
+def latest_flow(
+    session: Session, tenant: str, namespace: str, flow_id: str, *, revision: int | None = None
+) -> FlowRevisionRow | None:
+    query = select(FlowRevisionRow).where(
+        FlowRevisionRow.tenant == tenant, FlowRevisionRow.namespace == namespace, FlowRevisionRow.flow_id == flow_id
+    )
+    if revision is not None:
+        query = query.where(FlowRevisionRow.revision == revision)
+    return session.scalars(query.order_by(FlowRevisionRow.revision.desc()).limit(1)).first()
+
+
+def save_flow_revision(
+    session: Session, tenant: str, namespace: str, flow_id: str, source: str, document: dict[str, Any]
+) -> FlowRevisionRow:
+    """A new revision (numbered after the newest), or the newest itself when its source is unchanged."""
+    # Lock on the flow key so two deploys of one flow cannot take the same revision number.
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{tenant}/{namespace}/{flow_id}"})
+    latest = latest_flow(session, tenant, namespace, flow_id)
+    if latest is not None and not latest.deleted and latest.source == source:
+        return latest
+    row = FlowRevisionRow(
+        tenant=tenant,
+        namespace=namespace,
+        flow_id=flow_id,
+        revision=(latest.revision + 1) if latest else 1,
+        source=source,
+        document=document,
+        deleted=False,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def mark_flow_deleted(session: Session, tenant: str, namespace: str, flow_id: str) -> int:
+    result = session.execute(
+        update(FlowRevisionRow)
+        .where(
+            FlowRevisionRow.tenant == tenant,
+            FlowRevisionRow.namespace == namespace,
+            FlowRevisionRow.flow_id == flow_id,
+            FlowRevisionRow.deleted.is_(False),
+        )
+        .values(deleted=True)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def live_flows_query(tenant: str) -> Select[tuple[FlowRevisionRow]]:
+    """The newest revision of every non-deleted flow of a tenant, as a query callers can narrow."""
+    newest = (
+        select(
+            FlowRevisionRow.namespace,
+            FlowRevisionRow.flow_id,
+            func.max(FlowRevisionRow.revision).label("revision"),
+        )
+        .where(FlowRevisionRow.tenant == tenant)
+        .group_by(FlowRevisionRow.namespace, FlowRevisionRow.flow_id)
+        .subquery()
+    )
+    query = select(FlowRevisionRow).join(
+        newest,
+        and_(
+            FlowRevisionRow.namespace == newest.c.namespace,
+            FlowRevisionRow.flow_id == newest.c.flow_id,
+            FlowRevisionRow.revision == newest.c.revision,
+        ),
+    )
+    return query.where(FlowRevisionRow.tenant == tenant, FlowRevisionRow.deleted.is_(False))
+
+
+def live_flows(session: Session, tenant: str, namespace: str | None = None) -> Sequence[FlowRevisionRow]:
+    """The newest revision of every non-deleted flow."""
+    query = live_flows_query(tenant)
+    if namespace:
+        query = query.where(FlowRevisionRow.namespace == namespace)
+    return session.scalars(query.order_by(FlowRevisionRow.namespace, FlowRevisionRow.flow_id)).all()

@@ -1,0 +1,33 @@
+"""Log lines of executions and task runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from orchestrator.store.tables import (
+    LogLineRow,
+)
+
+
+def error_log_lines(session: Session, execution_id: str) -> Sequence[LogLineRow]:
+    return session.scalars(
+        select(LogLineRow)
+        .where(LogLineRow.execution_id == execution_id, LogLineRow.level == "ERROR")
+        .order_by(LogLineRow.id)
+    ).all()
+
+
+def insert_log_lines(session: Session, lines: Sequence[dict[str, Any]]) -> None:
+    if lines:
+        session.execute(insert(LogLineRow.__table__), list(lines))
+
+
+def log_lines_of(session: Session, execution_id: str, *, task_run_id: str | None = None) -> Sequence[LogLineRow]:
+    query = select(LogLineRow).where(LogLineRow.execution_id == execution_id)
+    if task_run_id:
+        query = query.where(LogLineRow.task_run_id == task_run_id)
+    return session.scalars(query.order_by(LogLineRow.id)).all()

@@ -1,0 +1,167 @@
+"""The one audited path for state: creating executions and task runs, and every state change with its audit event."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, Update, and_, bindparam, delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+
+from orchestrator.core.errors import Conflict
+from orchestrator.core.states import State, check_transition
+from orchestrator.hooks import Transition
+from orchestrator.store.audit_chain import append_audit
+from orchestrator.store.clock import iso, utcnow
+from orchestrator.store.tables import (
+    ExecutionRow,
+    TaskRunRow,
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _transition_statement(table: Table, columns: tuple[str, ...]) -> Update:
+    """UPDATE ... SET <columns> WHERE id = :_id AND state = :_from (a compare-and-set on the state)."""
+    condition = and_(table.c.id == bindparam("_id"), table.c.state == bindparam("_from"))
+    return update(table).where(condition).values({column: bindparam(f"v_{column}") for column in columns})
+
+
+def record_transition(
+    session: Session,
+    row: ExecutionRow | TaskRunRow,
+    to: State,
+    *,
+    actor: str,
+    payload: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    at: datetime | None = None,
+    override: bool = False,
+) -> None:
+    """Move an execution or task run to `to`: table check, compare-and-set, history, audit — one transaction.
+
+    `override` skips the transition table for a person's explicit state change (Kestra's "change
+    state"); it is audited as `<kind>.state_changed`, so such moves stay visible as what they are.
+    """
+    at = at or utcnow()
+    current = State(row.state)
+    kind = "execution" if isinstance(row, ExecutionRow) else "task_run"
+    if not override:
+        check_transition(f"{kind} {row.id}", current, to)
+    history = [*row.state_history, {"state": str(to), "date": iso(at)}]
+    changes: dict[str, Any] = {"state": str(to), "state_history": history, "updated_at": at, **(values or {})}
+    if isinstance(row, ExecutionRow):
+        if to.is_terminal:
+            changes.setdefault("ended_at", at)
+        table = ExecutionRow.__table__
+        chain_key, subject = row.id, None
+    else:
+        table, chain_key, subject = TaskRunRow.__table__, row.execution_id, row.id
+    # A Core statement on the table (not the mapped class), built once per set of columns: no ORM
+    # bookkeeping per statement. The row object then takes the new values as its committed state, so the
+    # session has nothing to flush.
+    statement = _transition_statement(table, tuple(sorted(changes)))
+    params = {f"v_{column}": value for column, value in changes.items()}
+    result = session.execute(statement, {**params, "_id": row.id, "_from": str(current)})
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"{kind} {row.id} changed state concurrently (expected {current})")
+    for key, value in changes.items():
+        set_committed_value(row, key, value)
+    _note_transition(session, row, str(current), str(to), at)
+    if isinstance(row, ExecutionRow) and to.is_terminal and session.info.get("flow_concurrency"):
+        # A concurrency slot of this flow may have freed up: the engine dequeues after commit.
+        session.info.setdefault("ended_flows", set()).add((row.tenant, row.namespace, row.flow_id))
+    event = {"from": str(current), "to": str(to), **(payload or {})}
+    if isinstance(row, TaskRunRow):
+        event.update(task_id=row.task_id, attempt=row.attempt)
+    action = f"{kind}.state_changed" if override else f"{kind}.{to.lower()}"
+    append_audit(session, chain_key, actor=actor, action=action, subject=subject, payload=event, at=at)
+
+
+def _note_transition(
+    session: Session, row: ExecutionRow | TaskRunRow, previous: str | None, state: str, at: datetime
+) -> None:
+    """Remember a transition on the session; the engine hands them to hooks after commit."""
+    execution = session.info.get("execution")
+    session.info.setdefault("transitions", []).append(
+        Transition(
+            kind="execution" if isinstance(row, ExecutionRow) else "task_run",
+            subject_id=row.id,
+            execution_id=row.id if isinstance(row, ExecutionRow) else row.execution_id,
+            namespace=execution.namespace if execution is not None else "",
+            flow_id=execution.flow_id if execution is not None else "",
+            task_id=None if isinstance(row, ExecutionRow) else row.task_id,
+            task_type=session.info.get("task_types", {}).get(row.task_id) if isinstance(row, TaskRunRow) else None,
+            previous=previous,
+            state=state,
+            at=at,
+            started_at=row.created_at,
+        )
+    )
+
+
+def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: dict[str, Any] | None = None) -> bool:
+    """Insert a task run if its (deterministic) id is new; audited. False when it already existed."""
+    values = {c.key: getattr(row, c.key) for c in TaskRunRow.__table__.columns if c.key != "seq"}
+    inserted = session.execute(
+        pg_insert(TaskRunRow.__table__)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(TaskRunRow.__table__.c.seq)
+    ).first()
+    if inserted is None:
+        return False
+    # Make the row this session's, as if loaded: later reads in this transaction find it without a query.
+    row.seq = inserted.seq
+    make_transient_to_detached(row)
+    session.add(row)
+    _note_transition(session, row, None, row.state, row.created_at)
+    event = {"to": row.state, "task_id": row.task_id, "attempt": row.attempt, **(payload or {})}
+    append_audit(
+        session,
+        row.execution_id,
+        actor=actor,
+        action=f"task_run.{row.state.lower()}",
+        subject=row.id,
+        payload=event,
+        at=row.created_at,
+    )
+    return True
+
+
+def create_execution(
+    session: Session, row: ExecutionRow, *, actor: str, payload: dict[str, Any], running: bool = False
+) -> None:
+    """Insert an execution CREATED; `running` inserts it already admitted, its CREATED -> RUNNING transition
+    recorded and audited exactly as `record_transition` would (one UPDATE less on every start)."""
+    at = row.created_at
+    if running:
+        row.state = str(State.RUNNING)
+        row.state_history = [
+            {"state": str(State.CREATED), "date": iso(at)},
+            {"state": str(State.RUNNING), "date": iso(at)},
+        ]
+    session.add(row)
+    session.flush()
+    session.info["execution"] = row
+    _note_transition(session, row, None, str(State.CREATED), at)
+    append_audit(session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=at)
+    if running:
+        _note_transition(session, row, str(State.CREATED), str(State.RUNNING), at)
+        event = {"from": str(State.CREATED), "to": str(State.RUNNING)}
+        append_audit(session, row.id, actor=actor, action="execution.running", subject=None, payload=event, at=at)
+
+
+def discard_task_run(session: Session, row: TaskRunRow, *, actor: str) -> None:
+    """Remove a task run a restart will run afresh (an errors or finally phase); audited, never silent."""
+    session.execute(delete(TaskRunRow).where(TaskRunRow.id == row.id))
+    append_audit(
+        session,
+        row.execution_id,
+        actor=actor,
+        action="task_run.discarded",
+        subject=row.id,
+        payload={"task_id": row.task_id, "state": row.state, "attempts": len(row.attempts)},
+    )
