@@ -9,6 +9,7 @@ is the execution's final state (orchestrator.cli.follow's EXIT_* constants).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -129,6 +130,11 @@ def _pairs(raw: list[str], option: str, separator: str = "=") -> list[tuple[str,
             raise ConfigurationError(option, f"{item!r} is not NAME{separator}VALUE")
         pairs.append((key, value))
     return pairs
+
+
+def chorus_client(args: argparse.Namespace) -> int:
+    """`chorus run` and `chorus executions ...`, against the server the environment names."""
+    return run(args, os.environ)
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO = sys.stdout) -> int:
