@@ -3,7 +3,7 @@
 Which server: `--url` (or `--data-dir` of a running `chorus local`), else CHORUS_URL / CHORUS_TOKEN, else the
 config file (CHORUS_CONFIG, default ~/.config/chorus/config.toml, keys `url` and `token`), else the
 `chorus local` running on the default data directory (.chorus). The exit code of a command that waits
-is the execution's final state (orchestrator.cli.follow's EXIT_* constants).
+is the execution's final state (orchestrator.cli.exit_codes).
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from orchestrator.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from orchestrator.cli.follow import (
-    EXIT_FAILURE,
-    EXIT_OK,
     Progress,
     exit_code,
     failed_task_ids,

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.audit_keys import KEY_FILE_NAME, ensure_key_file
 from orchestrator.cli.cluster import build_engine
-from orchestrator.cli.embedded import EmbeddedServer, free_port, start_postgres, start_redis
+from orchestrator.cli.embedded import HOST, EmbeddedServer, free_port, start_postgres, start_redis
 from orchestrator.cli.exit_codes import EXIT_OK
 from orchestrator.cli.local_database import RUNTIME_ROLE, LocalDatabase, lock_down, use_credentials
 from orchestrator.cli.local_runtime import LocalRuntime, remove_runtime, this_process_started_at, write_runtime
@@ -37,7 +37,6 @@ from orchestrator.store.db_roles import check_runtime_connection, migration_url,
 from orchestrator.triggers.realtime import RealtimeRunner, start_realtime_thread
 from orchestrator.triggers.scheduler import Scheduler, start_scheduler_thread
 
-HOST = "127.0.0.1"
 #: Set in the environment by whoever started `chorus local`: those services are used, not embedded ones.
 EXPLICIT_URLS = ("CHORUS_DATABASE_URL", "CHORUS_BROKER_URL")
 
