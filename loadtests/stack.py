@@ -24,7 +24,7 @@ from celery import Celery
 from loadtests.raw_app import RAW_QUEUE, TABLE_DDL, create_raw_app
 from orchestrator.celery_app import create_celery_app
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.main import stop_process, worker_command
+from orchestrator.cli.processes import stop_process, worker_command
 from orchestrator.engine import Engine
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker, migrate

@@ -1,7 +1,7 @@
 """`chorus user|token|audit` commands: accounts and audit verification from the command line.
 
 Each function takes parsed arguments and settings, calls `accounts` or `audit_trail`, prints, and
-returns an exit code; `cli` stays a thin parser.
+returns an exit code; `main` stays a thin parser.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import store
 from orchestrator.audit_keys import AuditKeyring, load_keyring
+from orchestrator.cli.exit_codes import EXIT_INVALID, EXIT_OK
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.engine.accounts import ROLES, Accounts, parse_binding
@@ -27,8 +28,7 @@ from orchestrator.engine.audit_trail import verify_chains
 from orchestrator.settings import Settings
 from orchestrator.store.audit_checkpoint import check_checkpoint, dumps, make_checkpoint
 
-EXIT_OK = 0
-EXIT_BROKEN = 1  #: `audit verify` found a broken chain
+EXIT_BROKEN = EXIT_INVALID  #: `audit verify` found a broken chain
 _CLI_ACTOR = "cli"
 
 

@@ -3,12 +3,13 @@
 Which server: `--url` (or `--data-dir` of a running `chorus local`), else CHORUS_URL / CHORUS_TOKEN, else the
 config file (CHORUS_CONFIG, default ~/.config/chorus/config.toml, keys `url` and `token`), else the
 `chorus local` running on the default data directory (.chorus). The exit code of a command that waits
-is the execution's final state (orchestrator.cli.follow's EXIT_* constants).
+is the execution's final state (orchestrator.cli.exit_codes).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -19,9 +20,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from orchestrator.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from orchestrator.cli.follow import (
-    EXIT_FAILURE,
-    EXIT_OK,
     Progress,
     exit_code,
     failed_task_ids,
@@ -129,6 +129,11 @@ def _pairs(raw: list[str], option: str, separator: str = "=") -> list[tuple[str,
             raise ConfigurationError(option, f"{item!r} is not NAME{separator}VALUE")
         pairs.append((key, value))
     return pairs
+
+
+def chorus_client(args: argparse.Namespace) -> int:
+    """`chorus run` and `chorus executions ...`, against the server the environment names."""
+    return run(args, os.environ)
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO = sys.stdout) -> int:

@@ -33,7 +33,7 @@ import psycopg
 import redis
 from psycopg import sql
 
-from orchestrator.cli.pg_files import Account, bin_dir_for, cluster_dir, postgres_account
+from orchestrator.cli.pg_files import Account, bin_dir_for, cluster_dir, postgres_account, process_identity
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.lifeline import parent_death_signal
 
@@ -268,7 +268,7 @@ def _initdb(bin_dir: Path, pgdata: Path, log_path: Path, account: Account | None
     if not durable:
         argv.append("--no-sync")
     offset = _log_size(log_path)
-    user, group, extra_groups = _identity(account)
+    user, group, extra_groups = process_identity(account)
     with log_path.open("ab") as log:
         try:
             subprocess.run(
@@ -316,7 +316,7 @@ def _spawn(
     lock: IO[bytes],
 ) -> EmbeddedServer:
     offset = _log_size(log_path)
-    user, group, extra_groups = _identity(account)
+    user, group, extra_groups = process_identity(account)
     with log_path.open("ab") as log:
         try:
             process = subprocess.Popen(
@@ -327,11 +327,6 @@ def _spawn(
         except OSError as e:
             raise ConfigurationError(name, f"cannot start {argv[0]}: {e}\n{_log_tail(log_path, offset)}") from e
     return EmbeddedServer(name, url, process.pid, log_path, cwd, process, stop_signal, lock, offset)
-
-
-def _identity(account: Account | None) -> tuple[int | None, int | None, list[int] | None]:
-    """The (user, group, extra_groups) arguments of subprocess for `account`; `[]` drops root's extra groups."""
-    return (None, None, None) if account is None else (account.uid, account.gid, [])
 
 
 def _wait_for_postgres(server: EmbeddedServer, conninfo: str) -> psycopg.Connection[tuple[object, ...]]:

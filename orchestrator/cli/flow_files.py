@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.cli.exit_codes import EXIT_INVALID, EXIT_OK, EXIT_USAGE
 from orchestrator.core.errors import FlowErrorDetail, FlowInvalid
 from orchestrator.core.parse import MAX_DOCUMENT_BYTES
 from orchestrator.engine.flow_validation import validate_flow_with_warnings
 
-__all__ = ["FileReport", "format_reports", "unsupported_types", "validate_paths"]
+__all__ = ["FileReport", "chorus_flow_validate", "format_reports", "unsupported_types", "validate_paths"]
 
 FLOW_SUFFIXES = (".yaml", ".yml")
 
@@ -106,3 +109,14 @@ def _as_json(report: FileReport) -> dict[str, object]:
         ],
         "unsupported": unsupported_types(report),
     }
+
+
+def chorus_flow_validate(args: argparse.Namespace) -> int:
+    """`chorus flow validate PATH...`: print a report per file; exit 1 if any flow is invalid."""
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:
+        print(f"chorus: no such file or directory: {', '.join(map(str, missing))}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
+    reports = validate_paths(args.paths)
+    print(format_reports(reports, as_json=args.json))  # noqa: T201
+    return EXIT_OK if all(r.valid for r in reports) else EXIT_INVALID

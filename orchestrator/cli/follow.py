@@ -15,14 +15,16 @@ from typing import Any, TextIO
 
 import httpx
 
-#: Exit codes of `chorus run --wait|--follow` and `chorus executions follow`, by the execution's final state.
-EXIT_OK = 0  #: SUCCESS (or SKIPPED)
-EXIT_FAILURE = 3  #: the server could not be reached or refused the request (as for every `chorus` command)
-EXIT_EXECUTION_FAILED = 4  #: the execution ended FAILED
-EXIT_EXECUTION_KILLED = 5  #: the execution was KILLED or CANCELLED
-EXIT_EXECUTION_WARNING = 6  #: the execution ended in WARNING (it finished, with task runs in warning)
-EXIT_EXECUTION_PAUSED = 7  #: `--wait` returned while the execution waits for a person (resume it)
+from orchestrator.cli.exit_codes import (
+    EXIT_EXECUTION_FAILED,
+    EXIT_EXECUTION_KILLED,
+    EXIT_EXECUTION_PAUSED,
+    EXIT_EXECUTION_WARNING,
+    EXIT_FAILURE,
+    EXIT_OK,
+)
 
+#: The exit code of `chorus run --wait|--follow` and `chorus executions follow`, by the execution's final state.
 _EXIT_BY_STATE = {
     "SUCCESS": EXIT_OK,
     "SKIPPED": EXIT_OK,

@@ -9,29 +9,36 @@ by a key file kept in the data directory.
 
 from __future__ import annotations
 
-import contextlib
+import argparse
 import json
-import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import psutil
-
-from orchestrator.cli.local_database import LocalDatabase
-from orchestrator.cli.local_runtime import LocalRuntime
+from orchestrator.audit_keys import KEY_FILE_NAME, ensure_key_file
+from orchestrator.cli.cluster import build_engine
+from orchestrator.cli.embedded import HOST, EmbeddedServer, free_port, start_postgres, start_redis
+from orchestrator.cli.exit_codes import EXIT_OK
+from orchestrator.cli.local_database import RUNTIME_ROLE, LocalDatabase, lock_down, use_credentials
+from orchestrator.cli.local_runtime import LocalRuntime, remove_runtime, this_process_started_at, write_runtime
+from orchestrator.cli.local_worker import forget_worker, record_worker, stop_stale_worker
+from orchestrator.cli.processes import api_config, run_worker_process, stop_process
 from orchestrator.core.errors import ChorusError, ConfigurationError
+from orchestrator.draining import serve
+from orchestrator.lifeline import open_lifeline
 from orchestrator.settings import Settings
+from orchestrator.store.database import make_engine, migrate
+from orchestrator.store.db_roles import check_runtime_connection, migration_url, runtime_role
+from orchestrator.triggers.realtime import RealtimeRunner, start_realtime_thread
+from orchestrator.triggers.scheduler import Scheduler, start_scheduler_thread
 
-logger = logging.getLogger(__name__)
-
-HOST = "127.0.0.1"
-WORKER_APP = "workers.app"  #: in a worker's command line (`celery -A workers.app worker`)
-_WORKER_PID_FILE = "worker.pid"
+#: Set in the environment by whoever started `chorus local`: those services are used, not embedded ones.
+EXPLICIT_URLS = ("CHORUS_DATABASE_URL", "CHORUS_BROKER_URL")
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -56,26 +63,22 @@ def _flow_files(dirs: Sequence[Path]) -> list[Path]:
     return files
 
 
+def chorus_local(args: argparse.Namespace, settings: Settings) -> int:
+    """`chorus local`: the whole stack on embedded services, flows deployed from `--flows`."""
+    explicit_env = {name for name in EXPLICIT_URLS if os.environ.get(name)}
+    return run_local(settings, flows_dirs=args.flows, explicit_env=explicit_env)
+
+
 def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: set[str]) -> int:
     """Start everything, deploy the flows, serve until Ctrl-C, then stop everything (no orphans)."""
-    import uvicorn
-
-    from orchestrator.audit_keys import KEY_FILE_NAME, ensure_key_file
-    from orchestrator.cli.embedded import EmbeddedServer, free_port, start_postgres, start_redis
-    from orchestrator.cli.local_database import lock_down, use_credentials
-    from orchestrator.cli.local_runtime import remove_runtime, write_runtime
-    from orchestrator.cli.main import API_APP, run_worker_process, stop_process
-    from orchestrator.draining import serve
-    from orchestrator.lifeline import open_lifeline
-
     if not _port_free(settings.host, settings.port):
         raise ConfigurationError("CHORUS_PORT", f"port {settings.port} on {settings.host} is already in use")
     flow_files = _flow_files(flows_dirs)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    _stop_stale_worker(data_dir)
+    stop_stale_worker(data_dir)
     servers: list[EmbeddedServer] = []
-    worker = None
+    worker: subprocess.Popen[bytes] | None = None
     lifeline: int | None = None
     stop_scheduler: Callable[[], None] | None = None
     try:
@@ -114,14 +117,12 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
             worker = run_worker_process(",".join(settings.pools), settings, worker_env, lifeline_fd=child_end)
         finally:
             os.close(child_end)  # the worker has its copy; ours would keep the pipe open after we die
-        _record_worker(data_dir, worker.pid)
+        record_worker(data_dir, worker.pid)
         stop_scheduler = _start_scheduler(settings)
         runtime = _runtime(settings, data_dir)
         write_runtime(data_dir, runtime)
         print(_banner(settings, runtime), file=sys.stderr, flush=True)  # noqa: T201
-        config = uvicorn.Config(
-            API_APP, factory=True, host=settings.host, port=settings.port, log_config=None, proxy_headers=False
-        )
+        config = api_config(settings)
         # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM's default action
         # would then end this process before `finally`, leaving the worker and the servers orphaned.
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -131,56 +132,20 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
             stop_scheduler()
         if worker is not None:
             stop_process(worker)
-            (data_dir / _WORKER_PID_FILE).unlink(missing_ok=True)
+            forget_worker(data_dir)
         if lifeline is not None:
             os.close(lifeline)
         remove_runtime(data_dir, os.getpid())
         for server in reversed(servers):
             server.stop()
-    return 0
+    return EXIT_OK
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _record_worker(data_dir: Path, pid: int) -> None:
-    """Note the worker (pid, start time) and ourselves, so that a later run can stop it if it outlived us."""
-    started = psutil.Process(pid).create_time()
-    (data_dir / _WORKER_PID_FILE).write_text(f"{pid} {started} {os.getpid()}\n")
-
-
-def _stop_stale_worker(data_dir: Path) -> None:
-    """Kill the worker group an earlier run recorded, if it is still running and that run is gone.
-
-    The lifeline makes a worker die with its `chorus local`; this covers a worker that somehow survived (an old
-    Chorus, a stuck process), so that it can never consume this run's queues.
-    """
-    path = data_dir / _WORKER_PID_FILE
-    try:
-        pid_text, started_text, parent_text = path.read_text().split()
-        worker = psutil.Process(int(pid_text))
-        same = abs(worker.create_time() - float(started_text)) < 1 and WORKER_APP in worker.cmdline()
-        orphaned = worker.ppid() != int(parent_text)
-    except (OSError, ValueError, psutil.Error):
-        path.unlink(missing_ok=True)
-        return
-    if not (same and orphaned):
-        return
-    logger.warning("stopping worker group (pid %d) left running by an earlier chorus local", worker.pid)
-    family = [worker, *worker.children(recursive=True)]
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(worker.pid, signal.SIGKILL)  # started in a session of its own: its group is its pool
-    for process in family:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(family, timeout=5)
-    path.unlink(missing_ok=True)
-
-
 def _runtime(settings: Settings, data_dir: Path) -> LocalRuntime:
-    from orchestrator.cli.local_runtime import this_process_started_at
-
     base = f"http://{settings.host}:{settings.port}"
     return LocalRuntime(
         pid=os.getpid(),
@@ -224,13 +189,6 @@ def _without_secret(url: str) -> str:
 
 
 def _prepare_database(settings: Settings, flow_files: Sequence[Path], local_db: LocalDatabase | None) -> None:
-    from orchestrator.audit_keys import load_keyring
-    from orchestrator.celery_app import create_celery_app
-    from orchestrator.cli.local_database import RUNTIME_ROLE
-    from orchestrator.engine import Engine
-    from orchestrator.store.database import make_engine, make_sessionmaker, migrate
-    from orchestrator.store.db_roles import check_runtime_connection, migration_url, runtime_role
-
     # The embedded database's owner, or for an external one whatever `chorus migrate` would use.
     owner = make_engine(local_db.owner_url if local_db else migration_url(settings), pool_size=1)
     try:
@@ -242,8 +200,7 @@ def _prepare_database(settings: Settings, flow_files: Sequence[Path], local_db: 
     db = make_engine(settings.database_url)
     try:
         check_runtime_connection(db, settings)
-        sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
-        engine = Engine(settings, sessions, create_celery_app(settings))
+        engine = build_engine(settings, db)
         for path in flow_files:
             try:
                 row = engine.deploy_flow(path.read_text(encoding="utf-8"), actor="system:local")
@@ -257,16 +214,8 @@ def _prepare_database(settings: Settings, flow_files: Sequence[Path], local_db: 
 
 def _start_scheduler(settings: Settings) -> Callable[[], None]:
     """The scheduler loop on a thread of this process (a cluster runs it as `chorus scheduler`)."""
-    from orchestrator.audit_keys import load_keyring
-    from orchestrator.celery_app import create_celery_app
-    from orchestrator.engine import Engine
-    from orchestrator.store.database import make_engine, make_sessionmaker
-    from orchestrator.triggers.realtime import RealtimeRunner, start_realtime_thread
-    from orchestrator.triggers.scheduler import Scheduler, start_scheduler_thread
-
     db = make_engine(settings.database_url, pool_size=2)
-    sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
-    engine = Engine(settings, sessions, create_celery_app(settings))
+    engine = build_engine(settings, db)
     thread, stop = start_scheduler_thread(Scheduler(engine), settings.scheduler_interval_s)
     realtime_thread, realtime_stop = start_realtime_thread(RealtimeRunner(engine))
 

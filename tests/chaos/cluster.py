@@ -22,7 +22,7 @@ import psutil
 import psycopg
 
 from orchestrator.cli.embedded import EmbeddedServer, free_port, start_postgres, start_redis
-from orchestrator.cli.main import stop_process, worker_command
+from orchestrator.cli.processes import stop_process, worker_command
 from orchestrator.store.database import make_engine, migrate
 from tests.chaos.proxy import StallableProxy
 from tests.harness.services import psycopg_url

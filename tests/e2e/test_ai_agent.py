@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from orchestrator.cli.main import run_worker_process, stop_process
+from orchestrator.cli.processes import run_worker_process, stop_process
 from orchestrator.engine.accounts import Binding
 from orchestrator.settings import load_settings
 from tests.e2e.conftest import Stack

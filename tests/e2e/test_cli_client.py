@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.cli.follow import EXIT_EXECUTION_FAILED, EXIT_OK
+from orchestrator.cli.exit_codes import EXIT_EXECUTION_FAILED, EXIT_OK
 from tests.e2e.conftest import Stack
 
 FAILING = """

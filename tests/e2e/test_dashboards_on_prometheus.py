@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.main import run_worker_process, stop_process
+from orchestrator.cli.processes import run_worker_process, stop_process
 from orchestrator.observability.metrics import CONTENT_TYPE, exposition, record_llm_call, record_schedule_fire
 from orchestrator.settings import load_settings
 from tests.conftest import empty_redis_db, flush_redis_db

@@ -18,7 +18,7 @@ import pytest
 
 from orchestrator.celery_app import JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN, create_celery_app
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.main import stop_process
+from orchestrator.cli.processes import stop_process
 from tests.e2e.conftest import Stack
 from tests.harness.services import psycopg_url
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.main import stop_process
+from orchestrator.cli.processes import stop_process
 from tests.e2e.conftest import Stack
 
 EVERY_SECOND = """

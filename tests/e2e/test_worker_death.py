@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.cli.main import run_worker_process, stop_process
+from orchestrator.cli.processes import run_worker_process, stop_process
 from tests.e2e.conftest import Stack
 
 SLOW_ON_ITS_OWN_POOL = """

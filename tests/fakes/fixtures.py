@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.main import stop_process
+from orchestrator.cli.processes import stop_process
 from tests.fakes import jira as jira_fake
 from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.main import run_worker_process, stop_process
+from orchestrator.cli.processes import run_worker_process, stop_process
 from orchestrator.settings import Settings, load_settings
 from tests.fakes.fixtures import secret_env
 from tests.fakes.jira import JiraServer

@@ -64,7 +64,7 @@ def test_flower_without_its_extra_says_how_to_install_it_and_exits_2() -> None:
     code = (
         "import sys\n"
         "from orchestrator import cli\nfrom orchestrator.cli import ops as cli_ops\n"
-        "cli_ops._flower_installed = lambda: False\n"
+        "cli_ops.flower_installed = lambda: False\n"
         "sys.exit(cli.main(['flower']))\n"
     )
     env = {"PATH": "/usr/bin:/bin", "CHORUS_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none"}

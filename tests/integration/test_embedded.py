@@ -132,7 +132,7 @@ def test_postgres_restarts_a_server_an_earlier_run_left_behind(tmp_path: Path, s
     first.stop()
     pgdata = first.data_path
     account = pg_files.postgres_account()
-    uid, gid, extra_groups = embedded._identity(account)
+    uid, gid, extra_groups = pg_files.process_identity(account)
     leftover = subprocess.Popen(
         [str(pg_files.bin_dir_for(account) / "postgres"), "-D", str(pgdata), "-c", f"port={free_port()}"],
         cwd=pgdata, start_new_session=True, user=uid, group=gid, extra_groups=extra_groups,

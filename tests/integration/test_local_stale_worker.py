@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from orchestrator.cli.local import WORKER_APP, _record_worker, _stop_stale_worker
+from orchestrator.cli.local_worker import record_worker, stop_stale_worker
+from orchestrator.cli.processes import WORKER_APP
 
 # Looks like a worker to the check (its command line names the worker app) and has a child, like a pool.
 FAKE_WORKER = (
@@ -50,7 +51,7 @@ def test_a_worker_whose_run_is_gone_is_killed_with_its_pool(
     # Recorded by a run whose pid is not the worker's parent any more (that run was killed).
     (tmp_path / "worker.pid").write_text(f"{fake_worker.pid} {started} {os.getpid() + 1_000_000}\n")
 
-    _stop_stale_worker(tmp_path)
+    stop_stale_worker(tmp_path)
 
     fake_worker.wait(5)
     assert all(_gone(p) for p in family)
@@ -58,8 +59,8 @@ def test_a_worker_whose_run_is_gone_is_killed_with_its_pool(
 
 
 def test_the_worker_of_a_live_run_is_left_alone(tmp_path: Path, fake_worker: subprocess.Popen[bytes]) -> None:
-    _record_worker(tmp_path, fake_worker.pid)  # we are its parent, alive
+    record_worker(tmp_path, fake_worker.pid)  # we are its parent, alive
 
-    _stop_stale_worker(tmp_path)
+    stop_stale_worker(tmp_path)
 
     assert fake_worker.poll() is None

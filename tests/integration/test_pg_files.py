@@ -100,7 +100,7 @@ def test_as_root_an_incomplete_binary_cache_is_refused_naming_it(open_dir: Path)
     account = pg_files.postgres_account()
     assert account is not None
     cache = open_dir / "cache"
-    (cache / f"postgres-{pg_files._install_version()}" / "bin").mkdir(parents=True)
+    (cache / f"postgres-{pg_files.install_version()}" / "bin").mkdir(parents=True)
 
     with pytest.raises(ConfigurationError) as caught:
         pg_files.bin_dir_for(account, cache_root=cache)

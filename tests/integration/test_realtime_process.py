@@ -17,7 +17,7 @@ import redis
 from sqlalchemy import func, select
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.main import stop_process
+from orchestrator.cli.processes import stop_process
 from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.store.tables import ExecutionRow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.main import run_worker_process, stop_process
+from orchestrator.cli.processes import run_worker_process, stop_process
 from orchestrator.settings import load_settings
 from tests.integration.redis_server import redis_server
 from workers.liveness import is_fresh

@@ -11,11 +11,8 @@ import httpx
 import pytest
 
 from orchestrator.cli.client import server_config
+from orchestrator.cli.exit_codes import EXIT_EXECUTION_FAILED, EXIT_EXECUTION_KILLED, EXIT_FAILURE, EXIT_OK
 from orchestrator.cli.follow import (
-    EXIT_EXECUTION_FAILED,
-    EXIT_EXECUTION_KILLED,
-    EXIT_FAILURE,
-    EXIT_OK,
     Progress,
     exit_code,
     sse_events,

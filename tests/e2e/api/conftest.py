@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.main import stop_process
+from orchestrator.cli.processes import stop_process
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.e2e.conftest import Stack, _wait_http
 from tests.harness import services

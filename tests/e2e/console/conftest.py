@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.main import run_worker_process, stop_process
+from orchestrator.cli.processes import run_worker_process, stop_process
 from orchestrator.settings import load_settings
 from tests.conftest import CHROMIUM, empty_redis_db, flush_redis_db
 from tests.e2e.conftest import TERMINAL, _wait_http

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.cli.main import worker_command
+from orchestrator.cli.processes import worker_command
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.settings import load_settings
 
