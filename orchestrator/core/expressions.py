@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from jinja2 import StrictUndefined, Template, Undefined, nodes, pass_context
 from jinja2.compiler import CodeGenerator, Frame
@@ -30,13 +30,24 @@ from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError,
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
-from pydantic import JsonValue
 
 from orchestrator.core import calendar_functions
-from orchestrator.core import pebble_filters as pf
 from orchestrator.core.authored import PLACEHOLDER, Authored, Code, authored, skeleton
 from orchestrator.core.errors import ChorusError, ExpressionError, ExpressionLimitExceeded
+from orchestrator.core.pebble_filters import FILTERS, FUNCTIONS, TESTS
+from orchestrator.core.pebble_operators import concat, contains, inclusive_range, is_in, iterate
+from orchestrator.core.pebble_runtime import (
+    CURRENT,
+    ExpressionFunctions,
+    RenderState,
+    check_size,
+    check_value_size,
+    fail_undefined,
+    reject_undefined,
+    tick,
+)
 from orchestrator.core.pebble_syntax import Translation, translate
+from orchestrator.core.pebble_values import deep_size, format_value, to_plain, truthy
 
 __all__ = [
     "Authored",
@@ -61,22 +72,6 @@ _STR_METHODS = frozenset(
         "isupper", "casefold", "swapcase",
     }
 )  # fmt: skip
-
-
-class ExpressionFunctions(Protocol):
-    """I/O-backed functions supplied by the caller (the worker). A missing method makes its function fail."""
-
-    def secret(self, name: str) -> str: ...
-
-    def kv(self, key: str, namespace: str | None, error_on_missing: bool) -> JsonValue: ...
-
-    def error_logs(self) -> list[dict[str, JsonValue]]:
-        """Kestra's errorLogs(): the error log lines of the current execution."""
-        ...
-
-    def read_file(self, uri: str) -> str:
-        """Kestra's read(): a storage file of this execution (or of the execution that started it)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -131,7 +126,7 @@ def _default(value: Callable[[], Any], default: Any = None) -> Any:
         resolved = value()
     except UndefinedError:
         return default
-    return pf.FILTERS["default"](resolved, default)
+    return FILTERS["default"](resolved, default)
 
 
 def _variable(context: Context, name: str) -> Any:
@@ -224,25 +219,25 @@ class _PebbleEnvironment(ImmutableSandboxedEnvironment):
     pebble_defined = staticmethod(_defined)
     pebble_default = staticmethod(_default)
     pebble_var = staticmethod(_variable)
-    pebble_truthy = staticmethod(pf.truthy)
-    pebble_iter = staticmethod(pf.iterate)
-    pebble_concat = staticmethod(pf.concat)
-    pebble_range = staticmethod(pf.inclusive_range)
-    pebble_contains = staticmethod(pf.contains)
-    pebble_isin = staticmethod(pf.is_in)
+    pebble_truthy = staticmethod(truthy)
+    pebble_iter = staticmethod(iterate)
+    pebble_concat = staticmethod(concat)
+    pebble_range = staticmethod(inclusive_range)
+    pebble_contains = staticmethod(contains)
+    pebble_isin = staticmethod(is_in)
     pebble_authored = Authored
 
     @staticmethod
     def pebble_code(text: str) -> str:
         """Literal template text; marked as code only inside a render() pass, where it matters."""
-        state = pf.CURRENT.get()
+        state = CURRENT.get()
         return Code(text) if state is not None and state.depth else text
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """Dot access: map keys first and only (so `outputs.x.values` is the key), few str methods, no dunders."""
-        pf.tick()
+        tick()
         if isinstance(obj, Undefined):
-            pf.fail_undefined(obj)
+            fail_undefined(obj)
         if isinstance(obj, Mapping):
             return obj[attribute] if attribute in obj else self.undefined(obj=obj, name=attribute)
         if isinstance(obj, str | list | tuple) and not attribute.startswith("_"):
@@ -253,9 +248,9 @@ class _PebbleEnvironment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        pf.tick()
+        tick()
         if isinstance(obj, Undefined):
-            pf.fail_undefined(obj)
+            fail_undefined(obj)
         if isinstance(obj, Mapping):
             try:
                 return obj[argument]
@@ -271,15 +266,15 @@ class _PebbleEnvironment(ImmutableSandboxedEnvironment):
         return self.undefined(obj=obj, name=argument)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        pf.tick()
+        tick()
         result = super().call(__context, __obj, *args, **kwargs)
-        pf.check_value_size(result)
+        check_value_size(result)
         return result
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         """Pebble arithmetic: integer `/` truncates and `%` keeps the dividend's sign, as in Java."""
-        pf.tick()
-        pf.reject_undefined(left, right)
+        tick()
+        reject_undefined(left, right)
         try:
             if operator in ("/", "%") and _is_int(left) and _is_int(right):
                 quotient = _java_divide(left, right)
@@ -292,12 +287,12 @@ class _PebbleEnvironment(ImmutableSandboxedEnvironment):
                     raise ExpressionLimitExceeded(f"Expression would compute an integer over {_MAX_INT_BITS} bits")
                 for sized, count in ((left, right), (right, left)):
                     if isinstance(sized, str) and _is_int(count):
-                        pf.check_size(len(sized) * count)
+                        check_size(len(sized) * count)
                     elif isinstance(sized, list | tuple) and _is_int(count):
                         # Items count with what they hold: `[[1] * 1000] * 1000` is a million items to print.
-                        pf.check_size(pf.deep_size(sized) * count)
+                        check_size(deep_size(sized) * count)
             if operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
-                pf.check_size(len(left) + len(right))
+                check_size(len(left) + len(right))
             return self.binop_table[operator](left, right)
         except ZeroDivisionError as e:
             raise ExpressionError("Division by zero") from e
@@ -305,9 +300,9 @@ class _PebbleEnvironment(ImmutableSandboxedEnvironment):
 
 def _finalize(value: Any) -> Any:
     """What `{{ expr }}` prints; inside a render() pass, an Authored value's text stays code, all else is data."""
-    text = pf.format_value(value)
+    text = format_value(value)
     if isinstance(value, Authored):
-        state = pf.CURRENT.get()
+        state = CURRENT.get()
         return Code(text) if state is not None and state.depth else str.__str__(text)
     return text
 
@@ -323,10 +318,10 @@ def _environment() -> _PebbleEnvironment:
         cache_size=0,
         auto_reload=False,
     )
-    env.filters = dict(pf.FILTERS)
-    env.tests = dict(pf.TESTS)
+    env.filters = dict(FILTERS)
+    env.tests = dict(TESTS)
     env.globals = {
-        **pf.FUNCTIONS,
+        **FUNCTIONS,
         **calendar_functions.FUNCTIONS,
         "render": _render_function,
         "renderOnce": _render_once_function,
@@ -374,18 +369,18 @@ def _compile_typed(template: str) -> _Compiled | None:
 
 # -- rendering ------------------------------------------------------------------------------------------
 @contextmanager
-def _bounded(functions: ExpressionFunctions | None, limits: RenderLimits) -> Iterator[pf.RenderState]:
-    state = pf.RenderState(
+def _bounded(functions: ExpressionFunctions | None, limits: RenderLimits) -> Iterator[RenderState]:
+    state = RenderState(
         deadline=time.monotonic() + limits.max_seconds,
         max_output_chars=limits.max_output_chars,
         max_recursion=limits.max_recursion,
         functions=functions,
     )
-    token = pf.CURRENT.set(state)
+    token = CURRENT.set(state)
     try:
         yield state
     finally:
-        pf.CURRENT.reset(token)
+        CURRENT.reset(token)
 
 
 def _tag_at(template: str, translation: Translation, line: int | None, hint: str = "") -> str:
@@ -457,8 +452,8 @@ def _generate(compiled: _Compiled, variables: Mapping[str, Any]) -> tuple[list[s
         context = compiled.jinja.new_context({**_environment().globals, **variables}, shared=True)
         for chunk in compiled.jinja.root_render_func(context):
             size += len(chunk)
-            pf.check_size(size)
-            pf.tick()
+            check_size(size)
+            tick()
             chunks.append(chunk)
     return chunks, context
 
@@ -475,7 +470,7 @@ def _render_with_passes(context: Context, template: Any, recursive: bool) -> str
     Only authored text is ever evaluated (authored.py): render() of data returns it unchanged, and what a
     pass printed from data reaches the next pass through a placeholder, never as template text.
     """
-    state = pf.CURRENT.get()
+    state = CURRENT.get()
     if state is None:
         raise ExpressionError("render() can only be called while rendering")
     if template is None:
@@ -551,7 +546,7 @@ def render_typed(
         _, context = _generate(typed, variables)
         value = context.vars.get(_RESULT_NAME)
         with _reported(typed):
-            return pf.to_plain(value)
+            return to_plain(value)
 
 
 def render_value(
@@ -586,8 +581,8 @@ def is_true(rendered: Any) -> bool:
     comparison is also trimmed and case-insensitive, and None, False and 0 are false.
     """
     if rendered is None or isinstance(rendered, str | bool | int | float):
-        return pf.truthy(rendered)
-    return pf.truthy(pf.format_value(rendered))
+        return truthy(rendered)
+    return truthy(format_value(rendered))
 
 
 def parse_source(source: str) -> nodes.Template:
