@@ -116,6 +116,7 @@ def _guarded(function: _F) -> _F:
 
 def register(table: dict[str, Callable[..., Any]], *names: str) -> Callable[[_F], _F]:
     """Decorator: put the guarded form of a function in `table` under each of `names`; the function stays as is."""
+
     def add(function: _F) -> _F:
         guarded = _guarded(function)
         for name in names:
