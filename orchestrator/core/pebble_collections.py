@@ -137,6 +137,7 @@ for _name, _filter in _SORTS.items():
     register(FILTERS, _name)(_filter)
 
 
+# -- Pebble's tests (`is empty`, `is even`, ...) ---------------------------------------------------------
 def is_empty(value: Any) -> bool:
     """Pebble's `empty` test: null, a blank string, an empty list or an empty map."""
     if value is None:

@@ -52,8 +52,7 @@ _CHRONO_UNITS: dict[str, timedelta] = {
 _CALENDAR_UNITS = {"MONTHS": 1, "YEARS": 12, "DECADES": 120, "CENTURIES": 1200, "MILLENNIA": 12000}
 
 
-def time_zone(name: str | None) -> tzinfo:
-    """The zone a template names (UTC when none), or an ExpressionError for an unknown one."""
+def _zone(name: str | None) -> tzinfo:
     if name is None or name in ("UTC", "Z", "GMT"):
         return UTC
     try:
@@ -204,7 +203,7 @@ def _date(
 ) -> str | None:
     if value is None:
         return None
-    zone = time_zone(timeZone)
+    zone = _zone(timeZone)
     return format_date(to_datetime(value, zone, existingFormat).astimezone(zone), format)
 
 
@@ -220,7 +219,7 @@ def _date_add(
 ) -> str | None:
     if value is None:
         return None
-    zone = time_zone(timeZone)
+    zone = _zone(timeZone)
     moment = to_datetime(value, zone, existingFormat)
     unit_name = str(unit).upper()
     try:
@@ -238,7 +237,7 @@ def _date_add(
 def _epoch(value: Any, timeZone: str | None, existingFormat: str | None, digits: int) -> int | None:
     if value is None:
         return None
-    moment = to_datetime(value, time_zone(timeZone), existingFormat)
+    moment = to_datetime(value, _zone(timeZone), existingFormat)
     seconds = calendar.timegm(moment.utctimetuple())
     scale: int = 10**digits
     return seconds * scale + moment.microsecond * 1000 * scale // 1_000_000_000
@@ -257,5 +256,5 @@ for _name, _digits in (("timestamp", 0), ("timestampMilli", 3), ("timestampMicro
 
 @register(FUNCTIONS, "now")
 def _now(format: str = "iso", timeZone: str | None = None, locale: Any = None) -> str:
-    zone = time_zone(timeZone)
+    zone = _zone(timeZone)
     return format_date(datetime.now(UTC).astimezone(zone), format)

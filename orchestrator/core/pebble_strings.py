@@ -45,17 +45,17 @@ def _escape_char(value: Any, type: str) -> Any:
     style = _ESCAPE_STYLES.get(str(type).lower())
     if style is None:
         raise ExpressionError("escapeChar() expects the type to be 'single', 'double' or 'shell'")
-    return map_strings(value, lambda text: text.replace(*style))
+    return _map_strings(value, lambda text: text.replace(*style))
 
 
-def map_strings(value: Any, transform: Callable[[str], str]) -> Any:
+def _map_strings(value: Any, transform: Callable[[str], str]) -> Any:
     """Apply `transform` to the string form of every leaf of a value; maps and lists keep their shape."""
     if value is None:
         return None
     if isinstance(value, Mapping):
-        return {k: map_strings(v, transform) for k, v in value.items()}
+        return {k: _map_strings(v, transform) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [map_strings(v, transform) for v in value]
+        return [_map_strings(v, transform) for v in value]
     return transform(format_value(value))
 
 
@@ -97,7 +97,7 @@ def _replace(value: Any, replace_pairs: Any, regexp: Any = False) -> Any:
                 text = text.replace(old, new)
         return text
 
-    return map_strings(value, apply)
+    return _map_strings(value, apply)
 
 
 def _compiled(pattern: str, name: str) -> regex.Pattern:

@@ -103,7 +103,7 @@ class _PlainWalk:
         if isinstance(value, list | tuple | set | frozenset | LazyRange):
             return [self.convert(v) for v in value]
         if isinstance(value, datetime):
-            return iso_text(value)
+            return _iso(value)
         if isinstance(value, date):
             return value.isoformat()
         if isinstance(value, Decimal):
@@ -150,7 +150,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, Mapping | list | tuple | LazyRange):
         return to_json(value)
     if isinstance(value, datetime):
-        return iso_text(value)
+        return _iso(value)
     return str(value)
 
 
@@ -171,7 +171,6 @@ def truthy(value: Any) -> bool:
     return True
 
 
-def iso_text(value: datetime) -> str:
-    """ISO-8601 text of a datetime, with `Z` for UTC as Java prints it."""
+def _iso(value: datetime) -> str:
     text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
