@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import JsonValue, PlainValidator
 
-from orchestrator.core import taskprops as p
+from orchestrator.core import prop_types as p
 from orchestrator.core.durations import is_expression
 from orchestrator.core.errors import InputInvalid
 from orchestrator.core.states import State

@@ -12,8 +12,8 @@ import calendar
 from datetime import datetime
 from typing import Any
 
-from orchestrator.core import pebble_filters as pf
 from orchestrator.core.errors import ExpressionError
+from orchestrator.core.pebble_values import format_value
 
 _DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 _POSITIONS = {"FIRST": 0, "SECOND": 1, "THIRD": 2, "FOURTH": 3}
@@ -23,9 +23,9 @@ def _date(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value
     try:
-        return datetime.fromisoformat(pf.format_value(value).replace("Z", "+00:00"))
+        return datetime.fromisoformat(format_value(value).replace("Z", "+00:00"))
     except ValueError as e:
-        raise ExpressionError(f"expected a date, got {pf.format_value(value)!r}") from e
+        raise ExpressionError(f"expected a date, got {format_value(value)!r}") from e
 
 
 def day_of_week(value: Any) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import Field, JsonValue
 
-from orchestrator.core.taskprops import (
+from orchestrator.core.prop_types import (
     Bool,
     Int,
     Json,
@@ -20,16 +20,16 @@ from orchestrator.core.taskprops import (
     Text,
     TextList,
     TextOrList,
-    _accepting,
-    _one_of,
+    accepting,
+    one_of,
 )
 
-_FilterType = Annotated[JsonValue, _accepting("INCLUDE or EXCLUDE", _one_of("INCLUDE", "EXCLUDE"))]
-_NullBehavior = Annotated[JsonValue, _accepting("FAIL, INCLUDE or EXCLUDE", _one_of("FAIL", "INCLUDE", "EXCLUDE"))]
+_FilterType = Annotated[JsonValue, accepting("INCLUDE or EXCLUDE", one_of("INCLUDE", "EXCLUDE"))]
+_NullBehavior = Annotated[JsonValue, accepting("FAIL, INCLUDE or EXCLUDE", one_of("FAIL", "INCLUDE", "EXCLUDE"))]
 _ExitState = Annotated[
     JsonValue,
-    _accepting(
-        "SUCCESS, WARNING, KILLED, FAILED or CANCELED", _one_of("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED")
+    accepting(
+        "SUCCESS, WARNING, KILLED, FAILED or CANCELED", one_of("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED")
     ),
 ]
 
@@ -118,7 +118,7 @@ class UploadFilesProps(Properties):
     namespace: Text
     destination: Text | None = None
     conflict: (
-        Annotated[JsonValue, _accepting("OVERWRITE, ERROR or SKIP", _one_of("OVERWRITE", "ERROR", "SKIP"))] | None
+        Annotated[JsonValue, accepting("OVERWRITE, ERROR or SKIP", one_of("OVERWRITE", "ERROR", "SKIP"))] | None
     ) = None
 
 
@@ -142,7 +142,7 @@ class TemplatedTaskProps(Properties):
 
 
 class MetricPublishProps(Properties):
-    metrics: Annotated[JsonValue, _accepting("a list of metrics", lambda v: isinstance(v, list))]
+    metrics: Annotated[JsonValue, accepting("a list of metrics", lambda v: isinstance(v, list))]
 
 
 class ExitProps(Properties):

@@ -12,7 +12,8 @@ from typing import Annotated
 
 from pydantic import JsonValue, PlainValidator
 
-from orchestrator.core.taskprops import Int, Json, MapValue, Properties, Text, TriggerProperties
+from orchestrator.core.prop_types import Int, Json, MapValue, Properties, Text
+from orchestrator.core.trigger_props import TriggerProperties
 
 __all__ = ["AmqpTriggerProps", "EventTriggerProps", "PublishProps", "RedisStreamTriggerProps", "valid_event_name"]
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from jinja2 import TemplateSyntaxError, nodes
 from pydantic import JsonValue
 
-from orchestrator.core import calendar_functions
-from orchestrator.core import pebble_filters as pf
+from orchestrator.core import calendar_functions, pebble_filters
 from orchestrator.core.errors import ExpressionError
 from orchestrator.core.expressions import has_expression, parse_source
 from orchestrator.core.pebble_syntax import translate
@@ -43,9 +42,9 @@ _KESTRA_FUNCTIONS = frozenset({
 })  # fmt: skip
 _KESTRA_TESTS = frozenset({"defined", "empty", "even", "iterable", "json", "map", "null", "odd", "none"})
 
-_FILTERS = _KESTRA_FILTERS | frozenset(pf.FILTERS)
-_FUNCTIONS = _KESTRA_FUNCTIONS | frozenset(pf.FUNCTIONS) | frozenset(calendar_functions.FUNCTIONS)
-_TESTS = _KESTRA_TESTS | frozenset(pf.TESTS)
+_FILTERS = _KESTRA_FILTERS | frozenset(pebble_filters.FILTERS)
+_FUNCTIONS = _KESTRA_FUNCTIONS | frozenset(pebble_filters.FUNCTIONS) | frozenset(calendar_functions.FUNCTIONS)
+_TESTS = _KESTRA_TESTS | frozenset(pebble_filters.TESTS)
 _AT_LINE = re.compile(r" at line (\d+)")
 _OPENING = re.compile(r"\{[{%]")
 

@@ -1,7 +1,7 @@
 """Render Kestra (Pebble) expressions against a run context in a sandboxed, time- and size-bounded Jinja.
 
 A template is translated from Pebble syntax into Jinja (`pebble_syntax`), compiled once and memoised, then
-rendered by an `ImmutableSandboxedEnvironment` whose filters, tests and functions are Kestra's
+rendered by a sandboxed Jinja environment (`pebble_sandbox`) whose filters, tests and functions are Kestra's
 (`pebble_filters`). Rendering is bounded: a deadline checked on every loop step, call, attribute access and
 output chunk, and a cap on the output and on any intermediate string or list. C code the deadline cannot
 interrupt runs elsewhere: jq in a helper process killed at the deadline (`jq_sandbox`), regular expressions
@@ -18,25 +18,23 @@ import functools
 import re
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
-from jinja2 import StrictUndefined, Template, Undefined, nodes, pass_context
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2 import Template, nodes, pass_context
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import missing
-from pydantic import JsonValue
 
 from orchestrator.core import calendar_functions
-from orchestrator.core import pebble_filters as pf
 from orchestrator.core.authored import PLACEHOLDER, Authored, Code, authored, skeleton
 from orchestrator.core.errors import ChorusError, ExpressionError, ExpressionLimitExceeded
+from orchestrator.core.pebble_filters import FILTERS, FUNCTIONS, TESTS
+from orchestrator.core.pebble_runtime import CURRENT, ExpressionFunctions, RenderState, check_size, tick
+from orchestrator.core.pebble_sandbox import PebbleEnvironment, PebbleUndefined, finalize_output
 from orchestrator.core.pebble_syntax import Translation, translate
+from orchestrator.core.pebble_values import format_value, to_plain, truthy
 
 __all__ = [
     "Authored",
@@ -53,30 +51,6 @@ __all__ = [
 
 _EXPRESSION_RE = re.compile(r"\{[{%#]")
 _RESULT_NAME = "__pebble_result"
-#: str methods a template may call; the rest (ljust, center, zfill, format...) could build huge strings.
-_STR_METHODS = frozenset(
-    {
-        "upper", "lower", "strip", "lstrip", "rstrip", "startswith", "endswith", "split", "rsplit", "splitlines",
-        "title", "capitalize", "find", "rfind", "count", "isdigit", "isalpha", "isalnum", "isspace", "islower",
-        "isupper", "casefold", "swapcase",
-    }
-)  # fmt: skip
-
-
-class ExpressionFunctions(Protocol):
-    """I/O-backed functions supplied by the caller (the worker). A missing method makes its function fail."""
-
-    def secret(self, name: str) -> str: ...
-
-    def kv(self, key: str, namespace: str | None, error_on_missing: bool) -> JsonValue: ...
-
-    def error_logs(self) -> list[dict[str, JsonValue]]:
-        """Kestra's errorLogs(): the error log lines of the current execution."""
-        ...
-
-    def read_file(self, uri: str) -> str:
-        """Kestra's read(): a storage file of this execution (or of the execution that started it)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -88,245 +62,21 @@ class RenderLimits:
     max_recursion: int = 10
 
 
-# -- the sandbox ----------------------------------------------------------------------------------------
-class _Undefined(StrictUndefined):
-    __slots__ = ()
-
-    @property
-    def _undefined_message(self) -> str:
-        return self._undefined_hint or f"Unable to find `{self._undefined_name}`"
-
-
-def _coalesce(left: Callable[[], Any], right: Callable[[], Any]) -> Any:
-    """Kestra's `??`: the right side when the left is undefined (anywhere along its path), null, or fails
-    to evaluate (Kestra's operator also swallows errors of the left side, e.g. a missing `kv()` key)."""
-    try:
-        value = left()
-    except ExpressionLimitExceeded:
-        raise
-    except (UndefinedError, ExpressionError):
-        return right()
-    return right() if value is None or isinstance(value, Undefined) else value
-
-
-def _undefined_coalesce(left: Callable[[], Any], right: Callable[[], Any]) -> Any:
-    """Kestra's `???`: the right side only when the left is undefined; null stays null."""
-    try:
-        value = left()
-    except UndefinedError:
-        return right()
-    return right() if isinstance(value, Undefined) else value
-
-
-def _defined(value: Callable[[], Any]) -> bool:
-    try:
-        return not isinstance(value(), Undefined)
-    except UndefinedError:
-        return False
-
-
-def _default(value: Callable[[], Any], default: Any = None) -> Any:
-    """Pebble's `default` filter, which (unlike other filters) accepts an undefined value."""
-    try:
-        resolved = value()
-    except UndefinedError:
-        return default
-    return pf.FILTERS["default"](resolved, default)
-
-
-def _variable(context: Context, name: str) -> Any:
-    """A template variable whose name Jinja reserves (`self`, `caller`, ...)."""
-    value = context.resolve_or_missing(name)
-    return context.environment.undefined(name=name) if value is missing else value
-
-
-#: __pebble_<name> markers emitted by pebble_syntax: (argument positions evaluated lazily, takes the context).
-_MARKERS: dict[str, tuple[frozenset[int], bool]] = {
-    "coalesce": (frozenset({0, 1}), False),
-    "ucoalesce": (frozenset({0, 1}), False),
-    "defined": (frozenset({0}), False),
-    "default": (frozenset({0}), False),
-    "var": (frozenset(), True),
-    "truthy": (frozenset(), False),
-    "iter": (frozenset(), False),
-    "concat": (frozenset(), False),
-    "range": (frozenset(), False),
-    "contains": (frozenset(), False),
-    "isin": (frozenset(), False),
-}
-
-
-_RENDER_NAMES = frozenset({"render", "renderOnce"})
-
-
-class _CodeGenerator(CodeGenerator):
-    """Compiles `__pebble_<name>(...)` markers into direct calls of `environment.pebble_<name>`.
-
-    Lazy arguments become lambdas, so `a ?? b` evaluates `b` only when needed and can catch the undefined
-    error raised anywhere inside `a` (Pebble's semantics), which no Jinja expression can express.
-    """
-
-    def _output_const_repr(self, group: Iterable[Any]) -> str:
-        # The template's own text: code for a next render() pass (authored.py), unlike what expressions print.
-        return f"environment.pebble_code({super()._output_const_repr(group)})"
-
-    def visit_Const(self, node: nodes.Const, frame: Frame) -> None:
-        if isinstance(node.value, str) and getattr(node, "chorus_authored", False):
-            self.write(f"environment.pebble_authored({node.value!r})")
-            return
-        super().visit_Const(node, frame)
-
-    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
-        callee = node.node
-        first = node.args[0] if node.args else None
-        if isinstance(callee, nodes.Name) and callee.name in _RENDER_NAMES and isinstance(first, nodes.Const):
-            # `render('{{ flow.id }}')`: a string literal is the author's text, as a flow variable is.
-            first.chorus_authored = True  # type: ignore[attr-defined]
-        if not (isinstance(callee, nodes.Name) and callee.name.startswith("__pebble_")):
-            super().visit_Call(node, frame, forward_caller=forward_caller)
-            return
-        name = callee.name.removeprefix("__pebble_")
-        lazy, takes_context = _MARKERS[name]
-        self.write(f"environment.pebble_{name}(" + ("context, " if takes_context else ""))
-        for index, argument in enumerate(node.args):
-            self.write(", " if index else "")
-            self.write("lambda: " if index in lazy else "")
-            self.visit(argument, frame)
-        for keyword in node.kwargs:
-            self.write(f", {keyword.key}=")
-            self.visit(keyword.value, frame)
-        self.write(")")
-
-
-def _java_divide(left: int, right: int) -> int:
-    quotient = abs(left) // abs(right)
-    return quotient if (left >= 0) == (right > 0) else -quotient
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
-
-
-#: Kestra computes with Java longs (64 bits); past this, squaring in a loop of `set` tags ran for minutes.
-_MAX_INT_BITS = 4096
-
-
-class _PebbleEnvironment(ImmutableSandboxedEnvironment):
-    code_generator_class = _CodeGenerator
-    intercepted_binops = frozenset({"+", "-", "*", "/", "%"})
-
-    pebble_coalesce = staticmethod(_coalesce)
-    pebble_ucoalesce = staticmethod(_undefined_coalesce)
-    pebble_defined = staticmethod(_defined)
-    pebble_default = staticmethod(_default)
-    pebble_var = staticmethod(_variable)
-    pebble_truthy = staticmethod(pf.truthy)
-    pebble_iter = staticmethod(pf.iterate)
-    pebble_concat = staticmethod(pf.concat)
-    pebble_range = staticmethod(pf.inclusive_range)
-    pebble_contains = staticmethod(pf.contains)
-    pebble_isin = staticmethod(pf.is_in)
-    pebble_authored = Authored
-
-    @staticmethod
-    def pebble_code(text: str) -> str:
-        """Literal template text; marked as code only inside a render() pass, where it matters."""
-        state = pf.CURRENT.get()
-        return Code(text) if state is not None and state.depth else text
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        """Dot access: map keys first and only (so `outputs.x.values` is the key), few str methods, no dunders."""
-        pf.tick()
-        if isinstance(obj, Undefined):
-            pf.fail_undefined(obj)
-        if isinstance(obj, Mapping):
-            return obj[attribute] if attribute in obj else self.undefined(obj=obj, name=attribute)
-        if isinstance(obj, str | list | tuple) and not attribute.startswith("_"):
-            allowed = _STR_METHODS if isinstance(obj, str) else ("index", "count")
-            return getattr(obj, attribute) if attribute in allowed else self.undefined(obj=obj, name=attribute)
-        if isinstance(obj, int | float | complex | bytes | bytearray) and not attribute.startswith("_"):
-            return self.undefined(obj=obj, name=attribute)  # e.g. (1).to_bytes(10**9) would allocate a gigabyte
-        return super().getattr(obj, attribute)
-
-    def getitem(self, obj: Any, argument: Any) -> Any:
-        pf.tick()
-        if isinstance(obj, Undefined):
-            pf.fail_undefined(obj)
-        if isinstance(obj, Mapping):
-            try:
-                return obj[argument]
-            except (KeyError, TypeError):
-                return self.undefined(obj=obj, name=argument)
-        if isinstance(obj, Sequence) and _is_int(argument):
-            try:
-                return obj[argument]
-            except IndexError:
-                return self.undefined(obj=obj, name=argument)
-        if isinstance(argument, str):
-            return self.getattr(obj, argument)
-        return self.undefined(obj=obj, name=argument)
-
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        pf.tick()
-        result = super().call(__context, __obj, *args, **kwargs)
-        pf.check_value_size(result)
-        return result
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        """Pebble arithmetic: integer `/` truncates and `%` keeps the dividend's sign, as in Java."""
-        pf.tick()
-        pf.reject_undefined(left, right)
-        try:
-            if operator in ("/", "%") and _is_int(left) and _is_int(right):
-                quotient = _java_divide(left, right)
-                return quotient if operator == "/" else left - right * quotient
-            if operator == "%" and not (_is_number(left) and _is_number(right)):
-                # Python would format (`'%0200000000d' % 1` built 200 MB); Pebble's `%` is only a remainder.
-                raise ExpressionError("`%` is the remainder of two numbers")
-            if operator == "*":
-                if _is_int(left) and _is_int(right) and left.bit_length() + right.bit_length() > _MAX_INT_BITS:
-                    raise ExpressionLimitExceeded(f"Expression would compute an integer over {_MAX_INT_BITS} bits")
-                for sized, count in ((left, right), (right, left)):
-                    if isinstance(sized, str) and _is_int(count):
-                        pf.check_size(len(sized) * count)
-                    elif isinstance(sized, list | tuple) and _is_int(count):
-                        # Items count with what they hold: `[[1] * 1000] * 1000` is a million items to print.
-                        pf.check_size(pf.deep_size(sized) * count)
-            if operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
-                pf.check_size(len(left) + len(right))
-            return self.binop_table[operator](left, right)
-        except ZeroDivisionError as e:
-            raise ExpressionError("Division by zero") from e
-
-
-def _finalize(value: Any) -> Any:
-    """What `{{ expr }}` prints; inside a render() pass, an Authored value's text stays code, all else is data."""
-    text = pf.format_value(value)
-    if isinstance(value, Authored):
-        state = pf.CURRENT.get()
-        return Code(text) if state is not None and state.depth else str.__str__(text)
-    return text
-
-
 @functools.cache
-def _environment() -> _PebbleEnvironment:
-    env = _PebbleEnvironment(
+def _environment() -> PebbleEnvironment:
+    env = PebbleEnvironment(
         autoescape=False,
-        undefined=_Undefined,
-        finalize=_finalize,
+        undefined=PebbleUndefined,
+        finalize=finalize_output,
         keep_trailing_newline=True,
         optimized=False,  # constant folding would run filters at compile time, outside the render bounds
         cache_size=0,
         auto_reload=False,
     )
-    env.filters = dict(pf.FILTERS)
-    env.tests = dict(pf.TESTS)
+    env.filters = dict(FILTERS)
+    env.tests = dict(TESTS)
     env.globals = {
-        **pf.FUNCTIONS,
+        **FUNCTIONS,
         **calendar_functions.FUNCTIONS,
         "render": _render_function,
         "renderOnce": _render_once_function,
@@ -374,18 +124,18 @@ def _compile_typed(template: str) -> _Compiled | None:
 
 # -- rendering ------------------------------------------------------------------------------------------
 @contextmanager
-def _bounded(functions: ExpressionFunctions | None, limits: RenderLimits) -> Iterator[pf.RenderState]:
-    state = pf.RenderState(
+def _bounded(functions: ExpressionFunctions | None, limits: RenderLimits) -> Iterator[RenderState]:
+    state = RenderState(
         deadline=time.monotonic() + limits.max_seconds,
         max_output_chars=limits.max_output_chars,
         max_recursion=limits.max_recursion,
         functions=functions,
     )
-    token = pf.CURRENT.set(state)
+    token = CURRENT.set(state)
     try:
         yield state
     finally:
-        pf.CURRENT.reset(token)
+        CURRENT.reset(token)
 
 
 def _tag_at(template: str, translation: Translation, line: int | None, hint: str = "") -> str:
@@ -457,8 +207,8 @@ def _generate(compiled: _Compiled, variables: Mapping[str, Any]) -> tuple[list[s
         context = compiled.jinja.new_context({**_environment().globals, **variables}, shared=True)
         for chunk in compiled.jinja.root_render_func(context):
             size += len(chunk)
-            pf.check_size(size)
-            pf.tick()
+            check_size(size)
+            tick()
             chunks.append(chunk)
     return chunks, context
 
@@ -475,7 +225,7 @@ def _render_with_passes(context: Context, template: Any, recursive: bool) -> str
     Only authored text is ever evaluated (authored.py): render() of data returns it unchanged, and what a
     pass printed from data reaches the next pass through a placeholder, never as template text.
     """
-    state = pf.CURRENT.get()
+    state = CURRENT.get()
     if state is None:
         raise ExpressionError("render() can only be called while rendering")
     if template is None:
@@ -551,7 +301,7 @@ def render_typed(
         _, context = _generate(typed, variables)
         value = context.vars.get(_RESULT_NAME)
         with _reported(typed):
-            return pf.to_plain(value)
+            return to_plain(value)
 
 
 def render_value(
@@ -586,8 +336,8 @@ def is_true(rendered: Any) -> bool:
     comparison is also trimmed and case-insensitive, and None, False and 0 are false.
     """
     if rendered is None or isinstance(rendered, str | bool | int | float):
-        return pf.truthy(rendered)
-    return pf.truthy(pf.format_value(rendered))
+        return truthy(rendered)
+    return truthy(format_value(rendered))
 
 
 def parse_source(source: str) -> nodes.Template:

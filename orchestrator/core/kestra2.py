@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, JsonValue, PlainValidator, model_validator
 from pydantic.alias_generators import to_camel
 
-from orchestrator.core import taskprops as p
+from orchestrator.core import prop_types as p
+from orchestrator.core import trigger_props
 from orchestrator.core.durations import is_expression
 from orchestrator.core.errors import ExpressionError
 from orchestrator.core.expressions import is_true, render
@@ -126,7 +127,7 @@ class OnMiss(_Model):
     labels: dict[str, JsonValue] | None = None
 
 
-class FlowTriggerProps(p.FlowTriggerProps):
+class FlowTriggerProps(trigger_props.FlowTriggerProps):
     """The Flow trigger with Kestra 2's forms beside 1.x's; the parser compiles them onto `preconditions`."""
 
     depends_on: list[DependsOnEntry] | None = None

@@ -1,124 +1,34 @@
-"""Typed property models of every task and trigger type, by Kestra's YAML property names.
+"""Typed property models of every task type, by Kestra's YAML property names.
 
-The models only validate: the parser keeps the raw, unrendered values. A property Kestra declares
-as ``Property<T>`` (dynamic) accepts either a literal ``T`` or an expression string (``{{ ... }}``),
-so ``concurrent: "{{ inputs.n }}"`` passes and ``concurrent: "abc"`` does not. Scalars are coerced
-the way Jackson does (``"4"`` is an integer, ``5`` is a string).
+The models only validate: the parser keeps the raw, unrendered values. Their value types
+(literal or expression, coerced as Jackson does) are in :mod:`orchestrator.core.prop_types`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainValidator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, JsonValue, model_validator
 
-from orchestrator.core.durations import is_expression, parse_duration
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _accepting(expected: str, check: Callable[[object], bool]) -> PlainValidator:
-    def validate(value: object) -> object:
-        if is_expression(value) or check(value):
-            return value
-        raise ValueError(f"expected {expected} or an expression, got {_show(value)}")
-
-    return PlainValidator(validate)
-
-
-def _is_scalar(value: object) -> bool:
-    return isinstance(value, str | int | float | bool)
-
-
-def _is_int(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, str) and value.strip().lstrip("+-").isdigit()
-
-
-def _is_number(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int | float):
-        return True
-    if not isinstance(value, str):
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_bool(value: object) -> bool:
-    return isinstance(value, bool) or (isinstance(value, str) and value.lower() in ("true", "false"))
-
-
-def _is_duration(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        parse_duration(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_json_list(value: object) -> bool:
-    try:
-        return isinstance(value, str) and isinstance(json.loads(value), list)
-    except ValueError:
-        return False
-
-
-def _one_of(*choices: str) -> Callable[[object], bool]:
-    return lambda value: isinstance(value, str) and value in choices
-
-
-def _list_of(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    return lambda value: isinstance(value, list) and all(is_expression(v) or check(v) for v in value)
-
-
-Text = Annotated[JsonValue, _accepting("text", _is_scalar)]
-TextOrList = Annotated[
-    JsonValue, _accepting("text or a list of texts", lambda v: _is_scalar(v) or _list_of(_is_scalar)(v))
-]
-TextList = Annotated[JsonValue, _accepting("a list of texts", _list_of(_is_scalar))]
-Int = Annotated[JsonValue, _accepting("an integer", _is_int)]
-Number = Annotated[JsonValue, _accepting("a number", _is_number)]
-Bool = Annotated[JsonValue, _accepting("true or false", _is_bool)]
-Duration = Annotated[JsonValue, _accepting("an ISO-8601 duration (e.g. PT5M)", _is_duration)]
-MapValue = Annotated[JsonValue, _accepting("a mapping", lambda v: isinstance(v, dict))]
-ListValue = Annotated[JsonValue, _accepting("a list", lambda v: isinstance(v, list))]
-MapOrList = Annotated[JsonValue, _accepting("a mapping or a list", lambda v: isinstance(v, dict | list))]
-ListOrText = Annotated[
-    JsonValue, _accepting("a list or a JSON array text", lambda v: isinstance(v, list) or _is_json_list(v))
-]
-Json = JsonValue
-LogLevel = Annotated[JsonValue, _accepting("a log level", _one_of("ERROR", "WARN", "INFO", "DEBUG", "TRACE"))]
-HttpMethod = Annotated[
-    JsonValue,
-    _accepting("an HTTP method", _one_of("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")),
-]
-
-
-class Properties(BaseModel):
-    """Base of every property model: camelCase YAML names, unknown properties refused."""
-
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False)
-
-
-class NoProperties(Properties):
-    """A type with nothing beyond the common task properties and its child task lists."""
-
+from orchestrator.core.prop_types import (
+    Bool,
+    Duration,
+    HttpMethod,
+    Int,
+    Json,
+    ListOrText,
+    ListValue,
+    LogLevel,
+    MapOrList,
+    MapValue,
+    Number,
+    Properties,
+    Text,
+    TextList,
+    TextOrList,
+    accepting,
+    one_of,
+)
 
 # -- control: runnable ---------------------------------------------------------------------------
 
@@ -156,9 +66,7 @@ class SleepProps(Properties):
 
 
 class LabelsProps(Properties):
-    labels: Annotated[
-        JsonValue, _accepting("a mapping or a list of {key, value}", lambda v: isinstance(v, dict | list))
-    ]
+    labels: Annotated[JsonValue, accepting("a mapping or a list of {key, value}", lambda v: isinstance(v, dict | list))]
 
 
 class KvSetProps(Properties):
@@ -170,7 +78,7 @@ class KvSetProps(Properties):
     kv_type: (
         Annotated[
             JsonValue,
-            _accepting("a KV type", _one_of("STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON")),
+            accepting("a KV type", one_of("STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON")),
         ]
         | None
     ) = None
@@ -203,7 +111,7 @@ class ResumeProps(Properties):
 
 class LocalFilesProps(Properties):
     inputs: (
-        Annotated[JsonValue, _accepting("a mapping of file names to contents", lambda v: isinstance(v, dict))] | None
+        Annotated[JsonValue, accepting("a mapping of file names to contents", lambda v: isinstance(v, dict))] | None
     ) = None
     outputs: TextList | None = None
 
@@ -226,7 +134,7 @@ def _child_failure_policy(value: object) -> bool:
     return isinstance(value, str) and value.strip().upper() in _ON_CHILD_FAILURE
 
 
-OnChildFailure = Annotated[JsonValue, _accepting("CONTINUE, CANCEL or FAIL", _child_failure_policy)]
+OnChildFailure = Annotated[JsonValue, accepting("CONTINUE, CANCEL or FAIL", _child_failure_policy)]
 
 
 class ParallelProps(Properties):
@@ -266,7 +174,7 @@ class PauseProps(Properties):
     delay: Duration | None = None
     pause_duration: Duration | None = None
     behavior: (
-        Annotated[JsonValue, _accepting("RESUME, WARN, CANCEL or FAIL", _one_of("RESUME", "WARN", "CANCEL", "FAIL"))]
+        Annotated[JsonValue, accepting("RESUME, WARN, CANCEL or FAIL", one_of("RESUME", "WARN", "CANCEL", "FAIL"))]
         | None
     ) = None
     on_resume: ListValue | None = None  # each entry is checked as an input declaration by the parser
@@ -295,7 +203,7 @@ class WorkingDirectoryProps(Properties):
     cache: CacheProps | None = None
     namespace_files: MapValue | None = None
     input_files: (
-        Annotated[JsonValue, _accepting("a mapping or a JSON text", lambda v: isinstance(v, dict | str))] | None
+        Annotated[JsonValue, accepting("a mapping or a JSON text", lambda v: isinstance(v, dict | str))] | None
     ) = None
     output_files: TextList | None = None
 
@@ -311,8 +219,7 @@ class _ChildFlowProps(Properties):
     inherit_labels: Bool | None = None
     schedule_date: Text | None = None
     restart_behavior: (
-        Annotated[JsonValue, _accepting("RETRY_FAILED or NEW_EXECUTION", _one_of("RETRY_FAILED", "NEW_EXECUTION"))]
-        | None
+        Annotated[JsonValue, accepting("RETRY_FAILED or NEW_EXECUTION", one_of("RETRY_FAILED", "NEW_EXECUTION"))] | None
     ) = None
 
 
@@ -419,7 +326,7 @@ class MailSendProps(Properties):
 class _ScriptProps(Properties):
     env: MapValue | None = None
     input_files: (
-        Annotated[JsonValue, _accepting("a mapping or a JSON text", lambda v: isinstance(v, dict | str))] | None
+        Annotated[JsonValue, accepting("a mapping or a JSON text", lambda v: isinstance(v, dict | str))] | None
     ) = None
     output_files: TextList | None = None
     namespace_files: MapValue | None = None
@@ -504,104 +411,10 @@ class AIAgentProps(_LlmProps):
 class McpToolCallProps(Properties):
     """One call to an MCP server's tool, made for an AIAgent (the parser builds it from a tool entry)."""
 
-    transport: Annotated[JsonValue, _accepting("stdio or http", _one_of("stdio", "http"))]
+    transport: Annotated[JsonValue, accepting("stdio or http", one_of("stdio", "http"))]
     command: TextList | None = None
     env: MapValue | None = None
     url: Text | None = None
     headers: MapValue | None = None
     timeout: Duration | None = None
     log_events: Bool | None = None
-
-
-# -- triggers (unknown properties are refused, as on tasks) ---------------------------------------
-
-
-class TriggerProperties(BaseModel):
-    """Base of trigger property models: Kestra's AbstractTrigger properties, across its 1.x and 2.x versions."""
-
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False)
-
-    description: Text | None = None
-    conditions: ListValue | None = None
-    when: Text | None = None  #: Kestra 2: an expression replacing `conditions`
-    log_level: LogLevel | None = None
-    min_log_level: LogLevel | None = None
-    stop_after: TextList | None = None
-    log_to_file: Bool | None = None
-    worker_group: MapValue | None = None
-    fail_on_trigger_error: Bool | None = None
-    allow_concurrent: Bool | None = None
-    labels: MapOrList | None = None
-    version: Text | None = None
-
-
-_CRON_NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-
-
-def _is_cron(value: object) -> bool:
-    # A loose syntax check only; the scheduler parses cron expressions fully.
-    if not isinstance(value, str):
-        return False
-    text = value.strip()
-    return text in _CRON_NICKNAMES or len(text.split()) in (5, 6)
-
-
-def _cron(value: object) -> object:
-    if _is_cron(value):
-        return value
-    raise ValueError(f"expected a cron expression (5 or 6 fields, or a nickname like @daily), got {_show(value)}")
-
-
-class ScheduleProps(TriggerProperties):
-    cron: Annotated[JsonValue, PlainValidator(_cron)]
-    interval: Duration | None = None
-    schedule_conditions: ListValue | None = None  # deprecated in Kestra 0.15, still read
-    timezone: Text | None = None
-    with_seconds: Bool | None = None
-    inputs: MapValue | None = None
-    backfill: MapValue | None = None
-    late_maximum_delay: Duration | None = None
-    recover_missed_schedules: (
-        Annotated[JsonValue, _accepting("ALL, LAST or NONE", _one_of("ALL", "LAST", "NONE"))] | None
-    ) = None
-
-
-class ScheduleOnDatesProps(TriggerProperties):
-    dates: ListOrText
-    interval: Duration | None = None
-    recover_missed_schedules: (
-        Annotated[JsonValue, _accepting("ALL, LAST or NONE", _one_of("ALL", "LAST", "NONE"))] | None
-    ) = None
-    timezone: Text | None = None
-    inputs: MapValue | None = None
-
-
-class WebhookProps(TriggerProperties):
-    key: Text
-    inputs: MapValue | None = None
-    wait: Bool | None = None
-    return_outputs: Bool | None = None
-    response_content_type: Text | None = None
-    response_code: Int | None = None
-    fetch_type: Annotated[JsonValue, _accepting("FETCH or STORE", _one_of("FETCH", "STORE"))] | None = None
-
-
-class FlowTriggerProps(TriggerProperties):
-    inputs: MapValue | None = None
-    preconditions: MapValue | None = None
-    states: TextList | None = None
-
-
-class HttpTriggerProps(TriggerProperties):
-    uri: Text
-    method: HttpMethod | None = None
-    interval: Duration | None = None
-    response_condition: Text | None = None
-    body: Json = None
-    headers: MapValue | None = None
-    options: MapValue | None = None
-    form_data: MapValue | None = None
-    content_type: Text | None = None
-    ssl_options: MapValue | None = None
-    encrypt_body: Bool | None = None
-    auth: MapValue | None = None

@@ -11,7 +11,7 @@ from types import MappingProxyType
 from pydantic import BaseModel, JsonValue
 
 from orchestrator.core import catalogue_props as cp
-from orchestrator.core import event_props, kestra2, tool_schema
+from orchestrator.core import event_props, kestra2, prop_types, tool_schema, trigger_props
 from orchestrator.core import taskprops as p
 from orchestrator.core.approval import ApprovalProps
 from orchestrator.core.flow import PluginDefault
@@ -123,10 +123,14 @@ _TYPES: tuple[TaskType, ...] = (
         p.SubflowProps,
     ),
     # control: flowable
-    _flowable("Sequential", p.NoProperties, *_core("flow", "Sequential", "io.kestra.core.tasks.flows.Sequential")),
+    _flowable(
+        "Sequential", prop_types.NoProperties, *_core("flow", "Sequential", "io.kestra.core.tasks.flows.Sequential")
+    ),
     _flowable("Parallel", p.ParallelProps, *_core("flow", "Parallel", "io.kestra.core.tasks.flows.Parallel")),
     _flowable(
-        "AllowFailure", p.NoProperties, *_core("flow", "AllowFailure", "io.kestra.core.tasks.flows.AllowFailure")
+        "AllowFailure",
+        prop_types.NoProperties,
+        *_core("flow", "AllowFailure", "io.kestra.core.tasks.flows.AllowFailure"),
     ),
     _flowable("ForEach", p.ForEachProps, *_core("flow", "ForEach")),
     # Kestra 2's Loop runs on ForEach's machinery: one lane of tasks per value, `item` instead of `taskrun.value`.
@@ -189,7 +193,7 @@ _TYPES: tuple[TaskType, ...] = (
     TaskType(
         "ForEachItemExecutable", (f"{FOR_EACH_ITEM}$ForEachItemExecutable",), Pool.CONTROL, p.ForEachItemBatchesProps
     ),
-    TaskType("ForEachItemMerge", (f"{FOR_EACH_ITEM}$ForEachItemMergeOutputs",), Pool.CONTROL, p.NoProperties),
+    TaskType("ForEachItemMerge", (f"{FOR_EACH_ITEM}$ForEachItemMergeOutputs",), Pool.CONTROL, prop_types.NoProperties),
     TaskType(
         "WorkingDirectory",
         _core(
@@ -266,7 +270,7 @@ _TYPES: tuple[TaskType, ...] = (
                     "io.kestra.plugin.core.storage.PurgeExecution",
                 ),
                 Pool.CONTROL,
-                p.NoProperties,
+                prop_types.NoProperties,
             ),
             # UploadFiles reads its `files` from the WorkingDirectory it runs in, so it shares that pool.
             ("UploadFiles", _core("namespace", "UploadFiles"), Pool.SCRIPTS, cp.UploadFilesProps),
@@ -343,13 +347,15 @@ _TRIGGER_TYPES: tuple[TriggerType, ...] = (
     TriggerType(
         "Schedule",
         ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule"),
-        p.ScheduleProps,
+        trigger_props.ScheduleProps,
     ),
-    TriggerType("ScheduleOnDates", ("io.kestra.plugin.core.trigger.ScheduleOnDates",), p.ScheduleOnDatesProps),
+    TriggerType(
+        "ScheduleOnDates", ("io.kestra.plugin.core.trigger.ScheduleOnDates",), trigger_props.ScheduleOnDatesProps
+    ),
     TriggerType(
         "Webhook",
         ("io.kestra.plugin.core.trigger.Webhook", "io.kestra.core.models.triggers.types.Webhook"),
-        p.WebhookProps,
+        trigger_props.WebhookProps,
     ),
     TriggerType(
         "Flow",
@@ -357,7 +363,9 @@ _TRIGGER_TYPES: tuple[TriggerType, ...] = (
         kestra2.FlowTriggerProps,
     ),
     TriggerType(
-        "HttpTrigger", ("io.kestra.plugin.core.http.Trigger", "io.kestra.plugin.fs.http.Trigger"), p.HttpTriggerProps
+        "HttpTrigger",
+        ("io.kestra.plugin.core.http.Trigger", "io.kestra.plugin.fs.http.Trigger"),
+        trigger_props.HttpTriggerProps,
     ),
     # Marks the flow as a tool of the MCP server (and a skill of the A2A cards); nothing is scheduled.
     TriggerType("McpToolTrigger", ("io.kestra.plugin.core.trigger.McpToolTrigger",), tool_schema.McpToolTriggerProps),

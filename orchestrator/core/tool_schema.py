@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import JsonValue
 
 from orchestrator.core.flow import Flow, FlowOutput, Input, InputType
-from orchestrator.core.taskprops import Text, TriggerProperties
+from orchestrator.core.prop_types import Text
+from orchestrator.core.trigger_props import TriggerProperties
 
 __all__ = ["TOOL_LABEL", "TRIGGER_TYPE", "McpToolTriggerProps", "ToolSpec", "input_schema", "output_schema", "tool_of"]
 

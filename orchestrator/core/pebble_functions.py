@@ -1,0 +1,103 @@
+"""Kestra's general functions: the caller's I/O (secret, kv, read, errorLogs), range, min/max, ids, loop outputs."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+from orchestrator.core.errors import ExpressionError
+from orchestrator.core.pebble_operators import inclusive_range
+from orchestrator.core.pebble_runtime import CURRENT, io_clock, register
+from orchestrator.core.pebble_values import format_value
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {}
+
+
+def _caller_functions(name: str, method: str) -> Any:
+    state = CURRENT.get()
+    functions = state.functions if state is not None else None
+    if functions is None or not callable(getattr(functions, method, None)):
+        raise ExpressionError(f"The {name}() function is not available here")
+    return getattr(functions, method)
+
+
+@register(FUNCTIONS, "secret")
+def _secret(name: str) -> str:
+    secret = _caller_functions("secret", "secret")
+    with io_clock():
+        return str(secret(name))
+
+
+@register(FUNCTIONS, "kv")
+def _kv(key: str, namespace: str | None = None, errorOnMissing: bool | None = True) -> Any:
+    kv = _caller_functions("kv", "kv")
+    with io_clock():
+        return kv(key, namespace, errorOnMissing is not False)
+
+
+@register(FUNCTIONS, "read")
+def _read(path: str) -> str:
+    """Kestra's read(): the text of a file in internal storage that this execution may see."""
+    read_file = _caller_functions("read", "read_file")
+    with io_clock():
+        return str(read_file(str(path)))
+
+
+@register(FUNCTIONS, "errorLogs")
+def _error_logs() -> Any:
+    error_logs = _caller_functions("errorLogs", "error_logs")
+    with io_clock():
+        return error_logs()
+
+
+FUNCTIONS["range"] = inclusive_range
+
+
+@register(FUNCTIONS, "max")
+def _max(*values: Any) -> Any:
+    return max(values[0] if len(values) == 1 else values)
+
+
+@register(FUNCTIONS, "min")
+def _min(*values: Any) -> Any:
+    return min(values[0] if len(values) == 1 else values)
+
+
+@register(FUNCTIONS, "uuid")
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+@register(FUNCTIONS, "randomInt")
+def _random_int(lower: int, upper: int) -> int:
+    return random.randrange(lower, upper)  # not for security
+
+
+@register(FUNCTIONS, "currentEachOutput")
+@pass_context
+def _current_each_output(context: Context, outputs: Any) -> Any:
+    """The output of a task inside ForEach for the current iteration (indexed by each parent's value)."""
+    parents = context.resolve_or_missing("parents")
+    taskrun = context.resolve_or_missing("taskrun")
+    result = outputs
+    values = [p["taskrun"]["value"] for p in reversed(parents)] if isinstance(parents, list) else []
+    if isinstance(taskrun, Mapping):
+        values.append(taskrun.get("value"))
+    for value in values:
+        if isinstance(result, Mapping) and value in result:
+            result = result[value]
+    return result
+
+
+@register(FUNCTIONS, "loopOutputs")
+def _loop_outputs(outputs: Any, output_id: Any) -> list[Any]:
+    """Kestra 2's `loopOutputs(outputs.<loop>.outputs, 'id')`: one declared output of every Loop iteration."""
+    if not isinstance(outputs, list):
+        raise ExpressionError(f"loopOutputs expects the list of a Loop's outputs, got {format_value(outputs)}")
+    name = format_value(output_id)
+    return [entry["outputs"].get(name) for entry in outputs if isinstance(entry, Mapping) and "outputs" in entry]
