@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from orchestrator.cli.main import run_worker_process, stop_process
 from orchestrator.engine.accounts import Binding
 from orchestrator.settings import load_settings
 from tests.e2e.conftest import Stack
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.harness.services import psycopg_url
+from tests.harness.waiting import wait_until
 
 AGENT_WITH_TASK_TOOL = """
 id: agent-task-tool
@@ -539,24 +536,21 @@ def test_an_agent_whose_worker_dies_resumes_its_conversation_on_another_worker(
     script = openai_wire.script(
         question, Reply.tool_call("kestra_task_wait_for_warehouse", {}), Reply.text("The warehouse answered.")
     )
-    doomed = run_worker_process("doomed-agent", stack.settings, stack.env)
-    replacement = None
+    stack.cluster.start_worker("doomed-agent")
     try:
         execution_id = stack.run(unique_namespace, "agent-recovery", question=question)["id"]
-        deadline = time.monotonic() + 30
-        while not _task_runs(stack.api.get(f"/executions/{execution_id}").json(), "wait_for_warehouse"):
-            assert time.monotonic() < deadline, "the agent never called its tool"
-            time.sleep(0.05)
-        os.killpg(doomed.pid, signal.SIGKILL)  # mid-agent: after its first model call, during its tool call
-        doomed.wait(10)
-        replacement = run_worker_process("doomed-agent", stack.settings, stack.env)
+        wait_until(
+            lambda: _task_runs(stack.api.get(f"/executions/{execution_id}").json(), "wait_for_warehouse"),
+            timeout_s=30,
+            message="the agent calling its tool",
+        )
+        stack.cluster.kill_worker("doomed-agent")  # mid-agent: after its first model call, during its tool call
+        stack.cluster.start_worker("doomed-agent")
 
         execution = stack.wait_for_state(execution_id, timeout_s=60)
     finally:
-        if doomed.poll() is None:
-            os.killpg(doomed.pid, signal.SIGKILL)
-        if replacement is not None:
-            stop_process(replacement)
+        if "doomed-agent" in stack.cluster.workers:
+            stack.cluster.stop_worker("doomed-agent")
 
     assert execution["state"]["current"] == "SUCCESS", execution
     [agent] = _task_runs(execution, "agent")

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,8 +19,8 @@ import pytest
 
 from orchestrator.celery_app import JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN, create_celery_app
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.main import stop_process
 from tests.e2e.conftest import Stack
+from tests.harness.cluster import start_chorus, stop
 from tests.harness.services import psycopg_url
 
 FLOWER_AUTH = ("ops", "flower-secret-1")
@@ -72,13 +73,7 @@ def flower(stack: Stack) -> Iterator[Flower]:
         "CHORUS_FLOWER_USERNAME": FLOWER_AUTH[0],
         "CHORUS_FLOWER_PASSWORD": FLOWER_AUTH[1],
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "flower"],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_chorus("flower", env, log=Path(os.devnull))
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -94,7 +89,7 @@ def flower(stack: Stack) -> Iterator[Flower]:
         with httpx.Client(base_url=url, auth=FLOWER_AUTH, timeout=15) as client:
             yield Flower(url, client)
     finally:
-        stop_process(process)
+        stop(process)
 
 
 def _failed_execution(stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], ns: str) -> str:
