@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.core.states import TERMINAL
 from orchestrator.settings import Settings, load_settings
 from tests.fakes.fixtures import secret_env
 from tests.fakes.jira import JiraServer
@@ -20,7 +19,7 @@ from tests.harness import services
 from tests.harness.cluster import Cluster
 from tests.harness.waiting import wait_for_state
 
-__all__ = ["TERMINAL", "Stack", "deploy_flow", "stack", "unique_namespace"]
+__all__ = ["Stack", "deploy_flow", "stack", "unique_namespace"]
 
 
 @dataclass
