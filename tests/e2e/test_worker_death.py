@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.e2e.conftest import Stack
-from tests.harness.waiting import task_state, wait_until
+from tests.harness.executions import task_state
+from tests.harness.waiting import wait_until
 
 SLOW_ON_ITS_OWN_POOL = """
 id: slow-step

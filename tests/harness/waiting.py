@@ -46,13 +46,3 @@ def wait_for_state(
         return wait_until(reached, timeout_s=timeout_s, message=f"execution {execution_id} in {sorted(wanted)}")
     except AssertionError:
         raise AssertionError(f"execution {execution_id} still {seen.get('state')} after {timeout_s}s") from None
-
-
-def task_runs(execution: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
-    """The task runs of `task_id` in `taskRunList` of an execution as the API returns it."""
-    return [r for r in execution["taskRunList"] if r["taskId"] == task_id]
-
-
-def task_state(execution: dict[str, Any], task_id: str) -> str:
-    """The current state of the first task run of `task_id`."""
-    return str(task_runs(execution, task_id)[0]["state"]["current"])
