@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.harness.executions import task_runs
 from tests.harness.stack import Stack
+from tests.harness.waiting import wait_until
 
 TWO_GATED_AGENTS = """
 id: two-agents
@@ -52,14 +52,14 @@ pluginDefaults:
 
 
 def _both_paused(stack: Stack, execution_id: str) -> dict[str, Any]:
-    execution: dict[str, Any] = {}
-    for _ in range(120):
+    """The execution once both agents are paused (or it ended: the assertions then say what happened)."""
+
+    def settled() -> dict[str, Any] | None:
         execution = stack.wait_for_state(execution_id, {"PAUSED", "FAILED", "SUCCESS"}, timeout_s=60)
         states = [r["state"]["current"] for r in task_runs(execution, "refunds") + task_runs(execution, "credits")]
-        if states == ["PAUSED", "PAUSED"] or execution["state"]["current"] != "PAUSED":
-            return execution
-        time.sleep(0.25)
-    return execution
+        return execution if states == ["PAUSED", "PAUSED"] or execution["state"]["current"] != "PAUSED" else None
+
+    return wait_until(settled, timeout_s=30, interval_s=0.25, message="both agents paused")
 
 
 def test_two_paused_agents_of_one_execution_get_a_decision_each(
