@@ -14,7 +14,7 @@ T = TypeVar("T")
 
 
 def wait_until(
-    check: Callable[[], T], *, timeout_s: float = 30, interval_s: float = 0.05, message: str = "condition"
+    check: Callable[[], T | None], *, timeout_s: float = 30, interval_s: float = 0.05, message: str = "condition"
 ) -> T:
     """Call `check` until it returns something truthy, and return that; fail after `timeout_s` seconds.
 
