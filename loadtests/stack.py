@@ -24,12 +24,12 @@ from celery import Celery
 from loadtests.raw_app import RAW_QUEUE, TABLE_DDL, create_raw_app
 from orchestrator.celery_app import create_celery_app
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.processes import stop_process, worker_command
 from orchestrator.engine import Engine
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker, migrate
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.harness import services
+from tests.harness.cluster import Cluster, start_process, stop, worker_command
 
 #: Longer than any queue wait of a scenario (the backlog's is the longest).
 STALE_AFTER_S = 900
@@ -100,15 +100,12 @@ class Stack:
 
     def __init__(self, svc: Services) -> None:
         self.svc = svc
-        self.port = free_port()
         self.raw_api_port = free_port()
         data_dir = svc.run_dir / "data"
         data_dir.mkdir(exist_ok=True)
-        self.env = {
-            **os.environ,
+        env = {
             "CHORUS_DATABASE_URL": svc.database_url,
             "CHORUS_BROKER_URL": svc.redis_url,
-            "CHORUS_PORT": str(self.port),
             "CHORUS_DATA_DIR": str(data_dir),
             "CHORUS_METRICS_PORT": "0",  # several worker groups on one host: no /metrics port to fight over
             # The sweeper re-dispatches an execution with no progress for this long. Its 30 s default is
@@ -117,6 +114,10 @@ class Stack:
             "CHORUS_STALE_AFTER_S": str(STALE_AFTER_S),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")])),
         }
+        #: Chorus's server and both sides' workers (logs in the run's directory), dying with this process.
+        self.cluster = Cluster(env, log_dir=svc.run_dir)
+        self.port = self.cluster.port
+        self.env = self.cluster.env
         self.settings: Settings = load_settings(
             database_url=svc.database_url, broker_url=svc.redis_url, port=self.port, data_dir=data_dir
         )
@@ -125,34 +126,21 @@ class Stack:
         self._db = make_engine(svc.database_url, pool_size=8)
         #: The harness submits executions through the engine, as the API does (minus HTTP).
         self.engine = Engine(self.settings, make_sessionmaker(self._db), self.chorus_celery)
-        self._server: subprocess.Popen[bytes] | None = None
         self._raw_api: subprocess.Popen[bytes] | None = None
         self._workers = {"chorus": _Workers(), "raw": _Workers()}
-        self._logs: list[object] = []
 
     # ---- processes ------------------------------------------------------------------------------
 
-    def _log(self, name: str) -> object:
-        handle = (self.svc.run_dir / f"{name}.log").open("ab")
-        self._logs.append(handle)
-        return handle
-
-    def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = self._log(name)
-        env = {**self.env, **(env or {})}
-        return subprocess.Popen(argv, env=env, start_new_session=True, stdout=log, stderr=log)  # type: ignore[call-overload,no-any-return]
-
     def start_server(self) -> None:
-        self._server = self._spawn([sys.executable, "-m", "orchestrator.cli", "server"], "server")
-        _wait_http(f"http://127.0.0.1:{self.port}/health", self._server)
+        self.cluster.start_server()
 
     def start_raw_api(self) -> None:
         argv = [
             sys.executable, "-m", "uvicorn", "--factory", "loadtests.raw_api:create_app",
             "--host", "127.0.0.1", "--port", str(self.raw_api_port), "--log-level", "warning",
         ]  # fmt: skip
-        self._raw_api = self._spawn(argv, "raw-api")
-        _wait_http(f"http://127.0.0.1:{self.raw_api_port}/health", self._raw_api)
+        self._raw_api = start_process(argv, self.env, log=self.svc.run_dir / "raw-api.log")
+        services.wait_http(f"http://127.0.0.1:{self.raw_api_port}/health", self._raw_api, timeout_s=60)
 
     @property
     def api_url(self) -> str:
@@ -168,7 +156,7 @@ class Stack:
         if current.spec == spec and all(p.poll() is None for p in current.processes):
             return
         for process in current.processes:
-            stop_process(process)
+            stop(process)
         current.processes, current.spec = [], spec
         if spec is None:
             return
@@ -176,9 +164,10 @@ class Stack:
         for i in range(spec.instances):
             name = f"{side}{i}-{os.getpid()}@loadtest"
             argv = self._worker_argv(side, spec, name)
-            # What `chorus worker` is told through its settings, so it sizes its database pool to match.
-            pool = {"CHORUS_WORKER_POOL": spec.pool_impl, "CHORUS_WORKER_CONCURRENCY": str(spec.concurrency)}
-            current.processes.append(self._spawn(argv, f"worker-{side}{i}", pool))
+            worker = self.cluster.start_worker(
+                spec.queues, name=f"worker-{side}{i}", concurrency=spec.concurrency, pool_impl=spec.pool_impl, argv=argv
+            )
+            current.processes.append(worker)
             names.append(name)
         self._wait_workers(self.chorus_celery if side == "chorus" else self.raw_celery, names, current.processes)
 
@@ -206,13 +195,7 @@ class Stack:
     def close(self) -> None:
         for side in self._workers:
             self.workers(side, None)
-        for process in (self._server, self._raw_api):
-            if process is not None:
-                stop_process(process)
+        self.cluster.close()
+        if self._raw_api is not None:
+            stop(self._raw_api)
         self._db.dispose()
-        for handle in self._logs:
-            handle.close()  # type: ignore[attr-defined]
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    services.wait_http(url, process, timeout_s)

@@ -14,7 +14,7 @@ from orchestrator.store.database import make_engine, migrate
 from tests.harness import services
 
 #: Fake protocol servers (OpenAI wire, Jira, webhooks) as session fixtures.
-pytest_plugins = ["tests.fakes.fixtures", "tests.harness.stack"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.harness.stack", "tests.harness.engines", "tests.harness.flower"]
 
 
 @pytest.fixture(scope="session")

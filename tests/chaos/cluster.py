@@ -11,20 +11,18 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from subprocess import Popen
 
 import httpx
 import psutil
 import psycopg
 
 from orchestrator.cli.embedded import EmbeddedServer, free_port, start_postgres, start_redis
-from orchestrator.cli.processes import stop_process, worker_command
 from orchestrator.store.database import make_engine, migrate
 from tests.chaos.proxy import StallableProxy
+from tests.harness.cluster import Cluster, release
 from tests.harness.services import psycopg_url
 
 #: Pools the workload uses; each worker process serves all of them.
@@ -54,10 +52,18 @@ class ChaosCluster:
         self.postgres: EmbeddedServer | None = None
         self.redis: EmbeddedServer | None = None
         self.proxy: StallableProxy | None = None
-        self.server: subprocess.Popen[bytes] | None = None
-        self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self.database_url = f"postgresql+psycopg://postgres@127.0.0.1:{self.pg_port}/chorus"
-        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}/api/v1/main", timeout=30)
+        #: The server and workers; each gets its environment from `_env` (its broker port, its clock).
+        self.processes = Cluster({}, port=self.api_port, log_dir=root)
+        self.api = httpx.Client(base_url=self.processes.api_url, timeout=30)
+
+    @property
+    def server(self) -> Popen[bytes] | None:
+        return self.processes.server
+
+    @property
+    def workers(self) -> dict[str, Popen[bytes]]:
+        return self.processes.workers
 
     # ---- life cycle --------------------------------------------------------------------------------
 
@@ -75,10 +81,7 @@ class ChaosCluster:
             self.start_worker(f"worker-{index}")
 
     def stop(self) -> None:
-        for name in list(self.workers):
-            self._stop(self.workers.pop(name))
-        if self.server is not None:
-            self._stop(self.server)
+        self.processes.close(timeout_s=10)
         self.api.close()
         if self.proxy is not None:
             self.proxy.close()
@@ -89,11 +92,9 @@ class ChaosCluster:
     def _env(self, name: str, broker_port: int) -> dict[str, str]:
         broker = f"redis://127.0.0.1:{broker_port}/0"
         env = {
-            **os.environ,
             "CHORUS_DATABASE_URL": self.database_url,
             "CHORUS_BROKER_URL": broker,
             "CHORUS_RESULT_BACKEND": broker,
-            "CHORUS_PORT": str(self.api_port),
             "CHORUS_DATA_DIR": str(self.root / "data"),
             "CHORUS_SWEEP_INTERVAL_S": "0.5",
             "CHORUS_STALE_AFTER_S": str(self.shape.stale_after_s),
@@ -114,42 +115,14 @@ class ChaosCluster:
             }
         return env
 
-    def _log(self, name: str) -> int:
-        return os.open(self.root / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-
-    def _spawn(self, name: str, argv: list[str], broker_port: int) -> subprocess.Popen[bytes]:
-        log = self._log(name)
-        try:
-            return subprocess.Popen(
-                argv, env=self._env(name, broker_port), stdout=log, stderr=log, start_new_session=True
-            )
-        finally:
-            os.close(log)
-
     def start_server(self) -> None:
         # The controller reaches Redis directly; only the workers go through the proxy.
-        argv = [sys.executable, "-m", "orchestrator.cli", "server"]
-        self.server = self._spawn("server", argv, self.redis_port)
-        self.wait_api_up()
+        self.processes.start_server(env=self._env("server", self.redis_port))
 
     def start_worker(self, name: str) -> None:
         assert self.proxy is not None
-        self.workers[name] = self._spawn(name, worker_command(POOLS, self.shape.concurrency), self.proxy.port)
-
-    def wait_api_up(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.server is not None and self.server.poll() is not None:
-                raise RuntimeError(f"chorus server exited with {self.server.returncode}; see {self.root}/server.log")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{self.api_port}/health", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the API did not answer within {timeout_s}s")
-
-    @staticmethod
-    def _stop(process: subprocess.Popen[bytes]) -> None:
-        stop_process(process, timeout_s=10)
+        env = self._env(name, self.proxy.port)
+        self.processes.start_worker(POOLS, name=name, concurrency=self.shape.concurrency, env=env)
 
     # ---- faults --------------------------------------------------------------------------------------
 
@@ -168,6 +141,7 @@ class ChaosCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         process.wait(10)
+        release(process)  # after the freeze: its lifeline closing would make it kill its own tree meanwhile
         return pids
 
     def kill_server(self) -> None:

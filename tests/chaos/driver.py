@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from orchestrator.core.states import TERMINAL
 from tests.chaos.cluster import ChaosCluster
 from tests.chaos.recorder import Ledger
 from tests.chaos.workload import ROOTS, flows
-
-TERMINAL = frozenset({"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"})
 
 
 @dataclass

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from orchestrator.core.states import TRANSITIONS, State
+from orchestrator.core.states import TERMINAL, TRANSITIONS, State
 from tests.chaos.cluster import ChaosCluster
-from tests.chaos.driver import TERMINAL, Submissions
+from tests.chaos.driver import Submissions
 from tests.chaos.recorder import Ledger, split_duplicates
 from tests.chaos.workload import EXPECTED
 

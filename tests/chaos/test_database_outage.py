@@ -8,11 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.celery_app import create_celery_app
-from orchestrator.engine import Engine, TaskRunCoordinates
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker, transaction
+from orchestrator.engine import TaskRunCoordinates
+from orchestrator.store.database import transaction
 from tests.chaos.cluster import ChaosCluster, ClusterShape
+from tests.harness.engines import open_engine
 
 pytestmark = pytest.mark.chaos
 
@@ -61,11 +60,7 @@ def test_the_api_answers_503_while_the_database_is_down_and_recovers(cluster: Ch
 
 def test_a_claim_is_not_taken_over_until_its_worker_could_heartbeat_after_a_restart(cluster: ChaosCluster) -> None:
     broker = f"redis://127.0.0.1:{cluster.redis_port}/0"
-    settings = load_settings(database_url=cluster.database_url, broker_url=broker, stale_after_s=3)
-    db = make_engine(cluster.database_url, pool_size=1)
-    app = create_celery_app(settings)
-    try:
-        engine = Engine(settings, make_sessionmaker(db), app)
+    with open_engine(cluster.database_url, pool_size=1, broker_url=broker, stale_after_s=3) as engine:
         row = engine.deploy_flow(FLOW, actor="test")
         with transaction(engine.sessions) as session:
             execution = engine.create_execution(session, row, engine.flow_of(row), {}, [], actor="test")
@@ -79,9 +74,6 @@ def test_a_claim_is_not_taken_over_until_its_worker_could_heartbeat_after_a_rest
         right_after = engine.claim(at, owner="late", celery_task_id="second")
         time.sleep(3.5)  # a live claimant would have heartbeaten by now; this one never does
         later = engine.claim(at, owner="late", celery_task_id="third")
-    finally:
-        app.close()
-        db.dispose()
 
     assert right_after is None
     assert later is not None and later.owner == "late"

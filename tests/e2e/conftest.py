@@ -2,6 +2,6 @@
 directory that asks for `stack` gets the one session stack (a second stack on the same Redis database would
 have its workers take the first one's messages). The names tests import from here stay importable."""
 
-from tests.harness.stack import TERMINAL, Stack, _wait_http
+from tests.harness.stack import Stack
 
-__all__ = ["TERMINAL", "Stack", "_wait_http"]
+__all__ = ["Stack"]

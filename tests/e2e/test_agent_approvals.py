@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.openai_wire import OpenAIWire, Reply
+from tests.harness.executions import task_runs
 from tests.harness.stack import Stack
+from tests.harness.waiting import wait_until
 
 TWO_GATED_AGENTS = """
 id: two-agents
@@ -50,19 +51,15 @@ pluginDefaults:
 """
 
 
-def _runs(execution: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
-    return [t for t in execution["taskRunList"] if t["taskId"] == task_id]
-
-
 def _both_paused(stack: Stack, execution_id: str) -> dict[str, Any]:
-    execution: dict[str, Any] = {}
-    for _ in range(120):
+    """The execution once both agents are paused (or it ended: the assertions then say what happened)."""
+
+    def settled() -> dict[str, Any] | None:
         execution = stack.wait_for_state(execution_id, {"PAUSED", "FAILED", "SUCCESS"}, timeout_s=60)
-        states = [r["state"]["current"] for r in _runs(execution, "refunds") + _runs(execution, "credits")]
-        if states == ["PAUSED", "PAUSED"] or execution["state"]["current"] != "PAUSED":
-            return execution
-        time.sleep(0.25)
-    return execution
+        states = [r["state"]["current"] for r in task_runs(execution, "refunds") + task_runs(execution, "credits")]
+        return execution if states == ["PAUSED", "PAUSED"] or execution["state"]["current"] != "PAUSED" else None
+
+    return wait_until(settled, timeout_s=30, interval_s=0.25, message="both agents paused")
 
 
 def test_two_paused_agents_of_one_execution_get_a_decision_each(
@@ -83,7 +80,7 @@ def test_two_paused_agents_of_one_execution_get_a_decision_each(
     created = stack.run(unique_namespace, "two-agents", question=question)
     execution = _both_paused(stack, created["id"])
     assert execution["state"]["current"] == "PAUSED", execution
-    [refund_agent], [credit_agent] = _runs(execution, "refunds"), _runs(execution, "credits")
+    [refund_agent], [credit_agent] = task_runs(execution, "refunds"), task_runs(execution, "credits")
     assert refund_agent["state"]["current"] == credit_agent["state"]["current"] == "PAUSED"
     asked = stack.api.get(f"/executions/{created['id']}/approvals").json()["taskRuns"]
     assert sorted(a["kind"] for a in asked) == ["agent-tool", "agent-tool"]
@@ -100,8 +97,8 @@ def test_two_paused_agents_of_one_execution_get_a_decision_each(
     done = stack.wait_for_state(created["id"], timeout_s=60)
 
     assert done["state"]["current"] == "SUCCESS", done
-    assert _runs(done, "refund")[0]["outputs"] == {"value": "refund 30 EUR"}
-    assert _runs(done, "credit") == []  # rejected: never ran
+    assert task_runs(done, "refund")[0]["outputs"] == {"value": "refund 30 EUR"}
+    assert task_runs(done, "credit") == []  # rejected: never ran
     assert "too much" in json.dumps(credits.requests[-1]["messages"])
     assert json.loads(refunds.requests[-1]["messages"][-1]["content"]) == {"value": "refund 30 EUR"}
     events = stack.api.get(f"/executions/{created['id']}/audit").json()["events"]
@@ -161,7 +158,7 @@ def test_an_agent_over_its_budget_with_on_exceed_pause_waits_and_goes_on_once_ap
     done = stack.wait_for_state(execution_id, timeout_s=60)
 
     assert done["state"]["current"] == "SUCCESS", done
-    assert _runs(done, "agent")[0]["outputs"]["textOutput"] == "Done."
+    assert task_runs(done, "agent")[0]["outputs"]["textOutput"] == "Done."
     assert len(script.requests) == 3
     events = stack.api.get(f"/executions/{execution_id}/audit").json()["events"]
     [decision] = [e for e in events if e["action"] == "agent.tool_approved"]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,12 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from orchestrator.cli.processes import run_worker_process, stop_process
 from orchestrator.engine.accounts import Binding
 from orchestrator.settings import load_settings
 from tests.e2e.conftest import Stack
 from tests.fakes.openai_wire import OpenAIWire, Reply
+from tests.harness.executions import task_runs
 from tests.harness.services import psycopg_url
+from tests.harness.waiting import wait_until
 
 AGENT_WITH_TASK_TOOL = """
 id: agent-task-tool
@@ -55,10 +53,6 @@ def _question() -> str:
     return f"where is order A-17? ({uuid.uuid4().hex})"
 
 
-def _task_runs(execution: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
-    return [t for t in execution["taskRunList"] if t["taskId"] == task_id]
-
-
 def _audit_actions(stack: Stack, execution_id: str) -> list[dict[str, Any]]:
     body = stack.api.get(f"/executions/{execution_id}/audit").json()
     return list(body["events"])
@@ -85,8 +79,8 @@ def test_an_agent_calls_a_task_tool_as_a_child_task_run_and_answers_with_its_res
     execution = stack.wait_for_state(created["id"], timeout_s=60)
 
     assert execution["state"]["current"] == "SUCCESS", execution
-    [agent] = _task_runs(execution, "agent")
-    [lookup] = _task_runs(execution, "lookup")
+    [agent] = task_runs(execution, "agent")
+    [lookup] = task_runs(execution, "lookup")
     assert lookup["parentTaskRunId"] == agent["id"]
     assert lookup["state"]["current"] == "SUCCESS"
     assert lookup["outputs"]["values"] == {"order": "A-17", "status": "shipped"}
@@ -127,7 +121,7 @@ def test_tool_calls_asked_together_run_as_one_child_task_run_each(
     execution = stack.wait_for_state(created["id"], timeout_s=60)
 
     assert execution["state"]["current"] == "SUCCESS", execution
-    lookups = sorted(_task_runs(execution, "lookup"), key=lambda t: t["outputs"]["values"]["order"])
+    lookups = sorted(task_runs(execution, "lookup"), key=lambda t: t["outputs"]["values"]["order"])
     assert [t["outputs"]["values"]["order"] for t in lookups] == ["A-17", "B-42"]
     results = [
         (m["tool_call_id"], json.loads(m["content"])["values"]["order"]) for m in script.requests[1]["messages"][-2:]
@@ -147,7 +141,7 @@ def test_an_agent_that_keeps_calling_tools_fails_at_max_iterations(
 
     assert execution["state"]["current"] == "FAILED"
     assert len(script.requests) == 3
-    assert len(_task_runs(execution, "lookup")) == 2
+    assert len(task_runs(execution, "lookup")) == 2
     logs = stack.api.get(f"/logs/{created['id']}").json()
     messages = [line["message"] for line in (logs if isinstance(logs, list) else logs.get("results", []))]
     assert any("AIAgent stopped: the agent reached maxIterations (3 model calls)" in m for m in messages), messages
@@ -205,8 +199,8 @@ def test_an_agent_runs_a_flow_tool_as_a_linked_subflow_and_reads_its_outputs(
     execution = stack.wait_for_state(created["id"], timeout_s=60)
 
     assert execution["state"]["current"] == "SUCCESS", execution
-    [agent] = _task_runs(execution, "agent")
-    [call] = _task_runs(execution, "agent__flow_tool_0")
+    [agent] = task_runs(execution, "agent")
+    [call] = task_runs(execution, "agent__flow_tool_0")
     assert call["parentTaskRunId"] == agent["id"]
     child_id = call["outputs"]["executionId"]
     child = stack.api.get(f"/executions/{child_id}").json()
@@ -243,11 +237,11 @@ def _mcp_flow(tool_type: str, where: str) -> str:
 def _assert_mcp_answer(stack: Stack, execution_id: str, script_requests: list[dict[str, Any]]) -> None:
     execution = stack.wait_for_state(execution_id, timeout_s=90)
     assert execution["state"]["current"] == "SUCCESS", execution
-    [agent] = _task_runs(execution, "agent")
+    [agent] = task_runs(execution, "agent")
     [executed] = agent["outputs"]["toolExecutions"]
     assert executed["requestName"] == "order_status"
     assert executed["result"] == "order A-17 is shipped (Colissimo)"
-    [call_run] = _task_runs(execution, "agent__mcp_tool_0")  # the call is a child task run of the agent
+    [call_run] = task_runs(execution, "agent__mcp_tool_0")  # the call is a child task run of the agent
     assert call_run["parentTaskRunId"] == agent["id"] and executed["taskRunId"] == call_run["id"]
     assert call_run["outputs"]["text"] == "order A-17 is shipped (Colissimo)"
     assert call_run["outputs"]["isError"] is False
@@ -373,7 +367,7 @@ def test_an_agent_answer_that_fits_its_json_schema_is_the_json_output(
     execution = stack.wait_for_state(created["id"], timeout_s=60)
 
     assert execution["state"]["current"] == "SUCCESS"
-    assert _task_runs(execution, "agent")[0]["outputs"]["jsonOutput"] == {"category": "BILLING"}
+    assert task_runs(execution, "agent")[0]["outputs"]["jsonOutput"] == {"category": "BILLING"}
 
 
 AGENT_WITH_GATED_TOOL = """
@@ -437,7 +431,7 @@ def _paused_for_approval(
     created = stack.run(unique_namespace, "agent-approval", question=question)
     execution = stack.wait_for_state(created["id"], {"PAUSED", "FAILED", "SUCCESS"}, timeout_s=60)
     assert execution["state"]["current"] == "PAUSED", execution
-    [agent] = _task_runs(execution, "agent")
+    [agent] = task_runs(execution, "agent")
     return created["id"], script, agent
 
 
@@ -471,7 +465,7 @@ def test_an_approved_tool_call_runs_after_the_approver_resumes_and_a_viewer_cann
     execution = stack.wait_for_state(execution_id, timeout_s=60)
 
     assert execution["state"]["current"] == "SUCCESS", execution
-    [refund] = _task_runs(execution, "refund")
+    [refund] = task_runs(execution, "refund")
     assert refund["outputs"] == {"value": "refund 30 EUR on A-17"}
     assert json.loads(script.requests[1]["messages"][-1]["content"]) == {"value": "refund 30 EUR on A-17"}
     [approved] = [e for e in _audit_actions(stack, execution_id) if e["action"] == "agent.tool_approved"]
@@ -493,13 +487,13 @@ def test_a_rejected_tool_call_is_reported_to_the_model_which_goes_on(
     execution = stack.wait_for_state(execution_id, timeout_s=60)
 
     assert execution["state"]["current"] == "SUCCESS", execution
-    assert _task_runs(execution, "refund") == []
+    assert task_runs(execution, "refund") == []
     tool_message = script.requests[1]["messages"][-1]
     assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "refund_1"
     assert tool_message["content"].startswith(f"REJECTED: user:{APPROVER[0]}")
     assert "did not approve this call" in tool_message["content"]
     assert "over the refund limit" in tool_message["content"]
-    [agent] = _task_runs(execution, "agent")
+    [agent] = task_runs(execution, "agent")
     assert agent["outputs"]["toolExecutions"][0]["approval"]["decision"] == "REJECTED"
     [rejected] = [e for e in _audit_actions(stack, execution_id) if e["action"] == "agent.tool_rejected"]
     assert rejected["actor"].startswith(f"user:{APPROVER[0]}")
@@ -539,30 +533,27 @@ def test_an_agent_whose_worker_dies_resumes_its_conversation_on_another_worker(
     script = openai_wire.script(
         question, Reply.tool_call("kestra_task_wait_for_warehouse", {}), Reply.text("The warehouse answered.")
     )
-    doomed = run_worker_process("doomed-agent", stack.settings, stack.env)
-    replacement = None
+    stack.cluster.start_worker("doomed-agent")
     try:
         execution_id = stack.run(unique_namespace, "agent-recovery", question=question)["id"]
-        deadline = time.monotonic() + 30
-        while not _task_runs(stack.api.get(f"/executions/{execution_id}").json(), "wait_for_warehouse"):
-            assert time.monotonic() < deadline, "the agent never called its tool"
-            time.sleep(0.05)
-        os.killpg(doomed.pid, signal.SIGKILL)  # mid-agent: after its first model call, during its tool call
-        doomed.wait(10)
-        replacement = run_worker_process("doomed-agent", stack.settings, stack.env)
+        wait_until(
+            lambda: task_runs(stack.api.get(f"/executions/{execution_id}").json(), "wait_for_warehouse"),
+            timeout_s=30,
+            message="the agent calling its tool",
+        )
+        stack.cluster.kill_worker("doomed-agent")  # mid-agent: after its first model call, during its tool call
+        stack.cluster.start_worker("doomed-agent")
 
         execution = stack.wait_for_state(execution_id, timeout_s=60)
     finally:
-        if doomed.poll() is None:
-            os.killpg(doomed.pid, signal.SIGKILL)
-        if replacement is not None:
-            stop_process(replacement)
+        if "doomed-agent" in stack.cluster.workers:
+            stack.cluster.stop_worker("doomed-agent")
 
     assert execution["state"]["current"] == "SUCCESS", execution
-    [agent] = _task_runs(execution, "agent")
+    [agent] = task_runs(execution, "agent")
     assert agent["outputs"]["textOutput"] == "The warehouse answered."
     assert len(agent["attempts"]) == 1  # the same attempt, taken over and resumed
-    assert len(_task_runs(execution, "wait_for_warehouse")) == 1  # the tool ran once
+    assert len(task_runs(execution, "wait_for_warehouse")) == 1  # the tool ran once
     assert len(script.requests) == 2  # the first model call was not made again
     assert _llm_calls(stack, execution_id) == 2
     taken_over = [e["subject"] for e in _audit_actions(stack, execution_id) if e["action"] == "task_run.taken_over"]
@@ -618,7 +609,7 @@ def test_agents_with_the_same_memory_id_see_the_earlier_conversation(
         ("user", f"What is my name? ({question})"),
     ]
     assert [m["role"] for m in stranger["messages"]] == ["user"]
-    assert _task_runs(execution, "recall")[0]["outputs"]["textOutput"] == "You are John."
+    assert task_runs(execution, "recall")[0]["outputs"]["textOutput"] == "You are John."
 
 
 def test_a_replay_from_a_later_agent_keeps_the_memory_of_the_agents_before_it(
@@ -630,7 +621,7 @@ def test_a_replay_from_a_later_agent_keeps_the_memory_of_the_agents_before_it(
     created = stack.run(unique_namespace, "agents-memory", question=question)
     execution = stack.wait_for_state(created["id"], timeout_s=60)
     assert execution["state"]["current"] == "SUCCESS", execution
-    [recall] = _task_runs(execution, "recall")
+    [recall] = task_runs(execution, "recall")
 
     replayed = stack.api.post(f"/executions/{created['id']}/replay", params={"taskRunId": recall["id"]})
     assert replayed.status_code == 200, replayed.text

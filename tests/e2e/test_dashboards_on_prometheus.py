@@ -10,13 +10,9 @@ in this process records LLM calls and schedule fires through the same public fun
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,12 +21,12 @@ import httpx
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.processes import run_worker_process, stop_process
+from orchestrator.core.states import TERMINAL
 from orchestrator.observability.metrics import CONTENT_TYPE, exposition, record_llm_call, record_schedule_fire
 from orchestrator.settings import load_settings
 from tests.conftest import empty_redis_db, flush_redis_db
-from tests.e2e.conftest import TERMINAL, _wait_http
 from tests.harness import prometheus, services
+from tests.harness.cluster import Cluster
 from tests.harness.dashboards import queries
 
 pytestmark = pytest.mark.needs_prometheus
@@ -74,41 +70,31 @@ tasks:
 
 
 @dataclass
-class Cluster:
+class DashboardCluster:
     api: httpx.Client
     server_target: str
     worker_targets: list[str]
 
 
 @pytest.fixture(scope="module")
-def cluster(admin_url: str, template_database: str, redis_url: str) -> Iterator[Cluster]:
+def cluster(admin_url: str, template_database: str, redis_url: str) -> Iterator[DashboardCluster]:
     name = services.unique_database_name("dash")
     database_url = services.create_database(admin_url, name, template=template_database)
     broker = empty_redis_db(services.redis_url(), exclude=redis_url)  # not the e2e stack's queues
-    port = free_port()
-    env = {
-        **os.environ,
-        "CHORUS_DATABASE_URL": database_url,
-        "CHORUS_BROKER_URL": broker,
-        "CHORUS_PORT": str(port),
-        "CHORUS_SWEEP_INTERVAL_S": "0.2",
-        "CHORUS_WORKER_CONCURRENCY": "1",
-    }
-    settings = load_settings(database_url=database_url, broker_url=broker, port=port, worker_concurrency=1)
-    server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "server"], env=env, start_new_session=True)
-    workers, targets = [], []
+    env = {"CHORUS_DATABASE_URL": database_url, "CHORUS_BROKER_URL": broker, "CHORUS_SWEEP_INTERVAL_S": "0.2"}
+    pools = load_settings(database_url=database_url, broker_url=broker).pools
     try:
-        for pool in settings.pools:
-            metrics_port = free_port()
-            workers.append(run_worker_process(pool, settings, {**env, "CHORUS_METRICS_PORT": str(metrics_port)}))
-            targets.append(f"127.0.0.1:{metrics_port}")
-        _wait_http(f"http://127.0.0.1:{port}/health", server)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1/main", timeout=30) as client:
-            yield Cluster(client, f"127.0.0.1:{port}", targets)
+        with Cluster(env) as cluster, httpx.Client(base_url=cluster.api_url, timeout=30) as client:
+            # One worker group per pool, each with a metrics port of its own (a Prometheus target each).
+            targets = []
+            cluster.start_server(wait=False)
+            for pool in pools:
+                metrics_port = free_port()
+                cluster.start_worker(pool, concurrency=1, env={"CHORUS_METRICS_PORT": str(metrics_port)})
+                targets.append(f"127.0.0.1:{metrics_port}")
+            cluster.wait_healthy()
+            yield DashboardCluster(client, f"127.0.0.1:{cluster.port}", targets)
     finally:
-        # Warm shutdowns in parallel: each may wait for its pool's running tasks.
-        with ThreadPoolExecutor() as pool:
-            list(pool.map(stop_process, [*workers, server]))
         services.drop_database(admin_url, name)
         flush_redis_db(broker)
 
@@ -147,7 +133,7 @@ def _record_standin_usage() -> None:
     record_schedule_fire(NAMESPACE, "mixed", lag_s=0.05)
 
 
-def _run_flows(cluster: Cluster, rounds: int) -> list[str]:
+def _run_flows(cluster: DashboardCluster, rounds: int) -> list[str]:
     health = f"http://{cluster.server_target}/health"
     for source in FLOWS.values():
         response = cluster.api.post(
@@ -166,7 +152,7 @@ def _run_flows(cluster: Cluster, rounds: int) -> list[str]:
     return ids
 
 
-def _wait_all_ended(cluster: Cluster, ids: list[str], timeout_s: float = 60) -> dict[str, str]:
+def _wait_all_ended(cluster: DashboardCluster, ids: list[str], timeout_s: float = 60) -> dict[str, str]:
     deadline = time.monotonic() + timeout_s
     states: dict[str, str] = {}
     while time.monotonic() < deadline:
@@ -182,7 +168,7 @@ def _has_data(result: list[dict[str, object]]) -> bool:
 
 
 def test_every_dashboard_panel_query_returns_data_from_a_real_prometheus_scraping_the_cluster(
-    cluster: Cluster, standin_target: str, tmp_path: Path
+    cluster: DashboardCluster, standin_target: str, tmp_path: Path
 ) -> None:
     jobs = {
         "chorus-server": [cluster.server_target],

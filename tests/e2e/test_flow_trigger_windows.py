@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.e2e.conftest import Stack
+from tests.harness.waiting import wait_until
 
 UPSTREAM = """
 id: {name}
@@ -51,10 +52,22 @@ def _listeners(stack: Stack, namespace: str) -> list[dict[str, Any]]:
     return found.json()["results"]  # type: ignore[no-any-return]
 
 
-def _run(stack: Stack, namespace: str, flow_id: str, *, fail: bool = False) -> None:
+def _run(stack: Stack, namespace: str, flow_id: str, *, fail: bool = False, listeners: int) -> None:
+    """Run an upstream to its end, then wait until the listener has started `listeners` times in all."""
     execution = stack.run(namespace, flow_id, fail=str(fail).lower())
     stack.wait_for_state(execution["id"])
-    time.sleep(0.5)  # the trigger is evaluated right after the end commits
+    _expect_listeners(stack, namespace, listeners)
+
+
+def _expect_listeners(stack: Stack, namespace: str, count: int) -> None:
+    # The trigger is evaluated right after the upstream's end commits: a start shows within moments, so one is
+    # awaited; a start that must not happen gets the same moments to show before the count is taken.
+    before = len(_listeners(stack, namespace))
+    if before < count:
+        wait_until(lambda: len(_listeners(stack, namespace)) >= count, timeout_s=15, message=f"{count} listener(s)")
+    else:
+        time.sleep(0.5)
+    assert len(_listeners(stack, namespace)) == count
 
 
 def _deploy(deploy_flow: Callable[[str], dict[str, Any]], window: str) -> None:
@@ -68,20 +81,16 @@ def test_the_listener_starts_once_both_upstreams_succeeded_then_waits_for_both_a
 ) -> None:
     _deploy(deploy_flow, "DURATION_WINDOW")
 
-    _run(stack, unique_namespace, "extract")
-    _run(stack, unique_namespace, "extract")
-    _run(stack, unique_namespace, "load", fail=True)  # a FAILED load meets no precondition
-    assert _listeners(stack, unique_namespace) == []
+    _run(stack, unique_namespace, "extract", listeners=0)
+    _run(stack, unique_namespace, "extract", listeners=0)
+    _run(stack, unique_namespace, "load", fail=True, listeners=0)  # a FAILED load meets no precondition
 
-    _run(stack, unique_namespace, "load")
+    _run(stack, unique_namespace, "load", listeners=1)
     started = _listeners(stack, unique_namespace)
-    assert len(started) == 1
     assert stack.wait_for_state(started[0]["id"])["trigger"]["variables"]["flowId"] == "load"
 
-    _run(stack, unique_namespace, "load")  # the window was reset: extract must succeed again first
-    assert len(_listeners(stack, unique_namespace)) == 1
-    _run(stack, unique_namespace, "extract")
-    assert len(_listeners(stack, unique_namespace)) == 2
+    _run(stack, unique_namespace, "load", listeners=1)  # the window was reset: extract must succeed again first
+    _run(stack, unique_namespace, "extract", listeners=2)
 
 
 def test_two_upstreams_ending_together_complete_a_sliding_window_exactly_once(
@@ -94,8 +103,9 @@ def test_two_upstreams_ending_together_complete_a_sliding_window_exactly_once(
         pair = [stack.run(unique_namespace, flow_id, fail="false")["id"] for flow_id in ("extract", "load")]
         for execution_id in pair:
             stack.wait_for_state(execution_id)
-        time.sleep(1)
-        assert len(_listeners(stack, unique_namespace)) == round_number
+        _expect_listeners(stack, unique_namespace, round_number)
+    time.sleep(1)  # a second start of the last round, were there one, would show by now
+    assert len(_listeners(stack, unique_namespace)) == 3
 
 
 LEGACY_LISTENER = """
@@ -135,9 +145,7 @@ def test_kestras_legacy_multiple_condition_waits_for_both_successes(
     deploy_flow(UPSTREAM.replace("{name}", "load"))
     deploy_flow(LEGACY_LISTENER)
 
-    _run(stack, unique_namespace, "extract")
-    _run(stack, unique_namespace, "load", fail=True)  # Kestra's trigger-multiplecondition-failed case
-    assert _listeners(stack, unique_namespace) == []
+    _run(stack, unique_namespace, "extract", listeners=0)
+    _run(stack, unique_namespace, "load", fail=True, listeners=0)  # Kestra's trigger-multiplecondition-failed case
 
-    _run(stack, unique_namespace, "load")
-    assert len(_listeners(stack, unique_namespace)) == 1
+    _run(stack, unique_namespace, "load", listeners=1)

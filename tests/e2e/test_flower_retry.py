@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import psycopg
-import pytest
 
 from orchestrator.celery_app import JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN, create_celery_app
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.processes import stop_process
 from tests.e2e.conftest import Stack
+from tests.harness.flower import Flower
 from tests.harness.services import psycopg_url
-
-FLOWER_AUTH = ("ops", "flower-secret-1")
 
 #: Fails on its first attempt only (no retry policy): the execution ends FAILED until someone retries.
 FLAKY = """
@@ -40,61 +35,6 @@ tasks:
     type: io.kestra.plugin.core.debug.Return
     format: done
 """
-
-
-@dataclass
-class Flower:
-    url: str
-    client: httpx.Client
-
-    def task_of(self, execution_id: str, task_id: str, timeout_s: float = 15) -> tuple[str, str, dict[str, Any]]:
-        """The Celery task that ran `task_id` of an execution (its id, name and kwargs), found as an operator
-        would: Flower's search. Inline task runs (Log, Fail, Return...) share one `run_inline` message."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for name in (RUN_TASK_RUN, RUN_INLINE):
-                tasks = self.client.get("/api/tasks", params={"taskname": name, "search": execution_id}).json()
-                for uuid, info in tasks.items():
-                    kwargs = ast.literal_eval(info["kwargs"]) if info.get("kwargs") else {}
-                    ran = [kwargs.get("task_id"), *(r.get("task_id") for r in kwargs.get("runs", []))]
-                    if task_id in ran and info.get("state") in ("SUCCESS", "FAILURE"):
-                        return uuid, name, kwargs
-            time.sleep(0.2)
-        raise AssertionError(f"Flower does not show {task_id} of {execution_id}")
-
-
-@pytest.fixture(scope="module")
-def flower(stack: Stack) -> Iterator[Flower]:
-    port = free_port()
-    env = {
-        **stack.env,
-        "CHORUS_FLOWER_PORT": str(port),
-        "CHORUS_FLOWER_USERNAME": FLOWER_AUTH[0],
-        "CHORUS_FLOWER_PASSWORD": FLOWER_AUTH[1],
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "flower"],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, f"flower exited with {process.returncode}"
-            try:
-                if httpx.get(f"{url}/healthcheck", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "flower did not start"
-            time.sleep(0.2)
-        with httpx.Client(base_url=url, auth=FLOWER_AUTH, timeout=15) as client:
-            yield Flower(url, client)
-    finally:
-        stop_process(process)
 
 
 def _failed_execution(stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], ns: str) -> str:

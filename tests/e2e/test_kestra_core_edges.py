@@ -129,11 +129,6 @@ tasks:
 """
 
 
-def _run(stack: Stack, namespace: str, flow_id: str, **inputs: str) -> dict[str, Any]:
-    execution_id = stack.run(namespace, flow_id, **inputs)["id"]
-    return stack.wait_for_state(execution_id, timeout_s=60)
-
-
 def _outputs(execution: dict[str, Any], task_id: str) -> list[Any]:
     return [r.get("outputs") for r in execution["taskRunList"] if r["taskId"] == task_id]
 
@@ -142,7 +137,7 @@ def test_wait_for_loops_until_its_condition_holds(stack: Stack, deploy_flow: Dep
     """WaitForCaseTest.waitforMultipleTasks (and LoopUntilCaseTest's): count "4", the loop's iterationCount 3."""
     deploy_flow(WAITFOR_MULTIPLE_TASKS)
 
-    execution = _run(stack, unique_namespace, "waitfor-multiple-tasks")
+    execution = stack.run_to_end(unique_namespace, "waitfor-multiple-tasks")
 
     assert execution["state"]["current"] == "SUCCESS"
     assert execution["taskRunList"][-1]["outputs"]["values"]["count"] == "4"
@@ -153,7 +148,7 @@ def test_wait_for_fails_once_past_max_iterations(stack: Stack, deploy_flow: Depl
     """WaitForCaseTest.waitforMaxIterations (and LoopUntilCaseTest's: iterationCount 4)."""
     deploy_flow(WAITFOR_MAX_ITERATIONS)
 
-    execution = _run(stack, unique_namespace, "waitfor-max-iterations")
+    execution = stack.run_to_end(unique_namespace, "waitfor-max-iterations")
 
     assert execution["state"]["current"] == "FAILED"
     assert [o["values"]["count"] for o in _outputs(execution, "output_values")] == ["2", "3", "4"]
@@ -166,7 +161,7 @@ def test_a_null_loop_value_fails_the_loop_before_any_iteration(
     """EachSequentialTest.eachNull: one task run, FAILED, and Kestra's message in the logs."""
     deploy_flow(EACH_NULL)
 
-    execution = _run(stack, unique_namespace, "each-null")
+    execution = stack.run_to_end(unique_namespace, "each-null")
 
     assert execution["state"]["current"] == "FAILED"
     assert len(execution["taskRunList"]) == 1
@@ -181,9 +176,9 @@ def test_an_execution_assertion_sla_cancels_or_labels_the_execution(
     """SLATestCase.executionConditionSLAShouldPass / ShouldCancel / ShouldLabel."""
     deploy_flow(SLA_EXECUTION_CONDITION)
 
-    passed = _run(stack, unique_namespace, "sla-execution-condition")
-    cancelled = _run(stack, unique_namespace, "sla-execution-condition", string="CANCEL")
-    labelled = _run(stack, unique_namespace, "sla-execution-condition", string="LABEL")
+    passed = stack.run_to_end(unique_namespace, "sla-execution-condition")
+    cancelled = stack.run_to_end(unique_namespace, "sla-execution-condition", string="CANCEL")
+    labelled = stack.run_to_end(unique_namespace, "sla-execution-condition", string="LABEL")
 
     assert passed["state"]["current"] == "SUCCESS"
     assert cancelled["state"]["current"] == "CANCELLED"
@@ -197,7 +192,7 @@ def test_a_working_directory_child_sees_the_loop_value(
     """WorkingDirectoryTest.taskrun: `taskrun.value` inside a WorkingDirectory in a ForEach is the loop value."""
     deploy_flow(WORKING_DIRECTORY_TASKRUN)
 
-    execution = _run(stack, unique_namespace, "working-directory-taskrun")
+    execution = stack.run_to_end(unique_namespace, "working-directory-taskrun")
 
     assert execution["state"]["current"] == "SUCCESS"
     assert len(execution["taskRunList"]) == 3
@@ -210,8 +205,8 @@ def test_the_state_store_keeps_a_flows_state_across_executions(
     """StateTest.set: a state written by one execution is read by the next."""
     deploy_flow(STATE)
 
-    first = _run(stack, unique_namespace, "state", name="counter")
-    second = _run(stack, unique_namespace, "state", name="counter")
+    first = stack.run_to_end(unique_namespace, "state", name="counter")
+    second = stack.run_to_end(unique_namespace, "state", name="counter")
 
     assert _outputs(first, "get") == [{"count": 0, "data": {}}]
     assert _outputs(second, "get") == [{"count": 1, "data": {"writer": first["id"]}}]
@@ -259,8 +254,8 @@ def test_a_warning_subflow_passes_its_state_on_only_with_transmit_failed(
     deploy_flow(_subflow("transmits", "warning-child", True))
     deploy_flow(_subflow("swallows", "warning-child", False))
 
-    assert _run(stack, unique_namespace, "transmits")["state"]["current"] == "WARNING"
-    assert _run(stack, unique_namespace, "swallows")["state"]["current"] == "SUCCESS"
+    assert stack.run_to_end(unique_namespace, "transmits")["state"]["current"] == "WARNING"
+    assert stack.run_to_end(unique_namespace, "swallows")["state"]["current"] == "SUCCESS"
 
 
 def test_a_failure_travels_up_nested_subflows(stack: Stack, deploy_flow: Deploy, unique_namespace: str) -> None:
@@ -269,7 +264,7 @@ def test_a_failure_travels_up_nested_subflows(stack: Stack, deploy_flow: Deploy,
     deploy_flow(_subflow("middle", "failing-grandchild", True))
     deploy_flow(_subflow("top", "middle", True))
 
-    top = _run(stack, unique_namespace, "top")
+    top = stack.run_to_end(unique_namespace, "top")
 
     assert top["state"]["current"] == "FAILED"
     middle = stack.api.get(f"/executions/{top['taskRunList'][0]['outputs']['executionId']}").json()
@@ -308,10 +303,10 @@ def test_exit_ends_the_execution_in_its_state_and_skips_the_rest(
     """Kestra's Exit example: the Exit task run, its parents and the execution end in the exit state."""
     deploy_flow(EXIT)
 
-    continued = _run(stack, unique_namespace, "exit")
-    killed = _run(stack, unique_namespace, "exit", state="KILLED")
-    warned = _run(stack, unique_namespace, "exit", state="WARNING")
-    refused = _run(stack, unique_namespace, "exit", state="NOPE")
+    continued = stack.run_to_end(unique_namespace, "exit")
+    killed = stack.run_to_end(unique_namespace, "exit", state="KILLED")
+    warned = stack.run_to_end(unique_namespace, "exit", state="WARNING")
+    refused = stack.run_to_end(unique_namespace, "exit", state="NOPE")
 
     assert continued["state"]["current"] == "SUCCESS" and len(continued["taskRunList"]) == 3
     killed_runs = [(r["taskId"], r["state"]["current"]) for r in killed["taskRunList"]]
@@ -346,7 +341,7 @@ def test_a_switch_with_no_matching_case_and_null_defaults_fails(
     """SwitchTest.switchImpossible."""
     deploy_flow(SWITCH_IMPOSSIBLE)
 
-    execution = _run(stack, unique_namespace, "switch-impossible", string="impossible")
+    execution = stack.run_to_end(unique_namespace, "switch-impossible", string="impossible")
 
     assert execution["state"]["current"] == "FAILED"
     assert [r["taskId"] for r in execution["taskRunList"]] == ["impossible"]
@@ -387,8 +382,8 @@ def test_kill_ends_the_execution_killed_and_its_children_only_when_propagated(
     for propagate in ("true", "false"):
         deploy_flow(KILL.replace("{propagate}", propagate))
 
-    propagated = _run(stack, unique_namespace, "kill-true")
-    kept = _run(stack, unique_namespace, "kill-false")
+    propagated = stack.run_to_end(unique_namespace, "kill-true")
+    kept = stack.run_to_end(unique_namespace, "kill-false")
 
     for execution in (propagated, kept):
         assert execution["state"]["current"] == "KILLED"

@@ -82,12 +82,6 @@ tasks:
 """
 
 
-def _start(stack: Stack, namespace: str, flow_id: str) -> dict[str, Any]:
-    response = stack.api.post(f"/executions/{namespace}/{flow_id}")
-    assert response.status_code == 200, response.text
-    return stack.wait_for_state(response.json()["id"], timeout_s=60)
-
-
 def _shape(execution: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Every task run (a Loop's iterations, listed apart in `loopTaskRunList` as Kestra 2 does, included),
     as (task id, value, state, output value), in a stable order."""
@@ -106,8 +100,8 @@ def test_a_loop_flow_and_its_for_each_twin_produce_the_same_task_runs_and_output
     deploy_flow(FOR_EACH)
     deploy_flow(LOOP)
 
-    old = _start(stack, unique_namespace, "twin-1x")
-    new = _start(stack, unique_namespace, "twin-2x")
+    old = stack.run_to_end(unique_namespace, "twin-1x")
+    new = stack.run_to_end(unique_namespace, "twin-2x")
 
     assert old["state"]["current"] == new["state"]["current"] == "SUCCESS"
     assert _shape(old) == _shape(new)
@@ -130,7 +124,7 @@ def test_a_loop_over_a_map_reads_item_key_and_collects_declared_outputs(
 ) -> None:
     deploy_flow(MAP_LOOP)
 
-    execution = _start(stack, unique_namespace, "loop-map")
+    execution = stack.run_to_end(unique_namespace, "loop-map")
 
     assert execution["state"]["current"] == "SUCCESS"
     assert ("all", None, "SUCCESS", "dev=http://dev,prod=http://prod") in _shape(execution)
@@ -145,7 +139,7 @@ def test_a_loop_whose_values_are_not_a_list_fails_its_task_run(
         )
     )
 
-    execution = _start(stack, unique_namespace, "loop-bad")
+    execution = stack.run_to_end(unique_namespace, "loop-bad")
 
     assert execution["state"]["current"] == "FAILED"
     assert execution["taskRunList"][0]["state"]["current"] == "FAILED"
@@ -208,7 +202,7 @@ def test_a_loop_that_does_not_transmit_failures_succeeds_and_the_flow_goes_on(
 ) -> None:
     deploy_flow(KEEP_GOING)
 
-    execution = _start(stack, unique_namespace, "loop-keep-going")
+    execution = stack.run_to_end(unique_namespace, "loop-keep-going")
 
     loop = execution["taskRunList"][0]
     assert loop["state"]["current"] == "SUCCESS"  # as Kestra's LoopCaseTest.loopTransmitFailedFalse
@@ -227,7 +221,7 @@ def test_a_failed_iteration_ends_a_serial_loop_before_the_next_ones(
 ) -> None:
     deploy_flow(KEEP_GOING.replace("    transmitFailed: false\n", "").replace("loop-keep-going", "loop-stops"))
 
-    execution = _start(stack, unique_namespace, "loop-stops")
+    execution = stack.run_to_end(unique_namespace, "loop-stops")
 
     assert execution["state"]["current"] == "FAILED"  # as Kestra's LoopCaseTest.loopFailed
     assert [r[1:3] for r in _shape(execution) if r[0] == "maybe"] == [("fail", "FAILED"), ("ok", "SUCCESS")]
@@ -257,7 +251,7 @@ def test_a_loop_that_stores_its_outputs_keeps_one_file_per_iteration(
 ) -> None:
     deploy_flow(STORED)
 
-    execution = _start(stack, unique_namespace, "loop-stored")
+    execution = stack.run_to_end(unique_namespace, "loop-stored")
 
     assert execution["state"]["current"] == "SUCCESS"
     entries = execution["taskRunList"][0]["outputs"]["outputs"]  # as Kestra's LoopCaseTest.loopOutputsStore
@@ -276,8 +270,8 @@ def test_an_empty_loop_succeeds_and_a_null_value_fails_it(
         .replace("loop-keep-going", "loop-null")
     )
 
-    empty = _start(stack, unique_namespace, "loop-empty")
-    with_null = _start(stack, unique_namespace, "loop-null")
+    empty = stack.run_to_end(unique_namespace, "loop-empty")
+    with_null = stack.run_to_end(unique_namespace, "loop-null")
 
     assert empty["state"]["current"] == "SUCCESS"  # as Kestra's LoopCaseTest.loopEmpty
     assert _top(empty) == ["each", "after"]
@@ -332,7 +326,7 @@ def test_the_batch_form_loops_over_batches_with_a_subflow_each_and_collects_thei
     deploy_flow(BATCH_CHILD)
     deploy_flow(BATCH_PARENT)
 
-    execution = _start(stack, unique_namespace, "per-batch")
+    execution = stack.run_to_end(unique_namespace, "per-batch")
 
     assert execution["state"]["current"] == "SUCCESS"
     assert ("all", None, "SUCCESS", "done b1;done b2;done b3") in _shape(execution)

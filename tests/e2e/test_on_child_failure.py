@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Stack
+from tests.harness.executions import task_runs
 
 PARALLEL = """
 id: parallel-child-failure
@@ -41,10 +42,6 @@ tasks:
 """
 
 
-def _runs(execution: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
-    return [r for r in execution["taskRunList"] if r["taskId"] == task_id]
-
-
 @pytest.mark.parametrize(
     ("policy", "slow_state"),
     [("onChildFailure: FAIL", "FAILED"), ("onChildFailure: cancel", "CANCELLED"), ("failFast: true", "KILLED")],
@@ -58,10 +55,10 @@ def test_a_failed_child_interrupts_its_running_siblings_at_any_depth(
     done = stack.wait_for_state(stack.run(unique_namespace, "parallel-child-failure")["id"], timeout_s=60)
 
     assert done["state"]["current"] == "FAILED"
-    assert _runs(done, "parallel")[0]["state"]["current"] == "FAILED"
-    assert _runs(done, "slow")[0]["state"]["current"] == slow_state
-    assert not _runs(done, "next")
-    assert _runs(done, "handler")[0]["state"]["current"] == "SUCCESS"
+    assert task_runs(done, "parallel")[0]["state"]["current"] == "FAILED"
+    assert task_runs(done, "slow")[0]["state"]["current"] == slow_state
+    assert not task_runs(done, "next")
+    assert task_runs(done, "handler")[0]["state"]["current"] == "SUCCESS"
     logs = stack.api.get(f"/logs/{done['id']}").json()
     assert any("sibling task 'late' failed" in line["message"] for line in logs)
 
@@ -74,5 +71,5 @@ def test_without_a_policy_siblings_run_to_completion_as_in_kestra_1(
     done = stack.wait_for_state(stack.run(unique_namespace, "parallel-child-failure")["id"], timeout_s=60)
 
     assert done["state"]["current"] == "FAILED"
-    assert _runs(done, "slow")[0]["state"]["current"] == "SUCCESS"
-    assert _runs(done, "next")[0]["state"]["current"] == "SUCCESS"
+    assert task_runs(done, "slow")[0]["state"]["current"] == "SUCCESS"
+    assert task_runs(done, "next")[0]["state"]["current"] == "SUCCESS"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Stack
+from tests.harness.executions import task_runs
 
 ON_PAUSE = """
 id: pause-on-pause
@@ -49,10 +50,6 @@ errors:
 """
 
 
-def _runs(execution: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
-    return [r for r in execution["taskRunList"] if r["taskId"] == task_id]
-
-
 def test_on_pause_runs_before_the_pause_and_the_resumed_output_says_who_resumed(
     stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
 ) -> None:
@@ -61,16 +58,16 @@ def test_on_pause_runs_before_the_pause_and_the_resumed_output_says_who_resumed(
     paused = stack.wait_for_state(started["id"], {"PAUSED", "SUCCESS", "FAILED"}, timeout_s=60)
 
     assert paused["state"]["current"] == "PAUSED"
-    assert _runs(paused, "notify")[0]["state"]["current"] == "SUCCESS"
-    assert not _runs(paused, "inside")
+    assert task_runs(paused, "notify")[0]["state"]["current"] == "SUCCESS"
+    assert not task_runs(paused, "inside")
     assert stack.api.post(f"/executions/{paused['id']}/resume").status_code == 204
     done = stack.wait_for_state(paused["id"], timeout_s=60)
 
     assert done["state"]["current"] == "SUCCESS"
-    assert _runs(done, "inside")[0]["state"]["current"] == "SUCCESS"
-    resumed = _runs(done, "pause")[0]["outputs"]["resumed"]
+    assert task_runs(done, "inside")[0]["state"]["current"] == "SUCCESS"
+    resumed = task_runs(done, "pause")[0]["outputs"]["resumed"]
     assert resumed["to"] == "SUCCESS" and resumed["on"]
-    assert _runs(done, "after")[0]["outputs"]["value"] == "SUCCESS"
+    assert task_runs(done, "after")[0]["outputs"]["value"] == "SUCCESS"
 
 
 @pytest.mark.parametrize(
@@ -92,9 +89,9 @@ def test_a_pause_duration_that_passes_applies_the_behavior(
     done = stack.wait_for_state(stack.run(unique_namespace, "pause-timed", behavior=behavior)["id"], timeout_s=60)
 
     assert done["state"]["current"] == execution_state
-    assert _runs(done, "pause")[0]["state"]["current"] == pause_state
-    assert len(_runs(done, "after")) == after_runs
-    assert len(_runs(done, "handler")) == (1 if behavior == "FAIL" else 0)
+    assert task_runs(done, "pause")[0]["state"]["current"] == pause_state
+    assert len(task_runs(done, "after")) == after_runs
+    assert len(task_runs(done, "handler")) == (1 if behavior == "FAIL" else 0)
 
 
 def test_an_unknown_behavior_fails_the_pause(
@@ -105,4 +102,4 @@ def test_an_unknown_behavior_fails_the_pause(
     done = stack.wait_for_state(stack.run(unique_namespace, "pause-timed", behavior="SNOOZE")["id"], timeout_s=60)
 
     assert done["state"]["current"] == "FAILED"
-    assert _runs(done, "pause")[0]["state"]["current"] == "FAILED"
+    assert task_runs(done, "pause")[0]["state"]["current"] == "FAILED"

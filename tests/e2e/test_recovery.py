@@ -10,11 +10,9 @@ import pytest
 from celery import Celery
 
 from orchestrator.celery_app import RUN_INLINE, RUN_TASK_RUN, create_celery_app
-from orchestrator.engine import Engine
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.e2e.conftest import Stack
+from tests.harness.engines import open_engine
 
 ONE_LOG = """
 id: one-log
@@ -100,15 +98,10 @@ def test_an_execution_whose_messages_were_lost_is_finished_by_the_sweeper(
     deploy_flow(ONE_LOG)
     # An engine whose broker nobody consumes: its dispatch is lost, exactly like a Redis wipe.
     nowhere = empty_redis_db(redis_url.rsplit("/", 1)[0], exclude=redis_url)
-    settings = load_settings(database_url=stack.settings.database_url, broker_url=nowhere)
-    db = make_engine(settings.database_url, pool_size=1)
-    app = create_celery_app(settings)
     try:
-        engine = Engine(settings, make_sessionmaker(db), app)
-        created = engine.submit(unique_namespace, "one-log", inputs={}, actor="test")
+        with open_engine(stack.settings.database_url, pool_size=1, broker_url=nowhere) as engine:
+            created = engine.submit(unique_namespace, "one-log", inputs={}, actor="test")
     finally:
-        app.close()
-        db.dispose()
         flush_redis_db(nowhere)
 
     execution = stack.wait_for_state(created.id, timeout_s=30)

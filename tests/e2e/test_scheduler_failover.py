@@ -7,7 +7,6 @@ import itertools
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -16,8 +15,8 @@ from typing import Any
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.processes import stop_process
 from tests.e2e.conftest import Stack
+from tests.harness.cluster import start_chorus, stop_all
 
 EVERY_SECOND = """
 id: failover
@@ -38,11 +37,9 @@ def schedulers(stack: Stack) -> Iterator[list[subprocess.Popen[bytes]]]:
     processes = []
     for _ in range(2):
         env = {**stack.env, "CHORUS_SCHEDULER_INTERVAL_S": "0.2", "CHORUS_METRICS_PORT": str(free_port())}
-        argv = [sys.executable, "-m", "orchestrator.cli", "scheduler"]
-        processes.append(subprocess.Popen(argv, env=env, start_new_session=True))
+        processes.append(start_chorus("scheduler", env))
     yield processes
-    for process in processes:
-        stop_process(process)
+    stop_all(processes)
 
 
 def trigger_dates(stack: Stack, namespace: str) -> list[datetime]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,8 +10,8 @@ from typing import Any
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.processes import stop_process
 from tests.e2e.conftest import Stack
+from tests.harness.cluster import start_chorus, stop
 
 EVERY_SECOND = """
 id: ticking
@@ -75,9 +74,9 @@ triggers:
 @pytest.fixture(scope="module")
 def scheduler(stack: Stack) -> Iterator[subprocess.Popen[bytes]]:
     env = {**stack.env, "CHORUS_SCHEDULER_INTERVAL_S": "0.2", "CHORUS_METRICS_PORT": str(free_port())}
-    process = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "scheduler"], env=env, start_new_session=True)
+    process = start_chorus("scheduler", env)
     yield process
-    stop_process(process)
+    stop(process)
 
 
 def executions_of(stack: Stack, namespace: str, flow_id: str, *, timeout_s: float = 20) -> list[dict[str, Any]]:

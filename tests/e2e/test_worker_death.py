@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.cli.processes import run_worker_process, stop_process
 from tests.e2e.conftest import Stack
+from tests.harness.executions import task_state
+from tests.harness.waiting import wait_until
 
 SLOW_ON_ITS_OWN_POOL = """
 id: slow-step
@@ -30,29 +28,18 @@ def test_a_killed_workers_task_run_is_taken_over_and_the_execution_completes(
     stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
 ) -> None:
     deploy_flow(SLOW_ON_ITS_OWN_POOL)
-    doomed = run_worker_process("doomed", stack.settings, stack.env)
-    replacement = None
+    stack.cluster.start_worker("doomed")
     try:
         execution_id = stack.run(unique_namespace, "slow-step")["id"]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            runs = stack.api.get(f"/executions/{execution_id}").json()["taskRunList"]
-            if runs and runs[0]["state"]["current"] == "RUNNING":
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the slow task never started")
+        wait_until(lambda: _slow_running(stack, execution_id), timeout_s=30, message="the slow task running")
 
-        os.killpg(doomed.pid, signal.SIGKILL)  # no warm shutdown, no ack: the message stays unacked in Redis
-        doomed.wait(10)
-        replacement = run_worker_process("doomed", stack.settings, stack.env)
+        stack.cluster.kill_worker("doomed")  # no warm shutdown, no ack: the message stays unacked in Redis
+        stack.cluster.start_worker("doomed")
 
         done = stack.wait_for_state(execution_id, timeout_s=60)
     finally:
-        if doomed.poll() is None:
-            os.killpg(doomed.pid, signal.SIGKILL)
-        if replacement is not None:
-            stop_process(replacement)
+        if "doomed" in stack.cluster.workers:
+            stack.cluster.stop_worker("doomed")
 
     assert done["state"]["current"] == "SUCCESS"
     runs = {t["taskId"]: t for t in done["taskRunList"]}
@@ -61,3 +48,8 @@ def test_a_killed_workers_task_run_is_taken_over_and_the_execution_completes(
     audit = stack.api.get(f"/executions/{execution_id}/audit").json()
     assert audit["verified"] is True
     assert [e["action"] for e in audit["events"]].count("task_run.taken_over") == 1
+
+
+def _slow_running(stack: Stack, execution_id: str) -> bool:
+    execution = stack.api.get(f"/executions/{execution_id}").json()
+    return bool(execution["taskRunList"]) and task_state(execution, "slow") == "RUNNING"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import subprocess
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.processes import stop_process
 from tests.fakes import jira as jira_fake
 from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire
 from tests.fakes.webhook import WebhookReceiver
+from tests.harness.cluster import start_process, stop
 
 
 @pytest.fixture(scope="session")
@@ -51,11 +51,8 @@ def mcp_stdio_command() -> list[str]:
 def mcp_http_url() -> Iterator[str]:
     """Our tiny MCP server as a streamable HTTP endpoint, in a process of its own."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(MCP_SERVER_SCRIPT), "--http", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    process = start_process(
+        [sys.executable, str(MCP_SERVER_SCRIPT), "--http", str(port)], os.environ, log=Path(os.devnull)
     )
     try:
         deadline = time.monotonic() + 30
@@ -67,7 +64,7 @@ def mcp_http_url() -> Iterator[str]:
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        stop_process(process)
+        stop(process)
 
 
 def secret_env(openai: OpenAIWire, jira: JiraServer) -> dict[str, str]:

@@ -1,4 +1,9 @@
-"""Test harness: finds or starts the PostgreSQL and Redis servers the tests use, and makes test databases."""
+"""Test harness: the one way tests start what they need and wait for it.
+
+services.py finds or starts PostgreSQL and Redis and makes test databases; cluster.py starts `chorus` servers and
+workers that die with the test process; stack.py is the e2e session stack built on it; engines.py builds an
+Engine; flower.py a session Flower; waiting.py waits on state instead of sleeping; executions.py reads executions.
+"""
 
 from tests.harness.services import (
     create_database,

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,14 +11,15 @@ import httpx
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.processes import run_worker_process, stop_process
 from orchestrator.settings import Settings, load_settings
 from tests.fakes.fixtures import secret_env
 from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire
 from tests.harness import services
+from tests.harness.cluster import Cluster
+from tests.harness.waiting import wait_for_state
 
-TERMINAL = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"}
+__all__ = ["Stack", "deploy_flow", "stack", "unique_namespace"]
 
 
 @dataclass
@@ -30,6 +27,7 @@ class Stack:
     api: httpx.Client
     settings: Settings
     env: dict[str, str]
+    cluster: Cluster  #: its server and worker; a test may start (and kill) workers of extra pools in it
 
     def deploy(self, source: str) -> dict[str, Any]:
         response = self.api.post("/flows", content=source, headers={"Content-Type": "application/x-yaml"})
@@ -44,19 +42,12 @@ class Stack:
     def wait_for_state(
         self, execution_id: str, states: set[str] | None = None, *, timeout_s: float = 30
     ) -> dict[str, Any]:
-        wanted = states or TERMINAL
-        deadline = time.monotonic() + timeout_s
-        execution: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            execution = self.api.get(f"/executions/{execution_id}").json()
-            if execution["state"]["current"] in wanted:
-                return execution
-            time.sleep(0.05)
-        raise AssertionError(f"execution {execution_id} still {execution.get('state')} after {timeout_s}s")
+        """The execution once its state is one of `states` (default: any terminal state)."""
+        return wait_for_state(self.api, execution_id, states, timeout_s=timeout_s)
 
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
-    services.wait_http(url, process, timeout_s)
+    def run_to_end(self, namespace: str, flow_id: str, *, timeout_s: float = 60, **inputs: str) -> dict[str, Any]:
+        """Start an execution and return it once it has ended."""
+        return self.wait_for_state(self.run(namespace, flow_id, **inputs)["id"], timeout_s=timeout_s)
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +64,6 @@ def stack(
     database_url = services.create_database(admin_url, name, template=template_database)
     port = free_port()
     env = {
-        **os.environ,
         "CHORUS_DATABASE_URL": database_url,
         "CHORUS_BROKER_URL": redis_url,
         "CHORUS_PORT": str(port),
@@ -91,15 +81,11 @@ def stack(
     settings = load_settings(
         database_url=database_url, broker_url=redis_url, port=port, worker_concurrency=2, data_dir=data_dir
     )
-    server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "server"], env=env, start_new_session=True)
-    worker = run_worker_process(",".join(settings.pools), settings, env)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/health", server)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1/main", timeout=30) as client:
-            yield Stack(client, settings, env)
+        with Cluster(env, port=port) as cluster, httpx.Client(base_url=cluster.api_url, timeout=30) as client:
+            cluster.start([",".join(settings.pools)], concurrency=2)
+            yield Stack(client, settings, cluster.env, cluster)
     finally:
-        stop_process(worker)
-        stop_process(server)
         services.drop_database(admin_url, name)
 
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from orchestrator.celery_app import create_celery_app
 from orchestrator.engine import Engine
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.store.tables import ExecutionRow
+from tests.harness.engines import EngineFactory
 
 START = datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)
 
@@ -47,13 +44,8 @@ class FakeClock:
 
 
 @pytest.fixture
-def engine(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Engine]:
-    settings = load_settings(database_url=database_url, broker_url=redis_url, data_dir=tmp_path)
-    db = make_engine(database_url, pool_size=4)
-    try:
-        yield Engine(settings, make_sessionmaker(db), create_celery_app(settings))
-    finally:
-        db.dispose()
+def engine(database_url: str, redis_url: str, tmp_path: Path, engine_factory: EngineFactory) -> Engine:
+    return engine_factory(database_url, broker_url=redis_url, data_dir=tmp_path, pool_size=4)
 
 
 def executions_of(engine: Engine, flow_id: str) -> list[ExecutionRow]:

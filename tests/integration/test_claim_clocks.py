@@ -3,18 +3,16 @@ neither take over each other's live claims nor keep dead ones alive."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
 
 from orchestrator import store
-from orchestrator.celery_app import create_celery_app
 from orchestrator.engine import Engine, TaskRunCoordinates
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker, transaction
+from orchestrator.store.database import transaction
 from orchestrator.store.tables import TaskRunRow
+from tests.harness.engines import EngineFactory
 
 FLOW = """
 id: clocks
@@ -27,15 +25,8 @@ tasks:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    settings = load_settings(database_url=database_url, stale_after_s=3)
-    db = make_engine(database_url, pool_size=2)
-    app = create_celery_app(settings)
-    try:
-        yield Engine(settings, make_sessionmaker(db), app)
-    finally:
-        app.close()
-        db.dispose()
+def engine(database_url: str, engine_factory: EngineFactory) -> Engine:
+    return engine_factory(database_url, stale_after_s=3)
 
 
 def _running_task_run(engine: Engine) -> TaskRunCoordinates:

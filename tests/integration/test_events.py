@@ -4,19 +4,17 @@ Event triggers fire once per (event, trigger) whatever the redeliveries (the exa
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 
-from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import FlowInvalid
 from orchestrator.core.states import State
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, events
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker, transaction
+from orchestrator.store.database import transaction
 from orchestrator.store.tables import AuditEventRow, ExecutionRow, TaskRunRow
+from tests.harness.engines import EngineFactory
 from workers.runtime import run_claimed
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "choreography"
@@ -27,24 +25,12 @@ class Crash(BaseException):
     """A worker dying mid-message (BaseException: not a task failure)."""
 
 
-def _engine(database_url: str, broker_url: str, **overrides: object) -> Engine:
-    settings = load_settings(database_url=database_url, broker_url=broker_url, **overrides)
-    return Engine(settings, make_sessionmaker(make_engine(database_url, pool_size=4)), create_celery_app(settings))
-
-
 @pytest.fixture
-def engine(database_url: str, idle_broker_url: str) -> Iterator[Engine]:
-    engine = _engine(database_url, idle_broker_url)
+def engine(database_url: str, idle_broker_url: str, engine_factory: EngineFactory) -> Engine:
+    engine = engine_factory(database_url, broker_url=idle_broker_url, pool_size=4)
     for name in ("triage", "billing", "support"):
         engine.deploy_flow((EXAMPLES / f"{name}.yaml").read_text(), actor="test")
-    yield engine
-    _close(engine)
-
-
-def _close(engine: Engine) -> None:
-    engine.celery.close()
-    bind = engine.sessions.kw["bind"]
-    bind.dispose()
+    return engine
 
 
 def _triage(engine: Engine, text_: str, *, crash_after_publish: bool = False, execution_id: str | None = None) -> str:
@@ -163,7 +149,7 @@ def test_a_process_dying_between_commit_and_delivery_loses_nothing(
 
 
 def test_another_namespace_hears_an_event_only_when_the_publisher_grants_it(
-    database_url: str, idle_broker_url: str, engine: Engine
+    database_url: str, idle_broker_url: str, engine: Engine, engine_factory: EngineFactory
 ) -> None:
     outsider = (EXAMPLES / "billing.yaml").read_text().replace(f"namespace: {NS}", "namespace: finance")
     engine.deploy_flow(outsider, actor="test")
@@ -171,11 +157,8 @@ def test_another_namespace_hears_an_event_only_when_the_publisher_grants_it(
     assert [e.namespace for e in _started(engine, "billing")] == [NS]
 
     grants = {NS: [{"namespace": "finance", "uses": ["execution.read"]}]}
-    granted = _engine(database_url, idle_broker_url, namespace_access=grants)
-    try:
-        _triage(granted, "invoice again")
-    finally:
-        _close(granted)
+    granted = engine_factory(database_url, broker_url=idle_broker_url, pool_size=4, namespace_access=grants)
+    _triage(granted, "invoice again")
     assert sorted(e.namespace for e in _started(engine, "billing")) == [NS, NS, "finance"]
 
 

@@ -13,16 +13,14 @@ import redis
 from kombu import Connection  # type: ignore[attr-defined]  # kombu ships no type hints
 from sqlalchemy import select
 
-from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import FlowInvalid
 from orchestrator.engine import Engine, events
 from orchestrator.observability.metrics import metrics
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.store.tables import ExecutionRow
 from orchestrator.triggers.realtime import RealtimeRunner
 from orchestrator.triggers.realtime_amqp import AmqpQueueSource
 from orchestrator.triggers.realtime_redis import RedisStreamSource
+from tests.harness.engines import EngineFactory
 
 AMQP_URL = os.environ.get("CHORUS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 N = 200
@@ -47,13 +45,8 @@ triggers:
 
 
 @pytest.fixture
-def engine(database_url: str, idle_broker_url: str) -> Iterator[Engine]:
-    settings = load_settings(database_url=database_url, broker_url=idle_broker_url)
-    db = make_engine(database_url, pool_size=4)
-    engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
-    yield engine
-    engine.celery.close()
-    db.dispose()
+def engine(database_url: str, idle_broker_url: str, engine_factory: EngineFactory) -> Engine:
+    return engine_factory(database_url, broker_url=idle_broker_url, pool_size=4)
 
 
 @pytest.fixture

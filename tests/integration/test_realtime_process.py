@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,9 +16,9 @@ import redis
 from sqlalchemy import func, select
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.processes import stop_process
 from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.store.tables import ExecutionRow
+from tests.harness.cluster import start_chorus, stop_all
 
 FLOW = """
 id: burst
@@ -58,13 +57,11 @@ def scheduler(database_url: str, idle_broker_url: str) -> Iterator[Scheduler]:
             "CHORUS_METRICS_PORT": str(port),
             "CHORUS_SCHEDULER_INTERVAL_S": "1",
         }
-        argv = [sys.executable, "-m", "orchestrator.cli", "scheduler"]
-        processes.append(subprocess.Popen(argv, env=env, start_new_session=True))
+        processes.append(start_chorus("scheduler", env))
         return processes[-1], port
 
     yield start
-    for process in processes:
-        stop_process(process)
+    stop_all(processes)
 
 
 def _count(database_url: str) -> tuple[int, int]:

@@ -6,17 +6,16 @@ placed exactly between two task runs of one message.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
 
-from orchestrator.celery_app import create_celery_app
 from orchestrator.core.states import State
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker, transaction
+from orchestrator.store.database import transaction
 from orchestrator.store.tables import AuditEventRow, ExecutionRow, LogLineRow, TaskRunRow
+from tests.harness.engines import EngineFactory
 from workers.runtime import run_claimed
 
 FLOW = """
@@ -48,17 +47,10 @@ class Crash(BaseException):
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    settings = load_settings(database_url=database_url)
-    db = make_engine(database_url, pool_size=2)
-    app = create_celery_app(settings)
-    try:
-        engine = Engine(settings, make_sessionmaker(db), app)
-        engine.deploy_flow(FLOW, actor="test")
-        yield engine
-    finally:
-        app.close()
-        db.dispose()
+def engine(database_url: str, engine_factory: EngineFactory) -> Engine:
+    engine = engine_factory(database_url)
+    engine.deploy_flow(FLOW, actor="test")
+    return engine
 
 
 def _execution(engine: Engine, *, fail: bool = False) -> tuple[str, list[TaskRunCoordinates]]:

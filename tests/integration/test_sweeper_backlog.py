@@ -8,12 +8,10 @@ import pytest
 import redis
 from sqlalchemy import text
 
-from orchestrator.celery_app import create_celery_app
 from orchestrator.engine import Engine
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.harness import services
+from tests.harness.engines import EngineFactory
 
 FLOW = "id: queued\nnamespace: sweeper.backlog\ntasks:\n  - id: t\n    type: Log\n    message: hi\n"
 
@@ -27,16 +25,9 @@ def broker_url(redis_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def engine(database_url: str, broker_url: str) -> Iterator[Engine]:
-    settings = load_settings(database_url=database_url, broker_url=broker_url, stale_after_s=1, stale_backlog_factor=10)
-    db = make_engine(settings.database_url, pool_size=2)
-    try:
-        yield Engine(settings, make_sessionmaker(db), create_celery_app(settings))
-    finally:
-        db.dispose()
-        broker = redis.Redis.from_url(broker_url)
-        broker.delete(*settings.pools)
-        broker.close()
+def engine(database_url: str, broker_url: str, engine_factory: EngineFactory) -> Engine:
+    # The queues it fills go with `broker_url`, flushed after the test.
+    return engine_factory(database_url, broker_url=broker_url, stale_after_s=1, stale_backlog_factor=10)
 
 
 def _age(engine: Engine, execution_id: str, seconds: int) -> None:

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.processes import run_worker_process, stop_process
-from orchestrator.settings import load_settings
+from tests.harness.cluster import start_process, stop, worker_command
+from tests.harness.waiting import wait_until
 from tests.integration.redis_server import redis_server
 from workers.liveness import is_fresh
 
 PASSWORD = "p@ss:w/rd#1"
-
-
-def _wait(predicate: object, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.parametrize("pool_impl", ["prefork", pytest.param("threads", marks=pytest.mark.slow)])
@@ -42,22 +32,26 @@ def test_the_alive_file_stays_fresh_while_the_consumer_runs_and_goes_stale_when_
             "CHORUS_METRICS_PORT": "0",
             "CHORUS_DATA_DIR": str(tmp_path / "data"),
         }
-        settings = load_settings(database_url=database_url, broker_url=env["CHORUS_BROKER_URL"], worker_pool=pool_impl)
-        worker = run_worker_process("control", settings, env)
+        worker = start_process(worker_command("control", 2, pool_impl), env, worker=True)
         try:
-            assert _wait(alive.exists, 30), "the worker never touched its alive file"
+            wait_until(alive.exists, timeout_s=30, interval_s=0.1, message="the worker touching its alive file")
             first = alive.stat().st_mtime
-            assert _wait(lambda: alive.exists() and alive.stat().st_mtime > first, 5), "the file is not refreshed"
+            wait_until(
+                lambda: alive.exists() and alive.stat().st_mtime > first,
+                timeout_s=5,
+                interval_s=0.1,
+                message="the alive file refreshed",
+            )
             assert is_fresh(alive, 2.0)
 
             broker.process.terminate()
             broker.process.wait(10)
 
             # The worker process lives on (reconnecting), its metrics thread too: only the file tells.
-            assert _wait(lambda: not is_fresh(alive, 2.0), 10)
+            wait_until(lambda: not is_fresh(alive, 2.0), timeout_s=10, interval_s=0.1, message="a stale alive file")
             assert worker.poll() is None
         finally:
-            stop_process(worker, timeout_s=5)  # its broker is gone: a warm shutdown has nothing to finish
+            stop(worker, timeout_s=5)  # its broker is gone: a warm shutdown has nothing to finish
 
 
 def test_a_missing_file_is_not_fresh(tmp_path: Path) -> None:

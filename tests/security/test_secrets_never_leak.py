@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from tests.e2e.conftest import Stack
-from tests.e2e.test_flower_retry import Flower
 from tests.fakes import jira as jira_fake
+from tests.harness.flower import Flower
 
 pytestmark = pytest.mark.security
 

@@ -3,19 +3,18 @@ and a throwaway server (own database and Redis database, no worker) for schemath
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.cli.processes import stop_process
 from tests.conftest import empty_redis_db, flush_redis_db
-from tests.e2e.conftest import Stack, _wait_http
+from tests.e2e.conftest import Stack
 from tests.harness import services
+from tests.harness.cluster import Cluster
 
 ADMIN = ("admin@kestra.io", "Admin1234")
 
@@ -26,25 +25,21 @@ class Server:
     api: httpx.Client  #: authenticated as ADMIN, based at /api/v1/main
 
 
-def _start(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**env, "CHORUS_PORT": str(port), "CHORUS_METRICS_PORT": str(free_port())}
-    server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "server"], env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    _wait_http(f"{url}/health", server)
-    return server, url
+@contextmanager
+def _server_only(env: Mapping[str, str]) -> Iterator[Server]:
+    """One more `chorus server` (no worker of its own) with `env`, as ADMIN's client."""
+    with Cluster({**env, "CHORUS_METRICS_PORT": str(free_port())}) as cluster:
+        cluster.start_server()
+        with httpx.Client(base_url=cluster.api_url, auth=ADMIN, timeout=30) as client:
+            yield Server(cluster.url, client)
 
 
 @pytest.fixture(scope="session")
 def auth_server(stack: Stack) -> Iterator[Server]:
     """Another API replica of the stack (same database, broker and worker) that requires credentials."""
     env = {**stack.env, "CHORUS_ADMIN_USERNAME": ADMIN[0], "CHORUS_ADMIN_PASSWORD": ADMIN[1]}
-    server, url = _start(env)
-    try:
-        with httpx.Client(base_url=f"{url}/api/v1/main", auth=ADMIN, timeout=30) as client:
-            yield Server(url, client)
-    finally:
-        stop_process(server)
+    with _server_only(env) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -64,12 +59,10 @@ def fuzz_server(stack: Stack, admin_url: str, template_database: str, redis_url:
         "CHORUS_WAIT_TIMEOUT_S": "1",
         "CHORUS_LOG_LEVEL": "WARNING",
     }
-    server, url = _start(env)
     try:
-        with httpx.Client(base_url=f"{url}/api/v1/main", auth=ADMIN, timeout=30) as client:
-            yield Server(url, client)
+        with _server_only(env) as server:
+            yield server
     finally:
-        stop_process(server)
         flush_redis_db(broker)
         services.drop_database(admin_url, name)
 

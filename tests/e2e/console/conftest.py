@@ -7,8 +7,6 @@ browser tests quick; each test opens its own browser context (its own cookies), 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +15,14 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestrator.cli.embedded import free_port
-from orchestrator.cli.processes import run_worker_process, stop_process
 from orchestrator.settings import load_settings
 from tests.conftest import CHROMIUM, empty_redis_db, flush_redis_db
-from tests.e2e.conftest import TERMINAL, _wait_http
 from tests.fakes.fixtures import secret_env
 from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire
 from tests.harness import services
+from tests.harness.cluster import Cluster
+from tests.harness.waiting import wait_for_state
 
 ADMIN = ("admin@chorus.test", "console-admin-pw")
 #: Set to a directory (e.g. docs/screenshots) to keep the pages' screenshots; by default they go to a temp dir.
@@ -47,16 +44,7 @@ class ConsoleStack:
     def wait_for_state(
         self, execution_id: str, states: set[str] | None = None, timeout_s: float = 30
     ) -> dict[str, Any]:
-        import time
-
-        deadline = time.monotonic() + timeout_s
-        body: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            body = self.admin.get(f"/executions/{execution_id}").json()
-            if body["state"]["current"] in (states or TERMINAL):
-                return body
-            time.sleep(0.05)
-        raise AssertionError(f"{execution_id} still {body.get('state', {}).get('current')} after {timeout_s}s")
+        return wait_for_state(self.admin, execution_id, states, timeout_s=timeout_s)
 
 
 @pytest.fixture(scope="session")
@@ -73,12 +61,9 @@ def console_stack(
     name = services.unique_database_name("ui")
     database_url = services.create_database(admin_url, name, template=template_database)
     data_dir = tmp_path_factory.mktemp("console-data")
-    port = free_port()
     env = {
-        **os.environ,
         "CHORUS_DATABASE_URL": database_url,
         "CHORUS_BROKER_URL": broker,
-        "CHORUS_PORT": str(port),
         "CHORUS_DATA_DIR": str(data_dir),
         "CHORUS_ADMIN_USERNAME": ADMIN[0],
         "CHORUS_ADMIN_PASSWORD": ADMIN[1],
@@ -87,18 +72,14 @@ def console_stack(
         "CHORUS_METRICS_PORT": "0",
         **secret_env(openai_wire, jira_server),
     }
-    settings = load_settings(database_url=database_url, broker_url=broker, port=port, worker_concurrency=2)
-    server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "server"], env=env, start_new_session=True)
-    worker = run_worker_process(",".join(settings.pools), settings, env)
+    pools = load_settings(database_url=database_url, broker_url=broker).pools
     shots = Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path_factory.mktemp("screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/health", server)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1/main", auth=ADMIN, timeout=30) as admin:
-            yield ConsoleStack(f"http://127.0.0.1:{port}", admin, shots, database_url)
+        with Cluster(env) as cluster, httpx.Client(base_url=cluster.api_url, auth=ADMIN, timeout=30) as admin:
+            cluster.start([",".join(pools)], concurrency=2)
+            yield ConsoleStack(cluster.url, admin, shots, database_url)
     finally:
-        stop_process(worker)
-        stop_process(server)
         services.drop_database(admin_url, name)
         flush_redis_db(broker)
 

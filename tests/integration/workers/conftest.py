@@ -11,15 +11,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine as DbEngine
 
-from orchestrator.celery_app import create_celery_app
 from orchestrator.core.ids import new_id, task_run_id
 from orchestrator.core.parse import parse_flow
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.harness import services
+from tests.harness.engines import open_engine
 from workers.runtime import run_claimed
 
 
@@ -33,12 +30,8 @@ def worker_database(admin_url: str, template_database: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def worker_engine(worker_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    settings = load_settings(database_url=worker_database, data_dir=tmp_path_factory.mktemp("data"))
-    db: DbEngine = make_engine(settings.database_url, pool_size=2)
-    try:
-        yield Engine(settings, make_sessionmaker(db), create_celery_app(settings))
-    finally:
-        db.dispose()
+    with open_engine(worker_database, data_dir=tmp_path_factory.mktemp("data")) as engine:
+        yield engine
 
 
 def claim(

@@ -6,22 +6,19 @@ grants team.a every use (`CHORUS_NAMESPACE_ACCESS={"team.c": ["team.a"]}`), team
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestrator import internal_storage as storage
-from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.namespace_access import NamespaceAccessDenied
 from orchestrator.core.states import State
 from orchestrator.engine import Engine, TaskOutcome
 from orchestrator.engine.audit_trail import ApiAction
 from orchestrator.engine.kv import TypedValue
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker
+from tests.harness.engines import EngineFactory
 from tests.integration.workers.conftest import claim
 from workers.context import TaskContext
 from workers.functions import EngineFunctions
@@ -45,21 +42,16 @@ triggers:
 
 
 @pytest.fixture
-def engine(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Engine]:
-    settings = load_settings(
-        database_url=database_url, broker_url=redis_url, data_dir=tmp_path, namespace_access={"team.c": ["team.a"]}
+def engine(database_url: str, redis_url: str, tmp_path: Path, engine_factory: EngineFactory) -> Engine:
+    eng = engine_factory(
+        database_url, broker_url=redis_url, data_dir=tmp_path, namespace_access={"team.c": ["team.a"]}, pool_size=4
     )
-    db = make_engine(database_url, pool_size=4)
-    try:
-        eng = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
-        for namespace in ("team.a", "team.b", "team.c"):
-            eng.deploy_flow(TARGET.format(ns=namespace), actor="t")
-            audit = ApiAction(actor="t", client="t", action="kv.put", outcome="success", status=0)
-            value = TypedValue("STRING", f"value of {namespace}")
-            eng.kv.put(namespace, "k", value, ttl=None, description=None, audit=audit)
-        yield eng
-    finally:
-        db.dispose()
+    for namespace in ("team.a", "team.b", "team.c"):
+        eng.deploy_flow(TARGET.format(ns=namespace), actor="t")
+        audit = ApiAction(actor="t", client="t", action="kv.put", outcome="success", status=0)
+        value = TypedValue("STRING", f"value of {namespace}")
+        eng.kv.put(namespace, "k", value, ttl=None, description=None, audit=audit)
+    return eng
 
 
 def _flow(task_yaml: str) -> str:

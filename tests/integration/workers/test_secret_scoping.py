@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,7 @@ from celery import Celery
 from orchestrator.core.errors import NotFound, TaskFailed
 from orchestrator.core.states import State
 from orchestrator.engine import Engine, TaskOutcome
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker
+from tests.harness.engines import EngineFactory
 from tests.integration.workers.conftest import SetSecrets, claim
 from workers.context import TaskContext
 from workers.functions import EngineFunctions
@@ -24,20 +22,20 @@ PASSWORD = "s3cr3t-Passw0rd"
 
 
 @pytest.fixture
-def engine(worker_database: str, tmp_path: Path, secrets: SetSecrets) -> Iterator[Engine]:
+def engine(worker_database: str, tmp_path: Path, secrets: SetSecrets, engine_factory: EngineFactory) -> Engine:
     secrets_dir = tmp_path / "secrets"
     for namespace in ("team.a", "team.b"):
         (secrets_dir / namespace).mkdir(parents=True)
         (secrets_dir / namespace / "DB_PASSWORD").write_text(f"password-of-{namespace}\n")
     secrets(PW=PASSWORD, GLOBAL_TOKEN="global-token-value")
-    settings = load_settings(
-        database_url=worker_database, data_dir=tmp_path / "data", secrets_dir=secrets_dir, global_secrets=["ops.*"]
+    return engine_factory(
+        worker_database,
+        pool_size=1,
+        celery=Celery("secret-scoping-test", set_as_current=False),
+        data_dir=tmp_path / "data",
+        secrets_dir=secrets_dir,
+        global_secrets=["ops.*"],
     )
-    db = make_engine(settings.database_url, pool_size=1)
-    try:
-        yield Engine(settings, make_sessionmaker(db), Celery("secret-scoping-test", set_as_current=False))
-    finally:
-        db.dispose()
 
 
 def _run(engine: Engine, task_yaml: str, namespace: str = "team.a") -> TaskOutcome:
