@@ -710,6 +710,8 @@ class Engine:
                 payload={"task_id": row.task_id, "attempt": row.attempt, "previous_owner": row.claim_owner},
                 at=now,
             )
+            if row.claim_owner is not None:  # a recovery, for the hooks (a parked Sleep's wake-up is none)
+                store.note_take_over(session, row, actor=f"worker:{owner}", at=now)
             row.claim_owner, row.heartbeat_at = owner, now
             return True
         if state in (State.RETRYING, State.RESTARTED) and at.attempt == row.attempt + 1:
