@@ -101,8 +101,8 @@ def test_a_successful_attempt_logs_its_claim_and_its_end_with_ids_attempt_and_du
             "action": action,
             "attempt": 1,
         } == vars(record)
-    assert ended.duration_s == 0.51
-    assert ended.state == "SUCCESS"
+    assert vars(ended)["duration_s"] == 0.51
+    assert vars(ended)["state"] == "SUCCESS"
 
 
 def test_a_failed_attempt_with_a_retry_logs_the_next_attempt_time_then_the_second_attempt(
@@ -117,18 +117,26 @@ def test_a_failed_attempt_with_a_retry_logs_the_next_attempt_time_then_the_secon
     )
 
     assert retried.getMessage() == f"  1.25s ← t attempt 1 ● RETRYING, next attempt at {due.isoformat()}"
-    assert (retried.action, retried.attempt, retried.retry_at) == (RETRIED, 1, due.isoformat())
+    assert (vars(retried)["action"], vars(retried)["attempt"], vars(retried)["retry_at"]) == (
+        RETRIED,
+        1,
+        due.isoformat(),
+    )
     # A retry's claim shows how long the task run has waited; the end shows the attempt's own duration.
     assert claimed.getMessage() == "  5.00s → t attempt 2 claimed by worker:host:1:c1"
     assert failed.getMessage() == "  0.50s ← t attempt 2 ● FAILED"
-    assert (failed.levelno, failed.action, failed.attempt) == (logging.WARNING, ENDED, 2)
+    assert (failed.levelno, vars(failed)["action"], vars(failed)["attempt"]) == (logging.WARNING, ENDED, 2)
 
 
 def test_a_take_over_logs_a_recovered_warning(caplog: pytest.LogCaptureFixture) -> None:
     (recovered,) = records(caplog, task_run("RUNNING", "RUNNING", after_s=42))
 
     assert recovered.getMessage() == " 42.00s ↻ t attempt 1 taken over by worker:host:1:c1 (its claim went stale)"
-    assert (recovered.levelno, recovered.action, recovered.task_run_id) == (logging.WARNING, RECOVERED, "tr1")
+    assert (recovered.levelno, vars(recovered)["action"], vars(recovered)["task_run_id"]) == (
+        logging.WARNING,
+        RECOVERED,
+        "tr1",
+    )
 
 
 def test_the_text_log_format_stamps_the_ids_on_the_line(capsys: pytest.CaptureFixture[str]) -> None:
