@@ -296,7 +296,25 @@ def _claim(task: Task, at: TaskRunCoordinates) -> tuple[Engine, ClaimedTaskRun |
     claimed = engine.claim(
         at, owner=_owner(task), celery_task_id=task.request.id, requested_by=requested_by and str(requested_by)
     )
+    if claimed is None:  # only this worker sees a message passed over; a claim is logged by the engine's hooks
+        _log_passed_over(task, at)
     return engine, claimed
+
+
+def _log_passed_over(task: Task, at: TaskRunCoordinates) -> None:
+    logger.info(
+        "message %s for %s attempt %s passed over: claimed elsewhere, already ended, or its execution is not running",
+        task.request.id,
+        at.task_id,
+        at.attempt,
+        extra={
+            "execution_id": at.execution_id,
+            "task_run_id": at.task_run_id,
+            "task_id": at.task_id,
+            "action": "task_run.passed_over",
+            "attempt": at.attempt,
+        },
+    )
 
 
 _Body = TypeVar("_Body", bound=Callable[..., str])
