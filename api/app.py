@@ -23,6 +23,7 @@ from orchestrator.engine.metrics_hooks import MetricsHooks
 from orchestrator.observability.execution_gauges import ExecutionGaugesCollector
 from orchestrator.observability.metrics import Metrics, MetricsSettings, metrics
 from orchestrator.observability.queue_depth import QueueDepthCollector
+from orchestrator.observability.task_run_log import TaskRunLog
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
 
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = make_engine(settings.database_url)
-        hooks = [MetricsHooks(process_metrics)]
+        hooks = [MetricsHooks(process_metrics), TaskRunLog()]
         keyring = load_keyring(settings)
         sessions = make_sessionmaker(db, audit_key=keyring.current)
         execution_gauges.attach(sessions)

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import before_task_publish
-from kombu import Queue
+from kombu.entity import Queue
 
 from orchestrator.settings import Settings
 
@@ -39,7 +39,7 @@ def create_celery_app(settings: Settings, *, main: str = "chorus") -> Celery:
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
-        task_queues=[Queue(pool, routing_key=pool) for pool in settings.pools],
+        task_queues=[Queue(pool, routing_key=pool) for pool in settings.pools],  # type: ignore[no-untyped-call]
         task_default_queue=CONTROL_QUEUE,
         task_create_missing_queues=True,
         # A worker death re-queues its message; the claim in Postgres makes the redelivery safe.

@@ -12,6 +12,7 @@ from orchestrator.celery_app import create_celery_app
 from orchestrator.hardening import forbid_inspection
 from orchestrator.observability.logs import configure_logging
 from orchestrator.observability.metrics import MetricsSettings
+from orchestrator.observability.task_run_log import TaskRunLog
 from orchestrator.settings import load_settings
 from workers import lifeline, liveness, runtime
 from workers import metrics as worker_metrics
@@ -26,7 +27,7 @@ load_keyring(settings)
 script_user(settings.scripts_user)
 configure_logging(settings.log_level)
 app = create_celery_app(settings, main="workers")
-register_tasks(app, settings)
+register_tasks(app, settings, hooks=[TaskRunLog()])
 # The metrics hooks attach to each pool process's Engine once it exists (after fork).
 worker_metrics.install(app, MetricsSettings(), settings.pools, runtime.current_engine)
 if settings.worker_alive_file is not None:  # the liveness probe of the chart and the compose file reads it

@@ -12,9 +12,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
@@ -30,6 +30,7 @@ from orchestrator.core.states import State
 from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
 from orchestrator.engine.compiler import to_canvas
 from orchestrator.engine.sleeps import INLINE_LIMIT
+from orchestrator.hooks import EngineHooks
 from orchestrator.settings import Settings
 from orchestrator.store.database import make_engine, make_sessionmaker
 from workers.agent import AgentPaused, AgentTakenOver, prepare_tool_run, run_agent
@@ -53,6 +54,7 @@ class _EngineHolder:
     def __init__(self) -> None:
         self.settings: Settings | None = None
         self.app: Celery | None = None
+        self.hooks: list[EngineHooks] = []
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
@@ -67,7 +69,7 @@ class _EngineHolder:
                     self.settings.database_url, pool_size=self.settings.worker_concurrency if threads else 2
                 )
                 sessions = make_sessionmaker(db, audit_key=load_keyring(self.settings).current)
-                self._engine = Engine(self.settings, sessions, self.app)
+                self._engine = Engine(self.settings, sessions, self.app, hooks=self.hooks)
             return self._engine
 
     def reset(self) -> None:
@@ -82,9 +84,11 @@ def current_engine() -> Engine:
     return _holder.get()
 
 
-@worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     _holder.reset()
+
+
+worker_process_init.connect(_after_fork)
 
 
 def _owner(task: Task) -> str:
@@ -292,14 +296,47 @@ def _claim(task: Task, at: TaskRunCoordinates) -> tuple[Engine, ClaimedTaskRun |
     claimed = engine.claim(
         at, owner=_owner(task), celery_task_id=task.request.id, requested_by=requested_by and str(requested_by)
     )
+    if claimed is None:  # only this worker sees a message passed over; a claim is logged by the engine's hooks
+        _log_passed_over(task, at)
     return engine, claimed
 
 
-def register_tasks(app: Celery, settings: Settings) -> None:
-    """Define the Chorus tasks on `app` (the worker's composition root calls this once)."""
-    _holder.settings, _holder.app = settings, app
+def _log_passed_over(task: Task, at: TaskRunCoordinates) -> None:
+    logger.info(
+        "message %s for %s attempt %s passed over: claimed elsewhere, already ended, or its execution is not running",
+        task.request.id,
+        at.task_id,
+        at.attempt,
+        extra={
+            "execution_id": at.execution_id,
+            "task_run_id": at.task_run_id,
+            "task_id": at.task_id,
+            "action": "task_run.passed_over",
+            "attempt": at.attempt,
+        },
+    )
 
-    @app.task(bind=True, name=RUN_TASK_RUN)
+
+_Body = TypeVar("_Body", bound=Callable[..., str])
+
+
+def _celery_task(app: Celery, name: str) -> Callable[[_Body], _Body]:
+    """`app.task(bind=True, name=name)` with the body's own signature kept for the type checker (Celery is
+    untyped); Celery finds the task by its name, so the body is returned as it is."""
+
+    def register(body: _Body) -> _Body:
+        app.task(bind=True, name=name)(body)
+        return body
+
+    return register
+
+
+def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks] = ()) -> None:
+    """Define the Chorus tasks on `app` (the worker's composition root calls this once); each process's
+    Engine carries `hooks`."""
+    _holder.settings, _holder.app, _holder.hooks = settings, app, list(hooks)
+
+    @_celery_task(app, RUN_TASK_RUN)
     def run_task_run(
         self: Task,
         prev: Any = None,
@@ -339,7 +376,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             _report_failures(self, engine, [(claimed.coordinates, outcome.error)], execution_id=execution_id)
         return verdict
 
-    @app.task(bind=True, name=ENTER_TASK_RUN)
+    @_celery_task(app, ENTER_TASK_RUN)
     def enter_task_run(
         self: Task,
         prev: Any = None,
@@ -360,7 +397,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
                 verdict, body = run_working_directory(
                     engine, claimed, _owner(self), self.request.id, lambda child, _: run_claimed(child, engine)
                 )
-            return self.replace(to_canvas(app, body)) if body is not None else verdict  # type: ignore[no-any-return]
+            return self.replace(to_canvas(app, body)) if body is not None else verdict
         ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
         try:
             if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
@@ -374,7 +411,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         # The body takes this task's place: its chain continuation (the siblings after it) follows the body.
         return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
 
-    @app.task(bind=True, name=RUN_INLINE)
+    @_celery_task(app, RUN_INLINE)
     def run_inline(
         self: Task, prev: Any = None, *, execution_id: str, runs: list[dict[str, Any]], join: bool = False
     ) -> str:
@@ -414,7 +451,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         _report_failures(self, engine, failures, execution_id=execution_id, joined_execution=join and top_level)
         return verdict
 
-    @app.task(bind=True, name=JOIN_TASK_RUN)
+    @_celery_task(app, JOIN_TASK_RUN)
     def join_task_run(self: Task, prev: Any = None, *, execution_id: str, parent_id: str | None = None) -> str:
         engine = _holder.get()
         verdict, plan = engine.join(execution_id, parent_id, actor="system:join")

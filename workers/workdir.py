@@ -80,7 +80,10 @@ def run_working_directory(
                 break
         if completed and cache is not None:
             save_cache(engine.settings.data_dir, claimed, workdir, cache)
-        outputs = _collect_outputs(engine, claimed, workdir, claimed.task.properties.get("outputFiles") or [])
+        patterns = claimed.task.properties.get("outputFiles") or []
+        outputs = _collect_outputs(
+            engine, claimed, workdir, [str(p) for p in patterns] if isinstance(patterns, list) else [str(patterns)]
+        )
         if outputs:
             engine.set_running_outputs(claimed, {"outputFiles": outputs})
         return engine.join(at.execution_id, at.task_run_id, actor=f"worker:{owner}")

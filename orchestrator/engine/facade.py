@@ -534,7 +534,7 @@ class Engine:
         if locked_row is False or reapplied:  # a re-apply moves to the next attempt's coordinates
             row = store.get_task_run(session, at.task_run_id, lock=True)
         else:
-            row = locked_row or None
+            row = locked_row if isinstance(locked_row, TaskRunRow) else None
         if at.parent_id is not None and (row is None or not State(row.state).is_terminal):
             parent = store.get_task_run(session, at.parent_id)
             if parent is not None and State(parent.state).is_terminal:
@@ -710,6 +710,8 @@ class Engine:
                 payload={"task_id": row.task_id, "attempt": row.attempt, "previous_owner": row.claim_owner},
                 at=now,
             )
+            if row.claim_owner is not None:  # a recovery, for the hooks (a parked Sleep's wake-up is none)
+                store.note_take_over(session, row, actor=f"worker:{owner}", at=now)
             row.claim_owner, row.heartbeat_at = owner, now
             return True
         if state in (State.RETRYING, State.RESTARTED) and at.attempt == row.attempt + 1:
@@ -987,7 +989,15 @@ class Engine:
                 except ExpressionError as e:
                     final = State.FAILED
                     store.insert_log_lines(
-                        session, [_log_row(execution, parent_row, LogRecord("ERROR", str(e), store.utcnow()))]
+                        session,
+                        [
+                            _log_row(
+                                execution,
+                                parent_row,
+                                LogRecord("ERROR", str(e), store.utcnow()),
+                                self.settings.max_log_line_chars,
+                            )
+                        ],
                     )
             attempts = parent_row.attempts
             if attempts and attempts[-1].get("state", {}).get("current") == str(State.RUNNING):
@@ -1128,10 +1138,11 @@ class Engine:
             conditions, store.utcnow(), {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace}}
         ):
             return None, dict(trigger.properties)  # Kestra answers 204 and starts nothing
+        inputs = trigger.properties.get("inputs") or {}
         execution = self.submit(
             namespace,
             flow_id,
-            inputs=trigger.properties.get("inputs") or {},
+            inputs=inputs if isinstance(inputs, dict) else {},
             actor=actor,
             trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},
         )

@@ -137,7 +137,7 @@ def retry_in_new_execution(
     if parent is not None:
         waiting = store.get_task_run(session, parent[1], lock=True)
         if waiting is not None and (waiting.decision or {}).get("subflow") == execution.id:
-            waiting.decision = {**waiting.decision, "subflow": retry.id}
+            waiting.decision = {**(waiting.decision or {}), "subflow": retry.id}
     return retry
 
 

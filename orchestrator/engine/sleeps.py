@@ -40,9 +40,10 @@ def begin(engine: Engine, claimed: ClaimedTaskRun, duration: timedelta) -> Sleep
         row = store.get_task_run(session, claimed.coordinates.task_run_id, lock=True)
         if row is None or not _still_ours(row, claimed):
             return None
-        recorded = (row.decision or {}).get("sleep_until")
+        decision = row.decision or {}
+        recorded = decision.get("sleep_until")
         if recorded:
-            return SleepEnd(datetime.fromisoformat(recorded), False, bool(row.decision.get("timeout")))
+            return SleepEnd(datetime.fromisoformat(recorded), False, bool(decision.get("timeout")))
         timeout = claimed.task.timeout
         timed_out = timeout is not None and timeout < duration
         due = store.utcnow() + (timeout if timeout is not None and timed_out else duration)

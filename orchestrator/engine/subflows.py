@@ -182,7 +182,7 @@ def _on_batch_child_ended(
 
     counts = store.child_execution_states(session, row.id)
     counts.pop(str(State.RETRIED), None)  # replaced by their retry, which is counted instead
-    batches = int(row.decision["subflows"])
+    batches = int((row.decision or {})["subflows"])
     outputs = _batch_outputs(counts, batches)
     ended = sum(n for state, n in counts.items() if State(state).is_terminal)
     if ended < batches:

@@ -45,7 +45,13 @@ from orchestrator.store.flows import latest_flow, live_flows, live_flows_query, 
 from orchestrator.store.locks import try_advisory_lock
 from orchestrator.store.logs import error_log_lines, insert_log_lines, log_lines_of
 from orchestrator.store.task_runs import close_attempt, get_task_run, heartbeat, task_runs_for_variables, task_runs_of
-from orchestrator.store.transitions import create_execution, create_task_run, discard_task_run, record_transition
+from orchestrator.store.transitions import (
+    create_execution,
+    create_task_run,
+    discard_task_run,
+    note_take_over,
+    record_transition,
+)
 
 __all__ = [
     "append_audit",
@@ -83,6 +89,7 @@ __all__ = [
     "lock_flow_concurrency",
     "log_lines_of",
     "mark_flow_deleted",
+    "note_take_over",
     "oldest_queued_executions",
     "record_transition",
     "running_children",

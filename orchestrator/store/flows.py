@@ -63,7 +63,7 @@ def mark_flow_deleted(session: Session, tenant: str, namespace: str, flow_id: st
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def live_flows_query(tenant: str) -> Select[tuple[FlowRevisionRow]]:
+def live_flows_query(tenant: str) -> Select[FlowRevisionRow]:
     """The newest revision of every non-deleted flow of a tenant, as a query callers can narrow."""
     newest = (
         select(

@@ -69,7 +69,7 @@ def record_transition(
         raise Conflict(f"{kind} {row.id} changed state concurrently (expected {current})")
     for key, value in changes.items():
         set_committed_value(row, key, value)
-    _note_transition(session, row, str(current), str(to), at)
+    _note_transition(session, row, str(current), str(to), at, actor=actor)
     if isinstance(row, ExecutionRow) and to.is_terminal and session.info.get("flow_concurrency"):
         # A concurrency slot of this flow may have freed up: the engine dequeues after commit.
         session.info.setdefault("ended_flows", set()).add((row.tenant, row.namespace, row.flow_id))
@@ -80,11 +80,23 @@ def record_transition(
     append_audit(session, chain_key, actor=actor, action=action, subject=subject, payload=event, at=at)
 
 
+def note_take_over(session: Session, row: TaskRunRow, *, actor: str, at: datetime) -> None:
+    """Remember that a stalled claim's attempt was taken over (a RUNNING -> RUNNING transition for the hooks)."""
+    _note_transition(session, row, row.state, row.state, at, actor=actor)
+
+
 def _note_transition(
-    session: Session, row: ExecutionRow | TaskRunRow, previous: str | None, state: str, at: datetime
+    session: Session,
+    row: ExecutionRow | TaskRunRow,
+    previous: str | None,
+    state: str,
+    at: datetime,
+    *,
+    actor: str | None = None,
 ) -> None:
     """Remember a transition on the session; the engine hands them to hooks after commit."""
     execution = session.info.get("execution")
+    task_run = row if isinstance(row, TaskRunRow) else None
     session.info.setdefault("transitions", []).append(
         Transition(
             kind="execution" if isinstance(row, ExecutionRow) else "task_run",
@@ -98,8 +110,18 @@ def _note_transition(
             state=state,
             at=at,
             started_at=row.created_at,
+            attempt=task_run.attempt if task_run is not None else None,
+            attempt_started_at=_attempt_started_at(task_run) if task_run is not None else None,
+            retry_at=task_run.retry_at if task_run is not None else None,
+            actor=actor,
         )
     )
+
+
+def _attempt_started_at(row: TaskRunRow) -> datetime | None:
+    """When the task run's current attempt was claimed: the first date of its attempt record."""
+    histories = row.attempts[-1].get("state", {}).get("histories", []) if row.attempts else []
+    return datetime.fromisoformat(histories[0]["date"].replace("Z", "+00:00")) if histories else None
 
 
 def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: dict[str, Any] | None = None) -> bool:
@@ -117,7 +139,7 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
     row.seq = inserted.seq
     make_transient_to_detached(row)
     session.add(row)
-    _note_transition(session, row, None, row.state, row.created_at)
+    _note_transition(session, row, None, row.state, row.created_at, actor=actor)
     event = {"to": row.state, "task_id": row.task_id, "attempt": row.attempt, **(payload or {})}
     append_audit(
         session,
@@ -146,10 +168,10 @@ def create_execution(
     session.add(row)
     session.flush()
     session.info["execution"] = row
-    _note_transition(session, row, None, str(State.CREATED), at)
+    _note_transition(session, row, None, str(State.CREATED), at, actor=actor)
     append_audit(session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=at)
     if running:
-        _note_transition(session, row, str(State.CREATED), str(State.RUNNING), at)
+        _note_transition(session, row, str(State.CREATED), str(State.RUNNING), at, actor=actor)
         event = {"from": str(State.CREATED), "to": str(State.RUNNING)}
         append_audit(session, row.id, actor=actor, action="execution.running", subject=None, payload=event, at=at)
 

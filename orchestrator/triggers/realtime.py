@@ -152,7 +152,7 @@ class RealtimeRunner:
     def _read_triggers(self) -> Iterable[tuple[FlowRevisionRow, Flow, TriggerSpec]]:
         with read_only(self.engine.sessions) as session:
             query = store.live_flows_query(self.engine.settings.tenant)
-            found: Sequence[FlowRevisionRow] = session.scalars(query).all()  # type: ignore[assignment]
+            found: Sequence[FlowRevisionRow] = session.scalars(query).all()
             rows = [row for row in found if "RedisStream" in row.source or "RealtimeTrigger" in row.source]
             session.expunge_all()
         for row in rows:
