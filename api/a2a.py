@@ -49,17 +49,22 @@ def _version() -> str:
     return version("chorus")
 
 
-def _principal_or_none(request: Request) -> Principal | None:
+async def _authenticated(request: Request) -> Principal:
+    """`authenticate` off the event loop: it checks a password hash or a token in the database."""
+    return await run_in_threadpool(authenticate, request)
+
+
+async def _principal_or_none(request: Request) -> Principal | None:
     """The caller when credentials were sent (or none are required); None for an anonymous card fetch."""
     if request.headers.get("authorization") or not engine(request).settings.auth_required:
-        return authenticate(request)
+        return await _authenticated(request)
     return None
 
 
 @router.get("/.well-known/agent-card.json")
 async def server_card(request: Request) -> dict[str, Any]:
     """The server's card; its skills (the flows this caller may run) are listed only to an authenticated caller."""
-    principal = _principal_or_none(request)
+    principal = await _principal_or_none(request)
     tools = await flow_tools.runnable_tools(engine(request), principal) if principal is not None else []
     return a2a.card(
         name="Chorus", description="Chorus flows as A2A skills: each message starts an execution of the named skill.",
@@ -71,7 +76,7 @@ async def server_card(request: Request) -> dict[str, Any]:
 @router.get("/a2a/{namespace}/{flow_id}/.well-known/agent-card.json")
 async def flow_card(namespace: str, flow_id: str, request: Request) -> dict[str, Any]:
     """One exposed flow's card (credentials required where the server requires them)."""
-    tool = await flow_tools.find_tool(engine(request), authenticate(request), key=f"{namespace}.{flow_id}")
+    tool = await flow_tools.find_tool(engine(request), await _authenticated(request), key=f"{namespace}.{flow_id}")
     return a2a.card(
         name=tool.title, description=tool.description or f"The Chorus flow {namespace}.{flow_id}.",
         url=f"{request.base_url}a2a/{namespace}/{flow_id}", version=_version(), skills=[a2a.skill(tool)],
@@ -90,7 +95,7 @@ async def rpc_flow(namespace: str, flow_id: str, request: Request) -> Response:
 
 
 async def _rpc(request: Request, skill: str | None) -> Response:
-    principal = authenticate(request)  # a ChorusError -> the API's 401 table before any JSON-RPC
+    principal = await _authenticated(request)  # a ChorusError -> the API's 401 table before any JSON-RPC
     request_id: str | int | None = None
     method, raw = "", None
     try:

@@ -1,7 +1,10 @@
 """FastAPI dependencies: engine and sessions from the app state, tenant check, the authenticated principal.
 
 Routers require `authenticate` as a router-level dependency, so a route cannot forget it; routes that
-Kestra leaves open (health, webhooks, version) live on routers without it.
+Kestra leaves open (health, webhooks, version) live on routers without it. The `{tenant}` path segment is
+checked once, by `check_tenant_path` on every router included under `/api/v1/{tenant}` (`api.wiring`); a
+handler asks for `TenantDep` only when it uses the tenant. Handlers take the `...Dep` aliases at the end of
+this module (as FastAPI's full-stack template does), never `Depends(...)` defaults.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ import base64
 import binascii
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
 from api.login_throttle import LoginThrottle
@@ -157,3 +161,15 @@ def api_action(request: Request, entry: AuditNote, *, status: int = 200, outcome
         method=request.method,
         path=request.url.path,
     )
+
+
+# ---- what handlers declare ----------------------------------------------------------------------
+
+EngineDep = Annotated[Engine, Depends(engine)]
+AccountsDep = Annotated[Accounts, Depends(accounts)]
+KvDep = Annotated[KeyValueStore, Depends(kv_store)]
+SettingsDep = Annotated[Settings, Depends(settings)]
+SessionDep = Annotated[Session, Depends(read_session)]  #: read-only; writes go through the engine
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+ActorDep = Annotated[str, Depends(actor)]  #: the caller as engine audit events name it
+TenantDep = Annotated[str, Depends(check_tenant)]  #: `main`; already checked by the router

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from orchestrator import internal_storage as storage
@@ -33,5 +34,5 @@ async def form_inputs(
             path = storage.input_file_uri_path(namespace, flow_id, execution_id, key, value.filename or key)
         except storage.StorageError as e:
             raise InputInvalid(key, e.message) from e  # a 422 naming the input, not a bare 400
-        inputs[key] = storage.write(data_dir, path, await value.read())
+        inputs[key] = await run_in_threadpool(storage.write, data_dir, path, await value.read())
     return inputs

@@ -22,6 +22,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
@@ -55,7 +56,7 @@ server: Server[Any, Request] = Server("chorus", instructions="Chorus flows as to
 @server.list_tools()  # type: ignore[no-untyped-call, untyped-decorator]
 async def list_tools() -> list[types.Tool]:
     request = _request()
-    tools = await flow_tools.runnable_tools(engine(request), authenticate(request))
+    tools = await flow_tools.runnable_tools(engine(request), await run_in_threadpool(authenticate, request))
     listed = [
         types.Tool(
             name=t.name,
@@ -76,7 +77,7 @@ async def list_tools() -> list[types.Tool]:
 async def call_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
     # Inputs are checked by the engine's own coercion: its errors name the input, and it is the one rule.
     request = _request()
-    principal = authenticate(request)
+    principal = await run_in_threadpool(authenticate, request)
     eng = engine(request)
     try:
         if name in mcp_reads.TOOLS:
@@ -149,7 +150,8 @@ class _Authenticated:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            principal = authenticate(request)  # cached on scope["state"], where the handlers' Request finds it
+            # Cached on scope["state"], where the handlers' Request finds it; off the loop (a password hash check).
+            principal = await run_in_threadpool(authenticate, request)
         except ChorusError as e:
             response = JSONResponse({"message": str(e)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)

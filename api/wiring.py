@@ -13,10 +13,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError
-from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
-from api.deps import authenticate, check_tenant_path, read_session, settings
+from api.deps import PrincipalDep, SessionDep, SettingsDep, authenticate, check_tenant_path
 from api.errors import (
     DATABASE_UNAVAILABLE,
     data_error_handler,
@@ -32,7 +31,7 @@ from api.routes import audit, auth, executions, flows, flows_bulk, kv, logs, tri
 from api.routes.executions import visible_execution
 from orchestrator import store
 from orchestrator.engine import Engine
-from orchestrator.engine.accounts import Accounts, Principal
+from orchestrator.engine.accounts import Accounts
 from orchestrator.engine.kv import KeyValueStore
 from orchestrator.settings import Settings
 
@@ -49,7 +48,9 @@ _ACTION_PERMISSIONS = {
 
 
 def guard_execution_action(
-    request: Request, principal: Principal = Depends(authenticate), session: Session = Depends(read_session)
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
 ) -> None:
     """Router-level RBAC for `/executions/{id}/[actions/]{action}` routes: resume needs `execution.resume`,
     every other action `execution.control`; unknown or invisible executions are 404."""
@@ -119,7 +120,9 @@ def _open_router() -> APIRouter:
     router = APIRouter(tags=["Configs"])
 
     @router.get("/api/v1/configs")
-    def configs(config: Settings = Depends(settings)) -> dict[str, Any]:
+    def configs(
+        config: SettingsDep,
+    ) -> dict[str, Any]:
         """Kestra's configuration endpoint (open): version and edition, for clients that check them."""
         return {
             "version": version("chorus"),

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 
-from api.deps import authenticate, check_tenant, read_session
+from api.deps import PrincipalDep, SessionDep, TenantDep, authenticate
 from api.errors import QueryInvalid
 from api.permissions import Permission, allowed, prefixes
 from orchestrator import store
@@ -122,12 +122,12 @@ def _budgets(session: Session, tenant: str, window: UsageWindow, principal: Prin
 @router.get("/ai/usage")
 def ai_usage(
     request: Request,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
     from_: str | None = Query(default=None, alias="from", description="ISO-8601 lower bound (default: 30 days ago)."),
     to: str | None = Query(default=None, description="ISO-8601 upper bound (exclusive; default: now)."),
     namespace: str | None = Query(default=None, max_length=256, description="Namespace prefix."),
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
 ) -> dict[str, Any]:
     """Sums of the `llm_calls` ledger in a window, and every declared budget with its nearest approach."""
     visible = prefixes(principal, Permission.EXECUTION_READ)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import actor, check_tenant, engine
+from api.action_io import execution_answer, resume_inputs
+from api.deps import ActorDep, EngineDep
 from api.forms import is_multipart
-from api.routes.actions import _form_inputs, _json
 from orchestrator.core.errors import InputInvalid
 from orchestrator.engine import Engine, approvals
 
@@ -35,7 +35,7 @@ class DecisionCreate(BaseModel):
 
 async def _decision(request: Request, eng: Engine, execution_id: str) -> DecisionCreate:
     if is_multipart(request):
-        fields = await _form_inputs(request, eng, execution_id)
+        fields = await resume_inputs(request, eng, execution_id)
         # Named apart from `onResume` ids (a Pause may well ask for its own `reason`).
         reason, task_run_id = fields.pop("approval.reason", None), fields.pop("approval.taskRunId", None)
         return DecisionCreate(
@@ -65,16 +65,15 @@ async def _decide(request: Request, eng: Engine, execution_id: str, who: str, *,
             actor=who,
         )
     )
-    return await run_in_threadpool(_json, eng, execution_id)
+    return await run_in_threadpool(execution_answer, eng, execution_id)
 
 
 @router.post("/executions/{execution_id}/actions/approve")
 async def approve(
     execution_id: str,
     request: Request,
-    tenant: str = Depends(check_tenant),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, Any]:
     """Approve: the paused task runs (or the one named) continue, a Pause with its `onResume` values."""
     return await _decide(request, eng, execution_id, who, approve=True)
@@ -84,9 +83,8 @@ async def approve(
 async def reject(
     execution_id: str,
     request: Request,
-    tenant: str = Depends(check_tenant),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, Any]:
     """Reject: a Pause fails with the reason (the execution fails), a gated tool call is refused to the agent."""
     return await _decide(request, eng, execution_id, who, approve=False)
@@ -94,7 +92,8 @@ async def reject(
 
 @router.get("/executions/{execution_id}/approvals")
 async def pending_approvals(
-    execution_id: str, tenant: str = Depends(check_tenant), eng: Engine = Depends(engine)
+    execution_id: str,
+    eng: EngineDep,
 ) -> dict[str, Any]:
     """The paused task runs and what each asks: rendered description, `onResume` inputs, proposed tool call."""
     paused = await run_in_threadpool(approvals.pending, eng, execution_id)

@@ -7,16 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy.orm import Session
 
-from api.deps import authenticate, check_tenant, read_session
+from api.deps import PrincipalDep, SessionDep, TenantDep, authenticate
 from api.errors import QueryInvalid
 from api.permissions import Permission, guard, prefixes
 from api.routes.executions import visible_execution
 from orchestrator import store
 from orchestrator.core.audit import AuditKey
 from orchestrator.core.errors import NotFound
-from orchestrator.engine.accounts import Principal
 from orchestrator.engine.audit_trail import check_chain
 from orchestrator.store import audit as store_audit
 from orchestrator.store.tables import AuditEventRow
@@ -60,9 +58,8 @@ def chain_public(chain_key: str, events: list[AuditEventRow], keys: Mapping[str,
 def execution_audit(
     request: Request,
     execution_id: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
+    principal: PrincipalDep,
+    session: SessionDep,
 ) -> dict[str, Any]:
     """Chorus's addition: the execution's audit chain, oldest first, and whether it verifies."""
     visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
@@ -74,9 +71,9 @@ def flow_audit(
     request: Request,
     namespace: str,
     flow_id: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
 ) -> dict[str, Any]:
     """The flow's chain: its revisions, deletions and the API actions on it."""
     guard(request, principal, Permission.FLOW_READ, "flow", namespace, f"{namespace}.{flow_id}")
@@ -104,6 +101,9 @@ def _moment(name: str, value: str | None) -> datetime | None:
 
 @router.get("/audit")
 def search_audit(
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
     namespace: str | None = Query(default=None, description="Namespace prefix."),
     actor: str | None = Query(default=None, description="Part of the actor, e.g. a username."),
     action: str | None = Query(default=None, description="An action, or a family such as `flow.*`."),
@@ -111,9 +111,6 @@ def search_audit(
     to: str | None = Query(default=None, description="ISO-8601 upper bound."),
     page: int = Query(default=1, ge=1, le=1_000_000),
     size: int = Query(default=100, ge=1, le=1000),
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
 ) -> dict[str, Any]:
     """Audit events across every chain, newest first; needs `audit.read` (admins), within the caller's prefixes."""
     visible = prefixes(principal, Permission.AUDIT_READ)

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import accounts, authenticate, check_tenant, client_address, note, settings
+from api.deps import AccountsDep, PrincipalDep, authenticate, client_address, note, settings
 from api.errors import QueryInvalid
 from api.permissions import TENANT_WIDE, Permission, allowed, require
 from orchestrator import store
 from orchestrator.core.durations import format_duration, parse_duration
-from orchestrator.engine.accounts import Accounts, Binding, BindingInvalid, Principal, parse_binding
+from orchestrator.engine.accounts import Binding, BindingInvalid, parse_binding
 from orchestrator.store.tables import ApiTokenRow
 
 router = APIRouter(tags=["Auth"], dependencies=[Depends(authenticate)])
@@ -50,7 +50,9 @@ def _token_public(row: ApiTokenRow, username: str) -> dict[str, Any]:
 
 
 @router.get("/me")
-def me(principal: Principal = Depends(authenticate), tenant: str = Depends(check_tenant)) -> dict[str, Any]:
+def me(
+    principal: PrincipalDep,
+) -> dict[str, Any]:
     return {
         "actor": principal.actor,
         "username": principal.username,
@@ -62,9 +64,8 @@ def me(principal: Principal = Depends(authenticate), tenant: str = Depends(check
 async def create_token(
     request: Request,
     body: TokenCreate,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    accts: Accounts = Depends(accounts),
+    principal: PrincipalDep,
+    accts: AccountsDep,
 ) -> dict[str, Any]:
     """A new bearer token, shown once in `token`; it acts with its user's role bindings."""
     entry = note(request, "token.create", subject=body.name)
@@ -85,10 +86,9 @@ async def create_token(
 
 @router.get("/tokens")
 def list_tokens(
+    principal: PrincipalDep,
+    accts: AccountsDep,
     all: bool = False,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    accts: Accounts = Depends(accounts),
 ) -> list[dict[str, Any]]:
     """The caller's tokens (never their secrets); `all=true` lists everyone's, for admins."""
     if all or principal.username is None:
@@ -101,9 +101,8 @@ def list_tokens(
 def revoke_token(
     request: Request,
     token_id: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    accts: Accounts = Depends(accounts),
+    principal: PrincipalDep,
+    accts: AccountsDep,
 ) -> Response:
     entry = note(request, "token.revoke", subject=f"token:{token_id}")
     owner = None if allowed(principal, Permission.ACCOUNT_ADMIN, TENANT_WIDE) else principal.user_id
@@ -116,9 +115,8 @@ def revoke_token(
 async def create_user(
     request: Request,
     body: UserCreate,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    accts: Accounts = Depends(accounts),
+    principal: PrincipalDep,
+    accts: AccountsDep,
 ) -> dict[str, Any]:
     """Admins only: a user with role bindings (`{"role": "viewer", "namespace": "company"}`)."""
     entry = note(request, "user.create", subject=f"user:{body.username}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -14,29 +12,27 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.bounds import PAGE, REVISION, SIZE
-from api.deps import actor, authenticate, check_tenant, engine, note, read_session, settings
+from api.deps import ActorDep, EngineDep, PrincipalDep, SessionDep, SettingsDep, TenantDep, authenticate, note
 from api.errors import QueryInvalid, UnsupportedMediaType
 from api.filters import Fields, parse_labels, parse_search
 from api.forms import form_inputs, is_multipart
 from api.permissions import Permission, guard, prefixes
 from api.schemas import execution_public
 from api.sse import execution_stream
+from api.waiting import wait_for_execution
 from orchestrator import internal_storage as storage
 from orchestrator import store
 from orchestrator.core.errors import InputInvalid, NotFound
 from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
-from orchestrator.draining import draining
 from orchestrator.engine import Engine
 from orchestrator.engine.accounts import Principal
-from orchestrator.settings import Settings
 from orchestrator.store import search as store_search
 from orchestrator.store.database import read_only
 from orchestrator.store.queries import Op, Search, SortKey
+from orchestrator.store.tables import ExecutionRow
 
 router = APIRouter(tags=["Executions"], dependencies=[Depends(authenticate)])
-
-_WAIT_POLL_S = 0.05
 
 EXECUTION_FIELDS = Fields(
     filters=store_search.EXECUTION_FILTERS,
@@ -93,14 +89,13 @@ async def create_execution(
     namespace: str,
     flow_id: str,
     request: Request,
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
     labels: list[str] = Query(default=[]),
     wait: bool = False,
     revision: int | None = REVISION,
     scheduleDate: datetime | None = Query(default=None, description="Start then, not now (ISO-8601 with offset)."),
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
 ) -> dict[str, Any]:
     if scheduleDate is not None and scheduleDate.tzinfo is None:
         raise QueryInvalid("scheduleDate", "needs a time zone offset, e.g. 2026-01-01T09:00:00Z")
@@ -131,33 +126,25 @@ async def create_execution(
     )
     entry.audited, entry.subject = True, row.id
     if wait:
-        await _wait_for_rest(request, eng, row.id)
-    with eng.sessions() as session:
-        body = execution_json(session, row.id)
+        # Until the execution ends or pauses (it waits for a person then); the answer is then as it is.
+        await wait_for_execution(eng, row.id, _at_rest, request=request, stop_when_draining=True)
+    body = await run_in_threadpool(_read_execution_json, eng, row.id)
     body["url"] = f"{request.base_url}ui/main/executions/{namespace}/{flow_id}/{row.id}"
     return body
+
+
+def _at_rest(row: ExecutionRow) -> bool:
+    return State(row.state).is_terminal or row.state == State.PAUSED
+
+
+def _read_execution_json(eng: Engine, execution_id: str) -> dict[str, Any]:
+    with eng.sessions() as session:
+        return execution_json(session, execution_id)
 
 
 def _has_body(request: Request) -> bool:
     length = request.headers.get("content-length")
     return (length is not None and length.strip() != "0") or "chunked" in request.headers.get("transfer-encoding", "")
-
-
-async def _wait_for_rest(request: Request, eng: Engine, execution_id: str) -> None:
-    """`wait=true`: until the execution ends or pauses (it waits for a person then), at most `wait_timeout_s`.
-
-    Stops early when the client has gone (nobody would read the answer) or the server is shutting down (a
-    pending wait must not hold a SIGTERM for minutes); the answer is then the execution as it is.
-    """
-    deadline = time.monotonic() + eng.settings.wait_timeout_s
-    while time.monotonic() < deadline and not draining.is_set():
-        with eng.sessions() as session:
-            current = store.get_execution(session, execution_id)
-        if current is not None and (State(current.state).is_terminal or current.state == State.PAUSED):
-            return
-        if await request.is_disconnected():
-            return
-        await asyncio.sleep(_WAIT_POLL_S)
 
 
 def _search(request: Request, session: Session, tenant: str, principal: Principal, search: Search) -> dict[str, Any]:
@@ -170,6 +157,9 @@ def _search(request: Request, session: Session, tenant: str, principal: Principa
 @router.get("/executions/search")
 def search_executions(
     request: Request,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
     page: int = PAGE,
     size: int = SIZE,
     sort: list[str] = Query(default=[]),
@@ -177,9 +167,6 @@ def search_executions(
     flowId: str | None = Query(default=None, description="Deprecated: flow id."),
     state: list[str] = Query(default=[], description="Deprecated: states."),
     labels: list[str] = Query(default=[], description="Deprecated: `key:value` labels."),
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
 ) -> dict[str, Any]:
     """`filters[namespace][EQUALS]=..`, `filters[state][IN]=..`, `filters[labels][EQUALS][k]=v`, time range, ..."""
     search = parse_search(request.query_params, EXECUTION_FIELDS, page=page, size=size, sort=sort)
@@ -189,14 +176,14 @@ def search_executions(
 @router.get("/executions")
 def list_flow_executions(
     request: Request,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
     page: int = PAGE,
     size: int = SIZE,
     sort: list[str] = Query(default=[]),
     namespace: str | None = None,
     flowId: str | None = None,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
 ) -> dict[str, Any]:
     """The MCP server's listing: `?namespace=&flowId=` with exact namespace (plus every search filter)."""
     search = parse_search(request.query_params, _FLOW_LISTING_FIELDS, page=page, size=size, sort=sort)
@@ -207,9 +194,8 @@ def list_flow_executions(
 def get_execution(
     request: Request,
     execution_id: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
+    principal: PrincipalDep,
+    session: SessionDep,
 ) -> dict[str, Any]:
     visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
     return execution_json(session, execution_id)
@@ -223,11 +209,10 @@ def get_execution(
 def download_execution_file(
     request: Request,
     execution_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    config: SettingsDep,
     path: str = Query(description="The file's kestra:/// URI, as task outputs and FILE inputs give it."),
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
-    config: Settings = Depends(settings),
 ) -> FileResponse:
     """Kestra's execution file download: a file of this execution's internal storage (inputs, task outputs)."""
     row = visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
@@ -243,6 +228,11 @@ def download_execution_file(
     return FileResponse(local, filename=local.name, media_type="application/octet-stream")
 
 
+def _check_readable(request: Request, eng: Engine, principal: Principal, execution_id: str) -> None:
+    with read_only(eng.sessions) as session:
+        visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
+
+
 @router.get(
     "/executions/{execution_id}/follow",
     response_class=StreamingResponse,
@@ -251,17 +241,15 @@ def download_execution_file(
 async def follow_execution(
     request: Request,
     execution_id: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
+    principal: PrincipalDep,
+    eng: EngineDep,
 ) -> StreamingResponse:
     """Server-Sent Events: `start`, then the Execution on every change (`progress`), then `end`, then close.
 
     Unknown and invisible ids are the same immediate 404: waiting for an unknown id (Kestra's race with a
     just-created execution, which cannot happen here: creation commits before it answers) told them apart.
     """
-    with read_only(eng.sessions) as session:
-        visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
+    await run_in_threadpool(_check_readable, request, eng, principal, execution_id)
     return StreamingResponse(
         execution_stream(eng, execution_id, request),
         media_type="text/event-stream",

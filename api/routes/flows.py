@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.bounds import INT32, PAGE, REVISION, SIZE
-from api.deps import actor, authenticate, check_tenant, engine, note, read_session
+from api.deps import ActorDep, EngineDep, PrincipalDep, SessionDep, TenantDep, authenticate, note
 from api.errors import validation_body
 from api.filters import Fields, parse_search
 from api.permissions import Permission, allowed, guard, prefixes, require
@@ -18,7 +18,6 @@ from api.schemas import flow_public
 from orchestrator import store
 from orchestrator.core.errors import FlowInvalid, NotFound
 from orchestrator.core.parse import split_documents
-from orchestrator.engine import Engine
 from orchestrator.engine.accounts import Principal
 from orchestrator.engine.flow_validation import validate_flow, validate_flow_with_warnings
 from orchestrator.store import search as store_search
@@ -59,10 +58,10 @@ def _live(session: Session, tenant: str, namespace: str, flow_id: str) -> Any:
 @router.post("/flows", openapi_extra={"requestBody": _YAML})
 async def create_flow(
     request: Request,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, Any]:
     source = await yaml_body(request)
     entry = note(request, "flow.create")
@@ -86,10 +85,10 @@ async def update_flow(
     namespace: str,
     flow_id: str,
     request: Request,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, Any]:
     source = await yaml_body(request)
     entry = note(request, "flow.update", namespace=namespace, flow_id=flow_id, subject=f"{namespace}.{flow_id}")
@@ -109,12 +108,12 @@ async def update_flow(
 @router.get("/flows/search")
 def search_flows(
     request: Request,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
     page: int = PAGE,
     size: int = SIZE,
     sort: list[str] = Query(default=[]),
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
 ) -> dict[str, Any]:
     """Kestra's search: `filters[namespace][PREFIX]=..`, `filters[q][EQUALS]=..`, labels, or the plain params."""
     search = parse_search(request.query_params, FLOW_FIELDS, page=page, size=size, sort=sort)
@@ -129,9 +128,9 @@ def _narrowed(search: Search, principal: Principal) -> Search:
 
 @router.get("/flows/distinct-namespaces")
 def distinct_flow_namespaces(
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
 ) -> list[str]:
     rows, _ = store_search.search_flows(
         session, tenant, Search(size=100_000, visible_prefixes=prefixes(principal, Permission.FLOW_READ))
@@ -142,9 +141,9 @@ def distinct_flow_namespaces(
 @router.get("/flows/{namespace}")
 def list_namespace_flows(
     namespace: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
 ) -> list[dict[str, Any]]:
     if not allowed(principal, Permission.FLOW_READ, namespace):
         return []
@@ -156,12 +155,12 @@ def get_flow(
     request: Request,
     namespace: str,
     flow_id: str,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
     source: bool = False,
     revision: int | None = REVISION,
     allowDeleted: bool = False,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
 ) -> dict[str, Any]:
     guard(request, principal, Permission.FLOW_READ, "flow", namespace, f"{namespace}.{flow_id}")
     row = store.latest_flow(session, tenant, namespace, flow_id, revision=revision)
@@ -175,9 +174,9 @@ def flow_revisions(
     request: Request,
     namespace: str,
     flow_id: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
 ) -> list[dict[str, Any]]:
     """Every revision, oldest first, each with its source (Kestra's `FlowWithSource` list)."""
     guard(request, principal, Permission.FLOW_READ, "flow", namespace, f"{namespace}.{flow_id}")
@@ -192,10 +191,10 @@ def flow_revision(
     request: Request,
     namespace: str,
     flow_id: str,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
     revision: int = Path(ge=1, le=INT32),
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
 ) -> dict[str, Any]:
     guard(request, principal, Permission.FLOW_READ, "flow", namespace, f"{namespace}.{flow_id}")
     row = store.latest_flow(session, tenant, namespace, flow_id, revision=revision)
@@ -209,10 +208,9 @@ def delete_flow(
     request: Request,
     namespace: str,
     flow_id: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
 ) -> Response:
     entry = note(request, "flow.delete", namespace=namespace, flow_id=flow_id, subject=f"{namespace}.{flow_id}")
     guard(request, principal, Permission.FLOW_WRITE, "flow", namespace, f"{namespace}.{flow_id}")
@@ -224,9 +222,8 @@ def delete_flow(
 @router.post("/flows/validate", openapi_extra={"requestBody": _YAML})
 async def validate_flows(
     request: Request,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
+    principal: PrincipalDep,
+    eng: EngineDep,
 ) -> list[dict[str, Any]]:
     """One verdict per YAML document; problems go into `constraints`, never into an error status."""
     note(request, "flow.validate", read_only=True)
@@ -244,7 +241,7 @@ async def validate_flows(
         }
         try:
             flow, warnings = await run_in_threadpool(validate_flow_with_warnings, document)
-            eng.check_references(flow)  # what a deploy would refuse, validate reports
+            await run_in_threadpool(eng.check_references, flow)  # what a deploy would refuse, validate reports
             verdict.update(flow=flow.id, namespace=flow.namespace, constraints=None, errors=[])
             verdict["warnings"] = [str(w) for w in warnings]
         except FlowInvalid as e:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import actor, authenticate, check_tenant, engine, note
+from api.deps import ActorDep, EngineDep, PrincipalDep, TenantDep, authenticate, note
 from api.errors import QueryInvalid
 from api.filters import parse_search
 from api.permissions import Permission, allowed, prefixes, require
@@ -83,10 +83,10 @@ def _toggle(eng: Engine, rows: list[Any], disabled: bool, who: str) -> dict[str,
 def toggle_by_ids(
     request: Request,
     keys: list[FlowKey],
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, int]:
     disabled = "/disable/" in request.url.path
     entry = note(
@@ -103,10 +103,10 @@ def toggle_by_ids(
 @router.post("/flows/disable/by-query")
 def toggle_by_query(
     request: Request,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, int]:
     disabled = "/disable/" in request.url.path
     entry = note(request, "flow.disable" if disabled else "flow.enable", subject=str(request.url.query)[:600])
@@ -134,10 +134,10 @@ def _export(rows: list[FlowRevisionRow], request: Request, format: str | None) -
 @router.get("/flows/export/by-query", response_class=Response)
 def export_by_query(
     request: Request,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    eng: EngineDep,
     format: str | None = Query(default=None, pattern="^(zip|yaml)$"),
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
 ) -> Response:
     """A zip of `<namespace>.<id>.yml` files (Kestra's form), or multi-document YAML with `format=yaml`."""
     return _export(_by_query(eng, tenant, request, principal, Permission.FLOW_READ), request, format)
@@ -147,10 +147,10 @@ def export_by_query(
 def export_by_ids(
     request: Request,
     keys: list[FlowKey],
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    eng: EngineDep,
     format: str | None = Query(default=None, pattern="^(zip|yaml)$"),
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
 ) -> Response:
     note(request, "flow.export", read_only=True)
     return _export(_by_ids(eng, tenant, keys, principal, Permission.FLOW_READ), request, format)
@@ -189,11 +189,10 @@ def _documents(raw: bytes, name: str) -> list[tuple[str, str]]:
 )
 async def import_flows(
     request: Request,
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
     failOnError: bool = False,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
 ) -> list[str]:
     """Deploy every flow of a zip or YAML upload; answers the ones that could not be imported (Kestra's list)."""
     entry = note(request, "flow.import")
@@ -230,10 +229,10 @@ async def import_flows(
 def delete_by_ids(
     request: Request,
     keys: list[FlowKey],
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, int]:
     entry = note(request, "flow.delete")
     rows = _by_ids(eng, tenant, keys, principal, Permission.FLOW_WRITE)
@@ -246,10 +245,10 @@ def delete_by_ids(
 @router.delete("/flows/delete/by-query")
 def delete_by_query(
     request: Request,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, int]:
     entry = note(request, "flow.delete", subject=str(request.url.query)[:600])
     rows = _by_query(eng, tenant, request, principal, Permission.FLOW_WRITE)

@@ -9,11 +9,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.bounds import PAGE, SIZE
-from api.deps import api_action, authenticate, check_tenant, kv_store, note, read_session
+from api.deps import KvDep, PrincipalDep, SessionDep, TenantDep, api_action, authenticate, note
 from api.permissions import Permission, allowed, guard, prefixes
 from orchestrator import store
-from orchestrator.engine.accounts import Principal
-from orchestrator.engine.kv import KeyValueStore, ValueInvalid, check_key, check_namespace, parse_ttl, typed_value
+from orchestrator.engine.kv import ValueInvalid, check_key, check_namespace, parse_ttl, typed_value
 from orchestrator.store import search as store_search
 from orchestrator.store.queries import namespace_in_prefix
 from orchestrator.store.tables import KeyValueRow
@@ -47,11 +46,10 @@ async def put_value(
     namespace: str,
     key: str,
     request: Request,
+    principal: PrincipalDep,
+    kv: KvDep,
     ttl: str | None = Header(default=None, description="ISO-8601 time to live, e.g. PT1H."),
     description: str | None = Header(default=None),
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    kv: KeyValueStore = Depends(kv_store),
 ) -> Response:
     """The body is a JSON literal: `"text"` STRING, `42` NUMBER, `true` BOOLEAN, `{..}` JSON, `2024-01-01` DATE, ..."""
     entry = note(request, "kv.put", namespace=namespace, subject=f"{namespace}/kv/{key}")
@@ -77,9 +75,8 @@ def get_value(
     request: Request,
     namespace: str,
     key: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    kv: KeyValueStore = Depends(kv_store),
+    principal: PrincipalDep,
+    kv: KvDep,
 ) -> dict[str, Any]:
     """`{type, value, revision, updated}`; 404 when missing, 410 when expired."""
     guard(request, principal, Permission.KV_READ, "kv", namespace, f"{namespace}/{key}")
@@ -96,9 +93,8 @@ def get_value(
 def list_keys(
     request: Request,
     namespace: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    kv: KeyValueStore = Depends(kv_store),
+    principal: PrincipalDep,
+    kv: KvDep,
 ) -> list[dict[str, Any]]:
     guard(request, principal, Permission.KV_READ, "kv", namespace, namespace)
     return [_entry(r) for r in kv.entries(namespace)]
@@ -109,9 +105,8 @@ def delete_value(
     request: Request,
     namespace: str,
     key: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    kv: KeyValueStore = Depends(kv_store),
+    principal: PrincipalDep,
+    kv: KvDep,
 ) -> bool:
     """`true` when a value was deleted, `false` when there was none."""
     entry = note(request, "kv.delete", namespace=namespace, subject=f"{namespace}/kv/{key}")
@@ -135,13 +130,13 @@ def _all_namespaces(session: Session, tenant: str) -> list[str]:
 
 @router.get("/namespaces/search")
 def search_namespaces(
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
     q: str | None = None,
     page: int = PAGE,
     size: int = SIZE,
     existing: bool = False,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
 ) -> dict[str, Any]:
     if page < 1 or not 1 <= size <= 1000:
         from api.errors import QueryInvalid
@@ -162,9 +157,9 @@ def search_namespaces(
 def get_namespace(
     request: Request,
     namespace: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
 ) -> dict[str, Any]:
     from orchestrator.core.errors import NotFound
 

@@ -7,10 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from sqlalchemy.orm import Session
 
 from api.bounds import INT32, PAGE, SIZE
-from api.deps import authenticate, check_tenant, engine, read_session
+from api.deps import EngineDep, PrincipalDep, SessionDep, authenticate
 from api.filters import Fields, parse_search
 from api.permissions import Permission, prefixes
 from api.routes.executions import visible_execution
@@ -18,8 +17,6 @@ from api.schemas import log_public
 from api.sse import log_stream
 from orchestrator import store
 from orchestrator.core.states import State
-from orchestrator.engine import Engine
-from orchestrator.engine.accounts import Principal
 from orchestrator.store import search as store_search
 from orchestrator.store.queries import Filter, Group, Op, Search, SortKey
 
@@ -54,13 +51,12 @@ def _of_execution(request: Request, execution_id: str) -> Search:
 @router.get("/logs/search")
 def search_logs(
     request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
     page: int = PAGE,
     size: int = SIZE,
     sort: list[str] = Query(default=[]),
     minLevel: str | None = _LEVEL,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
 ) -> dict[str, Any]:
     search = parse_search(request.query_params, LOG_FIELDS, page=page, size=size, sort=sort)
     search = replace(search, visible_prefixes=prefixes(principal, Permission.LOG_READ))
@@ -73,13 +69,12 @@ def search_logs(
 def execution_logs(
     request: Request,
     execution_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
     minLevel: str | None = _LEVEL,
     taskRunId: str | None = None,
     taskId: str | None = None,
     attempt: int | None = Query(default=None, ge=0, le=INT32),
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
 ) -> list[dict[str, Any]]:
     visible_execution(request, session, principal, Permission.LOG_READ, execution_id)
     rows, _ = store_search.search_logs(session, _of_execution(request, execution_id), paged=False)
@@ -90,13 +85,12 @@ def execution_logs(
 def download_logs(
     request: Request,
     execution_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
     minLevel: str | None = _LEVEL,
     taskRunId: str | None = None,
     taskId: str | None = None,
     attempt: int | None = Query(default=None, ge=0, le=INT32),
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
 ) -> PlainTextResponse:
     """`<ISO timestamp> <LEVEL> <message>` per line, as Kestra's download."""
     row = visible_execution(request, session, principal, Permission.LOG_READ, execution_id)
@@ -115,11 +109,10 @@ def download_logs(
 def follow_logs(
     request: Request,
     execution_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    eng: EngineDep,
     minLevel: str | None = _LEVEL,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    session: Session = Depends(read_session),
-    eng: Engine = Depends(engine),
 ) -> StreamingResponse:
     """SSE of LogEntry: every stored line, then live ones; closes once the execution has ended."""
     visible_execution(request, session, principal, Permission.LOG_READ, execution_id)

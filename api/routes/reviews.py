@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import actor, check_tenant, engine
+from api.action_io import execution_answer, resume_inputs
+from api.deps import ActorDep, EngineDep
 from api.forms import is_multipart
-from api.routes.actions import _form_inputs, _json
 from orchestrator.core.approval import parse_decision
 from orchestrator.core.errors import InputInvalid
 from orchestrator.engine import Engine, approval_tasks
@@ -27,7 +27,7 @@ _FIELDS = ("decision", "comment", "taskRunId")
 
 async def _body(request: Request, eng: Engine, execution_id: str) -> dict[str, Any]:
     if is_multipart(request):
-        form = await _form_inputs(request, eng, execution_id)
+        form = await resume_inputs(request, eng, execution_id)
         return {
             **{k: form[k] for k in _FIELDS if k in form},
             "inputs": {k: v for k, v in form.items() if k not in _FIELDS},
@@ -48,9 +48,8 @@ async def _body(request: Request, eng: Engine, execution_id: str) -> dict[str, A
 async def review(
     execution_id: str,
     request: Request,
-    tenant: str = Depends(check_tenant),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, Any]:
     body = await _body(request, eng, execution_id)
     if body.get("decision") in (None, ""):
@@ -64,4 +63,4 @@ async def review(
     if not isinstance(inputs, dict):
         raise InputInvalid("inputs", "expected an object")
     await run_in_threadpool(approval_tasks.review, eng, execution_id, task_run_id, decision, comment, inputs, actor=who)
-    return await run_in_threadpool(_json, eng, execution_id)
+    return await run_in_threadpool(execution_answer, eng, execution_id)

@@ -16,7 +16,7 @@ from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 
 from api.bounds import PAGE, SIZE
-from api.deps import actor, authenticate, check_tenant, engine, note
+from api.deps import ActorDep, EngineDep, PrincipalDep, authenticate, note
 from api.permissions import Permission, allowed, guard
 from orchestrator import store
 from orchestrator.core.errors import NotFound
@@ -97,13 +97,12 @@ def trigger_public(row: TriggerRow) -> dict[str, Any]:
 
 @router.get("/triggers/search")
 async def search_triggers(
+    principal: PrincipalDep,
+    eng: EngineDep,
     page: int = PAGE,
     size: int = SIZE,
     namespace: str | None = None,
     flowId: str | None = None,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
 ) -> dict[str, Any]:
     """Schedule triggers visible to the caller, with their last and next fire."""
     rows = await run_in_threadpool(trigger_control.list_triggers, eng)
@@ -123,9 +122,8 @@ async def flow_triggers(
     request: Request,
     namespace: str,
     flow_id: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
+    principal: PrincipalDep,
+    eng: EngineDep,
 ) -> dict[str, Any]:
     """The triggers of one flow."""
     guard(request, principal, Permission.FLOW_READ, "flow", namespace, f"{namespace}.{flow_id}")
@@ -138,10 +136,9 @@ async def flow_triggers(
 async def update_trigger(
     request: Request,
     body: TriggerUpdate,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, Any]:
     """Enable or disable a trigger (`disabled`), or start a backfill (`backfill`)."""
     key = (body.namespace, body.flow_id, body.trigger_id)
@@ -179,10 +176,9 @@ async def unlock_trigger(
     namespace: str,
     flow_id: str,
     trigger_id: str,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, Any]:
     """Reschedule a stuck trigger at its next slot."""
     entry = note(request, "trigger.unlock", namespace=namespace, flow_id=flow_id, subject=trigger_id)
@@ -210,10 +206,9 @@ async def _backfill_action(
 async def pause_backfill(
     request: Request,
     body: TriggerRef,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, Any]:
     """Pause a trigger's backfill: no more slots fire until it is unpaused."""
     return await _backfill_action(request, body, principal, eng, who, "pause")
@@ -223,10 +218,9 @@ async def pause_backfill(
 async def unpause_backfill(
     request: Request,
     body: TriggerRef,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, Any]:
     """Resume a paused backfill where it stopped."""
     return await _backfill_action(request, body, principal, eng, who, "unpause")
@@ -236,10 +230,9 @@ async def unpause_backfill(
 async def delete_backfill(
     request: Request,
     body: TriggerRef,
-    tenant: str = Depends(check_tenant),
-    principal: Principal = Depends(authenticate),
-    eng: Engine = Depends(engine),
-    who: str = Depends(actor),
+    principal: PrincipalDep,
+    eng: EngineDep,
+    who: ActorDep,
 ) -> dict[str, Any]:
     """Cancel a backfill; the executions it already created keep running."""
     return await _backfill_action(request, body, principal, eng, who, "delete")

@@ -7,23 +7,18 @@ without that webhook all answer 404 alike.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import check_tenant, engine
-from orchestrator import store
+from api.deps import EngineDep
+from api.waiting import wait_for_execution
 from orchestrator.core.states import State
-from orchestrator.engine import Engine
 
 router = APIRouter(tags=["Webhooks"])
-
-_WAIT_POLL_S = 0.05
 
 
 def _body(raw: bytes) -> Any:
@@ -51,8 +46,7 @@ async def webhook(
     flow_id: str,
     key: str,
     request: Request,
-    tenant: str = Depends(check_tenant),
-    eng: Engine = Depends(engine),
+    eng: EngineDep,
 ) -> dict[str, Any] | Response:
     variables = {
         "body": _body(await request.body()),
@@ -66,14 +60,8 @@ async def webhook(
     if execution is None:
         return Response(status_code=204)  # Kestra's Webhook: conditions not met, no execution
     if trigger.get("wait") or trigger.get("returnOutputs"):
-        deadline = time.monotonic() + eng.settings.wait_timeout_s
-        while time.monotonic() < deadline:
-            with eng.sessions() as session:
-                current = store.get_execution(session, execution.id)
-            if current is not None and State(current.state).is_terminal:
-                execution = current
-                break
-            await asyncio.sleep(_WAIT_POLL_S)
+        ended = await wait_for_execution(eng, execution.id, lambda row: State(row.state).is_terminal)
+        execution = ended or execution
         if trigger.get("returnOutputs"):
             return JSONResponse(execution.outputs or {}, status_code=int(trigger.get("responseCode") or 200))
     body = {
