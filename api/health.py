@@ -7,10 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.store.database import read_only
+from orchestrator.store.database import ping, read_only
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +32,7 @@ def ready(request: Request) -> dict[str, Any] | JSONResponse:
     try:
         with read_only(engine.sessions) as session:
             # Bounded: a probe that hangs on a sick database would hold a worker thread per period.
-            session.execute(text("SET LOCAL statement_timeout = 2000"))
-            session.execute(text("SELECT 1"))
+            ping(session, timeout_ms=2000)
     except SQLAlchemyError as e:
         logger.warning("readiness: the database does not answer: %s", type(e).__name__)
         return JSONResponse({"status": "DOWN", "checks": {"database": "DOWN"}}, status_code=503)

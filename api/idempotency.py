@@ -11,10 +11,11 @@ import hashlib
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import QueryInvalid
+from orchestrator.store import action_requests as store_action_requests
+from orchestrator.store import locks as store_locks
 from orchestrator.store.database import transaction
 
 HEADER = "Idempotency-Key"
@@ -43,17 +44,12 @@ def once(sessions: sessionmaker[Session], scope: str, key: str | None, action: C
     full = hashlib.sha256(f"{scope}|{key}".encode()).hexdigest()
     with transaction(sessions) as session:
         # Held until this transaction ends: a concurrent request with the same key waits here.
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": full})
-        session.execute(
-            text("DELETE FROM action_requests WHERE created_at < now() - make_interval(secs => :ttl)"),
-            {"ttl": KEY_TTL.total_seconds()},
-        )
-        seen = session.execute(text("SELECT execution_id FROM action_requests WHERE key = :k"), {"k": full}).scalar()
+        store_locks.lock_idempotency_key(session, full)
+        store_action_requests.forget_requests_older_than(session, KEY_TTL)
+        seen = store_action_requests.execution_of_request(session, full)
         if seen is not None:
-            return str(seen)
+            return seen
         # The action commits in its own transaction; if it fails, nothing is remembered and a retry runs it.
         execution_id = action()
-        session.execute(
-            text("INSERT INTO action_requests (key, execution_id) VALUES (:k, :e)"), {"k": full, "e": execution_id}
-        )
+        store_action_requests.remember_request(session, full, execution_id)
         return execution_id

@@ -31,11 +31,11 @@ from typing import IO
 import psutil
 import psycopg
 import redis
-from psycopg import sql
 
 from orchestrator.cli.pg_files import Account, bin_dir_for, cluster_dir, postgres_account, process_identity
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.lifeline import parent_death_signal
+from orchestrator.store import server_admin
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +141,7 @@ def start_postgres(
     try:
         admin = f"host={HOST} port={port} user={POSTGRES_ROLE} dbname=postgres"
         with _wait_for_postgres(server, admin) as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            server_admin.ensure_database(conn, database)
     except BaseException:
         server.stop()
         raise

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 from sqlalchemy import make_url
+
+from orchestrator.store import server_admin
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +68,11 @@ def lock_down(server_url: str, passwords: dict[str, str]) -> LocalDatabase:
     url = make_url(server_url)
     conninfo = f"host={url.host} port={url.port} user={OWNER_ROLE} dbname=postgres"
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(OWNER_ROLE), passwords[OWNER_ROLE]))
-        row = conn.execute("SHOW hba_file").fetchone()
-        assert row is not None
-        hba = Path(str(row[0]))
+        server_admin.set_role_password(conn, OWNER_ROLE, passwords[OWNER_ROLE])
+        hba = server_admin.hba_file(conn)
         if hba.read_text(encoding="utf-8") != _HBA:
             hba.write_text(_HBA, encoding="utf-8")  # in place: the file keeps the server account as owner
-            conn.execute("SELECT pg_reload_conf()")
+            server_admin.reload_configuration(conn)
             logger.info("embedded PostgreSQL now requires passwords (%s)", hba)
     owner = url.set(username=OWNER_ROLE, password=passwords[OWNER_ROLE])
     runtime = url.set(username=RUNTIME_ROLE, password=passwords[RUNTIME_ROLE])

@@ -75,7 +75,7 @@ class AgentJournal:
     ) -> bool:
         """Save a turn while this worker still owns the task run; False once it was taken over or ended."""
         with transaction(self._sessions) as session:
-            run = session.get(TaskRunRow, task_run_id, with_for_update=True)
+            run = store.get_task_run(session, task_run_id, lock=True)
             if run is None or State(run.state) is not State.RUNNING or run.claim_owner != owner:
                 return False
             before = store_agent.get_agent_run(session, task_run_id, lock=True)

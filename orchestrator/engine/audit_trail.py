@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator import store
 from orchestrator.core.audit import AuditKey, ChainBreak, event_mac_problem, head_mac_problem, verify_chain
 from orchestrator.store.database import transaction
-from orchestrator.store.tables import AuditEventRow, AuditHeadRow
+from orchestrator.store.tables import AuditEventRow
 
 REDACTED = "******"
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|credential", re.IGNORECASE)
@@ -142,7 +142,7 @@ def verify_chains(
     """Reports for the given chains (every chain when None), one chain in memory at a time."""
     for key in chain_keys if chain_keys is not None else store.audit_chain_keys(session):
         events = store.audit_events(session, key)
-        head = session.get(AuditHeadRow, key)
+        head = store.audit_head(session, key)
         report = check_chain(key, events, keys, require_mac=require_mac)
         if report.broken is None and head is not None and head.seq != len(events):
             # Rows missing at the end leave no gap to see; the head row remembers how long the chain was.

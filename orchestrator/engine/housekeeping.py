@@ -13,18 +13,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import internal_storage as storage
 from orchestrator import store
-from orchestrator.core.states import State
 from orchestrator.engine.audit_trail import ApiAction, record
+from orchestrator.store import housekeeping as store_housekeeping
 from orchestrator.store import kv as store_kv
 from orchestrator.store.database import read_only, transaction
-from orchestrator.store.tables import ExecutionRow, KeyValueRow, LogLineRow, TaskRunRow
-
-_TERMINAL = [s.value for s in State if s.is_terminal]
 
 
 @dataclass(frozen=True)
@@ -39,16 +35,6 @@ class PurgeResult:
     executions: int
     logs: int
     storages: int
-
-
-def _scope(namespaces: Sequence[str], flows: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
-    either = [and_(ExecutionRow.namespace == ns, ExecutionRow.flow_id == fid) for ns, fid in flows]
-    either += [ExecutionRow.namespace == ns for ns in namespaces]
-    return or_(*either)
-
-
-def _count(result: object) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class Housekeeping:
@@ -69,17 +55,10 @@ class Housekeeping:
         end: datetime,
     ) -> list[ExecutionCount]:
         """Executions started in [start, end] per flow, for the listed flows (0 when none) and namespaces."""
-        query = (
-            select(ExecutionRow.namespace, ExecutionRow.flow_id, func.count())
-            .where(ExecutionRow.tenant == self.tenant)
-            .where(ExecutionRow.created_at >= start, ExecutionRow.created_at <= end)
-            .where(_scope(namespaces, flows))
-            .group_by(ExecutionRow.namespace, ExecutionRow.flow_id)
-        )
-        if states is not None:
-            query = query.where(ExecutionRow.state.in_(states))
         with read_only(self.sessions) as session:
-            found = {(ns, fid): int(n) for ns, fid, n in session.execute(query)}
+            found = store_housekeeping.execution_counts(
+                session, self.tenant, flows=flows, namespaces=namespaces, states=states, start=start, end=end
+            )
         # As Kestra's repository: every listed flow appears, with 0 when it has no execution.
         listed = [ExecutionCount(ns, fid, found.pop((ns, fid), 0)) for ns, fid in flows]
         return listed + [ExecutionCount(ns, fid, n) for (ns, fid), n in sorted(found.items())]
@@ -99,28 +78,23 @@ class Housekeeping:
         audit: ApiAction,
     ) -> PurgeResult:
         """Purge ended executions started in [start, end] (never `keep`, the purging one, nor a live one)."""
-        query = select(ExecutionRow).where(
-            ExecutionRow.tenant == self.tenant,
-            ExecutionRow.created_at <= end,
-            ExecutionRow.state.in_(states if states is not None else _TERMINAL),
-            ExecutionRow.state.in_(_TERMINAL),
-            ExecutionRow.id != keep,
-        )
-        if start is not None:
-            query = query.where(ExecutionRow.created_at >= start)
-        if namespace is not None:
-            query = query.where(ExecutionRow.namespace == namespace)
-        if flow_id is not None:
-            query = query.where(ExecutionRow.flow_id == flow_id)
         logs = storages = 0
         with transaction(self.sessions) as session:
-            rows = list(session.scalars(query.with_for_update(skip_locked=True)))
+            rows = store_housekeeping.lock_purgeable_executions(
+                session,
+                self.tenant,
+                namespace=namespace,
+                flow_id=flow_id,
+                start=start,
+                end=end,
+                states=states,
+                keep=keep,
+            )
             ids = [row.id for row in rows]
             if ids and purge_log:
-                logs = _count(session.execute(delete(LogLineRow).where(LogLineRow.execution_id.in_(ids))))
+                logs = store_housekeeping.delete_log_lines_of(session, ids)
             if ids and purge_execution:
-                session.execute(delete(TaskRunRow).where(TaskRunRow.execution_id.in_(ids)))
-                session.execute(delete(ExecutionRow).where(ExecutionRow.id.in_(ids)))
+                store_housekeeping.delete_executions(session, ids)
             record(session, self.tenant, _detailed(audit, {"executions": ids, "logs": logs}))
         if purge_storage:
             for row in rows:
@@ -144,7 +118,7 @@ class Housekeeping:
         """Delete KV entries (only expired ones with `expired_only`) of the matching namespaces and keys."""
         now = store.utcnow()
         with transaction(self.sessions) as session:
-            rows = session.scalars(select(KeyValueRow).where(KeyValueRow.tenant == self.tenant)).all()
+            rows = store_kv.all_entries(session, self.tenant)
             doomed = [
                 row
                 for row in rows
@@ -160,14 +134,8 @@ class Housekeeping:
 
     def started_children(self, execution_id: str) -> list[str]:
         """Running executions this one started without waiting for them (Subflow or ForEachItem `wait: false`)."""
-        started_by = ExecutionRow.trigger["variables"]["executionId"].astext
-        query = select(ExecutionRow.id).where(
-            ExecutionRow.tenant == self.tenant,
-            started_by == execution_id,
-            ExecutionRow.state.not_in(_TERMINAL),
-        )
         with read_only(self.sessions) as session:
-            return list(session.scalars(query))
+            return store_housekeeping.started_children(session, self.tenant, execution_id)
 
     def purge_logs(
         self,
@@ -180,17 +148,10 @@ class Housekeeping:
         audit: ApiAction,
     ) -> int:
         """Delete the log lines written in [start, end], by namespace, flow and level; return how many."""
-        statement = delete(LogLineRow).where(LogLineRow.at <= end)
-        if start is not None:
-            statement = statement.where(LogLineRow.at >= start)
-        if namespace is not None:
-            statement = statement.where(LogLineRow.namespace == namespace)
-        if flow_id is not None:
-            statement = statement.where(LogLineRow.flow_id == flow_id)
-        if levels is not None:
-            statement = statement.where(LogLineRow.level.in_(levels))
         with transaction(self.sessions) as session:
-            count = _count(session.execute(statement))
+            count = store_housekeeping.delete_log_lines(
+                session, namespace=namespace, flow_id=flow_id, levels=levels, start=start, end=end
+            )
             record(session, self.tenant, _detailed(audit, {"logs": count}))
         return count
 

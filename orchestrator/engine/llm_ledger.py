@@ -20,6 +20,7 @@ from orchestrator.llm_prices import LlmSettings, cost_of
 from orchestrator.observability.metrics import record_llm_budget_check, record_llm_call
 from orchestrator.store import llm as store_llm
 from orchestrator.store import llm_budget as store_llm_budget
+from orchestrator.store import locks as store_locks
 from orchestrator.store.database import read_only, transaction
 
 
@@ -202,7 +203,7 @@ class LlmLedger:
                 scope = dataclasses.replace(
                     scope, execution_id=store_llm_budget.tree_of(session, scope.execution_id)[0]
                 )
-            store_llm_budget.lock_scope(session, scope.key)
+            store_locks.lock_llm_budget(session, scope.key)
             now = store.db_now(session)
             spent = store_llm_budget.spent(session, scope, now)
             tokens, cost = spent.tokens + spent.reserved_tokens, spent.cost + spent.reserved_cost

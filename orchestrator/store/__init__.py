@@ -14,6 +14,7 @@ from orchestrator.store.audit_chain import (
     append_audit,
     audit_chain_keys,
     audit_events,
+    audit_head,
     audit_key_of,
     flow_chain_key,
     hashed_event,
@@ -35,14 +36,19 @@ from orchestrator.store.executions import (
     count_active_executions,
     get_execution,
     lock_execution,
-    lock_flow_concurrency,
     oldest_queued_executions,
     running_children,
     touch_execution,
     update_labels,
 )
-from orchestrator.store.flows import latest_flow, live_flows, live_flows_query, mark_flow_deleted, save_flow_revision
-from orchestrator.store.locks import try_advisory_lock
+from orchestrator.store.flows import (
+    latest_flow,
+    live_flows,
+    live_flows_mentioning,
+    mark_flow_deleted,
+    save_flow_revision,
+)
+from orchestrator.store.locks import lock_flow_concurrency, try_advisory_lock
 from orchestrator.store.logs import error_log_lines, insert_log_lines, log_lines_of
 from orchestrator.store.task_runs import close_attempt, get_task_run, heartbeat, task_runs_for_variables, task_runs_of
 from orchestrator.store.transitions import (
@@ -57,6 +63,7 @@ __all__ = [
     "append_audit",
     "audit_chain_keys",
     "audit_events",
+    "audit_head",
     "audit_key_of",
     "child_execution_outputs",
     "child_execution_states",
@@ -84,7 +91,7 @@ __all__ = [
     "iso_millis",
     "latest_flow",
     "live_flows",
-    "live_flows_query",
+    "live_flows_mentioning",
     "lock_execution",
     "lock_flow_concurrency",
     "log_lines_of",

@@ -15,6 +15,7 @@ from orchestrator.store.clock import iso, utcnow
 from orchestrator.store.tables import (
     AuditEventRow,
     AuditHeadRow,
+    table_of,
 )
 
 
@@ -101,9 +102,9 @@ def write_pending_audit(session: Session) -> None:
 
 
 _AUDIT_COLUMNS = [c.key for c in AuditEventRow.__table__.columns if c.key != "id"]
-_INSERT_AUDIT = insert(AuditEventRow.__table__)
+_INSERT_AUDIT = insert(table_of(AuditEventRow))
 _HEAD_COLUMNS = ("chain_key", "seq", "hash", "key_id", "mac")
-_upsert_head = pg_insert(AuditHeadRow.__table__).values({column: bindparam(column) for column in _HEAD_COLUMNS})
+_upsert_head = pg_insert(table_of(AuditHeadRow)).values({column: bindparam(column) for column in _HEAD_COLUMNS})
 # Two first appends racing both find no head: the events' unique (chain, seq) refuses the loser.
 _UPSERT_HEAD = _upsert_head.on_conflict_do_update(
     index_elements=["chain_key"],
@@ -158,3 +159,8 @@ def audit_events(session: Session, chain_key: str) -> Sequence[AuditEventRow]:
 
 def audit_chain_keys(session: Session) -> Sequence[str]:
     return session.scalars(select(AuditHeadRow.chain_key).order_by(AuditHeadRow.chain_key)).all()
+
+
+def audit_head(session: Session, chain_key: str) -> AuditHeadRow | None:
+    """The head row of a chain: its length, last hash and MAC, or None for a chain never written."""
+    return session.get(AuditHeadRow, chain_key)

@@ -12,10 +12,9 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.core.audit import AuditKey
+from orchestrator.store.locks import lock_migrations
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-# Serialises concurrent `chorus migrate` / `chorus local` starts on one database.
-_MIGRATION_LOCK_KEY = 0x43686F7275730001
 
 
 def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
@@ -44,6 +43,12 @@ def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+def ping(session: Session, *, timeout_ms: int) -> None:
+    """A trivial query that fails (raises) when the database does not answer within `timeout_ms`."""
+    session.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
+    session.execute(text("SELECT 1"))
+
+
 def migrate(engine: Engine, *, runtime_role: str | None = None, runtime_url: str | None = None) -> None:
     """Upgrade the schema to the newest Alembic revision (idempotent, safe to run concurrently).
 
@@ -55,7 +60,7 @@ def migrate(engine: Engine, *, runtime_role: str | None = None, runtime_url: str
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     with engine.begin() as connection:
-        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+        lock_migrations(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         if runtime_role is not None:

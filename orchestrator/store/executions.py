@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.core.states import State
 from orchestrator.store.tables import (
     ExecutionRow,
+    table_of,
 )
 
 
@@ -46,13 +47,6 @@ def child_execution_outputs(session: Session, parent_task_run_id: str) -> list[d
 
 
 _ACTIVE = (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING, State.RETRYING)
-
-
-def lock_flow_concurrency(session: Session, tenant: str, namespace: str, flow_id: str) -> None:
-    """Serialise concurrency decisions for one flow across every replica (transaction-scoped)."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"concurrency:{tenant}/{namespace}/{flow_id}"}
-    )
 
 
 def count_active_executions(session: Session, tenant: str, namespace: str, flow_id: str) -> int:
@@ -115,5 +109,5 @@ def touch_execution(session: Session, execution_id: str, at: datetime) -> None:
     if execution_id in touched:
         return  # once per transaction is enough: its commit is the progress
     touched.add(execution_id)
-    executions = ExecutionRow.__table__
+    executions = table_of(ExecutionRow)
     session.execute(update(executions).where(executions.c.id == execution_id).values(updated_at=at))

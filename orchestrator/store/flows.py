@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, text, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.store.clock import utcnow
+from orchestrator.store.locks import lock_flow_revisions
 from orchestrator.store.tables import (
     FlowRevisionRow,
 )
@@ -29,8 +30,7 @@ def save_flow_revision(
     session: Session, tenant: str, namespace: str, flow_id: str, source: str, document: dict[str, Any]
 ) -> FlowRevisionRow:
     """A new revision (numbered after the newest), or the newest itself when its source is unchanged."""
-    # Lock on the flow key so two deploys of one flow cannot take the same revision number.
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{tenant}/{namespace}/{flow_id}"})
+    lock_flow_revisions(session, tenant, namespace, flow_id)
     latest = latest_flow(session, tenant, namespace, flow_id)
     if latest is not None and not latest.deleted and latest.source == source:
         return latest
@@ -84,6 +84,12 @@ def live_flows_query(tenant: str) -> Select[FlowRevisionRow]:
         ),
     )
     return query.where(FlowRevisionRow.tenant == tenant, FlowRevisionRow.deleted.is_(False))
+
+
+def live_flows_mentioning(session: Session, tenant: str, *words: str) -> Sequence[FlowRevisionRow]:
+    """Live flows whose source contains any of `words` (a textual pre-filter: the parsed flow decides)."""
+    query = live_flows_query(tenant).where(or_(*(FlowRevisionRow.source.contains(word) for word in words)))
+    return session.scalars(query).all()
 
 
 def live_flows(session: Session, tenant: str, namespace: str | None = None) -> Sequence[FlowRevisionRow]:

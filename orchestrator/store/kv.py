@@ -79,3 +79,8 @@ def delete_entry(session: Session, tenant: str, namespace: str, key: str) -> boo
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def all_entries(session: Session, tenant: str) -> Sequence[KeyValueRow]:
+    """Every entry of the tenant, expired ones included (for purges that filter in Python)."""
+    return session.scalars(select(KeyValueRow).where(KeyValueRow.tenant == tenant)).all()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, insert, or_, select, text
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from orchestrator.store.tables import ExecutionRow, LlmBudgetReservationRow, LlmCallRow
@@ -49,11 +49,6 @@ class Spent:
     cost: float
     reserved_tokens: int
     reserved_cost: float
-
-
-def lock_scope(session: Session, scope_key: str) -> None:
-    """Serialize the check-and-reserve of one scope until the transaction ends."""
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 17))"), {"key": scope_key})
 
 
 def scope_conditions(session: Session, scope: BudgetScope) -> list[ColumnElement[bool]]:

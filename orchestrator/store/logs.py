@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.store.tables import (
     LogLineRow,
+    table_of,
 )
 
 
@@ -23,7 +24,7 @@ def error_log_lines(session: Session, execution_id: str) -> Sequence[LogLineRow]
 
 def insert_log_lines(session: Session, lines: Sequence[dict[str, Any]]) -> None:
     if lines:
-        session.execute(insert(LogLineRow.__table__), list(lines))
+        session.execute(insert(table_of(LogLineRow)), list(lines))
 
 
 def log_lines_of(session: Session, execution_id: str, *, task_run_id: str | None = None) -> Sequence[LogLineRow]:

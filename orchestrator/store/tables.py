@@ -5,18 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    DateTime,
-    Identity,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import BigInteger, Boolean, DateTime, Identity, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -29,6 +18,13 @@ class Base(DeclarativeBase):
     if TYPE_CHECKING:
         # Each row class maps one table (SQLAlchemy types it as any FromClause): Core statements over it type-check.
         __table__: ClassVar[Table]
+
+
+def table_of(row: type[Base]) -> Table:
+    """The Core table of a row class, typed as the `Table` every mapped class here has (for Core statements)."""
+    table = row.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class FlowRevisionRow(Base):

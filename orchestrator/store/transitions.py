@@ -19,6 +19,7 @@ from orchestrator.store.clock import iso, utcnow
 from orchestrator.store.tables import (
     ExecutionRow,
     TaskRunRow,
+    table_of,
 )
 
 
@@ -128,7 +129,7 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
     """Insert a task run if its (deterministic) id is new; audited. False when it already existed."""
     values = {c.key: getattr(row, c.key) for c in TaskRunRow.__table__.columns if c.key != "seq"}
     inserted = session.execute(
-        pg_insert(TaskRunRow.__table__)
+        pg_insert(table_of(TaskRunRow))
         .values(**values)
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(TaskRunRow.__table__.c.seq)

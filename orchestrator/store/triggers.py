@@ -6,16 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from orchestrator import store
+from orchestrator.store.flows import live_flows_query
 from orchestrator.store.tables import FlowRevisionRow, TriggerRow
-
-
-def try_lock(session: Session, key: int) -> bool:
-    """A transaction-scoped advisory lock, without waiting: one scheduler tick at a time among replicas."""
-    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}))
 
 
 def triggers_of(session: Session, tenant: str, namespace: str | None = None) -> Sequence[TriggerRow]:
@@ -87,7 +82,7 @@ def delete_trigger(session: Session, row: TriggerRow) -> None:
 
 def flows_with_flow_triggers(session: Session, tenant: str) -> Sequence[FlowRevisionRow]:
     """The newest revision of live flows that may declare a Flow trigger (a cheap textual pre-filter)."""
-    query = store.live_flows_query(tenant)
+    query = live_flows_query(tenant)
     return session.scalars(
         query.where(FlowRevisionRow.source.contains("triggers"), FlowRevisionRow.source.contains("Flow"))
     ).all()

@@ -12,16 +12,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from orchestrator import store
 from orchestrator.core.errors import Conflict, InputInvalid, NotFound
 from orchestrator.engine import Engine
+from orchestrator.store import locks as store_locks
 from orchestrator.store import triggers as store_triggers
+from orchestrator.store.locks import SCHEDULER_LOCK_KEY
 from orchestrator.store.tables import TriggerRow
 from orchestrator.triggers import schedules as schedule
-from orchestrator.triggers.scheduler import SCHEDULER_LOCK_KEY, sync_triggers
+from orchestrator.triggers.scheduler import sync_triggers
 
 TriggerKey = tuple[str, str, str]  #: (namespace, flow id, trigger id)
 
@@ -29,7 +30,7 @@ TriggerKey = tuple[str, str, str]  #: (namespace, flow id, trigger id)
 @contextmanager
 def _locked(engine: Engine) -> Iterator[Session]:
     with engine._tx() as session:
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEDULER_LOCK_KEY})
+        store_locks.wait_for_advisory_lock(session, SCHEDULER_LOCK_KEY)
         sync_triggers(engine, session, store.utcnow())
         yield session
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -151,9 +151,8 @@ class RealtimeRunner:
 
     def _read_triggers(self) -> Iterable[tuple[FlowRevisionRow, Flow, TriggerSpec]]:
         with read_only(self.engine.sessions) as session:
-            query = store.live_flows_query(self.engine.settings.tenant)
-            found: Sequence[FlowRevisionRow] = session.scalars(query).all()
-            rows = [row for row in found if "RedisStream" in row.source or "RealtimeTrigger" in row.source]
+            tenant = self.engine.settings.tenant
+            rows = list(store.live_flows_mentioning(session, tenant, "RedisStream", "RealtimeTrigger"))
             session.expunge_all()
         for row in rows:
             try:

@@ -27,13 +27,14 @@ from orchestrator.core.inputs import coerce_inputs
 from orchestrator.core.schedule_conditions import schedule_conditions_hold
 from orchestrator.engine import Engine
 from orchestrator.observability.metrics import record_schedule_fire
+from orchestrator.store import locks as store_locks
 from orchestrator.store import triggers as store_triggers
+from orchestrator.store.locks import SCHEDULER_LOCK_KEY
 from orchestrator.store.tables import FlowRevisionRow, TriggerRow
 from orchestrator.triggers import schedules as schedule
 
 logger = logging.getLogger(__name__)
 
-SCHEDULER_LOCK_KEY = 0x43686F7275730003
 SCHEDULE_TYPES = frozenset({"Schedule", "ScheduleOnDates"})
 #: The label every backfill execution carries (Kestra marks them in its UI the same way).
 BACKFILL_LABEL = "system.backfill"
@@ -61,7 +62,7 @@ class Scheduler:
         now = self.clock()
         created: list[tuple[str, str]] = []
         with self.engine._tx() as session:
-            if not store_triggers.try_lock(session, SCHEDULER_LOCK_KEY):
+            if not store_locks.try_advisory_lock(session, SCHEDULER_LOCK_KEY):
                 return []
             tenant = self.engine.settings.tenant
             # Rows follow the flows only when a flow changed: a tick of an unchanged system stays cheap.
