@@ -26,6 +26,7 @@ from orchestrator.cli.local_database import LocalDatabase
 from orchestrator.cli.local_runtime import LocalRuntime
 from orchestrator.core.errors import ChorusError, ConfigurationError
 from orchestrator.settings import Settings
+from orchestrator.triggers.wiring import build_engine
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +228,6 @@ def _prepare_database(settings: Settings, flow_files: Sequence[Path], local_db: 
     from orchestrator.audit_keys import load_keyring
     from orchestrator.celery_app import create_celery_app
     from orchestrator.cli.local_database import RUNTIME_ROLE
-    from orchestrator.engine import Engine
     from orchestrator.store.database import make_engine, make_sessionmaker, migrate
     from orchestrator.store.db_roles import check_runtime_connection, migration_url, runtime_role
 
@@ -243,7 +243,7 @@ def _prepare_database(settings: Settings, flow_files: Sequence[Path], local_db: 
     try:
         check_runtime_connection(db, settings)
         sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
-        engine = Engine(settings, sessions, create_celery_app(settings))
+        engine = build_engine(settings, sessions, create_celery_app(settings))
         for path in flow_files:
             try:
                 row = engine.deploy_flow(path.read_text(encoding="utf-8"), actor="system:local")
@@ -259,14 +259,13 @@ def _start_scheduler(settings: Settings) -> Callable[[], None]:
     """The scheduler loop on a thread of this process (a cluster runs it as `chorus scheduler`)."""
     from orchestrator.audit_keys import load_keyring
     from orchestrator.celery_app import create_celery_app
-    from orchestrator.engine import Engine
     from orchestrator.store.database import make_engine, make_sessionmaker
     from orchestrator.triggers.realtime import RealtimeRunner, start_realtime_thread
     from orchestrator.triggers.scheduler import Scheduler, start_scheduler_thread
 
     db = make_engine(settings.database_url, pool_size=2)
     sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
-    engine = Engine(settings, sessions, create_celery_app(settings))
+    engine = build_engine(settings, sessions, create_celery_app(settings))
     thread, stop = start_scheduler_thread(Scheduler(engine), settings.scheduler_interval_s)
     realtime_thread, realtime_stop = start_realtime_thread(RealtimeRunner(engine))
 

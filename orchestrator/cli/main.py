@@ -22,6 +22,7 @@ from orchestrator.core.errors import ChorusError, ConfigurationError
 from orchestrator.hardening import forbid_inspection
 from orchestrator.observability.logs import configure_logging
 from orchestrator.settings import Settings, load_settings
+from orchestrator.triggers.wiring import build_engine
 
 EXIT_OK = 0
 EXIT_INVALID = 1  #: `flow validate` found an invalid flow
@@ -243,7 +244,6 @@ def _server(settings: Settings) -> int:
 def _scheduler(settings: Settings) -> int:
     from orchestrator.audit_keys import load_keyring
     from orchestrator.celery_app import create_celery_app
-    from orchestrator.engine import Engine
     from orchestrator.observability.metrics import MetricsSettings, serve_metrics
     from orchestrator.store.database import make_engine, make_sessionmaker
     from orchestrator.triggers.realtime import RealtimeRunner, start_realtime_thread
@@ -256,7 +256,7 @@ def _scheduler(settings: Settings) -> int:
     server = serve_metrics(MetricsSettings())
     try:
         sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
-        engine = Engine(settings, sessions, create_celery_app(settings))
+        engine = build_engine(settings, sessions, create_celery_app(settings))
         # Realtime triggers consume beside the schedule on every replica: receipts make that safe.
         realtime_thread, realtime_stop = start_realtime_thread(RealtimeRunner(engine))
         try:

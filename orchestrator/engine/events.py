@@ -199,7 +199,7 @@ def start_once(
             failure = f"the {trigger.type} trigger's inputs could not be rendered: {e.message}"
     key = (flow.namespace, flow.id, trigger.id)
     try:
-        with engine._tx() as session:
+        with engine.transaction() as session:
             execution_id = new_id()
             tenant = engine.settings.tenant
             if not store_events.claim_receipt(session, tenant, source_id, key, execution_id, store.utcnow()):

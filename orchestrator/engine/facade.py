@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import redis
 from celery import Celery
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import internal_storage as storage
 from orchestrator import store
+from orchestrator.audit_keys import load_keyring
 from orchestrator.core import kestra2
 from orchestrator.core.errors import ChorusError, Conflict, ExpressionError, FlowInvalid, LabelsInvalid, NotFound
 from orchestrator.core.expressions import has_expression, render
 from orchestrator.core.flow import Flow, TaskSpec
-from orchestrator.core.ids import new_id, task_run_id
+from orchestrator.core.ids import new_id
 from orchestrator.core.inputs import coerce_inputs
 from orchestrator.core.namespace_access import refused_references
 from orchestrator.core.parse import parse_flow
@@ -38,7 +38,6 @@ from orchestrator.core.plan import (
     PlanNode,
     Snapshot,
     StartPhase,
-    TaskRunView,
     Wait,
     child_lists,
     decide_join,
@@ -59,7 +58,6 @@ from orchestrator.engine import (
     loop_scope,
     loops,
     operations,
-    sla_assertions,
     sleeps,
     subflows,
 )
@@ -67,71 +65,28 @@ from orchestrator.engine.compiler import to_canvas
 from orchestrator.engine.flow_validation import validate_flow
 from orchestrator.engine.kv import KeyValueStore
 from orchestrator.engine.llm_ledger import LlmLedger
+from orchestrator.engine.reactions import DEFAULT_REACTIONS, Committed, Reaction
+from orchestrator.engine.values import (
+    ClaimedTaskRun,
+    LogRecord,
+    TaskOutcome,
+    TaskRunCoordinates,
+    Verdict,
+    log_row,
+    still_ours,
+    task_run_view,
+)
 from orchestrator.engine.variables import execution_variables, flow_outputs
-from orchestrator.hooks import EngineHooks, Transition, emit_transitions
+from orchestrator.hooks import EngineHooks
 from orchestrator.settings import Settings
-from orchestrator.store.database import read_only, transaction
+from orchestrator.store.database import make_engine, make_sessionmaker, read_only, transaction
 from orchestrator.store.tables import ExecutionRow, FlowRevisionRow, TaskRunRow
-from orchestrator.triggers import flow_triggers
 
 logger = logging.getLogger(__name__)
 
-#: The verdict a link hands to the next link of its chain: go on, or stop (a failure, a pause, a
-#: duplicate). A stopped chain costs no database work; joins always consult the database.
-OK = "ok"
-STOP = "stop"
 _ENDED_OK = (State.SUCCESS, State.WARNING, State.SKIPPED)
 
 CORRELATION_LABEL = "system.correlationId"
-
-_SWEEPER_LOCK_KEY = 0x43686F7275730002
-
-
-@dataclass(frozen=True)
-class TaskRunCoordinates:
-    """Where a task run sits: exactly what a Celery message carries."""
-
-    execution_id: str
-    task_id: str
-    parent_id: str | None
-    iteration: int | None
-    attempt: int
-
-    @property
-    def task_run_id(self) -> str:
-        return task_run_id(self.execution_id, self.task_id, self.parent_id, self.iteration)
-
-
-@dataclass(frozen=True)
-class ClaimedTaskRun:
-    """A task run this worker owns for one attempt, with what it needs to run it."""
-
-    coordinates: TaskRunCoordinates
-    owner: str
-    flow: Flow
-    task: TaskSpec
-    variables: dict[str, Any]
-    #: A re-apply of a failed attempt's message (Flower, `chorus retry`): it carries no chain, so the
-    #: worker asks the engine to dispatch the rest of the flow once this attempt succeeds.
-    reapplied: bool = False
-
-
-@dataclass(frozen=True)
-class LogRecord:
-    level: str
-    message: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class TaskOutcome:
-    """What running one attempt produced."""
-
-    state: State  #: SUCCESS, WARNING, FAILED or SKIPPED
-    outputs: dict[str, Any] | None = None
-    logs: tuple[LogRecord, ...] = ()
-    error: str | None = None
-    retryable: bool = True
 
 
 @dataclass
@@ -152,40 +107,40 @@ class Engine:
         sessions: sessionmaker[Session],
         celery: Celery,
         hooks: Sequence[EngineHooks] = (),
+        reactions: Sequence[Reaction] = DEFAULT_REACTIONS,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.celery = celery
         self.hooks = list(hooks)
+        self.reactions = list(reactions)
         self.kv = KeyValueStore(settings.tenant, sessions)
         self._cache = _FlowCache()
-        self._broker: redis.Redis | None = None  # the sweeper's view of queue lengths, opened on first use
+
+    @classmethod
+    def from_settings(cls, settings: Settings, celery: Celery, *, pool_size: int = 2) -> Engine:
+        """An engine over its own connection pool, signing audit events with the current key."""
+        db = make_engine(settings.database_url, pool_size=pool_size)
+        return cls(settings, make_sessionmaker(db, audit_key=load_keyring(settings).current), celery)
+
+    def add_reaction(self, reaction: Reaction) -> None:
+        """Run `reaction` after every committed transaction, after the reactions already registered."""
+        self.reactions.append(reaction)
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        """One operation's transaction; its transitions reach the hooks only once it has committed."""
+    def transaction(self) -> Iterator[Session]:
+        """One operation's transaction; what it changed reaches the reactions only once it has committed."""
         with transaction(self.sessions) as session:
             yield session
-            transitions = list(session.info.get("transitions", ()))
-            ended_children = list(session.info.get("ended_children", ()))
-            ended_flows = set(session.info.get("ended_flows", ()))
+            committed = Committed(
+                transitions=tuple(session.info.get("transitions", ())),
+                ended_children=tuple(session.info.get("ended_children", ())),
+                ended_flows=frozenset(session.info.get("ended_flows", ())),
+                approval_outcomes=tuple(session.info.get("approval_outcomes", ())),
+            )
             after_commit = list(session.info.get("after_commit", ()))
-            approval_outcomes = list(session.info.get("approval_outcomes", ()))
-        if transitions and self.hooks:
-            emit_transitions(self.hooks, transitions)
-        if transitions:
-            sla_assertions.on_transitions(self, transitions)
-        for child_id in ended_children:
-            subflows.on_child_ended(self, child_id)
-        for flow_key in ended_flows:
-            self._dequeue(*flow_key)
-        for ended_id, outcome in approval_outcomes:
-            operations.end_execution_as(self, ended_id, outcome, actor="system:approval")
-        if transitions:
-            child_failure.interrupt_after_failures(self, transitions)
-        for transition in transitions:
-            if _ended_execution(transition):
-                flow_triggers.on_execution_ended(self, transition.execution_id)
+        for reaction in self.reactions:
+            reaction(self, committed)
         for callback in after_commit:  # e.g. delivering the events this transaction published
             callback()
 
@@ -220,7 +175,7 @@ class Engine:
 
         document = load_document(source)
         tenant = self.settings.tenant
-        with self._tx() as session:
+        with self.transaction() as session:
             before = store.latest_flow(session, tenant, flow.namespace, flow.id)
             row = store.save_flow_revision(session, tenant, flow.namespace, flow.id, source, document)
             if before is None or before.revision != row.revision or before.deleted:
@@ -242,7 +197,7 @@ class Engine:
 
     def delete_flow(self, namespace: str, flow_id: str, *, actor: str) -> None:
         tenant = self.settings.tenant
-        with self._tx() as session:
+        with self.transaction() as session:
             if store.mark_flow_deleted(session, tenant, namespace, flow_id) == 0:
                 raise NotFound("flow", f"{namespace}.{flow_id}")
             store.append_audit(
@@ -254,13 +209,13 @@ class Engine:
                 payload={},
             )
 
-    def _live_flow(self, session: Session, namespace: str, flow_id: str, revision: int | None) -> FlowRevisionRow:
+    def live_revision(self, session: Session, namespace: str, flow_id: str, revision: int | None) -> FlowRevisionRow:
         row = store.latest_flow(session, self.settings.tenant, namespace, flow_id, revision=revision)
         if row is None or row.deleted:
             raise NotFound("flow", f"{namespace}.{flow_id}")
         return row
 
-    def _flow_for(self, session: Session, execution: ExecutionRow) -> Flow:
+    def flow_of_execution(self, session: Session, execution: ExecutionRow) -> Flow:
         # A revision never changes: once parsed, later transitions of its executions skip the query.
         key = (execution.tenant, execution.namespace, execution.flow_id, execution.flow_revision)
         with self._cache.lock:
@@ -305,8 +260,8 @@ class Engine:
         With `scheduled_at` in the future (Kestra's `scheduleDate`) it stays CREATED until the sweeper
         starts it then. `require_inputs=False` lets required inputs be missing (a start with no inputs at all).
         """
-        with self._tx() as session:
-            flow_row = self._live_flow(session, namespace, flow_id, revision)
+        with self.transaction() as session:
+            flow_row = self.live_revision(session, namespace, flow_id, revision)
             flow = self.flow_of(flow_row)
             if flow.disabled:
                 raise Conflict(f"flow {namespace}.{flow_id} is disabled")
@@ -392,9 +347,9 @@ class Engine:
     def start_scheduled(self, now: datetime) -> list[str]:
         """Start the CREATED executions whose `scheduled_at` has come, through concurrency admission."""
         started: list[str] = []
-        with self._tx() as session:
+        with self.transaction() as session:
             for row in store.due_scheduled_executions(session, now):
-                flow = self._flow_for(session, row)
+                flow = self.flow_of_execution(session, row)
                 session.info["execution"] = row
                 state = self._admission(session, flow)
                 store.record_transition(session, row, state, actor="system:schedule", values={"scheduled_at": None})
@@ -415,10 +370,10 @@ class Engine:
             return State.RUNNING
         return {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[flow.concurrency.behavior]
 
-    def _dequeue(self, tenant: str, namespace: str, flow_id: str) -> None:
+    def admit_queued(self, tenant: str, namespace: str, flow_id: str) -> None:
         """Start queued executions of a flow while its concurrency limit allows."""
         started: list[str] = []
-        with self._tx() as session:
+        with self.transaction() as session:
             row = store.latest_flow(session, tenant, namespace, flow_id)
             flow = self.flow_of(row) if row is not None else None
             if flow is None or flow.concurrency is None:
@@ -436,11 +391,11 @@ class Engine:
 
     def snapshot(self, session: Session, execution_id: str) -> Snapshot:
         runs = store.task_runs_of(session, execution_id)
-        return Snapshot(execution_id, {r.id: _view(r) for r in runs}, store.utcnow())
+        return Snapshot(execution_id, {r.id: task_run_view(r) for r in runs}, store.utcnow())
 
     def dispatch(self, execution_id: str, *, actor: str) -> PlanNode | None:
         """Compile what remains of an execution from the database and send it (idempotent)."""
-        with self._tx() as session:
+        with self.transaction() as session:
             execution = store.lock_execution(session, execution_id)
             if execution is None:
                 raise NotFound("execution", execution_id)
@@ -449,7 +404,7 @@ class Engine:
             if State(execution.state) is not State.RUNNING:
                 return None
             snap = self.snapshot(session, execution_id)
-            plan = remaining(self._flow_for(session, execution), snap)
+            plan = remaining(self.flow_of_execution(session, execution), snap)
             store.clear_due_loops(session, execution_id, snap.now)
             store.touch_execution(session, execution_id, snap.now)
         if plan is not None:
@@ -470,7 +425,7 @@ class Engine:
             if execution is None:
                 return None
             try:
-                return pool_of(self._flow_for(session, execution).task(at.task_id))
+                return pool_of(self.flow_of_execution(session, execution).task(at.task_id))
             except (ChorusError, KeyError):
                 return None
 
@@ -493,7 +448,7 @@ class Engine:
         self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None
     ) -> ClaimedTaskRun | None:
         """Take one attempt of a task run, or None when another worker has it or it must not run."""
-        with self._tx() as session:
+        with self.transaction() as session:
             # Claims and heartbeats are judged by the database's clock: skewed worker clocks would take over
             # a live claim (or keep a dead one) by the size of the skew.
             now = store.db_now(session)
@@ -524,7 +479,7 @@ class Engine:
             reapplied = self._reapply(session, execution, at, celery_task_id, requested_by)
             if reapplied:
                 at = TaskRunCoordinates(at.execution_id, at.task_id, at.parent_id, at.iteration, at.attempt + 1)
-        flow = self._flow_for(session, execution)
+        flow = self.flow_of_execution(session, execution)
         if State(execution.state) is not State.RUNNING and not (
             # A paused execution still lets sibling Approvals reach their own pause (Kestra's PAUSING).
             State(execution.state) is State.PAUSED and approval_tasks.runs_while_paused(session, flow, at)
@@ -586,7 +541,7 @@ class Engine:
         celery_task_id: str | None,
         requested_by: str | None,
         run: Callable[[ClaimedTaskRun], TaskOutcome],
-    ) -> tuple[str, PlanNode | None, bool]:
+    ) -> tuple[Verdict, PlanNode | None, bool]:
         """Claim, run and record consecutive inline task runs, then their parent's join, in one transaction.
 
         `run` is pure (TaskType.inline): nothing happens outside this transaction, so a crash anywhere
@@ -597,12 +552,12 @@ class Engine:
         next phase), and whether a failed task run was re-applied (its chain continuation is gone).
         """
         reapplied = False
-        verdict = STOP if skip_runs else OK
-        with self._tx() as session:
+        verdict = Verdict.STOP if skip_runs else Verdict.OK
+        with self.transaction() as session:
             now = store.db_now(session)
             execution = store.lock_execution(session, execution_id)
             if execution is None:
-                return STOP, None, False
+                return Verdict.STOP, None, False
             for at in () if skip_runs else runs:
                 existing = store.get_task_run(session, at.task_run_id, lock=True)
                 if existing is not None and existing.attempt == at.attempt and State(existing.state) in _ENDED_OK:
@@ -611,16 +566,16 @@ class Engine:
                     session, execution, at, owner, celery_task_id, requested_by, now, locked_row=existing
                 )
                 if claimed is None:
-                    verdict = STOP
+                    verdict = Verdict.STOP
                     break
                 reapplied = reapplied or claimed.reapplied
                 row = session.get(TaskRunRow, claimed.coordinates.task_run_id)
                 assert row is not None  # claimed just now, in this transaction
                 session.info["task_types"] = self._task_types(claimed.flow)
-                verdict = self.complete_task_run(
+                verdict = self.finish_locked(
                     session, execution, row, claimed.task, claimed.flow, run(claimed), actor=f"worker:{owner}"
                 )
-                if verdict != OK:
+                if verdict != Verdict.OK:
                     break
             if not join:
                 return verdict, None, reapplied
@@ -648,7 +603,7 @@ class Engine:
             return False
         if row.attempts[-1].get("celeryTaskId") == celery_task_id:
             return False
-        flow = self._flow_for(session, execution)
+        flow = self.flow_of_execution(session, execution)
         runs = list(store.task_runs_of(session, execution.id))
         by_id = {r.id: r for r in runs}
         failed = [row]
@@ -767,30 +722,30 @@ class Engine:
 
     def set_running_outputs(self, claimed: ClaimedTaskRun, outputs: dict[str, Any]) -> None:
         """Outputs of a flowable this worker owns, set before its join (WorkingDirectory's outputFiles)."""
-        with self._tx() as session:
+        with self.transaction() as session:
             store.lock_execution(session, claimed.coordinates.execution_id)
             row = store.get_task_run(session, claimed.coordinates.task_run_id, lock=True)
-            if row is not None and _still_ours(row, claimed):
+            if row is not None and still_ours(row, claimed):
                 row.outputs = {**(row.outputs or {}), **outputs}
 
     def heartbeat(self, at: TaskRunCoordinates, owner: str) -> None:
-        with self._tx() as session:
+        with self.transaction() as session:
             store.heartbeat(session, at.task_run_id, owner)
 
-    def finish(self, claimed: ClaimedTaskRun, outcome: TaskOutcome) -> str:
+    def finish(self, claimed: ClaimedTaskRun, outcome: TaskOutcome) -> Verdict:
         """Record an attempt's outcome; retry, allowFailure and allowWarning decide the task run's state."""
         at = claimed.coordinates
-        with self._tx() as session:
+        with self.transaction() as session:
             execution = store.lock_execution(session, at.execution_id)
             row = store.get_task_run(session, at.task_run_id, lock=True)
-            if execution is None or row is None or not _still_ours(row, claimed):
-                return STOP  # taken over after we stalled: the new owner reports
+            if execution is None or row is None or not still_ours(row, claimed):
+                return Verdict.STOP  # taken over after we stalled: the new owner reports
             session.info["task_types"] = self._task_types(claimed.flow)  # for the hooks' labels
-            return self.complete_task_run(
+            return self.finish_locked(
                 session, execution, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
             )
 
-    def complete_task_run(
+    def finish_locked(
         self,
         session: Session,
         execution: ExecutionRow,
@@ -800,11 +755,11 @@ class Engine:
         outcome: TaskOutcome,
         *,
         actor: str,
-    ) -> str:
+    ) -> Verdict:
         """End the current attempt of a running task run (caller holds the execution lock)."""
         now = store.utcnow()
         cap = self.settings.max_log_line_chars
-        store.insert_log_lines(session, [_log_row(execution, row, record, cap) for record in outcome.logs])
+        store.insert_log_lines(session, [log_row(execution, row, record, cap) for record in outcome.logs])
         values: dict[str, Any] = {
             "attempts": store.close_attempt(row.attempts, outcome.state, now),
             "claim_owner": None,
@@ -820,14 +775,14 @@ class Engine:
             if due is not None:
                 store.record_transition(session, row, State.FAILED, actor=actor, payload=payload, values=values, at=now)
                 operations.retry_in_new_execution(self, session, execution, flow, due, actor=actor)
-                return STOP
+                return Verdict.STOP
         elif outcome.state is State.FAILED:
             first_start = _attempt_start(row.attempts[0]) or row.created_at
             due = next_attempt_at(retry, row.attempt, first_start, now) if outcome.retryable else None
             if due is not None:
                 values["retry_at"] = due
                 store.record_transition(session, row, State.RETRYING, actor=actor, payload=payload, values=values)
-                return STOP
+                return Verdict.STOP
         state = outcome.state
         if state is State.SUCCESS and row.attempt > 1 and retry is not None and retry.warning_on_retry:
             state = State.WARNING  # `warningOnRetry`: success that needed retries is flagged
@@ -835,7 +790,7 @@ class Engine:
         store.record_transition(session, row, final, actor=actor, payload=payload, values=values, at=now)
         if task.type == "Publish" and outcome.state in (State.SUCCESS, State.WARNING):
             events.record_published(self, session, execution, row, outcome.outputs)  # the outbox, in this transaction
-        return STOP if final.is_failure else OK
+        return Verdict.STOP if final.is_failure else Verdict.OK
 
     def decide(
         self,
@@ -851,14 +806,14 @@ class Engine:
         reports nothing more, so its logs would be lost otherwise).
         """
         at = claimed.coordinates
-        with self._tx() as session:
+        with self.transaction() as session:
             execution = store.lock_execution(session, at.execution_id)
             row = store.get_task_run(session, at.task_run_id, lock=True)
-            if row is None or not _still_ours(row, claimed):
+            if row is None or not still_ours(row, claimed):
                 return None
             if logs and execution is not None:
                 cap = self.settings.max_log_line_chars
-                store.insert_log_lines(session, [_log_row(execution, row, record, cap) for record in logs])
+                store.insert_log_lines(session, [log_row(execution, row, record, cap) for record in logs])
             row.decision = decision
             if outputs is not None:
                 row.outputs = outputs
@@ -883,31 +838,31 @@ class Engine:
 
     # ---- joins ----------------------------------------------------------------------------------
 
-    def join(self, execution_id: str, parent_id: str | None, *, actor: str) -> tuple[str, PlanNode | None]:
+    def join(self, execution_id: str, parent_id: str | None, *, actor: str) -> tuple[Verdict, PlanNode | None]:
         """Finish a flowable (or the execution) whose children ended, or start its next phase.
 
         Returns the verdict for the chain and, when a phase starts, the plan the join replaces itself with.
         """
-        with self._tx() as session:
+        with self.transaction() as session:
             execution = store.lock_execution(session, execution_id)
             if execution is None:
-                return STOP, None
+                return Verdict.STOP, None
             return self._join_in(session, execution, parent_id, actor=actor)
 
     def _join_in(
         self, session: Session, execution: ExecutionRow, parent_id: str | None, *, actor: str
-    ) -> tuple[str, PlanNode | None]:
+    ) -> tuple[Verdict, PlanNode | None]:
         """`join` in the caller's transaction, which holds the execution's lock."""
         execution_id = execution.id
         # A paused execution still parks an Approval (a Pause) whose `onWait` (`onPause`) just ended, so
         # sibling approvals all wait for review at once; nothing else moves until it is resumed.
         paused = State(execution.state) is State.PAUSED and parent_id is not None
         if State(execution.state) is not State.RUNNING and not paused:
-            return STOP, None
-        flow = self._flow_for(session, execution)
+            return Verdict.STOP, None
+        flow = self.flow_of_execution(session, execution)
         parent_row = store.get_task_run(session, parent_id, lock=True) if parent_id else None
         if parent_id and (parent_row is None or State(parent_row.state) is not State.RUNNING):
-            return STOP, None
+            return Verdict.STOP, None
         spec = flow.task(parent_row.task_id) if parent_row else None
         lists = child_lists(flow, spec, (parent_row.decision or {}) if parent_row else {})
         snap = self.snapshot(session, execution_id)
@@ -925,25 +880,25 @@ class Engine:
             wait_state = apply_allowances(decision.state, allow_failure=spec.allow_failure, allow_warning=False)
             if not wait_state.is_failure:
                 approval_tasks.pause_after_wait(session, execution, parent_row, spec, actor=actor)
-                return STOP, None
+                return Verdict.STOP, None
             if paused:
-                return STOP, None
+                return Verdict.STOP, None
             decision = decide_join(lists, parent_id, snap)  # `onWait` failed: `errors`, then `finally`
         if paused:
-            return STOP, None
+            return Verdict.STOP, None
         if isinstance(decision, Complete) and approval_tasks.decided(spec, parent_row) is not None:
             # A decided Approval's state is its branch's (and finally's): `onWait` no longer counts.
             decision = Complete(approval_tasks.branch_state(spec, lists, snap.children(parent_id)))
         if isinstance(decision, Wait):
-            return STOP, None
+            return Verdict.STOP, None
         if isinstance(decision, StartPhase):
             plan = phase(flow, decision.lanes, parent_id, snap)
             if plan is None or not has_runs(plan):
                 # A join that would only call itself again makes no progress: leave it to the sweeper
                 # (a stalled execution is re-planned from the database) instead of spinning the broker.
                 logger.warning("join of %s in %s has nothing to start", parent_id, execution_id)
-                return STOP, None
-            return OK, plan
+                return Verdict.STOP, None
+            return Verdict.OK, plan
         assert isinstance(decision, Complete)
         retried = (
             parent_row is not None
@@ -953,13 +908,13 @@ class Engine:
             and self._retry_flowable(session, parent_row, spec, actor=actor)
         )
         if retried:
-            return STOP, None  # the sweeper dispatches the failed children's next attempts
+            return Verdict.STOP, None  # the sweeper dispatches the failed children's next attempts
         if parent_row is not None and spec is not None and spec.type in loops.LOOP_TYPES:
             again = not decision.state.is_failure and loops.next_iteration(
                 self, session, execution, flow, spec, parent_row
             )
             if again:
-                return STOP, None  # the sweeper dispatches the next iteration when it is due
+                return Verdict.STOP, None  # the sweeper dispatches the next iteration when it is due
             decision = Complete(loops.final_state(spec, parent_row, decision.state))
         if parent_row is not None and spec is not None:
             # AllowFailure is allowFailure made into a flowable: its children's failure is a warning.
@@ -987,7 +942,7 @@ class Engine:
                 except ExpressionError as e:
                     final = State.FAILED
                     store.insert_log_lines(
-                        session, [_log_row(execution, parent_row, LogRecord("ERROR", str(e), store.utcnow()))]
+                        session, [log_row(execution, parent_row, LogRecord("ERROR", str(e), store.utcnow()))]
                     )
             attempts = parent_row.attempts
             if attempts and attempts[-1].get("state", {}).get("current") == str(State.RUNNING):
@@ -1002,11 +957,11 @@ class Engine:
                 values["decision"] = {**(parent_row.decision or {}), "ends": str(outcome)}
             store.record_transition(session, parent_row, final, actor=actor, values=values)
             if outcome is not None or ending is not None:
-                return STOP, None
-            return (STOP if final.is_failure else OK), None
+                return Verdict.STOP, None
+            return (Verdict.STOP if final.is_failure else Verdict.OK), None
         final_state = ending if ending is not None and not decision.state.is_failure else decision.state
         self._end_execution(session, execution, flow, final_state, actor=actor)
-        return STOP, None
+        return Verdict.STOP, None
 
     def _iteration_file(self, execution: ExecutionRow, loop_run: TaskRunRow) -> Callable[[int, dict[str, Any]], str]:
         """Where a storing Loop keeps one iteration's outputs: a JSON (so ION text) file of the task run."""
@@ -1049,7 +1004,7 @@ class Engine:
             except ExpressionError as e:
                 state, payload = State.FAILED, {"error": f"flow outputs: {e.message}"}
                 error = LogRecord("ERROR", str(e), store.utcnow())
-                store.insert_log_lines(session, [_log_row(execution, None, error, self.settings.max_log_line_chars)])
+                store.insert_log_lines(session, [log_row(execution, None, error, self.settings.max_log_line_chars)])
         store.record_transition(session, execution, state, actor=actor, payload=payload, values={"outputs": outputs})
         if execution.parent_task_run_id is not None:
             session.info.setdefault("ended_children", []).append(execution.id)
@@ -1068,19 +1023,9 @@ class Engine:
     def restart(self, execution_id: str, *, actor: str) -> ExecutionRow:
         return operations.restart(self, execution_id, actor=actor)
 
-    def toggle_trigger(
-        self, namespace: str, flow_id: str, trigger_id: str, enabled: bool | None, *, actor: str
-    ) -> bool:
-        """Enable, disable or flip (None) a Schedule trigger (the Toggle task); audited. Returns the new state."""
-        from orchestrator.triggers import (
-            control as trigger_control,  # built on the engine: imported when used
-        )
-
-        return trigger_control.set_enabled(self, (namespace, flow_id, trigger_id), enabled, actor=actor).enabled
-
     def set_labels(self, execution_id: str, labels: list[dict[str, str]], *, actor: str) -> list[dict[str, str]]:
         """Add or override execution labels (the Labels task, the API); audited."""
-        with self._tx() as session:
+        with self.transaction() as session:
             execution = store.lock_execution(session, execution_id)
             if execution is None:
                 raise NotFound("execution", execution_id)
@@ -1156,92 +1101,29 @@ class Engine:
     def change_status(self, execution_id: str, state: State, *, actor: str) -> ExecutionRow:
         return operations.change_status(self, execution_id, state, actor=actor)
 
-    def start_subflow(self, claimed: ClaimedTaskRun, **request: Any) -> str:
+    def start_subflow(self, claimed: ClaimedTaskRun, **request: Any) -> Verdict:
         return subflows.start(self, claimed, **request)
 
     def sleep_end(self, claimed: ClaimedTaskRun, duration: timedelta) -> sleeps.SleepEnd | None:
         return sleeps.begin(self, claimed, duration)
 
-    def park_sleep(self, claimed: ClaimedTaskRun, due: datetime, logs: tuple[LogRecord, ...]) -> str:
+    def park_sleep(self, claimed: ClaimedTaskRun, due: datetime, logs: tuple[LogRecord, ...]) -> Verdict:
         sleeps.park(self, claimed, due, logs)
-        return STOP
+        return Verdict.STOP
 
-    def start_subflows(self, claimed: ClaimedTaskRun, **request: Any) -> str:
+    def start_subflows(self, claimed: ClaimedTaskRun, **request: Any) -> Verdict:
         """One child execution per batch of inputs (ForEachItem); the task run ends when they all have."""
         return subflows.start_many(self, claimed, **request)
 
     def child_execution_outputs(self, parent_task_run_id: str) -> list[dict[str, Any]]:
-        with self._tx() as session:
+        with self.transaction() as session:
             return store.child_execution_outputs(session, parent_task_run_id)
-
-    # ---- sweeper --------------------------------------------------------------------------------
-
-    def sweep_once(self, *, include_stale: bool = True) -> int:
-        """Re-dispatch executions with due retries or no progress; only one sweeper runs at a time.
-
-        `include_stale=False` skips the no-progress check: right after a database outage every heartbeat
-        looks stale, and live workers need one staleness window to heartbeat again before a take-over.
-        """
-        now = store.utcnow()
-        with self._tx() as session:
-            if not store.try_advisory_lock(session, _SWEEPER_LOCK_KEY):
-                return 0
-            due = list(store.executions_with_due_retries(session, now))
-            stale: Sequence[str] = []
-            if include_stale:
-                stale_after = self.settings.stale_after_s
-                if self._queued_messages() > 0:
-                    stale_after *= self.settings.stale_backlog_factor
-                older_than = store.db_now(session) - timedelta(seconds=stale_after)
-                stale = store.stale_running_executions(session, older_than)
-        operations.wake_due(self, now)
-        operations.enforce_slas(self, now)
-        self.start_scheduled(now)
-        events.redeliver_pending(self)
-        ids = list(dict.fromkeys([*due, *stale]))
-        for execution_id in ids:
-            try:
-                self.dispatch(execution_id, actor="system:sweeper")
-            except Exception:
-                logger.exception("sweeper could not dispatch %s", execution_id, extra={"execution_id": execution_id})
-        return len(ids)
-
-    def _queued_messages(self) -> int:
-        """Messages waiting in the pools' queues (Redis brokers), or 0 when they cannot be counted.
-
-        The sweeper re-sends executions that made no progress for `stale_after_s`, to recover lost messages.
-        Under a backlog, an execution whose message is merely waiting its turn looks the same; re-sending it
-        would add to the very queue that delays it (measured: 1,000 executions became 6,499 messages).
-        """
-        if not self.settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
-            return 0
-        try:
-            if self._broker is None:
-                self._broker = redis.Redis.from_url(
-                    self.settings.broker_url, socket_timeout=1, socket_connect_timeout=1
-                )
-            pipe = self._broker.pipeline(transaction=False)
-            for pool in self.settings.pools:
-                pipe.llen(pool)
-            return int(sum(pipe.execute()))
-        except redis.RedisError:
-            return 0  # a broker that does not answer holds no backlog worth waiting for
 
     # ---- LLM ledger (ai pool) -------------------------------------------------------------------
 
     def llm_ledger(self) -> LlmLedger:
         """The record of model calls (tokens, cost, audit, replay) over this engine's database."""
         return LlmLedger(self.sessions, self.settings.llm)
-
-
-def _ended_execution(transition: Transition) -> bool:
-    """An execution that just ended (a terminal state reached from a live one): Flow triggers look at it."""
-    return (
-        transition.kind == "execution"
-        and State(transition.state).is_terminal
-        and transition.previous is not None
-        and not State(transition.previous).is_terminal
-    )
 
 
 def _webhook_matches(trigger: Any, flow: Flow | None, key: str) -> bool:
@@ -1279,48 +1161,6 @@ def _merge_labels(base: list[dict[str, str]], extra: list[dict[str, str]]) -> li
     return [{"key": k, "value": v} for k, v in merged.items()]
 
 
-def _view(row: TaskRunRow) -> TaskRunView:
-    return TaskRunView(
-        id=row.id,
-        task_id=row.task_id,
-        parent_id=row.parent_id,
-        iteration=row.iteration,
-        state=State(row.state),
-        attempt=row.attempt,
-        decision=row.decision or {},
-        retry_at=row.retry_at,
-    )
-
-
-def _still_ours(row: TaskRunRow, claimed: ClaimedTaskRun) -> bool:
-    return (
-        State(row.state) is State.RUNNING
-        and row.attempt == claimed.coordinates.attempt
-        and row.claim_owner == claimed.owner
-    )
-
-
 def _attempt_start(attempt: Mapping[str, Any]) -> datetime | None:
     histories = attempt.get("state", {}).get("histories", [])
     return datetime.fromisoformat(histories[0]["date"].replace("Z", "+00:00")) if histories else None
-
-
-#: Ends a log message cut at CHORUS_MAX_LOG_LINE_CHARS, so a reader knows the line is not whole.
-TRUNCATED_MARKER = " …[truncated {dropped} characters]"
-
-
-def _log_row(execution: ExecutionRow, row: TaskRunRow | None, record: LogRecord, max_chars: int) -> dict[str, Any]:
-    message = record.message
-    if len(message) > max_chars:
-        message = message[:max_chars] + TRUNCATED_MARKER.format(dropped=len(message) - max_chars)
-    return {
-        "execution_id": execution.id,
-        "task_run_id": row.id if row else None,
-        "task_id": row.task_id if row else None,
-        "attempt": row.attempt if row else None,
-        "namespace": execution.namespace,
-        "flow_id": execution.flow_id,
-        "level": record.level,
-        "message": message,
-        "at": record.at,
-    }

@@ -28,7 +28,7 @@ TriggerKey = tuple[str, str, str]  #: (namespace, flow id, trigger id)
 
 @contextmanager
 def _locked(engine: Engine) -> Iterator[Session]:
-    with engine._tx() as session:
+    with engine.transaction() as session:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEDULER_LOCK_KEY})
         sync_triggers(engine, session, store.utcnow())
         yield session

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from orchestrator.celery_app import create_celery_app
-from orchestrator.engine import Engine, TaskRunCoordinates
+from orchestrator.engine import TaskRunCoordinates
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker, transaction
+from orchestrator.triggers.wiring import build_engine
 from tests.chaos.cluster import ChaosCluster, ClusterShape
 
 pytestmark = pytest.mark.chaos
@@ -65,7 +66,7 @@ def test_a_claim_is_not_taken_over_until_its_worker_could_heartbeat_after_a_rest
     db = make_engine(cluster.database_url, pool_size=1)
     app = create_celery_app(settings)
     try:
-        engine = Engine(settings, make_sessionmaker(db), app)
+        engine = build_engine(settings, make_sessionmaker(db), app)
         row = engine.deploy_flow(FLOW, actor="test")
         with transaction(engine.sessions) as session:
             execution = engine.create_execution(session, row, engine.flow_of(row), {}, [], actor="test")

@@ -12,6 +12,7 @@ import pytest
 from orchestrator.celery_app import create_celery_app
 from orchestrator.engine import Engine
 from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.triggers.wiring import build_engine
 from tests.e2e.conftest import Stack
 from tests.fakes.base import FakeResponse
 from tests.fakes.openai_wire import OpenAIWire, Reply
@@ -49,7 +50,7 @@ tasks:
 def engine(stack: Stack) -> Iterator[Engine]:
     db = make_engine(stack.settings.database_url, pool_size=1)
     try:
-        yield Engine(stack.settings, make_sessionmaker(db), create_celery_app(stack.settings))
+        yield build_engine(stack.settings, make_sessionmaker(db), create_celery_app(stack.settings))
     finally:
         db.dispose()
 

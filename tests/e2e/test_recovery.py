@@ -10,9 +10,9 @@ import pytest
 from celery import Celery
 
 from orchestrator.celery_app import RUN_INLINE, RUN_TASK_RUN, create_celery_app
-from orchestrator.engine import Engine
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.triggers.wiring import build_engine
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.e2e.conftest import Stack
 
@@ -104,7 +104,7 @@ def test_an_execution_whose_messages_were_lost_is_finished_by_the_sweeper(
     db = make_engine(settings.database_url, pool_size=1)
     app = create_celery_app(settings)
     try:
-        engine = Engine(settings, make_sessionmaker(db), app)
+        engine = build_engine(settings, make_sessionmaker(db), app)
         created = engine.submit(unique_namespace, "one-log", inputs={}, actor="test")
     finally:
         app.close()

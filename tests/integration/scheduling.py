@@ -15,6 +15,7 @@ from orchestrator.engine import Engine
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.store.tables import ExecutionRow
+from orchestrator.triggers.wiring import build_engine
 
 START = datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)
 
@@ -51,7 +52,7 @@ def engine(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Engine
     settings = load_settings(database_url=database_url, broker_url=redis_url, data_dir=tmp_path)
     db = make_engine(database_url, pool_size=4)
     try:
-        yield Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+        yield build_engine(settings, make_sessionmaker(db), create_celery_app(settings))
     finally:
         db.dispose()
 

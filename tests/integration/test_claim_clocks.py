@@ -15,6 +15,7 @@ from orchestrator.engine import Engine, TaskRunCoordinates
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker, transaction
 from orchestrator.store.tables import TaskRunRow
+from orchestrator.triggers.wiring import build_engine
 
 FLOW = """
 id: clocks
@@ -32,7 +33,7 @@ def engine(database_url: str) -> Iterator[Engine]:
     db = make_engine(database_url, pool_size=2)
     app = create_celery_app(settings)
     try:
-        yield Engine(settings, make_sessionmaker(db), app)
+        yield build_engine(settings, make_sessionmaker(db), app)
     finally:
         app.close()
         db.dispose()

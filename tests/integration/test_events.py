@@ -14,9 +14,11 @@ from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import FlowInvalid
 from orchestrator.core.states import State
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, events
+from orchestrator.engine.sweeper import Sweeper
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker, transaction
 from orchestrator.store.tables import AuditEventRow, ExecutionRow, TaskRunRow
+from orchestrator.triggers.wiring import build_engine
 from workers.runtime import run_claimed
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "choreography"
@@ -29,7 +31,9 @@ class Crash(BaseException):
 
 def _engine(database_url: str, broker_url: str, **overrides: object) -> Engine:
     settings = load_settings(database_url=database_url, broker_url=broker_url, **overrides)
-    return Engine(settings, make_sessionmaker(make_engine(database_url, pool_size=4)), create_celery_app(settings))
+    return build_engine(
+        settings, make_sessionmaker(make_engine(database_url, pool_size=4)), create_celery_app(settings)
+    )
 
 
 @pytest.fixture
@@ -50,7 +54,7 @@ def _close(engine: Engine) -> None:
 def _triage(engine: Engine, text_: str, *, crash_after_publish: bool = False, execution_id: str | None = None) -> str:
     if execution_id is None:
         with transaction(engine.sessions) as session:
-            row = engine._live_flow(session, NS, "triage", None)
+            row = engine.live_revision(session, NS, "triage", None)
             flow = engine.flow_of(row)
             execution_id = engine.create_execution(
                 session, row, flow, {"ticket": "T-1", "text": text_}, [], actor="test"
@@ -125,7 +129,7 @@ def test_an_event_delivered_twice_and_concurrently_fires_each_subscriber_once(en
 
 def test_a_worker_killed_between_publish_and_commit_publishes_once_on_redelivery(engine: Engine) -> None:
     with transaction(engine.sessions) as session:
-        row = engine._live_flow(session, NS, "triage", None)
+        row = engine.live_revision(session, NS, "triage", None)
         inputs = {"ticket": "T-1", "text": "refund please"}
         execution_id = engine.create_execution(session, row, engine.flow_of(row), inputs, [], actor="test").id
     with pytest.raises(Crash):
@@ -154,8 +158,8 @@ def test_a_process_dying_between_commit_and_delivery_loses_nothing(
     with transaction(engine.sessions) as session:  # older than the sweeper's grace period
         session.execute(text("UPDATE events SET created_at = created_at - interval '1 minute'"))
 
-    engine.sweep_once()
-    engine.sweep_once()
+    Sweeper(engine).sweep_once()
+    Sweeper(engine).sweep_once()
 
     assert len(_started(engine, "billing")) == 1
     with engine.sessions() as session:

@@ -23,6 +23,7 @@ from orchestrator.store.tables import ExecutionRow
 from orchestrator.triggers.realtime import RealtimeRunner
 from orchestrator.triggers.realtime_amqp import AmqpQueueSource
 from orchestrator.triggers.realtime_redis import RedisStreamSource
+from orchestrator.triggers.wiring import build_engine
 
 AMQP_URL = os.environ.get("CHORUS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 N = 200
@@ -50,7 +51,7 @@ triggers:
 def engine(database_url: str, idle_broker_url: str) -> Iterator[Engine]:
     settings = load_settings(database_url=database_url, broker_url=idle_broker_url)
     db = make_engine(database_url, pool_size=4)
-    engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+    engine = build_engine(settings, make_sessionmaker(db), create_celery_app(settings))
     yield engine
     engine.celery.close()
     db.dispose()

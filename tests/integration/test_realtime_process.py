@@ -20,6 +20,7 @@ from orchestrator.cli.embedded import free_port
 from orchestrator.cli.main import stop_process
 from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.store.tables import ExecutionRow
+from orchestrator.triggers.wiring import build_engine
 
 FLOW = """
 id: burst
@@ -100,7 +101,6 @@ def _lag(port: int) -> float | None:
 
 def _burst_across_a_kill(database_url: str, redis_url: str, scheduler: Scheduler, messages: int) -> None:
     from orchestrator.celery_app import create_celery_app
-    from orchestrator.engine import Engine
     from orchestrator.settings import load_settings
 
     key = f"tests:realtime:{uuid.uuid4().hex}"
@@ -108,7 +108,9 @@ def _burst_across_a_kill(database_url: str, redis_url: str, scheduler: Scheduler
     db = make_engine(database_url, pool_size=1)
     app = create_celery_app(settings)
     try:
-        Engine(settings, make_sessionmaker(db), app).deploy_flow(FLOW.format(url=redis_url, key=key), actor="test")
+        build_engine(settings, make_sessionmaker(db), app).deploy_flow(
+            FLOW.format(url=redis_url, key=key), actor="test"
+        )
     finally:
         app.close()
         db.dispose()

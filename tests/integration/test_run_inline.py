@@ -17,6 +17,7 @@ from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoor
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker, transaction
 from orchestrator.store.tables import AuditEventRow, ExecutionRow, LogLineRow, TaskRunRow
+from orchestrator.triggers.wiring import build_engine
 from workers.runtime import run_claimed
 
 FLOW = """
@@ -53,7 +54,7 @@ def engine(database_url: str) -> Iterator[Engine]:
     db = make_engine(database_url, pool_size=2)
     app = create_celery_app(settings)
     try:
-        engine = Engine(settings, make_sessionmaker(db), app)
+        engine = build_engine(settings, make_sessionmaker(db), app)
         engine.deploy_flow(FLOW, actor="test")
         yield engine
     finally:

@@ -10,8 +10,10 @@ from sqlalchemy import text
 
 from orchestrator.celery_app import create_celery_app
 from orchestrator.engine import Engine
+from orchestrator.engine.sweeper import Sweeper
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.triggers.wiring import build_engine
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.harness import services
 
@@ -31,7 +33,7 @@ def engine(database_url: str, broker_url: str) -> Iterator[Engine]:
     settings = load_settings(database_url=database_url, broker_url=broker_url, stale_after_s=1, stale_backlog_factor=10)
     db = make_engine(settings.database_url, pool_size=2)
     try:
-        yield Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+        yield build_engine(settings, make_sessionmaker(db), create_celery_app(settings))
     finally:
         db.dispose()
         broker = redis.Redis.from_url(broker_url)
@@ -55,11 +57,11 @@ def test_a_queued_execution_is_not_sent_again_while_its_queue_has_a_backlog(engi
     assert queued >= 1
 
     _age(engine, execution.id, 5)  # stale by `stale_after_s`, not by ten times it
-    assert engine.sweep_once() == 0
+    assert Sweeper(engine).sweep_once() == 0
     assert broker.llen("control") == queued  # nothing added to the backlog
 
     _age(engine, execution.id, 11)  # stale even by the backlog's measure
-    assert engine.sweep_once() == 1
+    assert Sweeper(engine).sweep_once() == 1
     assert broker.llen("control") > queued
     broker.close()
 
@@ -71,6 +73,6 @@ def test_a_stale_execution_is_sent_again_when_no_message_waits(engine: Engine, b
     broker.delete("control")  # the message is lost (a Redis restart that kept nothing)
 
     _age(engine, execution.id, 5)
-    assert engine.sweep_once() == 1
+    assert Sweeper(engine).sweep_once() == 1
     assert broker.llen("control") >= 1
     broker.close()

@@ -19,6 +19,7 @@ from orchestrator.core.parse import parse_flow
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.triggers.wiring import build_engine
 from tests.harness import services
 from workers.runtime import run_claimed
 
@@ -36,7 +37,7 @@ def worker_engine(worker_database: str, tmp_path_factory: pytest.TempPathFactory
     settings = load_settings(database_url=worker_database, data_dir=tmp_path_factory.mktemp("data"))
     db: DbEngine = make_engine(settings.database_url, pool_size=2)
     try:
-        yield Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+        yield build_engine(settings, make_sessionmaker(db), create_celery_app(settings))
     finally:
         db.dispose()
 

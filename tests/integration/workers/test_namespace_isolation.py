@@ -22,6 +22,7 @@ from orchestrator.engine.audit_trail import ApiAction
 from orchestrator.engine.kv import TypedValue
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.triggers.wiring import build_engine
 from tests.integration.workers.conftest import claim
 from workers.context import TaskContext
 from workers.functions import EngineFunctions
@@ -51,7 +52,7 @@ def engine(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Engine
     )
     db = make_engine(database_url, pool_size=4)
     try:
-        eng = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+        eng = build_engine(settings, make_sessionmaker(db), create_celery_app(settings))
         for namespace in ("team.a", "team.b", "team.c"):
             eng.deploy_flow(TARGET.format(ns=namespace), actor="t")
             audit = ApiAction(actor="t", client="t", action="kv.put", outcome="success", status=0)

@@ -13,6 +13,7 @@ from orchestrator.core.states import State
 from orchestrator.engine import Engine, TaskOutcome
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.triggers.wiring import build_engine
 from tests.integration.workers.conftest import SetSecrets, claim
 from workers.context import TaskContext
 from workers.functions import EngineFunctions
@@ -35,7 +36,7 @@ def engine(worker_database: str, tmp_path: Path, secrets: SetSecrets) -> Iterato
     )
     db = make_engine(settings.database_url, pool_size=1)
     try:
-        yield Engine(settings, make_sessionmaker(db), Celery("secret-scoping-test", set_as_current=False))
+        yield build_engine(settings, make_sessionmaker(db), Celery("secret-scoping-test", set_as_current=False))
     finally:
         db.dispose()
 
