@@ -10,8 +10,9 @@ Imports: the core, the store, settings, hooks, observability; never the triggers
 the workers or the CLI (layers core -> store -> engine -> triggers -> api/workers/cli).
 """
 
-from orchestrator.engine.facade import CORRELATION_LABEL, Engine
+from orchestrator.engine.facade import Engine
 from orchestrator.engine.reactions import Committed, Reaction
+from orchestrator.engine.submission import CORRELATION_LABEL
 from orchestrator.engine.values import ClaimedTaskRun, LogRecord, TaskOutcome, TaskRunCoordinates, Verdict
 
 __all__ = [

@@ -22,6 +22,7 @@ from orchestrator.core.flow import Flow, Input, TaskSpec
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.plan import ChildLists, Snapshot, TaskRunView, decided_state
 from orchestrator.core.states import State
+from orchestrator.engine import flows
 from orchestrator.engine.values import TaskRunCoordinates
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
@@ -173,7 +174,7 @@ def review(
         execution = store.lock_execution(session, execution_id)
         if execution is None:
             raise NotFound("execution", execution_id)
-        flow: Flow = engine.flow_of_execution(session, execution)
+        flow: Flow = flows.flow_of_execution(engine, session, execution)
         runs = list(store.task_runs_of(session, execution_id))
         paused = [r for r in runs if State(r.state) is State.PAUSED and flow.task(r.task_id).type == rules.APPROVAL]
         if task_run_id is not None:

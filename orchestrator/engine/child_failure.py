@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from orchestrator import store
 from orchestrator.core.flow import TaskSpec
 from orchestrator.core.states import TERMINAL, State
+from orchestrator.engine import flows
 from orchestrator.engine.values import LogRecord, log_row
 from orchestrator.hooks import Transition
 from orchestrator.store.tables import TaskRunRow
@@ -66,7 +67,7 @@ def _interrupt(engine: Engine, execution_id: str, failed_id: str) -> None:
         execution = store.lock_execution(session, execution_id)
         if execution is None or State(execution.state) not in (State.RUNNING, State.PAUSED):
             return
-        flow = engine.flow_of_execution(session, execution)
+        flow = flows.flow_of_execution(engine, session, execution)
         runs = {r.id: r for r in store.task_runs_of(session, execution_id)}
         failed = runs.get(failed_id)
         parent = runs.get(failed.parent_id or "") if failed is not None else None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from orchestrator import store
 from orchestrator.core.errors import Conflict, NotFound
 from orchestrator.core.states import TERMINAL, State
-from orchestrator.engine import operations
+from orchestrator.engine import flows, operations
 from orchestrator.engine.housekeeping import Housekeeping
 from orchestrator.engine.values import ClaimedTaskRun
 
@@ -46,7 +46,7 @@ def exit_execution(engine: Engine, claimed: ClaimedTaskRun, final: State, *, kil
             raise NotFound("execution", at.execution_id)
         if State(execution.state) in TERMINAL:
             raise Conflict(f"execution {at.execution_id} has already ended ({execution.state})")
-        engine.flow_of_execution(session, execution)  # marks the flow's concurrency, so the exit frees its slot
+        flows.flow_of_execution(engine, session, execution)  # marks the flow's concurrency, so the exit frees its slot
         runs = {run.id: run for run in store.task_runs_of(session, at.execution_id)}
         lineage: set[str] = set()
         current = runs.get(at.task_run_id)

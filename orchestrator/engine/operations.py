@@ -22,7 +22,7 @@ from orchestrator.core.flow import Flow, Input, InputType
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
-from orchestrator.engine import agent_journal, approval_tasks
+from orchestrator.engine import agent_journal, approval_tasks, flows
 from orchestrator.store import agent as store_agent
 from orchestrator.store.database import read_only
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
@@ -67,7 +67,7 @@ def _stop(
         execution = _locked(engine, session, execution_id)
         if State(execution.state) in TERMINAL:
             raise Conflict(f"execution {execution_id} has already ended ({execution.state})")
-        engine.flow_of_execution(session, execution)  # marks the flow's concurrency, so a kill frees its slot
+        flows.flow_of_execution(engine, session, execution)  # marks the flow's concurrency, so a kill frees its slot
         if State(execution.state) in (State.CREATED, State.QUEUED):
             store.record_transition(session, execution, final, actor=actor, payload=payload)  # never started
             return execution
@@ -124,7 +124,7 @@ def retry_in_new_execution(
                         "retry_at": None},
             )  # fmt: skip
     store.record_transition(session, execution, State.RETRIED, actor=actor, payload={"next_attempt_at": store.iso(due)})
-    flow_row = engine.live_revision(session, execution.namespace, execution.flow_id, execution.flow_revision)
+    flow_row = flows.live_revision(engine, session, execution.namespace, execution.flow_id, execution.flow_revision)
     parent = (
         (execution.parent_execution_id, execution.parent_task_run_id)
         if execution.parent_execution_id and execution.parent_task_run_id
@@ -228,7 +228,7 @@ def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, acto
         execution = _locked(engine, session, execution_id)
         if State(execution.state) is not State.PAUSED:
             raise Conflict(f"execution {execution_id} is not paused ({execution.state})")
-        flow = engine.flow_of_execution(session, execution)
+        flow = flows.flow_of_execution(engine, session, execution)
         for run in store.task_runs_of(session, execution_id):
             if State(run.state) is State.PAUSED:
                 agent_journal.apply_approval(session, run, inputs, actor=actor)  # an agent's gated tool call
@@ -319,7 +319,7 @@ def restart(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
         execution = _locked(engine, session, execution_id)
         if State(execution.state) not in _RESTARTABLE:
             raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
-        flow = engine.flow_of_execution(session, execution)
+        flow = flows.flow_of_execution(engine, session, execution)
         runs = list(store.task_runs_of(session, execution_id))
         failed = [r for r in runs if State(r.state) in _RESTARTABLE]
         if not failed:
@@ -391,7 +391,7 @@ def replay(
     """
     with engine.transaction() as session:
         old = _locked(engine, session, execution_id)
-        flow_row = engine.live_revision(session, old.namespace, old.flow_id, revision or old.flow_revision)
+        flow_row = flows.live_revision(engine, session, old.namespace, old.flow_id, revision or old.flow_revision)
         flow = engine.flow_of(flow_row)
         runs = list(store.task_runs_of(session, execution_id))
         chosen = next((r for r in runs if r.id == task_run_id), None) if task_run_id else None
@@ -473,7 +473,7 @@ def change_task_run_state(
             return execution
         store.record_transition(session, run, state, actor=actor, override=True)
         if State(execution.state).is_terminal:
-            flow = engine.flow_of_execution(session, execution)
+            flow = flows.flow_of_execution(engine, session, execution)
             runs = list(store.task_runs_of(session, execution_id))
             by_id = {r.id: r for r in runs}
             parents = []

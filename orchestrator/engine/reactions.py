@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orchestrator.core.states import State
-from orchestrator.engine import child_failure, operations, sla_assertions, subflows
+from orchestrator.engine import child_failure, operations, sla_assertions, subflows, submission
 from orchestrator.hooks import Transition, emit_transitions
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def complete_parents(engine: Engine, committed: Committed) -> None:
 def admit_queued(engine: Engine, committed: Committed) -> None:
     """A freed concurrency slot starts the flow's oldest queued executions."""
     for tenant, namespace, flow_id in committed.ended_flows:
-        engine.admit_queued(tenant, namespace, flow_id)
+        submission.admit_queued(engine, tenant, namespace, flow_id)
 
 
 def end_decided(engine: Engine, committed: Committed) -> None:

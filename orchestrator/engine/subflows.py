@@ -16,6 +16,7 @@ from orchestrator.core.errors import ChorusError, ExpressionError, TaskFailed
 from orchestrator.core.expressions import render_value
 from orchestrator.core.inputs import coerce_inputs
 from orchestrator.core.states import State
+from orchestrator.engine import flows, outcomes
 from orchestrator.engine.values import ClaimedTaskRun, LogRecord, TaskOutcome, Verdict, still_ours
 from orchestrator.engine.variables import base_variables
 
@@ -86,7 +87,7 @@ def start_many(
                     f"{engine.settings.max_subflow_depth} (CHORUS_MAX_SUBFLOW_DEPTH): is the flow calling itself?",
                     retryable=False,
                 )
-            flow_row = engine.live_revision(session, namespace, flow_id, revision)
+            flow_row = flows.live_revision(engine, session, namespace, flow_id, revision)
             flow = engine.flow_of(flow_row)
             typed = [coerce_inputs(flow, inputs) for inputs in batches]
         except ChorusError as e:
@@ -96,7 +97,9 @@ def start_many(
                 error=e.message,
                 retryable=False,
             )
-            return engine.finish_locked(session, parent, row, claimed.task, claimed.flow, outcome, actor="system")
+            return outcomes.finish_locked(
+                engine, session, parent, row, claimed.task, claimed.flow, outcome, actor="system"
+            )
         for iteration, child_inputs in enumerate(typed):
             variables = {
                 "executionId": parent.id,
@@ -138,8 +141,8 @@ def start_many(
         if not wait or not children:
             outputs = dict(row.outputs) if row.outputs is not None else None
             outcome = TaskOutcome(State.SUCCESS, outputs=outputs)
-            verdict = engine.finish_locked(
-                session, parent, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
+            verdict = outcomes.finish_locked(
+                engine, session, parent, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
             )
     for child_id in children:
         engine.dispatch(child_id, actor=f"execution:{at.execution_id}")
@@ -163,7 +166,7 @@ def on_child_ended(engine: Engine, child_id: str) -> None:
         row = store.get_task_run(session, child.parent_task_run_id, lock=True)
         if parent is None or row is None or State(row.state) is not State.RUNNING:
             return
-        flow = engine.flow_of_execution(session, parent)
+        flow = flows.flow_of_execution(engine, session, parent)
         task = flow.task(row.task_id)
         if (row.decision or {}).get("subflows"):
             _on_batch_child_ended(engine, session, parent, row, task, flow)
@@ -193,8 +196,8 @@ def _on_batch_child_ended(
     state = State.FAILED if failed and transmit else State.WARNING if warned else State.SUCCESS
     error = f"{failed} of {batches} subflow executions failed" if state is State.FAILED else None
     row.decision = {}
-    engine.finish_locked(
-        session, parent, row, task, flow, TaskOutcome(state, outputs=outputs, error=error), actor="system"
+    outcomes.finish_locked(
+        engine, session, parent, row, task, flow, TaskOutcome(state, outputs=outputs, error=error), actor="system"
     )
 
 
@@ -213,7 +216,7 @@ def _on_single_child_ended(
     error = None
     declared = task.properties.get("outputs")
     if declared:
-        child_flow = engine.flow_of_execution(session, child)
+        child_flow = flows.flow_of_execution(engine, session, child)
         variables = base_variables(child, child_flow, store.task_runs_of(session, child.id))
         try:
             outputs["outputs"] = render_value(declared, variables)
@@ -231,4 +234,4 @@ def _on_single_child_ended(
         state, outputs=outputs, error=error or (f"subflow {child.id} ended {child_state}" if failed else None)
     )
     row.decision = {}
-    engine.finish_locked(session, parent, row, task, flow, outcome, actor=f"execution:{child.id}")
+    outcomes.finish_locked(engine, session, parent, row, task, flow, outcome, actor=f"execution:{child.id}")

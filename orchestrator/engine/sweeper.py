@@ -16,7 +16,7 @@ from datetime import timedelta
 import redis
 
 from orchestrator import store
-from orchestrator.engine import events, operations
+from orchestrator.engine import events, operations, submission
 from orchestrator.engine.facade import Engine
 from orchestrator.observability.metrics import Metrics
 
@@ -63,7 +63,7 @@ class Sweeper:
                 stale = store.stale_running_executions(session, older_than)
         operations.wake_due(engine, now)
         operations.enforce_slas(engine, now)
-        engine.start_scheduled(now)
+        submission.start_scheduled(engine, now)
         events.redeliver_pending(engine)
         ids = list(dict.fromkeys([*due, *stale]))
         for execution_id in ids:

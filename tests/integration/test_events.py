@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import FlowInvalid
 from orchestrator.core.states import State
-from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, events
+from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, events, flows
 from orchestrator.engine.sweeper import Sweeper
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker, transaction
@@ -54,7 +54,7 @@ def _close(engine: Engine) -> None:
 def _triage(engine: Engine, text_: str, *, crash_after_publish: bool = False, execution_id: str | None = None) -> str:
     if execution_id is None:
         with transaction(engine.sessions) as session:
-            row = engine.live_revision(session, NS, "triage", None)
+            row = flows.live_revision(engine, session, NS, "triage", None)
             flow = engine.flow_of(row)
             execution_id = engine.create_execution(
                 session, row, flow, {"ticket": "T-1", "text": text_}, [], actor="test"
@@ -129,7 +129,7 @@ def test_an_event_delivered_twice_and_concurrently_fires_each_subscriber_once(en
 
 def test_a_worker_killed_between_publish_and_commit_publishes_once_on_redelivery(engine: Engine) -> None:
     with transaction(engine.sessions) as session:
-        row = engine.live_revision(session, NS, "triage", None)
+        row = flows.live_revision(engine, session, NS, "triage", None)
         inputs = {"ticket": "T-1", "text": "refund please"}
         execution_id = engine.create_execution(session, row, engine.flow_of(row), inputs, [], actor="test").id
     with pytest.raises(Crash):
