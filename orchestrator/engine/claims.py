@@ -205,7 +205,7 @@ def run_inline(
                 verdict = Verdict.STOP
                 break
             reapplied = reapplied or claimed.reapplied
-            row = session.get(TaskRunRow, claimed.coordinates.task_run_id)
+            row = store.loaded_task_run(session, claimed.coordinates.task_run_id)
             assert row is not None  # claimed just now, in this transaction
             session.info["task_types"] = flows.task_types(engine, claimed.flow)
             verdict = outcomes.finish_locked(

@@ -128,9 +128,7 @@ def redeliver_pending(engine: Engine) -> int:
 
 def _candidates(session: Session, tenant: str) -> Sequence[FlowRevisionRow]:
     """Live flows that may declare an Event trigger (a textual pre-filter; the parsed flow decides)."""
-    query = store.live_flows_query(tenant).where(FlowRevisionRow.source.contains("Event"))
-    rows: Sequence[FlowRevisionRow] = session.scalars(query).all()  # type: ignore[assignment]
-    return rows
+    return store.live_flows_mentioning(session, tenant, "Event")
 
 
 def _matching(

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from orchestrator import internal_storage as storage
@@ -228,11 +227,7 @@ def _retry_flowable(engine: Engine, session: Session, parent: TaskRunRow, spec: 
     failed = [r for r in failed if State(r.state) is State.FAILED]
     if not failed:
         return False
-    session.execute(
-        update(TaskRunRow)
-        .where(TaskRunRow.id == parent.id)
-        .values(decision={**(parent.decision or {}), "retries": retries + 1})
-    )
+    store.set_decision(session, parent.id, {**(parent.decision or {}), "retries": retries + 1})
     for child in failed:
         store.record_transition(session, child, State.RETRYING, actor=actor, values={"retry_at": due})
     return True

@@ -41,10 +41,25 @@ from orchestrator.store.executions import (
     touch_execution,
     update_labels,
 )
-from orchestrator.store.flows import latest_flow, live_flows, live_flows_query, mark_flow_deleted, save_flow_revision
+from orchestrator.store.flows import (
+    latest_flow,
+    live_flows,
+    live_flows_mentioning,
+    live_flows_query,
+    mark_flow_deleted,
+    save_flow_revision,
+)
 from orchestrator.store.locks import try_advisory_lock
 from orchestrator.store.logs import error_log_lines, insert_log_lines, log_lines_of
-from orchestrator.store.task_runs import close_attempt, get_task_run, heartbeat, task_runs_for_variables, task_runs_of
+from orchestrator.store.task_runs import (
+    close_attempt,
+    get_task_run,
+    heartbeat,
+    loaded_task_run,
+    set_decision,
+    task_runs_for_variables,
+    task_runs_of,
+)
 from orchestrator.store.transitions import create_execution, create_task_run, discard_task_run, record_transition
 
 __all__ = [
@@ -78,7 +93,9 @@ __all__ = [
     "iso_millis",
     "latest_flow",
     "live_flows",
+    "live_flows_mentioning",
     "live_flows_query",
+    "loaded_task_run",
     "lock_execution",
     "lock_flow_concurrency",
     "log_lines_of",
@@ -87,6 +104,7 @@ __all__ = [
     "record_transition",
     "running_children",
     "save_flow_revision",
+    "set_decision",
     "stale_running_executions",
     "task_runs_for_variables",
     "task_runs_of",

@@ -86,6 +86,11 @@ def live_flows_query(tenant: str) -> Select[tuple[FlowRevisionRow]]:
     return query.where(FlowRevisionRow.tenant == tenant, FlowRevisionRow.deleted.is_(False))
 
 
+def live_flows_mentioning(session: Session, tenant: str, word: str) -> Sequence[FlowRevisionRow]:
+    """Live flows whose source contains `word` (a textual pre-filter: the parsed flow decides)."""
+    return session.scalars(live_flows_query(tenant).where(FlowRevisionRow.source.contains(word))).all()
+
+
 def live_flows(session: Session, tenant: str, namespace: str | None = None) -> Sequence[FlowRevisionRow]:
     """The newest revision of every non-deleted flow."""
     query = live_flows_query(tenant)
