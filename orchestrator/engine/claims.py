@@ -207,7 +207,7 @@ def run_inline(
             reapplied = reapplied or claimed.reapplied
             row = store.loaded_task_run(session, claimed.coordinates.task_run_id)
             assert row is not None  # claimed just now, in this transaction
-            session.info["task_types"] = flows.task_types(engine, claimed.flow)
+            store.note_flow(session, flows.task_types(engine, claimed.flow))
             verdict = outcomes.finish_locked(
                 engine, session, execution, row, claimed.task, claimed.flow, run(claimed), actor=f"worker:{owner}"
             )

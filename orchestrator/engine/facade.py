@@ -28,6 +28,7 @@ from orchestrator.engine import (
     joins,
     operations,
     outcomes,
+    pending,
     sleeps,
     subflows,
     submission,
@@ -35,7 +36,7 @@ from orchestrator.engine import (
 from orchestrator.engine.flows import FlowCache
 from orchestrator.engine.kv import KeyValueStore
 from orchestrator.engine.llm_ledger import LlmLedger
-from orchestrator.engine.reactions import DEFAULT_REACTIONS, Committed, Reaction
+from orchestrator.engine.reactions import DEFAULT_REACTIONS, Reaction
 from orchestrator.engine.values import (
     ClaimedTaskRun,
     LogRecord,
@@ -85,13 +86,7 @@ class Engine:
         """One operation's transaction; what it changed reaches the reactions only once it has committed."""
         with transaction(self.sessions) as session:
             yield session
-            committed = Committed(
-                transitions=tuple(session.info.get("transitions", ())),
-                ended_children=tuple(session.info.get("ended_children", ())),
-                ended_flows=frozenset(session.info.get("ended_flows", ())),
-                approval_outcomes=tuple(session.info.get("approval_outcomes", ())),
-            )
-            after_commit = list(session.info.get("after_commit", ()))
+            committed, after_commit = pending.take(session)
         for reaction in self.reactions:
             reaction(self, committed)
         for callback in after_commit:  # e.g. delivering the events this transaction published

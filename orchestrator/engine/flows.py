@@ -121,8 +121,7 @@ def flow_of_execution(engine: Engine, session: Session, execution: ExecutionRow)
         if row is None:
             raise NotFound("flow", f"{execution.namespace}.{execution.flow_id} revision {execution.flow_revision}")
         flow = engine.flow_of(row)
-    session.info["task_types"] = task_types(engine, flow)
-    session.info["flow_concurrency"] = flow.concurrency is not None
+    store.note_flow(session, task_types(engine, flow), concurrency=flow.concurrency is not None)
     return flow
 
 

@@ -34,6 +34,7 @@ from orchestrator.engine import (
     flows,
     loop_scope,
     loops,
+    pending,
 )
 from orchestrator.engine.compiler import to_canvas
 from orchestrator.engine.values import (
@@ -191,7 +192,7 @@ def _join_in(
             outcome = None  # a Loop iteration is the scope it ends: the Loop and the flow go on
         if outcome is State.KILLED:
             # KILL on a decision: the whole execution is killed, running siblings too, once this commits.
-            session.info.setdefault("approval_outcomes", []).append((execution_id, outcome))
+            pending.approval_decided(session, execution_id, outcome)
         elif outcome is not None:
             values["decision"] = {**(parent_row.decision or {}), "ends": str(outcome)}
         store.record_transition(session, parent_row, final, actor=actor, values=values)
@@ -247,4 +248,4 @@ def _end_execution(
             store.insert_log_lines(session, [log_row(execution, None, error, engine.settings.max_log_line_chars)])
     store.record_transition(session, execution, state, actor=actor, payload=payload, values={"outputs": outputs})
     if execution.parent_task_run_id is not None:
-        session.info.setdefault("ended_children", []).append(execution.id)
+        pending.child_ended(session, execution.id)

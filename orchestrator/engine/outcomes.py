@@ -47,7 +47,7 @@ def finish(engine: Engine, claimed: ClaimedTaskRun, outcome: TaskOutcome) -> Ver
         row = store.get_task_run(session, at.task_run_id, lock=True)
         if execution is None or row is None or not still_ours(row, claimed):
             return Verdict.STOP  # taken over after we stalled: the new owner reports
-        session.info["task_types"] = flows.task_types(engine, claimed.flow)  # for the hooks' labels
+        store.note_flow(session, flows.task_types(engine, claimed.flow))  # for the hooks' labels
         return finish_locked(
             engine, session, execution, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
         )
@@ -138,9 +138,7 @@ def decide(
         if decision.get("pause"):
             due = decision.get("due")
             due_at = datetime.fromisoformat(due) if isinstance(due, str) else None
-            operations.pause_task_run(
-                session, session.info["execution"], row, due=due_at, actor=f"worker:{claimed.owner}"
-            )
+            operations.pause_task_run(session, execution, row, due=due_at, actor=f"worker:{claimed.owner}")
             return None
         snap = joins.snapshot(engine, session, at.execution_id)
         return inside(claimed.flow, claimed.task, snap.task_runs[row.id], snap)

@@ -153,7 +153,7 @@ def start_scheduled(engine: Engine, now: datetime) -> list[str]:
     with engine.transaction() as session:
         for row in store.due_scheduled_executions(session, now):
             flow = flows.flow_of_execution(engine, session, row)
-            session.info["execution"] = row
+            store.note_execution(session, row)
             state = _admission(engine, session, flow)
             store.record_transition(session, row, state, actor="system:schedule", values={"scheduled_at": None})
             if state is State.RUNNING:
@@ -165,7 +165,7 @@ def start_scheduled(engine: Engine, now: datetime) -> list[str]:
 
 def _admission(engine: Engine, session: Session, flow: Flow) -> State:
     """RUNNING, or what the flow's `concurrency` says when its limit is reached (QUEUED, CANCELLED, FAILED)."""
-    session.info["flow_concurrency"] = flow.concurrency is not None
+    store.note_flow(session, concurrency=flow.concurrency is not None)
     if flow.concurrency is None:
         return State.RUNNING
     tenant = engine.settings.tenant
@@ -188,7 +188,7 @@ def admit_queued(engine: Engine, tenant: str, namespace: str, flow_id: str) -> N
         if free <= 0:
             return
         for queued in store.oldest_queued_executions(session, tenant, namespace, flow_id, free):
-            session.info["execution"] = queued
+            store.note_execution(session, queued)
             store.record_transition(session, queued, State.RUNNING, actor="system:concurrency")
             started.append(queued.id)
     for execution_id in started:

@@ -60,7 +60,15 @@ from orchestrator.store.task_runs import (
     task_runs_for_variables,
     task_runs_of,
 )
-from orchestrator.store.transitions import create_execution, create_task_run, discard_task_run, record_transition
+from orchestrator.store.transitions import (
+    create_execution,
+    create_task_run,
+    discard_task_run,
+    note_execution,
+    note_flow,
+    record_transition,
+    recorded_changes,
+)
 
 __all__ = [
     "append_audit",
@@ -100,8 +108,11 @@ __all__ = [
     "lock_flow_concurrency",
     "log_lines_of",
     "mark_flow_deleted",
+    "note_execution",
+    "note_flow",
     "oldest_queued_executions",
     "record_transition",
+    "recorded_changes",
     "running_children",
     "save_flow_revision",
     "set_decision",
