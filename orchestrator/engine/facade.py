@@ -1,8 +1,11 @@
-"""Controller operations: deploy, submit, claim, finish, join, sweep; one transaction each, then send.
+"""The Engine: the public surface of the controller, over its collaborators.
 
-Workers and the API change state only through here. Each operation locks the execution row, asks the
-pure core for a decision, writes state with `store.record_transition` (state + audit together),
-commits, and only then sends Celery messages, so a message never refers to uncommitted state.
+Workers, the API, the CLI and the triggers package change state only through these methods. Each
+operation is one transaction (`Engine.transaction`): it locks the execution row, asks the pure core for
+a decision, writes state with `store.record_transition` (state + audit together), commits, and only then
+runs the after-commit reactions and sends Celery messages, so a message never refers to uncommitted state.
+The work itself lives in the collaborators: flows, submission, claims, outcomes, joins, operations,
+subflows, sleeps (one family of operations each).
 """
 
 from __future__ import annotations
