@@ -181,9 +181,9 @@ def _join_in(
                 )
             except ExpressionError as e:
                 final = State.FAILED
-                store.insert_log_lines(
-                    session, [log_row(execution, parent_row, LogRecord("ERROR", str(e), store.utcnow()))]
-                )
+                error = LogRecord("ERROR", str(e), store.utcnow())
+                cap = engine.settings.max_log_line_chars
+                store.insert_log_lines(session, [log_row(execution, parent_row, error, cap)])
         attempts = parent_row.attempts
         if attempts and attempts[-1].get("state", {}).get("current") == str(State.RUNNING):
             # A flowable's attempt spans its children: it ends with them (it stayed RUNNING, with no end date).
