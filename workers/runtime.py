@@ -180,7 +180,7 @@ def _run_sleep(engine: Engine, claimed: ClaimedTaskRun) -> Verdict:
         duration = parse_duration(str(ctx.render(claimed.task.properties.get("duration", "PT0S"))))
     except Exception as error:
         return engine.finish(claimed, _failure(ctx, error))
-    end = engine.sleep_end(claimed, duration)
+    end = engine.begin_sleep(claimed, duration)
     if end is None:
         return Verdict.STOP
     if end.fresh:

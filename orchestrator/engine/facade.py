@@ -350,7 +350,8 @@ class Engine:
     def start_subflow(self, claimed: ClaimedTaskRun, **request: Any) -> Verdict:
         return subflows.start(self, claimed, **request)
 
-    def sleep_end(self, claimed: ClaimedTaskRun, duration: timedelta) -> sleeps.SleepEnd | None:
+    def begin_sleep(self, claimed: ClaimedTaskRun, duration: timedelta) -> sleeps.SleepEnd | None:
+        """When this Sleep ends: recorded by the first claim (a write), read back by later ones."""
         return sleeps.begin(self, claimed, duration)
 
     def park_sleep(self, claimed: ClaimedTaskRun, due: datetime, logs: tuple[LogRecord, ...]) -> Verdict:
