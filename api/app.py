@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,54 +16,17 @@ from api.routes import actions, approvals, reviews, webhooks
 from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
-from orchestrator.engine import Engine
 from orchestrator.engine.metrics_hooks import MetricsHooks
+from orchestrator.engine.sweeper import Sweeper
 from orchestrator.observability.execution_gauges import ExecutionGaugesCollector
-from orchestrator.observability.metrics import Metrics, MetricsSettings, metrics
+from orchestrator.observability.metrics import MetricsSettings, metrics
 from orchestrator.observability.queue_depth import QueueDepthCollector
 from orchestrator.observability.task_run_log import TaskRunLog
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.triggers.wiring import build_engine
 
 logger = logging.getLogger(__name__)
-
-
-class Sweeper:
-    """The controller loop: re-dispatches due retries and stalled executions (one replica at a time)."""
-
-    def __init__(self, engine: Engine, metrics: Metrics) -> None:
-        self._engine = engine
-        self._metrics = metrics
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="chorus-sweeper", daemon=True)
-
-    def _loop(self) -> None:
-        interval_s = self._engine.settings.sweep_interval_s
-        due = time.monotonic() + interval_s
-        # Heartbeats cannot be written while the database is away (or before this process could see them):
-        # judge staleness only once workers had a full staleness window of database access to heartbeat.
-        reachable_since = time.monotonic()
-        while not self._stop.wait(max(due - time.monotonic(), 0)):
-            self._metrics.sweeper_lag.set(max(time.monotonic() - due, 0))
-            settled = time.monotonic() - reachable_since >= self._engine.settings.stale_after_s
-            try:
-                recovered = self._engine.sweep_once(include_stale=settled)
-            except Exception:
-                reachable_since = time.monotonic()
-                self._metrics.sweeper_runs.labels("error").inc()
-                logger.exception("sweep failed; retrying at the next interval")
-            else:
-                self._metrics.sweeper_runs.labels("ok").inc()
-                self._metrics.sweeper_recovered.inc(recovered)
-                self._metrics.sweeper_last_run.set_to_current_time()
-            due = time.monotonic() + interval_s
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> FastAPI:
@@ -82,7 +43,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
         keyring = load_keyring(settings)
         sessions = make_sessionmaker(db, audit_key=keyring.current)
         execution_gauges.attach(sessions)
-        engine = Engine(settings, sessions, create_celery_app(settings), hooks=hooks)
+        engine = build_engine(settings, sessions, create_celery_app(settings), hooks=hooks)
         app.state.engine = engine
         app.state.audit_keys = keyring.by_id  # the audit routes check MACs with every key verify accepts
         wiring.start(app, engine)

@@ -24,9 +24,9 @@ from celery import Celery
 from loadtests.raw_app import RAW_QUEUE, TABLE_DDL, create_raw_app
 from orchestrator.celery_app import create_celery_app
 from orchestrator.cli.embedded import free_port
-from orchestrator.engine import Engine
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker, migrate
+from orchestrator.triggers.wiring import build_engine
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.harness import services
 from tests.harness.cluster import Cluster, start_process, stop, worker_command
@@ -125,7 +125,7 @@ class Stack:
         self.raw_celery: Celery = create_raw_app(self.settings)
         self._db = make_engine(svc.database_url, pool_size=8)
         #: The harness submits executions through the engine, as the API does (minus HTTP).
-        self.engine = Engine(self.settings, make_sessionmaker(self._db), self.chorus_celery)
+        self.engine = build_engine(self.settings, make_sessionmaker(self._db), self.chorus_celery)
         self._raw_api: subprocess.Popen[bytes] | None = None
         self._workers = {"chorus": _Workers(), "raw": _Workers()}
 

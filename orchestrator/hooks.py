@@ -9,31 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+
+from orchestrator.core.transition import Transition
+
+__all__ = ["EngineHooks", "Transition", "emit_transitions"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One committed state change of an execution or a task run."""
-
-    kind: str  #: "execution" or "task_run"
-    subject_id: str
-    execution_id: str
-    namespace: str
-    flow_id: str
-    task_id: str | None
-    task_type: str | None
-    previous: str | None  #: None when the row was created in this state; equal to `state` for a take-over
-    state: str
-    at: datetime
-    started_at: datetime  #: when the subject was created (durations are `at - started_at`)
-    attempt: int | None = None  #: a task run's attempt number after the change
-    attempt_started_at: datetime | None = None  #: when that attempt was claimed
-    retry_at: datetime | None = None  #: when a RETRYING task run's next attempt is due
-    actor: str | None = None  #: who made the change, as audited (`worker:<owner>`, `system:sweeper`, ...)
 
 
 class EngineHooks:

@@ -21,18 +21,17 @@ from celery.signals import worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
 from orchestrator.core.durations import format_duration, parse_duration
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true
 from orchestrator.core.states import State
-from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
+from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, Verdict
 from orchestrator.engine.compiler import to_canvas
 from orchestrator.engine.sleeps import INLINE_LIMIT
 from orchestrator.hooks import EngineHooks
 from orchestrator.settings import Settings
-from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.triggers.wiring import engine_from_settings
 from workers.agent import AgentPaused, AgentTakenOver, prepare_tool_run, run_agent
 from workers.context import TaskContext
 from workers.deadline import deadline, timeout_error
@@ -65,11 +64,8 @@ class _EngineHolder:
                 # A threads pool runs `worker_concurrency` tasks at once in this process, each with its
                 # transaction and its heartbeat: one connection each, so none waits for the pool.
                 threads = self.settings.worker_pool == "threads"
-                db = make_engine(
-                    self.settings.database_url, pool_size=self.settings.worker_concurrency if threads else 2
-                )
-                sessions = make_sessionmaker(db, audit_key=load_keyring(self.settings).current)
-                self._engine = Engine(self.settings, sessions, self.app, hooks=self.hooks)
+                pool_size = self.settings.worker_concurrency if threads else 2
+                self._engine = engine_from_settings(self.settings, self.app, pool_size=pool_size, hooks=self.hooks)
             return self._engine
 
     def reset(self) -> None:
@@ -116,7 +112,7 @@ class _Heartbeat:
         self._stop.set()
 
 
-def _until_recorded(record: Callable[[], str], what: str) -> str:
+def _until_recorded(record: Callable[[], Verdict], what: str) -> Verdict:
     """Report an attempt that ran, retrying while the database is unreachable.
 
     The attempt's side effects already happened: giving up would leave its claim to expire and a
@@ -169,7 +165,7 @@ def run_claimed(claimed: ClaimedTaskRun, engine: Engine) -> TaskOutcome:
     return TaskOutcome(State.SUCCESS, outputs=_redacted(ctx, outputs), logs=tuple(ctx.logs))
 
 
-def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> str:
+def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> Verdict:
     ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
     try:
         if claimed.task.type == "ForEachItemExecutable":
@@ -179,7 +175,7 @@ def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> str:
         return engine.finish(claimed, _failure(ctx, error))
 
 
-def _run_sleep(engine: Engine, claimed: ClaimedTaskRun) -> str:
+def _run_sleep(engine: Engine, claimed: ClaimedTaskRun) -> Verdict:
     """A Sleep: short ends wait here, heartbeating; long ones are parked in the database (engine.sleeps)."""
     ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
     try:
@@ -188,9 +184,9 @@ def _run_sleep(engine: Engine, claimed: ClaimedTaskRun) -> str:
         duration = parse_duration(str(ctx.render(claimed.task.properties.get("duration", "PT0S"))))
     except Exception as error:
         return engine.finish(claimed, _failure(ctx, error))
-    end = engine.sleep_end(claimed, duration)
+    end = engine.begin_sleep(claimed, duration)
     if end is None:
-        return STOP
+        return Verdict.STOP
     if end.fresh:
         ctx.log("INFO", f"Waiting for {format_duration(duration)}")  # Kestra's own words
     remaining = end.due - datetime.now(UTC)
@@ -204,7 +200,7 @@ def _run_sleep(engine: Engine, claimed: ClaimedTaskRun) -> str:
     return engine.finish(claimed, TaskOutcome(State.SUCCESS, logs=tuple(ctx.logs)))
 
 
-def _run_agent(engine: Engine, claimed: ClaimedTaskRun) -> str:
+def _run_agent(engine: Engine, claimed: ClaimedTaskRun) -> Verdict:
     """An AIAgent attempt: its tool calls run as child task runs on their pools; it may pause for an approval."""
     ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
     try:
@@ -213,7 +209,9 @@ def _run_agent(engine: Engine, claimed: ClaimedTaskRun) -> str:
         with _Heartbeat(engine, claimed), deadline(claimed.task.timeout):
             outputs = run_agent(ctx)
     except (AgentPaused, AgentTakenOver):
-        return STOP  # the paused task run waits for its approver; a taken-over one reports through its new owner
+        return (
+            Verdict.STOP
+        )  # the paused task run waits for its approver; a taken-over one reports through its new owner
     except Exception as error:
         return engine.finish(claimed, _failure(ctx, error))
     return engine.finish(claimed, TaskOutcome(State.SUCCESS, outputs=outputs, logs=tuple(ctx.logs)))
@@ -346,14 +344,14 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
         parent_id: str | None = None,
         iteration: int | None = None,
         attempt: int = 1,
-    ) -> str:
-        if prev == STOP:
-            return STOP
+    ) -> Verdict:
+        if prev == Verdict.STOP:
+            return Verdict.STOP
         at = TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt)
         _refuse_wrong_pool(self, at)
         engine, claimed = _claim(self, at)
         if claimed is None:
-            return STOP
+            return Verdict.STOP
         try:
             claimed = prepare_tool_run(engine, claimed)
         except TaskFailed as error:
@@ -364,15 +362,15 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
             return _run_sleep(engine, claimed)
         if claimed.task.type == "AIAgent":
             verdict = _run_agent(engine, claimed)
-            if claimed.reapplied and verdict == OK:
+            if claimed.reapplied and verdict == Verdict.OK:
                 engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")
             return verdict
         with _Heartbeat(engine, claimed):
             outcome = run_claimed(claimed, engine)
             verdict = _until_recorded(lambda: engine.finish(claimed, outcome), claimed.coordinates.task_run_id)
-        if claimed.reapplied and verdict == OK:
+        if claimed.reapplied and verdict == Verdict.OK:
             engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
-        if outcome.state is State.FAILED and verdict == STOP:
+        if outcome.state is State.FAILED and verdict == Verdict.STOP:
             _report_failures(self, engine, [(claimed.coordinates, outcome.error)], execution_id=execution_id)
         return verdict
 
@@ -386,12 +384,12 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
         parent_id: str | None = None,
         iteration: int | None = None,
         attempt: int = 1,
-    ) -> str:
-        if prev == STOP:
-            return STOP
+    ) -> Verdict:
+        if prev == Verdict.STOP:
+            return Verdict.STOP
         engine, claimed = _claim(self, TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt))
         if claimed is None:
-            return STOP
+            return Verdict.STOP
         if claimed.task.type == "WorkingDirectory":
             with _Heartbeat(engine, claimed):
                 verdict, body = run_working_directory(
@@ -407,14 +405,14 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
             return engine.finish(claimed, _failure(ctx, error))
         plan = engine.decide(claimed, decision.choice, decision.outputs)
         if plan is None:
-            return STOP
+            return Verdict.STOP
         # The body takes this task's place: its chain continuation (the siblings after it) follows the body.
         return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
 
     @_celery_task(app, RUN_INLINE)
     def run_inline(
         self: Task, prev: Any = None, *, execution_id: str, runs: list[dict[str, Any]], join: bool = False
-    ) -> str:
+    ) -> Verdict:
         engine = _holder.get()
         coordinates = [
             TaskRunCoordinates(
@@ -422,8 +420,8 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
             )
             for r in runs
         ]
-        if prev == STOP and not join:
-            return STOP
+        if prev == Verdict.STOP and not join:
+            return Verdict.STOP
         requested_by = self.request.get("chorus_actor")
         failures: list[tuple[TaskRunCoordinates, str | None]] = []
 
@@ -437,7 +435,7 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
             execution_id,
             coordinates,
             join=join,
-            skip_runs=prev == STOP,
+            skip_runs=prev == Verdict.STOP,
             owner=_owner(self),
             celery_task_id=self.request.id,
             requested_by=requested_by and str(requested_by),
@@ -445,18 +443,18 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
         )
         if plan is not None:
             return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
-        if reapplied and verdict == OK:
+        if reapplied and verdict == Verdict.OK:
             engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
         top_level = all(at.parent_id is None for at in coordinates)
         _report_failures(self, engine, failures, execution_id=execution_id, joined_execution=join and top_level)
         return verdict
 
     @_celery_task(app, JOIN_TASK_RUN)
-    def join_task_run(self: Task, prev: Any = None, *, execution_id: str, parent_id: str | None = None) -> str:
+    def join_task_run(self: Task, prev: Any = None, *, execution_id: str, parent_id: str | None = None) -> Verdict:
         engine = _holder.get()
         verdict, plan = engine.join(execution_id, parent_id, actor="system:join")
         if plan is not None:
             return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
-        if verdict != OK:
+        if verdict != Verdict.OK:
             _report_failures(self, engine, [], execution_id=execution_id, joined_execution=parent_id is None)
-        return verdict if verdict in (OK, STOP) else STOP
+        return verdict if verdict in (Verdict.OK, Verdict.STOP) else Verdict.STOP

@@ -6,6 +6,7 @@ from typing import Any
 
 from orchestrator.core.errors import NotFound, TaskFailed
 from orchestrator.core.namespace_access import Use
+from orchestrator.triggers import control as trigger_control
 from workers.context import Handler, TaskContext
 
 
@@ -20,7 +21,7 @@ def run_toggle(ctx: TaskContext) -> dict[str, Any] | None:
     ctx.guard.require(namespace, Use.FLOW_WRITE, f"Toggle of {namespace}.{flow_id}")
     actor = f"task:{ctx.claimed.coordinates.execution_id}/{ctx.claimed.task.id}"
     try:
-        ctx.engine.toggle_trigger(namespace, flow_id, trigger_id, enabled, actor=actor)
+        trigger_control.set_enabled(ctx.engine, (namespace, flow_id, trigger_id), enabled, actor=actor)
     except NotFound as e:
         raise TaskFailed(f"no trigger {trigger_id} on flow {namespace}.{flow_id}", retryable=False) from e
     return None

@@ -17,7 +17,7 @@ from typing import Any
 
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.states import State
-from orchestrator.engine import OK, STOP, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates
+from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, Verdict
 from workers.context import TaskContext
 from workers.storage import store_file
 from workers.workdir_cache import restore_cache, save_cache
@@ -67,7 +67,7 @@ def run_working_directory(
                 )
             child_claim = engine.claim(coords, owner=owner, celery_task_id=celery_id)
             if child_claim is None:
-                return STOP, None
+                return Verdict.STOP, None
             _as_worker_child(child_claim, claimed)
             if child.branches:
                 outcome = TaskOutcome(
@@ -75,7 +75,7 @@ def run_working_directory(
                 )
             else:
                 outcome = run_child(child_claim, workdir)
-            if engine.finish(child_claim, outcome) != OK:
+            if engine.finish(child_claim, outcome) != Verdict.OK:
                 completed = False
                 break
         if completed and cache is not None:

@@ -26,14 +26,15 @@ from orchestrator.store.database import make_engine, make_sessionmaker, migrate
 from orchestrator.store.db_roles import check_runtime_connection, migration_url, runtime_role
 from orchestrator.triggers.realtime import RealtimeRunner, start_realtime_thread
 from orchestrator.triggers.scheduler import Scheduler, run_scheduler
+from orchestrator.triggers.wiring import build_engine
 
 logger = logging.getLogger(__name__)
 
 
-def build_engine(settings: Settings, db: DatabaseEngine) -> Engine:
-    """The controller's `Engine` over `db`, its audit trail keyed as `settings` say (as the API builds it)."""
+def controller_engine(settings: Settings, db: DatabaseEngine) -> Engine:
+    """The controller's `Engine` over `db` with the triggers wired in, its audit trail keyed as `settings` say."""
     sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
-    return Engine(settings, sessions, create_celery_app(settings))
+    return build_engine(settings, sessions, create_celery_app(settings))
 
 
 def chorus_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -67,7 +68,7 @@ def chorus_scheduler(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signum, lambda *_: stop.set())
     server = serve_metrics(MetricsSettings())
     try:
-        engine = build_engine(settings, db)
+        engine = controller_engine(settings, db)
         # Realtime triggers consume beside the schedule on every replica: receipts make that safe.
         realtime_thread, realtime_stop = start_realtime_thread(RealtimeRunner(engine))
         try:

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.audit_keys import KEY_FILE_NAME, ensure_key_file
-from orchestrator.cli.cluster import build_engine
+from orchestrator.cli.cluster import controller_engine
 from orchestrator.cli.embedded import HOST, EmbeddedServer, free_port, start_postgres, start_redis
 from orchestrator.cli.exit_codes import EXIT_OK
 from orchestrator.cli.local_database import RUNTIME_ROLE, LocalDatabase, lock_down, use_credentials
@@ -200,7 +200,7 @@ def _prepare_database(settings: Settings, flow_files: Sequence[Path], local_db: 
     db = make_engine(settings.database_url)
     try:
         check_runtime_connection(db, settings)
-        engine = build_engine(settings, db)
+        engine = controller_engine(settings, db)
         for path in flow_files:
             try:
                 row = engine.deploy_flow(path.read_text(encoding="utf-8"), actor="system:local")
@@ -215,7 +215,7 @@ def _prepare_database(settings: Settings, flow_files: Sequence[Path], local_db: 
 def _start_scheduler(settings: Settings) -> Callable[[], None]:
     """The scheduler loop on a thread of this process (a cluster runs it as `chorus scheduler`)."""
     db = make_engine(settings.database_url, pool_size=2)
-    engine = build_engine(settings, db)
+    engine = controller_engine(settings, db)
     thread, stop = start_scheduler_thread(Scheduler(engine), settings.scheduler_interval_s)
     realtime_thread, realtime_stop = start_realtime_thread(RealtimeRunner(engine))
 

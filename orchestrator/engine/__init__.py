@@ -1,23 +1,28 @@
-"""The engine: the only writer of execution state (see facade.Engine)."""
+"""The engine: the only writer of execution state.
 
-from orchestrator.engine.facade import (
-    CORRELATION_LABEL,
-    OK,
-    STOP,
-    ClaimedTaskRun,
-    Engine,
-    LogRecord,
-    TaskOutcome,
-    TaskRunCoordinates,
-)
+`Engine` (facade.py) is the public surface: workers, the API, the CLI and the triggers package change
+flows, executions and task runs only through its methods, each one transaction that commits before any
+message is sent. Collaborators beside it (operations, subflows, loops, sleeps, approvals, events, ...)
+each own one family of operations and call the engine's public methods only; the after-commit
+reactions are ordered hooks (reactions.py) that other packages extend at wiring time.
+
+Imports: the core, the store, settings, hooks, observability; never the triggers package, the API,
+the workers or the CLI (layers core -> store -> engine -> triggers -> api/workers/cli).
+"""
+
+from orchestrator.engine.facade import Engine
+from orchestrator.engine.reactions import Committed, Reaction
+from orchestrator.engine.submission import CORRELATION_LABEL
+from orchestrator.engine.values import ClaimedTaskRun, LogRecord, TaskOutcome, TaskRunCoordinates, Verdict
 
 __all__ = [
     "CORRELATION_LABEL",
-    "OK",
-    "STOP",
     "ClaimedTaskRun",
+    "Committed",
     "Engine",
     "LogRecord",
+    "Reaction",
     "TaskOutcome",
     "TaskRunCoordinates",
+    "Verdict",
 ]

@@ -22,10 +22,12 @@ from orchestrator.core.flow import Flow, Input, TaskSpec
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.plan import ChildLists, Snapshot, TaskRunView, decided_state
 from orchestrator.core.states import State
+from orchestrator.engine import flows
+from orchestrator.engine.values import TaskRunCoordinates
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 if TYPE_CHECKING:
-    from orchestrator.engine.facade import Engine, TaskRunCoordinates
+    from orchestrator.engine.facade import Engine
 
 __all__ = [
     "branch_state",
@@ -168,11 +170,11 @@ def review(
 ) -> ExecutionRow:
     """Decide one paused Approval (the only one when `task_run_id` is None); the execution stays PAUSED
     while another task run of it is still paused, as Kestra's markAs keeps it."""
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = store.lock_execution(session, execution_id)
         if execution is None:
             raise NotFound("execution", execution_id)
-        flow: Flow = engine._flow_for(session, execution)
+        flow: Flow = flows.flow_of_execution(engine, session, execution)
         runs = list(store.task_runs_of(session, execution_id))
         paused = [r for r in runs if State(r.state) is State.PAUSED and flow.task(r.task_id).type == rules.APPROVAL]
         if task_run_id is not None:

@@ -29,7 +29,7 @@ from orchestrator.core.errors import Conflict, InputInvalid, NotFound
 from orchestrator.core.flow import Flow, Input
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import State
-from orchestrator.engine import agent_journal, operations
+from orchestrator.engine import agent_journal, flows, operations
 from orchestrator.engine.facade import Engine
 from orchestrator.store import agent as store_agent
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
@@ -54,7 +54,7 @@ def pending(engine: Engine, execution_id: str) -> list[PausedTaskRun]:
         execution = store.get_execution(session, execution_id)
         if execution is None:
             raise NotFound("execution", execution_id)
-        flow = engine._flow_for(session, execution)
+        flow = flows.flow_of_execution(engine, session, execution)
         found = []
         for run in store.task_runs_of(session, execution_id):
             if State(run.state) is not State.PAUSED:
@@ -90,11 +90,11 @@ def decide(
     actor: str,
 ) -> ExecutionRow:
     """Approve or reject what an execution (or one of its paused task runs) waits for; audited."""
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = operations._locked(engine, session, execution_id)
         if State(execution.state) is not State.PAUSED:
             raise Conflict(f"execution {execution_id} is not paused ({execution.state})")
-        flow = engine._flow_for(session, execution)
+        flow = flows.flow_of_execution(engine, session, execution)
         paused = [r for r in store.task_runs_of(session, execution_id) if State(r.state) is State.PAUSED]
         if task_run_id is not None:
             paused = [r for r in paused if r.id == task_run_id]

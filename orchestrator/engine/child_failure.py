@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from orchestrator import store
 from orchestrator.core.flow import TaskSpec
 from orchestrator.core.states import TERMINAL, State
+from orchestrator.engine import flows
+from orchestrator.engine.values import LogRecord, log_row
 from orchestrator.hooks import Transition
 from orchestrator.store.tables import TaskRunRow
 
@@ -61,11 +63,11 @@ def interrupt_after_failures(engine: Engine, transitions: Iterable[Transition]) 
 
 def _interrupt(engine: Engine, execution_id: str, failed_id: str) -> None:
     celery_ids: list[str] = []
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = store.lock_execution(session, execution_id)
         if execution is None or State(execution.state) not in (State.RUNNING, State.PAUSED):
             return
-        flow = engine._flow_for(session, execution)
+        flow = flows.flow_of_execution(engine, session, execution)
         runs = {r.id: r for r in store.task_runs_of(session, execution_id)}
         failed = runs.get(failed_id)
         parent = runs.get(failed.parent_id or "") if failed is not None else None
@@ -74,7 +76,6 @@ def _interrupt(engine: Engine, execution_id: str, failed_id: str) -> None:
         to = policy(flow.task(parent.task_id))
         if to is None:
             return
-        from orchestrator.engine.facade import LogRecord, _log_row  # the engine imports this module
 
         now = store.utcnow()
         reason = f"Task terminated because sibling task '{failed.task_id}' failed."
@@ -96,7 +97,7 @@ def _interrupt(engine: Engine, execution_id: str, failed_id: str) -> None:
                 },
             )
             warning = LogRecord("WARN", reason, now)
-            store.insert_log_lines(session, [_log_row(execution, run, warning, engine.settings.max_log_line_chars)])
+            store.insert_log_lines(session, [log_row(execution, run, warning, engine.settings.max_log_line_chars)])
     if celery_ids:
         try:
             engine.celery.control.revoke(celery_ids, terminate=True, signal="SIGTERM")

@@ -31,7 +31,7 @@ from orchestrator.core.ids import new_id
 from orchestrator.core.inputs import coerce_inputs
 from orchestrator.core.namespace_access import Use
 from orchestrator.core.states import State
-from orchestrator.engine import checks
+from orchestrator.engine import checks, pending
 from orchestrator.store import events as store_events
 from orchestrator.store.database import read_only, transaction
 from orchestrator.store.events import PublishedEvent
@@ -73,7 +73,7 @@ def record_published(
         session, execution.id, actor=f"task:{execution.id}/{row.task_id}", action="event.published", subject=row.id,
         payload={"event_id": event.id, "event": event.name},
     )  # fmt: skip
-    session.info.setdefault("after_commit", []).append(functools.partial(deliver, engine, event.id))
+    pending.after_commit(session, functools.partial(deliver, engine, event.id))
 
 
 def event_variables(event: PublishedEvent) -> dict[str, Any]:
@@ -197,7 +197,7 @@ def start_once(
             failure = f"the {trigger.type} trigger's inputs could not be rendered: {e.message}"
     key = (flow.namespace, flow.id, trigger.id)
     try:
-        with engine._tx() as session:
+        with engine.transaction() as session:
             execution_id = new_id()
             tenant = engine.settings.tenant
             if not store_events.claim_receipt(session, tenant, source_id, key, execution_id, store.utcnow()):

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 from orchestrator import store
 from orchestrator.core.errors import Conflict, NotFound
 from orchestrator.core.states import TERMINAL, State
-from orchestrator.engine import operations
+from orchestrator.engine import flows, operations
 from orchestrator.engine.housekeeping import Housekeeping
+from orchestrator.engine.values import ClaimedTaskRun
 
 if TYPE_CHECKING:
-    from orchestrator.engine.facade import ClaimedTaskRun, Engine
+    from orchestrator.engine.facade import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +40,13 @@ def exit_execution(engine: Engine, claimed: ClaimedTaskRun, final: State, *, kil
     actor = f"task:{at.execution_id}/{at.task_id}"
     now = store.utcnow()
     celery_ids: list[str] = []
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = store.lock_execution(session, at.execution_id)
         if execution is None:
             raise NotFound("execution", at.execution_id)
         if State(execution.state) in TERMINAL:
             raise Conflict(f"execution {at.execution_id} has already ended ({execution.state})")
-        engine._flow_for(session, execution)  # marks the flow's concurrency, so the exit frees its slot
+        flows.flow_of_execution(engine, session, execution)  # marks the flow's concurrency, so the exit frees its slot
         runs = {run.id: run for run in store.task_runs_of(session, at.execution_id)}
         lineage: set[str] = set()
         current = runs.get(at.task_run_id)

@@ -19,9 +19,10 @@ from orchestrator import store
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import Conflict, LabelsInvalid, NotFound
 from orchestrator.core.flow import Flow, Input, InputType
+from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
-from orchestrator.engine import agent_journal, approval_tasks
+from orchestrator.engine import agent_journal, approval_tasks, flows
 from orchestrator.store import agent as store_agent
 from orchestrator.store.database import read_only
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
@@ -62,11 +63,11 @@ def _stop(
     """Stop an execution: unfinished task runs KILLED (their Celery tasks revoked), the execution `final`."""
     now = store.utcnow()
     celery_ids: list[str] = []
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = _locked(engine, session, execution_id)
         if State(execution.state) in TERMINAL:
             raise Conflict(f"execution {execution_id} has already ended ({execution.state})")
-        engine._flow_for(session, execution)  # marks the flow's concurrency, so a kill frees its slot
+        flows.flow_of_execution(engine, session, execution)  # marks the flow's concurrency, so a kill frees its slot
         if State(execution.state) in (State.CREATED, State.QUEUED):
             store.record_transition(session, execution, final, actor=actor, payload=payload)  # never started
             return execution
@@ -123,7 +124,7 @@ def retry_in_new_execution(
                         "retry_at": None},
             )  # fmt: skip
     store.record_transition(session, execution, State.RETRIED, actor=actor, payload={"next_attempt_at": store.iso(due)})
-    flow_row = engine._live_flow(session, execution.namespace, execution.flow_id, execution.flow_revision)
+    flow_row = flows.live_revision(engine, session, execution.namespace, execution.flow_id, execution.flow_revision)
     parent = (
         (execution.parent_execution_id, execution.parent_task_run_id)
         if execution.parent_execution_id and execution.parent_task_run_id
@@ -180,7 +181,7 @@ def enforce_slas(engine: Engine, now: datetime) -> None:
         with contextlib.suppress(Conflict):
             if final is not None:
                 _stop(engine, execution_id, final, actor="system:sla", payload=payload)
-        with engine._tx() as session:  # enforced once: the deadline is spent either way
+        with engine.transaction() as session:  # enforced once: the deadline is spent either way
             store.clear_sla(session, execution_id)
 
 
@@ -213,7 +214,7 @@ def pause_task_run(
 
 def pause(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
     """Pause a running execution: nothing new starts until it is resumed (running task runs finish)."""
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = _locked(engine, session, execution_id)
         if State(execution.state) is not State.RUNNING:
             raise Conflict(f"execution {execution_id} is not running ({execution.state})")
@@ -223,11 +224,11 @@ def pause(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
 
 def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, actor: str) -> ExecutionRow:
     """Resume a paused execution; a paused Pause task takes the `onResume` inputs as its outputs."""
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = _locked(engine, session, execution_id)
         if State(execution.state) is not State.PAUSED:
             raise Conflict(f"execution {execution_id} is not paused ({execution.state})")
-        flow = engine._flow_for(session, execution)
+        flow = flows.flow_of_execution(engine, session, execution)
         for run in store.task_runs_of(session, execution_id):
             if State(run.state) is State.PAUSED:
                 agent_journal.apply_approval(session, run, inputs, actor=actor)  # an agent's gated tool call
@@ -270,7 +271,7 @@ def wake_due(engine: Engine, now: datetime) -> list[str]:
     """Paused task runs whose delay or timeout has come: resume them, or fail them on timeout."""
     woken: list[str] = []
     endings: list[tuple[str, State]] = []
-    with engine._tx() as session:
+    with engine.transaction() as session:
         due = store.due_paused_task_runs(session, now)
         for execution_id, task_run_id in due:
             execution = _locked(engine, session, execution_id)
@@ -314,11 +315,11 @@ def restart(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
     RESTARTED and run as their next attempt, failed flowables go back to RUNNING, and task runs of
     `errors`/`finally` phases that already ran are discarded so they run again if still needed.
     """
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = _locked(engine, session, execution_id)
         if State(execution.state) not in _RESTARTABLE:
             raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
-        flow = engine._flow_for(session, execution)
+        flow = flows.flow_of_execution(engine, session, execution)
         runs = list(store.task_runs_of(session, execution_id))
         failed = [r for r in runs if State(r.state) in _RESTARTABLE]
         if not failed:
@@ -388,9 +389,9 @@ def replay(
     RUNNING); the chosen task run and everything after it run again. The original gets the label
     `system.replayed`, the copy names it as its parent and keeps its `originalId`.
     """
-    with engine._tx() as session:
+    with engine.transaction() as session:
         old = _locked(engine, session, execution_id)
-        flow_row = engine._live_flow(session, old.namespace, old.flow_id, revision or old.flow_revision)
+        flow_row = flows.live_revision(engine, session, old.namespace, old.flow_id, revision or old.flow_revision)
         flow = engine.flow_of(flow_row)
         runs = list(store.task_runs_of(session, execution_id))
         chosen = next((r for r in runs if r.id == task_run_id), None) if task_run_id else None
@@ -412,8 +413,6 @@ def replay(
 
 
 def _copy_before(session: Session, runs: Sequence[TaskRunRow], chosen: TaskRunRow, new_id: str, *, actor: str) -> None:
-    from orchestrator.core.ids import task_run_id
-
     by_id = {r.id: r for r in runs}
     ancestors: set[str] = set()
     parent = by_id.get(chosen.parent_id or "")
@@ -462,7 +461,7 @@ def change_task_run_state(
     """Set an ended task run's state by hand (e.g. a failure accepted as SUCCESS); the flow then goes on."""
     if state not in _SETTABLE:
         raise Conflict(f"a task run can only be set to {sorted(_SETTABLE)}, not {state}")
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = _locked(engine, session, execution_id)
         run = store.get_task_run(session, task_run_id, lock=True)
         if run is None or run.execution_id != execution_id:
@@ -474,7 +473,7 @@ def change_task_run_state(
             return execution
         store.record_transition(session, run, state, actor=actor, override=True)
         if State(execution.state).is_terminal:
-            flow = engine._flow_for(session, execution)
+            flow = flows.flow_of_execution(engine, session, execution)
             runs = list(store.task_runs_of(session, execution_id))
             by_id = {r.id: r for r in runs}
             parents = []
@@ -500,7 +499,7 @@ def change_status(engine: Engine, execution_id: str, state: State, *, actor: str
     """Set an ended execution's final state by hand (Kestra's change-status); audited."""
     if not state.is_terminal:
         raise Conflict(f"an execution can only be set to a terminal state, not {state}")
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = _locked(engine, session, execution_id)
         if not State(execution.state).is_terminal:
             raise Conflict(f"execution {execution_id} has not ended ({execution.state})")

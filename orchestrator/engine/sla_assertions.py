@@ -17,7 +17,7 @@ from orchestrator.core.errors import Conflict, ExpressionError
 from orchestrator.core.expressions import is_true, render
 from orchestrator.core.flow import Flow
 from orchestrator.core.states import State
-from orchestrator.engine import operations
+from orchestrator.engine import flows, operations
 from orchestrator.engine.variables import base_variables
 from orchestrator.hooks import Transition
 from orchestrator.store.database import read_only
@@ -63,7 +63,7 @@ def on_transitions(engine: Engine, transitions: Sequence[Transition]) -> None:
     """After a commit: evaluate the assertions of each changed execution whose flow declares some."""
     changed = {t.execution_id: (t.namespace, t.flow_id) for t in transitions}
     for execution_id, (namespace, flow_id) in changed.items():
-        if any(assertions(flow) for flow in engine.cached_flows(namespace, flow_id)):
+        if any(assertions(flow) for flow in flows.cached_flows(engine, namespace, flow_id)):
             _check(engine, execution_id)
 
 

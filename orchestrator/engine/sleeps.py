@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 from orchestrator import store
 from orchestrator.core.states import State
+from orchestrator.engine.values import ClaimedTaskRun, LogRecord, log_row, still_ours
 
 if TYPE_CHECKING:
-    from orchestrator.engine.facade import ClaimedTaskRun, Engine, LogRecord
+    from orchestrator.engine.facade import Engine
 
 #: Waits up to this long stay in the worker (heartbeating); longer ones are parked in the database.
 INLINE_LIMIT = timedelta(seconds=5)
@@ -34,11 +35,10 @@ class SleepEnd:
 
 def begin(engine: Engine, claimed: ClaimedTaskRun, duration: timedelta) -> SleepEnd | None:
     """The end of this sleep: recorded by the first claim, read back by every later one (None: not ours)."""
-    from orchestrator.engine.facade import _still_ours
 
-    with engine._tx() as session:
+    with engine.transaction() as session:
         row = store.get_task_run(session, claimed.coordinates.task_run_id, lock=True)
-        if row is None or not _still_ours(row, claimed):
+        if row is None or not still_ours(row, claimed):
             return None
         decision = row.decision or {}
         recorded = decision.get("sleep_until")
@@ -53,18 +53,17 @@ def begin(engine: Engine, claimed: ClaimedTaskRun, duration: timedelta) -> Sleep
 
 def park(engine: Engine, claimed: ClaimedTaskRun, due: datetime, logs: tuple[LogRecord, ...]) -> None:
     """Let go of the claim until `due`: the sweeper dispatches the execution then."""
-    from orchestrator.engine.facade import _log_row, _still_ours
 
     at = claimed.coordinates
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = store.lock_execution(session, at.execution_id)
         row = store.get_task_run(session, at.task_run_id, lock=True)
-        if execution is None or row is None or not _still_ours(row, claimed):
+        if execution is None or row is None or not still_ours(row, claimed):
             return
         row.retry_at, row.heartbeat_at, row.claim_owner = due, None, None
         if logs:
             cap = engine.settings.max_log_line_chars
-            store.insert_log_lines(session, [_log_row(execution, row, record, cap) for record in logs])
+            store.insert_log_lines(session, [log_row(execution, row, record, cap) for record in logs])
         store.append_audit(
             session,
             at.execution_id,

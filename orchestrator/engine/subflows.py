@@ -16,13 +16,15 @@ from orchestrator.core.errors import ChorusError, ExpressionError, TaskFailed
 from orchestrator.core.expressions import render_value
 from orchestrator.core.inputs import coerce_inputs
 from orchestrator.core.states import State
+from orchestrator.engine import flows, outcomes
+from orchestrator.engine.values import ClaimedTaskRun, LogRecord, TaskOutcome, Verdict, still_ours
 from orchestrator.engine.variables import base_variables
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from orchestrator.core.flow import Flow, TaskSpec
-    from orchestrator.engine.facade import ClaimedTaskRun, Engine
+    from orchestrator.engine.facade import Engine
     from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 logger = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ def start(
     labels: list[dict[str, str]],
     wait: bool,
     revision: int | None = None,
-) -> str:
+) -> Verdict:
     """Create the child execution for a claimed Subflow task run; the verdict for the parent's chain."""
     return start_many(
         engine, claimed, namespace=namespace, flow_id=flow_id, batches=[inputs], labels=labels, wait=wait,
@@ -60,22 +62,21 @@ def start_many(
     wait: bool,
     revision: int | None = None,
     single: bool = False,
-) -> str:
+) -> Verdict:
     """Create one child execution per inputs of `batches`, all in one transaction, then dispatch them.
 
     A Subflow task run (`single`) waits on `decision.subflow`; a ForEachItem's `_items` task run waits on
     `decision.subflows` and ends when the last of its children does. Children are created atomically, so
     a worker dying here leaves either all of them (the parent waits, the sweeper dispatches) or none.
     """
-    from orchestrator.engine.facade import STOP, LogRecord, TaskOutcome, _still_ours
 
     at = claimed.coordinates
     children: list[str] = []
-    with engine._tx() as session:
+    with engine.transaction() as session:
         parent = store.lock_execution(session, at.execution_id)
         row = store.get_task_run(session, at.task_run_id, lock=True)
-        if parent is None or row is None or not _still_ours(row, claimed):
-            return STOP
+        if parent is None or row is None or not still_ours(row, claimed):
+            return Verdict.STOP
         # Depth counts subflow hops from the root of the execution tree: `flowId: "{{ flow.id }}"` would
         # otherwise start children until the database fills (340 in 15 s, issue 16).
         depth = int((parent.trigger or {}).get(DEPTH_KEY, 0)) + 1
@@ -86,7 +87,7 @@ def start_many(
                     f"{engine.settings.max_subflow_depth} (CHORUS_MAX_SUBFLOW_DEPTH): is the flow calling itself?",
                     retryable=False,
                 )
-            flow_row = engine._live_flow(session, namespace, flow_id, revision)
+            flow_row = flows.live_revision(engine, session, namespace, flow_id, revision)
             flow = engine.flow_of(flow_row)
             typed = [coerce_inputs(flow, inputs) for inputs in batches]
         except ChorusError as e:
@@ -96,7 +97,9 @@ def start_many(
                 error=e.message,
                 retryable=False,
             )
-            return engine.complete_task_run(session, parent, row, claimed.task, claimed.flow, outcome, actor="system")
+            return outcomes.finish_locked(
+                engine, session, parent, row, claimed.task, claimed.flow, outcome, actor="system"
+            )
         for iteration, child_inputs in enumerate(typed):
             variables = {
                 "executionId": parent.id,
@@ -134,16 +137,16 @@ def start_many(
             counts = {str(State.RUNNING): 0, str(State.SUCCESS): len(children)}
             row.outputs = {"numberOfBatches": len(children), "iterations": counts}
         session.flush()
-        verdict = STOP
+        verdict = Verdict.STOP
         if not wait or not children:
             outputs = dict(row.outputs) if row.outputs is not None else None
             outcome = TaskOutcome(State.SUCCESS, outputs=outputs)
-            verdict = engine.complete_task_run(
-                session, parent, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
+            verdict = outcomes.finish_locked(
+                engine, session, parent, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
             )
     for child_id in children:
         engine.dispatch(child_id, actor=f"execution:{at.execution_id}")
-    return STOP if wait and children else verdict  # a waiting parent continues from on_child_ended
+    return Verdict.STOP if wait and children else verdict  # a waiting parent continues from on_child_ended
 
 
 def _batch_outputs(counts: dict[str, int], batches: int) -> dict[str, Any]:
@@ -155,7 +158,7 @@ def _batch_outputs(counts: dict[str, int], batches: int) -> dict[str, Any]:
 def on_child_ended(engine: Engine, child_id: str) -> None:
     """Complete the waiting parent task run of a child execution that just ended, then continue the parent."""
 
-    with engine._tx() as session:
+    with engine.transaction() as session:
         child = store.get_execution(session, child_id)
         if child is None or child.parent_execution_id is None or child.parent_task_run_id is None:
             return
@@ -163,7 +166,7 @@ def on_child_ended(engine: Engine, child_id: str) -> None:
         row = store.get_task_run(session, child.parent_task_run_id, lock=True)
         if parent is None or row is None or State(row.state) is not State.RUNNING:
             return
-        flow = engine._flow_for(session, parent)
+        flow = flows.flow_of_execution(engine, session, parent)
         task = flow.task(row.task_id)
         if (row.decision or {}).get("subflows"):
             _on_batch_child_ended(engine, session, parent, row, task, flow)
@@ -178,7 +181,6 @@ def _on_batch_child_ended(
     engine: Engine, session: Session, parent: ExecutionRow, row: TaskRunRow, task: TaskSpec, flow: Flow
 ) -> None:
     """Count the children by state (the truth, whatever order they end in); the last one ends the task run."""
-    from orchestrator.engine.facade import TaskOutcome
 
     counts = store.child_execution_states(session, row.id)
     counts.pop(str(State.RETRIED), None)  # replaced by their retry, which is counted instead
@@ -194,8 +196,8 @@ def _on_batch_child_ended(
     state = State.FAILED if failed and transmit else State.WARNING if warned else State.SUCCESS
     error = f"{failed} of {batches} subflow executions failed" if state is State.FAILED else None
     row.decision = {}
-    engine.complete_task_run(
-        session, parent, row, task, flow, TaskOutcome(state, outputs=outputs, error=error), actor="system"
+    outcomes.finish_locked(
+        engine, session, parent, row, task, flow, TaskOutcome(state, outputs=outputs, error=error), actor="system"
     )
 
 
@@ -208,14 +210,13 @@ def _on_single_child_ended(
     flow: Flow,
     child: ExecutionRow,
 ) -> None:
-    from orchestrator.engine.facade import TaskOutcome
 
     child_state = State(child.state)
     outputs: dict[str, Any] = {"executionId": child.id, "state": str(child_state)}
     error = None
     declared = task.properties.get("outputs")
     if declared:
-        child_flow = engine._flow_for(session, child)
+        child_flow = flows.flow_of_execution(engine, session, child)
         variables = base_variables(child, child_flow, store.task_runs_of(session, child.id))
         try:
             outputs["outputs"] = render_value(declared, variables)
@@ -233,4 +234,4 @@ def _on_single_child_ended(
         state, outputs=outputs, error=error or (f"subflow {child.id} ended {child_state}" if failed else None)
     )
     row.decision = {}
-    engine.complete_task_run(session, parent, row, task, flow, outcome, actor=f"execution:{child.id}")
+    outcomes.finish_locked(engine, session, parent, row, task, flow, outcome, actor=f"execution:{child.id}")

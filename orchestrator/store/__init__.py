@@ -45,18 +45,30 @@ from orchestrator.store.flows import (
     latest_flow,
     live_flows,
     live_flows_mentioning,
+    live_flows_query,
     mark_flow_deleted,
     save_flow_revision,
 )
 from orchestrator.store.locks import lock_flow_concurrency, try_advisory_lock
 from orchestrator.store.logs import error_log_lines, insert_log_lines, log_lines_of
-from orchestrator.store.task_runs import close_attempt, get_task_run, heartbeat, task_runs_for_variables, task_runs_of
+from orchestrator.store.task_runs import (
+    close_attempt,
+    get_task_run,
+    heartbeat,
+    loaded_task_run,
+    set_decision,
+    task_runs_for_variables,
+    task_runs_of,
+)
 from orchestrator.store.transitions import (
     create_execution,
     create_task_run,
     discard_task_run,
+    note_execution,
+    note_flow,
     note_take_over,
     record_transition,
+    recorded_changes,
 )
 
 __all__ = [
@@ -92,15 +104,21 @@ __all__ = [
     "latest_flow",
     "live_flows",
     "live_flows_mentioning",
+    "live_flows_query",
+    "loaded_task_run",
     "lock_execution",
     "lock_flow_concurrency",
     "log_lines_of",
     "mark_flow_deleted",
+    "note_execution",
+    "note_flow",
     "note_take_over",
     "oldest_queued_executions",
     "record_transition",
+    "recorded_changes",
     "running_children",
     "save_flow_revision",
+    "set_decision",
     "stale_running_executions",
     "task_runs_for_variables",
     "task_runs_of",

@@ -49,6 +49,16 @@ def get_task_run(session: Session, task_run_id: str, *, lock: bool = False) -> T
     return session.scalars(query.with_for_update() if lock else query).first()
 
 
+def loaded_task_run(session: Session, task_run_id: str) -> TaskRunRow | None:
+    """The task run as this session holds it (no query when this transaction has already loaded or created it)."""
+    return session.get(TaskRunRow, task_run_id)
+
+
+def set_decision(session: Session, task_run_id: str, decision: dict[str, Any]) -> None:
+    """Replace a task run's `decision` (what its flowable parent decided: retries counted, branch chosen)."""
+    session.execute(update(TaskRunRow).where(TaskRunRow.id == task_run_id).values(decision=decision))
+
+
 def close_attempt(attempts: list[Any], state: State, at: datetime) -> list[Any]:
     """The attempts list with its last attempt ended in `state` at `at` (unchanged when there is none)."""
     if not attempts:

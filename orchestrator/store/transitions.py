@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from orchestrator.core.errors import Conflict
 from orchestrator.core.states import State, check_transition
-from orchestrator.hooks import Transition
+from orchestrator.core.transition import Transition
 from orchestrator.store.audit_chain import append_audit
 from orchestrator.store.clock import iso, utcnow
 from orchestrator.store.tables import (
@@ -28,6 +29,30 @@ def _transition_statement(table: Table, columns: tuple[str, ...]) -> Update:
     """UPDATE ... SET <columns> WHERE id = :_id AND state = :_from (a compare-and-set on the state)."""
     condition = and_(table.c.id == bindparam("_id"), table.c.state == bindparam("_from"))
     return update(table).where(condition).values({column: bindparam(f"v_{column}") for column in columns})
+
+
+FlowKey = tuple[str, str, str]  #: (tenant, namespace, flow id)
+
+
+def note_execution(session: Session, row: ExecutionRow) -> None:
+    """The execution whose task runs this transaction changes next: its namespace and flow label their transitions."""
+    session.info["execution"] = row
+
+
+def note_flow(
+    session: Session, task_types: Mapping[str, str] | None = None, *, concurrency: bool | None = None
+) -> None:
+    """What the flow of this transaction's execution declares: its task types (labels of the task-run
+    transitions) and whether it has a concurrency limit (an execution ending then frees a slot)."""
+    if task_types is not None:
+        session.info["task_types"] = task_types
+    if concurrency is not None:
+        session.info["flow_concurrency"] = concurrency
+
+
+def recorded_changes(session: Session) -> tuple[list[Transition], set[FlowKey]]:
+    """The transitions this transaction recorded, and the flows with a concurrency limit whose executions ended."""
+    return list(session.info.get("transitions", ())), set(session.info.get("ended_flows", ()))
 
 
 def record_transition(

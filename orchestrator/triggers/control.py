@@ -29,7 +29,7 @@ TriggerKey = tuple[str, str, str]  #: (namespace, flow id, trigger id)
 
 @contextmanager
 def _locked(engine: Engine) -> Iterator[Session]:
-    with engine._tx() as session:
+    with engine.transaction() as session:
         store_locks.wait_for_advisory_lock(session, SCHEDULER_LOCK_KEY)
         sync_triggers(engine, session, store.utcnow())
         yield session

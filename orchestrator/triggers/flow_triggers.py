@@ -1,7 +1,8 @@
 """Flow triggers: when an execution ends, start the flows whose Flow trigger accepts it.
 
-The engine calls `on_execution_ended` after the transaction that ended the execution has committed,
-so a started flow never sees an uncommitted end. A failure here is logged and never undoes the end.
+`on_commit` is the engine reaction this package registers (see `orchestrator.triggers.wiring`): it runs
+after the transaction that ended the execution has committed, so a started flow never sees an uncommitted
+end. A failure here is logged and never undoes the end.
 As in Kestra, a trigger's `inputs` are rendered against the ended execution (its `outputs`,
 `execution`, `flow`, `inputs`, `labels`) plus `trigger`; a trigger without `inputs` starts its flow
 without input validation.
@@ -38,8 +39,15 @@ from orchestrator.store.tables import FlowRevisionRow
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
+    from orchestrator.engine.reactions import Committed
 
 logger = logging.getLogger(__name__)
+
+
+def on_commit(engine: Engine, committed: Committed) -> None:
+    """The engine reaction: every execution the committed transaction ended may start flows."""
+    for execution_id in committed.ended_executions():
+        on_execution_ended(engine, execution_id)
 
 
 def on_execution_ended(engine: Engine, execution_id: str) -> list[str]:
@@ -153,7 +161,7 @@ def _start(
             except ChorusError as e:
                 # Kestra 2: inputs that cannot be rendered make a FAILED execution, not a dropped event.
                 failure = f"the Flow trigger's inputs could not be rendered: {e.message}"
-        with engine._tx() as session:
+        with engine.transaction() as session:
             if is_windowed(trigger) and not flow_windows.record(
                 session, engine.settings.tenant, flow, trigger, ended, store.utcnow()
             ):

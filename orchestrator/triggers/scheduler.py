@@ -61,7 +61,7 @@ class Scheduler:
         """Fire every due slot; return the ids of the executions created (empty when not the leader)."""
         now = self.clock()
         created: list[tuple[str, str]] = []
-        with self.engine._tx() as session:
+        with self.engine.transaction() as session:
             if not store_locks.try_advisory_lock(session, SCHEDULER_LOCK_KEY):
                 return []
             tenant = self.engine.settings.tenant

@@ -17,6 +17,7 @@ from orchestrator.celery_app import create_celery_app
 from orchestrator.engine import Engine
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.triggers.wiring import build_engine
 
 __all__ = ["EngineFactory", "engine_factory", "open_engine"]
 
@@ -33,7 +34,7 @@ def open_engine(
     db = make_engine(database_url, pool_size=pool_size)
     app = celery if celery is not None else create_celery_app(built)
     try:
-        yield Engine(built, make_sessionmaker(db), app)
+        yield build_engine(built, make_sessionmaker(db), app)
     finally:
         if celery is None:
             app.close()

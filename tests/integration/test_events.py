@@ -11,7 +11,8 @@ from sqlalchemy import select, text
 
 from orchestrator.core.errors import FlowInvalid
 from orchestrator.core.states import State
-from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, events
+from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, events, flows
+from orchestrator.engine.sweeper import Sweeper
 from orchestrator.store.database import transaction
 from orchestrator.store.tables import AuditEventRow, ExecutionRow, TaskRunRow
 from tests.harness.engines import EngineFactory
@@ -36,7 +37,7 @@ def engine(database_url: str, idle_broker_url: str, engine_factory: EngineFactor
 def _triage(engine: Engine, text_: str, *, crash_after_publish: bool = False, execution_id: str | None = None) -> str:
     if execution_id is None:
         with transaction(engine.sessions) as session:
-            row = engine._live_flow(session, NS, "triage", None)
+            row = flows.live_revision(engine, session, NS, "triage", None)
             flow = engine.flow_of(row)
             execution_id = engine.create_execution(
                 session, row, flow, {"ticket": "T-1", "text": text_}, [], actor="test"
@@ -111,7 +112,7 @@ def test_an_event_delivered_twice_and_concurrently_fires_each_subscriber_once(en
 
 def test_a_worker_killed_between_publish_and_commit_publishes_once_on_redelivery(engine: Engine) -> None:
     with transaction(engine.sessions) as session:
-        row = engine._live_flow(session, NS, "triage", None)
+        row = flows.live_revision(engine, session, NS, "triage", None)
         inputs = {"ticket": "T-1", "text": "refund please"}
         execution_id = engine.create_execution(session, row, engine.flow_of(row), inputs, [], actor="test").id
     with pytest.raises(Crash):
@@ -140,8 +141,8 @@ def test_a_process_dying_between_commit_and_delivery_loses_nothing(
     with transaction(engine.sessions) as session:  # older than the sweeper's grace period
         session.execute(text("UPDATE events SET created_at = created_at - interval '1 minute'"))
 
-    engine.sweep_once()
-    engine.sweep_once()
+    Sweeper(engine).sweep_once()
+    Sweeper(engine).sweep_once()
 
     assert len(_started(engine, "billing")) == 1
     with engine.sessions() as session:

@@ -97,15 +97,17 @@ def _lag(port: int) -> float | None:
 
 def _burst_across_a_kill(database_url: str, redis_url: str, scheduler: Scheduler, messages: int) -> None:
     from orchestrator.celery_app import create_celery_app
-    from orchestrator.engine import Engine
     from orchestrator.settings import load_settings
+    from orchestrator.triggers.wiring import build_engine
 
     key = f"tests:realtime:{uuid.uuid4().hex}"
     settings = load_settings(database_url=database_url, broker_url=redis_url)
     db = make_engine(database_url, pool_size=1)
     app = create_celery_app(settings)
     try:
-        Engine(settings, make_sessionmaker(db), app).deploy_flow(FLOW.format(url=redis_url, key=key), actor="test")
+        build_engine(settings, make_sessionmaker(db), app).deploy_flow(
+            FLOW.format(url=redis_url, key=key), actor="test"
+        )
     finally:
         app.close()
         db.dispose()

@@ -9,6 +9,7 @@ import redis
 from sqlalchemy import text
 
 from orchestrator.engine import Engine
+from orchestrator.engine.sweeper import Sweeper
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.harness import services
 from tests.harness.engines import EngineFactory
@@ -46,11 +47,11 @@ def test_a_queued_execution_is_not_sent_again_while_its_queue_has_a_backlog(engi
     assert queued >= 1
 
     _age(engine, execution.id, 5)  # stale by `stale_after_s`, not by ten times it
-    assert engine.sweep_once() == 0
+    assert Sweeper(engine).sweep_once() == 0
     assert broker.llen("control") == queued  # nothing added to the backlog
 
     _age(engine, execution.id, 11)  # stale even by the backlog's measure
-    assert engine.sweep_once() == 1
+    assert Sweeper(engine).sweep_once() == 1
     assert broker.llen("control") > queued
     broker.close()
 
@@ -62,6 +63,6 @@ def test_a_stale_execution_is_sent_again_when_no_message_waits(engine: Engine, b
     broker.delete("control")  # the message is lost (a Redis restart that kept nothing)
 
     _age(engine, execution.id, 5)
-    assert engine.sweep_once() == 1
+    assert Sweeper(engine).sweep_once() == 1
     assert broker.llen("control") >= 1
     broker.close()

@@ -90,9 +90,9 @@ def test_an_unknown_trigger_is_not_found(engine: Engine) -> None:
 
 def test_toggle_without_a_state_flips_the_trigger(engine: Engine) -> None:
     engine.deploy_flow(HOURLY, actor="t")
-    assert engine.toggle_trigger(*KEY, None, actor="task:x") is False
-    assert engine.toggle_trigger(*KEY, None, actor="task:x") is True
-    assert engine.toggle_trigger(*KEY, True, actor="task:x") is True
+    assert trigger_control.set_enabled(engine, KEY, None, actor="task:x").enabled is False
+    assert trigger_control.set_enabled(engine, KEY, None, actor="task:x").enabled is True
+    assert trigger_control.set_enabled(engine, KEY, True, actor="task:x").enabled is True
 
 
 def test_a_backfill_label_without_key_and_value_is_refused(engine: Engine) -> None:

@@ -93,7 +93,7 @@ def test_stop_after_disables_the_trigger_once_its_execution_ends_in_a_listed_sta
     Scheduler(engine, clock).tick()
     clock.advance(timedelta(hours=1))
     [first] = Scheduler(engine, clock).tick()
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = store.lock_execution(session, first)
         assert execution is not None
         store.record_transition(session, execution, State.FAILED, actor="test")
@@ -153,7 +153,7 @@ triggers:
 
 
 def end_execution(engine: Engine, execution_id: str, state: State) -> None:
-    with engine._tx() as session:
+    with engine.transaction() as session:
         execution = store.lock_execution(session, execution_id)
         assert execution is not None
         store.record_transition(session, execution, state, actor="test")

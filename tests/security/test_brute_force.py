@@ -103,6 +103,6 @@ def test_secrets_are_never_compared_with_equality_operators() -> None:
             if names & {"password", "secret", "token", "api_key", "credentials"}:
                 suspicious.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert suspicious == []
-    from orchestrator.engine import facade as engine
+    from orchestrator.engine import submission as engine
 
     assert "hmac.compare_digest" in inspect.getsource(engine._webhook_matches)

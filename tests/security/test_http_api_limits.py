@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.engine import LogRecord, _log_row
+from orchestrator.engine.values import LogRecord, log_row
 from tests.e2e.conftest import Stack
 from tests.integration.api.conftest import ADMIN, AppFactory, flow_source
 
@@ -113,8 +113,8 @@ def test_a_log_line_over_the_cap_is_truncated_with_a_marker() -> None:
     execution: Any = SimpleNamespace(id="e", namespace="ns", flow_id="f")
     at = datetime.now(UTC)
 
-    long = _log_row(execution, None, LogRecord("INFO", "x" * 1000, at), 300)["message"]
-    short = _log_row(execution, None, LogRecord("INFO", "x" * 300, at), 300)["message"]
+    long = log_row(execution, None, LogRecord("INFO", "x" * 1000, at), 300)["message"]
+    short = log_row(execution, None, LogRecord("INFO", "x" * 300, at), 300)["message"]
 
     assert long.startswith("x" * 300) and long.endswith("[truncated 700 characters]")
     assert not long.startswith("x" * 301)

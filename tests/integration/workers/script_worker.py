@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 from orchestrator.celery_app import create_celery_app
-from orchestrator.engine import Engine
 from orchestrator.hardening import forbid_inspection
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.triggers.wiring import build_engine
 from tests.integration.workers.conftest import claim
 from workers.runtime import run_claimed
 
@@ -23,7 +23,7 @@ def main(flow_file: str, task_id: str) -> int:
     settings = load_settings()
     db = make_engine(settings.database_url, pool_size=1)
     try:
-        engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+        engine = build_engine(settings, make_sessionmaker(db), create_celery_app(settings))
         outcome = run_claimed(claim(Path(flow_file).read_text(), task_id), engine)
     finally:
         db.dispose()

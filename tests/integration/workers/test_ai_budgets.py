@@ -21,6 +21,7 @@ from orchestrator.observability.metrics import metrics
 from orchestrator.store import llm as store_llm
 from orchestrator.store.database import make_engine, make_sessionmaker, transaction
 from orchestrator.store.tables import ExecutionRow, LlmBudgetReservationRow
+from orchestrator.triggers.wiring import build_engine
 from tests.fakes.openai_wire import DEFAULT_API_KEY, OpenAIWire, Reply
 from tests.integration.workers.conftest import claim, one_task_flow
 from workers.runtime import run_claimed
@@ -51,7 +52,7 @@ def wide_engine(worker_engine: Engine) -> Iterator[Engine]:
     """The worker engine with a connection for each parallel call (the session fixture keeps two)."""
     db = make_engine(worker_engine.settings.database_url, pool_size=PARALLEL_CALLS + 2)
     try:
-        yield Engine(worker_engine.settings, make_sessionmaker(db), worker_engine.celery)
+        yield build_engine(worker_engine.settings, make_sessionmaker(db), worker_engine.celery)
     finally:
         db.dispose()
 

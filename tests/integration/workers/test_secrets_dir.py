@@ -7,9 +7,9 @@ from pathlib import Path
 from celery import Celery
 
 from orchestrator.core.states import State
-from orchestrator.engine import Engine
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
+from orchestrator.triggers.wiring import build_engine
 from tests.integration.workers.conftest import claim, one_task_flow
 from workers.runtime import run_claimed
 
@@ -26,7 +26,7 @@ def test_a_task_reads_a_secret_from_the_secrets_directory_and_its_value_stays_ma
     settings = load_settings(database_url=worker_database, data_dir=tmp_path / "data", secrets_dir=tmp_path)
     db = make_engine(settings.database_url, pool_size=1)
     try:
-        engine = Engine(settings, make_sessionmaker(db), Celery("secrets-dir-test", set_as_current=False))
+        engine = build_engine(settings, make_sessionmaker(db), Celery("secrets-dir-test", set_as_current=False))
         outcome = run_claimed(claim(FLOW, "t"), engine)
     finally:
         db.dispose()

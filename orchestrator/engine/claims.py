@@ -1,0 +1,399 @@
+"""Claiming task runs: a worker takes one attempt (or re-takes a stalled one), runs inline chains, reads state."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from orchestrator import store
+from orchestrator.core.errors import ChorusError
+from orchestrator.core.plan import (
+    PlanNode,
+)
+from orchestrator.core.plan import (
+    pool_of as pool_of_task,
+)
+from orchestrator.core.states import State
+from orchestrator.engine import (
+    approval_tasks,
+    flows,
+    joins,
+    operations,
+    outcomes,
+)
+from orchestrator.engine.values import (
+    ClaimedTaskRun,
+    TaskOutcome,
+    TaskRunCoordinates,
+    Verdict,
+    still_ours,
+)
+from orchestrator.engine.variables import execution_variables
+from orchestrator.store.database import read_only
+from orchestrator.store.tables import ExecutionRow, TaskRunRow
+
+if TYPE_CHECKING:
+    from orchestrator.engine.facade import Engine
+
+logger = logging.getLogger(__name__)
+
+_ENDED_OK = (State.SUCCESS, State.WARNING, State.SKIPPED)
+
+
+def pool_of(engine: Engine, at: TaskRunCoordinates) -> str | None:
+    """The pool that runs the task a message names (None: no such execution or task, the claim will say so).
+
+    A worker compares it with the queue the message came from before claiming: a message re-applied to
+    another pool's queue must not run where that pool's tools, limits or sandbox are missing.
+    """
+    with read_only(engine.sessions) as session:
+        execution = store.get_execution(session, at.execution_id)
+        if execution is None:
+            return None
+        try:
+            return pool_of_task(flows.flow_of_execution(engine, session, execution).task(at.task_id))
+        except (ChorusError, KeyError):
+            return None
+
+
+def task_run_states(engine: Engine, task_run_ids: Sequence[str]) -> dict[str, str]:
+    """The current state of each of these task runs that exists (for a worker's report to Celery)."""
+    with read_only(engine.sessions) as session:
+        rows = (store.get_task_run(session, task_run_id) for task_run_id in task_run_ids)
+        return {row.id: row.state for row in rows if row is not None}
+
+
+def failed_tasks(engine: Engine, execution_id: str) -> list[str] | None:
+    """The ids of the FAILED task runs' tasks when the execution ended FAILED; None when it did not."""
+    with read_only(engine.sessions) as session:
+        execution = store.get_execution(session, execution_id)
+        if execution is None or execution.state != State.FAILED:
+            return None
+        runs = store.task_runs_of(session, execution_id)
+        return list(dict.fromkeys(r.task_id for r in runs if r.state == State.FAILED))
+
+
+def claim(
+    engine: Engine, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None
+) -> ClaimedTaskRun | None:
+    """Take one attempt of a task run, or None when another worker has it or it must not run."""
+    with engine.transaction() as session:
+        # Claims and heartbeats are judged by the database's clock: skewed worker clocks would take over
+        # a live claim (or keep a dead one) by the size of the skew.
+        now = store.db_now(session)
+        execution = store.lock_execution(session, at.execution_id)
+        if execution is None:
+            return None
+        claimed = _claim_in(engine, session, execution, at, owner, celery_task_id, requested_by, now)
+    return claimed
+
+
+def _claim_in(
+    engine: Engine,
+    session: Session,
+    execution: ExecutionRow,
+    at: TaskRunCoordinates,
+    owner: str,
+    celery_task_id: str | None,
+    requested_by: str | None,
+    now: datetime,
+    *,
+    locked_row: TaskRunRow | bool | None = False,
+) -> ClaimedTaskRun | None:
+    """Claim in the caller's transaction, which holds the execution's lock.
+
+    `locked_row`: the task run as the caller just read it with its lock (None: absent); False to read it here.
+    """
+    reapplied = False
+    if State(execution.state) in (State.FAILED, State.KILLED):
+        reapplied = _reapply(engine, session, execution, at, celery_task_id, requested_by)
+        if reapplied:
+            at = TaskRunCoordinates(at.execution_id, at.task_id, at.parent_id, at.iteration, at.attempt + 1)
+    flow = flows.flow_of_execution(engine, session, execution)
+    if State(execution.state) is not State.RUNNING and not (
+        # A paused execution still lets sibling Approvals reach their own pause (Kestra's PAUSING).
+        State(execution.state) is State.PAUSED and approval_tasks.runs_while_paused(session, flow, at)
+    ):
+        return None
+    task = flow.task(at.task_id)
+    if locked_row is False or reapplied:  # a re-apply moves to the next attempt's coordinates
+        row = store.get_task_run(session, at.task_run_id, lock=True)
+    else:
+        row = locked_row if isinstance(locked_row, TaskRunRow) else None
+    if at.parent_id is not None and (row is None or not State(row.state).is_terminal):
+        parent = store.get_task_run(session, at.parent_id)
+        if parent is not None and State(parent.state).is_terminal:
+            return None  # its parent ended (interrupted by a sibling's failure): nothing starts under it
+    attempt_record = {
+        "state": {"current": str(State.RUNNING), "histories": [{"state": "RUNNING", "date": store.iso(now)}]},
+        "celeryTaskId": celery_task_id,
+        "worker": owner,
+    }
+    if row is None:
+        value = _iteration_value(session, at)
+        row = TaskRunRow(
+            id=at.task_run_id,
+            execution_id=at.execution_id,
+            task_id=at.task_id,
+            parent_id=at.parent_id,
+            iteration=at.iteration,
+            value=value,
+            state=str(State.RUNNING),
+            state_history=[{"state": str(State.RUNNING), "date": store.iso(now)}],
+            attempt=at.attempt,
+            attempts=[attempt_record],
+            outputs=None,
+            decision=None,
+            retry_at=None,
+            claim_owner=owner,
+            heartbeat_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        if not store.create_task_run(session, row, actor=f"worker:{owner}"):
+            return None
+    elif not _reclaim(engine, session, row, at, owner, attempt_record, now):
+        return None
+    store.touch_execution(session, at.execution_id, now)
+    runs = store.task_runs_for_variables(session, at.execution_id)
+    variables = execution_variables(execution, flow, task, row, runs)
+    variables["envs"], variables["globals"] = dict(engine.settings.envs), dict(engine.settings.globals_)
+    return ClaimedTaskRun(at, owner, flow, task, variables, reapplied=reapplied)
+
+
+def run_inline(
+    engine: Engine,
+    execution_id: str,
+    runs: Sequence[TaskRunCoordinates],
+    *,
+    join: bool,
+    skip_runs: bool,
+    owner: str,
+    celery_task_id: str | None,
+    requested_by: str | None,
+    run: Callable[[ClaimedTaskRun], TaskOutcome],
+) -> tuple[Verdict, PlanNode | None, bool]:
+    """Claim, run and record consecutive inline task runs, then their parent's join, in one transaction.
+
+    `run` is pure (TaskType.inline): nothing happens outside this transaction, so a crash anywhere
+    leaves nothing behind and a redelivery starts over. Task runs already ended (a redelivery after
+    commit, or a re-apply of the whole message) are passed over; the first that cannot be claimed or
+    does not succeed stops the rest, as a chain link's `stop` verdict would. `skip_runs` (the chain's
+    previous link stopped) leaves only the join. Returns the verdict, the plan the join starts (a
+    next phase), and whether a failed task run was re-applied (its chain continuation is gone).
+    """
+    reapplied = False
+    verdict = Verdict.STOP if skip_runs else Verdict.OK
+    with engine.transaction() as session:
+        now = store.db_now(session)
+        execution = store.lock_execution(session, execution_id)
+        if execution is None:
+            return Verdict.STOP, None, False
+        for at in () if skip_runs else runs:
+            existing = store.get_task_run(session, at.task_run_id, lock=True)
+            if existing is not None and existing.attempt == at.attempt and State(existing.state) in _ENDED_OK:
+                continue  # done by an earlier delivery of this message
+            claimed = _claim_in(
+                engine, session, execution, at, owner, celery_task_id, requested_by, now, locked_row=existing
+            )
+            if claimed is None:
+                verdict = Verdict.STOP
+                break
+            reapplied = reapplied or claimed.reapplied
+            row = store.loaded_task_run(session, claimed.coordinates.task_run_id)
+            assert row is not None  # claimed just now, in this transaction
+            store.note_flow(session, flows.task_types(engine, claimed.flow))
+            verdict = outcomes.finish_locked(
+                engine, session, execution, row, claimed.task, claimed.flow, run(claimed), actor=f"worker:{owner}"
+            )
+            if verdict != Verdict.OK:
+                break
+        if not join:
+            return verdict, None, reapplied
+        parent_id = runs[0].parent_id if runs else None
+        joined, plan = joins._join_in(engine, session, execution, parent_id, actor="system:join")
+    return joined, plan, reapplied
+
+
+def _reapply(
+    engine: Engine,
+    session: Session,
+    execution: ExecutionRow,
+    at: TaskRunCoordinates,
+    celery_task_id: str | None,
+    requested_by: str | None,
+) -> bool:
+    """A failed attempt's own message, sent again under a new Celery id, asks for another attempt.
+
+    Redeliveries keep their Celery id and are ignored. A re-apply restarts this task run (and its
+    failed parents) and the execution, in this transaction; the claim then takes the next attempt.
+    """
+    row = store.get_task_run(session, at.task_run_id, lock=True)
+    if row is None or celery_task_id is None or row.attempt != at.attempt:
+        return False
+    if State(row.state) not in (State.FAILED, State.KILLED) or not row.attempts:
+        return False
+    if row.attempts[-1].get("celeryTaskId") == celery_task_id:
+        return False
+    flow = flows.flow_of_execution(engine, session, execution)
+    runs = list(store.task_runs_of(session, execution.id))
+    by_id = {r.id: r for r in runs}
+    failed = [row]
+    parent = by_id.get(row.parent_id or "")
+    while parent is not None:
+        if State(parent.state) in (State.FAILED, State.KILLED):
+            failed.append(parent)
+        parent = by_id.get(parent.parent_id or "")
+    actor = requested_by or f"operator:reapply:{celery_task_id}"
+    operations.restart_task_runs(session, flow, runs, failed, actor=actor)
+    store.record_transition(
+        session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
+    )
+    store.record_transition(session, execution, State.RUNNING, actor=actor)
+    return True
+
+
+def _iteration_value(session: Session, at: TaskRunCoordinates) -> str | None:
+    """A loop child's `taskrun.value`: its iteration's value (other task runs have none, as in Kestra)."""
+    if at.parent_id is None or at.iteration is None:
+        return None
+    parent = store.get_task_run(session, at.parent_id)
+    values = (parent.decision or {}).get("values") if parent is not None else None
+    if isinstance(values, list) and at.iteration < len(values):
+        item = values[at.iteration]
+        return item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
+    return None
+
+
+def _reclaim(
+    engine: Engine,
+    session: Session,
+    row: TaskRunRow,
+    at: TaskRunCoordinates,
+    owner: str,
+    attempt_record: dict[str, Any],
+    now: datetime,
+) -> bool:
+    state = State(row.state)
+    stale_before = now - timedelta(seconds=engine.settings.stale_after_s)
+    if state is State.RUNNING and row.attempt == at.attempt:
+        if row.heartbeat_at is not None and row.heartbeat_at > stale_before:
+            return False  # a live worker has it: this delivery is a duplicate
+        if row.decision and not (row.decision.get("inline") or row.decision.get("sleep_until")):
+            # Decided (a flowable's branch, a resumed Pause, a waiting Subflow): the planner continues it
+            # from the database; a late redelivery must not decide again (pause twice, start a second child).
+            # A Sleep's recorded end is no decision: its next claim only reads it back.
+            return False
+        if store.db_started_at(session) > stale_before:
+            # The database restarted less than a staleness window ago: a live claimant may not have been
+            # able to heartbeat yet, and its attempt may have finished (it is retrying to record it).
+            return False
+        # The claimant stopped heartbeating (worker death), or parked a long Sleep: take the attempt over.
+        store.append_audit(
+            session,
+            row.execution_id,
+            actor=f"worker:{owner}",
+            action="task_run.woken" if row.claim_owner is None else "task_run.taken_over",
+            subject=row.id,
+            payload={"task_id": row.task_id, "attempt": row.attempt, "previous_owner": row.claim_owner},
+            at=now,
+        )
+        if row.claim_owner is not None:  # a recovery, for the hooks (a parked Sleep's wake-up is none)
+            store.note_take_over(session, row, actor=f"worker:{owner}", at=now)
+        row.claim_owner, row.heartbeat_at = owner, now
+        return True
+    if state in (State.RETRYING, State.RESTARTED) and at.attempt == row.attempt + 1:
+        if state is State.RETRYING and row.retry_at is not None and row.retry_at > now:
+            return False
+        store.record_transition(
+            session,
+            row,
+            State.RUNNING,
+            actor=f"worker:{owner}",
+            values={
+                "attempt": at.attempt,
+                "attempts": [*row.attempts, attempt_record],
+                "retry_at": None,
+                "claim_owner": owner,
+                "heartbeat_at": now,
+            },
+            at=now,
+        )
+        return True
+    return False
+
+
+def execution_location(engine: Engine, execution_id: str) -> tuple[str, str] | None:
+    """The (namespace, flow id) of an execution, for the namespace checks of tasks that name one by id."""
+    with read_only(engine.sessions) as session:
+        row = store.get_execution(session, execution_id)
+        return (row.namespace, row.flow_id) if row is not None and row.tenant == engine.settings.tenant else None
+
+
+def error_logs(engine: Engine, execution_id: str) -> list[dict[str, Any]]:
+    """Kestra's `errorLogs()`: the execution's ERROR log lines so far."""
+    with read_only(engine.sessions) as session:
+        return [
+            {
+                "taskId": r.task_id,
+                "taskRunId": r.task_run_id,
+                "message": r.message,
+                "level": r.level,
+                "timestamp": store.iso(r.at),
+            }
+            for r in store.error_log_lines(session, execution_id)
+        ]
+
+
+def task_run_state(engine: Engine, task_run_id: str) -> str | None:
+    with read_only(engine.sessions) as session:
+        row = store.get_task_run(session, task_run_id)
+        return row.state if row is not None else None
+
+
+def task_run_attempt(engine: Engine, task_run_id: str) -> int:
+    """The attempt number the next claim of this task run must carry (current + 1 once it ended)."""
+    with read_only(engine.sessions) as session:
+        row = store.get_task_run(session, task_run_id)
+        if row is None:
+            return 1
+        return row.attempt + 1 if State(row.state) in (State.RETRYING, State.RESTARTED) else row.attempt
+
+
+def set_running_outputs(engine: Engine, claimed: ClaimedTaskRun, outputs: dict[str, Any]) -> None:
+    """Outputs of a flowable this worker owns, set before its join (WorkingDirectory's outputFiles)."""
+    with engine.transaction() as session:
+        store.lock_execution(session, claimed.coordinates.execution_id)
+        row = store.get_task_run(session, claimed.coordinates.task_run_id, lock=True)
+        if row is not None and still_ours(row, claimed):
+            row.outputs = {**(row.outputs or {}), **outputs}
+
+
+def heartbeat(engine: Engine, at: TaskRunCoordinates, owner: str) -> None:
+    with engine.transaction() as session:
+        store.heartbeat(session, at.task_run_id, owner)
+
+
+def fetch_logs(
+    engine: Engine, execution_id: str, *, task_ids: Sequence[str] = (), min_level: str = "INFO"
+) -> list[dict[str, Any]]:
+    """Log lines of an execution (the Fetch task): by task ids, at or above a level."""
+    order = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+    floor = order.index(min_level) if min_level in order else 2
+    with read_only(engine.sessions) as session:
+        rows = store.log_lines_of(session, execution_id)
+    return [
+        {"taskId": r.task_id, "level": r.level, "message": r.message, "timestamp": store.iso(r.at)}
+        for r in rows
+        if (not task_ids or r.task_id in task_ids) and (order.index(r.level) if r.level in order else 2) >= floor
+    ]
+
+
+def child_execution_outputs(engine: Engine, parent_task_run_id: str) -> list[dict[str, Any]]:
+    with engine.transaction() as session:
+        return store.child_execution_outputs(session, parent_task_run_id)

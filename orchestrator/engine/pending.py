@@ -1,0 +1,47 @@
+"""What a transaction leaves for after its commit: ended child executions, approval outcomes, callbacks.
+
+Collaborators note these while the transaction is open; `Engine.transaction` takes them, with the
+transitions the store recorded, once it has committed, and hands them to the reactions as one
+`Committed` value. Nothing here runs before the commit, so no reaction ever sees uncommitted state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from orchestrator import store
+from orchestrator.core.states import State
+from orchestrator.engine.reactions import Committed
+
+_CHILDREN = "engine.ended_children"
+_APPROVALS = "engine.approval_outcomes"
+_CALLBACKS = "engine.after_commit"
+
+
+def child_ended(session: Session, execution_id: str) -> None:
+    """A child execution ended in this transaction: its waiting parent task run may complete after commit."""
+    session.info.setdefault(_CHILDREN, []).append(execution_id)
+
+
+def approval_decided(session: Session, execution_id: str, outcome: State) -> None:
+    """An approval decided that the execution ends in `outcome`: it is ended after commit."""
+    session.info.setdefault(_APPROVALS, []).append((execution_id, outcome))
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once this transaction has committed, after the reactions (e.g. deliver a published event)."""
+    session.info.setdefault(_CALLBACKS, []).append(callback)
+
+
+def take(session: Session) -> tuple[Committed, list[Callable[[], None]]]:
+    """What the transaction left: the reactions' input and the callbacks to run after them."""
+    transitions, ended_flows = store.recorded_changes(session)
+    committed = Committed(
+        transitions=tuple(transitions),
+        ended_children=tuple(session.info.get(_CHILDREN, ())),
+        ended_flows=frozenset(ended_flows),
+        approval_outcomes=tuple(session.info.get(_APPROVALS, ())),
+    )
+    return committed, list(session.info.get(_CALLBACKS, ()))

@@ -1,0 +1,278 @@
+"""Starting executions: submit, create (labels, inputs, concurrency admission), scheduled starts, webhooks."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from orchestrator import store
+from orchestrator.core import kestra2
+from orchestrator.core.errors import Conflict, ExpressionError, LabelsInvalid, NotFound
+from orchestrator.core.expressions import has_expression, render
+from orchestrator.core.flow import Flow
+from orchestrator.core.ids import new_id
+from orchestrator.core.inputs import coerce_inputs
+from orchestrator.core.plan import (
+    Snapshot,
+    remaining,
+)
+from orchestrator.core.schedule_conditions import schedule_conditions_hold
+from orchestrator.core.states import State
+from orchestrator.engine import (
+    checks,
+    flows,
+    operations,
+)
+from orchestrator.engine.compiler import to_canvas
+from orchestrator.settings import Settings
+from orchestrator.store.database import read_only
+from orchestrator.store.tables import ExecutionRow, FlowRevisionRow
+
+if TYPE_CHECKING:
+    from orchestrator.engine.facade import Engine
+
+logger = logging.getLogger(__name__)
+
+#: The label that links every execution of one causal chain (subflows, replays), as in Kestra.
+CORRELATION_LABEL = "system.correlationId"
+
+
+def submit(
+    engine: Engine,
+    namespace: str,
+    flow_id: str,
+    *,
+    inputs: Mapping[str, Any],
+    labels: list[dict[str, str]] | None = None,
+    actor: str,
+    revision: int | None = None,
+    trigger: dict[str, Any] | None = None,
+    execution_id: str | None = None,
+    scheduled_at: datetime | None = None,
+    require_inputs: bool = True,
+) -> ExecutionRow:
+    """Create an execution with typed inputs, mark it RUNNING and dispatch its first canvas.
+
+    With `scheduled_at` in the future (Kestra's `scheduleDate`) it stays CREATED until the sweeper
+    starts it then. `require_inputs=False` lets required inputs be missing (a start with no inputs at all).
+    """
+    with engine.transaction() as session:
+        flow_row = flows.live_revision(engine, session, namespace, flow_id, revision)
+        flow = engine.flow_of(flow_row)
+        if flow.disabled:
+            raise Conflict(f"flow {namespace}.{flow_id} is disabled")
+        typed_inputs = coerce_inputs(flow, inputs, require=require_inputs or bool(inputs))
+        behavior, messages = checks.check_verdict(flow, typed_inputs, labels or [])
+        row = engine.create_execution(
+            session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger,
+            execution_id=execution_id, scheduled_at=scheduled_at,
+        )  # fmt: skip
+        if behavior == "FAIL_EXECUTION":
+            checks.fail_at_creation(session, row, "; ".join(messages), actor=actor)
+        # A new execution has no task runs yet: its first plan needs no second transaction (what
+        # `dispatch` would read back is exactly this), which saves a commit on every submit.
+        running = State(row.state) is State.RUNNING
+        plan = remaining(flow, Snapshot(row.id, {}, store.utcnow())) if running else None
+    if plan is not None:
+        to_canvas(engine.celery, plan).apply_async()
+    return row
+
+
+def create_execution(
+    engine: Engine,
+    session: Session,
+    flow_row: FlowRevisionRow,
+    flow: Flow,
+    inputs: dict[str, Any],
+    labels: list[dict[str, str]],
+    *,
+    actor: str,
+    trigger: dict[str, Any] | None = None,
+    parent: tuple[str, str] | None = None,
+    execution_id: str | None = None,
+    scheduled_at: datetime | None = None,
+    retry_of: ExecutionRow | None = None,
+) -> ExecutionRow:
+    """Insert a RUNNING execution (CREATED first, both audited); the caller dispatches after commit.
+
+    A `scheduled_at` in the future leaves it CREATED for the sweeper; `retry_of` makes it the next
+    attempt of that execution (Kestra's retry `behavior: CREATE_NEW_EXECUTION`).
+    """
+    now = store.utcnow()
+    execution_id = execution_id or new_id()
+    all_labels = [{"key": label.key, "value": label.value} for label in flow.labels]
+    all_labels = _merge_labels(all_labels, labels)
+    if not any(label["key"] == CORRELATION_LABEL for label in all_labels):
+        # Kestra links every execution of one causal chain (subflows, replays) by this label.
+        all_labels.append({"key": CORRELATION_LABEL, "value": execution_id})
+    _check_labels(all_labels, engine.settings)
+    row = ExecutionRow(
+        id=execution_id,
+        tenant=engine.settings.tenant,
+        namespace=flow.namespace,
+        flow_id=flow.id,
+        flow_revision=flow_row.revision,
+        state=str(State.CREATED),
+        state_history=[{"state": str(State.CREATED), "date": store.iso(now)}],
+        inputs=inputs,
+        outputs=None,
+        labels=all_labels,
+        trigger=trigger,
+        parent_execution_id=parent[0] if parent else None,
+        parent_task_run_id=parent[1] if parent else None,
+        original_id=None,
+        restarts=retry_of.restarts + 1 if retry_of is not None else 0,
+        created_at=now,
+        updated_at=now,
+        ended_at=None,
+        scheduled_at=scheduled_at if scheduled_at is not None and scheduled_at > now else None,
+        original_created_at=(retry_of.original_created_at or retry_of.created_at) if retry_of else None,
+    )
+    row.sla_due_at, row.sla = operations.sla_deadline(flow, now)
+    payload: dict[str, Any] = {"flow_revision": flow_row.revision, "labels": all_labels}
+    if row.scheduled_at is not None:
+        payload["scheduled_at"] = store.iso(row.scheduled_at)
+    if retry_of is not None:
+        payload["retry_of"] = retry_of.id
+    admitted = _admission(engine, session, flow) if row.scheduled_at is None else None
+    running = admitted is State.RUNNING
+    store.create_execution(session, row, actor=actor, payload=payload, running=running)
+    if admitted is not None and not running:
+        store.record_transition(session, row, admitted, actor=actor)  # QUEUED, or refused by its concurrency
+    return row
+
+
+def start_scheduled(engine: Engine, now: datetime) -> list[str]:
+    """Start the CREATED executions whose `scheduled_at` has come, through concurrency admission."""
+    started: list[str] = []
+    with engine.transaction() as session:
+        for row in store.due_scheduled_executions(session, now):
+            flow = flows.flow_of_execution(engine, session, row)
+            store.note_execution(session, row)
+            state = _admission(engine, session, flow)
+            store.record_transition(session, row, state, actor="system:schedule", values={"scheduled_at": None})
+            if state is State.RUNNING:
+                started.append(row.id)
+    for execution_id in started:
+        engine.dispatch(execution_id, actor="system:schedule")
+    return started
+
+
+def _admission(engine: Engine, session: Session, flow: Flow) -> State:
+    """RUNNING, or what the flow's `concurrency` says when its limit is reached (QUEUED, CANCELLED, FAILED)."""
+    store.note_flow(session, concurrency=flow.concurrency is not None)
+    if flow.concurrency is None:
+        return State.RUNNING
+    tenant = engine.settings.tenant
+    store.lock_flow_concurrency(session, tenant, flow.namespace, flow.id)
+    if store.count_active_executions(session, tenant, flow.namespace, flow.id) < flow.concurrency.limit:
+        return State.RUNNING
+    return {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[flow.concurrency.behavior]
+
+
+def admit_queued(engine: Engine, tenant: str, namespace: str, flow_id: str) -> None:
+    """Start queued executions of a flow while its concurrency limit allows."""
+    started: list[str] = []
+    with engine.transaction() as session:
+        row = store.latest_flow(session, tenant, namespace, flow_id)
+        flow = engine.flow_of(row) if row is not None else None
+        if flow is None or flow.concurrency is None:
+            return
+        store.lock_flow_concurrency(session, tenant, namespace, flow_id)
+        free = flow.concurrency.limit - store.count_active_executions(session, tenant, namespace, flow_id)
+        if free <= 0:
+            return
+        for queued in store.oldest_queued_executions(session, tenant, namespace, flow_id, free):
+            store.note_execution(session, queued)
+            store.record_transition(session, queued, State.RUNNING, actor="system:concurrency")
+            started.append(queued.id)
+    for execution_id in started:
+        engine.dispatch(execution_id, actor="system:concurrency")
+
+
+def set_labels(engine: Engine, execution_id: str, labels: list[dict[str, str]], *, actor: str) -> list[dict[str, str]]:
+    """Add or override execution labels (the Labels task, the API); audited."""
+    with engine.transaction() as session:
+        execution = store.lock_execution(session, execution_id)
+        if execution is None:
+            raise NotFound("execution", execution_id)
+        merged = _merge_labels(list(execution.labels), labels)
+        _check_labels(merged, engine.settings)
+        store.update_labels(session, execution, merged)
+        store.append_audit(
+            session, execution_id, actor=actor, action="execution.labels", subject=None, payload={"labels": labels}
+        )
+        return merged
+
+
+def trigger_webhook(
+    engine: Engine, namespace: str, flow_id: str, key: str, variables: dict[str, Any], *, actor: str
+) -> tuple[ExecutionRow | None, dict[str, Any]]:
+    """Start an execution from a Webhook trigger whose (rendered) key matches; NotFound otherwise, and
+    no execution (None) when the trigger's `conditions` (or Kestra 2's `when`) do not hold.
+
+    Unknown flows, disabled triggers and wrong keys all answer the same NotFound, so a caller
+    cannot probe which flows exist.
+    """
+    with read_only(engine.sessions) as session:
+        row = store.latest_flow(session, engine.settings.tenant, namespace, flow_id)
+    flow = engine.flow_of(row) if row is not None and not row.deleted else None
+    trigger = next((t for t in (flow.triggers if flow else ()) if _webhook_matches(t, flow, key)), None)
+    if flow is None or trigger is None:
+        raise NotFound("webhook", f"{namespace}/{flow_id}/{key}")
+    if not kestra2.when_holds(trigger.properties.get("when"), {"trigger": variables}):
+        return None, dict(trigger.properties)  # Kestra 2's `when` refuses the event: nothing starts
+    conditions = trigger.properties.get("conditions") or []
+    if isinstance(conditions, list) and not schedule_conditions_hold(
+        conditions, store.utcnow(), {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace}}
+    ):
+        return None, dict(trigger.properties)  # Kestra answers 204 and starts nothing
+    inputs = trigger.properties.get("inputs") or {}
+    execution = engine.submit(
+        namespace,
+        flow_id,
+        inputs=inputs if isinstance(inputs, dict) else {},
+        actor=actor,
+        trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},
+    )
+    return execution, dict(trigger.properties)
+
+
+def _webhook_matches(trigger: Any, flow: Flow | None, key: str) -> bool:
+    if flow is None or trigger.type != "Webhook" or trigger.disabled:
+        return False
+    expected = str(trigger.properties.get("key", ""))
+    if has_expression(expected):
+        try:
+            expected = render(expected, {"flow": {"id": flow.id, "namespace": flow.namespace}})
+        except ExpressionError:
+            # A key that cannot render matches nothing: an anonymous caller gets the 404 of a wrong key,
+            # not the key's template in an error message.
+            logger.warning("webhook %s of %s.%s: its key does not render", trigger.id, flow.namespace, flow.id)
+            return False
+    # Bytes: compare_digest refuses non-ASCII str, and that TypeError (a 500) told real webhooks from unknown ones.
+    return bool(expected) and hmac.compare_digest(expected.encode("utf-8"), key.encode("utf-8", "surrogatepass"))
+
+
+def _check_labels(labels: list[dict[str, str]], settings: Settings) -> None:
+    """Labels are stored per execution, indexed and copied into the audit: bound their number and size."""
+    if len(labels) > settings.max_labels:
+        raise LabelsInvalid("labels", f"{len(labels)} labels, at most {settings.max_labels} (CHORUS_MAX_LABELS)")
+    for index, label in enumerate(labels):
+        if len(label["key"]) > settings.max_label_key_chars:
+            raise LabelsInvalid(f"labels[{index}].key", f"longer than {settings.max_label_key_chars} characters")
+        if len(label["value"]) > settings.max_label_value_chars:
+            raise LabelsInvalid(f"labels[{index}].value", f"longer than {settings.max_label_value_chars} characters")
+
+
+def _merge_labels(base: list[dict[str, str]], extra: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Later labels override earlier ones with the same key, keeping first-seen order."""
+    merged: dict[str, str] = {}
+    for label in [*base, *extra]:
+        merged[label["key"]] = label["value"]
+    return [{"key": k, "value": v} for k, v in merged.items()]

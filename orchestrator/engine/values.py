@@ -1,0 +1,112 @@
+"""The engine's values: where a task run sits, what a worker claims and reports, and the verdict it passes on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from orchestrator.core.flow import Flow, TaskSpec
+from orchestrator.core.ids import task_run_id
+from orchestrator.core.plan import TaskRunView
+from orchestrator.core.states import State
+from orchestrator.store.tables import ExecutionRow, TaskRunRow
+
+
+class Verdict(StrEnum):
+    """What a link hands to the next link of its chain; a stopped chain costs no database work (joins always look)."""
+
+    OK = "ok"  #: go on with the chain
+    STOP = "stop"  #: stop here: a failure, a pause, a duplicate, or another owner reports
+
+
+@dataclass(frozen=True)
+class TaskRunCoordinates:
+    """Where a task run sits: exactly what a Celery message carries."""
+
+    execution_id: str
+    task_id: str
+    parent_id: str | None
+    iteration: int | None
+    attempt: int
+
+    @property
+    def task_run_id(self) -> str:
+        return task_run_id(self.execution_id, self.task_id, self.parent_id, self.iteration)
+
+
+@dataclass(frozen=True)
+class ClaimedTaskRun:
+    """A task run this worker owns for one attempt, with what it needs to run it."""
+
+    coordinates: TaskRunCoordinates
+    owner: str
+    flow: Flow
+    task: TaskSpec
+    variables: dict[str, Any]
+    #: A re-apply of a failed attempt's message (Flower, `chorus retry`): it carries no chain, so the
+    #: worker asks the engine to dispatch the rest of the flow once this attempt succeeds.
+    reapplied: bool = False
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    level: str
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """What running one attempt produced."""
+
+    state: State  #: SUCCESS, WARNING, FAILED or SKIPPED
+    outputs: dict[str, Any] | None = None
+    logs: tuple[LogRecord, ...] = ()
+    error: str | None = None
+    retryable: bool = True
+
+
+def still_ours(row: TaskRunRow, claimed: ClaimedTaskRun) -> bool:
+    """The task run is still RUNNING this claim's attempt for this owner (not taken over after a stall)."""
+    return (
+        State(row.state) is State.RUNNING
+        and row.attempt == claimed.coordinates.attempt
+        and row.claim_owner == claimed.owner
+    )
+
+
+def task_run_view(row: TaskRunRow) -> TaskRunView:
+    return TaskRunView(
+        id=row.id,
+        task_id=row.task_id,
+        parent_id=row.parent_id,
+        iteration=row.iteration,
+        state=State(row.state),
+        attempt=row.attempt,
+        decision=row.decision or {},
+        retry_at=row.retry_at,
+    )
+
+
+#: Ends a log message cut at CHORUS_MAX_LOG_LINE_CHARS, so a reader knows the line is not whole.
+TRUNCATED_MARKER = " …[truncated {dropped} characters]"
+
+
+def log_row(execution: ExecutionRow, row: TaskRunRow | None, record: LogRecord, max_chars: int) -> dict[str, Any]:
+    """One log line as stored, its message cut at `max_chars`."""
+    message = record.message
+    if len(message) > max_chars:
+        message = message[:max_chars] + TRUNCATED_MARKER.format(dropped=len(message) - max_chars)
+    return {
+        "execution_id": execution.id,
+        "task_run_id": row.id if row else None,
+        "task_id": row.task_id if row else None,
+        "attempt": row.attempt if row else None,
+        "namespace": execution.namespace,
+        "flow_id": execution.flow_id,
+        "level": record.level,
+        "message": message,
+        "at": record.at,
+    }

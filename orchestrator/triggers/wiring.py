@@ -1,0 +1,37 @@
+"""Engines with the triggers package wired in: its after-commit reaction starts Flow triggers.
+
+The engine never imports the triggers package (it is the layer below); every process that builds an
+engine builds it here, so an execution that ends starts the flows whose Flow trigger accepts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.engine import Engine
+from orchestrator.hooks import EngineHooks
+from orchestrator.settings import Settings
+from orchestrator.triggers import flow_triggers
+
+
+def with_triggers(engine: Engine) -> Engine:
+    """`engine`, reacting to ended executions by starting the flows their Flow triggers accept."""
+    engine.add_reaction(flow_triggers.on_commit)
+    return engine
+
+
+def build_engine(
+    settings: Settings, sessions: sessionmaker[Session], celery: Celery, hooks: Sequence[EngineHooks] = ()
+) -> Engine:
+    """An engine over `sessions` with the triggers' reaction."""
+    return with_triggers(Engine(settings, sessions, celery, hooks=hooks))
+
+
+def engine_from_settings(
+    settings: Settings, celery: Celery, *, pool_size: int = 2, hooks: Sequence[EngineHooks] = ()
+) -> Engine:
+    """An engine over its own connection pool (a worker process's), with the triggers' reaction."""
+    return with_triggers(Engine.from_settings(settings, celery, pool_size=pool_size, hooks=hooks))
