@@ -14,7 +14,7 @@ from typing import Any
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.namespace_access import Use
-from orchestrator.engine import Engine
+from orchestrator.engine import Engine, Verdict
 from workers.context import TaskContext
 from workers.storage import local_path, store_file
 from workers.storagetasks import split_file
@@ -44,7 +44,7 @@ def _step_id(ctx: TaskContext, step: str) -> str:
     return ctx.claimed.task.id.rsplit("_", 1)[0] + f"_{step}"
 
 
-def start_batches(ctx: TaskContext, engine: Engine) -> str:
+def start_batches(ctx: TaskContext, engine: Engine) -> Verdict:
     """Start one subflow execution per batch file, each with `taskrun.items` naming its batch."""
     props = ctx.properties
     variables = ctx.claimed.variables

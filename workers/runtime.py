@@ -320,10 +320,11 @@ _Body = TypeVar("_Body", bound=Callable[..., str])
 
 def _celery_task(app: Celery, name: str) -> Callable[[_Body], _Body]:
     """`app.task(bind=True, name=name)` with the body's own signature kept for the type checker (Celery is
-    untyped); Celery finds the task by its name, so the body is returned as it is."""
+    untyped); Celery finds the task by its name, so the body is returned as it is. Not shared: a process
+    that builds several apps (tests, tools) must not see one app's bodies registered on the next."""
 
     def register(body: _Body) -> _Body:
-        app.task(bind=True, name=name)(body)
+        app.task(bind=True, name=name, shared=False)(body)
         return body
 
     return register

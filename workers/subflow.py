@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.core.namespace_access import Use
-from orchestrator.engine import CORRELATION_LABEL, Engine
+from orchestrator.engine import CORRELATION_LABEL, Engine, Verdict
 from workers.context import TaskContext
 
 
@@ -40,7 +40,7 @@ def labels_for(ctx: TaskContext) -> list[dict[str, str]]:
     return labels + _labels(ctx.render_stored(props.get("labels"), "labels"))
 
 
-def start_subflow(ctx: TaskContext, engine: Engine) -> str:
+def start_subflow(ctx: TaskContext, engine: Engine) -> Verdict:
     props = ctx.properties
     revision = props.get("revision")
     namespace = str(ctx.render(props["namespace"]))

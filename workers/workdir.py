@@ -35,7 +35,7 @@ def working_dir_of(claimed: ClaimedTaskRun) -> Path | None:
 
 def run_working_directory(
     engine: Engine, claimed: ClaimedTaskRun, owner: str, celery_id: str | None, run_child: RunChild
-) -> tuple[str, Any]:
+) -> tuple[Verdict, Any]:
     """Run the children inline; returns the verdict and, when a phase (errors/finally) starts, its plan."""
     at = claimed.coordinates
     workdir = Path(tempfile.mkdtemp(prefix="chorus-wd-"))

@@ -135,7 +135,7 @@ def decide(
             subject=row.id,
             payload={"task_id": row.task_id, "decision": decision},
         )
-        if decision.get("pause"):
+        if decision.get("pause") and execution is not None:
             due = decision.get("due")
             due_at = datetime.fromisoformat(due) if isinstance(due, str) else None
             operations.pause_task_run(session, execution, row, due=due_at, actor=f"worker:{claimed.owner}")

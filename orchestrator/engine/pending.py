@@ -30,12 +30,12 @@ def approval_decided(session: Session, execution_id: str, outcome: State) -> Non
     session.info.setdefault(_APPROVALS, []).append((execution_id, outcome))
 
 
-def after_commit(session: Session, callback: Callable[[], None]) -> None:
+def after_commit(session: Session, callback: Callable[[], object]) -> None:
     """Run `callback` once this transaction has committed, after the reactions (e.g. deliver a published event)."""
     session.info.setdefault(_CALLBACKS, []).append(callback)
 
 
-def take(session: Session) -> tuple[Committed, list[Callable[[], None]]]:
+def take(session: Session) -> tuple[Committed, list[Callable[[], object]]]:
     """What the transaction left: the reactions' input and the callbacks to run after them."""
     transitions, ended_flows = store.recorded_changes(session)
     committed = Committed(
