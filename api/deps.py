@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
-from sqlalchemy.orm import Session
 
 from api.login_throttle import LoginThrottle
 from orchestrator.engine import Engine
@@ -24,7 +23,7 @@ from orchestrator.engine.accounts import ANONYMOUS_ADMIN, Accounts, Principal, U
 from orchestrator.engine.audit_trail import ApiAction
 from orchestrator.engine.kv import KeyValueStore
 from orchestrator.settings import Settings
-from orchestrator.store.database import read_only
+from orchestrator.store.database import Session, read_only
 
 
 def engine(request: Request) -> Engine:

@@ -11,8 +11,6 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from api.login_throttle import TooManyAttempts
@@ -28,6 +26,7 @@ from orchestrator.core.errors import (
 )
 from orchestrator.engine.accounts import BindingInvalid, PermissionDenied, Unauthenticated
 from orchestrator.engine.kv import KeyExpired, ValueInvalid
+from orchestrator.store.errors import DataError, DBAPIError, InterfaceError, OperationalError, PoolTimeout
 from orchestrator.store.search import FilterValueInvalid
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.store.database import ping, read_only
+from orchestrator.store.errors import SQLAlchemyError
 
 logger = logging.getLogger(__name__)
 

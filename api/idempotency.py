@@ -11,12 +11,10 @@ import hashlib
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from api.errors import QueryInvalid
 from orchestrator.store import action_requests as store_action_requests
 from orchestrator.store import locks as store_locks
-from orchestrator.store.database import transaction
+from orchestrator.store.database import Session, sessionmaker, transaction
 
 HEADER = "Idempotency-Key"
 KEY_TTL = timedelta(minutes=10)

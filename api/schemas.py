@@ -6,12 +6,11 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.orm import object_session
-
 from orchestrator import store
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.parse import parse_flow
 from orchestrator.store import iso
+from orchestrator.store.database import object_session
 from orchestrator.store.tables import ExecutionRow, FlowRevisionRow, LogLineRow, TaskRunRow
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from api.deps import PrincipalDep, SessionDep, SettingsDep, authenticate, check_tenant_path
@@ -34,6 +33,7 @@ from orchestrator.engine import Engine
 from orchestrator.engine.accounts import Accounts
 from orchestrator.engine.kv import KeyValueStore
 from orchestrator.settings import Settings
+from orchestrator.store.errors import DataError
 
 #: Execution actions whose routes live elsewhere (the engine's owner adds them): the permission per action.
 _ACTION_PERMISSIONS = {

@@ -19,7 +19,7 @@ def _where(ctx: TaskContext, use: Use) -> tuple[str, str]:
     return namespace, key
 
 
-def _action(ctx: TaskContext, name: str, namespace: str, key: str) -> ApiAction:
+def audit_action(ctx: TaskContext, name: str, namespace: str, key: str) -> ApiAction:
     at = ctx.claimed.coordinates
     return ApiAction(
         actor=f"task:{at.execution_id}/{at.task_id}",
@@ -57,7 +57,7 @@ def run_kv_set(ctx: TaskContext) -> dict[str, Any] | None:
         _typed(ctx.render_stored(ctx.properties.get("value"), "KV value"), ctx.properties.get("kvType")),
         ttl=parse_ttl(str(ttl)) if ttl else None,
         description=None,
-        audit=_action(ctx, "kv.put", namespace, key),
+        audit=audit_action(ctx, "kv.put", namespace, key),
     )
     return None
 
@@ -74,7 +74,7 @@ def run_kv_get(ctx: TaskContext) -> dict[str, Any] | None:
 
 def run_kv_delete(ctx: TaskContext) -> dict[str, Any] | None:
     namespace, key = _where(ctx, Use.KV_WRITE)
-    deleted = ctx.engine.kv.delete(namespace, key, audit=_action(ctx, "kv.delete", namespace, key))
+    deleted = ctx.engine.kv.delete(namespace, key, audit=audit_action(ctx, "kv.delete", namespace, key))
     if not deleted and ctx.properties.get("errorOnMissing"):
         raise TaskFailed(f"The key '{key}' does not exist in the namespace '{namespace}'.", retryable=False)
     return {"deleted": deleted}

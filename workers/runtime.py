@@ -18,15 +18,13 @@ from typing import Any, TypeVar
 
 from celery import Celery, Task
 from celery.signals import worker_process_init
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
 from orchestrator.core.durations import format_duration, parse_duration
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true
 from orchestrator.core.states import State
-from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, Verdict
+from orchestrator.engine import DATABASE_UNAVAILABLE, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, Verdict
 from orchestrator.engine.compiler import to_canvas
 from orchestrator.engine.sleeps import INLINE_LIMIT
 from orchestrator.hooks import EngineHooks
@@ -123,7 +121,7 @@ def _until_recorded(record: Callable[[], Verdict], what: str) -> Verdict:
     while True:
         try:
             return record()
-        except (OperationalError, InterfaceError, PoolTimeout):
+        except DATABASE_UNAVAILABLE:
             if time.monotonic() > deadline:
                 raise
             logger.warning("database unreachable while recording %s; retrying in %.1fs", what, pause_s)

@@ -16,7 +16,7 @@ from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true
 from orchestrator.engine.kv import TypedValue
 from workers.context import TaskContext
-from workers.kvtasks import _action
+from workers.kvtasks import audit_action
 
 _MASK = (1 << 64) - 1
 _C1, _C2 = 0x87C37B91114253D5, 0x4CF5AD432745937F
@@ -127,14 +127,14 @@ def run_state_set(ctx: TaskContext) -> dict[str, Any] | None:
         TypedValue("JSON", merged),
         ttl=None,
         description=None,
-        audit=_action(ctx, "kv.put", namespace, key),
+        audit=audit_action(ctx, "kv.put", namespace, key),
     )
     return {"count": len(merged), "key": key}
 
 
 def run_state_delete(ctx: TaskContext) -> dict[str, Any] | None:
     namespace, key = _state_key(ctx)
-    deleted = ctx.engine.kv.delete(namespace, key, audit=_action(ctx, "kv.delete", namespace, key))
+    deleted = ctx.engine.kv.delete(namespace, key, audit=audit_action(ctx, "kv.delete", namespace, key))
     if not deleted and _flag(ctx, "errorOnMissing", False):
         name = ctx.render(ctx.properties.get("name") or "default")
         raise TaskFailed(f"Unable to find the state file '{name}'", retryable=False)

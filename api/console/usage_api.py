@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy.orm import Session
 
 from api.deps import PrincipalDep, SessionDep, TenantDep, authenticate
 from api.errors import QueryInvalid
@@ -21,6 +20,7 @@ from api.permissions import Permission, allowed, prefixes
 from orchestrator import store
 from orchestrator.engine.accounts import PermissionDenied, Principal
 from orchestrator.store import llm_usage as store_llm_usage
+from orchestrator.store.database import Session
 from orchestrator.store.llm_usage import UsageSum, UsageWindow
 from orchestrator.store.queries import namespace_in_prefix
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.bounds import PAGE, REVISION, SIZE
@@ -28,7 +27,7 @@ from orchestrator.core.states import State
 from orchestrator.engine import Engine
 from orchestrator.engine.accounts import Principal
 from orchestrator.store import search as store_search
-from orchestrator.store.database import read_only
+from orchestrator.store.database import Session, read_only
 from orchestrator.store.queries import Op, Search, SortKey
 from orchestrator.store.tables import ExecutionRow
 

@@ -6,7 +6,6 @@ from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.bounds import INT32, PAGE, REVISION, SIZE
@@ -21,6 +20,7 @@ from orchestrator.core.parse import split_documents
 from orchestrator.engine.accounts import Principal
 from orchestrator.engine.flow_validation import validate_flow, validate_flow_with_warnings
 from orchestrator.store import search as store_search
+from orchestrator.store.database import Session
 from orchestrator.store.queries import Op, Search, SortKey
 
 router = APIRouter(tags=["Flows"], dependencies=[Depends(authenticate)])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.bounds import PAGE, SIZE
@@ -14,6 +13,7 @@ from api.permissions import Permission, allowed, guard, prefixes
 from orchestrator import store
 from orchestrator.engine.kv import ValueInvalid, check_key, check_namespace, parse_ttl, typed_value
 from orchestrator.store import search as store_search
+from orchestrator.store.database import Session
 from orchestrator.store.queries import namespace_in_prefix
 from orchestrator.store.tables import KeyValueRow
 

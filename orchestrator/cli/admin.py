@@ -15,9 +15,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
-
 from orchestrator import store
 from orchestrator.audit_keys import AuditKeyring, load_keyring
 from orchestrator.cli.exit_codes import EXIT_INVALID, EXIT_OK
@@ -27,6 +24,8 @@ from orchestrator.engine.accounts import ROLES, Accounts, parse_binding
 from orchestrator.engine.audit_trail import verify_chains
 from orchestrator.settings import Settings
 from orchestrator.store.audit_checkpoint import check_checkpoint, dumps, make_checkpoint
+from orchestrator.store.database import Session, sessionmaker
+from orchestrator.store.errors import OperationalError
 
 EXIT_BROKEN = EXIT_INVALID  #: `audit verify` found a broken chain
 _CLI_ACTOR = "cli"

@@ -11,9 +11,6 @@ import os
 import signal
 import threading
 
-from sqlalchemy import Engine as DatabaseEngine
-from sqlalchemy.exc import OperationalError
-
 from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import create_celery_app
 from orchestrator.cli.exit_codes import EXIT_FAILURE, EXIT_OK
@@ -22,8 +19,9 @@ from orchestrator.draining import serve
 from orchestrator.engine import Engine
 from orchestrator.observability.metrics import MetricsSettings, serve_metrics
 from orchestrator.settings import Settings
-from orchestrator.store.database import make_engine, make_sessionmaker, migrate
+from orchestrator.store.database import DatabaseEngine, make_engine, make_sessionmaker, migrate
 from orchestrator.store.db_roles import check_runtime_connection, migration_url, runtime_role
+from orchestrator.store.errors import OperationalError
 from orchestrator.triggers.realtime import RealtimeRunner, start_realtime_thread
 from orchestrator.triggers.scheduler import Scheduler, run_scheduler
 from orchestrator.triggers.wiring import build_engine

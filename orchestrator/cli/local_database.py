@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import make_url
 
 from orchestrator.store import server_admin
+from orchestrator.store.database import make_url
 
 logger = logging.getLogger(__name__)
 

@@ -10,11 +10,10 @@ import os
 import sys
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.settings import Settings
+from orchestrator.store.database import Session
 
 
 def add_commands(commands: Any) -> None:

@@ -14,9 +14,11 @@ from orchestrator.engine.facade import Engine
 from orchestrator.engine.reactions import Committed, Reaction
 from orchestrator.engine.submission import CORRELATION_LABEL
 from orchestrator.engine.values import ClaimedTaskRun, LogRecord, TaskOutcome, TaskRunCoordinates, Verdict
+from orchestrator.store.errors import DATABASE_UNAVAILABLE  # what a worker retries on while recording
 
 __all__ = [
     "CORRELATION_LABEL",
+    "DATABASE_UNAVAILABLE",
     "ClaimedTaskRun",
     "Committed",
     "Engine",

@@ -17,8 +17,6 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import store
 from orchestrator.core.errors import ChorusError, Conflict, NotFound
@@ -26,7 +24,8 @@ from orchestrator.core.ids import new_id
 from orchestrator.engine.audit_trail import ApiAction, record
 from orchestrator.settings import Settings
 from orchestrator.store import auth as store_auth
-from orchestrator.store.database import read_only, transaction
+from orchestrator.store.database import Session, read_only, sessionmaker, transaction
+from orchestrator.store.errors import IntegrityError
 from orchestrator.store.tables import ApiTokenRow, UserRow
 
 #: The roles of DESIGN.md, from most to least powerful; what each may do is `api.permissions`' table.

@@ -13,13 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from orchestrator import store
 from orchestrator.core.errors import InputInvalid
 from orchestrator.core.states import State
 from orchestrator.store import agent as store_agent
-from orchestrator.store.database import read_only, transaction
+from orchestrator.store.database import Session, read_only, sessionmaker, transaction
 from orchestrator.store.tables import TaskRunRow
 
 AWAITING_APPROVAL = "AWAITING_APPROVAL"

@@ -13,8 +13,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core import approval as rules
 from orchestrator.core.errors import Conflict, NotFound
@@ -24,6 +22,7 @@ from orchestrator.core.plan import ChildLists, Snapshot, TaskRunView, decided_st
 from orchestrator.core.states import State
 from orchestrator.engine import flows
 from orchestrator.engine.values import TaskRunCoordinates
+from orchestrator.store.database import Session
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 if TYPE_CHECKING:

@@ -22,8 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core.errors import Conflict, InputInvalid, NotFound
 from orchestrator.core.flow import Flow, Input
@@ -32,6 +30,7 @@ from orchestrator.core.states import State
 from orchestrator.engine import agent_journal, flows, operations
 from orchestrator.engine.facade import Engine
 from orchestrator.store import agent as store_agent
+from orchestrator.store.database import Session
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 
@@ -91,7 +90,7 @@ def decide(
 ) -> ExecutionRow:
     """Approve or reject what an execution (or one of its paused task runs) waits for; audited."""
     with engine.transaction() as session:
-        execution = operations._locked(engine, session, execution_id)
+        execution = operations.lock_existing(engine, session, execution_id)
         if State(execution.state) is not State.PAUSED:
             raise Conflict(f"execution {execution_id} is not paused ({execution.state})")
         flow = flows.flow_of_execution(engine, session, execution)

@@ -12,11 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from orchestrator import store
 from orchestrator.core.audit import AuditKey, ChainBreak, event_mac_problem, head_mac_problem, verify_chain
-from orchestrator.store.database import transaction
+from orchestrator.store.database import Session, sessionmaker, transaction
 from orchestrator.store.tables import AuditEventRow
 
 REDACTED = "******"

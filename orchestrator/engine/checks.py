@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core.errors import ExecutionBlocked
 from orchestrator.core.flow import Flow
 from orchestrator.core.kestra2 import failed_checks
 from orchestrator.core.states import State
+from orchestrator.store.database import Session
 from orchestrator.store.tables import ExecutionRow
 
 if TYPE_CHECKING:

@@ -8,8 +8,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.plan import (
@@ -34,7 +32,7 @@ from orchestrator.engine.values import (
     still_ours,
 )
 from orchestrator.engine.variables import execution_variables
-from orchestrator.store.database import read_only
+from orchestrator.store.database import Session, read_only
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 if TYPE_CHECKING:
@@ -216,7 +214,7 @@ def run_inline(
         if not join:
             return verdict, None, reapplied
         parent_id = runs[0].parent_id if runs else None
-        joined, plan = joins._join_in(engine, session, execution, parent_id, actor="system:join")
+        joined, plan = joins.join_in(engine, session, execution, parent_id, actor="system:join")
     return joined, plan, reapplied
 
 

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core.errors import ChorusError, ExpressionError
 from orchestrator.core.expressions import is_true, render, render_value
@@ -33,7 +31,7 @@ from orchestrator.core.namespace_access import Use
 from orchestrator.core.states import State
 from orchestrator.engine import checks, pending
 from orchestrator.store import events as store_events
-from orchestrator.store.database import read_only, transaction
+from orchestrator.store.database import Session, read_only, transaction
 from orchestrator.store.events import PublishedEvent
 from orchestrator.store.tables import ExecutionRow, FlowRevisionRow, TaskRunRow
 

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
-from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.audit_keys import load_keyring
 from orchestrator.core.flow import Flow
@@ -49,7 +48,7 @@ from orchestrator.engine.values import (
 )
 from orchestrator.hooks import EngineHooks
 from orchestrator.settings import Settings
-from orchestrator.store.database import make_engine, make_sessionmaker, transaction
+from orchestrator.store.database import Session, make_engine, make_sessionmaker, sessionmaker, transaction
 from orchestrator.store.tables import ExecutionRow, FlowRevisionRow
 
 logger = logging.getLogger(__name__)

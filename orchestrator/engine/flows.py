@@ -7,14 +7,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core.errors import FlowInvalid, NotFound
 from orchestrator.core.flow import Flow
 from orchestrator.core.namespace_access import refused_references
 from orchestrator.core.parse import parse_flow
 from orchestrator.engine.flow_validation import validate_flow
+from orchestrator.store.database import Session
 from orchestrator.store.tables import ExecutionRow, FlowRevisionRow
 
 if TYPE_CHECKING:

@@ -13,14 +13,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from orchestrator import internal_storage as storage
 from orchestrator import store
 from orchestrator.engine.audit_trail import ApiAction, record
 from orchestrator.store import housekeeping as store_housekeeping
 from orchestrator.store import kv as store_kv
-from orchestrator.store.database import read_only, transaction
+from orchestrator.store.database import Session, read_only, sessionmaker, transaction
 
 
 @dataclass(frozen=True)

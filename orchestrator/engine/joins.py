@@ -8,8 +8,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import internal_storage as storage
 from orchestrator import store
 from orchestrator.core.errors import ExpressionError, NotFound
@@ -44,6 +42,7 @@ from orchestrator.engine.values import (
     task_run_view,
 )
 from orchestrator.engine.variables import execution_variables, flow_outputs
+from orchestrator.store.database import Session
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 if TYPE_CHECKING:
@@ -86,10 +85,10 @@ def join(engine: Engine, execution_id: str, parent_id: str | None, *, actor: str
         execution = store.lock_execution(session, execution_id)
         if execution is None:
             return Verdict.STOP, None
-        return _join_in(engine, session, execution, parent_id, actor=actor)
+        return join_in(engine, session, execution, parent_id, actor=actor)
 
 
-def _join_in(
+def join_in(
     engine: Engine, session: Session, execution: ExecutionRow, parent_id: str | None, *, actor: str
 ) -> tuple[Verdict, PlanNode | None]:
     """`join` in the caller's transaction, which holds the execution's lock."""

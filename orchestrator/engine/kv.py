@@ -14,14 +14,12 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from orchestrator import store
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import ChorusError, NotFound
 from orchestrator.engine.audit_trail import ApiAction, record
 from orchestrator.store import kv as store_kv
-from orchestrator.store.database import read_only, transaction
+from orchestrator.store.database import Session, read_only, sessionmaker, transaction
 from orchestrator.store.tables import KeyValueRow
 
 _KEY = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,511}$")

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from orchestrator import store
 from orchestrator.llm_prices import LlmSettings, cost_of
 from orchestrator.observability.metrics import record_llm_budget_check, record_llm_call
 from orchestrator.store import llm as store_llm
 from orchestrator.store import llm_budget as store_llm_budget
 from orchestrator.store import locks as store_locks
-from orchestrator.store.database import read_only, transaction
+from orchestrator.store.database import Session, read_only, sessionmaker, transaction
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import ExpressionError
@@ -21,6 +19,7 @@ from orchestrator.core.expressions import is_true, render, render_value
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.states import State
 from orchestrator.engine.variables import execution_variables
+from orchestrator.store.database import Session
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 if TYPE_CHECKING:

@@ -13,8 +13,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import Conflict, LabelsInvalid, NotFound
@@ -24,7 +22,7 @@ from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
 from orchestrator.engine import agent_journal, approval_tasks, flows
 from orchestrator.store import agent as store_agent
-from orchestrator.store.database import read_only
+from orchestrator.store.database import Session, read_only
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 if TYPE_CHECKING:
@@ -35,7 +33,8 @@ logger = logging.getLogger(__name__)
 _RESTARTABLE = frozenset({State.FAILED, State.KILLED})
 
 
-def _locked(engine: Engine, session: Session, execution_id: str) -> ExecutionRow:
+def lock_existing(engine: Engine, session: Session, execution_id: str) -> ExecutionRow:
+    """The execution row, locked for this transaction; NotFound when there is none."""
     execution = store.lock_execution(session, execution_id)
     if execution is None:
         raise NotFound("execution", execution_id)
@@ -64,7 +63,7 @@ def _stop(
     now = store.utcnow()
     celery_ids: list[str] = []
     with engine.transaction() as session:
-        execution = _locked(engine, session, execution_id)
+        execution = lock_existing(engine, session, execution_id)
         if State(execution.state) in TERMINAL:
             raise Conflict(f"execution {execution_id} has already ended ({execution.state})")
         flows.flow_of_execution(engine, session, execution)  # marks the flow's concurrency, so a kill frees its slot
@@ -215,7 +214,7 @@ def pause_task_run(
 def pause(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
     """Pause a running execution: nothing new starts until it is resumed (running task runs finish)."""
     with engine.transaction() as session:
-        execution = _locked(engine, session, execution_id)
+        execution = lock_existing(engine, session, execution_id)
         if State(execution.state) is not State.RUNNING:
             raise Conflict(f"execution {execution_id} is not running ({execution.state})")
         store.record_transition(session, execution, State.PAUSED, actor=actor)
@@ -225,7 +224,7 @@ def pause(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
 def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, actor: str) -> ExecutionRow:
     """Resume a paused execution; a paused Pause task takes the `onResume` inputs as its outputs."""
     with engine.transaction() as session:
-        execution = _locked(engine, session, execution_id)
+        execution = lock_existing(engine, session, execution_id)
         if State(execution.state) is not State.PAUSED:
             raise Conflict(f"execution {execution_id} is not paused ({execution.state})")
         flow = flows.flow_of_execution(engine, session, execution)
@@ -274,7 +273,7 @@ def wake_due(engine: Engine, now: datetime) -> list[str]:
     with engine.transaction() as session:
         due = store.due_paused_task_runs(session, now)
         for execution_id, task_run_id in due:
-            execution = _locked(engine, session, execution_id)
+            execution = lock_existing(engine, session, execution_id)
             run = store.get_task_run(session, task_run_id, lock=True)
             if run is None or State(run.state) is not State.PAUSED:
                 continue
@@ -316,7 +315,7 @@ def restart(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
     `errors`/`finally` phases that already ran are discarded so they run again if still needed.
     """
     with engine.transaction() as session:
-        execution = _locked(engine, session, execution_id)
+        execution = lock_existing(engine, session, execution_id)
         if State(execution.state) not in _RESTARTABLE:
             raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
         flow = flows.flow_of_execution(engine, session, execution)
@@ -390,7 +389,7 @@ def replay(
     `system.replayed`, the copy names it as its parent and keeps its `originalId`.
     """
     with engine.transaction() as session:
-        old = _locked(engine, session, execution_id)
+        old = lock_existing(engine, session, execution_id)
         flow_row = flows.live_revision(engine, session, old.namespace, old.flow_id, revision or old.flow_revision)
         flow = engine.flow_of(flow_row)
         runs = list(store.task_runs_of(session, execution_id))
@@ -462,7 +461,7 @@ def change_task_run_state(
     if state not in _SETTABLE:
         raise Conflict(f"a task run can only be set to {sorted(_SETTABLE)}, not {state}")
     with engine.transaction() as session:
-        execution = _locked(engine, session, execution_id)
+        execution = lock_existing(engine, session, execution_id)
         run = store.get_task_run(session, task_run_id, lock=True)
         if run is None or run.execution_id != execution_id:
             raise NotFound("task run", task_run_id)
@@ -500,7 +499,7 @@ def change_status(engine: Engine, execution_id: str, state: State, *, actor: str
     if not state.is_terminal:
         raise Conflict(f"an execution can only be set to a terminal state, not {state}")
     with engine.transaction() as session:
-        execution = _locked(engine, session, execution_id)
+        execution = lock_existing(engine, session, execution_id)
         if not State(execution.state).is_terminal:
             raise Conflict(f"execution {execution_id} has not ended ({execution.state})")
         store.record_transition(session, execution, state, actor=actor, override=True)

@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.plan import (
@@ -31,6 +29,7 @@ from orchestrator.engine.values import (
     log_row,
     still_ours,
 )
+from orchestrator.store.database import Session
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 if TYPE_CHECKING:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core.states import State
 from orchestrator.engine.reactions import Committed
+from orchestrator.store.database import Session
 
 _CHILDREN = "engine.ended_children"
 _APPROVALS = "engine.approval_outcomes"

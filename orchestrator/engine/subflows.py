@@ -21,10 +21,9 @@ from orchestrator.engine.values import ClaimedTaskRun, LogRecord, TaskOutcome, V
 from orchestrator.engine.variables import base_variables
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from orchestrator.core.flow import Flow, TaskSpec
     from orchestrator.engine.facade import Engine
+    from orchestrator.store.database import Session
     from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 logger = logging.getLogger(__name__)

@@ -8,8 +8,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core import kestra2
 from orchestrator.core.errors import Conflict, ExpressionError, LabelsInvalid, NotFound
@@ -30,7 +28,7 @@ from orchestrator.engine import (
 )
 from orchestrator.engine.compiler import to_canvas
 from orchestrator.settings import Settings
-from orchestrator.store.database import read_only
+from orchestrator.store.database import Session, read_only
 from orchestrator.store.tables import ExecutionRow, FlowRevisionRow
 
 if TYPE_CHECKING:

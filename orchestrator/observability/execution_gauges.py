@@ -16,11 +16,10 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.core.states import State
-from orchestrator.store.database import read_only
+from orchestrator.store.database import Session, read_only, sessionmaker
+from orchestrator.store.errors import SQLAlchemyError
 from orchestrator.store.metrics import executions_by_live_state, stuck_executions
 
 logger = logging.getLogger(__name__)

@@ -8,13 +8,30 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from orchestrator.core.audit import AuditKey
 from orchestrator.store.locks import lock_migrations
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+#: The layers above the store name SQLAlchemy's types through here: the store is SQLAlchemy's only importer.
+DatabaseEngine = Engine
+
+__all__ = [
+    "DatabaseEngine",
+    "Session",
+    "make_engine",
+    "make_sessionmaker",
+    "make_url",
+    "migrate",
+    "object_session",
+    "ping",
+    "read_only",
+    "sessionmaker",
+    "transaction",
+]
 
 
 def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:

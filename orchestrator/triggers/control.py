@@ -12,13 +12,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core.errors import Conflict, InputInvalid, NotFound
 from orchestrator.engine import Engine
 from orchestrator.store import locks as store_locks
 from orchestrator.store import triggers as store_triggers
+from orchestrator.store.database import Session
 from orchestrator.store.locks import SCHEDULER_LOCK_KEY
 from orchestrator.store.tables import TriggerRow
 from orchestrator.triggers import schedules as schedule

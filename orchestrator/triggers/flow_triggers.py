@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.expressions import render_value
@@ -34,7 +32,7 @@ from orchestrator.engine import checks
 from orchestrator.engine.variables import base_variables
 from orchestrator.store import flow_windows
 from orchestrator.store import triggers as store_triggers
-from orchestrator.store.database import read_only
+from orchestrator.store.database import Session, read_only
 from orchestrator.store.tables import FlowRevisionRow
 
 if TYPE_CHECKING:

@@ -17,8 +17,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from orchestrator import store
 from orchestrator.core import kestra2
 from orchestrator.core.errors import ChorusError
@@ -29,6 +27,7 @@ from orchestrator.engine import Engine
 from orchestrator.observability.metrics import record_schedule_fire
 from orchestrator.store import locks as store_locks
 from orchestrator.store import triggers as store_triggers
+from orchestrator.store.database import Session
 from orchestrator.store.locks import SCHEDULER_LOCK_KEY
 from orchestrator.store.tables import FlowRevisionRow, TriggerRow
 from orchestrator.triggers import schedules as schedule

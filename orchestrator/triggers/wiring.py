@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from celery import Celery
-from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.engine import Engine
 from orchestrator.hooks import EngineHooks
 from orchestrator.settings import Settings
+from orchestrator.store.database import Session, sessionmaker
 from orchestrator.triggers import flow_triggers
 
 
