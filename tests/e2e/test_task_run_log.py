@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.cli.main import stop_process, worker_command
+from orchestrator.cli.processes import stop_process, worker_command
 from tests.e2e.conftest import Stack
 
 ONE_OK_ONE_RETRIED = """
