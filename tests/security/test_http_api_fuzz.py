@@ -80,7 +80,8 @@ def test_regex_and_label_filters_never_fail_the_server(seeded: TestClient) -> No
 
 def test_durations_and_date_times_never_fail_the_server(seeded: TestClient) -> None:
     answers = Answers()
-    for value in DURATIONS + MOMENTS:
+    operators = ("GREATER_THAN", "LESS_THAN", "EQUALS")
+    for index, value in enumerate(DURATIONS + MOMENTS):
         for path in ("/executions/search", "/logs/search"):
             for param in ("timeRange", "filters[timeRange][EQUALS]", "startDate", "endDate"):
                 answers.check(f"{path} {param}={value}", seeded.get(API + path, params={param: value}))
@@ -92,11 +93,12 @@ def test_durations_and_date_times_never_fail_the_server(seeded: TestClient) -> N
         for param in ("from", "to"):
             answers.check(f"ai usage {param}={value}", seeded.get(f"{API}/ai/usage", params={param: value}))
             answers.check(f"audit {param}={value}", seeded.get(f"{API}/audit", params={param: value}))
+        # The three operators share one parser: each value meets one of them, and the values cover all three.
+        op = operators[index % len(operators)]
         for field in ("startDate", "endDate", "updated", "date"):
-            for op in ("GREATER_THAN", "LESS_THAN", "EQUALS"):
-                for path in ("/executions/search", "/flows/search", "/logs/search", "/triggers/search"):
-                    params = {f"filters[{field}][{op}]": value}
-                    answers.check(f"{path} {params}", seeded.get(API + path, params=params))
+            for path in ("/executions/search", "/flows/search", "/logs/search", "/triggers/search"):
+                params = {f"filters[{field}][{op}]": value}
+                answers.check(f"{path} {params}", seeded.get(API + path, params=params))
 
     assert answers.faults == [], answers.faults[:5]
 

@@ -81,7 +81,7 @@ def _report(tally: Tally) -> str:
 
 
 def test_a_short_fuzz_finds_no_server_error(fuzz_server: Server) -> None:
-    tally = fuzz(fuzz_server, examples_per_operation=8)
+    tally = fuzz(fuzz_server, examples_per_operation=5)
 
     print(f"schemathesis (short): {_report(tally)}")
     assert tally.requests >= 300
