@@ -84,8 +84,6 @@ def decided(spec: TaskSpec | None, row: TaskRunRow | None) -> rules.DecisionType
 def pause_after_wait(session: Session, execution: ExecutionRow, row: TaskRunRow, spec: TaskSpec, *, actor: str) -> None:
     """`onWait` (`onPause`) ended without failing: the task run parks; an Approval's `timeout` counts from now
     (a Pause keeps the wake-up its decision set)."""
-    from orchestrator.engine import operations
-
     now = store.utcnow()
     decision = {**(row.decision or {}), "pause": True}
     outputs = dict(row.outputs or {})
@@ -98,7 +96,7 @@ def pause_after_wait(session: Session, execution: ExecutionRow, row: TaskRunRow,
         planned = decision.get("due")
         due = datetime.fromisoformat(planned) if isinstance(planned, str) else None
     row.decision, row.outputs = decision, outputs
-    operations.pause_task_run(session, execution, row, due=due, actor=actor)
+    store.pause_task_run(session, execution, row, due=due, actor=actor)
 
 
 def _decided_values(

@@ -137,7 +137,7 @@ def decide(
         if decision.get("pause") and execution is not None:
             due = decision.get("due")
             due_at = datetime.fromisoformat(due) if isinstance(due, str) else None
-            operations.pause_task_run(session, execution, row, due=due_at, actor=f"worker:{claimed.owner}")
+            store.pause_task_run(session, execution, row, due=due_at, actor=f"worker:{claimed.owner}")
             return None
         snap = joins.snapshot(engine, session, at.execution_id)
         return inside(claimed.flow, claimed.task, snap.task_runs[row.id], snap)
