@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.plan import (
     PlanNode,
@@ -103,7 +104,7 @@ def finish_locked(
 def decide(
     engine: Engine,
     claimed: ClaimedTaskRun,
-    decision: dict[str, Any],
+    decision: TaskRunDecision,
     outputs: dict[str, Any] | None = None,
     *,
     logs: tuple[LogRecord, ...] = (),
