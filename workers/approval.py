@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.core.approval import DecisionType, branch_of, rendered_settings
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.expressions import is_true
 from workers.context import Decider, Decision, TaskContext
 
@@ -28,7 +29,7 @@ def decide_approval(ctx: TaskContext) -> Decision:
             {"branch": branch_of(approved), "approval": str(approved), "settings": settings},
             {"decision": str(approved), "auto": True, "url": url},
         )
-    choice: dict[str, Any] = {"branch": "onWait", "awaiting": True, "settings": settings}
+    choice: TaskRunDecision = {"branch": "onWait", "awaiting": True, "settings": settings}
     outputs: dict[str, Any] = {"auto": False, "url": url}
     if not ctx.claimed.task.branches.get("onWait"):
         # Nothing to run before the review: pause now, as Pause does.
@@ -36,7 +37,7 @@ def decide_approval(ctx: TaskContext) -> Decision:
         timeout = ctx.claimed.task.timeout
         if timeout:
             due = (datetime.now(UTC) + timeout).isoformat()
-            choice.update(due=due, on_due="expire")
+            choice.update({"due": due, "on_due": "expire"})
             outputs["due"] = due
     return Decision(choice, outputs)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import ExpressionFunctions, render, render_value
 from orchestrator.core.ids import idempotency_key
@@ -119,7 +120,7 @@ Handler = Callable[[TaskContext], dict[str, Any] | None]
 class Decision:
     """What a flowable decided (which branch, which values), recorded before its body runs."""
 
-    choice: dict[str, Any]
+    choice: TaskRunDecision
     outputs: dict[str, Any] | None = None
 
 

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.durations import format_duration, is_expression, parse_duration
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true
@@ -154,9 +155,9 @@ def decide_pause(ctx: TaskContext) -> Decision:
     now = datetime.now(UTC)
     delay = props.get("delay") or props.get("pauseDuration")
     timeout = ctx.claimed.task.timeout
-    choice: dict[str, Any] = {"branch": "tasks", "pause": True}
+    choice: TaskRunDecision = {"branch": "tasks", "pause": True}
     if delay:
-        choice.update(due=(now + parse_duration(str(ctx.render(delay)))).isoformat(), on_due="resume")
+        choice.update({"due": (now + parse_duration(str(ctx.render(delay)))).isoformat(), "on_due": "resume"})
         behavior = str(ctx.render(props.get("behavior") or "RESUME")).strip().upper()
         if behavior not in _PAUSE_BEHAVIORS:
             raise TaskFailed(
@@ -164,7 +165,7 @@ def decide_pause(ctx: TaskContext) -> Decision:
             )
         choice["behavior"] = behavior
     elif timeout:
-        choice.update(due=(now + timeout).isoformat(), on_due="timeout")
+        choice.update({"due": (now + timeout).isoformat(), "on_due": "timeout"})
     description = ctx.claimed.task.description
     if description and is_expression(description):
         # Rendered now, for the approver's card; refused (kept raw) when secret() took part or it does not render.
@@ -173,7 +174,7 @@ def decide_pause(ctx: TaskContext) -> Decision:
         except ChorusError as e:
             ctx.log("WARN", f"the Pause description is shown unrendered: {e}")
     if ctx.claimed.task.branches.get("onPause"):
-        choice.update(branch="onPause", awaiting=True, pause=False)
+        choice.update({"branch": "onPause", "awaiting": True, "pause": False})
     return Decision(choice)
 
 

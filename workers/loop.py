@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.errors import TaskFailed
 from workers.context import Decider, Decision, TaskContext
 from workers.storage import local_path
@@ -105,7 +106,7 @@ def decide_loop(ctx: TaskContext) -> Decision:
     rendered = ctx.render(ctx.properties.get("values"))
     values, keys = resolve_values(ctx, rendered)
     # `kind` tells readers of the task runs (the API) that this one's descendants are Loop iterations.
-    choice: dict[str, Any] = {"branch": "tasks", "values": values, "kind": "Loop"}
+    choice: TaskRunDecision = {"branch": "tasks", "values": values, "kind": "Loop"}
     if keys is not None:
         choice["keys"] = keys
     if from_storage(rendered):

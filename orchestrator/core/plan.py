@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.states import State, worst_of
@@ -32,7 +33,7 @@ class TaskRunView:
     iteration: int | None
     state: State
     attempt: int  #: number of the current (last) attempt, 1-based
-    decision: Mapping[str, object] = field(default_factory=dict)  #: a flowable's recorded choice (branch, values)
+    decision: TaskRunDecision = field(default_factory=lambda: TaskRunDecision())  #: a flowable's recorded choice
     retry_at: datetime | None = None  #: when the next attempt is due, for RETRYING
 
 
@@ -160,7 +161,7 @@ def _int(value: object, default: int) -> int:
         return default
 
 
-def child_lists(flow: Flow, parent: TaskSpec | None, decision: Mapping[str, object]) -> ChildLists:
+def child_lists(flow: Flow, parent: TaskSpec | None, decision: TaskRunDecision) -> ChildLists:
     """The children of the execution root (parent None) or of a flowable task, given its decision."""
     if parent is None:
         lane = tuple(Slot(t) for t in _enabled(flow.tasks))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
 from orchestrator.core import approval as rules
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.errors import Conflict, NotFound
 from orchestrator.core.flow import Flow, Input, TaskSpec
 from orchestrator.core.inputs import coerce_declared
@@ -84,21 +85,19 @@ def decided(spec: TaskSpec | None, row: TaskRunRow | None) -> rules.DecisionType
 def pause_after_wait(session: Session, execution: ExecutionRow, row: TaskRunRow, spec: TaskSpec, *, actor: str) -> None:
     """`onWait` (`onPause`) ended without failing: the task run parks; an Approval's `timeout` counts from now
     (a Pause keeps the wake-up its decision set)."""
-    from orchestrator.engine import operations
-
     now = store.utcnow()
-    decision = {**(row.decision or {}), "pause": True}
+    decision: TaskRunDecision = {**(row.decision or {}), "pause": True}
     outputs = dict(row.outputs or {})
     if spec.type == rules.APPROVAL:
         due = now + spec.timeout if spec.timeout else None
         if due is not None:
-            decision.update(due=due.isoformat(), on_due="expire")
+            decision.update({"due": due.isoformat(), "on_due": "expire"})
             outputs["due"] = due.isoformat()
     else:
         planned = decision.get("due")
         due = datetime.fromisoformat(planned) if isinstance(planned, str) else None
     row.decision, row.outputs = decision, outputs
-    operations.pause_task_run(session, execution, row, due=due, actor=actor)
+    store.pause_task_run(session, execution, row, due=due, actor=actor)
 
 
 def _decided_values(

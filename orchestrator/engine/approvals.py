@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator import store
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.errors import Conflict, InputInvalid, NotFound
 from orchestrator.core.flow import Flow, Input
 from orchestrator.core.inputs import coerce_declared
@@ -59,7 +60,7 @@ def pending(engine: Engine, execution_id: str) -> list[PausedTaskRun]:
             if State(run.state) is not State.PAUSED:
                 continue
             task = flow.task(run.task_id)
-            decision = dict(run.decision or {})
+            decision = run.decision or TaskRunDecision()
             agent = store_agent.get_agent_run(session, run.id)
             awaiting = agent is not None and agent.status == agent_journal.AWAITING_APPROVAL
             kind = "agent-tool" if awaiting else "timer" if decision.get("on_due") == "resume" else "pause"

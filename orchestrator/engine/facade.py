@@ -19,6 +19,7 @@ from typing import Any
 from celery import Celery
 
 from orchestrator.audit_keys import load_keyring
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.flow import Flow
 from orchestrator.core.plan import (
     PlanNode,
@@ -294,7 +295,7 @@ class Engine:
     def decide(
         self,
         claimed: ClaimedTaskRun,
-        decision: dict[str, Any],
+        decision: TaskRunDecision,
         outputs: dict[str, Any] | None = None,
         *,
         logs: tuple[LogRecord, ...] = (),

@@ -197,20 +197,6 @@ def end_execution_as(engine: Engine, execution_id: str, final: State, *, actor: 
 # ---- pause and resume ---------------------------------------------------------------------------
 
 
-def pause_task_run(
-    session: Session,
-    execution: ExecutionRow,
-    row: TaskRunRow,
-    *,
-    due: datetime | None,
-    actor: str,
-) -> None:
-    """Park a task run (a Pause task) and its execution; `due` is when the sweeper wakes it."""
-    store.record_transition(session, row, State.PAUSED, actor=actor, values={"retry_at": due, "claim_owner": None})
-    if State(execution.state) is State.RUNNING:
-        store.record_transition(session, execution, State.PAUSED, actor=actor)
-
-
 def pause(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
     """Pause a running execution: nothing new starts until it is resumed (running task runs finish)."""
     with engine.transaction() as session:

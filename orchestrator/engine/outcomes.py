@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.plan import (
     PlanNode,
@@ -103,7 +104,7 @@ def finish_locked(
 def decide(
     engine: Engine,
     claimed: ClaimedTaskRun,
-    decision: dict[str, Any],
+    decision: TaskRunDecision,
     outputs: dict[str, Any] | None = None,
     *,
     logs: tuple[LogRecord, ...] = (),
@@ -137,7 +138,7 @@ def decide(
         if decision.get("pause") and execution is not None:
             due = decision.get("due")
             due_at = datetime.fromisoformat(due) if isinstance(due, str) else None
-            operations.pause_task_run(session, execution, row, due=due_at, actor=f"worker:{claimed.owner}")
+            store.pause_task_run(session, execution, row, due=due_at, actor=f"worker:{claimed.owner}")
             return None
         snap = joins.snapshot(engine, session, at.execution_id)
         return inside(claimed.flow, claimed.task, snap.task_runs[row.id], snap)

@@ -67,6 +67,7 @@ from orchestrator.store.transitions import (
     note_execution,
     note_flow,
     note_take_over,
+    pause_task_run,
     record_transition,
     recorded_changes,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "note_flow",
     "note_take_over",
     "oldest_queued_executions",
+    "pause_task_run",
     "record_transition",
     "recorded_changes",
     "running_children",

@@ -9,6 +9,8 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Identity, Index, Integer, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from orchestrator.core.decision import TaskRunDecision
+
 Json = dict[str, Any]
 
 
@@ -105,7 +107,7 @@ class TaskRunRow(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     attempts: Mapped[list[Any]]
     outputs: Mapped[dict[str, Any] | None]
-    decision: Mapped[dict[str, Any] | None]
+    decision: Mapped[TaskRunDecision | None] = mapped_column(JSONB)  #: a flowable's choice (core.decision)
     retry_at: Mapped[datetime | None]
     claim_owner: Mapped[str | None] = mapped_column(String(256))
     heartbeat_at: Mapped[datetime | None]

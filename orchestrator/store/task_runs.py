@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.states import State
 from orchestrator.store.clock import iso
 from orchestrator.store.tables import (
@@ -54,7 +55,7 @@ def loaded_task_run(session: Session, task_run_id: str) -> TaskRunRow | None:
     return session.get(TaskRunRow, task_run_id)
 
 
-def set_decision(session: Session, task_run_id: str, decision: dict[str, Any]) -> None:
+def set_decision(session: Session, task_run_id: str, decision: TaskRunDecision) -> None:
     """Replace a task run's `decision` (what its flowable parent decided: retries counted, branch chosen)."""
     session.execute(update(TaskRunRow).where(TaskRunRow.id == task_run_id).values(decision=decision))
 

@@ -213,3 +213,17 @@ def discard_task_run(session: Session, row: TaskRunRow, *, actor: str) -> None:
         subject=row.id,
         payload={"task_id": row.task_id, "state": row.state, "attempts": len(row.attempts)},
     )
+
+
+def pause_task_run(
+    session: Session,
+    execution: ExecutionRow,
+    row: TaskRunRow,
+    *,
+    due: datetime | None,
+    actor: str,
+) -> None:
+    """Park a task run (a Pause task) and its execution; `due` is when the sweeper wakes it."""
+    record_transition(session, row, State.PAUSED, actor=actor, values={"retry_at": due, "claim_owner": None})
+    if State(execution.state) is State.RUNNING:
+        record_transition(session, execution, State.PAUSED, actor=actor)

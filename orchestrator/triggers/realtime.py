@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
 from orchestrator.core.errors import ChorusError, ExpressionError
@@ -28,6 +27,8 @@ from orchestrator.observability import metrics
 from orchestrator.store import triggers as store_triggers
 from orchestrator.store.database import read_only
 from orchestrator.store.tables import FlowRevisionRow
+from orchestrator.triggers import realtime_amqp, realtime_redis
+from orchestrator.triggers.realtime_source import Message, Source, SourceFactory
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
@@ -37,33 +38,7 @@ logger = logging.getLogger(__name__)
 REALTIME_TYPES = ("RedisStream", "AmqpRealtime")
 
 
-@dataclass(frozen=True)
-class Message:
-    """One message of a source: its id (unique within the source), what `trigger.*` shows, and its ack."""
-
-    id: str
-    variables: dict[str, Any]
-    ack: Callable[[], None]
-
-
-class Source(Protocol):
-    """A consumer of one queue for one trigger."""
-
-    def read(self, limit: int) -> list[Message]:
-        """Up to `limit` messages, unacknowledged ones this consumer owns first; never blocks long."""
-
-    def lag(self) -> int:
-        """Messages waiting in the queue for this consumer (or its group)."""
-
-    def close(self) -> None: ...
-
-
-SourceFactory = Callable[[dict[str, Any]], Source]
-
-
 def _default_factories() -> dict[str, SourceFactory]:
-    from orchestrator.triggers import realtime_amqp, realtime_redis
-
     return {"RedisStream": realtime_redis.open_source, "AmqpRealtime": realtime_amqp.open_source}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from kombu import Connection, Queue  # type: ignore[attr-defined]  # kombu ships no type hints
 
-from orchestrator.triggers.realtime import Message
+from orchestrator.triggers.realtime_source import Message
 
 logger = logging.getLogger(__name__)
 

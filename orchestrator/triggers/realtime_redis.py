@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.triggers.realtime import Message
+from orchestrator.triggers.realtime_source import Message
 
 logger = logging.getLogger(__name__)
 
