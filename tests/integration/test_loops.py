@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from orchestrator import store
-from orchestrator.celery_app import create_celery_app
 from orchestrator.core.flow import Flow
 from orchestrator.core.states import State
 from orchestrator.engine import Engine, TaskRunCoordinates, loops
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.store.tables import TaskRunRow
-from orchestrator.triggers.wiring import build_engine
+from tests.harness.engines import EngineFactory
 
 LOOP = """
 id: looping
@@ -36,15 +32,8 @@ tasks:
 
 
 @pytest.fixture
-def engine(database_url: str, redis_url: str) -> Iterator[Engine]:
-    settings = load_settings(database_url=database_url, broker_url=redis_url)
-    db = make_engine(database_url, pool_size=2)
-    app = create_celery_app(settings)
-    try:
-        yield build_engine(settings, make_sessionmaker(db), app)
-    finally:
-        app.close()
-        db.dispose()
+def engine(database_url: str, redis_url: str, engine_factory: EngineFactory) -> Engine:
+    return engine_factory(database_url, broker_url=redis_url)
 
 
 def _after_iteration(engine: Engine, condition: str, iterations_so_far: int = 0) -> tuple[bool, TaskRunRow, Flow]:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from orchestrator import store
-from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import Conflict
 from orchestrator.engine import Engine, operations
-from orchestrator.settings import load_settings
-from orchestrator.store.database import make_engine, make_sessionmaker, read_only
+from orchestrator.store.database import read_only
 from orchestrator.store.tables import ExecutionRow
-from orchestrator.triggers.wiring import build_engine
+from tests.harness.engines import EngineFactory
 
 FLOW = """
 id: work
@@ -27,15 +23,8 @@ tasks:
 
 
 @pytest.fixture
-def engine(database_url: str, redis_url: str) -> Iterator[Engine]:
-    settings = load_settings(database_url=database_url, broker_url=redis_url)
-    db = make_engine(database_url, pool_size=2)
-    app = create_celery_app(settings)
-    try:
-        yield build_engine(settings, make_sessionmaker(db), app)
-    finally:
-        app.close()
-        db.dispose()
+def engine(database_url: str, redis_url: str, engine_factory: EngineFactory) -> Engine:
+    return engine_factory(database_url, broker_url=redis_url)
 
 
 def _running(engine: Engine, concurrency: str = "") -> ExecutionRow:
