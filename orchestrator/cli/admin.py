@@ -60,7 +60,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser("verify", help="re-walk the hash chains; exit 1 at the first broken link")
     verify.add_argument("--execution", help="only this execution's chain")
-    verify.add_argument("--chain", help="only this chain key (e.g. flow:main/ns/id, api:main)")
+    verify.add_argument("--chain", help="only this chain key (e.g. flow:main/ns/id, namespace:main/ns, api:main)")
     verify.add_argument(
         "--allow-unkeyed",
         action="store_true",

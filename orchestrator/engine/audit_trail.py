@@ -22,7 +22,13 @@ _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|cr
 
 
 def global_chain_key(tenant: str) -> str:
-    """The chain of API actions that concern no single flow or execution (KV, tokens, users, denials)."""
+    """The chain of API actions that concern no single flow, namespace or execution (tokens, users, denials).
+
+    KV writes were appended here until migration 0012's release; they now go to their namespace's chain
+    (`store.namespace_chain_key`), so one head row no longer serialises every KV write of the cluster. The
+    events already on this chain stay where they are (audit rows are append-only) and keep verifying: a
+    chain is checked link by link over its own rows, and it simply has no KV events after that release.
+    """
     return f"api:{tenant}"
 
 
@@ -52,11 +58,11 @@ class ApiAction:
     detail: dict[str, Any] | None = None
 
 
-def record(session: Session, tenant: str, event: ApiAction) -> AuditEventRow:
-    """Append an API action to the flow's chain when it names a flow, else to the tenant's global chain."""
-    if event.namespace and event.flow_id:
+def record(session: Session, tenant: str, event: ApiAction, *, chain: str | None = None) -> AuditEventRow:
+    """Append an API action to `chain`, else to the flow's chain when it names a flow, else the tenant's global one."""
+    if chain is None and event.namespace and event.flow_id:
         chain = store.flow_chain_key(tenant, event.namespace, event.flow_id)
-    else:
+    elif chain is None:
         chain = global_chain_key(tenant)
     payload: dict[str, Any] = {
         "client": event.client,

@@ -177,7 +177,7 @@ class KeyValueStore:
                 now=now,
             )
             detail = {"type": value.type, "revision": revision, "ttl_s": ttl.total_seconds() if ttl else None}
-            record(session, self.tenant, _with(audit, detail))
+            record(session, self.tenant, _with(audit, detail), chain=store.namespace_chain_key(self.tenant, namespace))
         return revision
 
     def get(self, namespace: str, key: str) -> KeyValueRow:
@@ -198,7 +198,8 @@ class KeyValueStore:
         """Remove an entry (expired ones too); False when there was none. Audited either way."""
         with transaction(self.sessions) as session:
             deleted = store_kv.delete_entry(session, self.tenant, namespace, key)
-            record(session, self.tenant, _with(audit, {"deleted": deleted}))
+            chain = store.namespace_chain_key(self.tenant, namespace)
+            record(session, self.tenant, _with(audit, {"deleted": deleted}), chain=chain)
         return deleted
 
 

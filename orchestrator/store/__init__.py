@@ -18,6 +18,7 @@ from orchestrator.store.audit_chain import (
     audit_key_of,
     flow_chain_key,
     hashed_event,
+    namespace_chain_key,
     write_pending_audit,
 )
 from orchestrator.store.clock import db_now, db_started_at, iso, iso_millis, utcnow
@@ -111,6 +112,7 @@ __all__ = [
     "lock_flow_concurrency",
     "log_lines_of",
     "mark_flow_deleted",
+    "namespace_chain_key",
     "note_execution",
     "note_flow",
     "note_take_over",

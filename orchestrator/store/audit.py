@@ -26,11 +26,13 @@ class AuditQuery:
 
 
 def _namespace_of() -> ColumnElement[str]:
-    """An event's namespace: its execution's, its flow chain's (`flow:<tenant>/<ns>/<id>`), or its payload's."""
-    flow_ns = func.split_part(AuditEventRow.chain_key, "/", 2)
+    """An event's namespace: its execution's, its flow or namespace chain's (`flow:<tenant>/<ns>/<id>`,
+    `namespace:<tenant>/<ns>`), or its payload's."""
+    chain_ns = func.split_part(AuditEventRow.chain_key, "/", 2)
+    named = or_(AuditEventRow.chain_key.startswith("flow:"), AuditEventRow.chain_key.startswith("namespace:"))
     return func.coalesce(
         ExecutionRow.namespace,
-        func.nullif(case((AuditEventRow.chain_key.startswith("flow:"), flow_ns), else_=literal(None, String)), ""),
+        func.nullif(case((named, chain_ns), else_=literal(None, String)), ""),
         AuditEventRow.payload["namespace"].astext,
     )
 

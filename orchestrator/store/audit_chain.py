@@ -23,6 +23,11 @@ def flow_chain_key(tenant: str, namespace: str, flow_id: str) -> str:
     return f"flow:{tenant}/{namespace}/{flow_id}"
 
 
+def namespace_chain_key(tenant: str, namespace: str) -> str:
+    """The chain of a namespace's own objects (its KV entries): appends lock one namespace's head, not the cluster's."""
+    return f"namespace:{tenant}/{namespace}"
+
+
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _forget_transaction_memory(session: Session) -> None:

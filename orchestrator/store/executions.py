@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.core.states import State
+from orchestrator.store.live import state_in, state_is
 from orchestrator.store.tables import (
     ExecutionRow,
     table_of,
@@ -50,6 +51,10 @@ _ACTIVE = (State.RUNNING, State.PAUSED, State.RESTARTED, State.KILLING, State.RE
 
 
 def count_active_executions(session: Session, tenant: str, namespace: str, flow_id: str) -> int:
+    """The flow's executions holding a concurrency slot, counted on `ix_executions_flow_live` (never its history).
+
+    Its caller holds the flow's advisory lock while it counts, so this must stay a read of live rows.
+    """
     return int(
         session.scalar(
             select(func.count())
@@ -58,7 +63,7 @@ def count_active_executions(session: Session, tenant: str, namespace: str, flow_
                 ExecutionRow.tenant == tenant,
                 ExecutionRow.namespace == namespace,
                 ExecutionRow.flow_id == flow_id,
-                ExecutionRow.state.in_([str(s) for s in _ACTIVE]),
+                state_in(ExecutionRow.state, _ACTIVE),
             )
         )
         or 0
@@ -74,7 +79,7 @@ def oldest_queued_executions(
             ExecutionRow.tenant == tenant,
             ExecutionRow.namespace == namespace,
             ExecutionRow.flow_id == flow_id,
-            ExecutionRow.state == str(State.QUEUED),
+            state_is(ExecutionRow.state, State.QUEUED),
         )
         .order_by(ExecutionRow.created_at)
         .limit(limit)
@@ -104,7 +109,11 @@ def update_labels(session: Session, execution: ExecutionRow, labels: list[dict[s
 
 
 def touch_execution(session: Session, execution_id: str, at: datetime) -> None:
-    """Mark progress (not a state change): keeps the stale-execution sweep away from live runs."""
+    """Mark progress (not a state change): keeps the stale-execution sweep away from live runs.
+
+    No index may hold `updated_at` (nor be partial on it): then this update is HOT, written in place on its
+    page without a new entry in every index (the labels GIN included). `test_hot_touches` holds that.
+    """
     touched: set[str] = session.info.setdefault("touched", set())
     if execution_id in touched:
         return  # once per transaction is enough: its commit is the progress

@@ -9,17 +9,19 @@ from sqlalchemy.orm import Session
 
 from orchestrator.core.states import State
 from orchestrator.store import db_now
-from orchestrator.store.tables import ExecutionRow, TaskRunRow
+from orchestrator.store.due import stale_running_query
+from orchestrator.store.live import state_in
+from orchestrator.store.tables import ExecutionRow
 
 #: States an execution can sit in: each gets a series, zero when empty, so a dashboard never shows "no data".
 LIVE_STATES = (State.CREATED, State.QUEUED, State.RUNNING, State.PAUSED, State.RETRYING, State.KILLING)
 
 
 def executions_by_live_state(session: Session) -> dict[State, int]:
-    """How many executions are in each live state (one index scan on `ix_executions_state_updated`)."""
+    """How many executions are in each live state (one scan of the partial index `ix_executions_live`)."""
     rows = session.execute(
         select(ExecutionRow.state, func.count())
-        .where(ExecutionRow.state.in_([str(s) for s in LIVE_STATES]))
+        .where(state_in(ExecutionRow.state, LIVE_STATES))
         .group_by(ExecutionRow.state)
     ).all()
     counts = dict.fromkeys(LIVE_STATES, 0)
@@ -34,14 +36,5 @@ def stuck_executions(session: Session, stale_after_s: float) -> int:
     measured on the database's clock, the one every process agrees on.
     """
     older_than = db_now(session) - timedelta(seconds=stale_after_s)
-    busy = select(TaskRunRow.id).where(
-        TaskRunRow.execution_id == ExecutionRow.id,
-        TaskRunRow.state == str(State.RUNNING),
-        TaskRunRow.heartbeat_at > older_than,
-    )
-    count = session.scalar(
-        select(func.count())
-        .select_from(ExecutionRow)
-        .where(ExecutionRow.state == str(State.RUNNING), ExecutionRow.updated_at < older_than, ~busy.exists())
-    )
+    count = session.scalar(select(func.count()).select_from(stale_running_query(older_than).subquery()))
     return int(count or 0)

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from orchestrator.core.decision import TaskRunDecision
+from orchestrator.store.live import LIVE_PREDICATE
 
 Json = dict[str, Any]
 
@@ -73,8 +74,10 @@ class ExecutionRow(Base):
 
     __table_args__ = (
         Index("ix_executions_flow", "tenant", "namespace", "flow_id", "created_at"),
-        Index("ix_executions_state_updated", "state", "updated_at"),
-        Index("ix_executions_sla_due", "sla_due_at", postgresql_where="sla_due_at IS NOT NULL"),
+        # No index may hold updated_at: touches must stay HOT updates (migration 0012, store/live.py).
+        Index("ix_executions_live", "state", postgresql_where=LIVE_PREDICATE),
+        Index("ix_executions_flow_live", "tenant", "namespace", "flow_id", "created_at", postgresql_where=LIVE_PREDICATE),
+        Index("ix_executions_sla_due", "sla_due_at", postgresql_where=f"sla_due_at IS NOT NULL AND {LIVE_PREDICATE}"),
         Index("ix_executions_created", "tenant", "created_at"),
         Index(
             "ix_executions_parent_task_run",
@@ -116,7 +119,12 @@ class TaskRunRow(Base):
 
     __table_args__ = (
         Index("ix_task_runs_execution", "execution_id", "seq"),
-        Index("ix_task_runs_retry_due", "retry_at", postgresql_where="state = 'RETRYING'"),
+        Index(
+            "ix_task_runs_retry_due",
+            "retry_at",
+            postgresql_where="state IN ('RETRYING', 'RUNNING') AND retry_at IS NOT NULL",
+        ),
+        Index("ix_task_runs_paused_due", "retry_at", postgresql_where="state = 'PAUSED' AND retry_at IS NOT NULL"),
     )
 
 
