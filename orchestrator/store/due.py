@@ -17,7 +17,10 @@ from orchestrator.store.tables import (
 
 
 def executions_with_due_retries(session: Session, now: datetime, limit: int = 100) -> Sequence[str]:
-    """Executions with a retry due, or a loop (RUNNING flowable) whose next iteration is due (`ix_task_runs_retry_due`)."""
+    """Executions with a retry due, or a loop (RUNNING flowable) whose next iteration is due.
+
+    Reads `ix_task_runs_retry_due`, whose predicate is this query's state list: the history never enters.
+    """
     return session.scalars(
         select(TaskRunRow.execution_id)
         .where(state_in(TaskRunRow.state, (State.RETRYING, State.RUNNING)), TaskRunRow.retry_at <= now)
@@ -48,7 +51,7 @@ def stale_running_executions(session: Session, older_than: datetime, limit: int 
     return session.scalars(stale_running_query(older_than).limit(limit)).all()
 
 
-def stale_running_query(older_than: datetime) -> Select[tuple[str]]:
+def stale_running_query(older_than: datetime) -> Select[str]:
     """The ids of the stale running executions (shared with the operator gauge `stuck_executions`)."""
     busy = select(TaskRunRow.id).where(
         TaskRunRow.execution_id == ExecutionRow.id,

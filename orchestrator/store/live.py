@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, literal_column
+from sqlalchemy.orm import InstrumentedAttribute
 
 from orchestrator.core.states import TERMINAL, State
 
@@ -21,9 +22,9 @@ assert set(LIVE) == set(State) - TERMINAL, "a new state must join LIVE (and its 
 LIVE_PREDICATE = "state IN (" + ", ".join(f"'{s.value}'" for s in LIVE) + ")"
 
 
-def state_is(column: ColumnElement[str], state: State) -> ColumnElement[bool]:
+def state_is(column: InstrumentedAttribute[str], state: State) -> ColumnElement[bool]:
     return column == literal_column(f"'{state.value}'")
 
 
-def state_in(column: ColumnElement[str], states: Iterable[State]) -> ColumnElement[bool]:
+def state_in(column: InstrumentedAttribute[str], states: Iterable[State]) -> ColumnElement[bool]:
     return column.in_([literal_column(f"'{s.value}'") for s in states])

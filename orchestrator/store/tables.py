@@ -76,7 +76,9 @@ class ExecutionRow(Base):
         Index("ix_executions_flow", "tenant", "namespace", "flow_id", "created_at"),
         # No index may hold updated_at: touches must stay HOT updates (migration 0012, store/live.py).
         Index("ix_executions_live", "state", postgresql_where=LIVE_PREDICATE),
-        Index("ix_executions_flow_live", "tenant", "namespace", "flow_id", "created_at", postgresql_where=LIVE_PREDICATE),
+        Index(
+            "ix_executions_flow_live", "tenant", "namespace", "flow_id", "created_at", postgresql_where=LIVE_PREDICATE
+        ),
         Index("ix_executions_sla_due", "sla_due_at", postgresql_where=f"sla_due_at IS NOT NULL AND {LIVE_PREDICATE}"),
         Index("ix_executions_created", "tenant", "created_at"),
         Index(
