@@ -7,14 +7,15 @@ size the database is ANALYZEd and every store function the sweeper calls each se
 admission count) runs `--reps` times on a pooled session; the table gives the median in milliseconds and
 the index each query's plan reads. A due query is "flat" when its time does not grow with the history.
 
-`--without-new-indexes` downgrades the schema to revision 0011 first (main's indexes and fillfactor before
-migration 0012), the "before" column. The queries are this branch's in both runs.
+`--without-new-indexes` first downgrades the schema to just before the cliffs migration (main's indexes
+and fillfactor), the "before" column. The queries are this branch's in both runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -25,8 +26,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg.sql
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -145,19 +148,48 @@ def captured_statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
         event.remove(engine, "before_cursor_execute", capture)
 
 
-def plan_of(engine: Engine, run: Callable[[Session], object]) -> list[dict[str, Any]]:
-    """The JSON plans of the SELECTs `run` sends (EXPLAIN, not ANALYZE: nothing runs twice, nothing locks)."""
+def plan_of(engine: Engine, run: Callable[[Session], object], *, generic: bool = False) -> list[dict[str, Any]]:
+    """The JSON plans of the SELECTs `run` sends (EXPLAIN, not ANALYZE: nothing runs twice, nothing locks).
+
+    `generic`: the plan PostgreSQL uses for a prepared statement once it stops planning per call (psycopg
+    prepares a statement on its fifth execution), which knows no parameter value: a partial index serves it
+    only when the query's text itself implies the index's predicate.
+    """
     with Session(engine) as session:
         with captured_statements(engine) as seen:
             run(session)
+        connection = session.connection()
         plans = []
         for statement, parameters in seen:
             if not statement.lstrip().upper().startswith("SELECT"):
                 continue
-            cursor = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters)
-            plans.append(cursor.scalar_one()[0]["Plan"])
+            if generic:
+                numbered, values = _numbered(statement, parameters)
+                connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+                connection.exec_driver_sql(f"PREPARE chorus_plan_of AS {numbered}")
+                driver = connection.connection.driver_connection
+                literals = ", ".join(psycopg.sql.Literal(v).as_string(driver) for v in values)  # typed, unlike $n
+                cursor = connection.exec_driver_sql(
+                    f"EXPLAIN (FORMAT JSON) EXECUTE chorus_plan_of{f'({literals})' if values else ''}"
+                )
+                plans.append(cursor.scalar_one()[0]["Plan"])
+                connection.exec_driver_sql("DEALLOCATE chorus_plan_of")
+            else:
+                cursor = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters)
+                plans.append(cursor.scalar_one()[0]["Plan"])
         session.rollback()
     return plans
+
+
+def _numbered(statement: str, parameters: dict[str, Any]) -> tuple[str, list[Any]]:
+    """psycopg's `%(name)s` placeholders as PREPARE's `$1, $2, ...`, with the values in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        names.append(match.group(1))
+        return f"${len(names)}"
+
+    return re.sub(r"%\((\w+)\)s", number, statement), [parameters[name] for name in names]
 
 
 def scans(plan: dict[str, Any]) -> list[tuple[str, str, str | None]]:
@@ -222,13 +254,19 @@ def grow_history(sessions: sessionmaker[Session], start: int, stop: int) -> None
         session.execute(text("ANALYZE task_runs"))
 
 
-def downgrade_to_main(engine: Engine, revision: str = "0011") -> None:
-    """The schema before migration 0012: its downgrade restores main's indexes and fillfactor exactly."""
+def downgrade_to_main(engine: Engine) -> None:
+    """The schema before the cliffs migration: its downgrade restores main's indexes and fillfactor exactly.
+
+    The target is that migration's parent, found by its file name, so the check survives a re-chaining.
+    """
     config = Config()
     config.set_main_option("script_location", str(Path(orchestrator.store.__file__).parent / "migrations"))
+    scripts = ScriptDirectory.from_config(config)
+    (cliffs,) = [r for r in scripts.walk_revisions() if "_cliffs_" in Path(r.path).name]
+    assert isinstance(cliffs.down_revision, str)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+        command.downgrade(config, cliffs.down_revision)
 
 
 @dataclass
@@ -274,7 +312,7 @@ def run(task_runs: int, *, without_new_indexes: bool, reps: int) -> list[Row]:
 
 
 def markdown(rows: Sequence[Row], *, without_new_indexes: bool, reps: int) -> str:
-    schema = "main's indexes (schema downgraded to 0011)" if without_new_indexes else "with migration 0012"
+    schema = "main's indexes (migration 0012 undone)" if without_new_indexes else "with migration 0012"
     sizes = [r.size for r in rows]
     head = "| query | " + " | ".join(f"{n:,} task runs" for n in sizes) + " | largest/smallest | plan reads |"
     lines = [
@@ -295,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.sweeper", description=__doc__.splitlines()[0])
     parser.add_argument("--task-runs", type=int, default=1_000_000, help="the largest history (sizes: 10k, 100k, ...)")
     parser.add_argument("--reps", type=int, default=20, help="timed calls per query and size (the median is shown)")
-    parser.add_argument("--without-new-indexes", action="store_true", help="main's schema: downgrade to 0011 first")
+    parser.add_argument("--without-new-indexes", action="store_true", help="main's schema: undo migration 0012 first")
     parser.add_argument("--out", type=Path, help="also write the table here (e.g. loadtests/results/sweeper-<date>.md)")
     args = parser.parse_args(argv)
     rows = run(args.task_runs, without_new_indexes=args.without_new_indexes, reps=args.reps)

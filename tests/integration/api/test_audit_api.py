@@ -10,7 +10,8 @@ from orchestrator import store
 from orchestrator.cli import main
 from orchestrator.core.audit import GENESIS_HASH, chain_hash
 from orchestrator.engine.accounts import Binding
-from orchestrator.engine.audit_trail import REDACTED, redact
+from orchestrator.engine.audit_trail import REDACTED, ApiAction, record, redact
+from orchestrator.store.database import make_engine, make_sessionmaker, transaction
 from tests.harness.services import psycopg_url
 from tests.integration.api.conftest import ADMIN, AppFactory, flow_source
 
@@ -148,3 +149,39 @@ def test_with_an_audit_key_the_api_checks_macs_and_a_superuser_rewrite_shows(
     chain = client.get("/api/v1/main/flows/team/hello/audit").json()
 
     assert chain["verified"] is False and "MAC does not match" in chain["brokenAt"]["reason"]
+
+
+def test_kv_writes_go_to_their_namespace_chain_and_the_older_ones_on_the_tenant_chain_still_verify(
+    client: TestClient, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = make_engine(database_url, pool_size=1)
+    try:  # a KV write as releases before migration 0012 recorded it: on the tenant's chain
+        with transaction(make_sessionmaker(engine)) as session:
+            old = ApiAction("user:old", "10.0.0.1", "kv.put", "success", 200, namespace="team", subject="team/kv/old")
+            record(session, "main", old)
+    finally:
+        engine.dispose()
+    client.put("/api/v1/main/namespaces/team/kv/k", content="1")
+    client.put("/api/v1/main/namespaces/other/kv/k", content="2")
+    client.delete("/api/v1/main/namespaces/team/kv/k")
+
+    with psycopg.connect(psycopg_url(database_url), autocommit=True) as conn:
+        written = conn.execute(
+            "SELECT chain_key, seq, action, subject FROM audit_events WHERE action LIKE 'kv.%%' ORDER BY id"
+        ).fetchall()
+    assert written == [
+        ("api:main", 1, "kv.put", "team/kv/old"),
+        ("namespace:main/team", 1, "kv.put", "team/kv/k"),
+        ("namespace:main/other", 1, "kv.put", "other/kv/k"),
+        ("namespace:main/team", 2, "kv.delete", "team/kv/k"),
+    ]
+    monkeypatch.setenv("CHORUS_DATABASE_URL", database_url)
+    capsys.readouterr()
+    assert main(["audit", "verify"]) == 0
+    assert main(["audit", "verify", "--chain", "namespace:main/team"]) == 0
+    assert main(["audit", "verify", "--chain", "api:main"]) == 0
+    verified = [line.split(" verified")[0] for line in capsys.readouterr().out.splitlines()]
+    assert verified == ["ok: 3 chain(s), 4 event(s)", "ok: 1 chain(s), 2 event(s)", "ok: 1 chain(s), 1 event(s)"]
+    listed = {(e["subject"], e["namespace"]) for e in events(client, action="kv.*")}
+    assert listed == {("team/kv/old", "team"), ("team/kv/k", "team"), ("other/kv/k", "other")}
+    assert [e["action"] for e in events(client, action="kv.*", namespace="other")] == ["kv.put"]
