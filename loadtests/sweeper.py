@@ -181,6 +181,24 @@ def plan_of(engine: Engine, run: Callable[[Session], object], *, generic: bool =
     return plans
 
 
+def pages_of(engine: Engine, run: Callable[[Session], object]) -> int:
+    """Buffers (8 kB pages, from cache or disk) the statements `run` sends touch: a count the machine's load
+    cannot blur, so it shows a cliff even when the timings are noisy (EXPLAIN ANALYZE, rolled back)."""
+    with Session(engine) as session:
+        with captured_statements(engine) as seen:
+            run(session)
+        connection = session.connection()
+        pages = 0
+        for statement, parameters in seen:
+            if not statement.lstrip().upper().startswith("SELECT"):
+                continue
+            cursor = connection.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, parameters)
+            plan = cursor.scalar_one()[0]["Plan"]
+            pages += int(plan.get("Shared Hit Blocks", 0)) + int(plan.get("Shared Read Blocks", 0))
+        session.rollback()
+    return pages
+
+
 def _numbered(statement: str, parameters: dict[str, Any]) -> tuple[str, list[Any]]:
     """psycopg's `%(name)s` placeholders as PREPARE's `$1, $2, ...`, with the values in that order."""
     names: list[str] = []
@@ -273,6 +291,7 @@ def downgrade_to_main(engine: Engine) -> None:
 class Row:
     size: int
     medians: dict[str, float]
+    pages: dict[str, int]
     indexes: dict[str, str]
 
 
@@ -302,8 +321,9 @@ def run(task_runs: int, *, without_new_indexes: bool, reps: int) -> list[Row]:
                 print(f"{size:>9,} task runs seeded in {time.monotonic() - started:.1f} s", file=sys.stderr)
                 queries = due_queries()
                 medians = {q.name: median_ms(sessions, q.run, reps) for q in queries}
+                pages = {q.name: pages_of(engine, q.run) for q in queries}
                 indexes = {q.name: read_by(plan_of(engine, q.run)) for q in queries}
-                rows.append(Row(size, medians, indexes))
+                rows.append(Row(size, medians, pages, indexes))
         finally:
             engine.dispose()
     finally:
@@ -313,19 +333,22 @@ def run(task_runs: int, *, without_new_indexes: bool, reps: int) -> list[Row]:
 
 def markdown(rows: Sequence[Row], *, without_new_indexes: bool, reps: int) -> str:
     schema = "main's indexes (migration 0012 undone)" if without_new_indexes else "with migration 0012"
-    sizes = [r.size for r in rows]
-    head = "| query | " + " | ".join(f"{n:,} task runs" for n in sizes) + " | largest/smallest | plan reads |"
+    sizes = " / ".join(f"{r.size:,}" for r in rows)
     lines = [
-        f"Sweeper due queries, {schema}: median of {reps} calls in ms (one pooled session each, round trip included).",
-        f"Executions = task runs / {TASK_RUNS_PER_EXECUTION}; a fixed live set of 450 executions and 750 task runs.",
+        f"Sweeper due queries, {schema}. Time: median of {reps} calls in ms, from the first statement to the",
+        "last row on an open transaction (round trips included; the machine is shared, so a few ms are noise).",
+        "Pages: 8 kB buffers the query touches (EXPLAIN ANALYZE BUFFERS), the load-independent cost.",
+        f"History: task runs as in the header, executions = task runs / {TASK_RUNS_PER_EXECUTION}, all ended; "
+        "live set fixed: 450 executions, 750 task runs.",
         "",
-        head,
-        "|---" * (len(sizes) + 3) + "|",
+        f"| query | ms at {sizes} task runs | pages at {sizes} | ms largest/smallest | plan reads |",
+        "|---|---|---|---|---|",
     ]
     for name in rows[0].medians:
-        cells = " | ".join(f"{r.medians[name]:.2f}" for r in rows)
+        ms = " / ".join(f"{r.medians[name]:.1f}" for r in rows)
+        pages = " / ".join(f"{r.pages[name]:,}" for r in rows)
         ratio = rows[-1].medians[name] / rows[0].medians[name]
-        lines.append(f"| {name} | {cells} | {ratio:.1f}x | {rows[-1].indexes[name]} |")
+        lines.append(f"| {name} | {ms} | {pages} | {ratio:.1f}x | {rows[-1].indexes[name]} |")
     return "\n".join(lines) + "\n"
 
 
