@@ -69,13 +69,14 @@ def create_raw_app(settings: Settings, *, lean: bool = False) -> Celery:
     def _after_fork(**_: Any) -> None:
         _db.clear()
 
-    @app.task(name=WRITE_ROW)
+    # Not shared: the harness builds two of these apps (raw and lean), each with its own tasks.
+    @app.task(name=WRITE_ROW, shared=False)
     def write_row(prev: Any = None, *, run: str, seq: int) -> str:
         with db().begin() as connection:
             connection.execute(INSERT_ROW, {"run": run, "seq": seq})
         return "ok"
 
-    @app.task(name=CHAT_AND_WRITE)
+    @app.task(name=CHAT_AND_WRITE, shared=False)
     def chat_and_write(*, run: str, seq: int, base_url: str, api_key: str) -> str:
         # The same SDK call the ai pool makes (openai, one chat completion), then the one row.
         import openai

@@ -49,7 +49,7 @@ class Sizes:
     def quick(cls) -> Sizes:
         return cls(
             throughput=200, linear=20, fanout=100, backlog=300, api=200, webhook=200, ai_calls=40,
-            scaling=100, scaling_workers=(1, 2), control1=200, control2=200, crosspool=100, timeout_s=120,
+            scaling=100, scaling_workers=(1, 2), control1=100, control2=100, crosspool=50, timeout_s=120,
         )  # fmt: skip
 
 
