@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests import report
-from loadtests.measure import InvariantBroken
+from loadtests.measure import InvariantBroken, warm_up
 from loadtests.scenarios import Context, Scenario, Sizes, catalogue
 from loadtests.stack import BASELINES, Stack, open_services
 
@@ -133,7 +133,9 @@ def _run_scenario(
         for side in (*measured, "chorus"):  # back to back, the baselines first
             # The other sides' workers stay up but idle (blocked on their own queues): restarts cost seconds.
             group = "chorus" if side == "chorus" else stack.baselines[side].side
-            stack.workers(group, scenario.chorus_workers if side == "chorus" else scenario.raw_workers)
+            spec = scenario.chorus_workers if side == "chorus" else scenario.raw_workers
+            if stack.workers(group, spec) and spec is not None:
+                warm_up(stack, "chorus" if side == "chorus" else side, spec)
             ctx = Context(stack, sizes, rep, ai, baseline="raw" if side == "chorus" else side)
             try:
                 sample = (scenario.chorus if side == "chorus" else scenario.raw)(ctx)

@@ -94,7 +94,10 @@ def _verdict(metric: Metric, stats: dict[str, Any], primary: str) -> str:
 
 
 def _ratio_cell(stats: dict[str, Any], side: str, primary: str) -> str:
-    ratio = stats.get("ratios", {}).get(side, stats["ratio"] if side == "raw" else math.nan)
+    ratios = stats.get("ratios")
+    if ratios is None:  # a document of the first shape: its one ratio is Chorus/raw
+        ratios = {"raw": stats["ratio"]}
+    ratio = ratios.get(side, math.nan)
     text = _fmt(ratio)
     return f"**{text}**" if side == primary and text != "-" else text
 

@@ -175,16 +175,18 @@ class Stack:
     def raw_api_url(self) -> str:
         return f"http://127.0.0.1:{self.raw_api_port}"
 
-    def workers(self, side: str, spec: WorkerSpec | None) -> None:
-        """Make `side`'s running workers match `spec` (None: none), restarting only when it changed."""
+    def workers(self, side: str, spec: WorkerSpec | None) -> bool:
+        """Make `side`'s running workers match `spec` (None: none), restarting only when it changed.
+
+        Returns whether new worker processes started (cold: see `measure.warm_up`)."""
         current = self._workers[side]
         if current.spec == spec and all(p.poll() is None for p in current.processes):
-            return
+            return False
         for process in current.processes:
             stop(process)
         current.processes, current.spec = [], spec
         if spec is None:
-            return
+            return False
         names = []
         for i in range(spec.instances):
             name = f"{side}{i}-{os.getpid()}@loadtest"
@@ -196,6 +198,7 @@ class Stack:
             names.append(name)
         apps = {"chorus": self.chorus_celery, "raw": self.raw_celery, "lean": self.lean_celery}
         self._wait_workers(apps[side], names, current.processes)
+        return True
 
     def _worker_argv(self, side: str, spec: WorkerSpec, name: str) -> list[str]:
         # Chorus's own worker command line (flags, -c, acks settings come from the same app config);
