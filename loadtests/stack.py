@@ -29,7 +29,7 @@ from orchestrator.store.database import make_engine, make_sessionmaker, migrate
 from orchestrator.triggers.wiring import build_engine
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.harness import services
-from tests.harness.cluster import Cluster, start_process, stop, worker_command
+from tests.harness.cluster import Cluster, start_process, stop, stop_all, worker_command
 
 #: Longer than any queue wait of a scenario (the backlog's is the longest).
 STALE_AFTER_S = 900
@@ -228,8 +228,11 @@ class Stack:
         return [p.pid for p in self._workers[side].processes]
 
     def close(self) -> None:
-        for side in self._workers:
-            self.workers(side, None)
+        # Every side's workers at once: each warm shutdown waits only for its own pool (three groups now).
+        processes = [p for group in self._workers.values() for p in group.processes]
+        for group in self._workers.values():
+            group.processes, group.spec = [], None
+        stop_all(processes)
         self.cluster.close()
         if self._raw_api is not None:
             stop(self._raw_api)
