@@ -20,6 +20,29 @@ def linear(namespace: str, length: int = 5) -> str:
     return f"id: linear\nnamespace: {namespace}\ntasks:\n{tasks}"
 
 
+def crosspool(namespace: str) -> str:
+    """Log, a task on the io pool, Log: the middle task travels to another pool and back.
+
+    No io-pool task type works without the network (HTTP, Slack, Jira, mail, MCP), so the middle task is a
+    Log sent to the io pool by its `workerGroup` (Chorus routes a task to the pool its workerGroup names): the
+    hop is what is measured, and the raw side's io link does the same little work (one row)."""
+    return f"""id: crosspool
+namespace: {namespace}
+tasks:
+  - id: before
+    type: io.kestra.plugin.core.log.Log
+    message: before the io pool
+  - id: io
+    type: io.kestra.plugin.core.log.Log
+    message: on the io pool
+    workerGroup:
+      key: io
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: back on control
+"""
+
+
 def fanout(namespace: str, width: int) -> str:
     values = ", ".join(str(i) for i in range(width))
     return f"""id: fanout

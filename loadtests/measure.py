@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,11 +16,14 @@ from datetime import datetime
 
 from celery import chain, chord
 
-from loadtests.raw_app import RAW_QUEUE, WRITE_ROW
-from loadtests.stack import Stack
+from loadtests.flows import one_task
+from loadtests.raw_app import INSERT_ROW, WRITE_ROW
+from loadtests.stack import Baseline, Stack, WorkerSpec
 
 TERMINAL = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED")
-_POLL_S = 0.05
+#: How often the harness asks whether a batch has ended. Every number ends at a time the work wrote, so a
+#: slower poll does not bias them; it only leaves the two shared cores to the work being measured.
+_POLL_S = 0.2
 #: Submitting threads: enough to keep the broker and the database busy from one client process.
 SUBMITTERS = 4
 
@@ -59,24 +63,27 @@ def submit_chorus(stack: Stack, namespace: str, flow_id: str) -> Callable[[int],
     return submit
 
 
-def wait_chorus(stack: Stack, namespace: str, count: int, timeout_s: float) -> list[datetime]:
-    """Wait until `count` executions of the namespace are terminal; every one must be SUCCESS.
+#: By (tenant, namespace, flow_id): the leading columns of `ix_executions_flow`, so a poll reads this batch's
+#: rows only (by namespace alone it was a scan of the whole table, every 50 ms, on the cores being measured).
+_ENDED = "SELECT count(*) FROM executions WHERE tenant = %s AND namespace = %s AND flow_id = %s AND state = ANY(%s)"
+_ENDS = "SELECT state, ended_at FROM executions WHERE tenant = %s AND namespace = %s AND flow_id = %s ORDER BY ended_at"
+
+
+def wait_chorus(stack: Stack, namespace: str, flow_id: str, count: int, timeout_s: float) -> list[datetime]:
+    """Wait until `count` executions of the flow are terminal; every one must be SUCCESS.
 
     Returns their end times, sorted."""
     deadline = time.monotonic() + timeout_s
+    flow = (stack.settings.tenant, namespace, flow_id)
     with stack.svc.connect() as conn:
         while True:
-            done = conn.execute(
-                "SELECT count(*) FROM executions WHERE namespace = %s AND state = ANY(%s)", (namespace, list(TERMINAL))
-            ).fetchone()
+            done = conn.execute(_ENDED, (*flow, list(TERMINAL))).fetchone()
             if done is not None and done[0] >= count:
                 break
             if time.monotonic() > deadline:
                 raise InvariantBroken(f"{namespace}: {done and done[0]} of {count} executions ended in {timeout_s}s")
             time.sleep(_POLL_S)
-        rows = conn.execute(
-            "SELECT state, ended_at FROM executions WHERE namespace = %s ORDER BY ended_at", (namespace,)
-        ).fetchall()
+        rows = conn.execute(_ENDS, flow).fetchall()
     states = [str(r[0]) for r in rows]
     if len(rows) != count or any(s != "SUCCESS" for s in states):
         summary = {s: states.count(s) for s in set(states)}
@@ -101,28 +108,51 @@ def chorus_ended_at(stack: Stack, execution_id: str, timeout_s: float) -> dateti
 # ---- raw Celery ---------------------------------------------------------------------------------
 
 
-def raw_write(stack: Stack, run: str, seq: int) -> object:
-    return stack.raw_celery.signature(WRITE_ROW, kwargs={"run": run, "seq": seq}, queue=RAW_QUEUE)
+def raw_write(baseline: Baseline, run: str, seq: int, pool: str = "control") -> object:
+    """One task writing row (run, seq), on the baseline's queue for Chorus's `pool`."""
+    return baseline.app.signature(WRITE_ROW, kwargs={"run": run, "seq": seq}, queue=baseline.queue_of(pool))
+
+
+def _record_submit(stack: Stack, baseline: Baseline, run: str, seq: int) -> None:
+    """The durable baseline's sender writes a row before it sends, as an orchestrator records a submit."""
+    if baseline.durable:
+        with stack.db.begin() as connection:
+            connection.execute(INSERT_ROW, {"run": f"{run}:submit", "seq": seq})
 
 
 # The AsyncResults of sends are dropped at once: results are read from PostgreSQL, and a result object
 # left for interpreter exit makes Celery's Redis backend try to unsubscribe during shutdown.
 
 
-def submit_raw(stack: Stack, run: str) -> Callable[[int], None]:
+def submit_raw(stack: Stack, baseline: Baseline, run: str) -> Callable[[int], None]:
     def submit(i: int) -> None:
-        raw_write(stack, run, i).apply_async()  # type: ignore[attr-defined]
+        _record_submit(stack, baseline, run, i)
+        raw_write(baseline, run, i).apply_async()  # type: ignore[attr-defined]
 
     return submit
 
 
-def raw_chain(stack: Stack, run: str, length: int) -> None:
-    chain(*[raw_write(stack, run, i) for i in range(length)], app=stack.raw_celery).apply_async()
+def submit_raw_chain(stack: Stack, baseline: Baseline, run: str, pools: Sequence[str]) -> Callable[[int], None]:
+    """Submit(i): one chain whose k-th link runs on the baseline's queue for `pools[k]` and writes row
+    (run, i * len(pools) + k); the durable baseline records the submit first."""
+    width = len(pools)
+
+    def submit(i: int) -> None:
+        _record_submit(stack, baseline, run, i)
+        links = [raw_write(baseline, run, i * width + k, pool) for k, pool in enumerate(pools)]
+        chain(*links, app=baseline.app).apply_async()
+
+    return submit
 
 
-def raw_chord(stack: Stack, run: str, width: int) -> None:
-    header = [raw_write(stack, run, i) for i in range(width)]
-    chord(header, raw_write(stack, run, -1), app=stack.raw_celery).apply_async()
+def raw_chain(stack: Stack, baseline: Baseline, run: str, length: int) -> None:
+    submit_raw_chain(stack, baseline, run, ["control"] * length)(0)
+
+
+def raw_chord(baseline: Baseline, run: str, width: int) -> None:
+    # A chord counts its header in the result backend: only the baseline configured as Chorus has one.
+    header = [raw_write(baseline, run, i) for i in range(width)]
+    chord(header, raw_write(baseline, run, -1), app=baseline.app).apply_async()
 
 
 def wait_raw(stack: Stack, run: str, count: int, timeout_s: float) -> list[datetime]:
@@ -156,6 +186,29 @@ def raw_written_at(stack: Stack, run: str, seq: int, timeout_s: float) -> dateti
                 return row[0]  # type: ignore[no-any-return]
             time.sleep(0.005)
     raise InvariantBroken(f"raw {run} seq {seq} not written in {timeout_s}s")
+
+
+# ---- warm-up ------------------------------------------------------------------------------------
+
+
+def warm_up(stack: Stack, side: str, spec: WorkerSpec) -> None:
+    """Run a few tasks on workers that just started, so no side's first samples pay for a cold start.
+
+    A fresh prefork child opens its database pool, imports lazily and (Chorus) caches flows on its first
+    tasks: in a quick run of 100 tasks that was a quarter of a baseline's time, and it fell on whichever side
+    had just (re)started its workers. Four tasks per process, on the control queue."""
+    processes = spec.instances * (spec.concurrency if spec.pool_impl == "prefork" else 1)
+    count = 4 * processes
+    tag = uuid.uuid4().hex[:8]
+    if side == "chorus":
+        namespace = f"loadtest.warmup.x{tag}"
+        deploy(stack, one_task(namespace))
+        submit_all(count, submit_chorus(stack, namespace, "one"))
+        wait_chorus(stack, namespace, "one", count, 120)
+        return
+    baseline = stack.baselines[side]
+    submit_all(count, submit_raw(stack, baseline, f"warmup-{tag}"))
+    wait_raw(stack, f"warmup-{tag}", count, 120)
 
 
 # ---- shapes of a drain --------------------------------------------------------------------------

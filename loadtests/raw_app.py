@@ -1,8 +1,13 @@
-"""The raw-Celery baseline worker (`celery -A loadtests.raw_app worker -Q raw`): each task writes one row.
+"""The raw-Celery baseline workers: each task writes one row.
 
-It is built by Chorus's own `create_celery_app` (same Redis, acks_late, prefetch 1, JSON, result backend),
-so the only difference from a Chorus worker is what a task does: one INSERT through a pooled SQLAlchemy
-engine (the pool size a Chorus worker process uses) instead of claim, run and record with audit.
+`celery -A loadtests.raw_app worker -Q raw,raw_io` is today's baseline ("raw"): built by Chorus's own
+`create_celery_app` (same Redis, acks_late, prefetch 1, JSON, result backend, task events), so the only
+difference from a Chorus worker is what a task does: one INSERT through a pooled SQLAlchemy engine (the
+pool size a Chorus worker process uses) instead of claim, run and record with audit.
+
+`celery -A loadtests.raw_app:lean_app worker -Q lean,lean_io` is the "lean" baseline (also the worker of
+the "durable" one): the same broker and acks settings, but no result backend (every task ignores its
+result) and no task events, which Chorus's configuration pays for (Flower, chords) and a floor need not.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from orchestrator.settings import Settings
 from orchestrator.store.database import make_engine
 
 RAW_QUEUE = "raw"
+#: Where the raw side's io-pool links go (the crosspool scenario): a second queue, as Chorus's io pool is.
+RAW_IO_QUEUE = "raw_io"
+LEAN_QUEUE = "lean"
+LEAN_IO_QUEUE = "lean_io"
 WRITE_ROW = "raw.write_row"
 CHAT_AND_WRITE = "raw.chat_and_write"
 #: The one table the baseline writes (created by the harness next to Chorus's tables).
@@ -29,12 +38,24 @@ TABLE_DDL = (
     " written_at timestamptz NOT NULL DEFAULT clock_timestamp())",
     "CREATE INDEX IF NOT EXISTS loadtest_raw_rows_run ON loadtest_raw_rows (run)",
 )
-_INSERT = text("INSERT INTO loadtest_raw_rows (run, seq) VALUES (:run, :seq)")
+INSERT_ROW = text("INSERT INTO loadtest_raw_rows (run, seq) VALUES (:run, :seq)")
 
 
-def create_raw_app(settings: Settings) -> Celery:
-    """The baseline's Celery app, configured exactly like Chorus's, with the raw queue added."""
-    app = create_celery_app(settings.model_copy(update={"pools": (*settings.pools, RAW_QUEUE)}), main="raw")
+def create_raw_app(settings: Settings, *, lean: bool = False) -> Celery:
+    """The baseline's Celery app, configured exactly like Chorus's, with its two queues added.
+
+    `lean`: no result backend, results ignored, no task events (the lean and durable baselines)."""
+    queues = (LEAN_QUEUE, LEAN_IO_QUEUE) if lean else (RAW_QUEUE, RAW_IO_QUEUE)
+    app = create_celery_app(
+        settings.model_copy(update={"pools": (*settings.pools, *queues)}), main="lean" if lean else "raw"
+    )
+    if lean:
+        app.conf.update(
+            result_backend=None,
+            task_ignore_result=True,
+            worker_send_task_events=False,
+            task_send_sent_event=False,
+        )
     _db: dict[str, Engine] = {}
     lock = threading.Lock()
 
@@ -48,13 +69,14 @@ def create_raw_app(settings: Settings) -> Celery:
     def _after_fork(**_: Any) -> None:
         _db.clear()
 
-    @app.task(name=WRITE_ROW)
+    # Not shared: the harness builds two of these apps (raw and lean), each with its own tasks.
+    @app.task(name=WRITE_ROW, shared=False)
     def write_row(prev: Any = None, *, run: str, seq: int) -> str:
         with db().begin() as connection:
-            connection.execute(_INSERT, {"run": run, "seq": seq})
+            connection.execute(INSERT_ROW, {"run": run, "seq": seq})
         return "ok"
 
-    @app.task(name=CHAT_AND_WRITE)
+    @app.task(name=CHAT_AND_WRITE, shared=False)
     def chat_and_write(*, run: str, seq: int, base_url: str, api_key: str) -> str:
         # The same SDK call the ai pool makes (openai, one chat completion), then the one row.
         import openai
@@ -67,23 +89,23 @@ def create_raw_app(settings: Settings) -> Celery:
         finally:
             client.close()
         with db().begin() as connection:
-            connection.execute(_INSERT, {"run": run, "seq": seq})
+            connection.execute(INSERT_ROW, {"run": run, "seq": seq})
         return "ok"
 
     return app
 
 
-def _worker_app() -> Celery:
+def _worker_app(*, lean: bool) -> Celery:
     from orchestrator.settings import load_settings
 
-    return create_raw_app(load_settings())
+    return create_raw_app(load_settings(), lean=lean)
 
 
-# Celery loads `loadtests.raw_app:app` by import string in the worker process only; importing the
-# module elsewhere (the harness) builds nothing until it asks for `app`.
+# Celery loads `loadtests.raw_app:app` (or `:lean_app`) by import string in the worker process only;
+# importing the module elsewhere (the harness) builds nothing until it asks for one.
 def __getattr__(name: str) -> Any:
-    if name == "app" and os.environ.get("CHORUS_DATABASE_URL"):
-        value = _worker_app()
-        globals()["app"] = value
+    if name in ("app", "lean_app") and os.environ.get("CHORUS_DATABASE_URL"):
+        value = _worker_app(lean=name == "lean_app")
+        globals()[name] = value
         return value
     raise AttributeError(name)

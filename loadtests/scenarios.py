@@ -1,7 +1,8 @@
-"""The scenarios: each runs once on one side (`chorus` or `raw`) and returns its metrics for that repetition.
+"""The scenarios: each runs once on one side (`chorus` or a baseline) and returns its metrics for that repetition.
 
-A scenario names the worker processes it needs on each side; the runner starts or keeps them, so both
-sides always run on the same pool settings. A broken invariant raises `InvariantBroken`.
+A scenario names the worker processes it needs on each side; the runner starts or keeps them, so every
+side runs on the same pool settings. The baselines (`raw`, `lean`, `durable`: loadtests/README.md) share
+one raw function, which reads `ctx.baseline`. A broken invariant raises `InvariantBroken`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import httpx
 
 from loadtests import flows
 from loadtests import measure as m
-from loadtests.stack import Stack, WorkerSpec
+from loadtests.stack import BASELINES, Baseline, Stack, WorkerSpec
 
 Metrics = dict[str, float]
 
@@ -39,13 +40,16 @@ class Sizes:
     ai_threads: int = 50
     scaling: int = 1500
     scaling_workers: tuple[int, ...] = (1, 2, 4)
+    control1: int = 2000
+    control2: int = 2000
+    crosspool: int = 1000
     timeout_s: float = 900
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(
             throughput=200, linear=20, fanout=100, backlog=300, api=200, webhook=200, ai_calls=40,
-            scaling=100, scaling_workers=(1, 2), timeout_s=120,
+            scaling=100, scaling_workers=(1, 2), control1=100, control2=100, crosspool=50, timeout_s=120,
         )  # fmt: skip
 
 
@@ -55,6 +59,11 @@ class Context:
     sizes: Sizes
     rep: int
     ai: Any = None  #: the OpenAI-wire fake server, started by the runner for the ai scenarios
+    baseline: str = "raw"  #: which baseline a scenario's raw function measures
+
+    @property
+    def raw(self) -> Baseline:
+        return self.stack.baselines[self.baseline]
 
     def namespace(self, scenario: str) -> str:
         return f"loadtest.{scenario.replace('-', '_')}.r{self.rep}x{uuid.uuid4().hex[:6]}"
@@ -64,6 +73,8 @@ class Context:
 
 
 STANDARD = WorkerSpec(queues="control", instances=1, concurrency=2)
+#: One worker consuming the control and io pools' queues, as `chorus local` and the stack's workers run them.
+CROSSPOOL = WorkerSpec(queues="control,io", instances=1, concurrency=2)
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,8 @@ class Metric:
     label: str
     unit: str
     higher_is_better: bool
-    target: str = ""  #: the DESIGN.md target on the ratio Chorus/raw, shown in the table
+    target: str = ""  #: the DESIGN.md target on the ratio Chorus/primary baseline, shown in the table
+    floor: float | None = None  #: a DESIGN.md target on Chorus's own value (e.g. ≥ 150 executions/s)
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,10 @@ class Scenario:
     raw_workers: WorkerSpec | None = STANDARD
     #: The most repetitions worth the time (the backlog drain is long and measures a shape, not a spread).
     max_reps: int = 99
+    #: The baselines the raw function can measure (a chord needs the result backend `lean` lacks; the HTTP
+    #: twin and the ai call exist for `raw` only), and the one the target and the JSON's `ratio` are against.
+    baselines: tuple[str, ...] = BASELINES
+    primary: str = "raw"
     notes: list[str] = field(default_factory=list)
 
 
@@ -98,7 +114,7 @@ def _throughput_chorus(ctx: Context, count: int | None = None) -> Metrics:
     m.deploy(ctx.stack, flows.one_task(ns))
     t0 = time.time()
     submit_s = m.submit_all(count, m.submit_chorus(ctx.stack, ns, "one"))
-    ends = m.wait_chorus(ctx.stack, ns, count, ctx.sizes.timeout_s)
+    ends = m.wait_chorus(ctx.stack, ns, "one", count, ctx.sizes.timeout_s)
     wall = m.seconds_since(t0, ends[-1])
     return {"runs_per_s": count / wall, "wall_s": wall, "submit_per_s": count / submit_s}
 
@@ -107,7 +123,7 @@ def _throughput_raw(ctx: Context, count: int | None = None) -> Metrics:
     count = count or ctx.sizes.throughput
     run = ctx.run_id("throughput")
     t0 = time.time()
-    submit_s = m.submit_all(count, m.submit_raw(ctx.stack, run))
+    submit_s = m.submit_all(count, m.submit_raw(ctx.stack, ctx.raw, run))
     ends = m.wait_raw(ctx.stack, run, count, ctx.sizes.timeout_s)
     wall = m.seconds_since(t0, ends[-1])
     return {"runs_per_s": count / wall, "wall_s": wall, "submit_per_s": count / submit_s}
@@ -137,7 +153,7 @@ def _linear_raw(ctx: Context) -> Metrics:
     latencies = []
     for i in range(ctx.sizes.linear):
         t0 = time.time()
-        m.raw_chain(ctx.stack, f"{run}-{i}", ctx.sizes.linear_length)
+        m.raw_chain(ctx.stack, ctx.raw, f"{run}-{i}", ctx.sizes.linear_length)
         latencies.append(m.seconds_since(t0, m.raw_written_at(ctx.stack, f"{run}-{i}", last, 60)))
     return _latency_stats(latencies)
 
@@ -150,7 +166,7 @@ def _fanout_chorus(ctx: Context) -> Metrics:
     m.deploy(ctx.stack, flows.fanout(ns, ctx.sizes.fanout))
     t0 = time.time()
     ctx.stack.engine.submit(ns, "fanout", inputs={}, actor="system:loadtest")
-    ends = m.wait_chorus(ctx.stack, ns, 1, ctx.sizes.timeout_s)
+    ends = m.wait_chorus(ctx.stack, ns, "fanout", 1, ctx.sizes.timeout_s)
     wall = m.seconds_since(t0, ends[-1])
     return {"wall_s": wall, "runs_per_s": ctx.sizes.fanout / wall}
 
@@ -158,7 +174,7 @@ def _fanout_chorus(ctx: Context) -> Metrics:
 def _fanout_raw(ctx: Context) -> Metrics:
     run = ctx.run_id("fanout")
     t0 = time.time()
-    m.raw_chord(ctx.stack, run, ctx.sizes.fanout)
+    m.raw_chord(ctx.raw, run, ctx.sizes.fanout)
     wall = m.seconds_since(t0, m.raw_written_at(ctx.stack, run, -1, ctx.sizes.timeout_s))
     m.wait_raw(ctx.stack, run, ctx.sizes.fanout + 1, 10)  # every member wrote exactly once
     return {"wall_s": wall, "runs_per_s": ctx.sizes.fanout / wall}
@@ -185,16 +201,73 @@ def _backlog_chorus(ctx: Context) -> Metrics:
     ctx.stack.workers("chorus", None)  # queue everything first
     m.submit_all(count, m.submit_chorus(ctx.stack, ns, "one"))
     ctx.stack.workers("chorus", STANDARD)
-    return _drain_metrics(m.wait_chorus(ctx.stack, ns, count, ctx.sizes.timeout_s), count)
+    return _drain_metrics(m.wait_chorus(ctx.stack, ns, "one", count, ctx.sizes.timeout_s), count)
 
 
 def _backlog_raw(ctx: Context) -> Metrics:
     count = ctx.sizes.backlog
     run = ctx.run_id("backlog")
-    ctx.stack.workers("raw", None)
-    m.submit_all(count, m.submit_raw(ctx.stack, run))
-    ctx.stack.workers("raw", STANDARD)
+    ctx.stack.workers(ctx.raw.side, None)
+    m.submit_all(count, m.submit_raw(ctx.stack, ctx.raw, run))
+    ctx.stack.workers(ctx.raw.side, STANDARD)
     return _drain_metrics(m.wait_raw(ctx.stack, run, count, ctx.sizes.timeout_s), count)
+
+
+# ---- control-only and cross-pool executions (issue 18: a fair comparison) --------------------------
+
+
+def _executions_metrics(count: int, tasks: int, wall: float, submit_s: float) -> Metrics:
+    return {
+        "executions_per_s": count / wall,
+        "runs_per_s": count * tasks / wall,
+        "wall_s": wall,
+        "submit_per_s": count / submit_s,
+    }
+
+
+def _executions_chorus(ctx: Context, name: str, source: Callable[[str], str], flow_id: str, tasks: int) -> Metrics:
+    """`getattr(sizes, name)` executions of a flow of `tasks` tasks submitted at once, first submit to last end."""
+    count: int = getattr(ctx.sizes, name)
+    ns = ctx.namespace(name)
+    m.deploy(ctx.stack, source(ns))
+    t0 = time.time()
+    submit_s = m.submit_all(count, m.submit_chorus(ctx.stack, ns, flow_id))
+    ends = m.wait_chorus(ctx.stack, ns, flow_id, count, ctx.sizes.timeout_s)
+    return _executions_metrics(count, tasks, m.seconds_since(t0, ends[-1]), submit_s)
+
+
+def _executions_raw(ctx: Context, name: str, pools: tuple[str, ...]) -> Metrics:
+    """The same count of raw chains, link k on the baseline's queue for Chorus's pool `pools[k]`."""
+    count: int = getattr(ctx.sizes, name)
+    run = ctx.run_id(name)
+    t0 = time.time()
+    submit_s = m.submit_all(count, m.submit_raw_chain(ctx.stack, ctx.raw, run, pools))
+    ends = m.wait_raw(ctx.stack, run, count * len(pools), ctx.sizes.timeout_s)
+    return _executions_metrics(count, len(pools), m.seconds_since(t0, ends[-1]), submit_s)
+
+
+def _control1_chorus(ctx: Context) -> Metrics:
+    return _executions_chorus(ctx, "control1", flows.one_task, "one", 1)
+
+
+def _control1_raw(ctx: Context) -> Metrics:
+    return _executions_raw(ctx, "control1", ("control",))
+
+
+def _control2_chorus(ctx: Context) -> Metrics:
+    return _executions_chorus(ctx, "control2", lambda ns: flows.linear(ns, 2), "linear", 2)
+
+
+def _control2_raw(ctx: Context) -> Metrics:
+    return _executions_raw(ctx, "control2", ("control", "control"))
+
+
+def _crosspool_chorus(ctx: Context) -> Metrics:
+    return _executions_chorus(ctx, "crosspool", flows.crosspool, "crosspool", 3)
+
+
+def _crosspool_raw(ctx: Context) -> Metrics:
+    return _executions_raw(ctx, "crosspool", ("control", "io", "control"))
 
 
 # ---- HTTP: executions API and webhook -----------------------------------------------------------
@@ -241,7 +314,7 @@ def _api_chorus(ctx: Context) -> Metrics:
     # Kestra's create takes inputs as multipart only and refuses a JSON body (415): the flow has no inputs.
     hammer = _hammer(lambda _: url, count, ctx.sizes.http_concurrency, with_body=False)
     wall, latencies, accepted = asyncio.run(hammer)
-    m.wait_chorus(ctx.stack, ns, len(accepted), ctx.sizes.timeout_s)
+    m.wait_chorus(ctx.stack, ns, "one", len(accepted), ctx.sizes.timeout_s)
     return _http_metrics(wall, latencies, accepted, count)
 
 
@@ -258,7 +331,7 @@ def _webhook_chorus(ctx: Context) -> Metrics:
     m.deploy(ctx.stack, flows.webhook(ns))
     url = f"{ctx.stack.api_url}/executions/webhook/{ns}/hook/{flows.WEBHOOK_KEY}"
     wall, latencies, accepted = asyncio.run(_hammer(lambda _: url, count, ctx.sizes.http_concurrency))
-    m.wait_chorus(ctx.stack, ns, len(accepted), ctx.sizes.timeout_s)
+    m.wait_chorus(ctx.stack, ns, "hook", len(accepted), ctx.sizes.timeout_s)
     per_request = _executions_per_request(ctx, ns)
     if sorted(per_request) != sorted(accepted) or any(c != 1 for c in per_request.values()):
         doubled = sum(1 for c in per_request.values() if c > 1)
@@ -272,8 +345,8 @@ def _executions_per_request(ctx: Context, namespace: str) -> dict[int, int]:
     with ctx.stack.svc.connect() as conn:
         rows = conn.execute(
             "SELECT (trigger->'variables'->'body'->>'n')::int, count(*) FROM executions "
-            "WHERE namespace = %s GROUP BY 1",
-            (namespace,),
+            "WHERE tenant = %s AND namespace = %s AND flow_id = 'hook' GROUP BY 1",
+            (ctx.stack.settings.tenant, namespace),
         ).fetchall()
     return {int(r[0]): int(r[1]) for r in rows}
 
@@ -294,7 +367,7 @@ def _ai_chorus(ctx: Context) -> Metrics:
     m.deploy(ctx.stack, flows.chat(ns, ctx.ai.base_url, ctx.ai.api_key))
     t0 = time.time()
     m.submit_all(count, m.submit_chorus(ctx.stack, ns, "chat"))
-    wall = m.seconds_since(t0, m.wait_chorus(ctx.stack, ns, count, ctx.sizes.timeout_s)[-1])
+    wall = m.seconds_since(t0, m.wait_chorus(ctx.stack, ns, "chat", count, ctx.sizes.timeout_s)[-1])
     return _ai_metrics(ctx, wall)
 
 
@@ -358,6 +431,7 @@ def _ai(name: str, label: str, spec: WorkerSpec, raw_spec: WorkerSpec, sizes: Si
         chorus_workers=spec,
         raw_workers=raw_spec,
         max_reps=max_reps,
+        baselines=("raw",),
     )
 
 
@@ -389,6 +463,7 @@ def catalogue(sizes: Sizes) -> list[Scenario]:
             _fanout_raw,
             (Metric("wall_s", "wall time", "s", False), replace(_RUNS, target="")),
             max_reps=2,
+            baselines=("raw",),
         ),
         Scenario(
             "backlog",
@@ -404,11 +479,42 @@ def catalogue(sizes: Sizes) -> list[Scenario]:
             max_reps=1,
         ),
         Scenario(
+            "control1",
+            f"control1: {sizes.control1} one-task (Log) executions submitted at once, vs the durable baseline",
+            _control1_chorus,
+            _control1_raw,
+            (replace(_RUNS, target="≥ 1.0"),),
+            primary="durable",
+        ),
+        Scenario(
+            "control2",
+            f"control2: {sizes.control2} two-task (Log, Log) executions submitted at once, end to end",
+            _control2_chorus,
+            _control2_raw,
+            (Metric("executions_per_s", "executions/s", "/s", True, floor=150.0),),
+            primary="durable",
+        ),
+        Scenario(
+            "crosspool",
+            f"crosspool: {sizes.crosspool} executions of Log → Log on the io pool → Log, vs a lean chain on two "
+            "queues, one worker consuming both",
+            _crosspool_chorus,
+            _crosspool_raw,
+            (
+                Metric("executions_per_s", "executions/s", "/s", True, "≥ 0.7"),
+                replace(_RUNS, target=""),
+            ),
+            chorus_workers=CROSSPOOL,
+            raw_workers=CROSSPOOL,
+            primary="lean",
+        ),
+        Scenario(
             "api",
             f"API: {sizes.api} executions created over HTTP, {sizes.http_concurrency} connections",
             _api_chorus,
             _api_raw,
             _HTTP,
+            baselines=("raw",),
         ),
         Scenario(
             "webhook",
@@ -416,6 +522,7 @@ def catalogue(sizes: Sizes) -> list[Scenario]:
             _webhook_chorus,
             _webhook_raw,
             (*_HTTP, Metric("executions_per_request", "executions per accepted request", "", False)),
+            baselines=("raw",),
         ),
         _ai(
             "ai-prefork",

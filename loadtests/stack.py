@@ -1,4 +1,4 @@
-"""The processes a load run measures: Chorus (`chorus server` + Celery workers) and the raw-Celery baseline.
+"""The processes a load run measures: Chorus (`chorus server` + Celery workers) and the raw-Celery baselines.
 
 Both run as real subprocesses on one fresh PostgreSQL database and one Redis database number claimed for
 this run (the test harness's servers and claim protocol, so a load run never collides with a test session),
@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from celery import Celery
 
-from loadtests.raw_app import RAW_QUEUE, TABLE_DDL, create_raw_app
+from loadtests.raw_app import LEAN_IO_QUEUE, LEAN_QUEUE, RAW_IO_QUEUE, RAW_QUEUE, TABLE_DDL, create_raw_app
 from orchestrator.celery_app import create_celery_app
 from orchestrator.cli.embedded import free_port
 from orchestrator.settings import Settings, load_settings
@@ -29,10 +29,12 @@ from orchestrator.store.database import make_engine, make_sessionmaker, migrate
 from orchestrator.triggers.wiring import build_engine
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.harness import services
-from tests.harness.cluster import Cluster, start_process, stop, worker_command
+from tests.harness.cluster import Cluster, start_process, stop, stop_all, worker_command
 
 #: Longer than any queue wait of a scenario (the backlog's is the longest).
 STALE_AFTER_S = 900
+#: The baselines, in the order a scenario runs them (then Chorus): see loadtests/README.md.
+BASELINES = ("raw", "lean", "durable")
 
 
 @dataclass
@@ -89,6 +91,22 @@ class WorkerSpec:
     pool_impl: str = "prefork"  #: Celery's `-P`: prefork (Chorus's default) or threads
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """One raw-Celery baseline: the app its sender uses, its two queues, and whose workers consume them."""
+
+    name: str
+    app: Celery
+    queue: str  #: what Chorus's control pool is to the baseline
+    io_queue: str  #: what Chorus's io pool is to the baseline (the crosspool scenario)
+    #: The sender writes a row before each send, as an orchestrator records a submit (the durable baseline).
+    durable: bool
+    side: str  #: the worker group running its tasks: "raw" (Chorus's Celery config) or "lean"
+
+    def queue_of(self, pool: str) -> str:
+        return self.io_queue if pool == "io" else self.queue
+
+
 @dataclass
 class _Workers:
     spec: WorkerSpec | None = None
@@ -123,11 +141,18 @@ class Stack:
         )
         self.chorus_celery: Celery = create_celery_app(self.settings)
         self.raw_celery: Celery = create_raw_app(self.settings)
-        self._db = make_engine(svc.database_url, pool_size=8)
+        self.lean_celery: Celery = create_raw_app(self.settings, lean=True)
+        self.baselines = {
+            "raw": Baseline("raw", self.raw_celery, RAW_QUEUE, RAW_IO_QUEUE, durable=False, side="raw"),
+            "lean": Baseline("lean", self.lean_celery, LEAN_QUEUE, LEAN_IO_QUEUE, durable=False, side="lean"),
+            "durable": Baseline("durable", self.lean_celery, LEAN_QUEUE, LEAN_IO_QUEUE, durable=True, side="lean"),
+        }
+        #: The harness's pool: the engine's sessions and the durable baseline's submit rows.
+        self.db = make_engine(svc.database_url, pool_size=8)
         #: The harness submits executions through the engine, as the API does (minus HTTP).
-        self.engine = build_engine(self.settings, make_sessionmaker(self._db), self.chorus_celery)
+        self.engine = build_engine(self.settings, make_sessionmaker(self.db), self.chorus_celery)
         self._raw_api: subprocess.Popen[bytes] | None = None
-        self._workers = {"chorus": _Workers(), "raw": _Workers()}
+        self._workers = {"chorus": _Workers(), "raw": _Workers(), "lean": _Workers()}
 
     # ---- processes ------------------------------------------------------------------------------
 
@@ -150,16 +175,18 @@ class Stack:
     def raw_api_url(self) -> str:
         return f"http://127.0.0.1:{self.raw_api_port}"
 
-    def workers(self, side: str, spec: WorkerSpec | None) -> None:
-        """Make `side`'s running workers match `spec` (None: none), restarting only when it changed."""
+    def workers(self, side: str, spec: WorkerSpec | None) -> bool:
+        """Make `side`'s running workers match `spec` (None: none), restarting only when it changed.
+
+        Returns whether new worker processes started (cold: see `measure.warm_up`)."""
         current = self._workers[side]
         if current.spec == spec and all(p.poll() is None for p in current.processes):
-            return
+            return False
         for process in current.processes:
             stop(process)
         current.processes, current.spec = [], spec
         if spec is None:
-            return
+            return False
         names = []
         for i in range(spec.instances):
             name = f"{side}{i}-{os.getpid()}@loadtest"
@@ -169,14 +196,22 @@ class Stack:
             )
             current.processes.append(worker)
             names.append(name)
-        self._wait_workers(self.chorus_celery if side == "chorus" else self.raw_celery, names, current.processes)
+        apps = {"chorus": self.chorus_celery, "raw": self.raw_celery, "lean": self.lean_celery}
+        self._wait_workers(apps[side], names, current.processes)
+        return True
 
     def _worker_argv(self, side: str, spec: WorkerSpec, name: str) -> list[str]:
         # Chorus's own worker command line (flags, -c, acks settings come from the same app config);
-        # Celery's options take the last value given, so -n and -P override.
-        argv = worker_command(spec.queues if side == "chorus" else RAW_QUEUE, spec.concurrency, spec.pool_impl)
-        if side == "raw":
-            argv[argv.index("workers.app")] = "loadtests.raw_app"
+        # Celery's options take the last value given, so -n and -P override. A baseline's worker consumes
+        # its own queue for each of Chorus's pools in `spec.queues`, as one Chorus worker consumes them all.
+        if side == "chorus":
+            return [*worker_command(spec.queues, spec.concurrency, spec.pool_impl), "-n", name]
+        baseline = self.baselines[side]
+        queues = ",".join(dict.fromkeys(baseline.queue_of(p.strip()) for p in spec.queues.split(",")))
+        argv = worker_command(queues, spec.concurrency, spec.pool_impl)
+        argv[argv.index("workers.app")] = "loadtests.raw_app" if side == "raw" else "loadtests.raw_app:lean_app"
+        if side == "lean":
+            argv.remove("-E")  # no task events: the lean floor
         return [*argv, "-n", name]
 
     def _wait_workers(self, app: Celery, names: list[str], processes: list[subprocess.Popen[bytes]]) -> None:
@@ -193,9 +228,12 @@ class Stack:
         return [p.pid for p in self._workers[side].processes]
 
     def close(self) -> None:
-        for side in self._workers:
-            self.workers(side, None)
+        # Every side's workers at once: each warm shutdown waits only for its own pool (three groups now).
+        processes = [p for group in self._workers.values() for p in group.processes]
+        for group in self._workers.values():
+            group.processes, group.spec = [], None
+        stop_all(processes)
         self.cluster.close()
         if self._raw_api is not None:
             stop(self._raw_api)
-        self._db.dispose()
+        self.db.dispose()

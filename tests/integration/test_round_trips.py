@@ -1,0 +1,170 @@
+"""Round trips per operation: PostgreSQL statements, commits, pool checkouts and Celery messages stay within budget.
+
+Chorus's cost per task run on shared cores is its number of round trips (loadtests/README.md, "Where the time
+goes"), so each hot operation has a budget here and a change that adds a statement, a commit or a message to
+one fails with the operation's name and its measured count. The budgets are today's counts; lower them when
+an operation gets cheaper (they are an upper bound: a cheaper operation passes).
+
+Each operation is driven as the worker drives it (workers/runtime.py), on a real PostgreSQL and a Redis
+database no worker consumes, with a warm engine (one execution of the same flow ran first: the flow cache and
+prepared statements are what a worker under load has). Messages are those the operation itself publishes;
+the next link of a Celery chain, which Celery publishes after a task returns, is not the engine's and is
+not counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from orchestrator.celery_app import RUN_INLINE, RUN_TASK_RUN
+from orchestrator.engine import Engine, TaskRunCoordinates, Verdict
+from orchestrator.store.database import transaction
+from orchestrator.store.tables import ExecutionRow
+from tests.harness.engines import EngineFactory
+from tests.harness.round_trips import Message, RoundTrips, count_round_trips, sql_engine_of
+from workers.runtime import run_claimed
+
+#: Today's counts per operation (measured 2026-12-07 on main d3163ca): the most it may cost. Lower them as
+#: operations get cheaper (the lead merges the cuts of several branches here); never raise one without
+#: saying why in the commit. A second commit in an operation is the read-only Flow-trigger lookup after the
+#: end of an execution, or the worker's wrong-pool check before a claim (each is its own short transaction).
+BUDGET: dict[str, dict[str, int]] = {
+    # engine.submit of a one-task Log flow: create the execution RUNNING, plan it, send its message.
+    "submit": {"statements": 5, "commits": 1, "checkouts": 1, "messages": 1},
+    # The worker's run_inline of that execution's message: claim, run, record the Log, end the execution.
+    "run_inline_one_task": {"statements": 15, "commits": 2, "checkouts": 2, "messages": 0},
+    # The same for a five-task Log flow: five inline task runs and the end in one transaction.
+    "run_inline_five_tasks": {"statements": 39, "commits": 2, "checkouts": 2, "messages": 0},
+    # run_task_run of a task on another pool (here the io pool), up to the handler: the wrong-pool check, the claim.
+    "claim": {"statements": 10, "commits": 2, "checkouts": 2, "messages": 0},
+    # Recording that task run's outcome (engine.finish) after the handler ran.
+    "finish": {"statements": 7, "commits": 1, "checkouts": 1, "messages": 0},
+    # join_task_run of the execution after that task run: the end of the execution.
+    "join": {"statements": 7, "commits": 2, "checkouts": 2, "messages": 0},
+}
+
+NAMESPACE = "tests.round_trips"
+
+
+def _logs(flow_id: str, count: int, *, pool: str | None = None) -> str:
+    group = f"    workerGroup:\n      key: {pool}\n" if pool else ""
+    tasks = "".join(
+        f"  - id: t{i}\n    type: io.kestra.plugin.core.log.Log\n    message: step {i}\n{group}" for i in range(count)
+    )
+    return f"id: {flow_id}\nnamespace: {NAMESPACE}\ntasks:\n{tasks}"
+
+
+def within_budget(operation: str, counted: RoundTrips) -> None:
+    """Each count at most its budget; the failure names the operation, the count and every statement."""
+    measured = counted.as_counts()
+    over = {k: (v, BUDGET[operation][k]) for k, v in measured.items() if v > BUDGET[operation][k]}
+    assert not over, (
+        f"{operation}: over budget "
+        + ", ".join(f"{k} {v} > {budget}" for k, (v, budget) in over.items())
+        + f"; measured {counted.describe()}"
+    )
+
+
+@pytest.fixture
+def engine(database_url: str, idle_broker_url: str, engine_factory: EngineFactory) -> Engine:
+    engine = engine_factory(database_url, broker_url=idle_broker_url)
+    for flow in (_logs("one", 1), _logs("five", 5), _logs("io", 1, pool="io")):
+        engine.deploy_flow(flow, actor="test")
+    return engine
+
+
+def _submit(engine: Engine, flow_id: str) -> tuple[str, Message]:
+    """Submit an execution; returns its id and the one message it sent (its first link)."""
+    with count_round_trips(sql_engine_of(engine)) as counted:
+        row = engine.submit(NAMESPACE, flow_id, inputs={}, actor="test")
+    [message] = counted.messages
+    return row.id, message
+
+
+def _run_inline(engine: Engine, execution_id: str, message: Message) -> tuple[Verdict, Any, bool]:
+    """What the worker's run_inline does with the message: engine.run_inline with the worker's run function."""
+    assert message.task == RUN_INLINE, message
+    runs = [
+        TaskRunCoordinates(execution_id, r["task_id"], r.get("parent_id"), r.get("iteration"), int(r["attempt"]))
+        for r in message.kwargs["runs"]
+    ]
+    return engine.run_inline(
+        execution_id,
+        runs,
+        join=bool(message.kwargs["join"]),
+        skip_runs=False,
+        owner="round-trips",
+        celery_task_id="m-" + execution_id,
+        requested_by=None,
+        run=lambda claimed: run_claimed(claimed, engine),
+    )
+
+
+def _ended_success(engine: Engine, execution_id: str) -> None:
+    with transaction(engine.sessions) as session:
+        row = session.get(ExecutionRow, execution_id)
+        assert row is not None and row.state == "SUCCESS", row and row.state
+
+
+def test_a_submit_stays_within_its_budget(engine: Engine) -> None:
+    _submit(engine, "one")  # warm
+    with count_round_trips(sql_engine_of(engine)) as counted:
+        engine.submit(NAMESPACE, "one", inputs={}, actor="test")
+    within_budget("submit", counted)
+    assert [m.task for m in counted.messages] == [RUN_INLINE]
+
+
+@pytest.mark.parametrize(("flow_id", "operation"), [("one", "run_inline_one_task"), ("five", "run_inline_five_tasks")])
+def test_an_inline_run_stays_within_its_budget(engine: Engine, flow_id: str, operation: str) -> None:
+    _run_inline(engine, *_submit(engine, flow_id))  # warm
+    execution_id, message = _submit(engine, flow_id)
+    with count_round_trips(sql_engine_of(engine)) as counted:
+        verdict, plan, _ = _run_inline(engine, execution_id, message)
+    assert (verdict, plan) == (Verdict.STOP, None)  # it joined the execution, which ended: nothing follows
+    _ended_success(engine, execution_id)
+    within_budget(operation, counted)
+
+
+def _claim(engine: Engine, at: TaskRunCoordinates) -> Any:
+    # The worker's run_task_run: refuse a message on the wrong pool's queue, then claim.
+    assert engine.pool_of(at) == "io"
+    return engine.claim(at, owner="round-trips", celery_task_id="m-" + at.execution_id, requested_by=None)
+
+
+def _other_pool_task_run(engine: Engine) -> tuple[RoundTrips, RoundTrips, RoundTrips, str]:
+    """Claim, finish and join one execution of the io flow, each counted."""
+    execution_id, message = _submit(engine, "io")
+    assert (message.task, message.queue) == (RUN_TASK_RUN, "io"), message
+    at = TaskRunCoordinates(execution_id, message.kwargs["task_id"], None, None, int(message.kwargs["attempt"]))
+    db = sql_engine_of(engine)
+    with count_round_trips(db) as claim:
+        claimed = _claim(engine, at)
+    assert claimed is not None
+    outcome = run_claimed(claimed, engine)
+    with count_round_trips(db) as finish:
+        assert engine.finish(claimed, outcome) == Verdict.OK
+    with count_round_trips(db) as join:
+        verdict, plan = engine.join(execution_id, None, actor="system:join")
+    assert (verdict, plan) == (Verdict.STOP, None)  # the execution ended: nothing follows in Celery
+    _ended_success(engine, execution_id)
+    return claim, finish, join, execution_id
+
+
+def test_a_task_run_on_another_pool_claims_finishes_and_joins_within_budget(engine: Engine) -> None:
+    _other_pool_task_run(engine)  # warm
+    claim, finish, join, _ = _other_pool_task_run(engine)
+    for operation, counted in (("claim", claim), ("finish", finish), ("join", join)):
+        within_budget(operation, counted)
+
+
+def test_an_operation_over_budget_fails_naming_it_and_its_count() -> None:
+    counted = RoundTrips(statements=["SELECT 1"] * 3, commits=1)
+    BUDGET["probe"] = {"statements": 2, "commits": 1, "checkouts": 0, "messages": 0}
+    try:
+        with pytest.raises(AssertionError, match=r"probe: over budget statements 3 > 2; measured statements=3"):
+            within_budget("probe", counted)
+        within_budget("probe", RoundTrips(statements=["SELECT 1"] * 2, commits=1))  # at the budget: passes
+    finally:
+        del BUDGET["probe"]
