@@ -82,11 +82,11 @@ def claim(
     """Take one attempt of a task run, or None when another worker has it or it must not run."""
     with engine.transaction() as session:
         # Claims and heartbeats are judged by the database's clock: skewed worker clocks would take over
-        # a live claim (or keep a dead one) by the size of the skew.
-        now = store.db_now(session)
-        execution = store.lock_execution(session, at.execution_id)
-        if execution is None:
+        # a live claim (or keep a dead one) by the size of the skew. One statement locks, touches, reads it.
+        locked = store.lock_touch_execution(session, at.execution_id)
+        if locked is None:
             return None
+        execution, now = locked
         claimed = _claim_in(engine, session, execution, at, owner, celery_task_id, requested_by, now)
     return claimed
 
@@ -188,10 +188,10 @@ def run_inline(
     reapplied = False
     verdict = Verdict.STOP if skip_runs else Verdict.OK
     with engine.transaction() as session:
-        now = store.db_now(session)
-        execution = store.lock_execution(session, execution_id)
-        if execution is None:
+        locked = store.lock_touch_execution(session, execution_id)  # the lock, a touch and the database's clock
+        if locked is None:
             return Verdict.STOP, None, False
+        execution, now = locked
         for at in () if skip_runs else runs:
             existing = store.get_task_run(session, at.task_run_id, lock=True)
             if existing is not None and existing.attempt == at.attempt and State(existing.state) in _ENDED_OK:
