@@ -22,6 +22,7 @@ from orchestrator.store.tables import (
     TaskRunRow,
     table_of,
 )
+from orchestrator.store.task_runs import forget_task_run, hold
 
 
 @functools.lru_cache(maxsize=256)
@@ -165,6 +166,7 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
     row.seq = inserted.seq
     make_transient_to_detached(row)
     session.add(row)
+    hold(session, row)
     _note_transition(session, row, None, row.state, row.created_at, actor=actor)
     event = {"to": row.state, "task_id": row.task_id, "attempt": row.attempt, **(payload or {})}
     append_audit(
@@ -205,6 +207,7 @@ def create_execution(
 def discard_task_run(session: Session, row: TaskRunRow, *, actor: str) -> None:
     """Remove a task run a restart will run afresh (an errors or finally phase); audited, never silent."""
     session.execute(delete(TaskRunRow).where(TaskRunRow.id == row.id))
+    forget_task_run(session, row.id)
     append_audit(
         session,
         row.execution_id,
