@@ -94,6 +94,14 @@ def append_audit(
     return row
 
 
+def start_chain(session: Session, chain_key: str) -> None:
+    """The chain of a subject this transaction has just inserted (a new execution): it cannot have a head yet,
+    so its first append reads none. Were it to exist after all, the events' unique (chain, seq) refuses the
+    commit rather than forking the chain."""
+    if not session.in_nested_transaction():
+        session.info.setdefault("audit_heads", {}).setdefault(chain_key, (0, GENESIS_HASH))
+
+
 def write_pending_audit(session: Session) -> None:
     """Write the events this transaction appended and not yet wrote (one statement)."""
     pending: list[AuditEventRow] = session.info.pop("audit_pending", [])

@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from orchestrator.core.errors import Conflict
 from orchestrator.core.states import State, check_transition
 from orchestrator.core.transition import Transition
-from orchestrator.store.audit_chain import append_audit
+from orchestrator.store.audit_chain import append_audit, start_chain
 from orchestrator.store.clock import iso, utcnow
 from orchestrator.store.tables import (
     ExecutionRow,
@@ -196,6 +196,7 @@ def create_execution(
     session.add(row)
     session.flush()
     session.info["execution"] = row
+    start_chain(session, row.id)  # the INSERT above succeeded: this execution's chain is new
     _note_transition(session, row, None, str(State.CREATED), at, actor=actor)
     append_audit(session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=at)
     if running:

@@ -81,7 +81,7 @@ def test_a_submit_is_one_transaction_of_few_statements(engine: Engine) -> None:
         _submit(engine, "lean_log")
 
     assert count.commits == 1, _trace(count)
-    assert len(count.statements) <= 5, _trace(count)
+    assert len(count.statements) <= 4, _trace(count)
 
 
 def test_a_one_task_log_execution_runs_in_one_lean_worker_transaction(engine: Engine) -> None:
