@@ -24,6 +24,8 @@ class StatementCount:
     """What the engine sent while the context was open."""
 
     statements: list[str] = field(default_factory=list)
+    #: The statements sent as `executemany` (one per parameter set on the server, pipelined by psycopg).
+    executemany: list[str] = field(default_factory=list)
     commits: int = 0
     pings: int = 0
 
@@ -52,8 +54,10 @@ def count_statements(engine: Engine) -> Iterator[StatementCount]:
     count = StatementCount()
     pre_ping = bool(getattr(engine.pool, "_pre_ping", False))
 
-    def on_statement(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    def on_statement(_conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, many: bool) -> None:
         count.statements.append(statement)
+        if many:
+            count.executemany.append(statement)
 
     def on_commit(_conn: Any) -> None:
         count.commits += 1

@@ -7,12 +7,15 @@ paths lean (issue 18: "a lean transaction per task run"). A failure prints the s
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine as DatabaseEngine
 
+from orchestrator import store
 from orchestrator.core.states import State
 from orchestrator.engine import Engine, TaskOutcome, TaskRunCoordinates, Verdict
+from orchestrator.store.database import transaction
 from tests.harness.engines import EngineFactory
 from tests.harness.statements import StatementCount, count_statements, database_engine_of
 from workers.runtime import run_claimed
@@ -24,6 +27,15 @@ tasks:
   - id: hello
     type: io.kestra.plugin.core.log.Log
     message: hello
+"""
+
+LINES_FLOW = """
+id: lean_lines
+namespace: tests.lean
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: [one, two, three]
 """
 
 IO_FLOW = """
@@ -41,6 +53,7 @@ def engine(database_url: str, redis_url: str, engine_factory: EngineFactory) -> 
     engine = engine_factory(database_url, broker_url=redis_url)
     engine.deploy_flow(LOG_FLOW, actor="test")
     engine.deploy_flow(IO_FLOW, actor="test")
+    engine.deploy_flow(LINES_FLOW, actor="test")
     yield engine
 
 
@@ -113,3 +126,41 @@ def test_an_io_task_is_claimed_and_finished_in_two_lean_transactions(engine: Eng
     assert len(claiming.statements) <= 7, _trace(claiming)
     assert finishing.commits == 1, _trace(finishing)
     assert len(finishing.statements) <= 6, _trace(finishing)
+
+
+def test_the_log_lines_of_a_task_run_go_in_one_insert(engine: Engine) -> None:
+    _warm(engine)
+    execution_id = _submit(engine, "lean_lines")
+
+    with count_statements(_database(engine)) as count:
+        _run_log(engine, execution_id)
+
+    inserts = [s for s in count.statements if s.startswith("INSERT INTO log_lines")]
+    assert len(inserts) == 1, _trace(count)
+    assert not count.executemany, count.executemany  # log lines and audit events: one statement each
+    assert "RETURNING" not in inserts[0]
+    logged = [line["message"] for line in engine.fetch_logs(execution_id)]
+    assert logged == ["one", "two", "three"]
+
+
+def test_thousands_of_log_lines_and_audit_events_are_inserted_in_chunks_below_the_parameter_limit(
+    engine: Engine,
+) -> None:
+    execution_id = _submit(engine, "lean_log")
+    at = datetime.now(UTC)
+    lines = [
+        {"execution_id": execution_id, "task_run_id": None, "task_id": None, "attempt": None, "namespace": "tests.lean",
+         "flow_id": "lean_log", "level": "INFO", "message": f"line {i}", "at": at}
+        for i in range(2500)
+    ]  # fmt: skip
+
+    with count_statements(_database(engine)) as count, transaction(engine.sessions) as session:
+        store.insert_log_lines(session, lines)
+        for i in range(2500):
+            store.append_audit(session, execution_id, actor="test", action="test.event", subject=None, payload={"i": i})
+
+    assert len([s for s in count.statements if s.startswith("INSERT INTO log_lines")]) == 3
+    assert len([s for s in count.statements if s.startswith("INSERT INTO audit_events")]) == 3
+    assert len(engine.fetch_logs(execution_id)) == 2500
+    with transaction(engine.sessions) as session:
+        assert len(store.audit_events(session, execution_id)) == 2502  # created, running, and these
