@@ -76,10 +76,17 @@ class Engine:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, celery: Celery, *, pool_size: int = 2, hooks: Sequence[EngineHooks] = ()
+        cls,
+        settings: Settings,
+        celery: Celery,
+        *,
+        pool_size: int = 2,
+        hooks: Sequence[EngineHooks] = (),
+        pre_ping: bool = True,
     ) -> Engine:
-        """An engine over its own connection pool, signing audit events with the current key."""
-        db = make_engine(settings.database_url, pool_size=pool_size)
+        """An engine over its own connection pool, signing audit events with the current key (`pre_ping`:
+        see `store.database.make_engine`)."""
+        db = make_engine(settings.database_url, pool_size=pool_size, pre_ping=pre_ping)
         return cls(settings, make_sessionmaker(db, audit_key=load_keyring(settings).current), celery, hooks=hooks)
 
     def add_reaction(self, reaction: Reaction) -> None:

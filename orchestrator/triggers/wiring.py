@@ -31,7 +31,12 @@ def build_engine(
 
 
 def engine_from_settings(
-    settings: Settings, celery: Celery, *, pool_size: int = 2, hooks: Sequence[EngineHooks] = ()
+    settings: Settings,
+    celery: Celery,
+    *,
+    pool_size: int = 2,
+    hooks: Sequence[EngineHooks] = (),
+    pre_ping: bool = True,
 ) -> Engine:
     """An engine over its own connection pool (a worker process's), with the triggers' reaction."""
-    return with_triggers(Engine.from_settings(settings, celery, pool_size=pool_size, hooks=hooks))
+    return with_triggers(Engine.from_settings(settings, celery, pool_size=pool_size, hooks=hooks, pre_ping=pre_ping))
