@@ -73,6 +73,8 @@ class Engine:
         self.reactions = list(reactions)
         self.kv = KeyValueStore(settings.tenant, sessions)
         self.flow_cache = FlowCache()
+        #: Read the flows' version in every transaction that ends executions (for a Flow-trigger reaction).
+        self.flows_version_at_end = False
 
     @classmethod
     def from_settings(
@@ -98,7 +100,8 @@ class Engine:
         """One operation's transaction; what it changed reaches the reactions only once it has committed."""
         with transaction(self.sessions) as session:
             yield session
-            committed, after_commit = pending.take(session)
+            tenant = self.settings.tenant if self.flows_version_at_end else None
+            committed, after_commit = pending.take(session, flows_version_of=tenant)
         for reaction in self.reactions:
             reaction(self, committed)
         for callback in after_commit:  # e.g. delivering the events this transaction published

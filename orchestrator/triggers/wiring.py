@@ -20,6 +20,7 @@ from orchestrator.triggers import flow_triggers
 def with_triggers(engine: Engine) -> Engine:
     """`engine`, reacting to ended executions by starting the flows their Flow triggers accept."""
     engine.add_reaction(flow_triggers.on_commit)
+    engine.flows_version_at_end = True  # the reaction's candidates are checked against it, with no transaction
     return engine
 
 
