@@ -55,7 +55,7 @@ def _kill_connections(database_url: str) -> int:
 
 
 def test_a_worker_engine_sends_no_pre_ping(worker_engine: Engine) -> None:
-    assert database_engine_of(worker_engine.sessions).pool._pre_ping is False  # type: ignore[attr-defined]
+    assert database_engine_of(worker_engine.sessions).pool._pre_ping is False
     worker_engine.deploy_flow(FLOW, actor="test")
 
     with count_statements(database_engine_of(worker_engine.sessions)) as count:
