@@ -63,7 +63,11 @@ class _EngineHolder:
                 # transaction and its heartbeat: one connection each, so none waits for the pool.
                 threads = self.settings.worker_pool == "threads"
                 pool_size = self.settings.worker_concurrency if threads else 2
-                self._engine = engine_from_settings(self.settings, self.app, pool_size=pool_size, hooks=self.hooks)
+                # No pre-ping: a round trip per transaction saved; a dead connection after a database restart
+                # fails one transaction (an outcome's recording is retried, `_until_recorded`) and the pool.
+                self._engine = engine_from_settings(
+                    self.settings, self.app, pool_size=pool_size, hooks=self.hooks, pre_ping=False
+                )
             return self._engine
 
     def reset(self) -> None:

@@ -82,11 +82,11 @@ def claim(
     """Take one attempt of a task run, or None when another worker has it or it must not run."""
     with engine.transaction() as session:
         # Claims and heartbeats are judged by the database's clock: skewed worker clocks would take over
-        # a live claim (or keep a dead one) by the size of the skew.
-        now = store.db_now(session)
-        execution = store.lock_execution(session, at.execution_id)
-        if execution is None:
+        # a live claim (or keep a dead one) by the size of the skew. One statement locks, touches, reads it.
+        locked = store.lock_touch_execution(session, at.execution_id)
+        if locked is None:
             return None
+        execution, now = locked
         claimed = _claim_in(engine, session, execution, at, owner, celery_task_id, requested_by, now)
     return claimed
 
@@ -124,7 +124,7 @@ def _claim_in(
     else:
         row = locked_row if isinstance(locked_row, TaskRunRow) else None
     if at.parent_id is not None and (row is None or not State(row.state).is_terminal):
-        parent = store.get_task_run(session, at.parent_id)
+        parent = store.loaded_task_run(session, at.parent_id)
         if parent is not None and State(parent.state).is_terminal:
             return None  # its parent ended (interrupted by a sibling's failure): nothing starts under it
     attempt_record = {
@@ -188,12 +188,16 @@ def run_inline(
     reapplied = False
     verdict = Verdict.STOP if skip_runs else Verdict.OK
     with engine.transaction() as session:
-        now = store.db_now(session)
-        execution = store.lock_execution(session, execution_id)
-        if execution is None:
+        locked = store.lock_touch_execution(session, execution_id)  # the lock, a touch and the database's clock
+        if locked is None:
             return Verdict.STOP, None, False
+        execution, now = locked
+        if join and runs and not skip_runs and State(execution.state) is State.RUNNING:
+            # The join at the end reads every task run anyway: read them once now, and the claims' reads
+            # (variables, the rows they create, a task run that does not exist yet) need no query.
+            store.hold_task_runs(session, execution_id)
         for at in () if skip_runs else runs:
-            existing = store.get_task_run(session, at.task_run_id, lock=True)
+            existing = _locked_task_run(session, at)
             if existing is not None and existing.attempt == at.attempt and State(existing.state) in _ENDED_OK:
                 continue  # done by an earlier delivery of this message
             claimed = _claim_in(
@@ -216,6 +220,13 @@ def run_inline(
         parent_id = runs[0].parent_id if runs else None
         joined, plan = joins.join_in(engine, session, execution, parent_id, actor="system:join")
     return joined, plan, reapplied
+
+
+def _locked_task_run(session: Session, at: TaskRunCoordinates) -> TaskRunRow | None:
+    """The task run, locked; no query for one this transaction knows does not exist."""
+    if store.known_absent(session, at.execution_id, at.task_run_id):
+        return None  # task runs are created under the execution's lock, which this transaction holds
+    return store.get_task_run(session, at.task_run_id, lock=True)
 
 
 def _reapply(
@@ -260,7 +271,7 @@ def _iteration_value(session: Session, at: TaskRunCoordinates) -> str | None:
     """A loop child's `taskrun.value`: its iteration's value (other task runs have none, as in Kestra)."""
     if at.parent_id is None or at.iteration is None:
         return None
-    parent = store.get_task_run(session, at.parent_id)
+    parent = store.loaded_task_run(session, at.parent_id)
     values = (parent.decision or {}).get("values") if parent is not None else None
     if isinstance(values, list) and at.iteration < len(values):
         item = values[at.iteration]

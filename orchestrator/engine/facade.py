@@ -73,13 +73,22 @@ class Engine:
         self.reactions = list(reactions)
         self.kv = KeyValueStore(settings.tenant, sessions)
         self.flow_cache = FlowCache()
+        #: Read the flows' version in every transaction that ends executions (for a Flow-trigger reaction).
+        self.flows_version_at_end = False
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, celery: Celery, *, pool_size: int = 2, hooks: Sequence[EngineHooks] = ()
+        cls,
+        settings: Settings,
+        celery: Celery,
+        *,
+        pool_size: int = 2,
+        hooks: Sequence[EngineHooks] = (),
+        pre_ping: bool = True,
     ) -> Engine:
-        """An engine over its own connection pool, signing audit events with the current key."""
-        db = make_engine(settings.database_url, pool_size=pool_size)
+        """An engine over its own connection pool, signing audit events with the current key (`pre_ping`:
+        see `store.database.make_engine`)."""
+        db = make_engine(settings.database_url, pool_size=pool_size, pre_ping=pre_ping)
         return cls(settings, make_sessionmaker(db, audit_key=load_keyring(settings).current), celery, hooks=hooks)
 
     def add_reaction(self, reaction: Reaction) -> None:
@@ -91,7 +100,8 @@ class Engine:
         """One operation's transaction; what it changed reaches the reactions only once it has committed."""
         with transaction(self.sessions) as session:
             yield session
-            committed, after_commit = pending.take(session)
+            tenant = self.settings.tenant if self.flows_version_at_end else None
+            committed, after_commit = pending.take(session, flows_version_of=tenant)
         for reaction in self.reactions:
             reaction(self, committed)
         for callback in after_commit:  # e.g. delivering the events this transaction published

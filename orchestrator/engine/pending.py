@@ -1,17 +1,19 @@
 """What a transaction leaves for after its commit: ended child executions, approval outcomes, callbacks.
 
 Collaborators note these while the transaction is open; `Engine.transaction` takes them, with the
-transitions the store recorded, once it has committed, and hands them to the reactions as one
+transitions the store recorded, just before it commits, and hands them to the reactions as one
 `Committed` value. Nothing here runs before the commit, so no reaction ever sees uncommitted state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from orchestrator import store
 from orchestrator.core.states import State
 from orchestrator.engine.reactions import Committed
+from orchestrator.store import triggers as store_triggers
 from orchestrator.store.database import Session
 
 _CHILDREN = "engine.ended_children"
@@ -34,8 +36,13 @@ def after_commit(session: Session, callback: Callable[[], object]) -> None:
     session.info.setdefault(_CALLBACKS, []).append(callback)
 
 
-def take(session: Session) -> tuple[Committed, list[Callable[[], object]]]:
-    """What the transaction left: the reactions' input and the callbacks to run after them."""
+def take(session: Session, *, flows_version_of: str | None = None) -> tuple[Committed, list[Callable[[], object]]]:
+    """What the transaction left: the reactions' input and the callbacks to run after them.
+
+    Called before the commit. With `flows_version_of` (a tenant), a transaction that ended executions
+    also reads that tenant's flows version (`Committed.flows_version`): one statement here instead of a
+    transaction of its own after the commit for the Flow triggers' candidates.
+    """
     transitions, ended_flows = store.recorded_changes(session)
     committed = Committed(
         transitions=tuple(transitions),
@@ -43,4 +50,6 @@ def take(session: Session) -> tuple[Committed, list[Callable[[], object]]]:
         ended_flows=frozenset(ended_flows),
         approval_outcomes=tuple(session.info.get(_APPROVALS, ())),
     )
+    if flows_version_of is not None and committed.ended_executions():
+        committed = replace(committed, flows_version=store_triggers.flows_version(session, flows_version_of))
     return committed, list(session.info.get(_CALLBACKS, ()))

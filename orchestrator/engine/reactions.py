@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.core.states import State
 from orchestrator.engine import child_failure, operations, sla_assertions, subflows, submission
@@ -33,6 +33,9 @@ class Committed:
     ended_flows: frozenset[FlowKey]
     #: Executions an approval decided to end, with the state to end them in.
     approval_outcomes: tuple[tuple[str, State], ...]
+    #: The tenant's flows version (`store.triggers.flows_version`) as the transaction that ended executions saw
+    #: it, when the engine asks for it (`Engine.flows_version_at_end`); None otherwise.
+    flows_version: tuple[Any, ...] | None = None
 
     def ended_executions(self) -> list[str]:
         """Executions that just ended: a terminal state reached from a live one."""

@@ -99,6 +99,14 @@ def append_audit(
     return row
 
 
+def start_chain(session: Session, chain_key: str) -> None:
+    """The chain of a subject this transaction has just inserted (a new execution): it cannot have a head yet,
+    so its first append reads none. Were it to exist after all, the events' unique (chain, seq) refuses the
+    commit rather than forking the chain."""
+    if not session.in_nested_transaction():
+        session.info.setdefault("audit_heads", {}).setdefault(chain_key, (0, GENESIS_HASH))
+
+
 def write_pending_audit(session: Session) -> None:
     """Write the events this transaction appended and not yet wrote (one statement)."""
     pending: list[AuditEventRow] = session.info.pop("audit_pending", [])
@@ -108,6 +116,7 @@ def write_pending_audit(session: Session) -> None:
 
 _AUDIT_COLUMNS = [c.key for c in AuditEventRow.__table__.columns if c.key != "id"]
 _INSERT_AUDIT = insert(table_of(AuditEventRow))
+_EVENTS_PER_INSERT = 1000
 _HEAD_COLUMNS = ("chain_key", "seq", "hash", "key_id", "mac")
 _upsert_head = pg_insert(table_of(AuditHeadRow)).values({column: bindparam(column) for column in _HEAD_COLUMNS})
 # Two first appends racing both find no head: the events' unique (chain, seq) refuses the loser.
@@ -124,8 +133,11 @@ def audit_key_of(session: Session) -> AuditKey | None:
 
 
 def _write_audit(session: Session, rows: Sequence[AuditEventRow]) -> None:
-    # Statements built once (their compiled form is cached); the events go in one multi-row INSERT.
-    session.execute(_INSERT_AUDIT, [{key: getattr(row, key) for key in _AUDIT_COLUMNS} for row in rows])
+    # The events go in multi-row INSERTs (one statement for the server, not one per event), of at most
+    # _EVENTS_PER_INSERT rows so that the parameters (ten an event) stay below PostgreSQL's 65,535.
+    values = [{key: getattr(row, key) for key in _AUDIT_COLUMNS} for row in rows]
+    for start in range(0, len(values), _EVENTS_PER_INSERT):
+        session.execute(_INSERT_AUDIT.values(values[start : start + _EVENTS_PER_INSERT]))
     last = {row.chain_key: row for row in rows}
     key = audit_key_of(session)
     heads = [

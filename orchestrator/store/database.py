@@ -34,9 +34,12 @@ __all__ = [
 ]
 
 
-def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
-    """A pooled engine; `pool_pre_ping` lets processes survive a database restart."""
-    return create_engine(database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True, future=True)
+def make_engine(database_url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
+    """A pooled engine; `pre_ping` tests each connection as it leaves the pool, so that a request after a
+    database restart does not fail on a dead one. That is a round trip per transaction: a worker goes
+    without it, as it retries recording an outcome on a dead connection (workers/runtime.py), and any
+    other failed transaction leaves its task run to the sweeper; the first failure invalidates the pool."""
+    return create_engine(database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=pre_ping, future=True)
 
 
 def make_sessionmaker(engine: Engine, *, audit_key: AuditKey | None = None) -> sessionmaker[Session]:

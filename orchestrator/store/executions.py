@@ -24,6 +24,30 @@ def lock_execution(session: Session, execution_id: str) -> ExecutionRow | None:
     return row
 
 
+def lock_touch_execution(session: Session, execution_id: str) -> tuple[ExecutionRow, datetime] | None:
+    """The execution row, locked and touched, with the database's clock: one round trip where a claim made three.
+
+    `UPDATE ... SET updated_at = now() RETURNING *, now()` takes the row lock that serialises the
+    execution's changes (as `lock_execution`), marks progress (as `touch_execution`, which then does
+    nothing more in this transaction) and reads the clock claims are judged by (as `db_now`).
+    """
+    statement = (
+        update(ExecutionRow)
+        .where(ExecutionRow.id == execution_id)
+        .values(updated_at=func.now())
+        .returning(ExecutionRow, func.now())
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    found = session.execute(statement).first()
+    if found is None:
+        session.info["execution"] = None
+        return None
+    row, now = found
+    session.info["execution"] = row
+    session.info.setdefault("touched", set()).add(execution_id)
+    return row, now
+
+
 def get_execution(session: Session, execution_id: str) -> ExecutionRow | None:
     return session.get(ExecutionRow, execution_id)
 

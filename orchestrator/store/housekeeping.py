@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.core.states import State
 from orchestrator.store.tables import ExecutionRow, LogLineRow, TaskRunRow
+from orchestrator.store.task_runs import forget_held_sets
 
 _TERMINAL = [s.value for s in State if s.is_terminal]
 
@@ -83,6 +84,7 @@ def delete_log_lines_of(session: Session, execution_ids: Sequence[str]) -> int:
 def delete_executions(session: Session, execution_ids: Sequence[str]) -> None:
     """Delete these executions and their task runs."""
     session.execute(delete(TaskRunRow).where(TaskRunRow.execution_id.in_(execution_ids)))
+    forget_held_sets(session)
     session.execute(delete(ExecutionRow).where(ExecutionRow.id.in_(execution_ids)))
 
 

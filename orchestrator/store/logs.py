@@ -22,9 +22,14 @@ def error_log_lines(session: Session, execution_id: str) -> Sequence[LogLineRow]
     ).all()
 
 
+#: Lines per INSERT: one statement's parameters (about ten a line) stay far below PostgreSQL's 65,535.
+_LINES_PER_INSERT = 1000
+
+
 def insert_log_lines(session: Session, lines: Sequence[dict[str, Any]]) -> None:
-    if lines:
-        session.execute(insert(table_of(LogLineRow)), list(lines))
+    """Insert a task run's (or an execution's) lines: one multi-row INSERT, nothing returned."""
+    for start in range(0, len(lines), _LINES_PER_INSERT):
+        session.execute(insert(table_of(LogLineRow)).values(list(lines[start : start + _LINES_PER_INSERT])))
 
 
 def log_lines_of(session: Session, execution_id: str, *, task_run_id: str | None = None) -> Sequence[LogLineRow]:

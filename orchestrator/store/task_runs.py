@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.core.decision import TaskRunDecision
@@ -16,8 +16,73 @@ from orchestrator.store.tables import (
     TaskRunRow,
 )
 
+# What a transaction read or created stays referenced from `session.info` until it ends. The identity map
+# holds rows weakly: a task run created by a claim was dropped as soon as the claim returned, and read
+# again by the finish that followed. With the execution's lock held, the set of its task runs is also
+# known once read in full (`hold_task_runs`): rows are created or removed only under that lock, through
+# `create_task_run` and `forget_task_run`, which keep the held set true.
+_HELD = "task_runs_held"  #: {task run id: row} this transaction read or created
+_ALL = "task_runs_all"  #: (execution id, its task runs in `seq` order) once read in full
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_held(session: Session) -> None:
+    session.info.pop(_HELD, None)
+    session.info.pop(_ALL, None)
+
+
+def hold(session: Session, row: TaskRunRow) -> None:
+    """Keep a row this transaction created (or read) for its later reads; a full set held gains it."""
+    session.info.setdefault(_HELD, {})[row.id] = row
+    held_all = session.info.get(_ALL)
+    if held_all is not None and held_all[0] == row.execution_id and all(r.id != row.id for r in held_all[1]):
+        held_all[1].append(row)
+
+
+def forget_task_run(session: Session, task_run_id: str) -> None:
+    """A row deleted in this transaction leaves what it holds."""
+    session.info.get(_HELD, {}).pop(task_run_id, None)
+    held_all = session.info.get(_ALL)
+    if held_all is not None:
+        held_all[1][:] = [r for r in held_all[1] if r.id != task_run_id]
+
+
+def forget_held_sets(session: Session) -> None:
+    """A statement changed task runs behind the rows' backs: the next full read asks the database again."""
+    session.info.pop(_ALL, None)
+
+
+def hold_task_runs(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
+    """Every task run of an execution whose lock this transaction holds, read once: later `task_runs_of`,
+    `task_runs_for_variables` and task-run reads of this execution in the transaction need no query."""
+    held_all = session.info.get(_ALL)
+    if held_all is not None and held_all[0] == execution_id:
+        return list(held_all[1])
+    rows = list(_query_task_runs_of(session, execution_id))
+    session.info[_ALL] = (execution_id, rows)
+    held = session.info.setdefault(_HELD, {})
+    held.update((row.id, row) for row in rows)
+    return list(rows)
+
+
+def _held_all(session: Session, execution_id: str) -> list[TaskRunRow] | None:
+    held_all = session.info.get(_ALL)
+    return list(held_all[1]) if held_all is not None and held_all[0] == execution_id else None
+
+
+def known_absent(session: Session, execution_id: str, task_run_id: str) -> bool:
+    """True when this transaction holds every task run of the execution and this one is not among them."""
+    held = _held_all(session, execution_id)
+    return held is not None and all(row.id != task_run_id for row in held)
+
 
 def task_runs_of(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
+    held = _held_all(session, execution_id)
+    return held if held is not None else _query_task_runs_of(session, execution_id)
+
+
+def _query_task_runs_of(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
     return session.scalars(
         select(TaskRunRow).where(TaskRunRow.execution_id == execution_id).order_by(TaskRunRow.seq)
     ).all()
@@ -30,6 +95,9 @@ def task_runs_for_variables(session: Session, execution_id: str) -> Sequence[Tas
     A claim reads this instead of every task run: a ForEach over thousands of values would otherwise make
     each of its task runs read all its siblings (a fan-out's cost growing with its square).
     """
+    held = _held_all(session, execution_id)
+    if held is not None:  # the same filter on rows already read (JSON null is None, as SQL NULL)
+        return [r for r in held if r.outputs is not None or r.decision is not None or r.parent_id is None]
     return session.scalars(
         select(TaskRunRow)
         .where(
@@ -47,16 +115,21 @@ def task_runs_for_variables(session: Session, execution_id: str) -> Sequence[Tas
 
 def get_task_run(session: Session, task_run_id: str, *, lock: bool = False) -> TaskRunRow | None:
     query = select(TaskRunRow).where(TaskRunRow.id == task_run_id)
-    return session.scalars(query.with_for_update() if lock else query).first()
+    row = session.scalars(query.with_for_update() if lock else query).first()
+    if row is not None:
+        hold(session, row)
+    return row
 
 
 def loaded_task_run(session: Session, task_run_id: str) -> TaskRunRow | None:
-    """The task run as this session holds it (no query when this transaction has already loaded or created it)."""
-    return session.get(TaskRunRow, task_run_id)
+    """The task run as this transaction holds it (no query when it has already read or created it)."""
+    held: dict[str, TaskRunRow] = session.info.get(_HELD, {})
+    return held.get(task_run_id) or session.get(TaskRunRow, task_run_id)
 
 
 def set_decision(session: Session, task_run_id: str, decision: TaskRunDecision) -> None:
     """Replace a task run's `decision` (what its flowable parent decided: retries counted, branch chosen)."""
+    # An ORM-enabled UPDATE: the rows this session holds take the new value too (synchronize_session).
     session.execute(update(TaskRunRow).where(TaskRunRow.id == task_run_id).values(decision=decision))
 
 

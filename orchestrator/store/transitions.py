@@ -15,13 +15,14 @@ from sqlalchemy.orm.attributes import set_committed_value
 from orchestrator.core.errors import Conflict
 from orchestrator.core.states import State, check_transition
 from orchestrator.core.transition import Transition
-from orchestrator.store.audit_chain import append_audit
+from orchestrator.store.audit_chain import append_audit, start_chain
 from orchestrator.store.clock import iso, utcnow
 from orchestrator.store.tables import (
     ExecutionRow,
     TaskRunRow,
     table_of,
 )
+from orchestrator.store.task_runs import forget_task_run, hold
 
 
 @functools.lru_cache(maxsize=256)
@@ -165,6 +166,7 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
     row.seq = inserted.seq
     make_transient_to_detached(row)
     session.add(row)
+    hold(session, row)
     _note_transition(session, row, None, row.state, row.created_at, actor=actor)
     event = {"to": row.state, "task_id": row.task_id, "attempt": row.attempt, **(payload or {})}
     append_audit(
@@ -194,6 +196,7 @@ def create_execution(
     session.add(row)
     session.flush()
     session.info["execution"] = row
+    start_chain(session, row.id)  # the INSERT above succeeded: this execution's chain is new
     _note_transition(session, row, None, str(State.CREATED), at, actor=actor)
     append_audit(session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=at)
     if running:
@@ -205,6 +208,7 @@ def create_execution(
 def discard_task_run(session: Session, row: TaskRunRow, *, actor: str) -> None:
     """Remove a task run a restart will run afresh (an errors or finally phase); audited, never silent."""
     session.execute(delete(TaskRunRow).where(TaskRunRow.id == row.id))
+    forget_task_run(session, row.id)
     append_audit(
         session,
         row.execution_id,

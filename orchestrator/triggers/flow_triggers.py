@@ -45,11 +45,17 @@ logger = logging.getLogger(__name__)
 def on_commit(engine: Engine, committed: Committed) -> None:
     """The engine reaction: every execution the committed transaction ended may start flows."""
     for execution_id in committed.ended_executions():
-        on_execution_ended(engine, execution_id)
+        on_execution_ended(engine, execution_id, flows_version=committed.flows_version)
 
 
-def on_execution_ended(engine: Engine, execution_id: str) -> list[str]:
-    """Start every flow whose Flow trigger matches the ended execution; return the new executions' ids."""
+def on_execution_ended(engine: Engine, execution_id: str, *, flows_version: tuple[Any, ...] | None = None) -> list[str]:
+    """Start every flow whose Flow trigger matches the ended execution; return the new executions' ids.
+
+    `flows_version`: the flows' version as the transaction that ended the execution read it; when the
+    candidates cached for it are none, nothing can match and no transaction is opened.
+    """
+    if flows_version is not None and _known_without_candidates(engine, flows_version):
+        return []
     try:
         with read_only(engine.sessions) as session:
             candidates = _candidates(session, engine.settings.database_url, engine.settings.tenant)
@@ -102,6 +108,12 @@ def _candidates(session: Session, database_url: str, tenant: str) -> Sequence[Fl
     with _candidates_lock:
         _candidates_cache[key] = (version, rows)
     return rows
+
+
+def _known_without_candidates(engine: Engine, version: tuple[Any, ...]) -> bool:
+    with _candidates_lock:
+        cached = _candidates_cache.get((engine.settings.database_url, engine.settings.tenant))
+    return cached is not None and cached[0] == version and not cached[1]
 
 
 def _retried_attempts(runs: Sequence[Any]) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from orchestrator.triggers import flow_triggers
 def with_triggers(engine: Engine) -> Engine:
     """`engine`, reacting to ended executions by starting the flows their Flow triggers accept."""
     engine.add_reaction(flow_triggers.on_commit)
+    engine.flows_version_at_end = True  # the reaction's candidates are checked against it, with no transaction
     return engine
 
 
@@ -31,7 +32,12 @@ def build_engine(
 
 
 def engine_from_settings(
-    settings: Settings, celery: Celery, *, pool_size: int = 2, hooks: Sequence[EngineHooks] = ()
+    settings: Settings,
+    celery: Celery,
+    *,
+    pool_size: int = 2,
+    hooks: Sequence[EngineHooks] = (),
+    pre_ping: bool = True,
 ) -> Engine:
     """An engine over its own connection pool (a worker process's), with the triggers' reaction."""
-    return with_triggers(Engine.from_settings(settings, celery, pool_size=pool_size, hooks=hooks))
+    return with_triggers(Engine.from_settings(settings, celery, pool_size=pool_size, hooks=hooks, pre_ping=pre_ping))

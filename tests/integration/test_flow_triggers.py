@@ -16,6 +16,7 @@ from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.triggers import flow_triggers
 from orchestrator.triggers.wiring import with_triggers
+from tests.harness.engines import EngineFactory
 from tests.integration.scheduling import engine, executions_of
 
 __all__ = ["engine"]  # the fixture, shared with the scheduler's tests
@@ -102,3 +103,26 @@ def test_the_triggers_reaction_runs_after_the_engines_own(bare_engine: Engine) -
     with_triggers(bare_engine)
 
     assert bare_engine.reactions == [*DEFAULT_REACTIONS, flow_triggers.on_commit]
+
+
+def test_a_flow_trigger_deployed_by_another_process_is_seen_at_the_next_end(
+    engine: Engine, engine_factory: EngineFactory, database_url: str, redis_url: str
+) -> None:
+    engine.deploy_flow(UPSTREAM, actor="t")
+    first = engine.submit("tests.flowtriggers", "upstream", inputs={}, actor="t")
+    _end(engine, first.id, State.FAILED)  # this engine now knows of no Flow trigger (cached)
+    other = engine_factory(database_url, broker_url=redis_url)  # another server's engine, its own cache key aside
+
+    other.deploy_flow(DOWNSTREAM, actor="t")
+    second = engine.submit("tests.flowtriggers", "upstream", inputs={}, actor="t")
+    _end(engine, second.id, State.FAILED)
+
+    [downstream] = executions_of(engine, "downstream")
+    assert downstream.trigger is not None and downstream.trigger["variables"]["executionId"] == second.id
+
+
+def _end(engine: Engine, execution_id: str, state: State) -> None:
+    with engine.transaction() as session:
+        execution = store.lock_execution(session, execution_id)
+        assert execution is not None
+        store.record_transition(session, execution, state, actor="test")
