@@ -21,6 +21,7 @@ from orchestrator.engine import (
     approval_tasks,
     flows,
     joins,
+    local_drive,
     operations,
     outcomes,
 )
@@ -87,11 +88,11 @@ def claim(
         execution = store.lock_execution(session, at.execution_id)
         if execution is None:
             return None
-        claimed = _claim_in(engine, session, execution, at, owner, celery_task_id, requested_by, now)
+        claimed = claim_in(engine, session, execution, at, owner, celery_task_id, requested_by, now)
     return claimed
 
 
-def _claim_in(
+def claim_in(
     engine: Engine,
     session: Session,
     execution: ExecutionRow,
@@ -196,7 +197,7 @@ def run_inline(
             existing = store.get_task_run(session, at.task_run_id, lock=True)
             if existing is not None and existing.attempt == at.attempt and State(existing.state) in _ENDED_OK:
                 continue  # done by an earlier delivery of this message
-            claimed = _claim_in(
+            claimed = claim_in(
                 engine, session, execution, at, owner, celery_task_id, requested_by, now, locked_row=existing
             )
             if claimed is None:
@@ -215,6 +216,8 @@ def run_inline(
             return verdict, None, reapplied
         parent_id = runs[0].parent_id if runs else None
         joined, plan = joins.join_in(engine, session, execution, parent_id, actor="system:join")
+        if plan is not None:  # the phase the join starts: its pure control work runs here too
+            joined, plan = local_drive.drive(engine, session, execution, plan)
     return joined, plan, reapplied
 
 

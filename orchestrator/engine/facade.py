@@ -42,6 +42,7 @@ from orchestrator.engine.llm_ledger import LlmLedger
 from orchestrator.engine.reactions import DEFAULT_REACTIONS, Reaction
 from orchestrator.engine.values import (
     ClaimedTaskRun,
+    LocalRunner,
     LogRecord,
     TaskOutcome,
     TaskRunCoordinates,
@@ -65,6 +66,7 @@ class Engine:
         celery: Celery,
         hooks: Sequence[EngineHooks] = (),
         reactions: Sequence[Reaction] = DEFAULT_REACTIONS,
+        local_runner: LocalRunner | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -73,14 +75,23 @@ class Engine:
         self.reactions = list(reactions)
         self.kv = KeyValueStore(settings.tenant, sessions)
         self.flow_cache = FlowCache()
+        #: Task bodies this engine may run in its own transactions (engine/local_drive.py); None sends all.
+        self.local_runner = local_runner
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, celery: Celery, *, pool_size: int = 2, hooks: Sequence[EngineHooks] = ()
+        cls,
+        settings: Settings,
+        celery: Celery,
+        *,
+        pool_size: int = 2,
+        hooks: Sequence[EngineHooks] = (),
+        local_runner: LocalRunner | None = None,
     ) -> Engine:
         """An engine over its own connection pool, signing audit events with the current key."""
         db = make_engine(settings.database_url, pool_size=pool_size)
-        return cls(settings, make_sessionmaker(db, audit_key=load_keyring(settings).current), celery, hooks=hooks)
+        sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
+        return cls(settings, sessions, celery, hooks=hooks, local_runner=local_runner)
 
     def add_reaction(self, reaction: Reaction) -> None:
         """Run `reaction` after every committed transaction, after the reactions already registered."""

@@ -123,25 +123,42 @@ def decide(
         if logs and execution is not None:
             cap = engine.settings.max_log_line_chars
             store.insert_log_lines(session, [log_row(execution, row, record, cap) for record in logs])
-        row.decision = decision
-        if outputs is not None:
-            row.outputs = outputs
-        session.flush()
-        store.append_audit(
-            session,
-            at.execution_id,
-            actor=f"worker:{claimed.owner}",
-            action="task_run.decided",
-            subject=row.id,
-            payload={"task_id": row.task_id, "decision": decision},
-        )
-        if decision.get("pause") and execution is not None:
-            due = decision.get("due")
-            due_at = datetime.fromisoformat(due) if isinstance(due, str) else None
-            store.pause_task_run(session, execution, row, due=due_at, actor=f"worker:{claimed.owner}")
-            return None
-        snap = joins.snapshot(engine, session, at.execution_id)
-        return inside(claimed.flow, claimed.task, snap.task_runs[row.id], snap)
+        return decide_locked(engine, session, execution, row, claimed, decision, outputs, actor=f"worker:{claimed.owner}")
+
+
+def decide_locked(
+    engine: Engine,
+    session: Session,
+    execution: ExecutionRow | None,
+    row: TaskRunRow,
+    claimed: ClaimedTaskRun,
+    decision: TaskRunDecision,
+    outputs: dict[str, Any] | None,
+    *,
+    actor: str,
+) -> PlanNode | None:
+    """Record a decision in the caller's transaction (it holds the execution lock); the body's plan, or None
+    when the decision pauses the task run."""
+    at = claimed.coordinates
+    row.decision = decision
+    if outputs is not None:
+        row.outputs = outputs
+    session.flush()
+    store.append_audit(
+        session,
+        at.execution_id,
+        actor=actor,
+        action="task_run.decided",
+        subject=row.id,
+        payload={"task_id": row.task_id, "decision": decision},
+    )
+    if decision.get("pause") and execution is not None:
+        due = decision.get("due")
+        due_at = datetime.fromisoformat(due) if isinstance(due, str) else None
+        store.pause_task_run(session, execution, row, due=due_at, actor=actor)
+        return None
+    snap = joins.snapshot(engine, session, at.execution_id)
+    return inside(claimed.flow, claimed.task, snap.task_runs[row.id], snap)
 
 
 def _attempt_start(attempt: Mapping[str, Any]) -> datetime | None:
