@@ -40,7 +40,9 @@ def local_owner() -> str:
     return f"{OWNER_PREFIX}:{socket.gethostname()}:{os.getpid()}"
 
 
-def drive(engine: Engine, session: Session, execution: ExecutionRow, plan: PlanNode | None) -> tuple[Verdict, PlanNode | None]:
+def drive(
+    engine: Engine, session: Session, execution: ExecutionRow, plan: PlanNode | None
+) -> tuple[Verdict, PlanNode | None]:
     """Run what `plan` lets this transaction run; the verdict it ends with and what remains to send (None: nothing).
 
     Engines without a local runner (or with CHORUS_LOCAL_DRIVE_MAX_RUNS=0) return the plan untouched.

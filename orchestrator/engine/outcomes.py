@@ -123,7 +123,9 @@ def decide(
         if logs and execution is not None:
             cap = engine.settings.max_log_line_chars
             store.insert_log_lines(session, [log_row(execution, row, record, cap) for record in logs])
-        return decide_locked(engine, session, execution, row, claimed, decision, outputs, actor=f"worker:{claimed.owner}")
+        return decide_locked(
+            engine, session, execution, row, claimed, decision, outputs, actor=f"worker:{claimed.owner}"
+        )
 
 
 def decide_locked(
