@@ -367,9 +367,9 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
         decision = decide_claimed(claimed, engine)
         if isinstance(decision, TaskOutcome):
             return engine.finish(claimed, decision)
-        plan = engine.decide(claimed, decision.choice, decision.outputs)
+        verdict, plan = engine.decide_and_drive(claimed, decision.choice, decision.outputs)
         if plan is None:
-            return Verdict.STOP
+            return verdict  # the body ended in the decision's transaction (or the decision was not recorded)
         # The body takes this task's place: its chain continuation (the siblings after it) follows the body.
         return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
 

@@ -318,6 +318,16 @@ class Engine:
         """
         return outcomes.decide(self, claimed, decision, outputs, logs=logs)
 
+    def decide_and_drive(
+        self, claimed: ClaimedTaskRun, decision: TaskRunDecision, outputs: dict[str, Any] | None = None
+    ) -> tuple[Verdict, PlanNode | None]:
+        """`decide`, then run the body's leading pure control work in the same transaction.
+
+        Returns the verdict the flowable hands on (its body ended here) or the rest of its body to send (STOP and
+        None when the decision was not recorded: the claim was lost).
+        """
+        return outcomes.decide_and_drive(self, claimed, decision, outputs)
+
     def fetch_logs(
         self, execution_id: str, *, task_ids: Sequence[str] = (), min_level: str = "INFO"
     ) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from orchestrator.engine import (
     events,
     flows,
     joins,
+    local_drive,
     operations,
 )
 from orchestrator.engine.values import (
@@ -126,6 +127,27 @@ def decide(
         return decide_locked(
             engine, session, execution, row, claimed, decision, outputs, actor=f"worker:{claimed.owner}"
         )
+
+
+def decide_and_drive(
+    engine: Engine, claimed: ClaimedTaskRun, decision: TaskRunDecision, outputs: dict[str, Any] | None = None
+) -> tuple[Verdict, PlanNode | None]:
+    """`decide`, then run the body's leading pure control work in the same transaction (engine/local_drive.py).
+
+    Returns the verdict the flowable hands on (its body ended here) or the rest of its body to send (STOP and
+    None when the decision was not recorded: the claim was lost).
+    """
+    at = claimed.coordinates
+    with engine.transaction() as session:
+        execution = store.lock_execution(session, at.execution_id)
+        row = store.get_task_run(session, at.task_run_id, lock=True)
+        if execution is None or row is None or not still_ours(row, claimed):
+            return Verdict.STOP, None
+        actor = f"worker:{claimed.owner}"
+        body = decide_locked(engine, session, execution, row, claimed, decision, outputs, actor=actor)
+        if body is None:
+            return Verdict.STOP, None
+        return local_drive.drive(engine, session, execution, body)
 
 
 def decide_locked(

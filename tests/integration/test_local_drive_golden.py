@@ -74,6 +74,20 @@ tasks:
   - {id: nap, type: io.kestra.plugin.core.flow.Sleep, duration: PT0.1S}
   - {id: after, type: io.kestra.plugin.core.debug.Return, format: after}
 """,
+    # A worker decides the If: with local drive on, it runs the chosen branch in that decision's transaction.
+    "decided": """
+id: decided
+namespace: tests.golden
+tasks:
+  - {id: nap, type: io.kestra.plugin.core.flow.Sleep, duration: PT0.1S}
+  - id: choose
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ true }}"
+    then:
+      - {id: yes, type: io.kestra.plugin.core.log.Log, message: "yes"}
+      - {id: also, type: io.kestra.plugin.core.debug.Return, format: "also"}
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: after}
+""",
     # A worker's join starts the `errors` phase: with local drive on, the worker runs it in that join's transaction.
     "late": """
 id: late
@@ -187,6 +201,13 @@ def test_local_drive_leaves_the_task_runs_and_audit_trail_workers_leave(
     # pure flows itself, and its worker ran the `errors` phase of `late` in the transaction of the join.
     assert _claimants(sent, by_workers["logs"]) == {"a": "worker", "b": "worker", "c": "worker"}
     assert _claimants(local, by_drive["logs"]) == {"a": "local", "b": "local", "c": "local"}
+    assert _claimants(local, by_drive["decided"]) == {
+        "nap": "worker",
+        "choose": "worker",
+        "yes": "local",
+        "also": "local",
+        "after": "worker",
+    }
     assert _claimants(local, by_drive["late"]) == {
         "nap": "worker",
         "boom": "worker",
