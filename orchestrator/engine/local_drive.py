@@ -22,7 +22,7 @@ from orchestrator import store
 from orchestrator.core.plan import Chain, Fanout, Join, PlanNode, Run
 from orchestrator.core.purity import PURE_DECIDERS, is_pure
 from orchestrator.core.states import State
-from orchestrator.engine import claims, flows, joins, outcomes
+from orchestrator.engine import claims, flows, joins, outcomes, sla_assertions
 from orchestrator.engine.values import LocalRunner, TaskOutcome, TaskRunCoordinates, Verdict
 from orchestrator.store.database import Session
 from orchestrator.store.tables import ExecutionRow
@@ -49,6 +49,10 @@ def drive(
     """
     runner = engine.local_runner
     if plan is None or runner is None or engine.settings.local_drive_max_runs <= 0:
+        return Verdict.OK, plan
+    if sla_assertions.assertions(flows.flow_of_execution(engine, session, execution)):
+        # EXECUTION_ASSERTION SLAs are checked after each commit while the execution runs: an execution that
+        # ended in this transaction would never be checked (Kestra checks each change), so it travels as before.
         return Verdict.OK, plan
     return _Drive(engine, session, execution, runner).node(plan, Verdict.OK)
 

@@ -47,6 +47,15 @@ tasks:
     message: "{{ kv('missing', errorOnMissing=false) }}"
 """
 
+ASSERTED = """
+id: asserted
+namespace: tests.drive
+sla:
+  - {id: condition, type: EXECUTION_ASSERTION, behavior: CANCEL, assert: "{{ true }}"}
+tasks:
+  - {id: a, type: io.kestra.plugin.core.log.Log, message: one}
+"""
+
 
 class Crash(BaseException):
     """The process dying mid-drive (BaseException: not a task failure)."""
@@ -79,7 +88,7 @@ def _engine(engine_factory: EngineFactory, database_url: str, broker: str, **set
     # machine may take longer than CHORUS_LOCAL_DRIVE_MAX_MS's default; these tests are about what runs where.
     settings.setdefault("local_drive_max_ms", 60_000)
     engine = engine_factory(database_url, broker_url=broker, local_runner=LocalRunner(), **settings)
-    for source in (LOGS, IMPURE):
+    for source in (LOGS, IMPURE, ASSERTED):
         engine.deploy_flow(source, actor="test")
     return engine
 
@@ -176,6 +185,18 @@ def test_an_engine_without_a_runner_sends_the_whole_plan(
     engine.local_runner = None
 
     row = engine.submit("tests.drive", "logs", inputs={}, actor="test")
+
+    assert row.state == State.RUNNING
+    assert _runs(engine, row.id) == {}
+    assert _sent(idle_broker_url) == 1
+
+
+def test_a_flow_with_execution_assertions_is_sent_so_they_are_checked_while_it_runs(
+    database_url: str, idle_broker_url: str, engine_factory: EngineFactory
+) -> None:
+    engine = _engine(engine_factory, database_url, idle_broker_url)
+
+    row = engine.submit("tests.drive", "asserted", inputs={}, actor="test")
 
     assert row.state == State.RUNNING
     assert _runs(engine, row.id) == {}
