@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 
 from orchestrator.core.states import State
 from orchestrator.core.transition import Transition
-from orchestrator.engine import ClaimedTaskRun, Engine, LocalDecision, TaskOutcome
+from orchestrator.engine import ClaimedTaskRun, Engine, LocalDecision, TaskOutcome, TaskRunCoordinates
 from orchestrator.hooks import EngineHooks
 from orchestrator.store.tables import AuditEventRow, ExecutionRow, TaskRunRow
 from tests.harness.engines import EngineFactory
-from workers.attempts import LocalRunner
+from workers.attempts import LocalRunner, run_claimed
 
 LOGS = """
 id: logs
@@ -56,6 +56,16 @@ tasks:
   - {id: a, type: io.kestra.plugin.core.log.Log, message: one}
 """
 
+CAUGHT = """
+id: caught
+namespace: tests.drive
+tasks:
+  - {id: boom, type: io.kestra.plugin.core.execution.Fail, errorMessage: on purpose}
+errors:
+  - {id: first, type: io.kestra.plugin.core.log.Log, message: first}
+  - {id: second, type: io.kestra.plugin.core.log.Log, message: second}
+"""
+
 
 class Crash(BaseException):
     """The process dying mid-drive (BaseException: not a task failure)."""
@@ -88,7 +98,7 @@ def _engine(engine_factory: EngineFactory, database_url: str, broker: str, **set
     # machine may take longer than CHORUS_LOCAL_DRIVE_MAX_MS's default; these tests are about what runs where.
     settings.setdefault("local_drive_max_ms", 60_000)
     engine = engine_factory(database_url, broker_url=broker, local_runner=LocalRunner(), **settings)
-    for source in (LOGS, IMPURE, ASSERTED):
+    for source in (LOGS, IMPURE, ASSERTED, CAUGHT):
         engine.deploy_flow(source, actor="test")
     return engine
 
@@ -201,3 +211,39 @@ def test_a_flow_with_execution_assertions_is_sent_so_they_are_checked_while_it_r
     assert row.state == State.RUNNING
     assert _runs(engine, row.id) == {}
     assert _sent(idle_broker_url) == 1
+
+
+def _worker_runs_boom(engine: Engine, execution_id: str) -> tuple[str, object]:
+    """What the control worker does with the message of `boom` and the root join: run_inline, in one transaction."""
+    verdict, plan, _ = engine.run_inline(
+        execution_id,
+        [TaskRunCoordinates(execution_id, "boom", None, None, 1)],
+        join=True,
+        skip_runs=False,
+        owner="w1",
+        celery_task_id="m1",
+        requested_by=None,
+        run=lambda claimed: run_claimed(claimed, engine),
+    )
+    return verdict, plan
+
+
+def test_a_crash_while_a_workers_join_drives_its_errors_phase_rolls_the_whole_message_back(
+    database_url: str, idle_broker_url: str, engine_factory: EngineFactory
+) -> None:
+    engine = _engine(engine_factory, database_url, idle_broker_url)
+    engine.local_runner = None
+    execution_id = engine.submit("tests.drive", "caught", inputs={}, actor="test").id  # sent: nobody consumes it
+    engine.local_runner = _CrashAt(2)
+
+    with pytest.raises(Crash):
+        _worker_runs_boom(engine, execution_id)
+
+    assert _runs(engine, execution_id) == {}  # not even `boom`: the message's transaction rolled back
+    engine.local_runner = LocalRunner()
+    verdict, plan = _worker_runs_boom(engine, execution_id)  # the redelivery does the whole message
+    assert (verdict, plan) == ("stop", None)
+    assert _runs(engine, execution_id) == {"boom": "FAILED", "first": "SUCCESS", "second": "SUCCESS"}
+    with engine.sessions() as session:
+        execution = session.get(ExecutionRow, execution_id)
+        assert execution is not None and execution.state == State.FAILED
