@@ -25,6 +25,7 @@ from orchestrator.observability.task_run_log import TaskRunLog
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.triggers.wiring import build_engine
+from workers.attempts import LocalRunner
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,9 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
         keyring = load_keyring(settings)
         sessions = make_sessionmaker(db, audit_key=keyring.current)
         execution_gauges.attach(sessions)
-        engine = build_engine(settings, sessions, create_celery_app(settings), hooks=hooks)
+        # The API runs a new execution's leading pure control tasks in the submit's own transaction
+        # (engine/local_drive.py): a Log-only flow then costs one commit and no message.
+        engine = build_engine(settings, sessions, create_celery_app(settings), hooks=hooks, local_runner=LocalRunner())
         app.state.engine = engine
         app.state.audit_keys = keyring.by_id  # the audit routes check MACs with every key verify accepts
         wiring.start(app, engine)

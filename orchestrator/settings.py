@@ -102,6 +102,18 @@ class Settings(BaseSettings):
         "times stale_after_s: a queued message is slow, not lost, and sending it again would lengthen the queue.",
     )
     heartbeat_interval_s: float = Field(default=5.0, gt=0, description="How often a running task run heartbeats.")
+    local_drive_max_runs: int = Field(
+        default=64,
+        ge=0,
+        description="Most pure control task runs (Log, Return, If over them...) an operation runs in its own "
+        "transaction before sending the rest to the pools; 0 sends everything, as before local drive.",
+    )
+    local_drive_max_ms: float = Field(
+        default=100.0,
+        ge=0,
+        description="Longest a transaction keeps running pure control task runs itself (it holds the execution's "
+        "lock meanwhile); past it, the rest is sent to the pools.",
+    )
     wait_timeout_s: float = Field(default=300.0, gt=0, description="Longest blocking wait of `wait=true`.")
     visibility_timeout_s: int = Field(default=3600, ge=60, description="Redis redelivery timeout of unacked tasks.")
     worker_alive_file: Path | None = Field(

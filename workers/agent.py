@@ -399,7 +399,7 @@ class Agent:
 
     def _run_here(self, coords: TaskRunCoordinates) -> None:
         """Claim and run a tool's child task run in this process (an MCP call on the agent's open session)."""
-        from workers.runtime import run_claimed  # the runtime imports this module
+        from workers.attempts import run_claimed  # the runtime imports this module
 
         if self.journal.tool_run(coords.execution_id, coords.task_run_id) is not None:
             return  # already sent (a resumed attempt): the wait loop takes it from there

@@ -31,11 +31,12 @@ from orchestrator.hooks import EngineHooks
 from orchestrator.settings import Settings
 from orchestrator.triggers.wiring import engine_from_settings
 from workers.agent import AgentPaused, AgentTakenOver, prepare_tool_run, run_agent
+from workers.attempts import LocalRunner, decide_claimed, run_claimed
+from workers.attempts import failure as _failure
 from workers.context import TaskContext
 from workers.deadline import deadline, timeout_error
 from workers.foreachitem import start_batches
 from workers.functions import EngineFunctions
-from workers.registry import decider_for, handler_for
 from workers.subflow import start_subflow
 from workers.workdir import run_working_directory
 
@@ -66,7 +67,12 @@ class _EngineHolder:
                 # No pre-ping: a round trip per transaction saved; a dead connection after a database restart
                 # fails one transaction (an outcome's recording is retried, `_until_recorded`) and the pool.
                 self._engine = engine_from_settings(
-                    self.settings, self.app, pool_size=pool_size, hooks=self.hooks, pre_ping=False
+                    self.settings,
+                    self.app,
+                    pool_size=pool_size,
+                    hooks=self.hooks,
+                    pre_ping=False,
+                    local_runner=LocalRunner(),
                 )
             return self._engine
 
@@ -131,40 +137,6 @@ def _until_recorded(record: Callable[[], Verdict], what: str) -> Verdict:
             logger.warning("database unreachable while recording %s; retrying in %.1fs", what, pause_s)
             time.sleep(pause_s)
             pause_s = min(pause_s * 2, 5.0)
-
-
-def _failure(ctx: TaskContext, error: BaseException) -> TaskOutcome:
-    message = error.message if isinstance(error, ChorusError) else f"{type(error).__name__}: {error}"
-    ctx.log("ERROR", message)
-    # A render wraps what a function raised (a namespace denial in kv()): the cause says whether to retry.
-    cause = error if isinstance(error, TaskFailed) else error.__cause__
-    retryable = cause.retryable if isinstance(cause, TaskFailed) else True
-    return TaskOutcome(State.FAILED, logs=tuple(ctx.logs), error=ctx.redact(message), retryable=retryable)
-
-
-def _redacted(ctx: TaskContext, value: Any) -> Any:
-    """Outputs with the secrets this attempt read masked: outputs are shown by the API and kept in the
-    database (DESIGN invariant 8). A later task that needs a secret reads it with secret() itself."""
-    if isinstance(value, str):
-        return ctx.redact(value)
-    if isinstance(value, dict):
-        return {k: _redacted(ctx, v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(ctx, v) for v in value]
-    return value
-
-
-def run_claimed(claimed: ClaimedTaskRun, engine: Engine) -> TaskOutcome:
-    """Run one attempt of a runnable task: runIf, the handler, failures turned into a FAILED outcome."""
-    ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
-    try:
-        if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
-            return TaskOutcome(State.SKIPPED)
-        with deadline(claimed.task.timeout):
-            outputs = handler_for(claimed.task.type)(ctx)
-    except Exception as error:  # any failure of the task is the task's, not the worker's
-        return _failure(ctx, error)
-    return TaskOutcome(State.SUCCESS, outputs=_redacted(ctx, outputs), logs=tuple(ctx.logs))
 
 
 def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> Verdict:
@@ -399,16 +371,12 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
                     engine, claimed, _owner(self), self.request.id, lambda child, _: run_claimed(child, engine)
                 )
             return self.replace(to_canvas(app, body)) if body is not None else verdict
-        ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
-        try:
-            if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
-                return engine.finish(claimed, TaskOutcome(State.SKIPPED))
-            decision = decider_for(claimed.task.type)(ctx)
-        except Exception as error:
-            return engine.finish(claimed, _failure(ctx, error))
-        plan = engine.decide(claimed, decision.choice, decision.outputs)
+        decision = decide_claimed(claimed, engine)
+        if isinstance(decision, TaskOutcome):
+            return engine.finish(claimed, decision)
+        verdict, plan = engine.decide_and_drive(claimed, decision.choice, decision.outputs)
         if plan is None:
-            return Verdict.STOP
+            return verdict  # the body ended in the decision's transaction (or the decision was not recorded)
         # The body takes this task's place: its chain continuation (the siblings after it) follows the body.
         return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
 

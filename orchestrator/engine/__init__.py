@@ -13,7 +13,15 @@ the workers or the CLI (layers core -> store -> engine -> triggers -> api/worker
 from orchestrator.engine.facade import Engine
 from orchestrator.engine.reactions import Committed, Reaction
 from orchestrator.engine.submission import CORRELATION_LABEL
-from orchestrator.engine.values import ClaimedTaskRun, LogRecord, TaskOutcome, TaskRunCoordinates, Verdict
+from orchestrator.engine.values import (
+    ClaimedTaskRun,
+    LocalDecision,
+    LocalRunner,
+    LogRecord,
+    TaskOutcome,
+    TaskRunCoordinates,
+    Verdict,
+)
 from orchestrator.store.errors import DATABASE_UNAVAILABLE  # what a worker retries on while recording
 
 __all__ = [
@@ -22,6 +30,8 @@ __all__ = [
     "ClaimedTaskRun",
     "Committed",
     "Engine",
+    "LocalDecision",
+    "LocalRunner",
     "LogRecord",
     "Reaction",
     "TaskOutcome",

@@ -21,6 +21,7 @@ from orchestrator.engine import (
     approval_tasks,
     flows,
     joins,
+    local_drive,
     operations,
     outcomes,
 )
@@ -87,11 +88,11 @@ def claim(
         if locked is None:
             return None
         execution, now = locked
-        claimed = _claim_in(engine, session, execution, at, owner, celery_task_id, requested_by, now)
+        claimed = claim_in(engine, session, execution, at, owner, celery_task_id, requested_by, now)
     return claimed
 
 
-def _claim_in(
+def claim_in(
     engine: Engine,
     session: Session,
     execution: ExecutionRow,
@@ -200,7 +201,7 @@ def run_inline(
             existing = _locked_task_run(session, at)
             if existing is not None and existing.attempt == at.attempt and State(existing.state) in _ENDED_OK:
                 continue  # done by an earlier delivery of this message
-            claimed = _claim_in(
+            claimed = claim_in(
                 engine, session, execution, at, owner, celery_task_id, requested_by, now, locked_row=existing
             )
             if claimed is None:
@@ -219,6 +220,8 @@ def run_inline(
             return verdict, None, reapplied
         parent_id = runs[0].parent_id if runs else None
         joined, plan = joins.join_in(engine, session, execution, parent_id, actor="system:join")
+        if plan is not None:  # the phase the join starts: its pure control work runs here too
+            joined, plan = local_drive.drive(engine, session, execution, plan)
     return joined, plan, reapplied
 
 

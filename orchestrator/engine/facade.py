@@ -42,6 +42,7 @@ from orchestrator.engine.llm_ledger import LlmLedger
 from orchestrator.engine.reactions import DEFAULT_REACTIONS, Reaction
 from orchestrator.engine.values import (
     ClaimedTaskRun,
+    LocalRunner,
     LogRecord,
     TaskOutcome,
     TaskRunCoordinates,
@@ -65,6 +66,7 @@ class Engine:
         celery: Celery,
         hooks: Sequence[EngineHooks] = (),
         reactions: Sequence[Reaction] = DEFAULT_REACTIONS,
+        local_runner: LocalRunner | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -75,6 +77,8 @@ class Engine:
         self.flow_cache = FlowCache()
         #: Read the flows' version in every transaction that ends executions (for a Flow-trigger reaction).
         self.flows_version_at_end = False
+        #: Task bodies this engine may run in its own transactions (engine/local_drive.py); None sends all.
+        self.local_runner = local_runner
 
     @classmethod
     def from_settings(
@@ -85,11 +89,13 @@ class Engine:
         pool_size: int = 2,
         hooks: Sequence[EngineHooks] = (),
         pre_ping: bool = True,
+        local_runner: LocalRunner | None = None,
     ) -> Engine:
         """An engine over its own connection pool, signing audit events with the current key (`pre_ping`:
         see `store.database.make_engine`)."""
         db = make_engine(settings.database_url, pool_size=pool_size, pre_ping=pre_ping)
-        return cls(settings, make_sessionmaker(db, audit_key=load_keyring(settings).current), celery, hooks=hooks)
+        sessions = make_sessionmaker(db, audit_key=load_keyring(settings).current)
+        return cls(settings, sessions, celery, hooks=hooks, local_runner=local_runner)
 
     def add_reaction(self, reaction: Reaction) -> None:
         """Run `reaction` after every committed transaction, after the reactions already registered."""
@@ -316,6 +322,16 @@ class Engine:
         reports nothing more, so its logs would be lost otherwise).
         """
         return outcomes.decide(self, claimed, decision, outputs, logs=logs)
+
+    def decide_and_drive(
+        self, claimed: ClaimedTaskRun, decision: TaskRunDecision, outputs: dict[str, Any] | None = None
+    ) -> tuple[Verdict, PlanNode | None]:
+        """`decide`, then run the body's leading pure control work in the same transaction.
+
+        Returns the verdict the flowable hands on (its body ended here) or the rest of its body to send (STOP and
+        None when the decision was not recorded: the claim was lost).
+        """
+        return outcomes.decide_and_drive(self, claimed, decision, outputs)
 
     def fetch_logs(
         self, execution_id: str, *, task_ids: Sequence[str] = (), min_level: str = "INFO"

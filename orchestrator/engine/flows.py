@@ -28,6 +28,8 @@ class FlowCache:
 
     flows: dict[tuple[str, str, str, int], Flow] = field(default_factory=dict)
     task_types: dict[tuple[str, str, int], dict[str, str]] = field(default_factory=dict)
+    #: Whether a task may run inside a controller's transaction, by (tenant, namespace, flow, revision, task).
+    purity: dict[tuple[str, str, str, int, str], bool] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 

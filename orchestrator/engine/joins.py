@@ -30,6 +30,7 @@ from orchestrator.engine import (
     approval_tasks,
     child_failure,
     flows,
+    local_drive,
     loop_scope,
     loops,
     pending,
@@ -85,7 +86,10 @@ def join(engine: Engine, execution_id: str, parent_id: str | None, *, actor: str
         execution = store.lock_execution(session, execution_id)
         if execution is None:
             return Verdict.STOP, None
-        return join_in(engine, session, execution, parent_id, actor=actor)
+        verdict, plan = join_in(engine, session, execution, parent_id, actor=actor)
+        if plan is not None:  # the phase the join starts: its pure control work runs here too
+            verdict, plan = local_drive.drive(engine, session, execution, plan)
+        return verdict, plan
 
 
 def join_in(

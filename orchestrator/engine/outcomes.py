@@ -20,6 +20,7 @@ from orchestrator.engine import (
     events,
     flows,
     joins,
+    local_drive,
     operations,
 )
 from orchestrator.engine.values import (
@@ -123,25 +124,65 @@ def decide(
         if logs and execution is not None:
             cap = engine.settings.max_log_line_chars
             store.insert_log_lines(session, [log_row(execution, row, record, cap) for record in logs])
-        row.decision = decision
-        if outputs is not None:
-            row.outputs = outputs
-        session.flush()
-        store.append_audit(
-            session,
-            at.execution_id,
-            actor=f"worker:{claimed.owner}",
-            action="task_run.decided",
-            subject=row.id,
-            payload={"task_id": row.task_id, "decision": decision},
+        return decide_locked(
+            engine, session, execution, row, claimed, decision, outputs, actor=f"worker:{claimed.owner}"
         )
-        if decision.get("pause") and execution is not None:
-            due = decision.get("due")
-            due_at = datetime.fromisoformat(due) if isinstance(due, str) else None
-            store.pause_task_run(session, execution, row, due=due_at, actor=f"worker:{claimed.owner}")
-            return None
-        snap = joins.snapshot(engine, session, at.execution_id)
-        return inside(claimed.flow, claimed.task, snap.task_runs[row.id], snap)
+
+
+def decide_and_drive(
+    engine: Engine, claimed: ClaimedTaskRun, decision: TaskRunDecision, outputs: dict[str, Any] | None = None
+) -> tuple[Verdict, PlanNode | None]:
+    """`decide`, then run the body's leading pure control work in the same transaction (engine/local_drive.py).
+
+    Returns the verdict the flowable hands on (its body ended here) or the rest of its body to send (STOP and
+    None when the decision was not recorded: the claim was lost).
+    """
+    at = claimed.coordinates
+    with engine.transaction() as session:
+        execution = store.lock_execution(session, at.execution_id)
+        row = store.get_task_run(session, at.task_run_id, lock=True)
+        if execution is None or row is None or not still_ours(row, claimed):
+            return Verdict.STOP, None
+        actor = f"worker:{claimed.owner}"
+        body = decide_locked(engine, session, execution, row, claimed, decision, outputs, actor=actor)
+        if body is None:
+            return Verdict.STOP, None
+        return local_drive.drive(engine, session, execution, body)
+
+
+def decide_locked(
+    engine: Engine,
+    session: Session,
+    execution: ExecutionRow | None,
+    row: TaskRunRow,
+    claimed: ClaimedTaskRun,
+    decision: TaskRunDecision,
+    outputs: dict[str, Any] | None,
+    *,
+    actor: str,
+) -> PlanNode | None:
+    """Record a decision in the caller's transaction (it holds the execution lock); the body's plan, or None
+    when the decision pauses the task run."""
+    at = claimed.coordinates
+    row.decision = decision
+    if outputs is not None:
+        row.outputs = outputs
+    session.flush()
+    store.append_audit(
+        session,
+        at.execution_id,
+        actor=actor,
+        action="task_run.decided",
+        subject=row.id,
+        payload={"task_id": row.task_id, "decision": decision},
+    )
+    if decision.get("pause") and execution is not None:
+        due = decision.get("due")
+        due_at = datetime.fromisoformat(due) if isinstance(due, str) else None
+        store.pause_task_run(session, execution, row, due=due_at, actor=actor)
+        return None
+    snap = joins.snapshot(engine, session, at.execution_id)
+    return inside(claimed.flow, claimed.task, snap.task_runs[row.id], snap)
 
 
 def _attempt_start(attempt: Mapping[str, Any]) -> datetime | None:

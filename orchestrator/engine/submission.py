@@ -16,6 +16,7 @@ from orchestrator.core.flow import Flow
 from orchestrator.core.ids import new_id
 from orchestrator.core.inputs import coerce_inputs
 from orchestrator.core.plan import (
+    PlanNode,
     Snapshot,
     remaining,
 )
@@ -24,6 +25,7 @@ from orchestrator.core.states import State
 from orchestrator.engine import (
     checks,
     flows,
+    local_drive,
     operations,
 )
 from orchestrator.engine.compiler import to_canvas
@@ -60,25 +62,53 @@ def submit(
     starts it then. `require_inputs=False` lets required inputs be missing (a start with no inputs at all).
     """
     with engine.transaction() as session:
-        flow_row = flows.live_revision(engine, session, namespace, flow_id, revision)
-        flow = engine.flow_of(flow_row)
-        if flow.disabled:
-            raise Conflict(f"flow {namespace}.{flow_id} is disabled")
-        typed_inputs = coerce_inputs(flow, inputs, require=require_inputs or bool(inputs))
-        behavior, messages = checks.check_verdict(flow, typed_inputs, labels or [])
-        row = engine.create_execution(
-            session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger,
-            execution_id=execution_id, scheduled_at=scheduled_at,
+        row, plan = submit_in(
+            engine, session, namespace, flow_id, inputs=inputs, labels=labels, actor=actor, revision=revision,
+            trigger=trigger, execution_id=execution_id, scheduled_at=scheduled_at, require_inputs=require_inputs,
         )  # fmt: skip
-        if behavior == "FAIL_EXECUTION":
-            checks.fail_at_creation(session, row, "; ".join(messages), actor=actor)
-        # A new execution has no task runs yet: its first plan needs no second transaction (what
-        # `dispatch` would read back is exactly this), which saves a commit on every submit.
-        running = State(row.state) is State.RUNNING
-        plan = remaining(flow, Snapshot(row.id, {}, store.utcnow())) if running else None
     if plan is not None:
         to_canvas(engine.celery, plan).apply_async()
     return row
+
+
+def submit_in(
+    engine: Engine,
+    session: Session,
+    namespace: str,
+    flow_id: str,
+    *,
+    inputs: Mapping[str, Any],
+    labels: list[dict[str, str]] | None = None,
+    actor: str,
+    revision: int | None = None,
+    trigger: dict[str, Any] | None = None,
+    execution_id: str | None = None,
+    scheduled_at: datetime | None = None,
+    require_inputs: bool = True,
+) -> tuple[ExecutionRow, PlanNode | None]:
+    """`submit` in the caller's transaction: the execution, and the plan to send once that has committed.
+
+    The leading pure control work runs here already (engine/local_drive.py): a flow of Log tasks ends
+    in this transaction and leaves nothing to send. Several submits may share one transaction.
+    """
+    flow_row = flows.live_revision(engine, session, namespace, flow_id, revision)
+    flow = engine.flow_of(flow_row)
+    if flow.disabled:
+        raise Conflict(f"flow {namespace}.{flow_id} is disabled")
+    typed_inputs = coerce_inputs(flow, inputs, require=require_inputs or bool(inputs))
+    behavior, messages = checks.check_verdict(flow, typed_inputs, labels or [])
+    row = engine.create_execution(
+        session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger,
+        execution_id=execution_id, scheduled_at=scheduled_at,
+    )  # fmt: skip
+    if behavior == "FAIL_EXECUTION":
+        checks.fail_at_creation(session, row, "; ".join(messages), actor=actor)
+    if State(row.state) is not State.RUNNING:
+        return row, None
+    # A new execution has no task runs yet: its first plan needs no second transaction (what
+    # `dispatch` would read back is exactly this), which saves a commit on every submit.
+    plan = remaining(flow, Snapshot(row.id, {}, store.utcnow()))
+    return row, local_drive.drive(engine, session, row, plan)[1]
 
 
 def create_execution(

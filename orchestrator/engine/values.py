@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.plan import TaskRunView
 from orchestrator.core.states import State
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
+
+if TYPE_CHECKING:
+    from orchestrator.engine.facade import Engine
 
 
 class Verdict(StrEnum):
@@ -110,3 +114,28 @@ def log_row(execution: ExecutionRow, row: TaskRunRow | None, record: LogRecord, 
         "message": message,
         "at": record.at,
     }
+
+
+@dataclass(frozen=True)
+class LocalDecision:
+    """What a flowable's decider chose, for a decision taken in the operation's own transaction."""
+
+    choice: TaskRunDecision
+    outputs: dict[str, Any] | None = None
+
+
+class LocalRunner(Protocol):
+    """Task bodies an engine may run inside its own transaction (installed by a composition root).
+
+    The engine cannot import the task bodies (they live in `workers`); a process that has them gives the
+    engine this. Only pure task types reach it (see `engine/local_drive.py`), so running one has no effect
+    outside the transaction, and a rollback undoes it entirely.
+    """
+
+    def run(self, engine: Engine, claimed: ClaimedTaskRun) -> TaskOutcome:
+        """Run one attempt of an inline task (runIf, the handler, a failure made an outcome)."""
+        ...
+
+    def decide(self, engine: Engine, claimed: ClaimedTaskRun) -> TaskOutcome | LocalDecision:
+        """A flowable's decision, or the outcome that ends it without one (runIf false, a failing decider)."""
+        ...

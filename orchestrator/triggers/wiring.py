@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from celery import Celery
 
-from orchestrator.engine import Engine
+from orchestrator.engine import Engine, LocalRunner
 from orchestrator.hooks import EngineHooks
 from orchestrator.settings import Settings
 from orchestrator.store.database import Session, sessionmaker
@@ -25,10 +25,15 @@ def with_triggers(engine: Engine) -> Engine:
 
 
 def build_engine(
-    settings: Settings, sessions: sessionmaker[Session], celery: Celery, hooks: Sequence[EngineHooks] = ()
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    celery: Celery,
+    hooks: Sequence[EngineHooks] = (),
+    *,
+    local_runner: LocalRunner | None = None,
 ) -> Engine:
-    """An engine over `sessions` with the triggers' reaction."""
-    return with_triggers(Engine(settings, sessions, celery, hooks=hooks))
+    """An engine over `sessions` with the triggers' reaction (and the task bodies it may run itself)."""
+    return with_triggers(Engine(settings, sessions, celery, hooks=hooks, local_runner=local_runner))
 
 
 def engine_from_settings(
@@ -38,6 +43,10 @@ def engine_from_settings(
     pool_size: int = 2,
     hooks: Sequence[EngineHooks] = (),
     pre_ping: bool = True,
+    local_runner: LocalRunner | None = None,
 ) -> Engine:
     """An engine over its own connection pool (a worker process's), with the triggers' reaction."""
-    return with_triggers(Engine.from_settings(settings, celery, pool_size=pool_size, hooks=hooks, pre_ping=pre_ping))
+    engine = Engine.from_settings(
+        settings, celery, pool_size=pool_size, hooks=hooks, pre_ping=pre_ping, local_runner=local_runner
+    )
+    return with_triggers(engine)

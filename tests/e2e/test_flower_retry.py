@@ -20,10 +20,15 @@ from tests.harness.flower import Flower
 from tests.harness.services import psycopg_url
 
 #: Fails on its first attempt only (no retry policy): the execution ends FAILED until someone retries.
+#: The Sleep first makes the rest travel as a Celery message: a flow of pure control tasks alone runs in the
+#: submit's own transaction (engine/local_drive.py) and leaves no message for Flower to show or re-apply.
 FLAKY = """
 id: flaky
 namespace: {ns}
 tasks:
+  - id: start
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT0S
   - id: hello
     type: io.kestra.plugin.core.log.Log
     message: hello

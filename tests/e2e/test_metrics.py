@@ -11,10 +11,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import Stack
 
+#: The Sleep first makes the rest travel to the control workers: a flow of pure control tasks alone would run
+#: in the server's submit transaction (engine/local_drive.py), and its metrics would be the server's.
 OK_AND_FAILING = """
 id: metrics-{kind}
 namespace: {ns}
 tasks:
+  - id: start
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT0S
   - id: hello
     type: io.kestra.plugin.core.log.Log
     message: hello

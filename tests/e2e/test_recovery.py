@@ -145,12 +145,20 @@ def test_re_applying_a_failed_tasks_message_resumes_the_execution(
     assert any(e["actor"].startswith("operator:reapply:") for e in audit["events"])
 
 
+#: FAILS_ONCE behind a Sleep, so its Log travels as a Celery message: run in the submit's transaction
+#: (engine/local_drive.py), it would have no Celery id to redeliver.
+FAILS_ONCE_SENT = FAILS_ONCE.replace(
+    "tasks:\n", "tasks:\n  - id: start\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT0S\n", 1
+)
+
+
 def test_a_redelivered_message_of_a_failed_attempt_is_not_a_retry(
     stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, celery_app: Celery
 ) -> None:
-    deploy_flow(FAILS_ONCE)
+    deploy_flow(FAILS_ONCE_SENT)
     failed = stack.wait_for_state(stack.run(unique_namespace, "fails-once")["id"])
-    original_id = failed["taskRunList"][0]["attempts"][0].get("celeryTaskId")
+    flaky = next(t for t in failed["taskRunList"] if t["taskId"] == "flaky")
+    original_id = flaky["attempts"][0].get("celeryTaskId")
     assert original_id, "attempts expose the Celery task id an operator copies from Flower"
 
     result = celery_app.send_task(

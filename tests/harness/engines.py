@@ -14,7 +14,7 @@ import pytest
 from celery import Celery
 
 from orchestrator.celery_app import create_celery_app
-from orchestrator.engine import Engine
+from orchestrator.engine import Engine, LocalRunner
 from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.triggers.wiring import build_engine
@@ -24,17 +24,23 @@ __all__ = ["EngineFactory", "engine_factory", "open_engine"]
 
 @contextmanager
 def open_engine(
-    database_url: str, *, pool_size: int = 2, celery: Celery | None = None, **settings: object
+    database_url: str,
+    *,
+    pool_size: int = 2,
+    celery: Celery | None = None,
+    local_runner: LocalRunner | None = None,
+    **settings: object,
 ) -> Iterator[Engine]:
     """An engine on `database_url`, with `settings` (broker_url, stale_after_s, ...) over the environment's.
 
-    Its Celery app is built from the same settings unless `celery` is given (then the caller owns it).
+    Its Celery app is built from the same settings unless `celery` is given (then the caller owns it). With
+    `local_runner` it runs pure control work in its own transactions, as the API's and workers' engines do.
     """
     built = load_settings(database_url=database_url, **settings)
     db = make_engine(database_url, pool_size=pool_size)
     app = celery if celery is not None else create_celery_app(built)
     try:
-        yield build_engine(built, make_sessionmaker(db), app)
+        yield build_engine(built, make_sessionmaker(db), app, local_runner=local_runner)
     finally:
         if celery is None:
             app.close()
@@ -43,7 +49,13 @@ def open_engine(
 
 class EngineFactory(Protocol):
     def __call__(
-        self, database_url: str, *, pool_size: int = 2, celery: Celery | None = None, **settings: object
+        self,
+        database_url: str,
+        *,
+        pool_size: int = 2,
+        celery: Celery | None = None,
+        local_runner: LocalRunner | None = None,
+        **settings: object,
     ) -> Engine: ...
 
 
@@ -52,7 +64,16 @@ def engine_factory() -> Iterator[EngineFactory]:
     """`engine_factory(database_url, broker_url=..., **settings)`: an engine closed when the test ends."""
     with ExitStack() as opened:
 
-        def make(database_url: str, *, pool_size: int = 2, celery: Celery | None = None, **settings: object) -> Engine:
-            return opened.enter_context(open_engine(database_url, pool_size=pool_size, celery=celery, **settings))
+        def make(
+            database_url: str,
+            *,
+            pool_size: int = 2,
+            celery: Celery | None = None,
+            local_runner: LocalRunner | None = None,
+            **settings: object,
+        ) -> Engine:
+            return opened.enter_context(
+                open_engine(database_url, pool_size=pool_size, celery=celery, local_runner=local_runner, **settings)
+            )
 
         yield make

@@ -15,7 +15,7 @@ from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.triggers.wiring import build_engine
 from tests.integration.workers.conftest import claim
-from workers.runtime import run_claimed
+from workers.attempts import run_claimed
 
 
 def main(flow_file: str, task_id: str) -> int:

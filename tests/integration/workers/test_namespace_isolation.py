@@ -20,9 +20,9 @@ from orchestrator.engine.audit_trail import ApiAction
 from orchestrator.engine.kv import TypedValue
 from tests.harness.engines import EngineFactory
 from tests.integration.workers.conftest import claim
+from workers.attempts import run_claimed
 from workers.context import TaskContext
 from workers.functions import EngineFunctions
-from workers.runtime import run_claimed
 from workers.subflow import start_subflow
 
 DENIED = "may not use namespace 'team.b'"

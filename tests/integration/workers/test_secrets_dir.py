@@ -11,7 +11,7 @@ from orchestrator.settings import load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.triggers.wiring import build_engine
 from tests.integration.workers.conftest import claim, one_task_flow
-from workers.runtime import run_claimed
+from workers.attempts import run_claimed
 
 FLOW = one_task_flow(
     "    type: io.kestra.plugin.core.debug.Return\n"
