@@ -410,7 +410,13 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
 
     @_celery_task(app, RUN_INLINE)
     def run_inline(
-        self: Task, prev: Any = None, *, execution_id: str, runs: list[dict[str, Any]], join: bool = False
+        self: Task,
+        prev: Any = None,
+        *,
+        execution_id: str,
+        runs: list[dict[str, Any]],
+        join: bool = False,
+        independent: bool = False,
     ) -> Verdict:
         engine = _holder.get()
         coordinates = [
@@ -439,6 +445,7 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
             celery_task_id=self.request.id,
             requested_by=requested_by and str(requested_by),
             run=run,
+            independent=independent,
         )
         if plan is not None:
             return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]
