@@ -332,6 +332,7 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
     """Define the Chorus tasks on `app` (the worker's composition root calls this once); each process's
     Engine carries `hooks`."""
     _holder.settings, _holder.app, _holder.hooks = settings, app, list(hooks)
+    _holder.reset()  # an engine built for earlier settings (a process that registers twice) must not serve these
 
     @_celery_task(app, RUN_TASK_RUN)
     def run_task_run(
