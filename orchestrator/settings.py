@@ -123,9 +123,9 @@ class Settings(BaseSettings):
         "joins by message (the sweeper re-plans it from the database).",
     )
     task_sent_events: bool = Field(
-        default=False,
-        description="Emit Celery's task-sent events (one more Redis publish per message); Flower needs only the "
-        "workers' events.",
+        default=True,
+        description="Emit Celery's task-sent events (one more Redis publish per message). Flower learns a task's "
+        "queue (routing_key, where a re-apply must go) and the tasks still waiting only from them.",
     )
     worker_alive_file: Path | None = Field(
         default=None,
