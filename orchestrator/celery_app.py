@@ -16,7 +16,8 @@ from orchestrator.settings import Settings
 RUN_TASK_RUN = "chorus.run_task_run"
 ENTER_TASK_RUN = "chorus.enter_task_run"
 JOIN_TASK_RUN = "chorus.join_task_run"
-#: Consecutive inline task runs (and their parent's join) claimed, run and recorded in one transaction.
+#: Consecutive inline task runs (and their parent's join) claimed, run and recorded in one transaction; or
+#: up to CHORUS_FANOUT_CHUNK one-task branches of a fan-out, `independent` (a failure stops no sibling).
 RUN_INLINE = "chorus.run_inline"
 CONTROL_QUEUE = "control"
 #: Message header with the send time (epoch seconds): Celery's own headers carry none, and the age of the
