@@ -188,8 +188,8 @@ def run_inline(
     does not succeed stops the rest, as a chain link's `stop` verdict would. `independent` (siblings
     of a fan-out, one chunk of its branches): such a task run stops none of the others, as its own
     message would not have. `skip_runs` (the chain's previous link stopped) leaves only the join.
-    Returns the verdict (STOP when any did not succeed), the plan the join starts (a next phase), and
-    whether a failed task run was re-applied (its chain continuation is gone).
+    Returns the verdict (independent: STOP when one that ran here did not succeed), the plan the join
+    starts (a next phase), and whether a failed task run was re-applied (its chain continuation is gone).
     """
     reapplied = False
     verdict = Verdict.STOP if skip_runs else Verdict.OK
@@ -219,9 +219,9 @@ def run_inline(
                 known_runs=known,
             )
             if claimed is None:
-                verdict = Verdict.STOP
                 if independent:
-                    continue
+                    continue  # a sibling's claim elsewhere (or its end) is no verdict on the others
+                verdict = Verdict.STOP
                 break
             reapplied = reapplied or claimed.reapplied
             row = store.loaded_task_run(session, claimed.coordinates.task_run_id)

@@ -189,10 +189,32 @@ def test_a_redelivered_chunk_changes_nothing_and_runs_no_failed_child_again(clus
     assert len(chunks) == 3
 
     # The same messages again (same kwargs, same Celery ids): ended children are passed over, the failed one
-    # too (its message is no re-apply), so the chunk holding it reports `stop` as its first delivery did.
+    # too (its message is no re-apply): nothing runs, so nothing fails.
     verdicts = [app.tasks[RUN_INLINE].apply(kwargs=kwargs, task_id=celery_id).get() for kwargs, celery_id in chunks]
-    failed_in = [any(r["iteration"] == 1 for r in kwargs["runs"]) for kwargs, _ in chunks]
-    assert verdicts == ["stop" if failed else "ok" for failed in failed_in]
+    assert verdicts == ["ok", "ok", "ok"]
 
     assert (_counts(engine, execution_id), _task_runs(engine, execution_id)) == before
     assert _state(engine, execution_id) == "FAILED"
+
+
+FLAKY = FAILING.replace("id: failing", "id: flaky").replace(
+    "{{ taskrun.value == '1' }}", "{{ taskrun.value == '1' and taskrun.attemptsCount == 0 }}"
+)
+
+
+def test_a_re_applied_chunk_gives_its_failed_child_a_new_attempt_and_resumes_the_execution(cluster4: Cluster) -> None:
+    engine, app, sent = cluster4.engine, cluster4.app, cluster4.sent
+    execution_id = _run_to_end(engine, FLAKY, "flaky")
+    assert _state(engine, execution_id) == "FAILED"
+    (kwargs,) = [k for k, _ in sent.named(RUN_INLINE) if any(r["iteration"] == 1 for r in k["runs"])]
+
+    # An operator re-applies the chunk (a new Celery id, as Flower's re-apply sends it).
+    assert app.tasks[RUN_INLINE].apply(kwargs=kwargs, task_id="re-applied").get() == "ok"
+
+    wait_until(lambda: _state(engine, execution_id) == "SUCCESS", timeout_s=60, message="resumed to SUCCESS")
+    with read_only(engine.sessions) as session:
+        children = {
+            r.value: (r.state, r.attempt) for r in store.task_runs_of(session, execution_id) if r.task_id == "child"
+        }
+    assert children == {str(i): ("SUCCESS", 2 if i == 1 else 1) for i in range(10)}  # only the failed one ran again
+    assert ("after", None, "SUCCESS") in _task_runs(engine, execution_id)
