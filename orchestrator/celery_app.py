@@ -16,7 +16,8 @@ from orchestrator.settings import Settings
 RUN_TASK_RUN = "chorus.run_task_run"
 ENTER_TASK_RUN = "chorus.enter_task_run"
 JOIN_TASK_RUN = "chorus.join_task_run"
-#: Consecutive inline task runs (and their parent's join) claimed, run and recorded in one transaction.
+#: Consecutive inline task runs (and their parent's join) claimed, run and recorded in one transaction; or
+#: up to CHORUS_FANOUT_CHUNK one-task branches of a fan-out, `independent` (a failure stops no sibling).
 RUN_INLINE = "chorus.run_inline"
 CONTROL_QUEUE = "control"
 #: Message header with the send time (epoch seconds): Celery's own headers carry none, and the age of the
@@ -48,10 +49,15 @@ def create_celery_app(settings: Settings, *, main: str = "chorus") -> Celery:
         worker_prefetch_multiplier=1,
         broker_transport_options=transport_options,
         result_backend_transport_options=transport_options,
-        result_expires=7 * 24 * 3600,  # chord counters must outlive the longest fan-out
+        # Nothing in Chorus reads a result back (verdicts travel in the next message, states live in
+        # Postgres): results stay only for Flower. Chord counters (`.j`/`.t` keys) keep their own, longer
+        # lifetime: they must outlive the longest fan-out or its join never fires by message.
+        result_expires=settings.result_expires_s,
+        result_chord_expires=settings.chord_expires_s,
         result_extended=True,
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        task_send_sent_event=settings.task_sent_events,
+        chorus_fanout_chunk=settings.fanout_chunk,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         enable_utc=True,

@@ -116,6 +116,29 @@ class Settings(BaseSettings):
     )
     wait_timeout_s: float = Field(default=300.0, gt=0, description="Longest blocking wait of `wait=true`.")
     visibility_timeout_s: int = Field(default=3600, ge=60, description="Redis redelivery timeout of unacked tasks.")
+    fanout_chunk: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Inline children of one fan-out (ForEach/Parallel over Log, Return...) sent per message and "
+        "recorded per transaction; 1 sends one message per child.",
+    )
+    result_expires_s: int = Field(
+        default=6 * 3600,
+        ge=60,
+        description="How long Celery keeps a task's result in Redis (Flower shows it; nothing in Chorus reads it).",
+    )
+    chord_expires_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="How long a fan-out's chord counter lives in Redis: past it, a fan-out still running never "
+        "joins by message (the sweeper re-plans it from the database).",
+    )
+    task_sent_events: bool = Field(
+        default=True,
+        description="Emit Celery's task-sent events (one more Redis publish per message). Flower learns a task's "
+        "queue (routing_key, where a re-apply must go) and the tasks still waiting only from them.",
+    )
     worker_alive_file: Path | None = Field(
         default=None,
         description="A file the worker's consumer touches every CHORUS_WORKER_ALIVE_INTERVAL_S while it runs "

@@ -308,6 +308,7 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
     """Define the Chorus tasks on `app` (the worker's composition root calls this once); each process's
     Engine carries `hooks`."""
     _holder.settings, _holder.app, _holder.hooks = settings, app, list(hooks)
+    _holder.reset()  # an engine built for earlier settings (a process that registers twice) must not serve these
 
     @_celery_task(app, RUN_TASK_RUN)
     def run_task_run(
@@ -382,7 +383,13 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
 
     @_celery_task(app, RUN_INLINE)
     def run_inline(
-        self: Task, prev: Any = None, *, execution_id: str, runs: list[dict[str, Any]], join: bool = False
+        self: Task,
+        prev: Any = None,
+        *,
+        execution_id: str,
+        runs: list[dict[str, Any]],
+        join: bool = False,
+        independent: bool = False,
     ) -> Verdict:
         engine = _holder.get()
         coordinates = [
@@ -411,6 +418,7 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
             celery_task_id=self.request.id,
             requested_by=requested_by and str(requested_by),
             run=run,
+            independent=independent,
         )
         if plan is not None:
             return self.replace(to_canvas(app, plan))  # type: ignore[no-any-return]

@@ -4,6 +4,8 @@ Chorus's Celery messages carry only keyword coordinates (execution id, task id, 
 iteration, attempt; a `run_inline` message a list of them), and `result_extended` keeps each task's name,
 kwargs and queue in the result backend, so a re-apply sends exactly the original coordinates again, to the
 original queue. Whether that starts a new attempt is the engine's decision when a worker claims the task run.
+Results are kept CHORUS_RESULT_EXPIRES_S, and a chain link other than the last stores none (its verdict
+travels in the next message): such a message is re-applied from Flower's task page, whose events carry it.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from orchestrator.engine import (
     operations,
     outcomes,
 )
+from orchestrator.engine.sibling_runs import VariableRuns
 from orchestrator.engine.values import (
     ClaimedTaskRun,
     TaskOutcome,
@@ -103,10 +104,12 @@ def claim_in(
     now: datetime,
     *,
     locked_row: TaskRunRow | bool | None = False,
+    known_runs: VariableRuns | None = None,
 ) -> ClaimedTaskRun | None:
     """Claim in the caller's transaction, which holds the execution's lock.
 
     `locked_row`: the task run as the caller just read it with its lock (None: absent); False to read it here.
+    `known_runs`: the task runs for variables, as this transaction already read them (None: read them here).
     """
     reapplied = False
     if State(execution.state) in (State.FAILED, State.KILLED):
@@ -159,7 +162,7 @@ def claim_in(
     elif not _reclaim(engine, session, row, at, owner, attempt_record, now):
         return None
     store.touch_execution(session, at.execution_id, now)
-    runs = store.task_runs_for_variables(session, at.execution_id)
+    runs = store.task_runs_for_variables(session, at.execution_id) if known_runs is None else known_runs.current(row)
     variables = execution_variables(execution, flow, task, row, runs)
     variables["envs"], variables["globals"] = dict(engine.settings.envs), dict(engine.settings.globals_)
     return ClaimedTaskRun(at, owner, flow, task, variables, reapplied=reapplied)
@@ -176,15 +179,18 @@ def run_inline(
     celery_task_id: str | None,
     requested_by: str | None,
     run: Callable[[ClaimedTaskRun], TaskOutcome],
+    independent: bool = False,
 ) -> tuple[Verdict, PlanNode | None, bool]:
     """Claim, run and record consecutive inline task runs, then their parent's join, in one transaction.
 
     `run` is pure (TaskType.inline): nothing happens outside this transaction, so a crash anywhere
     leaves nothing behind and a redelivery starts over. Task runs already ended (a redelivery after
     commit, or a re-apply of the whole message) are passed over; the first that cannot be claimed or
-    does not succeed stops the rest, as a chain link's `stop` verdict would. `skip_runs` (the chain's
-    previous link stopped) leaves only the join. Returns the verdict, the plan the join starts (a
-    next phase), and whether a failed task run was re-applied (its chain continuation is gone).
+    does not succeed stops the rest, as a chain link's `stop` verdict would. `independent` (siblings
+    of a fan-out, one chunk of its branches): such a task run stops none of the others, as its own
+    message would not have. `skip_runs` (the chain's previous link stopped) leaves only the join.
+    Returns the verdict (independent: STOP when one that ran here did not succeed), the plan the join
+    starts (a next phase), and whether a failed task run was re-applied (its chain continuation is gone).
     """
     reapplied = False
     verdict = Verdict.STOP if skip_runs else Verdict.OK
@@ -197,24 +203,42 @@ def run_inline(
             # The join at the end reads every task run anyway: read them once now, and the claims' reads
             # (variables, the rows they create, a task run that does not exist yet) need no query.
             store.hold_task_runs(session, execution_id)
+        known: VariableRuns | None = None
         for at in () if skip_runs else runs:
             existing = _locked_task_run(session, at)
             if existing is not None and existing.attempt == at.attempt and State(existing.state) in _ENDED_OK:
                 continue  # done by an earlier delivery of this message
+            # A re-apply (of a failed execution) restarts task runs before claiming: the claim reads afresh.
+            running = State(execution.state) is State.RUNNING
+            known = (known or VariableRuns(session, execution_id)) if running else None
             claimed = claim_in(
-                engine, session, execution, at, owner, celery_task_id, requested_by, now, locked_row=existing
+                engine,
+                session,
+                execution,
+                at,
+                owner,
+                celery_task_id,
+                requested_by,
+                now,
+                locked_row=existing,
+                known_runs=known,
             )
             if claimed is None:
+                if independent:
+                    continue  # a sibling's claim elsewhere (or its end) is no verdict on the others
                 verdict = Verdict.STOP
                 break
             reapplied = reapplied or claimed.reapplied
             row = store.loaded_task_run(session, claimed.coordinates.task_run_id)
             assert row is not None  # claimed just now, in this transaction
             store.note_flow(session, flows.task_types(engine, claimed.flow))
-            verdict = outcomes.finish_locked(
+            ended = outcomes.finish_locked(
                 engine, session, execution, row, claimed.task, claimed.flow, run(claimed), actor=f"worker:{owner}"
             )
-            if verdict != Verdict.OK:
+            if known is not None:
+                known.current(row)  # its outputs are visible to the siblings claimed after it, as before
+            verdict = ended if verdict == Verdict.OK else verdict
+            if ended != Verdict.OK and not independent:
                 break
         if not join:
             return verdict, None, reapplied

@@ -260,6 +260,7 @@ class Engine:
         celery_task_id: str | None,
         requested_by: str | None,
         run: Callable[[ClaimedTaskRun], TaskOutcome],
+        independent: bool = False,
     ) -> tuple[Verdict, PlanNode | None, bool]:
         """Claim, run and record consecutive inline task runs, then their parent's join, in one transaction.
 
@@ -267,7 +268,8 @@ class Engine:
         leaves nothing behind and a redelivery starts over. Task runs already ended (a redelivery after
         commit, or a re-apply of the whole message) are passed over; the first that cannot be claimed or
         does not succeed stops the rest, as a chain link's `stop` verdict would. `skip_runs` (the chain's
-        previous link stopped) leaves only the join. Returns the verdict, the plan the join starts (a
+        previous link stopped) leaves only the join. `independent`: siblings of a fan-out, where one that
+        does not succeed stops none of the others. Returns the verdict, the plan the join starts (a
         next phase), and whether a failed task run was re-applied (its chain continuation is gone).
         """
         return claims.run_inline(
@@ -280,6 +282,7 @@ class Engine:
             celery_task_id=celery_task_id,
             requested_by=requested_by,
             run=run,
+            independent=independent,
         )
 
     def execution_location(self, execution_id: str) -> tuple[str, str] | None:

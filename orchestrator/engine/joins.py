@@ -6,10 +6,11 @@ import dataclasses
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator import internal_storage as storage
 from orchestrator import store
+from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.errors import ExpressionError, NotFound
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.plan import (
@@ -17,6 +18,7 @@ from orchestrator.core.plan import (
     PlanNode,
     Snapshot,
     StartPhase,
+    TaskRunView,
     Wait,
     child_lists,
     decide_join,
@@ -40,7 +42,6 @@ from orchestrator.engine.values import (
     LogRecord,
     Verdict,
     log_row,
-    task_run_view,
 )
 from orchestrator.engine.variables import execution_variables, flow_outputs
 from orchestrator.store.database import Session
@@ -53,8 +54,21 @@ logger = logging.getLogger(__name__)
 
 
 def snapshot(engine: Engine, session: Session, execution_id: str) -> Snapshot:
-    runs = store.task_runs_of(session, execution_id)
-    return Snapshot(execution_id, {r.id: task_run_view(r) for r in runs}, store.utcnow())
+    """The execution's task runs as the planner sees them (their states and decisions, no outputs)."""
+    views = {
+        r.id: TaskRunView(
+            id=r.id,
+            task_id=r.task_id,
+            parent_id=r.parent_id,
+            iteration=r.iteration,
+            state=State(r.state),
+            attempt=r.attempt,
+            decision=cast(TaskRunDecision, r.decision or {}),
+            retry_at=r.retry_at,
+        )
+        for r in store.task_run_states_of(session, execution_id)
+    }
+    return Snapshot(execution_id, views, store.utcnow())
 
 
 def dispatch(engine: Engine, execution_id: str, *, actor: str) -> PlanNode | None:

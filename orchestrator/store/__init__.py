@@ -61,6 +61,7 @@ from orchestrator.store.task_runs import (
     known_absent,
     loaded_task_run,
     set_decision,
+    task_run_states_of,
     task_runs_for_variables,
     task_runs_of,
 )
@@ -130,6 +131,7 @@ __all__ = [
     "save_flow_revision",
     "set_decision",
     "stale_running_executions",
+    "task_run_states_of",
     "task_runs_for_variables",
     "task_runs_of",
     "touch_execution",

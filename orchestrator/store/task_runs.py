@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, or_, select, update
+from sqlalchemy import Row, event, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.core.decision import TaskRunDecision
@@ -85,6 +85,28 @@ def task_runs_of(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
 def _query_task_runs_of(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
     return session.scalars(
         select(TaskRunRow).where(TaskRunRow.execution_id == execution_id).order_by(TaskRunRow.seq)
+    ).all()
+
+
+def task_run_states_of(session: Session, execution_id: str) -> Sequence[Row[Any]]:
+    """What the planner decides on for each task run of an execution (its `TaskRunView` fields), by `seq`.
+
+    Joins and dispatches read this instead of whole rows: a fan-out's children carry outputs, attempts
+    and state histories that no decision looks at, and a 1,000-wide ForEach would load them all per join.
+    """
+    return session.execute(
+        select(
+            TaskRunRow.id,
+            TaskRunRow.task_id,
+            TaskRunRow.parent_id,
+            TaskRunRow.iteration,
+            TaskRunRow.state,
+            TaskRunRow.attempt,
+            TaskRunRow.decision,
+            TaskRunRow.retry_at,
+        )
+        .where(TaskRunRow.execution_id == execution_id)
+        .order_by(TaskRunRow.seq)
     ).all()
 
 

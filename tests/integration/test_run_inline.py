@@ -170,3 +170,82 @@ def test_a_re_applied_message_restarts_its_failed_task_run_and_finishes_the_flow
     assert engine.task_run_attempt(runs[2].task_run_id) == 2
     assert _state(engine, execution_id) == "FAILED"
     assert State(engine.task_run_state(runs[0].task_run_id) or "") is State.SUCCESS  # passed over, not re-run
+
+
+def _run_independent(
+    engine: Engine, execution_id: str, runs: list[TaskRunCoordinates], seen: list[str], *, join: bool
+) -> str:
+    def run(claimed: ClaimedTaskRun) -> TaskOutcome:
+        seen.append(claimed.task.id)
+        return run_claimed(claimed, engine)
+
+    verdict, plan, _ = engine.run_inline(
+        execution_id,
+        runs,
+        join=join,
+        skip_runs=False,
+        owner="w1",
+        celery_task_id="chunk1",
+        requested_by=None,
+        run=run,
+        independent=True,
+    )
+    assert plan is None
+    return verdict
+
+
+def test_an_independent_message_runs_every_sibling_past_a_failure(engine: Engine) -> None:
+    execution_id, runs = _execution(engine, fail=True)
+    seen: list[str] = []
+
+    verdict = _run_independent(engine, execution_id, runs, seen, join=True)
+
+    assert verdict == "stop"
+    assert seen == ["a", "b", "c", "d"]  # d ran after c failed
+    assert engine.task_run_state(runs[2].task_run_id) == "FAILED"
+    assert engine.task_run_state(runs[3].task_run_id) == "SUCCESS"
+    assert _state(engine, execution_id) == "FAILED"
+
+
+def test_an_independent_message_redelivered_runs_nothing_again_not_even_its_failed_task_run(engine: Engine) -> None:
+    execution_id, runs = _execution(engine, fail=True)
+    first: list[str] = []
+    assert _run_independent(engine, execution_id, runs, first, join=False) == "stop"
+    assert _state(engine, execution_id) == "RUNNING"  # no join yet: other chunks may still run
+    after = _counts(engine, execution_id)
+    again: list[str] = []
+
+    assert _run_independent(engine, execution_id, runs, again, join=False) == "ok"  # nothing ran, nothing failed
+
+    assert again == []  # the FAILED one is passed over too, not re-run
+    assert _counts(engine, execution_id) == after
+    assert engine.task_run_state(runs[2].task_run_id) == "FAILED"
+
+
+OUTPUTS_FLOW = """
+id: outputs
+namespace: tests.inline
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.debug.Return
+    format: one
+  - id: second
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.first.value }} then two"
+  - id: third
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.second.value }} then three"
+"""
+
+
+def test_each_task_run_of_one_message_sees_the_outputs_of_those_before_it(engine: Engine) -> None:
+    row = engine.deploy_flow(OUTPUTS_FLOW, actor="test")
+    with transaction(engine.sessions) as session:
+        execution = engine.create_execution(session, row, engine.flow_of(row), {}, [], actor="test")
+    runs = [TaskRunCoordinates(execution.id, t, None, None, 1) for t in ("first", "second", "third")]
+
+    _run(engine, execution.id, runs)
+
+    with engine.sessions() as session:
+        third = session.get(TaskRunRow, runs[2].task_run_id)
+        assert third is not None and third.outputs == {"value": "one then two then three"}

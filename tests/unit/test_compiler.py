@@ -68,7 +68,64 @@ def test_fan_out_branches_run_inline_without_a_join_and_the_chord_body_joins_the
 
     assert isinstance(canvas, chord)
     assert [(t.task, dict(t.kwargs)) for t in canvas.tasks] == [
-        (RUN_INLINE, {"execution_id": EX, "runs": runs("x", parent="par"), "join": False}),
-        (RUN_INLINE, {"execution_id": EX, "runs": runs("y", parent="par"), "join": False}),
+        (RUN_INLINE, {"execution_id": EX, "runs": runs("x", "y", parent="par"), "join": False, "independent": True}),
     ]
     assert canvas.body.task == JOIN_TASK_RUN
+
+
+def chunked_app(chunk: int) -> Celery:
+    app = Celery(f"compiler-test-{chunk}", set_as_current=False)
+    app.conf.chorus_fanout_chunk = chunk
+    return app
+
+
+def test_a_wide_fan_out_of_inline_branches_sends_one_independent_message_per_chunk() -> None:
+    branches = tuple(Chain((inline(f"t{i}", "par"),)) for i in range(7))
+    canvas = to_canvas(chunked_app(3), Fanout(branches, Join(EX, "par")))
+
+    assert isinstance(canvas, chord)
+    assert [len(t.kwargs["runs"]) for t in canvas.tasks] == [3, 3, 1]
+    assert [t.kwargs.get("independent", False) for t in canvas.tasks] == [True, True, False]
+    assert [r["task_id"] for t in canvas.tasks for r in t.kwargs["runs"]] == [f"t{i}" for i in range(7)]
+    assert all(t.options["queue"] == "control" for t in canvas.tasks)
+
+
+def test_fan_out_branches_that_are_not_lone_inline_tasks_keep_a_message_each() -> None:
+    sequence = Chain((inline("a", "par"), inline("b", "par")))
+    flowable = Run(EX, "if", "par", None, 1, "control", enter=True)
+    canvas = to_canvas(chunked_app(50), Fanout((sequence, io("call"), flowable, inline("x", "par")), Join(EX, "par")))
+
+    assert [(t.task, t.kwargs.get("independent", False)) for t in canvas.tasks] == [
+        (RUN_INLINE, False),  # a sequence stops at its first failure: never independent
+        (RUN_TASK_RUN, False),
+        (ENTER_TASK_RUN, False),
+        (RUN_INLINE, False),
+    ]
+    assert [r["task_id"] for r in canvas.tasks[0].kwargs["runs"]] == ["a", "b"]
+
+
+def test_a_chunk_of_one_sends_one_message_per_branch_as_before() -> None:
+    canvas = to_canvas(chunked_app(1), Fanout((inline("x", "par"), inline("y", "par")), Join(EX, "par")))
+
+    assert [dict(t.kwargs) for t in canvas.tasks] == [
+        {"execution_id": EX, "runs": runs("x", parent="par"), "join": False},
+        {"execution_id": EX, "runs": runs("y", parent="par"), "join": False},
+    ]
+
+
+def test_chain_links_but_the_last_store_no_result_and_chord_members_keep_theirs() -> None:
+    canvas = to_canvas(APP, Chain((inline("a"), io("call"), Join(EX, None))))
+
+    assert [t.options.get("ignore_result", False) for t in canvas.tasks] == [True, True, False]
+    branch = Chain(
+        (
+            io(
+                "call",
+            ),
+            Join(EX, "par"),
+        )
+    )
+    fanout = to_canvas(APP, Fanout((branch, io("other")), Join(EX, "par")))
+    assert [t.options.get("ignore_result", False) for t in fanout.tasks[0].tasks] == [True, False]
+    assert fanout.tasks[1].options.get("ignore_result", False) is False
+    assert fanout.body.options.get("ignore_result", False) is False
