@@ -205,7 +205,7 @@ def run_inline(
             store.hold_task_runs(session, execution_id)
         known: VariableRuns | None = None
         for at in () if skip_runs else runs:
-            existing = _locked_task_run(session, at)
+            existing = locked_task_run(session, at)
             if existing is not None and existing.attempt == at.attempt and State(existing.state) in _ENDED_OK:
                 continue  # done by an earlier delivery of this message
             # A re-apply (of a failed execution) restarts task runs before claiming: the claim reads afresh.
@@ -245,11 +245,11 @@ def run_inline(
         parent_id = runs[0].parent_id if runs else None
         joined, plan = joins.join_in(engine, session, execution, parent_id, actor="system:join")
         if plan is not None:  # the phase the join starts: its pure control work runs here too
-            joined, plan = local_drive.drive(engine, session, execution, plan)
+            joined, plan = local_drive.drive(engine, session, execution, plan, now=now)
     return joined, plan, reapplied
 
 
-def _locked_task_run(session: Session, at: TaskRunCoordinates) -> TaskRunRow | None:
+def locked_task_run(session: Session, at: TaskRunCoordinates) -> TaskRunRow | None:
     """The task run, locked; no query for one this transaction knows does not exist."""
     if store.known_absent(session, at.execution_id, at.task_run_id):
         return None  # task runs are created under the execution's lock, which this transaction holds

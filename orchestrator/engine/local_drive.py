@@ -41,10 +41,11 @@ def local_owner() -> str:
 
 
 def drive(
-    engine: Engine, session: Session, execution: ExecutionRow, plan: PlanNode | None
+    engine: Engine, session: Session, execution: ExecutionRow, plan: PlanNode | None, *, now: datetime | None = None
 ) -> tuple[Verdict, PlanNode | None]:
     """Run what `plan` lets this transaction run; the verdict it ends with and what remains to send (None: nothing).
 
+    `now`: the transaction's clock when the caller has it (else the database's is read once, at the first claim).
     Engines without a local runner (or with CHORUS_LOCAL_DRIVE_MAX_RUNS=0) return the plan untouched.
     """
     runner = engine.local_runner
@@ -54,7 +55,7 @@ def drive(
         # EXECUTION_ASSERTION SLAs are checked after each commit while the execution runs: an execution that
         # ended in this transaction would never be checked (Kestra checks each change), so it travels as before.
         return Verdict.OK, plan
-    return _Drive(engine, session, execution, runner).node(plan, Verdict.OK)
+    return _Drive(engine, session, execution, runner, now).node(plan, Verdict.OK)
 
 
 @dataclass
@@ -63,12 +64,12 @@ class _Drive:
     session: Session
     execution: ExecutionRow
     runner: LocalRunner
+    _now: datetime | None
 
     def __post_init__(self) -> None:
         self.owner = local_owner()
         self.budget = self.engine.settings.local_drive_max_runs
         self.deadline = time.monotonic() + self.engine.settings.local_drive_max_ms / 1000
-        self._now: datetime | None = None
 
     def node(self, node: PlanNode, prev: Verdict) -> tuple[Verdict, PlanNode | None]:
         """Mirror of the canvas: a Run after a stopped link does nothing, a join always looks."""
@@ -119,7 +120,7 @@ class _Drive:
     def _run(self, node: Run) -> tuple[Verdict, PlanNode | None]:
         session, execution = self.session, self.execution
         at = TaskRunCoordinates(node.execution_id, node.task_id, node.parent_id, node.iteration, node.attempt)
-        existing = store.get_task_run(session, at.task_run_id, lock=True)
+        existing = claims.locked_task_run(session, at)
         if existing is not None and existing.attempt == at.attempt and State(existing.state) in _ENDED_OK:
             return Verdict.OK, None  # as claims.run_inline: already done
         if self._now is None:

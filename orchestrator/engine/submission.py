@@ -108,7 +108,8 @@ def submit_in(
     # A new execution has no task runs yet: its first plan needs no second transaction (what
     # `dispatch` would read back is exactly this), which saves a commit on every submit.
     plan = remaining(flow, Snapshot(row.id, {}, store.utcnow()))
-    return row, local_drive.drive(engine, session, row, plan)[1]
+    store.hold_new_execution(session, row.id)  # its task runs, for the drive's claims: none yet
+    return row, local_drive.drive(engine, session, row, plan, now=row.created_at)[1]
 
 
 def create_execution(

@@ -23,13 +23,16 @@ def error_log_lines(session: Session, execution_id: str) -> Sequence[LogLineRow]
 
 
 #: Lines per INSERT: one statement's parameters (about ten a line) stay far below PostgreSQL's 65,535.
-_LINES_PER_INSERT = 1000
+_INSERT_LINES = insert(table_of(LogLineRow))
 
 
 def insert_log_lines(session: Session, lines: Sequence[dict[str, Any]]) -> None:
-    """Insert a task run's (or an execution's) lines: one multi-row INSERT, nothing returned."""
-    for start in range(0, len(lines), _LINES_PER_INSERT):
-        session.execute(insert(table_of(LogLineRow)).values(list(lines[start : start + _LINES_PER_INSERT])))
+    """Insert a task run's (or an execution's) lines: multi-row INSERTs from one cached statement, nothing returned.
+
+    A list of parameter sets (not `.values([...])`, which compiles afresh on every call): SQLAlchemy batches
+    it into multi-row INSERTs below PostgreSQL's parameter limit (insertmanyvalues)."""
+    if lines:
+        session.execute(_INSERT_LINES, list(lines))
 
 
 def log_lines_of(session: Session, execution_id: str, *, task_run_id: str | None = None) -> Sequence[LogLineRow]:

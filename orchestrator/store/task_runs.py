@@ -66,6 +66,11 @@ def hold_task_runs(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
     return list(rows)
 
 
+def hold_new_execution(session: Session, execution_id: str) -> None:
+    """An execution this transaction has just inserted has no task runs: later reads of them need no query."""
+    session.info[_ALL] = (execution_id, [])
+
+
 def _held_all(session: Session, execution_id: str) -> list[TaskRunRow] | None:
     held_all = session.info.get(_ALL)
     return list(held_all[1]) if held_all is not None and held_all[0] == execution_id else None
