@@ -12,7 +12,7 @@ the workers or the CLI (layers core -> store -> engine -> triggers -> api/worker
 
 from orchestrator.engine.facade import Engine
 from orchestrator.engine.reactions import Committed, Reaction
-from orchestrator.engine.submission import CORRELATION_LABEL
+from orchestrator.engine.submission import CORRELATION_LABEL, SubmitRequest
 from orchestrator.engine.values import ClaimedTaskRun, LogRecord, TaskOutcome, TaskRunCoordinates, Verdict
 from orchestrator.store.errors import DATABASE_UNAVAILABLE  # what a worker retries on while recording
 
@@ -24,6 +24,7 @@ __all__ = [
     "Engine",
     "LogRecord",
     "Reaction",
+    "SubmitRequest",
     "TaskOutcome",
     "TaskRunCoordinates",
     "Verdict",
