@@ -13,6 +13,7 @@ from api import a2a, console, health, mcp_server, wiring
 from api.errors import chorus_error_handler
 from api.metrics import RequestMetrics, metrics_router
 from api.routes import actions, approvals, reviews, webhooks
+from api.submit_groups import SubmitGroups
 from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
         # (engine/local_drive.py): a Log-only flow then costs one commit and no message.
         engine = build_engine(settings, sessions, create_celery_app(settings), hooks=hooks, local_runner=LocalRunner())
         app.state.engine = engine
+        app.state.submit_groups = SubmitGroups(engine.submit_many)
         app.state.audit_keys = keyring.by_id  # the audit routes check MACs with every key verify accepts
         wiring.start(app, engine)
         loop = Sweeper(engine, process_metrics) if sweeper else None

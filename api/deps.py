@@ -18,6 +18,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request
 
 from api.login_throttle import LoginThrottle
+from api.submit_groups import SubmitGroups
 from orchestrator.engine import Engine
 from orchestrator.engine.accounts import ANONYMOUS_ADMIN, Accounts, Principal, Unauthenticated
 from orchestrator.engine.audit_trail import ApiAction
@@ -28,6 +29,10 @@ from orchestrator.store.database import Session, read_only
 
 def engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def submit_groups(request: Request) -> SubmitGroups:
+    return request.app.state.submit_groups  # type: ignore[no-any-return]
 
 
 def accounts(request: Request) -> Accounts:
@@ -165,6 +170,7 @@ def api_action(request: Request, entry: AuditNote, *, status: int = 200, outcome
 # ---- what handlers declare ----------------------------------------------------------------------
 
 EngineDep = Annotated[Engine, Depends(engine)]
+SubmitGroupsDep = Annotated[SubmitGroups, Depends(submit_groups)]  #: starts written in groups
 AccountsDep = Annotated[Accounts, Depends(accounts)]
 KvDep = Annotated[KeyValueStore, Depends(kv_store)]
 SettingsDep = Annotated[Settings, Depends(settings)]

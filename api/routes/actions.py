@@ -43,7 +43,7 @@ async def _flow_named_like(action: str, request: Request, eng: Engine, who: str)
     namespace = request.path_params["execution_id"]
     if not _on_older_path(request) or await run_in_threadpool(is_execution, eng, namespace):
         return None
-    from api.deps import authenticate
+    from api.deps import authenticate, submit_groups
     from api.routes.executions import create_execution
 
     return await create_execution(
@@ -56,6 +56,7 @@ async def _flow_named_like(action: str, request: Request, eng: Engine, who: str)
         scheduleDate=_schedule_date(request.query_params.get("scheduleDate")),
         principal=authenticate(request),
         eng=eng,
+        groups=submit_groups(request),
         who=who,
     )
 

@@ -11,7 +11,17 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.bounds import PAGE, REVISION, SIZE
-from api.deps import ActorDep, EngineDep, PrincipalDep, SessionDep, SettingsDep, TenantDep, authenticate, note
+from api.deps import (
+    ActorDep,
+    EngineDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    SubmitGroupsDep,
+    TenantDep,
+    authenticate,
+    note,
+)
 from api.errors import QueryInvalid, UnsupportedMediaType
 from api.filters import Fields, parse_labels, parse_search
 from api.forms import form_inputs, is_multipart
@@ -24,7 +34,7 @@ from orchestrator import store
 from orchestrator.core.errors import InputInvalid, NotFound
 from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
-from orchestrator.engine import Engine
+from orchestrator.engine import Engine, SubmitRequest
 from orchestrator.engine.accounts import Principal
 from orchestrator.store import search as store_search
 from orchestrator.store.database import Session, read_only
@@ -90,6 +100,7 @@ async def create_execution(
     request: Request,
     principal: PrincipalDep,
     eng: EngineDep,
+    groups: SubmitGroupsDep,
     who: ActorDep,
     labels: list[str] = Query(default=[]),
     wait: bool = False,
@@ -110,13 +121,13 @@ async def create_execution(
     # required inputs may then be missing. Any inputs sent are checked as Kestra's API checks them.
     require_inputs = bool(inputs) or is_multipart(request) or bool(await request.body())
     label_list = _labels(labels)
-    row = await run_in_threadpool(
-        lambda: eng.submit(
+    row = await groups.submit(
+        SubmitRequest(
             namespace,
             flow_id,
-            inputs=inputs,
+            inputs,
+            who,
             labels=label_list,
-            actor=who,
             revision=revision,
             execution_id=execution_id,
             scheduled_at=scheduleDate,
@@ -127,7 +138,11 @@ async def create_execution(
     if wait:
         # Until the execution ends or pauses (it waits for a person then); the answer is then as it is.
         await wait_for_execution(eng, row.id, _at_rest, request=request, stop_when_draining=True)
-    body = await run_in_threadpool(_read_execution_json, eng, row.id)
+        body = await run_in_threadpool(_read_execution_json, eng, row.id)
+    else:
+        # The row as it was committed: reading it back would cost a transaction per start, and a task
+        # run started since is what a client polls for anyway (Kestra answers the created execution).
+        body = execution_public(row, [])
     body["url"] = f"{request.base_url}ui/main/executions/{namespace}/{flow_id}/{row.id}"
     return body
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import EngineDep
+from api.deps import EngineDep, SubmitGroupsDep
 from api.waiting import wait_for_execution
 from orchestrator.core.states import State
 
@@ -47,6 +47,7 @@ async def webhook(
     key: str,
     request: Request,
     eng: EngineDep,
+    groups: SubmitGroupsDep,
 ) -> dict[str, Any] | Response:
     variables = {
         "body": _body(await request.body()),
@@ -54,11 +55,12 @@ async def webhook(
         "parameters": _multi(list(request.query_params.multi_items())),
     }
     client = request.client.host if request.client else "unknown"
-    execution, trigger = await run_in_threadpool(
-        lambda: eng.trigger_webhook(namespace, flow_id, key, variables, actor=f"trigger:webhook@{client}")
+    start, trigger = await run_in_threadpool(
+        lambda: eng.webhook_request(namespace, flow_id, key, variables, actor=f"trigger:webhook@{client}")
     )
-    if execution is None:
+    if start is None:
         return Response(status_code=204)  # Kestra's Webhook: conditions not met, no execution
+    execution = await groups.submit(start)  # written with the other starts of the moment, one commit
     if trigger.get("wait") or trigger.get("returnOutputs"):
         ended = await wait_for_execution(eng, execution.id, lambda row: State(row.state).is_terminal)
         execution = ended or execution

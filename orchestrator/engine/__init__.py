@@ -12,7 +12,7 @@ the workers or the CLI (layers core -> store -> engine -> triggers -> api/worker
 
 from orchestrator.engine.facade import Engine
 from orchestrator.engine.reactions import Committed, Reaction
-from orchestrator.engine.submission import CORRELATION_LABEL
+from orchestrator.engine.submission import CORRELATION_LABEL, SubmitRequest
 from orchestrator.engine.values import (
     ClaimedTaskRun,
     LocalDecision,
@@ -34,6 +34,7 @@ __all__ = [
     "LocalRunner",
     "LogRecord",
     "Reaction",
+    "SubmitRequest",
     "TaskOutcome",
     "TaskRunCoordinates",
     "Verdict",

@@ -40,6 +40,7 @@ from orchestrator.engine.flows import FlowCache
 from orchestrator.engine.kv import KeyValueStore
 from orchestrator.engine.llm_ledger import LlmLedger
 from orchestrator.engine.reactions import DEFAULT_REACTIONS, Reaction
+from orchestrator.engine.submission import SubmitRequest
 from orchestrator.engine.values import (
     ClaimedTaskRun,
     LocalRunner,
@@ -164,6 +165,11 @@ class Engine:
             require_inputs=require_inputs,
         )
 
+    def submit_many(self, requests: Sequence[SubmitRequest]) -> list[ExecutionRow | Exception]:
+        """Start several executions in one transaction (one commit); each request gets its own answer,
+        its own error included: a group that fails as a whole is submitted again one request at a time."""
+        return submission.submit_many(self, requests)
+
     def create_execution(
         self,
         session: Session,
@@ -213,6 +219,13 @@ class Engine:
         cannot probe which flows exist.
         """
         return submission.trigger_webhook(self, namespace, flow_id, key, variables, actor=actor)
+
+    def webhook_request(
+        self, namespace: str, flow_id: str, key: str, variables: dict[str, Any], *, actor: str
+    ) -> tuple[SubmitRequest | None, dict[str, Any]]:
+        """The start a webhook call asks for (None: its conditions refuse it) and the trigger's properties;
+        NotFound alike for an unknown flow, a disabled trigger or a wrong key."""
+        return submission.webhook_request(self, namespace, flow_id, key, variables, actor=actor)
 
     def dispatch(self, execution_id: str, *, actor: str) -> PlanNode | None:
         """Compile what remains of an execution from the database and send it (idempotent)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,22 @@ logger = logging.getLogger(__name__)
 CORRELATION_LABEL = "system.correlationId"
 
 
+@dataclass(frozen=True)
+class SubmitRequest:
+    """One start of a flow, as `submit` takes it (what the API and webhooks collect into a group)."""
+
+    namespace: str
+    flow_id: str
+    inputs: Mapping[str, Any]
+    actor: str
+    labels: list[dict[str, str]] | None = None
+    revision: int | None = None
+    trigger: dict[str, Any] | None = None
+    execution_id: str | None = None
+    scheduled_at: datetime | None = None
+    require_inputs: bool = True
+
+
 def submit(
     engine: Engine,
     namespace: str,
@@ -61,48 +78,81 @@ def submit(
     With `scheduled_at` in the future (Kestra's `scheduleDate`) it stays CREATED until the sweeper
     starts it then. `require_inputs=False` lets required inputs be missing (a start with no inputs at all).
     """
+    request = SubmitRequest(
+        namespace, flow_id, inputs, actor, labels, revision, trigger, execution_id, scheduled_at, require_inputs
+    )
     with engine.transaction() as session:
-        row, plan = submit_in(
-            engine, session, namespace, flow_id, inputs=inputs, labels=labels, actor=actor, revision=revision,
-            trigger=trigger, execution_id=execution_id, scheduled_at=scheduled_at, require_inputs=require_inputs,
-        )  # fmt: skip
+        row, plan = submit_in(engine, session, request)
     if plan is not None:
         to_canvas(engine.celery, plan).apply_async()
     return row
 
 
-def submit_in(
-    engine: Engine,
-    session: Session,
-    namespace: str,
-    flow_id: str,
-    *,
-    inputs: Mapping[str, Any],
-    labels: list[dict[str, str]] | None = None,
-    actor: str,
-    revision: int | None = None,
-    trigger: dict[str, Any] | None = None,
-    execution_id: str | None = None,
-    scheduled_at: datetime | None = None,
-    require_inputs: bool = True,
-) -> tuple[ExecutionRow, PlanNode | None]:
+def submit_many(engine: Engine, requests: Sequence[SubmitRequest]) -> list[ExecutionRow | Exception]:
+    """Start several executions in one transaction: one commit and one audit write for the whole group.
+
+    What the API and webhooks collect while a previous group is being written (group commit). Each
+    request gets its own answer: when any request of the group fails (a bad input, an unknown flow,
+    a refused write), the group's transaction is rolled back and every request is submitted alone, so a
+    bad request fails by itself and never takes its neighbours with it.
+    """
+    if len(requests) == 1:
+        return [_submit_alone(engine, requests[0])]
+    rows: list[ExecutionRow] = []
+    plans: list[PlanNode] = []
+    try:
+        with engine.transaction() as session:
+            for request in requests:
+                row, plan = submit_in(engine, session, request)
+                rows.append(row)
+                if plan is not None:
+                    plans.append(plan)
+    except Exception:  # each request gets its own answer below, its own error included
+        logger.debug("a group of %d submits failed as a whole: submitting each alone", len(requests))
+        return [_submit_alone(engine, request) for request in requests]
+    for plan in plans:
+        to_canvas(engine.celery, plan).apply_async()
+    return list(rows)
+
+
+def _submit_alone(engine: Engine, request: SubmitRequest) -> ExecutionRow | Exception:
+    try:
+        return submit(
+            engine,
+            request.namespace,
+            request.flow_id,
+            inputs=request.inputs,
+            labels=request.labels,
+            actor=request.actor,
+            revision=request.revision,
+            trigger=request.trigger,
+            execution_id=request.execution_id,
+            scheduled_at=request.scheduled_at,
+            require_inputs=request.require_inputs,
+        )
+    except Exception as error:  # handed back to the caller of this one request
+        return error
+
+
+def submit_in(engine: Engine, session: Session, request: SubmitRequest) -> tuple[ExecutionRow, PlanNode | None]:
     """`submit` in the caller's transaction: the execution, and the plan to send once that has committed.
 
     The leading pure control work runs here already (engine/local_drive.py): a flow of Log tasks ends
-    in this transaction and leaves nothing to send. Several submits may share one transaction.
+    in this transaction and leaves nothing to send. Several submits may share one transaction (`submit_many`).
     """
-    flow_row = flows.live_revision(engine, session, namespace, flow_id, revision)
+    flow_row = flows.live_revision(engine, session, request.namespace, request.flow_id, request.revision)
     flow = engine.flow_of(flow_row)
     if flow.disabled:
-        raise Conflict(f"flow {namespace}.{flow_id} is disabled")
-    typed_inputs = coerce_inputs(flow, inputs, require=require_inputs or bool(inputs))
-    behavior, messages = checks.check_verdict(flow, typed_inputs, labels or [])
+        raise Conflict(f"flow {request.namespace}.{request.flow_id} is disabled")
+    labels = request.labels or []
+    typed_inputs = coerce_inputs(flow, request.inputs, require=request.require_inputs or bool(request.inputs))
+    behavior, messages = checks.check_verdict(flow, typed_inputs, labels)
     row = engine.create_execution(
-        session, flow_row, flow, typed_inputs, labels or [], actor=actor, trigger=trigger,
-        execution_id=execution_id, scheduled_at=scheduled_at,
+        session, flow_row, flow, typed_inputs, labels, actor=request.actor, trigger=request.trigger,
+        execution_id=request.execution_id, scheduled_at=request.scheduled_at,
     )  # fmt: skip
     if behavior == "FAIL_EXECUTION":
-        checks.fail_at_creation(session, row, "; ".join(messages), actor=actor)
+        checks.fail_at_creation(session, row, "; ".join(messages), actor=request.actor)
     if State(row.state) is not State.RUNNING:
         return row, None
     # A new execution has no task runs yet: its first plan needs no second transaction (what
@@ -248,6 +298,23 @@ def trigger_webhook(
     Unknown flows, disabled triggers and wrong keys all answer the same NotFound, so a caller
     cannot probe which flows exist.
     """
+    request, properties = webhook_request(engine, namespace, flow_id, key, variables, actor=actor)
+    if request is None:
+        return None, properties
+    result = _submit_alone(engine, request)
+    if isinstance(result, Exception):
+        raise result
+    return result, properties
+
+
+def webhook_request(
+    engine: Engine, namespace: str, flow_id: str, key: str, variables: dict[str, Any], *, actor: str
+) -> tuple[SubmitRequest | None, dict[str, Any]]:
+    """The start a webhook call asks for (None when its conditions refuse it) and the trigger's properties.
+
+    NotFound for an unknown flow, a disabled trigger or a wrong key alike. The start itself is the
+    caller's: alone (`submit`) or in a group (`submit_many`).
+    """
     with read_only(engine.sessions) as session:
         row = store.latest_flow(session, engine.settings.tenant, namespace, flow_id)
     flow = engine.flow_of(row) if row is not None and not row.deleted else None
@@ -262,14 +329,14 @@ def trigger_webhook(
     ):
         return None, dict(trigger.properties)  # Kestra answers 204 and starts nothing
     inputs = trigger.properties.get("inputs") or {}
-    execution = engine.submit(
+    request = SubmitRequest(
         namespace,
         flow_id,
         inputs=inputs if isinstance(inputs, dict) else {},
         actor=actor,
         trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},
     )
-    return execution, dict(trigger.properties)
+    return request, dict(trigger.properties)
 
 
 def _webhook_matches(trigger: Any, flow: Flow | None, key: str) -> bool:
