@@ -173,7 +173,7 @@ class Engine:
     def create_execution(
         self,
         session: Session,
-        flow_row: FlowRevisionRow,
+        flow_row: FlowRevisionRow | flows.LiveRevision,
         flow: Flow,
         inputs: dict[str, Any],
         labels: list[dict[str, str]],

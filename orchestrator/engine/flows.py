@@ -110,6 +110,31 @@ def live_revision(
     return row
 
 
+@dataclass(frozen=True)
+class LiveRevision:
+    """The revision a start runs: its number (what `create_execution` records) and its parsed flow."""
+
+    revision: int
+    flow: Flow
+
+
+def live_flow(engine: Engine, session: Session, namespace: str, flow_id: str, revision: int | None) -> LiveRevision:
+    """The flow a start runs, reading only its revision number when this process has already parsed it.
+
+    Every start needs the newest revision; its source and document (kilobytes of JSON decoded per start)
+    are read only on the first start of a revision in this process, as a revision never changes.
+    """
+    tenant = engine.settings.tenant
+    found = store.latest_flow_revision(session, tenant, namespace, flow_id, revision=revision)
+    if found is None or found[1]:
+        raise NotFound("flow", f"{namespace}.{flow_id}")
+    with engine.flow_cache.lock:
+        flow = engine.flow_cache.flows.get((tenant, namespace, flow_id, found[0]))
+    if flow is None:
+        flow = engine.flow_of(live_revision(engine, session, namespace, flow_id, found[0]))
+    return LiveRevision(found[0], flow)
+
+
 def flow_of_execution(engine: Engine, session: Session, execution: ExecutionRow) -> Flow:
     # A revision never changes: once parsed, later transitions of its executions skip the query.
     key = (execution.tenant, execution.namespace, execution.flow_id, execution.flow_revision)

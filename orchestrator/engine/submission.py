@@ -140,8 +140,8 @@ def submit_in(engine: Engine, session: Session, request: SubmitRequest) -> tuple
     The leading pure control work runs here already (engine/local_drive.py): a flow of Log tasks ends
     in this transaction and leaves nothing to send. Several submits may share one transaction (`submit_many`).
     """
-    flow_row = flows.live_revision(engine, session, request.namespace, request.flow_id, request.revision)
-    flow = engine.flow_of(flow_row)
+    flow_row = flows.live_flow(engine, session, request.namespace, request.flow_id, request.revision)
+    flow = flow_row.flow
     if flow.disabled:
         raise Conflict(f"flow {request.namespace}.{request.flow_id} is disabled")
     labels = request.labels or []
@@ -165,7 +165,7 @@ def submit_in(engine: Engine, session: Session, request: SubmitRequest) -> tuple
 def create_execution(
     engine: Engine,
     session: Session,
-    flow_row: FlowRevisionRow,
+    flow_row: FlowRevisionRow | flows.LiveRevision,
     flow: Flow,
     inputs: dict[str, Any],
     labels: list[dict[str, str]],

@@ -45,6 +45,7 @@ from orchestrator.store.executions import (
 )
 from orchestrator.store.flows import (
     latest_flow,
+    latest_flow_revision,
     live_flows,
     live_flows_mentioning,
     live_flows_query,
@@ -112,6 +113,7 @@ __all__ = [
     "iso_millis",
     "known_absent",
     "latest_flow",
+    "latest_flow_revision",
     "live_flows",
     "live_flows_mentioning",
     "live_flows_query",

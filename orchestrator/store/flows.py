@@ -26,6 +26,19 @@ def latest_flow(
     return session.scalars(query.order_by(FlowRevisionRow.revision.desc()).limit(1)).first()
 
 
+def latest_flow_revision(
+    session: Session, tenant: str, namespace: str, flow_id: str, *, revision: int | None = None
+) -> tuple[int, bool] | None:
+    """(revision, deleted) of the newest revision (or of `revision`): what a start reads when it has the flow parsed."""
+    query = select(FlowRevisionRow.revision, FlowRevisionRow.deleted).where(
+        FlowRevisionRow.tenant == tenant, FlowRevisionRow.namespace == namespace, FlowRevisionRow.flow_id == flow_id
+    )
+    if revision is not None:
+        query = query.where(FlowRevisionRow.revision == revision)
+    found = session.execute(query.order_by(FlowRevisionRow.revision.desc()).limit(1)).first()
+    return (found.revision, bool(found.deleted)) if found is not None else None
+
+
 def save_flow_revision(
     session: Session, tenant: str, namespace: str, flow_id: str, source: str, document: dict[str, Any]
 ) -> FlowRevisionRow:

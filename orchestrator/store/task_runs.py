@@ -93,12 +93,16 @@ def _query_task_runs_of(session: Session, execution_id: str) -> Sequence[TaskRun
     ).all()
 
 
-def task_run_states_of(session: Session, execution_id: str) -> Sequence[Row[Any]]:
+def task_run_states_of(session: Session, execution_id: str) -> Sequence[Row[Any] | TaskRunRow]:
     """What the planner decides on for each task run of an execution (its `TaskRunView` fields), by `seq`.
 
     Joins and dispatches read this instead of whole rows: a fan-out's children carry outputs, attempts
     and state histories that no decision looks at, and a 1,000-wide ForEach would load them all per join.
+    Rows this transaction already holds in full (`hold_task_runs`; a new execution's: none) need no query.
     """
+    held = _held_all(session, execution_id)
+    if held is not None:
+        return held
     return session.execute(
         select(
             TaskRunRow.id,

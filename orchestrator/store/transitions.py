@@ -196,6 +196,7 @@ def create_execution(
     session.add(row)
     session.flush()
     session.info["execution"] = row
+    session.info.setdefault("touched", set()).add(row.id)  # inserted now: no touch needed to show progress
     start_chain(session, row.id)  # the INSERT above succeeded: this execution's chain is new
     _note_transition(session, row, None, str(State.CREATED), at, actor=actor)
     append_audit(session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=at)
