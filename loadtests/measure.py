@@ -6,6 +6,7 @@ End times come from the rows the work itself wrote (Chorus's `executions.ended_a
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
 import time
 import uuid
@@ -17,6 +18,7 @@ from datetime import datetime
 from celery import chain, chord
 
 from loadtests.flows import one_task
+from loadtests.forking import reopen_after_fork
 from loadtests.raw_app import INSERT_ROW, WRITE_ROW
 from loadtests.stack import Baseline, Stack, WorkerSpec
 
@@ -26,6 +28,8 @@ TERMINAL = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED")
 _POLL_S = 0.2
 #: Submitting threads: enough to keep the broker and the database busy from one client process.
 SUBMITTERS = 4
+#: Submitting processes (forked), each with SUBMITTERS threads.
+SUBMITTER_PROCESSES = 2
 
 
 class InvariantBroken(AssertionError):
@@ -41,12 +45,45 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank]
 
 
-def submit_all(count: int, submit: Callable[[int], object], threads: int = SUBMITTERS) -> float:
-    """Call `submit(i)` for i < count from a few threads; returns the wall time it took."""
+def submit_all(
+    count: int, submit: Callable[[int], object], threads: int = SUBMITTERS, processes: int = SUBMITTER_PROCESSES
+) -> float:
+    """Call `submit(i)` for i < count from `processes` forked processes of a few threads each; returns the wall
+    time it took.
+
+    Both sides submit alike. Several processes because a Chorus submit does the execution's leading control
+    work in its own transaction (as the API's processes do, one per core in production): from one process
+    the harness's GIL, not Chorus, would bound the rate. Forked children reopen every pooled connection.
+    """
     started = time.time()
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(submit, range(count)))
+    if processes <= 1:
+        _submit_share(submit, range(count), threads)
+        return time.time() - started
+    children = [
+        _FORK.Process(target=_submit_child, args=(submit, range(k, count, processes), threads))
+        for k in range(processes)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join()
+    failed = [c.exitcode for c in children if c.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"a submitting process failed (exit codes {failed})")
     return time.time() - started
+
+
+_FORK = multiprocessing.get_context("fork")
+
+
+def _submit_share(submit: Callable[[int], object], indexes: range, threads: int) -> None:
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(submit, indexes))
+
+
+def _submit_child(submit: Callable[[int], object], indexes: range, threads: int) -> None:
+    reopen_after_fork()
+    _submit_share(submit, indexes, threads)
 
 
 # ---- Chorus -------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from celery import Celery
 
+from loadtests.forking import reopen_after_fork
 from loadtests.raw_app import LEAN_IO_QUEUE, LEAN_QUEUE, RAW_IO_QUEUE, RAW_QUEUE, TABLE_DDL, create_raw_app
 from orchestrator.celery_app import create_celery_app
 from orchestrator.cli.embedded import free_port
@@ -30,6 +31,7 @@ from orchestrator.triggers.wiring import build_engine
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.harness import services
 from tests.harness.cluster import Cluster, start_process, stop, stop_all, worker_command
+from workers.attempts import LocalRunner
 
 #: Longer than any queue wait of a scenario (the backlog's is the longest).
 STALE_AFTER_S = 900
@@ -149,8 +151,12 @@ class Stack:
         }
         #: The harness's pool: the engine's sessions and the durable baseline's submit rows.
         self.db = make_engine(svc.database_url, pool_size=8)
-        #: The harness submits executions through the engine, as the API does (minus HTTP).
-        self.engine = build_engine(self.settings, make_sessionmaker(self.db), self.chorus_celery)
+        reopen_after_fork(self.db)  # forked submitters (measure.submit_all) open their own connections
+        #: The harness submits executions through the engine, as the API does (minus HTTP): with the API's
+        #: local runner, so the leading pure control work of an execution runs in its submit's transaction.
+        self.engine = build_engine(
+            self.settings, make_sessionmaker(self.db), self.chorus_celery, local_runner=LocalRunner()
+        )
         self._raw_api: subprocess.Popen[bytes] | None = None
         self._workers = {"chorus": _Workers(), "raw": _Workers(), "lean": _Workers()}
 
