@@ -103,7 +103,10 @@ def submit_many(engine: Engine, requests: Sequence[SubmitRequest]) -> list[Execu
     try:
         with engine.transaction() as session:
             for request in requests:
-                row, plan = submit_in(engine, session, request)
+                # A group means this process is busy (requests queued behind the last group): the executions'
+                # control work goes to the control pool's processes instead of waiting here behind its own
+                # group; a lone request (no queue) runs its control work at once (`submit`, local drive).
+                row, plan = submit_in(engine, session, request, drive=False)
                 rows.append(row)
                 if plan is not None:
                     plans.append(plan)
@@ -134,7 +137,9 @@ def _submit_alone(engine: Engine, request: SubmitRequest) -> ExecutionRow | Exce
         return error
 
 
-def submit_in(engine: Engine, session: Session, request: SubmitRequest) -> tuple[ExecutionRow, PlanNode | None]:
+def submit_in(
+    engine: Engine, session: Session, request: SubmitRequest, *, drive: bool = True
+) -> tuple[ExecutionRow, PlanNode | None]:
     """`submit` in the caller's transaction: the execution, and the plan to send once that has committed.
 
     The leading pure control work runs here already (engine/local_drive.py): a flow of Log tasks ends
@@ -158,6 +163,8 @@ def submit_in(engine: Engine, session: Session, request: SubmitRequest) -> tuple
     # A new execution has no task runs yet: its first plan needs no second transaction (what
     # `dispatch` would read back is exactly this), which saves a commit on every submit.
     plan = remaining(flow, Snapshot(row.id, {}, store.utcnow()))
+    if not drive:
+        return row, plan
     store.hold_new_execution(session, row.id)  # its task runs, for the drive's claims: none yet
     return row, local_drive.drive(engine, session, row, plan, now=row.created_at)[1]
 

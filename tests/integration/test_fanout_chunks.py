@@ -90,10 +90,14 @@ class Cluster:
 
 
 def _cluster(database_url: str, broker_url: str, engine_factory: EngineFactory, chunk: int) -> Iterator[Cluster]:
-    settings = load_settings(database_url=database_url, broker_url=broker_url, fanout_chunk=chunk)
+    # No local drive: these tests count what travels, so every child of the ForEach must travel (with it, the
+    # worker's decision would run the first children in its own transaction; test_local_drive covers that).
+    settings = load_settings(
+        database_url=database_url, broker_url=broker_url, fanout_chunk=chunk, local_drive_max_runs=0
+    )
     app = create_celery_app(settings, main=f"fanout-{chunk}")
     register_tasks(app, settings)
-    engine = engine_factory(database_url, celery=app, broker_url=broker_url, fanout_chunk=chunk)
+    engine = engine_factory(database_url, celery=app, broker_url=broker_url, fanout_chunk=chunk, local_drive_max_runs=0)
     sent = Sent()
     before_task_publish.connect(sent.record, weak=False)
     try:

@@ -25,8 +25,8 @@ E = "/api/v1/main/executions"
 
 @pytest.fixture
 def client(make_client: AppFactory) -> Iterator[TestClient]:
-    """No worker here: an execution never ends, so only draining can end a wait."""
-    client = make_client(wait_timeout_s=60)
+    """No worker and no local drive here: an execution never ends, so only draining can end a wait."""
+    client = make_client(wait_timeout_s=60, local_drive_max_runs=0)
     yaml = {"Content-Type": "application/x-yaml"}
     response = client.post("/api/v1/main/flows", content=flow_source("a"), headers=yaml)
     assert response.status_code == 200, response.text
@@ -73,7 +73,9 @@ def test_wait_stops_polling_when_the_client_leaves(
         polls.append(time.monotonic())
         return real_get(session, execution_id)
 
-    settings = load_settings(database_url=database_url, broker_url=api_redis_url, wait_timeout_s=60)
+    settings = load_settings(
+        database_url=database_url, broker_url=api_redis_url, wait_timeout_s=60, local_drive_max_runs=0
+    )
     # A real server: only a real connection tells the app that its client has gone.
     server = uvicorn.Server(uvicorn.Config(create_app(settings, sweeper=False), port=free_port(), log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)

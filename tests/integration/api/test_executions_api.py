@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.api.conftest import flow_source
+from tests.integration.api.conftest import AppFactory, flow_source
 
 E = "/api/v1/main/executions"
 
@@ -19,6 +20,13 @@ def setup_runs(client: TestClient) -> list[str]:
         assert response.status_code == 200, response.text
         ids.append(response.json()["id"])
     return ids
+
+
+@pytest.fixture
+def client(make_client: AppFactory) -> TestClient:
+    """Executions stay where the API leaves them: no worker, and no local drive (a Log flow would end in its
+    submit's transaction), so searches by state see them RUNNING."""
+    return make_client(local_drive_max_runs=0)
 
 
 def found(client: TestClient, path: str = f"{E}/search", **params: object) -> list[str]:
