@@ -31,14 +31,14 @@ from workers.runtime import run_claimed
 #: operations get cheaper (the lead merges the cuts of several branches here); never raise one without
 #: saying why in the commit. A second commit in an operation is the worker's wrong-pool check before a claim
 #: (its own short transaction). An end reads no flows version while the flows listener is healthy (perf-notify,
-#: on integ fd8625c: run_inline one 11 -> 10, five 23 -> 22, join 7 -> 6 statements, one commit each).
+#: on integ 96b1931: run_inline one 10 -> 9, five 22 -> 21, join 7 -> 6 statements, one commit each).
 BUDGET: dict[str, dict[str, int]] = {
     # engine.submit of a one-task Log flow: create the execution RUNNING, plan it, send its message.
     "submit": {"statements": 5, "commits": 1, "checkouts": 1, "messages": 1},
     # The worker's run_inline of that execution's message: claim, run, record the Log, end the execution.
-    "run_inline_one_task": {"statements": 10, "commits": 1, "checkouts": 1, "messages": 0},
+    "run_inline_one_task": {"statements": 9, "commits": 1, "checkouts": 1, "messages": 0},
     # The same for a five-task Log flow: five inline task runs and the end in one transaction.
-    "run_inline_five_tasks": {"statements": 22, "commits": 1, "checkouts": 1, "messages": 0},
+    "run_inline_five_tasks": {"statements": 21, "commits": 1, "checkouts": 1, "messages": 0},
     # run_task_run of a task on another pool (here the io pool), up to the handler: the wrong-pool check, the claim.
     "claim": {"statements": 10, "commits": 2, "checkouts": 2, "messages": 0},
     # Recording that task run's outcome (engine.finish) after the handler ran.
