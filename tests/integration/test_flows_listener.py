@@ -101,6 +101,25 @@ def test_a_flow_trigger_deployed_by_another_engine_is_heard_and_seen_at_the_next
     assert len(_started_by(engine, upstream_id)) == 1
 
 
+def test_a_flow_deleted_by_another_engine_is_heard_and_no_longer_started(
+    engine: Engine, engine_factory: EngineFactory, database_url: str, redis_url: str
+) -> None:
+    engine.deploy_flow(UPSTREAM, actor="t")
+    engine.deploy_flow(DOWNSTREAM, actor="t")
+    listener = _listener(engine)
+    assert listener.wait_healthy(timeout_s=10)
+    started_id, _ = _end_upstream(engine)
+    assert len(_started_by(engine, started_id)) == 1  # the Flow trigger cached as a candidate
+    before = listener.token()
+
+    engine_factory(database_url, broker_url=redis_url).delete_flow("tests.flowtriggers", "downstream", actor="t")
+    wait_until(lambda: listener.token() != before, timeout_s=5, message="the delete's NOTIFY heard")
+    upstream_id, count = _end_upstream(engine)
+
+    assert _version_reads(count) == 0
+    assert _started_by(engine, upstream_id) == []
+
+
 def test_a_rolled_back_flow_change_notifies_nobody(engine: Engine) -> None:
     listener = _listener(engine)
     assert listener.wait_healthy(timeout_s=10)
