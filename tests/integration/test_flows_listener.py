@@ -215,3 +215,17 @@ def test_closing_the_engine_stops_its_listener_thread_and_connection(
             return session.execute(query, {"pid": backend_pid}).scalar() == 0
 
     wait_until(backend_gone, timeout_s=5, message="the LISTEN connection closed")
+
+
+def test_a_forked_process_does_not_trust_its_parents_listener(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    listener = _listener(engine)
+    assert listener.wait_healthy(timeout_s=10)
+    parents_pid, parents_stop = listener.backend_pid, listener._stop
+    # As in a child after fork: another pid, and the parent's thread (stopped here by hand) not its own.
+    monkeypatch.setattr("orchestrator.triggers.flows_listener.os.getpid", lambda: -1)
+    try:
+        assert listener.token() is None  # its health was the parent's: read the version until its own LISTEN
+        assert listener.wait_healthy(timeout_s=10)
+        assert listener.backend_pid not in (None, parents_pid)
+    finally:
+        parents_stop.set()
