@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
             if loop:
                 loop.stop()
             queue_depth.close()
+            engine.close()
             db.dispose()
 
     app = FastAPI(title="Chorus", version=_version(), lifespan=lifespan)

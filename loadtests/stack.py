@@ -242,4 +242,5 @@ class Stack:
         self.cluster.close()
         if self._raw_api is not None:
             stop(self._raw_api)
+        self.engine.close()
         self.db.dispose()

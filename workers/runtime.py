@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
 from orchestrator.core.durations import format_duration, parse_duration
@@ -79,6 +79,13 @@ class _EngineHolder:
     def reset(self) -> None:
         self._engine = None
 
+    def close(self) -> None:
+        """Stop what the engine started (its flows listener), if this process built one."""
+        with self._lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
+
 
 _holder = _EngineHolder()
 
@@ -92,7 +99,12 @@ def _after_fork(**_: Any) -> None:
     _holder.reset()
 
 
+def _process_shutdown(**_: Any) -> None:
+    _holder.close()
+
+
 worker_process_init.connect(_after_fork)
+worker_process_shutdown.connect(_process_shutdown)
 
 
 def _owner(task: Task) -> str:

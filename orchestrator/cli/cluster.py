@@ -74,6 +74,7 @@ def chorus_scheduler(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             realtime_stop.set()
             realtime_thread.join(timeout=10)
+            engine.close()
     finally:
         if server is not None:
             server.shutdown()

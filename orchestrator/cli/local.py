@@ -224,6 +224,7 @@ def _start_scheduler(settings: Settings) -> Callable[[], None]:
         realtime_stop.set()
         thread.join(timeout=5)
         realtime_thread.join(timeout=5)
+        engine.close()
         db.dispose()
 
     return shutdown

@@ -76,8 +76,11 @@ class Engine:
         self.reactions = list(reactions)
         self.kv = KeyValueStore(settings.tenant, sessions)
         self.flow_cache = FlowCache()
-        #: Read the flows' version in every transaction that ends executions (for a Flow-trigger reaction).
-        self.flows_version_at_end = False
+        #: How a transaction that ends executions reads the flows' version for a Flow-trigger reaction
+        #: (`Committed.flows_version`); None reads nothing. The triggers package sets it (triggers/wiring.py).
+        self.flows_version: Callable[[Session], tuple[Any, ...]] | None = None
+        #: Called once by `close`, last registered first (e.g. the flows listener's thread and connection).
+        self._closers: list[Callable[[], object]] = []
         #: Task bodies this engine may run in its own transactions (engine/local_drive.py); None sends all.
         self.local_runner = local_runner
 
@@ -102,13 +105,21 @@ class Engine:
         """Run `reaction` after every committed transaction, after the reactions already registered."""
         self.reactions.append(reaction)
 
+    def on_close(self, closer: Callable[[], object]) -> None:
+        """Call `closer` when the engine closes (before its owner disposes of its connection pool)."""
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        """Stop what the engine's wiring started (threads, their connections); the pool stays its owner's."""
+        while self._closers:
+            self._closers.pop()()
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One operation's transaction; what it changed reaches the reactions only once it has committed."""
         with transaction(self.sessions) as session:
             yield session
-            tenant = self.settings.tenant if self.flows_version_at_end else None
-            committed, after_commit = pending.take(session, flows_version_of=tenant)
+            committed, after_commit = pending.take(session, flows_version=self.flows_version)
         for reaction in self.reactions:
             reaction(self, committed)
         for callback in after_commit:  # e.g. delivering the events this transaction published

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from orchestrator import store
 from orchestrator.core.states import State
 from orchestrator.engine.reactions import Committed
-from orchestrator.store import triggers as store_triggers
 from orchestrator.store.database import Session
 
 _CHILDREN = "engine.ended_children"
@@ -36,12 +36,14 @@ def after_commit(session: Session, callback: Callable[[], object]) -> None:
     session.info.setdefault(_CALLBACKS, []).append(callback)
 
 
-def take(session: Session, *, flows_version_of: str | None = None) -> tuple[Committed, list[Callable[[], object]]]:
+def take(
+    session: Session, *, flows_version: Callable[[Session], tuple[Any, ...]] | None = None
+) -> tuple[Committed, list[Callable[[], object]]]:
     """What the transaction left: the reactions' input and the callbacks to run after them.
 
-    Called before the commit. With `flows_version_of` (a tenant), a transaction that ended executions
-    also reads that tenant's flows version (`Committed.flows_version`): one statement here instead of a
-    transaction of its own after the commit for the Flow triggers' candidates.
+    Called before the commit. With `flows_version` (the engine's, set by the triggers package), a transaction
+    that ended executions also reads the flows' version (`Committed.flows_version`): at most one statement
+    here (none while a flows listener is healthy) instead of a transaction of its own after the commit.
     """
     transitions, ended_flows = store.recorded_changes(session)
     committed = Committed(
@@ -50,6 +52,6 @@ def take(session: Session, *, flows_version_of: str | None = None) -> tuple[Comm
         ended_flows=frozenset(ended_flows),
         approval_outcomes=tuple(session.info.get(_APPROVALS, ())),
     )
-    if flows_version_of is not None and committed.ended_executions():
-        committed = replace(committed, flows_version=store_triggers.flows_version(session, flows_version_of))
+    if flows_version is not None and committed.ended_executions():
+        committed = replace(committed, flows_version=flows_version(session))
     return committed, list(session.info.get(_CALLBACKS, ()))

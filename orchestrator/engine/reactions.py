@@ -33,8 +33,8 @@ class Committed:
     ended_flows: frozenset[FlowKey]
     #: Executions an approval decided to end, with the state to end them in.
     approval_outcomes: tuple[tuple[str, State], ...]
-    #: The tenant's flows version (`store.triggers.flows_version`) as the transaction that ended executions saw
-    #: it, when the engine asks for it (`Engine.flows_version_at_end`); None otherwise.
+    #: The flows' version as the transaction that ended executions saw it, when the engine reads one
+    #: (`Engine.flows_version`: the listener's token, or `store.triggers.flows_version`); None otherwise.
     flows_version: tuple[Any, ...] | None = None
 
     def ended_executions(self) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select, update
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.store.clock import utcnow
 from orchestrator.store.locks import lock_flow_revisions
+from orchestrator.store.notify import notify_flows_changed
 from orchestrator.store.tables import (
     FlowRevisionRow,
 )
@@ -59,6 +61,7 @@ def save_flow_revision(
     )
     session.add(row)
     session.flush()
+    notify_flows_changed(session, tenant)
     return row
 
 
@@ -73,7 +76,19 @@ def mark_flow_deleted(session: Session, tenant: str, namespace: str, flow_id: st
         )
         .values(deleted=True)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    deleted = int(result.rowcount)  # type: ignore[attr-defined]
+    if deleted:
+        notify_flows_changed(session, tenant)
+    return deleted
+
+
+def flows_version_query(tenant: str) -> Select[int, datetime, int]:
+    """Changes whenever a flow is deployed, updated or deleted: (revisions, newest revision time, deleted)."""
+    return select(
+        func.count(),
+        func.max(FlowRevisionRow.created_at),
+        func.count().filter(FlowRevisionRow.deleted.is_(True)),
+    ).where(FlowRevisionRow.tenant == tenant)
 
 
 def live_flows_query(tenant: str) -> Select[FlowRevisionRow]:

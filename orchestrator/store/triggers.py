@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+import psycopg
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from orchestrator.store.flows import live_flows_query
+from orchestrator.store.flows import flows_version_query, live_flows_query
+from orchestrator.store.notify import fetch_one
 from orchestrator.store.tables import FlowRevisionRow, TriggerRow
 
 
@@ -101,11 +103,9 @@ def backfilling_triggers(session: Session, tenant: str, limit: int = 100) -> Seq
 
 def flows_version(session: Session, tenant: str) -> tuple[Any, ...]:
     """Changes whenever a flow is deployed, updated or deleted: (revisions, newest revision time, deleted)."""
-    row = session.execute(
-        select(
-            func.count(),
-            func.max(FlowRevisionRow.created_at),
-            func.count().filter(FlowRevisionRow.deleted.is_(True)),
-        ).where(FlowRevisionRow.tenant == tenant)
-    ).one()
-    return tuple(row)
+    return tuple(session.execute(flows_version_query(tenant)).one())
+
+
+def flows_version_on(conn: psycopg.Connection[Any], tenant: str) -> tuple[Any, ...]:
+    """`flows_version`, read on the flows listener's own connection (store.notify.listen_flows)."""
+    return fetch_one(conn, flows_version_query(tenant))

@@ -58,7 +58,7 @@ def on_execution_ended(engine: Engine, execution_id: str, *, flows_version: tupl
         return []
     try:
         with read_only(engine.sessions) as session:
-            candidates = _candidates(session, engine.settings.database_url, engine.settings.tenant)
+            candidates = _candidates(engine, session)
             execution = store.get_execution(session, execution_id) if candidates else None
             if execution is None:
                 return []
@@ -94,11 +94,13 @@ _candidates_cache: dict[tuple[str, str], tuple[tuple[Any, ...], Sequence[FlowRev
 _candidates_lock = threading.Lock()
 
 
-def _candidates(session: Session, database_url: str, tenant: str) -> Sequence[FlowRevisionRow]:
+def _candidates(engine: Engine, session: Session) -> Sequence[FlowRevisionRow]:
     """The flows that may declare a Flow trigger, read again only when a flow changed (every execution end
-    asks; the flows' version is one small aggregate, their sources a scan of every live flow's text)."""
-    version = store_triggers.flows_version(session, tenant)
-    key = (database_url, tenant)
+    asks; the flows' version is the listener's token or one small aggregate, their sources a scan of every
+    live flow's text). The version is taken before the rows: a change after it makes the next one differ."""
+    tenant = engine.settings.tenant
+    version = engine.flows_version(session) if engine.flows_version else store_triggers.flows_version(session, tenant)
+    key = (engine.settings.database_url, tenant)
     with _candidates_lock:
         cached = _candidates_cache.get(key)
     if cached is not None and cached[0] == version:

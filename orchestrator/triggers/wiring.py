@@ -7,6 +7,7 @@ engine builds it here, so an execution that ends starts the flows whose Flow tri
 from __future__ import annotations
 
 from collections.abc import Sequence
+from weakref import WeakKeyDictionary
 
 from celery import Celery
 
@@ -15,13 +16,29 @@ from orchestrator.hooks import EngineHooks
 from orchestrator.settings import Settings
 from orchestrator.store.database import Session, sessionmaker
 from orchestrator.triggers import flow_triggers
+from orchestrator.triggers.flows_listener import FlowsListener
+
+_listeners: WeakKeyDictionary[Engine, FlowsListener] = WeakKeyDictionary()
 
 
 def with_triggers(engine: Engine) -> Engine:
-    """`engine`, reacting to ended executions by starting the flows their Flow triggers accept."""
+    """`engine`, reacting to ended executions by starting the flows their Flow triggers accept.
+
+    Its ends carry the flows' version the reaction's cached candidates are checked against: a flows
+    listener's token (no statement) while it hears NOTIFYs, else one read (triggers/flows_listener.py).
+    `Engine.close` stops the listener.
+    """
     engine.add_reaction(flow_triggers.on_commit)
-    engine.flows_version_at_end = True  # the reaction's candidates are checked against it, with no transaction
+    listener = FlowsListener(engine.settings.database_url, engine.settings.tenant)
+    _listeners[engine] = listener
+    engine.flows_version = listener.version
+    engine.on_close(listener.close)
     return engine
+
+
+def flows_listener_of(engine: Engine) -> FlowsListener | None:
+    """The flows listener `with_triggers` gave `engine` (None for an engine built without the triggers)."""
+    return _listeners.get(engine)
 
 
 def build_engine(

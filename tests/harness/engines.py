@@ -39,9 +39,11 @@ def open_engine(
     built = load_settings(database_url=database_url, **settings)
     db = make_engine(database_url, pool_size=pool_size)
     app = celery if celery is not None else create_celery_app(built)
+    engine = build_engine(built, make_sessionmaker(db), app, local_runner=local_runner)
     try:
-        yield build_engine(built, make_sessionmaker(db), app, local_runner=local_runner)
+        yield engine
     finally:
+        engine.close()  # its flows listener's thread and connection
         if celery is None:
             app.close()
         db.dispose()

@@ -51,9 +51,11 @@ def bare_engine(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[E
     """An engine built without the triggers package's reaction."""
     settings = load_settings(database_url=database_url, broker_url=redis_url, data_dir=tmp_path)
     db = make_engine(database_url, pool_size=2)
+    engine = Engine(settings, make_sessionmaker(db), create_celery_app(settings))
     try:
-        yield Engine(settings, make_sessionmaker(db), create_celery_app(settings))
+        yield engine
     finally:
+        engine.close()  # a test may have wired the triggers (and their flows listener) in
         db.dispose()
 
 

@@ -22,27 +22,29 @@ from orchestrator.celery_app import RUN_INLINE, RUN_TASK_RUN
 from orchestrator.engine import Engine, TaskRunCoordinates, Verdict
 from orchestrator.store.database import transaction
 from orchestrator.store.tables import ExecutionRow
+from orchestrator.triggers.wiring import flows_listener_of
 from tests.harness.engines import EngineFactory
 from tests.harness.round_trips import Message, RoundTrips, count_round_trips, sql_engine_of
 from workers.runtime import run_claimed
 
 #: Today's counts per operation (measured 2026-12-07 on main d3163ca): the most it may cost. Lower them as
 #: operations get cheaper (the lead merges the cuts of several branches here); never raise one without
-#: saying why in the commit. A second commit in an operation is the read-only Flow-trigger lookup after the
-#: end of an execution, or the worker's wrong-pool check before a claim (each is its own short transaction).
+#: saying why in the commit. A second commit in an operation is the worker's wrong-pool check before a claim
+#: (its own short transaction). An end reads no flows version while the flows listener is healthy (perf-notify,
+#: on integ 96b1931: run_inline one 10 -> 9, five 22 -> 21, join 7 -> 6 statements, one commit each).
 BUDGET: dict[str, dict[str, int]] = {
     # engine.submit of a one-task Log flow: create the execution RUNNING, plan it, send its message.
     "submit": {"statements": 5, "commits": 1, "checkouts": 1, "messages": 1},
     # The worker's run_inline of that execution's message: claim, run, record the Log, end the execution.
-    "run_inline_one_task": {"statements": 15, "commits": 2, "checkouts": 2, "messages": 0},
+    "run_inline_one_task": {"statements": 9, "commits": 1, "checkouts": 1, "messages": 0},
     # The same for a five-task Log flow: five inline task runs and the end in one transaction.
-    "run_inline_five_tasks": {"statements": 39, "commits": 2, "checkouts": 2, "messages": 0},
+    "run_inline_five_tasks": {"statements": 21, "commits": 1, "checkouts": 1, "messages": 0},
     # run_task_run of a task on another pool (here the io pool), up to the handler: the wrong-pool check, the claim.
     "claim": {"statements": 10, "commits": 2, "checkouts": 2, "messages": 0},
     # Recording that task run's outcome (engine.finish) after the handler ran.
     "finish": {"statements": 7, "commits": 1, "checkouts": 1, "messages": 0},
     # join_task_run of the execution after that task run: the end of the execution.
-    "join": {"statements": 7, "commits": 2, "checkouts": 2, "messages": 0},
+    "join": {"statements": 6, "commits": 1, "checkouts": 1, "messages": 0},
 }
 
 NAMESPACE = "tests.round_trips"
@@ -72,6 +74,9 @@ def engine(database_url: str, idle_broker_url: str, engine_factory: EngineFactor
     engine = engine_factory(database_url, broker_url=idle_broker_url)
     for flow in (_logs("one", 1), _logs("five", 5), _logs("io", 1, pool="io")):
         engine.deploy_flow(flow, actor="test")
+    # As in a process that has run a while: its flows listener hears deploys, so ends read no flows version.
+    listener = flows_listener_of(engine)
+    assert listener is not None and listener.wait_healthy(timeout_s=10)
     return engine
 
 

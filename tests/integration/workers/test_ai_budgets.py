@@ -51,9 +51,11 @@ def _start_chain(engine: Engine, execution_id: str) -> None:
 def wide_engine(worker_engine: Engine) -> Iterator[Engine]:
     """The worker engine with a connection for each parallel call (the session fixture keeps two)."""
     db = make_engine(worker_engine.settings.database_url, pool_size=PARALLEL_CALLS + 2)
+    engine = build_engine(worker_engine.settings, make_sessionmaker(db), worker_engine.celery)
     try:
-        yield build_engine(worker_engine.settings, make_sessionmaker(db), worker_engine.celery)
+        yield engine
     finally:
+        engine.close()
         db.dispose()
 
 
