@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -86,6 +87,17 @@ def _celery_id(execution: dict[str, Any], task_id: str) -> str:
     return str(run["attempts"][-1]["celeryTaskId"])
 
 
+def _expire(app: Celery, celery_task_id: str, timeout_s: float = 10) -> None:
+    """Remove a stored result, as CHORUS_RESULT_EXPIRES_S does; once stored: a worker stores it after the
+    task returns, which is after its transaction ended the execution."""
+    deadline = time.monotonic() + timeout_s
+    while app.backend.get_task_meta(celery_task_id).get("name") is None:
+        assert time.monotonic() < deadline, f"no result stored for {celery_task_id}"
+        time.sleep(0.1)
+    app.backend.forget(celery_task_id)
+    assert app.backend.get_task_meta(celery_task_id).get("name") is None
+
+
 def _retry(stack: Stack, celery_task_id: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", "retry", celery_task_id, "--json", "--actor", "cli:no-result"],
@@ -131,7 +143,7 @@ def test_retry_of_an_expired_run_inline_sends_the_failed_task_run_alone(
     assert failed["state"]["current"] == "FAILED"
     celery_task_id = _celery_id(failed, "flaky")
     assert _celery_id(failed, "hello") == celery_task_id  # one message claimed both
-    celery_app.backend.forget(celery_task_id)  # what CHORUS_RESULT_EXPIRES_S does to the last link's result
+    _expire(celery_app, celery_task_id)  # the last link stored its result
 
     done = _retry(stack, celery_task_id)
 
@@ -159,9 +171,10 @@ def test_a_flowables_message_is_rebuilt_as_an_enter_on_the_control_queue(
     try:
         engine = Engine(stack.settings, make_sessionmaker(db), celery_app)
         group_id, flaky_id = _celery_id(failed, "group"), _celery_id(failed, "flaky")
-        for expired in (group_id, flaky_id):
-            # (The enter's id holds its replacement's last link, the group's join, until the result expires.)
-            celery_app.backend.forget(expired)
+        # The enter's id holds its replacement's last link (the group's join) until the result expires; the
+        # child's link, followed by that join, stored none.
+        _expire(celery_app, group_id)
+        assert celery_app.backend.get_task_meta(flaky_id).get("name") is None
         group = locate(celery_app, group_id, engine.run_of_celery_task)
         flaky = locate(celery_app, flaky_id, engine.run_of_celery_task)
     finally:
