@@ -8,12 +8,14 @@ import importlib.util
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.cli.exit_codes import EXIT_FAILURE, EXIT_OK
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.settings import Settings
-from orchestrator.store.database import Session
+
+if TYPE_CHECKING:
+    from orchestrator.engine import Engine
 
 
 def add_commands(commands: Any) -> None:
@@ -72,14 +74,21 @@ def _flower(settings: Settings) -> int:
 
 def _retry(settings: Settings, celery_task_id: str, *, actor: str, as_json: bool) -> int:
     from orchestrator.celery_app import create_celery_app
-    from orchestrator.cli.reapply import reapply
+    from orchestrator.cli.reapply import locate, send
+    from orchestrator.engine import Engine
+    from orchestrator.store.database import make_engine, make_sessionmaker
 
     app = create_celery_app(settings)
+    db = make_engine(settings.database_url, pool_size=1)
     try:
+        # Reads only: no audit key is needed (nothing is appended to the trail from here).
+        engine = Engine(settings, make_sessionmaker(db), app)
+        message = locate(app, celery_task_id, engine.run_of_celery_task)
         # The states before the re-apply: a worker may take the new message at once.
-        states = _task_run_states(settings, dict(app.backend.get_task_meta(celery_task_id).get("kwargs") or {}))
-        sent = reapply(app, celery_task_id, actor=actor)
+        states = _task_run_states(engine, message.kwargs)
+        sent = send(app, celery_task_id, message, actor=actor)
     finally:
+        db.dispose()
         app.close()
     if as_json:
         print(json.dumps({**sent.__dict__, "task_run_states": states}, sort_keys=True))  # noqa: T201
@@ -89,32 +98,26 @@ def _retry(settings: Settings, celery_task_id: str, *, actor: str, as_json: bool
         runs = ", ".join(f"{task_id} {state}" for task_id, state in states.items()) or "none recorded"
         print(  # noqa: T201
             f"re-applied {sent.name} {sent.original_id} as {sent.new_id} on queue {sent.queue} by {actor}; "
-            f"task runs when re-applied: {runs} (Celery status {sent.original_state})",
+            f"task runs when re-applied: {runs} (Celery status {sent.original_state}, message from the "
+            f"{sent.source})",
             file=sys.stdout,
         )
     return EXIT_OK
 
 
-def _task_run_states(settings: Settings, kwargs: dict[str, Any]) -> dict[str, str]:
+def _task_run_states(engine: Engine, kwargs: dict[str, Any]) -> dict[str, str]:
     """The engine's state of each task run a message names (a `run_inline` names several), by task id."""
-    from orchestrator import store
     from orchestrator.engine import TaskRunCoordinates
-    from orchestrator.store.database import make_engine
 
     execution_id = kwargs.get("execution_id")
     if not execution_id:
         return {}
     runs = kwargs.get("runs", [kwargs] if "task_id" in kwargs else [])
-    db = make_engine(settings.database_url, pool_size=1)
-    try:
-        with db.connect() as connection, Session(connection) as session:
-            states = {}
-            for run in runs:
-                at = TaskRunCoordinates(
-                    execution_id, run["task_id"], run.get("parent_id"), run.get("iteration"), int(run.get("attempt", 1))
-                )
-                row = store.get_task_run(session, at.task_run_id)
-                states[run["task_id"]] = row.state if row is not None else "NOT_STARTED"
-            return states
-    finally:
-        db.dispose()
+    coordinates = [
+        TaskRunCoordinates(
+            execution_id, run["task_id"], run.get("parent_id"), run.get("iteration"), int(run.get("attempt", 1))
+        )
+        for run in runs
+    ]
+    found = engine.task_run_states([at.task_run_id for at in coordinates])
+    return {at.task_id: found.get(at.task_run_id, "NOT_STARTED") for at in coordinates}

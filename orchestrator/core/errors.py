@@ -94,10 +94,10 @@ class ExpressionLimitExceeded(ExpressionError):
 class NotFound(ChorusError):
     """Raised when the requested object does not exist."""
 
-    def __init__(self, kind: str, key: str) -> None:
+    def __init__(self, kind: str, key: str, *, why: str | None = None) -> None:
         self.kind = kind
         self.key = key
-        super().__init__(f"{kind} '{key}' not found")
+        super().__init__(f"{kind} '{key}' not found" + (f": {why}" if why else ""))
 
 
 class Conflict(ChorusError):

@@ -310,10 +310,14 @@ def _lane_plan(flow: Flow, lane: Lane, parent_id: str | None, snap: Snapshot) ->
 
 
 def _entry(slot: Slot, parent_id: str | None, snap: Snapshot, *, attempt: int) -> Run:
-    task = slot.task
+    return run_of(snap.execution_id, slot.task, parent_id, slot.iteration, attempt)
+
+
+def run_of(execution_id: str, task: TaskSpec, parent_id: str | None, iteration: int | None, attempt: int) -> Run:
+    """The `Run` node of one attempt of a task run: its pool, and whether it enters (a flowable) or goes inline."""
     spec = CATALOGUE[task.type]
     inline = spec.inline and task.worker_group is None
-    return Run(snap.execution_id, task.id, parent_id, slot.iteration, attempt, pool_of(task), spec.flowable, inline)
+    return Run(execution_id, task.id, parent_id, iteration, attempt, pool_of(task), spec.flowable, inline)
 
 
 def _in_flight(flow: Flow, slot: Slot, run: TaskRunView, snap: Snapshot) -> PlanNode | None:

@@ -23,9 +23,11 @@ from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.flow import Flow
 from orchestrator.core.plan import (
     PlanNode,
+    Run,
 )
 from orchestrator.core.states import State
 from orchestrator.engine import (
+    attempt_messages,
     claims,
     flows,
     joins,
@@ -258,6 +260,11 @@ class Engine:
         another pool's queue must not run where that pool's tools, limits or sandbox are missing.
         """
         return claims.pool_of(self, at)
+
+    def run_of_celery_task(self, celery_task_id: str) -> Run | None:
+        """The task run attempt a Celery message claimed, as the plan node that compiles to that message again
+        (None: no attempt records the id); for `chorus retry` when the result backend no longer knows it."""
+        return attempt_messages.run_of_celery_task(self, celery_task_id)
 
     def task_run_states(self, task_run_ids: Sequence[str]) -> dict[str, str]:
         """The current state of each of these task runs that exists (for a worker's report to Celery)."""

@@ -66,6 +66,7 @@ from orchestrator.store.task_runs import (
     task_run_states_of,
     task_runs_for_variables,
     task_runs_of,
+    task_runs_of_celery_task,
 )
 from orchestrator.store.transitions import (
     create_execution,
@@ -138,6 +139,7 @@ __all__ = [
     "task_run_states_of",
     "task_runs_for_variables",
     "task_runs_of",
+    "task_runs_of_celery_task",
     "touch_execution",
     "try_advisory_lock",
     "update_labels",

@@ -181,3 +181,17 @@ def heartbeat(session: Session, task_run_id: str, owner: str) -> None:
         .where(TaskRunRow.id == task_run_id, TaskRunRow.claim_owner == owner)
         .values(heartbeat_at=func.now())
     )
+
+
+def task_runs_of_celery_task(session: Session, celery_task_id: str) -> Sequence[TaskRunRow]:
+    """The task runs with an attempt a Celery message of this id claimed, by `seq` (a `run_inline` message
+    claims several; a WorkingDirectory's children record their parent's message).
+
+    For `chorus retry` only, when the result backend no longer knows the message: a containment scan with no
+    index, as a GIN index over `attempts` would be maintained on every claim and finish for a rare operator read.
+    """
+    return session.scalars(
+        select(TaskRunRow)
+        .where(TaskRunRow.attempts.contains([{"celeryTaskId": celery_task_id}]))
+        .order_by(TaskRunRow.seq)
+    ).all()

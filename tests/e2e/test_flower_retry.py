@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -134,18 +133,19 @@ def test_chorus_retry_re_sends_the_original_coordinates_to_the_original_queue(
         app.close()
 
 
-def test_chorus_retry_of_an_unknown_id_exits_with_a_message() -> None:
-    env = {**os.environ, "CHORUS_RESULT_BACKEND": "redis://127.0.0.1:6379/15"}
+def test_chorus_retry_of_an_id_of_no_message_and_no_attempt_exits_with_a_message(stack: Stack) -> None:
+    # Neither the result backend nor any task run attempt knows it (as for a task run the controller ran in its
+    # own transaction, which records no Celery id).
     done = subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", "retry", "no-such-task"],
-        env=env,
+        env=stack.env,
         capture_output=True,
         text=True,
         timeout=60,
     )
 
     assert done.returncode == 3
-    assert "celery task 'no-such-task' not found" in done.stderr
+    assert "celery task 'no-such-task' not found: no Celery task and no task run attempt with this id" in done.stderr
 
 
 def test_a_failed_task_re_applied_through_flowers_api_resumes_the_execution_to_success(
