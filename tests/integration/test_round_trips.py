@@ -25,6 +25,7 @@ from orchestrator.store.tables import ExecutionRow
 from orchestrator.triggers.wiring import flows_listener_of
 from tests.harness.engines import EngineFactory
 from tests.harness.round_trips import Message, RoundTrips, count_round_trips, sql_engine_of
+from workers.attempts import LocalRunner
 from workers.runtime import run_claimed
 
 #: Today's counts per operation (measured 2026-12-07 on main d3163ca): the most it may cost. Lower them as
@@ -34,13 +35,17 @@ from workers.runtime import run_claimed
 #: on integ 96b1931: run_inline one 10 -> 9, five 22 -> 21, join 7 -> 6 statements, one commit each).
 BUDGET: dict[str, dict[str, int]] = {
     # engine.submit of a one-task Log flow: create the execution RUNNING, plan it, send its message.
-    "submit": {"statements": 5, "commits": 1, "checkouts": 1, "messages": 1},
+    "submit": {"statements": 4, "commits": 1, "checkouts": 1, "messages": 1},
+    # engine.submit with the API's local runner: the whole one-task (Log) execution in the submit's transaction.
+    "submit_driven_one_task": {"statements": 9, "commits": 1, "checkouts": 1, "messages": 0},
+    # The same for the five-task Log flow: still one transaction and no message.
+    "submit_driven_five_tasks": {"statements": 21, "commits": 1, "checkouts": 1, "messages": 0},
     # The worker's run_inline of that execution's message: claim, run, record the Log, end the execution.
     "run_inline_one_task": {"statements": 9, "commits": 1, "checkouts": 1, "messages": 0},
     # The same for a five-task Log flow: five inline task runs and the end in one transaction.
     "run_inline_five_tasks": {"statements": 21, "commits": 1, "checkouts": 1, "messages": 0},
     # run_task_run of a task on another pool (here the io pool), up to the handler: the wrong-pool check, the claim.
-    "claim": {"statements": 10, "commits": 2, "checkouts": 2, "messages": 0},
+    "claim": {"statements": 8, "commits": 2, "checkouts": 2, "messages": 0},
     # Recording that task run's outcome (engine.finish) after the handler ran.
     "finish": {"statements": 7, "commits": 1, "checkouts": 1, "messages": 0},
     # join_task_run of the execution after that task run: the end of the execution.
@@ -119,6 +124,21 @@ def test_a_submit_stays_within_its_budget(engine: Engine) -> None:
         engine.submit(NAMESPACE, "one", inputs={}, actor="test")
     within_budget("submit", counted)
     assert [m.task for m in counted.messages] == [RUN_INLINE]
+
+
+@pytest.mark.parametrize(
+    ("flow_id", "operation"), [("one", "submit_driven_one_task"), ("five", "submit_driven_five_tasks")]
+)
+def test_a_driven_submit_runs_a_control_execution_in_one_transaction_within_its_budget(
+    engine: Engine, flow_id: str, operation: str
+) -> None:
+    engine.local_runner = LocalRunner()  # as the API's and workers' engines have it
+    engine.submit(NAMESPACE, flow_id, inputs={}, actor="test")  # warm
+    with count_round_trips(sql_engine_of(engine)) as counted:
+        row = engine.submit(NAMESPACE, flow_id, inputs={}, actor="test")
+    assert row.state == "SUCCESS"
+    _ended_success(engine, row.id)
+    within_budget(operation, counted)
 
 
 @pytest.mark.parametrize(("flow_id", "operation"), [("one", "run_inline_one_task"), ("five", "run_inline_five_tasks")])
