@@ -7,6 +7,7 @@ The worker runs in this process (Celery's test worker, consuming a Redis databas
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,10 @@ def _cluster(database_url: str, broker_url: str, engine_factory: EngineFactory, 
         database_url=database_url, broker_url=broker_url, fanout_chunk=chunk, local_drive_max_runs=0
     )
     app = create_celery_app(settings, main=f"fanout-{chunk}")
+    # An in-process worker must leave this process's logging alone (later tests read their loggers' records):
+    # Celery's test worker sets the root logger's level (ERROR by default) and keeps it after it stops.
+    app.conf.worker_hijack_root_logger = False
+    root_level = logging.getLogger().level
     register_tasks(app, settings)
     engine = engine_factory(database_url, celery=app, broker_url=broker_url, fanout_chunk=chunk, local_drive_max_runs=0)
     sent = Sent()
@@ -106,6 +111,7 @@ def _cluster(database_url: str, broker_url: str, engine_factory: EngineFactory, 
     finally:
         before_task_publish.disconnect(sent.record)
         app.close()
+        logging.getLogger().setLevel(root_level)
 
 
 @pytest.fixture
