@@ -205,13 +205,28 @@ def test_the_root_path_redirects_to_the_console(local: Local) -> None:
     assert response.headers["location"] == "/ui"
 
 
+#: A flow whose task travels to a worker (a Sleep is no pure control task: `hello` runs whole in the API's
+#: own transaction, and its task runs end there, not in a worker).
+TRAVELS = """id: travels
+namespace: company.team
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT0.1S
+"""
+
+
 def test_the_api_metrics_include_the_workers_metrics(local: Local) -> None:
-    _hello(local)
+    base = f"{local.base}/api/v1/main"
+    deployed = httpx.post(f"{base}/flows", content=TRAVELS, headers={"Content-Type": "application/x-yaml"}, timeout=30)
+    assert deployed.status_code == 200, deployed.text
+    ran = httpx.post(f"{base}/executions/company.team/travels", params={"wait": "true"}, timeout=60)
+    assert ran.status_code == 200 and ran.json()["state"]["current"] == "SUCCESS", ran.text
 
     text = httpx.get(f"{local.base}/metrics", timeout=10).text
 
     assert 'chorus_metrics_merge_failures{source="workers"} 0.0' in text
-    # Task runs end in the worker: its samples carry the source label.
+    # The Sleep's task run ends in the worker: its samples carry the source label.
     ended = [line for line in text.splitlines() if line.startswith("chorus_task_runs_ended_total{")]
     assert any('source="workers"' in line for line in ended), ended
     declared = [line for line in text.splitlines() if line.startswith("# TYPE ")]
