@@ -308,6 +308,7 @@ def test_a_data_dir_without_a_running_local_is_refused_with_the_fix(tmp_path: Pa
     assert f"no `chorus local` is running on {tmp_path}" in done.stderr
 
 
+@pytest.mark.slow  # ~20 s: a SIGKILL of `chorus local` and a restart; `pytest -m slow`
 def test_sigkill_leaves_no_process_behind_even_a_running_script_and_a_restart_works() -> None:
     private = _private_dir()
     try:

@@ -167,6 +167,7 @@ def _has_data(result: list[dict[str, object]]) -> bool:
     return any(math.isfinite(float(series["value"][1])) for series in result)  # type: ignore[index]
 
 
+@pytest.mark.slow  # ~30 s with a real Prometheus scraping a cluster: `pytest -m slow`
 def test_every_dashboard_panel_query_returns_data_from_a_real_prometheus_scraping_the_cluster(
     cluster: DashboardCluster, standin_target: str, tmp_path: Path
 ) -> None:

@@ -54,6 +54,7 @@ MUST_PASS = {
 }
 
 
+@pytest.mark.slow  # ~60 s; the same flows run by ../shared/conformance/kestra/run.py against `chorus local`
 @pytest.mark.timeout(900)
 def test_kestras_own_flows_behave_as_kestras_tests_assert(stack: Stack, tmp_path: Path) -> None:
     report = tmp_path / "conformance.json"

@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # a load run (~45 s): `pytest -m slow`, or `python -m loadtests --quick`
 def test_a_quick_run_measures_both_sides_and_keeps_every_invariant(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "loadtests", "--quick", "--scale", "0.25", "--reps", "1",
