@@ -13,7 +13,7 @@ from orchestrator.store.database import transaction
 from tests.chaos.cluster import ChaosCluster, ClusterShape
 from tests.harness.engines import open_engine
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.slow]  # a browser or a cluster per test: `pytest -m slow`
 
 FLOW = """
 id: hello

@@ -80,6 +80,7 @@ def _report(tally: Tally) -> str:
     return f"{tally.requests} requests, statuses {dict(sorted(tally.statuses.items()))}"
 
 
+@pytest.mark.slow  # ~30 s with its server; tests/security fuzzes the API in the default run
 def test_a_short_fuzz_finds_no_server_error(fuzz_server: Server) -> None:
     tally = fuzz(fuzz_server, examples_per_operation=5)
 
@@ -88,6 +89,7 @@ def test_a_short_fuzz_finds_no_server_error(fuzz_server: Server) -> None:
     assert tally.server_errors == []
 
 
+@pytest.mark.slow  # see above
 def test_a_short_unauthenticated_fuzz_is_refused_with_no_server_error(fuzz_server: Server) -> None:
     tally = fuzz(fuzz_server, examples_per_operation=4, authenticated=False)
 

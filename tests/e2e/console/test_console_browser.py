@@ -17,7 +17,7 @@ from tests.e2e.console.conftest import ADMIN, ConsoleStack
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.harness.services import psycopg_url
 
-pytestmark = pytest.mark.needs_chromium
+pytestmark = [pytest.mark.needs_chromium, pytest.mark.slow]  # a browser or a cluster per test: `pytest -m slow`
 
 NS = f"console.n{uuid.uuid4().hex[:8]}"
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.console.conftest import ADMIN, ConsoleStack
 
-pytestmark = pytest.mark.needs_chromium
+pytestmark = [pytest.mark.needs_chromium, pytest.mark.slow]  # a browser or a cluster per test: `pytest -m slow`
 
 NS = f"execpage.n{uuid.uuid4().hex[:8]}"
 

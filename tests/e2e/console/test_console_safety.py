@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import Stack
 from tests.e2e.console.conftest import ADMIN, ConsoleStack
 
-pytestmark = pytest.mark.needs_chromium
+pytestmark = [pytest.mark.needs_chromium, pytest.mark.slow]  # a browser or a cluster per test: `pytest -m slow`
 
 NS = f"safety.n{uuid.uuid4().hex[:8]}"
 
