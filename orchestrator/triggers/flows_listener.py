@@ -118,6 +118,10 @@ class FlowsListener:
                     backoff_s = self._backoff_s
                     self._hear(conn, stop)
             except psycopg.Error as e:
+                if _database_gone(e):
+                    # Dropped (a test's throwaway database, a decommissioned tenant): nothing to listen to, ever.
+                    logger.info("flows listener: %s; stopping", e)
+                    return
                 logger.warning("flows listener: %s; reading the flows' version per execution end meanwhile", e)
             except Exception:  # a bug must not end the thread: the process would fall back for good
                 logger.exception("flows listener failed; reading the flows' version per execution end meanwhile")
@@ -133,3 +137,8 @@ class FlowsListener:
                 if notification.payload == self.tenant:
                     with self._lock:
                         self._heard += 1
+
+
+def _database_gone(error: psycopg.Error) -> bool:
+    """The database itself no longer exists (SQLSTATE 3D000, which a failed connection reports in its text)."""
+    return error.sqlstate == "3D000" or ("database" in str(error) and "does not exist" in str(error))
