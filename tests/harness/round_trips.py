@@ -39,6 +39,8 @@ class RoundTrips:
     statements: list[str] = field(default_factory=list)
     commits: int = 0
     checkouts: int = 0
+    #: Checkouts that pinged the server first (the engine's `pool_pre_ping`): one more round trip each.
+    pings: int = 0
     messages: list[Message] = field(default_factory=list)
 
     def as_counts(self) -> dict[str, int]:
@@ -48,6 +50,13 @@ class RoundTrips:
             "checkouts": self.checkouts,
             "messages": len(self.messages),
         }
+
+    def summary(self) -> str:
+        return f"{len(self.statements)} statements, {self.commits} commits, {self.pings} pings"
+
+    def first_words(self) -> list[str]:
+        """Each statement shortened to its first line's first 90 characters (for reading a trace)."""
+        return [" ".join(s.split())[:90] for s in self.statements]
 
     def describe(self) -> str:
         """The counts and every statement's first line, for a failure message."""
@@ -68,6 +77,7 @@ def sql_engine_of(engine: Engine) -> SqlEngine:
 def count_round_trips(db: SqlEngine) -> Iterator[RoundTrips]:
     """Count statements, commits and checkouts on `db`, and every Celery message this process publishes."""
     counted = RoundTrips()
+    pre_ping = bool(getattr(db.pool, "_pre_ping", False))
 
     def on_statement(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         counted.statements.append(statement)
@@ -77,6 +87,7 @@ def count_round_trips(db: SqlEngine) -> Iterator[RoundTrips]:
 
     def on_checkout(*_: Any) -> None:
         counted.checkouts += 1
+        counted.pings += pre_ping
 
     def on_publish(
         sender: str | None = None, body: Any = None, headers: dict[str, Any] | None = None, **extra: Any

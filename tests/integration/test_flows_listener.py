@@ -19,7 +19,7 @@ from orchestrator.store.database import transaction
 from orchestrator.triggers.flows_listener import FlowsListener
 from orchestrator.triggers.wiring import flows_listener_of
 from tests.harness.engines import EngineFactory
-from tests.harness.statements import StatementCount, count_statements, database_engine_of
+from tests.harness.round_trips import RoundTrips, count_round_trips, sql_engine_of
 from tests.harness.waiting import wait_until
 from tests.integration.scheduling import engine, executions_of
 from tests.integration.test_flow_triggers import DOWNSTREAM, UPSTREAM
@@ -45,17 +45,17 @@ def _slow_to_reconnect(engine: Engine) -> FlowsListener:
     return listener
 
 
-def _end_upstream(engine: Engine) -> tuple[str, StatementCount]:
+def _end_upstream(engine: Engine) -> tuple[str, RoundTrips]:
     """Submit the upstream flow and fail its execution; the statements of that end and of its reaction."""
     execution_id = engine.submit("tests.flowtriggers", "upstream", inputs={}, actor="t").id
-    with count_statements(database_engine_of(engine.sessions)) as count, engine.transaction() as session:
+    with count_round_trips(sql_engine_of(engine)) as count, engine.transaction() as session:
         execution = store.lock_execution(session, execution_id)
         assert execution is not None
         store.record_transition(session, execution, State.FAILED, actor="test")
     return execution_id, count
 
 
-def _version_reads(count: StatementCount) -> int:
+def _version_reads(count: RoundTrips) -> int:
     return len([s for s in count.statements if VERSION_QUERY in s])
 
 

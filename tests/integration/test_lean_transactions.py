@@ -18,7 +18,7 @@ from orchestrator.engine import Engine, TaskOutcome, TaskRunCoordinates, Verdict
 from orchestrator.store.database import transaction
 from orchestrator.triggers.wiring import flows_listener_of
 from tests.harness.engines import EngineFactory
-from tests.harness.statements import StatementCount, count_statements, database_engine_of
+from tests.harness.round_trips import RoundTrips, count_round_trips, sql_engine_of
 from workers.runtime import run_claimed
 
 LOG_FLOW = """
@@ -59,7 +59,7 @@ def engine(database_url: str, redis_url: str, engine_factory: EngineFactory) -> 
 
 
 def _database(engine: Engine) -> DatabaseEngine:
-    return database_engine_of(engine.sessions)
+    return sql_engine_of(engine)
 
 
 def _submit(engine: Engine, flow_id: str) -> str:
@@ -80,7 +80,7 @@ def _run_log(engine: Engine, execution_id: str) -> Verdict:
     return verdict
 
 
-def _trace(count: StatementCount) -> str:
+def _trace(count: RoundTrips) -> str:
     return count.summary() + "\n" + "\n".join(count.first_words())
 
 
@@ -94,7 +94,7 @@ def _warm(engine: Engine) -> None:
 
 def test_a_submit_is_one_transaction_of_few_statements(engine: Engine) -> None:
     _warm(engine)
-    with count_statements(_database(engine)) as count:
+    with count_round_trips(_database(engine)) as count:
         _submit(engine, "lean_log")
 
     assert count.commits == 1, _trace(count)
@@ -105,7 +105,7 @@ def test_a_one_task_log_execution_runs_in_one_lean_worker_transaction(engine: En
     _warm(engine)
     execution_id = _submit(engine, "lean_log")
 
-    with count_statements(_database(engine)) as count:
+    with count_round_trips(_database(engine)) as count:
         verdict = _run_log(engine, execution_id)
 
     assert verdict == Verdict.STOP  # the root join ended the execution
@@ -119,10 +119,10 @@ def test_an_io_task_is_claimed_and_finished_in_two_lean_transactions(engine: Eng
     _warm(engine)
     at = TaskRunCoordinates(_submit(engine, "lean_io"), "fetch", None, None, 1)
 
-    with count_statements(_database(engine)) as claiming:
+    with count_round_trips(_database(engine)) as claiming:
         claimed = engine.claim(at, owner="w1", celery_task_id="m1")
     assert claimed is not None
-    with count_statements(_database(engine)) as finishing:
+    with count_round_trips(_database(engine)) as finishing:
         verdict = engine.finish(claimed, TaskOutcome(State.SUCCESS, outputs={"code": 200}))
 
     assert verdict == Verdict.OK
@@ -137,7 +137,7 @@ def test_the_log_lines_of_a_task_run_go_in_one_insert(engine: Engine) -> None:
     _warm(engine)
     execution_id = _submit(engine, "lean_lines")
 
-    with count_statements(_database(engine)) as count:
+    with count_round_trips(_database(engine)) as count:
         _run_log(engine, execution_id)
 
     inserts = [s for s in count.statements if s.startswith("INSERT INTO log_lines")]
@@ -159,7 +159,7 @@ def test_thousands_of_log_lines_and_audit_events_are_inserted_in_chunks_below_th
         for i in range(2500)
     ]  # fmt: skip
 
-    with count_statements(_database(engine)) as count, transaction(engine.sessions) as session:
+    with count_round_trips(_database(engine)) as count, transaction(engine.sessions) as session:
         store.insert_log_lines(session, lines)
         for i in range(2500):
             store.append_audit(session, execution_id, actor="test", action="test.event", subject=None, payload={"i": i})

@@ -14,7 +14,7 @@ from orchestrator.core.states import State
 from orchestrator.engine import DATABASE_UNAVAILABLE, Engine, TaskOutcome, TaskRunCoordinates, Verdict
 from orchestrator.settings import load_settings
 from tests.harness import services
-from tests.harness.statements import count_statements, database_engine_of
+from tests.harness.round_trips import count_round_trips, sql_engine_of
 from workers import runtime
 
 FLOW = """
@@ -37,7 +37,7 @@ def worker_engine(database_url: str, redis_url: str) -> Iterator[Engine]:
     try:
         yield engine
     finally:
-        database_engine_of(engine.sessions).dispose()
+        sql_engine_of(engine).dispose()
         runtime._holder.reset()
         app.close()
 
@@ -55,10 +55,10 @@ def _kill_connections(database_url: str) -> int:
 
 
 def test_a_worker_engine_sends_no_pre_ping(worker_engine: Engine) -> None:
-    assert database_engine_of(worker_engine.sessions).pool._pre_ping is False
+    assert sql_engine_of(worker_engine).pool._pre_ping is False
     worker_engine.deploy_flow(FLOW, actor="test")
 
-    with count_statements(database_engine_of(worker_engine.sessions)) as count:
+    with count_round_trips(sql_engine_of(worker_engine)) as count:
         worker_engine.task_run_state("nothing")
 
     assert count.pings == 0 and len(count.statements) == 1
