@@ -184,18 +184,19 @@ class _FlowReader(TaskReader, TriggerReader):
             for t in dashed_tasks
         ]
         for path, props in self.task_properties:
-            for text in _strings(props):
+            for text in strings_in(props):
                 for pattern, bracketed, name in patterns:
                     if pattern.search(text):
                         self.error(path, f"'{name}' contains a dash, which reads as a minus sign: use {bracketed}")
 
 
-def _strings(value: JsonValue) -> Iterator[str]:
+def strings_in(value: JsonValue) -> Iterator[str]:
+    """Every string a YAML/JSON value holds, however deeply nested in maps and lists."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from strings_in(item)

@@ -7,14 +7,12 @@ that transaction (engine/local_drive.py) and a rollback undoes it entirely. The 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from jinja2 import TemplateSyntaxError, nodes
-from pydantic import JsonValue
 
 from orchestrator.core.errors import ExpressionError
 from orchestrator.core.expressions import has_expression, parse_source
 from orchestrator.core.flow import Flow, TaskSpec
+from orchestrator.core.parse import strings_in
 from orchestrator.core.pebble_syntax import translate
 
 #: Inline types whose bodies only render and log (Publish is inline too, but its delivery reaches out).
@@ -63,17 +61,6 @@ def template_is_pure(template: str) -> bool:
     return True
 
 
-def _strings(value: JsonValue) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
 def is_pure(flow: Flow, task: TaskSpec) -> bool:
     """Whether any process may run (or decide) `task` inside the transaction that records it.
 
@@ -84,7 +71,7 @@ def is_pure(flow: Flow, task: TaskSpec) -> bool:
         return False
     if task.worker_group is not None or task.timeout is not None or task.task_cache is not None:
         return False
-    own = [*_strings(dict(task.properties)), *([task.run_if] if task.run_if else [])]
+    own = [*strings_in(dict(task.properties)), *([task.run_if] if task.run_if else [])]
     return all(template_is_pure(t) for t in own) and all(
-        template_is_pure(t) for t in _strings(dict(flow.variables or {}))
+        template_is_pure(t) for t in strings_in(dict(flow.variables or {}))
     )
