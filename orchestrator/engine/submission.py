@@ -81,6 +81,11 @@ def submit(
     request = SubmitRequest(
         namespace, flow_id, inputs, actor, labels, revision, trigger, execution_id, scheduled_at, require_inputs
     )
+    return _submit_one(engine, request)
+
+
+def _submit_one(engine: Engine, request: SubmitRequest) -> ExecutionRow:
+    """One start in its own transaction (its control work driven there), then what remains is sent."""
     with engine.transaction() as session:
         row, plan = submit_in(engine, session, request)
     if plan is not None:
@@ -120,19 +125,7 @@ def submit_many(engine: Engine, requests: Sequence[SubmitRequest]) -> list[Execu
 
 def _submit_alone(engine: Engine, request: SubmitRequest) -> ExecutionRow | Exception:
     try:
-        return submit(
-            engine,
-            request.namespace,
-            request.flow_id,
-            inputs=request.inputs,
-            labels=request.labels,
-            actor=request.actor,
-            revision=request.revision,
-            trigger=request.trigger,
-            execution_id=request.execution_id,
-            scheduled_at=request.scheduled_at,
-            require_inputs=request.require_inputs,
-        )
+        return _submit_one(engine, request)
     except Exception as error:  # handed back to the caller of this one request
         return error
 
@@ -308,10 +301,7 @@ def trigger_webhook(
     request, properties = webhook_request(engine, namespace, flow_id, key, variables, actor=actor)
     if request is None:
         return None, properties
-    result = _submit_alone(engine, request)
-    if isinstance(result, Exception):
-        raise result
-    return result, properties
+    return _submit_one(engine, request), properties
 
 
 def webhook_request(
