@@ -17,7 +17,7 @@ from orchestrator.engine import Engine, TaskRunCoordinates
 from orchestrator.store.database import make_engine, migrate
 from tests.harness import services
 from tests.harness.engines import open_engine
-from tests.harness.statements import count_statements, database_engine_of
+from tests.harness.round_trips import count_round_trips, sql_engine_of
 from workers.runtime import run_claimed
 
 FLOW = """
@@ -56,7 +56,7 @@ def main(count: int) -> None:
             engine.deploy_flow(FLOW, actor="load")
             for _ in range(10):
                 _one(engine)  # warm: caches, pooled connections
-            with count_statements(database_engine_of(engine.sessions)) as counted:
+            with count_round_trips(sql_engine_of(engine)) as counted:
                 started = time.process_time()
                 for _ in range(count):
                     _one(engine)
