@@ -23,6 +23,13 @@ CONTROL_QUEUE = "control"
 #: Message header with the send time (epoch seconds): Celery's own headers carry none, and the age of the
 #: oldest waiting message per pool (`queue_depth`) is read from it.
 SENT_AT_HEADER = "chorus_sent_at"
+#: Message header on every message the planner sends (the compiler sets it on each signature; Celery carries a
+#: signature's headers to the chain links and chord bodies workers send). Such a message never restarts a
+#: failed task run: a duplicate the sweeper sent while the attempt still ran may arrive after it failed, and
+#: must be passed over, not taken for a person re-applying the message (which carries no such header).
+PLANNED_HEADER = "chorus_planned"
+#: Message header naming who asked for a re-apply (the audit trail's actor): `chorus retry` sets it.
+ACTOR_HEADER = "chorus_actor"
 
 
 def _stamp_sent_at(headers: dict[str, Any] | None = None, **_: Any) -> None:

@@ -19,7 +19,14 @@ from typing import Any, TypeVar
 from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
 
-from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
+from orchestrator.celery_app import (
+    ACTOR_HEADER,
+    ENTER_TASK_RUN,
+    JOIN_TASK_RUN,
+    PLANNED_HEADER,
+    RUN_INLINE,
+    RUN_TASK_RUN,
+)
 from orchestrator.core.durations import format_duration, parse_duration
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true
@@ -272,14 +279,31 @@ def _refuse_wrong_pool(task: Task, at: TaskRunCoordinates) -> None:
         raise WrongPool(at.task_run_id, pool, queue)
 
 
+def _sent_by_hand(task: Task) -> str | None:
+    """Who sent this message by hand (re-applied it), for the audit; None for the planner's own messages.
+
+    `chorus retry` names its actor in a header; a message with neither that nor the planner's mark was
+    re-applied through Flower's API (or Celery's), and is audited under its Celery id. Only such a message
+    may give a failed task run another attempt: a planner's duplicate arriving late must not.
+    """
+    actor = _header(task, ACTOR_HEADER)
+    if actor:
+        return str(actor)
+    if _header(task, PLANNED_HEADER):
+        return None
+    return f"operator:reapply:{task.request.id}"
+
+
+def _header(task: Task, name: str) -> object:
+    """A custom message header: a worker sets it on the request; an eager `apply(headers=...)` keeps it apart."""
+    value = task.request.get(name)
+    return value if value is not None else (task.request.headers or {}).get(name)
+
+
 def _claim(task: Task, at: TaskRunCoordinates) -> tuple[Engine, ClaimedTaskRun | None]:
     """Claim the task run a message names, for this Celery task's attempt."""
     engine = _holder.get()
-    # Who re-applied the message (Flower's API or `chorus retry` set this header), for the audit.
-    requested_by = task.request.get("chorus_actor")
-    claimed = engine.claim(
-        at, owner=_owner(task), celery_task_id=task.request.id, requested_by=requested_by and str(requested_by)
-    )
+    claimed = engine.claim(at, owner=_owner(task), celery_task_id=task.request.id, requested_by=_sent_by_hand(task))
     if claimed is None:  # only this worker sees a message passed over; a claim is logged by the engine's hooks
         _log_passed_over(task, at)
     return engine, claimed
@@ -412,7 +436,7 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
         ]
         if prev == Verdict.STOP and not join:
             return Verdict.STOP
-        requested_by = self.request.get("chorus_actor")
+        requested_by = _sent_by_hand(self)
         failures: list[tuple[TaskRunCoordinates, str | None]] = []
 
         def run(claimed: ClaimedTaskRun) -> TaskOutcome:
@@ -428,7 +452,7 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
             skip_runs=prev == Verdict.STOP,
             owner=_owner(self),
             celery_task_id=self.request.id,
-            requested_by=requested_by and str(requested_by),
+            requested_by=requested_by,
             run=run,
             independent=independent,
         )

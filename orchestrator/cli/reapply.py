@@ -17,14 +17,18 @@ from typing import Any
 
 from celery import Celery
 
-from orchestrator.celery_app import CONTROL_QUEUE, ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
+from orchestrator.celery_app import (
+    ACTOR_HEADER,
+    CONTROL_QUEUE,
+    ENTER_TASK_RUN,
+    JOIN_TASK_RUN,
+    RUN_INLINE,
+    RUN_TASK_RUN,
+)
 from orchestrator.core.errors import Conflict, NotFound
 from orchestrator.core.plan import Run
 from orchestrator.engine.compiler import to_canvas
 
-#: Message header naming who asked for a re-apply (the audit trail's actor); a worker reads it from
-#: `task.request.chorus_actor`.
-ACTOR_HEADER = "chorus_actor"
 REAPPLICABLE = frozenset({RUN_TASK_RUN, ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE})
 
 

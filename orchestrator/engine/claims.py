@@ -264,11 +264,15 @@ def _reapply(
     celery_task_id: str | None,
     requested_by: str | None,
 ) -> bool:
-    """A failed attempt's own message, sent again under a new Celery id, asks for another attempt.
+    """A failed attempt's own message, sent again by a person (`requested_by`), asks for another attempt.
 
-    Redeliveries keep their Celery id and are ignored. A re-apply restarts this task run (and its
-    failed parents) and the execution, in this transaction; the claim then takes the next attempt.
+    Redeliveries keep their Celery id and are ignored, and so is any message the planner sent
+    (`requested_by` None: a duplicate dispatch that arrives after the attempt failed). A re-apply restarts
+    this task run (and its failed parents) and the execution, in this transaction; the claim then takes
+    the next attempt.
     """
+    if requested_by is None:
+        return False
     row = store.get_task_run(session, at.task_run_id, lock=True)
     if row is None or celery_task_id is None or row.attempt != at.attempt:
         return False
@@ -285,7 +289,7 @@ def _reapply(
         if State(parent.state) in (State.FAILED, State.KILLED):
             failed.append(parent)
         parent = by_id.get(parent.parent_id or "")
-    actor = requested_by or f"operator:reapply:{celery_task_id}"
+    actor = requested_by
     operations.restart_task_runs(session, flow, runs, failed, actor=actor)
     store.record_transition(
         session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}

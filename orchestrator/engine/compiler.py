@@ -9,8 +9,20 @@ from __future__ import annotations
 from celery import Celery, chain, chord
 from celery.canvas import Signature
 
-from orchestrator.celery_app import CONTROL_QUEUE, ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
+from orchestrator.celery_app import (
+    CONTROL_QUEUE,
+    ENTER_TASK_RUN,
+    JOIN_TASK_RUN,
+    PLANNED_HEADER,
+    RUN_INLINE,
+    RUN_TASK_RUN,
+)
 from orchestrator.core.plan import Chain, Fanout, Join, PlanNode, Run
+
+
+def _planned(app: Celery, name: str, kwargs: dict[str, object], queue: str) -> Signature:
+    """A signature the planner sends: marked so a worker never takes it for a person's re-apply."""
+    return app.signature(name, kwargs=kwargs, queue=queue, headers={PLANNED_HEADER: True})
 
 
 def run_kwargs(node: Run) -> dict[str, object]:
@@ -49,7 +61,7 @@ def _batched(app: Celery, items: tuple[PlanNode, ...]) -> list[Signature]:
 
     def flush(join: Join | None = None) -> None:
         if pending:
-            links.append(app.signature(RUN_INLINE, kwargs=inline_kwargs(pending, join), queue=CONTROL_QUEUE))
+            links.append(_planned(app, RUN_INLINE, inline_kwargs(pending, join), CONTROL_QUEUE))
             pending.clear()
 
     for item in items:
@@ -87,23 +99,21 @@ def _fanout_header(app: Celery, items: tuple[PlanNode, ...]) -> list[Signature]:
     for start in range(0, len(lone), chunk):
         runs = lone[start : start + chunk]
         kwargs = inline_kwargs(runs, None, independent=len(runs) > 1)
-        header.append(app.signature(RUN_INLINE, kwargs=kwargs, queue=CONTROL_QUEUE))
+        header.append(_planned(app, RUN_INLINE, kwargs, CONTROL_QUEUE))
     return header
 
 
 def to_canvas(app: Celery, node: PlanNode) -> Signature:
     """The Celery signature of a plan node (mutable: each link receives the previous link's verdict)."""
     if isinstance(node, Run) and node.inline:
-        return app.signature(RUN_INLINE, kwargs=inline_kwargs([node], None), queue=CONTROL_QUEUE)
+        return _planned(app, RUN_INLINE, inline_kwargs([node], None), CONTROL_QUEUE)
     if isinstance(node, Run):
         name = ENTER_TASK_RUN if node.enter else RUN_TASK_RUN
         queue = CONTROL_QUEUE if node.enter else node.pool
-        return app.signature(name, kwargs=run_kwargs(node), queue=queue)
+        return _planned(app, name, run_kwargs(node), queue)
     if isinstance(node, Join):
-        return app.signature(
-            JOIN_TASK_RUN,
-            kwargs={"execution_id": node.execution_id, "parent_id": node.parent_id},
-            queue=CONTROL_QUEUE,
+        return _planned(
+            app, JOIN_TASK_RUN, {"execution_id": node.execution_id, "parent_id": node.parent_id}, CONTROL_QUEUE
         )
     if isinstance(node, Chain):
         links = _batched(app, node.items)

@@ -277,7 +277,11 @@ class Engine:
     def claim(
         self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None
     ) -> ClaimedTaskRun | None:
-        """Take one attempt of a task run, or None when another worker has it or it must not run."""
+        """Take one attempt of a task run, or None when another worker has it or it must not run.
+
+        `requested_by`: who sent the message by hand (a re-apply); only such a message gives a failed
+        task run another attempt. None for the planner's own messages.
+        """
         return claims.claim(self, at, owner=owner, celery_task_id=celery_task_id, requested_by=requested_by)
 
     def run_inline(

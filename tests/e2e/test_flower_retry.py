@@ -14,6 +14,8 @@ import psycopg
 
 from orchestrator.celery_app import JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN, create_celery_app
 from orchestrator.cli.embedded import free_port
+from orchestrator.core.plan import Run
+from orchestrator.engine.compiler import to_canvas
 from tests.e2e.conftest import Stack
 from tests.harness.flower import Flower
 from tests.harness.services import psycopg_url
@@ -165,6 +167,29 @@ def test_a_failed_task_re_applied_through_flowers_api_resumes_the_execution_to_s
     assert len(runs["flaky"]["attempts"]) == 2
     assert runs["after"]["outputs"] == {"value": "done"}
     assert "flower:ops" in _actors(stack, execution_id)
+
+
+def test_a_planners_duplicate_arriving_after_the_attempt_failed_is_passed_over_not_taken_for_a_re_apply(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    # Two sweeps (two API replicas) can both send a due retry before a worker claims it: the second message has
+    # its own Celery id and may arrive after the attempt ran and failed. It must not start another attempt (a
+    # retry beyond maxAttempt, a FAILED execution restarted by nobody); only a message sent by hand may.
+    execution_id = _failed_execution(stack, deploy_flow, unique_namespace)
+    app = create_celery_app(stack.settings)
+    try:
+        duplicate = to_canvas(app, Run(execution_id, "flaky", None, None, 1, "control", False, inline=True))
+        assert duplicate.options["headers"] == {"chorus_planned": True}
+        result = duplicate.apply_async()
+        result.get(timeout=20, propagate=False)  # the worker took it and passed it over
+        assert result.state == "SUCCESS", result.result
+    finally:
+        app.close()
+    after = stack.api.get(f"/executions/{execution_id}").json()
+    assert after["state"]["current"] == "FAILED"
+    runs = {t["taskId"]: t for t in after["taskRunList"]}
+    assert len(runs["flaky"]["attempts"]) == 1 and "after" not in runs
+    assert not any(actor.startswith("operator:reapply") for actor in _actors(stack, execution_id))
 
 
 #: An io-pool task that fails (nothing listens on the port): its message went to queue `io`.
