@@ -145,6 +145,14 @@ class Settings(BaseSettings):
         "with a live broker connection: its age is the worker's liveness probe.",
     )
     worker_alive_interval_s: float = Field(default=10.0, gt=0, le=300, description="How often that file is touched.")
+    worker_drain_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="How long a worker told to stop (SIGTERM: a scale-down, a rollout) lets its running task runs "
+        "finish; then each one still running is handed back (its process group stopped, its claim released, its "
+        "message re-queued for another worker) instead of being killed mid-way when the grace period ends. Unset: "
+        "wait for them however long they take. The chart sets it a margin below terminationGracePeriodSeconds.",
+    )
     data_dir: Path = Field(default=Path(".chorus"), description="Where `chorus local` keeps its servers' data.")
     lifeline_fd: int | None = Field(
         default=None,

@@ -14,7 +14,7 @@ from orchestrator.observability.logs import configure_logging
 from orchestrator.observability.metrics import MetricsSettings
 from orchestrator.observability.task_run_log import TaskRunLog
 from orchestrator.settings import load_settings
-from workers import lifeline, liveness, runtime
+from workers import drain, lifeline, liveness, runtime
 from workers import metrics as worker_metrics
 from workers.runtime import register_tasks
 from workers.sandbox import script_user
@@ -32,6 +32,8 @@ register_tasks(app, settings, hooks=[TaskRunLog()])
 worker_metrics.install(app, MetricsSettings(), settings.pools, runtime.current_engine)
 if settings.worker_alive_file is not None:  # the liveness probe of the chart and the compose file reads it
     liveness.install(app, settings.worker_alive_file, settings.worker_alive_interval_s)
+if settings.worker_drain_s is not None:  # hand back what still runs when the drain time is up (workers/drain.py)
+    drain.install(settings.worker_drain_s)
 if settings.lifeline_fd is not None:  # started by `chorus local`: die with it
     lifeline.install(settings.lifeline_fd)
 

@@ -14,9 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from celery import Celery, Task
+from celery.exceptions import Reject
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from orchestrator.celery_app import (
@@ -37,6 +38,7 @@ from orchestrator.engine.sleeps import INLINE_LIMIT
 from orchestrator.hooks import EngineHooks
 from orchestrator.settings import Settings
 from orchestrator.triggers.wiring import engine_from_settings
+from workers import drain
 from workers.agent import AgentPaused, AgentTakenOver, prepare_tool_run, run_agent
 from workers.attempts import LocalRunner, decide_claimed, run_claimed
 from workers.attempts import failure as _failure
@@ -156,6 +158,32 @@ def _until_recorded(record: Callable[[], Verdict], what: str) -> Verdict:
             logger.warning("database unreachable while recording %s; retrying in %.1fs", what, pause_s)
             time.sleep(pause_s)
             pause_s = min(pause_s * 2, 5.0)
+
+
+def _hand_back(engine: Engine, claimed: ClaimedTaskRun) -> NoReturn:
+    """This worker is stopping and its drain time is up: release the claim, re-queue the message.
+
+    The attempt is not over: another worker takes the same attempt over at once (no retry is spent, nothing
+    is recorded as failed). Were the release to fail (the database unreachable), the claim expires as a dead
+    worker's would, and the re-queued message is passed over until then.
+    """
+    try:
+        engine.hand_back(claimed)
+    except DATABASE_UNAVAILABLE:
+        logger.warning("could not release %s while handing it back", claimed.coordinates.task_run_id, exc_info=True)
+    logger.warning(
+        "worker stopping: %s attempt %s handed back to the queue",
+        claimed.coordinates.task_id,
+        claimed.coordinates.attempt,
+        extra={
+            "execution_id": claimed.coordinates.execution_id,
+            "task_run_id": claimed.coordinates.task_run_id,
+            "task_id": claimed.coordinates.task_id,
+            "action": "task_run.handed_back",
+            "attempt": claimed.coordinates.attempt,
+        },
+    )
+    raise Reject("handed back: the worker is stopping", requeue=True)
 
 
 def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> Verdict:
@@ -378,7 +406,11 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
                 engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")
             return verdict
         with _Heartbeat(engine, claimed):
-            outcome = run_claimed(claimed, engine)
+            try:
+                with drain.interruptible():
+                    outcome = run_claimed(claimed, engine)
+            except drain.HandedBack:
+                _hand_back(engine, claimed)
             verdict = _until_recorded(lambda: engine.finish(claimed, outcome), claimed.coordinates.task_run_id)
         if claimed.reapplied and verdict == Verdict.OK:
             engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain

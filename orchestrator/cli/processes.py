@@ -62,11 +62,17 @@ def run_worker_process(
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
-    """Warm shutdown (SIGTERM to the group), then kill whatever is left."""
+    """Warm shutdown (SIGTERM to the group's leader), then kill the whole group if it outlives `timeout_s`.
+
+    Only the leader is told, as Kubernetes and Docker tell only a container's first process: a Celery worker's
+    pool processes die on SIGTERM (Celery resets it in them, to terminate them itself), so a SIGTERM to the
+    group killed every task mid-way and orphaned its scripts, where the leader's warm shutdown lets them end
+    (or hands them back after CHORUS_WORKER_DRAIN_S: workers/drain.py).
+    """
     if process.poll() is not None:
         return
     try:
-        os.killpg(process.pid, signal.SIGTERM)
+        os.kill(process.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout_s

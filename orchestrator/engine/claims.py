@@ -329,16 +329,21 @@ def _reclaim(
             # from the database; a late redelivery must not decide again (pause twice, start a second child).
             # A Sleep's recorded end is no decision: its next claim only reads it back.
             return False
-        if store.db_started_at(session) > stale_before:
+        if row.claim_owner is not None and store.db_started_at(session) > stale_before:
             # The database restarted less than a staleness window ago: a live claimant may not have been
             # able to heartbeat yet, and its attempt may have finished (it is retrying to record it).
             return False
-        # The claimant stopped heartbeating (worker death), or parked a long Sleep: take the attempt over.
+        # The claimant stopped heartbeating (worker death), parked a long Sleep, or handed the attempt back
+        # (its worker was stopping): take the attempt over.
+        if row.claim_owner is not None:
+            action = "task_run.taken_over"
+        else:
+            action = "task_run.woken" if (row.decision or {}).get("sleep_until") else "task_run.taken_back"
         store.append_audit(
             session,
             row.execution_id,
             actor=f"worker:{owner}",
-            action="task_run.woken" if row.claim_owner is None else "task_run.taken_over",
+            action=action,
             subject=row.id,
             payload={"task_id": row.task_id, "attempt": row.attempt, "previous_owner": row.claim_owner},
             at=now,
@@ -412,6 +417,29 @@ def set_running_outputs(engine: Engine, claimed: ClaimedTaskRun, outputs: dict[s
         row = store.get_task_run(session, claimed.coordinates.task_run_id, lock=True)
         if row is not None and still_ours(row, claimed):
             row.outputs = {**(row.outputs or {}), **outputs}
+
+
+def hand_back(engine: Engine, claimed: ClaimedTaskRun) -> None:
+    """Release a claim whose attempt this worker stopped unfinished (its drain time was up).
+
+    The task run stays RUNNING on the same attempt with no owner and no heartbeat, as a parked Sleep does: the
+    re-queued message (or the sweeper's next dispatch) takes the same attempt over at once.
+    """
+    at = claimed.coordinates
+    with engine.transaction() as session:
+        store.lock_execution(session, at.execution_id)
+        row = store.get_task_run(session, at.task_run_id, lock=True)
+        if row is None or not still_ours(row, claimed):
+            return  # taken over already (a stall) or ended: nothing of ours to release
+        row.claim_owner, row.heartbeat_at = None, None
+        store.append_audit(
+            session,
+            at.execution_id,
+            actor=f"worker:{claimed.owner}",
+            action="task_run.handed_back",
+            subject=row.id,
+            payload={"task_id": row.task_id, "attempt": row.attempt},
+        )
 
 
 def heartbeat(engine: Engine, at: TaskRunCoordinates, owner: str) -> None:

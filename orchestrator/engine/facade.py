@@ -284,6 +284,10 @@ class Engine:
         """
         return claims.claim(self, at, owner=owner, celery_task_id=celery_task_id, requested_by=requested_by)
 
+    def hand_back(self, claimed: ClaimedTaskRun) -> None:
+        """Release a claim whose attempt this (stopping) worker leaves unfinished, for another to take over."""
+        claims.hand_back(self, claimed)
+
     def run_inline(
         self,
         execution_id: str,

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
@@ -36,6 +37,8 @@ class ClusterShape:
     concurrency: int = 6
     stale_after_s: float = 3.0
     heartbeat_interval_s: float = 1.0
+    #: CHORUS_WORKER_DRAIN_S of the workers (None: a stopped worker waits for its task runs however long).
+    drain_s: float | None = None
     #: Wall-clock offsets (seconds) by process name (`server`, `worker-0`, ...), applied with libfaketime.
     clock_skew_s: dict[str, float] = field(default_factory=dict)
 
@@ -103,6 +106,8 @@ class ChaosCluster:
             "CHORUS_METRICS_PORT": "0",
             "CHORUS_LOG_LEVEL": "WARNING",
         }
+        if self.shape.drain_s is not None:
+            env["CHORUS_WORKER_DRAIN_S"] = str(self.shape.drain_s)
         skew = self.shape.clock_skew_s.get(name)
         if skew:
             # The whole process (Python's datetime and time.time, C libraries) sees a shifted wall clock;
@@ -125,6 +130,17 @@ class ChaosCluster:
         self.processes.start_worker(POOLS, name=name, concurrency=self.shape.concurrency, env=env)
 
     # ---- faults --------------------------------------------------------------------------------------
+
+    def worker_pids(self, name: str) -> set[int]:
+        """The pids of a worker's process tree (its main process, pool processes and their scripts)."""
+        return _tree(self.workers[name].pid)
+
+    def stop_worker(self, name: str, timeout_s: float = 30) -> float:
+        """SIGTERM a worker, as a scale-down or a rollout does, and wait for its warm shutdown: the seconds it took
+        (a worker still alive after `timeout_s` is killed, as the grace period's end would)."""
+        started = time.monotonic()
+        self.processes.stop_worker(name, timeout_s)
+        return time.monotonic() - started
 
     def kill_worker(self, name: str) -> set[int]:
         """SIGKILL a worker's whole process tree (a container dying): returns every pid that died."""

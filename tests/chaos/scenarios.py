@@ -19,6 +19,7 @@ from tests.chaos.cluster import ChaosCluster, ClusterShape
 from tests.chaos.driver import Driver
 from tests.chaos.invariants import Verdict, check
 from tests.chaos.recorder import Ledger
+from tests.chaos.workload import EXPECTED
 
 #: How long a side-effect script works: long enough for faults to land mid-task.
 TASK_SLEEP_S = 0.4
@@ -79,6 +80,64 @@ def kill_workers(run: Run) -> None:
         run.fault_end = time.monotonic()
 
     _submit_then(run, fault)
+
+
+def _scripts_running_on(run: Run, name: str) -> int:
+    """Side-effect task runs a worker's pool processes hold right now (a claim owner is `host:pid:message`)."""
+    pids = run.cluster.worker_pids(name)
+    rows = run.cluster.sql(
+        "SELECT t.claim_owner, t.task_id FROM task_runs t JOIN executions e ON e.id = t.execution_id "
+        "WHERE e.namespace = %s AND t.state = 'RUNNING' AND t.claim_owner IS NOT NULL",
+        run.driver.namespace,
+    )
+    effects = {task_id for expectation in EXPECTED.values() for task_id in expectation.effects}
+    return sum(1 for owner, task_id in rows if task_id in effects and int(str(owner).split(":")[1]) in pids)
+
+
+def scale_down_sawtooth(run: Run) -> None:
+    """Workers stopped with SIGTERM on a schedule (a scale-down, then a scale-up), four times, while executions keep
+    arriving: each stop lands while that worker runs side-effect scripts, drains for a moment (SHAPES: shorter than
+    a script), then hands back what still runs; the replacement (or the other worker) takes those attempts over.
+    Nothing may be killed mid-way or done twice, and every execution must end as its flow says."""
+    submitting = threading.Thread(
+        target=run.driver.submit, args=(run.executions,), kwargs={"threads": 2, "spacing_s": 0.8}, daemon=True
+    )
+    submitting.start()
+    names = sorted(run.cluster.workers)
+    stopped = 0
+    for cycle in range(4):
+        name = names[cycle % len(names)]
+        deadline = time.monotonic() + 30
+        while _scripts_running_on(run, name) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        took = run.cluster.stop_worker(name, timeout_s=60)
+        stopped += 1
+        if took >= 60:
+            run.notes.append(f"FAIL: {name} was still running {took:.0f}s after SIGTERM (a grace period): killed")
+        run.cluster.start_worker(name)
+        time.sleep(1.5)
+    submitting.join(120)
+    run.fault_end = time.monotonic()
+    # What became of each task run handed back: the audit actions on it after its (last) hand-back.
+    rows = run.cluster.sql(
+        "SELECT subject, action FROM audit_events WHERE subject IN "
+        "(SELECT subject FROM audit_events WHERE action = 'task_run.handed_back') ORDER BY chain_key, seq"
+    )
+    after: dict[str, list[str]] = {}
+    handed = 0
+    for subject, action in rows:
+        if action == "task_run.handed_back":
+            handed += 1
+            after[str(subject)] = []
+        elif str(subject) in after:  # actions before its first hand-back are not counted
+            after[str(subject)].append(str(action))
+    resumed = Counter(next((a for a in actions if a.startswith("task_run.")), "nothing") for actions in after.values())
+    run.notes.append(
+        f"{stopped} SIGTERMs: {handed} hand-backs of {len(after)} task runs; then "
+        + ", ".join(f"{action} {count}" for action, count in sorted(resumed.items()))
+    )
+    if handed == 0:
+        run.notes.append("FAIL: no task run was handed back (the drain never cut a script short)")
 
 
 def kill_server(run: Run) -> None:
@@ -184,9 +243,12 @@ SCENARIOS: dict[str, Callable[[Run], None]] = {
     "redis network stall": stall_redis_network,
     "duplicate delivery": duplicate_deliveries,
     "clock skew": skewed_clocks,
+    "scale-down (SIGTERM sawtooth)": scale_down_sawtooth,
 }
 SHAPES: dict[str, ClusterShape] = {
     "clock skew": ClusterShape(clock_skew_s={"server": 2.0, "worker-0": -2.0, "worker-1": 3.0}),
+    # Drain shorter than a side-effect script (TASK_SLEEP_S): most stops hand work back rather than wait.
+    "scale-down (SIGTERM sawtooth)": ClusterShape(drain_s=0.1),
 }
 
 

@@ -16,7 +16,7 @@ from tests.chaos.scenarios import SCENARIOS, Result, run_scenario, table
 
 pytestmark = pytest.mark.chaos
 
-SHORT = ("worker kill -9",)
+SHORT = ("worker kill -9", "scale-down (SIGTERM sawtooth)")
 FULL_EXECUTIONS = int(os.environ.get("CHORUS_CHAOS_EXECUTIONS", "200"))
 
 

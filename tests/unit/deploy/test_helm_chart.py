@@ -154,6 +154,9 @@ def test_workers_shut_down_gracefully_and_run_the_worker_command_of_their_pool()
         env = {e["name"]: e for e in container["env"]}
         assert env["CHORUS_WORKER_CONCURRENCY"]["value"] == str(pool["concurrency"])
         assert env["CHORUS_WORKER_POOL"]["value"] == pool.get("workerPool", "prefork")
+        # Hand back what still runs before the grace period's SIGKILL, a margin ahead of it.
+        margin = pool.get("drainMarginSeconds", MULTI_POOL.get("workers", {}).get("drainMarginSeconds", 15))
+        assert env["CHORUS_WORKER_DRAIN_S"]["value"] == str(max(1, pool["terminationGracePeriodSeconds"] - margin))
         assert env["CHORUS_POOLS"]["value"] == '["control","io","scripts","ai","ai-batch"]'
         assert "secretKeyRef" in env["CHORUS_DATABASE_URL"]["valueFrom"]
 

@@ -1,0 +1,81 @@
+"""Scale-down that never kills work: a worker told to stop drains, then hands back what still runs.
+
+SIGTERM starts Celery's warm shutdown: the worker stops consuming (messages it had reserved go back to the
+queue, acks_late) and waits for its running tasks. Kubernetes SIGKILLs the pod when its grace period ends,
+which would kill a long task run mid-way and leave its claim to expire. With `CHORUS_WORKER_DRAIN_S` set
+(the chart sets it a margin below the grace period), the main process signals each pool process when that
+drain time is up; a pool process running a task body (`interruptible`) stops it (a script's process group
+with it: workers/scripts.py kills its group on any exception), the runtime releases the claim in the
+database and re-queues the message (`Reject(requeue=True)`), and another worker takes the same attempt
+over at once. Outside a task body (claiming, recording an outcome) the signal only notes the request: a
+transaction is never cut, and what is being recorded is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+import psutil
+from celery.signals import worker_process_init, worker_shutting_down
+
+logger = logging.getLogger(__name__)
+
+#: Sent by a draining worker's main process to its pool processes (lifeline.py uses SIGRTMIN + 3).
+HAND_BACK_SIGNAL = int(signal.SIGRTMIN) + 4
+
+
+class HandedBack(BaseException):  # a request, not an error: task code's `except Exception` lets it by
+    """Raised inside a running task body when its worker's drain time is up."""
+
+
+_state = threading.local()
+_requested = threading.Event()
+
+
+def _on_hand_back(signum: int, frame: FrameType | None) -> None:
+    _requested.set()
+    if getattr(_state, "interruptible", False):
+        _state.interruptible = False  # raised once: the clean-up that follows must not be cut again
+        raise HandedBack()
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """A task body that a drain may stop (raising HandedBack): nothing in it is a database transaction."""
+    if _requested.is_set():
+        raise HandedBack()
+    _state.interruptible = True
+    try:
+        yield
+    finally:
+        _state.interruptible = False
+
+
+def _hand_back_children() -> None:
+    children = psutil.Process().children()
+    logger.warning("drain time is up: handing back the task runs of %d pool processes", len(children))
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, HAND_BACK_SIGNAL)
+
+
+def install(drain_s: float) -> None:
+    """Hand back running task runs `drain_s` after this worker was told to stop (prefork pools)."""
+
+    def _pool_process(**_: Any) -> None:
+        signal.signal(HAND_BACK_SIGNAL, _on_hand_back)
+
+    def _shutting_down(**_: Any) -> None:
+        timer = threading.Timer(drain_s, _hand_back_children)
+        timer.daemon = True
+        timer.start()
+
+    worker_process_init.connect(_pool_process, weak=False, dispatch_uid="chorus-drain-pool-process")
+    worker_shutting_down.connect(_shutting_down, weak=False, dispatch_uid="chorus-drain-shutting-down")
