@@ -1,13 +1,17 @@
 """Internal storage on local disk: files behind Kestra's `kestra:///...` URIs.
 
 Uploaded FILE inputs, downloads and tasks' output files live under `<data_dir>/storage/`, at the path of
-their URI (`/<namespace as dirs>/<flow>/executions/<execution>/...`). This serves `chorus local` and a
-cluster sharing a volume; an object store would sit behind these same functions.
+their URI (`/<namespace as dirs>/<flow>/executions/<execution>/...`). As in Kestra's `StorageContext`, the
+flow and task ids in a path are slugs (`Slugify.of`: `each_split` is `each-split`), so a URI has the shape
+Kestra's own tests and users' expressions expect. This serves `chorus local` and a cluster sharing a
+volume; an object store would sit behind these same functions.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+import unicodedata
 from pathlib import Path, PurePosixPath
 
 from orchestrator.core.errors import ChorusError
@@ -19,8 +23,24 @@ class StorageError(ChorusError):
     """Raised when a storage URI or file name is unusable (outside the store, not a kestra:// URI)."""
 
 
+def slug(text: str) -> str:
+    """Kestra's `Slugify.of`: whitespace to '-', only word characters and '-', '_' to '-', lower case."""
+    text = unicodedata.normalize("NFD", re.sub(r"\s", "-", text))
+    text = re.sub(r"[^\w-]", "", text, flags=re.ASCII).replace("_", "-")
+    return re.sub("-{2,}", "-", text).strip("-").lower()
+
+
+def flow_prefix(namespace: str, flow_id: str) -> PurePosixPath:
+    return PurePosixPath("/", *namespace.split("."), slug(flow_id))
+
+
 def execution_prefix(namespace: str, flow_id: str, execution_id: str) -> PurePosixPath:
-    return PurePosixPath("/", *namespace.split("."), flow_id, "executions", execution_id)
+    return flow_prefix(namespace, flow_id) / "executions" / execution_id
+
+
+def task_run_prefix(namespace: str, flow_id: str, execution_id: str, task_id: str, task_run_id: str) -> PurePosixPath:
+    """Kestra's `/<namespace>/<flow>/executions/<execution>/tasks/<task>/<task run>` of a task run's files."""
+    return execution_prefix(namespace, flow_id, execution_id) / "tasks" / slug(task_id) / task_run_id
 
 
 def safe_name(name: str) -> PurePosixPath:

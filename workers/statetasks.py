@@ -8,10 +8,9 @@ so a state written by one execution is read by the next, and by `kv()`.
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from typing import Any
 
+from orchestrator import internal_storage as storage
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true
 from orchestrator.engine.kv import TypedValue
@@ -65,12 +64,8 @@ def murmur3_128_hex(text: str) -> str:
     return (h1.to_bytes(8, "little") + h2.to_bytes(8, "little")).hex()
 
 
-def slugify(text: str) -> str:
-    """Kestra's `Slugify.of`: whitespace to '-', only word characters and '-', lower case."""
-    slug = unicodedata.normalize("NFD", re.sub(r"\s", "-", text))
-    slug = re.sub(r"[^\w-]", "", slug, flags=re.ASCII).replace("_", "-")
-    slug = re.sub("-{2,}", "-", slug).strip("-")
-    return slug.lower()
+#: Kestra's `Slugify.of`, shared with the storage paths.
+slugify = storage.slug
 
 
 def _flag(ctx: TaskContext, name: str, default: bool) -> bool:

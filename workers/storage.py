@@ -1,7 +1,8 @@
 """Task output files in internal storage (`orchestrator.internal_storage`), at Kestra's per-task-run paths.
 
 A file a task produces (a download, a script's output files) is kept at
-`kestra:///<namespace as dirs>/<flow>/executions/<execution>/tasks/<task>/<task run>/<file>`.
+`kestra:///<namespace as dirs>/<flow>/executions/<execution>/tasks/<task>/<task run>/<file>` (flow and task
+ids as Kestra's slugs).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ SCHEME = storage.SCHEME
 def store_file(data_dir: Path, claimed: ClaimedTaskRun, name: str, source: bytes | Path) -> str:
     """Keep `source` as the task run's output file `name`; return its `kestra:///...` URI."""
     at = claimed.coordinates
-    prefix = storage.execution_prefix(claimed.flow.namespace, claimed.flow.id, at.execution_id)
+    prefix = storage.task_run_prefix(
+        claimed.flow.namespace, claimed.flow.id, at.execution_id, at.task_id, at.task_run_id
+    )
     try:
-        path = prefix / "tasks" / at.task_id / at.task_run_id / storage.safe_name(name)
+        path = prefix / storage.safe_name(name)
     except storage.StorageError as e:
         raise TaskFailed(
             f"output file name {name!r} must be a relative path inside the working directory", retryable=False

@@ -1,8 +1,8 @@
 """A WorkingDirectory's `cache`: files matching `patterns` kept between executions of the flow for `ttl`.
 
 After a run whose tasks all succeeded, the matching files are zipped into internal storage under the
-flow (`/<namespace>/<flow>/cache/<task id>/cache.zip`); the next run of that WorkingDirectory unpacks
-them into its fresh directory before its tasks start, unless the archive is older than `ttl`.
+flow (Kestra's `/<namespace>/<flow>/<task id>/cache/cache.zip`, ids as slugs); the next run of that
+WorkingDirectory unpacks them into its fresh directory before its tasks start, unless the archive is older than `ttl`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import glob
 import io
 import zipfile
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from orchestrator import internal_storage as storage
@@ -22,7 +22,7 @@ from orchestrator.engine import ClaimedTaskRun
 
 def _archive(data_dir: Path, claimed: ClaimedTaskRun) -> Path:
     flow = claimed.flow
-    uri_path = PurePosixPath("/", *flow.namespace.split("."), flow.id, "cache", claimed.task.id, "cache.zip")
+    uri_path = storage.flow_prefix(flow.namespace, flow.id) / storage.slug(claimed.task.id) / "cache" / "cache.zip"
     return storage.local_path(data_dir, f"{storage.SCHEME}{uri_path}")
 
 

@@ -225,10 +225,12 @@ def _iteration_file(
     engine: Engine, execution: ExecutionRow, loop_run: TaskRunRow
 ) -> Callable[[int, dict[str, Any]], str]:
     """Where a storing Loop keeps one iteration's outputs: a JSON (so ION text) file of the task run."""
-    prefix = storage.execution_prefix(execution.namespace, execution.flow_id, execution.id)
+    prefix = storage.task_run_prefix(
+        execution.namespace, execution.flow_id, execution.id, loop_run.task_id, loop_run.id
+    )
 
     def keep(index: int, outputs: dict[str, Any]) -> str:
-        path = prefix / "tasks" / loop_run.task_id / loop_run.id / f"iteration-{index}.ion"
+        path = prefix / f"iteration-{index}.ion"
         return storage.write(engine.settings.data_dir, path, json.dumps(outputs, ensure_ascii=False).encode())
 
     return keep

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import store
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import Conflict, LabelsInvalid, NotFound
-from orchestrator.core.flow import Flow, Input, InputType
+from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
@@ -325,18 +325,26 @@ def restart_task_runs(
     for run in failed:
         if run.id in discard:
             continue
-        flowable = bool(flow.task(run.task_id).branches)
+        spec = flow.task(run.task_id)
         store.record_transition(session, run, State.RESTARTED, actor=actor)
-        if flowable:
+        if spec.branches and not _reruns_whole(spec):
             store.record_transition(session, run, State.RUNNING, actor=actor)
     for run_id in discard:
         store.discard_task_run(session, by_id[run_id], actor=actor)
 
 
+def _reruns_whole(spec: TaskSpec) -> bool:
+    """A WorkingDirectory restarts as a whole, like a leaf (Kestra's `ExecutionService.removeWorkerTask`): its
+    directory is gone, so all its tasks run again in a fresh one, as its next attempt."""
+    return spec.type == "WorkingDirectory"
+
+
 def _phase_runs_to_discard(flow: Flow, runs: Sequence[TaskRunRow], failed: Sequence[TaskRunRow]) -> set[str]:
-    """Task runs of the errors/finally phases of restarted parents (and everything under them)."""
+    """Task runs of the errors/finally phases of restarted parents, every task run of a restarted
+    WorkingDirectory (see `_reruns_whole`), and everything under them."""
     parents = {r.parent_id for r in failed} | {r.id for r in failed if flow.task(r.task_id).branches}
-    phase_ids: set[str] = set()
+    whole = {r.id for r in failed if _reruns_whole(flow.task(r.task_id))}
+    phase_ids: set[str] = {r.id for r in runs if r.parent_id in whole}
     for parent_id in parents:
         spec = flow.task(next(r.task_id for r in runs if r.id == parent_id)) if parent_id else None
         errors = flow.errors if spec is None else spec.branches.get("errors", ())

@@ -62,7 +62,7 @@ def test_a_cache_entry_leaving_the_directory_fails_the_run(
 ) -> None:
     deploy_flow(CACHED.replace("{ttl}", "PT5M"))
     archive = stack.settings.data_dir.joinpath(
-        "storage", *unique_namespace.split("."), "cached", "cache", "wd", "cache.zip"
+        "storage", *unique_namespace.split("."), "cached", "wd", "cache", "cache.zip"
     )
     archive.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive, "w") as bundle:
