@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -36,6 +36,7 @@ from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
 from orchestrator.engine import Engine, SubmitRequest
 from orchestrator.engine.accounts import Principal
+from orchestrator.engine.evaluation import evaluate
 from orchestrator.store import search as store_search
 from orchestrator.store.database import Session, read_only
 from orchestrator.store.queries import Op, Search, SortKey
@@ -213,6 +214,24 @@ def get_execution(
 ) -> dict[str, Any]:
     visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
     return execution_json(session, execution_id)
+
+
+@router.post(
+    "/executions/{execution_id}/eval/{task_run_id}",
+    openapi_extra={"requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}, "required": True}},
+)
+def eval_expression(
+    request: Request,
+    execution_id: str,
+    task_run_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    eng: EngineDep,
+    expression: str = Body(media_type="text/plain"),
+) -> dict[str, Any]:
+    """Kestra's expression evaluation in one task run's context: `{result}` or `{error, stackTrace}`."""
+    row = visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
+    return evaluate(eng, session, row, task_run_id, expression)
 
 
 @router.get(

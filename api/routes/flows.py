@@ -17,6 +17,7 @@ from api.schemas import flow_public
 from orchestrator import store
 from orchestrator.core.errors import FlowInvalid, NotFound
 from orchestrator.core.parse import split_documents
+from orchestrator.core.task_lookup import find_task_document
 from orchestrator.engine.accounts import Principal
 from orchestrator.engine.flow_validation import validate_flow, validate_flow_with_warnings
 from orchestrator.store import search as store_search
@@ -166,7 +167,30 @@ def get_flow(
     row = store.latest_flow(session, tenant, namespace, flow_id, revision=revision)
     if row is None or (row.deleted and not allowDeleted):
         raise NotFound("flow", f"{namespace}.{flow_id}")
-    return flow_public(row, with_source=True)
+    # Kestra answers a Flow without its source unless `source=true` (FlowController.index).
+    return flow_public(row, with_source=source)
+
+
+@router.get("/flows/{namespace}/{flow_id}/tasks/{task_id}")
+def flow_task(
+    request: Request,
+    namespace: str,
+    flow_id: str,
+    task_id: str,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
+    revision: int | None = REVISION,
+) -> dict[str, Any]:
+    """One task of a flow, at any depth, as written (Kestra's FlowController.flowTask); 404 when absent."""
+    guard(request, principal, Permission.FLOW_READ, "flow", namespace, f"{namespace}.{flow_id}")
+    row = store.latest_flow(session, tenant, namespace, flow_id, revision=revision)
+    if row is None or row.deleted:
+        raise NotFound("flow", f"{namespace}.{flow_id}")
+    task = find_task_document(row.document, task_id)
+    if task is None:
+        raise NotFound("task", task_id, why=f"flow {namespace}.{flow_id} has no task with this id")
+    return task
 
 
 @router.get("/flows/{namespace}/{flow_id}/revisions")

@@ -74,10 +74,12 @@ def _undefined_coalesce(left: Callable[[], Any], right: Callable[[], Any]) -> An
 
 
 def _defined(value: Callable[[], Any]) -> bool:
+    """Pebble's `defined` test is `!(input == null)` (DefinedTest extends NullTest): null is not defined."""
     try:
-        return not isinstance(value(), Undefined)
+        resolved = value()
     except UndefinedError:
         return False
+    return resolved is not None and not isinstance(resolved, Undefined)
 
 
 def _default(value: Callable[[], Any], default: Any = None) -> Any:

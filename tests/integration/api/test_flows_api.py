@@ -84,3 +84,78 @@ def test_list_by_namespace_and_distinct_namespaces(client: TestClient) -> None:
 
     assert [f["id"] for f in client.get(f"{F}/a").json()] == ["one"]
     assert client.get(f"{F}/distinct-namespaces").json() == ["a", "b.c"]
+
+
+NESTED = """id: nested
+namespace: a
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["x", "y"]
+    tasks:
+      - id: is-json
+        type: io.kestra.plugin.core.flow.Switch
+        value: "{{ taskrun.value is json }}"
+        cases:
+          "false":
+            - id: not-json
+              type: io.kestra.plugin.core.debug.Return
+              format: "{{ taskrun.value }}"
+  - id: dag
+    type: io.kestra.plugin.core.flow.Dag
+    tasks:
+      - task:
+          id: in-dag
+          type: io.kestra.plugin.core.log.Log
+          message: hi
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - id: answer
+        type: STRING
+errors:
+  - id: on-error
+    type: io.kestra.plugin.core.log.Log
+    message: failed
+"""
+
+
+def test_get_flow_has_its_source_only_when_asked(client: TestClient) -> None:
+    deploy(client, "a")
+
+    plain = client.get(f"{F}/a/hello").json()
+    with_source = client.get(f"{F}/a/hello", params={"source": "true"}).json()
+
+    assert "source" not in plain and plain["id"] == "hello"
+    assert with_source["source"] == flow_source("a", "hello")
+
+
+def test_a_task_is_found_at_any_depth_as_written(client: TestClient) -> None:
+    assert client.post(F, content=NESTED, headers=YAML).status_code == 200
+
+    not_json = client.get(f"{F}/a/nested/tasks/not-json")
+    found = {t: client.get(f"{F}/a/nested/tasks/{t}").json().get("type") for t in ("in-dag", "on-error", "each")}
+
+    assert not_json.status_code == 200
+    assert not_json.json() == {
+        "id": "not-json",
+        "type": "io.kestra.plugin.core.debug.Return",
+        "format": "{{ taskrun.value }}",
+    }
+    assert found == {
+        "in-dag": "io.kestra.plugin.core.log.Log",
+        "on-error": "io.kestra.plugin.core.log.Log",
+        "each": "io.kestra.plugin.core.flow.ForEach",
+    }
+
+
+def test_an_unknown_task_or_flow_is_a_404_that_names_it(client: TestClient) -> None:
+    assert client.post(F, content=NESTED, headers=YAML).status_code == 200
+
+    missing_task = client.get(f"{F}/a/nested/tasks/nope")
+    onresume_input = client.get(f"{F}/a/nested/tasks/answer")  # an input of the Pause, not a task
+    missing_flow = client.get(f"{F}/a/absent/tasks/not-json")
+
+    assert missing_task.status_code == 404 and "nope" in missing_task.text
+    assert onresume_input.status_code == 404
+    assert missing_flow.status_code == 404 and "a.absent" in missing_flow.text
