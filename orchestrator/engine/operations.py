@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
 from orchestrator.core.durations import parse_duration
-from orchestrator.core.errors import Conflict, LabelsInvalid, NotFound
+from orchestrator.core.errors import Conflict, LabelsInvalid, NoTaskToRestart, NotFound
 from orchestrator.core.flow import Flow, Input, InputType
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
@@ -302,13 +302,15 @@ def restart(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
     """
     with engine.transaction() as session:
         execution = lock_existing(engine, session, execution_id)
+        if not State(execution.state).is_terminal:
+            raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
+        runs = list(store.task_runs_of(session, execution_id))
+        failed = [r for r in runs if State(r.state) in _RESTARTABLE]
+        if not failed:  # an ended execution with nothing failed: Kestra's 422, not a state conflict
+            raise NoTaskToRestart(execution_id)
         if State(execution.state) not in _RESTARTABLE:
             raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
         flow = flows.flow_of_execution(engine, session, execution)
-        runs = list(store.task_runs_of(session, execution_id))
-        failed = [r for r in runs if State(r.state) in _RESTARTABLE]
-        if not failed:
-            raise Conflict("No task found to restart")
         restart_task_runs(session, flow, runs, failed, actor=actor)
         store.record_transition(
             session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
@@ -381,7 +383,7 @@ def replay(
         runs = list(store.task_runs_of(session, execution_id))
         chosen = next((r for r in runs if r.id == task_run_id), None) if task_run_id else None
         if task_run_id and chosen is None:
-            raise NotFound("task run", task_run_id)
+            raise NoTaskToRestart(execution_id, task_run_id)
         typed = coerce_declared(flow.inputs, inputs) if inputs is not None else dict(old.inputs)
         labels = [label for label in old.labels if label["key"] != "system.replayed"]
         new = engine.create_execution(session, flow_row, flow, typed, labels, actor=actor, trigger=old.trigger)
