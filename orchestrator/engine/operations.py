@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
+from orchestrator.core import plan
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import Conflict, LabelsInvalid, NoTaskToRestart, NotFound
 from orchestrator.core.flow import Flow, Input, InputType
@@ -390,7 +391,7 @@ def replay(
         new.original_id = old.original_id or old.id
         new.parent_execution_id = old.id
         if chosen is not None:
-            _copy_before(session, runs, chosen, new.id, actor=actor)
+            _copy_before(session, flow, runs, chosen, new.id, actor=actor)
         store.update_labels(session, old, [*old.labels, {"key": "system.replayed", "value": "true"}])
         store.append_audit(
             session, old.id, actor=actor, action="execution.replayed", subject=None, payload={"replay": new.id}
@@ -399,7 +400,9 @@ def replay(
     return new
 
 
-def _copy_before(session: Session, runs: Sequence[TaskRunRow], chosen: TaskRunRow, new_id: str, *, actor: str) -> None:
+def _copy_before(
+    session: Session, flow: Flow, runs: Sequence[TaskRunRow], chosen: TaskRunRow, new_id: str, *, actor: str
+) -> None:
     by_id = {r.id: r for r in runs}
     ancestors: set[str] = set()
     parent = by_id.get(chosen.parent_id or "")
@@ -408,7 +411,7 @@ def _copy_before(session: Session, runs: Sequence[TaskRunRow], chosen: TaskRunRo
         parent = by_id.get(parent.parent_id or "")
     new_ids: dict[str, str] = {}
     for run in runs:  # creation order: a parent is always copied before its children
-        if run.seq >= chosen.seq and run.id not in ancestors:
+        if run.seq >= chosen.seq and run.id not in ancestors and not _beside(flow, by_id, run, chosen, ancestors):
             continue
         if run.parent_id is not None and run.parent_id not in new_ids:
             continue  # under something that is not copied
@@ -440,6 +443,25 @@ def _copy_before(session: Session, runs: Sequence[TaskRunRow], chosen: TaskRunRo
         store.create_task_run(session, copy, actor=actor, payload={"replayed_from": run.id})
         # An agent's conversation goes with its task run: a later agent sharing its memory id still sees it.
         store_agent.copy_agent_run(session, run.id, to_task_run_id=copy_id, to_execution_id=new_id)
+
+
+def _beside(
+    flow: Flow, by_id: Mapping[str, TaskRunRow], run: TaskRunRow, chosen: TaskRunRow, ancestors: set[str]
+) -> bool:
+    """Whether `run` is no successor of `chosen`: their nearest common parent runs its children side by side."""
+    if run.id == chosen.id:
+        return False
+    node: TaskRunRow | None = run
+    while node is not None and node.parent_id is not None:
+        if node.parent_id == chosen.id:
+            return False  # under the chosen task run: it runs again with it
+        if node.parent_id in ancestors:
+            try:
+                return plan.children_side_by_side(flow.task(by_id[node.parent_id].task_id))
+            except KeyError:  # a task the replayed revision no longer has
+                return False
+        node = by_id.get(node.parent_id)
+    return False  # the flow's root runs its tasks one after the other
 
 
 def change_task_run_state(

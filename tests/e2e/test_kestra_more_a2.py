@@ -162,3 +162,68 @@ def test_delete_by_ids_and_by_query(stack: Stack, deploy: Deploy, ns: str) -> No
     assert by_query.status_code == 200, by_query.text
     assert by_query.json() == {"count": 3}
     assert stack.api.get("/executions/search", params={"namespace": ns}).json()["total"] == 0
+
+
+PARALLEL_NESTED = """
+id: parallel-nested
+namespace: {ns}
+tasks:
+  - id: 1_par
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: 1-1
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{task.id}} > {{taskrun.startDate}}"
+      - id: 1-2
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{task.id}} > {{taskrun.id}}"
+      - id: 1-3_par
+        type: io.kestra.plugin.core.flow.Parallel
+        tasks:
+          - id: 1-3-1
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{task.id}} > {{taskrun.id}}"
+          - id: 1-3-2_par
+            type: io.kestra.plugin.core.flow.Sequential
+            tasks:
+              - id: 1-3-2-1
+                type: io.kestra.plugin.core.debug.Return
+                format: "{{task.id}} > {{taskrun.startDate}}"
+              - id: 1-3-2-2_end
+                type: io.kestra.plugin.core.debug.Return
+                format: "{{task.id}} > {{taskrun.id}}"
+          - id: 1-3-3_end
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{task.id}} > {{taskrun.id}}"
+      - id: 1-4_end
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{task.id}} > {{taskrun.startDate}}"
+  - id: 2_end
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{task.id}} > {{taskrun.startDate}}"
+"""
+
+
+def test_a_replay_inside_a_parallel_keeps_the_siblings_and_reruns_the_successors(
+    stack: Stack, deploy: Deploy, ns: str
+) -> None:
+    """ExecutionServiceTest.replayParallel: of the 11 task runs, only the replayed one, its children and what
+    follows the Parallels (2_end) run again; the Parallels' other children are kept as they ended."""
+    deploy(PARALLEL_NESTED)
+    first = stack.run_to_end(ns, "parallel-nested")
+    assert first["state"]["current"] == "SUCCESS" and len(first["taskRunList"]) == 11
+    chosen = next(t for t in first["taskRunList"] if t["taskId"] == "1-3-2_par")
+
+    answer = stack.api.post(f"/executions/{first['id']}/replay", params={"taskRunId": chosen["id"]})
+
+    assert answer.status_code == 200, answer.text
+    replayed = stack.wait_for_state(answer.json()["id"])
+    assert replayed["state"]["current"] == "SUCCESS" and len(replayed["taskRunList"]) == 11
+    before = {t["taskId"]: t for t in first["taskRunList"]}
+    after = {t["taskId"]: t for t in replayed["taskRunList"]}
+    for kept in ("1-1", "1-2", "1-3-1", "1-3-3_end", "1-4_end"):  # copied: the outputs name the first run
+        assert after[kept]["outputs"] == before[kept]["outputs"], kept
+    for again in ("1-3-2-2_end", "1-3-2_par"):  # ran again, in the new execution
+        assert after[again]["id"] != before[again]["id"], again
+    assert after["1-3-2-2_end"]["outputs"]["value"] == f"1-3-2-2_end > {after['1-3-2-2_end']['id']}"
+    assert after["2_end"]["state"]["histories"][0]["date"] > before["2_end"]["state"]["histories"][-1]["date"]
