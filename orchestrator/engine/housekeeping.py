@@ -33,7 +33,10 @@ class ExecutionsNotDeletable(ChorusError):
         self.refused = refused
         self.path = "executionId"
         listed = ", ".join(f"{eid}: {why}" for eid, why in sorted(refused.items())[:20])
-        super().__init__(f"invalid bulk delete ({len(refused)} execution(s) cannot be deleted: {listed})")
+        super().__init__(
+            f"invalid delete: {len(refused)} execution(s) cannot be deleted ({listed}); nothing was deleted,"
+            " and a live execution must be killed first"
+        )
 
 
 @dataclass(frozen=True)
