@@ -22,6 +22,7 @@ from orchestrator.core.errors import (
     FlowInvalid,
     InputInvalid,
     LabelsInvalid,
+    NoTaskToRestart,
     NotFound,
 )
 from orchestrator.engine.accounts import BindingInvalid, PermissionDenied, Unauthenticated
@@ -63,6 +64,7 @@ STATUS_BY_ERROR: tuple[tuple[type[ChorusError], int], ...] = (
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
     (FlowInvalid, 422),
+    (NoTaskToRestart, 422),
     (InputInvalid, 422),
     (LabelsInvalid, 422),
     (ValueInvalid, 422),

@@ -123,19 +123,19 @@ async def restart(
 
     await run_in_threadpool(once, eng.sessions, f"{who}|restart|{execution_id}", key, run)
     body = await run_in_threadpool(execution_answer, eng, execution_id)
-    # The answer shows the execution as the restart left it (RESTARTED, its history ending there), as Kestra's
-    # does, even when the dispatch that followed has already moved it on.
     if restarted == ["RESTARTED"]:
-        body["state"] = _as_restarted(body["state"])
+        body["state"] = as_restarted(body["state"])
     return body
 
 
-def _as_restarted(state: dict[str, Any]) -> dict[str, Any]:
-    histories = list(state["histories"])
-    last = max((i for i, h in enumerate(histories) if h.get("state") == "RESTARTED"), default=None)
-    if last is not None:
-        histories = histories[: last + 1]
-    return {**state, "current": "RESTARTED", "histories": histories, "endDate": None}
+def as_restarted(state: dict[str, Any]) -> dict[str, Any]:
+    """The execution's state as the restart left it, as Kestra answers: RESTARTED, its history ending there.
+
+    The answer is read after the restart was dispatched, so a RUNNING (or later) entry may already follow.
+    """
+    histories = list(state.get("histories") or [])
+    last = max((i for i, h in enumerate(histories) if h.get("state") == "RESTARTED"), default=len(histories) - 1)
+    return {**state, "current": "RESTARTED", "histories": histories[: last + 1], "endDate": None}
 
 
 @router.post("/executions/{execution_id}/actions/replay")

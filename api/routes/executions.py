@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -19,13 +19,14 @@ from api.deps import (
     SettingsDep,
     SubmitGroupsDep,
     TenantDep,
+    api_action,
     authenticate,
     note,
 )
 from api.errors import QueryInvalid, UnsupportedMediaType
 from api.filters import Fields, parse_labels, parse_search
 from api.forms import form_inputs, is_multipart
-from api.permissions import Permission, guard, prefixes
+from api.permissions import Permission, allowed, guard, prefixes
 from api.schemas import execution_public
 from api.sse import execution_stream
 from api.waiting import wait_for_execution
@@ -37,6 +38,7 @@ from orchestrator.core.states import State
 from orchestrator.engine import Engine, SubmitRequest
 from orchestrator.engine.accounts import Principal
 from orchestrator.engine.evaluation import evaluate
+from orchestrator.engine.housekeeping import Housekeeping
 from orchestrator.store import search as store_search
 from orchestrator.store.database import Session, read_only
 from orchestrator.store.queries import Op, Search, SortKey
@@ -203,6 +205,95 @@ def list_flow_executions(
     """The MCP server's listing: `?namespace=&flowId=` with exact namespace (plus every search filter)."""
     search = parse_search(request.query_params, _FLOW_LISTING_FIELDS, page=page, size=size, sort=sort)
     return _search(request, session, tenant, principal, search)
+
+
+_MAX_DELETED = 10_000
+
+
+def _delete(
+    request: Request, eng: Engine, ids: list[str], *, delete_logs: bool, delete_storage: bool
+) -> dict[str, int]:
+    """Delete ended executions in one transaction (a live or missing one refuses them all, 400), audited."""
+    entry = note(request, "execution.delete", subject=",".join(ids)[:600])
+    keeper = Housekeeping(eng.settings.tenant, eng.sessions, eng.settings.data_dir)
+    deleted = keeper.delete_executions(
+        ids, delete_logs=delete_logs, delete_storage=delete_storage, audit=api_action(request, entry)
+    )
+    entry.audited = True
+    return {"count": len(deleted)}
+
+
+def _deletable(request: Request, session: Session, principal: Principal, ids: list[str]) -> list[str]:
+    """The ids the caller may delete; a missing or invisible one stays in so the deletion names it as not found."""
+    for execution_id in ids:
+        row = store.get_execution(session, execution_id)
+        if row is not None and allowed(principal, Permission.EXECUTION_READ, row.namespace):
+            guard(request, principal, Permission.EXECUTION_CONTROL, "execution", row.namespace, execution_id)
+    return ids
+
+
+@router.delete("/executions/by-ids")
+def delete_executions_by_ids(
+    request: Request,
+    ids: list[str],
+    principal: PrincipalDep,
+    session: SessionDep,
+    eng: EngineDep,
+    deleteLogs: bool = True,  # Kestra's query parameter names
+    deleteStorage: bool = True,
+    deleteMetrics: bool = True,
+    includeNonTerminated: bool = False,
+) -> dict[str, int]:
+    """Kestra's bulk delete: `{"count": n}`; a missing or still-live execution answers 400 and deletes nothing.
+
+    Live executions are never deleted (kill them first), whatever `includeNonTerminated` says.
+    """
+    if len(ids) > _MAX_DELETED:
+        raise QueryInvalid("body", f"at most {_MAX_DELETED} execution ids at once")
+    return _delete(
+        request, eng, _deletable(request, session, principal, ids), delete_logs=deleteLogs, delete_storage=deleteStorage
+    )
+
+
+@router.delete("/executions/by-query")
+def delete_executions_by_query(
+    request: Request,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    session: SessionDep,
+    eng: EngineDep,
+    deleteLogs: bool = True,
+    deleteStorage: bool = True,
+    deleteMetrics: bool = True,
+    includeNonTerminated: bool = False,
+) -> dict[str, int]:
+    """The executions `/executions/search` would list for the same filters (ended ones, unless
+    `includeNonTerminated`, which then refuses the deletion as by-ids does)."""
+    search = parse_search(request.query_params, EXECUTION_FIELDS, page=1, size=1, sort=[])
+    search = replace(search, size=_MAX_DELETED, visible_prefixes=prefixes(principal, Permission.EXECUTION_READ))
+    rows, _ = store_search.search_executions(session, tenant, search)
+    live = {s.value for s in State if not s.is_terminal}
+    ids = [r.id for r in rows if includeNonTerminated or r.state not in live]
+    return _delete(
+        request, eng, _deletable(request, session, principal, ids), delete_logs=deleteLogs, delete_storage=deleteStorage
+    )
+
+
+@router.delete("/executions/{execution_id}", status_code=204, response_class=Response)
+def delete_execution(
+    request: Request,
+    execution_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    eng: EngineDep,
+    deleteLogs: bool = True,
+    deleteStorage: bool = True,
+    deleteMetrics: bool = True,
+) -> Response:
+    """Kestra's delete: 204, or 404 when there is no such execution; a live one answers 400 (kill it first)."""
+    visible_execution(request, session, principal, Permission.EXECUTION_CONTROL, execution_id)
+    _delete(request, eng, [execution_id], delete_logs=deleteLogs, delete_storage=deleteStorage)
+    return Response(status_code=204)
 
 
 @router.get("/executions/{execution_id}")

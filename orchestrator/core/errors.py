@@ -104,6 +104,20 @@ class Conflict(ChorusError):
     """Raised when the object is in the wrong state for the request."""
 
 
+class NoTaskToRestart(ChorusError):
+    """Raised when a restart or replay finds no task run to start again from (Kestra answers 422).
+
+    A restart of an ended execution without a failed task run, or a replay from a task run the execution
+    does not have; the message is Kestra's (`ExecutionService.taskRunToRestart`).
+    """
+
+    def __init__(self, execution_id: str, task_run_id: str | None = None) -> None:
+        self.path = "taskRunId" if task_run_id is not None else "execution"
+        self.execution_id = execution_id
+        where = f" (no task run '{task_run_id}' in execution {execution_id})" if task_run_id is not None else ""
+        super().__init__(f"No task found to restart execution from!{where}")
+
+
 class IllegalTransition(Conflict):
     """Raised when the transition table forbids a state change."""
 

@@ -218,6 +218,15 @@ def _iteration_lanes(
     return _spread([u for u in units if u], width)
 
 
+def children_side_by_side(parent: TaskSpec) -> bool:
+    """Whether a flowable's children are side by side in Kestra's graph (none is a successor of another).
+
+    A replay from one of them keeps the others as they ended (Kestra's `GraphUtils.successors` in
+    `ExecutionService.replay`); under any other parent the later siblings are successors and run again.
+    """
+    return parent.type in ("Parallel", "EachParallel")
+
+
 def _is_flowable(task: TaskSpec) -> bool:
     return CATALOGUE[task.type].flowable
 

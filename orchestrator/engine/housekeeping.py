@@ -15,10 +15,28 @@ from pathlib import Path
 
 from orchestrator import internal_storage as storage
 from orchestrator import store
+from orchestrator.core.errors import ChorusError
+from orchestrator.core.states import State
 from orchestrator.engine.audit_trail import ApiAction, record
 from orchestrator.store import housekeeping as store_housekeeping
 from orchestrator.store import kv as store_kv
 from orchestrator.store.database import Session, read_only, sessionmaker, transaction
+
+
+class ExecutionsNotDeletable(ChorusError):
+    """Raised when executions asked for deletion are missing or still live; `refused` maps each id to why.
+
+    A 400, as Kestra answers its "invalid bulk delete".
+    """
+
+    def __init__(self, refused: dict[str, str]) -> None:
+        self.refused = refused
+        self.path = "executionId"
+        listed = ", ".join(f"{eid}: {why}" for eid, why in sorted(refused.items())[:20])
+        super().__init__(
+            f"invalid delete: {len(refused)} execution(s) cannot be deleted ({listed}); nothing was deleted,"
+            " and a live execution must be killed first"
+        )
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,35 @@ class Housekeeping:
                     storages += sum(1 for p in folder.rglob("*") if p.is_file())
                     shutil.rmtree(folder, ignore_errors=True)
         return PurgeResult(len(ids) if purge_execution else 0, logs, storages)
+
+    def delete_executions(
+        self, execution_ids: Sequence[str], *, delete_logs: bool, delete_storage: bool, audit: ApiAction
+    ) -> list[str]:
+        """Delete these ended executions (Kestra's DELETE /executions): rows, task runs, logs, storage files.
+
+        All or nothing: when one is missing or still live, nothing is deleted and `ExecutionsNotDeletable`
+        names each of them (deleting a live execution would leave its queued work pointing at nothing).
+        """
+        wanted = list(dict.fromkeys(execution_ids))
+        with transaction(self.sessions) as session:
+            rows = store_housekeeping.lock_executions(session, self.tenant, wanted)
+            found = {row.id: row for row in rows}
+            refused = {
+                eid: ("execution not found" if eid not in found else f"execution is not ended ({found[eid].state})")
+                for eid in wanted
+                if eid not in found or not State(found[eid].state).is_terminal
+            }
+            if refused:
+                raise ExecutionsNotDeletable(refused)
+            logs = store_housekeeping.delete_log_lines_of(session, wanted) if wanted and delete_logs else 0
+            if wanted:
+                store_housekeeping.delete_executions(session, wanted)
+            record(session, self.tenant, _detailed(audit, {"executions": wanted, "logs": logs}))
+        if delete_storage:
+            for row in rows:
+                prefix = storage.execution_prefix(row.namespace, row.flow_id, row.id)
+                shutil.rmtree(self.data_dir / "storage" / prefix.relative_to("/"), ignore_errors=True)
+        return wanted
 
     def purge_kv(
         self,

@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
+from orchestrator.core import plan
 from orchestrator.core.durations import parse_duration
-from orchestrator.core.errors import Conflict, LabelsInvalid, NotFound
+from orchestrator.core.errors import Conflict, LabelsInvalid, NoTaskToRestart, NotFound
 from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
@@ -302,13 +303,15 @@ def restart(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
     """
     with engine.transaction() as session:
         execution = lock_existing(engine, session, execution_id)
+        if not State(execution.state).is_terminal:
+            raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
+        runs = list(store.task_runs_of(session, execution_id))
+        failed = [r for r in runs if State(r.state) in _RESTARTABLE]
+        if not failed:  # an ended execution with nothing failed: Kestra's 422, not a state conflict
+            raise NoTaskToRestart(execution_id)
         if State(execution.state) not in _RESTARTABLE:
             raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
         flow = flows.flow_of_execution(engine, session, execution)
-        runs = list(store.task_runs_of(session, execution_id))
-        failed = [r for r in runs if State(r.state) in _RESTARTABLE]
-        if not failed:
-            raise Conflict("No task found to restart")
         restart_task_runs(session, flow, runs, failed, actor=actor)
         store.record_transition(
             session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
@@ -389,14 +392,14 @@ def replay(
         runs = list(store.task_runs_of(session, execution_id))
         chosen = next((r for r in runs if r.id == task_run_id), None) if task_run_id else None
         if task_run_id and chosen is None:
-            raise NotFound("task run", task_run_id)
+            raise NoTaskToRestart(execution_id, task_run_id)
         typed = coerce_declared(flow.inputs, inputs) if inputs is not None else dict(old.inputs)
         labels = [label for label in old.labels if label["key"] != "system.replayed"]
         new = engine.create_execution(session, flow_row, flow, typed, labels, actor=actor, trigger=old.trigger)
         new.original_id = old.original_id or old.id
         new.parent_execution_id = old.id
         if chosen is not None:
-            _copy_before(session, runs, chosen, new.id, actor=actor)
+            _copy_before(session, flow, runs, chosen, new.id, actor=actor)
         store.update_labels(session, old, [*old.labels, {"key": "system.replayed", "value": "true"}])
         store.append_audit(
             session, old.id, actor=actor, action="execution.replayed", subject=None, payload={"replay": new.id}
@@ -405,7 +408,9 @@ def replay(
     return new
 
 
-def _copy_before(session: Session, runs: Sequence[TaskRunRow], chosen: TaskRunRow, new_id: str, *, actor: str) -> None:
+def _copy_before(
+    session: Session, flow: Flow, runs: Sequence[TaskRunRow], chosen: TaskRunRow, new_id: str, *, actor: str
+) -> None:
     by_id = {r.id: r for r in runs}
     ancestors: set[str] = set()
     parent = by_id.get(chosen.parent_id or "")
@@ -414,7 +419,7 @@ def _copy_before(session: Session, runs: Sequence[TaskRunRow], chosen: TaskRunRo
         parent = by_id.get(parent.parent_id or "")
     new_ids: dict[str, str] = {}
     for run in runs:  # creation order: a parent is always copied before its children
-        if run.seq >= chosen.seq and run.id not in ancestors:
+        if run.seq >= chosen.seq and run.id not in ancestors and not _beside(flow, by_id, run, chosen, ancestors):
             continue
         if run.parent_id is not None and run.parent_id not in new_ids:
             continue  # under something that is not copied
@@ -446,6 +451,25 @@ def _copy_before(session: Session, runs: Sequence[TaskRunRow], chosen: TaskRunRo
         store.create_task_run(session, copy, actor=actor, payload={"replayed_from": run.id})
         # An agent's conversation goes with its task run: a later agent sharing its memory id still sees it.
         store_agent.copy_agent_run(session, run.id, to_task_run_id=copy_id, to_execution_id=new_id)
+
+
+def _beside(
+    flow: Flow, by_id: Mapping[str, TaskRunRow], run: TaskRunRow, chosen: TaskRunRow, ancestors: set[str]
+) -> bool:
+    """Whether `run` is no successor of `chosen`: their nearest common parent runs its children side by side."""
+    if run.id == chosen.id:
+        return False
+    node: TaskRunRow | None = run
+    while node is not None and node.parent_id is not None:
+        if node.parent_id == chosen.id:
+            return False  # under the chosen task run: it runs again with it
+        if node.parent_id in ancestors:
+            try:
+                return plan.children_side_by_side(flow.task(by_id[node.parent_id].task_id))
+            except KeyError:  # a task the replayed revision no longer has
+                return False
+        node = by_id.get(node.parent_id)
+    return False  # the flow's root runs its tasks one after the other
 
 
 def change_task_run_state(

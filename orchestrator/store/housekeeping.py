@@ -76,6 +76,14 @@ def lock_purgeable_executions(
     return list(session.scalars(query.with_for_update(skip_locked=True)))
 
 
+def lock_executions(session: Session, tenant: str, execution_ids: Sequence[str]) -> list[ExecutionRow]:
+    """These executions of the tenant (missing ids left out), locked for this transaction."""
+    if not execution_ids:
+        return []
+    query = select(ExecutionRow).where(ExecutionRow.tenant == tenant, ExecutionRow.id.in_(list(execution_ids)))
+    return list(session.scalars(query.order_by(ExecutionRow.id).with_for_update()))
+
+
 def delete_log_lines_of(session: Session, execution_ids: Sequence[str]) -> int:
     """Delete the log lines of these executions; return how many."""
     return _rowcount(session.execute(delete(LogLineRow).where(LogLineRow.execution_id.in_(execution_ids))))

@@ -49,14 +49,17 @@ def test_replay_from_a_task_run_keeps_what_ran_before_it(
     assert labels["system.replayed"] == "true"
 
 
-def test_replaying_an_unknown_task_run_is_404(
+def test_replaying_an_unknown_task_run_is_422_as_in_kestra(
     stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
 ) -> None:
+    """Kestra's ExecutionControllerTest.restartFromUnknownTaskId: 422, "No task found"."""
     original = _failed_run(stack, deploy_flow, unique_namespace)
 
     response = stack.api.post(f"/executions/{original['id']}/actions/replay", params={"taskRunId": "nope"})
 
-    assert response.status_code == 404
+    assert response.status_code == 422
+    assert "No task found" in response.json()["message"]
+    assert response.json()["_embedded"]["errors"][0]["path"] == "taskRunId"
 
 
 def test_setting_a_failed_task_run_to_success_lets_the_flow_continue(
