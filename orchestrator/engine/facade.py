@@ -387,6 +387,12 @@ class Engine:
     def resume(self, execution_id: str, inputs: Mapping[str, Any], *, actor: str) -> ExecutionRow:
         return operations.resume(self, execution_id, inputs, actor=actor)
 
+    def unqueue(self, execution_id: str, *, actor: str) -> ExecutionRow:
+        return operations.unqueue(self, execution_id, actor=actor)
+
+    def force_run(self, execution_id: str, *, actor: str) -> ExecutionRow:
+        return operations.force_run(self, execution_id, actor=actor)
+
     def restart(self, execution_id: str, *, actor: str) -> ExecutionRow:
         return operations.restart(self, execution_id, actor=actor)
 
