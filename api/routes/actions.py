@@ -284,18 +284,19 @@ def _bulk(
     act: Callable[[str], object],
 ) -> Response | dict[str, int]:
     """Kestra's bulk shape: every id checked first (unknown or invisible: not found; `refusal` of its state),
-    400 naming each refused one and nothing done; else the action on each, answered with their count."""
+    400 naming each refused one and nothing done; else the action on each, answered with their count. A visible
+    execution the caller may not control is a 403 for the whole request."""
     invalids: list[dict[str, Any]] = []
     with eng.sessions() as session:
         for execution_id in ids:
             row = store.get_execution(session, execution_id)
-            visible = row is not None and allowed(principal, Permission.EXECUTION_READ, row.namespace)
-            why = refusal(row.state) if row is not None and visible else "execution not found"
+            if row is None or not allowed(principal, Permission.EXECUTION_READ, row.namespace):
+                why: str | None = "execution not found"
+            else:
+                require(principal, Permission.EXECUTION_CONTROL, row.namespace)  # 403 on a visible one
+                why = refusal(row.state)
             if why is not None:
                 invalids.append({"path": "execution", "message": why, "invalidValue": execution_id})
-                continue
-            assert row is not None
-            require(principal, Permission.EXECUTION_CONTROL, row.namespace)
     if invalids:
         body = error_body(request, 400, f"invalid bulk {name}", invalids)
         return JSONResponse({**body, "invalids": invalids}, status_code=400)
