@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import PurePosixPath
 from typing import Any
 
 from orchestrator import internal_storage as storage
 from orchestrator.core.errors import ChorusError, ExpressionError
-from orchestrator.core.namespace_access import Use, matches
+from orchestrator.core.namespace_access import Use
 from orchestrator.engine import ClaimedTaskRun, Engine
+from orchestrator.secret_backends import flow_secret_backend
 from workers.namespace_guard import NamespaceGuard
-from workers.secrets import SecretKeeper, secret_backend
+from workers.secrets import SecretKeeper
 
 
 class EngineFunctions:
@@ -21,14 +21,9 @@ class EngineFunctions:
         self._engine = engine
         self._claimed = claimed
         self.guard = NamespaceGuard(engine, claimed)
-        settings = engine.settings
-        namespace = claimed.flow.namespace
         # The namespace's own secrets, then the global ones (SECRET_<NAME>, Kestra's open-source convention)
         # where CHORUS_GLOBAL_SECRETS lets this namespace read them.
-        global_secrets = any(matches(pattern, namespace) for pattern in settings.global_secrets)
-        self.secrets = secrets or SecretKeeper(
-            secret_backend(os.environ, settings.secrets_dir, namespace, global_secrets=global_secrets)
-        )
+        self.secrets = secrets or SecretKeeper(flow_secret_backend(engine.settings, claimed.flow.namespace))
         inputs = claimed.variables.get("inputs", {})
         for declared in claimed.flow.inputs:
             if declared.type == "SECRET" and isinstance(inputs.get(declared.id), str):

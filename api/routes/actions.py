@@ -10,20 +10,26 @@ separate older-path handler: that one must not read the body before it knows whi
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.action_io import execution_answer, is_execution, json_text, resume_inputs, validated_body
-from api.deps import ActorDep, EngineDep
-from api.errors import QueryInvalid
+from api.deps import ActorDep, EngineDep, PrincipalDep, note
+from api.errors import QueryInvalid, error_body
 from api.idempotency import check_key, once
-from orchestrator.core.errors import InputInvalid
+from api.permissions import Permission, allowed, require
+from orchestrator import store
+from orchestrator.core.errors import Conflict, InputInvalid
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
+from orchestrator.engine.accounts import Principal
 
 router = APIRouter(tags=["Executions"])
 
@@ -243,3 +249,94 @@ async def set_labels(execution_id: str, labels: list[LabelPublic], eng: EngineDe
         raise InputInvalid("labels", f"labels {reserved} are reserved for the system")
     await run_in_threadpool(lambda: eng.set_labels(execution_id, [label.model_dump() for label in labels], actor=who))
     return await run_in_threadpool(execution_answer, eng, execution_id)
+
+
+# ---- concurrency queue: unqueue and force-run ---------------------------------------------------------------
+# Kestra refuses an execution in the wrong state with an IllegalArgumentException, answered 422.
+
+
+def _as_invalid(action: Callable[[str], object], execution_id: str) -> None:
+    try:
+        action(execution_id)
+    except Conflict as e:
+        raise QueryInvalid("executionId", e.message) from e
+
+
+@router.post("/executions/{execution_id}/actions/unqueue", response_model=_EXECUTION)
+@router.post("/executions/{execution_id}/unqueue", response_model=_EXECUTION, name="unqueue_legacy")
+async def unqueue(execution_id: str, request: Request, eng: EngineDep, who: ActorDep) -> dict[str, Any]:
+    """Start a QUEUED execution now, past its flow's concurrency limit."""
+    created = await _flow_named_like("unqueue", request, eng, who)
+    if created is not None:
+        return created
+    await run_in_threadpool(_as_invalid, lambda i: eng.unqueue(i, actor=who), execution_id)
+    return await run_in_threadpool(execution_answer, eng, execution_id)
+
+
+@router.post("/executions/{execution_id}/actions/force-run", response_model=_EXECUTION)
+@router.post("/executions/{execution_id}/force-run", response_model=_EXECUTION, name="force_run_legacy")
+async def force_run(execution_id: str, request: Request, eng: EngineDep, who: ActorDep) -> dict[str, Any]:
+    """CREATED starts now, QUEUED is unqueued, PAUSED resumed; an ended execution is refused (422)."""
+    created = await _flow_named_like("force-run", request, eng, who)
+    if created is not None:
+        return created
+    await run_in_threadpool(_as_invalid, lambda i: eng.force_run(i, actor=who), execution_id)
+    return await run_in_threadpool(execution_answer, eng, execution_id)
+
+
+def _bulk(
+    eng: Engine,
+    request: Request,
+    principal: Principal,
+    ids: list[str],
+    name: str,
+    refusal: Callable[[str], str | None],
+    act: Callable[[str], object],
+) -> Response | dict[str, int]:
+    """Kestra's bulk shape: every id checked first (unknown or invisible: not found; `refusal` of its state),
+    400 naming each refused one and nothing done; else the action on each, answered with their count. A visible
+    execution the caller may not control is a 403 for the whole request."""
+    invalids: list[dict[str, Any]] = []
+    with eng.sessions() as session:
+        for execution_id in ids:
+            row = store.get_execution(session, execution_id)
+            if row is None or not allowed(principal, Permission.EXECUTION_READ, row.namespace):
+                why: str | None = "execution not found"
+            else:
+                require(principal, Permission.EXECUTION_CONTROL, row.namespace)  # 403 on a visible one
+                why = refusal(row.state)
+            if why is not None:
+                invalids.append({"path": "execution", "message": why, "invalidValue": execution_id})
+    if invalids:
+        body = error_body(request, 400, f"invalid bulk {name}", invalids)
+        return JSONResponse({**body, "invalids": invalids}, status_code=400)
+    done = 0
+    for execution_id in ids:
+        with contextlib.suppress(Conflict):  # its state changed since the check: left out of the count
+            act(execution_id)
+            done += 1
+    return {"count": done}
+
+
+@router.post("/executions/unqueue/by-ids", response_model=None)
+def unqueue_by_ids(
+    ids: list[str], request: Request, eng: EngineDep, principal: PrincipalDep, who: ActorDep
+) -> Response | dict[str, int]:
+    note(request, "execution.unqueue", subject=",".join(ids)[:600])
+
+    def refusal(state: str) -> str | None:
+        return None if State(state) is State.QUEUED else "execution not in state QUEUED"
+
+    return _bulk(eng, request, principal, ids, "unqueue", refusal, lambda i: eng.unqueue(i, actor=who))
+
+
+@router.post("/executions/force-run/by-ids", response_model=None)
+def force_run_by_ids(
+    ids: list[str], request: Request, eng: EngineDep, principal: PrincipalDep, who: ActorDep
+) -> Response | dict[str, int]:
+    note(request, "execution.force-run", subject=",".join(ids)[:600])
+
+    def refusal(state: str) -> str | None:
+        return "execution in a terminated state" if State(state).is_terminal else None
+
+    return _bulk(eng, request, principal, ids, "force run", refusal, lambda i: eng.force_run(i, actor=who))

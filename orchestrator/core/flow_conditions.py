@@ -30,9 +30,11 @@ __all__ = [
     "flow_trigger_matches",
     "flow_trigger_variables",
     "is_windowed",
+    "listened_states",
     "precondition_ids",
     "preconditions_matched",
     "regex_problems",
+    "upstream_variables",
     "window_at",
     "window_complete",
     "window_spec",
@@ -60,10 +62,15 @@ class EndedExecution:
     triggered_flow: tuple[str, str] | None = None
 
 
+def listened_states(trigger: TriggerSpec) -> frozenset[str]:
+    """The execution states a Flow trigger is evaluated on: its `states`, every terminal state by default."""
+    return _names(trigger.properties.get("states")) or _DEFAULT_STATES
+
+
 def flow_trigger_matches(trigger: TriggerSpec, ended: EndedExecution) -> bool:
     """Whether `trigger` (a Flow trigger) starts its flow for `ended`."""
     props = trigger.properties
-    if ended.state not in (_names(props.get("states")) or _DEFAULT_STATES):
+    if ended.state not in listened_states(trigger):
         return False
     preconditions = props.get("preconditions")
     if isinstance(preconditions, dict) and not _preconditions_hold(preconditions, ended):
@@ -85,7 +92,17 @@ def _when_holds(expression: Any, ended: EndedExecution) -> bool:
     """
     if expression is None:
         return True
-    variables = {
+    try:
+        return is_true(render(str(expression), upstream_variables(ended)))
+    except ExpressionError:
+        return False
+
+
+def upstream_variables(ended: EndedExecution) -> dict[str, Any]:
+    """What a Flow trigger's expressions see of the upstream execution (`when`, an Expression condition, a
+    `where` EXPRESSION filter): Kestra renders them in a run context of that execution, so its `labels`,
+    `outputs` and `execution` are there, beside `trigger.*` as in 1.x expressions."""
+    return {
         "namespace": ended.namespace,
         "flowId": ended.flow_id,
         "state": ended.state,
@@ -96,10 +113,6 @@ def _when_holds(expression: Any, ended: EndedExecution) -> bool:
         "hasRetryAttempt": bool(ended.retried_attempts),
         "trigger": flow_trigger_variables(ended),
     }
-    try:
-        return is_true(render(str(expression), variables))
-    except ExpressionError:
-        return False
 
 
 def flow_trigger_variables(ended: EndedExecution) -> dict[str, Any]:
@@ -113,6 +126,15 @@ def flow_trigger_variables(ended: EndedExecution) -> dict[str, Any]:
         "outputs": dict(ended.outputs),
         "labels": dict(ended.labels),
     }
+
+
+def _condition_variables(ended: EndedExecution) -> dict[str, Any]:
+    """An Expression condition's or a `where` EXPRESSION filter's variables: Kestra renders them in the run
+    context of the listening flow (`flow`) over the upstream execution (`execution`, `labels`, `outputs`)."""
+    variables = upstream_variables(ended)
+    if ended.triggered_flow is not None:
+        variables["flow"] = {"namespace": ended.triggered_flow[0], "id": ended.triggered_flow[1]}
+    return variables
 
 
 def _condition_holds(condition: Mapping[str, Any], ended: EndedExecution) -> bool:
@@ -136,7 +158,7 @@ def _condition_holds(condition: Mapping[str, Any], ended: EndedExecution) -> boo
         return ended.triggered_flow is not None and _flow_condition(kind, condition, *ended.triggered_flow)
     if kind in ("Expression", "Variable"):
         try:
-            return expression_holds(condition.get("expression"), {"trigger": flow_trigger_variables(ended)})
+            return expression_holds(condition.get("expression"), _condition_variables(ended))
         except ExpressionError:
             return False
     if kind in ("Not", "Or"):
@@ -276,7 +298,7 @@ def _filter_holds(spec: Mapping[str, Any], ended: EndedExecution) -> bool:
     kind = str(spec.get("type", "EQUAL_TO")).upper()
     if field_name == "EXPRESSION":
         try:
-            value = is_true(render(str(spec.get("value", "")), {"trigger": flow_trigger_variables(ended)}))
+            value = is_true(render(str(spec.get("value", "")), _condition_variables(ended)))
         except ExpressionError:
             return False
         return value if kind != "IS_FALSE" else not value

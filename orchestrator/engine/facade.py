@@ -78,7 +78,7 @@ class Engine:
         self.reactions = list(reactions)
         self.kv = KeyValueStore(settings.tenant, sessions)
         self.flow_cache = FlowCache()
-        #: How a transaction that ends executions reads the flows' version for a Flow-trigger reaction
+        #: How a transaction that changes executions' states reads the flows' version for a Flow-trigger reaction
         #: (`Committed.flows_version`); None reads nothing. The triggers package sets it (triggers/wiring.py).
         self.flows_version: Callable[[Session], tuple[Any, ...]] | None = None
         #: Called once by `close`, last registered first (e.g. the flows listener's thread and connection).
@@ -394,6 +394,12 @@ class Engine:
 
     def resume(self, execution_id: str, inputs: Mapping[str, Any], *, actor: str) -> ExecutionRow:
         return operations.resume(self, execution_id, inputs, actor=actor)
+
+    def unqueue(self, execution_id: str, *, actor: str) -> ExecutionRow:
+        return operations.unqueue(self, execution_id, actor=actor)
+
+    def force_run(self, execution_id: str, *, actor: str) -> ExecutionRow:
+        return operations.force_run(self, execution_id, actor=actor)
 
     def restart(self, execution_id: str, *, actor: str) -> ExecutionRow:
         return operations.restart(self, execution_id, actor=actor)

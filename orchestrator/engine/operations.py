@@ -224,6 +224,38 @@ def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, acto
     return execution
 
 
+def unqueue(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
+    """Start a QUEUED execution now, past its flow's concurrency limit (Kestra's ConcurrencyLimitService.unqueue)."""
+    with engine.transaction() as session:
+        execution = lock_existing(engine, session, execution_id)
+        if State(execution.state) is not State.QUEUED:
+            raise Conflict(f"only a QUEUED execution can be unqueued; {execution_id} is {execution.state}")
+        flows.flow_of_execution(engine, session, execution)
+        store.record_transition(session, execution, State.RUNNING, actor=actor)
+    engine.dispatch(execution_id, actor=actor)
+    return execution
+
+
+def force_run(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
+    """Kestra's ExecutionService.forceRun: a CREATED execution (one scheduled for later) starts now, a QUEUED one
+    is unqueued, a PAUSED one resumed; any other live state is left as it is. An ended one is refused."""
+    with engine.transaction() as session:
+        execution = lock_existing(engine, session, execution_id)
+        state = State(execution.state)
+        if state.is_terminal:
+            raise Conflict(f"only a live execution can be forced to run; {execution_id} has ended ({execution.state})")
+        if state is State.CREATED:
+            flows.flow_of_execution(engine, session, execution)
+            store.record_transition(session, execution, State.RUNNING, actor=actor, values={"scheduled_at": None})
+    if state is State.CREATED:
+        engine.dispatch(execution_id, actor=actor)
+    elif state is State.QUEUED:
+        return unqueue(engine, execution_id, actor=actor)
+    elif state is State.PAUSED:
+        return resume(engine, execution_id, {}, actor=actor)
+    return execution
+
+
 def _resume_task_run(session: Session, flow: Flow, run: TaskRunRow, inputs: Mapping[str, Any], *, actor: str) -> None:
     spec = flow.task(run.task_id)
     if spec.type == "Approval" and approval_tasks.is_waiting(spec, run):

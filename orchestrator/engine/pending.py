@@ -42,7 +42,7 @@ def take(
     """What the transaction left: the reactions' input and the callbacks to run after them.
 
     Called before the commit. With `flows_version` (the engine's, set by the triggers package), a transaction
-    that ended executions also reads the flows' version (`Committed.flows_version`): at most one statement
+    that changed an execution's state also reads the flows' version (`Committed.flows_version`): at most one statement
     here (none while a flows listener is healthy) instead of a transaction of its own after the commit.
     """
     transitions, ended_flows = store.recorded_changes(session)
@@ -52,6 +52,6 @@ def take(
         ended_flows=frozenset(ended_flows),
         approval_outcomes=tuple(session.info.get(_APPROVALS, ())),
     )
-    if flows_version is not None and committed.ended_executions():
+    if flows_version is not None and committed.changed_executions():
         committed = replace(committed, flows_version=flows_version(session))
     return committed, list(session.info.get(_CALLBACKS, ()))

@@ -33,9 +33,18 @@ class Committed:
     ended_flows: frozenset[FlowKey]
     #: Executions an approval decided to end, with the state to end them in.
     approval_outcomes: tuple[tuple[str, State], ...]
-    #: The flows' version as the transaction that ended executions saw it, when the engine reads one
+    #: The flows' version as the transaction that changed executions' states saw it, when the engine reads one
     #: (`Engine.flows_version`: the listener's token, or `store.triggers.flows_version`); None otherwise.
     flows_version: tuple[Any, ...] | None = None
+
+    def changed_executions(self) -> list[tuple[str, str]]:
+        """(execution id, new state) of every execution state change, in order: a state reached from another
+        one (not a creation, not a take-over). Kestra evaluates Flow triggers on each of them."""
+        return [
+            (t.execution_id, t.state)
+            for t in self.transitions
+            if t.kind == "execution" and t.previous is not None and t.previous != t.state
+        ]
 
     def ended_executions(self) -> list[str]:
         """Executions that just ended: a terminal state reached from a live one."""

@@ -30,6 +30,7 @@ from orchestrator.engine import (
     operations,
 )
 from orchestrator.engine.compiler import to_canvas
+from orchestrator.secret_backends import SecretFunctions, flow_secret_backend
 from orchestrator.settings import Settings
 from orchestrator.store.database import Session, read_only
 from orchestrator.store.tables import ExecutionRow, FlowRevisionRow
@@ -315,7 +316,7 @@ def webhook_request(
     with read_only(engine.sessions) as session:
         row = store.latest_flow(session, engine.settings.tenant, namespace, flow_id)
     flow = engine.flow_of(row) if row is not None and not row.deleted else None
-    trigger = next((t for t in (flow.triggers if flow else ()) if _webhook_matches(t, flow, key)), None)
+    trigger = next((t for t in (flow.triggers if flow else ()) if _webhook_matches(engine, t, flow, key)), None)
     if flow is None or trigger is None:
         raise NotFound("webhook", f"{namespace}/{flow_id}/{key}")
     if not kestra2.when_holds(trigger.properties.get("when"), {"trigger": variables}):
@@ -336,13 +337,16 @@ def webhook_request(
     return request, dict(trigger.properties)
 
 
-def _webhook_matches(trigger: Any, flow: Flow | None, key: str) -> bool:
+def _webhook_matches(engine: Engine, trigger: Any, flow: Flow | None, key: str) -> bool:
     if flow is None or trigger.type != "Webhook" or trigger.disabled:
         return False
     expected = str(trigger.properties.get("key", ""))
     if has_expression(expected):
         try:
-            expected = render(expected, {"flow": {"id": flow.id, "namespace": flow.namespace}})
+            # Kestra renders the key in a run context of the flow (so `secret()` works) and trims it.
+            functions = SecretFunctions(flow_secret_backend(engine.settings, flow.namespace))
+            variables = {"flow": {"id": flow.id, "namespace": flow.namespace}}
+            expected = render(expected, variables, functions=functions).strip()
         except ExpressionError:
             # A key that cannot render matches nothing: an anonymous caller gets the 404 of a wrong key,
             # not the key's template in an error message.

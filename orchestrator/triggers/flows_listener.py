@@ -1,6 +1,6 @@
 """The flows listener: a process learns that a flow was deployed or deleted from a NOTIFY, not a query per end.
 
-Every transaction that ends executions gives the Flow-trigger reaction the flows' version its cached
+Every transaction that changes an execution's state gives the Flow-trigger reaction the flows' version its cached
 candidates are checked against (`Engine.flows_version`). While this listener is healthy, that version is
 an in-process token (no statement): the listener's identity, the flows' version it read once its LISTEN was
 active, and the number of notifications it has heard since it started. Any deploy or delete commits a

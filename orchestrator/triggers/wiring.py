@@ -1,7 +1,8 @@
 """Engines with the triggers package wired in: its after-commit reaction starts Flow triggers.
 
 The engine never imports the triggers package (it is the layer below); every process that builds an
-engine builds it here, so an execution that ends starts the flows whose Flow trigger accepts it.
+engine builds it here, so an execution that changes state (ends, by default) starts the flows whose Flow
+trigger accepts it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _listeners: WeakKeyDictionary[Engine, FlowsListener] = WeakKeyDictionary()
 
 
 def with_triggers(engine: Engine) -> Engine:
-    """`engine`, reacting to ended executions by starting the flows their Flow triggers accept.
+    """`engine`, reacting to executions' state changes by starting the flows their Flow triggers accept.
 
     Its ends carry the flows' version the reaction's cached candidates are checked against: a flows
     listener's token (no statement) while it hears NOTIFYs, else one read (triggers/flows_listener.py).

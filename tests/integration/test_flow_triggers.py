@@ -128,3 +128,40 @@ def _end(engine: Engine, execution_id: str, state: State) -> None:
         execution = store.lock_execution(session, execution_id)
         assert execution is not None
         store.record_transition(session, execution, state, actor="test")
+
+
+ON_LIVE_STATES = """
+id: on-live-states
+namespace: tests.flowtriggers
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ trigger.state }}"
+triggers:
+  - id: on-pause
+    type: io.kestra.plugin.core.trigger.Flow
+    states: [PAUSED]
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: tests.flowtriggers
+        flowId: upstream
+"""
+
+
+def test_a_trigger_whose_states_name_a_live_state_fires_on_that_change_only(engine: Engine) -> None:
+    """Kestra evaluates Flow triggers on every execution state change (JdbcExecutor), each against its `states`."""
+    engine.deploy_flow(UPSTREAM, actor="t")
+    engine.deploy_flow(ON_LIVE_STATES, actor="t")
+    upstream = engine.submit("tests.flowtriggers", "upstream", inputs={}, actor="t")  # CREATED -> RUNNING: no
+    assert executions_of(engine, "on-live-states") == []
+    with engine.transaction() as session:
+        execution = store.lock_execution(session, upstream.id)
+        assert execution is not None
+        if execution.state != str(State.RUNNING):  # the Log already ran within the submit: set it back
+            store.record_transition(session, execution, State.RUNNING, actor="test", override=True)
+    engine.pause(upstream.id, actor="t")
+
+    [started] = executions_of(engine, "on-live-states")
+    assert started.trigger is not None and started.trigger["variables"]["state"] == "PAUSED"
+    assert flow_triggers.on_execution_changed(engine, upstream.id, ["RUNNING", "SUCCESS"]) == []
+    assert len(flow_triggers.on_execution_changed(engine, upstream.id, ["PAUSED"])) == 1

@@ -78,6 +78,10 @@ FAMILIES: dict[str, tuple[Call, set[str]]] = {
         lambda w, r, ns: w.call(r, "POST", f"/executions/{w.executions[ns]}/actions/resume"),
         {"admin", "developer", "operator", "approver"},
     ),
+    "execution.force-run": (
+        lambda w, r, ns: w.call(r, "POST", f"/executions/{w.executions[ns]}/force-run"),
+        {"admin", "developer", "operator"},
+    ),
     "execution.audit": (lambda w, r, ns: w.call(r, "GET", f"/executions/{w.executions[ns]}/audit"), set(ROLES)),
     "log.read": (lambda w, r, ns: w.call(r, "GET", f"/logs/{w.executions[ns]}"), set(ROLES)),
     "kv.read": (lambda w, r, ns: w.call(r, "GET", f"/namespaces/{ns}/kv/k"), {"admin", "developer", "operator"}),
@@ -96,6 +100,8 @@ def expected(family: str, role: str, inside: bool) -> set[int]:
     allowed_roles = FAMILIES[family][1]
     if inside and role in allowed_roles:
         # Actions on a run without a worker may conflict (already killed, not paused): still not refused.
+        if family == "execution.force-run":
+            return {200, 422}  # 422: the run had already ended
         return {200, 204, 409} if family in ("execution.kill", "execution.resume") else {200}
     if family == "audit.search" and role in allowed_roles:
         return {200}  # a search: outside its prefix an admin finds nothing (checked below)
@@ -147,3 +153,14 @@ def test_only_a_tenant_wide_admin_manages_users(world: World, role: str) -> None
         world.client.post("/api/v1/main/users", json={**body, "username": f"admin-made-{role}"}, auth=ADMIN).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize("path", ["/executions/unqueue/by-ids", "/executions/force-run/by-ids"])
+def test_a_bulk_queue_action_treats_invisible_executions_as_missing_and_refuses_a_read_only_role(
+    world: World, path: str
+) -> None:
+    outside = world.call("operator", "POST", path, json=[world.executions[OUTSIDE]])
+    assert outside.status_code == 400, outside.text
+    assert [e["message"] for e in outside.json()["invalids"]] == ["execution not found"]
+    inside = world.call("viewer", "POST", path, json=[world.executions[INSIDE]])
+    assert inside.status_code == 403, inside.text

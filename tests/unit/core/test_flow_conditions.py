@@ -164,6 +164,12 @@ def test_with_several_preconditions_meeting_one_is_enough_to_count() -> None:
             True,
         ),
         ([{"field": "LABELS", "type": "EQUAL_TO", "value": "x"}], "AND", False),  # unknown field: never holds
+        # Kestra renders EXPRESSION in a run context of the upstream execution: its labels and id are there
+        # (flow-trigger-preconditions-flow-listen.yaml: `{{labels.some == 'label'}}`).
+        ([{"field": "EXPRESSION", "type": "IS_TRUE", "value": "{{ labels.env == 'prod' }}"}], "AND", True),
+        ([{"field": "EXPRESSION", "type": "IS_TRUE", "value": "{{ labels.env == 'dev' }}"}], "AND", False),
+        ([{"field": "EXPRESSION", "type": "IS_FALSE", "value": "{{ execution.id == 'E1' }}"}], "AND", False),
+        ([{"field": "EXPRESSION", "type": "IS_TRUE", "value": "{{ labels.missing }}"}], "AND", False),  # undefined
     ],
 )
 def test_where_filters(filters: list[dict[str, Any]], operand: str, expected: bool) -> None:
@@ -256,3 +262,11 @@ def test_flow_conditions_look_at_the_triggered_flow() -> None:
         trigger(conditions=[condition("FlowNamespaceCondition", namespace="company.team")]), seen
     )
     assert not flow_trigger_matches(trigger(conditions=[condition("FlowCondition", namespace="n", flowId="f")]), ENDED)
+
+
+def test_an_expression_condition_sees_the_upstream_execution_and_the_listening_flow() -> None:
+    seen = replace(ENDED, triggered_flow=("company.team", "listener"))
+    holds = condition("ExpressionCondition", expression="{{ labels.env == 'prod' and flow.id == 'listener' }}")
+    assert flow_trigger_matches(trigger(conditions=[holds]), seen)
+    refused = condition("ExpressionCondition", expression="{{ labels.env == 'prod' and flow.id == 'upstream' }}")
+    assert not flow_trigger_matches(trigger(conditions=[refused]), seen)
