@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from api import a2a, console, health, mcp_server, wiring
 from api.errors import chorus_error_handler
 from api.metrics import RequestMetrics, metrics_router
-from api.routes import actions, approvals, reviews, webhooks
+from api.routes import actions, approvals, bulk_actions, reviews, webhooks
 from api.submit_groups import SubmitGroups
 from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import create_celery_app
@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
         # Webhooks are open (as in Kestra): the key in the path is the credential.
         app.include_router(webhooks.router, prefix=prefix)
     # Fixed action names before `/executions/{namespace}/{flowId}`, which would swallow them.
-    wiring.install(app, settings, action_routers=[actions.router, approvals.router, reviews.router])
+    wiring.install(
+        app, settings, action_routers=[bulk_actions.router, actions.router, approvals.router, reviews.router]
+    )
     console.mount(app)  # the web console under /ui, and the AI usage API it reads
     mcp_server.mount(app)  # flows as MCP tools at /mcp (sessions) and /mcp/stateless
     app.include_router(a2a.router)  # A2A agent cards and JSON-RPC at /.well-known/agent-card.json and /a2a

@@ -10,26 +10,21 @@ separate older-path handler: that one must not read the body before it knows whi
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Header, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.action_io import execution_answer, is_execution, json_text, resume_inputs, validated_body
-from api.deps import ActorDep, EngineDep, PrincipalDep, note
-from api.errors import QueryInvalid, error_body
+from api.deps import ActorDep, EngineDep
+from api.errors import QueryInvalid
 from api.idempotency import check_key, once
-from api.permissions import Permission, allowed, require
-from orchestrator import store
 from orchestrator.core.errors import Conflict, InputInvalid
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
-from orchestrator.engine.accounts import Principal
 
 router = APIRouter(tags=["Executions"])
 
@@ -284,59 +279,4 @@ async def force_run(execution_id: str, request: Request, eng: EngineDep, who: Ac
     return await run_in_threadpool(execution_answer, eng, execution_id)
 
 
-def _bulk(
-    eng: Engine,
-    request: Request,
-    principal: Principal,
-    ids: list[str],
-    name: str,
-    refusal: Callable[[str], str | None],
-    act: Callable[[str], object],
-) -> Response | dict[str, int]:
-    """Kestra's bulk shape: every id checked first (unknown or invisible: not found; `refusal` of its state),
-    400 naming each refused one and nothing done; else the action on each, answered with their count. A visible
-    execution the caller may not control is a 403 for the whole request."""
-    invalids: list[dict[str, Any]] = []
-    with eng.sessions() as session:
-        for execution_id in ids:
-            row = store.get_execution(session, execution_id)
-            if row is None or not allowed(principal, Permission.EXECUTION_READ, row.namespace):
-                why: str | None = "execution not found"
-            else:
-                require(principal, Permission.EXECUTION_CONTROL, row.namespace)  # 403 on a visible one
-                why = refusal(row.state)
-            if why is not None:
-                invalids.append({"path": "execution", "message": why, "invalidValue": execution_id})
-    if invalids:
-        body = error_body(request, 400, f"invalid bulk {name}", invalids)
-        return JSONResponse({**body, "invalids": invalids}, status_code=400)
-    done = 0
-    for execution_id in ids:
-        with contextlib.suppress(Conflict):  # its state changed since the check: left out of the count
-            act(execution_id)
-            done += 1
-    return {"count": done}
-
-
-@router.post("/executions/unqueue/by-ids", response_model=None)
-def unqueue_by_ids(
-    ids: list[str], request: Request, eng: EngineDep, principal: PrincipalDep, who: ActorDep
-) -> Response | dict[str, int]:
-    note(request, "execution.unqueue", subject=",".join(ids)[:600])
-
-    def refusal(state: str) -> str | None:
-        return None if State(state) is State.QUEUED else "execution not in state QUEUED"
-
-    return _bulk(eng, request, principal, ids, "unqueue", refusal, lambda i: eng.unqueue(i, actor=who))
-
-
-@router.post("/executions/force-run/by-ids", response_model=None)
-def force_run_by_ids(
-    ids: list[str], request: Request, eng: EngineDep, principal: PrincipalDep, who: ActorDep
-) -> Response | dict[str, int]:
-    note(request, "execution.force-run", subject=",".join(ids)[:600])
-
-    def refusal(state: str) -> str | None:
-        return "execution in a terminated state" if State(state).is_terminal else None
-
-    return _bulk(eng, request, principal, ids, "force run", refusal, lambda i: eng.force_run(i, actor=who))
+# The bulk forms (`/executions/{action}/by-ids` and `/by-query`) are in api/routes/bulk_actions.py.

@@ -223,6 +223,17 @@ def _delete(
     return {"count": len(deleted)}
 
 
+def matching_executions(
+    request: Request, session: Session, tenant: str, principal: Principal, *, limit: int
+) -> list[ExecutionRow]:
+    """What `/executions/search` lists for this request's filters (legacy parameters or `filters[...]`),
+    every page of it up to `limit`: the executions a by-query action acts on."""
+    search = parse_search(request.query_params, EXECUTION_FIELDS, page=1, size=1, sort=[])
+    search = replace(search, size=limit, visible_prefixes=prefixes(principal, Permission.EXECUTION_READ))
+    rows, _ = store_search.search_executions(session, tenant, search)
+    return list(rows)
+
+
 def _deletable(request: Request, session: Session, principal: Principal, ids: list[str]) -> list[str]:
     """The ids the caller may delete; a missing or invisible one stays in so the deletion names it as not found."""
     for execution_id in ids:
@@ -269,9 +280,7 @@ def delete_executions_by_query(
 ) -> dict[str, int]:
     """The executions `/executions/search` would list for the same filters (ended ones, unless
     `includeNonTerminated`, which then refuses the deletion as by-ids does)."""
-    search = parse_search(request.query_params, EXECUTION_FIELDS, page=1, size=1, sort=[])
-    search = replace(search, size=_MAX_DELETED, visible_prefixes=prefixes(principal, Permission.EXECUTION_READ))
-    rows, _ = store_search.search_executions(session, tenant, search)
+    rows = matching_executions(request, session, tenant, principal, limit=_MAX_DELETED)
     live = {s.value for s in State if not s.is_terminal}
     ids = [r.id for r in rows if includeNonTerminated or r.state not in live]
     return _delete(
