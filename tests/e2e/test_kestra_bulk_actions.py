@@ -1,8 +1,8 @@
 """Kestra's bulk execution actions on the real stack (server, worker): executions reach their end states.
 
 Kestra's ExecutionControllerTest (webserver, 58c1ca2) has resumeByIds and replayByIds; restart and kill by
-ids/query are ported from its controller, which its tests leave out. The routing, validation and RBAC of every bulk route are in
-tests/integration/api/test_bulk_actions_api.py and test_rbac_matrix.py.
+ids/query are ported from its controller, which its tests leave out. The routing, validation and RBAC of every
+bulk route are in tests/integration/api/test_bulk_actions_api.py and test_rbac_matrix.py.
 """
 
 from __future__ import annotations
