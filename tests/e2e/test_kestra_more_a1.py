@@ -181,3 +181,39 @@ def test_evaluating_in_an_unknown_task_run_or_with_a_secret_is_refused(
 
     assert unknown.status_code == 404 and "nope" in unknown.text
     assert secret.status_code == 200 and "not available here" in secret.json()["error"]
+
+
+SECRET_INPUT = """
+id: secret-input
+namespace: {ns}
+inputs:
+  - id: password
+    type: SECRET
+  - id: user
+    type: STRING
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: "hello {{ inputs.user }}"
+"""
+
+
+def test_evaluating_never_reveals_a_secret_input_to_a_reader(
+    stack: Stack, deploy_flow: Deploy, unique_namespace: str
+) -> None:
+    """Reading an execution shows SECRET inputs masked; evaluating in its context must not be a way around it."""
+    deploy_flow(SECRET_INPUT)
+    execution = stack.run_to_end(unique_namespace, "secret-input", password="hunter2-s3cret", user="ada")
+    assert execution["state"]["current"] == "SUCCESS"
+    first = execution["taskRunList"][0]["id"]
+    text = {"Content-Type": "text/plain"}
+
+    def evaluate(expression: str) -> Any:
+        response = stack.api.post(f"/executions/{execution['id']}/eval/{first}", content=expression, headers=text)
+        assert response.status_code == 200, response.text
+        return response.json()["result"]
+
+    assert evaluate("{{ inputs.user }}") == "ada"
+    for probe in ("{{ inputs.password }}", "{{ inputs }}", "{{ inputs['password'] | upper }}", "{{ inputs | json }}"):
+        assert "hunter2" not in str(evaluate(probe)).lower(), probe
+    assert evaluate("{{ inputs.password }}") == "******"
