@@ -43,6 +43,14 @@ def _write_pending_audit(session: Session) -> None:
     write_pending_audit(session)
 
 
+#: Built once: a statement built per call costs more CPU than its round trip (construction and cache key).
+_LOCK_HEAD = (
+    select(AuditHeadRow.seq, AuditHeadRow.hash)
+    .where(AuditHeadRow.chain_key == bindparam("chain_key"))
+    .with_for_update()
+)
+
+
 def append_audit(
     session: Session,
     chain_key: str,
@@ -70,9 +78,7 @@ def append_audit(
     if cached is not None:
         seq, prev_hash = cached[0] + 1, cached[1]
     else:
-        head = session.execute(
-            select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.chain_key == chain_key).with_for_update()
-        ).first()
+        head = session.execute(_LOCK_HEAD, {"chain_key": chain_key}).first()
         seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
     event = hashed_event(chain_key, seq, at, actor, action, subject, payload)
     digest = chain_hash(prev_hash, event)
