@@ -120,6 +120,19 @@ tasks:
 errors:
   - {id: handled, type: io.kestra.plugin.core.log.Log, message: handled}
 """,
+    # The join run by the failed io task run's finish starts `errors`, whose second task needs the io pool again:
+    # the finish runs `handled`, and the rest of that phase replaces the links it took (Task.replace).
+    "hop_fails_io": """
+id: hop_fails_io
+namespace: tests.golden
+tasks:
+  - {id: io, type: io.kestra.plugin.core.execution.Fail, errorMessage: io fails, workerGroup: {key: io}}
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: never}
+errors:
+  - {id: handled, type: io.kestra.plugin.core.log.Log, message: handled}
+  - {id: again, type: io.kestra.plugin.core.debug.Return, format: again, workerGroup: {key: io}}
+  - {id: last, type: io.kestra.plugin.core.log.Log, message: last}
+""",
     # Each branch of a fan-out chains an io task and a Log: a chord counts each branch's last link, which stays a
     # message of its own (a finish takes no link a chord or a group waits for).
     "fanout_hop": """
@@ -246,6 +259,12 @@ def test_local_drive_leaves_the_task_runs_and_audit_trail_workers_leave(
     }
     assert _claimants(local, by_drive["hop"]) == {"before": "local", "io": "worker", "after": "local"}
     assert _claimants(local, by_drive["hop_fails"]) == {"before": "local", "io": "worker", "handled": "local"}
+    assert _claimants(local, by_drive["hop_fails_io"]) == {
+        "io": "worker",
+        "handled": "local",
+        "again": "worker",
+        "last": "local",
+    }
     assert _claimants(sent, by_workers["hop"]) == {"before": "worker", "io": "worker", "after": "worker"}
     assert _claimants(local, by_drive["late"]) == {
         "nap": "worker",
