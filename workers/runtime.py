@@ -12,11 +12,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from celery import Celery, Task
+from celery import Celery, Task, states
+from celery.app.task import Context
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
@@ -180,7 +181,29 @@ def _finish_and_go_on(
                 taken, rest = len(links) - 1 - index, None
                 break
     request.chain = list(reversed(upcoming[taken:])) or None
+    if rest is None:
+        _store_results(task, upcoming[:taken], verdict)
     return verdict, rest
+
+
+def _store_results(task: Task, links: Sequence[Mapping[str, Any]], verdict: Verdict) -> None:
+    """Store the result each link run here would have stored as a message (the last link of a chain keeps its
+    result: it carries the id of a task that replaced itself, or of the chain itself), so whoever reads that id
+    (Flower, `chorus retry`, an AsyncResult) finds it as before."""
+    for link in links:
+        options = link.get("options") or {}
+        task_id = options.get("task_id")
+        if options.get("ignore_result") or not task_id:
+            continue
+        request = Context(
+            id=task_id,
+            task=link.get("task"),
+            args=[verdict],
+            kwargs=link.get("kwargs") or {},
+            hostname=task.request.hostname,
+            delivery_info={"routing_key": options.get("queue")},
+        )
+        task.backend.store_result(task_id, verdict, states.SUCCESS, request=request)
 
 
 def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> Verdict:
