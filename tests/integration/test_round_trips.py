@@ -27,8 +27,7 @@ from orchestrator.store.tables import ExecutionRow
 from orchestrator.triggers.wiring import flows_listener_of
 from tests.harness.engines import EngineFactory
 from tests.harness.round_trips import Message, RoundTrips, count_round_trips, sql_engine_of
-from workers.attempts import LocalRunner
-from workers.runtime import run_claimed
+from workers.attempts import LocalRunner, run_claimed
 
 #: Today's counts per operation (measured 2026-12-07 on main d3163ca): the most it may cost. Lower them as
 #: operations get cheaper (the lead merges the cuts of several branches here); never raise one without
