@@ -12,11 +12,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
-from celery import Celery, Task
+from celery import Celery, Task, states
+from celery.app.task import Context
 from celery.exceptions import Reject
 from celery.signals import worker_process_init, worker_process_shutdown
 
@@ -31,9 +32,10 @@ from orchestrator.celery_app import (
 from orchestrator.core.durations import format_duration, parse_duration
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true
+from orchestrator.core.plan import Chain, PlanNode
 from orchestrator.core.states import State
 from orchestrator.engine import DATABASE_UNAVAILABLE, ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, Verdict
-from orchestrator.engine.compiler import to_canvas
+from orchestrator.engine.compiler import chain_rest, to_canvas
 from orchestrator.engine.sleeps import INLINE_LIMIT
 from orchestrator.hooks import EngineHooks
 from orchestrator.settings import Settings
@@ -141,7 +143,10 @@ class _Heartbeat:
         self._stop.set()
 
 
-def _until_recorded(record: Callable[[], Verdict], what: str) -> Verdict:
+_Recorded = TypeVar("_Recorded")
+
+
+def _until_recorded(record: Callable[[], _Recorded], what: str) -> _Recorded:
     """Report an attempt that ran, retrying while the database is unreachable.
 
     The attempt's side effects already happened: giving up would leave its claim to expire and a
@@ -184,6 +189,56 @@ def _hand_back(engine: Engine, claimed: ClaimedTaskRun) -> NoReturn:
         },
     )
     raise Reject("handed back: the worker is stopping", requeue=True)
+
+
+def _finish_and_go_on(
+    task: Task, engine: Engine, claimed: ClaimedTaskRun, outcome: TaskOutcome
+) -> tuple[Verdict, PlanNode | None]:
+    """Record an attempt's outcome and, in the same transaction, run the chain's next links that need no worker
+    (the pure control tasks and joins after this task run: `Engine.finish_and_drive`).
+
+    The links run there are taken off this Celery task's chain, so Celery sends only what remains. Returns the
+    verdict to hand on and, when the drive ended in a plan of its own (a join starting a phase, a bound reached
+    inside a link), that plan, which replaces the links taken (the chain keeps the rest after them).
+    """
+    request = task.request
+    upcoming = list(reversed(request.chain or []))  # Celery keeps a chain's next link last
+    links = chain_rest(claimed.coordinates.execution_id, upcoming)
+    if not links:
+        return engine.finish(claimed, outcome), None
+    nodes = [node for link in links for node in link]
+    verdict, rest = engine.finish_and_drive(claimed, outcome, Chain(tuple(nodes)))
+    taken, start = len(links), len(nodes)
+    if rest is not None:
+        for index in range(len(links)):
+            start -= len(links[-1 - index])
+            if rest == Chain(tuple(nodes[start:])):  # what remains starts at a link: keep that link as sent
+                taken, rest = len(links) - 1 - index, None
+                break
+    request.chain = list(reversed(upcoming[taken:])) or None
+    if rest is None:
+        _store_results(task, upcoming[:taken], verdict)
+    return verdict, rest
+
+
+def _store_results(task: Task, links: Sequence[Mapping[str, Any]], verdict: Verdict) -> None:
+    """Store the result each link run here would have stored as a message (the last link of a chain keeps its
+    result: it carries the id of a task that replaced itself, or of the chain itself), so whoever reads that id
+    (Flower, `chorus retry`, an AsyncResult) finds it as before."""
+    for link in links:
+        options = link.get("options") or {}
+        task_id = options.get("task_id")
+        if options.get("ignore_result") or not task_id:
+            continue
+        request = Context(
+            id=task_id,
+            task=link.get("task"),
+            args=[verdict],
+            kwargs=link.get("kwargs") or {},
+            hostname=task.request.hostname,
+            delivery_info={"routing_key": options.get("queue")},
+        )
+        task.backend.store_result(task_id, verdict, states.SUCCESS, request=request)
 
 
 def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> Verdict:
@@ -293,18 +348,23 @@ def _report_failures(
             raise ExecutionFailed(f"execution {execution_id} FAILED; failed tasks: {', '.join(failed_tasks) or '-'}")
 
 
-def _refuse_wrong_pool(task: Task, at: TaskRunCoordinates) -> None:
-    """Refuse (a Celery FAILURE naming both) a message delivered on a queue that is not its task's pool.
+def _pool_check(task: Task, at: TaskRunCoordinates) -> Callable[[str], None] | None:
+    """What refuses (a Celery FAILURE naming both) a message delivered on a queue that is not its task's pool;
+    the claim calls it, in its own transaction, before writing anything. None when there is no queue to judge
+    (run eagerly or by hand).
 
     The compiler always routes a task run to its pool; only a person re-applying a message (Flower lets one
     pick any queue) can send it elsewhere, where that pool's sandbox, tools or limits are not set up.
     """
     queue = (task.request.delivery_info or {}).get("routing_key")
     if not queue:
-        return  # run eagerly or by hand: no queue to judge
-    pool = _holder.get().pool_of(at)
-    if pool is not None and pool != queue:
-        raise WrongPool(at.task_run_id, pool, queue)
+        return None
+
+    def refuse(pool: str) -> None:
+        if pool != queue:
+            raise WrongPool(at.task_run_id, pool, queue)
+
+    return refuse
 
 
 def _sent_by_hand(task: Task) -> str | None:
@@ -328,10 +388,17 @@ def _header(task: Task, name: str) -> object:
     return value if value is not None else (task.request.headers or {}).get(name)
 
 
-def _claim(task: Task, at: TaskRunCoordinates) -> tuple[Engine, ClaimedTaskRun | None]:
-    """Claim the task run a message names, for this Celery task's attempt."""
+def _claim(task: Task, at: TaskRunCoordinates, *, check_pool: bool = False) -> tuple[Engine, ClaimedTaskRun | None]:
+    """Claim the task run a message names, for this Celery task's attempt (`check_pool`: refuse it when the
+    message came from another pool's queue)."""
     engine = _holder.get()
-    claimed = engine.claim(at, owner=_owner(task), celery_task_id=task.request.id, requested_by=_sent_by_hand(task))
+    claimed = engine.claim(
+        at,
+        owner=_owner(task),
+        celery_task_id=task.request.id,
+        requested_by=_sent_by_hand(task),
+        check_pool=_pool_check(task, at) if check_pool else None,
+    )
     if claimed is None:  # only this worker sees a message passed over; a claim is logged by the engine's hooks
         _log_passed_over(task, at)
     return engine, claimed
@@ -388,8 +455,7 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
         if prev == Verdict.STOP:
             return Verdict.STOP
         at = TaskRunCoordinates(execution_id, task_id, parent_id, iteration, attempt)
-        _refuse_wrong_pool(self, at)
-        engine, claimed = _claim(self, at)
+        engine, claimed = _claim(self, at, check_pool=True)
         if claimed is None:
             return Verdict.STOP
         try:
@@ -411,7 +477,13 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
                     outcome = run_claimed(claimed, engine)
             except drain.HandedBack:
                 _hand_back(engine, claimed)
-            verdict = _until_recorded(lambda: engine.finish(claimed, outcome), claimed.coordinates.task_run_id)
+            verdict, rest = _until_recorded(
+                lambda: _finish_and_go_on(self, engine, claimed, outcome), claimed.coordinates.task_run_id
+            )
+        if rest is not None:
+            # What follows was re-planned in the finish's transaction (a join started a phase): it replaces the
+            # links it took over, and the chain's untouched tail follows it.
+            return self.replace(to_canvas(app, rest))  # type: ignore[no-any-return]
         if claimed.reapplied and verdict == Verdict.OK:
             engine.dispatch(execution_id, actor=f"worker:{_owner(self)}")  # the re-applied message has no chain
         if outcome.state is State.FAILED and verdict == Verdict.STOP:

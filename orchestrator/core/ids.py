@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -31,11 +32,13 @@ def idempotency_key(task_run_id: str) -> str:
     return f"chorus-{task_run_id}"
 
 
+@functools.lru_cache(maxsize=4096)
 def task_run_id(execution_id: str, task_id: str, parent_task_run_id: str | None, iteration: int | None) -> str:
     """The id of a task run, derived from where it sits in its execution.
 
     Deterministic ids let a Celery message carry only coordinates, let any duplicate delivery of the
-    same message find the same row, and let the compiler name task runs that do not exist yet.
+    same message find the same row, and let the compiler name task runs that do not exist yet. Cached: one
+    operation asks for the same few ids a dozen times (a uuid5 and a base62 each).
     """
     key = f"{execution_id}/{parent_task_run_id or ''}/{task_id}/{'' if iteration is None else iteration}"
     return _base62(uuid.uuid5(_TASK_RUN_NAMESPACE, key).int)

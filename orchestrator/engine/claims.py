@@ -79,9 +79,19 @@ def failed_tasks(engine: Engine, execution_id: str) -> list[str] | None:
 
 
 def claim(
-    engine: Engine, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None
+    engine: Engine,
+    at: TaskRunCoordinates,
+    *,
+    owner: str,
+    celery_task_id: str | None,
+    requested_by: str | None = None,
+    check_pool: Callable[[str], None] | None = None,
 ) -> ClaimedTaskRun | None:
-    """Take one attempt of a task run, or None when another worker has it or it must not run."""
+    """Take one attempt of a task run, or None when another worker has it or it must not run.
+
+    `check_pool`: called with the pool of the task the message names before anything is written; it raises to
+    refuse the message (a worker's check of the queue it came from), which rolls the transaction back.
+    """
     with engine.transaction() as session:
         # Claims and heartbeats are judged by the database's clock: skewed worker clocks would take over
         # a live claim (or keep a dead one) by the size of the skew. One statement locks, touches, reads it.
@@ -89,7 +99,23 @@ def claim(
         if locked is None:
             return None
         execution, now = locked
-        claimed = claim_in(engine, session, execution, at, owner, celery_task_id, requested_by, now)
+        if check_pool is not None:
+            try:
+                pool = pool_of_task(flows.flow_of_execution(engine, session, execution).task(at.task_id))
+            except (ChorusError, KeyError):
+                pool = None  # no such task: the claim says so
+            if pool is not None:
+                check_pool(pool)
+        locked_row: TaskRunRow | bool | None = False
+        if at.parent_id is None and State(execution.state) is State.RUNNING:
+            # A top-level task run: its variables see the execution's root task runs and those with outputs, most
+            # of them; one read of all (linear in the execution's size, never a fan-out sibling's read) also says
+            # whether this one exists yet.
+            store.hold_task_runs(session, at.execution_id)
+            locked_row = locked_task_run(session, at)
+        claimed = claim_in(
+            engine, session, execution, at, owner, celery_task_id, requested_by, now, locked_row=locked_row
+        )
     return claimed
 
 

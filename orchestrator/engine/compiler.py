@@ -6,6 +6,9 @@ what remains to run are taken by `orchestrator.core.plan`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from celery import Celery, chain, chord
 from celery.canvas import Signature
 
@@ -127,3 +130,55 @@ def to_canvas(app: Celery, node: PlanNode) -> Signature:
     if isinstance(node, Fanout):
         return chord(_fanout_header(app, node.items), to_canvas(app, node.join), app=app)
     raise TypeError(f"not a plan node: {node!r}")
+
+
+#: Options that tie a link to more than its chain: a chord counts it, a group names it, callbacks follow it.
+_TIED = ("chord", "group_id", "link", "link_error", "immutable")
+
+
+def chain_rest(execution_id: str, links: Sequence[Mapping[str, Any]]) -> list[tuple[PlanNode, ...]]:
+    """The plan nodes of a chain's next links (in the order they run), one tuple per link: the inverse of
+    `to_canvas` for the links a local drive may take over (an inline stretch with its join, a flowable's entry,
+    a join) of `execution_id`.
+
+    Stops at the first other link: a run on a worker pool, a nested canvas, a fan-out chunk, a link a chord
+    counts or that carries callbacks (what follows it in Celery must still see it run).
+    """
+    found: list[tuple[PlanNode, ...]] = []
+    for link in links:
+        options = link.get("options") or {}
+        kwargs = link.get("kwargs") or {}
+        if (
+            link.get("subtask_type")
+            or link.get("immutable")
+            or link.get("args")
+            or any(options.get(key) for key in _TIED)
+            or kwargs.get("execution_id") != execution_id
+        ):
+            break
+        name = link.get("task")
+        if name == RUN_INLINE and kwargs.get("runs") and not kwargs.get("independent"):
+            runs = tuple(
+                Run(
+                    execution_id,
+                    r["task_id"],
+                    r.get("parent_id"),
+                    r.get("iteration"),
+                    int(r.get("attempt", 1)),
+                    CONTROL_QUEUE,
+                    enter=False,
+                    inline=True,
+                )
+                for r in kwargs["runs"]
+            )
+            join = (Join(execution_id, runs[0].parent_id),) if kwargs.get("join") else ()
+            found.append(runs + join)
+        elif name == ENTER_TASK_RUN:
+            task_id, parent_id, iteration = kwargs["task_id"], kwargs.get("parent_id"), kwargs.get("iteration")
+            attempt = int(kwargs.get("attempt", 1))
+            found.append((Run(execution_id, task_id, parent_id, iteration, attempt, CONTROL_QUEUE, enter=True),))
+        elif name == JOIN_TASK_RUN:
+            found.append((Join(execution_id, kwargs.get("parent_id")),))
+        else:
+            break
+    return found

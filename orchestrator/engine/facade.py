@@ -275,14 +275,23 @@ class Engine:
         return claims.failed_tasks(self, execution_id)
 
     def claim(
-        self, at: TaskRunCoordinates, *, owner: str, celery_task_id: str | None, requested_by: str | None = None
+        self,
+        at: TaskRunCoordinates,
+        *,
+        owner: str,
+        celery_task_id: str | None,
+        requested_by: str | None = None,
+        check_pool: Callable[[str], None] | None = None,
     ) -> ClaimedTaskRun | None:
         """Take one attempt of a task run, or None when another worker has it or it must not run.
 
         `requested_by`: who sent the message by hand (a re-apply); only such a message gives a failed
         task run another attempt. None for the planner's own messages.
+        `check_pool`: called with the pool of the task before anything is written; it raises to refuse the message.
         """
-        return claims.claim(self, at, owner=owner, celery_task_id=celery_task_id, requested_by=requested_by)
+        return claims.claim(
+            self, at, owner=owner, celery_task_id=celery_task_id, requested_by=requested_by, check_pool=check_pool
+        )
 
     def hand_back(self, claimed: ClaimedTaskRun) -> None:
         """Release a claim whose attempt this (stopping) worker leaves unfinished, for another to take over."""
@@ -349,6 +358,13 @@ class Engine:
     def finish(self, claimed: ClaimedTaskRun, outcome: TaskOutcome) -> Verdict:
         """Record an attempt's outcome; retry, allowFailure and allowWarning decide the task run's state."""
         return outcomes.finish(self, claimed, outcome)
+
+    def finish_and_drive(
+        self, claimed: ClaimedTaskRun, outcome: TaskOutcome, then: PlanNode
+    ) -> tuple[Verdict, PlanNode | None]:
+        """`finish`, then run what follows the task run in its chain (`then`) as far as local drive may, in the
+        same transaction. Returns the verdict to hand on and what of `then` remains to send (None: nothing)."""
+        return outcomes.finish_and_drive(self, claimed, outcome, then)
 
     def decide(
         self,

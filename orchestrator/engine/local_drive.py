@@ -41,21 +41,28 @@ def local_owner() -> str:
 
 
 def drive(
-    engine: Engine, session: Session, execution: ExecutionRow, plan: PlanNode | None, *, now: datetime | None = None
+    engine: Engine,
+    session: Session,
+    execution: ExecutionRow,
+    plan: PlanNode | None,
+    *,
+    now: datetime | None = None,
+    prev: Verdict = Verdict.OK,
 ) -> tuple[Verdict, PlanNode | None]:
     """Run what `plan` lets this transaction run; the verdict it ends with and what remains to send (None: nothing).
 
     `now`: the transaction's clock when the caller has it (else the database's is read once, at the first claim).
+    `prev`: the verdict the plan's first link receives (a chain's rest after a task run that ended here).
     Engines without a local runner (or with CHORUS_LOCAL_DRIVE_MAX_RUNS=0) return the plan untouched.
     """
     runner = engine.local_runner
     if plan is None or runner is None or engine.settings.local_drive_max_runs <= 0:
-        return Verdict.OK, plan
+        return prev, plan
     if sla_assertions.assertions(flows.flow_of_execution(engine, session, execution)):
         # EXECUTION_ASSERTION SLAs are checked after each commit while the execution runs: an execution that
         # ended in this transaction would never be checked (Kestra checks each change), so it travels as before.
-        return Verdict.OK, plan
-    return _Drive(engine, session, execution, runner, now).node(plan, Verdict.OK)
+        return prev, plan
+    return _Drive(engine, session, execution, runner, now).node(plan, prev)
 
 
 @dataclass

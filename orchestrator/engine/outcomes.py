@@ -11,6 +11,8 @@ from orchestrator import store
 from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.plan import (
+    Chain,
+    Join,
     PlanNode,
     inside,
 )
@@ -52,6 +54,42 @@ def finish(engine: Engine, claimed: ClaimedTaskRun, outcome: TaskOutcome) -> Ver
         return finish_locked(
             engine, session, execution, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
         )
+
+
+def finish_and_drive(
+    engine: Engine, claimed: ClaimedTaskRun, outcome: TaskOutcome, then: PlanNode
+) -> tuple[Verdict, PlanNode | None]:
+    """`finish`, then run `then` (what follows the task run in its chain) as far as local drive may, in the same
+    transaction: the pure control tasks and joins after a task run on a worker pool cost no further message.
+
+    Returns the verdict the last link run here hands on and what of `then` remains to send (None: nothing).
+    """
+    at = claimed.coordinates
+    with engine.transaction() as session:
+        # One statement locks the execution, marks progress and reads the clock the drive's claims are judged by.
+        locked = store.lock_touch_execution(session, at.execution_id)
+        row: TaskRunRow | None = None
+        if locked is not None and _joins(then) and State(locked[0].state) is State.RUNNING:
+            # A join in `then` reads every task run anyway: read them once now (under the execution's lock), and
+            # this row, the drive's claims (variables, rows that do not exist yet) and the join need no query.
+            store.hold_task_runs(session, at.execution_id)
+            row = store.loaded_task_run(session, at.task_run_id)
+        elif locked is not None:
+            row = store.get_task_run(session, at.task_run_id, lock=True)
+        if locked is None or row is None or not still_ours(row, claimed):
+            return Verdict.STOP, then  # taken over after we stalled: the new owner reports; the chain goes on as sent
+        execution, now = locked
+        store.note_flow(session, flows.task_types(engine, claimed.flow))  # for the hooks' labels
+        actor = f"worker:{claimed.owner}"
+        verdict = finish_locked(engine, session, execution, row, claimed.task, claimed.flow, outcome, actor=actor)
+        return local_drive.drive(engine, session, execution, then, now=now, prev=verdict)
+
+
+def _joins(node: PlanNode) -> bool:
+    """Whether a plan's leading chain holds a join (the drive would read the execution's task runs for it)."""
+    if isinstance(node, Join):
+        return True
+    return isinstance(node, Chain) and any(_joins(item) for item in node.items)
 
 
 def finish_locked(

@@ -43,6 +43,14 @@ def _write_pending_audit(session: Session) -> None:
     write_pending_audit(session)
 
 
+#: Built once: a statement built per call costs more CPU than its round trip (construction and cache key).
+_LOCK_HEAD = (
+    select(AuditHeadRow.seq, AuditHeadRow.hash)
+    .where(AuditHeadRow.chain_key == bindparam("chain_key"))
+    .with_for_update()
+)
+
+
 def append_audit(
     session: Session,
     chain_key: str,
@@ -61,6 +69,23 @@ def append_audit(
     appends to the same chain trust what this transaction decided last. Inside a savepoint, whose
     rollback must take its events along, events are written at once.
     """
+    return AuditEventRow(
+        **note_audit(session, chain_key, actor=actor, action=action, subject=subject, payload=payload, at=at)
+    )
+
+
+def note_audit(
+    session: Session,
+    chain_key: str,
+    *,
+    actor: str,
+    action: str,
+    subject: str | None,
+    payload: dict[str, Any],
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """`append_audit` for a caller that needs no row back (the hot path's transitions): the event's column
+    values, with no ORM object built for them."""
     at = at or utcnow()
     heads: dict[str, tuple[int, str]] = session.info.setdefault("audit_heads", {})
     nested = session.in_nested_transaction()
@@ -70,26 +95,24 @@ def append_audit(
     if cached is not None:
         seq, prev_hash = cached[0] + 1, cached[1]
     else:
-        head = session.execute(
-            select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.chain_key == chain_key).with_for_update()
-        ).first()
+        head = session.execute(_LOCK_HEAD, {"chain_key": chain_key}).first()
         seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
     event = hashed_event(chain_key, seq, at, actor, action, subject, payload)
     digest = chain_hash(prev_hash, event)
     key = audit_key_of(session)
-    row = AuditEventRow(
-        chain_key=chain_key,
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        payload=payload,
-        prev_hash=prev_hash,
-        hash=digest,
-        key_id=key.key_id if key else None,
-        mac=event_mac(key, digest) if key else None,  # one HMAC: as cheap as the hash, no round trip
-    )
+    row = {
+        "chain_key": chain_key,
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "payload": payload,
+        "prev_hash": prev_hash,
+        "hash": digest,
+        "key_id": key.key_id if key else None,
+        "mac": event_mac(key, digest) if key else None,  # one HMAC: as cheap as the hash, no round trip
+    }
     if nested:
         heads.pop(chain_key, None)
         _write_audit(session, [row])
@@ -109,7 +132,7 @@ def start_chain(session: Session, chain_key: str) -> None:
 
 def write_pending_audit(session: Session) -> None:
     """Write the events this transaction appended and not yet wrote (one statement)."""
-    pending: list[AuditEventRow] = session.info.pop("audit_pending", [])
+    pending: list[dict[str, Any]] = session.info.pop("audit_pending", [])
     if pending:
         _write_audit(session, pending)
 
@@ -131,21 +154,20 @@ def audit_key_of(session: Session) -> AuditKey | None:
     return key if isinstance(key, AuditKey) else None
 
 
-def _write_audit(session: Session, rows: Sequence[AuditEventRow]) -> None:
+def _write_audit(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     # One execute with a list of parameter sets: SQLAlchemy sends it as multi-row INSERTs (insertmanyvalues,
     # batched below PostgreSQL's parameter limit) from one cached compiled statement. Building a
     # `.values([...])` statement instead recompiles it on every call (~2 ms of CPU each, more than the trip).
-    values = [{key: getattr(row, key) for key in _AUDIT_COLUMNS} for row in rows]
-    session.execute(_INSERT_AUDIT, values)
-    last = {row.chain_key: row for row in rows}
+    session.execute(_INSERT_AUDIT, [{key: row[key] for key in _AUDIT_COLUMNS} for row in rows])
+    last = {row["chain_key"]: row for row in rows}
     key = audit_key_of(session)
     heads = [
         {
-            "chain_key": r.chain_key,
-            "seq": r.seq,
-            "hash": r.hash,
+            "chain_key": r["chain_key"],
+            "seq": r["seq"],
+            "hash": r["hash"],
             "key_id": key.key_id if key else None,
-            "mac": head_mac(key, r.chain_key, r.seq, r.hash) if key else None,
+            "mac": head_mac(key, r["chain_key"], r["seq"], r["hash"]) if key else None,
         }
         for r in last.values()
     ]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.core.states import State
@@ -16,10 +16,20 @@ from orchestrator.store.tables import (
     table_of,
 )
 
+# Built once: a statement built per call costs more CPU than its round trip (construction and its cache key).
+_LOCK = select(ExecutionRow).where(ExecutionRow.id == bindparam("execution_id")).with_for_update()
+_LOCK_TOUCH = (
+    update(ExecutionRow)
+    .where(ExecutionRow.id == bindparam("execution_id"))
+    .values(updated_at=func.now())
+    .returning(ExecutionRow, func.now())
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+
 
 def lock_execution(session: Session, execution_id: str) -> ExecutionRow | None:
     """The execution row, locked: every state change of one execution is serialised on it."""
-    row = session.scalars(select(ExecutionRow).where(ExecutionRow.id == execution_id).with_for_update()).first()
+    row = session.scalars(_LOCK, {"execution_id": execution_id}).first()
     session.info["execution"] = row
     return row
 
@@ -31,14 +41,7 @@ def lock_touch_execution(session: Session, execution_id: str) -> tuple[Execution
     execution's changes (as `lock_execution`), marks progress (as `touch_execution`, which then does
     nothing more in this transaction) and reads the clock claims are judged by (as `db_now`).
     """
-    statement = (
-        update(ExecutionRow)
-        .where(ExecutionRow.id == execution_id)
-        .values(updated_at=func.now())
-        .returning(ExecutionRow, func.now())
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    found = session.execute(statement).first()
+    found = session.execute(_LOCK_TOUCH, {"execution_id": execution_id}).first()
     if found is None:
         session.info["execution"] = None
         return None

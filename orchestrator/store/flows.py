@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.store.clock import utcnow
@@ -28,16 +28,25 @@ def latest_flow(
     return session.scalars(query.order_by(FlowRevisionRow.revision.desc()).limit(1)).first()
 
 
+# Built once: a start reads this per execution, and building a statement per call costs more CPU than its trip.
+_REVISION_OF = select(FlowRevisionRow.revision, FlowRevisionRow.deleted).where(
+    FlowRevisionRow.tenant == bindparam("tenant"),
+    FlowRevisionRow.namespace == bindparam("namespace"),
+    FlowRevisionRow.flow_id == bindparam("flow_id"),
+)
+_LATEST_REVISION = _REVISION_OF.order_by(FlowRevisionRow.revision.desc()).limit(1)
+_REVISION = _REVISION_OF.where(FlowRevisionRow.revision == bindparam("revision")).limit(1)
+
+
 def latest_flow_revision(
     session: Session, tenant: str, namespace: str, flow_id: str, *, revision: int | None = None
 ) -> tuple[int, bool] | None:
     """(revision, deleted) of the newest revision (or of `revision`): what a start reads when it has the flow parsed."""
-    query = select(FlowRevisionRow.revision, FlowRevisionRow.deleted).where(
-        FlowRevisionRow.tenant == tenant, FlowRevisionRow.namespace == namespace, FlowRevisionRow.flow_id == flow_id
-    )
-    if revision is not None:
-        query = query.where(FlowRevisionRow.revision == revision)
-    found = session.execute(query.order_by(FlowRevisionRow.revision.desc()).limit(1)).first()
+    key = {"tenant": tenant, "namespace": namespace, "flow_id": flow_id}
+    if revision is None:
+        found = session.execute(_LATEST_REVISION, key).first()
+    else:
+        found = session.execute(_REVISION, {**key, "revision": revision}).first()
     return (found.revision, bool(found.deleted)) if found is not None else None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session
 
 from orchestrator.store.tables import (
@@ -15,6 +15,7 @@ from orchestrator.store.tables import (
 
 
 def error_log_lines(session: Session, execution_id: str) -> Sequence[LogLineRow]:
+    write_pending_log_lines(session)  # this transaction's own lines too
     return session.scalars(
         select(LogLineRow)
         .where(LogLineRow.execution_id == execution_id, LogLineRow.level == "ERROR")
@@ -26,16 +27,44 @@ def error_log_lines(session: Session, execution_id: str) -> Sequence[LogLineRow]
 _INSERT_LINES = insert(table_of(LogLineRow))
 
 
+_PENDING = "log_lines_pending"  #: lines this transaction inserted and not yet wrote
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    write_pending_log_lines(session)
+
+
 def insert_log_lines(session: Session, lines: Sequence[dict[str, Any]]) -> None:
-    """Insert a task run's (or an execution's) lines: multi-row INSERTs from one cached statement, nothing returned.
+    """Insert a task run's (or an execution's) lines, written with the transaction's other lines in one statement
+    just before it commits (a transaction that runs several task runs inserts their lines once); inside a
+    savepoint, whose rollback must take them along, at once. Reads of this module see them first."""
+    if not lines:
+        return
+    pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
+    pending.extend(lines)
+    if session.in_nested_transaction():
+        write_pending_log_lines(session)
+
+
+def write_pending_log_lines(session: Session) -> None:
+    """Write the lines this transaction inserted and not yet wrote: multi-row INSERTs from one cached statement.
 
     A list of parameter sets (not `.values([...])`, which compiles afresh on every call): SQLAlchemy batches
     it into multi-row INSERTs below PostgreSQL's parameter limit (insertmanyvalues)."""
-    if lines:
-        session.execute(_INSERT_LINES, list(lines))
+    pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
+    if pending:
+        session.execute(_INSERT_LINES, pending)
 
 
 def log_lines_of(session: Session, execution_id: str, *, task_run_id: str | None = None) -> Sequence[LogLineRow]:
+    write_pending_log_lines(session)  # this transaction's own lines too
     query = select(LogLineRow).where(LogLineRow.execution_id == execution_id)
     if task_run_id:
         query = query.where(LogLineRow.task_run_id == task_run_id)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, event, func, or_, select, update
+from sqlalchemy import Row, bindparam, event, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.core.decision import TaskRunDecision
@@ -88,9 +88,7 @@ def task_runs_of(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
 
 
 def _query_task_runs_of(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
-    return session.scalars(
-        select(TaskRunRow).where(TaskRunRow.execution_id == execution_id).order_by(TaskRunRow.seq)
-    ).all()
+    return session.scalars(_OF_EXECUTION, {"execution_id": execution_id}).all()
 
 
 def task_run_states_of(session: Session, execution_id: str) -> Sequence[Row[Any] | TaskRunRow]:
@@ -103,20 +101,7 @@ def task_run_states_of(session: Session, execution_id: str) -> Sequence[Row[Any]
     held = _held_all(session, execution_id)
     if held is not None:
         return held
-    return session.execute(
-        select(
-            TaskRunRow.id,
-            TaskRunRow.task_id,
-            TaskRunRow.parent_id,
-            TaskRunRow.iteration,
-            TaskRunRow.state,
-            TaskRunRow.attempt,
-            TaskRunRow.decision,
-            TaskRunRow.retry_at,
-        )
-        .where(TaskRunRow.execution_id == execution_id)
-        .order_by(TaskRunRow.seq)
-    ).all()
+    return session.execute(_STATES_OF, {"execution_id": execution_id}).all()
 
 
 def task_runs_for_variables(session: Session, execution_id: str) -> Sequence[TaskRunRow]:
@@ -144,9 +129,28 @@ def task_runs_for_variables(session: Session, execution_id: str) -> Sequence[Tas
     ).all()
 
 
+# Built once: a statement built per call costs more CPU than its round trip (construction and its cache key).
+_GET = select(TaskRunRow).where(TaskRunRow.id == bindparam("task_run_id"))
+_GET_LOCKED = _GET.with_for_update()
+_OF_EXECUTION = select(TaskRunRow).where(TaskRunRow.execution_id == bindparam("execution_id")).order_by(TaskRunRow.seq)
+_STATES_OF = (
+    select(
+        TaskRunRow.id,
+        TaskRunRow.task_id,
+        TaskRunRow.parent_id,
+        TaskRunRow.iteration,
+        TaskRunRow.state,
+        TaskRunRow.attempt,
+        TaskRunRow.decision,
+        TaskRunRow.retry_at,
+    )
+    .where(TaskRunRow.execution_id == bindparam("execution_id"))
+    .order_by(TaskRunRow.seq)
+)
+
+
 def get_task_run(session: Session, task_run_id: str, *, lock: bool = False) -> TaskRunRow | None:
-    query = select(TaskRunRow).where(TaskRunRow.id == task_run_id)
-    row = session.scalars(query.with_for_update() if lock else query).first()
+    row = session.scalars(_GET_LOCKED if lock else _GET, {"task_run_id": task_run_id}).first()
     if row is not None:
         hold(session, row)
     return row

@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from orchestrator.core.errors import Conflict
 from orchestrator.core.states import State, check_transition
 from orchestrator.core.transition import Transition
-from orchestrator.store.audit_chain import append_audit, start_chain
+from orchestrator.store.audit_chain import note_audit, start_chain
 from orchestrator.store.clock import iso, utcnow
 from orchestrator.store.tables import (
     ExecutionRow,
@@ -104,7 +104,7 @@ def record_transition(
     if isinstance(row, TaskRunRow):
         event.update(task_id=row.task_id, attempt=row.attempt)
     action = f"{kind}.state_changed" if override else f"{kind}.{to.lower()}"
-    append_audit(session, chain_key, actor=actor, action=action, subject=subject, payload=event, at=at)
+    note_audit(session, chain_key, actor=actor, action=action, subject=subject, payload=event, at=at)
 
 
 def note_take_over(session: Session, row: TaskRunRow, *, actor: str, at: datetime) -> None:
@@ -151,15 +151,19 @@ def _attempt_started_at(row: TaskRunRow) -> datetime | None:
     return datetime.fromisoformat(histories[0]["date"].replace("Z", "+00:00")) if histories else None
 
 
+_TASK_RUN_COLUMNS = [c.key for c in TaskRunRow.__table__.columns if c.key != "seq"]
+#: Built once (a per-call `.values(**row)` costs ~34 coercions and a cache key each time).
+_INSERT_TASK_RUN = (
+    pg_insert(table_of(TaskRunRow))
+    .values({key: bindparam(key) for key in _TASK_RUN_COLUMNS})
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(table_of(TaskRunRow).c.seq)
+)
+
+
 def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: dict[str, Any] | None = None) -> bool:
     """Insert a task run if its (deterministic) id is new; audited. False when it already existed."""
-    values = {c.key: getattr(row, c.key) for c in TaskRunRow.__table__.columns if c.key != "seq"}
-    inserted = session.execute(
-        pg_insert(table_of(TaskRunRow))
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(TaskRunRow.__table__.c.seq)
-    ).first()
+    inserted = session.execute(_INSERT_TASK_RUN, {key: getattr(row, key) for key in _TASK_RUN_COLUMNS}).first()
     if inserted is None:
         return False
     # Make the row this session's, as if loaded: later reads in this transaction find it without a query.
@@ -169,7 +173,7 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
     hold(session, row)
     _note_transition(session, row, None, row.state, row.created_at, actor=actor)
     event = {"to": row.state, "task_id": row.task_id, "attempt": row.attempt, **(payload or {})}
-    append_audit(
+    note_audit(
         session,
         row.execution_id,
         actor=actor,
@@ -203,11 +207,11 @@ def create_execution(
     session.info.setdefault("touched", set()).add(row.id)  # inserted now: no touch needed to show progress
     start_chain(session, row.id)  # the INSERT above succeeded: this execution's chain is new
     _note_transition(session, row, None, str(State.CREATED), at, actor=actor)
-    append_audit(session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=at)
+    note_audit(session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=at)
     if running:
         _note_transition(session, row, str(State.CREATED), str(State.RUNNING), at, actor=actor)
         event = {"from": str(State.CREATED), "to": str(State.RUNNING)}
-        append_audit(session, row.id, actor=actor, action="execution.running", subject=None, payload=event, at=at)
+        note_audit(session, row.id, actor=actor, action="execution.running", subject=None, payload=event, at=at)
 
 
 _INSERT_EXECUTION = insert(table_of(ExecutionRow))
@@ -230,7 +234,7 @@ def discard_task_run(session: Session, row: TaskRunRow, *, actor: str) -> None:
     """Remove a task run a restart will run afresh (an errors or finally phase); audited, never silent."""
     session.execute(delete(TaskRunRow).where(TaskRunRow.id == row.id))
     forget_task_run(session, row.id)
-    append_audit(
+    note_audit(
         session,
         row.execution_id,
         actor=actor,

@@ -30,6 +30,8 @@ class Message:
     task: str
     queue: str | None
     kwargs: dict[str, Any]
+    #: The chain links Celery sends after it, as the worker's `request.chain` holds them (the next one last).
+    chain: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass
@@ -94,8 +96,10 @@ def count_round_trips(db: SqlEngine) -> Iterator[RoundTrips]:
     ) -> None:
         # Protocol 2: the body is (args, kwargs, embed), the task name is in the headers.
         kwargs = body[1] if isinstance(body, list | tuple) and len(body) > 1 else {}
+        embed = body[2] if isinstance(body, list | tuple) and len(body) > 2 and isinstance(body[2], dict) else {}
+        chain = tuple(dict(link) for link in embed.get("chain") or ())
         queue = extra.get("routing_key")
-        counted.messages.append(Message(str((headers or {}).get("task", sender)), queue, dict(kwargs)))
+        counted.messages.append(Message(str((headers or {}).get("task", sender)), queue, dict(kwargs), chain))
 
     event.listen(db, "before_cursor_execute", on_statement)
     event.listen(db, "commit", on_commit)

@@ -99,6 +99,55 @@ errors:
   - {id: handled, type: io.kestra.plugin.core.log.Log, message: handled}
   - {id: noted, type: io.kestra.plugin.core.debug.Return, format: noted}
 """,
+    # A task on the io pool between control tasks: with local drive on, the io task run's finish runs `after` and
+    # the end of the execution in its own transaction (what followed it in its chain).
+    "hop": """
+id: hop
+namespace: tests.golden
+tasks:
+  - {id: before, type: io.kestra.plugin.core.log.Log, message: before}
+  - {id: io, type: io.kestra.plugin.core.debug.Return, format: "{{ flow.id }}", workerGroup: {key: io}}
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: "{{ outputs.io.value }}"}
+""",
+    # The same when the io task fails: what followed it is skipped, and its finish's join runs `errors` there.
+    "hop_fails": """
+id: hop_fails
+namespace: tests.golden
+tasks:
+  - {id: before, type: io.kestra.plugin.core.log.Log, message: before}
+  - {id: io, type: io.kestra.plugin.core.execution.Fail, errorMessage: io fails, workerGroup: {key: io}}
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: never}
+errors:
+  - {id: handled, type: io.kestra.plugin.core.log.Log, message: handled}
+""",
+    # The join run by the failed io task run's finish starts `errors`, whose second task needs the io pool again:
+    # the finish runs `handled`, and the rest of that phase replaces the links it took (Task.replace).
+    "hop_fails_io": """
+id: hop_fails_io
+namespace: tests.golden
+tasks:
+  - {id: io, type: io.kestra.plugin.core.execution.Fail, errorMessage: io fails, workerGroup: {key: io}}
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: never}
+errors:
+  - {id: handled, type: io.kestra.plugin.core.log.Log, message: handled}
+  - {id: again, type: io.kestra.plugin.core.debug.Return, format: again, workerGroup: {key: io}}
+  - {id: last, type: io.kestra.plugin.core.log.Log, message: last}
+""",
+    # Each branch of a fan-out chains an io task and a Log: a chord counts each branch's last link, which stays a
+    # message of its own (a finish takes no link a chord or a group waits for).
+    "fanout_hop": """
+id: fanout_hop
+namespace: tests.golden
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["x", "y"]
+    concurrencyLimit: 0
+    tasks:
+      - {id: io, type: io.kestra.plugin.core.debug.Return, format: "{{ taskrun.value }}", workerGroup: {key: io}}
+      - {id: said, type: io.kestra.plugin.core.log.Log, message: "{{ outputs.io[taskrun.value].value }}"}
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: after}
+""",
 }
 
 
@@ -208,6 +257,15 @@ def test_local_drive_leaves_the_task_runs_and_audit_trail_workers_leave(
         "also": "local",
         "after": "worker",
     }
+    assert _claimants(local, by_drive["hop"]) == {"before": "local", "io": "worker", "after": "local"}
+    assert _claimants(local, by_drive["hop_fails"]) == {"before": "local", "io": "worker", "handled": "local"}
+    assert _claimants(local, by_drive["hop_fails_io"]) == {
+        "io": "worker",
+        "handled": "local",
+        "again": "worker",
+        "last": "local",
+    }
+    assert _claimants(sent, by_workers["hop"]) == {"before": "worker", "io": "worker", "after": "worker"}
     assert _claimants(local, by_drive["late"]) == {
         "nap": "worker",
         "boom": "worker",

@@ -19,40 +19,63 @@ from typing import Any
 import pytest
 
 from orchestrator.celery_app import RUN_INLINE, RUN_TASK_RUN
+from orchestrator.core.plan import Chain
 from orchestrator.engine import Engine, TaskRunCoordinates, Verdict
+from orchestrator.engine.compiler import chain_rest
 from orchestrator.store.database import transaction
 from orchestrator.store.tables import ExecutionRow
 from orchestrator.triggers.wiring import flows_listener_of
 from tests.harness.engines import EngineFactory
 from tests.harness.round_trips import Message, RoundTrips, count_round_trips, sql_engine_of
-from workers.attempts import LocalRunner
-from workers.runtime import run_claimed
+from workers.attempts import LocalRunner, run_claimed
 
 #: Today's counts per operation (measured 2026-12-07 on main d3163ca): the most it may cost. Lower them as
 #: operations get cheaper (the lead merges the cuts of several branches here); never raise one without
 #: saying why in the commit. A second commit in an operation is the worker's wrong-pool check before a claim
 #: (its own short transaction). An end reads no flows version while the flows listener is healthy (perf-notify,
-#: on integ 96b1931: run_inline one 10 -> 9, five 22 -> 21, join 7 -> 6 statements, one commit each).
+#: on integ 96b1931: run_inline one 10 -> 9, five 22 -> 21, join 7 -> 6 statements, one commit each). A transaction's
+#: log lines are written in one statement before it commits (perf-xpool: five-task flows 21 -> 16 driven, 17 inline).
 BUDGET: dict[str, dict[str, int]] = {
     # engine.submit of a one-task Log flow: create the execution RUNNING, plan it, send its message.
     "submit": {"statements": 4, "commits": 1, "checkouts": 1, "messages": 1},
     # engine.submit with the API's local runner: the whole one-task (Log) execution in the submit's transaction.
-    "submit_driven_one_task": {"statements": 9, "commits": 1, "checkouts": 1, "messages": 0},
+    "submit_driven_one_task": {"statements": 8, "commits": 1, "checkouts": 1, "messages": 0},
     # The same for the five-task Log flow: still one transaction and no message.
-    "submit_driven_five_tasks": {"statements": 21, "commits": 1, "checkouts": 1, "messages": 0},
+    "submit_driven_five_tasks": {"statements": 16, "commits": 1, "checkouts": 1, "messages": 0},
     # The worker's run_inline of that execution's message: claim, run, record the Log, end the execution.
     "run_inline_one_task": {"statements": 9, "commits": 1, "checkouts": 1, "messages": 0},
     # The same for a five-task Log flow: five inline task runs and the end in one transaction.
-    "run_inline_five_tasks": {"statements": 21, "commits": 1, "checkouts": 1, "messages": 0},
-    # run_task_run of a task on another pool (here the io pool), up to the handler: the wrong-pool check, the claim.
-    "claim": {"statements": 8, "commits": 2, "checkouts": 2, "messages": 0},
-    # Recording that task run's outcome (engine.finish) after the handler ran.
+    "run_inline_five_tasks": {"statements": 17, "commits": 1, "checkouts": 1, "messages": 0},
+    # run_task_run of a task on another pool (here the io pool), up to the handler: the claim, which checks the
+    # message's queue in its own transaction (perf-xpool: 8 statements and 2 commits -> 6 and 1).
+    "claim": {"statements": 6, "commits": 1, "checkouts": 1, "messages": 0},
+    # Recording that task run's outcome (engine.finish) after the handler ran, with nothing to drive after it.
     "finish": {"statements": 7, "commits": 1, "checkouts": 1, "messages": 0},
-    # join_task_run of the execution after that task run: the end of the execution.
+    # join_task_run of the execution after that task run: the end of the execution (a join that still travels,
+    # as a chord's callback does).
     "join": {"statements": 6, "commits": 1, "checkouts": 1, "messages": 0},
+    # The worker's finish of that task run when its chain's next link is the execution's join: the join runs in
+    # the finish's transaction and is taken off the chain (perf-xpool: finish 7 + join 6 statements, 2 commits
+    # and a message before).
+    "finish_driven_join": {"statements": 8, "commits": 1, "checkouts": 1, "messages": 0},
+    # Log -> Log on the io pool -> Log (loadtests' crosspool): the io task run's finish also runs the last Log and
+    # the join (perf-xpool: finish 7 + run_inline 9 statements, 2 commits and a message before).
+    "finish_driven_crosspool": {"statements": 10, "commits": 1, "checkouts": 1, "messages": 0},
+    # The whole crosspool execution: the submit (first Log driven), the io claim, the driving finish. Before
+    # perf-xpool: 31 statements, 5 commits, 5 checkouts, 2 messages.
+    "crosspool_execution": {"statements": 23, "commits": 3, "checkouts": 3, "messages": 1},
 }
 
 NAMESPACE = "tests.round_trips"
+
+#: loadtests' crosspool flow: a Log on the io pool between two Logs.
+CROSSPOOL = f"""id: crosspool
+namespace: {NAMESPACE}
+tasks:
+  - {{id: before, type: io.kestra.plugin.core.log.Log, message: before}}
+  - {{id: io, type: io.kestra.plugin.core.log.Log, message: on io, workerGroup: {{key: io}}}}
+  - {{id: after, type: io.kestra.plugin.core.log.Log, message: after}}
+"""
 
 
 def _logs(flow_id: str, count: int, *, pool: str | None = None) -> str:
@@ -77,7 +100,7 @@ def within_budget(operation: str, counted: RoundTrips) -> None:
 @pytest.fixture
 def engine(database_url: str, idle_broker_url: str, engine_factory: EngineFactory) -> Engine:
     engine = engine_factory(database_url, broker_url=idle_broker_url)
-    for flow in (_logs("one", 1), _logs("five", 5), _logs("io", 1, pool="io")):
+    for flow in (_logs("one", 1), _logs("five", 5), _logs("io", 1, pool="io"), CROSSPOOL):
         engine.deploy_flow(flow, actor="test")
     # As in a process that has run a while: its flows listener hears deploys, so ends read no flows version.
     listener = flows_listener_of(engine)
@@ -153,9 +176,13 @@ def test_an_inline_run_stays_within_its_budget(engine: Engine, flow_id: str, ope
 
 
 def _claim(engine: Engine, at: TaskRunCoordinates) -> Any:
-    # The worker's run_task_run: refuse a message on the wrong pool's queue, then claim.
-    assert engine.pool_of(at) == "io"
-    return engine.claim(at, owner="round-trips", celery_task_id="m-" + at.execution_id, requested_by=None)
+    # The worker's run_task_run: claim, refusing a message on the wrong pool's queue in the same transaction.
+    def check_pool(pool: str) -> None:
+        assert pool == "io", pool
+
+    return engine.claim(
+        at, owner="round-trips", celery_task_id="m-" + at.execution_id, requested_by=None, check_pool=check_pool
+    )
 
 
 def _other_pool_task_run(engine: Engine) -> tuple[RoundTrips, RoundTrips, RoundTrips, str]:
@@ -193,3 +220,46 @@ def test_an_operation_over_budget_fails_naming_it_and_its_count() -> None:
         within_budget("probe", RoundTrips(statements=["SELECT 1"] * 2, commits=1))  # at the budget: passes
     finally:
         del BUDGET["probe"]
+
+
+def _driven_finish(engine: Engine, flow_id: str) -> tuple[RoundTrips, RoundTrips, RoundTrips, str]:
+    """Submit (with the workers' local runner), claim the io task run, and finish it as the worker does: with
+    its chain's next links (from the submitted message) run in the finish's transaction. Each counted."""
+    engine.local_runner = LocalRunner()
+    db = sql_engine_of(engine)
+    with count_round_trips(db) as submit:
+        execution_id = engine.submit(NAMESPACE, flow_id, inputs={}, actor="test").id
+    [message] = submit.messages
+    assert (message.task, message.queue) == (RUN_TASK_RUN, "io"), message
+    at = TaskRunCoordinates(execution_id, message.kwargs["task_id"], None, None, int(message.kwargs["attempt"]))
+    with count_round_trips(db) as claim:
+        claimed = _claim(engine, at)
+    assert claimed is not None
+    outcome = run_claimed(claimed, engine)
+    links = chain_rest(execution_id, list(reversed(message.chain)))  # what workers.runtime takes off the chain
+    assert links, message.chain
+    with count_round_trips(db) as finish:
+        verdict, rest = engine.finish_and_drive(claimed, outcome, Chain(tuple(n for link in links for n in link)))
+    assert (verdict, rest) == (Verdict.STOP, None)  # the execution ended in the finish's transaction
+    _ended_success(engine, execution_id)
+    return submit, claim, finish, execution_id
+
+
+@pytest.mark.parametrize(
+    ("flow_id", "operation"), [("io", "finish_driven_join"), ("crosspool", "finish_driven_crosspool")]
+)
+def test_a_finish_runs_the_chains_next_control_work_in_its_transaction_within_budget(
+    engine: Engine, flow_id: str, operation: str
+) -> None:
+    _driven_finish(engine, flow_id)  # warm
+    submit, claim, finish, _ = _driven_finish(engine, flow_id)
+    within_budget("claim", claim)
+    within_budget(operation, finish)
+    if flow_id == "crosspool":
+        whole = RoundTrips(
+            statements=submit.statements + claim.statements + finish.statements,
+            commits=submit.commits + claim.commits + finish.commits,
+            checkouts=submit.checkouts + claim.checkouts + finish.checkouts,
+            messages=submit.messages + claim.messages + finish.messages,
+        )
+        within_budget("crosspool_execution", whole)

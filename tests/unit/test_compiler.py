@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from celery import Celery
@@ -9,7 +10,7 @@ from celery.canvas import Signature, _chain, chord
 
 from orchestrator.celery_app import ENTER_TASK_RUN, JOIN_TASK_RUN, RUN_INLINE, RUN_TASK_RUN
 from orchestrator.core.plan import Chain, Fanout, Join, Run
-from orchestrator.engine.compiler import to_canvas
+from orchestrator.engine.compiler import chain_rest, to_canvas
 
 EX = "exec1"
 APP = Celery("compiler-test", set_as_current=False)  # builds signatures only; never connects
@@ -129,3 +130,34 @@ def test_chain_links_but_the_last_store_no_result_and_chord_members_keep_theirs(
     assert [t.options.get("ignore_result", False) for t in fanout.tasks[0].tasks] == [True, False]
     assert fanout.tasks[1].options.get("ignore_result", False) is False
     assert fanout.body.options.get("ignore_result", False) is False
+
+
+# ---- chain_rest: the links after a task run that its finish may run itself ---------------------------
+
+
+def _as_sent(signature: Signature) -> list[dict[str, Any]]:
+    """A chain's links after its first, as Celery hands them to that first link's worker (`request.chain`),
+    in the order they run, and through JSON as a message carries them."""
+    tasks = signature.tasks if isinstance(signature, _chain) else [signature]
+    return [json.loads(json.dumps(dict(t))) for t in tasks[1:]]
+
+
+def test_the_rest_of_a_chain_after_a_pool_task_reads_back_as_the_plan_it_was_compiled_from() -> None:
+    enter = Run(EX, "if", None, None, 1, "control", enter=True)
+    plan = Chain((io("call"), inline("a"), inline("b"), enter, Join(EX, None)))
+
+    rest = chain_rest(EX, _as_sent(to_canvas(APP, plan)))
+
+    assert rest == [(inline("a"), inline("b")), (enter,), (Join(EX, None),)]
+
+
+def test_the_rest_stops_at_a_pool_task_another_execution_a_chord_member_or_a_fanout_chunk() -> None:
+    sent = _as_sent(to_canvas(APP, Chain((io("call"), inline("a"), io("next"), inline("b"), Join(EX, None)))))
+    assert chain_rest(EX, sent) == [(inline("a"),)]  # the second io task stops it: only a worker of io runs it
+    assert chain_rest("another", sent) == []
+    member = {**sent[0], "options": {**sent[0]["options"], "chord": {"task": JOIN_TASK_RUN}}}
+    assert chain_rest(EX, [member]) == []  # a chord counts that link: it must run as a message
+    chunk = {**sent[0], "kwargs": {**sent[0]["kwargs"], "independent": True}}
+    assert chain_rest(EX, [chunk]) == []
+    nested = {**sent[0], "subtask_type": "chord"}
+    assert chain_rest(EX, [nested]) == []
