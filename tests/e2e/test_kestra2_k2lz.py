@@ -1,0 +1,150 @@
+"""Kestra 2.x test flows (slice l..z) on the real stack: what their Java tests assert and Chorus got wrong.
+
+Each flow below is the Kestra test flow reduced to the behaviour at stake, in this test's own namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.e2e.conftest import Stack
+
+# Kestra's loop-failed.yaml: no concurrencyLimit (0, all iterations at once), every iteration fails.
+LOOP_FAILED = """
+id: loop-failed
+namespace: {ns}
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.Loop
+    values: ["value 1", "value 2", "value 3"]
+    transmitFailed: {transmit}
+    tasks:
+      - id: fail
+        type: io.kestra.plugin.core.execution.Fail
+"""
+
+# Kestra's task-when.yml: a Subflow whose `when` is false is skipped, its (missing) flow never looked up.
+WHEN_SUBFLOW = """
+id: when-subflow
+namespace: {ns}
+tasks:
+  - id: notexecutedflowable
+    type: io.kestra.plugin.core.flow.Subflow
+    when: "false"
+    wait: true
+    flowId: no_such_flow
+    namespace: {ns}
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ tasks.notexecutedflowable.state }}"
+"""
+
+# Kestra's task-runif-taskswithstate.yml: tasksWithState() in the finally block's runIf.
+TASKS_WITH_STATE = """
+id: tasks-with-state
+namespace: {ns}
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: Hello World!
+  - id: will_fail
+    type: io.kestra.plugin.core.execution.Fail
+finally:
+  - id: write_execution_context
+    type: io.kestra.plugin.core.execution.SetVariables
+    runIf: "{{ tasksWithState(state='FAILED') is not empty }}"
+    variables:
+      hadFailure: ["yes"]
+  - id: skipped_when_failures_exist
+    type: io.kestra.plugin.core.log.Log
+    runIf: "{{ tasksWithState(state='FAILED') is empty }}"
+    message: should be skipped because a failure exists
+  - id: failed_ids
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ tasksWithState() | jq('.[].taskId') | join(',') }}"
+  - id: bad_state
+    type: io.kestra.plugin.core.debug.Return
+    allowFailure: true
+    format: "{{ tasksWithState(state=3) }}"
+"""
+
+
+def _states(execution: dict[str, Any]) -> dict[str, str]:
+    return {r["taskId"]: r["state"]["current"] for r in execution["taskRunList"]}
+
+
+def _output(execution: dict[str, Any], task_id: str) -> Any:
+    run = next(r for r in execution["taskRunList"] if r["taskId"] == task_id)
+    return (run.get("outputs") or {}).get("value")
+
+
+def test_concurrent_failing_iterations_end_the_loop_at_the_first_failure(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    # Kestra's LoopCaseTest.loopFailed: the first iteration to fail ends the Loop, {FAILED: 1}
+    deploy_flow(LOOP_FAILED.replace("{transmit}", "true"))
+
+    execution = stack.run_to_end(unique_namespace, "loop-failed")
+
+    assert execution["state"]["current"] == "FAILED"
+    assert len(execution["taskRunList"]) == 1
+    loop = execution["taskRunList"][0]
+    assert loop["state"]["current"] == "FAILED"
+    assert loop["outputs"]["iterationCount"] == 3
+    assert loop["outputs"]["terminatedIterations"] == {"FAILED": 1}
+
+
+def test_without_transmit_failed_every_failed_iteration_is_counted(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    # LoopCaseTest.loopTransmitFailedFalse: the failures are not the Loop's, each one counts
+    deploy_flow(LOOP_FAILED.replace("{transmit}", "false"))
+
+    execution = stack.run_to_end(unique_namespace, "loop-failed")
+
+    assert execution["state"]["current"] == "SUCCESS"
+    assert execution["taskRunList"][0]["outputs"]["terminatedIterations"] == {"FAILED": 3}
+
+
+def test_a_subflow_whose_when_is_false_is_skipped_without_looking_its_flow_up(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(WHEN_SUBFLOW)
+
+    execution = stack.run_to_end(unique_namespace, "when-subflow")
+
+    assert execution["state"]["current"] == "SUCCESS", _states(execution)
+    assert _states(execution) == {"notexecutedflowable": "SKIPPED", "after": "SUCCESS"}
+    skipped = execution["taskRunList"][0]
+    assert [a["state"]["current"] for a in skipped["attempts"]] == ["SKIPPED"]
+    assert _output(execution, "after") == "SKIPPED"  # the `tasks` variable
+
+
+def test_a_subflow_whose_when_is_true_still_fails_on_a_missing_flow(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(WHEN_SUBFLOW.replace('when: "false"', 'when: "true"'))
+
+    execution = stack.run_to_end(unique_namespace, "when-subflow")
+
+    assert execution["state"]["current"] == "FAILED"
+    assert _states(execution)["notexecutedflowable"] == "FAILED"
+
+
+def test_tasks_with_state_lists_the_task_runs_in_a_state(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(TASKS_WITH_STATE)
+
+    execution = stack.run_to_end(unique_namespace, "tasks-with-state")
+
+    assert execution["state"]["current"] == "FAILED"
+    states = _states(execution)
+    assert states["write_execution_context"] == "SUCCESS"
+    assert states["skipped_when_failures_exist"] == "SKIPPED"
+    assert _output(execution, "failed_ids") == "will_fail"  # state defaults to FAILED
+    # a state that is not a name fails the task (allowFailure: a WARNING), with the function named
+    assert states["bad_state"] == "WARNING"
+    logs = stack.api.get(f"/logs/{execution['id']}").json()
+    assert any("tasksWithState" in line["message"] for line in logs if line["taskId"] == "bad_state")
