@@ -148,3 +148,81 @@ def test_tasks_with_state_lists_the_task_runs_in_a_state(
     assert states["bad_state"] == "WARNING"
     logs = stack.api.get(f"/logs/{execution['id']}").json()
     assert any("tasksWithState" in line["message"] for line in logs if line["taskId"] == "bad_state")
+
+
+# Kestra's labels-update-task-deduplicate / -nested-value-map / -task-empty (RuntimeLabelsTest).
+LABELS = """
+id: labels
+namespace: {ns}
+tasks:
+  - id: from-string
+    type: io.kestra.plugin.core.execution.Labels
+    labels: "{ \\"fromStringKey\\": \\"value1\\", \\"fromStringKey\\": \\"value2\\" }"
+  - id: nested
+    type: io.kestra.plugin.core.execution.Labels
+    labels:
+      - key: stage
+        value:
+          name: done
+      - key: stage
+        value:
+          name: "{{ 'do' ~ 'ne' }}"
+      - key: flag
+        value: true
+"""
+
+EMPTY_LABEL = """
+id: labels-empty
+namespace: {ns}
+tasks:
+  - id: from-string
+    type: io.kestra.plugin.core.execution.Labels
+    labels: "{ \\"fromStringKey\\": \\"\\", \\"\\": \\"value2\\" }"
+  - id: never
+    type: io.kestra.plugin.core.execution.Labels
+    labels:
+      key: value
+"""
+
+
+def _labels(execution: dict[str, Any]) -> dict[str, Any]:
+    return {label["key"]: label["value"] for label in execution["labels"] if not label["key"].startswith("system.")}
+
+
+def test_labels_from_json_text_and_nested_values(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(LABELS)
+
+    execution = stack.run_to_end(unique_namespace, "labels")
+
+    assert execution["state"]["current"] == "SUCCESS"
+    # a repeated key keeps its last value; a map value is its JSON; a boolean is Kestra's text
+    assert _labels(execution) == {"fromStringKey": "value2", "stage": '{"name":"done"}', "flag": "true"}
+
+
+def test_an_empty_label_key_or_value_fails_the_task_and_sets_no_label(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(EMPTY_LABEL)
+
+    execution = stack.run_to_end(unique_namespace, "labels-empty")
+
+    assert execution["state"]["current"] == "FAILED"
+    assert _states(execution) == {"from-string": "FAILED"}
+    assert _labels(execution) == {}
+    logs = stack.api.get(f"/logs/{execution['id']}").json()
+    assert any("a label needs a key and a value" in line["message"] for line in logs)
+
+
+def test_labels_as_text_that_is_not_json_are_refused_at_deploy(stack: Stack, unique_namespace: str) -> None:
+    source = (
+        f"id: labels-text\nnamespace: {unique_namespace}\ntasks:\n"
+        "  - id: bad\n    type: io.kestra.plugin.core.execution.Labels\n    labels: 'key=value'\n"
+    )
+
+    response = stack.api.post("/flows", content=source, headers={"Content-Type": "application/x-yaml"})
+
+    assert response.status_code == 422, response.text
+    assert "tasks[0].labels" in response.text
+    assert "the JSON text of one" in response.text
