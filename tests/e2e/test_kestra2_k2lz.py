@@ -5,6 +5,7 @@ Each flow below is the Kestra test flow reduced to the behaviour at stake, in th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -226,3 +227,167 @@ def test_labels_as_text_that_is_not_json_are_refused_at_deploy(stack: Stack, uni
     assert response.status_code == 422, response.text
     assert "tasks[0].labels" in response.text
     assert "the JSON text of one" in response.text
+
+
+# Kestra's pause-errors-finally-after-execution.yaml and pause-timeout-allow-failure.yaml (PauseTest).
+PAUSE_TIMEOUT = """
+id: pause-timeout
+namespace: {ns}
+tasks:
+  - id: pause
+    type: io.kestra.plugin.core.flow.Pause
+    timeout: PT0.25S
+    allowFailure: {allow}
+    errors:
+      - id: logError
+        type: io.kestra.plugin.core.log.Log
+        message: I'm in error
+    finally:
+      - id: logFinally
+        type: io.kestra.plugin.core.log.Log
+        message: I'm in finally
+  - id: log
+    type: io.kestra.plugin.core.log.Log
+    message: I'm after the pause
+afterExecution:
+  - id: logAfter
+    type: io.kestra.plugin.core.log.Log
+    message: I'm after the execution
+"""
+
+
+def test_a_pause_whose_timeout_passes_fails_and_runs_its_errors_and_finally(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(PAUSE_TIMEOUT.replace("{allow}", "false"))
+
+    execution = stack.run_to_end(unique_namespace, "pause-timeout")
+
+    assert execution["state"]["current"] == "FAILED"
+    assert _states(execution) == {
+        "pause": "FAILED",
+        "logError": "SUCCESS",
+        "logFinally": "SUCCESS",
+        "logAfter": "SUCCESS",
+    }
+    assert "PAUSED" in [h["state"] for h in execution["taskRunList"][0]["state"]["histories"]]
+
+
+def test_an_allowed_failure_pause_timeout_is_a_warning_and_the_flow_goes_on(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(PAUSE_TIMEOUT.replace("{allow}", "true"))
+
+    execution = stack.run_to_end(unique_namespace, "pause-timeout")
+
+    assert execution["state"]["current"] == "WARNING"
+    states = _states(execution)
+    assert states["pause"] == "WARNING"
+    assert states["log"] == "SUCCESS"
+    assert states["logError"] == "SUCCESS" and states["logFinally"] == "SUCCESS"
+
+
+# Kestra's sla-parent-flow.yaml and sla-subflow.yaml (SLATestCase.slaViolationOnSubflowMayEndTheParentFlow).
+SLA_CHILD = """
+id: sla-child
+namespace: {ns}
+sla:
+  - id: maxDuration
+    type: MAX_DURATION
+    duration: PT1S
+    behavior: FAIL
+tasks:
+  - id: sleep
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT{sleep}S
+"""
+
+SLA_PARENT = """
+id: sla-parent
+namespace: {ns}
+tasks:
+  - id: subflow
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: {ns}
+    flowId: sla-child
+"""
+
+
+def _child_of(stack: Stack, parent: dict[str, Any]) -> str:
+    def started() -> dict[str, Any]:
+        return stack.api.get(f"/executions/{parent['id']}").json()
+
+    for _ in range(100):
+        run = started()["taskRunList"]
+        if run and (run[0].get("outputs") or {}).get("executionId"):
+            return str(run[0]["outputs"]["executionId"])
+        time.sleep(0.1)
+    raise AssertionError("the subflow's execution never started")
+
+
+def test_a_child_ended_by_its_sla_fails_the_parent_subflow_task(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(SLA_CHILD.replace("{sleep}", "10"))
+    deploy_flow(SLA_PARENT)
+
+    execution = stack.run_to_end(unique_namespace, "sla-parent", timeout_s=30)
+
+    assert execution["state"]["current"] == "FAILED"
+    assert _states(execution) == {"subflow": "FAILED"}
+
+
+def test_a_child_killed_on_its_own_fails_the_parent_subflow_task(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(SLA_CHILD.replace("{sleep}", "10").replace("duration: PT1S\n", "duration: PT1H\n"))
+    deploy_flow(SLA_PARENT)
+    parent = stack.run(unique_namespace, "sla-parent")
+    child_id = _child_of(stack, parent)
+
+    assert stack.api.delete(f"/executions/{child_id}/kill").status_code == 202
+    execution = stack.wait_for_state(parent["id"], timeout_s=30)
+
+    assert stack.wait_for_state(child_id)["state"]["current"] == "KILLED"
+    assert execution["state"]["current"] == "FAILED"
+    assert _states(execution) == {"subflow": "FAILED"}
+
+
+# Kestra's restart-with-after-execution.yaml (RestartCaseTest.restartFailedWithAfterExecution).
+RESTART_AFTER = """
+id: restart-after
+namespace: {ns}
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: Hello
+  - id: fail_randomly
+    type: io.kestra.plugin.core.execution.Fail
+    runIf: "{{taskrun.attemptsCount == 0}}"
+  - id: log
+    type: io.kestra.plugin.core.log.Log
+    message: should finish here
+afterExecution:
+  - id: end
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ execution.state }}"
+"""
+
+
+def test_a_restart_runs_after_execution_again_once_the_execution_has_ended(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(RESTART_AFTER)
+    first = stack.run_to_end(unique_namespace, "restart-after")
+    assert first["state"]["current"] == "FAILED"
+    assert _output(first, "end") == "FAILED"
+
+    response = stack.api.post(f"/executions/{first['id']}/restart")
+    assert response.status_code == 200, response.text
+    restarted = stack.api.get(f"/executions/{first['id']}").json()
+    assert "end" not in _states(restarted)  # discarded: it runs again at the new end
+    execution = stack.wait_for_state(first["id"], {"SUCCESS", "FAILED", "WARNING", "KILLED"}, timeout_s=30)
+
+    assert execution["state"]["current"] == "SUCCESS"
+    assert _states(execution) == {"hello": "SUCCESS", "fail_randomly": "SKIPPED", "log": "SUCCESS", "end": "SUCCESS"}
+    assert _output(execution, "end") == "SUCCESS"
