@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from tests.e2e.conftest import Stack
@@ -391,3 +392,45 @@ def test_a_restart_runs_after_execution_again_once_the_execution_has_ended(
     assert execution["state"]["current"] == "SUCCESS"
     assert _states(execution) == {"hello": "SUCCESS", "fail_randomly": "SKIPPED", "log": "SUCCESS", "end": "SUCCESS"}
     assert _output(execution, "end") == "SUCCESS"
+
+
+# Kestra's loop-until-restart.yaml (RestartCaseTest.restartOrReplayLoopUntil), with shorter durations.
+LOOP_UNTIL_RESTART = """
+id: loop-until-restart
+namespace: {ns}
+tasks:
+  - id: loop_test
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "{{ false }}"
+    failOnMaxReached: true
+    checkFrequency:
+      interval: PT0.5S
+      maxDuration: PT2S
+    tasks:
+      - id: return_test
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.loop_test.iterationCount }}"
+"""
+
+
+def test_a_restarted_loop_until_gets_its_whole_max_duration_again(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(LOOP_UNTIL_RESTART)
+    first = stack.run_to_end(unique_namespace, "loop-until-restart")
+    assert first["state"]["current"] == "FAILED"
+
+    assert stack.api.post(f"/executions/{first['id']}/restart").status_code == 200
+    time.sleep(0.5)
+    execution = stack.wait_for_state(first["id"], timeout_s=30)
+
+    assert execution["state"]["current"] == "FAILED"
+    histories = execution["taskRunList"][0]["state"]["histories"]
+    restarted = [h["date"] for h in histories if h["state"] == "RESTARTED"][-1]
+    ended = histories[-1]
+
+    def at(date: str) -> datetime:
+        return datetime.fromisoformat(date.replace("Z", "+00:00"))
+
+    assert ended["state"] == "FAILED"
+    assert (at(ended["date"]) - at(restarted)).total_seconds() > 1.5  # not failed at once on the old start
