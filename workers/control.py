@@ -12,6 +12,7 @@ from orchestrator.core.durations import format_duration, is_expression, parse_du
 from orchestrator.core.errors import ChorusError, TaskFailed
 from orchestrator.core.expressions import is_true
 from orchestrator.core.namespace_access import Use
+from orchestrator.core.pebble_values import format_value
 from workers.context import Decider, Decision, Handler, TaskContext
 from workers.storage import store_file
 from workers.workdir import run_local_files
@@ -203,10 +204,23 @@ def _label_list(raw: Any) -> list[dict[str, str]]:
         except ValueError as e:
             raise TaskFailed(f"labels must be a map or a list of key/value, got {raw!r}", retryable=False) from e
     if isinstance(raw, dict):
-        return [{"key": str(k), "value": str(v)} for k, v in raw.items()]
-    if isinstance(raw, list) and all(isinstance(i, dict) and "key" in i for i in raw):
-        return [{"key": str(i["key"]), "value": str(i.get("value", ""))} for i in raw]
-    raise TaskFailed(f"labels must be a map or a list of key/value, got {raw!r}", retryable=False)
+        pairs = [(str(k), _label_value(v)) for k, v in raw.items()]
+    elif isinstance(raw, list) and all(isinstance(i, dict) and "key" in i for i in raw):
+        pairs = [(str(i["key"]), _label_value(i.get("value", ""))) for i in raw]
+    else:
+        raise TaskFailed(f"labels must be a map or a list of key/value, got {raw!r}", retryable=False)
+    empty = [f"{k}={v}" for k, v in pairs if not k or not v]
+    if empty:
+        # Kestra's Label: neither the key nor the value may be empty; the task fails and sets no label.
+        raise TaskFailed(f"a label needs a key and a value, got {', '.join(empty)}", retryable=False)
+    return [{"key": k, "value": v} for k, v in dict(pairs).items()]  # a repeated key: the last value wins
+
+
+def _label_value(value: Any) -> str:
+    """A label's value as Kestra's Labels task writes it: a map as its JSON, any other value as text."""
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return format_value(value)
 
 
 def run_labels(ctx: TaskContext) -> dict[str, Any] | None:

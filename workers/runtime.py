@@ -244,6 +244,9 @@ def _store_results(task: Task, links: Sequence[Mapping[str, Any]], verdict: Verd
 def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> Verdict:
     ctx = TaskContext(claimed, EngineFunctions(engine, claimed))
     try:
+        # Kestra's ExecutableUtils: a false runIf (`when`) skips the Subflow before its flow is even looked up.
+        if claimed.task.run_if is not None and not is_true(ctx.render(claimed.task.run_if)):
+            return engine.finish(claimed, TaskOutcome(State.SKIPPED))
         if claimed.task.type == "ForEachItemExecutable":
             return start_batches(ctx, engine)
         return start_subflow(ctx, engine)

@@ -39,3 +39,4 @@ class TaskRunDecision(TypedDict, total=False):
     subflows: int  #: ForEachItem: how many child executions it started
     sleep_until: str  #: Sleep: ISO time a parked Sleep ends
     timeout: bool  #: Sleep: the Sleep ends by its task `timeout`, not its duration
+    timed_out: bool  #: Pause: its `timeout` passed; it failed itself, its `errors` and `finally` still run

@@ -101,3 +101,31 @@ def _loop_outputs(outputs: Any, output_id: Any) -> list[Any]:
         raise ExpressionError(f"loopOutputs expects the list of a Loop's outputs, got {format_value(outputs)}")
     name = format_value(output_id)
     return [entry["outputs"].get(name) for entry in outputs if isinstance(entry, Mapping) and "outputs" in entry]
+
+
+def _state_name(value: Any) -> str | None:
+    return str(value).upper() if isinstance(value, str) else None
+
+
+@register(FUNCTIONS, "tasksWithState")
+@pass_context
+def _tasks_with_state(context: Context, state: Any = "FAILED") -> list[dict[str, Any]]:
+    """Kestra's `tasksWithState(state='FAILED')` (TasksWithStateFunction): the task runs of the `tasks` variable
+    in `state`, as `{taskId, state}`, plus `value` for a task run of a loop iteration."""
+    if not isinstance(state, str):
+        raise ExpressionError(f"The 'tasksWithState' function expects a state name, got {format_value(state)}")
+    wanted = state.upper()
+    tasks = context.resolve_or_missing("tasks")
+    found: list[dict[str, Any]] = []
+    if not isinstance(tasks, Mapping):
+        return found
+    for task_id, details in tasks.items():
+        if not isinstance(details, Mapping):
+            continue
+        for key, value in details.items():
+            if key == "state" and not isinstance(value, Mapping):
+                if _state_name(value) == wanted:
+                    found.append({"taskId": task_id, "state": wanted})
+            elif isinstance(value, Mapping) and _state_name(value.get("state")) == wanted:
+                found.append({"taskId": task_id, "state": wanted, "value": key})
+    return found

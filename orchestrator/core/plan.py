@@ -133,6 +133,8 @@ class ChildLists:
     after: tuple[TaskSpec, ...] = ()
     #: The main lanes are Loop iterations whose failures stay theirs (`transmitFailed: false`).
     isolated: bool = False
+    #: The parent failed itself (a Pause whose `timeout` passed): no main phase, `errors` then `finally`.
+    failed: bool = False
 
     @property
     def main_slots(self) -> tuple[Slot, ...]:
@@ -170,6 +172,8 @@ def child_lists(flow: Flow, parent: TaskSpec | None, decision: TaskRunDecision) 
         )
     errors = _enabled(parent.branches.get("errors", ()))
     finally_ = _enabled(parent.branches.get("finally", ()))
+    if decision.get("timed_out"):
+        return ChildLists((), errors, finally_, failed=True)
     branch = str(decision.get("branch", "tasks"))
     tasks = _enabled(parent.branches.get(branch, ()))
     loop = decision.get("loop")
@@ -401,7 +405,7 @@ def decide_join(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> Joi
     in_errors = bool(states(errors))
     in_finally = bool(states(finally_))
     if not in_errors and not in_finally:
-        main_failed = any(s.is_failure for s in states(main))
+        main_failed = lists.failed or any(s.is_failure for s in states(main))
         if not main_failed and missing(main):
             return StartPhase(lists.main)  # a broken chain (lost message): finish the main phase
         if main_failed and errors:
@@ -424,4 +428,5 @@ def decide_join(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> Joi
 def decided_state(lists: ChildLists, children: Iterable[TaskRunView]) -> State:
     """The parent's state from its children, leaving out `afterExecution`, which never changes it."""
     after = {t.id for t in lists.after}
-    return worst_of(c.state for c in children if c.task_id not in after)
+    own = [State.FAILED] if lists.failed else []
+    return worst_of([*own, *(c.state for c in children if c.task_id not in after)])

@@ -6,6 +6,7 @@ The models only validate: the parser keeps the raw, unrendered values. Their val
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from pydantic import Field, JsonValue, model_validator
@@ -65,8 +66,24 @@ class SleepProps(Properties):
     duration: Duration
 
 
+def _json_labels(value: object) -> bool:
+    """Kestra's Labels also takes a JSON text of a map (`labels: '{"k": "v"}'`)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return isinstance(json.loads(value), dict | list)
+    except ValueError:
+        return False
+
+
 class LabelsProps(Properties):
-    labels: Annotated[JsonValue, accepting("a mapping or a list of {key, value}", lambda v: isinstance(v, dict | list))]
+    labels: Annotated[
+        JsonValue,
+        accepting(
+            "a mapping, a list of {key, value} or the JSON text of one",
+            lambda v: isinstance(v, dict | list) or _json_labels(v),
+        ),
+    ]
 
 
 class KvSetProps(Properties):

@@ -228,13 +228,16 @@ def resumed_output(actor: str | None, to: State) -> dict[str, Any]:
 def wake(row: TaskRunRow) -> tuple[State, dict[str, Any], State | None]:
     """A paused task run whose time came: its new state, what to write, and the state the execution ends
     in when it ends it. A Pause's `pauseDuration` applies its `behavior` (RESUME, WARN, FAIL, CANCEL), its
-    `timeout` fails it; an Approval's `timeout` expires it."""
+    `timeout` fails it (through its join, which runs its `errors` and `finally`); an Approval's `timeout`
+    expires it."""
     decision = row.decision or {}
     on_due = decision.get("on_due")
     if on_due == "expire":
         return State.RUNNING, expire_values(row), None
     if on_due == "timeout":
-        return State.FAILED, {"retry_at": None}, None
+        # Kestra's Pause fails on its `timeout` like any task: its own `errors` and `finally` then run and
+        # `allowFailure` makes it a WARNING the flow goes on after; its join decides that (plan.ChildLists.failed).
+        return State.RUNNING, {"retry_at": None, "decision": {**unwaited(decision), "timed_out": True}}, None
     behavior = str(decision.get("behavior") or "RESUME")
     to = {"WARN": State.WARNING, "FAIL": State.FAILED, "CANCEL": State.CANCELLED}.get(behavior, State.SUCCESS)
     values: dict[str, Any] = {

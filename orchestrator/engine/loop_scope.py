@@ -10,6 +10,7 @@ isolation is made here, at render time.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.core.expressions import render, render_typed, render_value
@@ -18,6 +19,7 @@ from orchestrator.core.states import State
 from orchestrator.store.tables import TaskRunRow
 
 LOOP = "Loop"
+_NEVER = datetime.min.replace(tzinfo=UTC)  #: the end of a task run not stamped yet (unit tests)
 
 
 def _loop_ids(flow: Flow) -> frozenset[str]:
@@ -92,6 +94,30 @@ def _iteration_state(children: Sequence[TaskRunRow]) -> State:
     return State.SUCCESS
 
 
+def _counted_iterations(spec: TaskSpec, children: Mapping[int, list[TaskRunRow]]) -> list[int]:
+    """The iterations `terminatedIterations` counts, in the order they ended.
+
+    Kestra's LoopExecutionEventMessageHandler counts each iteration as its sub-execution ends; with
+    `transmitFailed` (the default) the first one to end in failure ends the Loop there, so iterations that
+    were still running then (concurrent ones; they end later here) are not counted (LoopCaseTest.loopFailed:
+    three concurrent failing iterations, `terminatedIterations` {FAILED: 1}). Iterations never started
+    (a failed one ended the Loop first) are not counted either.
+    """
+
+    def ended_at(index: int) -> datetime:
+        return max((run.updated_at for run in children[index] if run.updated_at is not None), default=_NEVER)
+
+    order = sorted(children, key=lambda index: (ended_at(index), index))
+    if keeps_failures(spec):
+        return order
+    counted: list[int] = []
+    for index in order:
+        counted.append(index)
+        if _iteration_state(children[index]).is_failure:
+            break
+    return counted
+
+
 def _typed(kind: str, value: Any, variables: dict[str, Any]) -> Any:
     if not isinstance(value, str):
         return render_value(value, variables)
@@ -120,9 +146,7 @@ def final_outputs(
         if run.parent_id == loop_run.id and run.iteration is not None:
             children.setdefault(run.iteration, []).append(run)
     terminated: dict[str, int] = {}
-    for index in range(len(values)):
-        if index not in children:
-            continue  # never started: a failed iteration ended the Loop first
+    for index in _counted_iterations(spec, children):
         state = str(_iteration_state(children[index]))
         terminated[state] = terminated.get(state, 0) + 1
     outputs: dict[str, Any] = {

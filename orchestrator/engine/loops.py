@@ -8,8 +8,9 @@ the sweeper dispatches the next iteration then. Waiting lives in the database, n
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
@@ -58,7 +59,18 @@ def _reached(frequency: _Frequency, count: int, parent: TaskRunRow, now: datetim
     limit = frequency.max_iterations
     if limit is not None and count > limit:
         return True
-    return frequency.max_duration is not None and parent.created_at + frequency.max_duration < now
+    return frequency.max_duration is not None and _started_at(parent) + frequency.max_duration < now
+
+
+def _started_at(parent: TaskRunRow) -> datetime:
+    """When the loop (re)started: its last restart, else its creation. A restarted LoopUntil gets its whole
+    `maxDuration` again (Kestra's RestartCaseTest.restartOrReplayLoopUntil)."""
+    restarts = [h.get("date") for h in parent.state_history or [] if h.get("state") == str(State.RESTARTED)]
+    if restarts and isinstance(restarts[-1], str):
+        with contextlib.suppress(ValueError):
+            restarted = datetime.fromisoformat(restarts[-1].replace("Z", "+00:00"))
+            return restarted if restarted.tzinfo else restarted.replace(tzinfo=UTC)
+    return parent.created_at
 
 
 def next_iteration(

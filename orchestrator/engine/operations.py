@@ -21,7 +21,7 @@ from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
-from orchestrator.engine import agent_journal, approval_tasks, flows
+from orchestrator.engine import agent_journal, approval_tasks, flows, pending
 from orchestrator.store import agent as store_agent
 from orchestrator.store.database import Session, read_only
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
@@ -68,6 +68,10 @@ def _stop(
         if State(execution.state) in TERMINAL:
             raise Conflict(f"execution {execution_id} has already ended ({execution.state})")
         flows.flow_of_execution(engine, session, execution)  # marks the flow's concurrency, so a kill frees its slot
+        if execution.parent_task_run_id is not None:
+            # A stopped child (killed, ended by its SLA or an approval) completes its parent's Subflow task
+            # like any child that ends: the parent is not left waiting (Kestra's SLA test on a subflow).
+            pending.child_ended(session, execution.id)
         if State(execution.state) in (State.CREATED, State.QUEUED):
             store.record_transition(session, execution, final, actor=actor, payload=payload)  # never started
             return execution
@@ -331,7 +335,7 @@ def restart(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
 
     As in Kestra: the execution goes RESTARTED (then RUNNING when dispatched), failed leaves go
     RESTARTED and run as their next attempt, failed flowables go back to RUNNING, and task runs of
-    `errors`/`finally` phases that already ran are discarded so they run again if still needed.
+    `errors`/`finally`/`afterExecution` phases that already ran are discarded so they run again if still needed.
     """
     with engine.transaction() as session:
         execution = lock_existing(engine, session, execution_id)
@@ -375,8 +379,8 @@ def _reruns_whole(spec: TaskSpec) -> bool:
 
 
 def _phase_runs_to_discard(flow: Flow, runs: Sequence[TaskRunRow], failed: Sequence[TaskRunRow]) -> set[str]:
-    """Task runs of the errors/finally phases of restarted parents, every task run of a restarted
-    WorkingDirectory (see `_reruns_whole`), and everything under them."""
+    """Task runs of the errors/finally (and the flow's afterExecution) phases of restarted parents, every task
+    run of a restarted WorkingDirectory (see `_reruns_whole`), and everything under them."""
     parents = {r.parent_id for r in failed} | {r.id for r in failed if flow.task(r.task_id).branches}
     whole = {r.id for r in failed if _reruns_whole(flow.task(r.task_id))}
     phase_ids: set[str] = {r.id for r in runs if r.parent_id in whole}
@@ -384,7 +388,10 @@ def _phase_runs_to_discard(flow: Flow, runs: Sequence[TaskRunRow], failed: Seque
         spec = flow.task(next(r.task_id for r in runs if r.id == parent_id)) if parent_id else None
         errors = flow.errors if spec is None else spec.branches.get("errors", ())
         finally_ = flow.finally_ if spec is None else spec.branches.get("finally", ())
-        names = {t.id for t in (*errors, *finally_)}
+        # The flow's `afterExecution` too: it runs again once the restarted execution has ended
+        # (Kestra's RestartCaseTest.restartFailedWithAfterExecution: 2 task runs right after the restart).
+        after = flow.after_execution if spec is None else ()
+        names = {t.id for t in (*errors, *finally_, *after)}
         phase_ids |= {r.id for r in runs if r.parent_id == parent_id and r.task_id in names}
     discard = set(phase_ids)
     changed = True

@@ -62,6 +62,7 @@ def base_variables(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRo
         # fails on `inputs`, which is what its error messages (and users' expectations) name.
         **({"inputs": dict(execution.inputs)} if execution.inputs else {}),
         "outputs": task_outputs(runs),
+        "tasks": task_states(runs),
         # The flow's own text is the only string render() may evaluate (core/authored.py); the rest is data.
         "vars": execution_vars(flow, runs),
         "labels": label_variables(execution.labels),
@@ -69,6 +70,21 @@ def base_variables(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRo
         "envs": {},
         "globals": {},
     }
+
+
+def task_states(runs: Sequence[TaskRunRow]) -> dict[str, Any]:
+    """`tasks`, as Kestra's RunVariables builds it: `tasks.<id>.state`, or `tasks.<id>.<value>.state` for the
+    task runs of a loop iteration (what `tasksWithState()` reads)."""
+    states: dict[str, Any] = {}
+    for run in runs:
+        if run.value is None:
+            states[run.task_id] = {"state": run.state}
+        else:
+            by_value = states.get(run.task_id)
+            by_value = dict(by_value) if isinstance(by_value, dict) else {}
+            by_value[run.value] = {"state": run.state}
+            states[run.task_id] = by_value
+    return states
 
 
 _SYSTEM = "system."
