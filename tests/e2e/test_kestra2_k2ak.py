@@ -1,0 +1,151 @@
+"""Kestra 2.x test flows (slice k2ak, issue 19) on the real stack: retry `maxAttempts`, optional flow
+outputs, and a concurrent ForEach with errors and finally."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.harness.executions import task_runs
+from tests.harness.stack import Stack
+
+# Kestra 0.24 renamed the retry's `maxAttempt` to `maxAttempts` and kept the old name as an alias
+# (kestra.io/docs/migration-guide/v0.24.0/retries-maxattempts); allow-failure-with-retry.yaml uses the new one.
+RETRIED = """
+id: retried
+namespace: {ns}
+tasks:
+  - id: new_name
+    type: io.kestra.plugin.core.execution.Fail
+    allowFailure: true
+    retry: {type: constant, interval: PT0.1S, maxAttempts: 3}
+  - id: old_name
+    type: io.kestra.plugin.core.execution.Fail
+    allowFailure: true
+    retry: {type: constant, interval: PT0.1S, maxAttempt: 2}
+"""
+
+NO_ATTEMPT = """
+id: no-attempt
+namespace: {ns}
+tasks:
+  - id: never
+    type: io.kestra.plugin.core.log.Log
+    message: never
+    retry: {type: constant, interval: PT1S, maxAttempts: 0}
+"""
+
+# flow-with-optional-outputs.yml, plus a required output in the second flow.
+OPTIONAL_OUTPUT = """
+id: optional-output
+namespace: {ns}
+tasks:
+  - {id: return, type: io.kestra.plugin.core.debug.Return, format: "{{ flow.id }}"}
+outputs:
+  - {id: optional, value: "{{ outputs.invalid-task }}", type: STRING, required: false}
+  - {id: kept, value: "{{ outputs.return.value }}", type: STRING}
+"""
+
+REQUIRED_OUTPUT = """
+id: required-output
+namespace: {ns}
+tasks:
+  - {id: return, type: io.kestra.plugin.core.debug.Return, format: "{{ flow.id }}"}
+outputs:
+  - {id: required, value: "{{ outputs.invalid-task }}", type: STRING}
+"""
+
+# finally-foreach.yaml without `childFailurePolicy`, a property of the unmerged kestra-io/kestra#15366.
+EACH = """
+id: each-finally
+namespace: {ns}
+inputs:
+  - {id: failed, type: BOOL, defaults: false}
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: '["1", "2", "3"]'
+    concurrencyLimit: 0
+    tasks:
+      - id: if
+        type: io.kestra.plugin.core.flow.If
+        condition: "{{ inputs.failed == false }}"
+        then:
+          - {id: ok, type: io.kestra.plugin.core.debug.Return, format: "{{ task.id }}"}
+        else:
+          - {id: ko, type: io.kestra.plugin.core.execution.Fail}
+    errors:
+      - {id: e1, type: io.kestra.plugin.core.debug.Return, format: "{{ task.id }}"}
+      - {id: e2, type: io.kestra.plugin.core.debug.Return, format: "{{ task.id }}"}
+    finally:
+      - {id: a1, type: io.kestra.plugin.core.debug.Return, format: "{{ task.id }}"}
+      - {id: a2, type: io.kestra.plugin.core.debug.Return, format: "{{ task.id }}"}
+"""
+
+
+def test_retry_reads_max_attempts_and_its_old_name_max_attempt(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(RETRIED)
+
+    execution = stack.run_to_end(unique_namespace, "retried")
+
+    assert execution["state"]["current"] == "WARNING"
+    [new_name] = task_runs(execution, "new_name")
+    [old_name] = task_runs(execution, "old_name")
+    assert len(new_name["attempts"]) == 3
+    assert len(old_name["attempts"]) == 2
+
+
+def test_max_attempts_below_one_is_refused_naming_the_field(stack: Stack, unique_namespace: str) -> None:
+    response = stack.api.post(
+        "/flows",
+        content=NO_ATTEMPT.replace("{ns}", unique_namespace),
+        headers={"Content-Type": "application/x-yaml"},
+    )
+
+    assert response.status_code == 422, response.text
+    [error] = response.json()["_embedded"]["errors"]
+    assert error["path"] == "tasks[0].retry.maxAttempts"
+    assert error["line"] == 8
+
+
+def test_an_optional_output_that_cannot_be_rendered_is_null_and_the_execution_succeeds(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(OPTIONAL_OUTPUT)
+
+    execution = stack.run_to_end(unique_namespace, "optional-output")
+
+    assert execution["state"]["current"] == "SUCCESS"
+    assert execution["outputs"] == {"optional": None, "kept": "optional-output"}
+    logs = stack.api.get(f"/logs/{execution['id']}").json()
+    [warning] = [line for line in logs if line["level"] == "WARN"]
+    assert warning["message"].startswith("Failed to render optional flow output 'optional'. Output is ignored")
+
+
+def test_a_required_output_that_cannot_be_rendered_fails_the_execution(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(REQUIRED_OUTPUT)
+
+    execution = stack.run_to_end(unique_namespace, "required-output")
+
+    assert execution["state"]["current"] == "FAILED"
+    assert not execution.get("outputs")
+
+
+def test_a_concurrent_foreach_runs_its_errors_then_its_finally(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(EACH)
+
+    ok = stack.run_to_end(unique_namespace, "each-finally")
+    failed = stack.run_to_end(unique_namespace, "each-finally", failed="true")
+
+    # FinallyTest.forEachWithoutErrors / forEachWithErrors
+    assert (ok["state"]["current"], len(ok["taskRunList"])) == ("SUCCESS", 9)
+    assert (failed["state"]["current"], len(failed["taskRunList"])) == ("FAILED", 11)
+    states = {r["taskId"]: r["state"]["current"] for r in failed["taskRunList"]}
+    assert [states[t] for t in ("ko", "e1", "e2", "a1", "a2")] == ["FAILED"] + ["SUCCESS"] * 4
+    assert not task_runs(ok, "e1")
