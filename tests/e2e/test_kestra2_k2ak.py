@@ -1,9 +1,11 @@
 """Kestra 2.x test flows (slice k2ak, issue 19) on the real stack: retry `maxAttempts`, optional flow
-outputs, and a concurrent ForEach with errors and finally."""
+outputs, a concurrent ForEach with errors and finally, and the Flow triggers of MultipleConditionTriggerCaseTest."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tests.harness.executions import task_runs
@@ -149,3 +151,102 @@ def test_a_concurrent_foreach_runs_its_errors_then_its_finally(
     states = {r["taskId"]: r["state"]["current"] for r in failed["taskRunList"]}
     assert [states[t] for t in ("ko", "e1", "e2", "a1", "a2")] == ["FAILED"] + ["SUCCESS"] * 4
     assert not task_runs(ok, "e1")
+
+
+# ---- Flow triggers of Kestra 2.x (MultipleConditionTriggerCaseTest), from the fixture files -------------------
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "kestra_more" / "flows"
+_PREFIX = "io.kestra.tests.trigger."
+
+
+def _deploy_group(stack: Stack, unique_namespace: str, group: str, flow_ids: list[str]) -> str:
+    """Deploy fixture flows of `io.kestra.tests.trigger.<group>` into a namespace of this test's own."""
+    namespace = f"{unique_namespace}.{group}"
+    for flow_id in flow_ids:
+        source = (FIXTURES / f"{_PREFIX}{group}" / f"{flow_id}.yaml").read_text()
+        stack.deploy(source.replace(_PREFIX, f"{unique_namespace}."))
+    return namespace
+
+
+def _listener_runs(stack: Stack, namespace: str, flow_id: str, count: int, *, within_s: float) -> list[dict[str, Any]]:
+    """The ended executions of `flow_id` once there are `count` of them, or after `within_s` whatever there are."""
+    deadline = time.monotonic() + within_s
+    while True:
+        found = stack.api.get("/executions/search", params={"namespace": namespace, "flowId": flow_id}).json()
+        ended = [r for r in found["results"] if r["state"]["current"] not in ("CREATED", "QUEUED", "RUNNING")]
+        if (count and len(ended) >= count) or time.monotonic() > deadline:
+            return ended
+        time.sleep(0.2)
+
+
+def test_flow_trigger_mode_at_least_fires_once_min_satisfied_upstreams_succeeded(
+    stack: Stack, unique_namespace: str
+) -> None:
+    flows = [f"flow-trigger-at-least-mode-flow-{x}" for x in "abc"] + ["flow-trigger-at-least-mode-flow-listen"]
+    namespace = _deploy_group(stack, unique_namespace, "at.least.mode", flows)
+
+    stack.run_to_end(namespace, "flow-trigger-at-least-mode-flow-a")
+    assert not _listener_runs(stack, namespace, flows[-1], 0, within_s=1)  # 1 of minSatisfied: 2
+    stack.run_to_end(namespace, "flow-trigger-at-least-mode-flow-b")
+
+    [listener] = _listener_runs(stack, namespace, flows[-1], 1, within_s=15)
+    assert (listener["state"]["current"], len(listener["taskRunList"])) == ("SUCCESS", 1)
+
+
+def test_flow_trigger_mode_any_fires_on_one_upstream(stack: Stack, unique_namespace: str) -> None:
+    flows = ["flow-trigger-any-mode-flow-a", "flow-trigger-any-mode-flow-b", "flow-trigger-any-mode-flow-listen"]
+    namespace = _deploy_group(stack, unique_namespace, "any.mode", flows)
+
+    stack.run_to_end(namespace, "flow-trigger-any-mode-flow-a")
+
+    [listener] = _listener_runs(stack, namespace, flows[-1], 1, within_s=15)
+    assert listener["state"]["current"] == "SUCCESS"
+
+
+def test_flow_trigger_window_fire_once_clears_what_was_satisfied(stack: Stack, unique_namespace: str) -> None:
+    flows = [f"flow-trigger-fire-once-true-flow-{x}" for x in "ab"] + ["flow-trigger-fire-once-true-flow-listen"]
+    namespace = _deploy_group(stack, unique_namespace, "fire.once.true", flows)
+
+    stack.run_to_end(namespace, "flow-trigger-fire-once-true-flow-a")
+    stack.run_to_end(namespace, "flow-trigger-fire-once-true-flow-b")
+    [first] = _listener_runs(stack, namespace, flows[-1], 1, within_s=15)
+    stack.run_to_end(namespace, "flow-trigger-fire-once-true-flow-a")  # flow-b must succeed again first
+
+    assert [r["id"] for r in _listener_runs(stack, namespace, flows[-1], 2, within_s=3)] == [first["id"]]
+
+
+def test_flow_trigger_when_reads_the_upstream_labels(stack: Stack, unique_namespace: str) -> None:
+    flows = ["flow-trigger-when-condition-flow-a", "flow-trigger-when-condition-flow-listen"]
+    namespace = _deploy_group(stack, unique_namespace, "when.condition", flows)
+
+    stack.run_to_end(namespace, "flow-trigger-when-condition-flow-a")
+
+    # its own execution ends too, and its labels (none) do not satisfy `when`: one execution only
+    [listener] = _listener_runs(stack, namespace, flows[-1], 2, within_s=4)
+    assert listener["state"]["current"] == "SUCCESS"
+
+
+def test_flow_trigger_inputs_that_cannot_be_rendered_give_a_failed_execution_without_task_runs(
+    stack: Stack, unique_namespace: str
+) -> None:
+    flows = ["flow-trigger-invalid-inputs-flow-a", "flow-trigger-invalid-inputs-flow-listen"]
+    namespace = _deploy_group(stack, unique_namespace, "invalid.inputs", flows)
+
+    stack.run_to_end(namespace, "flow-trigger-invalid-inputs-flow-a")
+
+    [listener] = _listener_runs(stack, namespace, flows[-1], 1, within_s=15)
+    assert listener["state"]["current"] == "FAILED"
+    assert not listener.get("taskRunList")
+
+
+def test_a_flow_trigger_on_another_namespace_needs_a_grant(stack: Stack, unique_namespace: str) -> None:
+    source = (FIXTURES / f"{_PREFIX}mixed.conditions" / "flow-trigger-mixed-conditions-flow-listen.yaml").read_text()
+
+    response = stack.api.post(
+        "/flows",
+        content=source.replace(_PREFIX, f"{unique_namespace}."),
+        headers={"Content-Type": "application/x-yaml"},
+    )
+
+    assert response.status_code == 422, response.text
+    assert "CHORUS_NAMESPACE_ACCESS" in response.json()["message"]
