@@ -24,6 +24,7 @@ from orchestrator.core.plan import (
 from orchestrator.core.schedule_conditions import schedule_conditions_hold
 from orchestrator.core.states import State
 from orchestrator.engine import (
+    admission,
     checks,
     flows,
     local_drive,
@@ -244,14 +245,7 @@ def start_scheduled(engine: Engine, now: datetime) -> list[str]:
 
 def _admission(engine: Engine, session: Session, flow: Flow) -> State:
     """RUNNING, or what the flow's `concurrency` says when its limit is reached (QUEUED, CANCELLED, FAILED)."""
-    store.note_flow(session, concurrency=flow.concurrency is not None)
-    if flow.concurrency is None:
-        return State.RUNNING
-    tenant = engine.settings.tenant
-    store.lock_flow_concurrency(session, tenant, flow.namespace, flow.id)
-    if store.count_active_executions(session, tenant, flow.namespace, flow.id) < flow.concurrency.limit:
-        return State.RUNNING
-    return {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[flow.concurrency.behavior]
+    return admission.admit(engine, session, flow)
 
 
 def admit_queued(engine: Engine, tenant: str, namespace: str, flow_id: str) -> None:
