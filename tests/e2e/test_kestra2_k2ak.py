@@ -250,3 +250,72 @@ def test_a_flow_trigger_on_another_namespace_needs_a_grant(stack: Stack, unique_
 
     assert response.status_code == 422, response.text
     assert "CHORUS_NAMESPACE_ACCESS" in response.json()["message"]
+
+
+# ---- A restart counts against the flow's concurrency limit (kestra-io/kestra#10674) ---------------------------
+
+QUEUE_FAIL = """
+id: queue-fail
+namespace: {ns}
+concurrency: {behavior: QUEUE, limit: 1}
+tasks:
+  - {id: sleep, type: io.kestra.plugin.core.flow.Sleep, duration: PT2S}
+  - {id: fail, type: io.kestra.plugin.core.execution.Fail}
+"""
+
+CANCEL_FAIL = """
+id: cancel-fail
+namespace: {ns}
+concurrency: {behavior: CANCEL, limit: 1}
+inputs:
+  - {id: wait, type: STRING, defaults: PT0S}
+tasks:
+  - {id: sleep, type: io.kestra.plugin.core.flow.Sleep, duration: "{{ inputs.wait }}"}
+  - {id: fail, type: io.kestra.plugin.core.execution.Fail}
+"""
+
+
+def _history(execution: dict[str, Any]) -> list[str]:
+    return [h["state"] for h in execution["state"]["histories"]]
+
+
+def test_a_restart_over_the_concurrency_limit_is_queued_until_a_slot_frees(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    """FlowConcurrencyCaseTest.flowConcurrencyQueueRestarted with flow-concurrency-queue-fail.yml."""
+    deploy_flow(QUEUE_FAIL)
+    first = stack.run(unique_namespace, "queue-fail")["id"]
+    stack.wait_for_state(first, {"RUNNING"})
+    second = stack.run(unique_namespace, "queue-fail")["id"]
+    stack.wait_for_state(first, {"FAILED"})
+    stack.wait_for_state(second, {"RUNNING"})
+
+    restarted = stack.api.post(f"/executions/{first}/restart")
+    assert restarted.status_code == 200, restarted.text
+    assert stack.api.get(f"/executions/{first}").json()["state"]["current"] == "QUEUED"  # second holds the slot
+
+    again = stack.wait_for_state(first, {"FAILED"}, timeout_s=30)
+    other = stack.wait_for_state(second)
+    assert _history(again)[-4:] == ["RESTARTED", "QUEUED", "RUNNING", "FAILED"]
+    assert other["state"]["current"] == "FAILED"
+    assert _history(other)[:3] == ["CREATED", "QUEUED", "RUNNING"]
+    [sleep] = task_runs(again, "sleep")
+    assert sleep["state"]["current"] == "SUCCESS" and len(sleep["attempts"]) == 1  # only the failed task reran
+
+
+def test_a_restart_refused_by_a_cancel_limit_leaves_the_execution_as_it_ended(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(CANCEL_FAIL)
+    failed = stack.run_to_end(unique_namespace, "cancel-fail")
+    running = stack.run(unique_namespace, "cancel-fail", wait="PT5S")["id"]
+    stack.wait_for_state(running, {"RUNNING"})
+
+    refused = stack.api.post(f"/executions/{failed['id']}/restart")
+    after = stack.api.get(f"/executions/{failed['id']}").json()
+
+    assert refused.status_code == 409, refused.text
+    assert "concurrency limit" in refused.json()["message"]
+    assert after["state"]["current"] == "FAILED" and _history(after) == _history(failed)
+    assert stack.wait_for_state(running)["state"]["current"] == "FAILED"
+    assert stack.api.post(f"/executions/{failed['id']}/restart").status_code == 200  # a free slot: it restarts
