@@ -467,7 +467,7 @@ def change_task_run_state(
 ) -> ExecutionRow:
     """Set an ended task run's state by hand (e.g. a failure accepted as SUCCESS); the flow then goes on."""
     if state not in _SETTABLE:
-        raise Conflict(f"a task run can only be set to {sorted(_SETTABLE)}, not {state}")
+        raise Conflict(f"a task run can only be set to {', '.join(sorted(_SETTABLE))}, not {state}")
     with engine.transaction() as session:
         execution = lock_existing(engine, session, execution_id)
         run = store.get_task_run(session, task_run_id, lock=True)
