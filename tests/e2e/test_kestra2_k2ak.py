@@ -319,3 +319,55 @@ def test_a_restart_refused_by_a_cancel_limit_leaves_the_execution_as_it_ended(
     assert after["state"]["current"] == "FAILED" and _history(after) == _history(failed)
     assert stack.wait_for_state(running)["state"]["current"] == "FAILED"
     assert stack.api.post(f"/executions/{failed['id']}/restart").status_code == 200  # a free slot: it restarts
+
+
+def test_replay_with_inputs_on_kestras_path_starts_a_child_with_the_new_inputs(
+    stack: Stack, unique_namespace: str
+) -> None:
+    """ExecutionControllerTest.restartExecutionWithNewInputs and ...FromTaskIdWithInputs (condition_with_input.yaml)."""
+    source = (FIXTURES / "io.kestra.tests" / "condition_with_input.yaml").read_text()
+    stack.deploy(source.replace("namespace: io.kestra.tests", f"namespace: {unique_namespace}"))
+    failed = stack.run_to_end(unique_namespace, "condition_with_input", condition="fail")
+    assert failed["state"]["current"] == "FAILED"
+    [fail] = task_runs(failed, "fail")
+
+    for params in ({}, {"taskRunId": fail["id"]}):
+        response = stack.api.post(
+            f"/executions/{failed['id']}/replay-with-inputs", params=params, files={"condition": (None, "success")}
+        )
+        assert response.status_code == 200, response.text
+        child = stack.wait_for_state(response.json()["id"])
+        assert child["parentId"] == failed["id"] and child["inputs"] == {"condition": "success"}
+        assert len(child["taskRunList"]) == 2
+        assert {r["state"]["current"] for r in child["taskRunList"]} <= {"SUCCESS", "SKIPPED"}
+
+    missing = stack.api.post("/executions/no-such-execution/replay-with-inputs", files={"condition": (None, "x")})
+    assert missing.status_code == 404, missing.text  # neither an execution nor a flow of that name
+
+
+def test_a_failed_task_set_to_success_restarts_without_the_errors_branch(stack: Stack, unique_namespace: str) -> None:
+    """ExecutionServiceTest.changeStateWithErrorBranch (change-state-errors.yaml)."""
+    source = (FIXTURES / "io.kestra.tests" / "change-state-errors.yaml").read_text()
+    stack.deploy(source.replace("namespace: io.kestra.tests", f"namespace: {unique_namespace}"))
+    failed = stack.run_to_end(unique_namespace, "change-state-errors")
+    assert (failed["state"]["current"], len(failed["taskRunList"])) == ("FAILED", 3)
+    [make_error] = task_runs(failed, "make_error")
+
+    response = stack.api.post(
+        f"/executions/{failed['id']}/state", json={"taskRunId": make_error["id"], "state": "SUCCESS"}
+    )
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["state"]["current"] == "RESTARTED"
+    assert _history(answer)[:4] == ["CREATED", "RUNNING", "FAILED", "RESTARTED"]
+    assert [r["taskId"] for r in answer["taskRunList"]][:2] == ["before_task", "make_error"]
+    assert not task_runs(answer, "print_error_log")
+    ended = stack.wait_for_state(failed["id"], {"SUCCESS", "FAILED", "WARNING"})
+    assert ended["state"]["current"] == "SUCCESS"
+    assert [r["taskId"] for r in ended["taskRunList"]] == ["before_task", "make_error", "after-task"]
+
+    running = {"taskRunId": make_error["id"], "state": "RUNNING"}
+    again = stack.api.post(f"/executions/{failed['id']}/state", json=running)
+    assert again.status_code == 409, again.text  # only an ended state may be set
+    assert again.json()["message"] == "a task run can only be set to FAILED, KILLED, SUCCESS, WARNING, not RUNNING"
