@@ -38,8 +38,10 @@ __all__ = [
     "window_spec",
 ]
 
-#: Kestra's default `states` of a Flow trigger: every terminal state.
+#: Kestra's default `states` of a `preconditions.flows` / `dependsOn` entry: every terminal state.
 _DEFAULT_STATES = frozenset(str(s) for s in State if s.is_terminal)
+#: Kestra's default `states` of a Flow trigger itself: the terminal states and PAUSED (kestra-io/kestra#8620).
+_DEFAULT_TRIGGER_STATES = _DEFAULT_STATES | {str(State.PAUSED)}
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class EndedExecution:
 def flow_trigger_matches(trigger: TriggerSpec, ended: EndedExecution) -> bool:
     """Whether `trigger` (a Flow trigger) starts its flow for `ended`."""
     props = trigger.properties
-    if ended.state not in (_names(props.get("states")) or _DEFAULT_STATES):
+    if ended.state not in (_names(props.get("states")) or _DEFAULT_TRIGGER_STATES):
         return False
     preconditions = props.get("preconditions")
     if isinstance(preconditions, dict) and not _preconditions_hold(preconditions, ended):

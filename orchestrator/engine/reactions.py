@@ -48,6 +48,14 @@ class Committed:
             and not State(t.previous).is_terminal
         ]
 
+    def paused_executions(self) -> list[str]:
+        """Executions that just paused (a Pause or Approval task waits): Flow triggers look at them too."""
+        return [
+            t.execution_id
+            for t in self.transitions
+            if t.kind == "execution" and t.state == str(State.PAUSED) and t.previous != str(State.PAUSED)
+        ]
+
 
 Reaction = Callable[["Engine", Committed], None]
 

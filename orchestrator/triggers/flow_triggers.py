@@ -43,8 +43,12 @@ logger = logging.getLogger(__name__)
 
 
 def on_commit(engine: Engine, committed: Committed) -> None:
-    """The engine reaction: every execution the committed transaction ended may start flows."""
-    for execution_id in committed.ended_executions():
+    """The engine reaction: every execution the committed transaction ended or paused may start flows.
+
+    As in Kestra since kestra-io/kestra#8620, a Flow trigger is evaluated on PAUSED too; its `states`
+    (by default the terminal states and PAUSED) decide whether it fires.
+    """
+    for execution_id in [*committed.ended_executions(), *committed.paused_executions()]:
         on_execution_ended(engine, execution_id, flows_version=committed.flows_version)
 
 
