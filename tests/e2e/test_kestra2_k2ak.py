@@ -371,3 +371,36 @@ def test_a_failed_task_set_to_success_restarts_without_the_errors_branch(stack: 
     again = stack.api.post(f"/executions/{failed['id']}/state", json=running)
     assert again.status_code == 409, again.text  # only an ended state may be set
     assert again.json()["message"] == "a task run can only be set to FAILED, KILLED, SUCCESS, WARNING, not RUNNING"
+
+
+ON_SUCCESS_ONLY = """
+id: on-success-only
+namespace: {ns}.paused
+triggers:
+  - id: flow
+    type: io.kestra.plugin.core.trigger.Flow
+    states: [SUCCESS]
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: "{ns}.paused"
+        flowId: flow-trigger-paused-flow
+tasks:
+  - {id: only, type: io.kestra.plugin.core.debug.Return, format: "{{ trigger.state }}"}
+"""
+
+
+def test_a_flow_trigger_is_evaluated_when_an_upstream_execution_pauses(stack: Stack, unique_namespace: str) -> None:
+    """MultipleConditionTriggerCaseTest.flowTriggerOnPaused (kestra-io/kestra#8620: PAUSED is evaluated too)."""
+    flows = ["flow-trigger-paused-flow", "flow-trigger-paused-listen"]
+    namespace = _deploy_group(stack, unique_namespace, "paused", flows)
+    stack.deploy(ON_SUCCESS_ONLY.replace("{ns}", unique_namespace))
+
+    upstream = stack.run_to_end(namespace, "flow-trigger-paused-flow")
+    assert (upstream["state"]["current"], len(upstream["taskRunList"])) == ("SUCCESS", 2)
+
+    [on_paused] = _listener_runs(stack, namespace, "flow-trigger-paused-listen", 2, within_s=4)
+    assert (on_paused["state"]["current"], len(on_paused["taskRunList"])) == ("SUCCESS", 1)
+    assert on_paused["trigger"]["variables"]["state"] == "PAUSED"
+    # states: [SUCCESS] keeps a trigger to the end: it fires once, not when the upstream paused
+    [on_success] = _listener_runs(stack, namespace, "on-success-only", 2, within_s=2)
+    assert on_success["taskRunList"][0]["outputs"]["value"] == "SUCCESS"
