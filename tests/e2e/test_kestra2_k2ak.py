@@ -404,3 +404,31 @@ def test_a_flow_trigger_is_evaluated_when_an_upstream_execution_pauses(stack: St
     # states: [SUCCESS] keeps a trigger to the end: it fires once, not when the upstream paused
     [on_success] = _listener_runs(stack, namespace, "on-success-only", 2, within_s=2)
     assert on_success["taskRunList"][0]["outputs"]["value"] == "SUCCESS"
+
+
+def test_killing_a_parent_kills_its_queued_subflow_before_a_slot_frees_for_it(
+    stack: Stack, unique_namespace: str
+) -> None:
+    """FlowConcurrencyCaseTest.flowConcurrencyParallelSubflowKill (flow-concurrency-parallel-subflow-kill*.yaml)."""
+    names = ["grandchild", "child", ""]
+    for suffix in names:
+        flow_id = "flow-concurrency-parallel-subflow-kill" + (f"-{suffix}" if suffix else "")
+        source = (FIXTURES / "io.kestra.tests" / f"{flow_id}.yaml").read_text()
+        stack.deploy(source.replace("namespace: io.kestra.tests", f"namespace: {unique_namespace}"))
+    parent = stack.run(unique_namespace, "flow-concurrency-parallel-subflow-kill")["id"]
+    child_flow = "flow-concurrency-parallel-subflow-kill-child"
+    queued: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 20
+    while not queued and time.monotonic() < deadline:
+        found = stack.api.get("/executions/search", params={"namespace": unique_namespace, "flowId": child_flow})
+        queued = [r for r in found.json()["results"] if r["state"]["current"] == "QUEUED"]
+        time.sleep(0.1)
+    assert queued, "no child execution was queued by its flow's concurrency limit"
+
+    assert stack.api.delete(f"/executions/{parent}/kill").status_code in (200, 202, 204)
+
+    ended = stack.wait_for_state(queued[0]["id"])
+    assert ended["state"]["current"] == "KILLED"
+    assert "RUNNING" not in _history(ended)
+    assert not ended.get("taskRunList")
+    assert stack.wait_for_state(parent)["state"]["current"] == "KILLED"
