@@ -229,7 +229,7 @@ def precondition_ids(preconditions: Mapping[str, Any]) -> frozenset[str]:
     flows = preconditions.get("flows") or []
     where = preconditions.get("where") or []
     named = preconditions.get("conditions") or {}
-    ids = [f"flow:{i}" for i in range(len(flows) if isinstance(flows, list) else 0)]
+    ids = [f"flow:{_flow_id(entry, i)}" for i, entry in enumerate(flows if isinstance(flows, list) else [])]
     ids += [
         f"where:{w.get('id', i)}" for i, w in enumerate(where if isinstance(where, list) else []) if isinstance(w, dict)
     ]
@@ -237,12 +237,20 @@ def precondition_ids(preconditions: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(ids)
 
 
+def _flow_id(entry: Any, position: int) -> str:
+    """A `flows` entry's condition id: its content hash for a Kestra 2 `dependsOn` entry, else its position."""
+    condition_id = entry.get("conditionId") if isinstance(entry, dict) else None
+    return str(condition_id) if condition_id else str(position)
+
+
 def preconditions_matched(preconditions: Mapping[str, Any], ended: EndedExecution) -> frozenset[str]:
     """Which of the preconditions this ended execution meets."""
     flows = preconditions.get("flows") or []
     where = preconditions.get("where") or []
     matched = {
-        f"flow:{i}" for i, entry in enumerate(flows if isinstance(flows, list) else []) if _flow_entry(entry, ended)
+        f"flow:{_flow_id(entry, i)}"
+        for i, entry in enumerate(flows if isinstance(flows, list) else [])
+        if _flow_entry(entry, ended)
     }
     for i, entry in enumerate(where if isinstance(where, list) else []):
         if isinstance(entry, dict) and _where_entry(entry, ended):
