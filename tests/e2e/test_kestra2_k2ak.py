@@ -432,3 +432,28 @@ def test_killing_a_parent_kills_its_queued_subflow_before_a_slot_frees_for_it(
     assert "RUNNING" not in _history(ended)
     assert not ended.get("taskRunList")
     assert stack.wait_for_state(parent)["state"]["current"] == "KILLED"
+
+
+def test_reordering_depends_on_keeps_what_the_window_already_counted(stack: Stack, unique_namespace: str) -> None:
+    """FlowTriggerCaseTest.triggerDependsOnWithStableConditionId (flow-trigger-stable-condition-id-*.yaml)."""
+    listen = "flow-trigger-stable-condition-id-flow-listen"
+    flows = ["flow-trigger-stable-condition-id-flow-a", "flow-trigger-stable-condition-id-flow-b", listen]
+    namespace = _deploy_group(stack, unique_namespace, "stable.condition.id", flows)
+    stack.run_to_end(namespace, "flow-trigger-stable-condition-id-flow-a")
+    assert not _listener_runs(stack, namespace, listen, 0, within_s=1)
+
+    source = (FIXTURES / f"{_PREFIX}stable.condition.id" / f"{listen}.yaml").read_text()
+    head, first, second = source.split("      - namespace:")
+    second, tasks = second.split("\n\ntasks:")
+    inverted = f"{head}      - namespace:{second}\n      - namespace:{first.rstrip()}\n\ntasks:{tasks}"
+    updated = stack.api.put(
+        f"/flows/{namespace}/{listen}",
+        content=inverted.replace(_PREFIX, f"{unique_namespace}."),
+        headers={"Content-Type": "application/x-yaml"},
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["triggers"][0]["dependsOn"][0]["flowId"].endswith("flow-b")
+    stack.run_to_end(namespace, "flow-trigger-stable-condition-id-flow-b")
+
+    [listener] = _listener_runs(stack, namespace, listen, 1, within_s=15)
+    assert (listener["state"]["current"], len(listener["taskRunList"])) == ("SUCCESS", 1)
