@@ -29,6 +29,7 @@ from orchestrator.engine import (
     flows,
     local_drive,
     operations,
+    pending,
 )
 from orchestrator.engine.compiler import to_canvas
 from orchestrator.settings import Settings
@@ -224,6 +225,10 @@ def create_execution(
     store.create_execution(session, row, actor=actor, payload=payload, running=running)
     if admitted is not None and not running:
         store.record_transition(session, row, admitted, actor=actor)  # QUEUED, or refused by its concurrency
+        if admitted.is_terminal and row.parent_task_run_id is not None:
+            # Refused (CANCELLED or FAILED) at birth: its waiting Subflow task run completes from that state
+            # (FlowConcurrencyCaseTest.flowConcurrencySubflow), as for a child that ran and ended.
+            pending.child_ended(session, row.id)
     return row
 
 
