@@ -457,3 +457,35 @@ def test_reordering_depends_on_keeps_what_the_window_already_counted(stack: Stac
 
     [listener] = _listener_runs(stack, namespace, listen, 1, within_s=15)
     assert (listener["state"]["current"], len(listener["taskRunList"])) == ("SUCCESS", 1)
+
+
+# flow-concurrency-cancel.yml of Kestra's valids (the snapshot's), the child of flow-concurrency-subflow.yml
+CONCURRENCY_CANCEL = """
+id: flow-concurrency-cancel
+namespace: {ns}
+concurrency: {behavior: CANCEL, limit: 1}
+tasks:
+  - {id: sleep, type: io.kestra.plugin.core.flow.Sleep, duration: PT2S}
+"""
+
+
+def test_a_subflow_cancelled_by_its_concurrency_limit_completes_its_waiting_parent(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    """FlowConcurrencyCaseTest.flowConcurrencySubflow (flow-concurrency-subflow.yml)."""
+    deploy_flow(CONCURRENCY_CANCEL)
+    source = (FIXTURES / "io.kestra.tests" / "flow-concurrency-subflow.yaml").read_text()
+    stack.deploy(source.replace("io.kestra.tests", unique_namespace))
+    first = stack.run(unique_namespace, "flow-concurrency-subflow")["id"]
+    stack.wait_for_state(first, {"RUNNING"})
+
+    second = stack.run_to_end(unique_namespace, "flow-concurrency-subflow", timeout_s=20)
+
+    assert second["state"]["current"] == "SUCCESS"  # Kestra's guessState: a CANCELLED child is no failure
+    assert stack.wait_for_state(first)["state"]["current"] == "SUCCESS"
+    found = stack.api.get(
+        "/executions/search", params={"namespace": unique_namespace, "flowId": "flow-concurrency-cancel"}
+    )
+    assert sorted(r["state"]["current"] for r in found.json()["results"]) == ["CANCELLED", "SUCCESS"]
+    third = stack.run_to_end(unique_namespace, "flow-concurrency-subflow")
+    assert third["state"]["current"] == "SUCCESS"
