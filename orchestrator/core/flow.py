@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
 from pydantic.alias_generators import to_camel
 
 from orchestrator.core.durations import parse_duration
@@ -81,7 +81,10 @@ class RetrySpec(_Yaml):
     max_interval: Duration | None = None
     min_interval: Duration | None = None
     delay_factor: float | None = None
-    max_attempts: int | None = Field(default=None, alias="maxAttempt", ge=1)  # Kestra's YAML name is singular
+    # Kestra 0.24 renamed `maxAttempt` to `maxAttempts` and kept the old name as an alias: both are read.
+    max_attempts: int | None = Field(
+        default=None, alias="maxAttempts", validation_alias=AliasChoices("maxAttempts", "maxAttempt"), ge=1
+    )
     max_duration: Duration | None = None
     warning_on_retry: bool = False
     behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = "RETRY_FAILED_TASK"

@@ -40,8 +40,10 @@ __all__ = [
     "window_spec",
 ]
 
-#: Kestra's default `states` of a Flow trigger: every terminal state.
+#: Kestra's default `states` of a `preconditions.flows` / `dependsOn` entry: every terminal state.
 _DEFAULT_STATES = frozenset(str(s) for s in State if s.is_terminal)
+#: Kestra's default `states` of a Flow trigger itself: the terminal states and PAUSED (kestra-io/kestra#8620).
+_DEFAULT_TRIGGER_STATES = _DEFAULT_STATES | {str(State.PAUSED)}
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,8 @@ class EndedExecution:
 
 
 def listened_states(trigger: TriggerSpec) -> frozenset[str]:
-    """The execution states a Flow trigger is evaluated on: its `states`, every terminal state by default."""
-    return _names(trigger.properties.get("states")) or _DEFAULT_STATES
+    """The execution states a Flow trigger is evaluated on: its `states`, else every terminal state and PAUSED."""
+    return _names(trigger.properties.get("states")) or _DEFAULT_TRIGGER_STATES
 
 
 def flow_trigger_matches(trigger: TriggerSpec, ended: EndedExecution) -> bool:
@@ -249,7 +251,7 @@ def precondition_ids(preconditions: Mapping[str, Any]) -> frozenset[str]:
     flows = preconditions.get("flows") or []
     where = preconditions.get("where") or []
     named = preconditions.get("conditions") or {}
-    ids = [f"flow:{i}" for i in range(len(flows) if isinstance(flows, list) else 0)]
+    ids = [f"flow:{_flow_id(entry, i)}" for i, entry in enumerate(flows if isinstance(flows, list) else [])]
     ids += [
         f"where:{w.get('id', i)}" for i, w in enumerate(where if isinstance(where, list) else []) if isinstance(w, dict)
     ]
@@ -257,12 +259,20 @@ def precondition_ids(preconditions: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(ids)
 
 
+def _flow_id(entry: Any, position: int) -> str:
+    """A `flows` entry's condition id: its content hash for a Kestra 2 `dependsOn` entry, else its position."""
+    condition_id = entry.get("conditionId") if isinstance(entry, dict) else None
+    return str(condition_id) if condition_id else str(position)
+
+
 def preconditions_matched(preconditions: Mapping[str, Any], ended: EndedExecution) -> frozenset[str]:
     """Which of the preconditions this ended execution meets."""
     flows = preconditions.get("flows") or []
     where = preconditions.get("where") or []
     matched = {
-        f"flow:{i}" for i, entry in enumerate(flows if isinstance(flows, list) else []) if _flow_entry(entry, ended)
+        f"flow:{_flow_id(entry, i)}"
+        for i, entry in enumerate(flows if isinstance(flows, list) else [])
+        if _flow_entry(entry, ended)
     }
     for i, entry in enumerate(where if isinstance(where, list) else []):
         if isinstance(entry, dict) and _where_entry(entry, ended):

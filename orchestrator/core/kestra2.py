@@ -7,6 +7,8 @@ Like :mod:`orchestrator.core.taskprops` the models only validate; the parser kee
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -197,6 +199,9 @@ def preconditions_of(props: dict[str, JsonValue]) -> dict[str, JsonValue]:
     for entry in entries:
         flow: dict[str, JsonValue] = {k: v for k, v in entry.items() if v is not None}
         flow.setdefault("states", list(DEFAULT_DEPENDS_ON_STATES))
+        # As in Kestra 2, a dependency's condition id is a hash of its content, not its position: reordering
+        # `dependsOn` in a new revision keeps what a window already counted for each dependency.
+        flow["conditionId"] = _content_id(flow)
         flows.append(flow)
     raw_window = props.get("window")
     window = raw_window if isinstance(raw_window, dict) else None
@@ -210,6 +215,11 @@ def preconditions_of(props: dict[str, JsonValue]) -> dict[str, JsonValue]:
         "resetOnSuccess": window is None or str(window.get("fireOnce", False)).lower() == "true",
         "minSatisfied": needed,
     }
+
+
+def _content_id(entry: Mapping[str, JsonValue]) -> str:
+    canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def flow_trigger_problems(props: dict[str, JsonValue]) -> list[tuple[str, str]]:

@@ -52,7 +52,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     ),
     _S.PAUSED: frozenset({_S.RUNNING, _S.KILLING, _S.KILLED, _S.SUCCESS, _S.WARNING, _S.FAILED, _S.CANCELLED}),
     _S.RETRYING: frozenset({_S.RUNNING, _S.KILLING, _S.KILLED, _S.FAILED}),
-    _S.RESTARTED: frozenset({_S.RUNNING, _S.KILLING, _S.KILLED, _S.FAILED}),
+    # QUEUED: a restart over its flow's concurrency limit waits for a slot (admission.admit).
+    _S.RESTARTED: frozenset({_S.RUNNING, _S.QUEUED, _S.KILLING, _S.KILLED, _S.FAILED}),
     # FAILED/CANCELLED: an SLA stops it; SUCCESS: an Approval whose approveBehavior is SUCCEED ends it.
     _S.KILLING: frozenset({_S.KILLED, _S.FAILED, _S.CANCELLED, _S.SUCCESS}),
     _S.SUCCESS: frozenset({_S.RESTARTED}),

@@ -259,12 +259,17 @@ def _end_execution(
     outputs: dict[str, Any] | None = None
     payload: dict[str, Any] = {}
     if flow.outputs:
+        ignored: list[str] = []
         try:
-            outputs = flow_outputs(execution, flow, store.task_runs_of(session, execution.id))
+            outputs = flow_outputs(execution, flow, store.task_runs_of(session, execution.id), ignored)
         except ExpressionError as e:
             state, payload = State.FAILED, {"error": f"flow outputs: {e.message}"}
             error = LogRecord("ERROR", str(e), store.utcnow())
             store.insert_log_lines(session, [log_row(execution, None, error, engine.settings.max_log_line_chars)])
+        warnings = [LogRecord("WARN", message, store.utcnow()) for message in ignored]
+        if warnings:
+            limit = engine.settings.max_log_line_chars
+            store.insert_log_lines(session, [log_row(execution, None, w, limit) for w in warnings])
     store.record_transition(session, execution, state, actor=actor, payload=payload, values={"outputs": outputs})
     if execution.parent_task_run_id is not None:
         pending.child_ended(session, execution.id)

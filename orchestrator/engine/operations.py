@@ -21,7 +21,7 @@ from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
-from orchestrator.engine import agent_journal, approval_tasks, flows, pending
+from orchestrator.engine import admission, agent_journal, approval_tasks, flows, pending
 from orchestrator.store import agent as store_agent
 from orchestrator.store.database import Session, read_only
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
@@ -352,8 +352,30 @@ def restart(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
         store.record_transition(
             session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
         )
-    engine.dispatch(execution_id, actor=actor)
+        running = _admit_restarted(engine, session, flow, execution)
+    if running:
+        engine.dispatch(execution_id, actor=actor)
     return execution
+
+
+def _admit_restarted(engine: Engine, session: Session, flow: Flow, execution: ExecutionRow) -> bool:
+    """Whether a RESTARTED execution may run now under its flow's `concurrency`; else it waits QUEUED.
+
+    As in Kestra (kestra-io/kestra#10674), a restart counts against the limit like a new execution. A flow
+    whose limit CANCELs or FAILs executions over it refuses the restart instead: the execution stays as it
+    ended rather than ending again with its failed task runs sent back.
+    """
+    admitted = admission.admit(engine, session, flow, holding=1)
+    if admitted is State.RUNNING:
+        return True
+    if admitted is not State.QUEUED:
+        raise Conflict(
+            f"execution {execution.id} cannot be restarted now: flow {flow.namespace}.{flow.id} has reached its "
+            f"concurrency limit ({flow.concurrency.limit if flow.concurrency else 0}) and its behavior is "
+            f"{flow.concurrency.behavior if flow.concurrency else ''}"
+        )
+    store.record_transition(session, execution, State.QUEUED, actor="system:concurrency")
+    return False
 
 
 def restart_task_runs(
@@ -516,7 +538,7 @@ def change_task_run_state(
 ) -> ExecutionRow:
     """Set an ended task run's state by hand (e.g. a failure accepted as SUCCESS); the flow then goes on."""
     if state not in _SETTABLE:
-        raise Conflict(f"a task run can only be set to {sorted(_SETTABLE)}, not {state}")
+        raise Conflict(f"a task run can only be set to {', '.join(sorted(_SETTABLE))}, not {state}")
     with engine.transaction() as session:
         execution = lock_existing(engine, session, execution_id)
         run = store.get_task_run(session, task_run_id, lock=True)
@@ -547,6 +569,8 @@ def change_task_run_state(
                 session, execution, State.RESTARTED, actor=actor, override=True,
                 values={"restarts": execution.restarts + 1, "ended_at": None},
             )  # fmt: skip
+            if not _admit_restarted(engine, session, flow, execution):
+                return execution
     engine.dispatch(execution_id, actor=actor)
     return execution
 

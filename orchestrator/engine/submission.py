@@ -24,10 +24,12 @@ from orchestrator.core.plan import (
 from orchestrator.core.schedule_conditions import schedule_conditions_hold
 from orchestrator.core.states import State
 from orchestrator.engine import (
+    admission,
     checks,
     flows,
     local_drive,
     operations,
+    pending,
 )
 from orchestrator.engine.compiler import to_canvas
 from orchestrator.secret_backends import SecretFunctions, flow_secret_backend
@@ -224,6 +226,10 @@ def create_execution(
     store.create_execution(session, row, actor=actor, payload=payload, running=running)
     if admitted is not None and not running:
         store.record_transition(session, row, admitted, actor=actor)  # QUEUED, or refused by its concurrency
+        if admitted.is_terminal and row.parent_task_run_id is not None:
+            # Refused (CANCELLED or FAILED) at birth: its waiting Subflow task run completes from that state
+            # (FlowConcurrencyCaseTest.flowConcurrencySubflow), as for a child that ran and ended.
+            pending.child_ended(session, row.id)
     return row
 
 
@@ -245,14 +251,7 @@ def start_scheduled(engine: Engine, now: datetime) -> list[str]:
 
 def _admission(engine: Engine, session: Session, flow: Flow) -> State:
     """RUNNING, or what the flow's `concurrency` says when its limit is reached (QUEUED, CANCELLED, FAILED)."""
-    store.note_flow(session, concurrency=flow.concurrency is not None)
-    if flow.concurrency is None:
-        return State.RUNNING
-    tenant = engine.settings.tenant
-    store.lock_flow_concurrency(session, tenant, flow.namespace, flow.id)
-    if store.count_active_executions(session, tenant, flow.namespace, flow.id) < flow.concurrency.limit:
-        return State.RUNNING
-    return {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[flow.concurrency.behavior]
+    return admission.admit(engine, session, flow)
 
 
 def admit_queued(engine: Engine, tenant: str, namespace: str, flow_id: str) -> None:

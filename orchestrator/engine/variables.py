@@ -197,10 +197,25 @@ def _parents(run: TaskRunRow, runs: Sequence[TaskRunRow]) -> list[dict[str, Any]
     return parents
 
 
-def flow_outputs(execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow]) -> dict[str, Any]:
-    """The flow's declared `outputs`, rendered against the finished execution."""
+def flow_outputs(
+    execution: ExecutionRow, flow: Flow, runs: Sequence[TaskRunRow], ignored: list[str] | None = None
+) -> dict[str, Any]:
+    """The flow's declared `outputs`, rendered against the finished execution.
+
+    As in Kestra (RunContext.renderOutputs), an output declared `required: false` that cannot be rendered is
+    null instead of failing the execution; why it was ignored is appended to `ignored`.
+    """
     variables = base_variables(execution, flow, runs)
-    rendered = {output.id: _typed_output(output.type, output.value, variables) for output in flow.outputs}
+    rendered: dict[str, Any] = {}
+    for output in flow.outputs:
+        try:
+            rendered[output.id] = _typed_output(output.type, output.value, variables)
+        except ExpressionError as e:
+            if output.required:
+                raise
+            rendered[output.id] = None
+            if ignored is not None:
+                ignored.append(f"Failed to render optional flow output '{output.id}'. Output is ignored: {e.message}")
     # As in Kestra, a declared scalar type converts the rendered value ("3" for an INT output is 3).
     scalars = [
         Input(id=o.id, type=o.type, required=False)

@@ -119,15 +119,19 @@ def clear_sla(session: Session, execution_id: str) -> None:
 
 
 def running_children(session: Session, execution_id: str) -> list[str]:
-    """Subflow executions of this one that have not ended."""
+    """Subflow executions of this one that have not ended, those not started yet (CREATED, QUEUED) first.
+
+    A kill cascade goes through them in this order, so a queued child is killed before a running sibling's
+    end frees the concurrency slot it waits for (FlowConcurrencyCaseTest.flowConcurrencyParallelSubflowKill).
+    """
     terminal = [str(s) for s in State if s.is_terminal]
-    return list(
-        session.scalars(
-            select(ExecutionRow.id).where(
-                ExecutionRow.parent_execution_id == execution_id, ExecutionRow.state.not_in(terminal)
-            )
-        ).all()
-    )
+    rows = session.execute(
+        select(ExecutionRow.id, ExecutionRow.state)
+        .where(ExecutionRow.parent_execution_id == execution_id, ExecutionRow.state.not_in(terminal))
+        .order_by(ExecutionRow.created_at)
+    ).all()
+    waiting = (str(State.CREATED), str(State.QUEUED))
+    return [row.id for row in sorted(rows, key=lambda row: row.state not in waiting)]
 
 
 def update_labels(session: Session, execution: ExecutionRow, labels: list[dict[str, str]]) -> None:

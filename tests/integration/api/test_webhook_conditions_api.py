@@ -1,5 +1,6 @@
 """A Webhook trigger's `conditions` decide whether a call starts an execution (Kestra answers 204 when not);
-a flow named like a legacy action path (`state`, `labels`, `change-status`) can still be executed."""
+a flow named like a legacy action path (`state`, `labels`, `change-status`, `replay-with-inputs`) can still be
+executed."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def test_a_webhook_whose_condition_fails_answers_204_and_starts_nothing(client: 
     assert found["total"] == 0
 
 
-@pytest.mark.parametrize("flow_id", ["state", "labels", "change-status"])
+@pytest.mark.parametrize("flow_id", ["state", "labels", "change-status", "replay-with-inputs"])
 def test_a_flow_named_like_an_action_path_can_be_executed(client: TestClient, flow_id: str) -> None:
     source = f"id: {flow_id}\nnamespace: io.kestra.tests\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n"
     source += "    message: hi\n"

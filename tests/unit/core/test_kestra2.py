@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -170,6 +171,11 @@ def test_a_depends_on_entry_filters_with_its_when_and_labels() -> None:
     assert not flow_trigger_matches(trigger, _ended("any", env="dev"))
 
 
+def _condition_ids(preconditions: dict[str, Any]) -> list[str]:
+    """The window keys of a compiled `dependsOn`, in entry order."""
+    return [f"flow:{entry['conditionId']}" for entry in preconditions["flows"]]
+
+
 def test_several_depends_on_entries_wait_for_all_of_them_in_the_window() -> None:
     trigger = _flow(
         DEPENDS_ON
@@ -183,8 +189,23 @@ def test_several_depends_on_entries_wait_for_all_of_them_in_the_window() -> None
     assert preconditions["timeWindow"] == {"type": "DAILY_TIME_DEADLINE", "deadline": "09:00:00"}
     window = TimeWindow(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
     now = window.start
-    assert not window_complete(preconditions, window, {"flow:0": now.isoformat()}, now)
-    assert window_complete(preconditions, window, {"flow:0": now.isoformat(), "flow:1": now.isoformat()}, now)
+    a, b = _condition_ids(preconditions)
+    assert not window_complete(preconditions, window, {a: now.isoformat()}, now)
+    assert window_complete(preconditions, window, {a: now.isoformat(), b: now.isoformat()}, now)
+
+
+def test_depends_on_condition_ids_are_content_hashes_that_survive_a_reordering() -> None:
+    """FlowTriggerCaseTest.triggerDependsOnWithStableConditionId: ids do not move with the entries."""
+    entries = ["      - {namespace: company.team, flowId: a}\n", "      - {namespace: company.team, flowId: b}\n"]
+    ids = []
+    for order in (entries, entries[::-1]):
+        trigger = _flow(DEPENDS_ON + "    dependsOn:\n" + "".join(order)).triggers[0]
+        preconditions = trigger.properties["preconditions"]
+        assert isinstance(preconditions, dict)
+        flows = preconditions["flows"]
+        assert isinstance(flows, list)
+        ids.append({str(f["flowId"]): str(f["conditionId"]) for f in flows if isinstance(f, dict)})
+    assert ids[0] == ids[1] and ids[0]["a"] != ids[0]["b"]
 
 
 def test_mode_any_fires_when_one_depends_on_entry_is_met() -> None:
@@ -197,7 +218,8 @@ def test_mode_any_fires_when_one_depends_on_entry_is_met() -> None:
     assert isinstance(preconditions, dict)
     window = TimeWindow(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
 
-    assert window_complete(preconditions, window, {"flow:1": window.start.isoformat()}, window.start)
+    _, b = _condition_ids(preconditions)
+    assert window_complete(preconditions, window, {b: window.start.isoformat()}, window.start)
 
 
 @pytest.mark.parametrize(
