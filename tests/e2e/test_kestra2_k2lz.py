@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from tests.e2e.conftest import Stack
+from tests.harness.waiting import wait_until
 
 # Kestra's loop-failed.yaml: no concurrencyLimit (0, all iterations at once), every iteration fails.
 LOOP_FAILED = """
@@ -381,6 +382,13 @@ def test_a_restart_runs_after_execution_again_once_the_execution_has_ended(
     deploy_flow(RESTART_AFTER)
     first = stack.run_to_end(unique_namespace, "restart-after")
     assert first["state"]["current"] == "FAILED"
+
+    def after_execution_ran() -> bool:  # afterExecution runs once the execution has ended, so after run_to_end
+        nonlocal first
+        first = stack.api.get(f"/executions/{first['id']}").json()
+        return _states(first).get("end") == "SUCCESS"
+
+    wait_until(after_execution_ran, timeout_s=30, message="afterExecution's task ran")
     assert _output(first, "end") == "FAILED"
 
     response = stack.api.post(f"/executions/{first['id']}/restart")

@@ -74,12 +74,13 @@ def test_a_flow_trigger_listening_to_live_states_fires_on_each_state_change(
     assert [e["state"]["current"] for e in listeners] == ["SUCCESS"] * 4
     assert [e["outputs"]["status"] for e in listeners] == ["RUNNING", "PAUSED", "RUNNING", "SUCCESS"]
     assert {e["trigger"]["variables"]["executionId"] for e in listeners} == {source["id"]}
-    # Without `states`, a Flow trigger listens to the terminal states only: the same source starts it once.
-    [by_default] = ended(stack, namespace, "listener-default-states", 1)
-    assert by_default["trigger"]["variables"]["state"] == "SUCCESS"
+    # Without `states`, a Flow trigger listens to the terminal states and PAUSED (Kestra's default since
+    # kestra-io/kestra#8620): the same source starts it on its pause and on its end, not on RUNNING.
+    by_default = ended(stack, namespace, "listener-default-states", 2)
+    assert sorted(e["trigger"]["variables"]["state"] for e in by_default) == ["PAUSED", "SUCCESS"]
     time.sleep(1)
     assert len(executions_of(stack, namespace, "trigger-flow-listener-with-pause")) == 4
-    assert len(executions_of(stack, namespace, "listener-default-states")) == 1
+    assert len(executions_of(stack, namespace, "listener-default-states")) == 2
 
 
 # MultipleConditionTriggerCaseTest.flowTriggerPreconditions (MultipleConditionTriggerCaseTest.java:127-160)
