@@ -11,9 +11,9 @@ A key names the namespace being used, a list entry the namespace using it. Both 
 namespace, `a.b.*` is `a.b` and every namespace under it, anything else one namespace. Uses are named
 like the API's permissions, so a grant reads like a role binding given to a namespace.
 
-`flow_references` lists what a flow names statically, so a deploy refuses a forbidden reference with its
-YAML line; the workers and the Flow trigger matcher ask `allows` again when the action happens, since
-most namespaces are rendered at run time.
+`flow_references` lists what a flow names statically, so validate warns about a forbidden reference with its
+YAML line (the flow still deploys, as in Kestra); the workers and the Flow trigger matcher ask `allows` when
+the action happens, which is where a crossing is refused (most namespaces are rendered at run time anyway).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from celery import Celery
 
 from orchestrator.audit_keys import load_keyring
 from orchestrator.core.decision import TaskRunDecision
+from orchestrator.core.errors import FlowErrorDetail
 from orchestrator.core.flow import Flow
 from orchestrator.core.plan import (
     PlanNode,
@@ -136,9 +137,9 @@ class Engine:
         """Validate and save a flow as a new revision (unchanged source keeps its revision)."""
         return flows.deploy_flow(self, source, actor=actor, expect=expect)
 
-    def check_references(self, flow: Flow) -> None:
-        """Refuse a flow naming a namespace its own may not use (CHORUS_NAMESPACE_ACCESS), each with its line."""
-        return flows.check_references(self, flow)
+    def reference_warnings(self, flow: Flow) -> list[FlowErrorDetail]:
+        """The namespaces a flow names that its own may not use (refused when the act happens), with lines."""
+        return flows.reference_warnings(self, flow)
 
     def delete_flow(self, namespace: str, flow_id: str, *, actor: str) -> None:
         return flows.delete_flow(self, namespace, flow_id, actor=actor)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from orchestrator import store
-from orchestrator.core.errors import FlowInvalid, NotFound
+from orchestrator.core.errors import FlowErrorDetail, FlowInvalid, NotFound
 from orchestrator.core.flow import Flow
 from orchestrator.core.namespace_access import refused_references
 from orchestrator.core.parse import parse_flow
@@ -59,7 +59,6 @@ def deploy_flow(engine: Engine, source: str, *, actor: str, expect: tuple[str, s
             f"flow id and namespace in the body ({flow.namespace}.{flow.id}) differ from the path "
             f"({expect[0]}.{expect[1]})",
         )
-    engine.check_references(flow)
     from orchestrator.core.parse import load_document
 
     document = load_document(source)
@@ -79,11 +78,15 @@ def deploy_flow(engine: Engine, source: str, *, actor: str, expect: tuple[str, s
     return row
 
 
-def check_references(engine: Engine, flow: Flow) -> None:
-    """Refuse a flow naming a namespace its own may not use (CHORUS_NAMESPACE_ACCESS), each with its line."""
-    refused = refused_references(flow, engine.settings.namespace_grants)
-    if refused:
-        raise FlowInvalid(refused)
+def reference_warnings(engine: Engine, flow: Flow) -> list[FlowErrorDetail]:
+    """The namespaces a flow names that its own may not use (CHORUS_NAMESPACE_ACCESS), each with its line.
+
+    They are warnings, not refusals: as in Kestra (EE's allowedNamespaces is checked when the act happens), the
+    flow deploys, and the task, trigger or function that would cross fails then with the same message
+    (workers and the Flow trigger matcher ask `NamespaceAccess.allows` at run time, where most namespaces
+    are rendered anyway). A Subflow into another namespace behind `when: false` never crosses at all.
+    """
+    return refused_references(flow, engine.settings.namespace_grants)
 
 
 def delete_flow(engine: Engine, namespace: str, flow_id: str, *, actor: str) -> None:

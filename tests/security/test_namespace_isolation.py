@@ -142,19 +142,28 @@ def test_the_same_action_within_the_namespace_works(
         assert ended["taskRunList"][0]["outputs"]["outputs"]["answer"] == f"private to {own}"
 
 
-def test_a_literal_reference_to_another_namespace_is_refused_at_deploy_with_its_line(
+def test_a_literal_reference_to_another_namespace_deploys_with_a_warning_and_fails_when_it_would_cross(
     stack: Stack, namespaces: tuple[str, str]
 ) -> None:
+    # As in Kestra (EE's allowedNamespaces is checked when the act happens): the flow deploys, validate warns with
+    # the line, and the Subflow fails at run time without starting anything in the other namespace.
     own, other = namespaces
     source = PROBE.format(
         name="literal",
         ns=own,
         task=f"    type: io.kestra.plugin.core.flow.Subflow\n    namespace: {other}\n    flowId: child",
     )
-    response = stack.api.post("/flows", content=source, headers={"Content-Type": "application/x-yaml"})
+    yaml = {"Content-Type": "application/x-yaml"}
+    [verdict] = stack.api.post("/flows/validate", content=source, headers=yaml).json()
+    assert any(f"may not use namespace '{other}'" in w and "line 11" in w for w in verdict["warnings"]), verdict
+    assert stack.api.post("/flows", content=source, headers=yaml).status_code == 200
 
-    assert response.status_code == 422, response.text
-    assert f"may not use namespace '{other}'" in response.text and "line 11" in response.text
+    before = stack.api.get("/executions", params={"namespace": other, "flowId": "child"}).json()["total"]
+    ended = stack.wait_for_state(stack.run(own, "probe-literal", target=other, ref="")["id"])
+
+    assert ended["state"]["current"] == "FAILED"
+    assert f"may not use namespace '{other}'" in _logs(stack, ended["id"])
+    assert stack.api.get("/executions", params={"namespace": other, "flowId": "child"}).json()["total"] == before
 
 
 LISTENER = """
