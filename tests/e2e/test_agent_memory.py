@@ -295,3 +295,50 @@ def test_drop_before_the_task_run_forgets_first_and_after_it_leaves_nothing(
     assert [content for _, content in _sent(script)[1:3]] == [question, "Ok"]  # read, then erased
     assert _audit(stack, last["id"], "agent.memory_erased")[0]["payload"]["rows"] == 2
     assert stack.api.get(f"/namespaces/{unique_namespace}/ai/memory/john").status_code == 404
+
+
+DEFAULT_ID = """
+id: default-memory-id
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: first
+    type: io.kestra.plugin.ai.agent.AIAgent
+    prompt: "I like tea ({{ inputs.question }})"
+  - id: second
+    type: io.kestra.plugin.ai.agent.AIAgent
+    prompt: "What do I like? ({{ inputs.question }})"
+pluginDefaults:
+  - type: io.kestra.plugin.ai.agent.AIAgent
+    values:
+      provider: {type: io.kestra.plugin.ai.provider.OpenAI, modelName: gpt-4o-mini}
+      baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+      apiKey: "{{ secret('OPENAI_API_KEY') }}"
+      memory:
+        type: io.kestra.plugin.ai.memory.KestraKVStore
+"""
+
+
+def test_without_a_memory_id_the_memory_is_the_executions_correlation_id(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(DEFAULT_ID)
+    requests = []
+    for _ in range(2):
+        question = uuid.uuid4().hex
+        script = openai_wire.script(question, Reply.text("Tea, noted."), Reply.text("You like tea."))
+        created = stack.run(unique_namespace, "default-memory-id", question=question)
+        assert stack.wait_for_state(created["id"], timeout_s=60)["state"]["current"] == "SUCCESS"
+        requests.append((created["id"], question, script.requests))
+
+    for execution_id, question, (first, second) in requests:
+        assert [m["role"] for m in first["messages"]] == ["user"]  # the other execution's turns are not its own
+        assert [m["content"] for m in second["messages"]] == [
+            f"I like tea ({question})",
+            "Tea, noted.",
+            f"What do I like? ({question})",
+        ]
+        shown = stack.api.get(f"/namespaces/{unique_namespace}/ai/memory/{execution_id}")
+        assert len(shown.json()["messages"]) == 4, shown.text
