@@ -154,6 +154,7 @@ class AgentMemory:
             if execution is None:
                 raise ChorusError(f"execution {execution_id} not found")
             tenant, namespace = execution.tenant, execution.namespace
+            replay_of: str | None = None
             if snapshot is None and execution.original_id and execution.parent_execution_id:
                 run = store.get_task_run(session, task_run_id)
                 if run is not None:
@@ -161,6 +162,7 @@ class AgentMemory:
                         session, execution.parent_execution_id, run.task_id, run.iteration
                     )
                     snapshot = (before or {}).get("memory")
+                    replay_of = execution.parent_execution_id if snapshot is not None else None
             replayed = snapshot is not None
             erased = 0
             if spec.drop == "BEFORE_TASKRUN" and not replayed:
@@ -173,7 +175,15 @@ class AgentMemory:
                 version, at = int(snapshot["version"]), datetime.fromisoformat(str(snapshot["at"]))
             else:
                 version, at = store_memory.head_version(session, tenant, namespace, spec.memory_id), store.utcnow()
-            rows = _live(store_memory.messages_at(session, tenant, namespace, spec.memory_id, version=version), at)
+            rows = store_memory.messages_at(session, tenant, namespace, spec.memory_id, version=version)
+            if replay_of is not None:
+                # The replayed run's snapshot, without the turns of its agents this replay runs again, and with
+                # the turns this replay's agents already wrote in their place.
+                kept = store_memory.copied_agent_runs(session, execution_id)
+                rows = [r for r in rows if r.execution_id != replay_of or r.task_run_id in kept]
+                own = store_memory.rows_of_execution(session, tenant, namespace, spec.memory_id, execution_id)
+                rows = sorted([*rows, *own], key=lambda r: r.id)
+            rows = _live(rows, at)
             messages = [dict(r.message) for r in _within(rows, spec)]
             _audit(
                 session, execution_id, actor, "agent.memory_read", task_run_id, namespace, spec,

@@ -39,7 +39,8 @@ def copy_agent_run(session: Session, task_run_id: str, *, to_task_run_id: str, t
             attempt=row.attempt,
             memory_id=row.memory_id,
             status=row.status,
-            conversation=row.conversation,
+            # `copiedFrom` tells the copy's memory reads which of the original's turns the replay kept.
+            conversation={**row.conversation, "copiedFrom": task_run_id},
             approvals=row.approvals,
             updated_at=row.updated_at,
         )

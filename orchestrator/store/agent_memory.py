@@ -84,3 +84,26 @@ def replayed_conversation(
         .order_by(TaskRunRow.seq.desc())
         .limit(1)
     )
+
+
+def rows_of_execution(
+    session: Session, tenant: str, namespace: str, memory_id: str, execution_id: str
+) -> list[AgentMemoryRow]:
+    """Every message an execution's agents wrote to a memory (kept or since dropped), oldest first."""
+    return list(
+        session.scalars(
+            select(AgentMemoryRow)
+            .where(_of(tenant, namespace, memory_id), AgentMemoryRow.execution_id == execution_id)
+            .order_by(AgentMemoryRow.id)
+        ).all()
+    )
+
+
+def copied_agent_runs(session: Session, execution_id: str) -> set[str]:
+    """The original task runs of the agent runs a replay copied into `execution_id`."""
+    found = session.scalars(
+        select(AgentRunRow.conversation["copiedFrom"].astext).where(
+            AgentRunRow.execution_id == execution_id, AgentRunRow.conversation.has_key("copiedFrom")
+        )
+    ).all()
+    return {str(f) for f in found if f}

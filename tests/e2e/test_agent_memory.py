@@ -342,3 +342,55 @@ def test_without_a_memory_id_the_memory_is_the_executions_correlation_id(
         ]
         shown = stack.api.get(f"/namespaces/{unique_namespace}/ai/memory/{execution_id}")
         assert len(shown.json()["messages"]) == 4, shown.text
+
+
+TWO_AGENTS = """
+id: two-agents
+namespace: {ns}
+inputs:
+  - id: question
+    type: STRING
+tasks:
+  - id: introduce
+    type: io.kestra.plugin.ai.agent.AIAgent
+    prompt: "I am Sam ({{ inputs.question }})"
+  - id: recall
+    type: io.kestra.plugin.ai.agent.AIAgent
+    prompt: "Who am I? ({{ inputs.question }})"
+pluginDefaults:
+  - type: io.kestra.plugin.ai.agent.AIAgent
+    values:
+      provider: {type: io.kestra.plugin.ai.provider.OpenAI, modelName: gpt-4o-mini}
+      baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+      apiKey: "{{ secret('OPENAI_API_KEY') }}"
+      memory:
+        type: io.kestra.plugin.ai.memory.KestraKVStore
+        memoryId: sam
+"""
+
+
+def test_a_replay_s_later_agent_reads_what_the_replay_wrote_not_what_the_replayed_run_did(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(TWO_AGENTS)
+    question = uuid.uuid4().hex
+    script = openai_wire.script(
+        question, Reply.text("Hi Sam"), Reply.text("Sam"), Reply.text("Hello again Sam"), Reply.text("Still Sam")
+    )
+    created = stack.run(unique_namespace, "two-agents", question=question)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+    assert execution["state"]["current"] == "SUCCESS", execution
+    [introduce] = task_runs(execution, "introduce")
+
+    replayed = stack.api.post(f"/executions/{created['id']}/replay", params={"taskRunId": introduce["id"]})
+    assert replayed.status_code == 200, replayed.text
+    again = stack.wait_for_state(replayed.json()["id"], timeout_s=60)
+
+    assert again["state"]["current"] == "SUCCESS", again
+    _, _, replayed_introduce, replayed_recall = script.requests
+    assert [m["role"] for m in replayed_introduce["messages"]] == ["user"]  # as before `introduce` first ran
+    assert [m["content"] for m in replayed_recall["messages"]] == [
+        f"I am Sam ({question})",
+        "Hello again Sam",  # the replay's own `introduce`, not the original's "Hi Sam"
+        f"Who am I? ({question})",
+    ]
