@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -32,6 +32,7 @@ from orchestrator.core.states import State
 from orchestrator.core.tasktypes import CATALOGUE
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskRunCoordinates
 from orchestrator.engine.agent_journal import AWAITING_APPROVAL, AgentJournal
+from orchestrator.engine.agent_memory import DEFAULT_MEMORY_ID, AgentMemory, MemoryInvalid, MemorySpec
 from orchestrator.engine.compiler import to_canvas
 from workers.ai import (
     Budget,
@@ -152,11 +153,8 @@ class Agent:
             if self.props.get("maxSequentialToolsInvocations") is not None
             else None,
         )
-        memory = self.props.get("memory")
-        memory = memory if isinstance(memory, Mapping) else {}
-        memory_id = memory.get("memoryId") or memory.get("id")
-        self.memory_id = str(memory_id) if memory_id else None
-        self.memory_size = int(memory["messages"]) if memory.get("messages") is not None else None
+        self.memory = _memory_spec(ctx, self.props.get("memory"))
+        self.memory_id = self.memory.memory_id if self.memory is not None else None
         self.tools = collect_tools(ctx)
         self.state: dict[str, Any] = {}
         self.approvals: dict[str, Any] = {}
@@ -197,21 +195,30 @@ class Agent:
         messages: list[dict[str, Any]] = []
         if self.props.get("systemMessage"):
             messages.append({"role": "system", "content": str(self.props["systemMessage"])})
-        if self.memory_id is not None:
-            history = self.journal.memory(self.at.execution_id, self.memory_id, task_run_id=self.at.task_run_id)
-            messages += history[-self.memory_size :] if self.memory_size else history
+        snapshot: dict[str, Any] | None = None
+        if self.memory is not None:
+            # A new attempt (restart) reads the memory as the task run's first read saw it, not as it is now.
+            before = (record.conversation.get("memory") if record is not None else None) or None
+            recalled = AgentMemory(self.engine.sessions).recall(
+                execution_id=self.at.execution_id, task_run_id=self.at.task_run_id, spec=self.memory,
+                snapshot=before, actor=f"worker:{self.claimed.owner}",
+            )  # fmt: skip
+            messages += recalled.messages
+            snapshot = recalled.snapshot()
+            if recalled.messages:
+                self.ctx.log("INFO", f"memory {self.memory.memory_id}: {len(recalled.messages)} message(s) recalled")
         messages.append({"role": "user", "content": str(self.props["prompt"])})
         self.state = {
             "messages": messages, "pending": [], "toolExecutions": [], "modelCalls": 0, "toolCalls": 0,
-            "tokensIn": 0, "tokensOut": 0, "durationMs": 0.0, "responses": [],
+            "tokensIn": 0, "tokensOut": 0, "durationMs": 0.0, "responses": [], "memory": snapshot,
         }  # fmt: skip
         self._save("RUNNING")
 
-    def _save(self, status: str) -> None:
+    def _save(self, status: str, also: Callable[[Any], None] | None = None) -> None:
         saved = self.journal.save(
             task_run_id=self.at.task_run_id, execution_id=self.at.execution_id, task_id=self.at.task_id,
             attempt=self.at.attempt, owner=self.claimed.owner, memory_id=self.memory_id, status=status,
-            conversation=self.state,
+            conversation=self.state, also=also,
         )  # fmt: skip
         if not saved:
             raise AgentTakenOver()
@@ -277,7 +284,7 @@ class Agent:
                     f"the agent's structured output does not match jsonResponseSchema: {e.message}", retryable=True
                 ) from e
             outputs = {"textOutput": None, "jsonOutput": parsed}
-        self._save("DONE")
+        self._save("DONE", also=self._remember(content))
         choice = (body.get("choices") or [{}])[0]
         shown: dict[str, Any] = self._redacted(
             {
@@ -291,6 +298,18 @@ class Agent:
             }
         )
         return shown
+
+    def _remember(self, answer: Any) -> Callable[[Any], None] | None:
+        """The write of this run's exchange (prompt, final answer) to its memory, in the journal's last save."""
+        spec = self.memory
+        if spec is None:
+            return None
+        exchange = [{"role": "user", "content": str(self.props["prompt"])}, {"role": "assistant", "content": answer}]
+        memory = AgentMemory(self.engine.sessions)
+        return lambda session: memory.remember(
+            session, execution_id=self.at.execution_id, task_run_id=self.at.task_run_id, attempt=self.at.attempt,
+            spec=spec, exchange=exchange, actor=f"worker:{self.claimed.owner}",
+        )  # fmt: skip
 
     def _redacted(self, value: Any) -> Any:
         """`value` without the secrets this attempt read (the journal keeps the exact text, for replay)."""
@@ -412,6 +431,17 @@ class Agent:
     def _still_ours(self) -> None:
         if self.engine.task_run_state(self.at.task_run_id) != str(State.RUNNING):
             raise AgentTakenOver()
+
+
+def _memory_spec(ctx: TaskContext, memory: Any) -> MemorySpec | None:
+    """The rendered `memory` property; its memoryId defaults to Kestra's `{{ labels.system.correlationId }}`."""
+    if not isinstance(memory, Mapping):
+        return None
+    memory_id = memory.get("memoryId") or ctx.render(DEFAULT_MEMORY_ID)
+    try:
+        return MemorySpec.of(memory, str(memory_id or ""))
+    except MemoryInvalid as e:
+        raise TaskFailed(str(e), retryable=False) from e
 
 
 def _assistant(message: Mapping[str, Any]) -> dict[str, Any]:

@@ -415,13 +415,43 @@ class ChatCompletionProps(_LlmProps):
         return self
 
 
+#: Kestra's memory providers (plugin-ai and its langchain4j aliases). Chorus keeps every one in its own PostgreSQL
+#: (`agent_memory`), per namespace and memory id: the Redis/PostgreSQL connection properties are accepted, unused.
+AGENT_MEMORY_TYPES = (
+    "io.kestra.plugin.ai.memory.KestraKVStore", "io.kestra.plugin.ai.memory.KestraKVMemory",
+    "io.kestra.plugin.langchain4j.memory.KestraKVMemory", "io.kestra.plugin.ai.memory.PostgreSQL",
+    "io.kestra.plugin.ai.memory.Redis", "KestraKVStore", "PostgreSQL", "Redis",
+)  # fmt: skip
+_MEMORY_TYPES_TEXT = "a memory type: " + ", ".join(AGENT_MEMORY_TYPES[:5])
+_MEMORY_DROPS = ("NEVER", "BEFORE_TASKRUN", "AFTER_TASKRUN")
+
+
+class AgentMemoryProps(Properties):
+    """An AIAgent's `memory`: Kestra's MemoryProvider (messages 10, ttl PT1H, memoryId the correlation id)."""
+
+    type: Annotated[JsonValue, accepting(_MEMORY_TYPES_TEXT, one_of(*AGENT_MEMORY_TYPES))] = None
+    memory_id: Text | None = None
+    messages: Int | None = None
+    ttl: Duration | None = None
+    drop: Annotated[JsonValue, accepting("NEVER, BEFORE_TASKRUN or AFTER_TASKRUN", one_of(*_MEMORY_DROPS))] = None
+    # Chorus's own: the most (estimated) tokens the remembered messages hold; the oldest go first past it.
+    max_tokens: Int | None = None
+    # io.kestra.plugin.ai.memory.PostgreSQL / Redis connection: accepted so their flows deploy, not used.
+    host: Text | None = None
+    port: Int | None = None
+    database: Text | None = None
+    user: Text | None = None
+    password: Text | None = None
+    table_name: Text | None = None
+
+
 class AIAgentProps(_LlmProps):
     prompt: Text
     max_sequential_tools_invocations: Int | None = None
     # Chorus's own: the most model calls one run makes (the parser checks `tools` entries itself).
     max_iterations: Int | None = None
     content_retrievers: ListValue | None = None
-    memory: MapValue | None = None
+    memory: AgentMemoryProps | None = None
     output_files: TextList | None = None
 
 

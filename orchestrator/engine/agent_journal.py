@@ -9,7 +9,7 @@ last saved turn. A tool that needs approval pauses the task run with the propose
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,8 +70,12 @@ class AgentJournal:
         memory_id: str | None,
         status: str,
         conversation: dict[str, Any],
+        also: Callable[[Session], None] | None = None,
     ) -> bool:
-        """Save a turn while this worker still owns the task run; False once it was taken over or ended."""
+        """Save a turn while this worker still owns the task run; False once it was taken over or ended.
+
+        `also` writes in the same transaction, only when the turn is saved (the agent's memory, at its end).
+        """
         with transaction(self._sessions) as session:
             run = store.get_task_run(session, task_run_id, lock=True)
             if run is None or State(run.state) is not State.RUNNING or run.claim_owner != owner:
@@ -86,14 +90,9 @@ class AgentJournal:
                 },
                 keep_approvals=before is not None and before.attempt == attempt,
             )  # fmt: skip
+            if also is not None:
+                also(session)
             return True
-
-    def memory(self, execution_id: str, memory_id: str, *, task_run_id: str) -> list[dict[str, Any]]:
-        """The messages (system messages left out) of the newest finished agent with this memory id."""
-        with read_only(self._sessions) as session:
-            conversation = store_agent.latest_memory(session, execution_id, memory_id, before=task_run_id)
-        messages = (conversation or {}).get("messages") or []
-        return [m for m in messages if isinstance(m, dict) and m.get("role") != "system"]
 
     def tool_run(self, execution_id: str, task_run_id: str) -> ToolRunResult | None:
         """The state, outputs and (when it failed) error of a tool's child task run."""

@@ -25,21 +25,6 @@ def save_agent_run(session: Session, values: dict[str, Any], *, keep_approvals: 
     session.execute(statement.on_conflict_do_update(index_elements=[AgentRunRow.task_run_id], set_=changed))
 
 
-def latest_memory(session: Session, execution_id: str, memory_id: str, *, before: str) -> dict[str, Any] | None:
-    """The newest finished conversation with this memory id in an execution, other than task run `before`."""
-    return session.scalar(
-        select(AgentRunRow.conversation)
-        .where(
-            AgentRunRow.execution_id == execution_id,
-            AgentRunRow.memory_id == memory_id,
-            AgentRunRow.status == "DONE",
-            AgentRunRow.task_run_id != before,
-        )
-        .order_by(AgentRunRow.updated_at.desc())
-        .limit(1)
-    )
-
-
 def copy_agent_run(session: Session, task_run_id: str, *, to_task_run_id: str, to_execution_id: str) -> None:
     """Copy an agent's saved conversation onto a task run copied by a replay (its memory goes with it)."""
     row = get_agent_run(session, task_run_id)
@@ -54,7 +39,8 @@ def copy_agent_run(session: Session, task_run_id: str, *, to_task_run_id: str, t
             attempt=row.attempt,
             memory_id=row.memory_id,
             status=row.status,
-            conversation=row.conversation,
+            # `copiedFrom` tells the copy's memory reads which of the original's turns the replay kept.
+            conversation={**row.conversation, "copiedFrom": task_run_id},
             approvals=row.approvals,
             updated_at=row.updated_at,
         )

@@ -310,6 +310,35 @@ class AgentRunRow(Base):
     updated_at: Mapped[datetime]
 
 
+class AgentMemoryRow(Base):
+    """One remembered message of an AIAgent memory (namespace + memory id); `id` is its version.
+
+    Rows are never rewritten: a write that evicts older messages (over the message or token bound) marks them
+    `dropped_by` its own last id, so a snapshot at version V is `id <= V` and not dropped by V. Erase deletes.
+    """
+
+    __tablename__ = "agent_memory"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    namespace: Mapped[str] = mapped_column(String(256))
+    memory_id: Mapped[str] = mapped_column(String(512))
+    execution_id: Mapped[str] = mapped_column(String(32))
+    task_run_id: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    message: Mapped[dict[str, Any]]
+    tokens: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    dropped_by: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_agent_memory_key", "tenant", "namespace", "memory_id", "id"),
+        Index("ux_agent_memory_write", "task_run_id", "attempt", "position", unique=True),
+    )
+
+
 class FlowTriggerWindowRow(Base):
     """A windowed Flow trigger's preconditions met so far in one time window (condition id -> ISO time)."""
 
