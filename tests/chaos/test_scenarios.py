@@ -26,6 +26,7 @@ def _assert_sound(result: Result) -> None:
     assert result.time_to_recover_s is not None
 
 
+@pytest.mark.timeout(360)  # the SIGTERM sawtooth waits for four warm shutdowns of a loaded worker
 @pytest.mark.parametrize("scenario", SHORT)
 def test_a_short_fault_loses_and_duplicates_nothing(scenario: str, chaos_results: list[Result]) -> None:
     result = run_scenario(scenario, 20, drain_timeout_s=60)
