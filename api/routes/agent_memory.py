@@ -2,14 +2,15 @@
 
 `/namespaces/{namespace}/ai/memory/{memoryId}`: a memory belongs to its namespace and is guarded as the
 namespace's KV entries are (reading needs kv.read, erasing kv.write; an invisible namespace is a 404).
-Both are audited on the namespace's chain, in the transaction that read or erased.
+Both are audited on the namespace's chain, in the transaction that read or erased. `.../ai/memory` lists the
+namespace's live memories (kv.read; audited only when denied).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from api.deps import PrincipalDep, SettingsDep, api_action, authenticate, note
 from api.permissions import Permission, guard
@@ -27,6 +28,31 @@ def _memory(request: Request) -> AgentMemory:
 
 def _subject(namespace: str, memory_id: str) -> str:
     return f"{namespace}/ai/memory/{memory_id}"
+
+
+MAX_LISTED = 1000
+
+
+@router.get("/namespaces/{namespace}/ai/memory")
+def list_memories(
+    request: Request,
+    namespace: str,
+    principal: PrincipalDep,
+    config: SettingsDep,
+    size: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 100,
+) -> dict[str, Any]:
+    """The namespace's live memories (not expired, not erased), the most recently written first."""
+    note(request, "ai_memory.list", namespace=namespace, subject=f"{namespace}/ai/memory", read_only=True)
+    guard(request, principal, Permission.KV_READ, "kv", namespace, namespace)
+    check_namespace(namespace)
+    found = _memory(request).memories(config.tenant, namespace, limit=size)
+    return {
+        "namespace": namespace,
+        "results": [
+            {"memoryId": memory_id, "messages": count, "lastWrite": store.iso(written)}
+            for memory_id, count, written in found
+        ],
+    }
 
 
 @router.get("/namespaces/{namespace}/ai/memory/{memory_id}")

@@ -263,6 +263,11 @@ class AgentMemory:
             session.expunge_all()
         return rows
 
+    def memories(self, tenant: str, namespace: str, *, limit: int) -> list[tuple[str, int, datetime]]:
+        """The namespace's live memories: memory id, message count, last write (newest first, at most `limit`)."""
+        with transaction(self._sessions) as session:
+            return store_memory.live_memories(session, tenant, namespace, at=store.utcnow(), limit=limit)
+
     def erase(self, tenant: str, namespace: str, memory_id: str, *, audit: ApiAction) -> int:
         """Delete the memory, past versions included (a replay then reads nothing); audited either way."""
         with transaction(self._sessions) as session:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -45,6 +47,30 @@ def messages_at(session: Session, tenant: str, namespace: str, memory_id: str, *
             .order_by(AgentMemoryRow.id)
         ).all()
     )
+
+
+def live_memories(
+    session: Session, tenant: str, namespace: str, *, at: datetime, limit: int
+) -> list[tuple[str, int, datetime]]:
+    """A namespace's memories alive at `at` (not expired): memory id, live messages, last write; newest write first.
+
+    As `messages_at` at the head version, then `_live`: a memory's expiry is its newest live message's.
+    """
+    last_expiry = func.array_agg(aggregate_order_by(AgentMemoryRow.expires_at, AgentMemoryRow.id.desc()))[1]
+    last_write = func.max(AgentMemoryRow.created_at)
+    rows = session.execute(
+        select(AgentMemoryRow.memory_id, func.count(), last_write)
+        .where(
+            AgentMemoryRow.tenant == tenant,
+            AgentMemoryRow.namespace == namespace,
+            AgentMemoryRow.dropped_by.is_(None),
+        )
+        .group_by(AgentMemoryRow.memory_id)
+        .having(last_expiry > at)
+        .order_by(last_write.desc(), AgentMemoryRow.memory_id)
+        .limit(limit)
+    ).all()
+    return [(str(m), int(n), w) for m, n, w in rows]
 
 
 def append_messages(session: Session, values: Sequence[dict[str, Any]]) -> list[int]:

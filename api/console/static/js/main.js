@@ -5,6 +5,7 @@ import { errorBox, h, mount } from "./dom.js";
 import { approvalsPage } from "./approvals.js";
 import { executionPage, executionsPage } from "./executions.js";
 import { flowPage, flowsPage, newFlowPage } from "./flows.js";
+import { memoryPage } from "./memory.js";
 import { usagePage } from "./usage.js";
 
 const app = document.getElementById("app");
@@ -22,6 +23,7 @@ const routes = [
   [/^\/ui\/main\/executions\/[^/]+\/[^/]+\/([^/]+)$/, (m, app) => executionPage(m[1], app)],
   [/^\/ui\/approvals$/, (m, app) => approvalsPage(app)],
   [/^\/ui\/ai-usage$/, (m, app) => usagePage(app)],
+  [/^\/ui\/ai-memory$/, (m, app) => memoryPage(app)],
 ];
 
 // A page with unsaved work sets a guard: it answers whether leaving is fine (asking the person if not).
