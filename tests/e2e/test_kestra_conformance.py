@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,33 +55,29 @@ MUST_PASS = {
 }
 
 
-@pytest.mark.slow  # ~60 s; the same flows run by ../shared/conformance/kestra/run.py against `chorus local`
-@pytest.mark.timeout(900)
-def test_kestras_own_flows_behave_as_kestras_tests_assert(stack: Stack, tmp_path: Path) -> None:
+#: The runner's default scenario kinds, plus timed pauses (which the engine implements too).
+KINDS = "single-run,as-subflow,pause-resume,pause-auto-resume,restart,kill,concurrency,webhook,multi-run"
+
+
+def _run_conformance(stack: Stack, tmp_path: Path, *where: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """Run Kestra's conformance runner against the e2e stack on the flows `where` names; its output and report."""
     report = tmp_path / "conformance.json"
     base_url = str(stack.api.base_url).rstrip("/").removesuffix("/api/v1/main")
+    runner = [sys.executable, str(FIXTURES / "conformance" / "run.py"), "--base-url", base_url, *where]
     result = subprocess.run(
-        [
-            sys.executable,
-            str(FIXTURES / "conformance" / "run.py"),
-            "--base-url",
-            base_url,
-            "--flows-dir",
-            str(FIXTURES / "kestra_flows"),
-            "--timeout",
-            "30",
-            # The runner's default scenario kinds, plus timed pauses (which the engine implements too).
-            "--kinds",
-            "single-run,as-subflow,pause-resume,pause-auto-resume,restart,kill,concurrency,webhook,multi-run",
-            "--json-out",
-            str(report),
-        ],
+        [*runner, "--timeout", "30", "--kinds", KINDS, "--json-out", str(report)],
         capture_output=True,
         text=True,
         timeout=880,
     )
     assert result.returncode == 0, result.stderr
-    outcome = json.loads(report.read_text())
+    return result, json.loads(report.read_text())
+
+
+@pytest.mark.slow  # ~60 s; the same flows run by ../shared/conformance/kestra/run.py against `chorus local`
+@pytest.mark.timeout(900)
+def test_kestras_own_flows_behave_as_kestras_tests_assert(stack: Stack, tmp_path: Path) -> None:
+    result, outcome = _run_conformance(stack, tmp_path, "--flows-dir", str(FIXTURES / "kestra_flows"))
     by_case = {r["case"].split("#")[0]: r for r in outcome["results"]}
     failing = sorted(k for k in MUST_PASS if by_case.get(k, {}).get("status") != "PASS")
     print(result.stdout.splitlines()[-1])  # the line for the closing notes: N passed, M failed, K skipped
@@ -95,33 +92,11 @@ def test_kestras_own_flows_behave_as_kestras_tests_assert(stack: Stack, tmp_path
 MORE = FIXTURES / "kestra_more"
 
 
-@pytest.mark.slow  # ~2 min for the four slices
+@pytest.mark.slow  # ~3 min for the six slices
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("manifest", sorted(p.name for p in MORE.glob("manifest-*.json")))
 def test_kestras_other_test_flows_behave_as_kestras_tests_assert(stack: Stack, tmp_path: Path, manifest: str) -> None:
-    report = tmp_path / "conformance.json"
-    base_url = str(stack.api.base_url).rstrip("/").removesuffix("/api/v1/main")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(FIXTURES / "conformance" / "run.py"),
-            "--base-url",
-            base_url,
-            "--manifest",
-            str(MORE / manifest),
-            "--timeout",
-            "30",
-            "--kinds",
-            "single-run,as-subflow,pause-resume,pause-auto-resume,restart,kill,concurrency,webhook,multi-run",
-            "--json-out",
-            str(report),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=880,
-    )
-    assert result.returncode == 0, result.stderr
-    outcome = json.loads(report.read_text())
+    result, outcome = _run_conformance(stack, tmp_path, "--manifest", str(MORE / manifest))
     needs_environment = {e["key"] for e in json.loads((MORE / manifest).read_text())["flows"] if e.get("environment")}
     failed = [
         r for r in outcome["results"] if r["status"] == "FAIL" and r["case"].split("#")[0] not in needs_environment
