@@ -14,12 +14,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from orchestrator.engine.accounts import Binding
-from orchestrator.settings import load_settings
 from tests.e2e.conftest import Stack
 from tests.fakes.openai_wire import OpenAIWire, Reply, Script
 from tests.harness.executions import task_runs
+from tests.harness.stack import secured_api_over
 
 REMEMBERING = """
 id: remembering
@@ -219,16 +218,9 @@ OPERATOR = ("oscar-operator", "oscar-password-1")
 
 @pytest.fixture(scope="module")
 def secured_api(stack: Stack) -> Iterator[TestClient]:
-    settings = load_settings(
-        database_url=stack.settings.database_url,
-        broker_url=stack.settings.broker_url,
-        admin_username=ADMIN[0],
-        admin_password=ADMIN[1],
-    )
-    with TestClient(create_app(settings, sweeper=False), base_url="http://127.0.0.1") as client:
-        accounts = client.app.state.accounts  # type: ignore[attr-defined]
-        accounts.create_user(OUTSIDER[0], OUTSIDER[1], [Binding("developer", "tests.other")], actor="test")
-        accounts.create_user(OPERATOR[0], OPERATOR[1], [Binding("operator", "tests.e2e")], actor="test")
+    with secured_api_over(
+        stack, ADMIN, {OUTSIDER: [Binding("developer", "tests.other")], OPERATOR: [Binding("operator", "tests.e2e")]}
+    ) as client:
         yield client
 
 

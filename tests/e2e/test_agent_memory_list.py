@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from orchestrator.engine.accounts import Binding
-from orchestrator.settings import load_settings
 from tests.e2e.conftest import Stack
 from tests.e2e.test_agent_memory import REMEMBERING, _ask
 from tests.fakes.openai_wire import OpenAIWire
+from tests.harness.stack import secured_api_over
 
 ADMIN = ("memory-list-admin@chorus.test", "memory-list-admin-password")
 VIEWER = ("vera-viewer", "vera-password-1")
@@ -29,16 +28,9 @@ OPERATOR = ("otto-operator", "otto-password-1")
 
 @pytest.fixture(scope="module")
 def secured_api(stack: Stack) -> Iterator[TestClient]:
-    settings = load_settings(
-        database_url=stack.settings.database_url,
-        broker_url=stack.settings.broker_url,
-        admin_username=ADMIN[0],
-        admin_password=ADMIN[1],
-    )
-    with TestClient(create_app(settings, sweeper=False), base_url="http://127.0.0.1") as client:
-        accounts = client.app.state.accounts  # type: ignore[attr-defined]
-        accounts.create_user(VIEWER[0], VIEWER[1], [Binding("viewer", "tests.e2e")], actor="test")
-        accounts.create_user(OPERATOR[0], OPERATOR[1], [Binding("operator", "tests.e2e")], actor="test")
+    with secured_api_over(
+        stack, ADMIN, {VIEWER: [Binding("viewer", "tests.e2e")], OPERATOR: [Binding("operator", "tests.e2e")]}
+    ) as client:
         yield client
 
 

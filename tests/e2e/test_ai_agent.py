@@ -12,13 +12,12 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from orchestrator.engine.accounts import Binding
-from orchestrator.settings import load_settings
 from tests.e2e.conftest import Stack
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.harness.executions import task_runs
 from tests.harness.services import psycopg_url
+from tests.harness.stack import secured_api_over
 from tests.harness.waiting import wait_until
 
 AGENT_WITH_TASK_TOOL = """
@@ -395,17 +394,9 @@ tasks:
 
 @pytest.fixture(scope="module")
 def secured_api(stack: Stack) -> Iterator[TestClient]:
-    """The API with authentication on, over the stack's database and broker (its worker runs what it sends)."""
-    settings = load_settings(
-        database_url=stack.settings.database_url,
-        broker_url=stack.settings.broker_url,
-        admin_username=ADMIN[0],
-        admin_password=ADMIN[1],
-    )
-    with TestClient(create_app(settings, sweeper=False), base_url="http://127.0.0.1") as client:
-        accounts = client.app.state.accounts  # type: ignore[attr-defined]
-        accounts.create_user(APPROVER[0], APPROVER[1], [Binding("approver", "tests")], actor="test")
-        accounts.create_user(VIEWER[0], VIEWER[1], [Binding("viewer", "tests")], actor="test")
+    with secured_api_over(
+        stack, ADMIN, {APPROVER: [Binding("approver", "tests")], VIEWER: [Binding("viewer", "tests")]}
+    ) as client:
         yield client
 
 

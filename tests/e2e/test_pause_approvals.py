@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from orchestrator.engine.accounts import Binding
-from orchestrator.settings import load_settings
-from tests.harness.stack import Stack
+from tests.harness.stack import Stack, secured_api_over
 
 DEPLOY_GATE = """
 id: deploy-gate
@@ -46,17 +44,9 @@ VIEWER = ("vic-viewer", "vic-password-1")
 
 @pytest.fixture(scope="module")
 def secured_api(stack: Stack) -> Iterator[TestClient]:
-    """The API with authentication on, over the stack's database and broker (its worker runs what it sends)."""
-    settings = load_settings(
-        database_url=stack.settings.database_url,
-        broker_url=stack.settings.broker_url,
-        admin_username=ADMIN[0],
-        admin_password=ADMIN[1],
-    )
-    with TestClient(create_app(settings, sweeper=False), base_url="http://127.0.0.1") as client:
-        accounts = client.app.state.accounts  # type: ignore[attr-defined]
-        accounts.create_user(APPROVER[0], APPROVER[1], [Binding("approver", "tests")], actor="test")
-        accounts.create_user(VIEWER[0], VIEWER[1], [Binding("viewer", "tests")], actor="test")
+    with secured_api_over(
+        stack, ADMIN, {APPROVER: [Binding("approver", "tests")], VIEWER: [Binding("viewer", "tests")]}
+    ) as client:
         yield client
 
 

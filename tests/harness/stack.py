@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from orchestrator.cli.embedded import free_port
+from orchestrator.engine.accounts import Binding
 from orchestrator.settings import Settings, load_settings
 from tests.fakes.fixtures import secret_env
 from tests.fakes.jira import JiraServer
@@ -19,7 +23,7 @@ from tests.harness import services
 from tests.harness.cluster import Cluster
 from tests.harness.waiting import wait_for_state
 
-__all__ = ["Stack", "deploy_flow", "stack", "unique_namespace"]
+__all__ = ["Stack", "deploy_flow", "secured_api_over", "stack", "unique_namespace"]
 
 
 @dataclass
@@ -48,6 +52,28 @@ class Stack:
     def run_to_end(self, namespace: str, flow_id: str, *, timeout_s: float = 60, **inputs: str) -> dict[str, Any]:
         """Start an execution and return it once it has ended."""
         return self.wait_for_state(self.run(namespace, flow_id, **inputs)["id"], timeout_s=timeout_s)
+
+
+@contextmanager
+def secured_api_over(
+    stack: Stack, admin: tuple[str, str], users: Mapping[tuple[str, str], list[Binding]]
+) -> Iterator[TestClient]:
+    """The API with authentication on, over the stack's database and broker (its worker runs what it sends).
+
+    `admin` is the (username, password) of the configured administrator; `users` maps each further
+    (username, password) to its role bindings.
+    """
+    settings = load_settings(
+        database_url=stack.settings.database_url,
+        broker_url=stack.settings.broker_url,
+        admin_username=admin[0],
+        admin_password=admin[1],
+    )
+    with TestClient(create_app(settings, sweeper=False), base_url="http://127.0.0.1") as client:
+        accounts = client.app.state.accounts  # type: ignore[attr-defined]
+        for (username, password), bindings in users.items():
+            accounts.create_user(username, password, bindings, actor="test")
+        yield client
 
 
 @pytest.fixture(scope="session")
