@@ -23,9 +23,13 @@ from types import FrameType
 from typing import Any
 
 import psutil
+from celery.exceptions import Reject
 from celery.signals import worker_process_init, worker_shutting_down
 
 logger = logging.getLogger(__name__)
+
+#: The reason of the `Reject` that re-queues a handed-back message (workers/runtime.py raises it).
+HAND_BACK_REASON = "handed back: the worker is stopping"
 
 #: Sent by a draining worker's main process to its pool processes (lifeline.py uses SIGRTMIN + 3).
 HAND_BACK_SIGNAL = int(signal.SIGRTMIN) + 4
@@ -66,8 +70,22 @@ def _hand_back_children() -> None:
             os.kill(child.pid, HAND_BACK_SIGNAL)
 
 
+class _PlannedRejectLine(logging.Filter):
+    """Celery logs every `Reject` at WARNING with a traceback; a hand-back is planned and the runtime's own
+    line already says which task run went back, so Celery's line is kept at INFO without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, Reject) and exc.requeue and exc.reason == HAND_BACK_REASON:
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return True
+
+
 def install(drain_s: float) -> None:
     """Hand back running task runs `drain_s` after this worker was told to stop (prefork pools)."""
+    logging.getLogger("celery.app.trace").addFilter(_PlannedRejectLine())
 
     def _pool_process(**_: Any) -> None:
         signal.signal(HAND_BACK_SIGNAL, _on_hand_back)

@@ -188,7 +188,7 @@ def _hand_back(engine: Engine, claimed: ClaimedTaskRun) -> NoReturn:
             "attempt": claimed.coordinates.attempt,
         },
     )
-    raise Reject("handed back: the worker is stopping", requeue=True)
+    raise Reject(drain.HAND_BACK_REASON, requeue=True)
 
 
 def _finish_and_go_on(
