@@ -34,7 +34,7 @@ router = APIRouter(tags=["Executions"])
 #: At most this many executions per request (by-ids body or by-query matches), as the bulk delete.
 MAX_BULK = 10_000
 
-BulkAnswer = Response | dict[str, int]
+BulkAnswer = Response | dict[str, object]
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,8 @@ def run_bulk(
 
     A visible execution the caller may not act on is a 403 for the whole request. An execution whose state
     changed between the check and its turn (or that the engine refuses for its own reason) is left out of
-    the count, as the others still go ahead.
+    the count, as the others still go ahead, and listed under `skipped` with the reason (a field Kestra's
+    answer does not have, present only when something was skipped).
     """
     note(request, action.audit, subject=",".join(ids)[:600])
     if len(ids) > MAX_BULK:
@@ -94,14 +95,22 @@ def run_bulk(
     if invalids:
         body = error_body(request, 400, f"invalid bulk {action.name}", invalids)
         return JSONResponse({**body, "invalids": invalids}, status_code=400)
-    done = 0
+    done, skipped = act_on_each(ids, act)
+    return {"count": done, "skipped": skipped} if skipped else {"count": done}
+
+
+def act_on_each(ids: list[str], act: Callable[[str], object]) -> tuple[int, list[dict[str, str]]]:
+    """`act` on every id; those the engine refuses at their turn (changed since the check: ended, deleted,
+    no task to restart, ...) are skipped with the engine's reason, and the others still go ahead."""
+    done, skipped = 0, []
     for execution_id in ids:
         try:
             act(execution_id)
-        except ChorusError:  # it changed since the check (ended, deleted, no task to restart, ...)
+        except ChorusError as refused:
+            skipped.append({"id": execution_id, "message": str(refused)})
             continue
         done += 1
-    return {"count": done}
+    return done, skipped
 
 
 def _query_ids(eng: Engine, request: Request, tenant: str, principal: Principal) -> list[str]:
