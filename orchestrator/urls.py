@@ -43,6 +43,14 @@ def has_password(url: str) -> bool:
     return urlsplit(url).password is not None
 
 
+def without_password(url: str) -> str:
+    """`url` fit for a log line or a banner: its password, if any, shown as `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+
+
 def with_password(url: str, password: str) -> str:
     """`url` with `password` (raw, any characters) percent-encoded into its user info, replacing any there."""
     parts = urlsplit(url)

@@ -36,6 +36,7 @@ from orchestrator.cli.pg_files import Account, bin_dir_for, cluster_dir, postgre
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.lifeline import parent_death_signal
 from orchestrator.store import server_admin
+from orchestrator.urls import redis_url, without_password
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +151,15 @@ def start_postgres(
     return server
 
 
-def start_redis(data_dir: Path, *, port: int | None = None, persist: bool = True) -> EmbeddedServer:
+def start_redis(
+    data_dir: Path, *, port: int | None = None, persist: bool = True, password: str | None = None
+) -> EmbeddedServer:
     """Start Redis on 127.0.0.1 with its files in `data_dir`; with `persist`, data survives restarts.
 
-    Returns a server whose `url` is ``redis://127.0.0.1:PORT/0``. Port choice is as for `start_postgres`.
+    Returns a server whose `url` is ``redis://127.0.0.1:PORT/0`` (``redis://:PASSWORD@...`` with `password`).
+    Port choice is as for `start_postgres`. The password goes in a configuration file only its owner reads,
+    never on the command line, which every local user can read in `ps`: a script task on the same machine
+    must not reach the broker (it could read other namespaces' results or forge task messages).
     """
     data_dir = _prepare_dir(data_dir)
     lock = _lock_dir(data_dir, "redis")
@@ -163,26 +169,32 @@ def start_redis(data_dir: Path, *, port: int | None = None, persist: bool = True
         pid_file = data_dir / "redis.pid"
         _stop_leftover(pid_file, data_dir, "redis-server", signal.SIGTERM)
         port = _choose_port("redis", port, data_dir / "port")
-        argv = [
-            binary,
+        argv = [binary]
+        if password is not None:
+            config = data_dir / "redis.conf"
+            config.touch(mode=0o600)
+            config.chmod(0o600)
+            config.write_text(f"requirepass {password}\n")
+            argv.append(str(config))  # the configuration file comes first, the command-line options after it
+        argv += [
             *("--port", str(port), "--bind", HOST, "--dir", str(data_dir), "--pidfile", str(pid_file)),
             *("--daemonize", "no", "--logfile", ""),
         ]
         # The append-only file alone makes data durable; RDB snapshots would only add a second fork-and-write.
         argv += ["--save", ""]
         argv += ["--appendonly", "yes", "--appendfsync", "everysec"] if persist else ["--appendonly", "no"]
-        url = f"redis://{HOST}:{port}/0"
+        url = redis_url(HOST, port, 0, password or "")
         server = _spawn("redis", url, argv, log_path, cwd=data_dir, stop_signal=signal.SIGTERM, account=None, lock=lock)
     except BaseException:
         lock.close()
         raise
     try:
-        _wait_for_redis(server, port)
+        _wait_for_redis(server, port, password)
     except BaseException:
         server.stop()
         raise
     (data_dir / "port").write_text(f"{port}\n")
-    logger.info("Redis (pid %d) ready at %s, data in %s", server.pid, server.url, data_dir)
+    logger.info("Redis (pid %d) ready at %s, data in %s", server.pid, without_password(server.url), data_dir)
     return server
 
 
@@ -340,9 +352,9 @@ def _wait_for_postgres(server: EmbeddedServer, conninfo: str) -> psycopg.Connect
         time.sleep(_POLL_S)
 
 
-def _wait_for_redis(server: EmbeddedServer, port: int) -> None:
+def _wait_for_redis(server: EmbeddedServer, port: int, password: str | None) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    client = redis.Redis(host=HOST, port=port, socket_connect_timeout=1, socket_timeout=2)
+    client = redis.Redis(host=HOST, port=port, password=password, socket_connect_timeout=1, socket_timeout=2)
     try:
         while True:
             _check_alive(server)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.audit_keys import KEY_FILE_NAME, ensure_key_file
 from orchestrator.cli.cluster import controller_engine
@@ -36,6 +36,7 @@ from orchestrator.store.database import make_engine, migrate
 from orchestrator.store.db_roles import check_runtime_connection, migration_url, runtime_role
 from orchestrator.triggers.realtime import RealtimeRunner, start_realtime_thread
 from orchestrator.triggers.scheduler import Scheduler, start_scheduler_thread
+from orchestrator.urls import without_password
 
 #: Set in the environment by whoever started `chorus local`: those services are used, not embedded ones.
 EXPLICIT_URLS = ("CHORUS_DATABASE_URL", "CHORUS_BROKER_URL")
@@ -93,7 +94,7 @@ def run_local(settings: Settings, *, flows_dirs: Sequence[Path], explicit_env: s
             updates["audit_key_file"] = ensure_key_file(data_dir / KEY_FILE_NAME)
         if "CHORUS_BROKER_URL" not in explicit_env:
             # A fresh port each run: a worker left behind by an earlier run can never reach this run's broker.
-            servers.append(start_redis(data_dir / "redis", port=free_port()))
+            servers.append(start_redis(data_dir / "redis", port=free_port(), password=secrets.token_urlsafe(24)))
             updates["broker_url"] = servers[-1].url
             updates["result_backend"] = None
         settings = Settings.model_validate({**settings.model_dump(), **updates})
@@ -174,18 +175,11 @@ def _banner(settings: Settings, runtime: LocalRuntime) -> str:
         f"  metrics     {runtime.metrics_url}  (API, scheduler and workers)",
         f"  data        {runtime.data_dir}  (`{beside}` find this run there)",
         # The libpq form, which psql also takes.
-        f"  PostgreSQL  {_without_secret(runtime.database_url.replace('postgresql+psycopg://', 'postgresql://', 1))}",
-        f"  Redis       {_without_secret(runtime.broker_url)}",
+        f"  PostgreSQL  {without_password(runtime.database_url.replace('postgresql+psycopg://', 'postgresql://', 1))}",
+        f"  Redis       {without_password(runtime.broker_url)}",
         f"  auth        {auth}",
     ]
     return "\n".join(lines)
-
-
-def _without_secret(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 def _prepare_database(settings: Settings, flow_files: Sequence[Path], local_db: LocalDatabase | None) -> None:

@@ -28,6 +28,7 @@ import httpx
 import psutil
 import psycopg
 import pytest
+import redis
 
 from orchestrator.cli.embedded import free_port
 from orchestrator.cli.local_runtime import RUNTIME_FILE, read_runtime
@@ -171,6 +172,20 @@ def test_chorus_local_serves_on_a_runtime_role_behind_passwords_and_keys_its_aud
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
 
+    # Nor does it reach the broker, where it could read other namespaces' results or forge task messages; the
+    # password is in a file only the owner reads, not on the command line that `ps` shows every local user.
+    runtime_file = read_runtime(local.data_dir, required=True)
+    assert runtime_file is not None
+    broker = urlsplit(runtime_file.broker_url)
+    assert broker.password and broker.port
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=broker.port, socket_timeout=5).ping()
+    assert redis.Redis.from_url(runtime_file.broker_url, socket_timeout=5).ping()
+    shown = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
+    assert [line for line in shown if f":{broker.port}" in line and "redis" in line], shown
+    assert not [line for line in shown if broker.password in line]
+    assert (local.data_dir / "redis" / "redis.conf").stat().st_mode & 0o777 == 0o600
+
     key_file = local.data_dir / "audit.key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     verify = subprocess.run(
@@ -194,7 +209,10 @@ def test_the_banner_says_where_everything_is(local: Local) -> None:
     shown = urlunsplit(database._replace(netloc=database.netloc.replace(f":{database.password}@", ":***@")))
     assert f"PostgreSQL  {shown}" in banner
     assert database.password not in banner
-    assert f"Redis       {runtime.broker_url}" in banner
+    broker = urlsplit(runtime.broker_url)
+    assert broker.password, "chorus local's broker has a password"
+    assert f"Redis       redis://:***@{broker.hostname}:{broker.port}/0" in banner
+    assert broker.password not in banner
     assert "CHORUS_ADMIN_USERNAME and CHORUS_ADMIN_PASSWORD" in banner
 
 
