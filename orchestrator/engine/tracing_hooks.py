@@ -55,6 +55,10 @@ class TracingHooks(EngineHooks):
         error = t.state if state in _FAILED else None
         if t.kind == "execution":
             attributes.update({"gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": t.flow_id})
+            # A subflow execution is a trace of its own, linked to the Subflow task run that started it.
+            links: tuple[tuple[str, int], ...] = ()
+            if t.parent_execution_id is not None and t.parent_id is not None:
+                links = ((t.parent_execution_id, tracing.task_run_span_id(t.parent_id)),)
             tracing.emit(
                 tracing.SpanRecord(
                     name=f"invoke_workflow {t.flow_id}",
@@ -64,6 +68,7 @@ class TracingHooks(EngineHooks):
                     attributes=attributes,
                     span_id=tracing.execution_span_id(t.execution_id),
                     error=error,
+                    links=links,
                 )
             )
             return

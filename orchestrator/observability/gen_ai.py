@@ -159,7 +159,7 @@ def tool_call(
             parent_span_id=tracing.task_run_span_id(agent_task_run_id),
             error=error,
             # The tool's own task run is the agent's child too (its span id is derived the same way everywhere).
-            links=(tracing.task_run_span_id(tool_task_run_id),) if tool_task_run_id else (),
+            links=((execution_id, tracing.task_run_span_id(tool_task_run_id)),) if tool_task_run_id else (),
         )
     )
 

@@ -185,7 +185,7 @@ class SpanRecord:
     parent_span_id: int | None = None  #: None: the root of the execution's trace
     kind: SpanKind = SpanKind.INTERNAL
     error: str | None = None  #: the error's type or message: the span's status is ERROR
-    links: tuple[int, ...] = ()  #: span ids in the same trace this span relates to (not its parent)
+    links: tuple[tuple[str, int], ...] = ()  #: (execution id, span id) of spans this one relates to, not its parent
 
 
 def _ns(moment: datetime) -> int:
@@ -207,7 +207,7 @@ def emit(record: SpanRecord) -> None:
         if record.parent_span_id is None
         else trace.set_span_in_context(NonRecordingSpan(_context_of(trace_id, record.parent_span_id)), Context())
     )
-    links = [trace.Link(_context_of(trace_id, span_id)) for span_id in record.links]
+    links = [trace.Link(_context_of(trace_id_of(execution), span_id)) for execution, span_id in record.links]
     attributes = {key: value for key, value in record.attributes.items() if value is not None}
     try:
         token = _forced_ids.set((trace_id, record.span_id))

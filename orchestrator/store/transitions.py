@@ -142,7 +142,8 @@ def _note_transition(
             attempt_started_at=_attempt_started_at(task_run) if task_run is not None else None,
             retry_at=task_run.retry_at if task_run is not None else None,
             actor=actor,
-            parent_id=task_run.parent_id if task_run is not None else None,
+            parent_id=row.parent_id if isinstance(row, TaskRunRow) else row.parent_task_run_id,
+            parent_execution_id=row.parent_execution_id if isinstance(row, ExecutionRow) else None,
             audit_hash=audit_hash,
         )
     )

@@ -78,6 +78,27 @@ tasks:
     prompt: "{{ inputs.question }}"
 """
 
+SUBFLOW_FLOWS = (
+    """
+id: traced-child
+namespace: tests.tracing
+tasks:
+  - id: child-log
+    type: io.kestra.plugin.core.log.Log
+    message: in the child
+""",
+    """
+id: traced-parent
+namespace: tests.tracing
+tasks:
+  - id: call-child
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: tests.tracing
+    flowId: traced-child
+    wait: true
+""",
+)
+
 
 @dataclass
 class TracedStack:
@@ -110,7 +131,7 @@ def traced(
             }
             with Cluster(env) as cluster, httpx.Client(base_url=cluster.api_url, timeout=30) as api:
                 cluster.start(["control,io,scripts,ai"], concurrency=2)
-                for source in (SEED_FLOW.read_text(), AGENT_FLOW, LOG_THEN_CHAT_FLOW):
+                for source in (SEED_FLOW.read_text(), AGENT_FLOW, LOG_THEN_CHAT_FLOW, *SUBFLOW_FLOWS):
                     deployed = api.post("/flows", content=source, headers={"Content-Type": "application/x-yaml"})
                     assert deployed.status_code == 200, deployed.text
                 yield TracedStack(api, database_url, f"http://127.0.0.1:{metrics_port}/metrics", receiver)
@@ -225,6 +246,25 @@ def test_a_task_run_by_the_server_and_one_by_a_worker_hang_in_one_trace(
     assert spans["chat gpt-4o-mini"].parent_span_id == spans["task ask"].span_id
 
 
+def test_a_subflow_execution_is_a_trace_linked_to_the_subflow_task_run_of_its_parent(traced: TracedStack) -> None:
+    created = traced.api.post("/executions/tests.tracing/traced-parent")
+    assert created.status_code == 200, created.text
+    parent = wait_for_state(traced.api, created.json()["id"], timeout_s=60)
+    assert parent["state"]["current"] == "SUCCESS", parent
+    [call] = task_runs(parent, "call-child")
+    child_id = call["outputs"]["executionId"]
+
+    parent_trace, child_trace = (f"{trace_id_of(i):032x}" for i in (parent["id"], child_id))
+    child_spans = traced.receiver.wait_for(lambda spans: len(spans) >= 2, child_trace)  # the workflow and its Log
+    parent_spans = traced.receiver.wait_for(lambda spans: len(spans) >= 2, parent_trace)
+
+    [root] = [s for s in child_spans if s.parent_span_id == ""]
+    assert root.name == "invoke_workflow traced-child"
+    call_span = _hex(task_run_span_id(call["id"]))
+    assert root.links == ((parent_trace, call_span),)  # across traces, to the Subflow task run's span
+    assert any(s.span_id == call_span and s.name == "task call-child" for s in parent_spans)
+
+
 def test_an_agent_tool_call_is_an_execute_tool_span_linked_to_its_task_run(
     traced: TracedStack, openai_wire: OpenAIWire
 ) -> None:
@@ -255,7 +295,7 @@ def test_an_agent_tool_call_is_an_execute_tool_span_linked_to_its_task_run(
     assert tool.attributes["gen_ai.operation.name"] == "execute_tool"
     assert tool.attributes["gen_ai.tool.name"] == "kestra_task_lookup"
     assert tool.attributes["gen_ai.tool.call.id"] == "call_lookup"
-    assert tool.links == (_hex(task_run_span_id(lookup["id"])),)
+    assert tool.links == ((trace_id, _hex(task_run_span_id(lookup["id"]))),)
     assert tool.status_code != STATUS_ERROR
     lookup_end = next(
         h

@@ -38,7 +38,7 @@ class ReceivedSpan:
     end_ns: int
     attributes: dict[str, Any]
     status_code: int
-    links: tuple[str, ...]  #: linked span ids (hex)
+    links: tuple[tuple[str, str], ...]  #: linked (trace id, span id), hex
 
 
 def _value(value: AnyValue) -> Any:
@@ -82,7 +82,7 @@ class OtlpReceiver(FakeServer):
                             end_ns=span.end_time_unix_nano,
                             attributes={kv.key: _value(kv.value) for kv in span.attributes},
                             status_code=span.status.code,
-                            links=tuple(link.span_id.hex() for link in span.links),
+                            links=tuple((link.trace_id.hex(), link.span_id.hex()) for link in span.links),
                         )
                     )
         with self.lock:

@@ -96,6 +96,30 @@ def test_ends_of_an_execution_and_its_task_runs_become_a_tree_with_their_audit_h
     assert root.end_time - root.start_time == 5_000_000_000
 
 
+def test_a_subflow_execution_is_its_own_trace_linked_to_the_subflow_task_run_that_started_it(
+    exported: InMemorySpanExporter,
+) -> None:
+    TracingHooks().after_transition(
+        _transition(
+            "execution",
+            "child",
+            "SUCCESS",
+            execution_id="child",
+            parent_execution_id="exec-1",
+            parent_id="call-subflow",
+        )
+    )
+
+    [span] = exported.get_finished_spans()
+    assert span.context.trace_id == tracing.trace_id_of("child") != tracing.trace_id_of("exec-1")
+    assert span.context.span_id == tracing.execution_span_id("child")
+    [link] = span.links
+    assert (link.context.trace_id, link.context.span_id) == (
+        tracing.trace_id_of("exec-1"),
+        tracing.task_run_span_id("call-subflow"),
+    )
+
+
 def test_a_failed_model_call_is_an_error_span_without_token_usage(exported: InMemorySpanExporter) -> None:
     gen_ai.chat_call(
         execution_id="exec-1", task_run_id="tr-1", provider="mistral", request={"model": "small", "max_tokens": 5},
