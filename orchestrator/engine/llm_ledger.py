@@ -136,7 +136,7 @@ class LlmLedger:
             duration_s=call.latency_ms / 1000,
         )
         gen_ai.chat_call(
-            execution_id=call.execution_id, task_run_id=call.task_run_id, provider=call.provider,
+            execution_id=call.execution_id, task_run_id=call.task_run_id, attempt=call.attempt, provider=call.provider,
             request=call.request, response=call.response, tokens_in=call.tokens_in, tokens_out=call.tokens_out,
             cost_usd=cost, latency_ms=call.latency_ms, finish_reason=call.finish_reason, error=call.error,
             audit_hash=event.hash, call_id=call_id,
@@ -167,7 +167,7 @@ class LlmLedger:
             )
         tokens_in, tokens_out = _usage(response)
         gen_ai.chat_call(
-            execution_id=call.execution_id, task_run_id=call.task_run_id, provider=call.provider,
+            execution_id=call.execution_id, task_run_id=call.task_run_id, attempt=call.attempt, provider=call.provider,
             request=call.request, response=response, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=0.0,
             latency_ms=0.0, finish_reason=None, error=None, audit_hash=event.hash, call_id=replayed_call_id,
             replayed=True,

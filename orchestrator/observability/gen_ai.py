@@ -47,6 +47,7 @@ def chat_call(
     *,
     execution_id: str,
     task_run_id: str,
+    attempt: int,
     provider: str,
     request: Mapping[str, Any],
     response: Mapping[str, Any] | None,
@@ -79,6 +80,7 @@ def chat_call(
         "chorus.llm.cost_usd": cost_usd,
         "chorus.llm.replayed": replayed,
         "chorus.task_run.id": task_run_id,
+        "chorus.task_run.attempt": attempt,
     }
     for parameter, name in _REQUEST_ATTRIBUTES.items():
         value = request.get(parameter)

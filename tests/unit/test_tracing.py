@@ -122,7 +122,8 @@ def test_a_subflow_execution_is_its_own_trace_linked_to_the_subflow_task_run_tha
 
 def test_a_failed_model_call_is_an_error_span_without_token_usage(exported: InMemorySpanExporter) -> None:
     gen_ai.chat_call(
-        execution_id="exec-1", task_run_id="tr-1", provider="mistral", request={"model": "small", "max_tokens": 5},
+        execution_id="exec-1", task_run_id="tr-1", attempt=2, provider="mistral",
+        request={"model": "small", "max_tokens": 5},
         response=None, tokens_in=0, tokens_out=0, cost_usd=0.0, latency_ms=120.0, finish_reason=None,
         error="LLM call failed with HTTP 500: mistral (https://api.mistral.ai/v1) model small: boom",
         audit_hash="h1", call_id=7,
@@ -136,6 +137,7 @@ def test_a_failed_model_call_is_an_error_span_without_token_usage(exported: InMe
     assert span.attributes["gen_ai.request.max_tokens"] == 5
     assert span.attributes["error.type"] == "LLM call failed with HTTP 500"
     assert span.attributes["chorus.audit.hash"] == "h1"
+    assert span.attributes["chorus.task_run.attempt"] == 2
     assert "gen_ai.response.model" not in span.attributes
     assert span.status.status_code is StatusCode.ERROR
 
