@@ -19,10 +19,12 @@ from orchestrator.celery_app import create_celery_app
 from orchestrator.core.errors import ChorusError
 from orchestrator.engine.metrics_hooks import MetricsHooks
 from orchestrator.engine.sweeper import Sweeper
+from orchestrator.engine.tracing_hooks import TracingHooks
 from orchestrator.observability.execution_gauges import ExecutionGaugesCollector
 from orchestrator.observability.metrics import MetricsSettings, metrics
 from orchestrator.observability.queue_depth import QueueDepthCollector
 from orchestrator.observability.task_run_log import TaskRunLog
+from orchestrator.observability.tracing import setup_tracing, shutdown_tracing
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store.database import make_engine, make_sessionmaker
 from orchestrator.triggers.wiring import build_engine
@@ -41,7 +43,8 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = make_engine(settings.database_url)
-        hooks = [MetricsHooks(process_metrics), TaskRunLog()]
+        tracing = setup_tracing("server")  # off without an OTLP endpoint configured
+        hooks = [MetricsHooks(process_metrics), TaskRunLog(), TracingHooks()]
         keyring = load_keyring(settings)
         sessions = make_sessionmaker(db, audit_key=keyring.current)
         execution_gauges.attach(sessions)
@@ -64,6 +67,8 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
             queue_depth.close()
             engine.close()
             db.dispose()
+            if tracing:
+                shutdown_tracing()  # flush what is still queued
 
     app = FastAPI(title="Chorus", version=_version(), lifespan=lifespan)
     app.add_exception_handler(ChorusError, chorus_error_handler)

@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import jsonschema
@@ -34,6 +35,8 @@ from orchestrator.engine import ClaimedTaskRun, Engine, TaskRunCoordinates
 from orchestrator.engine.agent_journal import AWAITING_APPROVAL, AgentJournal
 from orchestrator.engine.agent_memory import DEFAULT_MEMORY_ID, AgentMemory, MemoryInvalid, MemorySpec
 from orchestrator.engine.compiler import to_canvas
+from orchestrator.observability import gen_ai
+from orchestrator.observability.tracing import tracing_on
 from workers.ai import (
     Budget,
     BudgetExceeded,
@@ -54,6 +57,8 @@ _REQUEST_PROPERTIES = (
     "model", "provider", "temperature", "topP", "maxTokens", "n", "presencePenalty", "frequencyPenalty",
     "seed", "user", "stop", "logitBias", "responseFormat",
 )  # fmt: skip
+#: Results that tell the model its call did not run (unknown tool, arguments refused, rejected by a person).
+_REFUSED = ("ERROR:", "REJECTED:")
 _TASK_TOOL_DESCRIPTION = "This tool runs a Kestra task. The task responds with its outputs, a map of key/value pairs."
 
 
@@ -325,6 +330,7 @@ class Agent:
             "requestName": call.name,
             "requestArguments": call.arguments,
         }
+        started = datetime.now(UTC)
         if tool is None:
             result = f"ERROR: there is no tool {call.name}; the tools are: {', '.join(self.tools) or 'none'}"
         elif tool.require_approval and call.id not in self.approvals:
@@ -337,14 +343,33 @@ class Agent:
                 reason = f": {decision['reason']}" if decision.get("reason") else ""
                 result = f"REJECTED: {decision.get('by')} did not approve this call{reason}. Do not retry it."
             else:
-                result, task_run_id = self._call(tool, call, int(pending["index"]))
+                try:
+                    result, task_run_id = self._call(tool, call, int(pending["index"]))
+                except TaskFailed as failed:
+                    self._trace_tool(call, tool, started, None, failed.message)
+                    raise
                 if task_run_id is not None:
                     execution["taskRunId"] = task_run_id
+        refused = result if result.startswith(_REFUSED) else None
+        self._trace_tool(call, tool, started, execution.get("taskRunId"), refused)
         execution["result"] = result
         self.state["messages"].append({"role": "tool", "tool_call_id": call.id, "content": result})
         self.state["toolExecutions"].append(execution)
         self.state["pending"].pop(0)
         self._save("RUNNING")
+
+    def _trace_tool(
+        self, call: rules.ToolCall, tool: Tool | None, started: datetime, task_run_id: str | None, error: str | None
+    ) -> None:
+        """The call's `execute_tool` span, linked to the audit event of its task run's end (when tracing is on)."""
+        if not tracing_on():
+            return
+        audit_hash = self.journal.audit_hash(self.at.execution_id, task_run_id) if task_run_id else None
+        gen_ai.tool_call(
+            execution_id=self.at.execution_id, agent_task_run_id=self.at.task_run_id, tool_name=call.name,
+            call_id=call.id, tool_type="function" if tool is None or tool.kind == "task" else "extension",
+            start=started, end=datetime.now(UTC), tool_task_run_id=task_run_id, audit_hash=audit_hash, error=error,
+        )  # fmt: skip
 
     def _ask_approval(self, call: rules.ToolCall, tool: Tool) -> None:
         last: dict[str, Any] = next((m for m in reversed(self.state["messages"]) if m.get("role") == "assistant"), {})

@@ -310,7 +310,7 @@ def complete_recorded(
     recorded = ledger.replay(at.task_run_id, call.request_hash)
     if recorded is not None:
         call_id, body = recorded
-        ledger.note_replay(call, call_id)
+        ledger.note_replay(call, call_id, body)
         ctx.log("INFO", f"reused the recorded answer of LLM call {call_id} (same request in this task run)")
         if budget is not None:
             # The same decision as when the answer first came: the usage already counts it, so the

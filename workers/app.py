@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from orchestrator.audit_keys import load_keyring
 from orchestrator.celery_app import create_celery_app
+from orchestrator.engine.tracing_hooks import TracingHooks
 from orchestrator.hardening import forbid_inspection
 from orchestrator.observability.logs import configure_logging
 from orchestrator.observability.metrics import MetricsSettings
 from orchestrator.observability.task_run_log import TaskRunLog
+from orchestrator.observability.tracing import TracingSettings
 from orchestrator.settings import load_settings
 from workers import drain, lifeline, liveness, runtime
 from workers import metrics as worker_metrics
+from workers import tracing as worker_tracing
 from workers.runtime import register_tasks
 from workers.sandbox import script_user
 
@@ -27,7 +30,9 @@ load_keyring(settings)
 script_user(settings.scripts_user)
 configure_logging(settings.log_level)
 app = create_celery_app(settings, main="workers")
-register_tasks(app, settings, hooks=[TaskRunLog()])
+register_tasks(app, settings, hooks=[TaskRunLog(), TracingHooks()])
+# Spans (off without an OTLP endpoint) from each process that runs tasks, set up after fork.
+worker_tracing.install(settings.worker_pool, TracingSettings())
 # The metrics hooks attach to each pool process's Engine once it exists (after fork).
 worker_metrics.install(app, MetricsSettings(), settings.pools, runtime.current_engine)
 if settings.worker_alive_file is not None:  # the liveness probe of the chart and the compose file reads it

@@ -25,3 +25,6 @@ class Transition:
     attempt_started_at: datetime | None = None  #: when that attempt was claimed
     retry_at: datetime | None = None  #: when a RETRYING task run's next attempt is due
     actor: str | None = None  #: who made the change, as audited (`worker:<owner>`, `system:sweeper`, ...)
+    parent_id: str | None = None  #: a task run's parent task run; a subflow execution's Subflow task run
+    parent_execution_id: str | None = None  #: a subflow execution's parent execution
+    audit_hash: str | None = None  #: the hash of the audit event that recorded this change (traces link to it)

@@ -17,6 +17,7 @@ from orchestrator import store
 from orchestrator.core.errors import InputInvalid
 from orchestrator.core.states import State
 from orchestrator.store import agent as store_agent
+from orchestrator.store.audit_chain import last_audit_hash
 from orchestrator.store.database import Session, read_only, sessionmaker, transaction
 from orchestrator.store.tables import TaskRunRow
 
@@ -109,6 +110,11 @@ class AgentJournal:
             waiting = bool((row.decision or {}).get("subflow"))
             idle_s = (store.utcnow() - (row.heartbeat_at or row.updated_at)).total_seconds()
             return ToolRunResult(state, dict(row.outputs) if row.outputs else None, error, waiting, idle_s)
+
+    def audit_hash(self, execution_id: str, task_run_id: str) -> str | None:
+        """The hash of the last audit event about a tool's task run (its end): the agent's trace links to it."""
+        with read_only(self._sessions) as session:
+            return last_audit_hash(session, execution_id, task_run_id)
 
     def pending_call(self, agent_task_run_id: str, index: int) -> dict[str, Any] | None:
         """The tool call numbered `index` that an agent task run is waiting on (what its tool task run needs)."""

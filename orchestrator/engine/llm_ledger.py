@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator import store
 from orchestrator.llm_prices import LlmSettings, cost_of
+from orchestrator.observability import gen_ai
 from orchestrator.observability.metrics import record_llm_budget_check, record_llm_call
 from orchestrator.store import llm as store_llm
 from orchestrator.store import llm_budget as store_llm_budget
@@ -120,7 +121,7 @@ class LlmLedger:
             }
             if call.error is not None:
                 payload["error"] = call.error
-            store.append_audit(
+            event = store.append_audit(
                 session, call.execution_id, actor=call.actor, action="llm.call", subject=call.task_run_id,
                 payload=payload, at=at,
             )  # fmt: skip
@@ -134,6 +135,12 @@ class LlmLedger:
             cost_usd=cost,
             duration_s=call.latency_ms / 1000,
         )
+        gen_ai.chat_call(
+            execution_id=call.execution_id, task_run_id=call.task_run_id, attempt=call.attempt, provider=call.provider,
+            request=call.request, response=call.response, tokens_in=call.tokens_in, tokens_out=call.tokens_out,
+            cost_usd=cost, latency_ms=call.latency_ms, finish_reason=call.finish_reason, error=call.error,
+            audit_hash=event.hash, call_id=call_id,
+        )  # fmt: skip
         return RecordedCall(call_id, cost)
 
     def replay(self, task_run_id: str, request_hash: str) -> tuple[int, dict[str, Any]] | None:
@@ -141,10 +148,10 @@ class LlmLedger:
         with read_only(self._sessions) as session:
             return store_llm.recorded_response(session, task_run_id, request_hash)
 
-    def note_replay(self, call: LlmCall, replayed_call_id: int) -> None:
-        """Audit that an attempt reused a recorded answer instead of calling the model."""
+    def note_replay(self, call: LlmCall, replayed_call_id: int, response: dict[str, Any] | None = None) -> None:
+        """Audit that an attempt reused a recorded answer instead of calling the model (traced, not metered)."""
         with transaction(self._sessions) as session:
-            store.append_audit(
+            event = store.append_audit(
                 session,
                 call.execution_id,
                 actor=call.actor,
@@ -158,6 +165,13 @@ class LlmLedger:
                     "request_hash": call.request_hash,
                 },
             )
+        tokens_in, tokens_out = _usage(response)
+        gen_ai.chat_call(
+            execution_id=call.execution_id, task_run_id=call.task_run_id, attempt=call.attempt, provider=call.provider,
+            request=call.request, response=response, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=0.0,
+            latency_ms=0.0, finish_reason=None, error=None, audit_hash=event.hash, call_id=replayed_call_id,
+            replayed=True,
+        )  # fmt: skip
 
     def usage(self, *, task_run_id: str | None = None, execution_id: str | None = None) -> LlmUsage:
         """Tokens and cost so far, for one task run or one execution (budgets)."""
@@ -231,3 +245,8 @@ class LlmLedger:
         with transaction(self._sessions) as session:
             store_llm_budget.delete_reservation(session, reservation_id)
             store_llm_budget.delete_expired(session, store.db_now(session))
+
+
+def _usage(response: dict[str, Any] | None) -> tuple[int, int]:
+    usage = (response or {}).get("usage") or {}
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)

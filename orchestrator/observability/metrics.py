@@ -35,6 +35,11 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Task runs range from a Log (milliseconds) to an LLM agent or a script (many minutes).
 _RUN_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 _HTTP_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# The bucket boundaries OpenTelemetry's GenAI conventions advise for these two histograms.
+_GEN_AI_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+_GEN_AI_DURATION_BUCKETS_S = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+#: The GenAI conventions' attributes as Prometheus labels (dots become underscores, as the OTel exporter does).
+_GEN_AI_LABELS = ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_response_model"]
 
 
 class MetricsSettings(BaseSettings):
@@ -189,6 +194,27 @@ class Metrics:
             ["scope", "outcome"],
             registry=r,
         )
+        # The same calls under OpenTelemetry's GenAI metric names (gen_ai.client.*), in Prometheus form.
+        self.gen_ai_token_usage = Histogram(
+            "gen_ai_client_token_usage",
+            "Tokens used per model call (gen_ai.client.token.usage), by token type: input or output.",
+            [*_GEN_AI_LABELS, "gen_ai_token_type"],
+            buckets=_GEN_AI_TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.gen_ai_operation_duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "Duration of a model call (gen_ai.client.operation.duration); error_type is empty when it succeeded.",
+            [*_GEN_AI_LABELS, "error_type"],
+            buckets=_GEN_AI_DURATION_BUCKETS_S,
+            registry=r,
+        )
+        self.gen_ai_cost = Counter(
+            "gen_ai_client_cost_usd",
+            "Cost of model calls in US dollars from Chorus's price table (a Chorus addition to gen_ai.client.*).",
+            _GEN_AI_LABELS,
+            registry=r,
+        )
         self.llm_call_duration = Histogram(
             "chorus_llm_call_duration_seconds",
             "Latency of one LLM call.",
@@ -298,6 +324,31 @@ def record_llm_call(
     m.llm_tokens.labels(provider, model, "completion").inc(completion_tokens)
     m.llm_cost.labels(provider, model).inc(cost_usd)
     m.llm_call_duration.labels(provider, model).observe(duration_s)
+
+
+def record_gen_ai_call(
+    operation: str,
+    provider: str,
+    request_model: str,
+    response_model: str,
+    *,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cost_usd: float,
+    duration_s: float,
+    error_type: str | None,
+) -> None:
+    """Record one model call in the `gen_ai_client_*` metrics (`provider` as the conventions name it).
+
+    Token usage is recorded only when the provider reported it (None: a failed call), as the conventions ask.
+    """
+    m = metrics()
+    labels = (operation, provider, request_model, response_model)
+    for token_type, tokens in (("input", input_tokens), ("output", output_tokens)):
+        if tokens is not None:
+            m.gen_ai_token_usage.labels(*labels, token_type).observe(tokens)
+    m.gen_ai_operation_duration.labels(*labels, error_type or "").observe(duration_s)
+    m.gen_ai_cost.labels(*labels).inc(cost_usd)
 
 
 def record_llm_budget_check(scope: str, *, reserved: bool) -> None:

@@ -195,6 +195,16 @@ def audit_events(session: Session, chain_key: str) -> Sequence[AuditEventRow]:
     ).all()
 
 
+def last_audit_hash(session: Session, chain_key: str, subject: str) -> str | None:
+    """The hash of the latest event of a chain about `subject` (a task run's end, which a trace links to)."""
+    return session.scalar(
+        select(AuditEventRow.hash)
+        .where(AuditEventRow.chain_key == chain_key, AuditEventRow.subject == subject)
+        .order_by(AuditEventRow.seq.desc())
+        .limit(1)
+    )
+
+
 def audit_chain_keys(session: Session) -> Sequence[str]:
     return session.scalars(select(AuditHeadRow.chain_key).order_by(AuditHeadRow.chain_key)).all()
 

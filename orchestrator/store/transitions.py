@@ -96,7 +96,6 @@ def record_transition(
         raise Conflict(f"{kind} {row.id} changed state concurrently (expected {current})")
     for key, value in changes.items():
         set_committed_value(row, key, value)
-    _note_transition(session, row, str(current), str(to), at, actor=actor)
     if isinstance(row, ExecutionRow) and to.is_terminal and session.info.get("flow_concurrency"):
         # A concurrency slot of this flow may have freed up: the engine dequeues after commit.
         session.info.setdefault("ended_flows", set()).add((row.tenant, row.namespace, row.flow_id))
@@ -104,7 +103,8 @@ def record_transition(
     if isinstance(row, TaskRunRow):
         event.update(task_id=row.task_id, attempt=row.attempt)
     action = f"{kind}.state_changed" if override else f"{kind}.{to.lower()}"
-    note_audit(session, chain_key, actor=actor, action=action, subject=subject, payload=event, at=at)
+    audited = note_audit(session, chain_key, actor=actor, action=action, subject=subject, payload=event, at=at)
+    _note_transition(session, row, str(current), str(to), at, actor=actor, audit_hash=audited["hash"])
 
 
 def note_take_over(session: Session, row: TaskRunRow, *, actor: str, at: datetime) -> None:
@@ -120,6 +120,7 @@ def _note_transition(
     at: datetime,
     *,
     actor: str | None = None,
+    audit_hash: str | None = None,
 ) -> None:
     """Remember a transition on the session; the engine hands them to hooks after commit."""
     execution = session.info.get("execution")
@@ -141,6 +142,9 @@ def _note_transition(
             attempt_started_at=_attempt_started_at(task_run) if task_run is not None else None,
             retry_at=task_run.retry_at if task_run is not None else None,
             actor=actor,
+            parent_id=row.parent_id if isinstance(row, TaskRunRow) else row.parent_task_run_id,
+            parent_execution_id=row.parent_execution_id if isinstance(row, ExecutionRow) else None,
+            audit_hash=audit_hash,
         )
     )
 
@@ -171,9 +175,8 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
     make_transient_to_detached(row)
     session.add(row)
     hold(session, row)
-    _note_transition(session, row, None, row.state, row.created_at, actor=actor)
     event = {"to": row.state, "task_id": row.task_id, "attempt": row.attempt, **(payload or {})}
-    note_audit(
+    audited = note_audit(
         session,
         row.execution_id,
         actor=actor,
@@ -182,6 +185,7 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
         payload=event,
         at=row.created_at,
     )
+    _note_transition(session, row, None, row.state, row.created_at, actor=actor, audit_hash=audited["hash"])
     return True
 
 
@@ -206,12 +210,16 @@ def create_execution(
     session.info["execution"] = row
     session.info.setdefault("touched", set()).add(row.id)  # inserted now: no touch needed to show progress
     start_chain(session, row.id)  # the INSERT above succeeded: this execution's chain is new
-    _note_transition(session, row, None, str(State.CREATED), at, actor=actor)
-    note_audit(session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=at)
+    audited = note_audit(session, row.id, actor=actor, action="execution.created", subject=None, payload=payload, at=at)
+    _note_transition(session, row, None, str(State.CREATED), at, actor=actor, audit_hash=audited["hash"])
     if running:
-        _note_transition(session, row, str(State.CREATED), str(State.RUNNING), at, actor=actor)
         event = {"from": str(State.CREATED), "to": str(State.RUNNING)}
-        note_audit(session, row.id, actor=actor, action="execution.running", subject=None, payload=event, at=at)
+        audited = note_audit(
+            session, row.id, actor=actor, action="execution.running", subject=None, payload=event, at=at
+        )
+        _note_transition(
+            session, row, str(State.CREATED), str(State.RUNNING), at, actor=actor, audit_hash=audited["hash"]
+        )
 
 
 _INSERT_EXECUTION = insert(table_of(ExecutionRow))

@@ -4,7 +4,8 @@ dashboard panel returns data through Prometheus's HTTP API.
 The cluster is the server plus one worker group per pool, each with its own metrics port, on a database and a
 Redis database of its own. The ai pool and the scheduler do not record their metrics yet, so a stand-in target
 in this process records LLM calls and schedule fires through the same public functions they will call
-(`record_llm_call`, `record_schedule_fire`): their panels prove their queries, not those components.
+(`record_llm_call`, `record_gen_ai_call`, `record_schedule_fire`): their panels prove their queries, not those
+components.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ import pytest
 
 from orchestrator.cli.embedded import free_port
 from orchestrator.core.states import TERMINAL
-from orchestrator.observability.metrics import CONTENT_TYPE, exposition, record_llm_call, record_schedule_fire
+from orchestrator.observability.metrics import (
+    CONTENT_TYPE,
+    exposition,
+    record_gen_ai_call,
+    record_llm_call,
+    record_schedule_fire,
+)
 from orchestrator.settings import load_settings
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.harness import prometheus, services
@@ -130,6 +137,10 @@ def _record_standin_usage() -> None:
         record_llm_call(
             "openai", model, outcome=outcome, prompt_tokens=120, completion_tokens=40, cost_usd=0.002, duration_s=0.4
         )
+        record_gen_ai_call(
+            "chat", "openai", model, model, input_tokens=120, output_tokens=40, cost_usd=0.002, duration_s=0.4,
+            error_type=None if outcome == "ok" else "LLM call failed with HTTP 500",
+        )  # fmt: skip
     record_schedule_fire(NAMESPACE, "mixed", lag_s=0.05)
 
 

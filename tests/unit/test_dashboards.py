@@ -21,7 +21,7 @@ EXTRA_SERIES = {
     "chorus_executions",
     "chorus_executions_stuck",
 }
-_SERIES = re.compile(r"\b(chorus_[a-z0-9_]+|up)\b")
+_SERIES = re.compile(r"\b(chorus_[a-z0-9_]+|gen_ai_client_[a-z0-9_]+|up)\b")
 _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 
 
@@ -90,9 +90,10 @@ def test_every_query_uses_only_series_chorus_exposes() -> None:
         assert not unknown, f"{query.dashboard} panel {query.panel_id} ({query.panel_title}): {sorted(unknown)}"
 
 
-def test_every_metric_is_named_chorus_something() -> None:
+def test_every_metric_is_named_chorus_something_or_by_the_gen_ai_conventions() -> None:
+    # gen_ai_client_* keep OpenTelemetry's GenAI names (gen_ai.client.token.usage, ...), which GenAI tools know.
     for name in _known_series() - {"up"}:
-        assert name.startswith("chorus_"), name
+        assert name.startswith(("chorus_", "gen_ai_client_")), name
 
 
 def test_provisioning_points_grafana_at_the_dashboards_folder() -> None:
