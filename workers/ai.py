@@ -19,6 +19,7 @@ import jsonschema
 
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import TaskFailed
+from orchestrator.engine.ledger_replay import Served
 from orchestrator.engine.llm_ledger import LlmCall, LlmLedger
 from workers.context import Handler, TaskContext
 from workers.llm import Attempt, ChatCallFailed, ChatClient, Endpoint, resolve_endpoint
@@ -307,6 +308,9 @@ def complete_recorded(
         response=None, tokens_in=0, tokens_out=0, latency_ms=0.0, finish_reason=None, error=None,
         actor=f"worker:{claimed.owner}",
     )  # fmt: skip
+    served = ctx.engine.ledger_replays().served(at, claimed.flow)
+    if served is not None:
+        return _from_ledger(ctx, ledger, call, served, budget=budget, validate=validate)
     recorded = ledger.replay(at.task_run_id, call.request_hash)
     if recorded is not None:
         call_id, body = recorded
@@ -337,6 +341,37 @@ def complete_recorded(
     if budget is not None:
         budget.check(ledger, call, before=False)
     return result, attempts[-1].latency_ms
+
+
+def _from_ledger(
+    ctx: TaskContext,
+    ledger: LlmLedger,
+    call: LlmCall,
+    served: Served,
+    *,
+    budget: Budget | None,
+    validate: Callable[[dict[str, Any]], dict[str, Any]] | None,
+) -> tuple[dict[str, Any], float]:
+    """A ledger replay's answer: the original's recorded answer to this very request, never a provider call.
+
+    The original's latency goes with it, so an agent's `requestDuration` is the original's too.
+    """
+    answer = ctx.engine.ledger_replays().recorded_answer(served, call.request_hash)
+    if answer is None:
+        raise TaskFailed(
+            f"replay from the ledger: execution {served.source_execution_id} recorded no successful answer to this "
+            f"request in task run {served.source_task_run_id} (the request differs from the original's, or the "
+            "original never got an answer); no provider was called. Replay with liveFrom to call it live.",
+            retryable=False,
+        )
+    ledger.note_replay(call, answer.call_id, served_from=served.source_execution_id)
+    ctx.log(
+        "INFO",
+        f"served from the ledger: LLM call {answer.call_id} of execution {served.source_execution_id} (not sent)",
+    )
+    if budget is not None:
+        budget.check(ledger, call, before=False)  # the same check as a reused answer: a served one costs nothing
+    return (validate(answer.body) if validate is not None else answer.body), answer.latency_ms
 
 
 def _send(

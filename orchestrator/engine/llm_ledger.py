@@ -141,23 +141,25 @@ class LlmLedger:
         with read_only(self._sessions) as session:
             return store_llm.recorded_response(session, task_run_id, request_hash)
 
-    def note_replay(self, call: LlmCall, replayed_call_id: int) -> None:
-        """Audit that an attempt reused a recorded answer instead of calling the model."""
+    def note_replay(self, call: LlmCall, replayed_call_id: int, *, served_from: str | None = None) -> None:
+        """Audit that an attempt reused a recorded answer instead of calling the model.
+
+        `served_from`: the execution whose call it was, when a ledger replay serves another execution's answer.
+        """
+        payload: dict[str, Any] = {
+            "call_id": replayed_call_id,
+            "task_id": call.task_id,
+            "attempt": call.attempt,
+            "model": call.model,
+            "request_hash": call.request_hash,
+        }
+        if served_from is not None:
+            payload["served_from"] = served_from
         with transaction(self._sessions) as session:
             store.append_audit(
-                session,
-                call.execution_id,
-                actor=call.actor,
-                action="llm.replayed",
-                subject=call.task_run_id,
-                payload={
-                    "call_id": replayed_call_id,
-                    "task_id": call.task_id,
-                    "attempt": call.attempt,
-                    "model": call.model,
-                    "request_hash": call.request_hash,
-                },
-            )
+                session, call.execution_id, actor=call.actor, action="llm.replayed", subject=call.task_run_id,
+                payload=payload,
+            )  # fmt: skip
 
     def usage(self, *, task_run_id: str | None = None, execution_id: str | None = None) -> LlmUsage:
         """Tokens and cost so far, for one task run or one execution (budgets)."""

@@ -54,3 +54,8 @@ def calls_of(session: Session, execution_id: str) -> list[LlmCallRow]:
     return list(
         session.scalars(select(LlmCallRow).where(LlmCallRow.execution_id == execution_id).order_by(LlmCallRow.id))
     )
+
+
+def latency_of(session: Session, call_id: int) -> float:
+    """How long a recorded call took (a ledger replay gives its answer the original's duration)."""
+    return float(session.execute(select(LlmCallRow.latency_ms).where(LlmCallRow.id == call_id)).scalar_one())
