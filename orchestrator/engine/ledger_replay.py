@@ -33,6 +33,8 @@ from orchestrator.store.tables import TaskRunRow
 
 #: `mode` values of a replay: Kestra's (everything runs again) and Chorus's ledger replay.
 MODES = ("ledger",)
+#: How far up a chain of replays of replays an answer is looked for.
+_MAX_HOPS = 32
 
 
 class ReplayInvalid(ChorusError):
@@ -112,14 +114,26 @@ class LedgerReplays:
             return Served(replay.source_execution_id, twin_id(session, at, replay.source_execution_id))
 
     def recorded_answer(self, served: Served, request_hash: str) -> RecordedAnswer | None:
-        """The twin's recorded successful answer to this exact request."""
+        """The twin's recorded successful answer to this exact request.
+
+        A twin that is itself a replay's (served from the ledger, or a task run a replay copied) recorded no
+        call: its own original's twin did, so the search goes up the replay chain.
+        """
+        execution_id, twin = served.source_execution_id, served.source_task_run_id
         with read_only(self._sessions) as session:
-            found = store_llm.recorded_response(session, served.source_task_run_id, request_hash)
-            if found is None:
-                return None
-            call_id, body = found
-            latency = store_llm.latency_of(session, call_id)
-        return RecordedAnswer(call_id, body, latency)
+            for _ in range(_MAX_HOPS):
+                found = store_llm.recorded_response(session, twin, request_hash)
+                if found is not None:
+                    call_id, body = found
+                    return RecordedAnswer(call_id, body, store_llm.latency_of(session, call_id))
+                row = store.get_execution(session, execution_id)
+                run = store.get_task_run(session, twin)
+                if row is None or run is None or row.parent_execution_id is None or row.original_id in (None, row.id):
+                    return None  # no replay: nothing further up
+                at = TaskRunCoordinates(execution_id, run.task_id, run.parent_id, run.iteration, run.attempt)
+                execution_id = row.parent_execution_id
+                twin = twin_id(session, at, execution_id)
+        return None
 
     def recorded_outputs(self, served: Served) -> tuple[State, dict[str, Any] | None] | None:
         """The twin's final state and outputs (an agent's tool call), or None when the original has no such run."""

@@ -29,7 +29,7 @@ SEED = Path(__file__).parents[2] / "examples" / "customer-feedback-analysis.depl
 FLOW_ID, WEBHOOK_KEY = "customer-feedback-analysis", "feedback-7c1e"
 
 
-class _StoppableWire(OpenAIWire):
+class StoppableWire(OpenAIWire):
     """An OpenAI-wire server a test may stop before the fixture's teardown stops it (again, harmlessly)."""
 
     stopped = False
@@ -43,11 +43,11 @@ class _StoppableWire(OpenAIWire):
 @pytest.fixture
 def own_wire() -> Iterator[OpenAIWire]:
     """An OpenAI-wire server for this test only."""
-    with _StoppableWire() as server:
+    with StoppableWire() as server:
         yield server
 
 
-def _seed(namespace: str, wire: OpenAIWire, prompt: str = "Analyze the sentiment") -> str:
+def seed_source(namespace: str, wire: OpenAIWire, prompt: str = "Analyze the sentiment") -> str:
     source = SEED.read_text()
     assert "namespace: company.support\n" in source and "baseUrl: \"{{ secret('OPENAI_BASE_URL') }}\"" in source
     source = source.replace("namespace: company.support\n", f"namespace: {namespace}\n")
@@ -56,7 +56,7 @@ def _seed(namespace: str, wire: OpenAIWire, prompt: str = "Analyze the sentiment
 
 
 def _deploy_seed(stack: Stack, namespace: str, wire: OpenAIWire) -> None:
-    stack.deploy(_seed(namespace, wire))
+    stack.deploy(seed_source(namespace, wire))
 
 
 def _feedback(stack: Stack, namespace: str, feedback: str) -> dict[str, Any]:
@@ -112,6 +112,11 @@ def test_the_seed_flow_replays_from_the_ledger_with_its_provider_stopped(
     assert diff["execution"]["ledgerReplayOf"] == original["id"]
     original_audit = [e for e in _audit(stack, original["id"]) if e["action"] == "execution.replayed"]
     assert original_audit[-1]["payload"] == {"replay": replay["id"], "mode": "ledger", "liveFrom": None}
+
+    # A replay of the replay: its answers come from the original, up the chain.
+    again = _replay(stack, replay["id"], mode="ledger")
+    assert again["state"]["current"] == "SUCCESS", again
+    assert _outputs(again) == _outputs(original) and _provider_calls(stack, again["id"]) == 0
 
 
 def test_a_running_provider_sees_no_request_from_a_ledger_replay_and_one_from_live_from(
@@ -169,7 +174,7 @@ def test_a_ledger_replay_without_a_recorded_answer_fails_without_calling(
     original = _feedback(stack, unique_namespace, feedback)
     updated = stack.api.put(
         f"/flows/{unique_namespace}/{FLOW_ID}",
-        content=_seed(unique_namespace, own_wire, prompt="Judge the sentiment"),
+        content=seed_source(unique_namespace, own_wire, prompt="Judge the sentiment"),
         headers={"Content-Type": "application/x-yaml"},
     )
     assert updated.status_code == 200 and updated.json()["revision"] == 2, updated.text
