@@ -216,18 +216,18 @@ class Budget:
     def check(self, ledger: LlmLedger, call: LlmCall, *, before: bool) -> None:
         """Fail (not retryable: spending more cannot fit) once usage has reached or passed a cap."""
         usage = ledger.scope_usage(ledger.scope(call, self.scope, self.period_s))
-        scope = self.label
-        over_tokens = self.max_tokens is not None and (
-            usage.tokens >= self.max_tokens if before else usage.tokens > self.max_tokens
-        )
-        over_cost = self.max_cost is not None and (
-            usage.cost >= self.max_cost if before else usage.cost > self.max_cost
-        )
+        self.judge(usage.tokens, usage.cost, before=before)
+
+    def judge(self, tokens: int, cost: float, *, before: bool) -> None:
+        """`check`'s verdict on a scope's usage, however it was summed."""
+        cap_tokens, cap_cost = self.max_tokens, self.max_cost
+        over_tokens = cap_tokens is not None and (tokens >= cap_tokens if before else tokens > cap_tokens)
+        over_cost = cap_cost is not None and (cost >= cap_cost if before else cost > cap_cost)
         if (over_tokens or over_cost) and not (self.pause_on_exceed and not before):
             # With onExceed PAUSE an answer that crossed a cap is kept: the next call asks for approval first.
             raise BudgetExceeded(
-                f"LLM budget exceeded for this {scope}: {usage.tokens} tokens (max {self.max_tokens}), "
-                f"${usage.cost:.6f} (max {self.max_cost})",
+                f"LLM budget exceeded for this {self.label}: {tokens} tokens (max {self.max_tokens}), "
+                f"${cost:.6f} (max {self.max_cost})",
                 retryable=False,
             )
 
@@ -370,7 +370,11 @@ def _from_ledger(
         f"served from the ledger: LLM call {answer.call_id} of execution {served.source_execution_id} (not sent)",
     )
     if budget is not None:
-        budget.check(ledger, call, before=False)  # the same check as a reused answer: a served one costs nothing
+        # The verdict the original's budget gave once this answer was recorded: the same outcome, no spending.
+        tokens, cost = ctx.engine.ledger_replays().usage_when_answered(
+            answer, budget.scope, namespace=call.namespace, flow_id=call.flow_id, period_s=budget.period_s
+        )
+        budget.judge(tokens, cost, before=False)
     return (validate(answer.body) if validate is not None else answer.body), answer.latency_ms
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator import store
@@ -28,6 +29,7 @@ from orchestrator.core.states import State
 from orchestrator.engine.values import TaskRunCoordinates
 from orchestrator.store import ledger_replay as store_ledger_replay
 from orchestrator.store import llm as store_llm
+from orchestrator.store import llm_budget as store_llm_budget
 from orchestrator.store.database import Session, read_only, sessionmaker
 from orchestrator.store.tables import TaskRunRow
 
@@ -77,9 +79,14 @@ class Served:
 
 @dataclass(frozen=True)
 class RecordedAnswer:
+    """A recorded call serving a replay: its answer, how long it took, where and when it was made."""
+
     call_id: int
     body: dict[str, Any]
     latency_ms: float
+    execution_id: str
+    task_run_id: str
+    at: datetime
 
 
 def twin_id(session: Session, at: TaskRunCoordinates, source_execution_id: str) -> str:
@@ -125,7 +132,9 @@ class LedgerReplays:
                 found = store_llm.recorded_response(session, twin, request_hash)
                 if found is not None:
                     call_id, body = found
-                    return RecordedAnswer(call_id, body, store_llm.latency_of(session, call_id))
+                    call = store_llm.call_by_id(session, call_id)
+                    assert call is not None  # just found
+                    return RecordedAnswer(call_id, body, call.latency_ms, call.execution_id, twin, call.at)
                 row = store.get_execution(session, execution_id)
                 run = store.get_task_run(session, twin)
                 if row is None or run is None or row.parent_execution_id is None or row.original_id in (None, row.id):
@@ -134,6 +143,23 @@ class LedgerReplays:
                 execution_id = row.parent_execution_id
                 twin = twin_id(session, at, execution_id)
         return None
+
+    def usage_when_answered(
+        self, answer: RecordedAnswer, kind: str, *, namespace: str, flow_id: str, period_s: float | None
+    ) -> tuple[int, float]:
+        """Tokens and cost a budget scope of `kind` had spent in the original once `answer` was recorded.
+
+        A served answer costs the replay nothing, so its budget is judged as the original's was after that
+        call: a call that overran its budget fails the replay the same way (no verdict depends on where the
+        answer came from). Flow and namespace budgets count the period the original call fell in.
+        """
+        since = None
+        if period_s is not None:
+            stamp = answer.at.timestamp()
+            since = datetime.fromtimestamp(stamp - stamp % period_s, UTC)
+        scope = store_llm_budget.BudgetScope(kind, answer.execution_id, answer.task_run_id, namespace, flow_id, since)
+        with read_only(self._sessions) as session:
+            return store_llm_budget.spent_until(session, scope, answer.call_id)
 
     def recorded_outputs(self, served: Served) -> tuple[State, dict[str, Any] | None] | None:
         """The twin's final state and outputs (an agent's tool call), or None when the original has no such run."""

@@ -56,6 +56,5 @@ def calls_of(session: Session, execution_id: str) -> list[LlmCallRow]:
     )
 
 
-def latency_of(session: Session, call_id: int) -> float:
-    """How long a recorded call took (a ledger replay gives its answer the original's duration)."""
-    return float(session.execute(select(LlmCallRow.latency_ms).where(LlmCallRow.id == call_id)).scalar_one())
+def call_by_id(session: Session, call_id: int) -> LlmCallRow | None:
+    return session.get(LlmCallRow, call_id)

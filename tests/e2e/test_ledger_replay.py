@@ -20,6 +20,7 @@ from orchestrator.cli import client
 from orchestrator.cli.main import build_parser
 from orchestrator.cli.main import main as chorus
 from tests.e2e.conftest import Stack
+from tests.e2e.test_agent_memory import REMEMBERING
 from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.harness.executions import task_runs
@@ -288,3 +289,52 @@ def test_chorus_replay_live_from_needs_from_ledger(stack: Stack, capsys: pytest.
 
 def _root(stack: Stack) -> str:
     return str(stack.api.base_url).rstrip("/")
+
+
+def test_a_budget_overrun_fails_the_ledger_replay_as_it_failed_the_original(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, own_wire: OpenAIWire
+) -> None:
+    """The served answer costs nothing, yet the verdict is the original's: 985 tokens against maxTokens 800."""
+    word = uuid.uuid4().hex
+    deploy_flow(
+        "id: budgeted\nnamespace: {ns}\ntasks:\n  - id: ask\n"
+        "    type: io.kestra.plugin.ai.openai.ChatCompletion\n"
+        f"    apiKey: \"{{{{ secret('OPENAI_API_KEY') }}}}\"\n    baseUrl: {own_wire.base_url}\n"
+        "    model: gpt-4o-mini\n"
+        f"    prompt: Summarise {word}\n    budget:\n      maxTokens: 800\n"
+    )
+    own_wire.script(word, Reply.text("a long answer", tokens_in=900, tokens_out=85))
+    original = stack.wait_for_state(stack.run(unique_namespace, "budgeted")["id"], timeout_s=60)
+    assert original["state"]["current"] == "FAILED", original
+    own_wire.stop()
+
+    replay = _replay(stack, original["id"], mode="ledger")
+
+    assert replay["state"]["current"] == "FAILED", replay
+    assert _provider_calls(stack, replay["id"]) == 0
+    logs = stack.api.get(f"/executions/{replay['id']}/logs", params={"minLevel": "ERROR"}).json()
+    assert any("LLM budget exceeded for this task run: 985 tokens (max 800)" in line["message"] for line in logs), logs
+    assert stack.api.get(f"/executions/{replay['id']}/diff/{original['id']}").json()["identical"] is True
+
+
+def test_an_agent_with_memory_replays_from_the_ledger_reading_the_memory_as_the_original_did(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    """The second run remembered the first; replayed after more turns were remembered, it still reads what it read."""
+    deploy_flow(REMEMBERING)
+    first, second = (f"ledger memory {n} ({uuid.uuid4().hex})" for n in ("one", "two"))
+    openai_wire.script(first, Reply.text("noted one"))
+    openai_wire.script(second, Reply.text("noted two"))
+    runs = []
+    for question in (first, second):
+        created = stack.run(unique_namespace, "remembering", question=question, who="ledger")
+        runs.append(stack.wait_for_state(created["id"], timeout_s=60))
+    assert [r["state"]["current"] for r in runs] == ["SUCCESS", "SUCCESS"], runs
+    calls_before = len(openai_wire.received())
+
+    replays = [_replay(stack, run["id"], mode="ledger") for run in reversed(runs)]
+
+    assert [r["state"]["current"] for r in replays] == ["SUCCESS", "SUCCESS"], replays
+    assert len(openai_wire.received()) == calls_before
+    for replay, run in zip(replays, reversed(runs), strict=True):
+        assert stack.api.get(f"/executions/{replay['id']}/diff/{run['id']}").json()["identical"] is True
