@@ -8,6 +8,7 @@ this one can be stopped, and a replay that called it would fail.
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from orchestrator.cli.main import build_parser
 from orchestrator.cli.main import main as chorus
 from tests.e2e.conftest import Stack
 from tests.e2e.test_agent_memory import REMEMBERING
+from tests.e2e.test_ai_agent import _mcp_flow
 from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.harness.executions import task_runs
@@ -338,3 +340,32 @@ def test_an_agent_with_memory_replays_from_the_ledger_reading_the_memory_as_the_
     assert len(openai_wire.received()) == calls_before
     for replay, run in zip(replays, reversed(runs), strict=True):
         assert stack.api.get(f"/executions/{replay['id']}/diff/{run['id']}").json()["identical"] is True
+
+
+def test_an_agents_mcp_tool_call_is_served_from_the_ledger(
+    stack: Stack,
+    deploy_flow: Callable[[str], dict[str, Any]],
+    unique_namespace: str,
+    openai_wire: OpenAIWire,
+    mcp_stdio_command: list[str],
+) -> None:
+    """The MCP call is the original's (no `agent.mcp_call` in the replay); the server is still asked for its tools."""
+    deploy_flow(_mcp_flow("io.kestra.plugin.ai.tool.StdioMcpClient", f"command: {json.dumps(mcp_stdio_command)}"))
+    question = f"where is order A-17? ({uuid.uuid4().hex})"
+    script = openai_wire.script(
+        question, Reply.tool_call("order_status", {"order_id": "A-17"}), Reply.text("It has shipped.")
+    )
+    original = stack.wait_for_state(
+        stack.run(unique_namespace, "agent-mcp-tools", question=question)["id"], timeout_s=90
+    )
+    assert original["state"]["current"] == "SUCCESS", original
+    assert [e["action"] for e in _audit(stack, original["id"])].count("agent.mcp_call") == 1
+
+    replay = _replay(stack, original["id"], mode="ledger")
+
+    assert replay["state"]["current"] == "SUCCESS", replay
+    assert len(script.requests) == 2 and _provider_calls(stack, replay["id"]) == 0
+    assert "agent.mcp_call" not in [e["action"] for e in _audit(stack, replay["id"])]
+    [call_run] = task_runs(replay, "agent__mcp_tool_0")
+    assert call_run["outputs"]["text"] == "order A-17 is shipped (Colissimo)"
+    assert stack.api.get(f"/executions/{replay['id']}/diff/{original['id']}").json()["identical"] is True
