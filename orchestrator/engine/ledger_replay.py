@@ -170,6 +170,27 @@ class LedgerReplays:
             return State(twin.state), twin.outputs
 
 
+def serve_subflows(session: Session, flow: Flow, at: TaskRunCoordinates, children: Sequence[str]) -> None:
+    """Make the subflow executions a served task run of a ledger replay just started ledger replays too.
+
+    Each child is served from the original's child of the same batch: the twin task run's children (a
+    Subflow's one, a ForEachItem's in batch order), or the one its outputs name when it did not wait.
+    """
+    replay = store_ledger_replay.ledger_replay_of(session, at.execution_id)
+    if replay is None or is_live(flow, at.task_id, replay.live_from):
+        return
+    twin = twin_id(session, at, replay.source_execution_id)
+    found = store_ledger_replay.child_executions(session, replay.source_execution_id)
+    originals = [child for child, task_run, _ in found if task_run == twin]
+    if not originals:
+        twin_run = store.get_task_run(session, twin)
+        named = (twin_run.outputs or {}).get("executionId") if twin_run is not None else None
+        originals = [str(named)] if named else []
+    now = store.utcnow()
+    for child, original in zip(children, originals, strict=False):
+        store_ledger_replay.insert_ledger_replay(session, child, source_execution_id=original, live_from=None, at=now)
+
+
 # ---- the diff of two executions ------------------------------------------------------------------
 
 
@@ -206,8 +227,13 @@ def _placed(value: Any, names: Mapping[str, str]) -> Any:
     return value
 
 
-def _names(execution_id: str, places: Mapping[str, TaskRunRow]) -> dict[str, str]:
-    return {execution_id: "{execution}", **{run.id: f"{{taskrun:{place}}}" for place, run in places.items()}}
+def _names(session: Session, execution_id: str, places: Mapping[str, TaskRunRow]) -> dict[str, str]:
+    """Each id of an execution that another execution has another of: its own, its task runs', its subflows'."""
+    names = {execution_id: "{execution}", **{run.id: f"{{taskrun:{place}}}" for place, run in places.items()}}
+    where = {run.id: place for place, run in places.items()}
+    for child, task_run, batch in store_ledger_replay.child_executions(session, execution_id):
+        names[child] = f"{{subflow:{where.get(task_run, task_run)}#{batch}}}"
+    return names
 
 
 def diff(session: Session, execution_id: str, other_id: str) -> dict[str, Any]:
@@ -225,7 +251,7 @@ def diff(session: Session, execution_id: str, other_id: str) -> dict[str, Any]:
         executions[key] = row
     mine = _paths(store.task_runs_of(session, execution_id))
     theirs = _paths(store.task_runs_of(session, other_id))
-    my_names, their_names = _names(execution_id, mine), _names(other_id, theirs)
+    my_names, their_names = _names(session, execution_id, mine), _names(session, other_id, theirs)
     tasks: list[dict[str, Any]] = []
     for place in _ordered(mine, theirs):
         a, b = mine.get(place), theirs.get(place)

@@ -369,3 +369,35 @@ def test_an_agents_mcp_tool_call_is_served_from_the_ledger(
     [call_run] = task_runs(replay, "agent__mcp_tool_0")
     assert call_run["outputs"]["text"] == "order A-17 is shipped (Colissimo)"
     assert stack.api.get(f"/executions/{replay['id']}/diff/{original['id']}").json()["identical"] is True
+
+
+def test_a_subflows_model_call_is_served_from_the_original_subflows_ledger(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, own_wire: OpenAIWire
+) -> None:
+    word = uuid.uuid4().hex
+    deploy_flow(
+        "id: child-llm\nnamespace: {ns}\ntasks:\n  - id: ask\n"
+        "    type: io.kestra.plugin.ai.openai.ChatCompletion\n"
+        f"    apiKey: \"{{{{ secret('OPENAI_API_KEY') }}}}\"\n    baseUrl: {own_wire.base_url}\n"
+        f"    model: gpt-4o-mini\n    prompt: Name a colour {word}\n"
+        'outputs:\n  - id: colour\n    type: STRING\n    value: "{{ outputs.ask.choices[0].message.content }}"\n'
+    )
+    deploy_flow(
+        "id: parent-llm\nnamespace: {ns}\ntasks:\n  - id: call\n    type: io.kestra.plugin.core.flow.Subflow\n"
+        "    namespace: {ns}\n    flowId: child-llm\n    wait: true\n"
+    )
+    own_wire.script(word, Reply.text("teal"))
+    original = stack.wait_for_state(stack.run(unique_namespace, "parent-llm")["id"], timeout_s=60)
+    assert original["state"]["current"] == "SUCCESS", original
+    own_wire.stop()
+
+    replay = _replay(stack, original["id"], mode="ledger")
+
+    assert replay["state"]["current"] == "SUCCESS", replay
+    [call] = task_runs(replay, "call")
+    assert call["outputs"]["outputs"] == {"colour": "teal"}
+    child_id = call["outputs"]["executionId"]
+    assert child_id != task_runs(original, "call")[0]["outputs"]["executionId"]
+    assert _provider_calls(stack, child_id) == 0
+    diff = stack.api.get(f"/executions/{replay['id']}/diff/{original['id']}").json()
+    assert diff["identical"] is True, diff  # the child's id is compared by what it names: the subflow of `call`
