@@ -27,6 +27,7 @@ from orchestrator.core.errors import (
 )
 from orchestrator.engine.accounts import BindingInvalid, PermissionDenied, Unauthenticated
 from orchestrator.engine.kv import KeyExpired, ValueInvalid
+from orchestrator.engine.ledger_replay import ReplayInvalid
 from orchestrator.store.errors import DataError, DBAPIError, InterfaceError, OperationalError, PoolTimeout
 from orchestrator.store.search import FilterValueInvalid
 
@@ -68,6 +69,7 @@ STATUS_BY_ERROR: tuple[tuple[type[ChorusError], int], ...] = (
     (InputInvalid, 422),
     (LabelsInvalid, 422),
     (ValueInvalid, 422),
+    (ReplayInvalid, 422),
     (QueryInvalid, 422),
     (FilterValueInvalid, 422),
     (BindingInvalid, 422),

@@ -47,6 +47,7 @@ from workers.ai import (
     usage_of,
 )
 from workers.context import TaskContext
+from workers.ledger_tools import served_tool_outcome
 from workers.llm import resolve_endpoint
 from workers.mcp_tools import ACTIVE_SESSIONS, McpServer, McpSessions, list_tools
 
@@ -451,7 +452,8 @@ class Agent:
         if child is None:
             return
         child = prepare_tool_run(self.engine, child)
-        self.engine.finish(child, run_claimed(child, self.engine))
+        served = served_tool_outcome(self.engine, child)  # a ledger replay's call: the original's result
+        self.engine.finish(child, served if served is not None else run_claimed(child, self.engine))
 
     def _still_ours(self) -> None:
         if self.engine.task_run_state(self.at.task_run_id) != str(State.RUNNING):

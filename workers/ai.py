@@ -19,6 +19,7 @@ import jsonschema
 
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import TaskFailed
+from orchestrator.engine.ledger_replay import Served
 from orchestrator.engine.llm_ledger import LlmCall, LlmLedger
 from workers.context import Handler, TaskContext
 from workers.llm import Attempt, ChatCallFailed, ChatClient, Endpoint, resolve_endpoint
@@ -215,18 +216,18 @@ class Budget:
     def check(self, ledger: LlmLedger, call: LlmCall, *, before: bool) -> None:
         """Fail (not retryable: spending more cannot fit) once usage has reached or passed a cap."""
         usage = ledger.scope_usage(ledger.scope(call, self.scope, self.period_s))
-        scope = self.label
-        over_tokens = self.max_tokens is not None and (
-            usage.tokens >= self.max_tokens if before else usage.tokens > self.max_tokens
-        )
-        over_cost = self.max_cost is not None and (
-            usage.cost >= self.max_cost if before else usage.cost > self.max_cost
-        )
+        self.judge(usage.tokens, usage.cost, before=before)
+
+    def judge(self, tokens: int, cost: float, *, before: bool) -> None:
+        """`check`'s verdict on a scope's usage, however it was summed."""
+        cap_tokens, cap_cost = self.max_tokens, self.max_cost
+        over_tokens = cap_tokens is not None and (tokens >= cap_tokens if before else tokens > cap_tokens)
+        over_cost = cap_cost is not None and (cost >= cap_cost if before else cost > cap_cost)
         if (over_tokens or over_cost) and not (self.pause_on_exceed and not before):
             # With onExceed PAUSE an answer that crossed a cap is kept: the next call asks for approval first.
             raise BudgetExceeded(
-                f"LLM budget exceeded for this {scope}: {usage.tokens} tokens (max {self.max_tokens}), "
-                f"${usage.cost:.6f} (max {self.max_cost})",
+                f"LLM budget exceeded for this {self.label}: {tokens} tokens (max {self.max_tokens}), "
+                f"${cost:.6f} (max {self.max_cost})",
                 retryable=False,
             )
 
@@ -307,6 +308,9 @@ def complete_recorded(
         response=None, tokens_in=0, tokens_out=0, latency_ms=0.0, finish_reason=None, error=None,
         actor=f"worker:{claimed.owner}",
     )  # fmt: skip
+    served = ctx.engine.ledger_replays().served(at, claimed.flow)
+    if served is not None:
+        return _from_ledger(ctx, ledger, call, served, budget=budget, validate=validate)
     recorded = ledger.replay(at.task_run_id, call.request_hash)
     if recorded is not None:
         call_id, body = recorded
@@ -337,6 +341,41 @@ def complete_recorded(
     if budget is not None:
         budget.check(ledger, call, before=False)
     return result, attempts[-1].latency_ms
+
+
+def _from_ledger(
+    ctx: TaskContext,
+    ledger: LlmLedger,
+    call: LlmCall,
+    served: Served,
+    *,
+    budget: Budget | None,
+    validate: Callable[[dict[str, Any]], dict[str, Any]] | None,
+) -> tuple[dict[str, Any], float]:
+    """A ledger replay's answer: the original's recorded answer to this very request, never a provider call.
+
+    The original's latency goes with it, so an agent's `requestDuration` is the original's too.
+    """
+    answer = ctx.engine.ledger_replays().recorded_answer(served, call.request_hash)
+    if answer is None:
+        raise TaskFailed(
+            f"replay from the ledger: execution {served.source_execution_id} recorded no successful answer to this "
+            f"request in task run {served.source_task_run_id} (the request differs from the original's, or the "
+            "original never got an answer); no provider was called. Replay with liveFrom to call it live.",
+            retryable=False,
+        )
+    ledger.note_replay(call, answer.call_id, answer.body, served_from=served.source_execution_id)
+    ctx.log(
+        "INFO",
+        f"served from the ledger: LLM call {answer.call_id} of execution {served.source_execution_id} (not sent)",
+    )
+    if budget is not None:
+        # The verdict the original's budget gave once this answer was recorded: the same outcome, no spending.
+        tokens, cost = ctx.engine.ledger_replays().usage_when_answered(
+            answer, budget.scope, namespace=call.namespace, flow_id=call.flow_id, period_s=budget.period_s
+        )
+        budget.judge(tokens, cost, before=False)
+    return (validate(answer.body) if validate is not None else answer.body), answer.latency_ms
 
 
 def _send(

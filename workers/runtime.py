@@ -48,6 +48,7 @@ from workers.context import TaskContext
 from workers.deadline import deadline, timeout_error
 from workers.foreachitem import start_batches
 from workers.functions import EngineFunctions
+from workers.ledger_tools import served_tool_outcome
 from workers.subflow import start_subflow
 from workers.workdir import run_working_directory
 
@@ -465,6 +466,9 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
             claimed = prepare_tool_run(engine, claimed)
         except TaskFailed as error:
             return engine.finish(claimed, TaskOutcome(State.FAILED, error=error.message, retryable=False))
+        served = served_tool_outcome(engine, claimed)
+        if served is not None:  # a ledger replay's tool call: the original's result, the tool unrun
+            return engine.finish(claimed, served)
         if claimed.task.type in ("Subflow", "ForEachItemExecutable"):
             return _start_subflow(engine, claimed)
         if claimed.task.type == "Sleep":

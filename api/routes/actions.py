@@ -25,6 +25,7 @@ from api.idempotency import check_key, once
 from orchestrator.core.errors import Conflict, InputInvalid
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
+from orchestrator.engine.ledger_replay import MODES
 
 router = APIRouter(tags=["Executions"])
 
@@ -147,20 +148,35 @@ async def replay(
     who: ActorDep,
     taskRunId: str | None = None,  # Kestra's query parameter name
     revision: int | None = None,
+    mode: str | None = None,
+    liveFrom: str | None = None,
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> dict[str, Any]:
     """A new execution from a task run (or from the start); the answer is the new execution.
 
+    `mode=ledger` (a Chorus extension) serves the copy's model and agent tool calls from this execution's
+    records, up to the task `liveFrom` (from it on they are live). Without it, Kestra's replay.
     With an `Idempotency-Key`, a repeat of the same request (a double-click) answers with the first one's.
     """
+    if mode is not None and mode not in MODES:
+        raise QueryInvalid("mode", f"must be one of {', '.join(MODES)} (or absent for Kestra's replay), got {mode!r}")
     key = check_key(idempotency_key)
-    scope = f"{who}|replay|{execution_id}|{taskRunId}|{revision}"
+    scope = f"{who}|replay|{execution_id}|{taskRunId}|{revision}|{mode}|{liveFrom}"
     new_id = await run_in_threadpool(
         once,
         eng.sessions,
         scope,
         key,
-        lambda: eng.replay(execution_id, task_run_id=taskRunId, revision=revision, actor=who).id,
+        lambda: (
+            eng.replay(
+                execution_id,
+                task_run_id=taskRunId,
+                revision=revision,
+                actor=who,
+                ledger=mode == "ledger",
+                live_from=liveFrom,
+            ).id
+        ),
     )
     return await run_in_threadpool(execution_answer, eng, new_id)
 

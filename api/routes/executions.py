@@ -35,7 +35,7 @@ from orchestrator import store
 from orchestrator.core.errors import InputInvalid, NotFound
 from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
-from orchestrator.engine import Engine, SubmitRequest
+from orchestrator.engine import Engine, SubmitRequest, ledger_replay
 from orchestrator.engine.accounts import Principal
 from orchestrator.engine.evaluation import evaluate
 from orchestrator.engine.housekeeping import Housekeeping
@@ -314,6 +314,23 @@ def get_execution(
 ) -> dict[str, Any]:
     visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
     return execution_json(session, execution_id)
+
+
+@router.get("/executions/{execution_id}/diff/{other_id}")
+def diff_executions(
+    request: Request,
+    execution_id: str,
+    other_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """Two executions side by side, task run by task run (matched by place): states, outputs, `same`.
+
+    Made for a replay and its original (`replay?mode=ledger`), it compares any two; both must be readable.
+    """
+    visible_execution(request, session, principal, Permission.EXECUTION_READ, execution_id)
+    visible_execution(request, session, principal, Permission.EXECUTION_READ, other_id)
+    return ledger_replay.diff(session, execution_id, other_id)
 
 
 @router.post(

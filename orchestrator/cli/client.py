@@ -27,6 +27,7 @@ from orchestrator.cli.follow import (
     failed_task_ids,
     follow_events,
 )
+from orchestrator.cli.replay import add_replay_command, replay
 from orchestrator.core.errors import ConfigurationError
 
 TENANT_PATH = "/api/v1/main"
@@ -42,7 +43,7 @@ class ServerConfig:
 
 
 def add_commands(commands: Any) -> None:
-    """Add `run` and `executions` to the `chorus` subcommands."""
+    """Add `run`, `executions` and `replay` to the `chorus` subcommands."""
     run = commands.add_parser("run", help="start an execution of a flow on a server (--wait/--follow to see it end)")
     run.add_argument("namespace")
     run.add_argument("flow_id")
@@ -75,6 +76,7 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--state", action="append", default=[], help="only this state (repeatable)")
     listing.add_argument("--size", type=int, default=20, help="how many (default 20)")
     _server_arguments(listing)
+    add_replay_command(commands, _server_arguments)
 
 
 def _server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +146,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO = sys.
         with httpx.Client(base_url=config.api_url, headers=headers, timeout=30) as client:
             if args.command == "run":
                 return _run(client, args, out)
+            if args.command == "replay":
+                return replay(
+                    client, args, out, lambda c, execution_id, o: follow(c, execution_id, o, live=args.follow)
+                )
             return _execution_command(client, args, out)
     except httpx.HTTPStatusError as e:
         print(f"chorus: {_describe(e.response)}", file=sys.stderr)  # noqa: T201

@@ -30,6 +30,7 @@ OFFLINE_COMMANDS = {
     "flow": "orchestrator.cli.flow_files:chorus_flow_validate",
     "run": "orchestrator.cli.client:chorus_client",
     "executions": "orchestrator.cli.client:chorus_client",
+    "replay": "orchestrator.cli.client:chorus_client",
 }
 
 #: The other commands, by name: "module:function", called with the parsed arguments and the settings.

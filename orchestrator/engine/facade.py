@@ -41,6 +41,7 @@ from orchestrator.engine import (
 )
 from orchestrator.engine.flows import FlowCache
 from orchestrator.engine.kv import KeyValueStore
+from orchestrator.engine.ledger_replay import LedgerReplays
 from orchestrator.engine.llm_ledger import LlmLedger
 from orchestrator.engine.reactions import DEFAULT_REACTIONS, Reaction
 from orchestrator.engine.submission import SubmitRequest
@@ -429,10 +430,13 @@ class Engine:
         revision: int | None = None,
         inputs: Mapping[str, Any] | None = None,
         actor: str,
+        ledger: bool = False,
+        live_from: str | None = None,
     ) -> ExecutionRow:
         return operations.replay(
-            self, execution_id, task_run_id=task_run_id, revision=revision, inputs=inputs, actor=actor
-        )
+            self, execution_id, task_run_id=task_run_id, revision=revision, inputs=inputs, actor=actor,
+            ledger=ledger, live_from=live_from,
+        )  # fmt: skip
 
     def change_task_run_state(self, execution_id: str, task_run_id: str, state: State, *, actor: str) -> ExecutionRow:
         return operations.change_task_run_state(self, execution_id, task_run_id, state, actor=actor)
@@ -458,3 +462,7 @@ class Engine:
     def llm_ledger(self) -> LlmLedger:
         """The record of model calls (tokens, cost, audit, replay) over this engine's database."""
         return LlmLedger(self.sessions, self.settings.llm)
+
+    def ledger_replays(self) -> LedgerReplays:
+        """Whether a task run of a replay is served from the original's ledger, and what that recorded."""
+        return LedgerReplays(self.sessions)

@@ -148,23 +148,32 @@ class LlmLedger:
         with read_only(self._sessions) as session:
             return store_llm.recorded_response(session, task_run_id, request_hash)
 
-    def note_replay(self, call: LlmCall, replayed_call_id: int, response: dict[str, Any] | None = None) -> None:
-        """Audit that an attempt reused a recorded answer instead of calling the model (traced, not metered)."""
+    def note_replay(
+        self,
+        call: LlmCall,
+        replayed_call_id: int,
+        response: dict[str, Any] | None = None,
+        *,
+        served_from: str | None = None,
+    ) -> None:
+        """Audit that an attempt reused a recorded answer instead of calling the model (traced, not metered).
+
+        `served_from`: the execution whose call it was, when a ledger replay serves another execution's answer.
+        """
+        payload: dict[str, Any] = {
+            "call_id": replayed_call_id,
+            "task_id": call.task_id,
+            "attempt": call.attempt,
+            "model": call.model,
+            "request_hash": call.request_hash,
+        }
+        if served_from is not None:
+            payload["served_from"] = served_from
         with transaction(self._sessions) as session:
             event = store.append_audit(
-                session,
-                call.execution_id,
-                actor=call.actor,
-                action="llm.replayed",
-                subject=call.task_run_id,
-                payload={
-                    "call_id": replayed_call_id,
-                    "task_id": call.task_id,
-                    "attempt": call.attempt,
-                    "model": call.model,
-                    "request_hash": call.request_hash,
-                },
-            )
+                session, call.execution_id, actor=call.actor, action="llm.replayed", subject=call.task_run_id,
+                payload=payload,
+            )  # fmt: skip
         tokens_in, tokens_out = _usage(response)
         gen_ai.chat_call(
             execution_id=call.execution_id, task_run_id=call.task_run_id, attempt=call.attempt, provider=call.provider,

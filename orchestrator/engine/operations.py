@@ -21,8 +21,9 @@ from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
-from orchestrator.engine import admission, agent_journal, approval_tasks, flows, pending
+from orchestrator.engine import admission, agent_journal, approval_tasks, flows, ledger_replay, pending
 from orchestrator.store import agent as store_agent
+from orchestrator.store import ledger_replay as store_ledger_replay
 from orchestrator.store.database import Session, read_only
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
@@ -439,13 +440,20 @@ def replay(
     revision: int | None,
     actor: str,
     inputs: Mapping[str, Any] | None = None,
+    ledger: bool = False,
+    live_from: str | None = None,
 ) -> ExecutionRow:
     """A new execution that starts again from a task run (or from the start), keeping what ran before it.
 
     Task runs created before the chosen one are copied (ended ones as they ended, its parents back to
     RUNNING); the chosen task run and everything after it run again. The original gets the label
     `system.replayed`, the copy names it as its parent and keeps its `originalId`.
+
+    With `ledger`, the copy's model and agent tool calls are served from the original's records, up to the
+    task `live_from` (from it on, in the flow's order, they are live again): `engine/ledger_replay.py`.
     """
+    if live_from is not None and not ledger:
+        raise ledger_replay.ReplayInvalid("liveFrom", "only a replay from the ledger (mode=ledger) goes live at a task")
     with engine.transaction() as session:
         old = lock_existing(engine, session, execution_id)
         flow_row = flows.live_revision(engine, session, old.namespace, old.flow_id, revision or old.flow_revision)
@@ -454,17 +462,24 @@ def replay(
         chosen = next((r for r in runs if r.id == task_run_id), None) if task_run_id else None
         if task_run_id and chosen is None:
             raise NoTaskToRestart(execution_id, task_run_id)
+        if ledger:
+            ledger_replay.check_live_from(flow, live_from)
         typed = coerce_declared(flow.inputs, inputs) if inputs is not None else dict(old.inputs)
         labels = [label for label in old.labels if label["key"] != "system.replayed"]
         new = engine.create_execution(session, flow_row, flow, typed, labels, actor=actor, trigger=old.trigger)
         new.original_id = old.original_id or old.id
         new.parent_execution_id = old.id
+        payload: dict[str, Any] = {"replay": new.id}
+        if ledger:
+            # Written before the first dispatch: no task run of the copy can run before it knows it is served.
+            store_ledger_replay.insert_ledger_replay(
+                session, new.id, source_execution_id=old.id, live_from=live_from, at=store.utcnow()
+            )
+            payload |= {"mode": "ledger", "liveFrom": live_from}
         if chosen is not None:
             _copy_before(session, flow, runs, chosen, new.id, actor=actor)
         store.update_labels(session, old, [*old.labels, {"key": "system.replayed", "value": "true"}])
-        store.append_audit(
-            session, old.id, actor=actor, action="execution.replayed", subject=None, payload={"replay": new.id}
-        )
+        store.append_audit(session, old.id, actor=actor, action="execution.replayed", subject=None, payload=payload)
     engine.dispatch(new.id, actor=actor)
     return new
 

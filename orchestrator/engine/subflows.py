@@ -16,7 +16,7 @@ from orchestrator.core.errors import ChorusError, ExpressionError, TaskFailed
 from orchestrator.core.expressions import render_value
 from orchestrator.core.inputs import coerce_inputs
 from orchestrator.core.states import State
-from orchestrator.engine import flows, outcomes
+from orchestrator.engine import flows, ledger_replay, outcomes
 from orchestrator.engine.values import ClaimedTaskRun, LogRecord, TaskOutcome, Verdict, still_ours
 from orchestrator.engine.variables import base_variables
 
@@ -120,6 +120,8 @@ def start_many(
                 parent=(parent.id, row.id) if wait else None,
             )
             children.append(child.id)
+        # A ledger replay's subflows are served from the original's (engine/ledger_replay.py).
+        ledger_replay.serve_subflows(session, claimed.flow, at, children)
         if single:
             row.decision = {"subflow": children[0]} if wait else {}
             row.outputs = {"executionId": children[0]}

@@ -54,3 +54,7 @@ def calls_of(session: Session, execution_id: str) -> list[LlmCallRow]:
     return list(
         session.scalars(select(LlmCallRow).where(LlmCallRow.execution_id == execution_id).order_by(LlmCallRow.id))
     )
+
+
+def call_by_id(session: Session, call_id: int) -> LlmCallRow | None:
+    return session.get(LlmCallRow, call_id)

@@ -99,6 +99,16 @@ def spent(session: Session, scope: BudgetScope, now: datetime) -> Spent:
     return Spent(int(tokens), float(cost), int(reserved_tokens), float(reserved_cost))
 
 
+def spent_until(session: Session, scope: BudgetScope, call_id: int) -> tuple[int, float]:
+    """Tokens and cost the scope had recorded once call `call_id` was (a ledger replay re-judges its budget)."""
+    used = select(
+        func.coalesce(func.sum(LlmCallRow.tokens_in + LlmCallRow.tokens_out), 0),
+        func.coalesce(func.sum(LlmCallRow.cost), 0.0),
+    ).where(*scope_conditions(session, scope), LlmCallRow.id <= call_id)
+    tokens, cost = session.execute(used).one()
+    return int(tokens), float(cost)
+
+
 def insert_reservation(
     session: Session,
     *,

@@ -368,3 +368,19 @@ class LlmBudgetReservationRow(Base):
     expires_at: Mapped[datetime]  #: a worker lost mid-call leaves one: it stops counting then
 
     __table_args__ = (Index("ix_llm_budget_reservations_scope", "scope_key", "expires_at"),)
+
+
+class LedgerReplayRow(Base):
+    """An execution replayed from the ledger: its model and tool calls are served from `source_execution_id`'s.
+
+    `live_from` names the task from which (in the flow's order) calls go to the providers again; None: none do.
+    """
+
+    __tablename__ = "ledger_replays"
+
+    execution_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source_execution_id: Mapped[str] = mapped_column(String(32))
+    live_from: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_ledger_replays_source", "source_execution_id"),)

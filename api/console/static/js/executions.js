@@ -7,6 +7,7 @@ import { navigate } from "./main.js";
 import { actionButton, actionGroup } from "./actions.js";
 import { clickedRuns, showTaskRuns } from "./taskrun.js";
 import { gantt, topology } from "./topology.js";
+import { loadReplayDiff } from "./replaydiff.js";
 
 const REFRESH_MS = 5000;
 const EXECUTION_TABS = [["overview", "Overview"], ["topology", "Topology"], ["gantt", "Gantt"], ["logs", "Logs"], ["outputs", "Outputs"], ["audit", "Audit"]];
@@ -80,6 +81,7 @@ export async function executionPage(executionId, app) {
   const lineage = h("span", { id: "lineage" });
   const replayLinks = h("span", { id: "replays" });
   const auditBox = h("section", { class: "card", id: "audit" });
+  const diffBox = h("section", { class: "card", id: "replay-diff", hidden: true });
   const level = h("select", { id: "log-level" }, ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].map((l) => h("option", { value: l, selected: l === "INFO" }, l)));
   const taskFilter = h("select", { id: "log-task" }, h("option", { value: "" }, "All tasks"));
   const attemptFilter = h("select", { id: "log-attempt" }, h("option", { value: "" }, "All attempts"));
@@ -157,11 +159,19 @@ export async function executionPage(executionId, app) {
       mount(auditBox, h("h2", {}, "Audit chain"), errorBox(e));
     }
   };
+  // A replay is compared with its original once it has ended (before, half its task runs would differ).
+  const isReplay = () => execution.originalId && execution.originalId !== execution.id && execution.parentId;
+  const loadDiff = () => {
+    diffBox.hidden = !isReplay() || currentTab !== "overview";
+    if (isReplay() && TERMINAL.has(execution.state.current)) loadReplayDiff(diffBox, execution.id, execution.parentId);
+    else if (isReplay()) mount(diffBox, h("h2", {}, "Compared with the original"), h("p", { class: "muted" }, "Shown once this replay has ended."));
+  };
   const refresh = async () => {
     execution = await get(`/executions/${encodeURIComponent(execution.id)}`);
     paint();
     loadLogs();
     loadAudit();
+    loadDiff();
     follow();
   };
   for (const el of [level, taskFilter, attemptFilter]) el.addEventListener("change", loadLogs);
@@ -173,7 +183,7 @@ export async function executionPage(executionId, app) {
       if (picked) showTaskRuns(detail, execution, picked);
     });
   }
-  const slowReload = debounce(() => { loadLogs(); loadAudit(); }, 400);
+  const slowReload = debounce(() => { loadLogs(); loadAudit(); loadDiff(); }, 400);
 
   // Live updates: the API's SSE follow stream (`progress` events, then `end`, after which it closes).
   let source = null;
@@ -200,10 +210,13 @@ export async function executionPage(executionId, app) {
     h("div", { class: "filters log-filters" }, h("label", { class: "inline" }, "Minimum level ", level), taskFilter, attemptFilter, search, download)), logsBox);
   // Tabs, as in Kestra; the tab is kept in the address's hash, so a link or a reload opens the same one.
   const panes = { overview: [runsBox, inputsBox], topology: [graph], gantt: [timeline], logs: [logsCard], outputs: [outputsBox], audit: [auditBox] };
+  let currentTab = "overview";
   const tabBar = h("nav", { class: "tabs", id: "execution-tabs" }, EXECUTION_TABS.map(([key, label]) =>
     h("a", { href: `#${key}`, id: `tab-${key}`, dataset: { tab: key } }, label)));
   const showTab = (tab) => {
     for (const [key, elements] of Object.entries(panes)) for (const el of elements) el.hidden = key !== tab;
+    currentTab = tab;
+    diffBox.hidden = tab !== "overview" || !isReplay();
     for (const link of tabBar.children) link.classList.toggle("active", link.dataset.tab === tab);
     history.replaceState(history.state, "", `${location.pathname}${location.search}#${tab}`);
   };
@@ -214,12 +227,13 @@ export async function executionPage(executionId, app) {
     showTab(link.dataset.tab);
   });
   mount(app, head, h("p", { class: "muted lineage" }, lineage, " ", replayLinks), tabBar,
-    runsBox, inputsBox, graph, timeline, logsCard, outputsBox, auditBox, detail);
+    diffBox, runsBox, inputsBox, graph, timeline, logsCard, outputsBox, auditBox, detail);
   const hashTab = location.hash.slice(1);
   showTab(panes[hashTab] ? hashTab : "overview");
   paint();
   loadLogs();
   loadAudit();
+  loadDiff();
   follow();
   return stop;
 }
@@ -246,6 +260,8 @@ function executionActions(execution, refresh) {
     if (TERMINAL.has(state)) {
       buttons.push(act("Replay", "replay", "POST", `${base}/replay`,
         `Replay ${flow} from the start? A new execution is created with the same inputs; this one stays as it is.`));
+      buttons.push(act("Replay from the ledger", "replay-ledger", "POST", `${base}/replay${query({ mode: "ledger" })}`,
+        `Replay ${flow} from the ledger? A new execution runs with every model and agent tool call answered from this one's records: no provider is called. Scripts, HTTP requests and notifications run again.`));
     }
   }
   if (state === "PAUSED" && can("execution.resume", ns)) {
@@ -278,6 +294,11 @@ function taskRunsTable(execution, refresh) {
         cells.push(actionButton({ label: "Replay from here", cls: "small replay-from", method: "POST", group, status, done,
           path: `${base}/replay${query({ taskRunId: r.id })}`,
           confirmText: `Replay from task "${r.taskId}"? A new execution starts: the task runs before it are copied as they ended, "${r.taskId}" and everything after it run again.` }));
+      }
+      if (control && ended) {
+        cells.push(actionButton({ label: "Live from here", cls: "small replay-live-from", method: "POST", group, status, done,
+          path: `${base}/replay${query({ mode: "ledger", liveFrom: r.taskId })}`,
+          confirmText: `Replay from the ledger, live from task "${r.taskId}"? A new execution runs: model and tool calls of the tasks before "${r.taskId}" are answered from this one's records, "${r.taskId}" and the tasks after it call the providers again.` }));
       }
       // Set state applies to an ended task run only (the API answers 409 for a running or paused one).
       if (control && runEnded) {
