@@ -1,7 +1,7 @@
 """The sweeper: the controller loop that re-dispatches due retries and stalled executions (one replica at a time).
 
 Each sweep wakes due sleeps and pauses, enforces SLAs, starts scheduled executions, redelivers pending
-events, then re-sends every execution with a due retry or no progress for `stale_after_s`, so a lost
+events and notifications, then re-sends every execution with a due retry or no progress for `stale_after_s`, so a lost
 message never strands an execution. A Postgres advisory lock lets only one replica sweep at a time.
 """
 
@@ -16,7 +16,7 @@ from datetime import timedelta
 import redis
 
 from orchestrator import store
-from orchestrator.engine import events, operations, submission
+from orchestrator.engine import events, notification_outbox, operations, submission
 from orchestrator.engine.facade import Engine
 from orchestrator.observability.metrics import Metrics
 from orchestrator.store.locks import SWEEPER_LOCK_KEY
@@ -64,6 +64,7 @@ class Sweeper:
         operations.enforce_slas(engine, now)
         submission.start_scheduled(engine, now)
         events.redeliver_pending(engine)
+        notification_outbox.redeliver_due(engine)
         ids = list(dict.fromkeys([*due, *stale]))
         for execution_id in ids:
             try:
