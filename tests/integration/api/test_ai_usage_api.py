@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator import store
 from orchestrator.core.ids import new_id
@@ -217,3 +218,32 @@ def test_each_budget_shows_its_current_scope_with_used_reserved_and_remaining(
     # The per-task-run budget counts its latest task run (the second execution's 900 tokens).
     assert budgets["classify"]["current"]["used"]["tokens"] == 900
     assert budgets["classify"]["current"]["reserved"] == {"tokens": 0, "cost": 0.0}
+
+
+def test_metrics_export_each_budgets_limit_used_reserved_and_remaining(
+    auth_client: TestClient, ledger: dict[str, str]
+) -> None:
+    app = auth_client.app
+    ns = ledger["ns"]
+    execution = new_id()
+    run = _task_run(app, execution, "classify")
+    _call(app, ns, "agent", execution, run, "gpt-4o-mini", 200)
+    with transaction(app.state.engine.sessions) as session:  # the latest task run has a call in flight
+        store_llm_budget.insert_reservation(
+            session, scope_key=f"task_run:{run}", execution_id=execution, task_run_id=run, tokens=300, cost=0.0,
+            expires_at=store.utcnow() + timedelta(minutes=5),
+        )  # fmt: skip
+
+    samples = {
+        (s.name, s.labels["task"], s.labels["unit"]): s.value
+        for family in text_string_to_metric_families(auth_client.get("/metrics").text)
+        for s in family.samples
+        if s.name.startswith("chorus_llm_budget_") and s.labels.get("namespace") == ns
+    }
+
+    assert samples[("chorus_llm_budget_limit", "classify", "tokens")] == 1000
+    assert samples[("chorus_llm_budget_used", "classify", "tokens")] == 200  # its latest task run
+    assert samples[("chorus_llm_budget_reserved", "classify", "tokens")] == 300
+    assert samples[("chorus_llm_budget_remaining", "classify", "tokens")] == 500
+    assert samples[("chorus_llm_budget_limit", "summarise", "usd")] == pytest.approx(0.01)
+    assert ("chorus_llm_budget_limit", "summarise", "tokens") not in samples  # no maxTokens: no tokens series
