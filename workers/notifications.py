@@ -1,4 +1,4 @@
-"""The io pool's notifications: Slack incoming webhooks and generic JSON webhooks (through the notification
+"""The io pool's notifications: Slack, Teams, Discord and Google Chat incoming webhooks (through the notification
 outbox), and Jira issue creation (sent by the task itself: its outputs are the created issue's key)."""
 
 from __future__ import annotations
@@ -62,10 +62,11 @@ def run_slack_webhook(ctx: TaskContext) -> dict[str, Any] | None:
     return None
 
 
-def run_webhook(ctx: TaskContext) -> dict[str, Any] | None:
-    """A generic outgoing webhook: `url` and a JSON `payload` (Teams, Discord, Google Chat have this shape)."""
+def run_incoming_webhook(ctx: TaskContext) -> dict[str, Any] | None:
+    """Kestra's Teams, Discord and Google Chat incoming webhooks: `url` and a JSON `payload` (text or map)."""
     props: dict[str, Any] = ctx.render(ctx.properties)
-    queue_json(ctx, str(props["url"]), props.get("payload") or {}, _options(ctx, props), "Webhook")
+    kind = ctx.claimed.task.type
+    queue_json(ctx, str(props["url"]), props.get("payload") or {}, _options(ctx, props), kind)
     return None
 
 
@@ -124,5 +125,8 @@ def run_jira_create(ctx: TaskContext) -> dict[str, Any] | None:
 
 HANDLERS: dict[str, Handler] = {
     "SlackIncomingWebhook": run_slack_webhook,
+    "TeamsIncomingWebhook": run_incoming_webhook,
+    "DiscordIncomingWebhook": run_incoming_webhook,
+    "GoogleChatIncomingWebhook": run_incoming_webhook,
     "JiraCreate": run_jira_create,
 }

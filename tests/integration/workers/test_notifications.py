@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+
+from orchestrator.core.errors import FlowInvalid
+from orchestrator.core.parse import parse_flow
 from orchestrator.core.states import State
 from tests.fakes.base import FakeResponse
 from tests.fakes.jira import ACCESS_TOKEN, API_TOKEN, USERNAME, JiraServer
@@ -55,6 +59,37 @@ def test_slack_to_a_url_that_is_not_http_fails_without_retry(run_task: Runner) -
 
     assert outcome.state is State.FAILED and outcome.retryable is False and outcome.outbox == ()
     assert outcome.error is not None and "url must be an http(s) URL" in outcome.error
+
+
+@pytest.mark.parametrize(
+    ("kestra_type", "kind"),
+    [
+        ("io.kestra.plugin.notifications.teams.TeamsIncomingWebhook", "TeamsIncomingWebhook"),
+        ("io.kestra.plugin.notifications.discord.DiscordIncomingWebhook", "DiscordIncomingWebhook"),
+        ("io.kestra.plugin.notifications.google.GoogleChatIncomingWebhook", "GoogleChatIncomingWebhook"),
+    ],
+)
+def test_teams_discord_and_google_chat_payloads_are_left_to_the_outbox_as_rendered(
+    run_task: Runner, webhook_receiver: WebhookReceiver, kestra_type: str, kind: str
+) -> None:
+    url = webhook_receiver.url + f"/hooks/{uuid.uuid4().hex}"
+    payload = """    payload: '{"text": "{{ flow.id }} done"}'"""
+    source = one_task_flow(f"    type: {kestra_type}\n    url: {url}\n{payload}")
+
+    outcome = run_task(source, "t")
+
+    assert outcome.state is State.SUCCESS, outcome.error
+    [request] = outcome.outbox
+    assert (request.kind, request.url, json.loads(request.body or b"")) == (kind, url, {"text": "t done"})
+
+
+def test_a_teams_webhook_without_payload_is_refused_at_validation() -> None:
+    with pytest.raises(FlowInvalid) as caught:
+        parse_flow(
+            one_task_flow("    type: io.kestra.plugin.notifications.teams.TeamsIncomingWebhook\n    url: http://x")
+        )
+
+    assert [e.path for e in caught.value.errors] == ["tasks[0].payload"]
 
 
 def test_slack_without_payload_or_text_is_refused(run_task: Runner, webhook_receiver: WebhookReceiver) -> None:
