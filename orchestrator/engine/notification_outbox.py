@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -116,11 +117,19 @@ def deliver(engine: Engine, entry: outbox.OutboxEntry) -> Delivery:
     return delivery
 
 
-def redeliver_due(engine: Engine) -> int:
-    """Send the requests whose sender died or whose retry is due (the sweeper's job); return how many."""
-    with transaction(engine.sessions) as session:
-        due = outbox.take_due(session, engine.settings.tenant, store.utcnow(), LEASE_MARGIN_S)
-    for entry in due:
+def redeliver_due(engine: Engine, *, most: int = 100) -> int:
+    """Send the requests whose sender died or whose retry is due, one lease at a time; return how many.
+
+    One row is leased per send, so a lease never runs out while its row waits behind slower sends (another
+    replica's sweeper would take it and send it twice).
+    """
+    sent = 0
+    while sent < most:
+        with transaction(engine.sessions) as session:
+            due = outbox.take_due(session, engine.settings.tenant, store.utcnow(), LEASE_MARGIN_S, limit=1)
+        if not due:
+            break
+        entry = due[0]
         logger.info(
             "notification %s of task %s: sending again (send %d)",
             entry.idempotency_key,
@@ -129,7 +138,38 @@ def redeliver_due(engine: Engine) -> int:
             extra={"execution_id": entry.execution_id, "task_run_id": entry.task_run_id},
         )
         deliver(engine, entry)
-    return len(due)
+        sent += 1
+    return sent
+
+
+class Redelivery:
+    """The sweeper's redelivery, off its loop: an unanswering receiver (up to its timeouts per request) must
+    not hold back due retries and stalled executions. One run at a time; a kick while one runs does nothing."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def kick(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._run, name="chorus-outbox", daemon=True)
+            self._thread.start()
+
+    def join(self, timeout_s: float | None = None) -> None:
+        """Wait for the run under way, if any (tests, and a stopping sweeper)."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+
+    def _run(self) -> None:
+        try:
+            redeliver_due(self._engine)
+        except Exception:
+            logger.exception("notification redelivery failed; the next sweep tries again")
 
 
 def send(entry: outbox.OutboxEntry) -> Delivery:

@@ -32,6 +32,7 @@ class Sweeper:
         self._metrics = metrics
         self._broker: redis.Redis | None = None  # the view of queue lengths, opened on first use
         self._stop = threading.Event()
+        self.outbox = notification_outbox.Redelivery(engine)  #: notifications left unsent, sent off the loop
         self._thread = threading.Thread(target=self._loop, name="chorus-sweeper", daemon=True)
 
     def start(self) -> None:
@@ -40,6 +41,7 @@ class Sweeper:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        self.outbox.join(timeout_s=5)
 
     def sweep_once(self, *, include_stale: bool = True) -> int:
         """Re-dispatch executions with due retries or no progress; only one sweeper runs at a time.
@@ -64,7 +66,7 @@ class Sweeper:
         operations.enforce_slas(engine, now)
         submission.start_scheduled(engine, now)
         events.redeliver_pending(engine)
-        notification_outbox.redeliver_due(engine)
+        self.outbox.kick()
         ids = list(dict.fromkeys([*due, *stale]))
         for execution_id in ids:
             try:

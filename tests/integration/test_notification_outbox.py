@@ -88,6 +88,13 @@ def _audit(engine: Engine, execution_id: str) -> list[tuple[str, dict[str, objec
         return [(r[0], r[1]) for r in rows]
 
 
+def _sweep(engine: Engine) -> None:
+    """One sweep, and the notification redelivery it kicks off (in a thread of its own) to its end."""
+    sweeper = Sweeper(engine)
+    sweeper.sweep_once()
+    sweeper.outbox.join(timeout_s=30)
+
+
 def _key(execution_id: str) -> str:
     return idempotency_key(task_run_id(execution_id, "notify", None, None))
 
@@ -138,13 +145,13 @@ def test_a_sender_dying_after_the_commit_leaves_the_request_to_the_sweeper_once_
     with pytest.raises(Crash):
         _run(engine, execution_id)
     monkeypatch.undo()
-    Sweeper(engine).sweep_once()  # the lease still runs: the sweeper leaves a live sender alone
+    _sweep(engine)  # the lease still runs: the sweeper leaves a live sender alone
     assert webhook_receiver.received(path) == [] and _rows(engine, execution_id)[0][0] == "PENDING"
 
     _make_due(engine)
-    Sweeper(engine).sweep_once()
+    _sweep(engine)
     _make_due(engine)
-    Sweeper(engine).sweep_once()  # a SENT row is never sent again
+    _sweep(engine)  # a SENT row is never sent again
 
     assert [r.headers["idempotency-key"] for r in webhook_receiver.received(path)] == [_key(execution_id)]
     assert _rows(engine, execution_id) == [("SENT", 1, "", None, 200)]
@@ -161,7 +168,7 @@ def test_a_server_error_is_sent_again_with_the_same_key_until_it_is_delivered(
     [(status, sends, _, _, code)] = _rows(engine, execution_id)
     assert (status, sends, code) == ("PENDING", 1, 503)
     _make_due(engine)
-    Sweeper(engine).sweep_once()
+    _sweep(engine)
 
     assert [r.headers["idempotency-key"] for r in webhook_receiver.received(path)] == [_key(execution_id)] * 2
     assert _rows(engine, execution_id) == [("SENT", 2, "", None, 200)]
@@ -175,7 +182,7 @@ def test_a_client_error_fails_the_notification_for_good_audited_and_erased(
 
     _run(engine, execution_id)
     _make_due(engine)
-    Sweeper(engine).sweep_once()
+    _sweep(engine)
 
     assert len(webhook_receiver.received(path)) == 1
     assert _rows(engine, execution_id) == [("FAILED", 1, "", None, 404)]
