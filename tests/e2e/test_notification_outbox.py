@@ -1,5 +1,5 @@
-"""The notification outbox end to end: a real worker process SIGKILLed while its notification is in flight, and a
-hand-sent (Flower-style) re-apply, seen by a local receiver that counts requests and deduplicates on the key."""
+"""The notification outbox end to end: a real worker process SIGKILLed while its notification is in flight, seen by
+a local receiver that counts requests and deduplicates on the key."""
 
 from __future__ import annotations
 
@@ -11,12 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from orchestrator.celery_app import RUN_TASK_RUN, create_celery_app
 from orchestrator.core.ids import idempotency_key
 from tests.e2e.conftest import Stack
-from tests.fakes.base import FakeResponse
 from tests.fakes.idempotent_receiver import IdempotentReceiver
-from tests.fakes.webhook import WebhookReceiver
 from tests.harness.executions import task_runs
 from tests.harness.services import psycopg_url
 from tests.harness.waiting import wait_until
@@ -104,46 +101,3 @@ def test_a_worker_killed_between_a_notifications_send_and_its_record_leaves_one_
     # Recorded once (the sweeper's send), and the request erased: a Slack webhook URL is a secret.
     assert _outbox_rows(stack, execution_id) == [(key, "SENT", 1, "", None)]
     assert _audit_actions(stack, execution_id).count("notification.sent") == 1
-
-
-#: An unsafe HTTP call that fails on its first attempt (the receiver answers 500) and has no retry: the
-#: execution ends FAILED until someone re-applies the task run's message by hand.
-FLAKY_POST = """
-id: flaky-post
-namespace: {ns}
-tasks:
-  - id: call
-    type: io.kestra.plugin.core.http.Request
-    uri: "{url}"
-    method: POST
-    body: '{"order": 42}'
-"""
-
-
-def test_a_flower_style_re_apply_sends_the_same_idempotency_key_as_the_failed_attempt(
-    stack: Stack,
-    deploy_flow: Callable[[str], dict[str, Any]],
-    unique_namespace: str,
-    webhook_receiver: WebhookReceiver,
-) -> None:
-    path = f"/orders/{uuid.uuid4().hex}"
-    url = webhook_receiver.script(path, FakeResponse.of_text("busy", 500), FakeResponse.of_text("ok"))
-    deploy_flow(FLAKY_POST.replace("{url}", url))
-    failed = stack.wait_for_state(stack.run(unique_namespace, "flaky-post")["id"])
-    assert failed["state"]["current"] == "FAILED"
-    execution_id = failed["id"]
-
-    # What Flower's async-apply (or `chorus retry`) sends: the task run's coordinates, without the planner's header.
-    app = create_celery_app(stack.settings)
-    try:
-        kwargs = {"execution_id": execution_id, "task_id": "call", "parent_id": None, "iteration": None, "attempt": 1}
-        result = app.send_task(RUN_TASK_RUN, kwargs=kwargs, queue="io", headers={"chorus_actor": "flower:ops"})
-        result.get(timeout=30, propagate=False)
-    finally:
-        app.close()
-    done = stack.wait_for_state(execution_id, {"SUCCESS"}, timeout_s=30)
-
-    [run] = task_runs(done, "call")
-    assert len(run["attempts"]) == 2
-    keys = [r.headers.get("idempotency-key") for r in webhook_receiver.received(path)]
-    assert keys == [idempotency_key(run["id"])] * 2
