@@ -81,7 +81,7 @@ def record(
         kind=request.kind,
         method=request.method,
         url=request.url,
-        target=_target(request.url),
+        target=target_of(request.url),
         headers=request.headers,
         body=request.body,
         connect_timeout_s=request.connect_timeout_s,
@@ -205,7 +205,7 @@ def _lease(connect_timeout_s: float, read_timeout_s: float) -> timedelta:
     return timedelta(seconds=connect_timeout_s + read_timeout_s + LEASE_MARGIN_S)
 
 
-def _target(url: str) -> str:
+def target_of(url: str) -> str:
     """Scheme and host only: what an operator may see of a URL whose path is often the secret."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"

@@ -90,7 +90,7 @@ def _budget_maps(tasks: Any) -> Iterator[dict[str, Any]]:
                 yield from _budget_maps(value)
 
 
-def _declared(namespace: str, flow_id: str, task: dict[str, Any]) -> DeclaredBudget | None:
+def read_budget(namespace: str, flow_id: str, task: dict[str, Any]) -> DeclaredBudget | None:
     """The budget of one task, or None when it cannot be read (the task itself fails on it, naming the field)."""
     raw = task["budget"]
     scope = str(raw.get("scope", "TASK_RUN")).upper()
@@ -117,7 +117,7 @@ def declared_budgets(session: Session, tenant: str) -> list[DeclaredBudget]:
     for flow in live_flows(session, tenant):
         document = flow.document
         for task in _budget_maps([document.get("tasks"), document.get("errors"), document.get("finally")]):
-            budget = _declared(flow.namespace, flow.flow_id, task)
+            budget = read_budget(flow.namespace, flow.flow_id, task)
             if budget is not None:
                 found.append(budget)
     return found
