@@ -20,6 +20,7 @@ from orchestrator.core.errors import ChorusError
 from orchestrator.engine.metrics_hooks import MetricsHooks
 from orchestrator.engine.sweeper import Sweeper
 from orchestrator.engine.tracing_hooks import TracingHooks
+from orchestrator.observability.budget_gauges import BudgetGaugesCollector
 from orchestrator.observability.execution_gauges import ExecutionGaugesCollector
 from orchestrator.observability.metrics import MetricsSettings, metrics
 from orchestrator.observability.queue_depth import QueueDepthCollector
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     process_metrics = metrics()
     queue_depth = QueueDepthCollector(settings.broker_url, settings.pools)
     execution_gauges = ExecutionGaugesCollector(settings.stale_after_s)
+    budget_gauges = BudgetGaugesCollector(settings.tenant)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
         keyring = load_keyring(settings)
         sessions = make_sessionmaker(db, audit_key=keyring.current)
         execution_gauges.attach(sessions)
+        budget_gauges.attach(sessions)
         # The API runs a new execution's leading pure control tasks in the submit's own transaction
         # (engine/local_drive.py): a Log-only flow then costs one commit and no message.
         engine = build_engine(settings, sessions, create_celery_app(settings), hooks=hooks, local_runner=LocalRunner())
@@ -74,7 +77,7 @@ def create_app(settings: Settings | None = None, *, sweeper: bool = True) -> Fas
     app.add_exception_handler(ChorusError, chorus_error_handler)
     app.add_middleware(RequestMetrics)
     app.include_router(health.router)
-    app.include_router(metrics_router([queue_depth, execution_gauges], MetricsSettings().merge_urls))
+    app.include_router(metrics_router([queue_depth, execution_gauges, budget_gauges], MetricsSettings().merge_urls))
     for prefix in ("/api/v1/{tenant}", "/api/v1"):
         # Webhooks are open (as in Kestra): the key in the path is the credential.
         app.include_router(webhooks.router, prefix=prefix)

@@ -45,7 +45,7 @@ def run_claimed(claimed: ClaimedTaskRun, engine: Engine) -> TaskOutcome:
             outputs = handler_for(claimed.task.type)(ctx)
     except Exception as error:  # any failure of the task is the task's, not the worker's
         return failure(ctx, error)
-    return TaskOutcome(State.SUCCESS, outputs=redacted(ctx, outputs), logs=tuple(ctx.logs))
+    return TaskOutcome(State.SUCCESS, outputs=redacted(ctx, outputs), logs=tuple(ctx.logs), outbox=tuple(ctx.outbox))
 
 
 def decide_claimed(claimed: ClaimedTaskRun, engine: Engine) -> TaskOutcome | LocalDecision:

@@ -12,7 +12,7 @@ from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.errors import TaskFailed
 from orchestrator.core.expressions import ExpressionFunctions, render, render_value
 from orchestrator.core.ids import idempotency_key
-from orchestrator.engine import ClaimedTaskRun, Engine, LogRecord
+from orchestrator.engine import ClaimedTaskRun, Engine, LogRecord, OutboundRequest
 from workers.functions import EngineFunctions
 from workers.namespace_guard import NamespaceGuard
 
@@ -38,6 +38,8 @@ class TaskContext:
     claimed: ClaimedTaskRun
     functions: ExpressionFunctions | None = None
     logs: list[LogRecord] = field(default_factory=list)
+    #: What the task leaves to the notification outbox: sent after its success is recorded, not by the task.
+    outbox: list[OutboundRequest] = field(default_factory=list)
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -47,6 +49,14 @@ class TaskContext:
     def idempotency_key(self) -> str:
         """This logical task's key (`taskrun.idempotencyKey`), sent with its side effects: same on every attempt."""
         return idempotency_key(self.claimed.coordinates.task_run_id)
+
+    def notify(self, request: OutboundRequest) -> None:
+        """Leave a request to the outbox: recorded with this attempt's success and sent after that commits,
+        with this task run's Idempotency-Key (a worker dying in between never makes it send twice)."""
+        if self.outbox:
+            # One row per idempotency key: a second request of the same task run would never be sent.
+            raise TaskFailed("a task run sends at most one notification", retryable=False)
+        self.outbox.append(request)
 
     def render(self, value: Any) -> Any:
         """Render a property value (strings, and strings nested in lists and maps)."""

@@ -1,30 +1,53 @@
-"""The io pool's notifications: Slack incoming webhooks, generic JSON webhooks, and Jira issue creation."""
+"""The io pool's notifications: Slack, Teams, Discord and Google Chat incoming webhooks (through the notification
+outbox), and Jira issue creation (sent by the task itself: its outputs are the created issue's key)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from orchestrator.core.errors import TaskFailed
+from orchestrator.engine import OutboundRequest
 from workers.context import Handler, TaskContext
-from workers.httpclient import BearerAuth, HttpOptions, check_status, exchange, http_options
+from workers.httpclient import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_READ_TIMEOUT_S,
+    BearerAuth,
+    HttpOptions,
+    check_status,
+    exchange,
+    http_options,
+)
 
 
 def _options(ctx: TaskContext, props: dict[str, Any]) -> HttpOptions:
     return http_options(props.get("options"), task_timeout=ctx.claimed.task.timeout)
 
 
-def post_json(ctx: TaskContext, url: str, payload: Any, options: HttpOptions, what: str) -> None:
-    """POST a JSON document (a text is sent as it is: Kestra payloads are often rendered JSON templates)."""
+def queue_json(ctx: TaskContext, url: str, payload: Any, options: HttpOptions, kind: str) -> None:
+    """Leave a JSON POST to the notification outbox (a text is sent as it is: Kestra payloads are often rendered
+    JSON templates). It is sent once the task run's success commits, with its Idempotency-Key (outbox docs:
+    orchestrator/engine/notification_outbox.py); a URL that could never be sent fails the task now."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TaskFailed(f"{kind}: url must be an http(s) URL, got {url!r}", retryable=False)
     content = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-    # The task run's key on every attempt: a receiver that honours Idempotency-Key posts the message once.
-    headers = {"Content-Type": "application/json", "Idempotency-Key": ctx.idempotency_key}
-    result = exchange("POST", url, options, what=what, content=content, headers=headers)
-    check_status(result, what)
-    ctx.log("INFO", f"{what}: delivered ({result.code})")
+    ctx.notify(
+        OutboundRequest(
+            kind=kind,
+            method="POST",
+            url=url,
+            headers={"Content-Type": "application/json"},
+            body=content,
+            connect_timeout_s=float(options.timeout.connect or DEFAULT_CONNECT_TIMEOUT_S),
+            read_timeout_s=float(options.timeout.read or DEFAULT_READ_TIMEOUT_S),
+        )
+    )
+    ctx.log("INFO", f"{kind}: queued for delivery to {parts.scheme}://{parts.hostname} (key {ctx.idempotency_key})")
 
 
 def run_slack_webhook(ctx: TaskContext) -> dict[str, Any] | None:
@@ -35,14 +58,15 @@ def run_slack_webhook(ctx: TaskContext) -> dict[str, Any] | None:
         if props.get("messageText") is None:
             raise TaskFailed("SlackIncomingWebhook needs payload or messageText", retryable=False)
         payload = {"text": str(props["messageText"])}
-    post_json(ctx, str(props["url"]), payload, _options(ctx, props), "SlackIncomingWebhook")
+    queue_json(ctx, str(props["url"]), payload, _options(ctx, props), "SlackIncomingWebhook")
     return None
 
 
-def run_webhook(ctx: TaskContext) -> dict[str, Any] | None:
-    """A generic outgoing webhook: `url` and a JSON `payload` (Teams, Discord, Google Chat have this shape)."""
+def run_incoming_webhook(ctx: TaskContext) -> dict[str, Any] | None:
+    """Kestra's Teams, Discord and Google Chat incoming webhooks: `url` and a JSON `payload` (text or map)."""
     props: dict[str, Any] = ctx.render(ctx.properties)
-    post_json(ctx, str(props["url"]), props.get("payload") or {}, _options(ctx, props), "Webhook")
+    kind = ctx.claimed.task.type
+    queue_json(ctx, str(props["url"]), props.get("payload") or {}, _options(ctx, props), kind)
     return None
 
 
@@ -101,5 +125,8 @@ def run_jira_create(ctx: TaskContext) -> dict[str, Any] | None:
 
 HANDLERS: dict[str, Handler] = {
     "SlackIncomingWebhook": run_slack_webhook,
+    "TeamsIncomingWebhook": run_incoming_webhook,
+    "DiscordIncomingWebhook": run_incoming_webhook,
+    "GoogleChatIncomingWebhook": run_incoming_webhook,
     "JiraCreate": run_jira_create,
 }

@@ -1,14 +1,14 @@
 """`GET /api/v1/{tenant}/ai/usage`: LLM tokens and cost by flow, model and day, and how close each budget is.
 
-Budgets are the `budget: {maxTokens, maxCost, scope}` property of a live flow's tasks (ChatCompletion
-today, any task that declares one tomorrow). A budget caps one task run (scope TASK_RUN) or one
-execution (scope EXECUTION), so "how close" is the usage of the latest and of the heaviest such run
-in the window, as a fraction of each cap. Needs `execution.read`; sums cover only visible namespaces.
+Budgets are the `budget: {maxTokens, maxCost, scope, period}` property of a live flow's tasks. Each shows
+its current scope (`current`: the latest task run, execution or execution tree that called a model, or the
+FLOW / NAMESPACE period now running) with what it used, what calls in flight reserved and what remains; per-run
+scopes also show the latest and the heaviest run in the window as a fraction of each cap. Needs
+`execution.read`; sums and budgets cover only visible namespaces.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,8 +19,10 @@ from api.errors import QueryInvalid
 from api.permissions import Permission, allowed, prefixes
 from orchestrator import store
 from orchestrator.engine.accounts import PermissionDenied, Principal
+from orchestrator.store import llm_budget_status as budget_status
 from orchestrator.store import llm_usage as store_llm_usage
 from orchestrator.store.database import Session
+from orchestrator.store.llm_budget_status import BudgetStatus
 from orchestrator.store.llm_usage import UsageSum, UsageWindow
 from orchestrator.store.queries import namespace_in_prefix
 
@@ -49,19 +51,6 @@ def _sum(s: UsageSum) -> dict[str, Any]:
     }
 
 
-def _budgeted_tasks(tasks: Any) -> Iterator[dict[str, Any]]:
-    """Every task (nested flowables included, whatever their branch keys) that declares a budget map."""
-    if isinstance(tasks, list):
-        for item in tasks:
-            yield from _budgeted_tasks(item)
-    elif isinstance(tasks, dict):
-        if isinstance(tasks.get("budget"), dict) and "id" in tasks:
-            yield tasks
-        for key, value in tasks.items():
-            if key != "budget" and isinstance(value, list | dict):
-                yield from _budgeted_tasks(value)
-
-
 def _ratio(used: float, cap: Any) -> float | None:
     try:
         cap_value = float(cap)
@@ -86,36 +75,62 @@ def _closeness(s: UsageSum, budget: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _amounts(tokens: float | None, cost: float | None) -> dict[str, Any]:
+    return {"tokens": tokens, "cost": round(cost, 6) if cost is not None else None}
+
+
+def _current(st: BudgetStatus) -> dict[str, Any]:
+    """The budget's current scope (latest run or current period): used, reserved by calls in flight, remaining."""
+    b, sp = st.budget, st.spent
+    ratios = [
+        r
+        for r in (
+            _ratio(sp.tokens + sp.reserved_tokens, b.max_tokens),
+            _ratio(sp.cost + sp.reserved_cost, b.max_cost),
+        )
+        if r is not None
+    ]
+    return {
+        "subject": st.subject,
+        "periodStart": store.iso(st.since) if st.since else None,
+        "used": _amounts(sp.tokens, sp.cost),
+        "reserved": _amounts(sp.reserved_tokens, sp.reserved_cost),
+        "remaining": _amounts(st.remaining_tokens, st.remaining_cost),
+        "ratio": max(ratios) if ratios else None,  #: used plus reserved, against the nearer cap
+    }
+
+
 def _budgets(session: Session, tenant: str, window: UsageWindow, principal: Principal) -> list[dict[str, Any]]:
     found = []
-    for flow in store.live_flows(session, tenant):
-        if not allowed(principal, Permission.EXECUTION_READ, flow.namespace):
+    now = store.db_now(session)
+    for budget in budget_status.declared_budgets(session, tenant):
+        ns, flow_id = budget.namespace, budget.flow_id
+        if not allowed(principal, Permission.EXECUTION_READ, ns):
             continue
-        if window.namespace and not namespace_in_prefix(flow.namespace, window.namespace):
+        if window.namespace and not namespace_in_prefix(ns, window.namespace):
             continue
-        document = flow.document
-        for task in _budgeted_tasks([document.get("tasks"), document.get("errors"), document.get("finally")]):
-            budget = task["budget"]
-            per_execution = str(budget.get("scope", "TASK_RUN")).upper() == "EXECUTION"
-            runs = (
-                store_llm_usage.usage_by_execution(session, window, flow.namespace, flow.flow_id)
-                if per_execution
-                else store_llm_usage.usage_by_task_run(session, window, flow.namespace, flow.flow_id, str(task["id"]))
-            )
-            closeness = [_closeness(r, budget) for r in runs]
-            found.append(
-                {
-                    "namespace": flow.namespace,
-                    "flowId": flow.flow_id,
-                    "taskId": task["id"],
-                    "scope": "EXECUTION" if per_execution else "TASK_RUN",
-                    "maxTokens": budget.get("maxTokens"),
-                    "maxCost": budget.get("maxCost"),
-                    "runs": len(runs),
-                    "latest": closeness[-1] if closeness else None,
-                    "peak": max(closeness, key=lambda c: c["ratio"] or 0) if closeness else None,
-                }
-            )
+        caps = {"maxTokens": budget.max_tokens, "maxCost": budget.max_cost}
+        runs: list[UsageSum] | None = None
+        if budget.scope == "TASK_RUN":
+            runs = store_llm_usage.usage_by_task_run(session, window, ns, flow_id, budget.task_id)
+        elif budget.scope in ("EXECUTION", "EXECUTION_TREE"):
+            runs = store_llm_usage.usage_by_execution(session, window, ns, flow_id)
+        closeness = [_closeness(r, caps) for r in runs or []]
+        found.append(
+            {
+                "namespace": ns,
+                "flowId": flow_id,
+                "taskId": budget.task_id,
+                "scope": budget.scope,
+                "period": budget.period,
+                "onExceed": budget.on_exceed,
+                **caps,
+                "current": _current(budget_status.status(session, budget, now)),
+                "runs": len(runs) if runs is not None else None,  #: per-run scopes: the runs in the window
+                "latest": closeness[-1] if closeness else None,
+                "peak": max(closeness, key=lambda c: c["ratio"] or 0) if closeness else None,
+            }
+        )
     return found
 
 

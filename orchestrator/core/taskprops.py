@@ -295,6 +295,14 @@ class SlackWebhookProps(Properties):
     options: MapValue | None = None
 
 
+class IncomingWebhookProps(Properties):
+    """Kestra's Teams, Discord and Google Chat incoming webhooks: a URL and the JSON payload to post."""
+
+    url: Text
+    payload: Json
+    options: MapValue | None = None
+
+
 class JiraCreateProps(Properties):
     url: Text | None = None  # the article's spelling of Kestra's baseUrl
     base_url: Text | None = None

@@ -318,6 +318,25 @@ _TYPES: tuple[TaskType, ...] = (
         Pool.IO,
         p.SlackWebhookProps,
     ),
+    # Sent through the notification outbox like Slack's (orchestrator/engine/notification_outbox.py).
+    TaskType(
+        "TeamsIncomingWebhook",
+        ("io.kestra.plugin.notifications.teams.TeamsIncomingWebhook",),
+        Pool.IO,
+        p.IncomingWebhookProps,
+    ),
+    TaskType(
+        "DiscordIncomingWebhook",
+        ("io.kestra.plugin.notifications.discord.DiscordIncomingWebhook",),
+        Pool.IO,
+        p.IncomingWebhookProps,
+    ),
+    TaskType(
+        "GoogleChatIncomingWebhook",
+        ("io.kestra.plugin.notifications.google.GoogleChatIncomingWebhook",),
+        Pool.IO,
+        p.IncomingWebhookProps,
+    ),
     TaskType("JiraCreate", ("io.kestra.plugin.notifications.jira.JiraCreate",), Pool.IO, p.JiraCreateProps),
     TaskType("MailSend", ("io.kestra.plugin.notifications.mail.MailSend",), Pool.IO, p.MailSendProps),
     # scripts

@@ -23,6 +23,7 @@ from orchestrator.engine import (
     flows,
     joins,
     local_drive,
+    notification_outbox,
     operations,
 )
 from orchestrator.engine.values import (
@@ -137,6 +138,9 @@ def finish_locked(
     store.record_transition(session, row, final, actor=actor, payload=payload, values=values, at=now)
     if task.type == "Publish" and outcome.state in (State.SUCCESS, State.WARNING):
         events.record_published(engine, session, execution, row, outcome.outputs)  # the outbox, in this transaction
+    if outcome.outbox and outcome.state in (State.SUCCESS, State.WARNING):
+        for request in outcome.outbox:  # sent once this commits: never for an attempt whose success is not recorded
+            notification_outbox.record(engine, session, execution, row, request)
     return Verdict.STOP if final.is_failure else Verdict.OK
 
 

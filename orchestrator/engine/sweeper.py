@@ -1,7 +1,7 @@
 """The sweeper: the controller loop that re-dispatches due retries and stalled executions (one replica at a time).
 
 Each sweep wakes due sleeps and pauses, enforces SLAs, starts scheduled executions, redelivers pending
-events, then re-sends every execution with a due retry or no progress for `stale_after_s`, so a lost
+events and notifications, then re-sends every execution with a due retry or no progress for `stale_after_s`, so a lost
 message never strands an execution. A Postgres advisory lock lets only one replica sweep at a time.
 """
 
@@ -16,7 +16,7 @@ from datetime import timedelta
 import redis
 
 from orchestrator import store
-from orchestrator.engine import events, operations, submission
+from orchestrator.engine import events, notification_outbox, operations, submission
 from orchestrator.engine.facade import Engine
 from orchestrator.observability.metrics import Metrics
 from orchestrator.store.locks import SWEEPER_LOCK_KEY
@@ -32,6 +32,7 @@ class Sweeper:
         self._metrics = metrics
         self._broker: redis.Redis | None = None  # the view of queue lengths, opened on first use
         self._stop = threading.Event()
+        self.outbox = notification_outbox.Redelivery(engine)  #: notifications left unsent, sent off the loop
         self._thread = threading.Thread(target=self._loop, name="chorus-sweeper", daemon=True)
 
     def start(self) -> None:
@@ -40,6 +41,7 @@ class Sweeper:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        self.outbox.join(timeout_s=5)
 
     def sweep_once(self, *, include_stale: bool = True) -> int:
         """Re-dispatch executions with due retries or no progress; only one sweeper runs at a time.
@@ -64,6 +66,7 @@ class Sweeper:
         operations.enforce_slas(engine, now)
         submission.start_scheduled(engine, now)
         events.redeliver_pending(engine)
+        self.outbox.kick()
         ids = list(dict.fromkeys([*due, *stale]))
         for execution_id in ids:
             try:

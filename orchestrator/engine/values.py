@@ -62,6 +62,19 @@ class LogRecord:
 
 
 @dataclass(frozen=True)
+class OutboundRequest:
+    """An HTTP request a task leaves to the notification outbox (the engine adds the Idempotency-Key header)."""
+
+    kind: str  #: the task type asking (SlackIncomingWebhook, ...), for the audit and metrics
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+    connect_timeout_s: float
+    read_timeout_s: float
+
+
+@dataclass(frozen=True)
 class TaskOutcome:
     """What running one attempt produced."""
 
@@ -70,6 +83,9 @@ class TaskOutcome:
     logs: tuple[LogRecord, ...] = ()
     error: str | None = None
     retryable: bool = True
+    #: Requests the task asks to send once its success is recorded (the notification outbox): written in the
+    #: transaction that ends the task run, sent after it commits, so a success is never recorded unsent or sent twice.
+    outbox: tuple[OutboundRequest, ...] = ()
 
 
 def still_ours(row: TaskRunRow, claimed: ClaimedTaskRun) -> bool:

@@ -215,6 +215,13 @@ class Metrics:
             _GEN_AI_LABELS,
             registry=r,
         )
+        # The notification outbox (workers right after a task run's commit, the server's sweeper after a death)
+        self.notifications = Counter(
+            "chorus_notifications",
+            "Notification sends from the outbox: sent, failed (given up) or retried, by task type.",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.llm_call_duration = Histogram(
             "chorus_llm_call_duration_seconds",
             "Latency of one LLM call.",
@@ -354,6 +361,11 @@ def record_gen_ai_call(
 def record_llm_budget_check(scope: str, *, reserved: bool) -> None:
     """Count one budget check before an LLM call (`scope`: execution or task_run)."""
     metrics().llm_budget_checks.labels(scope, "reserved" if reserved else "refused").inc()
+
+
+def record_notification(kind: str, outcome: str) -> None:
+    """Count one send of an outbox notification; `outcome` is sent, failed or retried."""
+    metrics().notifications.labels(kind, outcome).inc()
 
 
 def record_schedule_fire(namespace: str, flow: str, *, lag_s: float) -> None:

@@ -76,6 +76,21 @@ tasks:
 }
 
 
+#: Deployed, never run: a declared budget has its limit and remaining series from the start (the API reads them).
+BUDGETED = """
+id: budgeted
+namespace: tests.dashboards
+tasks:
+  - id: ask
+    type: io.kestra.plugin.openai.ChatCompletion
+    model: gpt-4o-mini
+    prompt: hello
+    budget:
+      maxTokens: 1000
+      scope: FLOW
+"""
+
+
 @dataclass
 class DashboardCluster:
     api: httpx.Client
@@ -151,6 +166,8 @@ def _run_flows(cluster: DashboardCluster, rounds: int) -> list[str]:
             "/flows", content=source.replace("{health}", health), headers={"Content-Type": "application/x-yaml"}
         )
         assert response.status_code == 200, response.text
+    deployed = cluster.api.post("/flows", content=BUDGETED, headers={"Content-Type": "application/x-yaml"})
+    assert deployed.status_code == 200, deployed.text
     ids = []
     for _ in range(rounds):
         for flow_id in FLOWS:

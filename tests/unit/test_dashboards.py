@@ -20,6 +20,10 @@ EXTRA_SERIES = {
     "chorus_queue_oldest_message_age_seconds",
     "chorus_executions",
     "chorus_executions_stuck",
+    "chorus_llm_budget_limit",
+    "chorus_llm_budget_used",
+    "chorus_llm_budget_reserved",
+    "chorus_llm_budget_remaining",
 }
 _SERIES = re.compile(r"\b(chorus_[a-z0-9_]+|gen_ai_client_[a-z0-9_]+|up)\b")
 _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator import store
 from orchestrator.core.ids import new_id
 from orchestrator.engine.accounts import Binding
 from orchestrator.engine.llm_ledger import LlmCall
+from orchestrator.store import llm_budget as store_llm_budget
 from orchestrator.store.database import transaction
 from orchestrator.store.tables import TaskRunRow
 from tests.integration.api.conftest import ADMIN
@@ -141,3 +144,106 @@ def test_a_bad_time_bound_names_its_parameter(auth_client: TestClient) -> None:
     # No default window fits before year 1: a 422 naming `to`, not an overflow.
     too_early = auth_client.get(USAGE, params={"to": "0001-01-02"}, auth=ADMIN)
     assert too_early.status_code == 422 and too_early.json()["_embedded"]["errors"][0]["path"] == "to"
+
+
+SCOPED = """
+id: {flow}
+namespace: {ns}
+tasks:
+  - id: per_flow
+    type: io.kestra.plugin.openai.ChatCompletion
+    model: gpt-4o-mini
+    prompt: hello
+    budget:
+      maxTokens: 5000
+      scope: FLOW
+      period: PT1H
+  - id: per_namespace
+    type: io.kestra.plugin.openai.ChatCompletion
+    model: gpt-4o-mini
+    prompt: hello
+    budget:
+      maxCost: 0.5
+      scope: NAMESPACE
+      onExceed: PAUSE
+  - id: per_tree
+    type: io.kestra.plugin.openai.ChatCompletion
+    model: gpt-4o-mini
+    prompt: hello
+    budget:
+      maxTokens: 2000
+      scope: EXECUTION_TREE
+"""
+
+
+def test_each_budget_shows_its_current_scope_with_used_reserved_and_remaining(
+    auth_client: TestClient, ledger: dict[str, str]
+) -> None:
+    app = auth_client.app
+    ns = ledger["ns"]
+    response = auth_client.post(
+        "/api/v1/main/flows",
+        content=SCOPED.format(flow="scoped", ns=ns),
+        headers={"Content-Type": "application/x-yaml"},
+        auth=ADMIN,
+    )
+    assert response.status_code == 200, response.text
+    execution = new_id()
+    run = _task_run(app, execution, "per_flow")
+    _call(app, ns, "scoped", execution, run, "gpt-4o-mini", 400)
+    with transaction(app.state.engine.sessions) as session:  # a call in flight of the latest execution
+        expires = store.utcnow() + timedelta(minutes=5)
+        store_llm_budget.insert_reservation(
+            session, scope_key=f"tree:{execution}", execution_id=execution, task_run_id=run, tokens=250, cost=0.0,
+            expires_at=expires,
+        )  # fmt: skip
+
+    usage = auth_client.get(USAGE, params={"namespace": ns}, auth=ADMIN).json()
+
+    budgets = {b["taskId"]: b for b in usage["budgets"]}
+    per_flow = budgets["per_flow"]
+    assert (per_flow["scope"], per_flow["period"], per_flow["runs"]) == ("FLOW", "PT1H", None)
+    assert per_flow["current"]["used"]["tokens"] == 400  # this flow's calls in the current hour only
+    assert per_flow["current"]["remaining"] == {"tokens": 4600, "cost": None}
+    assert per_flow["current"]["periodStart"] is not None
+    per_namespace = budgets["per_namespace"]
+    assert (per_namespace["period"], per_namespace["onExceed"]) == ("P1D", "PAUSE")  # the default period
+    assert per_namespace["current"]["used"]["tokens"] == 1300 + 400  # every flow of the namespace today
+    per_tree = budgets["per_tree"]
+    assert per_tree["current"]["subject"] == execution
+    assert per_tree["current"]["used"]["tokens"] == 400
+    assert per_tree["current"]["reserved"]["tokens"] == 250
+    assert per_tree["current"]["remaining"]["tokens"] == 2000 - 400 - 250
+    assert per_tree["current"]["ratio"] == pytest.approx(650 / 2000)
+    # The per-task-run budget counts its latest task run (the second execution's 900 tokens).
+    assert budgets["classify"]["current"]["used"]["tokens"] == 900
+    assert budgets["classify"]["current"]["reserved"] == {"tokens": 0, "cost": 0.0}
+
+
+def test_metrics_export_each_budgets_limit_used_reserved_and_remaining(
+    auth_client: TestClient, ledger: dict[str, str]
+) -> None:
+    app = auth_client.app
+    ns = ledger["ns"]
+    execution = new_id()
+    run = _task_run(app, execution, "classify")
+    _call(app, ns, "agent", execution, run, "gpt-4o-mini", 200)
+    with transaction(app.state.engine.sessions) as session:  # the latest task run has a call in flight
+        store_llm_budget.insert_reservation(
+            session, scope_key=f"task_run:{run}", execution_id=execution, task_run_id=run, tokens=300, cost=0.0,
+            expires_at=store.utcnow() + timedelta(minutes=5),
+        )  # fmt: skip
+
+    samples = {
+        (s.name, s.labels["task"], s.labels["unit"]): s.value
+        for family in text_string_to_metric_families(auth_client.get("/metrics").text)
+        for s in family.samples
+        if s.name.startswith("chorus_llm_budget_") and s.labels.get("namespace") == ns
+    }
+
+    assert samples[("chorus_llm_budget_limit", "classify", "tokens")] == 1000
+    assert samples[("chorus_llm_budget_used", "classify", "tokens")] == 200  # its latest task run
+    assert samples[("chorus_llm_budget_reserved", "classify", "tokens")] == 300
+    assert samples[("chorus_llm_budget_remaining", "classify", "tokens")] == 500
+    assert samples[("chorus_llm_budget_limit", "summarise", "usd")] == pytest.approx(0.01)
+    assert ("chorus_llm_budget_limit", "summarise", "tokens") not in samples  # no maxTokens: no tokens series

@@ -77,21 +77,3 @@ def test_a_model_call_sends_one_key_per_request_the_same_on_a_retry(run_task: Ru
     prefix = idempotency_key(task_run_id(execution_id, "t", None, None))
     assert len(keys) == 3 and all(k is not None and k.startswith(f"{prefix}-") for k in keys)
     assert keys[0] == keys[1] != keys[2]  # the same request again: the same key; another request: another
-
-
-def test_a_slack_notification_sends_the_same_idempotency_key_on_every_attempt(
-    run_task: Runner, webhook_receiver: WebhookReceiver
-) -> None:
-    path = f"/services/{uuid.uuid4().hex}"
-    url = webhook_receiver.script(path, FakeResponse.of_text("internal_error", 500), FakeResponse.of_text("ok"))
-    source = one_task_flow(
-        f"    type: io.kestra.plugin.notifications.slack.SlackIncomingWebhook\n    url: {url}\n    messageText: hi"
-    )
-    execution_id = new_id()
-
-    first = run_task(source, "t", execution_id=execution_id, attempt=1)
-    second = run_task(source, "t", execution_id=execution_id, attempt=2)
-
-    assert first.state is State.FAILED and second.state is State.SUCCESS, second.error
-    keys = [r.headers.get("idempotency-key") for r in webhook_receiver.received(path)]
-    assert keys == [idempotency_key(task_run_id(execution_id, "t", None, None))] * 2

@@ -93,6 +93,7 @@ def test_kestra_names_are_unique_across_the_catalogue() -> None:
         ("If", Pool.CONTROL),
         ("HttpRequest", Pool.IO),
         ("SlackIncomingWebhook", Pool.IO),
+        ("TeamsIncomingWebhook", Pool.IO),
         ("PythonScript", Pool.SCRIPTS),
         ("WorkingDirectory", Pool.SCRIPTS),
         ("ChatCompletion", Pool.AI),

@@ -7,7 +7,7 @@ Revision ID: 0016
 from alembic import op
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0014"
 
 _UP = """
 CREATE TABLE ledger_replays (
