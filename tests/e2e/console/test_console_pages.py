@@ -306,6 +306,7 @@ def test_bulk_actions_say_what_applies_and_report_done_and_skipped(
     page.check("#pick-all")
     expect(page.locator("#bulk-count")).to_have_text("3 selected")
     assert page.locator("button.bulk-kill").is_disabled()  # all three ended
+    _shot(page, console_stack, "executions-bulk")
 
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.click("button.bulk-restart")
@@ -339,7 +340,6 @@ def test_bulk_actions_say_what_applies_and_report_done_and_skipped(
     expect(page.locator("#bulk-result")).to_have_attribute("data-done", "1")
     found = console_stack.admin.get("/executions/search", params={"namespace": ns, "size": 50}).json()["results"]
     assert [e["id"] for e in found if e.get("parentId") == succeeded] != []
-    _shot(page, console_stack, "executions-bulk")
 
     # An operator picks and acts; a viewer has no checkbox and no action.
     _user(console_stack, VIEWER, "viewer")

@@ -24,18 +24,19 @@ const label = (iso, unit) => {
 };
 
 // One bar per bucket, its height the bucket's executions, coloured by state; a tooltip (title) per segment.
-export function stateChart(buckets) {
-  const width = 720, height = 180, top = 10, bottom = 20, left = 30;
+// `width` is the chart's box in CSS pixels, so its text keeps its size on a phone as on a desktop.
+export function stateChart(buckets, width = 720) {
+  const height = 180, top = 10, bottom = 20, left = 30;
   const counts = buckets.map((b) => b.executionCounts);
   const total = (c) => Object.values(c).reduce((a, n) => a + n, 0);
   const most = Math.max(1, ...counts.map(total));
   const slot = (width - left) / Math.max(1, buckets.length);
   const scale = (n) => (n / most) * (height - top - bottom);
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "state-chart", id: "state-chart", role: "img",
-    "aria-label": "Executions by state over time", preserveAspectRatio: "none" });
+    "aria-label": "Executions by state over time" });
   chart.append(svg("text", { x: 0, y: top + 8, class: "axis" }, String(most)), svg("text", { x: 0, y: height - bottom, class: "axis" }, "0"),
     svg("line", { x1: left, x2: width, y1: height - bottom, y2: height - bottom, class: "baseline" }));
-  const every = Math.ceil(buckets.length / 8); // at most 8 time labels
+  const every = Math.ceil(buckets.length / Math.max(2, Math.floor(width / 90))); // a time label every 90 px at most
   buckets.forEach((bucket, i) => {
     let y = height - bottom;
     const x = left + i * slot + slot * 0.1;
@@ -96,7 +97,7 @@ export async function dashboardPage(app) {
     ]);
     if (mine !== asked) return;
     mount(chartBox, h("h2", {}, "Executions by state"),
-      stats.status === "fulfilled" ? [stateChart(stats.value), legend(stats.value)] : errorBox(stats.reason));
+      stats.status === "fulfilled" ? [stateChart(stats.value, Math.max(260, chartBox.clientWidth - 34)), legend(stats.value)] : errorBox(stats.reason));
     mount(running, h("h2", {}, "Running now", live.status === "fulfilled" ? h("span", { class: "muted" }, ` (${live.value.total})`) : null),
       live.status === "fulfilled" ? list("running-now", live.value.results, "Nothing is running.") : errorBox(live.reason));
     mount(failures, h("h2", {}, "Recent failures", failed.status === "fulfilled" ? h("span", { class: "muted" }, ` (${failed.value.total})`) : null),

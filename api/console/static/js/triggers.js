@@ -61,10 +61,10 @@ function row(item, reload) {
   return h("tr", { dataset: { trigger: name, disabled: String(Boolean(c.disabled)) } },
     h("td", {}, h("a", { href: `/ui/flows/${encodeURIComponent(ns)}/${encodeURIComponent(c.flowId)}` }, `${ns}.${c.flowId}`)),
     h("td", {}, h("strong", {}, c.triggerId), h("br"), h("small", { class: "muted" }, shortType(item.abstractTrigger.type))),
-    h("td", { class: "nowrap" }, c.date ? when(c.date) : "never", c.executionId ? [h("br"), h("a", { href: `/ui/executions/${c.executionId}`, class: "small" }, c.executionId.slice(0, 10))] : null),
-    h("td", { class: "nowrap next-fire" }, c.disabled ? h("span", { class: "muted" }, "disabled") : when(c.nextExecutionDate)),
+    h("td", { class: "nowrap", "data-label": "Last fire" }, c.date ? when(c.date) : "never", c.executionId ? [h("br"), h("a", { href: `/ui/executions/${c.executionId}`, class: "small" }, c.executionId.slice(0, 10))] : null),
+    h("td", { class: "nowrap next-fire", "data-label": "Next fire" }, c.disabled ? h("span", { class: "muted" }, "disabled") : when(c.nextExecutionDate)),
     h("td", {}, h("span", { class: `tag ${c.disabled ? "off" : "on"}` }, c.disabled ? "disabled" : "enabled")),
-    h("td", {}, backfillCell(c)),
+    h("td", { "data-label": "Backfill" }, backfillCell(c)),
     h("td", { class: "actions-cell" }, h("div", { class: "actions" }, buttons), extra, status));
 }
 
