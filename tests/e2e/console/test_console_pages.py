@@ -76,8 +76,14 @@ def _run(stack: ConsoleStack, ns: str, flow_id: str, source: str, states: set[st
 
 
 def _accept_next_dialog(page: Any) -> list[str]:
+    """Accept the next confirmation; the list it returns gets the question asked."""
     asked: list[str] = []
-    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+
+    def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
     return asked
 
 
@@ -334,12 +340,21 @@ def test_bulk_actions_say_what_applies_and_report_done_and_skipped(
         labels = console_stack.admin.get(f"/executions/{execution_id}").json()["labels"]
         assert {"key": "team", "value": "bulk"} in labels
 
+    # A double-click asks once and replays once: the buttons are disabled while the request runs.
     page.check(f"#execution-list tr[data-execution='{succeeded}'] input.pick")
-    asked = _accept_next_dialog(page)
-    page.click("button.bulk-replay")
+    asked = []
+
+    def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    page.dblclick("button.bulk-replay")
     expect(page.locator("#bulk-result")).to_have_attribute("data-done", "1")
+    page.remove_listener("dialog", accept)
+    assert len(asked) == 1 and "Replay 1 of the 1 selected" in asked[0]
     found = console_stack.admin.get("/executions/search", params={"namespace": ns, "size": 50}).json()["results"]
-    assert [e["id"] for e in found if e.get("parentId") == succeeded] != []
+    assert len([e["id"] for e in found if e.get("parentId") == succeeded]) == 1
 
     # An operator picks and acts; a viewer has no checkbox and no action.
     _user(console_stack, VIEWER, "viewer")

@@ -56,8 +56,11 @@ export function bulkBar(selection, reload) {
     try {
       const answer = await request(action.method, action.path, { json: body });
       const done = answer && typeof answer.count === "number" ? answer.count : go.length;
+      // The API names those it skipped at their turn (changed since listed), with the engine's reason.
+      const late = (answer && Array.isArray(answer.skipped) ? answer.skipped : []).map((s) => h("li", {}, `${s.id}: ${s.message}`));
       mount(status, h("p", { class: "ok", id: "bulk-result", dataset: { done: String(done), skipped: String(picked.length - done) } },
-        `${done} ${action.done}, ${picked.length - done} skipped.`));
+        `${done} ${action.done}, ${picked.length - done} skipped${reasons.length ? ` (${reasons.join(", ")})` : ""}.`),
+      late.length ? h("ul", { class: "muted", id: "bulk-late" }, late) : null);
       selection.ids.clear();
     } catch (e) {
       // Kestra's all-or-nothing check: an execution changed since it was listed, so nothing was done.
