@@ -50,7 +50,9 @@ export function stateChart(buckets, width = 720) {
         svg("title", {}, `${label(bucket.startDate, bucket.groupBy)}: ${n} ${state}`)));
     }
     chart.append(group);
-    if (i % every === 0) chart.append(svg("text", { x: left + i * slot, y: height - 5, class: "axis" }, label(bucket.startDate, bucket.groupBy)));
+    // a label near the right edge ends at its bar rather than running off the chart
+    const near = left + i * slot > width - 60;
+    if (i % every === 0) chart.append(svg("text", { x: near ? left + (i + 1) * slot : left + i * slot, y: height - 5, class: "axis", "text-anchor": near ? "end" : "start" }, label(bucket.startDate, bucket.groupBy)));
   });
   return chart;
 }
