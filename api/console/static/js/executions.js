@@ -2,12 +2,12 @@
 // logs with a level filter, outputs, the audit chain and the actions the role allows).
 
 import { BASE, can, get, query, request } from "./api.js";
+import { bulkBar } from "./bulk.js";
 import { TERMINAL, debounce, duration, errorBox, h, json, mount, stateBadge, when } from "./dom.js";
 import { navigate } from "./main.js";
 import { actionButton, actionGroup } from "./actions.js";
 import { clickedRuns, showTaskRuns } from "./taskrun.js";
 import { gantt, topology } from "./topology.js";
-import { bulkBar } from "./bulk.js";
 
 const REFRESH_MS = 5000;
 const EXECUTION_TABS = [["overview", "Overview"], ["topology", "Topology"], ["gantt", "Gantt"], ["logs", "Logs"], ["outputs", "Outputs"], ["audit", "Audit"]];
