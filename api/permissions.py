@@ -27,6 +27,8 @@ class Permission(enum.StrEnum):
     LOG_READ = "log.read"  #: logs of executions: list, download, follow, search
     KV_READ = "kv.read"  #: read and list KV entries
     KV_WRITE = "kv.write"  #: put and delete KV entries
+    FILE_READ = "file.read"  #: list, search and download namespace files
+    FILE_WRITE = "file.write"  #: upload, move and delete namespace files
     NAMESPACE_READ = "namespace.read"  #: namespaces list
     AUDIT_READ = "audit.read"  #: the audit trail across flows, namespaces and API actions
     ACCOUNT_ADMIN = "account.admin"  #: users, role bindings and everyone's tokens
@@ -35,8 +37,8 @@ class Permission(enum.StrEnum):
 P = Permission
 _VIEWER = frozenset({P.FLOW_READ, P.EXECUTION_READ, P.LOG_READ, P.NAMESPACE_READ})
 _APPROVER = _VIEWER | {P.EXECUTION_RESUME}
-_OPERATOR = _APPROVER | {P.EXECUTION_RUN, P.EXECUTION_CONTROL, P.KV_READ}
-_DEVELOPER = _OPERATOR | {P.FLOW_WRITE, P.KV_WRITE}
+_OPERATOR = _APPROVER | {P.EXECUTION_RUN, P.EXECUTION_CONTROL, P.KV_READ, P.FILE_READ}
+_DEVELOPER = _OPERATOR | {P.FLOW_WRITE, P.KV_WRITE, P.FILE_WRITE}
 
 #: The table: role -> permissions it grants (within its binding's namespace prefix).
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
@@ -57,6 +59,7 @@ VISIBILITY: dict[str, Permission] = {
     "execution": P.EXECUTION_READ,
     "log": P.EXECUTION_READ,
     "kv": P.KV_READ,
+    "file": P.FILE_READ,
 }
 
 

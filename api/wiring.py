@@ -26,7 +26,19 @@ from api.login_throttle import LoginThrottle
 from api.middleware import AuditMiddleware, LimitsMiddleware
 from api.permissions import Permission
 from api.proxies import TrustedProxies
-from api.routes import agent_memory, audit, auth, executions, flows, flows_bulk, kv, logs, triggers
+from api.routes import (
+    agent_memory,
+    audit,
+    auth,
+    executions,
+    flows,
+    flows_bulk,
+    kv,
+    logs,
+    namespace_files,
+    stats,
+    triggers,
+)
 from api.routes.executions import visible_execution
 from orchestrator import store
 from orchestrator.engine import Engine
@@ -93,6 +105,8 @@ def install(app: FastAPI, config: Settings, *, action_routers: Sequence[APIRoute
         (executions.router, []),
         (logs.router, []),
         (kv.router, []),
+        (namespace_files.router, []),
+        (stats.router, []),
         (agent_memory.router, []),
         (triggers.router, []),
         (auth.router, []),

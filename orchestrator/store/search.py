@@ -306,6 +306,26 @@ def search_executions(session: Session, tenant: str, search: Search) -> tuple[Se
     return _page(session, query, search)
 
 
+def execution_statistics(
+    session: Session, tenant: str, search: Search, unit: str
+) -> Sequence[tuple[datetime, str, int, float, float, float]]:
+    """Executions started in each `unit` (minute, hour, day, week, month; UTC) by state: (bucket, state, count,
+    min, max and sum of their durations in seconds, running ones to now), for Kestra's daily statistics."""
+    duration = func.extract("epoch", func.coalesce(ExecutionRow.ended_at, func.now()) - ExecutionRow.created_at)
+    bucket = func.date_trunc(unit, func.timezone("UTC", ExecutionRow.created_at)).label("bucket")
+    query = (
+        select(bucket, ExecutionRow.state, func.count(), func.min(duration), func.max(duration), func.sum(duration))
+        .where(
+            ExecutionRow.tenant == tenant,
+            _compile(search.where, _EXECUTION_FIELDS),
+            _visible(ExecutionRow.namespace, search.visible_prefixes),
+        )
+        .group_by(bucket, ExecutionRow.state)
+        .order_by(bucket)
+    )
+    return [(b, st, int(n), float(lo), float(hi), float(total)) for b, st, n, lo, hi, total in session.execute(query)]
+
+
 # ---- logs ---------------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 // logs with a level filter, outputs, the audit chain and the actions the role allows).
 
 import { BASE, can, get, query, request } from "./api.js";
+import { bulkBar } from "./bulk.js";
 import { TERMINAL, debounce, duration, errorBox, h, json, mount, stateBadge, when } from "./dom.js";
 import { navigate } from "./main.js";
 import { actionButton, actionGroup } from "./actions.js";
@@ -13,10 +14,33 @@ const REFRESH_MS = 5000;
 const EXECUTION_TABS = [["overview", "Overview"], ["topology", "Topology"], ["gantt", "Gantt"], ["logs", "Logs"], ["outputs", "Outputs"], ["audit", "Audit"]];
 const STATES = ["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING", "SUCCESS", "WARNING", "FAILED", "KILLING", "KILLED", "CANCELLED"];
 
-export function executionsTable(executions) {
+// `selection` (the list page's bulk actions): a Set of picked ids, kept across refreshes, and what to do on change.
+export function executionsTable(executions, selection = null) {
+  const pick = (e) => {
+    const box = h("input", { type: "checkbox", class: "pick", "aria-label": `Select ${e.id}`, checked: selection.ids.has(e.id) });
+    box.addEventListener("change", () => {
+      if (box.checked) selection.ids.set(e.id, e);
+      else selection.ids.delete(e.id);
+      selection.changed();
+    });
+    return h("td", { class: "pick-cell" }, box);
+  };
+  const all = selection ? h("input", { type: "checkbox", id: "pick-all", "aria-label": "Select every execution on this page",
+    checked: executions.length > 0 && executions.every((e) => selection.ids.has(e.id)) }) : null;
+  if (all) {
+    all.addEventListener("change", () => {
+      for (const e of executions) {
+        if (all.checked) selection.ids.set(e.id, e);
+        else selection.ids.delete(e.id);
+      }
+      selection.changed(true);
+    });
+  }
   return h("div", { class: "scroll-x" }, h("table", { class: "grid", id: "execution-list" },
-    h("thead", {}, h("tr", {}, ["Execution", "Flow", "State", "Started", "Duration", "Labels"].map((c) => h("th", { class: c === "Labels" ? "wide-only" : null }, c)))),
+    h("thead", {}, h("tr", {}, all ? h("th", { class: "pick-cell" }, all) : null,
+      ["Execution", "Flow", "State", "Started", "Duration", "Labels"].map((c) => h("th", { class: c === "Labels" ? "wide-only" : null }, c)))),
     h("tbody", {}, executions.map((e) => h("tr", { dataset: { execution: e.id, state: e.state.current } },
+      selection ? pick(e) : null,
       h("td", {}, h("a", { href: `/ui/executions/${e.id}` }, e.id)),
       h("td", {}, h("a", { href: `/ui/flows/${encodeURIComponent(e.namespace)}/${encodeURIComponent(e.flowId)}` }, `${e.namespace}.${e.flowId}`)),
       h("td", {}, stateBadge(e.state.current)),
@@ -36,6 +60,10 @@ export async function executionsPage(app) {
   const from = field("startDate", { type: "datetime-local", title: "started after" });
   const to = field("endDate", { type: "datetime-local", title: "started before" });
   const results = h("div", { id: "executions" });
+  let found = { results: [] };
+  // Picked executions survive the refresh and paging: the bar acts on them, wherever they are listed.
+  const selection = { ids: new Map(), changed: (repaint) => { if (repaint) paint(); bar.update(); } };
+  const bar = bulkBar(selection, () => load());
   let page = Number(params.get("page") || 1);
   let asked = 0; // a late answer to an older filter or refresh must not replace a newer one
   const load = async () => {
@@ -44,17 +72,23 @@ export async function executionsPage(app) {
     const shown = { state: state.value, namespace: namespace.value, flowId: flowId.value, labels: labels.value, startDate: from.value, endDate: to.value };
     history.replaceState({}, "", `/ui/executions${query({ ...shown, page: page > 1 ? page : "" })}`);
     try {
-      const found = await get(`/executions/search${query({ ...shown, startDate: iso(from.value), endDate: iso(to.value), page, size: 25 })}`);
+      found = await get(`/executions/search${query({ ...shown, startDate: iso(from.value), endDate: iso(to.value), page, size: 25 })}`);
       if (mine !== asked) return;
-      const pages = Math.max(1, Math.ceil(found.total / 25));
-      mount(results, executionsTable(found.results),
-        h("div", { class: "pager" },
-          h("button", { disabled: page <= 1, onclick: () => { page--; load(); } }, "‹ Previous"),
-          ` page ${page} of ${pages} · ${found.total} execution(s) `,
-          h("button", { disabled: page >= pages, onclick: () => { page++; load(); } }, "Next ›")));
+      // a picked execution whose state changed is acted on with its new state
+      for (const e of found.results) if (selection.ids.has(e.id)) selection.ids.set(e.id, e);
+      paint();
+      bar.update();
     } catch (e) {
       mount(results, errorBox(e));
     }
+  };
+  const paint = () => {
+    const pages = Math.max(1, Math.ceil(found.total / 25));
+    mount(results, executionsTable(found.results, can("execution.control") ? selection : null),
+      h("div", { class: "pager" },
+        h("button", { disabled: page <= 1, onclick: () => { page--; load(); } }, "‹ Previous"),
+        ` page ${page} of ${pages} · ${found.total} execution(s) `,
+        h("button", { disabled: page >= pages, onclick: () => { page++; load(); } }, "Next ›")));
   };
   const reload = debounce(() => { page = 1; load(); }, 250);
   for (const el of [state, namespace, flowId, labels, from, to]) el.addEventListener("input", reload);
@@ -62,7 +96,7 @@ export async function executionsPage(app) {
   const timer = setInterval(() => { if (!document.hidden) load(); }, REFRESH_MS);
   mount(app, h("div", { class: "page-head" }, h("h1", {}, "Executions")),
     h("div", { class: "filters" }, state, namespace, flowId, labels, h("span", { class: "muted" }, "from"), from, h("span", { class: "muted" }, "to"), to),
-    h("p", { class: "muted small" }, `Refreshes every ${REFRESH_MS / 1000} s.`), results);
+    h("p", { class: "muted small" }, `Refreshes every ${REFRESH_MS / 1000} s.`), bar.element, results);
   await load();
   return () => clearInterval(timer);
 }

@@ -3,6 +3,10 @@
 import { currentSession, get, loadSession, login, logout, query } from "./api.js";
 import { errorBox, h, mount } from "./dom.js";
 import { approvalsPage } from "./approvals.js";
+import { dashboardPage } from "./dashboard.js";
+import { filesPage } from "./files.js";
+import { kvPage } from "./kv.js";
+import { triggersPage } from "./triggers.js";
 import { executionPage, executionsPage } from "./executions.js";
 import { flowPage, flowsPage, newFlowPage } from "./flows.js";
 import { memoryPage } from "./memory.js";
@@ -12,7 +16,11 @@ const app = document.getElementById("app");
 let cleanup = null; // the current page's teardown (closes SSE streams, timers)
 
 const routes = [
-  [/^\/ui\/?$/, () => navigate("/ui/flows", true)],
+  [/^\/ui\/?$/, () => navigate("/ui/dashboard", true)],
+  [/^\/ui\/dashboard$/, (m, app) => dashboardPage(app)],
+  [/^\/ui\/triggers$/, (m, app) => triggersPage(app)],
+  [/^\/ui\/kv$/, (m, app) => kvPage(app)],
+  [/^\/ui\/files$/, (m, app) => filesPage(app)],
   [/^\/ui\/login$/, () => loginPage()],
   [/^\/ui\/flows$/, (m, app) => flowsPage(app)],
   [/^\/ui\/flows\/new$/, (m, app) => newFlowPage(app)],
@@ -98,7 +106,7 @@ async function refreshInboxCount() {
 }
 
 function loginPage() {
-  const next = new URLSearchParams(location.search).get("next") || "/ui/flows";
+  const next = new URLSearchParams(location.search).get("next") || "/ui/dashboard";
   const status = h("div", { id: "login-status" });
   const useToken = h("input", { type: "checkbox", id: "use-token" });
   const username = h("input", { name: "username", id: "username", autocomplete: "username", required: true });
@@ -125,7 +133,7 @@ function loginPage() {
     event.preventDefault();
     try {
       await login(useToken.checked ? { token: token.value } : { username: username.value, password: password.value });
-      navigate(next.startsWith("/ui/") ? next : "/ui/flows", true);
+      navigate(next.startsWith("/ui/") ? next : "/ui/dashboard", true);
     } catch (e) {
       mount(status, errorBox(e));
     }
