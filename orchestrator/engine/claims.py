@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
+from orchestrator.core import compensation
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.plan import (
     PlanNode,
@@ -19,6 +20,7 @@ from orchestrator.core.plan import (
 from orchestrator.core.states import State
 from orchestrator.engine import (
     approval_tasks,
+    compensating,
     flows,
     joins,
     local_drive,
@@ -153,7 +155,9 @@ def claim_in(
         row = store.get_task_run(session, at.task_run_id, lock=True)
     else:
         row = locked_row if isinstance(locked_row, TaskRunRow) else None
-    if at.parent_id is not None and (row is None or not State(row.state).is_terminal):
+    # A compensation runs under the task run it undoes, which has ended (SUCCESS): that is its point.
+    undoing = compensation.is_compensation(flow, at.task_id)
+    if at.parent_id is not None and not undoing and (row is None or not State(row.state).is_terminal):
         parent = store.loaded_task_run(session, at.parent_id)
         if parent is not None and State(parent.state).is_terminal:
             return None  # its parent ended (interrupted by a sibling's failure): nothing starts under it
@@ -190,6 +194,8 @@ def claim_in(
     store.touch_execution(session, at.execution_id, now)
     runs = store.task_runs_for_variables(session, at.execution_id) if known_runs is None else known_runs.current(row)
     variables = execution_variables(execution, flow, task, row, runs)
+    if undoing:
+        variables["compensation"] = compensating.variables(session, flow, row)
     variables["envs"], variables["globals"] = dict(engine.settings.envs), dict(engine.settings.globals_)
     return ClaimedTaskRun(at, owner, flow, task, variables, reapplied=reapplied)
 

@@ -25,12 +25,14 @@ from orchestrator.core.plan import (
     has_runs,
     phase,
     remaining,
+    with_compensation,
 )
 from orchestrator.core.retry import next_attempt_at
 from orchestrator.core.states import State, apply_allowances
 from orchestrator.engine import (
     approval_tasks,
     child_failure,
+    compensating,
     flows,
     local_drive,
     loop_scope,
@@ -65,6 +67,7 @@ def snapshot(engine: Engine, session: Session, execution_id: str) -> Snapshot:
             attempt=r.attempt,
             decision=cast(TaskRunDecision, r.decision or {}),
             retry_at=r.retry_at,
+            updated_at=r.updated_at,
         )
         for r in store.task_run_states_of(session, execution_id)
     }
@@ -123,6 +126,8 @@ def join_in(
     spec = flow.task(parent_row.task_id) if parent_row else None
     lists = child_lists(flow, spec, (parent_row.decision or {}) if parent_row else {})
     snap = snapshot(engine, session, execution_id)
+    if spec is None:
+        lists = with_compensation(flow, lists, snap)
     ending = approval_tasks.ending_state(snap)
     if ending is not None:
         # An Approval ends the execution (SUCCEED, CANCEL): nothing new starts, what runs finishes,
@@ -149,6 +154,8 @@ def join_in(
     if isinstance(decision, Wait):
         return Verdict.STOP, None
     if isinstance(decision, StartPhase):
+        if parent_id is None and decision.lanes == (lists.compensation,):
+            compensating.started(session, execution, lists, snap, actor=actor)
         plan = phase(flow, decision.lanes, parent_id, snap)
         if plan is None or not has_runs(plan):
             # A join that would only call itself again makes no progress: leave it to the sweeper
@@ -217,6 +224,7 @@ def join_in(
             return Verdict.STOP, None
         return (Verdict.STOP if final.is_failure else Verdict.OK), None
     final_state = ending if ending is not None and not decision.state.is_failure else decision.state
+    compensating.ended(session, execution, lists, snap, actor=actor)
     _end_execution(engine, session, execution, flow, final_state, actor=actor)
     return Verdict.STOP, None
 
