@@ -1,0 +1,172 @@
+"""Declarative compensation end to end: a failed step undoes the steps before it, in reverse, once each, audited;
+a failing undo is retried by its own `retry`, and a Restart re-runs only it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tests.e2e.conftest import Stack
+from tests.fakes.base import FakeResponse
+from tests.fakes.webhook import WebhookReceiver
+
+TRIP = """
+id: trip
+namespace: {ns}
+inputs:
+  - id: base
+    type: STRING
+tasks:
+  - id: book
+    type: io.kestra.plugin.core.http.Request
+    uri: "{{ inputs.base }}/hotel"
+    method: POST
+    compensate:
+      - id: unbook
+        type: io.kestra.plugin.core.http.Request
+        uri: "{{ inputs.base }}/hotel/{{ outputs.book.body }}?undoes={{ compensation.task }}"
+        method: DELETE
+        retry:
+          type: constant
+          interval: PT0.2S
+          maxAttempts: 3
+  - id: hold
+    type: io.kestra.plugin.core.http.Request
+    uri: "{{ inputs.base }}/seat"
+    method: POST
+    compensate:
+      - id: release
+        type: io.kestra.plugin.core.http.Request
+        uri: "{{ inputs.base }}/seat/{{ compensation.outputs.body }}"
+        method: DELETE
+  - id: charge
+    type: io.kestra.plugin.core.http.Request
+    uri: "{{ inputs.base }}/charge"
+    method: POST
+    compensate:
+      - id: refund
+        type: io.kestra.plugin.core.http.Request
+        uri: "{{ inputs.base }}/refund"
+        method: POST
+  - id: notify
+    type: io.kestra.plugin.core.http.Request
+    uri: "{{ inputs.base }}/notify"
+    method: POST
+    compensate:
+      - id: unnotify
+        type: io.kestra.plugin.core.http.Request
+        uri: "{{ inputs.base }}/unnotify"
+        method: POST
+errors:
+  - id: alert
+    type: io.kestra.plugin.core.http.Request
+    uri: "{{ inputs.base }}/alert"
+    method: POST
+finally:
+  - id: cleanup
+    type: io.kestra.plugin.core.http.Request
+    uri: "{{ inputs.base }}/cleanup"
+    method: POST
+"""
+
+
+def _calls(receiver: WebhookReceiver, base: str) -> list[str]:
+    """The requests the fake received for this test, as `METHOD /path` without the test's prefix."""
+    return [f"{r.method} {r.path[len(base) :]}" for r in receiver.received(base)]
+
+
+def _script_trip(receiver: WebhookReceiver, base: str) -> None:
+    receiver.script(f"{base}/hotel", FakeResponse.of_text("H-1"))
+    receiver.script(f"{base}/seat", FakeResponse.of_text("S-7"))
+    receiver.script(f"{base}/charge", FakeResponse.of_text("card declined", 402))
+
+
+def _runs(execution: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
+    return [t for t in execution["taskRunList"] if t["taskId"] == task_id]
+
+
+def _audit(stack: Stack, execution_id: str) -> list[dict[str, Any]]:
+    chain = stack.api.get(f"/executions/{execution_id}/audit").json()
+    assert chain["verified"] is True
+    return chain["events"]  # type: ignore[no-any-return]
+
+
+def test_a_failed_charge_undoes_the_earlier_steps_in_reverse_once_each_and_audits_it(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, webhook_receiver: WebhookReceiver
+) -> None:
+    deploy_flow(TRIP)
+    base = f"/{uuid.uuid4().hex}"
+    _script_trip(webhook_receiver, base)
+
+    created = stack.run(unique_namespace, "trip", base=webhook_receiver.url + base)
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "FAILED"
+    assert _calls(webhook_receiver, base) == [
+        "POST /hotel",
+        "POST /seat",
+        "POST /charge",
+        "POST /alert",  # errors first,
+        "DELETE /seat/S-7",  # then the undo steps, latest first,
+        "DELETE /hotel/H-1?undoes=book",
+        "POST /cleanup",  # then finally
+    ]
+    hold, book = _runs(execution, "hold")[0], _runs(execution, "book")[0]
+    [release], [unbook] = _runs(execution, "release"), _runs(execution, "unbook")
+    assert (release["parentTaskRunId"], unbook["parentTaskRunId"]) == (hold["id"], book["id"])
+    assert release["state"]["current"] == unbook["state"]["current"] == "SUCCESS"
+    assert _runs(execution, "refund") == _runs(execution, "unnotify") == []
+
+    events = _audit(stack, created["id"])
+    actions = [e["action"] for e in events]
+    started = next(e for e in events if e["action"] == "compensation.started")
+    ended = next(e for e in events if e["action"] == "compensation.ended")
+    assert started["payload"]["reason"] == "failed"
+    steps = [(s["task"], s["undoesTask"]) for s in started["payload"]["steps"]]
+    assert steps == [("release", "hold"), ("unbook", "book")]
+    assert ended["payload"]["state"] == "SUCCESS"
+    assert [s["taskRunId"] for s in ended["payload"]["steps"]] == [release["id"], unbook["id"]]
+    assert actions.index("compensation.started") < actions.index("compensation.ended")
+    succeeded = [e["subject"] for e in events if e["action"] == "task_run.success"]
+    assert succeeded.count(release["id"]) == succeeded.count(unbook["id"]) == 1
+
+
+def test_a_failing_undo_is_retried_then_a_restart_reruns_only_it(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, webhook_receiver: WebhookReceiver
+) -> None:
+    deploy_flow(TRIP)
+    base = f"/{uuid.uuid4().hex}"
+    _script_trip(webhook_receiver, base)
+    webhook_receiver.script(f"{base}/hotel/H-1", FakeResponse.of_text("hotel system down", 503))
+
+    created = stack.run(unique_namespace, "trip", base=webhook_receiver.url + base)
+    failed = stack.wait_for_state(created["id"], timeout_s=60)
+
+    assert failed["state"]["current"] == "FAILED"
+    [unbook] = _runs(failed, "unbook")
+    assert unbook["state"]["current"] == "FAILED"
+    assert len(unbook["attempts"]) == 3  # its own retry: maxAttempts 3
+    assert _calls(webhook_receiver, base).count("DELETE /hotel/H-1?undoes=book") == 3
+    ended = next(e for e in _audit(stack, created["id"]) if e["action"] == "compensation.ended")
+    assert ended["payload"]["state"] == "FAILED"
+
+    webhook_receiver.script(f"{base}/hotel/H-1", FakeResponse.of_text("cancelled"))
+    restarted = stack.api.post(f"/executions/{created['id']}/restart")
+    assert restarted.status_code == 200, restarted.text
+    execution = stack.wait_for_state(created["id"], timeout_s=60)
+
+    [unbook] = _runs(execution, "unbook")
+    assert unbook["state"]["current"] == "SUCCESS"
+    assert len(unbook["attempts"]) == 4
+    assert execution["state"]["current"] == "FAILED"  # compensated, not succeeded: the charge still failed
+    calls = _calls(webhook_receiver, base)
+    assert calls.count("POST /charge") == calls.count("DELETE /seat/S-7") == calls.count("POST /alert") == 1
+    assert calls.count("DELETE /hotel/H-1?undoes=book") == 4
+    assert calls[-2:] == ["DELETE /hotel/H-1?undoes=book", "POST /cleanup"]  # finally again, after the undo
+    endings = [e for e in _audit(stack, created["id"]) if e["action"] == "compensation.ended"]
+    assert [e["payload"]["state"] for e in endings] == ["FAILED", "SUCCESS"]
+
+    again = stack.api.post(f"/executions/{created['id']}/restart")
+    assert again.status_code == 409, again.text
+    assert "was compensated" in again.text
