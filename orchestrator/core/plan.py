@@ -209,6 +209,12 @@ def with_compensation(flow: Flow, lists: ChildLists, snap: Snapshot) -> ChildLis
     return dataclasses.replace(lists, compensation=tuple(Slot(task, undoes=run_id) for task, run_id in steps))
 
 
+def killed_lists(lists: ChildLists) -> ChildLists:
+    """The root's phases once killed with compensation: no more main work, no `errors`, no `finally` (a kill runs
+    neither), the compensation alone."""
+    return dataclasses.replace(lists, main=(), errors=(), finally_=(), after=(), failed=True)
+
+
 def _topological(tasks: tuple[TaskSpec, ...]) -> tuple[TaskSpec, ...]:
     """A Dag's tasks in an order that respects `dependsOn` (the parser has refused cycles)."""
     ordered: list[TaskSpec] = []
@@ -259,9 +265,12 @@ def pool_of(task: TaskSpec) -> str:
 # ---- remaining work -----------------------------------------------------------------------------
 
 
-def remaining(flow: Flow, snapshot: Snapshot) -> PlanNode | None:
-    """The plan of everything that can be dispatched now; None when nothing can (all done or waiting)."""
-    return _parent_plan(flow, None, None, snapshot)
+def remaining(flow: Flow, snapshot: Snapshot, *, killed: bool = False) -> PlanNode | None:
+    """The plan of everything that can be dispatched now; None when nothing can (all done or waiting).
+
+    `killed`: the execution is being killed with compensation: only its compensation remains.
+    """
+    return _parent_plan(flow, None, None, snapshot, killed=killed)
 
 
 def inside(flow: Flow, spec: TaskSpec, run: TaskRunView, snapshot: Snapshot) -> PlanNode | None:
@@ -274,11 +283,13 @@ def phase(flow: Flow, lanes: tuple[Lane, ...], parent_id: str | None, snapshot: 
     return _lanes_plan(flow, lanes, parent_id, snapshot, Join(snapshot.execution_id, parent_id))
 
 
-def _parent_plan(flow: Flow, spec: TaskSpec | None, run: TaskRunView | None, snap: Snapshot) -> PlanNode | None:
+def _parent_plan(
+    flow: Flow, spec: TaskSpec | None, run: TaskRunView | None, snap: Snapshot, *, killed: bool = False
+) -> PlanNode | None:
     parent_id = run.id if run else None
     lists = child_lists(flow, spec, run.decision if run else {})
     if spec is None:
-        lists = with_compensation(flow, lists, snap)
+        lists = with_compensation(flow, killed_lists(lists) if killed else lists, snap)
     return phase(flow, current_phase(lists, parent_id, snap), parent_id, snap)
 
 

@@ -145,9 +145,13 @@ def claim_in(
         if reapplied:
             at = TaskRunCoordinates(at.execution_id, at.task_id, at.parent_id, at.iteration, at.attempt + 1)
     flow = flows.flow_of_execution(engine, session, execution)
+    # A compensation runs under the task run it undoes, which has ended (SUCCESS): that is its point.
+    undoing = compensation.is_compensation(flow, at.task_id)
     if State(execution.state) is not State.RUNNING and not (
         # A paused execution still lets sibling Approvals reach their own pause (Kestra's PAUSING).
-        State(execution.state) is State.PAUSED and approval_tasks.runs_while_paused(session, flow, at)
+        (State(execution.state) is State.PAUSED and approval_tasks.runs_while_paused(session, flow, at))
+        # An execution killed with compensation runs its compensation (and nothing else) while KILLING.
+        or (State(execution.state) is State.KILLING and undoing)
     ):
         return None
     task = flow.task(at.task_id)
@@ -155,8 +159,6 @@ def claim_in(
         row = store.get_task_run(session, at.task_run_id, lock=True)
     else:
         row = locked_row if isinstance(locked_row, TaskRunRow) else None
-    # A compensation runs under the task run it undoes, which has ended (SUCCESS): that is its point.
-    undoing = compensation.is_compensation(flow, at.task_id)
     if at.parent_id is not None and not undoing and (row is None or not State(row.state).is_terminal):
         parent = store.loaded_task_run(session, at.parent_id)
         if parent is not None and State(parent.state).is_terminal:

@@ -22,6 +22,7 @@ from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
 from orchestrator.engine import admission, agent_journal, approval_tasks, flows, pending
+from orchestrator.engine.values import task_run_view
 from orchestrator.store import agent as store_agent
 from orchestrator.store.database import Session, read_only
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
@@ -45,9 +46,13 @@ def lock_existing(engine: Engine, session: Session, execution_id: str) -> Execut
 # ---- kill ---------------------------------------------------------------------------------------
 
 
-def kill(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
-    """KILLING, then every unfinished task run KILLED, then KILLED; running Celery tasks are revoked."""
-    return _stop(engine, execution_id, State.KILLED, actor=actor)
+def kill(engine: Engine, execution_id: str, *, actor: str, compensate: bool = False) -> ExecutionRow:
+    """KILLING, then every unfinished task run KILLED, then KILLED; running Celery tasks are revoked.
+
+    `compensate`: the task runs that had succeeded are undone first (their `compensate` tasks, latest first): the
+    execution stays KILLING while they run, and ends KILLED after them. Without any to undo, a plain kill.
+    """
+    return _stop(engine, execution_id, State.KILLED, actor=actor, compensate=compensate)
 
 
 def stop(
@@ -58,7 +63,13 @@ def stop(
 
 
 def _stop(
-    engine: Engine, execution_id: str, final: State, *, actor: str, payload: dict[str, Any] | None = None
+    engine: Engine,
+    execution_id: str,
+    final: State,
+    *,
+    actor: str,
+    payload: dict[str, Any] | None = None,
+    compensate: bool = False,
 ) -> ExecutionRow:
     """Stop an execution: unfinished task runs KILLED (their Celery tasks revoked), the execution `final`."""
     now = store.utcnow()
@@ -76,7 +87,8 @@ def _stop(
             store.record_transition(session, execution, final, actor=actor, payload=payload)  # never started
             return execution
         if State(execution.state) is not State.KILLING:
-            store.record_transition(session, execution, State.KILLING, actor=actor, payload=payload)
+            asked = {**(payload or {}), "compensate": True} if compensate else payload
+            store.record_transition(session, execution, State.KILLING, actor=actor, payload=asked)
         for run in store.task_runs_of(session, execution_id):
             if State(run.state) in TERMINAL:
                 continue
@@ -93,11 +105,20 @@ def _stop(
                     "retry_at": None,
                 },
             )
-        store.record_transition(session, execution, final, actor=actor, payload=payload)
+        flow = flows.flow_of_execution(engine, session, execution)
+        undoing = compensate and bool(
+            compensation.steps(flow, [task_run_view(r) for r in store.task_runs_of(session, execution_id)])
+        )
+        if not undoing:
+            store.record_transition(session, execution, final, actor=actor, payload=payload)
+        # else it stays KILLING (a state no other operation leaves at rest) until its compensation has run: the
+        # root's join then ends it KILLED.
         children = store.running_children(session, execution_id)
     for child_id in children:  # subflow executions die with their parent (Kestra's kill cascade)
         with contextlib.suppress(Conflict):  # it ended meanwhile
             kill(engine, child_id, actor=actor)
+    if undoing:
+        engine.dispatch(execution_id, actor=actor)
     if celery_ids:
         # Best effort: a revoked task that already finished is a no-op, and its finish() finds KILLED.
         try:

@@ -10,6 +10,7 @@ from typing import Any
 from tests.e2e.conftest import Stack
 from tests.fakes.base import FakeResponse
 from tests.fakes.webhook import WebhookReceiver
+from tests.harness.waiting import wait_until
 
 TRIP = """
 id: trip
@@ -170,3 +171,98 @@ def test_a_failing_undo_is_retried_then_a_restart_reruns_only_it(
     again = stack.api.post(f"/executions/{created['id']}/restart")
     assert again.status_code == 409, again.text
     assert "was compensated" in again.text
+
+
+BOOK_THEN_WAIT = """
+id: book-then-wait
+namespace: {ns}
+inputs:
+  - id: base
+    type: STRING
+tasks:
+  - id: book
+    type: io.kestra.plugin.core.http.Request
+    uri: "{{ inputs.base }}/hotel"
+    method: POST
+    compensate:
+      - id: unbook
+        type: io.kestra.plugin.core.http.Request
+        uri: "{{ inputs.base }}/hotel/{{ outputs.book.body }}"
+        method: DELETE
+  - id: wait
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT60S
+  - id: notify
+    type: io.kestra.plugin.core.http.Request
+    uri: "{{ inputs.base }}/notify"
+    method: POST
+finally:
+  - id: cleanup
+    type: io.kestra.plugin.core.http.Request
+    uri: "{{ inputs.base }}/cleanup"
+    method: POST
+"""
+
+
+def _started_waiting(stack: Stack, webhook_receiver: WebhookReceiver, base: str, namespace: str) -> str:
+    webhook_receiver.script(f"{base}/hotel", FakeResponse.of_text("H-9"))
+    created = stack.run(namespace, "book-then-wait", base=webhook_receiver.url + base)
+
+    def sleeping() -> bool:
+        execution = stack.api.get(f"/executions/{created['id']}").json()
+        return any(t["taskId"] == "wait" and t["state"]["current"] == "RUNNING" for t in execution["taskRunList"])
+
+    wait_until(sleeping, timeout_s=30)
+    return str(created["id"])
+
+
+def test_a_kill_with_compensation_undoes_what_had_succeeded_then_ends_killed(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, webhook_receiver: WebhookReceiver
+) -> None:
+    deploy_flow(BOOK_THEN_WAIT)
+    base = f"/{uuid.uuid4().hex}"
+    execution_id = _started_waiting(stack, webhook_receiver, base, unique_namespace)
+
+    killed = stack.api.delete(f"/executions/{execution_id}/actions/kill", params={"compensate": "true"})
+    assert killed.status_code == 200, killed.text
+    execution = stack.wait_for_state(execution_id, {"KILLED"}, timeout_s=30)
+
+    assert _calls(webhook_receiver, base) == ["POST /hotel", "DELETE /hotel/H-9"]  # no notify, no finally
+    [unbook] = _runs(execution, "unbook")
+    assert unbook["state"]["current"] == "SUCCESS"
+    assert _runs(execution, "wait")[0]["state"]["current"] == "KILLED"
+    events = _audit(stack, execution_id)
+    started = next(e for e in events if e["action"] == "compensation.started")
+    assert started["payload"]["reason"] == "killed"
+    killing = next(e for e in events if e["action"] == "execution.killing")
+    assert killing["payload"]["compensate"] is True
+
+
+def test_a_plain_kill_undoes_nothing(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, webhook_receiver: WebhookReceiver
+) -> None:
+    deploy_flow(BOOK_THEN_WAIT)
+    base = f"/{uuid.uuid4().hex}"
+    execution_id = _started_waiting(stack, webhook_receiver, base, unique_namespace)
+
+    assert stack.api.delete(f"/executions/{execution_id}/actions/kill").status_code == 200
+    execution = stack.wait_for_state(execution_id, {"KILLED"}, timeout_s=30)
+
+    assert _runs(execution, "unbook") == []
+    assert _calls(webhook_receiver, base) == ["POST /hotel"]
+    assert not any(e["action"].startswith("compensation.") for e in _audit(stack, execution_id))
+
+
+def test_a_kill_with_a_compensate_flag_that_is_not_a_boolean_names_the_field_and_kills_nothing(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, webhook_receiver: WebhookReceiver
+) -> None:
+    deploy_flow(BOOK_THEN_WAIT)
+    base = f"/{uuid.uuid4().hex}"
+    execution_id = _started_waiting(stack, webhook_receiver, base, unique_namespace)
+
+    answer = stack.api.delete(f"/executions/{execution_id}/actions/kill", params={"compensate": "perhaps"})
+
+    assert answer.status_code == 422, answer.text
+    assert "compensate" in answer.text
+    assert stack.api.get(f"/executions/{execution_id}").json()["state"]["current"] == "RUNNING"
+    stack.api.delete(f"/executions/{execution_id}/actions/kill")  # not left sleeping for a minute
