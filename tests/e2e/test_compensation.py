@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.e2e.conftest import Stack
+from tests.e2e.test_cli_client import _chorus
 from tests.fakes.base import FakeResponse
 from tests.fakes.webhook import WebhookReceiver
 from tests.harness.waiting import wait_until
@@ -236,6 +237,22 @@ def test_a_kill_with_compensation_undoes_what_had_succeeded_then_ends_killed(
     assert started["payload"]["reason"] == "killed"
     killing = next(e for e in events if e["action"] == "execution.killing")
     assert killing["payload"]["compensate"] is True
+
+
+def test_chorus_executions_kill_compensate_undoes_then_kills(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, webhook_receiver: WebhookReceiver
+) -> None:
+    deploy_flow(BOOK_THEN_WAIT)
+    base = f"/{uuid.uuid4().hex}"
+    execution_id = _started_waiting(stack, webhook_receiver, base, unique_namespace)
+
+    done = _chorus(stack, "executions", "kill", execution_id, "--compensate")
+
+    assert done.returncode == 0, done.stderr
+    assert f"execution {execution_id} kill: now" in done.stdout
+    execution = stack.wait_for_state(execution_id, {"KILLED"}, timeout_s=30)
+    assert [r["state"]["current"] for r in _runs(execution, "unbook")] == ["SUCCESS"]
+    assert _calls(webhook_receiver, base) == ["POST /hotel", "DELETE /hotel/H-9"]
 
 
 def test_a_plain_kill_undoes_nothing(
