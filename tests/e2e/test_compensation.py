@@ -283,3 +283,36 @@ def test_a_kill_with_a_compensate_flag_that_is_not_a_boolean_names_the_field_and
     assert "compensate" in answer.text
     assert stack.api.get(f"/executions/{execution_id}").json()["state"]["current"] == "RUNNING"
     stack.api.delete(f"/executions/{execution_id}/actions/kill")  # not left sleeping for a minute
+
+
+EACH_THEN_FAIL = """
+id: each-then-fail
+namespace: {ns}
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b"]
+    tasks:
+      - id: reserve
+        type: io.kestra.plugin.core.debug.Return
+        format: "R-{{ taskrun.value }}"
+        compensate:
+          - id: unreserve
+            type: io.kestra.plugin.core.debug.Return
+            format: "undo {{ compensation.task }} {{ compensation.value }} {{ compensation.outputs.value }}"
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+"""
+
+
+def test_each_iteration_is_undone_with_its_own_value_and_outputs_latest_first(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(EACH_THEN_FAIL)
+
+    execution = stack.run_to_end(unique_namespace, "each-then-fail")
+
+    assert execution["state"]["current"] == "FAILED"
+    reserves = {r["id"]: r["value"] for r in _runs(execution, "reserve")}
+    undone = [(reserves[r["parentTaskRunId"]], r["outputs"]["value"]) for r in _runs(execution, "unreserve")]
+    assert undone == [("b", "undo reserve b R-b"), ("a", "undo reserve a R-a")]
