@@ -7,9 +7,12 @@ Each compensation task run is audited like any task run (`task_run.*`, its subje
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from orchestrator import store
+from orchestrator.core import compensation
+from orchestrator.core.errors import Conflict
 from orchestrator.core.flow import Flow
 from orchestrator.core.plan import ChildLists, Snapshot, compensation_state
 from orchestrator.store.database import Session
@@ -72,3 +75,36 @@ def variables(session: Session, flow: Flow, row: TaskRunRow) -> dict[str, Any] |
         "state": undone.state,
         "outputs": undone.outputs or {},
     }
+
+
+def restart_scope(
+    session: Session,
+    flow: Flow,
+    execution: ExecutionRow,
+    runs: Sequence[TaskRunRow],
+    failed: Sequence[TaskRunRow],
+    *,
+    actor: str,
+) -> list[TaskRunRow]:
+    """What a Restart re-runs when compensation ran: the failed compensation runs only (empty: none ran).
+
+    The Saga was unwinding when it stopped: re-running the failed step it undoes would redo what is being undone,
+    so that step stays failed; the rest of the compensation follows, then `finally` (its runs are discarded here so
+    it runs again). An execution whose compensation completed is refused: it would go on from undone steps.
+    """
+    undo = [r for r in failed if compensation.is_compensation(flow, r.task_id)]
+    if not undo:
+        if any(compensation.is_compensation(flow, r.task_id) for r in runs):
+            raise Conflict(
+                f"execution {execution.id} was compensated (what it had done is undone): restarting it would go on "
+                "from undone steps; replay it instead"
+            )
+        return []
+    names = {t.id for t in (*flow.finally_, *flow.after_execution)}
+    discard = [r for r in runs if r.parent_id is None and r.task_id in names]
+    for run in runs:  # `runs` come in creation order: a child after its parent
+        if run.parent_id in {d.id for d in discard} and run not in discard:
+            discard.append(run)
+    for run in discard:
+        store.discard_task_run(session, run, actor=actor)
+    return undo

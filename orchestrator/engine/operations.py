@@ -21,7 +21,7 @@ from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
-from orchestrator.engine import admission, agent_journal, approval_tasks, flows, pending
+from orchestrator.engine import admission, agent_journal, approval_tasks, compensating, flows, pending
 from orchestrator.engine.values import task_run_view
 from orchestrator.store import agent as store_agent
 from orchestrator.store.database import Session, read_only
@@ -369,23 +369,18 @@ def restart(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
         if State(execution.state) not in _RESTARTABLE:
             raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
         flow = flows.flow_of_execution(engine, session, execution)
-        undo = [r for r in failed if compensation.is_compensation(flow, r.task_id)]
-        if not undo and any(compensation.is_compensation(flow, r.task_id) for r in runs):
-            raise Conflict(
-                f"execution {execution_id} was compensated (what it had done is undone): restarting it would go on "
-                "from undone steps; replay it instead"
-            )
-        if undo:
-            # The Saga was unwinding when it stopped: only the failed compensation runs again (then the rest of the
-            # compensation, then `finally`); re-running the failed step it undoes would redo what is being undone.
-            failed = undo
-            for run_id in _root_phase_runs(flow, runs, ("finally", "afterExecution")):
-                store.discard_task_run(session, next(r for r in runs if r.id == run_id), actor=actor)
-        restart_task_runs(session, flow, runs, failed, actor=actor)
+        undoing = compensating.restart_scope(session, flow, execution, runs, failed, actor=actor)
+        killed = State(execution.state) is State.KILLED
+        restart_task_runs(session, flow, runs, undoing or failed, actor=actor)
         store.record_transition(
             session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
         )
-        running = _admit_restarted(engine, session, flow, execution)
+        if undoing and killed:
+            # Killed with compensation: it goes on KILLING (its compensation alone, no `errors`), then ends KILLED.
+            store.record_transition(session, execution, State.KILLING, actor=actor, payload={"compensate": True})
+            running = True
+        else:
+            running = _admit_restarted(engine, session, flow, execution)
     if running:
         engine.dispatch(execution_id, actor=actor)
     return execution
@@ -425,17 +420,6 @@ def restart_task_runs(
             store.record_transition(session, run, State.RUNNING, actor=actor)
     for run_id in discard:
         store.discard_task_run(session, by_id[run_id], actor=actor)
-
-
-def _root_phase_runs(flow: Flow, runs: Sequence[TaskRunRow], phases: Sequence[str]) -> list[str]:
-    """The task runs of some of the flow's own phases (`finally`, `afterExecution`) and everything under them."""
-    sections = {"errors": flow.errors, "finally": flow.finally_, "afterExecution": flow.after_execution}
-    names = {t.id for phase in phases for t in sections[phase]}
-    found = [r.id for r in runs if r.parent_id is None and r.task_id in names]
-    for run in runs:  # `runs` are in creation order: a child comes after its parent
-        if run.parent_id in found and run.id not in found:
-            found.append(run.id)
-    return found
 
 
 def _reruns_whole(spec: TaskSpec) -> bool:

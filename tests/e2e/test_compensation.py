@@ -316,3 +316,26 @@ def test_each_iteration_is_undone_with_its_own_value_and_outputs_latest_first(
     reserves = {r["id"]: r["value"] for r in _runs(execution, "reserve")}
     undone = [(reserves[r["parentTaskRunId"]], r["outputs"]["value"]) for r in _runs(execution, "unreserve")]
     assert undone == [("b", "undo reserve b R-b"), ("a", "undo reserve a R-a")]
+
+
+def test_a_restart_after_a_failed_undo_of_a_kill_finishes_the_undo_and_ends_killed_again(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, webhook_receiver: WebhookReceiver
+) -> None:
+    deploy_flow(BOOK_THEN_WAIT)
+    base = f"/{uuid.uuid4().hex}"
+    webhook_receiver.script(f"{base}/hotel/H-9", FakeResponse.of_text("down", 503))
+    execution_id = _started_waiting(stack, webhook_receiver, base, unique_namespace)
+    stack.api.delete(f"/executions/{execution_id}/actions/kill", params={"compensate": "true"}).raise_for_status()
+    killed = stack.wait_for_state(execution_id, {"KILLED"}, timeout_s=30)
+    assert [r["state"]["current"] for r in _runs(killed, "unbook")] == ["FAILED"]
+
+    webhook_receiver.script(f"{base}/hotel/H-9", FakeResponse.of_text("cancelled"))
+    stack.api.post(f"/executions/{execution_id}/restart").raise_for_status()
+    wait_until(lambda: _calls(webhook_receiver, base).count("DELETE /hotel/H-9") == 2, timeout_s=30)
+    execution = stack.wait_for_state(execution_id, {"KILLED", "FAILED", "SUCCESS"}, timeout_s=30)
+
+    assert execution["state"]["current"] == "KILLED"
+    assert [r["state"]["current"] for r in _runs(execution, "unbook")] == ["SUCCESS"]
+    assert _calls(webhook_receiver, base) == ["POST /hotel", "DELETE /hotel/H-9", "DELETE /hotel/H-9"]  # no finally
+    endings = [e["payload"]["state"] for e in _audit(stack, execution_id) if e["action"] == "compensation.ended"]
+    assert endings == ["FAILED", "SUCCESS"]
