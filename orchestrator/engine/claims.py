@@ -324,11 +324,16 @@ def _reapply(
             failed.append(parent)
         parent = by_id.get(parent.parent_id or "")
     actor = requested_by
+    undoing = compensation.is_compensation(flow, row.task_id)
+    if undoing:  # as a Restart of a failed compensation: the rest of the compensation, then `finally`, follow
+        compensating.discard_closing_phases(session, flow, runs, actor=actor)
+    killed = State(execution.state) is State.KILLED
     operations.restart_task_runs(session, flow, runs, failed, actor=actor)
     store.record_transition(
         session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
     )
-    store.record_transition(session, execution, State.RUNNING, actor=actor)
+    # Killed with compensation: back to KILLING, where only compensation runs (no `errors`), then KILLED.
+    store.record_transition(session, execution, State.KILLING if undoing and killed else State.RUNNING, actor=actor)
     return True
 
 

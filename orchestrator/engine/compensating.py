@@ -100,6 +100,13 @@ def restart_scope(
                 "from undone steps; replay it instead"
             )
         return []
+    discard_closing_phases(session, flow, runs, actor=actor)
+    return undo
+
+
+def discard_closing_phases(session: Session, flow: Flow, runs: Sequence[TaskRunRow], *, actor: str) -> None:
+    """Discard the flow's `finally` and `afterExecution` task runs (and all under them): a compensation sent back
+    to run (Restart, a Flower re-apply) is followed by the rest of the compensation, then by them again."""
     names = {t.id for t in (*flow.finally_, *flow.after_execution)}
     discard = [r for r in runs if r.parent_id is None and r.task_id in names]
     for run in runs:  # `runs` come in creation order: a child after its parent
@@ -107,4 +114,3 @@ def restart_scope(
             discard.append(run)
     for run in discard:
         store.discard_task_run(session, run, actor=actor)
-    return undo

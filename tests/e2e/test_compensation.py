@@ -11,6 +11,7 @@ from tests.e2e.conftest import Stack
 from tests.e2e.test_cli_client import _chorus
 from tests.fakes.base import FakeResponse
 from tests.fakes.webhook import WebhookReceiver
+from tests.harness.flower import Flower
 from tests.harness.waiting import wait_until
 
 TRIP = """
@@ -339,3 +340,40 @@ def test_a_restart_after_a_failed_undo_of_a_kill_finishes_the_undo_and_ends_kill
     assert _calls(webhook_receiver, base) == ["POST /hotel", "DELETE /hotel/H-9", "DELETE /hotel/H-9"]  # no finally
     endings = [e["payload"]["state"] for e in _audit(stack, execution_id) if e["action"] == "compensation.ended"]
     assert endings == ["FAILED", "SUCCESS"]
+
+
+def test_a_failed_undo_re_applied_from_flower_goes_on_with_the_rest_of_the_undo_then_finally(
+    stack: Stack,
+    flower: Flower,
+    deploy_flow: Callable[[str], dict[str, Any]],
+    unique_namespace: str,
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    deploy_flow(TRIP)
+    base = f"/{uuid.uuid4().hex}"
+    _script_trip(webhook_receiver, base)
+    webhook_receiver.script(f"{base}/seat/S-7", FakeResponse.of_text("seat system down", 503))
+    created = stack.run(unique_namespace, "trip", base=webhook_receiver.url + base)
+    failed = stack.wait_for_state(created["id"], timeout_s=60)
+    assert [r["state"]["current"] for r in _runs(failed, "release")] == ["FAILED"]
+    assert _runs(failed, "unbook") == []  # the undo steps after a failed one wait
+
+    webhook_receiver.script(f"{base}/seat/S-7", FakeResponse.of_text("released"))
+    _, name, kwargs = flower.task_of(created["id"], "release")
+    response = flower.client.post(
+        f"/api/task/async-apply/{name}",
+        json={"kwargs": kwargs, "queue": "io", "headers": {"chorus_actor": "flower:ops"}},
+    )
+    assert response.status_code == 200, response.text
+    wait_until(lambda: _calls(webhook_receiver, base).count("POST /cleanup") == 2, timeout_s=30)
+    execution = stack.wait_for_state(created["id"], timeout_s=30)
+
+    assert execution["state"]["current"] == "FAILED"
+    assert [r["state"]["current"] for r in _runs(execution, "release")] == ["SUCCESS"]
+    assert [r["state"]["current"] for r in _runs(execution, "unbook")] == ["SUCCESS"]
+    assert _calls(webhook_receiver, base)[-4:] == [
+        "POST /cleanup",
+        "DELETE /seat/S-7",
+        "DELETE /hotel/H-1?undoes=book",
+        "POST /cleanup",
+    ]
