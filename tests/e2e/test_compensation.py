@@ -377,3 +377,44 @@ def test_a_failed_undo_re_applied_from_flower_goes_on_with_the_rest_of_the_undo_
         "DELETE /hotel/H-1?undoes=book",
         "POST /cleanup",
     ]
+
+
+def _compensated_trip(stack: Stack, receiver: WebhookReceiver, namespace: str) -> tuple[str, dict[str, Any]]:
+    base = f"/{uuid.uuid4().hex}"
+    _script_trip(receiver, base)
+    created = stack.run(namespace, "trip", base=receiver.url + base)
+    return base, stack.wait_for_state(created["id"], timeout_s=60)
+
+
+def test_a_replay_from_the_failed_step_undoes_the_copied_steps_again_in_the_new_execution(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, webhook_receiver: WebhookReceiver
+) -> None:
+    deploy_flow(TRIP)
+    base, first = _compensated_trip(stack, webhook_receiver, unique_namespace)
+    charge = _runs(first, "charge")[0]
+
+    replayed = stack.api.post(f"/executions/{first['id']}/replay", params={"taskRunId": charge["id"]})
+    assert replayed.status_code == 200, replayed.text
+    execution = stack.wait_for_state(replayed.json()["id"], timeout_s=60)
+
+    assert execution["state"]["current"] == "FAILED"
+    assert [r["state"]["current"] for r in _runs(execution, "release") + _runs(execution, "unbook")] == [
+        "SUCCESS",
+        "SUCCESS",
+    ]
+    calls = _calls(webhook_receiver, base)
+    assert calls.count("POST /hotel") == calls.count("POST /seat") == 1  # copied, not run again
+    assert calls.count("DELETE /seat/S-7") == calls.count("DELETE /hotel/H-1?undoes=book") == 2
+
+
+def test_a_replay_from_a_compensation_is_refused(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, webhook_receiver: WebhookReceiver
+) -> None:
+    deploy_flow(TRIP)
+    _, first = _compensated_trip(stack, webhook_receiver, unique_namespace)
+    release = _runs(first, "release")[0]
+
+    refused = stack.api.post(f"/executions/{first['id']}/replay", params={"taskRunId": release["id"]})
+
+    assert refused.status_code == 409, refused.text
+    assert "is a compensation" in refused.text
