@@ -482,11 +482,6 @@ def replay(
         chosen = next((r for r in runs if r.id == task_run_id), None) if task_run_id else None
         if task_run_id and chosen is None:
             raise NoTaskToRestart(execution_id, task_run_id)
-        if chosen is not None and compensation.is_compensation(flow, chosen.task_id):
-            # Its parent is the task run it undoes, which ended: copied back to RUNNING it would run again.
-            raise Conflict(
-                f"task run {chosen.id} is a compensation: replay from a task of the flow, or restart the execution"
-            )
         typed = coerce_declared(flow.inputs, inputs) if inputs is not None else dict(old.inputs)
         labels = [label for label in old.labels if label["key"] != "system.replayed"]
         new = engine.create_execution(session, flow_row, flow, typed, labels, actor=actor, trigger=old.trigger)
@@ -505,6 +500,11 @@ def replay(
 def _copy_before(
     session: Session, flow: Flow, runs: Sequence[TaskRunRow], chosen: TaskRunRow, new_id: str, *, actor: str
 ) -> None:
+    if compensation.is_compensation(flow, chosen.task_id):
+        # Its parent is the task run it undoes, which ended: copied back to RUNNING it would run again.
+        raise Conflict(
+            f"task run {chosen.id} is a compensation: replay from a task of the flow, or restart the execution"
+        )
     by_id = {r.id: r for r in runs}
     ancestors: set[str] = set()
     parent = by_id.get(chosen.parent_id or "")
