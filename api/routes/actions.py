@@ -74,8 +74,11 @@ def _schedule_date(raw: str | None) -> datetime | None:
 
 @router.delete("/executions/{execution_id}/actions/kill", response_model=_EXECUTION)
 @router.delete("/executions/{execution_id}/kill", status_code=202, response_model=None, name="kill_legacy")
-async def kill(execution_id: str, request: Request, eng: EngineDep, who: ActorDep) -> dict[str, Any] | Response:
-    await run_in_threadpool(eng.kill, execution_id, actor=who)
+async def kill(
+    execution_id: str, request: Request, eng: EngineDep, who: ActorDep, compensate: bool = False
+) -> dict[str, Any] | Response:
+    # `compensate` (Chorus): undo what had succeeded (the tasks' `compensate` lists) before the execution ends KILLED.
+    await run_in_threadpool(eng.kill, execution_id, actor=who, compensate=compensate)
     if _on_older_path(request):
         return Response(status_code=202)
     return await run_in_threadpool(execution_answer, eng, execution_id)

@@ -70,6 +70,9 @@ def add_commands(commands: Any) -> None:
     actions.choices["logs"].add_argument("--level", help="the lowest level shown (e.g. WARN)")
     actions.choices["logs"].add_argument("--task", help="only this task's logs")
     actions.choices["resume"].add_argument("--input", action="append", default=[], metavar="NAME=VALUE")
+    actions.choices["kill"].add_argument(
+        "--compensate", action="store_true", help="undo what had succeeded (the tasks' `compensate`) first"
+    )
     listing = actions.add_parser("list", help="the newest executions")
     listing.add_argument("--namespace", help="namespace prefix")
     listing.add_argument("--flow", help="flow id")
@@ -228,7 +231,7 @@ def _execution_command(client: httpx.Client, args: argparse.Namespace, out: Text
             out.write(f"{line['timestamp']} {line['level']:<5} {line['taskId'] or '-'} {line['message']}\n")
         return EXIT_OK
     if command == "kill":
-        client.delete(f"{path}/kill").raise_for_status()
+        client.delete(f"{path}/kill", params={"compensate": "true"} if args.compensate else None).raise_for_status()
     elif command == "restart":
         client.post(f"{path}/restart").raise_for_status()
     elif command == "resume":

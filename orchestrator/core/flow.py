@@ -226,6 +226,8 @@ class TaskSpec(BaseModel):
     branches: dict[str, tuple[TaskSpec, ...]] = Field(default_factory=dict)
     #: An AIAgent's tools (its tasks, a Subflow per flow, an McpToolCall per MCP server): each call a child task run.
     tools: tuple[TaskSpec, ...] = ()
+    #: Chorus extension: tasks that undo this one when the execution fails after it succeeded (a Saga's step).
+    compensate: tuple[TaskSpec, ...] = ()
     depends_on: tuple[str, ...] = ()
     line: int = 0
     column: int = 0
@@ -233,7 +235,7 @@ class TaskSpec(BaseModel):
     def iter_tasks(self) -> Iterator[TaskSpec]:
         """Yield this task and then every descendant, depth-first in YAML order."""
         yield self
-        for children in (*self.branches.values(), self.tools):
+        for children in (*self.branches.values(), self.tools, self.compensate):
             for child in children:
                 yield from child.iter_tasks()
 

@@ -15,7 +15,7 @@ from orchestrator.core.parse_reader import TASK_ID, article, find_cycle, join_pa
 
 _COMMON_TASK = (
     "id", "type", "version", "description", "retry", "timeout", "disabled", "workerGroup", "logLevel",
-    "allowFailure", "allowWarning", "logToFile", "runIf", "when", "taskCache",
+    "allowFailure", "allowWarning", "logToFile", "runIf", "when", "taskCache", "compensate",
 )  # fmt: skip
 _COMMON_FLAGS = (
     ("disabled", "disabled"), ("allowFailure", "allow_failure"), ("allowWarning", "allow_warning"),
@@ -89,6 +89,7 @@ class TaskReader(InputOutputReader):
             self.declarations(props["inputs"], join_path(path, "inputs"))
         branches = self.branches(task_type, merged, path)
         tools = self.agent_tools(task_id, props.get("tools"), path) if task_type.name == "AIAgent" else ()
+        compensate = self.compensate(merged.get("compensate"), join_path(path, "compensate"))
         if task_id is None:
             return None
         if task_type.name == "ForEachItem":
@@ -98,8 +99,25 @@ class TaskReader(InputOutputReader):
         return TaskSpec(
             id=task_id, type=task_type.name, type_name=type_name, properties=props, branches=branches, tools=tools,
             line=self.position_of(path, False)[0] or 0, column=self.position_of(path, False)[1] or 0,
-            **self.common(merged, path),
+            compensate=compensate, **self.common(merged, path),
         )  # fmt: skip
+
+    def compensate(self, value: JsonValue, path: str) -> tuple[TaskSpec, ...]:
+        """A task's `compensate` (a Chorus extension): the tasks that undo it, read like any task list.
+
+        A compensation has no compensation of its own: undoing an undo would make the Saga's unwinding
+        recursive, and no order of it would be the reverse of anything.
+        """
+        if value is None:
+            return ()
+        tasks = self.task_list(value, path, required=True)
+        for index, task in enumerate(tasks):
+            for inner in task.iter_tasks():
+                if inner.compensate:
+                    # The inner task's own path is not kept here: its compensation's path is the closest we have.
+                    where = join_path(f"{path}[{index}]", "compensate") if inner is task else f"{path}[{index}]"
+                    self.error(where, f"task '{inner.id}' is a compensation: it cannot have a 'compensate' of its own")
+        return tasks
 
     def working_directory_children(self, children: tuple[TaskSpec, ...], path: str) -> None:
         """Kestra's WorkingDirectoryTaskValidator: runnable children only, and no worker group of their own."""

@@ -9,10 +9,12 @@ The compiler turns the returned plan into Celery signatures; this module knows n
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from orchestrator.core import compensation
 from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.ids import task_run_id
@@ -35,6 +37,7 @@ class TaskRunView:
     attempt: int  #: number of the current (last) attempt, 1-based
     decision: TaskRunDecision = field(default_factory=lambda: TaskRunDecision())  #: a flowable's recorded choice
     retry_at: datetime | None = None  #: when the next attempt is due, for RETRYING
+    updated_at: datetime | None = None  #: the last state change (a terminal run's end): orders compensation
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ class Slot:
     iteration: int | None = None
     #: A Loop iteration with `transmitFailed: false`: its failure stops only the rest of its iteration.
     isolated: bool = False
+    #: A compensation: the task run it undoes, which is its parent (instead of the phase's parent).
+    undoes: str | None = None
 
 
 #: Slots that run one after the other. A parent's main phase is one or more lanes running side by side:
@@ -135,6 +140,9 @@ class ChildLists:
     isolated: bool = False
     #: The parent failed itself (a Pause whose `timeout` passed): no main phase, `errors` then `finally`.
     failed: bool = False
+    #: The flow's root only: the compensation of the succeeded task runs, run when the main phase failed,
+    #: after `errors` and before `finally` (`with_compensation`).
+    compensation: Lane = ()
 
     @property
     def main_slots(self) -> tuple[Slot, ...]:
@@ -193,6 +201,20 @@ def child_lists(flow: Flow, parent: TaskSpec | None, decision: TaskRunDecision) 
     return ChildLists((lane,) if lane else (), errors, finally_)
 
 
+def with_compensation(flow: Flow, lists: ChildLists, snap: Snapshot) -> ChildLists:
+    """The root's child lists with the compensation lane of what the execution has done so far."""
+    steps = compensation.steps(flow, snap.task_runs.values())
+    if not steps:
+        return lists
+    return dataclasses.replace(lists, compensation=tuple(Slot(task, undoes=run_id) for task, run_id in steps))
+
+
+def killed_lists(lists: ChildLists) -> ChildLists:
+    """The root's phases once killed with compensation: no more main work, no `errors`, no `finally` (a kill runs
+    neither), the compensation alone."""
+    return dataclasses.replace(lists, main=(), errors=(), finally_=(), after=(), failed=True)
+
+
 def _topological(tasks: tuple[TaskSpec, ...]) -> tuple[TaskSpec, ...]:
     """A Dag's tasks in an order that respects `dependsOn` (the parser has refused cycles)."""
     ordered: list[TaskSpec] = []
@@ -243,9 +265,12 @@ def pool_of(task: TaskSpec) -> str:
 # ---- remaining work -----------------------------------------------------------------------------
 
 
-def remaining(flow: Flow, snapshot: Snapshot) -> PlanNode | None:
-    """The plan of everything that can be dispatched now; None when nothing can (all done or waiting)."""
-    return _parent_plan(flow, None, None, snapshot)
+def remaining(flow: Flow, snapshot: Snapshot, *, killed: bool = False) -> PlanNode | None:
+    """The plan of everything that can be dispatched now; None when nothing can (all done or waiting).
+
+    `killed`: the execution is being killed with compensation: only its compensation remains.
+    """
+    return _parent_plan(flow, None, None, snapshot, killed=killed)
 
 
 def inside(flow: Flow, spec: TaskSpec, run: TaskRunView, snapshot: Snapshot) -> PlanNode | None:
@@ -258,9 +283,13 @@ def phase(flow: Flow, lanes: tuple[Lane, ...], parent_id: str | None, snapshot: 
     return _lanes_plan(flow, lanes, parent_id, snapshot, Join(snapshot.execution_id, parent_id))
 
 
-def _parent_plan(flow: Flow, spec: TaskSpec | None, run: TaskRunView | None, snap: Snapshot) -> PlanNode | None:
+def _parent_plan(
+    flow: Flow, spec: TaskSpec | None, run: TaskRunView | None, snap: Snapshot, *, killed: bool = False
+) -> PlanNode | None:
     parent_id = run.id if run else None
     lists = child_lists(flow, spec, run.decision if run else {})
+    if spec is None:
+        lists = with_compensation(flow, killed_lists(lists) if killed else lists, snap)
     return phase(flow, current_phase(lists, parent_id, snap), parent_id, snap)
 
 
@@ -269,7 +298,8 @@ def _sequence(tasks: tuple[TaskSpec, ...]) -> tuple[Lane, ...]:
 
 
 def current_phase(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> tuple[Lane, ...]:
-    """Which lanes are being worked on: finally once started, else errors once started, else main.
+    """Which lanes are being worked on: finally once started, else compensation once started, else errors once
+    started, else main.
 
     A phase that has not started yet is started by the parent's join (`decide_join`), not here.
     """
@@ -278,6 +308,8 @@ def current_phase(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> t
         return _sequence(lists.after)
     if any(t.id in started for t in lists.finally_):
         return _sequence(lists.finally_)
+    if any(snap.get(s.task.id, s.undoes) is not None for s in lists.compensation):
+        return (lists.compensation,)
     if any(t.id in started for t in lists.errors):
         return _sequence(lists.errors)
     return lists.main
@@ -304,9 +336,10 @@ def _lane_plan(flow: Flow, lane: Lane, parent_id: str | None, snap: Snapshot) ->
     for slot in lane:
         if slot.isolated and slot.iteration == failed_iteration:
             continue  # the rest of a failed Loop iteration: the next iteration goes on
-        run = snap.get(slot.task.id, parent_id, slot.iteration)
+        owner = slot.undoes or parent_id
+        run = snap.get(slot.task.id, owner, slot.iteration)
         if run is None:
-            items.append(_entry(slot, parent_id, snap, attempt=1))
+            items.append(_entry(slot, owner, snap, attempt=1))
             continue
         if run.state in _OK:
             continue
@@ -404,8 +437,8 @@ def decide_join(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> Joi
     finally_ = tuple(Slot(t) for t in lists.finally_)
     in_errors = bool(states(errors))
     in_finally = bool(states(finally_))
+    main_failed = lists.failed or any(s.is_failure for s in states(main))
     if not in_errors and not in_finally:
-        main_failed = lists.failed or any(s.is_failure for s in states(main))
         if not main_failed and missing(main):
             return StartPhase(lists.main)  # a broken chain (lost message): finish the main phase
         if main_failed and errors:
@@ -414,6 +447,10 @@ def decide_join(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> Joi
         return StartPhase(_sequence(lists.errors))
     after = tuple(Slot(t) for t in lists.after)
     in_after = bool(states(after))
+    if main_failed and not in_finally and not in_after:
+        undo = _compensation_join(lists.compensation, snap)
+        if undo is not None:
+            return undo
     if (
         not in_after
         and finally_
@@ -423,6 +460,24 @@ def decide_join(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> Joi
     if after and (not in_after or (missing(after) and not any(s.is_failure for s in states(after)))):
         return StartPhase(_sequence(lists.after))
     return Complete(decided_state(lists, children))
+
+
+def _compensation_join(lane: Lane, snap: Snapshot) -> JoinDecision | None:
+    """Wait for a compensation in flight, or start (or go on with) the compensation; None once it is over
+    (every step done, or one failed: the steps after it wait for a restart)."""
+    runs = [snap.get(s.task.id, s.undoes) for s in lane]
+    if any(r is not None and not r.state.is_terminal for r in runs):
+        return Wait()
+    if any(r is None for r in runs) and not any(r is not None and r.state.is_failure for r in runs):
+        return StartPhase((lane,))
+    return None
+
+
+def compensation_state(lists: ChildLists, snap: Snapshot) -> State | None:
+    """How the compensation went (worst of its task runs), None when none ran."""
+    runs = [snap.get(s.task.id, s.undoes) for s in lists.compensation]
+    ran = [r.state for r in runs if r is not None]
+    return worst_of(ran) if ran else None
 
 
 def decided_state(lists: ChildLists, children: Iterable[TaskRunView]) -> State:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
+from orchestrator.core import compensation
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.plan import (
     PlanNode,
@@ -19,6 +20,7 @@ from orchestrator.core.plan import (
 from orchestrator.core.states import State
 from orchestrator.engine import (
     approval_tasks,
+    compensating,
     flows,
     joins,
     local_drive,
@@ -143,9 +145,13 @@ def claim_in(
         if reapplied:
             at = TaskRunCoordinates(at.execution_id, at.task_id, at.parent_id, at.iteration, at.attempt + 1)
     flow = flows.flow_of_execution(engine, session, execution)
+    # A compensation runs under the task run it undoes, which has ended (SUCCESS): that is its point.
+    undoing = compensation.is_compensation(flow, at.task_id)
     if State(execution.state) is not State.RUNNING and not (
         # A paused execution still lets sibling Approvals reach their own pause (Kestra's PAUSING).
-        State(execution.state) is State.PAUSED and approval_tasks.runs_while_paused(session, flow, at)
+        (State(execution.state) is State.PAUSED and approval_tasks.runs_while_paused(session, flow, at))
+        # An execution killed with compensation runs its compensation (and nothing else) while KILLING.
+        or (State(execution.state) is State.KILLING and undoing)
     ):
         return None
     task = flow.task(at.task_id)
@@ -153,7 +159,7 @@ def claim_in(
         row = store.get_task_run(session, at.task_run_id, lock=True)
     else:
         row = locked_row if isinstance(locked_row, TaskRunRow) else None
-    if at.parent_id is not None and (row is None or not State(row.state).is_terminal):
+    if at.parent_id is not None and not undoing and (row is None or not State(row.state).is_terminal):
         parent = store.loaded_task_run(session, at.parent_id)
         if parent is not None and State(parent.state).is_terminal:
             return None  # its parent ended (interrupted by a sibling's failure): nothing starts under it
@@ -190,6 +196,8 @@ def claim_in(
     store.touch_execution(session, at.execution_id, now)
     runs = store.task_runs_for_variables(session, at.execution_id) if known_runs is None else known_runs.current(row)
     variables = execution_variables(execution, flow, task, row, runs)
+    if undoing:
+        variables["compensation"] = compensating.variables(session, flow, row)
     variables["envs"], variables["globals"] = dict(engine.settings.envs), dict(engine.settings.globals_)
     return ClaimedTaskRun(at, owner, flow, task, variables, reapplied=reapplied)
 
@@ -316,11 +324,16 @@ def _reapply(
             failed.append(parent)
         parent = by_id.get(parent.parent_id or "")
     actor = requested_by
+    undoing = compensation.is_compensation(flow, row.task_id)
+    if undoing:  # as a Restart of a failed compensation: the rest of the compensation, then `finally`, follow
+        compensating.discard_closing_phases(session, flow, runs, actor=actor)
+    killed = State(execution.state) is State.KILLED
     operations.restart_task_runs(session, flow, runs, failed, actor=actor)
     store.record_transition(
         session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
     )
-    store.record_transition(session, execution, State.RUNNING, actor=actor)
+    # Killed with compensation: back to KILLING, where only compensation runs (no `errors`), then KILLED.
+    store.record_transition(session, execution, State.KILLING if undoing and killed else State.RUNNING, actor=actor)
     return True
 
 

@@ -404,8 +404,8 @@ class Engine:
 
     # ---- execution control (see orchestrator.engine.operations) -----------------------------------------
 
-    def kill(self, execution_id: str, *, actor: str) -> ExecutionRow:
-        return operations.kill(self, execution_id, actor=actor)
+    def kill(self, execution_id: str, *, actor: str, compensate: bool = False) -> ExecutionRow:
+        return operations.kill(self, execution_id, actor=actor, compensate=compensate)
 
     def pause(self, execution_id: str, *, actor: str) -> ExecutionRow:
         return operations.pause(self, execution_id, actor=actor)

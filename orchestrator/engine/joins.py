@@ -23,14 +23,17 @@ from orchestrator.core.plan import (
     child_lists,
     decide_join,
     has_runs,
+    killed_lists,
     phase,
     remaining,
+    with_compensation,
 )
 from orchestrator.core.retry import next_attempt_at
 from orchestrator.core.states import State, apply_allowances
 from orchestrator.engine import (
     approval_tasks,
     child_failure,
+    compensating,
     flows,
     local_drive,
     loop_scope,
@@ -65,6 +68,7 @@ def snapshot(engine: Engine, session: Session, execution_id: str) -> Snapshot:
             attempt=r.attempt,
             decision=cast(TaskRunDecision, r.decision or {}),
             retry_at=r.retry_at,
+            updated_at=r.updated_at,
         )
         for r in store.task_run_states_of(session, execution_id)
     }
@@ -79,10 +83,11 @@ def dispatch(engine: Engine, execution_id: str, *, actor: str) -> PlanNode | Non
             raise NotFound("execution", execution_id)
         if State(execution.state) is State.RESTARTED:
             store.record_transition(session, execution, State.RUNNING, actor=actor)
-        if State(execution.state) is not State.RUNNING:
+        killing = State(execution.state) is State.KILLING  # at rest only while its compensation runs
+        if State(execution.state) is not State.RUNNING and not killing:
             return None
         snap = snapshot(engine, session, execution_id)
-        plan = remaining(flows.flow_of_execution(engine, session, execution), snap)
+        plan = remaining(flows.flow_of_execution(engine, session, execution), snap, killed=killing)
         store.clear_due_loops(session, execution_id, snap.now)
         store.touch_execution(session, execution_id, snap.now)
     if plan is not None:
@@ -114,7 +119,9 @@ def join_in(
     # A paused execution still parks an Approval (a Pause) whose `onWait` (`onPause`) just ended, so
     # sibling approvals all wait for review at once; nothing else moves until it is resumed.
     paused = State(execution.state) is State.PAUSED and parent_id is not None
-    if State(execution.state) is not State.RUNNING and not paused:
+    # KILLING at rest: killed with compensation, which runs (everything else ended KILLED, so joins STOP on it).
+    killing = State(execution.state) is State.KILLING
+    if State(execution.state) is not State.RUNNING and not paused and not killing:
         return Verdict.STOP, None
     flow = flows.flow_of_execution(engine, session, execution)
     parent_row = store.get_task_run(session, parent_id, lock=True) if parent_id else None
@@ -123,6 +130,8 @@ def join_in(
     spec = flow.task(parent_row.task_id) if parent_row else None
     lists = child_lists(flow, spec, (parent_row.decision or {}) if parent_row else {})
     snap = snapshot(engine, session, execution_id)
+    if spec is None:
+        lists = with_compensation(flow, killed_lists(lists) if killing else lists, snap)
     ending = approval_tasks.ending_state(snap)
     if ending is not None:
         # An Approval ends the execution (SUCCEED, CANCEL): nothing new starts, what runs finishes,
@@ -149,6 +158,8 @@ def join_in(
     if isinstance(decision, Wait):
         return Verdict.STOP, None
     if isinstance(decision, StartPhase):
+        if parent_id is None and decision.lanes == (lists.compensation,):
+            compensating.started(session, execution, lists, snap, actor=actor)
         plan = phase(flow, decision.lanes, parent_id, snap)
         if plan is None or not has_runs(plan):
             # A join that would only call itself again makes no progress: leave it to the sweeper
@@ -217,6 +228,9 @@ def join_in(
             return Verdict.STOP, None
         return (Verdict.STOP if final.is_failure else Verdict.OK), None
     final_state = ending if ending is not None and not decision.state.is_failure else decision.state
+    if killing:
+        final_state = State.KILLED  # however its compensation went: `compensation.ended` says that
+    compensating.ended(session, execution, lists, snap, actor=actor)
     _end_execution(engine, session, execution, flow, final_state, actor=actor)
     return Verdict.STOP, None
 

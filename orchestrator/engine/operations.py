@@ -14,14 +14,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
-from orchestrator.core import plan
+from orchestrator.core import compensation, plan
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import Conflict, LabelsInvalid, NoTaskToRestart, NotFound
 from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
-from orchestrator.engine import admission, agent_journal, approval_tasks, flows, ledger_replay, pending
+from orchestrator.engine import admission, agent_journal, approval_tasks, compensating, flows, ledger_replay, pending
+from orchestrator.engine.values import task_run_view
 from orchestrator.store import agent as store_agent
 from orchestrator.store import ledger_replay as store_ledger_replay
 from orchestrator.store.database import Session, read_only
@@ -46,9 +47,13 @@ def lock_existing(engine: Engine, session: Session, execution_id: str) -> Execut
 # ---- kill ---------------------------------------------------------------------------------------
 
 
-def kill(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
-    """KILLING, then every unfinished task run KILLED, then KILLED; running Celery tasks are revoked."""
-    return _stop(engine, execution_id, State.KILLED, actor=actor)
+def kill(engine: Engine, execution_id: str, *, actor: str, compensate: bool = False) -> ExecutionRow:
+    """KILLING, then every unfinished task run KILLED, then KILLED; running Celery tasks are revoked.
+
+    `compensate`: the task runs that had succeeded are undone first (their `compensate` tasks, latest first): the
+    execution stays KILLING while they run, and ends KILLED after them. Without any to undo, a plain kill.
+    """
+    return _stop(engine, execution_id, State.KILLED, actor=actor, compensate=compensate)
 
 
 def stop(
@@ -59,7 +64,13 @@ def stop(
 
 
 def _stop(
-    engine: Engine, execution_id: str, final: State, *, actor: str, payload: dict[str, Any] | None = None
+    engine: Engine,
+    execution_id: str,
+    final: State,
+    *,
+    actor: str,
+    payload: dict[str, Any] | None = None,
+    compensate: bool = False,
 ) -> ExecutionRow:
     """Stop an execution: unfinished task runs KILLED (their Celery tasks revoked), the execution `final`."""
     now = store.utcnow()
@@ -77,7 +88,8 @@ def _stop(
             store.record_transition(session, execution, final, actor=actor, payload=payload)  # never started
             return execution
         if State(execution.state) is not State.KILLING:
-            store.record_transition(session, execution, State.KILLING, actor=actor, payload=payload)
+            asked = {**(payload or {}), "compensate": True} if compensate else payload
+            store.record_transition(session, execution, State.KILLING, actor=actor, payload=asked)
         for run in store.task_runs_of(session, execution_id):
             if State(run.state) in TERMINAL:
                 continue
@@ -94,11 +106,20 @@ def _stop(
                     "retry_at": None,
                 },
             )
-        store.record_transition(session, execution, final, actor=actor, payload=payload)
+        flow = flows.flow_of_execution(engine, session, execution)
+        undoing = compensate and bool(
+            compensation.steps(flow, [task_run_view(r) for r in store.task_runs_of(session, execution_id)])
+        )
+        if not undoing:
+            store.record_transition(session, execution, final, actor=actor, payload=payload)
+        # else it stays KILLING (a state no other operation leaves at rest) until its compensation has run: the
+        # root's join then ends it KILLED.
         children = store.running_children(session, execution_id)
     for child_id in children:  # subflow executions die with their parent (Kestra's kill cascade)
         with contextlib.suppress(Conflict):  # it ended meanwhile
             kill(engine, child_id, actor=actor)
+    if undoing:
+        engine.dispatch(execution_id, actor=actor)
     if celery_ids:
         # Best effort: a revoked task that already finished is a no-op, and its finish() finds KILLED.
         try:
@@ -349,11 +370,18 @@ def restart(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
         if State(execution.state) not in _RESTARTABLE:
             raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
         flow = flows.flow_of_execution(engine, session, execution)
-        restart_task_runs(session, flow, runs, failed, actor=actor)
+        undoing = compensating.restart_scope(session, flow, execution, runs, failed, actor=actor)
+        killed = State(execution.state) is State.KILLED
+        restart_task_runs(session, flow, runs, undoing or failed, actor=actor)
         store.record_transition(
             session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
         )
-        running = _admit_restarted(engine, session, flow, execution)
+        if undoing and killed:
+            # Killed with compensation: it goes on KILLING (its compensation alone, no `errors`), then ends KILLED.
+            store.record_transition(session, execution, State.KILLING, actor=actor, payload={"compensate": True})
+            running = True
+        else:
+            running = _admit_restarted(engine, session, flow, execution)
     if running:
         engine.dispatch(execution_id, actor=actor)
     return execution
@@ -487,6 +515,11 @@ def replay(
 def _copy_before(
     session: Session, flow: Flow, runs: Sequence[TaskRunRow], chosen: TaskRunRow, new_id: str, *, actor: str
 ) -> None:
+    if compensation.is_compensation(flow, chosen.task_id):
+        # Its parent is the task run it undoes, which ended: copied back to RUNNING it would run again.
+        raise Conflict(
+            f"task run {chosen.id} is a compensation: replay from a task of the flow, or restart the execution"
+        )
     by_id = {r.id: r for r in runs}
     ancestors: set[str] = set()
     parent = by_id.get(chosen.parent_id or "")

@@ -107,6 +107,7 @@ def task_run_view(row: TaskRunRow) -> TaskRunView:
         attempt=row.attempt,
         decision=row.decision or {},
         retry_at=row.retry_at,
+        updated_at=row.updated_at,
     )
 
 

@@ -143,6 +143,7 @@ _STATES_OF = (
         TaskRunRow.attempt,
         TaskRunRow.decision,
         TaskRunRow.retry_at,
+        TaskRunRow.updated_at,
     )
     .where(TaskRunRow.execution_id == bindparam("execution_id"))
     .order_by(TaskRunRow.seq)

@@ -5,7 +5,8 @@
 import { h } from "./dom.js";
 
 const PRIORITY = ["FAILED", "KILLED", "KILLING", "RUNNING", "RETRYING", "PAUSED", "CREATED", "QUEUED", "RESTARTED", "WARNING", "SUCCESS", "CANCELLED", "SKIPPED"];
-const BRANCH_KEYS = ["tasks", "then", "else", "errors", "finally", "_finally", "afterExecution"];
+// `compensate` (a Chorus extension): the undo steps of a task, shown as its lane, coloured by their runs.
+const BRANCH_KEYS = ["tasks", "then", "else", "errors", "finally", "_finally", "afterExecution", "compensate"];
 
 function shortType(type) {
   return (type || "").split(".").pop();
