@@ -26,7 +26,7 @@ from api.login_throttle import LoginThrottle
 from api.middleware import AuditMiddleware, LimitsMiddleware
 from api.permissions import Permission
 from api.proxies import TrustedProxies
-from api.routes import agent_memory, audit, auth, executions, flows, flows_bulk, kv, logs, triggers
+from api.routes import agent_memory, audit, auth, executions, flows, flows_bulk, kv, logs, plugins, triggers
 from api.routes.executions import visible_execution
 from orchestrator import store
 from orchestrator.engine import Engine
@@ -96,6 +96,7 @@ def install(app: FastAPI, config: Settings, *, action_routers: Sequence[APIRoute
         (agent_memory.router, []),
         (triggers.router, []),
         (auth.router, []),
+        (plugins.router, []),
     ]
     for router, extra in ordered:
         app.include_router(router, prefix="/api/v1/{tenant}", dependencies=[Depends(check_tenant_path), *extra])
