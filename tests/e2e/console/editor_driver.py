@@ -13,10 +13,19 @@ _VIEW = (
 )
 
 
+#: A paste event carrying the text, as the browser sends one for Ctrl+V (headless Chromium has no clipboard).
+_PASTE = """([selector, text]) => {
+    const data = new DataTransfer();
+    data.setData("text/plain", text);
+    document.querySelector(selector).dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true}));
+}"""
+
+
 def set_source(page: Any, text: str) -> None:
-    """Replace the whole text, as a paste over a select-all does (no auto-indent, no closing brackets)."""
-    page.wait_for_selector(CONTENT)
-    page.fill(CONTENT, text)
+    """Replace the whole text as a person does: select all, paste (no auto-indent, no closing brackets)."""
+    page.click(CONTENT)
+    page.keyboard.press("Control+a")
+    page.evaluate(_PASTE, [CONTENT, text])
 
 
 def source(page: Any) -> str:
@@ -36,4 +45,6 @@ def scroll_top(page: Any) -> float:
 def completions(page: Any) -> list[str]:
     """The labels of the completion list on screen (waits for it)."""
     page.wait_for_selector(".cm-tooltip-autocomplete li")
+    # CodeMirror ignores Enter on a list open for less than its interactionDelay (75 ms): a person is never that quick.
+    page.wait_for_timeout(150)
     return [str(x) for x in page.locator(".cm-tooltip-autocomplete li .cm-completionLabel").all_inner_texts()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -27,17 +27,24 @@ def _login(page: Any) -> None:
     page.wait_for_url(re.compile(r"/ui/flows"))
 
 
+@pytest.fixture
+def page(new_page: Callable[[], Any]) -> Iterator[Any]:
+    """A signed-in page; the editor must work under the page's CSP (its stylesheet admitted by nonce only)."""
+    opened = new_page()
+    refused: list[str] = []
+    opened.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    _login(opened)
+    yield opened
+    assert refused == []
+
+
 def _type_at_end(page: Any, text: str) -> None:
     page.click(CONTENT)
     page.keyboard.press("Control+End")
     page.keyboard.type(text)
 
 
-def test_completion_offers_task_types_then_the_chosen_types_properties(
-    new_page: Callable[[], Any], console_stack: ConsoleStack
-) -> None:
-    page = new_page()
-    _login(page)
+def test_completion_offers_task_types_then_the_chosen_types_properties(page: Any, console_stack: ConsoleStack) -> None:
     page.goto("/ui/flows/new")
     set_source(page, f"id: typed\nnamespace: {NS}\ntasks:\n  - id: say\n    type: ")
 
@@ -45,6 +52,7 @@ def test_completion_offers_task_types_then_the_chosen_types_properties(
     offered = completions(page)
     assert "io.kestra.plugin.core.log.Log" in offered and "io.kestra.plugin.core.log.Fetch" in offered
     assert not [o for o in offered if not o.startswith("io.kestra.plugin.core.log.")]  # filtered by what was typed
+    page.screenshot(path=str(console_stack.screenshots / "editor-completion.png"))
     page.locator(".cm-tooltip-autocomplete li", has_text="io.kestra.plugin.core.log.Log").click()
 
     # On the next line, the Log type's own properties (required ones first), not those already there.
@@ -52,6 +60,7 @@ def test_completion_offers_task_types_then_the_chosen_types_properties(
     page.keyboard.type("mes")
     offered = completions(page)
     assert offered[0] == "message"
+    page.screenshot(path=str(console_stack.screenshots / "editor-completion-properties.png"))
     page.keyboard.press("Enter")  # accepts: `message: `
     page.keyboard.type("hello from the editor")
     assert source(page).endswith("    type: io.kestra.plugin.core.log.Log\n    message: hello from the editor")
@@ -61,18 +70,18 @@ def test_completion_offers_task_types_then_the_chosen_types_properties(
     page.keyboard.type("le")
     assert "level" in completions(page)
     page.keyboard.press("Escape")
-    page.keyboard.press("Control+a")
+    # A new first line: the flow's own keys, less those it has (`id`, `namespace`, `tasks`).
+    page.keyboard.press("Control+Home")
+    page.keyboard.press("Enter")
+    page.keyboard.press("ArrowUp")
     page.keyboard.type("i")
-    # At the top of a flow, its own keys; `id` is already there (it was just replaced, now typed again).
-    assert "inputs" in completions(page)
-    page.screenshot(path=str(console_stack.screenshots / "editor-completion.png"))
+    offered = completions(page)
+    assert "inputs" in offered and "id" not in offered
 
 
 def test_an_invalid_flow_is_marked_at_its_line_and_column_and_its_link_goes_there(
-    new_page: Callable[[], Any], console_stack: ConsoleStack
+    page: Any, console_stack: ConsoleStack
 ) -> None:
-    page = new_page()
-    _login(page)
     page.goto("/ui/flows/new")
     task = "  - id: log{i}\n    type: io.kestra.plugin.core.log.Log\n    message: m{i}\n"
     padding = "".join(task.format(i=i) for i in range(20))
@@ -94,7 +103,12 @@ def test_an_invalid_flow_is_marked_at_its_line_and_column_and_its_link_goes_ther
     assert marker.count() == 1
     line_box, marker_box = line.bounding_box(), marker.bounding_box()
     assert abs((line_box["y"] + line_box["height"] / 2) - (marker_box["y"] + marker_box["height"] / 2)) < 6
+    page.hover(".cm-errorLine .cm-lintRange-error")  # its message, with the closest type as a one-click fix
+    page.wait_for_selector(".cm-tooltip-lint >> text=unknown task type")
     page.screenshot(path=str(console_stack.screenshots / "editor-error.png"))
+    page.click(".cm-tooltip-lint button.cm-diagnosticAction >> text=Use io.kestra.plugin.core.log.Log")
+    assert source(page).splitlines()[64] == "    type: io.kestra.plugin.core.log.Log"
+    page.wait_for_selector("#problems .problem >> text=missing required property 'message'")  # the next problem
 
     # Fixed in the editor, the marks go away.
     set_source(page, broken.replace("log.Lgo", "log.Log\n    message: fixed"))
@@ -102,11 +116,7 @@ def test_an_invalid_flow_is_marked_at_its_line_and_column_and_its_link_goes_ther
     assert page.locator(".cm-errorLine").count() == 0 and page.locator(".cm-lint-marker-error").count() == 0
 
 
-def test_the_topology_follows_the_code_and_a_node_shows_its_task(
-    new_page: Callable[[], Any], console_stack: ConsoleStack
-) -> None:
-    page = new_page()
-    _login(page)
+def test_the_topology_follows_the_code_and_a_node_shows_its_task(page: Any, console_stack: ConsoleStack) -> None:
     page.goto("/ui/flows/new")
     flow = f"""id: drawn
 namespace: {NS}
@@ -137,14 +147,12 @@ tasks:
     assert caret_line(page) == 11
 
 
-def test_the_editor_page_fits_a_phone(new_page: Callable[[], Any], console_stack: ConsoleStack) -> None:
+def test_the_editor_page_fits_a_phone(page: Any, console_stack: ConsoleStack) -> None:
     long_line = "x" * 300
     console_stack.deploy(
         f"id: wide\nnamespace: {NS}\ntasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n"
         f"    message: {long_line}\n"
     )
-    page = new_page()
-    _login(page)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"/ui/flows/{NS}/wide/editor")
     page.wait_for_selector("#valid")

@@ -122,7 +122,7 @@ async function completeKey(context, line, word) {
     return {
       label: name,
       type: "property",
-      detail: `${required.has(name) ? "required · " : ""}${prop.type || (prop.anyOf ? "value" : "")}`,
+      detail: [required.has(name) ? "required" : null, prop.type].filter(Boolean).join(" · "),
       info: prop.title || prop.description || undefined,
       boost: required.has(name) ? 2 : 0,
       apply: `${name}: `,

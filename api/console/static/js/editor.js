@@ -44,13 +44,20 @@ function diagnostic(doc, problem, severity) {
   const { at, from } = position(doc, problem.line, problem.column);
   let start = problem.column ? from : at.from;
   let end = problem.column ? from : at.to;
-  while (end < at.to && !/\s/.test(doc.sliceString(end, end + 1))) end++;
+  // A token ends at a space, or at a key's colon (`mesage: x` marks `mesage`).
+  while (end < at.to && !/^(\s|:(\s|$))/.test(doc.sliceString(end, Math.min(end + 2, at.to)))) end++;
   if (end === start) {
     if (end < at.to) end++;
     else if (start > at.from) start--;
   }
   const where = problem.path ? `${problem.path}: ` : "";
-  return { from: start, to: end, severity, message: `${where}${problem.message}`, source: "validate" };
+  const found = { from: start, to: end, severity, message: `${where}${problem.message}`, source: "validate" };
+  // The validator's closest known name, as a one-click fix when it replaces the marked token.
+  if (problem.suggestion && problem.column && end > start) {
+    found.message += ` (did you mean ${problem.suggestion}?)`;
+    found.actions = [{ name: `Use ${problem.suggestion}`, apply: (view, from, to) => view.dispatch({ changes: { from, to, insert: problem.suggestion } }) }];
+  }
+  return found;
 }
 
 // Enter in YAML: the new line starts where the current one's keys do (inside a list item, at the item's keys),
