@@ -145,6 +145,9 @@ def test_a_flow_is_deployed_from_the_editor_after_its_error_is_marked_on_its_lin
     assert page.eval_on_selector_all(".cm-errorLine", "els => els.map(e => e.dataset.errorLine)") == ["20"]
     problem = page.inner_text("#problems .problem")
     assert "line 20" in problem and "tasks[1].tasks[0].type" in problem and "io.kestra.plugin.core.log.Log" in problem
+    # The live topology beside the code names the task in error.
+    page.wait_for_selector("#flow-topology .node.has-error[data-task=item]")
+    assert page.locator("#flow-topology .node.has-error").count() == 1
     _shot(page, console_stack, "flow-editor-validation")
 
     set_source(page, BROKEN_FLOW.replace("log.Lgo", "log.Log"))

@@ -142,8 +142,11 @@ async function editor(source, flow) {
   });
   const dirty = () => writable && code.text() !== saved;
   setLeaveGuard((unloading) => !dirty() || (!unloading && confirm("This flow has unsaved changes. Leave and lose them?")));
+  let errors = [];
   const showProblems = (found, message, warnings = []) => {
     code.showProblems(found, warnings);
+    errors = found;
+    markTasks(graph, errors);
     const notes = warnings.map((w) => h("li", { class: "warning", dataset: { line: w.line ?? "" } }, "warning: ", w.text));
     if (!found.length && !message) {
       mount(problems, h("span", { class: "ok", id: "valid" }, "✓ valid"), notes.length ? h("ul", { class: "warnings" }, notes) : null);
@@ -169,7 +172,7 @@ async function editor(source, flow) {
       if (ticket === asked) showProblems(e.errors || [], e.message);
     }
   }, 300);
-  const redraw = debounce(() => drawTopology(graph, code, parseDocument), 200);
+  const redraw = debounce(() => { drawTopology(graph, code, parseDocument); markTasks(graph, errors); }, 200);
   let saving = false;
   const save = async () => {
     if (!writable || saving) return;
@@ -227,6 +230,7 @@ function drawTopology(graph, code, parseDocument) {
     return;
   }
   graph.classList.remove("stale");
+  graph.flow = flow;
   const drawn = topology(flow, { taskRunList: [] });
   drawn.id = "flow-topology";
   drawn.addEventListener("click", (event) => {
@@ -236,6 +240,34 @@ function drawTopology(graph, code, parseDocument) {
     if (at) code.gotoLine(at, null);
   });
   mount(graph, drawn);
+}
+
+// The task an error is in: the deepest object with an id on its path (`tasks[1].then[0].type`) in the drawn flow.
+function taskOfPath(flow, path) {
+  let value = flow;
+  let found = null;
+  for (const part of (path || "").match(/[^.[\]]+/g) || []) {
+    if (!value || typeof value !== "object") break;
+    value = value[part];
+    if (value && typeof value === "object" && !Array.isArray(value) && typeof value.id === "string") found = value.id;
+  }
+  return found;
+}
+
+// Nodes whose task has an error are drawn red, with the messages as their title.
+function markTasks(graph, errors) {
+  for (const node of graph.querySelectorAll(".node.has-error")) {
+    node.classList.remove("has-error");
+    node.removeAttribute("title");
+  }
+  if (!graph.flow) return;
+  for (const e of errors) {
+    const id = taskOfPath(graph.flow, e.path);
+    const node = id && graph.querySelector(`.node[data-task="${CSS.escape(id)}"]`);
+    if (!node) continue;
+    node.classList.add("has-error");
+    node.title = [node.title, `${e.path}: ${e.message}`].filter(Boolean).join("\n");
+  }
 }
 
 function taskLine(text, taskId) {
