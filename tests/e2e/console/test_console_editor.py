@@ -78,6 +78,18 @@ def test_completion_offers_task_types_then_the_chosen_types_properties(page: Any
     offered = completions(page)
     assert "inputs" in offered and "id" not in offered
 
+    # Under `triggers:`, trigger types; under a plugin default's `values:`, the properties of its `type`.
+    page.keyboard.press("Escape")
+    head = f"id: d\nnamespace: {NS}\ntasks:\n  - id: say\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    set_source(page, head + "triggers:\n  - id: every\n    type: ")
+    _type_at_end(page, "io.kestra.plugin.core.")
+    offered = completions(page)
+    assert "io.kestra.plugin.core.trigger.Schedule" in offered and "io.kestra.plugin.core.log.Log" not in offered
+    page.keyboard.press("Escape")
+    set_source(page, head + "pluginDefaults:\n  - type: io.kestra.plugin.core.log.Log\n    values:\n      ")
+    _type_at_end(page, "le")
+    assert completions(page)[0] == "level"
+
 
 def test_an_invalid_flow_is_marked_at_its_line_and_column_and_its_link_goes_there(
     page: Any, console_stack: ConsoleStack
