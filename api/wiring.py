@@ -36,6 +36,7 @@ from api.routes import (
     kv,
     logs,
     namespace_files,
+    plugins,
     stats,
     triggers,
 )
@@ -110,6 +111,7 @@ def install(app: FastAPI, config: Settings, *, action_routers: Sequence[APIRoute
         (agent_memory.router, []),
         (triggers.router, []),
         (auth.router, []),
+        (plugins.router, []),
     ]
     for router, extra in ordered:
         app.include_router(router, prefix="/api/v1/{tenant}", dependencies=[Depends(check_tenant_path), *extra])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -167,15 +169,26 @@ async def logout(request: Request) -> Response:
 
 @router.get("/ui")
 @router.get("/ui/{page:path}")
-def page(page: str = "") -> FileResponse:
+def page(page: str = "") -> HTMLResponse:
     """Every console URL is the one page; its script routes (Kestra's `/ui/main/executions/...` links too)."""
-    return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+    # A fresh nonce per page: the flow editor (CodeMirror) writes its stylesheet in a <style> element, which
+    # the policy admits only with this nonce; no other inline style or script is allowed.
+    nonce = secrets.token_urlsafe(16)
+    html = _index_html().replace('name="csp-nonce" content=""', f'name="csp-nonce" content="{nonce}"', 1)
+    policy = f"{CONTENT_SECURITY_POLICY}; style-src 'self' 'nonce-{nonce}'"
+    return HTMLResponse(html, headers={**PAGE_HEADERS, "Content-Security-Policy": policy})
+
+
+@functools.cache
+def _index_html() -> str:
+    return (STATIC_DIR / "index.html").read_text(encoding="utf-8")
 
 
 #: The page loads only its own files (no inline script, no CDN), and is never framed.
+CONTENT_SECURITY_POLICY = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
 PAGE_HEADERS = {
     "Cache-Control": "no-cache",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",  # frame-ancestors' twin for browsers that ignore CSP
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",

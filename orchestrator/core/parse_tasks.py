@@ -17,6 +17,8 @@ _COMMON_TASK = (
     "id", "type", "version", "description", "retry", "timeout", "disabled", "workerGroup", "logLevel",
     "allowFailure", "allowWarning", "logToFile", "runIf", "when", "taskCache", "compensate",
 )  # fmt: skip
+#: Every task's own properties, whatever its type (the console's editor completes them: core.plugin_docs).
+COMMON_TASK_PROPERTIES = _COMMON_TASK
 _COMMON_FLAGS = (
     ("disabled", "disabled"), ("allowFailure", "allow_failure"), ("allowWarning", "allow_warning"),
     ("logToFile", "log_to_file"),

@@ -14,6 +14,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.e2e.console.conftest import ADMIN, ConsoleStack
+from tests.e2e.console.editor_driver import set_source
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.harness.services import psycopg_url
 
@@ -138,24 +139,27 @@ def test_a_flow_is_deployed_from_the_editor_after_its_error_is_marked_on_its_lin
     page = new_page()
     _login(page)
     page.click("#new-flow")
-    page.fill("#flow-source", BROKEN_FLOW)
+    set_source(page, BROKEN_FLOW)
 
-    page.wait_for_selector("#gutter .line.error")
-    assert page.eval_on_selector_all("#gutter .line.error", "els => els.map(e => e.dataset.line)") == ["20"]
+    page.wait_for_selector(".cm-errorLine")
+    assert page.eval_on_selector_all(".cm-errorLine", "els => els.map(e => e.dataset.errorLine)") == ["20"]
     problem = page.inner_text("#problems .problem")
     assert "line 20" in problem and "tasks[1].tasks[0].type" in problem and "io.kestra.plugin.core.log.Log" in problem
+    # The live topology beside the code names the task in error.
+    page.wait_for_selector("#flow-topology .node.has-error[data-task=item]")
+    assert page.locator("#flow-topology .node.has-error").count() == 1
     _shot(page, console_stack, "flow-editor-validation")
 
-    page.fill("#flow-source", BROKEN_FLOW.replace("log.Lgo", "log.Log"))
+    set_source(page, BROKEN_FLOW.replace("log.Lgo", "log.Log"))
     page.wait_for_selector("#valid")
-    assert page.locator("#gutter .line.error").count() == 0
+    assert page.locator(".cm-errorLine, .cm-lint-marker-error").count() == 0
     page.click("#save-flow")
     page.wait_for_url(re.compile(rf"/ui/flows/{NS}/greet/editor"))
     page.wait_for_selector("text=revision 1")
     assert console_stack.admin.get(f"/flows/{NS}/greet").json()["revision"] == 1
 
     # A second revision, compared with the first on the revisions tab.
-    page.fill("#flow-source", BROKEN_FLOW.replace("log.Lgo", "log.Log").replace("Hello", "Hi"))
+    set_source(page, BROKEN_FLOW.replace("log.Lgo", "log.Log").replace("Hello", "Hi"))
     page.click("#save-flow")
     page.wait_for_selector("text=revision 2")
     page.click("#tab-revisions")
@@ -382,7 +386,7 @@ def test_a_viewer_sees_no_approve_button_and_the_api_refuses_the_approval(
     page.wait_for_selector("#execution-state [data-state=PAUSED]")
     assert page.locator("#kill, #to-inbox, .change-state, .replay-from").count() == 0
     page.goto(f"/ui/flows/{NS}/deploy-gate/editor")
-    page.wait_for_selector("#flow-source[readonly]")
+    page.wait_for_selector("#flow-source[data-readonly=true] .cm-content[contenteditable=false]")
     assert page.locator("#save-flow").count() == 0
     page.goto(f"/ui/flows/{NS}/deploy-gate/run")
     page.wait_for_selector("text=Your role cannot run this flow.")

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.console.conftest import ADMIN, ConsoleStack
+from tests.e2e.console.editor_driver import source as editor_source
 
 pytestmark = [pytest.mark.needs_chromium, pytest.mark.slow]  # a browser or a cluster per test: `pytest -m slow`
 
@@ -95,7 +96,7 @@ def test_every_blueprint_starts_a_valid_flow(new_page: Callable[[], Any], consol
     sources = set()
     for blueprint in blueprints:
         page.select_option("#blueprint", blueprint)
-        source = page.input_value("#flow-source")
+        source = editor_source(page)
         sources.add(source)
         verdict = console_stack.admin.post(
             "/flows/validate", content=source, headers={"Content-Type": "application/x-yaml"}

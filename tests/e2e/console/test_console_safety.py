@@ -14,6 +14,8 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import Stack
 from tests.e2e.console.conftest import ADMIN, ConsoleStack
+from tests.e2e.console.editor_driver import CONTENT, caret_line, scroll_top, set_source
+from tests.e2e.console.editor_driver import source as editor_source
 
 pytestmark = [pytest.mark.needs_chromium, pytest.mark.slow]  # a browser or a cluster per test: `pytest -m slow`
 
@@ -171,14 +173,14 @@ def test_edits_are_kept_saved_with_ctrl_s_and_an_old_revision_restored(
     page.goto(f"/ui/flows/{NS}/{flow_id}/editor")
     page.wait_for_selector("#valid")
     changed = first.replace("first done", "first changed")
-    page.fill("#flow-source", changed)
+    set_source(page, changed)
     page.wait_for_selector("#unsaved")
 
     page.click("header a[data-nav=executions]")  # leaving asks; dismissed, the edit stays
     assert asked and "unsaved changes" in asked[-1]
-    assert page.url.endswith("/editor") and page.input_value("#flow-source") == changed
+    assert page.url.endswith("/editor") and editor_source(page) == changed
 
-    page.press("#flow-source", "Control+s")
+    page.press(CONTENT, "Control+s")
     page.wait_for_selector("#saved >> text=Saved revision 2")
     page.wait_for_timeout(500)
     assert page.inner_text("#saved") == "Saved revision 2"  # not wiped by the re-render
@@ -189,7 +191,7 @@ def test_edits_are_kept_saved_with_ctrl_s_and_an_old_revision_restored(
     page.select_option("#rev-left", "1")
     page.click("#restore")
     page.wait_for_selector("#saved >> text=Restored revision 1 as revision 3")
-    assert "first done" in page.input_value("#flow-source")
+    assert "first done" in editor_source(page)
     assert "first done" in console_stack.admin.get(f"/flows/{NS}/{flow_id}?source=true").json()["source"]
 
 
@@ -201,20 +203,19 @@ def test_an_error_link_scrolls_to_its_line_and_marks_its_column(
     page.goto("/ui/flows/new")
     task = "  - id: log{i}\n    type: io.kestra.plugin.core.log.Log\n    message: m{i}\n"
     padding = "".join(task.format(i=i) for i in range(20))
-    source = f"id: long\nnamespace: {NS}\ntasks:\n{padding}  - id: broken\n    type: io.kestra.plugin.core.log.Lgo\n"
-    page.fill("#flow-source", source)
+    text = f"id: long\nnamespace: {NS}\ntasks:\n{padding}  - id: broken\n    type: io.kestra.plugin.core.log.Lgo\n"
+    set_source(page, text)
     page.wait_for_selector("#problems a.goto")
     line = int(page.get_attribute("#problems .problem", "data-line") or 0)
     assert line == 65
 
     page.click("#problems a.goto")
 
-    assert page.evaluate("document.getElementById('flow-source').scrollTop") > 0
-    assert page.locator(f"#gutter .line.current[data-line='{line}']").count() == 1
-    mark = page.locator(f".col-mark[data-line='{line}']")
-    assert mark.count() == 1 and mark.is_visible()
-    caret = page.evaluate("document.getElementById('flow-source').selectionStart")
-    assert source[:caret].count("\n") == line - 1
+    assert scroll_top(page) > 0
+    assert caret_line(page) == line
+    # The column mark: the bad value underlined on its (visible) line, from its column.
+    mark = page.locator(f".cm-errorLine[data-error-line='{line}'] .cm-lintRange-error")
+    assert mark.is_visible() and mark.inner_text() == "io.kestra.plugin.core.log.Lgo"
 
 
 def test_views_stay_current_and_say_who_is_signed_in(new_page: Callable[[], Any], console_stack: ConsoleStack) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -25,9 +27,15 @@ def test_the_console_page_and_its_assets_are_served_without_login(auth_client: T
     script = auth_client.get("/ui/static/js/main.js")
 
     assert page.status_code == 200 and "/ui/static/js/main.js" in page.text
-    assert "default-src 'self'" in page.headers["content-security-policy"]
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    # The one inline style allowed (the editor's stylesheet) carries this page's nonce, new on every load.
+    nonce = re.search(r'name="csp-nonce" content="([^"]+)"', page.text)
+    assert nonce and f"style-src 'self' 'nonce-{nonce[1]}'" in policy
     # Kestra's create-execution answer links here: the same page, routed by its script.
-    assert auth_client.get("/ui/main/executions/company/hello/abc").text == page.text
+    other = auth_client.get("/ui/main/executions/company/hello/abc").text
+    assert nonce[1] not in other
+    assert other.replace(re.findall(r'csp-nonce" content="([^"]+)"', other)[0], nonce[1]) == page.text
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
 
 

@@ -35,5 +35,8 @@ def test_the_console_loads_nothing_from_another_origin() -> None:
 def test_every_module_the_page_imports_exists() -> None:
     scripts = STATIC_DIR / "js"
     for module in scripts.glob("*.js"):
-        for imported in re.findall(r"""from\s+["']\./([\w-]+\.js)["']""", module.read_text(encoding="utf-8")):
-            assert (scripts / imported).is_file(), f"{module.name} imports a missing {imported}"
+        text = module.read_text(encoding="utf-8")
+        # Static and lazy (`import("./x.js")`) imports, relative or under /ui/static/ (the vendor bundle).
+        for imported in re.findall(r"""(?:from\s+|import\()["'](\./[\w-]+\.js|/ui/static/[\w/.-]+\.js)["']""", text):
+            path = scripts / imported[2:] if imported.startswith("./") else STATIC_DIR / imported[len("/ui/static/") :]
+            assert path.is_file(), f"{module.name} imports a missing {imported}"

@@ -1,4 +1,4 @@
-// Flows: the list (search by namespace, text and label), the YAML editor with live validation,
+// Flows: the list (search by namespace, text and label), the editor page (flow_editor.js),
 // revisions with a diff, the run form and the flow's executions.
 
 import { can, get, query, request } from "./api.js";
@@ -7,10 +7,8 @@ import { lineDiff } from "./diff.js";
 import { debounce, errorBox, h, mount, stateBadge, when } from "./dom.js";
 import { executionsTable } from "./executions.js";
 import { formData, inputFields } from "./forms.js";
-import { navigate, setLeaveGuard } from "./main.js";
-
-// A message that must outlive the re-render a save causes ("Saved revision N"), shown once by the next editor.
-let flash = null;
+import { editor, setFlash } from "./flow_editor.js";
+import { navigate } from "./main.js";
 
 const TEMPLATE = `id: hello
 namespace: company.team
@@ -77,9 +75,8 @@ function flowTable(flows, last) {
     }))));
 }
 
-export function newFlowPage(app) {
-  const wrap = editor(TEMPLATE, null);
-  const area = wrap.querySelector("#flow-source");
+export async function newFlowPage(app) {
+  const wrap = await editor(TEMPLATE, null);
   let shown = TEMPLATE;
   const pick = h("select", { id: "blueprint" }, h("option", { value: "" }, "Start from a blueprint…"),
     BLUEPRINTS.map((b) => h("option", { value: b.id }, b.title)));
@@ -87,12 +84,12 @@ export function newFlowPage(app) {
     const chosen = BLUEPRINTS.find((b) => b.id === pick.value);
     if (!chosen) return;
     // Typing over a blueprint is work: replacing it asks first.
-    if (area.value !== shown && !confirm("Replace what you typed with this blueprint?")) {
+    if (wrap.code.text() !== shown && !confirm("Replace what you typed with this blueprint?")) {
       pick.value = "";
       return;
     }
-    area.value = shown = chosen.source;
-    area.dispatchEvent(new Event("input"));
+    shown = chosen.source;
+    wrap.code.setText(shown);
   });
   mount(app, h("div", { class: "page-head" }, h("h1", {}, "New flow"), pick), wrap);
 }
@@ -110,7 +107,7 @@ export async function flowPage(namespace, flowId, tab, app) {
       h("a", { href: `${base}/${key}`, class: key === tab ? "active" : "", id: `tab-${key}` }, label))),
     body,
   );
-  if (tab === "editor") mount(body, editor(flow.source, flow));
+  if (tab === "editor") mount(body, await editor(flow.source, flow));
   else if (tab === "revisions") await revisions(body, flow);
   else if (tab === "run") runForm(body, flow);
   else if (tab === "executions") {
@@ -118,129 +115,6 @@ export async function flowPage(namespace, flowId, tab, app) {
     const page = await get(`/executions${query({ namespace, flowId, size: 50 })}`);
     mount(body, executionsTable(page.results));
   }
-}
-
-// The editor: a textarea with a line gutter; every change is validated by POST /flows/validate, and
-// each error marks its line in the gutter and its column in the text, and is listed with its field path.
-// Unsaved edits are guarded (leaving asks first); Ctrl/Cmd+S saves.
-function editor(source, flow) {
-  const writable = can("flow.write", flow ? flow.namespace : null);
-  const area = h("textarea", { id: "flow-source", spellcheck: "false", wrap: "off", readonly: !writable });
-  area.value = source;
-  const gutter = h("div", { class: "gutter", id: "gutter", "aria-hidden": "true" });
-  const layer = h("div", { class: "layer" });
-  const problems = h("div", { id: "problems", class: "problems" });
-  const status = h("div", { id: "save-status" });
-  if (flash) mount(status, h("span", { class: "ok", id: "saved" }, flash));
-  flash = null;
-  let saved = source;
-  const dirty = () => writable && area.value !== saved;
-  setLeaveGuard((unloading) => !dirty() || (!unloading && confirm("This flow has unsaved changes. Leave and lose them?")));
-  let errorsByLine = new Map();
-  let errors = [];
-  const paintGutter = () => {
-    const count = area.value.split("\n").length;
-    mount(gutter, Array.from({ length: count }, (_, i) => {
-      const line = i + 1;
-      const messages = errorsByLine.get(line);
-      return h("div", { class: messages ? "line error" : "line", dataset: { line }, title: messages ? messages.join("\n") : null }, String(line));
-    }));
-    gutter.scrollTop = area.scrollTop;
-  };
-  // A mark under each error's column, in a layer that scrolls with the text.
-  const paintMarks = () => {
-    mount(layer, errors.filter((e) => e.line && e.column).map((e) => h("span", {
-      class: "col-mark", dataset: { line: e.line, column: e.column }, title: `${e.path}: ${e.message}`,
-      style: { top: `${(e.line - 1) * 20}px`, left: `${e.column - 1}ch` },
-    })));
-    layer.style.transform = `translate(${-area.scrollLeft}px, ${-area.scrollTop}px)`;
-  };
-  const showProblems = (found, message) => {
-    errors = found;
-    errorsByLine = new Map();
-    for (const e of found) {
-      if (e.line) errorsByLine.set(e.line, [...(errorsByLine.get(e.line) || []), `${e.path}: ${e.message}`]);
-    }
-    paintGutter();
-    paintMarks();
-    if (!found.length && !message) {
-      mount(problems, h("span", { class: "ok", id: "valid" }, "✓ valid"));
-      return;
-    }
-    mount(problems, h("ul", {}, found.length
-      ? found.map((e) => h("li", { class: "problem", dataset: { line: e.line ?? "", column: e.column ?? "" } },
-        e.line ? h("a", { href: "#", class: "goto", onclick: (ev) => { ev.preventDefault(); gotoLine(area, gutter, e.line, e.column); } },
-          e.column ? `line ${e.line}, column ${e.column}` : `line ${e.line}`) : "",
-        e.line ? ": " : "", h("code", {}, e.path || ""), " ", e.message, e.suggestion ? ` (did you mean ${e.suggestion}?)` : ""))
-      : h("li", { class: "problem" }, message)));
-  };
-  const validate = debounce(async () => {
-    try {
-      const [verdict] = await request("POST", "/flows/validate", { body: area.value, headers: { "Content-Type": "application/x-yaml" } });
-      showProblems(verdict ? verdict.errors || [] : [], verdict ? verdict.constraints : null);
-    } catch (e) {
-      showProblems(e.errors || [], e.message);
-    }
-  }, 300);
-  const unsaved = h("span", { class: "unsaved", id: "unsaved", hidden: true }, "● unsaved changes");
-  area.addEventListener("input", () => { paintGutter(); validate(); unsaved.hidden = !dirty(); });
-  area.addEventListener("scroll", () => { gutter.scrollTop = area.scrollTop; paintMarks(); });
-  let saving = false;
-  const save = async () => {
-    if (!writable || saving) return;
-    saving = true;
-    mount(status, h("span", { class: "muted" }, "Saving…"));
-    try {
-      const answer = flow
-        ? await request("PUT", `/flows/${encodeURIComponent(flow.namespace)}/${encodeURIComponent(flow.id)}`, { body: area.value, headers: { "Content-Type": "application/x-yaml" } })
-        : await request("POST", "/flows", { body: area.value, headers: { "Content-Type": "application/x-yaml" } });
-      saved = area.value;
-      unsaved.hidden = true;
-      const text = flow && answer.revision === flow.revision ? `No change: still revision ${answer.revision}` : `Saved revision ${answer.revision}`;
-      mount(status, h("span", { class: "ok", id: "saved" }, text));
-      if (!flow || answer.revision !== flow.revision) {
-        flash = text;
-        navigate(`/ui/flows/${encodeURIComponent(answer.namespace)}/${encodeURIComponent(answer.id)}/editor`);
-      }
-    } catch (e) {
-      showProblems(e.errors || [], e.message);
-      mount(status, errorBox(e));
-    } finally {
-      saving = false;
-    }
-  };
-  area.addEventListener("keydown", (event) => {
-    if (event.key === "Tab") {
-      event.preventDefault();
-      area.setRangeText("  ", area.selectionStart, area.selectionEnd, "end");
-      area.dispatchEvent(new Event("input"));
-    } else if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
-      event.preventDefault(); // not the browser's "save page"
-      save();
-    }
-  });
-  paintGutter();
-  validate();
-  return h("div", { class: "editor-wrap" },
-    h("div", { class: "editor" }, gutter, h("div", { class: "code" }, area, h("div", { class: "marks" }, layer))),
-    problems,
-    h("div", { class: "actions" },
-      writable ? h("button", { class: "primary", id: "save-flow", onclick: save, title: "Ctrl+S / ⌘S" }, flow ? "Save" : "Create") : h("span", { class: "muted" }, "Read only: your role cannot change flows here."),
-      unsaved, status));
-}
-
-// Put the caret at the error (its column, or the line's start), scroll it to the middle and flag its line.
-function gotoLine(area, gutter, line, column) {
-  const lines = area.value.split("\n");
-  if (line < 1 || line > lines.length) return;
-  const start = lines.slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0);
-  const at = start + Math.min(Math.max((column || 1) - 1, 0), lines[line - 1].length);
-  area.focus({ preventScroll: true });
-  area.setSelectionRange(at, column ? at : start + lines[line - 1].length);
-  area.scrollTop = Math.max(0, (line - 1) * 20 - area.clientHeight / 2);
-  area.dispatchEvent(new Event("scroll"));
-  for (const el of gutter.querySelectorAll(".line.current")) el.classList.remove("current");
-  gutter.querySelector(`[data-line="${line}"]`)?.classList.add("current");
 }
 
 async function revisions(body, flow) {
@@ -274,7 +148,7 @@ async function revisions(body, flow) {
     try {
       const saved = await request("PUT", `/flows/${encodeURIComponent(flow.namespace)}/${encodeURIComponent(flow.id)}`,
         { body: chosen.source, headers: { "Content-Type": "application/x-yaml" } });
-      flash = `Restored revision ${chosen.revision} as revision ${saved.revision}`;
+      setFlash(`Restored revision ${chosen.revision} as revision ${saved.revision}`);
       navigate(`/ui/flows/${encodeURIComponent(flow.namespace)}/${encodeURIComponent(flow.id)}/editor`);
     } catch (e) {
       event.target.disabled = false;
