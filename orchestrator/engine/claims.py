@@ -172,7 +172,12 @@ def claim_in(
             iteration=at.iteration,
             value=value,
             state=str(State.RUNNING),
-            state_history=[{"state": str(State.RUNNING), "date": store.iso(now)}],
+            # Kestra's task runs are born CREATED (TaskRun.of) and move to RUNNING when a worker takes them;
+            # Chorus creates a task run as its worker claims it, so both entries carry the same date.
+            state_history=[
+                {"state": str(State.CREATED), "date": store.iso(now)},
+                {"state": str(State.RUNNING), "date": store.iso(now)},
+            ],
             attempt=at.attempt,
             attempts=[attempt_record],
             outputs=None,

@@ -42,6 +42,19 @@ def _iterations(
     return chain
 
 
+def enclosing_loops(flow: Flow, run: TaskRunRow, lookup: Callable[[str], TaskRunRow | None]) -> list[TaskRunRow]:
+    """The Loop task runs `run` is inside, nearest first: they pause with it (Kestra's LoopCaseTest.loopWithPause:
+    a paused iteration is a paused sub-execution, and its Loop task run passes through PAUSED)."""
+    loops = _loop_ids(flow)
+    found: list[TaskRunRow] = []
+    parent = lookup(run.parent_id) if loops and run.parent_id else None
+    while parent is not None:
+        if parent.task_id in loops:
+            found.append(parent)
+        parent = lookup(parent.parent_id) if parent.parent_id else None
+    return found
+
+
 def _item(loop_run: TaskRunRow, index: int) -> dict[str, Any]:
     decision = loop_run.decision or {}
     values = decision.get("values") or []

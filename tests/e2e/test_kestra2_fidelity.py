@@ -1,0 +1,146 @@
+"""Kestra fidelity on the real stack: task-run histories, a Loop paused with its iteration, Loop `breakWhen`,
+`isPublicHoliday()` in a flow, each as Kestra's source and Java tests define it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.e2e.conftest import Stack
+
+# Kestra's loop-with-pause.yaml (LoopCaseTest.loopWithPause): each iteration pauses for a moment.
+LOOP_WITH_PAUSE = """
+id: loop-with-pause
+namespace: {ns}
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.Loop
+    concurrencyLimit: 1
+    values: [1, 2]
+    tasks:
+      - id: pause
+        type: io.kestra.plugin.core.flow.Pause
+        pauseDuration: PT0.25S
+"""
+
+# A Pause inside a Sequential inside a Loop, resumed by hand: the Loop runs again when its iteration does.
+LOOP_WITH_MANUAL_PAUSE = """
+id: loop-manual-pause
+namespace: {ns}
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.Loop
+    values: [a]
+    tasks:
+      - id: group
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - id: pause
+            type: io.kestra.plugin.core.flow.Pause
+          - id: after
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ item.value }}"
+"""
+
+HOLIDAY = """
+id: holiday
+namespace: {ns}
+inputs:
+  - id: country
+    type: STRING
+    defaults: FR
+tasks:
+  - id: check
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ isPublicHoliday('2023-07-14', inputs.country) }}-{{ isPublicHoliday('2023-07-15', inputs.country) }}"
+"""
+
+HOLIDAY_WITHOUT_COUNTRY = """
+id: holiday-without-country
+namespace: {ns}
+tasks:
+  - id: check
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ isPublicHoliday('2023-07-14') }}"
+"""
+
+
+def _states(history: list[dict[str, Any]]) -> list[str]:
+    return [h["state"] for h in history]
+
+
+def test_a_task_runs_history_starts_created_as_kestras_does(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(HOLIDAY)
+
+    execution = stack.run_to_end(unique_namespace, "holiday")
+
+    assert execution["state"]["current"] == "SUCCESS"
+    run = execution["taskRunList"][0]
+    assert _states(run["state"]["histories"]) == ["CREATED", "RUNNING", "SUCCESS"]
+    audit = stack.api.get(f"/executions/{execution['id']}/audit").json()
+    on_run = [e["action"] for e in audit["events"] if e.get("subject") == run["id"]]
+    assert on_run == ["task_run.created", "task_run.running", "task_run.success"]
+
+
+def test_a_loop_task_run_is_paused_while_its_iteration_is(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(LOOP_WITH_PAUSE)
+
+    execution = stack.run_to_end(unique_namespace, "loop-with-pause")
+
+    assert execution["state"]["current"] == "SUCCESS"
+    assert "PAUSED" in _states(execution["state"]["histories"])
+    loop = next(t for t in execution["taskRunList"] if t["taskId"] == "loop")
+    assert loop["state"]["current"] == "SUCCESS"
+    # Twice paused (one per iteration), each time running again with it.
+    assert _states(loop["state"]["histories"]) == [
+        "CREATED", "RUNNING", "PAUSED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS",
+    ]  # fmt: skip
+    assert loop["outputs"]["terminatedIterations"] == {"SUCCESS": 2}
+
+
+def test_a_paused_loop_is_not_listed_as_waiting_and_resumes_with_its_iteration(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(LOOP_WITH_MANUAL_PAUSE)
+    execution_id = stack.run(unique_namespace, "loop-manual-pause")["id"]
+    paused = stack.wait_for_state(execution_id, {"PAUSED"})
+    loop = next(t for t in paused["taskRunList"] if t["taskId"] == "loop")
+    assert loop["state"]["current"] == "PAUSED"
+    pending = stack.api.get(f"/executions/{execution_id}/approvals").json()
+    assert [p["taskId"] for p in pending["taskRuns"]] == ["pause"]  # the Loop waits for its iteration, not for a person
+
+    resumed = stack.api.post(f"/executions/{execution_id}/resume")
+    assert resumed.status_code in (200, 204), resumed.text
+    done = stack.wait_for_state(execution_id)
+
+    assert done["state"]["current"] == "SUCCESS"
+    loop = next(t for t in done["taskRunList"] if t["taskId"] == "loop")
+    assert _states(loop["state"]["histories"]) == ["CREATED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS"]
+    assert loop["outputs"]["terminatedIterations"] == {"SUCCESS": 1}
+    assert "resumed" not in loop["outputs"]  # the Pause was resumed, not the Loop
+
+
+def test_is_public_holiday_reads_the_countrys_calendar_in_a_flow(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(HOLIDAY)
+
+    execution = stack.run_to_end(unique_namespace, "holiday", country="FR")
+
+    assert execution["taskRunList"][0]["outputs"] == {"value": "true-false"}
+
+
+def test_is_public_holiday_without_a_country_fails_the_task_naming_the_argument(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(HOLIDAY_WITHOUT_COUNTRY)
+
+    execution = stack.run_to_end(unique_namespace, "holiday-without-country")
+
+    assert execution["state"]["current"] == "FAILED"
+    logs = stack.api.get(f"/logs/{execution['id']}").json()
+    assert any("expects a 'countryCode' argument" in entry["message"] for entry in logs), logs
