@@ -9,6 +9,7 @@ The compiler turns the returned plan into Celery signatures; this module knows n
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -135,6 +136,8 @@ class ChildLists:
     isolated: bool = False
     #: The parent failed itself (a Pause whose `timeout` passed): no main phase, `errors` then `finally`.
     failed: bool = False
+    #: A Loop whose `breakWhen` held: its iterations not started yet are no longer part of its main phase.
+    broken: bool = False
 
     @property
     def main_slots(self) -> tuple[Slot, ...]:
@@ -183,7 +186,9 @@ def child_lists(flow: Flow, parent: TaskSpec | None, decision: TaskRunDecision) 
     values = decision.get("values")
     if isinstance(values, list):
         isolated = parent.type == "Loop" and str(parent.properties.get("transmitFailed", True)).lower() == "false"
-        return ChildLists(_iteration_lanes(parent, tasks, len(values), isolated), errors, finally_, isolated=isolated)
+        lanes = _iteration_lanes(parent, tasks, len(values), isolated)
+        broken = parent.type == "Loop" and bool(decision.get("broken"))
+        return ChildLists(lanes, errors, finally_, isolated=isolated, broken=broken)
     if parent.type == "Parallel":
         width = _int(parent.properties.get("concurrent"), 0)
         return ChildLists(_spread([(Slot(t),) for t in tasks], width), errors, finally_)
@@ -258,9 +263,18 @@ def phase(flow: Flow, lanes: tuple[Lane, ...], parent_id: str | None, snapshot: 
     return _lanes_plan(flow, lanes, parent_id, snapshot, Join(snapshot.execution_id, parent_id))
 
 
+def started_only(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> ChildLists:
+    """A broken Loop's children without the iterations that had not started when it broke."""
+    if not lists.broken:
+        return lists
+    started = {c.iteration for c in snap.children(parent_id)}
+    lanes = (tuple(s for s in lane if s.iteration in started) for lane in lists.main)
+    return dataclasses.replace(lists, main=tuple(lane for lane in lanes if lane))
+
+
 def _parent_plan(flow: Flow, spec: TaskSpec | None, run: TaskRunView | None, snap: Snapshot) -> PlanNode | None:
     parent_id = run.id if run else None
-    lists = child_lists(flow, spec, run.decision if run else {})
+    lists = started_only(child_lists(flow, spec, run.decision if run else {}), parent_id, snap)
     return phase(flow, current_phase(lists, parent_id, snap), parent_id, snap)
 
 
@@ -385,6 +399,7 @@ def decide_join(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> Joi
     children = snap.children(parent_id)
     if any(not c.state.is_terminal for c in children):
         return Wait()
+    lists = started_only(lists, parent_id, snap)
     by_slot = {(c.task_id, c.iteration): c.state for c in children}
 
     def states(slots: Sequence[Slot]) -> list[State]:

@@ -144,3 +144,74 @@ def test_is_public_holiday_without_a_country_fails_the_task_naming_the_argument(
     assert execution["state"]["current"] == "FAILED"
     logs = stack.api.get(f"/logs/{execution['id']}").json()
     assert any("expects a 'countryCode' argument" in entry["message"] for entry in logs), logs
+
+
+# breakWhen as Loop.java documents it: rendered after each iteration with `item` and `iteration`; once truthy,
+# no new iteration starts (one at a time here, so the iterations after the one that broke never run).
+LOOP_BREAK = """
+id: loop-break
+namespace: {ns}
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.Loop
+    concurrencyLimit: 1
+    values: ["a", "b", "c", "d"]
+    breakWhen: "{when}"
+    outputs:
+      - id: seen
+        type: STRING
+        value: "{{ outputs.echo.value }}"
+    tasks:
+      - id: echo
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ item.value }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.loop.outputs | length }}"
+"""
+
+
+def _run_break(stack: Stack, deploy: Callable[[str], dict[str, Any]], namespace: str, when: str) -> dict[str, Any]:
+    deploy(LOOP_BREAK.replace("{when}", when))
+    execution = stack.run_to_end(namespace, "loop-break")
+    return {t["taskId"]: t for t in execution["taskRunList"]} | {"": execution}
+
+
+def test_a_loop_starts_no_iteration_after_its_break_when_holds(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    runs = _run_break(stack, deploy_flow, unique_namespace, "{{ item.value == 'b' }}")
+
+    assert runs[""]["state"]["current"] == "SUCCESS"
+    loop = runs["loop"]
+    assert loop["state"]["current"] == "SUCCESS"
+    assert loop["outputs"]["iterationCount"] == 4  # the values it had, as Kestra counts them
+    assert loop["outputs"]["terminatedIterations"] == {"SUCCESS": 2}
+    assert [o["outputs"]["seen"] for o in loop["outputs"]["outputs"]] == ["a", "b"]
+    assert runs["after"]["outputs"] == {"value": "2"}  # the flow goes on after the Loop
+
+
+def test_break_when_reads_the_iterations_state_and_declared_outputs(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    when = "{{ iteration.state == 'SUCCESS' and iteration.outputs.seen == 'c' and iteration.executionId is defined }}"
+    runs = _run_break(stack, deploy_flow, unique_namespace, when)
+
+    assert runs["loop"]["outputs"]["terminatedIterations"] == {"SUCCESS": 3}
+
+
+def test_a_break_when_that_never_holds_runs_every_iteration(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    runs = _run_break(stack, deploy_flow, unique_namespace, "{{ item.value == 'z' }}")
+
+    assert runs["loop"]["outputs"]["terminatedIterations"] == {"SUCCESS": 4}
+
+
+def test_a_break_when_that_cannot_be_rendered_stops_the_loop_rather_than_running_on(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    runs = _run_break(stack, deploy_flow, unique_namespace, "{{ iteration.nothing.here }}")
+
+    assert runs["loop"]["outputs"]["terminatedIterations"] == {"SUCCESS": 1}
+    assert runs[""]["state"]["current"] == "SUCCESS"
