@@ -268,6 +268,8 @@ _TYPES: tuple[TaskType, ...] = (
                     "PurgeCurrentExecutionFiles",
                     "io.kestra.core.tasks.storages.PurgeExecution",
                     "io.kestra.plugin.core.storage.PurgeExecution",
+                    # Kestra 2 keeps this older class beside it: the same run (deleteExecutionFiles), the same `uris`.
+                    "io.kestra.plugin.core.storage.PurgeInternalStorage",
                 ),
                 Pool.CONTROL,
                 prop_types.NoProperties,
@@ -391,7 +393,6 @@ _UNSUPPORTED: Mapping[str, str] = MappingProxyType(
         "io.kestra.plugin.core.flow.Approval": "not implemented yet (use Pause)",
         "io.kestra.plugin.core.flow.PurgeFlows": "not implemented yet",
         "io.kestra.plugin.core.metric.PurgeMetrics": "not implemented yet",
-        "io.kestra.plugin.core.storage.PurgeInternalStorage": "not implemented yet",
     }
 )
 
