@@ -26,10 +26,12 @@ from orchestrator.core.prop_types import (
 
 _FilterType = Annotated[JsonValue, accepting("INCLUDE or EXCLUDE", one_of("INCLUDE", "EXCLUDE"))]
 _NullBehavior = Annotated[JsonValue, accepting("FAIL, INCLUDE or EXCLUDE", one_of("FAIL", "INCLUDE", "EXCLUDE"))]
+# Kestra 2's ExitState spells the state both ways (its test flows exit-canceled and exit-cancelled).
 _ExitState = Annotated[
     JsonValue,
     accepting(
-        "SUCCESS, WARNING, KILLED, FAILED or CANCELED", one_of("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED")
+        "SUCCESS, WARNING, KILLED, FAILED, CANCELED or CANCELLED",
+        one_of("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED", "CANCELLED"),
     ),
 ]
 

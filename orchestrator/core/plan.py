@@ -193,7 +193,10 @@ def child_lists(flow: Flow, parent: TaskSpec | None, decision: TaskRunDecision) 
         width = _int(parent.properties.get("concurrent"), 0)
         return ChildLists(_spread([(Slot(t),) for t in tasks], width), errors, finally_)
     if parent.type == "Dag":
-        tasks = _topological(tasks)
+        # Kestra's Dag starts every task whose dependencies have ended, side by side (`concurrent` 0 is no
+        # limit): one lane per task; a lane waits for its dependencies (`_lane_plan`) and the join that ends
+        # a wave starts the tasks it made ready.
+        return ChildLists(tuple((Slot(t),) for t in _topological(tasks)), errors, finally_)
     lane = tuple(Slot(t) for t in tasks)
     return ChildLists((lane,) if lane else (), errors, finally_)
 
@@ -320,6 +323,8 @@ def _lane_plan(flow: Flow, lane: Lane, parent_id: str | None, snap: Snapshot) ->
             continue  # the rest of a failed Loop iteration: the next iteration goes on
         run = snap.get(slot.task.id, parent_id, slot.iteration)
         if run is None:
+            if not _dependencies_done(flow, slot, parent_id, snap):
+                return None  # a Dag task whose dependencies have not all ended well: a later wave starts it
             items.append(_entry(slot, parent_id, snap, attempt=1))
             continue
         if run.state in _OK:
@@ -334,6 +339,21 @@ def _lane_plan(flow: Flow, lane: Lane, parent_id: str | None, snap: Snapshot) ->
             return None  # nothing after a blocked slot may start (and nothing before it is in flight)
         items.append(node)
     return items
+
+
+def _dependencies_done(flow: Flow, slot: Slot, parent_id: str | None, snap: Snapshot) -> bool:
+    """Whether every `dependsOn` task of a Dag task has ended well; a disabled dependency never runs and does
+    not hold it back (Kestra's dag-disabled-dependency)."""
+    for dependency in slot.task.depends_on:
+        try:
+            if flow.task(dependency).disabled:
+                continue
+        except KeyError:
+            continue  # the parser refuses unknown dependencies; a revision change must not wedge the Dag
+        run = snap.get(dependency, parent_id, slot.iteration)
+        if run is None or run.state not in _OK:
+            return False
+    return True
 
 
 def _entry(slot: Slot, parent_id: str | None, snap: Snapshot, *, attempt: int) -> Run:

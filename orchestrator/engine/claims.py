@@ -20,6 +20,7 @@ from orchestrator.core.plan import (
 from orchestrator.core.states import State
 from orchestrator.engine import (
     approval_tasks,
+    child_failure,
     flows,
     joins,
     local_drive,
@@ -238,6 +239,8 @@ def claim_in(
         )
         if not store.create_task_run(session, row, actor=f"worker:{owner}"):
             return None
+        if parent is not None and child_failure.interrupt_late_sibling(engine, session, execution, flow, parent, row):
+            return None  # a sibling had already failed: Kestra's sibling task run exists, interrupted
     elif not _reclaim(engine, session, row, at, owner, attempt_record, now):
         return None
     store.touch_execution(session, at.execution_id, now)

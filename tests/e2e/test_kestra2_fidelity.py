@@ -215,3 +215,112 @@ def test_a_break_when_that_cannot_be_rendered_stops_the_loop_rather_than_running
 
     assert runs["loop"]["outputs"]["terminatedIterations"] == {"SUCCESS": 1}
     assert runs[""]["state"]["current"] == "SUCCESS"
+
+
+# Kestra's Dag: tasks whose dependencies ended run side by side; a task waits for all of its dependencies.
+DAG = """
+id: dag-waves
+namespace: {ns}
+tasks:
+  - id: dag
+    type: io.kestra.plugin.core.flow.Dag
+    tasks:
+      - task:
+          id: a
+          type: io.kestra.plugin.core.flow.Sleep
+          duration: PT1S
+      - task:
+          id: b
+          type: io.kestra.plugin.core.flow.Sleep
+          duration: PT1S
+      - task:
+          id: c
+          type: io.kestra.plugin.core.debug.Return
+          format: c
+        dependsOn: [a, b]
+"""
+
+# Kestra's dag-fail-fast-cancelled.yaml (DagTest.dagFailFastCancelled).
+DAG_FAIL_FAST = """
+id: dag-fail-fast
+namespace: {ns}
+tasks:
+  - id: dag
+    type: io.kestra.plugin.core.flow.Dag
+    onChildFailure: CANCELLED
+    tasks:
+      - task:
+          id: fails_fast
+          type: io.kestra.plugin.core.execution.Fail
+      - task:
+          id: sleep
+          type: io.kestra.plugin.core.flow.Sleep
+          duration: PT10S
+"""
+
+
+def _dates(run: dict[str, Any]) -> tuple[str, str]:
+    histories = run["state"]["histories"]
+    return histories[0]["date"], histories[-1]["date"]
+
+
+def test_a_dag_runs_independent_tasks_side_by_side_and_a_dependent_one_after_all_of_them(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(DAG)
+
+    execution = stack.run_to_end(unique_namespace, "dag-waves")
+
+    assert execution["state"]["current"] == "SUCCESS"
+    runs = {t["taskId"]: t for t in execution["taskRunList"]}
+    (a_start, a_end), (b_start, b_end), (c_start, _) = _dates(runs["a"]), _dates(runs["b"]), _dates(runs["c"])
+    assert b_start < a_end and a_start < b_end  # a and b overlapped
+    assert c_start > max(a_end, b_end)
+
+
+def test_a_dag_sibling_claimed_after_the_failure_is_cancelled_too(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(DAG_FAIL_FAST)
+
+    execution = stack.run_to_end(unique_namespace, "dag-fail-fast", timeout_s=30)
+
+    assert execution["state"]["current"] == "FAILED"
+    runs = {t["taskId"]: t for t in execution["taskRunList"]}
+    assert runs["fails_fast"]["state"]["current"] == "FAILED"
+    assert runs["sleep"]["state"]["current"] == "CANCELLED"  # not its full 10 s
+
+
+EXIT_CANCELLED = """
+id: exit-cancelled
+namespace: {ns}
+tasks:
+  - id: if
+    type: io.kestra.plugin.core.flow.If
+    condition: "false"
+    then:
+      - id: continue
+        type: io.kestra.plugin.core.log.Log
+        message: continuing
+    else:
+      - id: exit
+        type: io.kestra.plugin.core.execution.Exit
+        state: CANCELLED
+  - id: end
+    type: io.kestra.plugin.core.log.Log
+    message: never
+"""
+
+
+def test_exit_cancelled_ends_the_execution_and_its_parents_cancelled(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    deploy_flow(EXIT_CANCELLED)
+
+    execution = stack.run_to_end(unique_namespace, "exit-cancelled")
+
+    assert execution["state"]["current"] == "CANCELLED"
+    assert {t["taskId"]: t["state"]["current"] for t in execution["taskRunList"]} == {
+        "if": "CANCELLED",
+        "exit": "CANCELLED",
+    }

@@ -335,3 +335,23 @@ def test_a_bool_input_reads_like_a_boolean_one() -> None:
 
     assert coerce_inputs(flow, {}) == {"failed": False}
     assert coerce_inputs(flow, {"failed": "true"}) == {"failed": True}
+
+
+EXIT = """
+tasks:
+  - id: exit
+    type: io.kestra.plugin.core.execution.Exit
+    state: {state}
+"""
+
+
+def test_exit_accepts_both_spellings_of_cancelled_as_kestra_2_does() -> None:
+    for state in ("CANCELED", "CANCELLED"):
+        assert _flow(EXIT.format(state=state)).tasks[0].properties["state"] == state
+
+
+def test_exit_refuses_an_unknown_state_naming_the_property() -> None:
+    errors = _errors(EXIT.format(state="CANCEL"))
+
+    assert [e.path for e in errors] == ["tasks[0].state"]
+    assert "CANCELED or CANCELLED" in errors[0].message
