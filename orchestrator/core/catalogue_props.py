@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, model_validator
 
 from orchestrator.core.prop_types import (
     Bool,
@@ -192,6 +192,29 @@ class PurgeLogsProps(Properties):
     log_levels: TextList | None = None
     start_date: Text | None = None
     end_date: Text
+
+
+class PurgeFlowsProps(Properties):
+    """Kestra 2's `flow.PurgeFlows`: old revisions of the matching flows, by its `version` behaviour."""
+
+    flow_pattern: Text | None = None
+    namespaces: TextList | None = None
+    namespace_pattern: Text | None = None
+    behavior: MapValue | None = None  #: {type: version, keepAmount (>= 1) | before (ISO instant)}; keepAmount 1
+    include_child_namespaces: Bool | None = None
+
+    @model_validator(mode="after")
+    def _one_version_rule(self) -> PurgeFlowsProps:
+        behavior = self.behavior if isinstance(self.behavior, dict) else {}
+        if behavior.get("before") is not None and behavior.get("keepAmount") is not None:
+            raise ValueError("behavior: Cannot set both 'before' and 'keepAmount' properties")  # Kestra's message
+        keep = behavior.get("keepAmount")
+        if isinstance(keep, int) and not isinstance(keep, bool) and keep < 1:
+            raise ValueError("behavior.keepAmount must be 1 or more")
+        kind = behavior.get("type")
+        if kind is not None and str(kind).lower() != "version":
+            raise ValueError(f"behavior.type: expected version, got {kind!r}")
+        return self
 
 
 class PurgeKvProps(Properties):

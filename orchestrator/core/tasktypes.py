@@ -303,6 +303,7 @@ _TYPES: tuple[TaskType, ...] = (
                 cp.PurgeExecutionsProps,
             ),
             ("PurgeLogs", _core("log", "PurgeLogs"), Pool.CONTROL, cp.PurgeLogsProps),
+            ("PurgeFlows", _core("flow", "PurgeFlows"), Pool.CONTROL, cp.PurgeFlowsProps),
             ("SetVariables", _core("execution", "SetVariables"), Pool.CONTROL, cp.SetVariablesProps),
             ("Exit", _core("execution", "Exit"), Pool.CONTROL, cp.ExitProps),
             ("Kill", _core("execution", "Kill"), Pool.CONTROL, cp.KillProps),
@@ -391,7 +392,6 @@ _UNSUPPORTED: Mapping[str, str] = MappingProxyType(
         "io.kestra.core.tasks.flows.Template": "Kestra's deprecated Template task (use a Subflow)",
         "io.kestra.plugin.core.flow.Wait": "not implemented yet",
         "io.kestra.plugin.core.flow.Approval": "not implemented yet (use Pause)",
-        "io.kestra.plugin.core.flow.PurgeFlows": "not implemented yet",
         "io.kestra.plugin.core.metric.PurgeMetrics": "not implemented yet",
     }
 )

@@ -21,6 +21,7 @@ from orchestrator.engine.audit_trail import ApiAction, record
 from orchestrator.store import housekeeping as store_housekeeping
 from orchestrator.store import kv as store_kv
 from orchestrator.store.database import Session, read_only, sessionmaker, transaction
+from orchestrator.store.tables import FlowRevisionRow
 
 
 class ExecutionsNotDeletable(ChorusError):
@@ -177,6 +178,39 @@ class Housekeeping:
             record(session, self.tenant, _detailed(audit, {"purged": purged}))
         return len(doomed)
 
+    def purge_flow_revisions(
+        self,
+        *,
+        namespaces: Sequence[str] | None,
+        namespace_pattern: str | None,
+        include_children: bool,
+        flow_pattern: str | None,
+        keep_amount: int | None,
+        before: datetime | None,
+        audit: ApiAction,
+    ) -> int:
+        """Kestra 2's PurgeFlows with its `version` behaviour: delete old revisions of the matching flows.
+
+        The newest revision always stays; `keepAmount` keeps that many of the newest, `before` deletes those
+        saved at or before it, neither deletes every older one. A revision an unfinished execution runs on
+        stays too: Chorus reads an execution's own revision as it goes, where Kestra keeps a copy in memory.
+        """
+        with transaction(self.sessions) as session:
+            in_use = store_housekeeping.revisions_in_use(session, self.tenant)
+            purged: dict[str, list[int]] = {}
+            for (namespace, flow_id), revisions in store_housekeeping.flow_revisions(session, self.tenant).items():
+                if not _prefix_match(namespace, namespaces, namespace_pattern, include_children):
+                    continue
+                if flow_pattern is not None and not fnmatch.fnmatchcase(flow_id, flow_pattern):
+                    continue
+                doomed = [r.revision for r in _revisions_to_purge(revisions, keep_amount, before)]
+                doomed = [r for r in doomed if (namespace, flow_id, r) not in in_use]
+                if doomed:
+                    store_housekeeping.delete_flow_revisions(session, self.tenant, namespace, flow_id, doomed)
+                    purged[f"{namespace}.{flow_id}"] = doomed
+            record(session, self.tenant, _detailed(audit, {"revisions": purged}))
+        return sum(len(r) for r in purged.values())
+
     def started_children(self, execution_id: str) -> list[str]:
         """Running executions this one started without waiting for them (Subflow or ForEachItem `wait: false`)."""
         with read_only(self.sessions) as session:
@@ -199,6 +233,33 @@ class Housekeeping:
             )
             record(session, self.tenant, _detailed(audit, {"logs": count}))
         return count
+
+
+def _revisions_to_purge(
+    revisions: Sequence[FlowRevisionRow], keep_amount: int | None, before: datetime | None
+) -> list[FlowRevisionRow]:
+    """Kestra's Version.revisionsToPurge over one flow's revisions (oldest first)."""
+    if len(revisions) <= 1:
+        return []
+    latest = revisions[-1].revision
+    older = [r for r in revisions if r.revision != latest]
+    if keep_amount is not None:
+        return [
+            r for r in sorted(revisions, key=lambda r: r.revision, reverse=True)[keep_amount:] if r.revision != latest
+        ]
+    if before is not None:
+        return [r for r in older if r.created_at <= before]
+    return older
+
+
+def _prefix_match(namespace: str, wanted: Sequence[str] | None, pattern: str | None, children: bool) -> bool:
+    # Kestra's PurgeTask.findNamespaces: a child is any namespace that starts with the given one (a plain
+    # prefix, as Kestra compares), a pattern is a wildcard over the whole name.
+    if pattern is not None:
+        return fnmatch.fnmatchcase(namespace, pattern)
+    if wanted is None:
+        return True
+    return any(namespace.startswith(w) if children else namespace == w for w in wanted)
 
 
 def _matches_namespace(namespace: str, wanted: Sequence[str] | None, pattern: str | None, children: bool) -> bool:
