@@ -1,5 +1,5 @@
-"""execution.Count, execution.PurgeExecutions, log.PurgeLogs, kv.PurgeKV and flow.PurgeFlows, over
-`orchestrator.engine.housekeeping`."""
+"""execution.Count, execution.PurgeExecutions, log.PurgeLogs, kv.PurgeKV, flow.PurgeFlows and storage.PurgeStorage,
+over `orchestrator.engine.housekeeping`."""
 
 from __future__ import annotations
 
@@ -176,8 +176,32 @@ def run_purge_flows(ctx: TaskContext) -> dict[str, Any] | None:
     return {"size": size}
 
 
+def run_purge_storage(ctx: TaskContext) -> dict[str, Any] | None:
+    end = _moment(ctx, "endDate")
+    if end is None:
+        raise TaskFailed("endDate is required", retryable=False)
+    namespace, flow_id = _text(ctx, "namespace"), _text(ctx, "flowId")
+    if flow_id is not None and namespace is None:
+        raise TaskFailed("'namespace' is required when 'flowId' is set.", retryable=False)  # Kestra's message
+    raw_dry_run = ctx.properties.get("dryRun")
+    dry_run = True if raw_dry_run is None else str(ctx.render(raw_dry_run)).lower() == "true"
+    ctx.log(
+        "INFO", f"Starting PurgeStorage (dryRun={str(dry_run).lower()}) scope=[namespace={namespace}, flowId={flow_id}]"
+    )
+    result = _keeper(ctx).purge_storage(
+        namespace=namespace,
+        flow_id=flow_id,
+        start=_moment(ctx, "startDate"),
+        end=end,
+        dry_run=dry_run,
+        audit=_audit(ctx, "storage.purge", namespace),
+    )
+    return {"scannedCount": result.scanned, "purgedCount": result.purged, "deletedFilesCount": result.deleted_files}
+
+
 HANDLERS = {
     "PurgeFlows": run_purge_flows,
+    "PurgeStorage": run_purge_storage,
     "PurgeKV": run_purge_kv,
     "Count": run_count,
     "PurgeExecutions": run_purge_executions,

@@ -217,6 +217,16 @@ class PurgeFlowsProps(Properties):
         return self
 
 
+class PurgeStorageProps(Properties):
+    """Kestra 2's `storage.PurgeStorage`: execution files by last-modified date; `dryRun` (default true) only counts."""
+
+    namespace: Text | None = None
+    flow_id: Text | None = None
+    start_date: Text | None = None
+    end_date: Text
+    dry_run: Bool | None = None
+
+
 class PurgeKvProps(Properties):
     key_pattern: Text | None = None
     namespaces: TextList | None = None

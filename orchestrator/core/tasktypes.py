@@ -304,6 +304,7 @@ _TYPES: tuple[TaskType, ...] = (
             ),
             ("PurgeLogs", _core("log", "PurgeLogs"), Pool.CONTROL, cp.PurgeLogsProps),
             ("PurgeFlows", _core("flow", "PurgeFlows"), Pool.CONTROL, cp.PurgeFlowsProps),
+            ("PurgeStorage", _core("storage", "PurgeStorage"), Pool.CONTROL, cp.PurgeStorageProps),
             ("SetVariables", _core("execution", "SetVariables"), Pool.CONTROL, cp.SetVariablesProps),
             ("Exit", _core("execution", "Exit"), Pool.CONTROL, cp.ExitProps),
             ("Kill", _core("execution", "Kill"), Pool.CONTROL, cp.KillProps),

@@ -10,7 +10,7 @@ import fnmatch
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator import internal_storage as storage
@@ -52,6 +52,15 @@ class PurgeResult:
     executions: int
     logs: int
     storages: int
+
+
+@dataclass(frozen=True)
+class StoragePurge:
+    """What PurgeStorage saw: execution subtrees scanned, those with files in the window, files deleted."""
+
+    scanned: int
+    purged: int
+    deleted_files: int
 
 
 class Housekeeping:
@@ -211,6 +220,42 @@ class Housekeeping:
             record(session, self.tenant, _detailed(audit, {"revisions": purged}))
         return sum(len(r) for r in purged.values())
 
+    def purge_storage(
+        self,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+        start: datetime | None,
+        end: datetime,
+        dry_run: bool,
+        audit: ApiAction,
+    ) -> StoragePurge:
+        """Kestra 2's PurgeStorage: the execution files last modified in [start, end] under `namespace` (and its
+        sub-namespaces) or one flow, deleted unless `dry_run`; counted per execution subtree as Kestra does."""
+        root = self.data_dir / "storage"
+        base = root.joinpath(*namespace.split(".")) if namespace else root
+        scanned = purged = deleted = 0
+        for executions in sorted(base.rglob("executions")) if base.is_dir() else []:
+            flow_dir = executions.parent
+            if flow_id is not None and (
+                flow_dir.name != storage.slug(flow_id) or flow_dir.parent != base  # one flow: its own namespace
+            ):
+                continue
+            for subtree in sorted(p for p in executions.iterdir() if p.is_dir()):
+                scanned += 1
+                files = [f for f in subtree.rglob("*") if f.is_file() and _modified_in(f, start, end)]
+                if not files:
+                    continue
+                purged += 1
+                if not dry_run:
+                    for file in files:
+                        file.unlink(missing_ok=True)
+                    deleted += len(files)
+        with transaction(self.sessions) as session:
+            detail = {"scanned": scanned, "purged": purged, "deletedFiles": deleted, "dryRun": dry_run}
+            record(session, self.tenant, _detailed(audit, detail))
+        return StoragePurge(scanned, purged, deleted)
+
     def started_children(self, execution_id: str) -> list[str]:
         """Running executions this one started without waiting for them (Subflow or ForEachItem `wait: false`)."""
         with read_only(self.sessions) as session:
@@ -233,6 +278,11 @@ class Housekeeping:
             )
             record(session, self.tenant, _detailed(audit, {"logs": count}))
         return count
+
+
+def _modified_in(path: Path, start: datetime | None, end: datetime) -> bool:
+    modified = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    return (start is None or modified >= start) and modified <= end
 
 
 def _revisions_to_purge(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from orchestrator import internal_storage as storage
 from orchestrator import store
 from orchestrator.core.errors import FlowInvalid
 from orchestrator.core.ids import new_id
@@ -236,3 +239,47 @@ def test_purge_flows_refuses_both_before_and_keep_amount_at_deploy() -> None:
         parse_flow(source)
 
     assert any("Cannot set both 'before' and 'keepAmount'" in e.message for e in caught.value.errors)
+
+
+def _execution_file(engine: Engine, namespace: str, flow_id: str, name: str, *, age_days: int) -> Path:
+    execution = new_id()
+    uri = storage.write(
+        engine.settings.data_dir,
+        storage.execution_prefix(namespace, flow_id, execution) / name,
+        b"data",
+    )
+    path = storage.local_path(engine.settings.data_dir, uri)
+    stamp = (datetime.now(UTC) - timedelta(days=age_days)).timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_purge_storage_counts_without_deleting_by_default_then_deletes_old_files(
+    run_task: Runner, worker_engine: Engine
+) -> None:
+    namespace = f"tests.ps{uuid.uuid4().hex[:8]}"
+    old = _execution_file(worker_engine, namespace, "f", "old.txt", age_days=10)
+    old_child = _execution_file(worker_engine, f"{namespace}.team", "g", "old.txt", age_days=10)
+    recent = _execution_file(worker_engine, namespace, "f", "new.txt", age_days=0)
+    cutoff = (datetime.now(UTC) - timedelta(days=7)).isoformat()
+    task = (
+        f"    type: io.kestra.plugin.core.storage.PurgeStorage\n    namespace: {namespace}\n    endDate: '{cutoff}'\n"
+    )
+
+    preview = run_task(one_task_flow(task), "t")
+    assert preview.outputs == {"scannedCount": 3, "purgedCount": 2, "deletedFilesCount": 0}
+    assert old.exists() and old_child.exists()
+
+    done = run_task(one_task_flow(task + "    dryRun: false\n"), "t")
+
+    assert done.outputs == {"scannedCount": 3, "purgedCount": 2, "deletedFilesCount": 2}
+    assert not old.exists() and not old_child.exists()  # sub-namespaces are reached too
+    assert recent.exists()
+
+
+def test_purge_storage_of_one_flow_needs_its_namespace(run_task: Runner) -> None:
+    task = "    type: io.kestra.plugin.core.storage.PurgeStorage\n    flowId: f\n    endDate: '2026-01-01T00:00:00Z'\n"
+
+    outcome = run_task(one_task_flow(task), "t")
+
+    assert outcome.error == "'namespace' is required when 'flowId' is set."
