@@ -252,7 +252,8 @@ class Housekeeping:
                         file.unlink(missing_ok=True)
                     deleted += len(files)
         with transaction(self.sessions) as session:
-            detail = {"scanned": scanned, "purged": purged, "deletedFiles": deleted, "dryRun": dry_run}
+            detail: dict[str, object] = {"scanned": scanned, "purged": purged, "deletedFiles": deleted}
+            detail["dryRun"] = dry_run
             record(session, self.tenant, _detailed(audit, detail))
         return StoragePurge(scanned, purged, deleted)
 
