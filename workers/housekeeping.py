@@ -1,4 +1,5 @@
-"""execution.Count, execution.PurgeExecutions, log.PurgeLogs and kv.PurgeKV, over `orchestrator.engine.housekeeping`."""
+"""execution.Count, execution.PurgeExecutions, log.PurgeLogs, kv.PurgeKV, flow.PurgeFlows and storage.PurgeStorage,
+over `orchestrator.engine.housekeeping`."""
 
 from __future__ import annotations
 
@@ -140,7 +141,67 @@ def run_purge_kv(ctx: TaskContext) -> dict[str, Any] | None:
     return {"size": size}
 
 
+def run_purge_flows(ctx: TaskContext) -> dict[str, Any] | None:
+    namespaces = ctx.render(ctx.properties.get("namespaces"))
+    pattern = _text(ctx, "namespacePattern")
+    if namespaces and pattern:
+        # Kestra's message (PurgeTask.findNamespaces)
+        raise TaskFailed(
+            "Properties `namespaces` and `namespacePattern` can't be used at the same time — use one or the other.",
+            retryable=False,
+        )
+    behavior = ctx.render(ctx.properties.get("behavior")) or {}
+    behavior = behavior if isinstance(behavior, dict) else {}
+    before = behavior.get("before")
+    keep = behavior.get("keepAmount")
+    if before is None and keep is None:
+        keep = 1  # Kestra's default behaviour: Version with keepAmount 1
+    try:
+        keep_amount = int(keep) if keep is not None else None
+        moment = datetime.fromisoformat(str(before).replace("Z", "+00:00")) if before is not None else None
+    except ValueError as e:
+        raise TaskFailed(f"behavior: {e}", retryable=False) from e
+    if moment is not None and moment.tzinfo is None:
+        raise TaskFailed(f"behavior.before: an ISO-8601 instant is needed, got {before!r}", retryable=False)
+    size = _keeper(ctx).purge_flow_revisions(
+        namespaces=[str(n) for n in namespaces] if namespaces else None,
+        namespace_pattern=pattern,
+        include_children=_flag(ctx, "includeChildNamespaces"),
+        flow_pattern=_text(ctx, "flowPattern"),
+        keep_amount=keep_amount,
+        before=moment,
+        audit=_audit(ctx, "flow.purge", None),
+    )
+    ctx.log("INFO", f"purged {size} flow revisions")
+    return {"size": size}
+
+
+def run_purge_storage(ctx: TaskContext) -> dict[str, Any] | None:
+    end = _moment(ctx, "endDate")
+    if end is None:
+        raise TaskFailed("endDate is required", retryable=False)
+    namespace, flow_id = _text(ctx, "namespace"), _text(ctx, "flowId")
+    if flow_id is not None and namespace is None:
+        raise TaskFailed("'namespace' is required when 'flowId' is set.", retryable=False)  # Kestra's message
+    raw_dry_run = ctx.properties.get("dryRun")
+    dry_run = True if raw_dry_run is None else str(ctx.render(raw_dry_run)).lower() == "true"
+    ctx.log(
+        "INFO", f"Starting PurgeStorage (dryRun={str(dry_run).lower()}) scope=[namespace={namespace}, flowId={flow_id}]"
+    )
+    result = _keeper(ctx).purge_storage(
+        namespace=namespace,
+        flow_id=flow_id,
+        start=_moment(ctx, "startDate"),
+        end=end,
+        dry_run=dry_run,
+        audit=_audit(ctx, "storage.purge", namespace),
+    )
+    return {"scannedCount": result.scanned, "purgedCount": result.purged, "deletedFilesCount": result.deleted_files}
+
+
 HANDLERS = {
+    "PurgeFlows": run_purge_flows,
+    "PurgeStorage": run_purge_storage,
     "PurgeKV": run_purge_kv,
     "Count": run_count,
     "PurgeExecutions": run_purge_executions,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, model_validator
 
 from orchestrator.core.prop_types import (
     Bool,
@@ -26,10 +26,12 @@ from orchestrator.core.prop_types import (
 
 _FilterType = Annotated[JsonValue, accepting("INCLUDE or EXCLUDE", one_of("INCLUDE", "EXCLUDE"))]
 _NullBehavior = Annotated[JsonValue, accepting("FAIL, INCLUDE or EXCLUDE", one_of("FAIL", "INCLUDE", "EXCLUDE"))]
+# Kestra 2's ExitState spells the state both ways (its test flows exit-canceled and exit-cancelled).
 _ExitState = Annotated[
     JsonValue,
     accepting(
-        "SUCCESS, WARNING, KILLED, FAILED or CANCELED", one_of("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED")
+        "SUCCESS, WARNING, KILLED, FAILED, CANCELED or CANCELLED",
+        one_of("SUCCESS", "WARNING", "KILLED", "FAILED", "CANCELED", "CANCELLED"),
     ),
 ]
 
@@ -190,6 +192,39 @@ class PurgeLogsProps(Properties):
     log_levels: TextList | None = None
     start_date: Text | None = None
     end_date: Text
+
+
+class PurgeFlowsProps(Properties):
+    """Kestra 2's `flow.PurgeFlows`: old revisions of the matching flows, by its `version` behaviour."""
+
+    flow_pattern: Text | None = None
+    namespaces: TextList | None = None
+    namespace_pattern: Text | None = None
+    behavior: MapValue | None = None  #: {type: version, keepAmount (>= 1) | before (ISO instant)}; keepAmount 1
+    include_child_namespaces: Bool | None = None
+
+    @model_validator(mode="after")
+    def _one_version_rule(self) -> PurgeFlowsProps:
+        behavior = self.behavior if isinstance(self.behavior, dict) else {}
+        if behavior.get("before") is not None and behavior.get("keepAmount") is not None:
+            raise ValueError("behavior: Cannot set both 'before' and 'keepAmount' properties")  # Kestra's message
+        keep = behavior.get("keepAmount")
+        if isinstance(keep, int) and not isinstance(keep, bool) and keep < 1:
+            raise ValueError("behavior.keepAmount must be 1 or more")
+        kind = behavior.get("type")
+        if kind is not None and str(kind).lower() != "version":
+            raise ValueError(f"behavior.type: expected version, got {kind!r}")
+        return self
+
+
+class PurgeStorageProps(Properties):
+    """Kestra 2's `storage.PurgeStorage`: execution files by last-modified date; `dryRun` (default true) only counts."""
+
+    namespace: Text | None = None
+    flow_id: Text | None = None
+    start_date: Text | None = None
+    end_date: Text
+    dry_run: Bool | None = None
 
 
 class PurgeKvProps(Properties):

@@ -21,6 +21,7 @@ class TaskRunDecision(TypedDict, total=False):
     keys: list[Any]  #: Loop over a map: the keys beside `values`
     kind: str  #: "Loop" for Kestra 2's Loop (iteration-isolated outputs)
     fromStorage: bool  #: Loop: the values were read from internal storage
+    broken: bool  #: Loop: `breakWhen` held after an iteration; iterations not started yet never start
     loop: int  #: WaitFor / LoopUntil: the iteration running now
     max_reached: bool  #: WaitFor / LoopUntil: `maxIterations` or `maxDuration` was reached
     retries: int  #: how often the flowable's children were retried as a whole

@@ -33,7 +33,7 @@ _KESTRA_FILTERS = frozenset({
     "urlencode", "values", "yaml", "fromJson", "fromIon", "fromYaml",
 })  # fmt: skip
 _KESTRA_FUNCTIONS = frozenset({
-    "appLink", "block", "credential", "currentEachOutput", "dayOfMonth", "dayOfWeek", "decrypt", "encrypt",
+    "appLink", "block", "credential", "currentEachOutput", "dayOfMonth", "dayOfWeek", "decrypt", "encrypt", "env",
     "errorLogs", "fetchContext", "fileExists", "fileSize", "fileURI", "fromIon", "fromJson", "fromYaml", "hourOfDay",
     "http", "i18n", "id", "ionDecode", "isDayWeekInMonth", "isFileEmpty", "isLastWorkingDay", "isPublicHoliday",
     "isWeekend", "json", "jsonDecode", "ksuid", "kv", "loopOutputs", "max", "min", "monthOfYear", "nanoId", "now",

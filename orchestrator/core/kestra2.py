@@ -60,16 +60,13 @@ class LoopProps(p.Properties):
     transmit_failed: p.Bool | None = None  #: default true: a failed iteration fails the Loop
     outputs: p.ListValue | None = None  #: per-iteration outputs, each {id, type, value}
     fetch_type: Annotated[JsonValue, _choice("AUTO", "FETCH", "STORE")] | None = None
-    break_when: p.Text | None = None
+    break_when: p.Text | None = None  #: rendered after each iteration: truthy, no new iteration starts
 
     @model_validator(mode="after")
     def _non_negative_limit(self) -> LoopProps:
         limit = self.concurrency_limit
         if isinstance(limit, int | str) and not is_expression(limit) and int(limit) < 0:
             raise ValueError("concurrencyLimit must be 0 (no limit) or more")
-        if self.break_when is not None:
-            # Refused rather than ignored: running every iteration where the flow asks to stop could do harm.
-            raise ValueError("breakWhen is not supported by Chorus yet: every iteration would run")
         return self
 
 

@@ -129,3 +129,17 @@ def _tasks_with_state(context: Context, state: Any = "FAILED") -> list[dict[str,
             elif isinstance(value, Mapping) and _state_name(value.get("state")) == wanted:
                 found.append({"taskId": task_id, "state": wanted, "value": key})
     return found
+
+
+@register(FUNCTIONS, "env")
+@pass_context
+def _env(context: Context, name: Any = None, default: Any = None) -> Any:
+    """Kestra 2's `env(name, default?)` (EnvFunction): the `envs` variable's value (the server's configured
+    KESTRA_-style environment, never the process's), else `default` when it is missing or empty."""
+    if name is None:
+        raise ExpressionError("The 'env' function expects an argument 'name'.")
+    envs = context.resolve_or_missing("envs")
+    if not isinstance(envs, Mapping):
+        return default
+    value = envs.get(format_value(name))
+    return default if value is None or format_value(value) == "" else value

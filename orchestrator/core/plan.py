@@ -143,6 +143,8 @@ class ChildLists:
     #: The flow's root only: the compensation of the succeeded task runs, run when the main phase failed,
     #: after `errors` and before `finally` (`with_compensation`).
     compensation: Lane = ()
+    #: A Loop whose `breakWhen` held: its iterations not started yet are no longer part of its main phase.
+    broken: bool = False
 
     @property
     def main_slots(self) -> tuple[Slot, ...]:
@@ -191,12 +193,17 @@ def child_lists(flow: Flow, parent: TaskSpec | None, decision: TaskRunDecision) 
     values = decision.get("values")
     if isinstance(values, list):
         isolated = parent.type == "Loop" and str(parent.properties.get("transmitFailed", True)).lower() == "false"
-        return ChildLists(_iteration_lanes(parent, tasks, len(values), isolated), errors, finally_, isolated=isolated)
+        lanes = _iteration_lanes(parent, tasks, len(values), isolated)
+        broken = parent.type == "Loop" and bool(decision.get("broken"))
+        return ChildLists(lanes, errors, finally_, isolated=isolated, broken=broken)
     if parent.type == "Parallel":
         width = _int(parent.properties.get("concurrent"), 0)
         return ChildLists(_spread([(Slot(t),) for t in tasks], width), errors, finally_)
     if parent.type == "Dag":
-        tasks = _topological(tasks)
+        # Kestra's Dag starts every task whose dependencies have ended, side by side (`concurrent` 0 is no
+        # limit): one lane per task; a lane waits for its dependencies (`_lane_plan`) and the join that ends
+        # a wave starts the tasks it made ready.
+        return ChildLists(tuple((Slot(t),) for t in _topological(tasks)), errors, finally_)
     lane = tuple(Slot(t) for t in tasks)
     return ChildLists((lane,) if lane else (), errors, finally_)
 
@@ -283,11 +290,20 @@ def phase(flow: Flow, lanes: tuple[Lane, ...], parent_id: str | None, snapshot: 
     return _lanes_plan(flow, lanes, parent_id, snapshot, Join(snapshot.execution_id, parent_id))
 
 
+def started_only(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> ChildLists:
+    """A broken Loop's children without the iterations that had not started when it broke."""
+    if not lists.broken:
+        return lists
+    started = {c.iteration for c in snap.children(parent_id)}
+    lanes = (tuple(s for s in lane if s.iteration in started) for lane in lists.main)
+    return dataclasses.replace(lists, main=tuple(lane for lane in lanes if lane))
+
+
 def _parent_plan(
     flow: Flow, spec: TaskSpec | None, run: TaskRunView | None, snap: Snapshot, *, killed: bool = False
 ) -> PlanNode | None:
     parent_id = run.id if run else None
-    lists = child_lists(flow, spec, run.decision if run else {})
+    lists = started_only(child_lists(flow, spec, run.decision if run else {}), parent_id, snap)
     if spec is None:
         lists = with_compensation(flow, killed_lists(lists) if killed else lists, snap)
     return phase(flow, current_phase(lists, parent_id, snap), parent_id, snap)
@@ -339,6 +355,8 @@ def _lane_plan(flow: Flow, lane: Lane, parent_id: str | None, snap: Snapshot) ->
         owner = slot.undoes or parent_id
         run = snap.get(slot.task.id, owner, slot.iteration)
         if run is None:
+            if not _dependencies_done(flow, slot, owner, snap):
+                return None  # a Dag task whose dependencies have not all ended well: a later wave starts it
             items.append(_entry(slot, owner, snap, attempt=1))
             continue
         if run.state in _OK:
@@ -353,6 +371,21 @@ def _lane_plan(flow: Flow, lane: Lane, parent_id: str | None, snap: Snapshot) ->
             return None  # nothing after a blocked slot may start (and nothing before it is in flight)
         items.append(node)
     return items
+
+
+def _dependencies_done(flow: Flow, slot: Slot, parent_id: str | None, snap: Snapshot) -> bool:
+    """Whether every `dependsOn` task of a Dag task has ended well; a disabled dependency never runs and does
+    not hold it back (Kestra's dag-disabled-dependency)."""
+    for dependency in slot.task.depends_on:
+        try:
+            if flow.task(dependency).disabled:
+                continue
+        except KeyError:
+            continue  # the parser refuses unknown dependencies; a revision change must not wedge the Dag
+        run = snap.get(dependency, parent_id, slot.iteration)
+        if run is None or run.state not in _OK:
+            return False
+    return True
 
 
 def _entry(slot: Slot, parent_id: str | None, snap: Snapshot, *, attempt: int) -> Run:
@@ -418,6 +451,7 @@ def decide_join(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> Joi
     children = snap.children(parent_id)
     if any(not c.state.is_terminal for c in children):
         return Wait()
+    lists = started_only(lists, parent_id, snap)
     by_slot = {(c.task_id, c.iteration): c.state for c in children}
 
     def states(slots: Sequence[Slot]) -> list[State]:

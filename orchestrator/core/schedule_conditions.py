@@ -1,9 +1,9 @@
 """Schedule (and Webhook) trigger conditions: does a slot (the trigger's local date) fire, or is it skipped.
 
 Kestra's `DayWeek`, `DayWeekInMonth`, `Weekend`, `DateTimeBetween`, `TimeBetween`, `Not`, `Or` and
-`Expression`, evaluated on the slot's date in the trigger's time zone (a webhook's slot is its call). All
-conditions must hold. A condition type this module does not know (`PublicHoliday`, which needs holiday
-calendars) never holds, so a trigger never fires on a rule Chorus cannot check.
+`Expression`, evaluated on the slot's date in the trigger's time zone (a webhook's slot is its call), and
+`PublicHoliday` on its rendered `date` (by default `{{ trigger.date }}`). All conditions must hold. A
+condition type this module does not know never holds, so a trigger never fires on a rule Chorus cannot check.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, time
 from typing import Any
 
+from orchestrator.core.calendar_functions import is_public_holiday
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.expressions import render
 
@@ -61,6 +62,8 @@ def _holds(condition: Mapping[str, Any], slot: datetime, variables: Mapping[str,
         start, end = _time(condition.get("after")), _time(condition.get("before"))
         local = slot.timetz().replace(tzinfo=None)
         return (start is None or local >= start) and (end is None or local <= end)
+    if kind == "PublicHoliday":
+        return _public_holiday(condition, variables)
     if kind == "Not":
         nested = condition.get("conditions") or []
         return isinstance(nested, list) and not any(
@@ -70,6 +73,19 @@ def _holds(condition: Mapping[str, Any], slot: datetime, variables: Mapping[str,
         nested = condition.get("conditions") or []
         return isinstance(nested, list) and any(isinstance(c, Mapping) and _holds(c, slot, variables) for c in nested)
     return False
+
+
+#: Kestra's PublicHoliday without `country` uses the JVM's default locale, en_US in Kestra's images.
+_DEFAULT_COUNTRY = "US"
+
+
+def _public_holiday(condition: Mapping[str, Any], variables: Mapping[str, Any]) -> bool:
+    def rendered(key: str) -> str | None:
+        value = condition.get(key)
+        return None if value is None else render(str(value), variables)
+
+    when = render(str(condition.get("date") or "{{ trigger.date }}"), variables)
+    return is_public_holiday(when, rendered("country") or _DEFAULT_COUNTRY, rendered("subDivision"))
 
 
 def _day_week_in_month(condition: Mapping[str, Any], slot: datetime) -> bool:

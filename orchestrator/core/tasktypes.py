@@ -268,6 +268,8 @@ _TYPES: tuple[TaskType, ...] = (
                     "PurgeCurrentExecutionFiles",
                     "io.kestra.core.tasks.storages.PurgeExecution",
                     "io.kestra.plugin.core.storage.PurgeExecution",
+                    # Kestra 2 keeps this older class beside it: the same run (deleteExecutionFiles), the same `uris`.
+                    "io.kestra.plugin.core.storage.PurgeInternalStorage",
                 ),
                 Pool.CONTROL,
                 prop_types.NoProperties,
@@ -301,6 +303,8 @@ _TYPES: tuple[TaskType, ...] = (
                 cp.PurgeExecutionsProps,
             ),
             ("PurgeLogs", _core("log", "PurgeLogs"), Pool.CONTROL, cp.PurgeLogsProps),
+            ("PurgeFlows", _core("flow", "PurgeFlows"), Pool.CONTROL, cp.PurgeFlowsProps),
+            ("PurgeStorage", _core("storage", "PurgeStorage"), Pool.CONTROL, cp.PurgeStorageProps),
             ("SetVariables", _core("execution", "SetVariables"), Pool.CONTROL, cp.SetVariablesProps),
             ("Exit", _core("execution", "Exit"), Pool.CONTROL, cp.ExitProps),
             ("Kill", _core("execution", "Kill"), Pool.CONTROL, cp.KillProps),
@@ -408,9 +412,7 @@ _UNSUPPORTED: Mapping[str, str] = MappingProxyType(
         "io.kestra.core.tasks.flows.Template": "Kestra's deprecated Template task (use a Subflow)",
         "io.kestra.plugin.core.flow.Wait": "not implemented yet",
         "io.kestra.plugin.core.flow.Approval": "not implemented yet (use Pause)",
-        "io.kestra.plugin.core.flow.PurgeFlows": "not implemented yet",
         "io.kestra.plugin.core.metric.PurgeMetrics": "not implemented yet",
-        "io.kestra.plugin.core.storage.PurgeInternalStorage": "not implemented yet",
     }
 )
 

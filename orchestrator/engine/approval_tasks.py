@@ -82,9 +82,17 @@ def decided(spec: TaskSpec | None, row: TaskRunRow | None) -> rules.DecisionType
     return rules.DecisionType(value) if isinstance(value, str) else None
 
 
-def pause_after_wait(session: Session, execution: ExecutionRow, row: TaskRunRow, spec: TaskSpec, *, actor: str) -> None:
+def pause_after_wait(
+    session: Session,
+    execution: ExecutionRow,
+    row: TaskRunRow,
+    spec: TaskSpec,
+    *,
+    actor: str,
+    enclosing: Sequence[TaskRunRow] = (),
+) -> None:
     """`onWait` (`onPause`) ended without failing: the task run parks; an Approval's `timeout` counts from now
-    (a Pause keeps the wake-up its decision set)."""
+    (a Pause keeps the wake-up its decision set). `enclosing` Loop task runs pause with it."""
     now = store.utcnow()
     decision: TaskRunDecision = {**(row.decision or {}), "pause": True}
     outputs = dict(row.outputs or {})
@@ -97,7 +105,7 @@ def pause_after_wait(session: Session, execution: ExecutionRow, row: TaskRunRow,
         planned = decision.get("due")
         due = datetime.fromisoformat(planned) if isinstance(planned, str) else None
     row.decision, row.outputs = decision, outputs
-    store.pause_task_run(session, execution, row, due=due, actor=actor)
+    store.pause_task_run(session, execution, row, due=due, actor=actor, enclosing=enclosing)
 
 
 def _decided_values(

@@ -56,9 +56,7 @@ def pending(engine: Engine, execution_id: str) -> list[PausedTaskRun]:
             raise NotFound("execution", execution_id)
         flow = flows.flow_of_execution(engine, session, execution)
         found = []
-        for run in store.task_runs_of(session, execution_id):
-            if State(run.state) is not State.PAUSED:
-                continue
+        for run in store.waiting_task_runs(store.task_runs_of(session, execution_id)):
             task = flow.task(run.task_id)
             decision = run.decision or TaskRunDecision()
             agent = store_agent.get_agent_run(session, run.id)
@@ -95,7 +93,7 @@ def decide(
         if State(execution.state) is not State.PAUSED:
             raise Conflict(f"execution {execution_id} is not paused ({execution.state})")
         flow = flows.flow_of_execution(engine, session, execution)
-        paused = [r for r in store.task_runs_of(session, execution_id) if State(r.state) is State.PAUSED]
+        paused = store.waiting_task_runs(store.task_runs_of(session, execution_id))
         if task_run_id is not None:
             paused = [r for r in paused if r.id == task_run_id]
             if not paused:

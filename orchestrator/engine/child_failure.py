@@ -14,17 +14,18 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from orchestrator import store
-from orchestrator.core.flow import TaskSpec
+from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.states import TERMINAL, State
 from orchestrator.engine import flows
 from orchestrator.engine.values import LogRecord, log_row
 from orchestrator.hooks import Transition
-from orchestrator.store.tables import TaskRunRow
+from orchestrator.store.database import Session
+from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 if TYPE_CHECKING:
     from orchestrator.engine.facade import Engine
 
-__all__ = ["flowable_state", "interrupt_after_failures", "policy"]
+__all__ = ["flowable_state", "interrupt_after_failures", "interrupt_late_sibling", "policy"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,41 @@ def _interrupt(engine: Engine, execution_id: str, failed_id: str) -> None:
         except Exception:  # best effort: a finished task's late report finds its task run already ended
             logger.warning("could not revoke %d interrupted task(s) of %s", len(celery_ids), execution_id)
     engine.dispatch(execution_id, actor="system:onChildFailure")
+
+
+def interrupt_late_sibling(
+    engine: Engine, session: Session, execution: ExecutionRow, flow: Flow, parent: TaskRunRow, row: TaskRunRow
+) -> bool:
+    """End a task run just created under a Parallel or Dag whose policy already fired: a sibling failed before
+    this one was claimed (Kestra creates the siblings together, so its test sees this one interrupted too,
+    DagTest.dagFailFastCancelled). True when `row` was ended so."""
+    spec = flow.task(parent.task_id)
+    to = policy(spec)
+    if to is None:
+        return False
+    runs = {r.id: r for r in store.task_runs_of(session, execution.id)}
+    top = row
+    while top.parent_id is not None and top.parent_id != parent.id and top.parent_id in runs:
+        top = runs[top.parent_id]
+    if top.task_id not in {t.id for t in spec.branches.get("tasks", ())}:
+        return False  # the parent's `errors` and `finally` run because a child failed: never interrupted
+    failed = next(
+        (
+            r
+            for r in runs.values()
+            if r.id != row.id and State(r.state) is State.FAILED and _descends(r.parent_id, parent.id, runs)
+        ),
+        None,
+    )
+    if failed is None:
+        return False
+    now = store.utcnow()
+    reason = f"Task terminated because sibling task '{failed.task_id}' failed."
+    values = {"attempts": store.close_attempt(row.attempts, to, now), "claim_owner": None, "retry_at": None}
+    store.record_transition(session, row, to, actor="system:onChildFailure", payload={"reason": reason}, values=values)
+    warning = LogRecord("WARN", reason, now)
+    store.insert_log_lines(session, [log_row(execution, row, warning, engine.settings.max_log_line_chars)])
+    return True
 
 
 def _descends(parent_id: str | None, ancestor_id: str, runs: dict[str, TaskRunRow]) -> bool:

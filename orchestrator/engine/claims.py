@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
 from orchestrator.core import compensation
-from orchestrator.core.errors import ChorusError
+from orchestrator.core.errors import ChorusError, ExpressionError
+from orchestrator.core.flow import Flow
 from orchestrator.core.plan import (
     PlanNode,
 )
@@ -20,10 +21,12 @@ from orchestrator.core.plan import (
 from orchestrator.core.states import State
 from orchestrator.engine import (
     approval_tasks,
+    child_failure,
     compensating,
     flows,
     joins,
     local_drive,
+    loop_scope,
     operations,
     outcomes,
 )
@@ -121,6 +124,44 @@ def claim(
     return claimed
 
 
+def _loop_broken(
+    session: Session, execution: ExecutionRow, flow: Flow, parent: TaskRunRow, at: TaskRunCoordinates
+) -> bool:
+    """Whether `at` would start an iteration of a Loop whose `breakWhen` held after an ended iteration.
+
+    Checked as an iteration's first task run is about to be created, which is when Kestra's executor would
+    start its sub-execution; iterations already started go on. Once it holds, the Loop's decision says so.
+    """
+    spec = flow.task(parent.task_id)
+    if spec.type != loop_scope.LOOP or spec.properties.get("breakWhen") is None:
+        return False
+    decision = parent.decision or {}
+    runs = store.task_runs_of(session, execution.id)
+    if any(r.parent_id == parent.id and r.iteration == at.iteration for r in runs):
+        return False  # started before the Loop broke: it goes on
+    if decision.get("broken"):
+        return True
+    try:
+        broken = loop_scope.break_due(
+            spec, parent, runs, lambda run: execution_variables(execution, flow, spec, run, runs)
+        )
+    except ExpressionError as e:
+        # A condition that cannot be rendered stops the Loop rather than running every remaining iteration.
+        logger.warning("breakWhen of %s in %s: %s", parent.task_id, execution.id, e.message)
+        broken = True
+    if broken:
+        store.set_decision(session, parent.id, {**decision, "broken": True})
+        store.append_audit(
+            session,
+            execution.id,
+            actor="system:loop",
+            action="task_run.loop_broken",
+            subject=parent.id,
+            payload={"task_id": parent.task_id, "next_iteration": at.iteration},
+        )
+    return broken
+
+
 def claim_in(
     engine: Engine,
     session: Session,
@@ -159,10 +200,18 @@ def claim_in(
         row = store.get_task_run(session, at.task_run_id, lock=True)
     else:
         row = locked_row if isinstance(locked_row, TaskRunRow) else None
+    parent: TaskRunRow | None = None
     if at.parent_id is not None and not undoing and (row is None or not State(row.state).is_terminal):
         parent = store.loaded_task_run(session, at.parent_id)
         if parent is not None and State(parent.state).is_terminal:
             return None  # its parent ended (interrupted by a sibling's failure): nothing starts under it
+    if (
+        row is None
+        and parent is not None
+        and at.iteration is not None
+        and _loop_broken(session, execution, flow, parent, at)
+    ):
+        return None  # a Loop's `breakWhen` held: this iteration never starts; the chain goes on to the join
     attempt_record = {
         "state": {"current": str(State.RUNNING), "histories": [{"state": "RUNNING", "date": store.iso(now)}]},
         "celeryTaskId": celery_task_id,
@@ -178,7 +227,12 @@ def claim_in(
             iteration=at.iteration,
             value=value,
             state=str(State.RUNNING),
-            state_history=[{"state": str(State.RUNNING), "date": store.iso(now)}],
+            # Kestra's task runs are born CREATED (TaskRun.of) and move to RUNNING when a worker takes them;
+            # Chorus creates a task run as its worker claims it, so both entries carry the same date.
+            state_history=[
+                {"state": str(State.CREATED), "date": store.iso(now)},
+                {"state": str(State.RUNNING), "date": store.iso(now)},
+            ],
             attempt=at.attempt,
             attempts=[attempt_record],
             outputs=None,
@@ -191,6 +245,8 @@ def claim_in(
         )
         if not store.create_task_run(session, row, actor=f"worker:{owner}"):
             return None
+        if parent is not None and child_failure.interrupt_late_sibling(engine, session, execution, flow, parent, row):
+            return None  # a sibling had already failed: Kestra's sibling task run exists, interrupted
     elif not _reclaim(engine, session, row, at, owner, attempt_record, now):
         return None
     store.touch_execution(session, at.execution_id, now)

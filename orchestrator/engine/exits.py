@@ -30,6 +30,7 @@ EXIT_STATES = {
     "KILLED": State.KILLED,
     "FAILED": State.FAILED,
     "CANCELED": State.CANCELLED,
+    "CANCELLED": State.CANCELLED,
 }
 
 

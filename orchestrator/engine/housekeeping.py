@@ -10,7 +10,7 @@ import fnmatch
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator import internal_storage as storage
@@ -21,6 +21,7 @@ from orchestrator.engine.audit_trail import ApiAction, record
 from orchestrator.store import housekeeping as store_housekeeping
 from orchestrator.store import kv as store_kv
 from orchestrator.store.database import Session, read_only, sessionmaker, transaction
+from orchestrator.store.tables import FlowRevisionRow
 
 
 class ExecutionsNotDeletable(ChorusError):
@@ -51,6 +52,15 @@ class PurgeResult:
     executions: int
     logs: int
     storages: int
+
+
+@dataclass(frozen=True)
+class StoragePurge:
+    """What PurgeStorage saw: execution subtrees scanned, those with files in the window, files deleted."""
+
+    scanned: int
+    purged: int
+    deleted_files: int
 
 
 class Housekeeping:
@@ -177,6 +187,76 @@ class Housekeeping:
             record(session, self.tenant, _detailed(audit, {"purged": purged}))
         return len(doomed)
 
+    def purge_flow_revisions(
+        self,
+        *,
+        namespaces: Sequence[str] | None,
+        namespace_pattern: str | None,
+        include_children: bool,
+        flow_pattern: str | None,
+        keep_amount: int | None,
+        before: datetime | None,
+        audit: ApiAction,
+    ) -> int:
+        """Kestra 2's PurgeFlows with its `version` behaviour: delete old revisions of the matching flows.
+
+        The newest revision always stays; `keepAmount` keeps that many of the newest, `before` deletes those
+        saved at or before it, neither deletes every older one. A revision an unfinished execution runs on
+        stays too: Chorus reads an execution's own revision as it goes, where Kestra keeps a copy in memory.
+        """
+        with transaction(self.sessions) as session:
+            in_use = store_housekeeping.revisions_in_use(session, self.tenant)
+            purged: dict[str, list[int]] = {}
+            for (namespace, flow_id), revisions in store_housekeeping.flow_revisions(session, self.tenant).items():
+                if not _prefix_match(namespace, namespaces, namespace_pattern, include_children):
+                    continue
+                if flow_pattern is not None and not fnmatch.fnmatchcase(flow_id, flow_pattern):
+                    continue
+                doomed = [r.revision for r in _revisions_to_purge(revisions, keep_amount, before)]
+                doomed = [r for r in doomed if (namespace, flow_id, r) not in in_use]
+                if doomed:
+                    store_housekeeping.delete_flow_revisions(session, self.tenant, namespace, flow_id, doomed)
+                    purged[f"{namespace}.{flow_id}"] = doomed
+            record(session, self.tenant, _detailed(audit, {"revisions": purged}))
+        return sum(len(r) for r in purged.values())
+
+    def purge_storage(
+        self,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+        start: datetime | None,
+        end: datetime,
+        dry_run: bool,
+        audit: ApiAction,
+    ) -> StoragePurge:
+        """Kestra 2's PurgeStorage: the execution files last modified in [start, end] under `namespace` (and its
+        sub-namespaces) or one flow, deleted unless `dry_run`; counted per execution subtree as Kestra does."""
+        root = self.data_dir / "storage"
+        base = root.joinpath(*namespace.split(".")) if namespace else root
+        scanned = purged = deleted = 0
+        for executions in sorted(base.rglob("executions")) if base.is_dir() else []:
+            flow_dir = executions.parent
+            if flow_id is not None and (
+                flow_dir.name != storage.slug(flow_id) or flow_dir.parent != base  # one flow: its own namespace
+            ):
+                continue
+            for subtree in sorted(p for p in executions.iterdir() if p.is_dir()):
+                scanned += 1
+                files = [f for f in subtree.rglob("*") if f.is_file() and _modified_in(f, start, end)]
+                if not files:
+                    continue
+                purged += 1
+                if not dry_run:
+                    for file in files:
+                        file.unlink(missing_ok=True)
+                    deleted += len(files)
+        with transaction(self.sessions) as session:
+            detail: dict[str, object] = {"scanned": scanned, "purged": purged, "deletedFiles": deleted}
+            detail["dryRun"] = dry_run
+            record(session, self.tenant, _detailed(audit, detail))
+        return StoragePurge(scanned, purged, deleted)
+
     def started_children(self, execution_id: str) -> list[str]:
         """Running executions this one started without waiting for them (Subflow or ForEachItem `wait: false`)."""
         with read_only(self.sessions) as session:
@@ -199,6 +279,38 @@ class Housekeeping:
             )
             record(session, self.tenant, _detailed(audit, {"logs": count}))
         return count
+
+
+def _modified_in(path: Path, start: datetime | None, end: datetime) -> bool:
+    modified = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    return (start is None or modified >= start) and modified <= end
+
+
+def _revisions_to_purge(
+    revisions: Sequence[FlowRevisionRow], keep_amount: int | None, before: datetime | None
+) -> list[FlowRevisionRow]:
+    """Kestra's Version.revisionsToPurge over one flow's revisions (oldest first)."""
+    if len(revisions) <= 1:
+        return []
+    latest = revisions[-1].revision
+    older = [r for r in revisions if r.revision != latest]
+    if keep_amount is not None:
+        return [
+            r for r in sorted(revisions, key=lambda r: r.revision, reverse=True)[keep_amount:] if r.revision != latest
+        ]
+    if before is not None:
+        return [r for r in older if r.created_at <= before]
+    return older
+
+
+def _prefix_match(namespace: str, wanted: Sequence[str] | None, pattern: str | None, children: bool) -> bool:
+    # Kestra's PurgeTask.findNamespaces: a child is any namespace that starts with the given one (a plain
+    # prefix, as Kestra compares), a pattern is a wildcard over the whole name.
+    if pattern is not None:
+        return fnmatch.fnmatchcase(namespace, pattern)
+    if wanted is None:
+        return True
+    return any(namespace.startswith(w) if children else namespace == w for w in wanted)
 
 
 def _matches_namespace(namespace: str, wanted: Sequence[str] | None, pattern: str | None, children: bool) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -145,7 +146,9 @@ def join_in(
         # The task's own allowFailure lets a failed `onWait` still pause (Kestra's resolveWaitState).
         wait_state = apply_allowances(decision.state, allow_failure=spec.allow_failure, allow_warning=False)
         if not wait_state.is_failure:
-            approval_tasks.pause_after_wait(session, execution, parent_row, spec, actor=actor)
+            lookup = functools.partial(store.loaded_task_run, session)
+            enclosing = loop_scope.enclosing_loops(flow, parent_row, lookup)
+            approval_tasks.pause_after_wait(session, execution, parent_row, spec, actor=actor, enclosing=enclosing)
             return Verdict.STOP, None
         if paused:
             return Verdict.STOP, None

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.core.expressions import render, render_typed, render_value
+from orchestrator.core.expressions import is_true, render, render_typed, render_value
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.states import State
 from orchestrator.store.tables import TaskRunRow
@@ -40,6 +40,19 @@ def _iterations(
             chain.append((parent, current.iteration))
         current = parent
     return chain
+
+
+def enclosing_loops(flow: Flow, run: TaskRunRow, lookup: Callable[[str], TaskRunRow | None]) -> list[TaskRunRow]:
+    """The Loop task runs `run` is inside, nearest first: they pause with it (Kestra's LoopCaseTest.loopWithPause:
+    a paused iteration is a paused sub-execution, and its Loop task run passes through PAUSED)."""
+    loops = _loop_ids(flow)
+    found: list[TaskRunRow] = []
+    parent = lookup(run.parent_id) if loops and run.parent_id else None
+    while parent is not None:
+        if parent.task_id in loops:
+            found.append(parent)
+        parent = lookup(parent.parent_id) if parent.parent_id else None
+    return found
 
 
 def _item(loop_run: TaskRunRow, index: int) -> dict[str, Any]:
@@ -116,6 +129,57 @@ def _counted_iterations(spec: TaskSpec, children: Mapping[int, list[TaskRunRow]]
         if _iteration_state(children[index]).is_failure:
             break
     return counted
+
+
+def _ended_iterations(spec: TaskSpec, children: Mapping[int, list[TaskRunRow]]) -> list[int]:
+    """The iterations over: their last task ended, or one of their tasks failed (the rest never runs)."""
+    enabled = [t.id for t in spec.branches.get("tasks", ()) if not t.disabled]
+    last = enabled[-1] if enabled else None
+    ended = []
+    for index, runs in sorted(children.items()):
+        states = [State(r.state) for r in runs]
+        if not all(s.is_terminal for s in states):
+            continue
+        if any(s.is_failure for s in states) or any(r.task_id == last for r in runs):
+            ended.append(index)
+    return ended
+
+
+def break_due(
+    spec: TaskSpec,
+    loop_run: TaskRunRow,
+    runs: Sequence[TaskRunRow],
+    variables_of: Callable[[TaskRunRow], dict[str, Any]],
+) -> bool:
+    """Kestra 2's Loop `breakWhen`: whether an ended iteration makes the Loop start no new one.
+
+    Rendered for each ended iteration with its `item`, its own `outputs` and `iteration` (`executionId`,
+    `state`, and `outputs`, the Loop's declared outputs for that iteration); truthy as Kestra reads it
+    (`true`, a non-empty text other than `false`, a non-zero number). Iterations already started go on.
+    """
+    expression = spec.properties.get("breakWhen")
+    if expression is None:
+        return False
+    children: dict[int, list[TaskRunRow]] = {}
+    for run in runs:
+        if run.parent_id == loop_run.id and run.iteration is not None:
+            children.setdefault(run.iteration, []).append(run)
+    declared = spec.properties.get("outputs")
+    for index in _ended_iterations(spec, children):
+        variables = variables_of(children[index][-1])
+        outputs: dict[str, Any] = {}
+        if isinstance(declared, list):
+            for o in declared:
+                if isinstance(o, dict) and "id" in o:
+                    outputs[str(o["id"])] = _typed(str(o.get("type") or "STRING"), o.get("value"), variables)
+        variables["iteration"] = {
+            "executionId": loop_run.execution_id,
+            "state": str(_iteration_state(children[index])),
+            "outputs": outputs,
+        }
+        if is_true(render(str(expression), variables)):
+            return True
+    return False
 
 
 def _typed(kind: str, value: Any, variables: dict[str, Any]) -> Any:

@@ -241,7 +241,8 @@ def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, acto
         if State(execution.state) is not State.PAUSED:
             raise Conflict(f"execution {execution_id} is not paused ({execution.state})")
         flow = flows.flow_of_execution(engine, session, execution)
-        for run in store.task_runs_of(session, execution_id):
+        # A Loop paused on an iteration's behalf is not resumed itself: it runs again with that iteration.
+        for run in store.waiting_task_runs(store.task_runs_of(session, execution_id)):
             if State(run.state) is State.PAUSED:
                 agent_journal.apply_approval(session, run, inputs, actor=actor)  # an agent's gated tool call
                 _resume_task_run(session, flow, run, inputs, actor=actor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -23,6 +24,7 @@ from orchestrator.engine import (
     flows,
     joins,
     local_drive,
+    loop_scope,
     notification_outbox,
     operations,
 )
@@ -221,7 +223,9 @@ def decide_locked(
     if decision.get("pause") and execution is not None:
         due = decision.get("due")
         due_at = datetime.fromisoformat(due) if isinstance(due, str) else None
-        store.pause_task_run(session, execution, row, due=due_at, actor=actor)
+        lookup = functools.partial(store.loaded_task_run, session)
+        enclosing = loop_scope.enclosing_loops(claimed.flow, row, lookup)
+        store.pause_task_run(session, execution, row, due=due_at, actor=actor, enclosing=enclosing)
         return None
     snap = joins.snapshot(engine, session, at.execution_id)
     return inside(claimed.flow, claimed.task, snap.task_runs[row.id], snap)

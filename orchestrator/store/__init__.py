@@ -67,6 +67,7 @@ from orchestrator.store.task_runs import (
     task_runs_for_variables,
     task_runs_of,
     task_runs_of_celery_task,
+    waiting_task_runs,
 )
 from orchestrator.store.transitions import (
     create_execution,
@@ -144,5 +145,6 @@ __all__ = [
     "try_advisory_lock",
     "update_labels",
     "utcnow",
+    "waiting_task_runs",
     "write_pending_audit",
 ]

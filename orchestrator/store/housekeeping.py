@@ -1,4 +1,4 @@
-"""Counts and purges of executions, task runs and log lines, on a caller-owned Session (never commits)."""
+"""Counts and purges of executions, task runs, log lines and old flow revisions, on a caller-owned Session."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Result, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from orchestrator.core.states import State
-from orchestrator.store.tables import ExecutionRow, LogLineRow, TaskRunRow
+from orchestrator.store.tables import ExecutionRow, FlowRevisionRow, LogLineRow, TaskRunRow
 from orchestrator.store.task_runs import forget_held_sets
 
 _TERMINAL = [s.value for s in State if s.is_terminal]
@@ -127,3 +127,40 @@ def delete_log_lines(
     if levels is not None:
         statement = statement.where(LogLineRow.level.in_(levels))
     return _rowcount(session.execute(statement))
+
+
+def flow_revisions(session: Session, tenant: str) -> dict[tuple[str, str], list[FlowRevisionRow]]:
+    """Every flow's revisions by (namespace, flow id), oldest first; flows whose newest revision is deleted are
+    left out (Kestra purges the revisions of live flows only)."""
+    rows = session.scalars(
+        select(FlowRevisionRow)
+        .where(FlowRevisionRow.tenant == tenant)
+        .order_by(FlowRevisionRow.namespace, FlowRevisionRow.flow_id, FlowRevisionRow.revision)
+    ).all()
+    found: dict[tuple[str, str], list[FlowRevisionRow]] = {}
+    for row in rows:
+        found.setdefault((row.namespace, row.flow_id), []).append(row)
+    return {key: revisions for key, revisions in found.items() if not revisions[-1].deleted}
+
+
+def revisions_in_use(session: Session, tenant: str) -> set[tuple[str, str, int]]:
+    """(namespace, flow id, revision) that an execution not ended yet runs on."""
+    rows = session.execute(
+        select(ExecutionRow.namespace, ExecutionRow.flow_id, ExecutionRow.flow_revision)
+        .where(ExecutionRow.tenant == tenant, ExecutionRow.state.not_in(_TERMINAL))
+        .distinct()
+    )
+    return {(ns, fid, int(rev)) for ns, fid, rev in rows}
+
+
+def delete_flow_revisions(session: Session, tenant: str, namespace: str, flow_id: str, revisions: Sequence[int]) -> int:
+    """Delete these revisions of one flow; how many went."""
+    result = session.execute(
+        delete(FlowRevisionRow).where(
+            FlowRevisionRow.tenant == tenant,
+            FlowRevisionRow.namespace == namespace,
+            FlowRevisionRow.flow_id == flow_id,
+            FlowRevisionRow.revision.in_(list(revisions)),
+        )
+    )
+    return _rowcount(result)

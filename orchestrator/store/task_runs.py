@@ -200,3 +200,22 @@ def task_runs_of_celery_task(session: Session, celery_task_id: str) -> Sequence[
         .where(TaskRunRow.attempts.contains([{"celeryTaskId": celery_task_id}]))
         .order_by(TaskRunRow.seq)
     ).all()
+
+
+def waiting_task_runs(runs: Sequence[TaskRunRow]) -> list[TaskRunRow]:
+    """The PAUSED task runs that wait themselves (a Pause, an Approval, a timer), in the order given.
+
+    A Kestra 2 Loop is PAUSED while a task of one of its iterations is (its iteration is a sub-execution,
+    paused); such an enclosing run is not something to resume or show as waiting: it runs again when its
+    paused descendant does (`record_transition`).
+    """
+    by_id = {r.id: r for r in runs}
+    enclosing: set[str] = set()
+    for run in runs:
+        if State(run.state) is not State.PAUSED:
+            continue
+        parent = by_id.get(run.parent_id) if run.parent_id else None
+        while parent is not None:
+            enclosing.add(parent.id)
+            parent = by_id.get(parent.parent_id) if parent.parent_id else None
+    return [r for r in runs if State(r.state) is State.PAUSED and r.id not in enclosing]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from orchestrator.store.tables import (
     TaskRunRow,
     table_of,
 )
-from orchestrator.store.task_runs import forget_task_run, hold
+from orchestrator.store.task_runs import forget_task_run, hold, loaded_task_run, task_runs_of, waiting_task_runs
 
 
 @functools.lru_cache(maxsize=256)
@@ -105,6 +105,43 @@ def record_transition(
     action = f"{kind}.state_changed" if override else f"{kind}.{to.lower()}"
     audited = note_audit(session, chain_key, actor=actor, action=action, subject=subject, payload=event, at=at)
     _note_transition(session, row, str(current), str(to), at, actor=actor, audit_hash=audited["hash"])
+    if isinstance(row, TaskRunRow) and current is State.PAUSED and to not in _STOPPING:
+        _resume_enclosing(session, row, actor=actor, at=at)
+
+
+#: A paused task run moving to one of these is being stopped: the kill moves its enclosing runs itself.
+_STOPPING = frozenset({State.PAUSED, State.KILLING, State.KILLED, State.CANCELLED})
+
+
+def _resume_enclosing(session: Session, row: TaskRunRow, *, actor: str, at: datetime) -> None:
+    """Enclosing task runs paused on `row`'s behalf (`pause_task_run`'s `enclosing`) run again once no
+    other task run under them is still paused."""
+    ancestors: list[TaskRunRow] = []
+    parent = loaded_task_run(session, row.parent_id) if row.parent_id else None
+    while parent is not None:
+        ancestors.append(parent)
+        parent = loaded_task_run(session, parent.parent_id) if parent.parent_id else None
+    paused = [a for a in ancestors if State(a.state) is State.PAUSED]
+    if not paused:
+        return  # the common case, a Pause under running parents: no read of the other task runs
+    runs = task_runs_of(session, row.execution_id)
+    waiting = {r.id for r in waiting_task_runs(runs)}
+    by_id = {r.id: r for r in runs}
+    for ancestor in paused:  # nearest first: an inner Loop may run again while an outer one still waits
+        if _has_waiting_under(ancestor.id, waiting, by_id):
+            return
+        record_transition(session, ancestor, State.RUNNING, actor=actor, at=at)
+
+
+def _has_waiting_under(ancestor_id: str, waiting: set[str], by_id: Mapping[str, TaskRunRow]) -> bool:
+    for run_id in waiting:
+        parent_id = by_id[run_id].parent_id
+        while parent_id is not None:
+            if parent_id == ancestor_id:
+                return True
+            parent = by_id.get(parent_id)
+            parent_id = parent.parent_id if parent is not None else None
+    return False
 
 
 def note_take_over(session: Session, row: TaskRunRow, *, actor: str, at: datetime) -> None:
@@ -175,14 +212,27 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
     make_transient_to_detached(row)
     session.add(row)
     hold(session, row)
-    event = {"to": row.state, "task_id": row.task_id, "attempt": row.attempt, **(payload or {})}
+    ids = {"task_id": row.task_id, "attempt": row.attempt, **(payload or {})}
+    born = [h.get("state") for h in row.state_history[:2]]
+    if born == [str(State.CREATED), row.state] and row.state != str(State.CREATED):
+        # A task run inserted already claimed: its CREATED entry is audited too (one event per history entry).
+        note_audit(
+            session,
+            row.execution_id,
+            actor=actor,
+            action="task_run.created",
+            subject=row.id,
+            payload={"to": str(State.CREATED), **ids},
+            at=row.created_at,
+        )
+        ids = {"from": str(State.CREATED), **ids}
     audited = note_audit(
         session,
         row.execution_id,
         actor=actor,
         action=f"task_run.{row.state.lower()}",
         subject=row.id,
-        payload=event,
+        payload={"to": row.state, **ids},
         at=row.created_at,
     )
     _note_transition(session, row, None, row.state, row.created_at, actor=actor, audit_hash=audited["hash"])
@@ -259,8 +309,16 @@ def pause_task_run(
     *,
     due: datetime | None,
     actor: str,
+    enclosing: Sequence[TaskRunRow] = (),
 ) -> None:
-    """Park a task run (a Pause task) and its execution; `due` is when the sweeper wakes it."""
+    """Park a task run (a Pause task) and its execution; `due` is when the sweeper wakes it.
+
+    `enclosing` are running task runs that pause with it (Kestra 2's Loop, whose iteration is a paused
+    sub-execution); they run again when it does.
+    """
     record_transition(session, row, State.PAUSED, actor=actor, values={"retry_at": due, "claim_owner": None})
+    for parent in enclosing:
+        if State(parent.state) is State.RUNNING:
+            record_transition(session, parent, State.PAUSED, actor=actor)
     if State(execution.state) is State.RUNNING:
         record_transition(session, execution, State.PAUSED, actor=actor)

@@ -1,16 +1,24 @@
-"""execution.Count, execution.PurgeExecutions and log.PurgeLogs against a real database."""
+"""execution.Count, execution.PurgeExecutions, log.PurgeLogs, kv.PurgeKV and flow.PurgeFlows against a real database."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+from sqlalchemy import select
+
+from orchestrator import internal_storage as storage
 from orchestrator import store
+from orchestrator.core.errors import FlowInvalid
 from orchestrator.core.ids import new_id
+from orchestrator.core.parse import parse_flow
 from orchestrator.engine import Engine
 from orchestrator.store import kv as store_kv
 from orchestrator.store.database import transaction
-from orchestrator.store.tables import ExecutionRow, LogLineRow
+from orchestrator.store.tables import ExecutionRow, FlowRevisionRow, LogLineRow
 from tests.integration.workers.conftest import Runner, one_task_flow
 
 
@@ -161,3 +169,117 @@ def test_purge_kv_refuses_namespaces_with_a_namespace_pattern(run_task: Runner) 
     outcome = run_task(one_task_flow(task), "t")
 
     assert outcome.error == "namespaces and namespacePattern cannot be used together"
+
+
+def _revisions(engine: Engine, namespace: str, flow_id: str, count: int) -> None:
+    with transaction(engine.sessions) as session:
+        for n in range(count):
+            store.save_flow_revision(session, "main", namespace, flow_id, f"id: {flow_id}\n# {n}\n", {})
+
+
+def _kept(engine: Engine, namespace: str, flow_id: str) -> list[int]:
+    with transaction(engine.sessions) as session:
+        rows = session.scalars(
+            select(FlowRevisionRow.revision).where(
+                FlowRevisionRow.namespace == namespace, FlowRevisionRow.flow_id == flow_id
+            )
+        )
+        return sorted(rows)
+
+
+def test_purge_flows_keeps_the_latest_revision_of_each_matching_flow_by_default(
+    run_task: Runner, worker_engine: Engine
+) -> None:
+    namespace = f"tests.pf{uuid.uuid4().hex[:8]}"
+    _revisions(worker_engine, namespace, "old_deprecated", 4)
+    _revisions(worker_engine, f"{namespace}.child", "other_deprecated", 2)
+    _revisions(worker_engine, namespace, "kept", 3)  # outside flowPattern
+    task = (
+        f"    type: io.kestra.plugin.core.flow.PurgeFlows\n    namespaces: [{namespace}]\n"
+        "    flowPattern: '*_deprecated'\n"
+    )
+
+    outcome = run_task(one_task_flow(task), "t")
+
+    assert outcome.outputs == {"size": 4}  # 3 + 1: children are included by default
+    assert _kept(worker_engine, namespace, "old_deprecated") == [4]
+    assert _kept(worker_engine, f"{namespace}.child", "other_deprecated") == [2]
+    assert _kept(worker_engine, namespace, "kept") == [1, 2, 3]
+
+
+def test_purge_flows_keep_amount_keeps_that_many_of_the_newest(run_task: Runner, worker_engine: Engine) -> None:
+    namespace = f"tests.pf{uuid.uuid4().hex[:8]}"
+    _revisions(worker_engine, namespace, "f", 5)
+    task = (
+        f"    type: io.kestra.plugin.core.flow.PurgeFlows\n    namespaces: [{namespace}]\n"
+        "    includeChildNamespaces: false\n    behavior:\n      type: version\n      keepAmount: 2\n"
+    )
+
+    outcome = run_task(one_task_flow(task), "t")
+
+    assert outcome.outputs == {"size": 3}
+    assert _kept(worker_engine, namespace, "f") == [4, 5]
+
+
+def test_purge_flows_refuses_namespaces_with_a_namespace_pattern(run_task: Runner) -> None:
+    task = "    type: io.kestra.plugin.core.flow.PurgeFlows\n    namespaces: [a]\n    namespacePattern: 'a*'\n"
+
+    outcome = run_task(one_task_flow(task), "t")
+
+    assert outcome.error is not None and "can't be used at the same time" in outcome.error
+
+
+def test_purge_flows_refuses_both_before_and_keep_amount_at_deploy() -> None:
+    source = one_task_flow(
+        "    type: io.kestra.plugin.core.flow.PurgeFlows\n    behavior:\n"
+        "      keepAmount: 1\n      before: '2026-01-01T00:00:00Z'\n"
+    )
+
+    with pytest.raises(FlowInvalid) as caught:
+        parse_flow(source)
+
+    assert any("Cannot set both 'before' and 'keepAmount'" in e.message for e in caught.value.errors)
+
+
+def _execution_file(engine: Engine, namespace: str, flow_id: str, name: str, *, age_days: int) -> Path:
+    execution = new_id()
+    uri = storage.write(
+        engine.settings.data_dir,
+        storage.execution_prefix(namespace, flow_id, execution) / name,
+        b"data",
+    )
+    path = storage.local_path(engine.settings.data_dir, uri)
+    stamp = (datetime.now(UTC) - timedelta(days=age_days)).timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_purge_storage_counts_without_deleting_by_default_then_deletes_old_files(
+    run_task: Runner, worker_engine: Engine
+) -> None:
+    namespace = f"tests.ps{uuid.uuid4().hex[:8]}"
+    old = _execution_file(worker_engine, namespace, "f", "old.txt", age_days=10)
+    old_child = _execution_file(worker_engine, f"{namespace}.team", "g", "old.txt", age_days=10)
+    recent = _execution_file(worker_engine, namespace, "f", "new.txt", age_days=0)
+    cutoff = (datetime.now(UTC) - timedelta(days=7)).isoformat()
+    task = (
+        f"    type: io.kestra.plugin.core.storage.PurgeStorage\n    namespace: {namespace}\n    endDate: '{cutoff}'\n"
+    )
+
+    preview = run_task(one_task_flow(task), "t")
+    assert preview.outputs == {"scannedCount": 3, "purgedCount": 2, "deletedFilesCount": 0}
+    assert old.exists() and old_child.exists()
+
+    done = run_task(one_task_flow(task + "    dryRun: false\n"), "t")
+
+    assert done.outputs == {"scannedCount": 3, "purgedCount": 2, "deletedFilesCount": 2}
+    assert not old.exists() and not old_child.exists()  # sub-namespaces are reached too
+    assert recent.exists()
+
+
+def test_purge_storage_of_one_flow_needs_its_namespace(run_task: Runner) -> None:
+    task = "    type: io.kestra.plugin.core.storage.PurgeStorage\n    flowId: f\n    endDate: '2026-01-01T00:00:00Z'\n"
+
+    outcome = run_task(one_task_flow(task), "t")
+
+    assert outcome.error == "'namespace' is required when 'flowId' is set."

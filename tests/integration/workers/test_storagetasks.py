@@ -159,12 +159,15 @@ def test_deduplicate_items_keeps_the_last_item_of_each_key(run_task: Runner, wor
     assert kept == [5, 6, 8]
 
 
-def test_purge_current_execution_files_removes_this_executions_files(run_task: Runner, worker_engine: Engine) -> None:
+@pytest.mark.parametrize("kind", ["PurgeCurrentExecutionFiles", "PurgeInternalStorage"])
+def test_purge_current_execution_files_removes_this_executions_files(
+    run_task: Runner, worker_engine: Engine, kind: str
+) -> None:
     written = _storage(run_task, "Write", "    content: x")
     assert written.outputs is not None
     path: Path = local_path(worker_engine.settings.data_dir, written.outputs["uri"])
     execution_id = written.outputs["uri"].split("/executions/")[1].split("/")[0]
-    flow = one_task_flow("    type: io.kestra.plugin.core.storage.PurgeCurrentExecutionFiles")
+    flow = one_task_flow(f"    type: io.kestra.plugin.core.storage.{kind}")
 
     purged = run_task(flow, "t", execution_id=execution_id)
 

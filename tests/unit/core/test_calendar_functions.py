@@ -40,3 +40,32 @@ def test_a_value_that_is_no_date_fails_the_expression() -> None:
 def test_an_unknown_position_fails_the_expression() -> None:
     with pytest.raises(ExpressionError):
         render("{{ isDayWeekInMonth(d, 'MONDAY', 'FIFTH') }}", {"d": MONDAY_9})
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ isPublicHoliday('2023-07-14', 'FR') }}", "true"),
+        ("{{ isPublicHoliday(date='2023-01-02', countryCode='FR') }}", "false"),  # Kestra's argument names
+        ("{{ isPublicHoliday('2023-03-08T10:00:00+01:00', 'DE', 'BE') }}", "true"),  # a date-time: its date
+        ("{{ isPublicHoliday('2023-03-08', 'DE') }}", "false"),
+        ("{{ isPublicHoliday('2023-03-08', 'DE', '') }}", "false"),  # a blank subdivision: the country only
+        ("{{ isPublicHoliday(d, 'fr') }}", "false"),
+    ],
+)
+def test_is_public_holiday_reads_the_calendar_of_the_country_and_subdivision(template: str, expected: str) -> None:
+    assert render(template, {"d": MONDAY_9}) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ isPublicHoliday('2023-07-14') }}", "expects a 'countryCode' argument"),
+        ("{{ isPublicHoliday(countryCode='FR') }}", "expects a 'date' argument"),
+        ("{{ isPublicHoliday('not a date', 'FR') }}", "could not parse 'date'"),
+        ("{{ isPublicHoliday('2023-07-14', 'ZZ') }}", "no holiday calendar for ZZ"),
+    ],
+)
+def test_is_public_holiday_refuses_missing_or_unknown_arguments(template: str, message: str) -> None:
+    with pytest.raises(ExpressionError, match=message):
+        render(template, {})

@@ -67,12 +67,10 @@ def test_a_loop_refuses_a_negative_concurrency_limit_and_an_unknown_fetch_type()
     assert any("AUTO, FETCH, STORE" in e.message for e in _errors(body))
 
 
-def test_a_loop_with_break_when_is_refused_rather_than_run_to_the_end() -> None:
-    body = LOOP.format(values="[1]").replace(
-        "    tasks:\n      - id: show", '    breakWhen: "{{ true }}"\n    tasks:\n      - id: show'
-    )
-
-    assert any("breakWhen is not supported" in e.message for e in _errors(body))
+def test_a_loop_accepts_break_when() -> None:
+    when = "    breakWhen: \"{{ iteration.state == 'FAILED' }}\"\n"
+    body = LOOP.format(values="[1]").replace("    tasks:\n      - id: show", when + "    tasks:\n      - id: show")
+    assert _flow(body).tasks[0].properties["breakWhen"] == "{{ iteration.state == 'FAILED' }}"
 
 
 def test_a_loop_runs_every_iteration_at_once_by_default_and_a_for_each_one_at_a_time() -> None:
@@ -337,3 +335,23 @@ def test_a_bool_input_reads_like_a_boolean_one() -> None:
 
     assert coerce_inputs(flow, {}) == {"failed": False}
     assert coerce_inputs(flow, {"failed": "true"}) == {"failed": True}
+
+
+EXIT = """
+tasks:
+  - id: exit
+    type: io.kestra.plugin.core.execution.Exit
+    state: {state}
+"""
+
+
+def test_exit_accepts_both_spellings_of_cancelled_as_kestra_2_does() -> None:
+    for state in ("CANCELED", "CANCELLED"):
+        assert _flow(EXIT.format(state=state)).tasks[0].properties["state"] == state
+
+
+def test_exit_refuses_an_unknown_state_naming_the_property() -> None:
+    errors = _errors(EXIT.format(state="CANCEL"))
+
+    assert [e.path for e in errors] == ["tasks[0].state"]
+    assert "CANCELED or CANCELLED" in errors[0].message

@@ -64,7 +64,8 @@ def test_time_between_bounds_the_time_of_day() -> None:
 
 
 def test_unknown_or_unparsable_conditions_never_hold() -> None:
-    assert not schedule_conditions_hold([c("PublicHoliday")], MONDAY)
+    assert not schedule_conditions_hold([c("NotAKestraCondition")], MONDAY)
+    assert not schedule_conditions_hold([c("PublicHoliday", country="ZZ")], MONDAY)  # no such calendar
     assert not schedule_conditions_hold([c("DateTimeBetween", after="not a date")], MONDAY)
 
 
@@ -86,5 +87,22 @@ def test_an_expression_that_fails_to_render_does_not_hold() -> None:
     assert not schedule_conditions_hold([c("Expression", expression="{{ trigger.nope.deeper }}")], MONDAY)
 
 
-def test_public_holiday_cannot_be_checked_and_never_holds() -> None:
+# Kestra's PublicHolidayTest: valid() and invalid(), case by case.
+@pytest.mark.parametrize(
+    ("properties", "holds"),
+    [
+        ({"date": "2023-01-01"}, True),  # no country: the default locale's (en_US)
+        ({"date": "2023-07-14", "country": "FR"}, True),
+        ({"date": "2023-03-08", "country": "DE", "subDivision": "BE"}, True),  # Berlin's Women's Day
+        ({"date": "2023-01-02", "country": "FR"}, False),
+        ({"date": "2023-03-08", "country": "DE"}, False),  # not a holiday in Germany as a whole
+    ],
+)
+def test_public_holiday_reads_the_country_and_subdivision_calendars(properties: dict[str, Any], holds: bool) -> None:
+    assert schedule_conditions_hold([c("PublicHoliday", **properties)], MONDAY) is holds
+
+
+def test_public_holiday_defaults_to_the_trigger_date() -> None:
+    bastille_day = datetime(2026, 7, 14, 6, 0, tzinfo=UTC)
+    assert schedule_conditions_hold([c("PublicHoliday", country="FR")], bastille_day)
     assert not schedule_conditions_hold([c("PublicHoliday", country="FR")], MONDAY)

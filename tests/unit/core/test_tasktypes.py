@@ -56,6 +56,7 @@ def _types_used_by_kestra_flows() -> set[str]:
         ("io.kestra.plugin.core.flow.Subflow", "Subflow"),
         ("io.kestra.core.tasks.trigger.Toggle", "Toggle"),
         ("io.kestra.plugin.core.kv.Set", "KVSet"),
+        ("io.kestra.plugin.core.storage.PurgeInternalStorage", "PurgeCurrentExecutionFiles"),  # Kestra 2's twin
         ("io.kestra.plugin.ai.openai.ChatCompletion", "ChatCompletion"),
         ("io.kestra.plugin.openai.ChatCompletion", "ChatCompletion"),
         ("io.kestra.plugin.ai.agent.AIAgent", "AIAgent"),
