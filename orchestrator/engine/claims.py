@@ -26,6 +26,7 @@ from orchestrator.engine import (
     local_drive,
     operations,
     outcomes,
+    sibling_policy,
 )
 from orchestrator.engine.sibling_runs import VariableRuns
 from orchestrator.engine.values import (
@@ -169,6 +170,8 @@ def claim_in(
         "worker": owner,
     }
     if row is None:
+        if not undoing and sibling_policy.held_back(session, flow, at):
+            return None  # a sibling failed under childFailurePolicy STOP or FAIL_FAST: no new child starts
         value = _iteration_value(session, at)
         row = TaskRunRow(
             id=at.task_run_id,
