@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from orchestrator.core.condition_props import condition_problems
 from orchestrator.core.errors import FlowErrorDetail, FlowInvalid
 from orchestrator.core.expression_check import expression_problems, strings_at, value_at, yaml_position
 from orchestrator.core.flow import Concurrency, Flow, Input, Label, RetrySpec
@@ -73,8 +74,9 @@ def parse_flow_with_warnings(text: str) -> tuple[Flow, list[FlowErrorDetail]]:
 _TOP_LEVEL = (
     "id", "namespace", "revision", "description", "labels", "inputs", "variables", "tasks", "errors", "finally",
     "afterExecution", "triggers", "pluginDefaults", "taskDefaults", "concurrency", "outputs", "retry", "sla",
-    "disabled", "deleted", "checks",
+    "disabled", "deleted", "checks", "listeners",
 )  # fmt: skip
+_LISTENER_KEYS = ("description", "conditions", "tasks")
 _SECTIONS = (("tasks", "tasks"), ("errors", "errors"), ("finally", "finally_"), ("afterExecution", "after_execution"))
 
 
@@ -106,6 +108,7 @@ class _FlowReader(TaskReader, TriggerReader):
             self.error("tasks", "missing required property 'tasks': a flow needs at least one task")
         fields["triggers"] = self.triggers(data.get("triggers"))
         fields["checks"] = self.checks(data.get("checks"))
+        self.listeners(data.get("listeners"))
         fields["outputs"] = self.outputs(data.get("outputs"))
         if data.get("concurrency") is not None:
             fields["concurrency"] = self.model(Concurrency, data["concurrency"], "concurrency", "in concurrency")
@@ -142,6 +145,36 @@ class _FlowReader(TaskReader, TriggerReader):
             else:
                 self.error(where, f"expected a label value as text, got {kind_of(raw)}")
         return tuple(labels)
+
+    def listeners(self, value: JsonValue) -> None:
+        """Check Kestra's deprecated `listeners` (a list of {description, conditions, tasks}) and warn: Kestra
+        disables them by default since 0.12 and runs none of their tasks; neither does Chorus."""
+        if value is None:
+            return
+        if not isinstance(value, list):
+            self.error("listeners", f"expected a list of listeners, got {kind_of(value)}")
+            return
+        for i, raw in enumerate(value):
+            where = f"listeners[{i}]"
+            if not isinstance(raw, dict):
+                self.error(where, f"expected a listener (a mapping with tasks), got {kind_of(raw)}")
+                continue
+            self.unknown_keys(raw, _LISTENER_KEYS, where, "on a listener")
+            if raw.get("conditions") is not None and not isinstance(raw["conditions"], list):
+                self.error(
+                    join_path(where, "conditions"), f"expected a list of conditions, got {kind_of(raw['conditions'])}"
+                )
+            for at, message, hint in condition_problems(raw.get("conditions"), join_path(where, "conditions")):
+                self.error(at, message, at_key=True, suggestion=hint)
+            self.task_list(raw.get("tasks"), join_path(where, "tasks"), required=True)
+            if raw.get("tasks") is None:
+                self.error(join_path(where, "tasks"), "missing required property 'tasks': a listener needs tasks")
+        line, column = self.position_of("listeners", True)
+        message = (
+            "listeners are deprecated and disabled (as in Kestra since 0.12): their tasks never run; "
+            "use afterExecution or a Flow trigger instead"
+        )
+        self.warnings.append(FlowErrorDetail("listeners", message, line, column))
 
     # -- cross-field rules ---------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from orchestrator.core import agent, tasktypes
+from orchestrator.core import agent, child_policy, tasktypes
 from orchestrator.core.durations import is_expression, parse_duration
+from orchestrator.core.errors import FlowErrorDetail
 from orchestrator.core.flow import RetrySpec, TaskSpec
 from orchestrator.core.parse_inputs import InputOutputReader
 from orchestrator.core.parse_reader import TASK_ID, article, find_cycle, join_path, kind_of, show
@@ -83,6 +84,8 @@ class TaskReader(InputOutputReader):
         props: dict[str, JsonValue] = {k: v for k, v in merged.items() if k in declared and v is not None}
         self.model(task_type.properties, props, path, what)
         self.task_properties.append((path, props))
+        if child_policy.PROPERTY in props:
+            self.child_failure_policy(task_type.name, props, path)
         if task_type.name == "Subflow":
             self.subflows.append((path, props.get("namespace"), props.get("flowId")))
         if task_type.name == "Pause" and isinstance(props.get("onResume"), list):
@@ -103,6 +106,20 @@ class TaskReader(InputOutputReader):
             line=self.position_of(path, False)[0] or 0, column=self.position_of(path, False)[1] or 0,
             compensate=compensate, **self.common(merged, path),
         )  # fmt: skip
+
+    def child_failure_policy(self, type_name: str, props: Mapping[str, JsonValue], path: str) -> None:
+        """`childFailurePolicy` beside another form of it is refused; on a sequential ForEach it does nothing."""
+        where = join_path(path, child_policy.PROPERTY)
+        others = [key for key in ("onChildFailure", "failFast") if key in props]
+        if others:
+            self.error(where, f"childFailurePolicy and {others[0]} both say what a failed child does: keep one")
+        elif type_name == "ForEach" and str(props.get("concurrencyLimit", 1)).strip() == "1":
+            line, column = self.position_of(where, True)
+            message = (
+                "childFailurePolicy has no effect with concurrencyLimit 1 (the default): the iterations run one "
+                "after the other and the first failure ends the loop; set concurrencyLimit to 0 or more than 1"
+            )
+            self.warnings.append(FlowErrorDetail(where, message, line, column))
 
     def compensate(self, value: JsonValue, path: str) -> tuple[TaskSpec, ...]:
         """A task's `compensate` (a Chorus extension): the tasks that undo it, read like any task list.

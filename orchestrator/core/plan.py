@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from orchestrator.core import compensation
+from orchestrator.core.child_policy import ChildFailurePolicy, policy_of
 from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.ids import task_run_id
@@ -116,7 +117,8 @@ class Slot:
 
     task: TaskSpec
     iteration: int | None = None
-    #: A Loop iteration with `transmitFailed: false`: its failure stops only the rest of its iteration.
+    #: A Loop iteration with `transmitFailed: false`, or a child under `childFailurePolicy: CONTINUE`: its failure
+    #: stops only the rest of its unit (its iteration, or itself outside loops), the lane goes on.
     isolated: bool = False
     #: A compensation: the task run it undoes, which is its parent (instead of the phase's parent).
     undoes: str | None = None
@@ -138,6 +140,9 @@ class ChildLists:
     after: tuple[TaskSpec, ...] = ()
     #: The main lanes are Loop iterations whose failures stay theirs (`transmitFailed: false`).
     isolated: bool = False
+    #: `childFailurePolicy: CONTINUE`: every unit of the main lanes runs despite a failed one, whose failure still
+    #: fails the parent once all ended.
+    continues: bool = False
     #: The parent failed itself (a Pause whose `timeout` passed): no main phase, `errors` then `finally`.
     failed: bool = False
     #: The flow's root only: the compensation of the succeeded task runs, run when the main phase failed,
@@ -191,21 +196,25 @@ def child_lists(flow: Flow, parent: TaskSpec | None, decision: TaskRunDecision) 
         lane = tuple(Slot(t, loop) for t in tasks)
         return ChildLists((lane,) if lane else (), errors, finally_)
     values = decision.get("values")
+    goes_on = policy_of(parent) is ChildFailurePolicy.CONTINUE
     if isinstance(values, list):
         isolated = parent.type == "Loop" and str(parent.properties.get("transmitFailed", True)).lower() == "false"
-        lanes = _iteration_lanes(parent, tasks, len(values), isolated)
+        lanes = _iteration_lanes(parent, tasks, len(values), isolated or goes_on)
         broken = parent.type == "Loop" and bool(decision.get("broken"))
-        return ChildLists(lanes, errors, finally_, isolated=isolated, broken=broken)
+        return ChildLists(lanes, errors, finally_, isolated=isolated, broken=broken, continues=goes_on)
     if parent.type == "Parallel":
         width = _int(parent.properties.get("concurrent"), 0)
-        return ChildLists(_spread([(Slot(t),) for t in tasks], width), errors, finally_)
+        return ChildLists(
+            _spread([(Slot(t, None, goes_on),) for t in tasks], width), errors, finally_, continues=goes_on
+        )
     if parent.type == "Dag":
         # Kestra's Dag starts every task whose dependencies have ended, side by side (`concurrent` 0 is no
         # limit): one lane per task; a lane waits for its dependencies (`_lane_plan`) and the join that ends
         # a wave starts the tasks it made ready.
-        return ChildLists(tuple((Slot(t),) for t in _topological(tasks)), errors, finally_)
-    lane = tuple(Slot(t) for t in tasks)
-    return ChildLists((lane,) if lane else (), errors, finally_)
+        lanes = tuple((Slot(t, None, goes_on),) for t in _topological(tasks))
+        return ChildLists(lanes, errors, finally_, continues=goes_on)
+    lane = tuple(Slot(t, None, goes_on) for t in tasks)
+    return ChildLists((lane,) if lane else (), errors, finally_, continues=goes_on)
 
 
 def with_compensation(flow: Flow, lists: ChildLists, snap: Snapshot) -> ChildLists:
@@ -348,10 +357,11 @@ def _lanes_plan(
 def _lane_plan(flow: Flow, lane: Lane, parent_id: str | None, snap: Snapshot) -> list[PlanNode] | None:
     """The links of one lane; None when the lane is blocked (paused, retry not due)."""
     items: list[PlanNode] = []
-    failed_iteration: int | None = None
+    failed_units: set[int | str] = set()
     for slot in lane:
-        if slot.isolated and slot.iteration == failed_iteration:
-            continue  # the rest of a failed Loop iteration: the next iteration goes on
+        if slot.isolated and _unit_failed(slot, failed_units):
+            failed_units.add(_unit(slot.task.id, slot.iteration))
+            continue  # the rest of a failed unit (or a Dag task after a failed dependency): the next unit goes on
         owner = slot.undoes or parent_id
         run = snap.get(slot.task.id, owner, slot.iteration)
         if run is None:
@@ -362,7 +372,7 @@ def _lane_plan(flow: Flow, lane: Lane, parent_id: str | None, snap: Snapshot) ->
         if run.state in _OK:
             continue
         if run.state in _BAD and slot.isolated:
-            failed_iteration = slot.iteration
+            failed_units.add(_unit(slot.task.id, slot.iteration))
             continue
         if run.state in _BAD:
             break  # a lane stops at its first failure; the parent's join runs errors/finally
@@ -386,6 +396,25 @@ def _dependencies_done(flow: Flow, slot: Slot, parent_id: str | None, snap: Snap
         if run is None or run.state not in _OK:
             return False
     return True
+
+
+def _unit(task_id: str, iteration: int | None) -> int | str:
+    """What a failure stops the rest of, in an isolated lane: a loop iteration, else the task itself."""
+    return iteration if iteration is not None else task_id
+
+
+def _unit_failed(slot: Slot, failed_units: set[int | str]) -> bool:
+    """Whether a slot's unit failed, or (a Dag task) one of its dependencies did: it must not run."""
+    return _unit(slot.task.id, slot.iteration) in failed_units or any(d in failed_units for d in slot.task.depends_on)
+
+
+def _failed_units(main: Sequence[Slot], children: Iterable[TaskRunView]) -> set[int | str]:
+    """The units of an isolated main phase that failed, with the Dag tasks whose dependencies did (in order)."""
+    failed = {_unit(c.task_id, c.iteration) for c in children if c.state.is_failure}
+    for slot in main:
+        if _unit_failed(slot, failed):
+            failed.add(_unit(slot.task.id, slot.iteration))
+    return failed
 
 
 def _entry(slot: Slot, parent_id: str | None, snap: Snapshot, *, attempt: int) -> Run:
@@ -461,12 +490,14 @@ def decide_join(lists: ChildLists, parent_id: str | None, snap: Snapshot) -> Joi
         return any((s.task.id, s.iteration) not in by_slot for s in slots)
 
     main = lists.main_slots
-    if lists.isolated:
-        # Iterations that failed are over; the others still to start make the main phase go on.
-        failed = {c.iteration for c in children if c.state.is_failure}
-        if any((s.task.id, s.iteration) not in by_slot and s.iteration not in failed for s in main):
+    if lists.isolated or lists.continues:
+        # Units that failed are over; the others still to start make the main phase go on. Under CONTINUE their
+        # failures still count; a Loop's own stay its iterations'.
+        failed = _failed_units(main, children)
+        if any((s.task.id, s.iteration) not in by_slot and _unit(s.task.id, s.iteration) not in failed for s in main):
             return StartPhase(lists.main)
-        main = tuple(s for s in main if s.iteration not in failed)
+        if lists.isolated:
+            main = tuple(s for s in main if s.iteration not in failed)
     errors = tuple(Slot(t) for t in lists.errors)
     finally_ = tuple(Slot(t) for t in lists.finally_)
     in_errors = bool(states(errors))

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import Field, JsonValue, model_validator
 
+from orchestrator.core import child_policy
 from orchestrator.core.prop_types import (
     Bool,
     Duration,
@@ -152,17 +153,23 @@ def _child_failure_policy(value: object) -> bool:
 
 
 OnChildFailure = Annotated[JsonValue, accepting("CONTINUE, CANCEL or FAIL", _child_failure_policy)]
+#: kestra-io/kestra#15366's `childFailurePolicy` of Parallel, Dag and ForEach (`core/child_policy.py`).
+ChildFailurePolicyValue = Annotated[
+    JsonValue, accepting("FAIL_FAST, STOP or CONTINUE", lambda v: child_policy.parse(v) is not None)
+]
 
 
 class ParallelProps(Properties):
     concurrent: Int | None = None
     on_child_failure: OnChildFailure | None = None  #: Kestra 2: interrupt the running siblings of a failed child
     fail_fast: Bool | None = None  #: Kestra 2.0's earlier form: kill them
+    child_failure_policy: ChildFailurePolicyValue | None = None
 
 
 class ForEachProps(Properties):
     values: ListOrText
     concurrency_limit: Int | None = None
+    child_failure_policy: ChildFailurePolicyValue | None = None  #: ignored with `concurrencyLimit: 1` (a warning)
 
 
 class EachSequentialProps(Properties):
@@ -185,6 +192,7 @@ class SwitchProps(Properties):
 class DagProps(Properties):
     concurrent: Int | None = None
     on_child_failure: OnChildFailure | None = None
+    child_failure_policy: ChildFailurePolicyValue | None = None
 
 
 class PauseProps(Properties):

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from orchestrator import store
+from orchestrator.core import child_policy
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.states import TERMINAL, State
 from orchestrator.engine import flows
@@ -35,6 +36,8 @@ _POLICIES = {"FAIL": State.FAILED, "FAILED": State.FAILED, "CANCEL": State.CANCE
 
 def policy(spec: TaskSpec) -> State | None:
     """The state a Parallel or Dag gives its running children when one fails, or None to let them run."""
+    if child_policy.policy_of(spec) is child_policy.ChildFailurePolicy.FAIL_FAST:
+        return State.KILLED  # kestra-io/kestra#15366 (ForEach too): kill them, the flowable ends FAILED
     if spec.type not in _FLOWABLES:
         return None
     raw = spec.properties.get("onChildFailure")

@@ -29,6 +29,7 @@ from orchestrator.engine import (
     loop_scope,
     operations,
     outcomes,
+    sibling_policy,
 )
 from orchestrator.engine.sibling_runs import VariableRuns
 from orchestrator.engine.values import (
@@ -218,6 +219,8 @@ def claim_in(
         "worker": owner,
     }
     if row is None:
+        if not undoing and sibling_policy.held_back(session, flow, at):
+            return None  # a sibling failed under childFailurePolicy STOP or FAIL_FAST: no new child starts
         value = _iteration_value(session, at)
         row = TaskRunRow(
             id=at.task_run_id,
