@@ -1,0 +1,168 @@
+"""Network partitions of a cluster across hosts (tests/chaos/netns_cluster.py), one scenario each.
+
+Each scenario deploys the chaos workload (tests/chaos/workload.py: linear, parallel, ForEach, subflow, pause,
+retry) into a namespace of its own, submits executions, waits until side-effect scripts run, cuts hosts apart
+with DROP rules for `HOLD_FACTOR` stale windows, heals, and waits until every execution ended. The invariants
+are the chaos suite's (nothing lost, duplicated, stuck, wrong, illegal; audit verified) plus the split-brain
+checks of two server hosts.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.core.states import TERMINAL
+from tests.chaos.driver import Driver
+from tests.chaos.invariants import Verdict, check
+from tests.chaos.netns_cluster import NetnsCluster
+from tests.chaos.recorder import Ledger
+from tests.chaos.workload import EXPECTED
+
+#: A partition lasts this many stale windows (claims' lease, heartbeats): long enough for every take-over.
+HOLD_FACTOR = 3.0
+#: How long a side-effect script works before recording its effect: partitions land mid-task.
+TASK_SLEEP_S = 1.0
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Which hosts to cut apart, as (host, peer) pairs, and which host must hold running scripts at the cut."""
+
+    pairs: Callable[[NetnsCluster], list[tuple[str, str]]]
+    mid_task_on: str | None = None
+
+
+PARTITIONS: dict[str, Partition] = {
+    "worker host cut from Redis": Partition(lambda c: [("scripts-1", "redis")], mid_task_on="scripts-1"),
+    "worker host cut from PostgreSQL mid-task": Partition(lambda c: [("scripts-1", "pg")], mid_task_on="scripts-1"),
+    # server-b: the driver talks to server-a's API, as a client behind a load balancer would find a healthy one.
+    "server host cut from PostgreSQL": Partition(lambda c: [("server-b", "pg")]),
+    "Redis cut from everyone": Partition(lambda c: [("redis", h) for h in c.lab.hosts if h != "redis"]),
+}
+
+
+@dataclass
+class PartitionResult:
+    partition: str
+    duration_s: float
+    verdict: Verdict
+    time_to_recover_s: float | None
+    split_brain: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return self.verdict.clean and not self.split_brain and self.time_to_recover_s is not None
+
+    @property
+    def row(self) -> list[str]:
+        v = self.verdict
+        recover = f"{self.time_to_recover_s:.1f}" if self.time_to_recover_s is not None else "never"
+        return [
+            self.partition, f"{self.duration_s:.1f}", str(v.executions), str(len(v.lost)), str(len(v.duplicated)),
+            str(len(v.stuck)), str(len(v.wrong)), str(len(self.split_brain)), recover,
+        ]  # fmt: skip
+
+
+HEADER = [
+    "partition", "duration (s)", "executions", "lost", "duplicated", "stuck", "wrong state", "split-brain",
+    "time to recover (s)",
+]  # fmt: skip
+
+
+def run_partition(cluster: NetnsCluster, ledger_dir: Path, name: str, executions: int) -> PartitionResult:
+    partition = PARTITIONS[name]
+    namespace = f"netns.p{uuid.uuid4().hex[:8]}"
+    ledger = Ledger(ledger_dir / f"{namespace}.db")
+    (ledger_dir / f"{namespace}.db").chmod(0o666)
+    driver = Driver(cluster, namespace, ledger, sleep_s=TASK_SLEEP_S)
+    driver.deploy()
+    driver.submit(executions)
+    notes = []
+    if partition.mid_task_on is not None:
+        held = _wait_for_scripts_on(cluster, driver, partition.mid_task_on)
+        notes.append(f"{held} side-effect scripts running on {partition.mid_task_on} at the cut")
+    else:
+        driver.wait_until_running(at_least=2)
+    pairs = partition.pairs(cluster)
+    hold_s = HOLD_FACTOR * cluster.windows.stale_after_s
+    started = time.monotonic()
+    for a, b in pairs:
+        cluster.lab.cut(a, b)
+    try:
+        time.sleep(hold_s)
+    finally:
+        for a, b in pairs:
+            cluster.lab.heal(a, b)
+    healed = time.monotonic()
+    finished = driver.drive(timeout_s=180)
+    verdict = check(cluster, namespace, ledger, driver.submissions, killed_pids=())
+    return PartitionResult(
+        name,
+        healed - started,
+        verdict,
+        None if finished is None else finished - healed,
+        split_brain=_split_brain(cluster, namespace),
+        notes=notes,
+    )
+
+
+def _wait_for_scripts_on(cluster: NetnsCluster, driver: Driver, host: str, timeout_s: float = 60) -> int:
+    """Wait until `host`'s worker runs side-effect scripts (a claim owner is `hostname:pid:message`, and the
+    worker's node name carries the host: its pool processes' claims are told apart by the Celery task's
+    hostname recorded with the attempt)."""
+    effects = {task_id for expectation in EXPECTED.values() for task_id in expectation.effects}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = cluster.sql(
+            "SELECT t.task_id, t.claim_owner FROM task_runs t JOIN executions e ON e.id = t.execution_id "
+            "WHERE e.namespace = %s AND t.state = 'RUNNING' AND t.claim_owner IS NOT NULL",
+            driver.namespace,
+        )
+        pids = cluster.worker_pids(host)
+        held = sum(1 for task_id, owner in rows if task_id in effects and int(str(owner).split(":")[1]) in pids)
+        if held:
+            return held
+        time.sleep(0.05)
+    raise AssertionError(f"no side-effect script ran on {host} within {timeout_s}s")
+
+
+def _split_brain(cluster: NetnsCluster, namespace: str) -> list[str]:
+    """Work two controllers both did: an execution ended twice (its audit trail holds two terminal transitions)
+    or a task run created twice for one position (task, parent, iteration value). An attempt run by two live
+    workers at once shows in the ledger's duplicates."""
+    terminal = [f"execution.{state.lower()}" for state in sorted(TERMINAL)]
+    problems = [
+        f"execution {e}: {action} {count} times"
+        for e, action, count in cluster.sql(
+            "SELECT a.chain_key, a.action, count(*) FROM audit_events a JOIN executions e ON e.id = a.chain_key "
+            "WHERE e.namespace = %s AND a.subject IS NULL AND a.action = ANY(%s) "
+            "GROUP BY a.chain_key, a.action HAVING count(*) > 1",
+            namespace,
+            terminal,
+        )
+    ]
+    problems += [
+        f"execution {e}: task {task_id} (iteration {value!r}) recorded {count} times"
+        for e, task_id, value, count in cluster.sql(
+            "SELECT t.execution_id, t.task_id, t.value, count(*) FROM task_runs t "
+            "JOIN executions e ON e.id = t.execution_id WHERE e.namespace = %s "
+            "GROUP BY t.execution_id, t.task_id, t.parent_id, t.value HAVING count(*) > 1",
+            namespace,
+        )
+    ]
+    return problems
+
+
+def table(results: list[PartitionResult]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(r.row) + " |" for r in results]
+    notes = [f"- {r.partition}: {note}" for r in results for note in r.notes]
+    problems = [
+        f"- {r.partition}: {r.verdict.summary()}; split-brain {r.split_brain[:5]}" for r in results if not r.clean
+    ]
+    return "\n".join([*lines, *([""] if notes else []), *notes, *([""] if problems else []), *problems]) + "\n"
