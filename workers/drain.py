@@ -9,6 +9,10 @@ with it: workers/scripts.py kills its group on any exception), the runtime relea
 database and re-queues the message (`Reject(requeue=True)`), and another worker takes the same attempt
 over at once. Outside a task body (claiming, recording an outcome) the signal only notes the request: a
 transaction is never cut, and what is being recorded is done.
+
+The same interruption serves fencing (`fence`): a pool process whose claim cannot be confirmed for longer than
+is safe (its database unreachable, or its claim taken over) stops the task body before the sweeper can give
+the attempt to another worker, so two workers never run one attempt at once (workers/runtime.py `_Heartbeat`).
 """
 
 from __future__ import annotations
@@ -29,10 +33,17 @@ logger = logging.getLogger(__name__)
 
 #: Sent by a draining worker's main process to its pool processes (lifeline.py uses SIGRTMIN + 3).
 HAND_BACK_SIGNAL = int(signal.SIGRTMIN) + 4
+#: Sent by a pool process's heartbeat thread to its own process when the claim is lost (see `fence`).
+FENCE_SIGNAL = int(signal.SIGRTMIN) + 5
 
 
 class HandedBack(BaseException):  # a request, not an error: task code's `except Exception` lets it by
     """Raised inside a running task body when its worker's drain time is up."""
+
+
+class Fenced(HandedBack):
+    """Raised inside a running task body whose claim could not be confirmed in time: another worker may take
+    the attempt over, so this one must stop."""
 
 
 _state = threading.local()
@@ -56,6 +67,36 @@ def interruptible() -> Iterator[None]:
         yield
     finally:
         _state.interruptible = False
+
+
+def _on_fence(signum: int, frame: FrameType | None) -> None:
+    if getattr(_state, "interruptible", False):
+        _state.interruptible = False
+        raise Fenced()
+
+
+_fence_installed = False
+
+
+def install_fencing() -> None:
+    """Let heartbeat threads stop their task body (`fence`) in prefork pool processes, where the body runs on the
+    main thread (a signal handler runs there); a threads pool has no such place and is not fenced."""
+
+    def _pool_process(**_: Any) -> None:
+        global _fence_installed
+        signal.signal(FENCE_SIGNAL, _on_fence)
+        _fence_installed = True
+
+    worker_process_init.connect(_pool_process, weak=False, dispatch_uid="chorus-fence-pool-process")
+
+
+def fence() -> bool:
+    """Stop this process's running task body (raising Fenced in it) if it is interruptible; False when this
+    process cannot be fenced (no handler: a threads pool or a process outside Celery's prefork pool)."""
+    if not _fence_installed:
+        return False
+    os.kill(os.getpid(), FENCE_SIGNAL)
+    return True
 
 
 def _hand_back_children() -> None:

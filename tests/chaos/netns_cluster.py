@@ -42,6 +42,11 @@ class Windows:
     sweep_interval_s: float = 0.5
     concurrency: int = 3
 
+    @property
+    def fence_after_s(self) -> float:
+        """When a worker cut from PostgreSQL stops its attempts (workers/runtime.py `fence_after_s`)."""
+        return max(self.stale_after_s - self.heartbeat_interval_s, 1.5 * self.heartbeat_interval_s)
+
 
 class NetnsCluster:
     """`start()` builds the lab and every process; `stop()` tears all of it down, whatever state it is in."""

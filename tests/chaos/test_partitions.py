@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.netns_cluster import NetnsCluster
 from tests.chaos.conftest import results_path
+from tests.chaos.netns_cluster import NetnsCluster
 from tests.chaos.partitions import HOLD_FACTOR, PARTITIONS, PartitionResult, run_partition, table
 from tests.harness.netns import netns_available
 
@@ -34,7 +34,10 @@ Redis, two server hosts each with its sweeper and scheduler, a control and two s
 partitions are nft DROP rules (connections hang, as on a real split) held for {factor:g} stale windows
 (CHORUS_STALE_AFTER_S={stale:g}), then healed. `duration`: how long the partition held; `lost`, `duplicated`,
 `stuck`, `wrong state` as in chaos-table.md; `split-brain`: an execution ended twice or a task run created
-twice for one position by the two servers; `time to recover`: from the heal until every execution ended.
+twice for one position by the two servers; `re-run after cut`: a script that finished on a host cut from
+PostgreSQL before its worker could know (the fence: CHORUS_STALE_AFTER_S - CHORUS_HEARTBEAT_INTERVAL_S without a
+confirmed heartbeat), whose outcome nobody could record, run again by the take-over (at-least-once, as after a
+kill -9); `time to recover`: from the heal until every execution ended.
 
 """
 

@@ -1,8 +1,9 @@
 """`python -m tests.harness.netns_serve postgres|redis DATA_DIR HOST PORT NETWORK`: a throwaway server on HOST.
 
-PostgreSQL trusts clients of NETWORK (the lab's CIDR). Run inside a network namespace (`ip netns exec NS python -m ...`) so the server listens on that host's address.
-It prints `ready <url>` once the server answers, then holds it until SIGTERM or SIGINT and stops it cleanly; the
-server also stops if this process dies (the embedded servers' parent-death signal).
+Run inside a network namespace (`ip netns exec NS python -m ...`) so the server listens on that host's address;
+PostgreSQL trusts the clients of NETWORK (the lab's CIDR). It prints `ready <url>` once the server answers, then
+holds it until SIGTERM or SIGINT and stops it cleanly; the server also stops if this process dies (the
+embedded servers' parent-death signal).
 """
 
 from __future__ import annotations
