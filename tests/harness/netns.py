@@ -8,20 +8,28 @@ input hook): packets vanish without an answer, so connections hang as on a real 
 failing at once; `heal` removes the rules and TCP's retransmissions carry on. Needs root, `ip` and `nft`.
 
 Everything the lab made is removed by `close()` (namespaces, then the bridge), which tolerates pieces
-that are already gone, so a `finally` can always call it.
+that are already gone, so a `finally` can always call it. A lab whose test process was killed before that
+is removed by the next lab made on the machine: each lab leaves its creator's pid in `LEFTOVERS`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import random
 import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["Host", "NetworkLab", "netns_available"]
+import psutil
+
+__all__ = ["LEFTOVERS", "Host", "NetworkLab", "netns_available"]
+
+#: One file per live lab, named by its tag, holding the pid of the process that made it.
+LEFTOVERS = Path("/run/chorus-netns")
 
 #: The nft table of every host: an input chain that drops what comes from an address in the set `cut`.
 _FIREWALL = """
@@ -65,6 +73,7 @@ class NetworkLab:
     """A bridge and hosts; `add_host`, then `cut`/`heal` pairs, `isolate` one host; `close()` at the end."""
 
     def __init__(self) -> None:
+        _remove_leftovers()
         self.tag = secrets.token_hex(2)  # names must stay short: interface names have 15 bytes
         self.bridge = f"chbr{self.tag}"
         self.network = _free_subnet()
@@ -73,6 +82,8 @@ class NetworkLab:
         self._addresses = addresses
         self.hosts: dict[str, Host] = {}
         self._cuts: set[frozenset[str]] = set()
+        LEFTOVERS.mkdir(parents=True, exist_ok=True)
+        (LEFTOVERS / self.tag).write_text(f"{os.getpid()}\n")
         _run("ip", "link", "add", self.bridge, "type", "bridge")
         try:
             _run("ip", "addr", "add", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge)
@@ -130,9 +141,7 @@ class NetworkLab:
 
         Stop the processes running in the hosts first: a namespace with processes in it outlives `ip netns del`.
         """
-        for host in self.hosts.values():
-            _run("ip", "netns", "del", host.netns, check=False)
-        _run("ip", "link", "del", self.bridge, check=False)
+        _remove_lab(self.tag)
         self.hosts.clear()
 
     def __enter__(self) -> NetworkLab:
@@ -140,6 +149,29 @@ class NetworkLab:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _remove_lab(tag: str) -> None:
+    for netns in _run("ip", "netns", "list").stdout.split("\n"):
+        name = netns.split(" ")[0]
+        if name.startswith(f"chorus-{tag}-"):
+            _run("ip", "netns", "del", name, check=False)
+    _run("ip", "link", "del", f"chbr{tag}", check=False)
+    (LEFTOVERS / tag).unlink(missing_ok=True)
+
+
+def _remove_leftovers() -> None:
+    """Remove the labs whose creator is gone (a test process killed before its `finally`), with their processes."""
+    for marker in LEFTOVERS.glob("*") if LEFTOVERS.is_dir() else ():
+        with contextlib.suppress(OSError, ValueError):
+            if psutil.pid_exists(int(marker.read_text())):
+                continue
+        netns = [n.split(" ")[0] for n in _run("ip", "netns", "list").stdout.split("\n")]
+        for name in (n for n in netns if n.startswith(f"chorus-{marker.name}-")):
+            for pid in _run("ip", "netns", "pids", name, check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), 9)
+        _remove_lab(marker.name)
 
 
 def _free_subnet() -> ipaddress.IPv4Network:
