@@ -28,6 +28,21 @@ HOLD_FACTOR = 3.0
 TASK_SLEEP_S = 1.0
 #: From the fence's deadline until the script's process group is dead (a signal, an exception, a kill).
 FENCE_LATENCY_S = 1.0
+#: A schedule both servers' schedulers compete for, in a namespace of its own (the workload's invariants
+#: judge every execution of theirs): each slot must start exactly one execution, whoever is cut.
+TICK = """
+id: tick
+namespace: {namespace}
+triggers:
+  - id: every-two-seconds
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "*/2 * * * * *"
+    withSeconds: true
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: "tick {{{{ trigger.date }}}}"
+"""
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,10 @@ def run_partition(cluster: NetnsCluster, ledger_dir: Path, name: str, executions
     (ledger_dir / f"{namespace}.db").chmod(0o666)
     driver = Driver(cluster, namespace, ledger, sleep_s=partition.sleep_s)
     driver.deploy()
+    schedule_namespace = f"{namespace}.schedule"
+    tick = TICK.format(namespace=schedule_namespace)
+    response = cluster.api.post("/flows", content=tick, headers={"Content-Type": "application/x-yaml"})
+    assert response.status_code == 200, response.text
     driver.submit(partition.executions or executions)
     notes = []
     cut_pids: set[int] = set()
@@ -111,6 +130,10 @@ def run_partition(cluster: NetnsCluster, ledger_dir: Path, name: str, executions
             cluster.lab.heal(a, b)
     healed = time.monotonic()
     finished = driver.drive(timeout_s=180)
+    # Stop the schedule before counting its slots (a disabled flow fires no more).
+    cluster.api.delete(f"/flows/{schedule_namespace}/tick")
+    slots = cluster.sql("SELECT count(*) FROM executions WHERE namespace = %s", schedule_namespace)[0][0]
+    notes.append(f"{slots} schedule slots fired by two competing schedulers")
     verdict = check(cluster, namespace, ledger, driver.submissions, killed_pids=())
     # A script that finished on the cut host before its worker could know it was cut off (the fence) did its
     # side effect, but nobody could record it: the take-over runs the attempt again (at-least-once, as after a
@@ -133,7 +156,7 @@ def run_partition(cluster: NetnsCluster, ledger_dir: Path, name: str, executions
         healed - started,
         verdict,
         None if finished is None else finished - healed,
-        split_brain=_split_brain(cluster, namespace),
+        split_brain=_split_brain(cluster, namespace) + _slots_fired_twice(cluster, schedule_namespace),
         notes=notes,
     )
 
@@ -188,6 +211,19 @@ def _split_brain(cluster: NetnsCluster, namespace: str) -> list[str]:
         )
     ]
     return problems
+
+
+def _slots_fired_twice(cluster: NetnsCluster, namespace: str) -> list[str]:
+    """Schedule slots that started more than one execution (two schedulers both leading), and a schedule that
+    never fired (no scheduler leading at all would look clean otherwise)."""
+    rows = cluster.sql(
+        "SELECT trigger->'variables'->>'date', count(*) FROM executions WHERE namespace = %s "
+        "GROUP BY 1 HAVING count(*) > 1",
+        namespace,
+    )
+    problems = [f"schedule slot {date} fired {count} times" for date, count in rows]
+    fired = cluster.sql("SELECT count(*) FROM executions WHERE namespace = %s", namespace)[0][0]
+    return problems if fired else [*problems, "the schedule never fired"]
 
 
 def table(results: list[PartitionResult]) -> str:
