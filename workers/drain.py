@@ -75,25 +75,26 @@ def _on_fence(signum: int, frame: FrameType | None) -> None:
         raise Fenced()
 
 
-_fence_installed = False
+_fence_armed = False
+
+
+def arm_fencing() -> None:
+    """Let `fence` stop the task body this process runs on its main thread (where signal handlers run)."""
+    global _fence_armed
+    signal.signal(FENCE_SIGNAL, _on_fence)
+    _fence_armed = True
 
 
 def install_fencing() -> None:
-    """Let heartbeat threads stop their task body (`fence`) in prefork pool processes, where the body runs on the
-    main thread (a signal handler runs there); a threads pool has no such place and is not fenced."""
-
-    def _pool_process(**_: Any) -> None:
-        global _fence_installed
-        signal.signal(FENCE_SIGNAL, _on_fence)
-        _fence_installed = True
-
-    worker_process_init.connect(_pool_process, weak=False, dispatch_uid="chorus-fence-pool-process")
+    """Arm fencing in every prefork pool process, where task bodies run on the main thread; a threads pool has
+    no such place and is not fenced."""
+    worker_process_init.connect(lambda **_: arm_fencing(), weak=False, dispatch_uid="chorus-fence-pool-process")
 
 
 def fence() -> bool:
     """Stop this process's running task body (raising Fenced in it) if it is interruptible; False when this
     process cannot be fenced (no handler: a threads pool or a process outside Celery's prefork pool)."""
-    if not _fence_installed:
+    if not _fence_armed:
         return False
     os.kill(os.getpid(), FENCE_SIGNAL)
     return True
