@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from orchestrator.core.states import TERMINAL
 from tests.chaos.driver import Driver
 from tests.chaos.invariants import Verdict, check
@@ -28,6 +30,8 @@ HOLD_FACTOR = 3.0
 TASK_SLEEP_S = 1.0
 #: From the fence's deadline until the script's process group is dead (a signal, an exception, a kill).
 FENCE_LATENCY_S = 1.0
+#: A server cut from its database answers 503 within this (its connections' network timeouts: 10 s).
+API_PATIENCE_S = 15.0
 #: A schedule both servers' schedulers compete for, in a namespace of its own (the workload's invariants
 #: judge every execution of theirs): each slot must start exactly one execution, whoever is cut.
 TICK = """
@@ -55,6 +59,8 @@ class Partition:
     sleep_s: float = TASK_SLEEP_S
     #: Executions submitted, when fewer than the test's (long scripts).
     executions: int | None = None
+    #: A server host whose API is asked during the cut: it must answer 503 within `API_PATIENCE_S`, not hang.
+    probe_api_of: str | None = None
 
 
 PARTITIONS: dict[str, Partition] = {
@@ -63,7 +69,7 @@ PARTITIONS: dict[str, Partition] = {
         lambda c: [("scripts-1", "pg")], mid_task_on="scripts-1", sleep_s=6.0, executions=6
     ),
     # server-b: the driver talks to server-a's API, as a client behind a load balancer would find a healthy one.
-    "server host cut from PostgreSQL": Partition(lambda c: [("server-b", "pg")]),
+    "server host cut from PostgreSQL": Partition(lambda c: [("server-b", "pg")], probe_api_of="server-b"),
     "Redis cut from everyone": Partition(lambda c: [("redis", h) for h in c.lab.hosts if h != "redis"]),
 }
 
@@ -79,7 +85,8 @@ class PartitionResult:
 
     @property
     def clean(self) -> bool:
-        return self.verdict.clean and not self.split_brain and self.time_to_recover_s is not None
+        failed = any(note.startswith("FAIL") for note in self.notes)
+        return self.verdict.clean and not self.split_brain and self.time_to_recover_s is not None and not failed
 
     @property
     def row(self) -> list[str]:
@@ -124,7 +131,9 @@ def run_partition(cluster: NetnsCluster, ledger_dir: Path, name: str, executions
     for a, b in pairs:
         cluster.lab.cut(a, b)
     try:
-        time.sleep(hold_s)
+        if partition.probe_api_of is not None:
+            notes.append(_probe_api(cluster, partition.probe_api_of))
+        time.sleep(max(started + hold_s - time.monotonic(), 0))
     finally:
         for a, b in pairs:
             cluster.lab.heal(a, b)
@@ -159,6 +168,19 @@ def run_partition(cluster: NetnsCluster, ledger_dir: Path, name: str, executions
         split_brain=_split_brain(cluster, namespace) + _slots_fired_twice(cluster, schedule_namespace),
         notes=notes,
     )
+
+
+def _probe_api(cluster: NetnsCluster, server: str) -> str:
+    """What a client of `server` gets while the server cannot reach PostgreSQL; a FAIL note unless a quick 503."""
+    began = time.monotonic()
+    with cluster.client(server) as client:
+        try:
+            status = str(client.get("/executions/search", timeout=60).status_code)
+        except httpx.HTTPError as e:
+            status = type(e).__name__
+    took_s = time.monotonic() - began
+    verdict = "" if status == "503" and took_s < API_PATIENCE_S else "FAIL: "
+    return f"{verdict}the API of {server}, cut from PostgreSQL, answered {status} in {took_s:.1f}s"
 
 
 def _fenced(cluster: NetnsCluster) -> int:
