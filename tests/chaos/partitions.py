@@ -32,6 +32,8 @@ TASK_SLEEP_S = 1.0
 FENCE_LATENCY_S = 1.0
 #: A server cut from its database answers 503 within this (its connections' network timeouts: 10 s).
 API_PATIENCE_S = 15.0
+#: A submission while the broker is unreachable: its sends time out (celery_app.py) and are left to the sweeper.
+SUBMIT_PATIENCE_S = 45.0
 #: A schedule both servers' schedulers compete for, in a namespace of its own (the workload's invariants
 #: judge every execution of theirs): each slot must start exactly one execution, whoever is cut.
 TICK = """
@@ -61,6 +63,9 @@ class Partition:
     executions: int | None = None
     #: A server host whose API is asked during the cut: it must answer 503 within `API_PATIENCE_S`, not hang.
     probe_api_of: str | None = None
+    #: A server host an execution is submitted to during the cut: it must be acknowledged (the state is in
+    #: PostgreSQL; the sweeper sends it once the broker is back) within `SUBMIT_PATIENCE_S`.
+    probe_submit_on: str | None = None
 
 
 PARTITIONS: dict[str, Partition] = {
@@ -70,6 +75,7 @@ PARTITIONS: dict[str, Partition] = {
     ),
     # server-b: the driver talks to server-a's API, as a client behind a load balancer would find a healthy one.
     "server host cut from PostgreSQL": Partition(lambda c: [("server-b", "pg")], probe_api_of="server-b"),
+    "server host cut from Redis": Partition(lambda c: [("server-a", "redis")], probe_submit_on="server-a"),
     "Redis cut from everyone": Partition(lambda c: [("redis", h) for h in c.lab.hosts if h != "redis"]),
 }
 
@@ -133,6 +139,8 @@ def run_partition(cluster: NetnsCluster, ledger_dir: Path, name: str, executions
     try:
         if partition.probe_api_of is not None:
             notes.append(_probe_api(cluster, partition.probe_api_of))
+        if partition.probe_submit_on is not None:
+            notes.append(_probe_submit(cluster, driver, partition.probe_submit_on))
         time.sleep(max(started + hold_s - time.monotonic(), 0))
     finally:
         for a, b in pairs:
@@ -181,6 +189,23 @@ def _probe_api(cluster: NetnsCluster, server: str) -> str:
     took_s = time.monotonic() - began
     verdict = "" if status == "503" and took_s < API_PATIENCE_S else "FAIL: "
     return f"{verdict}the API of {server}, cut from PostgreSQL, answered {status} in {took_s:.1f}s"
+
+
+def _probe_submit(cluster: NetnsCluster, driver: Driver, server: str) -> str:
+    """Submit one more execution through `server` while it cannot reach Redis; a FAIL note unless acknowledged
+    in time (it then counts as acknowledged: the invariants require it to end as its flow says)."""
+    began = time.monotonic()
+    with cluster.client(server) as client:
+        try:
+            response = client.post(f"/executions/{driver.namespace}/linear", timeout=90)
+            status = str(response.status_code)
+        except httpx.HTTPError as e:
+            status = type(e).__name__
+    took_s = time.monotonic() - began
+    if status == "200":
+        driver.submissions.acknowledged.append(response.json()["id"])
+    verdict = "" if status == "200" and took_s < SUBMIT_PATIENCE_S else "FAIL: "
+    return f"{verdict}a submission to {server}, cut from Redis, answered {status} in {took_s:.1f}s"
 
 
 def _fenced(cluster: NetnsCluster) -> int:
