@@ -42,7 +42,15 @@ def create_celery_app(settings: Settings, *, main: str = "chorus") -> Celery:
     # A process-wide signal: connected once however many apps a process (or a test session) builds.
     before_task_publish.connect(_stamp_sent_at, weak=False, dispatch_uid="chorus-sent-at")
     app = Celery(main, broker=settings.broker_url, backend=settings.effective_result_backend)
-    transport_options = {"visibility_timeout": settings.visibility_timeout_s}
+    # Socket timeouts: a Redis the network no longer reaches (packets dropped, nothing refused) fails a send
+    # within seconds instead of hanging it for the kernel's ~15 minutes of TCP retransmissions; the engine's
+    # sends are best effort (engine/sending.py). A worker's BRPOP waits 1 s at a time, well within them.
+    transport_options = {
+        "visibility_timeout": settings.visibility_timeout_s,
+        "socket_timeout": 10,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+    }
     app.conf.update(
         task_serializer="json",
         result_serializer="json",

@@ -23,6 +23,7 @@ from orchestrator.engine.ledger_replay import Served
 from orchestrator.engine.llm_ledger import LlmCall, LlmLedger
 from workers.context import Handler, TaskContext
 from workers.llm import Attempt, ChatCallFailed, ChatClient, Endpoint, resolve_endpoint
+from workers.metrics import model_call_in_flight
 
 #: camelCase task properties -> chat-completion parameters, with their JSON types.
 _PARAMETERS: dict[str, tuple[str, type]] = {
@@ -392,7 +393,8 @@ def _send(
     # Per request, not per task run: an agent's distinct calls must not look like repeats of one another.
     key = f"{ctx.idempotency_key}-{call.request_hash[:16]}"
     try:
-        body, attempts = client.complete(request, idempotency_key=key)
+        with model_call_in_flight():
+            body, attempts = client.complete(request, idempotency_key=key)
     except ChatCallFailed as failed:
         for attempt in failed.attempts:
             _record(ledger, call, attempt, None)

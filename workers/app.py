@@ -37,6 +37,9 @@ worker_tracing.install(settings.worker_pool, TracingSettings())
 worker_metrics.install(app, MetricsSettings(), settings.pools, runtime.current_engine)
 if settings.worker_alive_file is not None:  # the liveness probe of the chart and the compose file reads it
     liveness.install(app, settings.worker_alive_file, settings.worker_alive_interval_s)
+# A pool process cut from the database stops its task body before another worker may take it over.
+drain.install_fencing()
+drain.quiet_planned_rejects()  # a hand-back (drain or fence) is planned: no traceback at WARNING for it
 if settings.worker_drain_s is not None:  # hand back what still runs when the drain time is up (workers/drain.py)
     drain.install(settings.worker_drain_s)
 if settings.lifeline_fd is not None:  # started by `chorus local`: die with it

@@ -12,7 +12,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,25 @@ from orchestrator.observability.metrics import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: The pool of the Celery task this thread runs (set by task_prerun, which runs in the task's own thread).
+_running = threading.local()
+
+
+def running_pool() -> str:
+    """The pool whose message this thread is working on, `unknown` outside a task."""
+    return getattr(_running, "pool", UNKNOWN)
+
+
+@contextmanager
+def model_call_in_flight() -> Iterator[None]:
+    """Count one outstanding model call of this thread's pool for as long as the block runs."""
+    gauge = metrics().llm_calls_in_flight.labels(running_pool())
+    gauge.inc()
+    try:
+        yield
+    finally:
+        gauge.dec()
 
 
 class _WorkerMetrics:
@@ -83,11 +103,13 @@ def install(app: Celery, settings: MetricsSettings, pools: Sequence[str], engine
         pool = state.pool_of(task)
         with state.lock:
             state.started[task_id] = (time.perf_counter(), pool)
+        _running.pool = pool
         metrics().celery_tasks_in_flight.labels(pool).inc()
 
     def _after(task_id: str, task: Task, **kwargs: Any) -> None:
         with state.lock:
             started = state.started.pop(task_id, None)
+        _running.pool = UNKNOWN
         if started is None:
             return
         began, pool = started

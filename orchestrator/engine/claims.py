@@ -540,9 +540,10 @@ def hand_back(engine: Engine, claimed: ClaimedTaskRun) -> None:
         )
 
 
-def heartbeat(engine: Engine, at: TaskRunCoordinates, owner: str) -> None:
+def heartbeat(engine: Engine, at: TaskRunCoordinates, owner: str) -> bool:
+    """Refresh `owner`'s claim; False when it is no longer theirs (the attempt must stop: workers/runtime.py)."""
     with engine.transaction() as session:
-        store.heartbeat(session, at.task_run_id, owner)
+        return store.heartbeat(session, at.task_run_id, owner)
 
 
 def fetch_logs(

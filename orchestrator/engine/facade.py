@@ -354,7 +354,7 @@ class Engine:
         """Outputs of a flowable this worker owns, set before its join (WorkingDirectory's outputFiles)."""
         return claims.set_running_outputs(self, claimed, outputs)
 
-    def heartbeat(self, at: TaskRunCoordinates, owner: str) -> None:
+    def heartbeat(self, at: TaskRunCoordinates, owner: str) -> bool:
         return claims.heartbeat(self, at, owner)
 
     def finish(self, claimed: ClaimedTaskRun, outcome: TaskOutcome) -> Verdict:

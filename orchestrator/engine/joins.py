@@ -41,7 +41,7 @@ from orchestrator.engine import (
     loops,
     pending,
 )
-from orchestrator.engine.compiler import to_canvas
+from orchestrator.engine.sending import send_plan
 from orchestrator.engine.values import (
     LogRecord,
     Verdict,
@@ -93,7 +93,7 @@ def dispatch(engine: Engine, execution_id: str, *, actor: str) -> PlanNode | Non
         store.touch_execution(session, execution_id, snap.now)
     if plan is not None:
         logger.debug("dispatching %s for %s", plan, execution_id, extra={"execution_id": execution_id})
-        to_canvas(engine.celery, plan).apply_async()
+        send_plan(engine.celery, plan, execution_id)
     return plan
 
 

@@ -31,7 +31,7 @@ from orchestrator.engine import (
     operations,
     pending,
 )
-from orchestrator.engine.compiler import to_canvas
+from orchestrator.engine.sending import send_plan
 from orchestrator.secret_backends import SecretFunctions, flow_secret_backend
 from orchestrator.settings import Settings
 from orchestrator.store.database import Session, read_only
@@ -92,7 +92,7 @@ def _submit_one(engine: Engine, request: SubmitRequest) -> ExecutionRow:
     with engine.transaction() as session:
         row, plan = submit_in(engine, session, request)
     if plan is not None:
-        to_canvas(engine.celery, plan).apply_async()
+        send_plan(engine.celery, plan, row.id)
     return row
 
 
@@ -107,7 +107,7 @@ def submit_many(engine: Engine, requests: Sequence[SubmitRequest]) -> list[Execu
     if len(requests) == 1:
         return [_submit_alone(engine, requests[0])]
     rows: list[ExecutionRow] = []
-    plans: list[PlanNode] = []
+    plans: list[tuple[str, PlanNode]] = []
     try:
         with engine.transaction() as session:
             for request in requests:
@@ -117,12 +117,12 @@ def submit_many(engine: Engine, requests: Sequence[SubmitRequest]) -> list[Execu
                 row, plan = submit_in(engine, session, request, drive=False)
                 rows.append(row)
                 if plan is not None:
-                    plans.append(plan)
+                    plans.append((row.id, plan))
     except Exception:  # each request gets its own answer below, its own error included
         logger.debug("a group of %d submits failed as a whole: submitting each alone", len(requests))
         return [_submit_alone(engine, request) for request in requests]
-    for plan in plans:
-        to_canvas(engine.celery, plan).apply_async()
+    for execution_id, plan in plans:
+        send_plan(engine.celery, plan, execution_id)
     return list(rows)
 
 

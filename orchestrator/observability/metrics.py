@@ -222,6 +222,14 @@ class Metrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.llm_calls_in_flight = Gauge(
+            "chorus_llm_calls_in_flight",
+            "Model calls sent and not yet answered (in-call retries and Retry-After waits included), by the pool "
+            "of the task run making them: with queued and running task runs, the ai pools' work to scale on.",
+            ["pool"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.llm_call_duration = Histogram(
             "chorus_llm_call_duration_seconds",
             "Latency of one LLM call.",

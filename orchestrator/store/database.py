@@ -34,12 +34,38 @@ __all__ = [
 ]
 
 
+#: libpq's defaults for every connection, unless the URL sets them. Without them a connection to a server the
+#: network no longer reaches (a partition drops packets; nothing answers, nothing refuses) waits for the kernel's
+#: TCP retransmissions to give up, about 15 minutes: API requests hang instead of answering 503, and a worker's
+#: recording waits as long. With them a query whose packets go unacknowledged for 10 s fails, an idle connection
+#: is probed (keepalives), and a connection attempt gives up after 10 s; a long query on a reachable server is
+#: not affected (its server acknowledges packets and keepalive probes while it works).
+NETWORK_TIMEOUTS: dict[str, int] = {
+    "connect_timeout": 10,
+    "tcp_user_timeout": 10_000,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+
 def make_engine(database_url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
     """A pooled engine; `pre_ping` tests each connection as it leaves the pool, so that a request after a
     database restart does not fail on a dead one. That is a round trip per transaction: a worker goes
     without it, as it retries recording an outcome on a dead connection (workers/runtime.py), and any
-    other failed transaction leaves its task run to the sweeper; the first failure invalidates the pool."""
-    return create_engine(database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=pre_ping, future=True)
+    other failed transaction leaves its task run to the sweeper; the first failure invalidates the pool.
+    Connections get `NETWORK_TIMEOUTS` where the URL does not say otherwise."""
+    given = make_url(database_url).query
+    timeouts = {key: value for key, value in NETWORK_TIMEOUTS.items() if key not in given}
+    return create_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=10,
+        pool_pre_ping=pre_ping,
+        future=True,
+        connect_args=timeouts,
+    )
 
 
 def make_sessionmaker(engine: Engine, *, audit_key: AuditKey | None = None) -> sessionmaker[Session]:

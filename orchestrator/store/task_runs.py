@@ -179,13 +179,15 @@ def close_attempt(attempts: list[Any], state: State, at: datetime) -> list[Any]:
     return [*attempts[:-1], last]
 
 
-def heartbeat(session: Session, task_run_id: str, owner: str) -> None:
-    """Refresh a claim, stamped by the database's clock (a worker's own clock may be off by seconds)."""
-    session.execute(
+def heartbeat(session: Session, task_run_id: str, owner: str) -> bool:
+    """Refresh a claim, stamped by the database's clock (a worker's own clock may be off by seconds); False when
+    the claim is no longer `owner`'s (taken over, handed back or ended)."""
+    result = session.execute(
         update(TaskRunRow)
         .where(TaskRunRow.id == task_run_id, TaskRunRow.claim_owner == owner)
         .values(heartbeat_at=func.now())
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def task_runs_of_celery_task(session: Session, celery_task_id: str) -> Sequence[TaskRunRow]:

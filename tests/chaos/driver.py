@@ -6,13 +6,22 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 
 from orchestrator.core.states import TERMINAL
-from tests.chaos.cluster import ChaosCluster
 from tests.chaos.recorder import Ledger
 from tests.chaos.workload import ROOTS, flows
+
+
+class ClusterView(Protocol):
+    """What the driver and the invariants use of a cluster: its API and its database (tests/chaos/cluster.py on
+    one host, tests/chaos/netns_cluster.py across network namespaces)."""
+
+    api: httpx.Client
+
+    def sql(self, query: str, *params: object) -> list[tuple[object, ...]]: ...
 
 
 @dataclass
@@ -23,7 +32,7 @@ class Submissions:
 
 
 class Driver:
-    def __init__(self, cluster: ChaosCluster, namespace: str, ledger: Ledger, *, sleep_s: float) -> None:
+    def __init__(self, cluster: ClusterView, namespace: str, ledger: Ledger, *, sleep_s: float) -> None:
         self.cluster = cluster
         self.namespace = namespace
         self.ledger = ledger

@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 
 from orchestrator.core.states import TERMINAL, TRANSITIONS, State
-from tests.chaos.cluster import ChaosCluster
-from tests.chaos.driver import Submissions
+from tests.chaos.driver import ClusterView, Submissions
 from tests.chaos.recorder import Ledger, split_duplicates
 from tests.chaos.workload import EXPECTED
 
@@ -42,7 +41,7 @@ class Verdict:
 
 
 def check(
-    cluster: ChaosCluster, namespace: str, ledger: Ledger, submissions: Submissions, killed_pids: Collection[int]
+    cluster: ClusterView, namespace: str, ledger: Ledger, submissions: Submissions, killed_pids: Collection[int]
 ) -> Verdict:
     verdict = Verdict()
     executions = {

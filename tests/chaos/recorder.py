@@ -59,6 +59,7 @@ class Effect:
     execution_id: str
     task_id: str
     pids: frozenset[int]
+    at: float  #: when the script recorded it (epoch seconds)
 
 
 class Ledger:
@@ -81,8 +82,8 @@ class Ledger:
 
     def _read(self, table: str) -> list[Effect]:
         with sqlite3.connect(self.path, timeout=60) as db:
-            rows = db.execute(f"SELECT task_run_id, execution_id, task_id, pids FROM {table}").fetchall()
-        return [Effect(r[0], r[1], r[2], frozenset(int(p) for p in r[3].split())) for r in rows]
+            rows = db.execute(f"SELECT task_run_id, execution_id, task_id, pids, at FROM {table}").fetchall()
+        return [Effect(r[0], r[1], r[2], frozenset(int(p) for p in r[3].split()), r[4]) for r in rows]
 
 
 def split_duplicates(ledger: Ledger, killed_pids: Collection[int]) -> tuple[list[Effect], list[Effect]]:

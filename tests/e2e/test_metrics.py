@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import Stack
+from tests.fakes.openai_wire import OpenAIWire, Reply
 
 #: The Sleep first makes the rest travel to the control workers: a flow of pure control tasks alone would run
 #: in the server's submit transaction (engine/local_drive.py), and its metrics would be the server's.
@@ -107,3 +109,33 @@ def test_the_worker_group_reports_task_runs_by_type_and_executions_ended_by_stat
     wait_for(
         lambda: value(scrape(worker_metrics_url(stack)), "chorus_worker_celery_tasks_in_flight", pool="control") == 0
     )
+
+
+SLOW_COMPLETION = """
+id: slow-model
+namespace: {ns}
+inputs:
+  - id: text
+    type: STRING
+tasks:
+  - id: ask
+    type: io.kestra.plugin.openai.ChatCompletion
+    apiKey: "{{ secret('OPENAI_API_KEY') }}"
+    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
+    model: gpt-4o-mini
+    prompt: "{{ inputs.text }}"
+"""
+
+
+def test_the_ai_pool_reports_its_outstanding_model_calls_while_the_model_is_slow_to_answer(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str, openai_wire: OpenAIWire
+) -> None:
+    deploy_flow(SLOW_COMPLETION)
+    text = f"take your time {uuid.uuid4().hex}"
+    openai_wire.script(text, Reply.slow(4.0, "done"))
+
+    created = stack.run(unique_namespace, "slow-model", text=text)
+    # KEDA scales the ai pool on queued + running task runs + these calls (deploy/helm autoscaling.yaml).
+    wait_for(lambda: value(scrape(worker_metrics_url(stack)), "chorus_llm_calls_in_flight", pool="ai") >= 1)
+    assert stack.wait_for_state(created["id"], timeout_s=60)["state"]["current"] == "SUCCESS"
+    wait_for(lambda: value(scrape(worker_metrics_url(stack)), "chorus_llm_calls_in_flight", pool="ai") == 0)

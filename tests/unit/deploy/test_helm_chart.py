@@ -129,6 +129,21 @@ def test_each_pool_gets_a_worker_deployment_a_metrics_service_a_pdb_and_a_scaled
         assert f'pool="{pool}"' in prometheus["metadata"]["query"]
 
 
+def test_an_ai_pool_scales_on_its_outstanding_model_calls_too_and_an_absent_gauge_counts_as_zero() -> None:
+    scaled = by_name(render("multi-pool"), "ScaledObject")
+    queries = {
+        name.removeprefix("chorus-worker-"): next(t for t in s["spec"]["triggers"] if t["type"] == "prometheus")
+        for name, s in scaled.items()
+    }
+    counting = {p["name"] for p in MULTI_POOL["pools"] if p.get("countModelCalls")}
+
+    assert counting == {"ai", "ai-batch"}
+    for pool, trigger in queries.items():
+        query = trigger["metadata"]["query"]
+        assert (f'sum(chorus_llm_calls_in_flight{{pool="{pool}"}}) or vector(0)' in query) == (pool in counting)
+        assert f'(sum(chorus_worker_celery_tasks_in_flight{{pool="{pool}"}}) or vector(0))' in query
+
+
 def test_a_pool_may_scale_to_zero_with_keda_but_not_with_the_hpa_fallback() -> None:
     scaled = by_name(render("multi-pool"), "ScaledObject")
     hpas = by_name(render("default"), "HorizontalPodAutoscaler")

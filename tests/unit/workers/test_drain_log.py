@@ -29,7 +29,7 @@ def test_the_hand_back_reject_is_logged_at_info_without_traceback_and_others_are
     quiet = drain._PlannedRejectLine()
     logging.getLogger("celery.app.trace").addFilter(quiet)
     try:
-        handed_back = _logged(Reject(drain.HAND_BACK_REASON, requeue=True), caplog)
+        handed_back = _logged(Reject(f"{drain.HAND_BACK_PREFIX}the worker is stopping", requeue=True), caplog)
         assert (handed_back.levelno, handed_back.exc_info) == (logging.INFO, None)
         other = _logged(Reject("poison message", requeue=False), caplog)
         assert other.levelno == logging.WARNING and other.exc_info is not None
