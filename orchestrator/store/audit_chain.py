@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy import ColumnElement, bindparam, event, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.selectable import LateralFromClause
 
 from orchestrator.core.audit import GENESIS_HASH, AuditKey, chain_hash, event_mac, head_mac
 from orchestrator.store.clock import iso, utcnow
@@ -120,6 +121,36 @@ def note_audit(
         heads[chain_key] = (seq, digest)
         session.info.setdefault("audit_pending", []).append(row)
     return row
+
+
+def locked_head_of(chain_key: ColumnElement[str] | InstrumentedAttribute[str]) -> LateralFromClause:
+    """The head of the chain `chain_key` names, locked, to LEFT JOIN LATERAL to the statement that locks its subject.
+
+    An execution's lock statement reads its chain's head in the same round trip: `... FROM locked LEFT JOIN
+    LATERAL (SELECT seq, hash FROM audit_heads WHERE chain_key = locked.id FOR UPDATE) head ON true`. The
+    nested loop takes the subject's row lock first (the outer side, a CTE) and the head's second, the order
+    every writer of an execution's chain takes them in. (A plain outer join cannot lock: PostgreSQL refuses
+    FOR UPDATE on the nullable side of an outer join; a lateral subquery locks its own rows.)
+    """
+    return (
+        select(AuditHeadRow.seq, AuditHeadRow.hash)
+        .where(AuditHeadRow.chain_key == chain_key)
+        .with_for_update()
+        .lateral("audit_head")
+    )
+
+
+def seed_head(session: Session, chain_key: str, seq: int | None, hash_: str | None) -> None:
+    """The head this transaction has just read and locked with its subject's row (`locked_head_of`): the chain's
+    first append needs no read of its own. None (no head row: a chain not written yet, or one whose head a
+    later writer may still create) leaves the first append to read and lock it as before.
+
+    What this transaction already appended wins over the database's (older) head, and inside a savepoint
+    nothing is remembered: its rollback could take back events the head counted.
+    """
+    if seq is None or hash_ is None or session.in_nested_transaction():
+        return
+    session.info.setdefault("audit_heads", {}).setdefault(chain_key, (seq, hash_))
 
 
 def start_chain(session: Session, chain_key: str) -> None:
