@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, event, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import ColumnElement, bindparam, event, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.selectable import LateralFromClause
 
@@ -16,7 +16,6 @@ from orchestrator.store.clock import iso, utcnow
 from orchestrator.store.tables import (
     AuditEventRow,
     AuditHeadRow,
-    table_of,
 )
 
 
@@ -169,13 +168,19 @@ def write_pending_audit(session: Session) -> None:
 
 
 _AUDIT_COLUMNS = [c.key for c in AuditEventRow.__table__.columns if c.key != "id"]
-_INSERT_AUDIT = insert(table_of(AuditEventRow))
 _HEAD_COLUMNS = ("chain_key", "seq", "hash", "key_id", "mac")
-_upsert_head = pg_insert(table_of(AuditHeadRow)).values({column: bindparam(column) for column in _HEAD_COLUMNS})
-# Two first appends racing both find no head: the events' unique (chain, seq) refuses the loser.
-_UPSERT_HEAD = _upsert_head.on_conflict_do_update(
-    index_elements=["chain_key"],
-    set_={column: getattr(_upsert_head.excluded, column) for column in _HEAD_COLUMNS if column != "chain_key"},
+# Built once, one statement for a transaction's events and their chains' heads: the events come as one JSON array
+# (a fixed statement whatever their number: no recompiling per row count, no parameter limit), in the order they
+# were appended (the ids follow it). Data-modifying CTEs run to completion in the statement, so the events and the
+# heads are written together or not at all; two first appends racing to one chain both find no head, and the
+# events' unique (chain, seq) refuses the loser, as it did when these were two statements.
+_WRITE_AUDIT = text(
+    f"""WITH events AS (INSERT INTO audit_events ({", ".join(_AUDIT_COLUMNS)})
+ SELECT {", ".join(_AUDIT_COLUMNS)} FROM jsonb_populate_recordset(NULL::audit_events, CAST(:events AS JSONB))
+ WITH ORDINALITY AS e ORDER BY e.ordinality)
+INSERT INTO audit_heads ({", ".join(_HEAD_COLUMNS)})
+ SELECT {", ".join(_HEAD_COLUMNS)} FROM jsonb_populate_recordset(NULL::audit_heads, CAST(:heads AS JSONB))
+ON CONFLICT (chain_key) DO UPDATE SET {", ".join(f"{c} = excluded.{c}" for c in _HEAD_COLUMNS if c != "chain_key")}"""
 )
 
 
@@ -186,10 +191,7 @@ def audit_key_of(session: Session) -> AuditKey | None:
 
 
 def _write_audit(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    # One execute with a list of parameter sets: SQLAlchemy sends it as multi-row INSERTs (insertmanyvalues,
-    # batched below PostgreSQL's parameter limit) from one cached compiled statement. Building a
-    # `.values([...])` statement instead recompiles it on every call (~2 ms of CPU each, more than the trip).
-    session.execute(_INSERT_AUDIT, [{key: row[key] for key in _AUDIT_COLUMNS} for row in rows])
+    events = [{key: row[key] for key in _AUDIT_COLUMNS} | {"at": row["at"].isoformat()} for row in rows]
     last = {row["chain_key"]: row for row in rows}
     key = audit_key_of(session)
     heads = [
@@ -202,7 +204,7 @@ def _write_audit(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         }
         for r in last.values()
     ]
-    session.execute(_UPSERT_HEAD, heads)
+    session.execute(_WRITE_AUDIT, {"events": json.dumps(events), "heads": json.dumps(heads)})
 
 
 def hashed_event(

@@ -1,5 +1,6 @@
 """An execution's lock statement also locks and reads its audit chain's head (issue 18: the head kept where the
-transaction already locks), in the order every writer takes them: the execution row, then the head.
+transaction already locks), in the order every writer takes them: the execution row, then the head; and a
+transaction's events are written with their chains' heads in one statement, together or not at all.
 
 Real PostgreSQL; a second and third connection hold and probe the locks.
 """
@@ -14,11 +15,13 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import IntegrityError
 
 from orchestrator import store
 from orchestrator.core.audit import GENESIS_HASH
 from orchestrator.engine import Engine
 from orchestrator.engine.audit_trail import verify_chains
+from orchestrator.store.audit_chain import seed_head
 from orchestrator.store.database import transaction
 from orchestrator.store.tables import ExecutionRow, table_of
 from tests.harness.engines import EngineFactory
@@ -73,7 +76,7 @@ def test_the_lock_statement_reads_the_head_so_an_append_reads_nothing_more(engin
         assert LOCKS[lock](session, execution_id) is not None
         for i in range(3):
             store.append_audit(session, execution_id, actor="test", action="test.event", subject=None, payload={"i": i})
-    assert len(counted.statements) == 1 + 2, counted.describe()  # the lock; the events and their head at commit
+    assert len(counted.statements) == 1 + 1, counted.describe()  # the lock; the events with their head at commit
     assert _head_reads(counted.statements) == [], counted.describe()
     assert _chain_holds(engine, execution_id) == before + 3
 
@@ -163,3 +166,39 @@ def test_the_execution_row_is_locked_before_the_head_is_waited_for(
         waiter.join(timeout=10)
         assert not waiter.is_alive()
     assert seen["event"].prev_hash == "f" * 64, seen["event"]
+
+
+def test_events_of_several_chains_are_written_in_append_order_with_each_chains_head(engine: Engine) -> None:
+    first, second = _submit(engine), _submit(engine)
+    counts = {first: _chain_holds(engine, first), second: _chain_holds(engine, second)}
+    with count_round_trips(sql_engine_of(engine)) as counted, transaction(engine.sessions) as session:
+        for i in range(3):
+            for chain in (first, second):
+                store.append_audit(session, chain, actor="test", action="test.event", subject=None, payload={"i": i})
+    assert len([s for s in counted.statements if "INSERT INTO audit_events" in s]) == 1, counted.describe()
+    with transaction(engine.sessions) as session:
+        ours = [e for chain in (first, second) for e in store.audit_events(session, chain) if e.action == "test.event"]
+        by_id = sorted(ours, key=lambda e: e.id)
+        assert [(e.chain_key, e.payload["i"]) for e in by_id] == [(c, i) for i in range(3) for c in (first, second)]
+        for chain in (first, second):
+            head = store.audit_head(session, chain)
+            assert head is not None and head.seq == counts[chain] + 3
+    assert _chain_holds(engine, first) == counts[first] + 3
+    assert _chain_holds(engine, second) == counts[second] + 3
+
+
+def test_a_refused_event_leaves_the_head_as_it_was(engine: Engine) -> None:
+    execution_id = _submit(engine)
+    before = _chain_holds(engine, execution_id)
+    with transaction(engine.sessions) as session:
+        head = store.audit_head(session, execution_id)
+        assert head is not None
+        was = (head.seq, head.hash)
+    with pytest.raises(IntegrityError), transaction(engine.sessions) as session:
+        # A transaction that believes the chain one event shorter (a fork): its event's (chain, seq) exists.
+        seed_head(session, execution_id, was[0] - 1, "0" * 64)
+        store.append_audit(session, execution_id, actor="test", action="test.fork", subject=None, payload={})
+    with transaction(engine.sessions) as session:
+        head = store.audit_head(session, execution_id)
+        assert head is not None and (head.seq, head.hash) == was
+    assert _chain_holds(engine, execution_id) == before
