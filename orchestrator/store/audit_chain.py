@@ -16,6 +16,7 @@ from orchestrator.store.clock import iso, utcnow
 from orchestrator.store.tables import (
     AuditEventRow,
     AuditHeadRow,
+    LogLineRow,
 )
 
 
@@ -36,11 +37,6 @@ def _forget_transaction_memory(session: Session) -> None:
     session.info.pop("audit_heads", None)
     session.info.pop("audit_pending", None)
     session.info.pop("touched", None)
-
-
-@event.listens_for(Session, "before_commit")
-def _write_pending_audit(session: Session) -> None:
-    write_pending_audit(session)
 
 
 #: Built once: a statement built per call costs more CPU than its round trip (construction and cache key).
@@ -160,11 +156,13 @@ def start_chain(session: Session, chain_key: str) -> None:
         session.info.setdefault("audit_heads", {}).setdefault(chain_key, (0, GENESIS_HASH))
 
 
-def write_pending_audit(session: Session) -> None:
-    """Write the events this transaction appended and not yet wrote (one statement)."""
+def write_pending_audit(session: Session, *, log_lines: Sequence[dict[str, Any]] = ()) -> bool:
+    """Write the events this transaction appended and not yet wrote (one statement), and `log_lines` in the same
+    statement (`commit_writes`). False when there were no events, and so nothing was written (the lines neither)."""
     pending: list[dict[str, Any]] = session.info.pop("audit_pending", [])
     if pending:
-        _write_audit(session, pending)
+        _write_audit(session, pending, log_lines)
+    return bool(pending)
 
 
 _AUDIT_COLUMNS = [c.key for c in AuditEventRow.__table__.columns if c.key != "id"]
@@ -174,13 +172,20 @@ _HEAD_COLUMNS = ("chain_key", "seq", "hash", "key_id", "mac")
 # were appended (the ids follow it). Data-modifying CTEs run to completion in the statement, so the events and the
 # heads are written together or not at all; two first appends racing to one chain both find no head, and the
 # events' unique (chain, seq) refuses the loser, as it did when these were two statements.
-_WRITE_AUDIT = text(
-    f"""WITH events AS (INSERT INTO audit_events ({", ".join(_AUDIT_COLUMNS)})
+_EVENTS_AND_HEADS = f"""events AS (INSERT INTO audit_events ({", ".join(_AUDIT_COLUMNS)})
  SELECT {", ".join(_AUDIT_COLUMNS)} FROM jsonb_populate_recordset(NULL::audit_events, CAST(:events AS JSONB))
  WITH ORDINALITY AS e ORDER BY e.ordinality)
 INSERT INTO audit_heads ({", ".join(_HEAD_COLUMNS)})
  SELECT {", ".join(_HEAD_COLUMNS)} FROM jsonb_populate_recordset(NULL::audit_heads, CAST(:heads AS JSONB))
 ON CONFLICT (chain_key) DO UPDATE SET {", ".join(f"{c} = excluded.{c}" for c in _HEAD_COLUMNS if c != "chain_key")}"""
+_WRITE_AUDIT = text(f"WITH {_EVENTS_AND_HEADS}")
+# The same with the transaction's log lines in a third CTE (in the order they were inserted: ids follow it).
+_LINE_COLUMNS = [c.key for c in LogLineRow.__table__.columns if c.key != "id"]
+_WRITE_LINES_AND_AUDIT = text(
+    f"""WITH lines AS (INSERT INTO log_lines ({", ".join(_LINE_COLUMNS)})
+ SELECT {", ".join(_LINE_COLUMNS)} FROM jsonb_populate_recordset(NULL::log_lines, CAST(:lines AS JSONB))
+ WITH ORDINALITY AS l ORDER BY l.ordinality),
+{_EVENTS_AND_HEADS}"""
 )
 
 
@@ -190,7 +195,7 @@ def audit_key_of(session: Session) -> AuditKey | None:
     return key if isinstance(key, AuditKey) else None
 
 
-def _write_audit(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def _write_audit(session: Session, rows: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]] = ()) -> None:
     events = [{key: row[key] for key in _AUDIT_COLUMNS} | {"at": row["at"].isoformat()} for row in rows]
     last = {row["chain_key"]: row for row in rows}
     key = audit_key_of(session)
@@ -204,7 +209,12 @@ def _write_audit(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         }
         for r in last.values()
     ]
-    session.execute(_WRITE_AUDIT, {"events": json.dumps(events), "heads": json.dumps(heads)})
+    params = {"events": json.dumps(events), "heads": json.dumps(heads)}
+    if lines:
+        stored = [{key: line.get(key) for key in _LINE_COLUMNS} | {"at": line["at"].isoformat()} for line in lines]
+        session.execute(_WRITE_LINES_AND_AUDIT, params | {"lines": json.dumps(stored)})
+    else:
+        session.execute(_WRITE_AUDIT, params)
 
 
 def hashed_event(

@@ -202,3 +202,26 @@ def test_a_refused_event_leaves_the_head_as_it_was(engine: Engine) -> None:
         head = store.audit_head(session, execution_id)
         assert head is not None and (head.seq, head.hash) == was
     assert _chain_holds(engine, execution_id) == before
+
+
+def test_log_lines_go_with_the_events_in_one_statement_or_alone_without_them(engine: Engine) -> None:
+    execution_id = _submit(engine)
+    before = _chain_holds(engine, execution_id)
+
+    def line(message: str) -> dict[str, Any]:
+        return {"execution_id": execution_id, "task_run_id": None, "task_id": None, "attempt": None,
+                "namespace": "tests.head_lock", "flow_id": "head_lock", "level": "INFO", "message": message,
+                "at": store.utcnow()}  # fmt: skip
+
+    with count_round_trips(sql_engine_of(engine)) as both, transaction(engine.sessions) as session:
+        store.lock_execution(session, execution_id)
+        store.insert_log_lines(session, [line("with 1"), line("with 2")])
+        store.append_audit(session, execution_id, actor="test", action="test.event", subject=None, payload={})
+    with count_round_trips(sql_engine_of(engine)) as alone, transaction(engine.sessions) as session:
+        store.insert_log_lines(session, [line("alone")])
+    [written] = [s for s in both.statements if "INSERT INTO log_lines" in s]
+    assert "INSERT INTO audit_events" in written, both.describe()
+    assert len(alone.statements) == 1 and alone.statements[0].startswith("INSERT INTO log_lines"), alone.describe()
+    messages = [entry["message"] for entry in engine.fetch_logs(execution_id)]
+    assert messages[-3:] == ["with 1", "with 2", "alone"]
+    assert _chain_holds(engine, execution_id) == before + 1
