@@ -10,6 +10,7 @@ What it may import: `orchestrator.core` and `orchestrator.settings`; never the e
 This `__init__` re-exports the functions of the execution aggregate the engine calls as `store.<name>`.
 """
 
+from orchestrator.store import commit_writes as _commit_writes  # noqa: F401  (its before_commit hook)
 from orchestrator.store.audit_chain import (
     append_audit,
     audit_chain_keys,

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, bindparam, event, select, text
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.selectable import LateralFromClause
 
 from orchestrator.core.audit import GENESIS_HASH, AuditKey, chain_hash, event_mac, head_mac
 from orchestrator.store.clock import iso, utcnow
 from orchestrator.store.tables import (
     AuditEventRow,
     AuditHeadRow,
-    table_of,
+    LogLineRow,
 )
 
 
@@ -36,11 +37,6 @@ def _forget_transaction_memory(session: Session) -> None:
     session.info.pop("audit_heads", None)
     session.info.pop("audit_pending", None)
     session.info.pop("touched", None)
-
-
-@event.listens_for(Session, "before_commit")
-def _write_pending_audit(session: Session) -> None:
-    write_pending_audit(session)
 
 
 #: Built once: a statement built per call costs more CPU than its round trip (construction and cache key).
@@ -122,6 +118,36 @@ def note_audit(
     return row
 
 
+def locked_head_of(chain_key: ColumnElement[str] | InstrumentedAttribute[str]) -> LateralFromClause:
+    """The head of the chain `chain_key` names, locked, to LEFT JOIN LATERAL to the statement that locks its subject.
+
+    An execution's lock statement reads its chain's head in the same round trip: `... FROM locked LEFT JOIN
+    LATERAL (SELECT seq, hash FROM audit_heads WHERE chain_key = locked.id FOR UPDATE) head ON true`. The
+    nested loop takes the subject's row lock first (the outer side, a CTE) and the head's second, the order
+    every writer of an execution's chain takes them in. (A plain outer join cannot lock: PostgreSQL refuses
+    FOR UPDATE on the nullable side of an outer join; a lateral subquery locks its own rows.)
+    """
+    return (
+        select(AuditHeadRow.seq, AuditHeadRow.hash)
+        .where(AuditHeadRow.chain_key == chain_key)
+        .with_for_update()
+        .lateral("audit_head")
+    )
+
+
+def seed_head(session: Session, chain_key: str, seq: int | None, hash_: str | None) -> None:
+    """The head this transaction has just read and locked with its subject's row (`locked_head_of`): the chain's
+    first append needs no read of its own. None (no head row: a chain not written yet, or one whose head a
+    later writer may still create) leaves the first append to read and lock it as before.
+
+    What this transaction already appended wins over the database's (older) head, and inside a savepoint
+    nothing is remembered: its rollback could take back events the head counted.
+    """
+    if seq is None or hash_ is None or session.in_nested_transaction():
+        return
+    session.info.setdefault("audit_heads", {}).setdefault(chain_key, (seq, hash_))
+
+
 def start_chain(session: Session, chain_key: str) -> None:
     """The chain of a subject this transaction has just inserted (a new execution): it cannot have a head yet,
     so its first append reads none. Were it to exist after all, the events' unique (chain, seq) refuses the
@@ -130,21 +156,36 @@ def start_chain(session: Session, chain_key: str) -> None:
         session.info.setdefault("audit_heads", {}).setdefault(chain_key, (0, GENESIS_HASH))
 
 
-def write_pending_audit(session: Session) -> None:
-    """Write the events this transaction appended and not yet wrote (one statement)."""
+def write_pending_audit(session: Session, *, log_lines: Sequence[dict[str, Any]] = ()) -> bool:
+    """Write the events this transaction appended and not yet wrote (one statement), and `log_lines` in the same
+    statement (`commit_writes`). False when there were no events, and so nothing was written (the lines neither)."""
     pending: list[dict[str, Any]] = session.info.pop("audit_pending", [])
     if pending:
-        _write_audit(session, pending)
+        _write_audit(session, pending, log_lines)
+    return bool(pending)
 
 
 _AUDIT_COLUMNS = [c.key for c in AuditEventRow.__table__.columns if c.key != "id"]
-_INSERT_AUDIT = insert(table_of(AuditEventRow))
 _HEAD_COLUMNS = ("chain_key", "seq", "hash", "key_id", "mac")
-_upsert_head = pg_insert(table_of(AuditHeadRow)).values({column: bindparam(column) for column in _HEAD_COLUMNS})
-# Two first appends racing both find no head: the events' unique (chain, seq) refuses the loser.
-_UPSERT_HEAD = _upsert_head.on_conflict_do_update(
-    index_elements=["chain_key"],
-    set_={column: getattr(_upsert_head.excluded, column) for column in _HEAD_COLUMNS if column != "chain_key"},
+# Built once, one statement for a transaction's events and their chains' heads: the events come as one JSON array
+# (a fixed statement whatever their number: no recompiling per row count, no parameter limit), in the order they
+# were appended (the ids follow it). Data-modifying CTEs run to completion in the statement, so the events and the
+# heads are written together or not at all; two first appends racing to one chain both find no head, and the
+# events' unique (chain, seq) refuses the loser, as it did when these were two statements.
+_EVENTS_AND_HEADS = f"""events AS (INSERT INTO audit_events ({", ".join(_AUDIT_COLUMNS)})
+ SELECT {", ".join(_AUDIT_COLUMNS)} FROM jsonb_populate_recordset(NULL::audit_events, CAST(:events AS JSONB))
+ WITH ORDINALITY AS e ORDER BY e.ordinality)
+INSERT INTO audit_heads ({", ".join(_HEAD_COLUMNS)})
+ SELECT {", ".join(_HEAD_COLUMNS)} FROM jsonb_populate_recordset(NULL::audit_heads, CAST(:heads AS JSONB))
+ON CONFLICT (chain_key) DO UPDATE SET {", ".join(f"{c} = excluded.{c}" for c in _HEAD_COLUMNS if c != "chain_key")}"""
+_WRITE_AUDIT = text(f"WITH {_EVENTS_AND_HEADS}")
+# The same with the transaction's log lines in a third CTE (in the order they were inserted: ids follow it).
+_LINE_COLUMNS = [c.key for c in LogLineRow.__table__.columns if c.key != "id"]
+_WRITE_LINES_AND_AUDIT = text(
+    f"""WITH lines AS (INSERT INTO log_lines ({", ".join(_LINE_COLUMNS)})
+ SELECT {", ".join(_LINE_COLUMNS)} FROM jsonb_populate_recordset(NULL::log_lines, CAST(:lines AS JSONB))
+ WITH ORDINALITY AS l ORDER BY l.ordinality),
+{_EVENTS_AND_HEADS}"""
 )
 
 
@@ -154,11 +195,8 @@ def audit_key_of(session: Session) -> AuditKey | None:
     return key if isinstance(key, AuditKey) else None
 
 
-def _write_audit(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    # One execute with a list of parameter sets: SQLAlchemy sends it as multi-row INSERTs (insertmanyvalues,
-    # batched below PostgreSQL's parameter limit) from one cached compiled statement. Building a
-    # `.values([...])` statement instead recompiles it on every call (~2 ms of CPU each, more than the trip).
-    session.execute(_INSERT_AUDIT, [{key: row[key] for key in _AUDIT_COLUMNS} for row in rows])
+def _write_audit(session: Session, rows: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]] = ()) -> None:
+    events = [{key: row[key] for key in _AUDIT_COLUMNS} | {"at": row["at"].isoformat()} for row in rows]
     last = {row["chain_key"]: row for row in rows}
     key = audit_key_of(session)
     heads = [
@@ -171,7 +209,12 @@ def _write_audit(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         }
         for r in last.values()
     ]
-    session.execute(_UPSERT_HEAD, heads)
+    params = {"events": json.dumps(events), "heads": json.dumps(heads)}
+    if lines:
+        stored = [{key: line.get(key) for key in _LINE_COLUMNS} | {"at": line["at"].isoformat()} for line in lines]
+        session.execute(_WRITE_LINES_AND_AUDIT, params | {"lines": json.dumps(stored)})
+    else:
+        session.execute(_WRITE_AUDIT, params)
 
 
 def hashed_event(

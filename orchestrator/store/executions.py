@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, select, true, update
+from sqlalchemy.orm import Session, aliased
 
 from orchestrator.core.states import State
+from orchestrator.store.audit_chain import locked_head_of, seed_head
 from orchestrator.store.live import state_in, state_is
 from orchestrator.store.tables import (
     ExecutionRow,
@@ -17,35 +18,55 @@ from orchestrator.store.tables import (
 )
 
 # Built once: a statement built per call costs more CPU than its round trip (construction and its cache key).
-_LOCK = select(ExecutionRow).where(ExecutionRow.id == bindparam("execution_id")).with_for_update()
-_LOCK_TOUCH = (
+# Each locks the execution row and then, in the same statement, its audit chain's head (an execution's chain key
+# is its id; its head exists from the creating transaction on): the transaction's first audit append reads
+# nothing more (`audit_chain.seed_head`). The row is locked first (the CTE, the nested loop's outer side),
+# then the head, as every writer of the chain orders them.
+_LOCKED = select(ExecutionRow).where(ExecutionRow.id == bindparam("execution_id")).with_for_update().cte("locked")
+_LOCKED_ROW = aliased(ExecutionRow, _LOCKED)
+_LOCKED_HEAD = locked_head_of(_LOCKED_ROW.id)
+_LOCK = select(_LOCKED_ROW, _LOCKED_HEAD.c.seq, _LOCKED_HEAD.c.hash).outerjoin(_LOCKED_HEAD, true())
+_TOUCHED = (
     update(ExecutionRow)
     .where(ExecutionRow.id == bindparam("execution_id"))
     .values(updated_at=func.now())
-    .returning(ExecutionRow, func.now())
-    .execution_options(synchronize_session=False, populate_existing=True)
+    .returning(ExecutionRow, func.now().label("now"))
+    .cte("touched")
+)
+_TOUCHED_ROW = aliased(ExecutionRow, _TOUCHED)
+_TOUCHED_HEAD = locked_head_of(_TOUCHED_ROW.id)
+_LOCK_TOUCH = (
+    select(_TOUCHED_ROW, _TOUCHED.c.now, _TOUCHED_HEAD.c.seq, _TOUCHED_HEAD.c.hash)
+    .outerjoin(_TOUCHED_HEAD, true())
+    .execution_options(populate_existing=True)
 )
 
 
 def lock_execution(session: Session, execution_id: str) -> ExecutionRow | None:
-    """The execution row, locked: every state change of one execution is serialised on it."""
-    row = session.scalars(_LOCK, {"execution_id": execution_id}).first()
+    """The execution row, locked: every state change of one execution is serialised on it (and its chain's head)."""
+    found = session.execute(_LOCK, {"execution_id": execution_id}).first()
+    row = None
+    if found is not None:
+        row, seq, hash_ = found
+        seed_head(session, execution_id, seq, hash_)
     session.info["execution"] = row
     return row
 
 
 def lock_touch_execution(session: Session, execution_id: str) -> tuple[ExecutionRow, datetime] | None:
-    """The execution row, locked and touched, with the database's clock: one round trip where a claim made three.
+    """The execution row, locked and touched, with the database's clock: one round trip where a claim made four.
 
     `UPDATE ... SET updated_at = now() RETURNING *, now()` takes the row lock that serialises the
     execution's changes (as `lock_execution`), marks progress (as `touch_execution`, which then does
-    nothing more in this transaction) and reads the clock claims are judged by (as `db_now`).
+    nothing more in this transaction) and reads the clock claims are judged by (as `db_now`); the same
+    statement locks and reads the execution's audit head (as `lock_execution`).
     """
     found = session.execute(_LOCK_TOUCH, {"execution_id": execution_id}).first()
     if found is None:
         session.info["execution"] = None
         return None
-    row, now = found
+    row, now, seq, hash_ = found
+    seed_head(session, execution_id, seq, hash_)
     session.info["execution"] = row
     session.info.setdefault("touched", set()).add(execution_id)
     return row, now

@@ -36,15 +36,11 @@ def _forget_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-@event.listens_for(Session, "before_commit")
-def _write_pending(session: Session) -> None:
-    write_pending_log_lines(session)
-
-
 def insert_log_lines(session: Session, lines: Sequence[dict[str, Any]]) -> None:
-    """Insert a task run's (or an execution's) lines, written with the transaction's other lines in one statement
-    just before it commits (a transaction that runs several task runs inserts their lines once); inside a
-    savepoint, whose rollback must take them along, at once. Reads of this module see them first."""
+    """Insert a task run's (or an execution's) lines, written with the transaction's other lines (and its audit
+    events) in one statement just before it commits (a transaction that runs several task runs inserts their
+    lines once); inside a savepoint, whose rollback must take them along, at once. Reads of this module see them
+    first."""
     if not lines:
         return
     pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
@@ -53,14 +49,24 @@ def insert_log_lines(session: Session, lines: Sequence[dict[str, Any]]) -> None:
         write_pending_log_lines(session)
 
 
+def take_pending_log_lines(session: Session) -> list[dict[str, Any]]:
+    """The lines this transaction inserted and not yet wrote, now the caller's to write (`commit_writes`: with the
+    transaction's audit events, in one statement)."""
+    pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
+    return pending
+
+
+def write_log_lines(session: Session, lines: Sequence[dict[str, Any]]) -> None:
+    if lines:
+        session.execute(_INSERT_LINES, list(lines))
+
+
 def write_pending_log_lines(session: Session) -> None:
     """Write the lines this transaction inserted and not yet wrote: multi-row INSERTs from one cached statement.
 
     A list of parameter sets (not `.values([...])`, which compiles afresh on every call): SQLAlchemy batches
     it into multi-row INSERTs below PostgreSQL's parameter limit (insertmanyvalues)."""
-    pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
-    if pending:
-        session.execute(_INSERT_LINES, pending)
+    write_log_lines(session, take_pending_log_lines(session))
 
 
 def log_lines_of(session: Session, execution_id: str, *, task_run_id: str | None = None) -> Sequence[LogLineRow]:
