@@ -18,9 +18,11 @@ from __future__ import annotations
 import functools
 import os
 import pwd
+import resource
 import shutil
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +57,41 @@ def script_user(configured: str | None) -> ScriptUser | None:
             raise ConfigurationError("CHORUS_SCRIPTS_USER", f"scripts must not run as root (got {name!r})")
         return ScriptUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
     raise ConfigurationError("CHORUS_SCRIPTS_USER", f"no such user {names[0]!r} to run scripts as")
+
+
+@dataclass(frozen=True)
+class ScriptLimits:
+    """Kernel resource limits (setrlimit) a script process and its children start with; 0 means none.
+
+    They are per process (memory, file size, CPU) or per user (processes), not a cgroup: a script can still
+    spread its memory over many processes, up to `processes` of them.
+    """
+
+    memory_bytes: int = 0
+    file_bytes: int = 0
+    processes: int = 0
+    cpu_s: int = 0
+
+    def preexec(self, user: ScriptUser | None) -> Callable[[], None]:
+        """What the child runs between fork and exec (after the switch of user), lowering its limits."""
+        wanted = [
+            (resource.RLIMIT_AS, self.memory_bytes),
+            (resource.RLIMIT_FSIZE, self.file_bytes),
+            (resource.RLIMIT_CPU, self.cpu_s),
+        ]
+        # RLIMIT_NPROC counts every process of the real uid: only meaningful for a uid of the scripts' own; the
+        # worker's user (no switch) also runs the worker's processes and threads.
+        if user is not None:
+            wanted.append((resource.RLIMIT_NPROC, self.processes))
+        limits = [(which, value) for which, value in wanted if value > 0]
+
+        def apply() -> None:
+            for which, value in limits:
+                _, hard = resource.getrlimit(which)
+                ceiling = value if hard == resource.RLIM_INFINITY else min(value, hard)
+                resource.setrlimit(which, (ceiling, ceiling))
+
+        return apply
 
 
 def hand_over(workdir: Path, user: ScriptUser | None) -> None:
