@@ -143,3 +143,33 @@ def test_flow_namespaces_cannot_be_paths(client: TestClient, tally: Tally, names
 
     assert tally(response.status_code) == 422, response.text
     assert "namespace" in _fields(response)
+
+
+DEEP_JSON = "[" * 200_000 + "]" * 200_000
+
+WITH_JSON = """id: typed
+namespace: security.json
+inputs:
+  - id: doc
+    type: JSON
+  - id: items
+    type: ARRAY
+    itemType: STRING
+    required: false
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ inputs.doc }}"
+"""
+
+
+@pytest.mark.parametrize("field", ["doc", "items"])
+def test_a_json_input_nested_too_deeply_is_a_422_naming_it(client: TestClient, tally: Tally, field: str) -> None:
+    assert client.post(f"{API}/flows", content=WITH_JSON, headers=YAML).status_code == 200
+    form = {"doc": "{}", field: DEEP_JSON}
+
+    response = client.post(f"{API}/executions/security.json/typed", files={k: (None, v) for k, v in form.items()})
+
+    assert tally(response.status_code) == 422, response.text
+    assert _fields(response) == [f"inputs.{field}"]
+    assert "nests too deeply" in response.json()["message"]
