@@ -103,6 +103,8 @@ async def _rpc(request: Request, skill: str | None) -> Response:
             raw = json.loads(await request.body())
         except ValueError as e:
             raise RpcError(a2a.PARSE_ERROR, f"not JSON: {e}") from e
+        except RecursionError as e:
+            raise RpcError(a2a.PARSE_ERROR, "not JSON: nested too deeply to read") from e
         if isinstance(raw, dict):
             request_id = raw.get("id") if isinstance(raw.get("id"), str | int) else None
         call = _parse(a2a.RpcRequest, raw, a2a.INVALID_REQUEST)

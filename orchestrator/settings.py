@@ -82,6 +82,37 @@ class Settings(BaseSettings):
         "`chorus-script` if that user exists, else `nobody`. Ignored (scripts run as the worker's user) when the "
         "worker is not root. Root itself is refused.",
     )
+    script_max_output_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes a script task may print (stdout and stderr together, each line a log record); past "
+        "it the script's process group is killed and the task fails, so a runaway print cannot flood the worker's "
+        "memory or the logs table.",
+    )
+    script_max_memory_bytes: int = Field(
+        default=8 * 1024 * 1024 * 1024,
+        ge=0,
+        description="Address space of each script process (RLIMIT_AS: every mapping, shared ones included, so a "
+        "runtime that reserves much more than it uses, such as a JVM with a large default heap, may need it raised); "
+        "0 for none.",
+    )
+    script_max_file_bytes: int = Field(
+        default=4 * 1024 * 1024 * 1024,
+        ge=0,
+        description="Largest file a script process may write (RLIMIT_FSIZE); 0 for none.",
+    )
+    script_max_processes: int = Field(
+        default=512,
+        ge=0,
+        description="Most processes and threads the scripts user may have (RLIMIT_NPROC, counted per user), applied "
+        "when scripts run as their own user (a root worker): a fork bomb stops there. 0 for none.",
+    )
+    script_max_cpu_s: int = Field(
+        default=0,
+        ge=0,
+        description="CPU seconds each script process may use (RLIMIT_CPU); 0 for none (a task `timeout` bounds the "
+        "wall clock).",
+    )
     worker_pool: Literal["prefork", "threads"] = Field(
         default="prefork",
         description="Celery's execution pool for `chorus worker`: prefork (a process per task; SIGALRM timeouts) "

@@ -121,7 +121,7 @@ def collect_tools(ctx: TaskContext) -> dict[str, Tool]:
             tools[name] = Tool(name, kind, str(description), parameters, approval, task=spec)
         elif kind is not None:
             spec = by_id[rules.mcp_tool_task_id(task.id, index)]
-            for listed in list_tools(McpServer.of(kind, entry)):
+            for listed in list_tools(McpServer.of(kind, entry, ctx.engine.settings)):
                 name = rules.function_name(listed.name)
                 tools[name] = Tool(name, kind, listed.description, listed.input_schema, approval, task=spec)
     return tools

@@ -13,7 +13,6 @@ from typing import Any
 from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.errors import TaskFailed
 from workers.context import Decider, Decision, TaskContext
-from workers.storage import local_path
 
 _STORAGE_SCHEME = "kestra://"
 
@@ -66,7 +65,7 @@ def _line_value(line: str) -> str:
 
 
 def _lines(ctx: TaskContext, uri: str) -> list[str]:
-    source = local_path(ctx.engine.settings.data_dir, uri)
+    source = ctx.guard.stored_file(uri, "values")
     if not source.is_file():
         raise TaskFailed(f"values: no file at {uri}", retryable=False)
     return [_line_value(line) for line in source.read_text().splitlines() if line.strip()]

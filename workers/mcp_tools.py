@@ -28,7 +28,9 @@ from mcp.client.streamable_http import streamable_http_client
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import TaskFailed
 from orchestrator.engine.agent_journal import AgentJournal
+from orchestrator.settings import Settings
 from workers.context import Handler, TaskContext
+from workers.sandbox import ScriptLimits, launcher, script_user
 
 _T = TypeVar("_T")
 _DEFAULT_TIMEOUT_S = 30.0
@@ -44,9 +46,11 @@ class McpServer:
     url: str = ""
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     timeout_s: float = _DEFAULT_TIMEOUT_S
+    #: The argv prefix a stdio server starts under (`workers.sandbox.launcher`): the scripts user and limits.
+    launch: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
-    def of(cls, kind: str, entry: Mapping[str, Any]) -> McpServer:
+    def of(cls, kind: str, entry: Mapping[str, Any], settings: Settings | None = None) -> McpServer:
         timeout = entry.get("timeout")
         timeout_s = parse_duration(str(timeout)).total_seconds() if timeout else _DEFAULT_TIMEOUT_S
         if kind == "mcp-stdio":
@@ -54,7 +58,10 @@ class McpServer:
             if not isinstance(command, list) or not command:
                 raise TaskFailed("an StdioMcpClient tool needs `command`, a list of texts", retryable=False)
             env = {str(k): str(v) for k, v in (entry.get("env") or {}).items()}
-            return cls(kind, tuple(str(c) for c in command), env, timeout_s=timeout_s)
+            # The command is the flow author's code, like a script's: it runs as a script would (never as a root
+            # worker, which could read every namespace's files, the audit key and the database credentials).
+            launch = tuple(launcher(script_user(settings.scripts_user), _limits(settings))) if settings else ()
+            return cls(kind, tuple(str(c) for c in command), env, timeout_s=timeout_s, launch=launch)
         headers = {str(k): str(v) for k, v in (entry.get("headers") or {}).items()}
         return cls(kind, url=str(entry.get("url") or ""), headers=headers, timeout_s=timeout_s)
 
@@ -62,6 +69,13 @@ class McpServer:
     def label(self) -> str:
         """What the audit trail names the server by (never its headers or environment)."""
         return f"stdio:{' '.join(self.command)}" if self.kind == "mcp-stdio" else self.url
+
+
+def _limits(settings: Settings) -> ScriptLimits:
+    return ScriptLimits(
+        settings.script_max_memory_bytes, settings.script_max_file_bytes, settings.script_max_processes,
+        settings.script_max_cpu_s,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -80,7 +94,8 @@ class McpResult:
 @asynccontextmanager
 async def _session(server: McpServer) -> AsyncIterator[ClientSession]:
     if server.kind == "mcp-stdio":
-        params = StdioServerParameters(command=server.command[0], args=list(server.command[1:]), env=server.env or None)
+        argv = [*server.launch, *server.command]
+        params = StdioServerParameters(command=argv[0], args=argv[1:], env=server.env or None)
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
             yield session
@@ -227,7 +242,7 @@ def run_mcp_tool_call(ctx: TaskContext) -> dict[str, Any]:
     if not isinstance(call, dict) or not call.get("name"):
         raise TaskFailed("McpToolCall runs only as the tool call of an AIAgent", retryable=False)
     props = ctx.render(ctx.properties)
-    server = McpServer.of("mcp-stdio" if props.get("transport") == "stdio" else "mcp-http", props)
+    server = McpServer.of("mcp-stdio" if props.get("transport") == "stdio" else "mcp-http", props, ctx.engine.settings)
     name, arguments = str(call["name"]), dict(ctx.claimed.variables.get("arguments") or {})
     result = call_tool(server, name, arguments)
     at = ctx.claimed.coordinates

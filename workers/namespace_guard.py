@@ -44,21 +44,37 @@ class NamespaceGuard:
             )
         return location[0]
 
-    def stored_file(self, uri: str, what: str) -> Path:
-        """The local file behind `uri` when it belongs to an execution this flow may read, or this execution."""
+    def stored_file(self, uri: str, what: str, *, write: bool = False) -> Path:
+        """The local file behind `uri` when it belongs to this execution, an execution this flow may read, or
+        this namespace's files. With `write` (deleting it) only this flow's own namespace will do: reading
+        another namespace's executions is no licence to change their files."""
         try:
             path = storage.local_path(self._engine.settings.data_dir, uri)
         except storage.StorageError as e:
             raise TaskFailed(f"{what}: {e.message}", retryable=False) from e
-        at = self._claimed.coordinates
-        own = storage.execution_prefix(self.namespace, self._claimed.flow.id, at.execution_id)
-        if storage.belongs_to(uri, own) or self._readable_execution_file(uri):
+        owner = self._file_namespace(uri)
+        if owner is not None and (owner == self.namespace if write else self.allows(owner, Use.EXECUTION_READ)):
             return path
         raise TaskFailed(
-            f"{what}: {uri} is not a file of an execution namespace '{self.namespace}' may read", retryable=False
+            f"{what}: {uri} is not a file of an execution namespace '{self.namespace}' may "
+            f"{'change' if write else 'read'}",
+            retryable=False,
         )
 
-    def _readable_execution_file(self, uri: str) -> bool:
+    def _file_namespace(self, uri: str) -> str | None:
+        """The namespace a stored file belongs to: this execution's, the one of the execution named in its path,
+        or this flow's own namespace for its namespace files (`/<ns>/_files/...`); None when unknown."""
+        at = self._claimed.coordinates
+        if storage.belongs_to(uri, storage.execution_prefix(self.namespace, self._claimed.flow.id, at.execution_id)):
+            return self.namespace
+        owner = self._execution_file_namespace(uri)
+        if owner is not None:
+            return owner
+        if storage.belongs_to(uri, PurePosixPath("/", *self.namespace.split("."), "_files")):
+            return self.namespace
+        return None
+
+    def _execution_file_namespace(self, uri: str) -> str | None:
         # The path does not tell where the namespace ends (`/a/b/c/executions/...` is a.b's flow c or a's
         # flow b...), so the execution id in it is looked up and its exact prefix must match.
         parts = PurePosixPath(uri.removeprefix(storage.SCHEME)).parts
@@ -70,5 +86,5 @@ class NamespaceGuard:
                 continue
             prefix = storage.execution_prefix(location[0], location[1], parts[index + 1])
             if PurePosixPath(*parts[: index + 2]) == prefix:
-                return self.allows(location[0], Use.EXECUTION_READ)
-        return False
+                return location[0]
+        return None

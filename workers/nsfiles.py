@@ -13,9 +13,10 @@ from typing import Any
 
 from orchestrator import internal_storage as storage
 from orchestrator.core.errors import TaskFailed
+from orchestrator.core.namespace_access import Use
 from orchestrator.engine.kv import check_namespace
 from workers.context import TaskContext
-from workers.storage import local_path, store_file
+from workers.storage import store_file
 from workers.workdir import working_dir_of
 
 
@@ -32,8 +33,11 @@ def namespace_file(data_dir: Path, namespace: str, path: str) -> Path:
     return namespace_root(data_dir, namespace) / relative
 
 
-def _namespace(ctx: TaskContext) -> str:
-    return str(ctx.render(ctx.properties.get("namespace") or ctx.claimed.flow.namespace))
+def _namespace(ctx: TaskContext, use: Use) -> str:
+    """The namespace the task acts on: its own unless `namespace` names another that grants `use`."""
+    namespace = str(ctx.render(ctx.properties.get("namespace") or ctx.claimed.flow.namespace))
+    ctx.guard.require(namespace, use, f"{ctx.claimed.task.type} in namespace '{namespace}'")
+    return namespace
 
 
 def _patterns(ctx: TaskContext) -> list[str]:
@@ -61,7 +65,7 @@ def _all_files(root: Path) -> list[str]:
 
 def run_upload_files(ctx: TaskContext) -> dict[str, Any] | None:
     data_dir = ctx.engine.settings.data_dir
-    namespace = _namespace(ctx)
+    namespace = _namespace(ctx, Use.FILE_WRITE)
     destination = str(ctx.render(ctx.properties.get("destination") or "/"))
     destination = destination if destination.startswith("/") else "/" + destination
     conflict = str(ctx.render(ctx.properties.get("conflict") or "OVERWRITE"))
@@ -84,7 +88,7 @@ def run_upload_files(ctx: TaskContext) -> dict[str, Any] | None:
         if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
             raise TaskFailed("filesMap must be a Map<String, String>", retryable=False)
         for target, uri in mapping.items():
-            source = local_path(data_dir, uri)
+            source = ctx.guard.stored_file(uri, f"filesMap {target!r}")
             if source.is_file():
                 sources[destination + target] = source
     uploaded: dict[str, str] = {}
@@ -103,7 +107,7 @@ def run_upload_files(ctx: TaskContext) -> dict[str, Any] | None:
 
 def run_download_files(ctx: TaskContext) -> dict[str, Any] | None:
     data_dir = ctx.engine.settings.data_dir
-    root = namespace_root(data_dir, _namespace(ctx))
+    root = namespace_root(data_dir, _namespace(ctx, Use.FILE_READ))
     destination = str(ctx.render(ctx.properties.get("destination") or ""))
     patterns = _patterns(ctx)
     downloaded = {
@@ -115,7 +119,7 @@ def run_download_files(ctx: TaskContext) -> dict[str, Any] | None:
 
 
 def run_delete_files(ctx: TaskContext) -> dict[str, Any] | None:
-    namespace = _namespace(ctx)
+    namespace = _namespace(ctx, Use.FILE_WRITE)
     root = namespace_root(ctx.engine.settings.data_dir, namespace)
     patterns = _patterns(ctx)
     deleted = [p for p in (_all_files(root) if root.is_dir() else []) if _matches(p, patterns)]

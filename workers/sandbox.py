@@ -18,9 +18,11 @@ from __future__ import annotations
 import functools
 import os
 import pwd
+import resource
 import shutil
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +57,66 @@ def script_user(configured: str | None) -> ScriptUser | None:
             raise ConfigurationError("CHORUS_SCRIPTS_USER", f"scripts must not run as root (got {name!r})")
         return ScriptUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
     raise ConfigurationError("CHORUS_SCRIPTS_USER", f"no such user {names[0]!r} to run scripts as")
+
+
+@dataclass(frozen=True)
+class ScriptLimits:
+    """Kernel resource limits (setrlimit) a script process and its children start with; 0 means none.
+
+    They are per process (memory, file size, CPU) or per user (processes), not a cgroup: a script can still
+    spread its memory over many processes, up to `processes` of them.
+    """
+
+    memory_bytes: int = 0
+    file_bytes: int = 0
+    processes: int = 0
+    cpu_s: int = 0
+
+    def named(self, user: ScriptUser | None) -> list[tuple[str, int]]:
+        """The limits to set, by `resource` constant name."""
+        wanted = [("RLIMIT_AS", self.memory_bytes), ("RLIMIT_FSIZE", self.file_bytes), ("RLIMIT_CPU", self.cpu_s)]
+        # RLIMIT_NPROC counts every process of the real uid: only meaningful for a uid of the scripts' own; the
+        # worker's user (no switch) also runs the worker's processes and threads.
+        if user is not None:
+            wanted.append(("RLIMIT_NPROC", self.processes))
+        return [(name, value) for name, value in wanted if value > 0]
+
+    def preexec(self, user: ScriptUser | None) -> Callable[[], None]:
+        """What the child runs between fork and exec (after the switch of user), lowering its limits."""
+        limits = [(getattr(resource, name), value) for name, value in self.named(user)]
+
+        def apply() -> None:
+            for which, value in limits:
+                _, hard = resource.getrlimit(which)
+                ceiling = value if hard == resource.RLIM_INFINITY else min(value, hard)
+                resource.setrlimit(which, (ceiling, ceiling))
+
+        return apply
+
+
+#: Run by `launcher`: become the script user (when given), lower the limits, then exec the command.
+_LAUNCH = """import os, resource, sys
+uid, gid, limits, command = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+if uid >= 0:
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+for item in filter(None, limits.split(",")):
+    name, value = item.split("=")
+    which = getattr(resource, name)
+    hard = resource.getrlimit(which)[1]
+    ceiling = int(value) if hard == resource.RLIM_INFINITY else min(int(value), hard)
+    resource.setrlimit(which, (ceiling, ceiling))
+os.execvp(command[0], command)
+"""
+
+
+def launcher(user: ScriptUser | None, limits: ScriptLimits) -> list[str]:
+    """The argv prefix that runs a command as a script would run (its user, its limits), for processes a
+    library starts itself (an MCP stdio server), where no `preexec_fn` can be given."""
+    spec = ",".join(f"{name}={value}" for name, value in limits.named(user))
+    uid, gid = (user.uid, user.gid) if user is not None else (-1, -1)
+    return [sys.executable, "-I", "-c", _LAUNCH, str(uid), str(gid), spec]
 
 
 def hand_over(workdir: Path, user: ScriptUser | None) -> None:

@@ -26,7 +26,15 @@ from typing import IO, Any
 
 from orchestrator.core.errors import TaskFailed
 from workers.context import Handler, TaskContext
-from workers.sandbox import ScriptUser, close_storage_root, hand_over, python_for, reclaim, script_user
+from workers.sandbox import (
+    ScriptLimits,
+    ScriptUser,
+    close_storage_root,
+    hand_over,
+    python_for,
+    reclaim,
+    script_user,
+)
 from workers.storage import SCHEME, store_file
 
 #: How long a timed-out process group gets between SIGTERM and SIGKILL.
@@ -42,6 +50,9 @@ class _Collected:
     outputs: dict[str, Any] = field(default_factory=dict)
     metrics: list[Any] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Bytes the process may still print (stdout and stderr together); below zero it was killed for it.
+    budget: int = 0
+    overflowed: bool = False
 
 
 def _refuse_containers(props: Mapping[str, Any]) -> None:
@@ -114,8 +125,22 @@ def _command(ctx: TaskContext, props: Mapping[str, Any], workdir: Path) -> list[
     return [*interpreter, "\n".join(lines)]
 
 
-def _consume(ctx: TaskContext, stream: IO[str], level: str, collected: _Collected) -> None:
+def _consume(
+    ctx: TaskContext, stream: IO[str], level: str, collected: _Collected, process: subprocess.Popen[str]
+) -> None:
     for raw in stream:
+        with collected.lock:
+            collected.budget -= len(raw.encode("utf-8", "replace"))
+            over = collected.budget < 0
+            first = over and not collected.overflowed
+            collected.overflowed = collected.overflowed or over
+        if over:
+            # Every line is kept in the worker's memory until the attempt ends, then stored: a script printing
+            # without end would exhaust both. Stop it, and read on only to let the pipe close.
+            if first:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            continue
         line = raw.rstrip("\n")
         stripped = line.strip()
         if stripped.startswith("::{") and stripped.endswith("}::"):
@@ -160,18 +185,23 @@ def _run(
     ctx: TaskContext, command: list[str], workdir: Path, env: dict[str, str], user: ScriptUser | None
 ) -> tuple[int, _Collected]:
     timeout = ctx.claimed.task.timeout
-    collected = _Collected()
+    settings = ctx.engine.settings
+    collected = _Collected(budget=settings.script_max_output_bytes)
+    limits = ScriptLimits(
+        settings.script_max_memory_bytes, settings.script_max_file_bytes, settings.script_max_processes,
+        settings.script_max_cpu_s,
+    )  # fmt: skip
     # As another user: setgroups([]) drops root's supplementary groups before setgid/setuid.
     identity: dict[str, Any] = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
     process = subprocess.Popen(
         command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         text=True, encoding="utf-8", errors="replace", start_new_session=True,  # its own group: killable as a tree
-        **identity,
+        preexec_fn=limits.preexec(user), **identity,
     )  # fmt: skip
     assert process.stdout is not None and process.stderr is not None
     readers = [
-        threading.Thread(target=_consume, args=(ctx, process.stdout, "INFO", collected), daemon=True),
-        threading.Thread(target=_consume, args=(ctx, process.stderr, "WARN", collected), daemon=True),
+        threading.Thread(target=_consume, args=(ctx, process.stdout, "INFO", collected, process), daemon=True),
+        threading.Thread(target=_consume, args=(ctx, process.stderr, "WARN", collected, process), daemon=True),
     ]
     for reader in readers:
         reader.start()
@@ -239,6 +269,13 @@ def run_script(ctx: TaskContext) -> dict[str, Any] | None:
         hand_over(workdir, user)  # last: the files the worker wrote become the script's
         code, collected = _run(ctx, command, workdir, env, user)
         reclaim(workdir, user)  # output files are read from a directory the script's user no longer owns
+        if collected.overflowed:
+            limit = ctx.engine.settings.script_max_output_bytes
+            raise TaskFailed(
+                f"the script printed more than {limit} bytes (CHORUS_SCRIPT_MAX_OUTPUT_BYTES): its process group was "
+                "killed; write large results to an output file instead",
+                retryable=False,
+            )
         if code != 0:
             raise TaskFailed(f"Command failed with exit code {code}", retryable=True)
         outputs: dict[str, Any] = {"exitCode": code, "vars": collected.outputs}

@@ -42,7 +42,7 @@ def _source(ctx: TaskContext, prop: str) -> tuple[str, Path]:
     uri = ctx.render(ctx.properties.get(prop))
     if not isinstance(uri, str) or not uri.strip():
         raise TaskFailed(f"{prop}: expected the URI of a file in internal storage, got {uri!r}", retryable=False)
-    path = local_path(_data_dir(ctx), uri.strip())
+    path = ctx.guard.stored_file(uri.strip(), prop)
     if not path.is_file():
         raise TaskFailed(f"{prop}: no file at {uri.strip()}", retryable=False)
     return uri.strip(), path
@@ -96,7 +96,7 @@ def run_concat(ctx: TaskContext) -> dict[str, Any] | None:
     separator = ctx.properties.get("separator")
     body = bytearray()
     for uri in files:
-        path = local_path(_data_dir(ctx), str(ctx.render(uri)))
+        path = ctx.guard.stored_file(str(ctx.render(uri)), "files")
         if not path.is_file():
             raise TaskFailed(f"files: no file at {uri}", retryable=False)
         body += path.read_bytes()
@@ -163,12 +163,10 @@ def run_reverse(ctx: TaskContext) -> dict[str, Any] | None:
     return {"uri": store_file(_data_dir(ctx), ctx.claimed, _temp_name(_extension(uri)), body)}
 
 
-def _any_path(ctx: TaskContext, prop: str) -> tuple[str, Path]:
+def _any_path(ctx: TaskContext, prop: str, *, write: bool = False) -> tuple[str, Path]:
+    """A file of an execution this flow may read (to delete: of its own namespace), or of its namespace."""
     uri = str(ctx.render(ctx.properties.get(prop)))
-    try:
-        return uri, storage.local_path(_data_dir(ctx), uri)
-    except storage.StorageError as e:
-        raise TaskFailed(e.message, retryable=False) from e
+    return uri, ctx.guard.stored_file(uri, prop, write=write)
 
 
 def run_size(ctx: TaskContext) -> dict[str, Any] | None:
@@ -179,7 +177,7 @@ def run_size(ctx: TaskContext) -> dict[str, Any] | None:
 
 
 def run_delete(ctx: TaskContext) -> dict[str, Any] | None:
-    uri, path = _any_path(ctx, "uri")
+    uri, path = _any_path(ctx, "uri", write=True)
     deleted = path.is_file()
     if deleted:
         path.unlink()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.core.errors import TaskFailed
 from orchestrator.core.namespace_access import Use
 from orchestrator.engine import CORRELATION_LABEL, Engine, Verdict
 from workers.context import TaskContext
@@ -37,7 +38,13 @@ def labels_for(ctx: TaskContext) -> list[dict[str, str]]:
         labels += [{"key": k, "value": str(v)} for k, v in parent_labels.items()]
     elif CORRELATION_LABEL in parent_labels:
         labels.append({"key": CORRELATION_LABEL, "value": str(parent_labels[CORRELATION_LABEL])})
-    return labels + _labels(ctx.render_stored(props.get("labels"), "labels"))
+    extra = _labels(ctx.render_stored(props.get("labels"), "labels"))
+    # As the Labels task and the API: a flow may not forge a child's system labels (its correlation id, who
+    # started it, read-only); the parent's own system labels above are passed on by the engine's rules.
+    reserved = [label["key"] for label in extra if label["key"].startswith("system.")]
+    if reserved:
+        raise TaskFailed(f"labels {reserved} are reserved for the system", retryable=False)
+    return labels + extra
 
 
 def start_subflow(ctx: TaskContext, engine: Engine) -> Verdict:

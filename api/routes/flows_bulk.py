@@ -31,6 +31,9 @@ router = APIRouter(tags=["Flows"], dependencies=[Depends(authenticate)])
 _DISABLED_LINE = re.compile(r"^disabled[ \t]*:.*$", re.MULTILINE)
 _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_FLOWS = 10_000
+#: Most bytes an imported zip may unpack to: the body cap bounds the zip, not what it inflates to (a few MB of
+#: zip can hold gigabytes of one repeated byte, all of which would be read into the server's memory).
+_MAX_UNZIPPED_BYTES = 100 * 1024 * 1024
 
 
 class FlowKey(BaseModel):
@@ -164,7 +167,7 @@ def _documents(raw: bytes, name: str) -> list[tuple[str, str]]:
                 members = [m for m in archive.infolist() if m.filename.endswith((".yml", ".yaml")) and not m.is_dir()]
                 if len(members) > _MAX_FLOWS:
                     raise QueryInvalid("fileUpload", f"more than {_MAX_FLOWS} flows")
-                return [(m.filename, archive.read(m).decode("utf-8")) for m in members]
+                return _unzipped(archive, members)
         except (zipfile.BadZipFile, UnicodeDecodeError, ValueError) as e:
             raise QueryInvalid("fileUpload", f"not a readable zip of UTF-8 YAML files: {e}") from e
     try:
@@ -172,6 +175,21 @@ def _documents(raw: bytes, name: str) -> list[tuple[str, str]]:
     except UnicodeDecodeError as e:
         raise QueryInvalid("fileUpload", "not UTF-8 YAML") from e
     return [(f"{name}#{i}", doc) for i, doc in enumerate(split_documents(text)) if doc.strip()]
+
+
+def _unzipped(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo]) -> list[tuple[str, str]]:
+    """Each member's text, reading no more than _MAX_UNZIPPED_BYTES in all (sizes in the zip's headers are the
+    uploader's word: the reads themselves are counted)."""
+    left = _MAX_UNZIPPED_BYTES
+    documents = []
+    for member in members:
+        with archive.open(member) as stream:
+            content = stream.read(left + 1)
+        left -= len(content)
+        if left < 0:
+            raise QueryInvalid("fileUpload", f"the zip unpacks to more than {_MAX_UNZIPPED_BYTES} bytes")
+        documents.append((member.filename, content.decode("utf-8")))
+    return documents
 
 
 @router.post(

@@ -37,7 +37,7 @@ async def _body(request: Request, eng: Engine, execution_id: str) -> dict[str, A
         return {}
     try:
         body = json.loads(raw)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise InputInvalid("body", "expected a JSON object or a multipart form") from e
     if not isinstance(body, dict):
         raise InputInvalid("body", "expected a JSON object")

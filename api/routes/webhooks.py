@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import EngineDep, SubmitGroupsDep
+from api.errors import QueryInvalid
 from api.waiting import wait_for_execution
 from orchestrator.core.states import State
 
@@ -29,6 +30,8 @@ def _body(raw: bytes) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+    except RecursionError as e:  # `[[[[...` thousands deep: the caller has no account, so no 500 for them
+        raise QueryInvalid("body", "JSON nested too deeply to read") from e
 
 
 def _multi(items: list[tuple[str, str]]) -> dict[str, list[str]]:

@@ -173,6 +173,9 @@ def start_redis(
     must not reach the broker (it could read other namespaces' results or forge task messages).
     """
     data_dir = _prepare_dir(data_dir)
+    # Its append-only file holds every message and result (task errors included): Redis writes it 0644, so the
+    # directory, Redis's own, is closed to other users (a script task runs as one).
+    data_dir.chmod(0o700)
     lock = _lock_dir(data_dir, "redis")
     try:
         binary = _redis_binary()
@@ -347,6 +350,8 @@ def _spawn(
     offset = _log_size(log_path)
     user, group, extra_groups = process_identity(account)
     with log_path.open("ab") as log:
+        # A server's log quotes failed statements and their values: its owner's alone, like the data.
+        log_path.chmod(0o600)
         try:
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,

@@ -37,6 +37,7 @@ from orchestrator.core.pebble_syntax import Translation, translate
 from orchestrator.core.pebble_values import format_value, to_plain, truthy
 
 __all__ = [
+    "PLACEHOLDER",
     "Authored",
     "ExpressionFunctions",
     "RenderLimits",
@@ -45,6 +46,7 @@ __all__ = [
     "has_expression",
     "is_true",
     "render",
+    "render_parts",
     "render_typed",
     "render_value",
 ]
@@ -282,6 +284,23 @@ def render(
         return template
     with _bounded(functions, limits):
         return _render_in(template, variables)
+
+
+def render_parts(
+    template: str,
+    variables: Mapping[str, Any],
+    *,
+    functions: ExpressionFunctions | None = None,
+    limits: RenderLimits = RenderLimits(),
+) -> list[tuple[str, bool]]:
+    """Render once, as a render() pass: each chunk of the output with whether it is authored text (True) or data
+    that an expression printed (inputs, outputs, trigger bodies, KV values...), which must never become code."""
+    if not has_expression(template):
+        return [(template, True)]
+    with _bounded(functions, limits) as state:
+        state.depth += 1  # chunks are told apart only inside a pass (authored.py)
+        chunks = _generate(_compile(template), variables)[0]
+    return [(str.__str__(chunk), isinstance(chunk, Code)) for chunk in chunks]
 
 
 def render_typed(

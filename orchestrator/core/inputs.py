@@ -156,6 +156,8 @@ def _json(value: JsonValue) -> JsonValue:
         parsed: JsonValue = json.loads(value, parse_constant=_no_constant)
     except ValueError as e:
         raise ValueError(f"expected a JSON document: {e}") from e
+    except RecursionError as e:  # thousands of `[`: json's recursion, which must not become a 500
+        raise ValueError("expected a JSON document: it nests too deeply to read") from e
     return parsed
 
 

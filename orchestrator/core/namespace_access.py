@@ -39,6 +39,8 @@ class Use(enum.StrEnum):
     KV_READ = "kv.read"  #: kv() and the KV Get task
     KV_WRITE = "kv.write"  #: the KV Set and Delete tasks
     FLOW_WRITE = "flow.write"  #: enable or disable its flows' triggers (the Toggle task)
+    FILE_READ = "file.read"  #: its namespace files (DownloadFiles)
+    FILE_WRITE = "file.write"  #: upload or delete its namespace files (UploadFiles, DeleteFiles)
 
 
 def matches(pattern: str, namespace: str) -> bool:
@@ -121,6 +123,9 @@ _TASK_USES = {
     "Toggle": Use.FLOW_WRITE,
     "Fetch": Use.LOG_READ,
     "Resume": Use.EXECUTION_RESUME,
+    "DownloadFiles": Use.FILE_READ,
+    "UploadFiles": Use.FILE_WRITE,
+    "DeleteFiles": Use.FILE_WRITE,
 }
 
 

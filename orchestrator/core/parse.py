@@ -28,7 +28,9 @@ __all__ = ["MAX_DOCUMENT_BYTES", "load_document", "parse_flow", "parse_flow_with
 
 # Kestra's patterns (AbstractFlow), applied to the whole value.
 FLOW_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
-NAMESPACE = re.compile(r"[a-z0-9][a-z0-9._-]*")
+#: Dot-separated names, none empty and none `_files`: each name is a storage directory (`a.b` is `/a/b`), so `a..b`
+#: or `a.` would share `a.b`'s or `a`'s files, and `a._files` would live inside `a`'s namespace files.
+NAMESPACE = re.compile(r"[a-z0-9][a-z0-9_-]*(?:\.(?!_files(?:\.|$))[a-z0-9_-]+)*")
 
 
 def load_document(text: str) -> dict[str, Any]:
@@ -87,7 +89,7 @@ class _FlowReader(TaskReader, TriggerReader):
         self.unknown_keys(data, _TOP_LEVEL, "", "at the top level of a flow")
         flow_id = self.identifier(data, "id", "", FLOW_ID, 100, "letters, digits, '.', '_' and '-'")
         namespace = self.identifier(
-            data, "namespace", "", NAMESPACE, 150, "lowercase letters, digits, '.', '_' and '-'"
+            data, "namespace", "", NAMESPACE, 150, "lowercase names (letters, digits, '_', '-') joined by single dots"
         )
         fields: dict[str, Any] = {
             "description": self.text(data, "description", ""),

@@ -23,7 +23,8 @@ from orchestrator.store.database import Session, read_only, sessionmaker, transa
 from orchestrator.store.tables import KeyValueRow
 
 _KEY = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,511}$")
-_NAMESPACE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,255}$")
+#: As a flow's namespace (`core.parse.NAMESPACE`): no empty name between dots, no `_files` (storage directories).
+_NAMESPACE = re.compile(r"^(?=.{1,256}$)[a-zA-Z0-9][a-zA-Z0-9_-]*(?:\.(?!_files(?:\.|$))[a-zA-Z0-9_-]+)*$")
 _SYMBOL = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")  # an Ion symbol: Kestra reads it as a string
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DURATION_TEXT = re.compile(r"^[-+]?P", re.IGNORECASE)
@@ -53,7 +54,10 @@ class TypedValue:
 
 def check_namespace(namespace: str) -> str:
     if not _NAMESPACE.match(namespace):
-        raise ValueInvalid("namespace", "must be letters, digits, '.', '_' or '-' (at most 256 characters)")
+        raise ValueInvalid(
+            "namespace",
+            "must be names (letters, digits, '_', '-') joined by single dots, none `_files` (at most 256 characters)",
+        )
     return namespace
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -277,7 +278,9 @@ def test_an_agent_run_holds_one_mcp_session_for_its_listing_and_all_its_calls(
     mcp_stdio_command: list[str],
     tmp_path: Path,
 ) -> None:
-    sessions_log = tmp_path / "sessions.log"
+    shared = Path(tempfile.mkdtemp(prefix="chorus-mcp-sessions-"))  # the server may run as the scripts user
+    shared.chmod(0o777)
+    sessions_log = shared / "sessions.log"
     where = f"command: {json.dumps(mcp_stdio_command)}\n        env: {{CHORUS_TEST_MCP_SESSIONS_LOG: '{sessions_log}'}}"
     deploy_flow(_mcp_flow("io.kestra.plugin.ai.tool.StdioMcpClient", where))
     question = _question()

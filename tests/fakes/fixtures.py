@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import mcp
 import pytest
 
 from orchestrator.cli.embedded import free_port
@@ -18,6 +19,7 @@ from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire
 from tests.fakes.webhook import WebhookReceiver
 from tests.harness.cluster import start_process, stop
+from workers.sandbox import python_for, script_user
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +45,18 @@ MCP_SERVER_SCRIPT = Path(__file__).resolve().parent / "mcp_server.py"
 
 @pytest.fixture(scope="session")
 def mcp_stdio_command() -> list[str]:
-    """The command line an agent's StdioMcpClient starts: our tiny MCP server over stdio."""
-    return [sys.executable, str(MCP_SERVER_SCRIPT)]
+    """The command line an agent's StdioMcpClient starts: our tiny MCP server over stdio.
+
+    A root worker starts it as the scripts user, who may not reach this interpreter (a virtualenv under /root):
+    it then runs on the interpreter scripts get, with this environment's packages on its path."""
+    user = script_user(None)
+    interpreter = python_for(user)
+    if interpreter == sys.executable:
+        return [sys.executable, str(MCP_SERVER_SCRIPT)]
+    packages = str(Path(mcp.__file__).resolve().parent.parent)
+    script = str(MCP_SERVER_SCRIPT)
+    boot = f"import sys, runpy; sys.path[:0] = [{packages!r}]; runpy.run_path({script!r}, run_name='__main__')"
+    return [interpreter, "-c", boot]
 
 
 @pytest.fixture(scope="session")

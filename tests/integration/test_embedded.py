@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -343,3 +344,14 @@ def test_free_port_never_hands_out_the_same_port_twice_in_a_process() -> None:
     # from two calls, before either binds, once got one port between them (a worker group served no metrics).
     ports = [free_port() for _ in range(300)]
     assert len(set(ports)) == len(ports)
+
+
+def test_redis_data_and_server_logs_are_closed_to_other_users(tmp_path: Path, started: Start) -> None:
+    # A script task runs as another user on the same machine: the append-only file (every message and result)
+    # and the servers' logs (failed statements with their values) must not be readable to it.
+    redis_dir = tmp_path / "redis"
+    server = started(start_redis(redis_dir, persist=True, password="pw-for-the-test"))
+    redis.Redis.from_url(server.url).set("k", "v")
+
+    assert stat.S_IMODE(redis_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((redis_dir / "redis.log").stat().st_mode) == 0o600

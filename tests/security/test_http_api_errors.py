@@ -118,3 +118,26 @@ def test_the_cli_refuses_a_token_lifetime_beyond_the_limit_naming_the_flag(datab
 
     assert done.returncode == 2, done.stderr
     assert "--expires-in" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("deep", ["[" * 200_000 + "]" * 200_000, '{"a":' * 100_000 + "1" + "}" * 100_000])
+def test_a_webhook_body_nested_too_deeply_is_a_422_naming_the_body(client: TestClient, deep: str) -> None:
+    # The caller has no account; json.loads' RecursionError used to be a 500.
+    assert client.post(f"{API}/flows", content=WEBHOOK, headers=YAML).status_code == 200
+
+    response = client.post(
+        f"{API}/executions/webhook/security.hooks/hook/s3cret-key",
+        content=deep,
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 422, response.text
+    assert _fields(response) == ["body"]
+    assert "nested too deeply" in response.json()["message"]
+
+
+def test_an_a2a_call_nested_too_deeply_is_a_json_rpc_parse_error(client: TestClient) -> None:
+    response = client.post("/a2a", content="[" * 200_000 + "]" * 200_000, headers={"Content-Type": "application/json"})
+
+    assert response.status_code < 500, response.text
+    assert response.json()["error"]["code"] == -32700

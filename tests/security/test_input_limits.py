@@ -143,3 +143,59 @@ def test_flow_namespaces_cannot_be_paths(client: TestClient, tally: Tally, names
 
     assert tally(response.status_code) == 422, response.text
     assert "namespace" in _fields(response)
+
+
+DEEP_JSON = "[" * 200_000 + "]" * 200_000
+
+WITH_JSON = """id: typed
+namespace: security.json
+inputs:
+  - id: doc
+    type: JSON
+  - id: items
+    type: ARRAY
+    itemType: STRING
+    required: false
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ inputs.doc }}"
+"""
+
+
+@pytest.mark.parametrize("field", ["doc", "items"])
+def test_a_json_input_nested_too_deeply_is_a_422_naming_it(client: TestClient, tally: Tally, field: str) -> None:
+    assert client.post(f"{API}/flows", content=WITH_JSON, headers=YAML).status_code == 200
+    form = {"doc": "{}", field: DEEP_JSON}
+
+    response = client.post(f"{API}/executions/security.json/typed", files={k: (None, v) for k, v in form.items()})
+
+    assert tally(response.status_code) == 422, response.text
+    assert _fields(response) == [f"inputs.{field}"]
+    assert "nests too deeply" in response.json()["message"]
+
+
+@pytest.mark.parametrize("namespace", ["security..files", "security.files.", "security.files._files", "a._files.b"])
+def test_a_namespace_that_would_share_another_namespaces_storage_is_refused(
+    client: TestClient, tally: Tally, namespace: str
+) -> None:
+    # Each name is a storage directory: `a..b` and `a.b.` were `/a/b` (namespace a.b's files), and `a._files`
+    # lived inside namespace a's files, so either side read the other's namespace files.
+    task = "  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: m\n"
+    source = f"id: f\nnamespace: {namespace!r}\ntasks:\n{task}"
+
+    deployed = client.post(f"{API}/flows", content=source, headers=YAML)
+    kv = client.put(f"{API}/namespaces/{namespace}/kv/k", content='"v"', headers={"Content-Type": "application/json"})
+    files = client.get(f"{API}/namespaces/{namespace}/files/directory")
+
+    assert tally(deployed.status_code) == 422, deployed.text
+    assert "namespace" in _fields(deployed)
+    assert tally(kv.status_code) == 422 and _fields(kv) == ["namespace"], kv.text
+    assert tally(files.status_code) == 422 and _fields(files) == ["namespace"], files.text
+
+
+def test_namespaces_with_underscores_and_dashes_still_deploy(client: TestClient) -> None:
+    task = "  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: m\n"
+    for namespace in ("security.my_team-1", "security._private", "security.files_x"):
+        source = f"id: f\nnamespace: {namespace}\ntasks:\n{task}"
+        assert client.post(f"{API}/flows", content=source, headers=YAML).status_code == 200, namespace

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
 from tests.integration.workers.conftest import Runner
@@ -24,9 +25,12 @@ def _upload(namespace: str, uri: str, conflict: str = "OVERWRITE") -> str:
     )
 
 
-def _uploaded_source(run_task: Runner, namespace: str) -> str:
+def _uploaded_source(run_task: Runner, namespace: str, execution_id: str) -> str:
+    """A file written by `execution_id`, which then uploads it (a task may only use files it may read)."""
     written = run_task(
-        _flow(namespace, "  - id: t\n    type: io.kestra.plugin.core.storage.Write\n    content: hi"), "t"
+        _flow(namespace, "  - id: t\n    type: io.kestra.plugin.core.storage.Write\n    content: hi"),
+        "t",
+        execution_id=execution_id,
     )
     assert written.outputs is not None, written.error
     return str(written.outputs["uri"])
@@ -34,7 +38,10 @@ def _uploaded_source(run_task: Runner, namespace: str) -> str:
 
 def test_upload_puts_a_file_in_the_namespace_and_read_returns_it(run_task: Runner, worker_engine: Engine) -> None:
     namespace = f"tests.ns{uuid.uuid4().hex[:8]}"
-    uploaded = run_task(_upload(namespace, _uploaded_source(run_task, namespace)), "t")
+    execution_id = new_id()
+    uploaded = run_task(
+        _upload(namespace, _uploaded_source(run_task, namespace, execution_id)), "t", execution_id=execution_id
+    )
     assert uploaded.state is State.SUCCESS, uploaded.error
     assert namespace_file(worker_engine.settings.data_dir, namespace, "/data/hello.txt").read_text() == "hi"
 
@@ -51,10 +58,11 @@ def test_upload_puts_a_file_in_the_namespace_and_read_returns_it(run_task: Runne
 
 def test_upload_with_conflict_error_fails_on_an_existing_file(run_task: Runner) -> None:
     namespace = f"tests.ns{uuid.uuid4().hex[:8]}"
-    source = _uploaded_source(run_task, namespace)
-    run_task(_upload(namespace, source), "t")
+    execution_id = new_id()
+    source = _uploaded_source(run_task, namespace, execution_id)
+    run_task(_upload(namespace, source), "t", execution_id=execution_id)
 
-    again = run_task(_upload(namespace, source, conflict="ERROR"), "t")
+    again = run_task(_upload(namespace, source, conflict="ERROR"), "t", execution_id=execution_id)
 
     assert again.state is State.FAILED
     assert again.error == f"File '/data/hello.txt' already exists in namespace '{namespace}'"
@@ -62,7 +70,8 @@ def test_upload_with_conflict_error_fails_on_an_existing_file(run_task: Runner) 
 
 def test_download_copies_matching_files_into_the_execution(run_task: Runner, worker_engine: Engine) -> None:
     namespace = f"tests.ns{uuid.uuid4().hex[:8]}"
-    run_task(_upload(namespace, _uploaded_source(run_task, namespace)), "t")
+    execution_id = new_id()
+    run_task(_upload(namespace, _uploaded_source(run_task, namespace, execution_id)), "t", execution_id=execution_id)
 
     downloaded = run_task(
         _flow(
@@ -82,7 +91,8 @@ def test_download_copies_matching_files_into_the_execution(run_task: Runner, wor
 
 def test_delete_removes_matching_files_and_read_then_fails(run_task: Runner) -> None:
     namespace = f"tests.ns{uuid.uuid4().hex[:8]}"
-    run_task(_upload(namespace, _uploaded_source(run_task, namespace)), "t")
+    execution_id = new_id()
+    run_task(_upload(namespace, _uploaded_source(run_task, namespace, execution_id)), "t", execution_id=execution_id)
 
     deleted = run_task(
         _flow(

@@ -18,13 +18,14 @@ Put = Callable[[str, str], str]
 
 @pytest.fixture
 def put(worker_engine: Engine) -> Put:
-    """Write a file into internal storage; return its kestra:/// URI."""
+    """Write a file into internal storage, among the namespace files of the flows' namespace (`tests.workers`, a
+    task may only use files of its namespace or of executions it may read); return its kestra:/// URI."""
 
     def write(name: str, text: str) -> str:
-        path = worker_engine.settings.data_dir / "storage" / "tests" / name
+        path = worker_engine.settings.data_dir / "storage" / "tests" / "workers" / "_files" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        return f"kestra:///tests/{name}"
+        return f"kestra:///tests/workers/_files/{name}"
 
     return write
 

@@ -62,3 +62,24 @@ def test_publish_refuses_a_counter_that_is_no_number(run_task: Runner) -> None:
 
     assert outcome.state is State.FAILED
     assert outcome.error == "metrics: counter 'rows' needs a number, got 'many'"
+
+
+def test_what_the_spec_prints_from_data_stays_data(run_task: Runner) -> None:
+    # Kestra renders the spec, then the task renders its properties again: an input holding an expression (or a
+    # line break and more YAML) would be run as the author's code. Here it is printed as given.
+    spec = '      type: io.kestra.plugin.core.debug.Return\n      format: "{{ trigger.body.text }}"'
+    text = '{{ flow.namespace }}-{{ 7 * 7 }}"\nnope: 1'
+
+    outcome = run_task(_templated(spec), "t", trigger={"body": {"text": text}})
+
+    assert outcome.state is State.SUCCESS, outcome.error
+    assert outcome.outputs == {"value": text}
+
+
+def test_a_value_printed_whole_keeps_its_structure(run_task: Runner) -> None:
+    spec = "      type: io.kestra.plugin.core.output.OutputValues\n      values: {{ trigger.body.values }}"
+
+    outcome = run_task(_templated(spec), "t", trigger={"body": {"values": {"a": "{{ 1 + 1 }}", "b": [1, 2]}}})
+
+    assert outcome.state is State.SUCCESS, outcome.error
+    assert outcome.outputs == {"values": {"a": "{{ 1 + 1 }}", "b": [1, 2]}}
