@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import mcp
 import pytest
 
 from orchestrator.cli.embedded import free_port
@@ -41,22 +42,23 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 
 
 MCP_SERVER_SCRIPT = Path(__file__).resolve().parent / "mcp_server.py"
+MCP_STDIO_SERVER_SCRIPT = Path(__file__).resolve().parent / "mcp_stdio_server.py"
 
 
 @pytest.fixture(scope="session")
-def mcp_stdio_command() -> list[str]:
+def mcp_stdio_command() -> Iterator[list[str]]:
     """The command line an agent's StdioMcpClient starts: our tiny MCP server over stdio.
 
-    A root worker starts it as the scripts user, who may not reach this interpreter (a virtualenv under /root):
-    it then runs on the interpreter scripts get, with this environment's packages on its path."""
-    user = script_user(None)
-    interpreter = python_for(user)
-    if interpreter == sys.executable:
-        return [sys.executable, str(MCP_SERVER_SCRIPT)]
-    packages = str(Path(mcp.__file__).resolve().parent.parent)
-    script = str(MCP_SERVER_SCRIPT)
-    boot = f"import sys, runpy; sys.path[:0] = [{packages!r}]; runpy.run_path({script!r}, run_name='__main__')"
-    return [interpreter, "-c", boot]
+    A root worker starts it as the scripts user, who may reach neither this interpreter (a virtualenv under
+    /root) nor this checkout (cloned into a private 0700 directory, as CI does): the server needs only the
+    standard library, so it runs from a copy anyone can read, on the interpreter scripts get."""
+    staged = Path(tempfile.mkdtemp(prefix="chorus-mcp-stdio-"))
+    staged.chmod(0o755)
+    script = staged / MCP_STDIO_SERVER_SCRIPT.name
+    shutil.copyfile(MCP_STDIO_SERVER_SCRIPT, script)
+    script.chmod(0o644)
+    yield [python_for(script_user(None)), str(script)]
+    shutil.rmtree(staged, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
