@@ -25,7 +25,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from api import flow_tools, mcp_reads
 from api.deps import authenticate, engine
@@ -160,7 +160,41 @@ class _Authenticated:
         # rather than the session's notifications (progress of someone else's calls).
         who = principal.token_id or principal.actor
         scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=who, scopes=[], subject=principal.actor))
+        if scope["method"] == "POST":
+            body = await request.body()
+            if _nested_too_deep(body):
+                # The SDK's parser raises RecursionError on `[[[[...` thousands deep and answers a 500: a client
+                # error is a JSON-RPC parse error, as the A2A endpoint answers it.
+                error = {"code": -32700, "message": "Parse error: JSON nested too deeply to read"}
+                answer = JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, status_code=400)
+                await answer(scope, receive, send)
+                return
+            receive = _replaying(body, receive)  # the body was read here: the SDK reads it again from this
         await self.manager.handle_request(scope, receive, send)
+
+
+def _nested_too_deep(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except RecursionError:
+        return True
+    except ValueError:
+        return False  # not JSON at all: the SDK answers its own parse error
+    return False
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands `body` over once, then the connection's own messages (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _security(app: FastAPI) -> TransportSecuritySettings | None:

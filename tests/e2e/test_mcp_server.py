@@ -195,6 +195,26 @@ def test_mcp_errors_from_the_sdk_are_not_raised_for_tool_failures(tools_server: 
         raise AssertionError(f"protocol error instead of an error result: {e}") from e
 
 
+def test_json_nested_thousands_deep_is_a_parse_error_not_a_500(tools_server: ToolsServer) -> None:
+    headers = {
+        **tools_server.headers(tools_server.operator),
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    deep = "[" * 100_000 + "]" * 100_000
+    for path in ("/mcp", "/mcp/stateless"):
+        response = httpx.post(f"{tools_server.base}{path}", content=deep, headers=headers, timeout=30)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == -32700
+    # A sound request on the same endpoint still reaches the SDK, the body read once by the check and once by it.
+    params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "probe", "version": "0"}}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+    with httpx.stream("POST", f"{tools_server.base}/mcp", json=body, headers=headers, timeout=30) as response:
+        assert response.status_code == 200
+        data = next(line for line in response.iter_lines() if line.startswith("data: "))
+    assert json.loads(data.removeprefix("data: "))["result"]["protocolVersion"] == "2025-11-25"
+
+
 def test_a_client_of_an_earlier_revision_gets_a_session_in_its_own_revision(tools_server: ToolsServer) -> None:
     headers = {**tools_server.headers(tools_server.operator), "Accept": "application/json, text/event-stream"}
     params = {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "old", "version": "0"}}
