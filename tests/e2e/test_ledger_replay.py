@@ -8,7 +8,6 @@ this one can be stopped, and a replay that called it would fail.
 from __future__ import annotations
 
 import io
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.e2e.test_agent_memory import REMEMBERING
 from tests.e2e.test_ai_agent import _mcp_flow
 from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire, Reply
+from tests.harness.agent_flows import agent_flow, lookup_tool, mcp_tool
 from tests.harness.executions import task_runs
 from tests.harness.services import psycopg_url
 
@@ -211,30 +211,7 @@ def test_bad_ledger_options_are_a_422_naming_the_parameter(
     assert [e["path"] for e in response.json()["_embedded"]["errors"]] == [field]
 
 
-AGENT = """
-id: agent-ledger
-namespace: {ns}
-inputs:
-  - id: question
-    type: STRING
-tasks:
-  - id: agent
-    type: io.kestra.plugin.ai.agent.AIAgent
-    provider:
-      type: io.kestra.plugin.ai.provider.OpenAI
-      modelName: gpt-4o-mini
-      baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
-      apiKey: "{{ secret('OPENAI_API_KEY') }}"
-    prompt: "{{ inputs.question }}"
-    tools:
-      - type: io.kestra.plugin.ai.tool.KestraTask
-        tasks:
-          - id: lookup
-            type: io.kestra.plugin.core.output.OutputValues
-            values:
-              order: "{{ arguments.order_id }}"
-              at: "{{ now() }}"
-"""
+AGENT = agent_flow("agent-ledger", lookup_tool('at: "{{ now() }}"'))  # the time it ran: served, the original's
 
 
 def test_an_agents_model_and_tool_calls_are_served_from_the_ledger(
@@ -350,7 +327,7 @@ def test_an_agents_mcp_tool_call_is_served_from_the_ledger(
     mcp_stdio_command: list[str],
 ) -> None:
     """The MCP call is the original's (no `agent.mcp_call` in the replay); the server is still asked for its tools."""
-    deploy_flow(_mcp_flow("io.kestra.plugin.ai.tool.StdioMcpClient", f"command: {json.dumps(mcp_stdio_command)}"))
+    deploy_flow(_mcp_flow(mcp_tool("io.kestra.plugin.ai.tool.StdioMcpClient", command=mcp_stdio_command)))
     question = f"where is order A-17? ({uuid.uuid4().hex})"
     script = openai_wire.script(
         question, Reply.tool_call("order_status", {"order_id": "A-17"}), Reply.text("It has shipped.")

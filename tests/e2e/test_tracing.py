@@ -27,6 +27,7 @@ from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.fakes.otlp import STATUS_ERROR, OtlpReceiver, ReceivedSpan
 from tests.harness import services
+from tests.harness.agent_flows import agent_flow, lookup_tool
 from tests.harness.cluster import Cluster
 from tests.harness.executions import task_runs
 from tests.harness.waiting import wait_for_state
@@ -35,29 +36,7 @@ SEED_FLOW = Path(__file__).parents[2] / "examples" / "customer-feedback-analysis
 NAMESPACE, FLOW_ID, WEBHOOK_KEY = "company.support", "customer-feedback-analysis", "feedback-7c1e"
 SPAN_KIND_CLIENT = 3
 
-AGENT_FLOW = """
-id: traced-agent
-namespace: tests.tracing
-inputs:
-  - id: question
-    type: STRING
-tasks:
-  - id: agent
-    type: io.kestra.plugin.ai.agent.AIAgent
-    provider:
-      type: io.kestra.plugin.ai.provider.OpenAI
-      modelName: gpt-4o-mini
-      baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
-      apiKey: "{{ secret('OPENAI_API_KEY') }}"
-    prompt: "{{ inputs.question }}"
-    tools:
-      - type: io.kestra.plugin.ai.tool.KestraTask
-        tasks:
-          - id: lookup
-            type: io.kestra.plugin.core.output.OutputValues
-            values:
-              order: "{{ arguments.order_id }}"
-"""
+AGENT_FLOW = agent_flow("traced-agent", lookup_tool(), namespace="tests.tracing")
 
 
 LOG_THEN_CHAT_FLOW = """
