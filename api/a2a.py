@@ -23,6 +23,7 @@ from api import flow_tools
 from api.deps import authenticate, engine
 from api.permissions import Permission, require_on
 from orchestrator import store
+from orchestrator.core import json_text
 from orchestrator.core.errors import ChorusError, Conflict, InputInvalid, NotFound
 from orchestrator.core.ids import new_id
 from orchestrator.core.states import State
@@ -100,11 +101,9 @@ async def _rpc(request: Request, skill: str | None) -> Response:
     method, raw = "", None
     try:
         try:
-            raw = json.loads(await request.body())
-        except ValueError as e:
+            raw = json_text.loads(await request.body())
+        except ValueError as e:  # JsonTooDeep too: "not JSON: JSON nested too deeply to read"
             raise RpcError(a2a.PARSE_ERROR, f"not JSON: {e}") from e
-        except RecursionError as e:
-            raise RpcError(a2a.PARSE_ERROR, "not JSON: nested too deeply to read") from e
         if isinstance(raw, dict):
             request_id = raw.get("id") if isinstance(raw.get("id"), str | int) else None
         call = _parse(a2a.RpcRequest, raw, a2a.INVALID_REQUEST)

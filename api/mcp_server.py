@@ -29,6 +29,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from api import flow_tools, mcp_reads
 from api.deps import authenticate, engine
+from orchestrator.core import json_text
 from orchestrator.core.errors import ChorusError
 from orchestrator.core.states import State
 from orchestrator.engine import Engine
@@ -162,25 +163,16 @@ class _Authenticated:
         scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=who, scopes=[], subject=principal.actor))
         if scope["method"] == "POST":
             body = await request.body()
-            if _nested_too_deep(body):
+            if json_text.nests_deeper_than(body):
                 # The SDK's parser raises RecursionError on `[[[[...` thousands deep and answers a 500: a client
-                # error is a JSON-RPC parse error, as the A2A endpoint answers it.
+                # error is a JSON-RPC parse error, as the A2A endpoint answers it. A scan, so that the SDK's
+                # parse is the only one.
                 error = {"code": -32700, "message": "Parse error: JSON nested too deeply to read"}
                 answer = JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, status_code=400)
                 await answer(scope, receive, send)
                 return
             receive = _replaying(body, receive)  # the body was read here: the SDK reads it again from this
         await self.manager.handle_request(scope, receive, send)
-
-
-def _nested_too_deep(body: bytes) -> bool:
-    try:
-        json.loads(body)
-    except RecursionError:
-        return True
-    except ValueError:
-        return False  # not JSON at all: the SDK answers its own parse error
-    return False
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         description="While messages wait in the pools' queues, an execution counts as stale only after this many "
         "times stale_after_s: a queued message is slow, not lost, and sending it again would lengthen the queue.",
     )
+    notification_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="How long a notification stays in the outbox once SENT or FAILED (its delivery record: status, "
+        "sends, response code); the sweeper deletes older ones. Pending ones are never deleted.",
+    )
     heartbeat_interval_s: float = Field(default=5.0, gt=0, description="How often a running task run heartbeats.")
     local_drive_max_runs: int = Field(
         default=64,

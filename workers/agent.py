@@ -49,7 +49,7 @@ from workers.ai import (
 from workers.context import TaskContext
 from workers.ledger_tools import served_tool_outcome
 from workers.llm import resolve_endpoint
-from workers.mcp_tools import ACTIVE_SESSIONS, McpServer, McpSessions, list_tools
+from workers.mcp_tools import ACTIVE_SESSIONS, McpServer, McpSessions, McpTool, list_tools
 
 _DEFAULT_MAX_ITERATIONS = 10
 _POLL_S = 0.2
@@ -93,11 +93,20 @@ def _flag(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
-def collect_tools(ctx: TaskContext) -> dict[str, Tool]:
-    """The agent's tools by function name: its task and flow tools, and what its MCP servers list."""
+#: The conversation key under which an attempt keeps what its MCP servers listed (by tool entry index): a ledger
+#: replay of it lists the same tools without starting them.
+MCP_LISTINGS = "mcpListings"
+
+
+def collect_tools(
+    ctx: TaskContext, listed_before: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Tool], dict[str, list[dict[str, Any]]]]:
+    """The agent's tools by function name: its task and flow tools, and what its MCP servers list; and those
+    listings by tool entry index. A server whose listing is in `listed_before` is not asked (nor started)."""
     task = ctx.claimed.task
     by_id = {t.id: t for t in task.tools}
     tools: dict[str, Tool] = {}
+    listings: dict[str, list[dict[str, Any]]] = {}
     for index, raw in enumerate(ctx.properties.get("tools") or []):
         # Tool tasks render when they run (with the call's arguments); the entry's own fields render now.
         entry = {k: (v if k == "tasks" else ctx.render(v)) for k, v in raw.items()}
@@ -121,10 +130,16 @@ def collect_tools(ctx: TaskContext) -> dict[str, Tool]:
             tools[name] = Tool(name, kind, str(description), parameters, approval, task=spec)
         elif kind is not None:
             spec = by_id[rules.mcp_tool_task_id(task.id, index)]
-            for listed in list_tools(McpServer.of(kind, entry, ctx.engine.settings)):
+            recorded = (listed_before or {}).get(str(index))
+            if isinstance(recorded, list):
+                listing = [McpTool(str(t["name"]), str(t["description"]), dict(t["input_schema"])) for t in recorded]
+            else:
+                listing = list_tools(McpServer.of(kind, entry, ctx.engine.settings))
+            listings[str(index)] = [dataclasses.asdict(listed) for listed in listing]
+            for listed in listing:
                 name = rules.function_name(listed.name)
                 tools[name] = Tool(name, kind, listed.description, listed.input_schema, approval, task=spec)
-    return tools
+    return tools, listings
 
 
 def _schema(props: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -161,9 +176,20 @@ class Agent:
         )
         self.memory = _memory_spec(ctx, self.props.get("memory"))
         self.memory_id = self.memory.memory_id if self.memory is not None else None
-        self.tools = collect_tools(ctx)
+        self.tools, self.mcp_listings = collect_tools(ctx, self._served_listings())
         self.state: dict[str, Any] = {}
         self.approvals: dict[str, Any] = {}
+
+    def _served_listings(self) -> Mapping[str, Any] | None:
+        """What the original's MCP servers listed, when this agent is a ledger replay's (not live): its model
+        answers and its tool calls are all served, so no live call can happen and its servers are not started.
+        None otherwise, or when the original kept no listing (recorded before listings were kept)."""
+        served = self.engine.ledger_replays().served(self.at, self.claimed.flow)
+        if served is None:
+            return None
+        record = self.journal.load(served.source_task_run_id)
+        listings = record.conversation.get(MCP_LISTINGS) if record is not None else None
+        return listings if isinstance(listings, Mapping) else None
 
     # ---- the loop -----------------------------------------------------------------------------
 
@@ -217,6 +243,7 @@ class Agent:
         self.state = {
             "messages": messages, "pending": [], "toolExecutions": [], "modelCalls": 0, "toolCalls": 0,
             "tokensIn": 0, "tokensOut": 0, "durationMs": 0.0, "responses": [], "memory": snapshot,
+            MCP_LISTINGS: self.mcp_listings,
         }  # fmt: skip
         self._save("RUNNING")
 

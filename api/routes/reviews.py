@@ -7,7 +7,6 @@ the same permission as resuming (the approver role); answers the execution's JSO
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from api.action_io import execution_answer, resume_inputs
 from api.deps import ActorDep, EngineDep
 from api.forms import is_multipart
+from orchestrator.core import json_text
 from orchestrator.core.approval import parse_decision
 from orchestrator.core.errors import InputInvalid
 from orchestrator.engine import Engine, approval_tasks
@@ -36,8 +36,8 @@ async def _body(request: Request, eng: Engine, execution_id: str) -> dict[str, A
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as e:
+        body = json_text.loads(raw)
+    except ValueError as e:  # JsonTooDeep too
         raise InputInvalid("body", "expected a JSON object or a multipart form") from e
     if not isinstance(body, dict):
         raise InputInvalid("body", "expected a JSON object")

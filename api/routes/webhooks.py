@@ -7,7 +7,6 @@ without that webhook all answer 404 alike.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -17,6 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import EngineDep, SubmitGroupsDep
 from api.errors import QueryInvalid
 from api.waiting import wait_for_execution
+from orchestrator.core import json_text
+from orchestrator.core.json_text import JsonTooDeep
 from orchestrator.core.states import State
 
 router = APIRouter(tags=["Webhooks"])
@@ -27,11 +28,11 @@ def _body(raw: bytes) -> Any:
         return None
     text = raw.decode("utf-8", "replace")
     try:
-        return json.loads(text)
+        return json_text.loads(text)
+    except JsonTooDeep as e:  # `[[[[...` thousands deep is JSON, just not readable: the caller is told so
+        raise QueryInvalid("body", str(e)) from e
     except ValueError:
         return text
-    except RecursionError as e:  # `[[[[...` thousands deep: the caller has no account, so no 500 for them
-        raise QueryInvalid("body", "JSON nested too deeply to read") from e
 
 
 def _multi(items: list[tuple[str, str]]) -> dict[str, list[str]]:

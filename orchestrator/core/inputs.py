@@ -20,10 +20,11 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from orchestrator.core import regex
+from orchestrator.core import json_text, regex
 from orchestrator.core.durations import format_duration, is_expression, parse_duration
 from orchestrator.core.errors import NOT_SHOWN, InputInvalid
 from orchestrator.core.flow import Flow, Input, InputType
+from orchestrator.core.json_text import JsonTooDeep
 from orchestrator.core.yamldoc import load_yaml_value
 
 __all__ = ["INPUT_ID", "Problem", "coerce_declared", "coerce_inputs", "coerce_value", "read_declaration"]
@@ -153,11 +154,11 @@ def _json(value: JsonValue) -> JsonValue:
     if not isinstance(value, str):
         return value
     try:
-        parsed: JsonValue = json.loads(value, parse_constant=_no_constant)
+        parsed: JsonValue = json_text.loads(value, parse_constant=_no_constant)
+    except JsonTooDeep as e:
+        raise ValueError("expected a JSON document: it nests too deeply to read") from e
     except ValueError as e:
         raise ValueError(f"expected a JSON document: {e}") from e
-    except RecursionError as e:  # thousands of `[`: json's recursion, which must not become a 500
-        raise ValueError("expected a JSON document: it nests too deeply to read") from e
     return parsed
 
 

@@ -22,9 +22,10 @@ class Transition:
     at: datetime
     started_at: datetime  #: when the subject was created (durations are `at - started_at`)
     attempt: int | None = None  #: a task run's attempt number after the change
-    attempt_started_at: datetime | None = None  #: when that attempt was claimed
+    attempt_started_at: datetime | None = None  #: when that attempt was claimed; an execution's latest restart
     retry_at: datetime | None = None  #: when a RETRYING task run's next attempt is due
     actor: str | None = None  #: who made the change, as audited (`worker:<owner>`, `system:sweeper`, ...)
     parent_id: str | None = None  #: a task run's parent task run; a subflow execution's Subflow task run
     parent_execution_id: str | None = None  #: a subflow execution's parent execution
     audit_hash: str | None = None  #: the hash of the audit event that recorded this change (traces link to it)
+    restarts: int = 0  #: an execution's restarts so far: a restarted execution ends once more per restart

@@ -1,10 +1,11 @@
-"""Kestra 2's `onChildFailure` (and the earlier `failFast`) of Parallel and Dag: a child that fails
-interrupts its still-running siblings, at any depth, instead of letting them run to completion.
+"""Performing a flowable's sibling rule on the siblings that already run: a child that fails interrupts them, at
+any depth, instead of letting them run to completion.
 
-`onChildFailure: FAIL` ends them FAILED, `CANCEL` ends them CANCELLED, `failFast: true` kills them
-(the flowable itself still ends FAILED: the cause is a failure, not a kill). Each interrupted task run
-logs a warning naming the sibling that failed, as Kestra does. Chorus applies the policy when a flow
-sets it; without one, siblings run to completion (Kestra 1.x's behaviour, which the 1.x flows expect).
+The rule is `core/child_policy.sibling_rule` (`onChildFailure: FAIL` ends them FAILED, `CANCEL` CANCELLED,
+`failFast: true` and `childFailurePolicy: FAIL_FAST` kill them; the flowable itself still ends FAILED). Its other
+half, not starting new siblings, is `sibling_policy.py`. Each interrupted task run logs a warning naming the
+sibling that failed, as Kestra does. Without a rule, siblings run to completion (Kestra 1.x's behaviour, which
+the 1.x flows expect).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from orchestrator import store
-from orchestrator.core import child_policy
-from orchestrator.core.flow import Flow, TaskSpec
+from orchestrator.core.child_policy import sibling_rule
+from orchestrator.core.flow import Flow
 from orchestrator.core.states import TERMINAL, State
 from orchestrator.engine import flows
 from orchestrator.engine.values import LogRecord, log_row
@@ -26,33 +27,9 @@ from orchestrator.store.tables import ExecutionRow, TaskRunRow
 if TYPE_CHECKING:
     from orchestrator.engine.facade import Engine
 
-__all__ = ["flowable_state", "interrupt_after_failures", "interrupt_late_sibling", "policy"]
+__all__ = ["interrupt_after_failures", "interrupt_late_sibling"]
 
 logger = logging.getLogger(__name__)
-
-_FLOWABLES = ("Parallel", "Dag")
-_POLICIES = {"FAIL": State.FAILED, "FAILED": State.FAILED, "CANCEL": State.CANCELLED, "CANCELLED": State.CANCELLED}
-
-
-def policy(spec: TaskSpec) -> State | None:
-    """The state a Parallel or Dag gives its running children when one fails, or None to let them run."""
-    if child_policy.policy_of(spec) is child_policy.ChildFailurePolicy.FAIL_FAST:
-        return State.KILLED  # kestra-io/kestra#15366 (ForEach too): kill them, the flowable ends FAILED
-    if spec.type not in _FLOWABLES:
-        return None
-    raw = spec.properties.get("onChildFailure")
-    if raw is not None:
-        return _POLICIES.get(str(raw).strip().upper())  # CONTINUE (or anything else, as Kestra reads it)
-    if str(spec.properties.get("failFast", "false")).strip().lower() == "true":
-        return State.KILLED
-    return None
-
-
-def flowable_state(spec: TaskSpec | None, state: State) -> State:
-    """A failFast Parallel that killed its siblings ends FAILED, not KILLED (Kestra's Parallel.resolveState)."""
-    if spec is not None and state is State.KILLED and policy(spec) is State.KILLED:
-        return State.FAILED
-    return state
 
 
 def interrupt_after_failures(engine: Engine, transitions: Iterable[Transition]) -> None:
@@ -77,7 +54,7 @@ def _interrupt(engine: Engine, execution_id: str, failed_id: str) -> None:
         parent = runs.get(failed.parent_id or "") if failed is not None else None
         if failed is None or parent is None or State(parent.state) is not State.RUNNING:
             return
-        to = policy(flow.task(parent.task_id))
+        to = sibling_rule(flow.task(parent.task_id)).running_to
         if to is None:
             return
 
@@ -117,7 +94,7 @@ def interrupt_late_sibling(
     this one was claimed (Kestra creates the siblings together, so its test sees this one interrupted too,
     DagTest.dagFailFastCancelled). True when `row` was ended so."""
     spec = flow.task(parent.task_id)
-    to = policy(spec)
+    to = sibling_rule(spec).running_to
     if to is None:
         return False
     runs = {r.id: r for r in store.task_runs_of(session, execution.id)}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator import internal_storage as storage
 from orchestrator import store
+from orchestrator.core import child_policy
 from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.errors import ExpressionError, NotFound
 from orchestrator.core.flow import Flow, TaskSpec
@@ -33,7 +34,6 @@ from orchestrator.core.retry import next_attempt_at
 from orchestrator.core.states import State, apply_allowances
 from orchestrator.engine import (
     approval_tasks,
-    child_failure,
     compensating,
     flows,
     local_drive,
@@ -190,7 +190,7 @@ def join_in(
     if parent_row is not None and spec is not None:
         # AllowFailure is allowFailure made into a flowable: its children's failure is a warning.
         final = apply_allowances(
-            child_failure.flowable_state(spec, decision.state),
+            child_policy.flowable_state(spec, decision.state),
             allow_failure=spec.allow_failure or spec.type == "AllowFailure",
             allow_warning=spec.allow_warning,
         )

@@ -7,7 +7,6 @@ A value arrives as a JSON (or Ion-like) literal, as Kestra's clients send it: `"
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, replace
@@ -15,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from orchestrator import store
+from orchestrator.core import json_text
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import ChorusError, NotFound
 from orchestrator.engine.audit_trail import ApiAction, record
@@ -92,8 +92,8 @@ def typed_value(text: str) -> TypedValue:
     if not literal:
         raise ValueInvalid("body", "Invalid JSON value: the body is empty")
     try:
-        value = json.loads(literal, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
+        value = json_text.loads(literal, parse_constant=_refuse_constant)
+    except ValueError:  # JsonTooDeep too: a bare literal, as any other text that is not JSON
         return _bare(literal)
     _check_storable(value)
     if isinstance(value, bool):

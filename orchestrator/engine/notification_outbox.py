@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 #: Added to a request's own timeouts to make its sender's lease: a sender still waiting for an answer
 #: within its timeouts is never raced by the sweeper; one that died is replaced once the lease runs out.
 LEASE_MARGIN_S = 2.0
+#: Ended rows deleted per transaction by `purge_ended`.
+PURGE_BATCH = 1000
 #: Sends of one request before it is given up as FAILED (5xx, 429 and transport errors are retried).
 MAX_SENDS = 8
 #: The wait before the n-th retry is 2**n seconds, capped here: 8 sends span about four minutes.
@@ -140,6 +142,24 @@ def redeliver_due(engine: Engine, *, most: int = 100) -> int:
         deliver(engine, entry)
         sent += 1
     return sent
+
+
+def purge_ended(engine: Engine, *, batch: int = PURGE_BATCH, most_batches: int = 10) -> int:
+    """Delete the rows that ended (SENT or FAILED) longer than `notification_retention_days` ago; how many.
+
+    In batches, one transaction each, so that a large backlog (the first purge after an upgrade) never holds
+    one long transaction or lock set; what is left past `most_batches` waits for the next purge."""
+    before = store.utcnow() - timedelta(days=engine.settings.notification_retention_days)
+    purged = 0
+    for _ in range(most_batches):
+        with transaction(engine.sessions) as session:
+            deleted = outbox.purge_ended(session, before, batch)
+        purged += deleted
+        if deleted < batch:
+            break
+    if purged:
+        logger.info("purged %d ended notification(s) from the outbox", purged)
+    return purged
 
 
 class Redelivery:

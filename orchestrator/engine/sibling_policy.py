@@ -1,5 +1,6 @@
-"""`childFailurePolicy` at claim time: once a child of a Parallel, Dag or ForEach failed, STOP and FAIL_FAST start
-no new child (kestra-io/kestra#15366; the policy itself is read in `core/child_policy.py`).
+"""Performing a flowable's sibling rule at claim time: once a child of a Parallel, Dag or ForEach failed, STOP and
+FAIL_FAST start no new child (kestra-io/kestra#15366). The rule is `core/child_policy.sibling_rule`
+(`SiblingRule.holds_new`); its other half, interrupting the siblings that already run, is `child_failure.py`.
 
 "New" is what Kestra would not have created yet: it creates the first slot of each concurrent lane together (every
 iteration of a `concurrencyLimit: 0` ForEach, every task of a Parallel), so under STOP those still run, as the test
@@ -11,7 +12,7 @@ the ones never started here. CONTINUE holds nothing back: the planner (`core/pla
 from __future__ import annotations
 
 from orchestrator import store
-from orchestrator.core.child_policy import ChildFailurePolicy, policy_of
+from orchestrator.core.child_policy import sibling_rule
 from orchestrator.core.flow import Flow
 from orchestrator.core.plan import child_lists
 from orchestrator.core.states import State
@@ -19,8 +20,6 @@ from orchestrator.engine.values import TaskRunCoordinates
 from orchestrator.store.database import Session
 
 __all__ = ["held_back"]
-
-_HOLDING = (ChildFailurePolicy.STOP, ChildFailurePolicy.FAIL_FAST)
 
 
 def held_back(session: Session, flow: Flow, at: TaskRunCoordinates) -> bool:
@@ -32,7 +31,7 @@ def held_back(session: Session, flow: Flow, at: TaskRunCoordinates) -> bool:
     if parent is None:
         return False
     spec = flow.task(parent.task_id)
-    if policy_of(spec) not in _HOLDING:
+    if not sibling_rule(spec).holds_new:
         return False
     main = {task.id for task in spec.branches.get("tasks", ())}
     if at.task_id not in main:

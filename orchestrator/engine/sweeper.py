@@ -1,8 +1,9 @@
 """The sweeper: the controller loop that re-dispatches due retries and stalled executions (one replica at a time).
 
 Each sweep wakes due sleeps and pauses, enforces SLAs, starts scheduled executions, redelivers pending
-events and notifications, then re-sends every execution with a due retry or no progress for `stale_after_s`, so a lost
-message never strands an execution. A Postgres advisory lock lets only one replica sweep at a time.
+events and notifications (and, once a minute, deletes notifications ended past their retention), then
+re-sends every execution with a due retry or no progress for `stale_after_s`, so a lost message never
+strands an execution. A Postgres advisory lock lets only one replica sweep at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from orchestrator.store.locks import SWEEPER_LOCK_KEY
 
 logger = logging.getLogger(__name__)
 
+#: How often the outbox's ended rows are purged: the retention is days, so once a minute is prompt enough and
+#: keeps the purge's scan off most sweeps.
+OUTBOX_PURGE_EVERY_S = 60.0
+
 
 class Sweeper:
     """Sweeps every `sweep_interval_s` in a background thread (`start`/`stop`), or once (`sweep_once`)."""
@@ -33,6 +38,7 @@ class Sweeper:
         self._broker: redis.Redis | None = None  # the view of queue lengths, opened on first use
         self._stop = threading.Event()
         self.outbox = notification_outbox.Redelivery(engine)  #: notifications left unsent, sent off the loop
+        self._next_outbox_purge = 0.0  # time.monotonic() of the next purge: the first sweep purges
         self._thread = threading.Thread(target=self._loop, name="chorus-sweeper", daemon=True)
 
     def start(self) -> None:
@@ -67,6 +73,7 @@ class Sweeper:
         submission.start_scheduled(engine, now)
         events.redeliver_pending(engine)
         self.outbox.kick()
+        self._purge_outbox()
         ids = list(dict.fromkeys([*due, *stale]))
         for execution_id in ids:
             try:
@@ -74,6 +81,15 @@ class Sweeper:
             except Exception:
                 logger.exception("sweeper could not dispatch %s", execution_id, extra={"execution_id": execution_id})
         return len(ids)
+
+    def _purge_outbox(self) -> None:
+        if time.monotonic() < self._next_outbox_purge:
+            return
+        self._next_outbox_purge = time.monotonic() + OUTBOX_PURGE_EVERY_S
+        try:
+            notification_outbox.purge_ended(self._engine)
+        except Exception:  # housekeeping: never keep this sweep from re-dispatching what is due
+            logger.exception("purging the notification outbox failed; the next purge tries again")
 
     def _loop(self) -> None:
         settings = self._engine.settings

@@ -1,6 +1,7 @@
 """Engine hooks that turn committed ends of executions and task runs into OpenTelemetry spans.
 
-An execution's end emits its `invoke_workflow <flow>` span (the trace's root) and a task run's end its
+An execution's end emits its `invoke_workflow <flow>` span (the trace's root; after a restart, a span below the
+root for the restarted run) and a task run's end its
 `task <id>` span (`invoke_agent <id>` for an AIAgent), each from its creation to its end, with the hash of the
 audit event that recorded the end. Any process with an Engine does this (the API's local drive, workers,
 the sweeper); ids are derived, so no process needs another's context (see observability/tracing.py).
@@ -59,14 +60,23 @@ class TracingHooks(EngineHooks):
             links: tuple[tuple[str, int], ...] = ()
             if t.parent_execution_id is not None and t.parent_id is not None:
                 links = ((t.parent_execution_id, tracing.task_run_span_id(t.parent_id)),)
+            root = tracing.execution_span_id(t.execution_id)
+            span_id, parent_span_id, start = root, None, t.started_at
+            if t.restarts:
+                # The first end emitted the root; a restarted run ends once more and is a span of its own
+                # below it, from the restart on: the same root id twice would be a duplicate span.
+                attributes["chorus.execution.restarts"] = t.restarts
+                span_id = tracing.restarted_run_span_id(t.execution_id, t.restarts)
+                parent_span_id, start, links = root, t.attempt_started_at or t.started_at, ()
             tracing.emit(
                 tracing.SpanRecord(
                     name=f"invoke_workflow {t.flow_id}",
                     execution_id=t.execution_id,
-                    start=t.started_at,
+                    start=start,
                     end=t.at,
                     attributes=attributes,
-                    span_id=tracing.execution_span_id(t.execution_id),
+                    span_id=span_id,
+                    parent_span_id=parent_span_id,
                     error=error,
                     links=links,
                 )

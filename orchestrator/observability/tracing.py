@@ -8,9 +8,10 @@ Why trace ids are derived from the execution id rather than carried in Celery he
 reaches workers by many roads that carry no caller context (the sweeper's re-dispatch after a lost message,
 a Flower re-apply, `chorus retry`, a join sent from another worker, the API's local drive), and messages
 carry only coordinates by design. So every process computes the same ids from what it already knows: the
-trace id from the execution id, the `invoke_workflow` span id from the execution id, a task run's span id from
-its task run id. A span is emitted, with its real start and end times, by whichever process records its end;
-its parent may be emitted later or by another process, and the tree still assembles in the backend.
+trace id from the execution id, the `invoke_workflow` span id from the execution id (a restarted run's from the
+execution id and its restart number), a task run's span id from its task run id. A span is emitted, with its real
+start and end times, by whichever process records its end; its parent may be emitted later or by another process,
+and the tree still assembles in the backend.
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ def trace_id_of(execution_id: str) -> int:
 def execution_span_id(execution_id: str) -> int:
     """The `invoke_workflow` span of an execution, the root of its trace."""
     return _digest("execution", execution_id, 64)
+
+
+def restarted_run_span_id(execution_id: str, restarts: int) -> int:
+    """The span of an execution's run after its n-th restart: a child of the root, which its first end emitted
+    (a second root with the root's id would be a duplicate span to any backend)."""
+    return _digest("execution_restart", f"{execution_id}/{restarts}", 64)
 
 
 def task_run_span_id(task_run_id: str) -> int:

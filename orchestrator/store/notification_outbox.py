@@ -111,6 +111,21 @@ def postpone_entry(session: Session, entry_id: str, due_at: datetime, code: int 
     return int(sends) if sends is not None else None
 
 
+def purge_ended(session: Session, ended_before: datetime, limit: int) -> int:
+    """Delete up to `limit` SENT or FAILED rows that ended before `ended_before`, oldest first; how many went.
+
+    A pending row is never deleted, however old: it is a notification still owed. SKIP LOCKED: a row a sender
+    is ending right now is left to the next purge."""
+    result = session.execute(
+        text(
+            "DELETE FROM notification_outbox WHERE id IN (SELECT id FROM notification_outbox WHERE status <> 'PENDING' "
+            "AND ended_at < :before ORDER BY ended_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
+        ),
+        {"before": ended_before, "limit": limit},
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def entries_of(session: Session, execution_id: str) -> Sequence[dict[str, Any]]:
     """Where each notification of an execution stands (no URL, headers or body: they may hold secrets)."""
     rows = session.execute(

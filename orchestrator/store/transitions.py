@@ -176,14 +176,23 @@ def _note_transition(
             at=at,
             started_at=row.created_at,
             attempt=task_run.attempt if task_run is not None else None,
-            attempt_started_at=_attempt_started_at(task_run) if task_run is not None else None,
+            attempt_started_at=_attempt_started_at(task_run) if task_run is not None else _restarted_at(row),
             retry_at=task_run.retry_at if task_run is not None else None,
             actor=actor,
             parent_id=row.parent_id if isinstance(row, TaskRunRow) else row.parent_task_run_id,
             parent_execution_id=row.parent_execution_id if isinstance(row, ExecutionRow) else None,
             audit_hash=audit_hash,
+            restarts=row.restarts if isinstance(row, ExecutionRow) else 0,
         )
     )
+
+
+def _restarted_at(row: ExecutionRow | TaskRunRow) -> datetime | None:
+    """When an execution's latest restart began: the last RESTARTED date of its history (None: never restarted)."""
+    if not isinstance(row, ExecutionRow) or not row.restarts:
+        return None
+    dates = [h["date"] for h in row.state_history if h.get("state") == str(State.RESTARTED)]
+    return datetime.fromisoformat(dates[-1].replace("Z", "+00:00")) if dates else None
 
 
 def _attempt_started_at(row: TaskRunRow) -> datetime | None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.openai_wire import OpenAIWire, Reply
+from tests.harness.agent_flows import agent_flow, task_tool
 from tests.harness.executions import task_runs
 from tests.harness.stack import Stack
 from tests.harness.waiting import wait_until
@@ -106,29 +107,13 @@ def test_two_paused_agents_of_one_execution_get_a_decision_each(
     assert decided == {refund_agent["id"]: "agent.tool_approved", credit_agent["id"]: "agent.tool_rejected"}
 
 
-AGENT_PAUSING_ON_BUDGET = """
-id: agent-budget-pause
-namespace: {ns}
-inputs:
-  - id: question
-    type: STRING
-tasks:
-  - id: agent
-    type: AIAgent
-    provider: {type: openai, modelName: gpt-4o-mini}
-    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
-    apiKey: "{{ secret('OPENAI_API_KEY') }}"
-    prompt: "{{ inputs.question }}"
-    budget:
-      maxTokens: 50
-      onExceed: PAUSE
-    tools:
-      - type: KestraTask
-        tasks:
-          - id: note
-            type: io.kestra.plugin.core.log.Log
-            message: noted
-"""
+AGENT_PAUSING_ON_BUDGET = agent_flow(
+    "agent-budget-pause",
+    task_tool("- id: note\n  type: io.kestra.plugin.core.log.Log\n  message: noted", tool_type="KestraTask"),
+    more="budget:\n  maxTokens: 50\n  onExceed: PAUSE",
+    short_provider=True,
+    agent_type="AIAgent",
+)
 
 
 def _paused_on_budget(

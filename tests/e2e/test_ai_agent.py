@@ -16,37 +16,17 @@ from fastapi.testclient import TestClient
 from orchestrator.engine.accounts import Binding
 from tests.e2e.conftest import Stack
 from tests.fakes.openai_wire import OpenAIWire, Reply
+from tests.harness.agent_flows import agent_flow, lookup_tool, mcp_tool, task_tool
 from tests.harness.executions import task_runs
 from tests.harness.services import psycopg_url
 from tests.harness.stack import secured_api_over
 from tests.harness.waiting import wait_until
 
-AGENT_WITH_TASK_TOOL = """
-id: agent-task-tool
-namespace: {ns}
-inputs:
-  - id: question
-    type: STRING
-tasks:
-  - id: agent
-    type: io.kestra.plugin.ai.agent.AIAgent
-    provider:
-      type: io.kestra.plugin.ai.provider.OpenAI
-      modelName: gpt-4o-mini
-      baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
-      apiKey: "{{ secret('OPENAI_API_KEY') }}"
-    systemMessage: You answer questions about orders.
-    prompt: "{{ inputs.question }}"
-    maxIterations: "{{ 3 }}"
-    tools:
-      - type: io.kestra.plugin.ai.tool.KestraTask
-        tasks:
-          - id: lookup
-            type: io.kestra.plugin.core.output.OutputValues
-            values:
-              order: "{{ arguments.order_id }}"
-              status: shipped
-"""
+AGENT_WITH_TASK_TOOL = agent_flow(
+    "agent-task-tool",
+    lookup_tool("status: shipped"),
+    more='systemMessage: You answer questions about orders.\nmaxIterations: "{{ 3 }}"',
+)
 
 
 def _question() -> str:
@@ -211,27 +191,8 @@ def test_an_agent_runs_a_flow_tool_as_a_linked_subflow_and_reads_its_outputs(
     assert agent["outputs"]["toolExecutions"][0]["taskRunId"] == call["id"]
 
 
-AGENT_WITH_MCP_TOOLS = """
-id: agent-mcp-tools
-namespace: {ns}
-inputs:
-  - id: question
-    type: STRING
-tasks:
-  - id: agent
-    type: io.kestra.plugin.ai.agent.AIAgent
-    provider: {type: openai, modelName: gpt-4o-mini}
-    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
-    apiKey: "{{ secret('OPENAI_API_KEY') }}"
-    prompt: "{{ inputs.question }}"
-    tools:
-      - type: {tool_type}
-        {where}
-"""
-
-
-def _mcp_flow(tool_type: str, where: str) -> str:
-    return AGENT_WITH_MCP_TOOLS.replace("{tool_type}", tool_type).replace("{where}", where)
+def _mcp_flow(tool: str) -> str:
+    return agent_flow("agent-mcp-tools", tool, short_provider=True)
 
 
 def _assert_mcp_answer(stack: Stack, execution_id: str, script_requests: list[dict[str, Any]]) -> None:
@@ -259,7 +220,7 @@ def test_an_agent_calls_a_tool_of_an_mcp_server_over_stdio(
     openai_wire: OpenAIWire,
     mcp_stdio_command: list[str],
 ) -> None:
-    deploy_flow(_mcp_flow("io.kestra.plugin.ai.tool.StdioMcpClient", f"command: {json.dumps(mcp_stdio_command)}"))
+    deploy_flow(_mcp_flow(mcp_tool("io.kestra.plugin.ai.tool.StdioMcpClient", command=mcp_stdio_command)))
     question = _question()
     script = openai_wire.script(
         question, Reply.tool_call("order_status", {"order_id": "A-17"}), Reply.text("It has shipped.")
@@ -281,8 +242,8 @@ def test_an_agent_run_holds_one_mcp_session_for_its_listing_and_all_its_calls(
     shared = Path(tempfile.mkdtemp(prefix="chorus-mcp-sessions-"))  # the server may run as the scripts user
     shared.chmod(0o777)
     sessions_log = shared / "sessions.log"
-    where = f"command: {json.dumps(mcp_stdio_command)}\n        env: {{CHORUS_TEST_MCP_SESSIONS_LOG: '{sessions_log}'}}"
-    deploy_flow(_mcp_flow("io.kestra.plugin.ai.tool.StdioMcpClient", where))
+    env = f"env: {{CHORUS_TEST_MCP_SESSIONS_LOG: '{sessions_log}'}}"
+    deploy_flow(_mcp_flow(mcp_tool("io.kestra.plugin.ai.tool.StdioMcpClient", command=mcp_stdio_command, more=env)))
     question = _question()
     script = openai_wire.script(
         question,
@@ -306,7 +267,7 @@ def test_an_agent_calls_a_tool_of_an_mcp_server_over_streamable_http(
     openai_wire: OpenAIWire,
     mcp_http_url: str,
 ) -> None:
-    deploy_flow(_mcp_flow("StreamableHttpMcpClient", f"url: {mcp_http_url}"))
+    deploy_flow(_mcp_flow(mcp_tool("StreamableHttpMcpClient", url=mcp_http_url)))
     question = _question()
     script = openai_wire.script(
         question, Reply.tool_call("order_status", {"order_id": "A-17"}), Reply.text("It has shipped.")
@@ -317,28 +278,12 @@ def test_an_agent_calls_a_tool_of_an_mcp_server_over_streamable_http(
     _assert_mcp_answer(stack, created["id"], script.requests)
 
 
-AGENT_WITH_SCHEMA = """
-id: agent-schema
-namespace: {ns}
-inputs:
-  - id: question
-    type: STRING
-tasks:
-  - id: agent
-    type: io.kestra.plugin.ai.agent.AIAgent
-    provider: {type: openai, modelName: gpt-4o-mini}
-    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
-    apiKey: "{{ secret('OPENAI_API_KEY') }}"
-    prompt: "{{ inputs.question }}"
-    configuration:
-      responseFormat:
-        type: JSON
-        jsonSchema:
-          type: object
-          required: [category]
-          properties:
-            category: {type: string, enum: [BILLING, TECHNICAL]}
-"""
+AGENT_WITH_SCHEMA = agent_flow(
+    "agent-schema",
+    short_provider=True,
+    more="configuration:\n  responseFormat:\n    type: JSON\n    jsonSchema:\n      type: object\n"
+    "      required: [category]\n      properties:\n        category: {type: string, enum: [BILLING, TECHNICAL]}",
+)
 
 
 def test_an_agent_answer_that_breaks_its_json_schema_fails_the_task_run(
@@ -372,27 +317,13 @@ def test_an_agent_answer_that_fits_its_json_schema_is_the_json_output(
     assert task_runs(execution, "agent")[0]["outputs"]["jsonOutput"] == {"category": "BILLING"}
 
 
-AGENT_WITH_GATED_TOOL = """
-id: agent-approval
-namespace: {ns}
-inputs:
-  - id: question
-    type: STRING
-tasks:
-  - id: agent
-    type: io.kestra.plugin.ai.agent.AIAgent
-    provider: {type: openai, modelName: gpt-4o-mini}
-    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
-    apiKey: "{{ secret('OPENAI_API_KEY') }}"
-    prompt: "{{ inputs.question }}"
-    tools:
-      - type: io.kestra.plugin.ai.tool.KestraTask
-        requireApproval: true
-        tasks:
-          - id: refund
-            type: io.kestra.plugin.core.debug.Return
-            format: "..."
-"""
+AGENT_WITH_GATED_TOOL = agent_flow(
+    "agent-approval",
+    task_tool(
+        '- id: refund\n  type: io.kestra.plugin.core.debug.Return\n  format: "..."', more="requireApproval: true"
+    ),
+    short_provider=True,
+)
 
 
 @pytest.fixture(scope="module")
@@ -494,29 +425,16 @@ def test_a_rejected_tool_call_is_reported_to_the_model_which_goes_on(
     assert rejected["payload"]["reason"] == "over the refund limit"
 
 
-AGENT_ON_A_DOOMED_WORKER = """
-id: agent-recovery
-namespace: {ns}
-inputs:
-  - id: question
-    type: STRING
-tasks:
-  - id: agent
-    type: io.kestra.plugin.ai.agent.AIAgent
-    workerGroup:
-      key: doomed-agent
-    provider: {type: openai, modelName: gpt-4o-mini}
-    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
-    apiKey: "{{ secret('OPENAI_API_KEY') }}"
-    prompt: "{{ inputs.question }}"
-    tools:
-      - type: KestraTask
-        description: Wait for the warehouse to answer
-        tasks:
-          - id: wait_for_warehouse
-            type: io.kestra.plugin.core.flow.Sleep
-            duration: PT3S
-"""
+AGENT_ON_A_DOOMED_WORKER = agent_flow(
+    "agent-recovery",
+    task_tool(
+        "- id: wait_for_warehouse\n  type: io.kestra.plugin.core.flow.Sleep\n  duration: PT3S",
+        tool_type="KestraTask",
+        more="description: Wait for the warehouse to answer",
+    ),
+    more="workerGroup:\n  key: doomed-agent",
+    short_provider=True,
+)
 
 
 def test_an_agent_whose_worker_dies_resumes_its_conversation_on_another_worker(
@@ -631,28 +549,13 @@ def test_a_replay_from_a_later_agent_keeps_the_memory_of_the_agents_before_it(
     ]
 
 
-AGENT_WITH_BUDGET = """
-id: agent-budget
-namespace: {ns}
-inputs:
-  - id: question
-    type: STRING
-tasks:
-  - id: agent
-    type: AIAgent
-    provider: {type: openai, modelName: gpt-4o-mini}
-    baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
-    apiKey: "{{ secret('OPENAI_API_KEY') }}"
-    prompt: "{{ inputs.question }}"
-    budget:
-      maxTokens: 50
-    tools:
-      - type: KestraTask
-        tasks:
-          - id: note
-            type: io.kestra.plugin.core.log.Log
-            message: noted
-"""
+AGENT_WITH_BUDGET = agent_flow(
+    "agent-budget",
+    task_tool("- id: note\n  type: io.kestra.plugin.core.log.Log\n  message: noted", tool_type="KestraTask"),
+    more="budget:\n  maxTokens: 50",
+    short_provider=True,
+    agent_type="AIAgent",
+)
 
 
 def test_an_agent_fails_at_the_model_call_that_crosses_its_token_budget(

@@ -12,66 +12,31 @@ from tests.e2e.test_cli_client import _chorus
 from tests.fakes.base import FakeResponse
 from tests.fakes.webhook import WebhookReceiver
 from tests.harness.flower import Flower
+from tests.harness.saga_flows import http, saga_flow
 from tests.harness.waiting import wait_until
 
-TRIP = """
-id: trip
-namespace: {ns}
-inputs:
-  - id: base
-    type: STRING
-tasks:
-  - id: book
-    type: io.kestra.plugin.core.http.Request
-    uri: "{{ inputs.base }}/hotel"
-    method: POST
-    compensate:
-      - id: unbook
-        type: io.kestra.plugin.core.http.Request
-        uri: "{{ inputs.base }}/hotel/{{ outputs.book.body }}?undoes={{ compensation.task }}"
-        method: DELETE
-        retry:
-          type: constant
-          interval: PT0.2S
-          maxAttempts: 3
-  - id: hold
-    type: io.kestra.plugin.core.http.Request
-    uri: "{{ inputs.base }}/seat"
-    method: POST
-    compensate:
-      - id: release
-        type: io.kestra.plugin.core.http.Request
-        uri: "{{ inputs.base }}/seat/{{ compensation.outputs.body }}"
-        method: DELETE
-  - id: charge
-    type: io.kestra.plugin.core.http.Request
-    uri: "{{ inputs.base }}/charge"
-    method: POST
-    compensate:
-      - id: refund
-        type: io.kestra.plugin.core.http.Request
-        uri: "{{ inputs.base }}/refund"
-        method: POST
-  - id: notify
-    type: io.kestra.plugin.core.http.Request
-    uri: "{{ inputs.base }}/notify"
-    method: POST
-    compensate:
-      - id: unnotify
-        type: io.kestra.plugin.core.http.Request
-        uri: "{{ inputs.base }}/unnotify"
-        method: POST
-errors:
-  - id: alert
-    type: io.kestra.plugin.core.http.Request
-    uri: "{{ inputs.base }}/alert"
-    method: POST
-finally:
-  - id: cleanup
-    type: io.kestra.plugin.core.http.Request
-    uri: "{{ inputs.base }}/cleanup"
-    method: POST
-"""
+TRIP = saga_flow(
+    "trip",
+    [
+        http(
+            "book",
+            "/hotel",
+            undo=[
+                http(
+                    "unbook",
+                    "/hotel/{{ outputs.book.body }}?undoes={{ compensation.task }}",
+                    "DELETE",
+                    retry={"type": "constant", "interval": "PT0.2S", "maxAttempts": 3},
+                )
+            ],
+        ),
+        http("hold", "/seat", undo=[http("release", "/seat/{{ compensation.outputs.body }}", "DELETE")]),
+        http("charge", "/charge", undo=[http("refund", "/refund")]),
+        http("notify", "/notify", undo=[http("unnotify", "/unnotify")]),
+    ],
+    errors=[http("alert", "/alert")],
+    finally_=[http("cleanup", "/cleanup")],
+)
 
 
 def _calls(receiver: WebhookReceiver, base: str) -> list[str]:
@@ -175,35 +140,15 @@ def test_a_failing_undo_is_retried_then_a_restart_reruns_only_it(
     assert "was compensated" in again.text
 
 
-BOOK_THEN_WAIT = """
-id: book-then-wait
-namespace: {ns}
-inputs:
-  - id: base
-    type: STRING
-tasks:
-  - id: book
-    type: io.kestra.plugin.core.http.Request
-    uri: "{{ inputs.base }}/hotel"
-    method: POST
-    compensate:
-      - id: unbook
-        type: io.kestra.plugin.core.http.Request
-        uri: "{{ inputs.base }}/hotel/{{ outputs.book.body }}"
-        method: DELETE
-  - id: wait
-    type: io.kestra.plugin.core.flow.Sleep
-    duration: PT60S
-  - id: notify
-    type: io.kestra.plugin.core.http.Request
-    uri: "{{ inputs.base }}/notify"
-    method: POST
-finally:
-  - id: cleanup
-    type: io.kestra.plugin.core.http.Request
-    uri: "{{ inputs.base }}/cleanup"
-    method: POST
-"""
+BOOK_THEN_WAIT = saga_flow(
+    "book-then-wait",
+    [
+        http("book", "/hotel", undo=[http("unbook", "/hotel/{{ outputs.book.body }}", "DELETE")]),
+        {"id": "wait", "type": "io.kestra.plugin.core.flow.Sleep", "duration": "PT60S"},
+        http("notify", "/notify"),
+    ],
+    finally_=[http("cleanup", "/cleanup")],
+)
 
 
 def _started_waiting(stack: Stack, webhook_receiver: WebhookReceiver, base: str, namespace: str) -> str:

@@ -8,7 +8,8 @@ this one can be stopped, and a replay that called it would fail.
 from __future__ import annotations
 
 import io
-import json
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.e2e.test_agent_memory import REMEMBERING
 from tests.e2e.test_ai_agent import _mcp_flow
 from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire, Reply
+from tests.harness.agent_flows import agent_flow, lookup_tool, mcp_tool
 from tests.harness.executions import task_runs
 from tests.harness.services import psycopg_url
 
@@ -211,30 +213,7 @@ def test_bad_ledger_options_are_a_422_naming_the_parameter(
     assert [e["path"] for e in response.json()["_embedded"]["errors"]] == [field]
 
 
-AGENT = """
-id: agent-ledger
-namespace: {ns}
-inputs:
-  - id: question
-    type: STRING
-tasks:
-  - id: agent
-    type: io.kestra.plugin.ai.agent.AIAgent
-    provider:
-      type: io.kestra.plugin.ai.provider.OpenAI
-      modelName: gpt-4o-mini
-      baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
-      apiKey: "{{ secret('OPENAI_API_KEY') }}"
-    prompt: "{{ inputs.question }}"
-    tools:
-      - type: io.kestra.plugin.ai.tool.KestraTask
-        tasks:
-          - id: lookup
-            type: io.kestra.plugin.core.output.OutputValues
-            values:
-              order: "{{ arguments.order_id }}"
-              at: "{{ now() }}"
-"""
+AGENT = agent_flow("agent-ledger", lookup_tool('at: "{{ now() }}"'))  # the time it ran: served, the original's
 
 
 def test_an_agents_model_and_tool_calls_are_served_from_the_ledger(
@@ -342,17 +321,24 @@ def test_an_agent_with_memory_replays_from_the_ledger_reading_the_memory_as_the_
         assert stack.api.get(f"/executions/{replay['id']}/diff/{run['id']}").json()["identical"] is True
 
 
-def test_an_agents_mcp_tool_call_is_served_from_the_ledger(
+def test_an_agents_mcp_tool_call_is_served_from_the_ledger_without_starting_its_server(
     stack: Stack,
     deploy_flow: Callable[[str], dict[str, Any]],
     unique_namespace: str,
     openai_wire: OpenAIWire,
     mcp_stdio_command: list[str],
 ) -> None:
-    """The MCP call is the original's (no `agent.mcp_call` in the replay); the server is still asked for its tools."""
-    deploy_flow(_mcp_flow("io.kestra.plugin.ai.tool.StdioMcpClient", f"command: {json.dumps(mcp_stdio_command)}"))
+    """The MCP call is the original's (no `agent.mcp_call` in the replay), and so is the tools listing: by the
+    replay, the server's command cannot start any more (its script is gone), and the replay still succeeds."""
+    interpreter, script = mcp_stdio_command
+    own = Path(tempfile.mkdtemp(prefix="chorus-mcp-doomed-"))  # readable by the scripts user, as the fixture's
+    own.chmod(0o755)
+    doomed = own / Path(script).name
+    shutil.copyfile(script, doomed)
+    doomed.chmod(0o644)
+    deploy_flow(_mcp_flow(mcp_tool("io.kestra.plugin.ai.tool.StdioMcpClient", command=[interpreter, str(doomed)])))
     question = f"where is order A-17? ({uuid.uuid4().hex})"
-    script = openai_wire.script(
+    script_calls = openai_wire.script(
         question, Reply.tool_call("order_status", {"order_id": "A-17"}), Reply.text("It has shipped.")
     )
     original = stack.wait_for_state(
@@ -360,15 +346,19 @@ def test_an_agents_mcp_tool_call_is_served_from_the_ledger(
     )
     assert original["state"]["current"] == "SUCCESS", original
     assert [e["action"] for e in _audit(stack, original["id"])].count("agent.mcp_call") == 1
+    shutil.rmtree(own)
 
     replay = _replay(stack, original["id"], mode="ledger")
+    live = stack.wait_for_state(stack.run(unique_namespace, "agent-mcp-tools", question=question)["id"], timeout_s=90)
 
     assert replay["state"]["current"] == "SUCCESS", replay
-    assert len(script.requests) == 2 and _provider_calls(stack, replay["id"]) == 0
+    assert len(script_calls.requests) == 2 and _provider_calls(stack, replay["id"]) == 0
     assert "agent.mcp_call" not in [e["action"] for e in _audit(stack, replay["id"])]
     [call_run] = task_runs(replay, "agent__mcp_tool_0")
     assert call_run["outputs"]["text"] == "order A-17 is shipped (Colissimo)"
     assert stack.api.get(f"/executions/{replay['id']}/diff/{original['id']}").json()["identical"] is True
+    assert live["state"]["current"] == "FAILED", live  # a run that must list the tools live cannot start the server
+    assert len(script_calls.requests) == 2
 
 
 def test_a_subflows_model_call_is_served_from_the_original_subflows_ledger(

@@ -206,7 +206,7 @@ def test_json_nested_thousands_deep_is_a_parse_error_not_a_500(tools_server: Too
         response = httpx.post(f"{tools_server.base}{path}", content=deep, headers=headers, timeout=30)
         assert response.status_code == 400, response.text
         assert response.json()["error"]["code"] == -32700
-    # A sound request on the same endpoint still reaches the SDK, the body read once by the check and once by it.
+    # A sound request on the same endpoint still reaches the SDK, which parses the body (the check only scans it).
     params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "probe", "version": "0"}}
     body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
     with httpx.stream("POST", f"{tools_server.base}/mcp", json=body, headers=headers, timeout=30) as response:

@@ -18,6 +18,7 @@ from orchestrator.cli.reapply import FROM_ATTEMPT, locate
 from orchestrator.engine import Engine
 from orchestrator.store.database import make_engine, make_sessionmaker
 from tests.e2e.conftest import Stack
+from tests.e2e.test_flower_retry import FLAKY
 
 #: The failing task runs on the io pool and is followed by another task: its `run_task_run` is a chain link
 #: other than the last, which stores no result.
@@ -37,24 +38,7 @@ tasks:
 """
 
 #: A Sleep first (so the rest travels as a message), then three inline tasks in one `run_inline` message.
-FLAKY_INLINE = """
-id: flaky-inline
-namespace: {ns}
-tasks:
-  - id: start
-    type: io.kestra.plugin.core.flow.Sleep
-    duration: PT0S
-  - id: hello
-    type: io.kestra.plugin.core.log.Log
-    message: hello
-  - id: flaky
-    type: io.kestra.plugin.core.execution.Fail
-    condition: "{{ taskrun.attemptsCount == 0 }}"
-    errorMessage: first attempt fails
-  - id: after
-    type: io.kestra.plugin.core.debug.Return
-    format: done
-"""
+FLAKY_INLINE = FLAKY.replace("id: flaky\n", "id: flaky-inline\n", 1)  # test_flower_retry's, another id
 
 #: A flowable whose child fails: the flowable's own message is an `enter_task_run` on the control queue. The
 #: Sleep first makes it a message: entered in the submit's transaction (local drive), it would record no id.

@@ -20,13 +20,19 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.cli.embedded import free_port
-from orchestrator.observability.tracing import execution_span_id, task_run_span_id, trace_id_of
+from orchestrator.observability.tracing import (
+    execution_span_id,
+    restarted_run_span_id,
+    task_run_span_id,
+    trace_id_of,
+)
 from tests.conftest import empty_redis_db, flush_redis_db
 from tests.fakes.fixtures import secret_env
 from tests.fakes.jira import JiraServer
 from tests.fakes.openai_wire import OpenAIWire, Reply
 from tests.fakes.otlp import STATUS_ERROR, OtlpReceiver, ReceivedSpan
 from tests.harness import services
+from tests.harness.agent_flows import agent_flow, lookup_tool
 from tests.harness.cluster import Cluster
 from tests.harness.executions import task_runs
 from tests.harness.waiting import wait_for_state
@@ -35,29 +41,7 @@ SEED_FLOW = Path(__file__).parents[2] / "examples" / "customer-feedback-analysis
 NAMESPACE, FLOW_ID, WEBHOOK_KEY = "company.support", "customer-feedback-analysis", "feedback-7c1e"
 SPAN_KIND_CLIENT = 3
 
-AGENT_FLOW = """
-id: traced-agent
-namespace: tests.tracing
-inputs:
-  - id: question
-    type: STRING
-tasks:
-  - id: agent
-    type: io.kestra.plugin.ai.agent.AIAgent
-    provider:
-      type: io.kestra.plugin.ai.provider.OpenAI
-      modelName: gpt-4o-mini
-      baseUrl: "{{ secret('OPENAI_BASE_URL') }}"
-      apiKey: "{{ secret('OPENAI_API_KEY') }}"
-    prompt: "{{ inputs.question }}"
-    tools:
-      - type: io.kestra.plugin.ai.tool.KestraTask
-        tasks:
-          - id: lookup
-            type: io.kestra.plugin.core.output.OutputValues
-            values:
-              order: "{{ arguments.order_id }}"
-"""
+AGENT_FLOW = agent_flow("traced-agent", lookup_tool(), namespace="tests.tracing")
 
 
 LOG_THEN_CHAT_FLOW = """
@@ -333,3 +317,37 @@ def test_model_calls_are_counted_in_the_gen_ai_client_metrics(traced: TracedStac
     assert sample("gen_ai_client_token_usage_count", gen_ai_token_type="output") >= 1
     assert sample("gen_ai_client_operation_duration_seconds_count", error_type="") >= 1
     assert sample("gen_ai_client_cost_usd_total") > 0
+
+
+RESTARTED_FLOW = """
+id: traced-restart
+namespace: tests.tracing
+tasks:
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+"""
+
+
+def test_a_restarted_execution_emits_its_root_span_once_and_each_restarted_run_below_it(traced: TracedStack) -> None:
+    # The trace and root span ids are derived from the execution id: a restart's end used to emit the root again.
+    deployed = traced.api.post("/flows", content=RESTARTED_FLOW, headers={"Content-Type": "application/x-yaml"})
+    assert deployed.status_code == 200, deployed.text
+    created = traced.api.post("/executions/tests.tracing/traced-restart")
+    assert created.status_code == 200, created.text
+    execution_id = created.json()["id"]
+    assert wait_for_state(traced.api, execution_id, timeout_s=60)["state"]["current"] == "FAILED"
+    for _ in range(2):
+        restarted = traced.api.post(f"/executions/{execution_id}/restart")
+        assert restarted.status_code == 200, restarted.text
+        assert wait_for_state(traced.api, execution_id, timeout_s=60)["state"]["current"] == "FAILED"
+
+    name, trace_id = "invoke_workflow traced-restart", f"{trace_id_of(execution_id):032x}"
+    spans = traced.receiver.wait_for(lambda got: sum(s.name == name for s in got) >= 3, trace_id)
+
+    root_id = _hex(execution_span_id(execution_id))
+    [root] = [s for s in spans if s.span_id == root_id]  # once, however often the execution ended
+    runs = sorted((s for s in spans if s.name == name and s is not root), key=lambda s: s.start_ns)
+    assert root.parent_span_id == ""
+    assert [s.span_id for s in runs] == [_hex(restarted_run_span_id(execution_id, n)) for n in (1, 2)]
+    assert [(s.parent_span_id, s.attributes["chorus.execution.restarts"]) for s in runs] == [(root_id, 1), (root_id, 2)]
+    assert root.end_ns <= runs[0].start_ns <= runs[0].end_ns <= runs[1].start_ns  # each run from its restart on

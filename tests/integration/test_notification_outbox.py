@@ -4,13 +4,17 @@ sent after the commit with the task run's key, re-sent by the sweeper only while
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select, text
 
-from orchestrator.core.ids import idempotency_key, task_run_id
+from orchestrator.core.ids import idempotency_key, new_id, task_run_id
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, flows, notification_outbox
 from orchestrator.engine.sweeper import Sweeper
+from orchestrator.settings import Settings
+from orchestrator.store import notification_outbox as outbox
 from orchestrator.store.database import transaction
 from orchestrator.store.tables import AuditEventRow
 from tests.fakes.base import FakeResponse
@@ -202,3 +206,75 @@ def test_a_url_that_could_never_be_sent_fails_the_task_and_records_nothing(
     with engine.sessions() as session:
         state = session.scalar(text("SELECT state FROM task_runs WHERE execution_id = :id"), {"id": execution_id})
     assert state == "FAILED"
+
+
+def _entry(execution_id: str, n: int, created_at: datetime) -> outbox.OutboxEntry:
+    return outbox.OutboxEntry(
+        id=new_id(), tenant="main", idempotency_key=f"{execution_id}-{n}", execution_id=execution_id,
+        task_run_id=f"{execution_id}-notify-{n}", task_id="notify", kind="SlackIncomingWebhook", method="POST",
+        url="https://hooks.example/secret", target="https://hooks.example", headers={}, body=b"{}",
+        connect_timeout_s=1.0, read_timeout_s=1.0, status=outbox.PENDING, sends=0, due_at=created_at,
+        created_at=created_at,
+    )  # fmt: skip
+
+
+def _seed(engine: Engine, execution_id: str, *ended: tuple[str | None, timedelta]) -> None:
+    """One row per (status, age): ended (SENT or FAILED) that long ago, or still PENDING (None) since then."""
+    now = datetime.now(UTC)
+    with transaction(engine.sessions) as session:
+        for n, (status, age) in enumerate(ended):
+            entry = _entry(execution_id, n, now - age)
+            assert outbox.insert_entry(session, entry)
+            if status is not None:
+                outbox.end_entry(session, entry.id, status, now - age, 200, None)
+
+
+def _statuses(engine: Engine, execution_id: str) -> list[tuple[str, int]]:
+    with engine.sessions() as session:
+        rows = session.execute(
+            text(
+                "SELECT status, round(extract(epoch FROM now() - created_at) / 86400)::int FROM notification_outbox "
+                "WHERE execution_id = :id ORDER BY created_at"
+            ),
+            {"id": execution_id},
+        )
+        return [(r[0], r[1]) for r in rows]
+
+
+def test_the_sweeper_purges_notifications_ended_past_their_retention_and_keeps_pending_ones(
+    database_url: str, idle_broker_url: str, engine_factory: EngineFactory
+) -> None:
+    engine = engine_factory(database_url, broker_url=idle_broker_url, notification_retention_days=3)
+    execution_id = new_id()
+    _seed(
+        engine,
+        execution_id,
+        (outbox.SENT, timedelta(days=9)),
+        (None, timedelta(days=8)),  # still owed, however old: never deleted
+        (outbox.FAILED, timedelta(days=4)),
+        (outbox.SENT, timedelta(days=2)),  # within the 3 days
+    )
+
+    _sweep(engine)
+
+    assert _statuses(engine, execution_id) == [(outbox.PENDING, 8), (outbox.SENT, 2)]
+
+
+def test_the_purge_deletes_in_batches_and_leaves_what_its_batches_did_not_reach_to_the_next_one(
+    database_url: str, idle_broker_url: str, engine_factory: EngineFactory
+) -> None:
+    engine = engine_factory(database_url, broker_url=idle_broker_url)  # the default retention: 7 days
+    execution_id = new_id()
+    _seed(engine, execution_id, *[(outbox.SENT, timedelta(days=8 + n)) for n in range(5)], (outbox.SENT, timedelta(6)))
+
+    first = notification_outbox.purge_ended(engine, batch=2, most_batches=2)
+    after_first = _statuses(engine, execution_id)
+    second = notification_outbox.purge_ended(engine, batch=2, most_batches=2)
+
+    assert first == 4 and len(after_first) == 2
+    assert second == 1 and _statuses(engine, execution_id) == [(outbox.SENT, 6)]
+
+
+def test_a_retention_that_is_not_positive_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="notification_retention_days"):
+        Settings(notification_retention_days=0)

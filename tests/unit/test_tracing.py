@@ -120,6 +120,31 @@ def test_a_subflow_execution_is_its_own_trace_linked_to_the_subflow_task_run_tha
     )
 
 
+def test_a_restarted_execution_ends_in_a_span_below_the_root_from_its_restart_on(
+    exported: InMemorySpanExporter,
+) -> None:
+    hooks = TracingHooks()
+    first = _transition("execution", "exec-1", "FAILED")
+    restarted_at = first.at + timedelta(minutes=1)
+    hooks.after_transition(first)
+    for n in (1, 2):
+        at = restarted_at + timedelta(minutes=n)
+        hooks.after_transition(
+            _transition(
+                "execution", "exec-1", "SUCCESS", restarts=n, attempt_started_at=at, at=at + timedelta(seconds=2)
+            )
+        )
+
+    root, *runs = exported.get_finished_spans()
+    root_id = tracing.execution_span_id("exec-1")
+    assert root.context.span_id == root_id and root.parent is None
+    assert [s.context.span_id for s in runs] == [tracing.restarted_run_span_id("exec-1", n) for n in (1, 2)]
+    assert root_id not in {s.context.span_id for s in runs}  # the root is emitted once, by the first end
+    assert all(s.parent is not None and s.parent.span_id == root_id for s in runs)
+    assert [s.attributes["chorus.execution.restarts"] for s in runs if s.attributes] == [1, 2]
+    assert [(s.end_time or 0) - (s.start_time or 0) for s in runs] == [2_000_000_000] * 2  # from its restart on
+
+
 def test_a_failed_model_call_is_an_error_span_without_token_usage(exported: InMemorySpanExporter) -> None:
     gen_ai.chat_call(
         execution_id="exec-1", task_run_id="tr-1", attempt=2, provider="mistral",

@@ -1,5 +1,6 @@
-"""`childFailurePolicy` (kestra-io/kestra#15366) read and validated, and CONTINUE in the planner's joins; the
-deprecated top-level `listeners` checked and warned about."""
+"""What a failed child does to its siblings (`core/child_policy.py`): `childFailurePolicy` (kestra-io/kestra#15366)
+read and validated, the one sibling rule read from it, `onChildFailure` and `failFast`, and CONTINUE in the
+planner's joins; the deprecated top-level `listeners` checked and warned about."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orchestrator.core.child_policy import ChildFailurePolicy, parse, policy_of
+from orchestrator.core.child_policy import (
+    ChildFailurePolicy,
+    SiblingRule,
+    flowable_state,
+    parse,
+    policy_of,
+    sibling_rule,
+)
 from orchestrator.core.errors import FlowErrorDetail, FlowInvalid
 from orchestrator.core.flow import Flow
 from orchestrator.core.ids import task_run_id
@@ -93,6 +101,50 @@ def test_parallel_and_a_concurrent_for_each_accept_every_policy(kind: str) -> No
 
         assert warnings == []
         assert policy_of(flow.tasks[0]) is parse(value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "props", "expected"),
+    [
+        ("Parallel", "childFailurePolicy: FAIL_FAST", SiblingRule(State.KILLED, holds_new=True)),
+        ("Parallel", "childFailurePolicy: stop", SiblingRule(holds_new=True)),
+        ("Parallel", "childFailurePolicy: CONTINUE", SiblingRule()),
+        ("Parallel", "onChildFailure: FAIL", SiblingRule(State.FAILED)),
+        ("Parallel", "onChildFailure: cancel", SiblingRule(State.CANCELLED)),
+        ("Parallel", "onChildFailure: CONTINUE", SiblingRule()),
+        ("Parallel", "failFast: true", SiblingRule(State.KILLED)),
+        ("Parallel", "failFast: false", SiblingRule()),
+        ("Parallel", "concurrent: 2", SiblingRule()),
+        ("Dag", "onChildFailure: FAIL", SiblingRule(State.FAILED)),
+        ("Dag", "onChildFailure: CANCEL", SiblingRule(State.CANCELLED)),
+        ("ForEach", "childFailurePolicy: FAIL_FAST\n    concurrencyLimit: 0", SiblingRule(State.KILLED, True)),
+        ("ForEach", "childFailurePolicy: STOP\n    concurrencyLimit: 2", SiblingRule(holds_new=True)),
+        ("ForEach", "childFailurePolicy: FAIL_FAST", SiblingRule()),  # sequential: the loop ignores it
+        ("ForEach", "concurrencyLimit: 0", SiblingRule()),
+    ],
+)
+def test_one_sibling_rule_whichever_property_says_it(kind: str, props: str, expected: SiblingRule) -> None:
+    # kestra-io/kestra#15366 (childFailurePolicy) and Kestra 2's Parallel/Dag onChildFailure and failFast.
+    children = "[{id: a, type: io.kestra.plugin.core.log.Log, message: a}]"
+    if kind == "Dag":
+        children = "[{task: {id: a, type: io.kestra.plugin.core.log.Log, message: a}}]"
+    values = "\n    values: [1, 2]" if kind == "ForEach" else ""
+    flow, _ = parse_flow_with_warnings(
+        _flow(f"  - id: p\n    type: io.kestra.plugin.core.flow.{kind}{values}\n    {props}\n    tasks: {children}\n")
+    )
+
+    assert sibling_rule(flow.tasks[0]) == expected
+
+
+def test_a_flowable_that_killed_its_siblings_ends_failed_and_others_keep_their_state() -> None:
+    # Kestra's Parallel.resolveState: the cause is a failure, not a kill.
+    fail_fast = parse_flow(PARALLEL.replace("POLICY", "failFast: true")).tasks[0]
+    on_fail = parse_flow(PARALLEL.replace("POLICY", "onChildFailure: FAIL")).tasks[0]
+
+    assert flowable_state(fail_fast, State.KILLED) is State.FAILED
+    assert flowable_state(fail_fast, State.SUCCESS) is State.SUCCESS
+    assert flowable_state(on_fail, State.KILLED) is State.KILLED  # killed by a person, not by the rule
+    assert flowable_state(None, State.KILLED) is State.KILLED
 
 
 def test_a_dag_accepts_the_policy() -> None:
