@@ -116,6 +116,9 @@ class Concurrency(_Yaml):
     # integer, as `limit`) but not enforced: a queued execution waits as it would without them.
     queue_limit: int | None = Field(default=None, ge=1)
     queue_size: int | None = Field(default=None, ge=1)
+    # valids/flow-concurrency-queue-duration.yml: an ISO-8601 `duration`, read the same way (not enforced here;
+    # the k2-flowb slice owns its behaviour).
+    duration: Duration | None = None
 
 
 class Label(BaseModel):

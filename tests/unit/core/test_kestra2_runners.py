@@ -151,3 +151,12 @@ def test_the_2x_queue_bounds_load_and_must_be_positive(key: str) -> None:
     with pytest.raises(FlowInvalid) as caught:
         parse_flow(QUEUE.format(key=key, value=0))
     assert f"concurrency.{key}" in str(caught.value)
+
+
+def test_the_2x_concurrency_duration_loads_and_must_be_an_iso_duration() -> None:
+    # valids/flow-concurrency-queue-duration.yml
+    concurrency = parse_flow(QUEUE.format(key="duration", value="PT5S")).concurrency
+    assert concurrency is not None and concurrency.duration == timedelta(seconds=5)
+    with pytest.raises(FlowInvalid) as caught:
+        parse_flow(QUEUE.format(key="duration", value="soon"))
+    assert "concurrency.duration" in str(caught.value)
