@@ -38,7 +38,7 @@ _KESTRA_FUNCTIONS = frozenset({
     "http", "i18n", "id", "ionDecode", "isDayWeekInMonth", "isFileEmpty", "isLastWorkingDay", "isPublicHoliday",
     "isWeekend", "json", "jsonDecode", "ksuid", "kv", "loopOutputs", "max", "min", "monthOfYear", "nanoId", "now",
     "parent", "printContext", "randomInt", "randomPort", "range", "read", "render", "renderOnce", "secret",
-    "tasksWithState", "uuid", "yaml",
+    "subflow", "tasksWithState", "uuid", "yaml",
 })  # fmt: skip
 _KESTRA_TESTS = frozenset({"defined", "empty", "even", "iterable", "json", "map", "null", "odd", "none"})
 

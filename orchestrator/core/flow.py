@@ -111,6 +111,14 @@ class Concurrency(_Yaml):
 
     limit: int = Field(ge=1)
     behavior: Literal["QUEUE", "CANCEL", "FAIL"] = "QUEUE"
+    # Kestra 2 test flows (valids/flow-concurrency-queue-limit.yml, -queue-size.yml) bound the queue with these;
+    # the 2.x source that enforces the bound is not in the reference index, so they are read (a positive
+    # integer, as `limit`) but not enforced: a queued execution waits as it would without them.
+    queue_limit: int | None = Field(default=None, ge=1)
+    queue_size: int | None = Field(default=None, ge=1)
+    # valids/flow-concurrency-queue-duration.yml: an ISO-8601 `duration`, read the same way (not enforced here;
+    # the k2-flowb slice owns its behaviour).
+    duration: Duration | None = None
 
 
 class Label(BaseModel):

@@ -16,8 +16,10 @@ from orchestrator.core.parse_reader import TASK_ID, article, find_cycle, join_pa
 
 _COMMON_TASK = (
     "id", "type", "version", "description", "retry", "timeout", "disabled", "workerGroup", "logLevel",
-    "allowFailure", "allowWarning", "logToFile", "runIf", "when", "taskCache", "compensate",
+    "allowFailure", "allowWarning", "logToFile", "runIf", "when", "taskCache", "compensate", "assets",
 )  # fmt: skip
+#: Kestra 2's `Task.assets` (io.kestra.core.models.assets.AssetsDeclaration): lineage metadata, read but not recorded.
+_ASSETS_KEYS = ("enableAuto", "inputs", "outputs")
 #: Every task's own properties, whatever its type (the console's editor completes them: core.plugin_docs).
 COMMON_TASK_PROPERTIES = _COMMON_TASK
 _COMMON_FLAGS = (
@@ -207,7 +209,22 @@ class TaskReader(InputOutputReader):
             else:
                 self.error(join_path(path, "workerGroup"), "expected a mapping with a 'key' (and optional 'fallback')")
         fields["task_cache"] = self.mapping(data, "taskCache", path)
+        self.assets(data, path)
         return fields
+
+    def assets(self, data: Mapping[str, JsonValue], path: str) -> None:
+        """Check Kestra 2's `assets` declaration. Chorus keeps no asset catalogue (Kestra's lineage store), so a
+        valid declaration changes nothing at run time; a malformed one is refused as Kestra's Jackson would."""
+        declared = self.mapping(data, "assets", path)
+        if declared is None:
+            return
+        where = join_path(path, "assets")
+        for key, value in declared.items():
+            if key not in _ASSETS_KEYS:
+                expected = ", ".join(_ASSETS_KEYS)
+                self.error(join_path(where, key), f"unknown property '{key}' in assets (expected {expected})")
+            elif key != "enableAuto" and value is not None and not isinstance(value, list) and not is_expression(value):
+                self.error(join_path(where, key), f"expected a list of assets, got {kind_of(value)}")
 
     def branches(
         self, task_type: tasktypes.TaskType, data: Mapping[str, JsonValue], path: str

@@ -2,14 +2,22 @@
 
 Each family lives in its own module and fills its own tables: strings (`pebble_strings`), lists and maps
 with Pebble's tests (`pebble_collections`), dates (`pebble_dates`), numbers, JSON and YAML (`pebble_data`)
-and general functions (`pebble_functions`). What every callable shares (the render deadline, the size limit
+and general functions (`pebble_functions`; Kestra 2's `subflow()`: `pebble_subflow`).
+What every callable shares (the render deadline, the size limit
 and strict undefined values) is in `pebble_runtime`; the values they handle are in `pebble_values`.
 """
 
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.core import pebble_collections, pebble_data, pebble_dates, pebble_functions, pebble_strings
+from orchestrator.core import (
+    pebble_collections,
+    pebble_data,
+    pebble_dates,
+    pebble_functions,
+    pebble_strings,
+    pebble_subflow,
+)
 
 FILTERS: dict[str, Callable[..., Any]] = {
     **pebble_strings.FILTERS,
@@ -22,4 +30,5 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     **pebble_functions.FUNCTIONS,
     **pebble_dates.FUNCTIONS,
     **pebble_data.FUNCTIONS,
+    **pebble_subflow.FUNCTIONS,
 }

@@ -40,6 +40,9 @@ class ExpressionFunctions(Protocol):
         """Kestra's read(): a storage file of this execution (or of the execution that started it)."""
         ...
 
+    # Optional (looked up with getattr, like every method here): Kestra 2's subflow(), which runs a flow and
+    # waits for its end. Returns {id, state, outputs, labels: [{key, value}]}. See core/pebble_subflow.py.
+
 
 @dataclass
 class RenderState:

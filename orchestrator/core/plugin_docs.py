@@ -34,6 +34,7 @@ _COMMON_SCHEMAS: Mapping[str, dict[str, JsonValue]] = {
     "runIf": {"type": "string", "title": "Run only when this expression is true"},
     "when": {"type": "string", "title": "Run only when this expression is true"},
     "taskCache": {"type": "object", "title": "Cache the task's outputs"},
+    "assets": {"type": "object", "title": "Asset lineage: enableAuto, inputs, outputs (accepted, not recorded)"},
 }
 
 
