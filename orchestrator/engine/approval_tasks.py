@@ -20,7 +20,7 @@ from orchestrator.core.errors import Conflict, InputInvalid, NotFound
 from orchestrator.core.flow import Flow, Input, TaskSpec
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
-from orchestrator.core.plan import ChildLists, Snapshot, TaskRunView, decided_state
+from orchestrator.core.plan import ChildLists, Snapshot, TaskRunView, children_side_by_side, decided_state
 from orchestrator.core.states import State
 from orchestrator.engine import flows
 from orchestrator.engine.values import TaskRunCoordinates
@@ -118,11 +118,24 @@ def pause_after_wait(
 
 
 def still_waiting(session: Session, flow: Flow, execution_id: str, *, but: str) -> bool:
-    """Whether a task run of the execution other than `but` still runs its `onWait` (`onPause`)."""
-    return any(
-        r.id != but and State(r.state) is State.RUNNING and is_waiting(flow.task(r.task_id), r)
-        for r in store.task_runs_of(session, execution_id)
-    )
+    """Whether a task run of the execution other than `but` is still on its way to a pause: running its `onWait`
+    (`onPause`), or an Approval (Pause) beside `but` under a Parallel that has not decided yet (its row not
+    created, or created and not decided: Kestra creates a Parallel's children at once)."""
+    runs = list(store.task_runs_of(session, execution_id))
+    if any(r.id != but and State(r.state) is State.RUNNING and is_waiting(flow.task(r.task_id), r) for r in runs):
+        return True
+    row = next((r for r in runs if r.id == but), None)
+    parent = next((r for r in runs if row is not None and r.id == row.parent_id), None)
+    if row is None or parent is None or not children_side_by_side(flow.task(parent.task_id)):
+        return False
+    by_coordinates = {(r.task_id, r.parent_id, r.iteration): r for r in runs}
+    for sibling in flow.task(parent.task_id).branches.get("tasks", ()):
+        if sibling.type not in _WAITING_TYPES or sibling.id == row.task_id or sibling.disabled:
+            continue
+        other = by_coordinates.get((sibling.id, parent.id, row.iteration))
+        if other is None or (State(other.state) is State.RUNNING and not other.decision):
+            return True
+    return False
 
 
 def park_if_idle(session: Session, flow: Flow, execution: ExecutionRow, ended: TaskRunRow, *, actor: str) -> None:
