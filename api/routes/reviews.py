@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.action_io import execution_answer, resume_inputs
@@ -53,10 +53,13 @@ async def review(
     request: Request,
     eng: EngineDep,
     who: ActorDep,
+    task_run_query: str | None = Query(None, alias="taskRunId", description="The Approval task run"),
+    decision_query: str | None = Query(None, alias="decision", description="APPROVE or DENY"),
 ) -> dict[str, Any]:
     body = await _body(request, eng, execution_id)
     # Kestra 2 names the task run and the decision in the query string.
-    body.update({k: v for k in ("decision", "taskRunId") if (v := request.query_params.get(k)) not in (None, "")})
+    query = {"decision": decision_query, "taskRunId": task_run_query}
+    body.update({k: v for k, v in query.items() if v not in (None, "")})
     if body.get("decision") in (None, ""):
         raise InputInvalid("decision", "missing required field (APPROVED or DENIED)")
     decision = parse_decision(body["decision"])
@@ -74,12 +77,11 @@ async def review(
 @router.post("/executions/{execution_id}/actions/cancel-approval")
 async def cancel_approval(
     execution_id: str,
-    request: Request,
     eng: EngineDep,
     who: ActorDep,
+    task_run_id: str | None = Query(None, alias="taskRunId", description="The Approval task run"),
 ) -> dict[str, Any]:
     """Kestra 2's ExecutionController#cancelApproval: the paused Approval `taskRunId` ends CANCELLED, no branch
     runs, and the execution is cancelled."""
-    task_run_id = request.query_params.get("taskRunId")
     await run_in_threadpool(approval_tasks.cancel, eng, execution_id, task_run_id, actor=who)
     return await run_in_threadpool(execution_answer, eng, execution_id)
