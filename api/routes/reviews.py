@@ -1,15 +1,18 @@
-"""Kestra 2's review of an Approval task: `POST /executions/{id}/actions/review` approves or denies it.
+"""Kestra 2's review of an Approval task: `POST /executions/{id}/actions/review` approves or denies it, and
+`POST /executions/{id}/actions/cancel-approval` ends the request without a decision.
 
-The body is JSON (`{"decision": "APPROVED", "comment": "...", "taskRunId": "...", "inputs": {...}}`) or a
-multipart form with the same fields (any other field is an input of the review dialog). Reviewing needs
-the same permission as resuming (the approver role); answers the execution's JSON.
+As Kestra 2's ExecutionController#reviewExecution takes it: `?taskRunId=...&decision=APPROVE|DENY` and a
+multipart body whose `comment` part is the reviewer's comment and every other part an input of the review
+dialog. Chorus also takes the same fields in the body (JSON `{"decision", "comment", "taskRunId", "inputs"}`
+or form fields); the query wins. Reviewing needs the same permission as resuming (the approver role);
+answers the execution's JSON.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.action_io import execution_answer, resume_inputs
@@ -50,8 +53,13 @@ async def review(
     request: Request,
     eng: EngineDep,
     who: ActorDep,
+    task_run_query: str | None = Query(None, alias="taskRunId", description="The Approval task run"),
+    decision_query: str | None = Query(None, alias="decision", description="APPROVE or DENY"),
 ) -> dict[str, Any]:
     body = await _body(request, eng, execution_id)
+    # Kestra 2 names the task run and the decision in the query string.
+    query = {"decision": decision_query, "taskRunId": task_run_query}
+    body.update({k: v for k, v in query.items() if v not in (None, "")})
     if body.get("decision") in (None, ""):
         raise InputInvalid("decision", "missing required field (APPROVED or DENIED)")
     decision = parse_decision(body["decision"])
@@ -63,4 +71,17 @@ async def review(
     if not isinstance(inputs, dict):
         raise InputInvalid("inputs", "expected an object")
     await run_in_threadpool(approval_tasks.review, eng, execution_id, task_run_id, decision, comment, inputs, actor=who)
+    return await run_in_threadpool(execution_answer, eng, execution_id)
+
+
+@router.post("/executions/{execution_id}/actions/cancel-approval")
+async def cancel_approval(
+    execution_id: str,
+    eng: EngineDep,
+    who: ActorDep,
+    task_run_id: str | None = Query(None, alias="taskRunId", description="The Approval task run"),
+) -> dict[str, Any]:
+    """Kestra 2's ExecutionController#cancelApproval: the paused Approval `taskRunId` ends CANCELLED, no branch
+    runs, and the execution is cancelled."""
+    await run_in_threadpool(approval_tasks.cancel, eng, execution_id, task_run_id, actor=who)
     return await run_in_threadpool(execution_answer, eng, execution_id)

@@ -411,7 +411,6 @@ _UNSUPPORTED: Mapping[str, str] = MappingProxyType(
         "io.kestra.plugin.core.flow.Template": "Kestra's deprecated Template task (use a Subflow)",
         "io.kestra.core.tasks.flows.Template": "Kestra's deprecated Template task (use a Subflow)",
         "io.kestra.plugin.core.flow.Wait": "not implemented yet",
-        "io.kestra.plugin.core.flow.Approval": "not implemented yet (use Pause)",
         "io.kestra.plugin.core.metric.PurgeMetrics": "not implemented yet",
     }
 )

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import store
 from orchestrator.core import approval as rules
 from orchestrator.core.decision import TaskRunDecision
-from orchestrator.core.errors import Conflict, NotFound
+from orchestrator.core.errors import Conflict, InputInvalid, NotFound
 from orchestrator.core.flow import Flow, Input, TaskSpec
+from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
-from orchestrator.core.plan import ChildLists, Snapshot, TaskRunView, decided_state
+from orchestrator.core.plan import ChildLists, Snapshot, TaskRunView, children_side_by_side, decided_state
 from orchestrator.core.states import State
 from orchestrator.engine import flows
 from orchestrator.engine.values import TaskRunCoordinates
@@ -31,16 +32,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "branch_state",
+    "cancel",
     "decided",
     "ending_state",
     "expire_values",
     "in_loop",
     "is_waiting",
+    "park_if_idle",
     "pause_after_wait",
     "resumed_output",
     "review",
     "review_values",
     "settle",
+    "skip_unstarted",
     "unwaited",
     "wake",
 ]
@@ -85,6 +89,7 @@ def decided(spec: TaskSpec | None, row: TaskRunRow | None) -> rules.DecisionType
 def pause_after_wait(
     session: Session,
     execution: ExecutionRow,
+    flow: Flow,
     row: TaskRunRow,
     spec: TaskSpec,
     *,
@@ -105,7 +110,41 @@ def pause_after_wait(
         planned = decision.get("due")
         due = datetime.fromisoformat(planned) if isinstance(planned, str) else None
     row.decision, row.outputs = decision, outputs
-    store.pause_task_run(session, execution, row, due=due, actor=actor, enclosing=enclosing)
+    # Kestra's execution is PAUSING while an `onWait` (`onPause`) runs and PAUSED once none does: while a
+    # sibling Approval still runs its own, the execution stays RUNNING, so every paused approval of it is
+    # ready for review when it reads PAUSED (ApprovalTest#shouldPauseSiblingApprovalsIndependently).
+    park = not still_waiting(session, flow, execution.id, but=row.id)
+    store.pause_task_run(session, execution, row, due=due, actor=actor, enclosing=enclosing, park_execution=park)
+
+
+def still_waiting(session: Session, flow: Flow, execution_id: str, *, but: str) -> bool:
+    """Whether a task run of the execution other than `but` is still on its way to a pause: running its `onWait`
+    (`onPause`), or an Approval (Pause) beside `but` under a Parallel that has not decided yet (its row not
+    created, or created and not decided: Kestra creates a Parallel's children at once)."""
+    runs = list(store.task_runs_of(session, execution_id))
+    if any(r.id != but and State(r.state) is State.RUNNING and is_waiting(flow.task(r.task_id), r) for r in runs):
+        return True
+    row = next((r for r in runs if r.id == but), None)
+    parent = next((r for r in runs if row is not None and r.id == row.parent_id), None)
+    if row is None or parent is None or not children_side_by_side(flow.task(parent.task_id)):
+        return False
+    by_coordinates = {(r.task_id, r.parent_id, r.iteration): r for r in runs}
+    for sibling in flow.task(parent.task_id).branches.get("tasks", ()):
+        if sibling.type not in _WAITING_TYPES or sibling.id == row.task_id or sibling.disabled:
+            continue
+        other = by_coordinates.get((sibling.id, parent.id, row.iteration))
+        if other is None or (State(other.state) is State.RUNNING and not other.decision):
+            return True
+    return False
+
+
+def park_if_idle(session: Session, flow: Flow, execution: ExecutionRow, ended: TaskRunRow, *, actor: str) -> None:
+    """`ended`'s `onWait` failed: when the execution holds a paused task run and no other `onWait` runs, it is
+    PAUSED now (the pause `pause_after_wait` left to the last approval on its way)."""
+    if State(execution.state) is not State.RUNNING or still_waiting(session, flow, execution.id, but=ended.id):
+        return
+    if any(State(r.state) is State.PAUSED for r in store.task_runs_of(session, execution.id)):
+        store.record_transition(session, execution, State.PAUSED, actor=actor)
 
 
 def _decided_values(
@@ -164,6 +203,32 @@ def settle(spec: TaskSpec, row: TaskRunRow, branch_state: State) -> tuple[State,
     return rules.final_state(behavior, branch_state), rules.execution_outcome(behavior, branch_state)
 
 
+#: Kestra's ExecutionService.APPROVAL_COMMENT_MAX_LENGTH.
+COMMENT_MAX_LENGTH = 4096
+
+
+def _paused_approval(flow: Flow, runs: Sequence[TaskRunRow], task_run_id: str) -> TaskRunRow:
+    """The Approval task run a reviewer names, as Kestra's ExecutionController checks it: 404 when the execution
+    has no such task run, 422 when it is not an Approval, 409 when it is not paused (decided or cancelled)."""
+    row = next((r for r in runs if r.id == task_run_id), None)
+    if row is None:
+        raise NotFound("task run", task_run_id)
+    if flow.task(row.task_id).type != rules.APPROVAL:
+        raise InputInvalid("taskRunId", f"task run {task_run_id} ({row.task_id}) is not an Approval task")
+    if State(row.state) is not State.PAUSED:
+        raise Conflict(f"task run {task_run_id} is not paused, it was already decided or cancelled")
+    return row
+
+
+def _only_paused_approval(flow: Flow, runs: Sequence[TaskRunRow], execution_id: str) -> TaskRunRow:
+    paused = [r for r in runs if State(r.state) is State.PAUSED and flow.task(r.task_id).type == rules.APPROVAL]
+    if not paused:
+        raise Conflict(f"execution {execution_id} has no paused approval")
+    if len(paused) > 1:
+        raise Conflict(f"execution {execution_id} has {len(paused)} paused approvals: name one with taskRunId")
+    return paused[0]
+
+
 def review(
     engine: Engine,
     execution_id: str,
@@ -176,28 +241,54 @@ def review(
 ) -> ExecutionRow:
     """Decide one paused Approval (the only one when `task_run_id` is None); the execution stays PAUSED
     while another task run of it is still paused, as Kestra's markAs keeps it."""
+    if comment is not None and len(comment) > COMMENT_MAX_LENGTH:
+        raise InputInvalid("comment", f"the comment of a decision cannot exceed {COMMENT_MAX_LENGTH} characters")
     with engine.transaction() as session:
         execution = store.lock_execution(session, execution_id)
         if execution is None:
             raise NotFound("execution", execution_id)
         flow: Flow = flows.flow_of_execution(engine, session, execution)
         runs = list(store.task_runs_of(session, execution_id))
-        paused = [r for r in runs if State(r.state) is State.PAUSED and flow.task(r.task_id).type == rules.APPROVAL]
         if task_run_id is not None:
-            paused = [r for r in paused if r.id == task_run_id]
-            if not paused:
-                raise Conflict(f"task run {task_run_id} of execution {execution_id} is not a paused approval")
-        if not paused:
-            raise Conflict(f"execution {execution_id} has no paused approval")
-        if len(paused) > 1:
-            raise Conflict(f"execution {execution_id} has {len(paused)} paused approvals: name one with taskRunId")
-        row = paused[0]
+            row = _paused_approval(flow, runs, task_run_id)
+        else:
+            row = _only_paused_approval(flow, runs, execution_id)
         values = review_values(flow.task(row.task_id), row, decision, comment, inputs, actor=actor)
         store.record_transition(session, row, State.RUNNING, actor=actor, values=values)
         still_paused = any(State(r.state) is State.PAUSED for r in runs if r.id != row.id)
         if State(execution.state) is State.PAUSED and not still_paused:
             store.record_transition(session, execution, State.RUNNING, actor=actor)
     engine.dispatch(execution_id, actor=actor)
+    return execution
+
+
+def cancel(engine: Engine, execution_id: str, task_run_id: str | None, *, actor: str) -> ExecutionRow:
+    """Kestra's ExecutionService.cancelApproval: the request ends without a decision. The Approval task run is
+    CANCELLED (no branch runs) and so is the execution, at once: no later task, no `finally` (Kestra's markAs
+    cancels the execution immediately)."""
+    from orchestrator.engine import operations  # operations uses this module: imported when needed
+
+    with engine.transaction() as session:
+        execution = store.lock_execution(session, execution_id)
+        if execution is None:
+            raise NotFound("execution", execution_id)
+        flow: Flow = flows.flow_of_execution(engine, session, execution)
+        runs = list(store.task_runs_of(session, execution_id))
+        if task_run_id in (None, ""):
+            row = _only_paused_approval(flow, runs, execution_id)
+        else:
+            row = _paused_approval(flow, runs, str(task_run_id))
+        now = store.utcnow()
+        outputs = {**(row.outputs or {}), "decision": None, "auto": False, "by": person(actor), "on": now.isoformat()}
+        record = {k: v for k, v in (row.decision or {}).items() if k not in ("pause", "due", "on_due", "awaiting")}
+        values = {
+            "retry_at": None,
+            "outputs": outputs,
+            "decision": {**record, "cancelled": True},
+            "attempts": store.close_attempt(row.attempts, State.CANCELLED, now),
+        }
+        store.record_transition(session, row, State.CANCELLED, actor=actor, values=values)
+    operations.stop(engine, execution_id, State.CANCELLED, actor=actor, payload={"reason": "approval cancelled"})
     return execution
 
 
@@ -208,6 +299,40 @@ def ending_state(snap: Snapshot) -> State | None:
         if isinstance(ends, str):
             return State(ends)
     return None
+
+
+def skip_unstarted(session: Session, execution: ExecutionRow, lists: ChildLists, snap: Snapshot, *, actor: str) -> None:
+    """An Approval ended the execution (SUCCEED, CANCEL) and the flow has a `finally`: the flow's main tasks that
+    never started are recorded SKIPPED before `finally` runs, as Kestra's executor leaves them
+    (ApprovalTest#shouldRunTheFlowFinallyWhenTheApprovalIsDenied: `after` has one SKIPPED task run; without a
+    flow `finally`, #shouldCancelExecutionOnDenyByDefault finds none)."""
+    now = store.utcnow()
+    for slot in lists.main_slots:
+        if slot.iteration is not None or snap.get(slot.task.id, None) is not None:
+            continue
+        row = TaskRunRow(
+            id=task_run_id(execution.id, slot.task.id, None, None),
+            execution_id=execution.id,
+            task_id=slot.task.id,
+            parent_id=None,
+            iteration=None,
+            value=None,
+            state=str(State.SKIPPED),
+            state_history=[
+                {"state": str(State.CREATED), "date": store.iso(now)},
+                {"state": str(State.SKIPPED), "date": store.iso(now)},
+            ],
+            attempt=1,
+            attempts=[],
+            outputs=None,
+            decision=None,
+            retry_at=None,
+            claim_owner=None,
+            heartbeat_at=None,
+            created_at=now,
+            updated_at=now,
+        )
+        store.create_task_run(session, row, actor=actor, payload={"reason": "the execution ended by an approval"})
 
 
 def in_loop(flow: Flow, snap: Snapshot, row: TaskRunRow) -> bool:

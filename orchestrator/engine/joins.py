@@ -137,6 +137,8 @@ def join_in(
     if ending is not None:
         # An Approval ends the execution (SUCCEED, CANCEL): nothing new starts, what runs finishes,
         # then the flow's `finally` runs and the execution takes that state.
+        if parent_id is None and lists.finally_:
+            approval_tasks.skip_unstarted(session, execution, lists, snap, actor=actor)
         lists = dataclasses.replace(lists, main=(), errors=())
     # An Approval's `finally` waits for its decided branch, not for `onWait`.
     waiting = approval_tasks.is_waiting(spec, parent_row)
@@ -148,12 +150,19 @@ def join_in(
         if not wait_state.is_failure:
             lookup = functools.partial(store.loaded_task_run, session)
             enclosing = loop_scope.enclosing_loops(flow, parent_row, lookup)
-            approval_tasks.pause_after_wait(session, execution, parent_row, spec, actor=actor, enclosing=enclosing)
+            approval_tasks.pause_after_wait(
+                session, execution, flow, parent_row, spec, actor=actor, enclosing=enclosing
+            )
             return Verdict.STOP, None
         if paused:
             return Verdict.STOP, None
+        approval_tasks.park_if_idle(session, flow, execution, parent_row, actor=actor)
+        if State(execution.state) is State.PAUSED:
+            return Verdict.STOP, None  # resumed (reviewed) later, this join runs again then
         decision = decide_join(lists, parent_id, snap)  # `onWait` failed: `errors`, then `finally`
-    if paused:
+    if paused and not (spec is not None and spec.type == "Pause" and isinstance(decision, Complete)):
+        # A Pause resumed beside an Approval still paused (Kestra resumes the Pause, the execution stays
+        # PAUSED) ends now; nothing else moves until the Approval is reviewed.
         return Verdict.STOP, None
     if isinstance(decision, Complete) and approval_tasks.decided(spec, parent_row) is not None:
         # A decided Approval's state is its branch's (and finally's): `onWait` no longer counts.

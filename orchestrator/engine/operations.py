@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
+from orchestrator.core import approval as approval_rules
 from orchestrator.core import compensation, plan
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import Conflict, LabelsInvalid, NoTaskToRestart, NotFound
@@ -21,7 +22,16 @@ from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.inputs import coerce_declared
 from orchestrator.core.states import TERMINAL, State
-from orchestrator.engine import admission, agent_journal, approval_tasks, compensating, flows, ledger_replay, pending
+from orchestrator.engine import (
+    admission,
+    agent_journal,
+    approval_tasks,
+    compensating,
+    flows,
+    joins,
+    ledger_replay,
+    pending,
+)
 from orchestrator.engine.values import task_run_view
 from orchestrator.store import agent as store_agent
 from orchestrator.store import ledger_replay as store_ledger_replay
@@ -242,11 +252,26 @@ def resume(engine: Engine, execution_id: str, inputs: Mapping[str, Any], *, acto
             raise Conflict(f"execution {execution_id} is not paused ({execution.state})")
         flow = flows.flow_of_execution(engine, session, execution)
         # A Loop paused on an iteration's behalf is not resumed itself: it runs again with that iteration.
-        for run in store.waiting_task_runs(store.task_runs_of(session, execution_id)):
-            if State(run.state) is State.PAUSED:
-                agent_journal.apply_approval(session, run, inputs, actor=actor)  # an agent's gated tool call
-                _resume_task_run(session, flow, run, inputs, actor=actor)
-        store.record_transition(session, execution, State.RUNNING, actor=actor)
+        paused = [
+            r
+            for r in store.waiting_task_runs(store.task_runs_of(session, execution_id))
+            if State(r.state) is State.PAUSED
+        ]
+        # Kestra's ExecutionService.findPausedTaskRunToResume: a plain resume resumes a paused task run that is not
+        # an Approval when there is one (an Approval is decided by a review); the execution stays PAUSED while an
+        # Approval still waits. With only Approvals paused, Chorus decides them (the `decision` field, APPROVED
+        # when absent) where Kestra 2 answers 409: a client that only knows resume still gets through.
+        others = [r for r in paused if flow.task(r.task_id).type != approval_rules.APPROVAL]
+        for run in others or paused:
+            agent_journal.apply_approval(session, run, inputs, actor=actor)  # an agent's gated tool call
+            _resume_task_run(session, flow, run, inputs, actor=actor)
+        if not (others and len(others) < len(paused)):
+            store.record_transition(session, execution, State.RUNNING, actor=actor)
+        else:
+            for run in others:
+                # The execution stays PAUSED on its Approval: the resumed Pause ends now (Kestra's markAs), a
+                # Pause with `tasks` runs them once the Approval is reviewed and the execution dispatched.
+                joins.join_in(engine, session, execution, run.id, actor=actor)
     engine.dispatch(execution_id, actor=actor)
     return execution
 

@@ -20,6 +20,7 @@ from orchestrator.core.plan import (
 from orchestrator.core.retry import next_attempt_at
 from orchestrator.core.states import State, apply_allowances
 from orchestrator.engine import (
+    approval_tasks,
     events,
     flows,
     joins,
@@ -225,7 +226,9 @@ def decide_locked(
         due_at = datetime.fromisoformat(due) if isinstance(due, str) else None
         lookup = functools.partial(store.loaded_task_run, session)
         enclosing = loop_scope.enclosing_loops(claimed.flow, row, lookup)
-        store.pause_task_run(session, execution, row, due=due_at, actor=actor, enclosing=enclosing)
+        # Sibling approvals pause the execution together (approval_tasks.still_waiting).
+        park = not approval_tasks.still_waiting(session, claimed.flow, at.execution_id, but=row.id)
+        store.pause_task_run(session, execution, row, due=due_at, actor=actor, enclosing=enclosing, park_execution=park)
         return None
     snap = joins.snapshot(engine, session, at.execution_id)
     return inside(claimed.flow, claimed.task, snap.task_runs[row.id], snap)

@@ -319,15 +319,17 @@ def pause_task_run(
     due: datetime | None,
     actor: str,
     enclosing: Sequence[TaskRunRow] = (),
+    park_execution: bool = True,
 ) -> None:
     """Park a task run (a Pause task) and its execution; `due` is when the sweeper wakes it.
 
     `enclosing` are running task runs that pause with it (Kestra 2's Loop, whose iteration is a paused
-    sub-execution); they run again when it does.
+    sub-execution); they run again when it does. `park_execution` False leaves the execution RUNNING (another
+    task run is still on its way to a pause).
     """
     record_transition(session, row, State.PAUSED, actor=actor, values={"retry_at": due, "claim_owner": None})
     for parent in enclosing:
         if State(parent.state) is State.RUNNING:
             record_transition(session, parent, State.PAUSED, actor=actor)
-    if State(execution.state) is State.RUNNING:
+    if park_execution and State(execution.state) is State.RUNNING:
         record_transition(session, execution, State.PAUSED, actor=actor)

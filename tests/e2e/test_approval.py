@@ -284,7 +284,9 @@ def test_a_cancelling_denial_lets_running_siblings_finish_starts_nothing_new_and
     assert task_state(done, "sleep") == "SUCCESS"
     assert task_state(done, "denied") == "SUCCESS"
     assert task_state(done, "cleanup") == "SUCCESS"
-    assert not task_runs(done, "after")
+    # The flow has a `finally`: the main task that never started is SKIPPED (Kestra's
+    # ApprovalTest#shouldRunTheFlowFinallyWhenTheApprovalIsDenied); without one it has no task run at all.
+    assert [t["state"]["current"] for t in task_runs(done, "after")] == ["SKIPPED"]
 
 
 def test_succeed_ends_the_execution_in_success_and_kill_kills_its_running_siblings(
@@ -296,7 +298,7 @@ def test_succeed_ends_the_execution_in_success_and_kill_kills_its_running_siblin
     killed = _decide_while_sleeping(stack, unique_namespace, "DENIED", deny="KILL")
 
     assert succeeded["state"]["current"] == "SUCCESS"
-    assert not task_runs(succeeded, "after")
+    assert [t["state"]["current"] for t in task_runs(succeeded, "after")] == ["SKIPPED"]
     assert killed["state"]["current"] == "KILLED"
     assert task_state(killed, "sleep") == "KILLED"
 
@@ -366,3 +368,154 @@ def test_sibling_approvals_pause_together_are_decided_one_by_one_and_on_wait_no_
     assert still["state"]["current"] == "PAUSED"  # another approval still waits
     assert done["state"]["current"] == "SUCCESS"  # the failed onWait is not the decided branch's
     assert task_state(done, "approvedSlow") == task_state(done, "approvedQuick") == "SUCCESS"
+
+
+def test_kestra_2s_review_names_the_task_run_and_decision_in_the_query_and_the_comment_in_a_multipart_part(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    # webserver ExecutionController#reviewExecution: ?taskRunId&decision=APPROVE|DENY, multipart `comment` + inputs.
+    deploy_flow(BASIC)
+    paused = _paused(stack, unique_namespace, "approval-basic")
+    path = f"/executions/{paused['id']}/actions/review"
+    approval = task_runs(paused, "approval")[0]["id"]
+    notify = task_runs(paused, "notify")[0]["id"]
+
+    unknown = stack.api.post(path, params={"taskRunId": "nope", "decision": "DENY"}, files={"comment": (None, "x")})
+    not_an_approval = stack.api.post(
+        path, params={"taskRunId": notify, "decision": "DENY"}, files={"comment": (None, "x")}
+    )
+    too_long = stack.api.post(
+        path, params={"taskRunId": approval, "decision": "DENY"}, files={"comment": (None, "x" * 4097)}
+    )
+    no_comment = stack.api.post(path, params={"taskRunId": approval, "decision": "DENY"})  # commentRequired: ON_DENY
+    denied = stack.api.post(
+        path, params={"taskRunId": approval, "decision": "DENY"}, files={"comment": (None, "no"), "reason": (None, "r")}
+    )
+    twice = stack.api.post(path, params={"taskRunId": approval, "decision": "APPROVE"}, files={"comment": (None, "ok")})
+    done = stack.wait_for_state(paused["id"], timeout_s=60)
+
+    assert unknown.status_code == 404, unknown.text
+    assert not_an_approval.status_code == 422 and "not an Approval" in not_an_approval.text
+    assert too_long.status_code == 422 and "4096" in too_long.text
+    assert no_comment.status_code == 422 and "comment" in no_comment.text
+    assert denied.status_code == 200, denied.text
+    assert twice.status_code == 409 and "not paused" in twice.text
+    assert done["state"]["current"] == "CANCELLED"
+    outputs = task_runs(done, "approval")[0]["outputs"]
+    assert (outputs["decision"], outputs["comment"], outputs["inputs"]) == ("DENIED", "no", {"reason": "r"})
+
+
+FLOW_FINALLY = """
+id: approval-flow-finally
+namespace: {ns}
+tasks:
+  - id: approval
+    type: io.kestra.plugin.core.flow.Approval
+    onDeny:
+      - id: denied
+        type: io.kestra.plugin.core.log.Log
+        message: "Denied"
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: "after"
+finally:
+  - id: cleanup
+    type: io.kestra.plugin.core.log.Log
+    message: "cleanup"
+"""
+
+
+def test_a_cancelled_approval_request_cancels_the_execution_at_once_without_branch_nor_finally(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    # ApprovalTest#shouldCancelTheExecutionWithoutRunningAnyBranchWhenTheApprovalIsCancelled and
+    # #shouldNotRunTheFlowFinallyWhenTheApprovalIsCancelled (POST /actions/cancel-approval?taskRunId=).
+    deploy_flow(FLOW_FINALLY)
+    paused = _paused(stack, unique_namespace, "approval-flow-finally")
+    path = f"/executions/{paused['id']}/actions/cancel-approval"
+    approval = task_runs(paused, "approval")[0]["id"]
+
+    unknown = stack.api.post(path, params={"taskRunId": "nope"})
+    cancelled = stack.api.post(path, params={"taskRunId": approval})
+    again = stack.api.post(path, params={"taskRunId": approval})
+    done = stack.wait_for_state(paused["id"], timeout_s=60)
+
+    assert unknown.status_code == 404, unknown.text
+    assert cancelled.status_code == 200, cancelled.text
+    assert again.status_code == 409, again.text  # it ended: nothing is paused any more
+    assert done["state"]["current"] == "CANCELLED"
+    assert task_state(done, "approval") == "CANCELLED"
+    assert not task_runs(done, "denied") and not task_runs(done, "after") and not task_runs(done, "cleanup")
+
+
+MIX = """
+id: approval-pause-mix
+namespace: {ns}
+tasks:
+  - id: parallel
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: approval
+        type: io.kestra.plugin.core.flow.Approval
+      - id: pause
+        type: io.kestra.plugin.core.flow.Pause
+"""
+
+
+def test_a_plain_resume_resumes_the_pause_beside_an_approval_which_stays_paused_for_its_review(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    # ApprovalTest#shouldResumeThePauseWhateverTheOrderOfAnApprovalPausedBesideIt (findPausedTaskRunToResume).
+    deploy_flow(MIX)
+    paused = _paused(stack, unique_namespace, "approval-pause-mix")
+    assert paused["state"]["current"] == "PAUSED"
+
+    assert stack.api.post(f"/executions/{paused['id']}/resume").status_code == 204
+
+    def pause_ended() -> dict[str, Any] | None:
+        execution: dict[str, Any] = stack.api.get(f"/executions/{paused['id']}").json()
+        return execution if task_state(execution, "pause") == "SUCCESS" else None
+
+    resumed = wait_until(pause_ended, timeout_s=30, message="the Pause resumed")
+    assert resumed["state"]["current"] == "PAUSED" and task_state(resumed, "approval") == "PAUSED"
+    assert stack.api.post(f"/executions/{paused['id']}/resume").status_code == 204  # only the Approval is left
+    done = stack.wait_for_state(paused["id"], timeout_s=60)
+
+    assert done["state"]["current"] == "SUCCESS"
+    assert task_runs(done, "approval")[0]["outputs"]["decision"] == "APPROVED"
+
+
+WAITING_SIBLINGS = """
+id: approval-waiting-siblings
+namespace: {ns}
+tasks:
+  - id: parallel
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: slow
+        type: io.kestra.plugin.core.flow.Approval
+        onWait:
+          - id: sleep
+            type: io.kestra.plugin.core.flow.Sleep
+            duration: PT2S
+      - id: quick
+        type: io.kestra.plugin.core.flow.Approval
+"""
+
+
+def test_the_execution_reads_paused_once_no_sibling_approval_still_runs_its_on_wait(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    # ApprovalTest#shouldPauseSiblingApprovalsIndependently: Kestra's execution is PAUSING while an onWait runs.
+    deploy_flow(WAITING_SIBLINGS)
+    started = stack.run(unique_namespace, "approval-waiting-siblings")
+
+    def quick_parked() -> dict[str, Any] | None:
+        execution: dict[str, Any] = stack.api.get(f"/executions/{started['id']}").json()
+        return execution if task_runs(execution, "quick") and task_state(execution, "quick") == "PAUSED" else None
+
+    early = wait_until(quick_parked, timeout_s=30, message="`quick` parked")
+    paused = stack.wait_for_state(started["id"], {"PAUSED"}, timeout_s=30)
+
+    assert early["state"]["current"] == "RUNNING" or task_state(early, "slow") == "PAUSED", early
+    assert task_state(paused, "slow") == task_state(paused, "quick") == "PAUSED"

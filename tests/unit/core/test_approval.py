@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from orchestrator.core import approval as rules
+from orchestrator.core import tasktypes
 from orchestrator.core.approval import Behavior, DecisionType
 from orchestrator.core.errors import FlowErrorDetail, FlowInvalid, InputInvalid
 from orchestrator.core.flow import Flow
@@ -127,3 +128,10 @@ def test_settings_are_rendered_once_and_one_that_renders_to_nothing_known_is_ref
     assert settings == {"denyBehavior": "KILL", "commentRequired": "ALWAYS"}
     with pytest.raises(InputInvalid, match="denyBehavior"):
         rules.rendered_settings(values, lambda raw: "maybe")
+
+
+def test_approval_is_in_the_catalogue_and_no_longer_listed_as_unsupported() -> None:
+    # The stale "not implemented yet (use Pause)" entry was dead: the catalogue resolves the type first.
+    assert tasktypes.resolve("io.kestra.plugin.core.flow.Approval").name == "Approval"
+    assert tasktypes.unsupported("io.kestra.plugin.core.flow.Approval") is None
+    assert tasktypes.unsupported("io.kestra.plugin.core.flow.Template") is not None  # still refused, with why
