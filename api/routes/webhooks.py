@@ -53,7 +53,9 @@ async def webhook(
     eng: EngineDep,
     groups: SubmitGroupsDep,
 ) -> dict[str, Any] | Response:
-    entry = note(request, "execution.webhook", namespace=namespace, flow_id=flow_id, subject=f"{namespace}.{flow_id}")
+    # No namespace or flow on the note: a failed call (a wrong key, a guessed flow) is recorded on the tenant's
+    # API chain as before, never on a chain named by what an anonymous caller typed.
+    entry = note(request, "execution.webhook", subject=f"{namespace}.{flow_id}")
     variables = {
         "body": _body(await request.body()),
         "headers": _multi(list(request.headers.items())),

@@ -188,10 +188,10 @@ def _prepare(engine: Engine, session: Session, request: SubmitRequest) -> _Prepa
     flow = flow_row.flow
     if flow.disabled:
         raise Conflict(f"flow {request.namespace}.{request.flow_id} is disabled")
-    if request.execution_id is None:  # chosen now: the labels checked here are those create_execution stores
-        request = replace(request, execution_id=new_id())
+    execution_id = request.execution_id or new_id()  # chosen now: the labels checked are those it will store
+    request = replace(request, execution_id=execution_id)
     labels = request.labels or []
-    _check_labels(_execution_labels(flow, labels, request.execution_id), engine.settings)
+    _check_labels(_execution_labels(flow, labels, execution_id), engine.settings)
     typed_inputs = coerce_inputs(flow, request.inputs, require=request.require_inputs or bool(request.inputs))
     behavior, messages = checks.check_verdict(flow, typed_inputs, labels)
     return _Prepared(request, flow_row, typed_inputs, behavior, messages)
