@@ -139,6 +139,7 @@ def submit_many(engine: Engine, requests: Sequence[SubmitRequest]) -> list[Execu
                 results.append(row)
                 if plan is not None:
                     plans.append((row.id, plan))
+            store.insert_deferred_executions(session)  # the group's plain starts, one multi-row INSERT
     except Exception:  # each request gets its own answer below, its own error included
         logger.debug("a group of %d submits failed as a whole: submitting each alone", len(requests))
         return [_submit_alone(engine, request) for request in requests]
@@ -219,9 +220,13 @@ def _start(
     engine: Engine, session: Session, prepared: _Prepared, *, drive: bool
 ) -> tuple[ExecutionRow, PlanNode | None]:
     request, flow = prepared.request, prepared.flow_row.flow
-    row = engine.create_execution(
-        session, prepared.flow_row, flow, prepared.inputs, request.labels or [], actor=request.actor,
+    # In a group (no drive), a start that nothing of this transaction reads again is written with the others
+    # at the group's end: not one that fails at creation (its log line), nor one a concurrency count must see.
+    plain = not drive and prepared.behavior != "FAIL_EXECUTION" and flow.concurrency is None
+    row = create_execution(
+        engine, session, prepared.flow_row, flow, prepared.inputs, request.labels or [], actor=request.actor,
         trigger=request.trigger, execution_id=request.execution_id, scheduled_at=request.scheduled_at,
+        defer_insert=plain,
     )  # fmt: skip
     if prepared.behavior == "FAIL_EXECUTION":
         checks.fail_at_creation(session, row, "; ".join(prepared.messages), actor=request.actor)
@@ -250,11 +255,13 @@ def create_execution(
     execution_id: str | None = None,
     scheduled_at: datetime | None = None,
     retry_of: ExecutionRow | None = None,
+    defer_insert: bool = False,
 ) -> ExecutionRow:
     """Insert a RUNNING execution (CREATED first, both audited); the caller dispatches after commit.
 
     A `scheduled_at` in the future leaves it CREATED for the sweeper; `retry_of` makes it the next
-    attempt of that execution (Kestra's retry `behavior: CREATE_NEW_EXECUTION`).
+    attempt of that execution (Kestra's retry `behavior: CREATE_NEW_EXECUTION`). `defer_insert`: when it
+    starts RUNNING, its row waits for `store.insert_deferred_executions` (a group's one multi-row INSERT).
     """
     now = store.utcnow()
     execution_id = execution_id or new_id()
@@ -290,7 +297,7 @@ def create_execution(
         payload["retry_of"] = retry_of.id
     admitted = _admission(engine, session, flow) if row.scheduled_at is None else None
     running = admitted is State.RUNNING
-    store.create_execution(session, row, actor=actor, payload=payload, running=running)
+    store.create_execution(session, row, actor=actor, payload=payload, running=running, defer=defer_insert and running)
     if admitted is not None and not running:
         store.record_transition(session, row, admitted, actor=actor)  # QUEUED, or refused by its concurrency
         if admitted.is_terminal and row.parent_task_run_id is not None:
@@ -318,6 +325,8 @@ def start_scheduled(engine: Engine, now: datetime) -> list[str]:
 
 def _admission(engine: Engine, session: Session, flow: Flow) -> State:
     """RUNNING, or what the flow's `concurrency` says when its limit is reached (QUEUED, CANCELLED, FAILED)."""
+    if flow.concurrency is not None:  # its count must see every start before it, a group's deferred ones too
+        store.insert_deferred_executions(session)
     return admission.admit(engine, session, flow)
 
 

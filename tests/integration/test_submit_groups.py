@@ -16,6 +16,7 @@ from orchestrator import store
 from orchestrator.core.errors import InputInvalid, NotFound, WebhookDeclined
 from orchestrator.core.states import State
 from orchestrator.engine import Engine, SubmitRequest, WebhookCall
+from orchestrator.engine.audit_trail import check_chain
 from orchestrator.store.database import read_only
 from orchestrator.store.errors import IntegrityError
 from orchestrator.store.tables import ExecutionRow
@@ -253,3 +254,23 @@ def test_a_group_whose_write_fails_leaves_nothing_half_written_and_answers_each_
     # Concurrency admission counted only what committed: exactly the limit runs, the rest queue.
     states = sorted(r.state for r in _executions_of(engine, "limited"))
     assert states == sorted([str(State.RUNNING)] * 2 + [str(State.QUEUED)] * 2)
+
+
+def test_plain_starts_written_at_the_groups_end_leave_admission_of_a_limited_flow_exact(engine: Engine) -> None:
+    # hello's starts (no concurrency limit) are written in one multi-row INSERT at the group's end; limited's are
+    # counted under its lock as they come, each seeing the limited starts before it.
+    requests = [_request(1), _request(None, "limited"), _request(2), _request(None, "limited"), _request(3)]
+    requests += [_request(None, "limited"), _request(4)]
+
+    results = engine.submit_many(requests)
+
+    assert all(isinstance(r, ExecutionRow) for r in results)
+    hello = _executions_of(engine, "hello")
+    assert sorted(int(r.inputs["n"]) for r in hello) == [1, 2, 3, 4]
+    assert {r.state for r in hello} == {str(State.RUNNING)}
+    limited = sorted(r.state for r in _executions_of(engine, "limited"))
+    assert limited == sorted([str(State.RUNNING)] * 2 + [str(State.QUEUED)])
+    for row in hello:  # each written once, its audit chain as a start alone writes it, and it verifies
+        assert _audit_actions(engine, row.id)[:2] == ["execution.created", "execution.running"]
+        with read_only(engine.sessions) as session:
+            assert check_chain(row.id, list(store.audit_events(session, row.id))).broken is None
