@@ -103,8 +103,18 @@ def submit(
 
 def _submit_one(engine: Engine, request: SubmitRequest) -> ExecutionRow:
     """One start in its own transaction (its control work driven there), then what remains is sent."""
+    refused: ChorusError | None = None
     with engine.transaction() as session:
-        row, plan = submit_in(engine, session, request)
+        try:
+            prepared = _prepare(engine, session, request)
+        except ChorusError as error:
+            # Nothing written: the transaction ends with COMMIT, not ROLLBACK, which would make psycopg forget
+            # the connection's prepared statements (a webhook whose conditions decline often, a bad input).
+            refused = error
+        else:
+            row, plan = _start(engine, session, prepared, drive=True)
+    if refused is not None:
+        raise refused
     if plan is not None:
         send_plan(engine.celery, plan, row.id)
     return row

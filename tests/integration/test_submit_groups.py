@@ -274,3 +274,19 @@ def test_plain_starts_written_at_the_groups_end_leave_admission_of_a_limited_flo
         assert _audit_actions(engine, row.id)[:2] == ["execution.created", "execution.running"]
         with read_only(engine.sessions) as session:
             assert check_chain(row.id, list(store.audit_events(session, row.id))).broken is None
+
+
+def test_a_lone_refused_start_fails_with_its_error_and_keeps_the_connections_prepared_statements(
+    engine: Engine,
+) -> None:
+    rollbacks: list[object] = []
+    event.listen(engine.sessions.kw["bind"], "rollback", rollbacks.append)
+
+    declined = engine.submit_many([_fire(13)])
+    bad_input = engine.submit_many([_request("not a number")])
+
+    assert isinstance(declined[0], WebhookDeclined) and declined[0].properties["key"] == "right-key"
+    assert isinstance(bad_input[0], InputInvalid)
+    # Nothing was written, so the transaction commits: psycopg forgets a connection's prepared statements on ROLLBACK.
+    assert rollbacks == []
+    assert _executions_of(engine, "hook") == []
