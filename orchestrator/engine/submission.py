@@ -165,17 +165,6 @@ def _submit_alone(engine: Engine, request: SubmitRequest) -> ExecutionRow | Exce
         return error
 
 
-def submit_in(
-    engine: Engine, session: Session, request: SubmitRequest, *, drive: bool = True
-) -> tuple[ExecutionRow, PlanNode | None]:
-    """`submit` in the caller's transaction: the execution, and the plan to send once that has committed.
-
-    The leading pure control work runs here already (engine/local_drive.py): a flow of Log tasks ends
-    in this transaction and leaves nothing to send. Several submits may share one transaction (`submit_many`).
-    """
-    return _start(engine, session, _prepare(engine, session, request), drive=drive)
-
-
 @dataclass(frozen=True)
 class _Prepared:
     """A start checked and ready to write: nothing of it is written yet."""
@@ -229,6 +218,11 @@ def _live_flow(engine: Engine, session: Session, request: SubmitRequest) -> flow
 def _start(
     engine: Engine, session: Session, prepared: _Prepared, *, drive: bool
 ) -> tuple[ExecutionRow, PlanNode | None]:
+    """Write a prepared start in the caller's transaction: the execution, and the plan to send once committed.
+
+    With `drive`, the leading pure control work runs here already (engine/local_drive.py): a flow of Log tasks
+    ends in this transaction and leaves nothing to send.
+    """
     request, flow = prepared.request, prepared.flow_row.flow
     # In a group (no drive), a start that nothing of this transaction reads again is written with the others
     # at the group's end: not one that fails at creation (its log line), nor one a concurrency count must see.
