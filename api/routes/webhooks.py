@@ -11,14 +11,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import EngineDep, SubmitGroupsDep
+from api.deps import EngineDep, SubmitGroupsDep, note
 from api.errors import QueryInvalid
 from api.waiting import wait_for_execution
 from orchestrator.core import json_text
+from orchestrator.core.errors import WebhookDeclined
 from orchestrator.core.json_text import JsonTooDeep
 from orchestrator.core.states import State
+from orchestrator.engine import SubmitRequest, WebhookCall
 
 router = APIRouter(tags=["Webhooks"])
 
@@ -53,18 +54,28 @@ async def webhook(
     eng: EngineDep,
     groups: SubmitGroupsDep,
 ) -> dict[str, Any] | Response:
+    # No namespace or flow on the note: a failed call (a wrong key, a guessed flow) is recorded on the tenant's
+    # API chain as before, never on a chain named by what an anonymous caller typed.
+    entry = note(request, "execution.webhook", subject=f"{namespace}.{flow_id}")
     variables = {
         "body": _body(await request.body()),
         "headers": _multi(list(request.headers.items())),
         "parameters": _multi(list(request.query_params.multi_items())),
     }
     client = request.client.host if request.client else "unknown"
-    start, trigger = await run_in_threadpool(
-        lambda: eng.webhook_request(namespace, flow_id, key, variables, actor=f"trigger:webhook@{client}")
-    )
-    if start is None:
+    # The trigger, its key and conditions are resolved in the group's transaction, against the revision it reads
+    # anyway: one hop to the thread pool and one transaction per fire, as for an API create.
+    call = WebhookCall(key, variables)
+    start = SubmitRequest(namespace, flow_id, {}, f"trigger:webhook@{client}", webhook=call)
+    try:
+        execution = await groups.submit(start)  # written with the other starts of the moment, one commit
+    except WebhookDeclined:
+        entry.read_only = True  # nothing started, nothing written: recorded only if denied, as a read
         return Response(status_code=204)  # Kestra's Webhook: conditions not met, no execution
-    execution = await groups.submit(start)  # written with the other starts of the moment, one commit
+    # The execution's own `execution.created` event (actor trigger:webhook@client) is this call's record: no
+    # second audit write in a transaction of its own (on the API's one `api:` chain, a lock every fire waited on).
+    entry.audited, entry.subject = True, execution.id
+    trigger = eng.webhook_properties(execution)  # the revision the start parsed here: no query
     if trigger.get("wait") or trigger.get("returnOutputs"):
         ended = await wait_for_execution(eng, execution.id, lambda row: State(row.state).is_terminal)
         execution = ended or execution

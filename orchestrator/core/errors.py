@@ -12,7 +12,8 @@
      │    └── ExecutionBlocked    a flow's `checks` refuse to create the execution
      ├── TaskFailed               a task's own failure (`retryable` says whether a retry may help)
      │    └── NamespaceAccessDenied     a flow's namespace may not use another namespace for an action
-     └── ConfigurationError       a setting or CLI argument is unusable
+     ├── ConfigurationError       a setting or CLI argument is unusable
+     └── WebhookDeclined          a Webhook trigger's conditions refuse a call: nothing starts (Kestra's 204)
 
 The API maps these classes to HTTP statuses in one table (422, 404, 409, ...); anything else is a bug.
 """
@@ -20,6 +21,7 @@ The API maps these classes to HTTP statuses in one table (422, 404, 409, ...); a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class ChorusError(Exception):
@@ -165,3 +167,14 @@ class ConfigurationError(ChorusError):
     def __init__(self, name: str, message: str) -> None:
         self.name = name
         super().__init__(f"{name}: {message}")
+
+
+class WebhookDeclined(ChorusError):
+    """Raised when a Webhook trigger's `conditions` (or Kestra 2's `when`) refuse a call: nothing starts.
+
+    Not a failure: Kestra answers 204 with no body. `properties` are the trigger's (its response options).
+    """
+
+    def __init__(self, properties: dict[str, Any]) -> None:
+        self.properties = properties
+        super().__init__()

@@ -12,7 +12,7 @@ the workers or the CLI (layers core -> store -> engine -> triggers -> api/worker
 
 from orchestrator.engine.facade import Engine
 from orchestrator.engine.reactions import Committed, Reaction
-from orchestrator.engine.submission import CORRELATION_LABEL, SubmitRequest
+from orchestrator.engine.submission import CORRELATION_LABEL, SubmitRequest, WebhookCall
 from orchestrator.engine.values import (
     ClaimedTaskRun,
     LocalDecision,
@@ -40,4 +40,5 @@ __all__ = [
     "TaskOutcome",
     "TaskRunCoordinates",
     "Verdict",
+    "WebhookCall",
 ]

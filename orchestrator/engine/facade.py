@@ -235,12 +235,10 @@ class Engine:
         """
         return submission.trigger_webhook(self, namespace, flow_id, key, variables, actor=actor)
 
-    def webhook_request(
-        self, namespace: str, flow_id: str, key: str, variables: dict[str, Any], *, actor: str
-    ) -> tuple[SubmitRequest | None, dict[str, Any]]:
-        """The start a webhook call asks for (None: its conditions refuse it) and the trigger's properties;
-        NotFound alike for an unknown flow, a disabled trigger or a wrong key."""
-        return submission.webhook_request(self, namespace, flow_id, key, variables, actor=actor)
+    def webhook_properties(self, execution: ExecutionRow) -> dict[str, Any]:
+        """The properties of the Webhook trigger that started this execution (`wait`, `returnOutputs`, ...);
+        no query when this process started it (its revision is parsed)."""
+        return submission.webhook_properties(self, execution)
 
     def dispatch(self, execution_id: str, *, actor: str) -> PlanNode | None:
         """Compile what remains of an execution from the database and send it (idempotent)."""

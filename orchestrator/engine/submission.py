@@ -5,13 +5,13 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import store
 from orchestrator.core import kestra2
-from orchestrator.core.errors import Conflict, ExpressionError, LabelsInvalid, NotFound
+from orchestrator.core.errors import ChorusError, Conflict, ExpressionError, LabelsInvalid, NotFound, WebhookDeclined
 from orchestrator.core.expressions import has_expression, render
 from orchestrator.core.flow import Flow
 from orchestrator.core.ids import new_id
@@ -47,6 +47,18 @@ CORRELATION_LABEL = "system.correlationId"
 
 
 @dataclass(frozen=True)
+class WebhookCall:
+    """A call to a flow's Webhook trigger: the key in its URL and what becomes `trigger.body/headers/parameters`.
+
+    A start carrying one is resolved in its own transaction (trigger, key, conditions), against the revision
+    that transaction reads anyway: a fire costs what an API create costs, no read of its own.
+    """
+
+    key: str
+    variables: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class SubmitRequest:
     """One start of a flow, as `submit` takes it (what the API and webhooks collect into a group)."""
 
@@ -60,6 +72,8 @@ class SubmitRequest:
     execution_id: str | None = None
     scheduled_at: datetime | None = None
     require_inputs: bool = True
+    #: A Webhook trigger's call: the flow's trigger answering to its key gives the trigger and inputs.
+    webhook: WebhookCall | None = None
 
 
 def submit(
@@ -89,8 +103,18 @@ def submit(
 
 def _submit_one(engine: Engine, request: SubmitRequest) -> ExecutionRow:
     """One start in its own transaction (its control work driven there), then what remains is sent."""
+    refused: ChorusError | None = None
     with engine.transaction() as session:
-        row, plan = submit_in(engine, session, request)
+        try:
+            prepared = _prepare(engine, session, request)
+        except ChorusError as error:
+            # Nothing written: the transaction ends with COMMIT, not ROLLBACK, which would make psycopg forget
+            # the connection's prepared statements (a webhook whose conditions decline often, a bad input).
+            refused = error
+        else:
+            row, plan = _start(engine, session, prepared, drive=True)
+    if refused is not None:
+        raise refused
     if plan is not None:
         send_plan(engine.celery, plan, row.id)
     return row
@@ -100,30 +124,38 @@ def submit_many(engine: Engine, requests: Sequence[SubmitRequest]) -> list[Execu
     """Start several executions in one transaction: one commit and one audit write for the whole group.
 
     What the API and webhooks collect while a previous group is being written (group commit). Each
-    request gets its own answer: when any request of the group fails (a bad input, an unknown flow,
-    a refused write), the group's transaction is rolled back and every request is submitted alone, so a
-    bad request fails by itself and never takes its neighbours with it.
+    request gets its own answer. A request refused before it writes anything (unknown flow, bad inputs or
+    labels, a webhook's wrong key or declining conditions: `_prepare`) fails alone and the group goes on
+    without it. When the group's writes themselves fail (a refused write, a lost connection), its
+    transaction is rolled back and every request is submitted alone, so no request takes its neighbours
+    with it and none is half-written.
     """
     if len(requests) == 1:
         return [_submit_alone(engine, requests[0])]
-    rows: list[ExecutionRow] = []
+    results: list[ExecutionRow | Exception] = []
     plans: list[tuple[str, PlanNode]] = []
     try:
         with engine.transaction() as session:
             for request in requests:
+                try:
+                    prepared = _prepare(engine, session, request)
+                except ChorusError as error:  # nothing written for it: it fails alone, the group goes on
+                    results.append(error)
+                    continue
                 # A group means this process is busy (requests queued behind the last group): the executions'
                 # control work goes to the control pool's processes instead of waiting here behind its own
                 # group; a lone request (no queue) runs its control work at once (`submit`, local drive).
-                row, plan = submit_in(engine, session, request, drive=False)
-                rows.append(row)
+                row, plan = _start(engine, session, prepared, drive=False)
+                results.append(row)
                 if plan is not None:
                     plans.append((row.id, plan))
+            store.insert_deferred_executions(session)  # the group's plain starts, one multi-row INSERT
     except Exception:  # each request gets its own answer below, its own error included
         logger.debug("a group of %d submits failed as a whole: submitting each alone", len(requests))
         return [_submit_alone(engine, request) for request in requests]
     for execution_id, plan in plans:
         send_plan(engine.celery, plan, execution_id)
-    return list(rows)
+    return results
 
 
 def _submit_alone(engine: Engine, request: SubmitRequest) -> ExecutionRow | Exception:
@@ -133,27 +165,75 @@ def _submit_alone(engine: Engine, request: SubmitRequest) -> ExecutionRow | Exce
         return error
 
 
-def submit_in(
-    engine: Engine, session: Session, request: SubmitRequest, *, drive: bool = True
-) -> tuple[ExecutionRow, PlanNode | None]:
-    """`submit` in the caller's transaction: the execution, and the plan to send once that has committed.
+@dataclass(frozen=True)
+class _Prepared:
+    """A start checked and ready to write: nothing of it is written yet."""
 
-    The leading pure control work runs here already (engine/local_drive.py): a flow of Log tasks ends
-    in this transaction and leaves nothing to send. Several submits may share one transaction (`submit_many`).
+    request: SubmitRequest
+    flow_row: flows.LiveRevision
+    inputs: dict[str, Any]
+    behavior: str
+    messages: list[str]
+
+
+def _prepare(engine: Engine, session: Session, request: SubmitRequest) -> _Prepared:
+    """Everything that may refuse a start, before any write: a refusal leaves its transaction as it found it.
+
+    Raises only ChorusError (NotFound, Conflict, InputInvalid, LabelsInvalid, ExecutionBlocked, WebhookDeclined)
+    for the caller's request; a database error is no refusal and propagates.
     """
-    flow_row = flows.live_flow(engine, session, request.namespace, request.flow_id, request.revision)
+    flow_row = _live_flow(engine, session, request)
+    if request.webhook is not None:
+        request = _webhook_start(engine, flow_row.flow, request, request.webhook)
     flow = flow_row.flow
     if flow.disabled:
         raise Conflict(f"flow {request.namespace}.{request.flow_id} is disabled")
+    execution_id = request.execution_id or new_id()  # chosen now: the labels checked are those it will store
+    request = replace(request, execution_id=execution_id)
     labels = request.labels or []
+    _check_labels(_execution_labels(flow, labels, execution_id), engine.settings)
     typed_inputs = coerce_inputs(flow, request.inputs, require=request.require_inputs or bool(request.inputs))
     behavior, messages = checks.check_verdict(flow, typed_inputs, labels)
-    row = engine.create_execution(
-        session, flow_row, flow, typed_inputs, labels, actor=request.actor, trigger=request.trigger,
-        execution_id=request.execution_id, scheduled_at=request.scheduled_at,
+    return _Prepared(request, flow_row, typed_inputs, behavior, messages)
+
+
+def _live_flow(engine: Engine, session: Session, request: SubmitRequest) -> flows.LiveRevision:
+    """The revision a start runs, read once per flow by a transaction that starts many (a group of fires of
+    one webhook reads it once): a later delete cannot reach a transaction that already read the revision
+    anyway, as it commits after this one's read either way."""
+    known: dict[tuple[str, str, int | None], flows.LiveRevision] = session.info.setdefault("live_flows", {})
+    key = (request.namespace, request.flow_id, request.revision)
+    found = known.get(key)
+    if found is None:
+        try:
+            found = flows.live_flow(engine, session, request.namespace, request.flow_id, request.revision)
+        except NotFound:
+            if request.webhook is not None:  # the same 404 as a wrong key: a caller cannot probe for flows
+                raise NotFound("webhook", f"{request.namespace}/{request.flow_id}/{request.webhook.key}") from None
+            raise
+        known[key] = found
+    return found
+
+
+def _start(
+    engine: Engine, session: Session, prepared: _Prepared, *, drive: bool
+) -> tuple[ExecutionRow, PlanNode | None]:
+    """Write a prepared start in the caller's transaction: the execution, and the plan to send once committed.
+
+    With `drive`, the leading pure control work runs here already (engine/local_drive.py): a flow of Log tasks
+    ends in this transaction and leaves nothing to send.
+    """
+    request, flow = prepared.request, prepared.flow_row.flow
+    # In a group (no drive), a start that nothing of this transaction reads again is written with the others
+    # at the group's end: not one that fails at creation (its log line), nor one a concurrency count must see.
+    plain = not drive and prepared.behavior != "FAIL_EXECUTION" and flow.concurrency is None
+    row = create_execution(
+        engine, session, prepared.flow_row, flow, prepared.inputs, request.labels or [], actor=request.actor,
+        trigger=request.trigger, execution_id=request.execution_id, scheduled_at=request.scheduled_at,
+        defer_insert=plain,
     )  # fmt: skip
-    if behavior == "FAIL_EXECUTION":
-        checks.fail_at_creation(session, row, "; ".join(messages), actor=request.actor)
+    if prepared.behavior == "FAIL_EXECUTION":
+        checks.fail_at_creation(session, row, "; ".join(prepared.messages), actor=request.actor)
     if State(row.state) is not State.RUNNING:
         return row, None
     # A new execution has no task runs yet: its first plan needs no second transaction (what
@@ -179,19 +259,17 @@ def create_execution(
     execution_id: str | None = None,
     scheduled_at: datetime | None = None,
     retry_of: ExecutionRow | None = None,
+    defer_insert: bool = False,
 ) -> ExecutionRow:
     """Insert a RUNNING execution (CREATED first, both audited); the caller dispatches after commit.
 
     A `scheduled_at` in the future leaves it CREATED for the sweeper; `retry_of` makes it the next
-    attempt of that execution (Kestra's retry `behavior: CREATE_NEW_EXECUTION`).
+    attempt of that execution (Kestra's retry `behavior: CREATE_NEW_EXECUTION`). `defer_insert`: when it
+    starts RUNNING, its row waits for `store.insert_deferred_executions` (a group's one multi-row INSERT).
     """
     now = store.utcnow()
     execution_id = execution_id or new_id()
-    all_labels = [{"key": label.key, "value": label.value} for label in flow.labels]
-    all_labels = _merge_labels(all_labels, labels)
-    if not any(label["key"] == CORRELATION_LABEL for label in all_labels):
-        # Kestra links every execution of one causal chain (subflows, replays) by this label.
-        all_labels.append({"key": CORRELATION_LABEL, "value": execution_id})
+    all_labels = _execution_labels(flow, labels, execution_id)
     _check_labels(all_labels, engine.settings)
     row = ExecutionRow(
         id=execution_id,
@@ -223,7 +301,7 @@ def create_execution(
         payload["retry_of"] = retry_of.id
     admitted = _admission(engine, session, flow) if row.scheduled_at is None else None
     running = admitted is State.RUNNING
-    store.create_execution(session, row, actor=actor, payload=payload, running=running)
+    store.create_execution(session, row, actor=actor, payload=payload, running=running, defer=defer_insert and running)
     if admitted is not None and not running:
         store.record_transition(session, row, admitted, actor=actor)  # QUEUED, or refused by its concurrency
         if admitted.is_terminal and row.parent_task_run_id is not None:
@@ -251,6 +329,8 @@ def start_scheduled(engine: Engine, now: datetime) -> list[str]:
 
 def _admission(engine: Engine, session: Session, flow: Flow) -> State:
     """RUNNING, or what the flow's `concurrency` says when its limit is reached (QUEUED, CANCELLED, FAILED)."""
+    if flow.concurrency is not None:  # its count must see every start before it, a group's deferred ones too
+        store.insert_deferred_executions(session)
     return admission.admit(engine, session, flow)
 
 
@@ -298,42 +378,55 @@ def trigger_webhook(
     Unknown flows, disabled triggers and wrong keys all answer the same NotFound, so a caller
     cannot probe which flows exist.
     """
-    request, properties = webhook_request(engine, namespace, flow_id, key, variables, actor=actor)
-    if request is None:
-        return None, properties
-    return _submit_one(engine, request), properties
+    request = SubmitRequest(namespace, flow_id, {}, actor, webhook=WebhookCall(key, variables))
+    try:
+        row = _submit_one(engine, request)
+    except WebhookDeclined as declined:
+        return None, declined.properties
+    return row, webhook_properties(engine, row)
 
 
-def webhook_request(
-    engine: Engine, namespace: str, flow_id: str, key: str, variables: dict[str, Any], *, actor: str
-) -> tuple[SubmitRequest | None, dict[str, Any]]:
-    """The start a webhook call asks for (None when its conditions refuse it) and the trigger's properties.
+def webhook_properties(engine: Engine, execution: ExecutionRow) -> dict[str, Any]:
+    """The properties of the Webhook trigger that started this execution (`wait`, `returnOutputs`, ...).
 
-    NotFound for an unknown flow, a disabled trigger or a wrong key alike. The start itself is the
-    caller's: alone (`submit`) or in a group (`submit_many`).
+    Read from the revision it runs, which the start parsed in this process: no query then.
     """
-    with read_only(engine.sessions) as session:
-        row = store.latest_flow(session, engine.settings.tenant, namespace, flow_id)
-    flow = engine.flow_of(row) if row is not None and not row.deleted else None
-    trigger = next((t for t in (flow.triggers if flow else ()) if _webhook_matches(engine, t, flow, key)), None)
-    if flow is None or trigger is None:
-        raise NotFound("webhook", f"{namespace}/{flow_id}/{key}")
+    trigger_id = (execution.trigger or {}).get("id")
+    with engine.flow_cache.lock:
+        flow = engine.flow_cache.flows.get(
+            (execution.tenant, execution.namespace, execution.flow_id, execution.flow_revision)
+        )
+    if flow is None:
+        with read_only(engine.sessions) as session:
+            flow = flows.flow_of_execution(engine, session, execution)
+    trigger = next((t for t in flow.triggers if t.id == trigger_id), None)
+    return dict(trigger.properties) if trigger is not None else {}
+
+
+def _webhook_start(engine: Engine, flow: Flow, request: SubmitRequest, call: WebhookCall) -> SubmitRequest:
+    """The start a webhook call asks for: the trigger answering to its key gives the trigger and the inputs.
+
+    NotFound alike for a disabled trigger or a wrong key (and, in `_live_flow`, an unknown flow);
+    WebhookDeclined when the trigger's `conditions` (or Kestra 2's `when`) refuse the call.
+    """
+    trigger = next((t for t in flow.triggers if _webhook_matches(engine, t, flow, call.key)), None)
+    if trigger is None:
+        raise NotFound("webhook", f"{request.namespace}/{request.flow_id}/{call.key}")
+    variables = call.variables
     if not kestra2.when_holds(trigger.properties.get("when"), {"trigger": variables}):
-        return None, dict(trigger.properties)  # Kestra 2's `when` refuses the event: nothing starts
+        raise WebhookDeclined(dict(trigger.properties))  # Kestra 2's `when` refuses the event: nothing starts
     conditions = trigger.properties.get("conditions") or []
     if isinstance(conditions, list) and not schedule_conditions_hold(
         conditions, store.utcnow(), {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace}}
     ):
-        return None, dict(trigger.properties)  # Kestra answers 204 and starts nothing
+        raise WebhookDeclined(dict(trigger.properties))  # Kestra answers 204 and starts nothing
     inputs = trigger.properties.get("inputs") or {}
-    request = SubmitRequest(
-        namespace,
-        flow_id,
+    return replace(
+        request,
         inputs=inputs if isinstance(inputs, dict) else {},
-        actor=actor,
         trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},
+        webhook=None,
     )
-    return request, dict(trigger.properties)
 
 
 def _webhook_matches(engine: Engine, trigger: Any, flow: Flow | None, key: str) -> bool:
@@ -364,6 +457,15 @@ def _check_labels(labels: list[dict[str, str]], settings: Settings) -> None:
             raise LabelsInvalid(f"labels[{index}].key", f"longer than {settings.max_label_key_chars} characters")
         if len(label["value"]) > settings.max_label_value_chars:
             raise LabelsInvalid(f"labels[{index}].value", f"longer than {settings.max_label_value_chars} characters")
+
+
+def _execution_labels(flow: Flow, labels: list[dict[str, str]], execution_id: str) -> list[dict[str, str]]:
+    """The flow's labels, then the start's (overriding), then the correlation label unless one was given."""
+    all_labels = _merge_labels([{"key": label.key, "value": label.value} for label in flow.labels], labels)
+    if not any(label["key"] == CORRELATION_LABEL for label in all_labels):
+        # Kestra links every execution of one causal chain (subflows, replays) by this label.
+        all_labels.append({"key": CORRELATION_LABEL, "value": execution_id})
+    return all_labels
 
 
 def _merge_labels(base: list[dict[str, str]], extra: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -249,10 +249,20 @@ def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: d
 
 
 def create_execution(
-    session: Session, row: ExecutionRow, *, actor: str, payload: dict[str, Any], running: bool = False
+    session: Session,
+    row: ExecutionRow,
+    *,
+    actor: str,
+    payload: dict[str, Any],
+    running: bool = False,
+    defer: bool = False,
 ) -> None:
     """Insert an execution CREATED; `running` inserts it already admitted, its CREATED -> RUNNING transition
-    recorded and audited exactly as `record_transition` would (one UPDATE less on every start)."""
+    recorded and audited exactly as `record_transition` would (one UPDATE less on every start).
+
+    `defer`: the row is written by `insert_deferred_executions`, with the other deferred ones of the
+    transaction in one multi-row INSERT; the caller guarantees nothing reads or references it before then.
+    """
     at = row.created_at
     if running:
         row.state = str(State.RUNNING)
@@ -263,7 +273,10 @@ def create_execution(
     # A Core INSERT of every column (the ORM's unit-of-work flush costs several times the statement), then
     # the row joins the session as if loaded: later changes to it are flushed as updates, as before.
     values = _insert_values(row)
-    session.execute(_INSERT_EXECUTION, values)
+    if defer:
+        session.info.setdefault("deferred_executions", []).append(values)
+    else:
+        session.execute(_INSERT_EXECUTION, values)
     make_transient_to_detached(row)
     session.add(row)
     session.info["execution"] = row
@@ -282,6 +295,14 @@ def create_execution(
 
 
 _INSERT_EXECUTION = insert(table_of(ExecutionRow))
+
+
+def insert_deferred_executions(session: Session) -> None:
+    """Write the executions `create_execution(defer=True)` kept, in one statement (SQLAlchemy renders the
+    executemany as multi-row INSERTs); nothing when none waits."""
+    deferred: list[dict[str, Any]] = session.info.pop("deferred_executions", [])
+    if deferred:
+        session.execute(_INSERT_EXECUTION, deferred)
 
 
 def _insert_values(row: ExecutionRow) -> dict[str, Any]:

@@ -14,14 +14,18 @@ not counted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from orchestrator.celery_app import RUN_INLINE, RUN_TASK_RUN
 from orchestrator.core.plan import Chain
-from orchestrator.engine import Engine, TaskRunCoordinates, Verdict
+from orchestrator.engine import Engine, SubmitRequest, TaskRunCoordinates, Verdict, WebhookCall
 from orchestrator.engine.compiler import chain_rest
+from orchestrator.settings import load_settings
 from orchestrator.store.database import transaction
 from orchestrator.store.tables import ExecutionRow
 from orchestrator.triggers.wiring import flows_listener_of
@@ -68,6 +72,19 @@ BUDGET: dict[str, dict[str, int]] = {
     # The whole crosspool execution: the submit (first Log driven), the io claim, the driving finish. Before
     # perf-xpool: 31 statements, 5 commits, 5 checkouts, 2 messages.
     "crosspool_execution": {"statements": 16, "commits": 3, "checkouts": 3, "messages": 1},
+    # POST /executions/{ns}/{id} of a one-task Log flow through the API, alone (its group of one is driven).
+    "api_create": {"statements": 6, "commits": 1, "checkouts": 1, "messages": 0},
+    # POST /executions/webhook/{ns}/{id}/{key} of a one-task Log flow, alone: the same as an API create
+    # (perf-webhook: 9 statements, 3 commits, 3 checkouts before: a read-only transaction for the trigger's
+    # lookup, and the audit middleware's http.post event on the API's one chain in a third).
+    "webhook_fire": {"statements": 6, "commits": 1, "checkouts": 1, "messages": 0},
+    # engine.submit_many of ten starts of the one-task flow (the API's group commit under load): one revision read
+    # per flow, the ten rows in one executemany (psycopg pipelines it: one round trip), the audit of all ten in
+    # one statement (perf-webhook: 21 statements before, a revision read and an INSERT per start). Its
+    # executions' control work is sent, a message each.
+    "submit_group_of_ten": {"statements": 3, "commits": 1, "checkouts": 1, "messages": 10},
+    # The same group of ten webhook fires: resolved in the group's transaction, nothing more.
+    "webhook_group_of_ten": {"statements": 3, "commits": 1, "checkouts": 1, "messages": 10},
 }
 
 NAMESPACE = "tests.round_trips"
@@ -79,6 +96,20 @@ tasks:
   - {{id: before, type: io.kestra.plugin.core.log.Log, message: before}}
   - {{id: io, type: io.kestra.plugin.core.log.Log, message: on io, workerGroup: {{key: io}}}}
   - {{id: after, type: io.kestra.plugin.core.log.Log, message: after}}
+"""
+
+
+#: loadtests' webhook flow: a Log of the request's body, started by a Webhook trigger.
+WEBHOOK = f"""id: hook
+namespace: {NAMESPACE}
+tasks:
+  - id: log
+    type: io.kestra.plugin.core.log.Log
+    message: "request {{{{ trigger.body.n }}}}"
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: round-trips-key
 """
 
 
@@ -104,7 +135,7 @@ def within_budget(operation: str, counted: RoundTrips) -> None:
 @pytest.fixture
 def engine(database_url: str, idle_broker_url: str, engine_factory: EngineFactory) -> Engine:
     engine = engine_factory(database_url, broker_url=idle_broker_url)
-    for flow in (_logs("one", 1), _logs("five", 5), _logs("io", 1, pool="io"), CROSSPOOL):
+    for flow in (_logs("one", 1), _logs("five", 5), _logs("io", 1, pool="io"), CROSSPOOL, WEBHOOK):
         engine.deploy_flow(flow, actor="test")
     # As in a process that has run a while: its flows listener hears deploys, so ends read no flows version.
     listener = flows_listener_of(engine)
@@ -267,3 +298,41 @@ def test_a_finish_runs_the_chains_next_control_work_in_its_transaction_within_bu
             messages=submit.messages + claim.messages + finish.messages,
         )
         within_budget("crosspool_execution", whole)
+
+
+def test_an_api_create_and_a_webhook_fire_cost_the_same_within_budget(database_url: str, idle_broker_url: str) -> None:
+    settings = load_settings(database_url=database_url, broker_url=idle_broker_url)
+    with TestClient(create_app(settings, sweeper=False), base_url="http://127.0.0.1") as client:
+        engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+        for flow in (_logs("one", 1), WEBHOOK):
+            engine.deploy_flow(flow, actor="test")
+        listener = flows_listener_of(engine)
+        assert listener is not None and listener.wait_healthy(timeout_s=10)
+        calls: dict[str, Callable[[], Any]] = {
+            "api_create": lambda: client.post(f"/api/v1/main/executions/{NAMESPACE}/one"),
+            "webhook_fire": lambda: client.post(
+                f"/api/v1/main/executions/webhook/{NAMESPACE}/hook/round-trips-key", json={"n": 1}
+            ),
+        }
+        for operation, call in calls.items():
+            assert call().status_code == 200  # warm
+            with count_round_trips(sql_engine_of(engine)) as counted:
+                response = call()
+            assert response.status_code == 200, response.text
+            assert response.json()["state"]["current"] == "SUCCESS"  # alone, it ran whole in its transaction
+            within_budget(operation, counted)
+
+
+@pytest.mark.parametrize("operation", ["submit_group_of_ten", "webhook_group_of_ten"])
+def test_a_group_of_starts_is_one_transaction_within_budget(engine: Engine, operation: str) -> None:
+    def group() -> list[SubmitRequest]:
+        if operation == "submit_group_of_ten":
+            return [SubmitRequest(NAMESPACE, "one", {}, "test") for _ in range(10)]
+        call = WebhookCall("round-trips-key", {"body": {"n": 1}, "headers": {}, "parameters": {}})
+        return [SubmitRequest(NAMESPACE, "hook", {}, "trigger:webhook@test", webhook=call) for _ in range(10)]
+
+    engine.submit_many(group())  # warm
+    with count_round_trips(sql_engine_of(engine)) as counted:
+        results = engine.submit_many(group())
+    assert [type(r).__name__ for r in results] == ["ExecutionRow"] * 10
+    within_budget(operation, counted)
