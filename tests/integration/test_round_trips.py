@@ -43,16 +43,16 @@ BUDGET: dict[str, dict[str, int]] = {
     # engine.submit of a one-task Log flow: create the execution RUNNING, plan it, send its message.
     "submit": {"statements": 3, "commits": 1, "checkouts": 1, "messages": 1},
     # engine.submit with the API's local runner: the whole one-task (Log) execution in the submit's transaction.
-    "submit_driven_one_task": {"statements": 6, "commits": 1, "checkouts": 1, "messages": 0},
+    "submit_driven_one_task": {"statements": 4, "commits": 1, "checkouts": 1, "messages": 0},
     # The same for the five-task Log flow: still one transaction and no message.
-    "submit_driven_five_tasks": {"statements": 14, "commits": 1, "checkouts": 1, "messages": 0},
+    "submit_driven_five_tasks": {"statements": 4, "commits": 1, "checkouts": 1, "messages": 0},
     # The worker's run_inline of that execution's message: claim, run, record the Log, end the execution.
-    "run_inline_one_task": {"statements": 6, "commits": 1, "checkouts": 1, "messages": 0},
+    "run_inline_one_task": {"statements": 4, "commits": 1, "checkouts": 1, "messages": 0},
     # The same for a five-task Log flow: five inline task runs and the end in one transaction.
-    "run_inline_five_tasks": {"statements": 14, "commits": 1, "checkouts": 1, "messages": 0},
+    "run_inline_five_tasks": {"statements": 4, "commits": 1, "checkouts": 1, "messages": 0},
     # run_task_run of a task on another pool (here the io pool), up to the handler: the claim, which checks the
     # message's queue in its own transaction (perf-xpool: 8 statements and 2 commits -> 6 and 1).
-    "claim": {"statements": 4, "commits": 1, "checkouts": 1, "messages": 0},
+    "claim": {"statements": 3, "commits": 1, "checkouts": 1, "messages": 0},
     # Recording that task run's outcome (engine.finish) after the handler ran, with nothing to drive after it.
     "finish": {"statements": 4, "commits": 1, "checkouts": 1, "messages": 0},
     # join_task_run of the execution after that task run: the end of the execution (a join that still travels,
@@ -64,10 +64,10 @@ BUDGET: dict[str, dict[str, int]] = {
     "finish_driven_join": {"statements": 5, "commits": 1, "checkouts": 1, "messages": 0},
     # Log -> Log on the io pool -> Log (loadtests' crosspool): the io task run's finish also runs the last Log and
     # the join (perf-xpool: finish 7 + run_inline 9 statements, 2 commits and a message before).
-    "finish_driven_crosspool": {"statements": 7, "commits": 1, "checkouts": 1, "messages": 0},
+    "finish_driven_crosspool": {"statements": 5, "commits": 1, "checkouts": 1, "messages": 0},
     # The whole crosspool execution: the submit (first Log driven), the io claim, the driving finish. Before
     # perf-xpool: 31 statements, 5 commits, 5 checkouts, 2 messages.
-    "crosspool_execution": {"statements": 16, "commits": 3, "checkouts": 3, "messages": 1},
+    "crosspool_execution": {"statements": 11, "commits": 3, "checkouts": 3, "messages": 1},
 }
 
 NAMESPACE = "tests.round_trips"
