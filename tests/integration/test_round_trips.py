@@ -38,7 +38,10 @@ from workers.attempts import LocalRunner, run_claimed
 #: An execution's lock statement also locks and reads its audit head (perf-head: every operation that locks an
 #: existing execution one statement less: run_inline 9 -> 8, claim 6 -> 5, finish 7 -> 6, join 6 -> 5), and a
 #: transaction's audit events and their heads are written in one statement (every writing operation one less),
-#: with its log lines (a transaction that logs one less again: run_inline one 9 -> 6, crosspool 23 -> 16).
+#: with its log lines (a transaction that logs one less again: run_inline one 9 -> 6, crosspool 23 -> 16). A task run
+#: created under the execution's lock by a transaction knowing all its task runs is inserted once, as it ends up, by
+#: the commit statement (perf-xpool2, store/pending_runs.py: no INSERT and no UPDATE of its own; driven submits and
+#: run_inline of one or five Logs 6/14 -> 4, claim 4 -> 3, crosspool's finish 7 -> 5, crosspool 16 -> 11).
 BUDGET: dict[str, dict[str, int]] = {
     # engine.submit of a one-task Log flow: create the execution RUNNING, plan it, send its message.
     "submit": {"statements": 3, "commits": 1, "checkouts": 1, "messages": 1},
@@ -66,7 +69,7 @@ BUDGET: dict[str, dict[str, int]] = {
     # the join (perf-xpool: finish 7 + run_inline 9 statements, 2 commits and a message before).
     "finish_driven_crosspool": {"statements": 5, "commits": 1, "checkouts": 1, "messages": 0},
     # The whole crosspool execution: the submit (first Log driven), the io claim, the driving finish. Before
-    # perf-xpool: 31 statements, 5 commits, 5 checkouts, 2 messages.
+    # perf-xpool: 31 statements, 5 commits, 5 checkouts, 2 messages; before perf-xpool2: 16 statements.
     "crosspool_execution": {"statements": 11, "commits": 3, "checkouts": 3, "messages": 1},
 }
 
