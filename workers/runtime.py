@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 from celery import Celery, Task, states
 from celery.app.task import Context
+from celery.backends.base import BaseKeyValueStoreBackend
 from celery.exceptions import Reject
 from celery.signals import worker_process_init, worker_process_shutdown
 
@@ -288,7 +289,20 @@ def _store_results(task: Task, links: Sequence[Mapping[str, Any]], verdict: Verd
             hostname=task.request.hostname,
             delivery_info={"routing_key": options.get("queue")},
         )
-        task.backend.store_result(task_id, verdict, states.SUCCESS, request=request)
+        _store_success(task.backend, task_id, verdict, request)
+
+
+def _store_success(backend: Any, task_id: str, verdict: Verdict, request: Context) -> None:
+    """What `backend.store_result(task_id, verdict, SUCCESS)` writes, without its read of the id's current result
+    first (Celery's guard against a lost duplicate overwriting a SUCCESS): no message of this id ever ran, and a
+    redelivery of this task that took the same links stores the same SUCCESS. A round trip and a third of the
+    store's client work less per finish that ran its chain's last link; other backends keep Celery's own path."""
+    if not isinstance(backend, BaseKeyValueStoreBackend):
+        backend.store_result(task_id, verdict, states.SUCCESS, request=request)
+        return
+    meta = backend._get_result_meta(result=verdict, state=states.SUCCESS, traceback=None, request=request)
+    meta["task_id"] = task_id
+    backend.set(backend.get_key_for_task(task_id), backend.encode(meta))
 
 
 def _start_subflow(engine: Engine, claimed: ClaimedTaskRun) -> Verdict:

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, event, select, text
+from sqlalchemy import ColumnElement, TextClause, bindparam, event, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.selectable import LateralFromClause
 
 from orchestrator.core.audit import GENESIS_HASH, AuditKey, chain_hash, event_mac, head_mac
 from orchestrator.store.clock import iso, utcnow
+from orchestrator.store.pending_runs import RUNS_CTE
 from orchestrator.store.tables import (
     AuditEventRow,
     AuditHeadRow,
@@ -156,12 +157,15 @@ def start_chain(session: Session, chain_key: str) -> None:
         session.info.setdefault("audit_heads", {}).setdefault(chain_key, (0, GENESIS_HASH))
 
 
-def write_pending_audit(session: Session, *, log_lines: Sequence[dict[str, Any]] = ()) -> bool:
-    """Write the events this transaction appended and not yet wrote (one statement), and `log_lines` in the same
-    statement (`commit_writes`). False when there were no events, and so nothing was written (the lines neither)."""
+def write_pending_audit(
+    session: Session, *, log_lines: Sequence[dict[str, Any]] = (), task_runs: str | None = None
+) -> bool:
+    """Write the events this transaction appended and not yet wrote (one statement), and `log_lines` and the new
+    `task_runs` (`pending_runs.take_pending`'s JSON) in the same statement (`commit_writes`). False when there were
+    no events, and so nothing was written (the lines and task runs neither)."""
     pending: list[dict[str, Any]] = session.info.pop("audit_pending", [])
     if pending:
-        _write_audit(session, pending, log_lines)
+        _write_audit(session, pending, log_lines, task_runs)
     return bool(pending)
 
 
@@ -181,12 +185,11 @@ ON CONFLICT (chain_key) DO UPDATE SET {", ".join(f"{c} = excluded.{c}" for c in 
 _WRITE_AUDIT = text(f"WITH {_EVENTS_AND_HEADS}")
 # The same with the transaction's log lines in a third CTE (in the order they were inserted: ids follow it).
 _LINE_COLUMNS = [c.key for c in LogLineRow.__table__.columns if c.key != "id"]
-_WRITE_LINES_AND_AUDIT = text(
-    f"""WITH lines AS (INSERT INTO log_lines ({", ".join(_LINE_COLUMNS)})
+_LINES_AND_AUDIT = f"""WITH lines AS (INSERT INTO log_lines ({", ".join(_LINE_COLUMNS)})
  SELECT {", ".join(_LINE_COLUMNS)} FROM jsonb_populate_recordset(NULL::log_lines, CAST(:lines AS JSONB))
  WITH ORDINALITY AS l ORDER BY l.ordinality),
 {_EVENTS_AND_HEADS}"""
-)
+_WRITE_LINES_AND_AUDIT = text(_LINES_AND_AUDIT)
 
 
 def audit_key_of(session: Session) -> AuditKey | None:
@@ -195,7 +198,18 @@ def audit_key_of(session: Session) -> AuditKey | None:
     return key if isinstance(key, AuditKey) else None
 
 
-def _write_audit(session: Session, rows: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]] = ()) -> None:
+def _with_runs(statement: str) -> TextClause:
+    """`statement` (a WITH ...) with a first CTE inserting the transaction's new task runs."""
+    return text(f"WITH {RUNS_CTE},\n{statement.removeprefix('WITH ')}")
+
+
+_WRITE_RUNS_AND_AUDIT = _with_runs(f"WITH {_EVENTS_AND_HEADS}")
+_WRITE_RUNS_LINES_AND_AUDIT = _with_runs(_LINES_AND_AUDIT)
+
+
+def _write_audit(
+    session: Session, rows: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]] = (), runs: str | None = None
+) -> None:
     events = [{key: row[key] for key in _AUDIT_COLUMNS} | {"at": row["at"].isoformat()} for row in rows]
     last = {row["chain_key"]: row for row in rows}
     key = audit_key_of(session)
@@ -210,11 +224,14 @@ def _write_audit(session: Session, rows: Sequence[dict[str, Any]], lines: Sequen
         for r in last.values()
     ]
     params = {"events": json.dumps(events), "heads": json.dumps(heads)}
+    if runs is not None:
+        params["runs"] = runs
     if lines:
         stored = [{key: line.get(key) for key in _LINE_COLUMNS} | {"at": line["at"].isoformat()} for line in lines]
-        session.execute(_WRITE_LINES_AND_AUDIT, params | {"lines": json.dumps(stored)})
+        statement = _WRITE_RUNS_LINES_AND_AUDIT if runs is not None else _WRITE_LINES_AND_AUDIT
+        session.execute(statement, params | {"lines": json.dumps(stored)})
     else:
-        session.execute(_WRITE_AUDIT, params)
+        session.execute(_WRITE_RUNS_AND_AUDIT if runs is not None else _WRITE_AUDIT, params)
 
 
 def hashed_event(

@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from orchestrator.core.errors import Conflict
 from orchestrator.core.states import State, check_transition
 from orchestrator.core.transition import Transition
+from orchestrator.store import pending_runs
 from orchestrator.store.audit_chain import note_audit, start_chain
 from orchestrator.store.clock import iso, utcnow
 from orchestrator.store.tables import (
@@ -22,7 +23,14 @@ from orchestrator.store.tables import (
     TaskRunRow,
     table_of,
 )
-from orchestrator.store.task_runs import forget_task_run, hold, loaded_task_run, task_runs_of, waiting_task_runs
+from orchestrator.store.task_runs import (
+    forget_task_run,
+    hold,
+    known_absent,
+    loaded_task_run,
+    task_runs_of,
+    waiting_task_runs,
+)
 
 
 @functools.lru_cache(maxsize=256)
@@ -89,11 +97,13 @@ def record_transition(
     # A Core statement on the table (not the mapped class), built once per set of columns: no ORM
     # bookkeeping per statement. The row object then takes the new values as its committed state, so the
     # session has nothing to flush.
-    statement = _transition_statement(table, tuple(sorted(changes)))
-    params = {f"v_{column}": value for column, value in changes.items()}
-    result = session.execute(statement, {**params, "_id": row.id, "_from": str(current)})
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(f"{kind} {row.id} changed state concurrently (expected {current})")
+    if not (isinstance(row, TaskRunRow) and pending_runs.is_pending(session, row)):
+        statement = _transition_statement(table, tuple(sorted(changes)))
+        params = {f"v_{column}": value for column, value in changes.items()}
+        result = session.execute(statement, {**params, "_id": row.id, "_from": str(current)})
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict(f"{kind} {row.id} changed state concurrently (expected {current})")
+    # else: a task run this transaction created and has not written yet: it is written once, as it ends up.
     for key, value in changes.items():
         set_committed_value(row, key, value)
     if isinstance(row, ExecutionRow) and to.is_terminal and session.info.get("flow_concurrency"):
@@ -212,12 +222,17 @@ _INSERT_TASK_RUN = (
 
 
 def create_task_run(session: Session, row: TaskRunRow, *, actor: str, payload: dict[str, Any] | None = None) -> bool:
-    """Insert a task run if its (deterministic) id is new; audited. False when it already existed."""
-    inserted = session.execute(_INSERT_TASK_RUN, {key: getattr(row, key) for key in _TASK_RUN_COLUMNS}).first()
-    if inserted is None:
-        return False
+    """Insert a task run if its (deterministic) id is new; audited. False when it already existed.
+
+    When this transaction holds the execution's lock and knows all its task runs, a new row is not written now but
+    once, as it is when the transaction writes (`pending_runs`): its end costs no UPDATE, its start no INSERT.
+    """
+    if not (known_absent(session, row.execution_id, row.id) and pending_runs.defer(session, row)):
+        inserted = session.execute(_INSERT_TASK_RUN, {key: getattr(row, key) for key in _TASK_RUN_COLUMNS}).first()
+        if inserted is None:
+            return False
+        row.seq = inserted.seq
     # Make the row this session's, as if loaded: later reads in this transaction find it without a query.
-    row.seq = inserted.seq
     make_transient_to_detached(row)
     session.add(row)
     hold(session, row)
