@@ -183,13 +183,17 @@ def execution_variables(
 
 
 def _parents(run: TaskRunRow, runs: Sequence[TaskRunRow]) -> list[dict[str, Any]]:
-    """Enclosing loop iterations nearest first, as `{taskrun: {value}, outputs}` (Kestra's `parents`)."""
+    """Kestra's `parents` (Execution.parents): the enclosing task runs nearest first that have a value (a loop
+    iteration) or outputs, as `{task: {id}, taskrun: {value}, outputs}`; Kestra 2's parentOutput() reads
+    `task.id` to find a parent's outputs."""
     by_id = {r.id: r for r in runs}
     parents = []
     current = by_id.get(run.parent_id) if run.parent_id else None
     while current is not None:
-        if current.value is not None:
-            entry: dict[str, Any] = {"taskrun": {"value": current.value}}
+        if current.value is not None or current.outputs:
+            entry: dict[str, Any] = {"task": {"id": current.task_id}}
+            if current.value is not None:
+                entry["taskrun"] = {"value": current.value}
             if current.outputs:
                 entry["outputs"] = current.outputs
             parents.append(entry)
