@@ -1,8 +1,8 @@
 """Kestra 2's functions that read the outputs of the enclosing task runs: `parentOutput` and `outputFromIteration`.
 
-Both read only the render context: `parents` (the enclosing task runs nearest first, each with `task.id`,
-`taskrun.value` when it has one and `outputs`), `parent`, `task` and `outputs` (keyed by task id, then by the
-value of every enclosing loop iteration, as Kestra nests them).
+Both read only the render context: `parents` (the enclosing task runs nearest first, each with `taskrun.value`
+when it has one and `outputs`), the task ids of those parents (under PARENT_TASK_IDS, in the same order), `task`
+and `outputs` (keyed by task id, then by the value of every enclosing loop iteration, as Kestra nests them).
 """
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ from orchestrator.core.pebble_values import format_value
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {}
 
+#: The render variable with the task ids of `parents`, nearest first. Kestra 2 keeps a parent's task id inside
+#: its `parents` entry; Chorus keeps it beside, so `{{ parent }}` renders as Kestra's tests compare it
+#: (WorkingDirectoryTest#taskRunNested: `{"taskrun":{"value":"1"}}`).
+PARENT_TASK_IDS = "__chorus_parent_task_ids"
+
 
 def _mapping(context: Context, name: str) -> Mapping[str, Any]:
     value = context.resolve_or_missing(name)
@@ -30,15 +35,17 @@ def _parents(context: Context) -> list[Any]:
     return list(parents) if isinstance(parents, list) else []
 
 
-def _output_of(context: Context, parent: Any) -> Any:
-    """ParentOutputFunction.retrieveOutput: the outputs of `parent`'s task, at its own value when it has one."""
-    if not isinstance(parent, Mapping):
+def _output_of(context: Context, position: int) -> Any:
+    """ParentOutputFunction.retrieveOutput: the outputs of the task of the parent at `position` (nearest first),
+    at that parent's own value when it has one."""
+    parents = _parents(context)
+    task_ids = context.resolve_or_missing(PARENT_TASK_IDS)
+    if not isinstance(task_ids, list) or not 0 <= position < min(len(parents), len(task_ids)):
         return None
-    task = parent.get("task")
-    task_id = task.get("id") if isinstance(task, Mapping) else None
-    taskrun = parent.get("taskrun")
+    parent = parents[position]
+    taskrun = parent.get("taskrun") if isinstance(parent, Mapping) else None
     value = taskrun.get("value") if isinstance(taskrun, Mapping) else None
-    found = _mapping(context, "outputs").get(task_id) if task_id is not None else None
+    found = _mapping(context, "outputs").get(str(task_ids[position]))
     if isinstance(found, Mapping) and value is not None:
         return found.get(value)
     return found
@@ -51,13 +58,13 @@ def _parent_output(context: Context, *args: Any, **kwargs: Any) -> Any:
     `index`-th enclosing task run counted from the outermost (0)."""
     index = kwargs.get("index", args[0] if args else None)
     if index is None:
-        return _output_of(context, context.resolve_or_missing("parent"))
+        return _output_of(context, 0)  # `parent`, the nearest
     if isinstance(index, bool) or not isinstance(index, int):
         raise ExpressionError("The 'parentOutput' function expects an argument 'index' of type integer.")
-    outermost_first = list(reversed(_parents(context)))
-    if not 0 <= index < len(outermost_first):
-        raise ExpressionError(f"Invalid index: {index} for parents size: {len(outermost_first)}")
-    return _output_of(context, outermost_first[index])
+    size = len(_parents(context))
+    if not 0 <= index < size:
+        raise ExpressionError(f"Invalid index: {index} for parents size: {size}")
+    return _output_of(context, size - 1 - index)  # the index counts from the outermost
 
 
 @register(FUNCTIONS, "outputFromIteration")

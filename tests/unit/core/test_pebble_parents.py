@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.core.errors import ExpressionError
 from orchestrator.core.expressions import render
+from orchestrator.core.pebble_parents import PARENT_TASK_IDS
 from orchestrator.core.purity import template_is_pure
 
 
@@ -19,8 +20,9 @@ def _loop_child(value: str, *, done: dict[str, Any]) -> dict[str, Any]:
         "task": {"id": "sum"},
         "taskrun": {"value": value},
         "outputs": {"sum": {"100": done}, "if": {"evaluationResult": True}},
-        "parents": [{"task": {"id": "each"}, "taskrun": {"value": "100"}}, {"task": {"id": "if"}}],
-        "parent": {"task": {"id": "each"}, "taskrun": {"value": "100"}},
+        "parents": [{"taskrun": {"value": "100"}}, {"outputs": {"evaluationResult": True}}],
+        "parent": {"taskrun": {"value": "100"}},
+        PARENT_TASK_IDS: ["each", "if"],
     }
 
 
@@ -28,8 +30,9 @@ def test_parent_output_reads_the_direct_parent_at_its_own_value() -> None:
     # ParentOutputFunctionTest#parentOutput: forEach > if > parentOutput sees the If of its iteration
     context = {
         "outputs": {"if": {"3": {"evaluationResult": True}}},
-        "parent": {"task": {"id": "if"}, "taskrun": {"value": "3"}},
-        "parents": [{"task": {"id": "if"}, "taskrun": {"value": "3"}}],
+        "parent": {"taskrun": {"value": "3"}, "outputs": {"evaluationResult": True}},
+        "parents": [{"taskrun": {"value": "3"}, "outputs": {"evaluationResult": True}}],
+        PARENT_TASK_IDS: ["if"],
     }
 
     assert render("{{ parentOutput() }}", context) == '{"evaluationResult":true}'
@@ -71,6 +74,10 @@ def test_output_from_iteration_refuses_the_current_a_future_or_a_bad_iteration(i
 
     with pytest.raises(ExpressionError, match=message):
         render(f"{{{{ outputFromIteration({index}) }}}}", _loop_child("10", done=done))
+
+
+def test_parent_output_without_parents_is_null() -> None:
+    assert render("[{{ parentOutput() }}]", {"outputs": {}, "parents": [], PARENT_TASK_IDS: []}) == "[]"
 
 
 def test_both_read_only_the_render_context_so_a_controller_may_run_them() -> None:
