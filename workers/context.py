@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestrator.core.decision import TaskRunDecision
 from orchestrator.core.errors import TaskFailed
-from orchestrator.core.expressions import ExpressionFunctions, render, render_value
+from orchestrator.core.expressions import ExpressionFunctions, render, render_typed, render_value
 from orchestrator.core.ids import idempotency_key
 from orchestrator.engine import ClaimedTaskRun, Engine, LogRecord, OutboundRequest
 from workers.functions import EngineFunctions
@@ -65,13 +65,19 @@ class TaskContext:
     def render_str(self, template: str) -> str:
         return render(template, self.claimed.variables, functions=self.functions)
 
-    def render_stored(self, value: Any, sink: str, variables: Mapping[str, Any] | None = None) -> Any:
+    def render_stored(
+        self, value: Any, sink: str, variables: Mapping[str, Any] | None = None, *, typed: bool = False
+    ) -> Any:
         """Render a value the task stores where it is shown (labels, KV, subflow inputs); one that secret()
-        took part in is refused, since no masking can follow every filter applied to a secret."""
+        took part in is refused, since no masking can follow every filter applied to a secret. With `typed`, a
+        string that is one `{{ expr }}` keeps the expression's type (Kestra's `renderTyped`)."""
         functions = self.functions if isinstance(self.functions, EngineFunctions) else None
         before = functions.secrets.reads if functions else 0
         scope = self.claimed.variables if variables is None else variables
-        rendered = render_value(value, scope, functions=self.functions)
+        if typed and isinstance(value, str):
+            rendered = render_typed(value, scope, functions=self.functions)
+        else:
+            rendered = render_value(value, scope, functions=self.functions)
         if functions and functions.secrets.reads > before:
             raise TaskFailed(
                 f"{sink}: a value computed from secret() cannot be stored there, where it would be shown in clear; "

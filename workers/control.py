@@ -48,7 +48,10 @@ def decide_sequence(ctx: TaskContext) -> Decision:
 
 def decide_if(ctx: TaskContext) -> Decision:
     condition = is_true(ctx.render(ctx.properties.get("condition")))
-    return Decision({"branch": "then" if condition else "else", "condition": condition})
+    # Kestra's If.Output: `evaluationResult`, what `outputs.<if>.evaluationResult` and parentOutput() read
+    return Decision(
+        {"branch": "then" if condition else "else", "condition": condition}, {"evaluationResult": condition}
+    )
 
 
 def run_echo(ctx: TaskContext) -> dict[str, Any] | None:

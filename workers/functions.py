@@ -40,8 +40,10 @@ class EngineFunctions:
         return self._engine.error_logs(self._claimed.coordinates.execution_id)
 
     def read_file(self, uri: str) -> str:
-        """A file of this execution, or of its parent (a subflow reads the batch its ForEachItem wrote); a path
-        that is no `kestra://` URI names a file of the flow's namespace, as in Kestra."""
+        """A file of this execution, of its parent (a subflow reads the batch its ForEachItem wrote), or of a
+        Subflow child it started (a FILE output; RetryCaseTest#retryNewExecutionSubflowOutputs); a path that is no
+        `kestra://` URI names a file of the flow's namespace, as in Kestra. Kestra 2 reads any execution's file of
+        an allowed namespace; Chorus keeps one execution's files from another it did not start (issue 16)."""
         at = self._claimed.coordinates
         flow = self._claimed.flow
         if not uri.startswith(storage.SCHEME):
@@ -58,12 +60,26 @@ class EngineFunctions:
             path = storage.local_path(self._engine.settings.data_dir, uri)
         except storage.StorageError as e:
             raise ExpressionError(e.message) from e
+        readable.extend(self._child_prefix(uri, at.execution_id))
         if not any(storage.belongs_to(uri, prefix) for prefix in readable):
             raise ExpressionError(f"read(): {uri} does not belong to this execution")
         try:
             return path.read_text()
         except OSError as e:
             raise ExpressionError(f"read(): no readable file at {uri}") from e
+
+    def _child_prefix(self, uri: str, execution_id: str) -> list[PurePosixPath]:
+        """The storage prefix of the execution `uri` names when this execution started it as a Subflow and this
+        flow may read that namespace."""
+        parts = PurePosixPath(uri.removeprefix(storage.SCHEME)).parts
+        for index, part in enumerate(parts[:-1]):
+            if part != "executions":
+                continue
+            child = parts[index + 1]
+            location = self._engine.child_location(child, execution_id)
+            if location is not None and self.guard.allows(location[0], Use.EXECUTION_READ):
+                return [storage.execution_prefix(location[0], location[1], child)]
+        return []
 
     def _namespace_file(self, namespace: str, path: str) -> str:
         relative = PurePosixPath(path.lstrip("/"))

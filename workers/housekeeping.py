@@ -1,5 +1,5 @@
-"""execution.Count, execution.PurgeExecutions, log.PurgeLogs, kv.PurgeKV, flow.PurgeFlows and storage.PurgeStorage,
-over `orchestrator.engine.housekeeping`."""
+"""execution.Count, execution.PurgeExecutions, log.PurgeLogs, metric.PurgeMetrics, kv.PurgeKV, flow.PurgeFlows and
+storage.PurgeStorage, over `orchestrator.engine.housekeeping`."""
 
 from __future__ import annotations
 
@@ -93,13 +93,14 @@ def run_purge_executions(ctx: TaskContext) -> dict[str, Any] | None:
         purge_execution=_flag(ctx, "purgeExecution"),
         purge_log=_flag(ctx, "purgeLog"),
         purge_storage=_flag(ctx, "purgeStorage"),
+        purge_metric=_flag(ctx, "purgeMetric"),
         audit=_audit(ctx, "execution.purge", namespace),
     )
     return {
         "executionsCount": result.executions,
         "logsCount": result.logs,
         "storagesCount": result.storages,
-        "metricsCount": 0,
+        "metricsCount": result.metrics,
     }
 
 
@@ -116,6 +117,24 @@ def run_purge_logs(ctx: TaskContext) -> dict[str, Any] | None:
         start=_moment(ctx, "startDate"),
         end=end,
         audit=_audit(ctx, "log.purge", namespace),
+    )
+    return {"count": count}
+
+
+def run_purge_metrics(ctx: TaskContext) -> dict[str, Any] | None:
+    """Kestra 2's metric.PurgeMetrics (core/src/main/java/io/kestra/plugin/core/metric/PurgeMetrics.java#run)."""
+    namespace, flow_id = _text(ctx, "namespace"), _text(ctx, "flowId")
+    if namespace is None and flow_id is not None:
+        raise TaskFailed("Property `namespace` is required when `flowId` is set.", retryable=False)  # Kestra's message
+    end = _moment(ctx, "endDate")
+    if end is None:
+        raise TaskFailed("endDate is required", retryable=False)
+    count = _keeper(ctx).purge_metrics(
+        namespace=namespace,
+        flow_id=flow_id,
+        start=_moment(ctx, "startDate"),
+        end=end,
+        audit=_audit(ctx, "metric.purge", namespace),
     )
     return {"count": count}
 
@@ -206,4 +225,5 @@ HANDLERS = {
     "Count": run_count,
     "PurgeExecutions": run_purge_executions,
     "PurgeLogs": run_purge_logs,
+    "PurgeMetrics": run_purge_metrics,
 }

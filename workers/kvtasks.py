@@ -54,7 +54,8 @@ def run_kv_set(ctx: TaskContext) -> dict[str, Any] | None:
     ctx.engine.kv.put(
         namespace,
         key,
-        _typed(ctx.render_stored(ctx.properties.get("value"), "KV value"), ctx.properties.get("kvType")),
+        # Kestra's Set renders the value typed: `{{ kv('n') + 1 }}` stores a number (Set.java#run, renderTyped)
+        _typed(ctx.render_stored(ctx.properties.get("value"), "KV value", typed=True), ctx.properties.get("kvType")),
         ttl=parse_ttl(str(ttl)) if ttl else None,
         description=None,
         audit=audit_action(ctx, "kv.put", namespace, key),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.core.errors import ChorusError, TaskFailed
+from orchestrator.core.pebble_parents import PARENT_TASK_IDS
 from orchestrator.core.states import State
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, Verdict
 from workers.context import TaskContext
@@ -99,7 +100,7 @@ def _as_worker_child(child: ClaimedTaskRun, workdir: ClaimedTaskRun) -> None:
     child.variables["workerTaskrun"] = dict(outer["taskrun"])
     if outer["taskrun"].get("value") is not None:
         child.variables["taskrun"] = {**child.variables["taskrun"], "value": outer["taskrun"]["value"]}
-    for name in ("parents", "parent"):
+    for name in ("parents", "parent", PARENT_TASK_IDS):
         child.variables.pop(name, None)
         if name in outer:
             child.variables[name] = outer[name]

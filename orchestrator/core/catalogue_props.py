@@ -194,6 +194,15 @@ class PurgeLogsProps(Properties):
     end_date: Text
 
 
+class PurgeMetricsProps(Properties):
+    """Kestra 2's `metric.PurgeMetrics`: `namespace` alone is a prefix; `flowId` needs `namespace`."""
+
+    namespace: Text | None = None
+    flow_id: Text | None = None
+    start_date: Text | None = None
+    end_date: Text
+
+
 class PurgeFlowsProps(Properties):
     """Kestra 2's `flow.PurgeFlows`: old revisions of the matching flows, by its `version` behaviour."""
 

@@ -2,7 +2,8 @@
 
 Each family lives in its own module and fills its own tables: strings (`pebble_strings`), lists and maps
 with Pebble's tests (`pebble_collections`), dates (`pebble_dates`), numbers, JSON and YAML (`pebble_data`)
-and general functions (`pebble_functions`; Kestra 2's `subflow()`: `pebble_subflow`).
+and general functions (`pebble_functions`; Kestra 2's `subflow()`: `pebble_subflow`; `parentOutput()` and
+`outputFromIteration()`: `pebble_parents`).
 What every callable shares (the render deadline, the size limit
 and strict undefined values) is in `pebble_runtime`; the values they handle are in `pebble_values`.
 """
@@ -15,6 +16,7 @@ from orchestrator.core import (
     pebble_data,
     pebble_dates,
     pebble_functions,
+    pebble_parents,
     pebble_strings,
     pebble_subflow,
 )
@@ -31,4 +33,5 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     **pebble_dates.FUNCTIONS,
     **pebble_data.FUNCTIONS,
     **pebble_subflow.FUNCTIONS,
+    **pebble_parents.FUNCTIONS,
 }

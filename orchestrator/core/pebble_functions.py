@@ -85,7 +85,8 @@ def _current_each_output(context: Context, outputs: Any) -> Any:
     parents = context.resolve_or_missing("parents")
     taskrun = context.resolve_or_missing("taskrun")
     result = outputs
-    values = [p["taskrun"]["value"] for p in reversed(parents)] if isinstance(parents, list) else []
+    # a parent listed for its outputs alone (an If outside any loop) has no `taskrun` and indexes nothing
+    values = [p["taskrun"]["value"] for p in reversed(parents) if "taskrun" in p] if isinstance(parents, list) else []
     if isinstance(taskrun, Mapping):
         values.append(taskrun.get("value"))
     for value in values:

@@ -29,6 +29,7 @@ _PURE_FUNCTIONS = frozenset({
     "currentEachOutput", "fromJson", "fromYaml", "json", "jsonDecode", "loopOutputs", "max", "min", "now",
     "randomInt", "range", "uuid", "yaml", "dayOfMonth", "dayOfWeek", "hourOfDay", "isDayWeekInMonth",
     "isLastWorkingDay", "isWeekend", "monthOfYear",
+    "outputFromIteration", "parentOutput",
 })  # fmt: skip
 # `jq` is left out: it runs in a sandboxed subprocess, work a controller's transaction must not wait on.
 _PURE_FILTERS = frozenset({

@@ -303,6 +303,7 @@ _TYPES: tuple[TaskType, ...] = (
                 cp.PurgeExecutionsProps,
             ),
             ("PurgeLogs", _core("log", "PurgeLogs"), Pool.CONTROL, cp.PurgeLogsProps),
+            ("PurgeMetrics", _core("metric", "PurgeMetrics"), Pool.CONTROL, cp.PurgeMetricsProps),
             ("PurgeFlows", _core("flow", "PurgeFlows"), Pool.CONTROL, cp.PurgeFlowsProps),
             ("PurgeStorage", _core("storage", "PurgeStorage"), Pool.CONTROL, cp.PurgeStorageProps),
             ("SetVariables", _core("execution", "SetVariables"), Pool.CONTROL, cp.SetVariablesProps),
@@ -411,7 +412,6 @@ _UNSUPPORTED: Mapping[str, str] = MappingProxyType(
         "io.kestra.plugin.core.flow.Template": "Kestra's deprecated Template task (use a Subflow)",
         "io.kestra.core.tasks.flows.Template": "Kestra's deprecated Template task (use a Subflow)",
         "io.kestra.plugin.core.flow.Wait": "not implemented yet",
-        "io.kestra.plugin.core.metric.PurgeMetrics": "not implemented yet",
     }
 )
 

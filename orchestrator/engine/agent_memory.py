@@ -155,7 +155,9 @@ class AgentMemory:
                 raise ChorusError(f"execution {execution_id} not found")
             tenant, namespace = execution.tenant, execution.namespace
             replay_of: str | None = None
-            if snapshot is None and execution.original_id and execution.parent_execution_id:
+            # a replay names the execution it copies as its parent; a Subflow's retried child keeps an originalId too
+            replayed = execution.parent_task_run_id is None
+            if snapshot is None and execution.original_id and execution.parent_execution_id and replayed:
                 run = store.get_task_run(session, task_run_id)
                 if run is not None:
                     before = store_memory.replayed_conversation(

@@ -478,6 +478,16 @@ def execution_location(engine: Engine, execution_id: str) -> tuple[str, str] | N
         return (row.namespace, row.flow_id) if row is not None and row.tenant == engine.settings.tenant else None
 
 
+def child_location(engine: Engine, execution_id: str, parent_id: str) -> tuple[str, str] | None:
+    """The (namespace, flow id) of `execution_id` when `parent_id` started it (a Subflow's child, or its retry);
+    None for any other execution."""
+    with read_only(engine.sessions) as session:
+        row = store.get_execution(session, execution_id)
+        if row is None or row.tenant != engine.settings.tenant or row.parent_execution_id != parent_id:
+            return None
+        return (row.namespace, row.flow_id) if row.parent_task_run_id is not None else None
+
+
 def error_logs(engine: Engine, execution_id: str) -> list[dict[str, Any]]:
     """Kestra's `errorLogs()`: the execution's ERROR log lines so far."""
     with read_only(engine.sessions) as session:

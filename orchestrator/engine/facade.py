@@ -337,6 +337,10 @@ class Engine:
         """The (namespace, flow id) of an execution, for the namespace checks of tasks that name one by id."""
         return claims.execution_location(self, execution_id)
 
+    def child_location(self, execution_id: str, parent_id: str) -> tuple[str, str] | None:
+        """The (namespace, flow id) of an execution `parent_id` started as a Subflow, else None."""
+        return claims.child_location(self, execution_id, parent_id)
+
     def error_logs(self, execution_id: str) -> list[dict[str, Any]]:
         """Kestra's `errorLogs()`: the execution's ERROR log lines so far."""
         return claims.error_logs(self, execution_id)

@@ -20,6 +20,7 @@ from orchestrator.core.states import State
 from orchestrator.engine.audit_trail import ApiAction, record
 from orchestrator.store import housekeeping as store_housekeeping
 from orchestrator.store import kv as store_kv
+from orchestrator.store import metric_entries
 from orchestrator.store.database import Session, read_only, sessionmaker, transaction
 from orchestrator.store.tables import FlowRevisionRow
 
@@ -52,6 +53,7 @@ class PurgeResult:
     executions: int
     logs: int
     storages: int
+    metrics: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,10 @@ class Housekeeping:
         purge_log: bool,
         purge_storage: bool,
         audit: ApiAction,
+        purge_metric: bool = False,
     ) -> PurgeResult:
         """Purge ended executions started in [start, end] (never `keep`, the purging one, nor a live one)."""
-        logs = storages = 0
+        logs = storages = metrics = 0
         with transaction(self.sessions) as session:
             rows = store_housekeeping.lock_purgeable_executions(
                 session,
@@ -119,9 +122,11 @@ class Housekeeping:
             ids = [row.id for row in rows]
             if ids and purge_log:
                 logs = store_housekeeping.delete_log_lines_of(session, ids)
+            if ids and purge_metric:
+                metrics = metric_entries.delete_metrics_of(session, ids)
             if ids and purge_execution:
                 store_housekeeping.delete_executions(session, ids)
-            record(session, self.tenant, _detailed(audit, {"executions": ids, "logs": logs}))
+            record(session, self.tenant, _detailed(audit, {"executions": ids, "logs": logs, "metrics": metrics}))
         if purge_storage:
             for row in rows:
                 prefix = storage.execution_prefix(row.namespace, row.flow_id, row.id)
@@ -129,7 +134,7 @@ class Housekeeping:
                 if folder.is_dir():
                     storages += sum(1 for p in folder.rglob("*") if p.is_file())
                     shutil.rmtree(folder, ignore_errors=True)
-        return PurgeResult(len(ids) if purge_execution else 0, logs, storages)
+        return PurgeResult(len(ids) if purge_execution else 0, logs, storages, metrics)
 
     def delete_executions(
         self, execution_ids: Sequence[str], *, delete_logs: bool, delete_storage: bool, audit: ApiAction
@@ -256,6 +261,24 @@ class Housekeeping:
             detail["dryRun"] = dry_run
             record(session, self.tenant, _detailed(audit, detail))
         return StoragePurge(scanned, purged, deleted)
+
+    def purge_metrics(
+        self,
+        *,
+        namespace: str | None,
+        flow_id: str | None,
+        start: datetime | None,
+        end: datetime,
+        audit: ApiAction,
+    ) -> int:
+        """Kestra 2's PurgeMetrics: delete the metrics recorded in [start, end] of one flow, a namespace prefix or
+        the whole tenant; return how many."""
+        with transaction(self.sessions) as session:
+            count = metric_entries.purge_metrics(
+                session, self.tenant, namespace=namespace, flow_id=flow_id, start=start, end=end
+            )
+            record(session, self.tenant, _detailed(audit, {"metrics": count}))
+        return count
 
     def started_children(self, execution_id: str) -> list[str]:
         """Running executions this one started without waiting for them (Subflow or ForEachItem `wait: false`)."""

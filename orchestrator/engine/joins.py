@@ -269,10 +269,21 @@ def _retry_flowable(engine: Engine, session: Session, parent: TaskRunRow, spec: 
     due = next_attempt_at(spec.retry, retries + 1, parent.created_at, now)
     if due is None:
         return False
-    failed = [r for r in store.task_runs_of(session, parent.execution_id) if r.parent_id == parent.id]
-    failed = [r for r in failed if State(r.state) is State.FAILED]
+    runs = list(store.task_runs_of(session, parent.execution_id))
+    failed = [r for r in runs if r.parent_id == parent.id and State(r.state) is State.FAILED]
+    phases = {t.id for name in ("errors", "finally") for t in spec.branches.get(name, ())}
+    failed = [r for r in failed if r.task_id not in phases]
     if not failed:
         return False
+    # The errors and finally that ran for this round go: they run again if the retried children fail again,
+    # as Kestra keeps only the last round's (RetryCaseTest#retryWithFlowableErrors: 3 task runs at the end).
+    discard = {r.id for r in runs if r.parent_id == parent.id and r.task_id in phases}
+    for run in runs:  # runs come parents first: one pass gathers the descendants
+        if run.parent_id in discard:
+            discard.add(run.id)
+    for run in runs:
+        if run.id in discard:
+            store.discard_task_run(session, run, actor=actor)
     store.set_decision(session, parent.id, {**(parent.decision or {}), "retries": retries + 1})
     for child in failed:
         store.record_transition(session, child, State.RETRYING, actor=actor, values={"retry_at": due})

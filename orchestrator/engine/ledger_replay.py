@@ -137,7 +137,13 @@ class LedgerReplays:
                     return RecordedAnswer(call_id, body, call.latency_ms, call.execution_id, twin, call.at)
                 row = store.get_execution(session, execution_id)
                 run = store.get_task_run(session, twin)
-                if row is None or run is None or row.parent_execution_id is None or row.original_id in (None, row.id):
+                if (
+                    row is None
+                    or run is None
+                    or row.parent_execution_id is None
+                    or row.parent_task_run_id is not None  # a Subflow's child (a retry keeps an originalId too)
+                    or row.original_id in (None, row.id)
+                ):
                     return None  # no replay: nothing further up
                 at = TaskRunCoordinates(execution_id, run.task_id, run.parent_id, run.iteration, run.attempt)
                 execution_id = row.parent_execution_id

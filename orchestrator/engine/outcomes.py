@@ -26,6 +26,7 @@ from orchestrator.engine import (
     joins,
     local_drive,
     loop_scope,
+    metric_store,
     notification_outbox,
     operations,
 )
@@ -141,6 +142,8 @@ def finish_locked(
     store.record_transition(session, row, final, actor=actor, payload=payload, values=values, at=now)
     if task.type == "Publish" and outcome.state in (State.SUCCESS, State.WARNING):
         events.record_published(engine, session, execution, row, outcome.outputs)  # the outbox, in this transaction
+    if task.type == "MetricPublish" and outcome.state in (State.SUCCESS, State.WARNING):
+        metric_store.record_published_metrics(session, execution, row, outcome.outputs)
     if outcome.outbox and outcome.state in (State.SUCCESS, State.WARNING):
         for request in outcome.outbox:  # sent once this commits: never for an attempt whose success is not recorded
             notification_outbox.record(engine, session, execution, row, request)

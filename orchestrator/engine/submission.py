@@ -285,7 +285,9 @@ def create_execution(
         trigger=trigger,
         parent_execution_id=parent[0] if parent else None,
         parent_task_run_id=parent[1] if parent else None,
-        original_id=None,
+        # Kestra's retry `CREATE_NEW_EXECUTION` replays the failed execution (ExecutionService.replay ->
+        # Execution.childExecution): the new one keeps the chain's `originalId`, which its tasks may compare
+        original_id=(retry_of.original_id or retry_of.id) if retry_of is not None else None,
         restarts=retry_of.restarts + 1 if retry_of is not None else 0,
         created_at=now,
         updated_at=now,

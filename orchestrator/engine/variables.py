@@ -10,6 +10,7 @@ from orchestrator.core.expressions import authored, render, render_typed, render
 from orchestrator.core.flow import Flow, Input, InputType, TaskSpec
 from orchestrator.core.ids import idempotency_key
 from orchestrator.core.inputs import coerce_declared
+from orchestrator.core.pebble_parents import PARENT_TASK_IDS
 from orchestrator.core.states import State, worst_of
 from orchestrator.engine import loop_scope
 from orchestrator.store import iso_millis as iso
@@ -174,27 +175,33 @@ def execution_variables(
     }
     if run.iteration is not None:
         variables["taskrun"]["iteration"] = run.iteration  # a loop child's index, from 0 as in Kestra
-    parents = _parents(run, runs)
+    parents, parent_task_ids = _parents(run, runs)
     variables["parents"] = parents
+    variables[PARENT_TASK_IDS] = parent_task_ids
     if parents:
         variables["parent"] = parents[0]
     loop_scope.apply(variables, flow, run, runs)
     return variables
 
 
-def _parents(run: TaskRunRow, runs: Sequence[TaskRunRow]) -> list[dict[str, Any]]:
-    """Enclosing loop iterations nearest first, as `{taskrun: {value}, outputs}` (Kestra's `parents`)."""
+def _parents(run: TaskRunRow, runs: Sequence[TaskRunRow]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Kestra's `parents` (Execution.parents): the enclosing task runs nearest first that have a value (a loop
+    iteration) or outputs, as `{taskrun: {value}, outputs}`; and, beside them, their task ids (what Kestra 2's
+    parentOutput() needs, kept out of `parents` whose rendered form Kestra's tests compare)."""
     by_id = {r.id: r for r in runs}
-    parents = []
+    parents, task_ids = [], []
     current = by_id.get(run.parent_id) if run.parent_id else None
     while current is not None:
-        if current.value is not None:
-            entry: dict[str, Any] = {"taskrun": {"value": current.value}}
+        if current.value is not None or current.outputs:
+            entry: dict[str, Any] = {}
+            if current.value is not None:
+                entry["taskrun"] = {"value": current.value}
             if current.outputs:
                 entry["outputs"] = current.outputs
             parents.append(entry)
+            task_ids.append(current.task_id)
         current = by_id.get(current.parent_id) if current.parent_id else None
-    return parents
+    return parents, task_ids
 
 
 def flow_outputs(

@@ -68,6 +68,8 @@ def test_a_failed_task_is_retried_as_new_executions_until_the_policy_ends(
 
     assert [e["state"]["current"] for e in chain] == ["RETRIED", "RETRIED", "FAILED"]
     assert chain[0]["id"] == first["id"]
+    # Kestra replays the failed execution: every attempt keeps the chain's originalId (ExecutionService.replay)
+    assert {e["originalId"] for e in chain} == {first["id"]}
     assert [e["metadata"]["attemptNumber"] for e in chain] == [1, 2, 3]
     assert {e["metadata"]["originalCreatedDate"] for e in chain} == {chain[0]["metadata"]["originalCreatedDate"]}
     correlation = {e["id"]: {lb["key"]: lb["value"] for lb in e["labels"]}["system.correlationId"] for e in chain}

@@ -17,6 +17,7 @@ from orchestrator.core.ids import new_id
 from orchestrator.core.parse import parse_flow
 from orchestrator.engine import Engine
 from orchestrator.store import kv as store_kv
+from orchestrator.store import metric_entries
 from orchestrator.store.database import transaction
 from orchestrator.store.tables import ExecutionRow, FlowRevisionRow, LogLineRow
 from tests.integration.workers.conftest import Runner, one_task_flow
@@ -283,3 +284,105 @@ def test_purge_storage_of_one_flow_needs_its_namespace(run_task: Runner) -> None
     outcome = run_task(one_task_flow(task), "t")
 
     assert outcome.error == "'namespace' is required when 'flowId' is set."
+
+
+def _metric(engine: Engine, namespace: str, flow_id: str, execution_id: str, name: str, age: timedelta) -> None:
+    with transaction(engine.sessions) as session:
+        metric_entries.insert_metrics(
+            session,
+            [
+                metric_entries.MetricEntry(
+                    tenant="main",
+                    namespace=namespace,
+                    flow_id=flow_id,
+                    execution_id=execution_id,
+                    task_id="task-1",
+                    task_run_id=new_id(),
+                    attempt=1,
+                    type="counter",
+                    name=name,
+                    value=1.0,
+                    tags={},
+                    at=datetime.now(UTC) - age,
+                )
+            ],
+        )
+
+
+def _purge_metrics(**properties: str) -> str:
+    lines = "".join(f'    {key}: "{value}"\n' for key, value in properties.items())
+    return "    type: io.kestra.plugin.core.metric.PurgeMetrics\n" + lines
+
+
+def test_purge_metrics_of_one_flow_deletes_only_those_in_the_window(run_task: Runner, worker_engine: Engine) -> None:
+    # PurgeMetricsTest#run_with_full_arguments: one metric 10 days old, one 1 day old, window [-15d, -5d]
+    namespace = f"purge.metric{uuid.uuid4().hex[:8]}"
+    _metric(worker_engine, namespace, "purge-metric-flow", "exec-1", "m1", timedelta(days=10))
+    _metric(worker_engine, namespace, "purge-metric-flow", "exec-2", "m2", timedelta(days=1))
+    _metric(worker_engine, namespace, "other-flow", "exec-3", "m3", timedelta(days=10))
+    now = datetime.now(UTC)
+    task = _purge_metrics(
+        namespace=namespace,
+        flowId="purge-metric-flow",
+        startDate=(now - timedelta(days=15)).isoformat(),
+        endDate=(now - timedelta(days=5)).isoformat(),
+    )
+
+    outcome = run_task(_in(namespace, task), "t")
+
+    assert outcome.outputs == {"count": 1}, outcome.error
+    with worker_engine.sessions() as session:
+        assert [m.name for m in metric_entries.metrics_of(session, "exec-2")] == ["m2"]
+        assert [m.name for m in metric_entries.metrics_of(session, "exec-3")] == ["m3"]
+
+
+def test_purge_metrics_by_namespace_prefix_or_everywhere(run_task: Runner, worker_engine: Engine) -> None:
+    # PurgeMetricsTest#run_with_no_namespace: without namespace every namespace is purged up to endDate
+    namespace = f"purge.prefix{uuid.uuid4().hex[:8]}"
+    _metric(worker_engine, f"{namespace}.child", "f", "exec-child", "m", timedelta(days=10))
+    _metric(worker_engine, f"{namespace}x", "f", "exec-sibling", "m", timedelta(days=10))
+    end = (datetime.now(UTC) - timedelta(days=5)).isoformat()
+
+    by_prefix = run_task(_in("tests.other", _purge_metrics(namespace=f"{namespace}.", endDate=end)), "t")
+    everywhere = run_task(_in("tests.other", _purge_metrics(endDate=end)), "t")
+
+    assert by_prefix.outputs == {"count": 1}, by_prefix.error
+    assert everywhere.outputs is not None and everywhere.outputs["count"] >= 1, everywhere.error
+    with worker_engine.sessions() as session:
+        assert metric_entries.metrics_of(session, "exec-sibling") == []
+
+
+def test_purge_metrics_of_a_flow_needs_its_namespace(run_task: Runner) -> None:
+    # PurgeMetricsTest#run_with_flowId_without_namespace_should_throw
+    task = _purge_metrics(flowId="flow-without-ns", endDate=datetime.now(UTC).isoformat())
+
+    outcome = run_task(one_task_flow(task), "t")
+
+    assert outcome.error == "Property `namespace` is required when `flowId` is set."
+
+
+def test_purge_metrics_with_nothing_to_purge_counts_zero(run_task: Runner) -> None:
+    # PurgeMetricsTest#run_with_no_matching_metrics
+    task = _purge_metrics(namespace="non.existent.namespace", endDate=datetime.now(UTC).isoformat())
+
+    outcome = run_task(one_task_flow(task), "t")
+
+    assert outcome.outputs == {"count": 0}, outcome.error
+
+
+def test_purge_executions_purges_their_metrics_unless_told_not_to(run_task: Runner, worker_engine: Engine) -> None:
+    namespace = f"tests.purgem{uuid.uuid4().hex[:8]}"
+    first = _ended(worker_engine, namespace, "f", "SUCCESS")
+    _metric(worker_engine, namespace, "f", first, "m", timedelta(minutes=5))
+    end = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    task = (
+        f'    type: io.kestra.plugin.core.execution.PurgeExecutions\n    namespace: {namespace}\n    endDate: "{end}"\n'
+    )
+
+    kept = run_task(_in(namespace, task + "    purgeExecution: false\n    purgeMetric: false\n"), "t")
+    purged = run_task(_in(namespace, task), "t")
+
+    assert kept.outputs is not None and kept.outputs["metricsCount"] == 0, kept.error
+    assert purged.outputs is not None and purged.outputs["metricsCount"] == 1, purged.error
+    with worker_engine.sessions() as session:
+        assert metric_entries.metrics_of(session, first) == []

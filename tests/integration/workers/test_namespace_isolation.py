@@ -18,6 +18,8 @@ from orchestrator.core.states import State
 from orchestrator.engine import Engine, TaskOutcome
 from orchestrator.engine.audit_trail import ApiAction
 from orchestrator.engine.kv import TypedValue
+from orchestrator.store.database import transaction
+from orchestrator.store.tables import ExecutionRow
 from tests.harness.engines import EngineFactory
 from tests.integration.workers.conftest import claim
 from workers.attempts import run_claimed
@@ -190,6 +192,40 @@ def test_read_of_a_parent_in_another_namespace_fails(engine: Engine) -> None:
     trigger = {"namespace": "team.b", "flowId": "target", "executionId": execution_id}
     outcome = _run(engine, READ.format(uri=uri), trigger=trigger)
     _failed_with(outcome, "does not belong to this execution", retryable=True)  # read()'s errors are a render's
+
+
+def _child_file(engine: Engine, namespace: str, parent_id: str, *, subflow: bool) -> str:
+    """A file of an execution of `namespace` whose parent is `parent_id` (through a Subflow task run or not)."""
+    uri = _file_of(engine, namespace)
+    child_id = uri.split("/executions/")[1].split("/")[0]
+    with transaction(engine.sessions) as session:
+        row = session.get(ExecutionRow, child_id)
+        assert row is not None
+        row.parent_execution_id = parent_id
+        row.parent_task_run_id = "subflow-task-run" if subflow else None
+    return uri
+
+
+@pytest.mark.parametrize("namespace", ["team.a", "team.c"])
+def test_read_of_a_subflow_childs_output_file_passes(engine: Engine, namespace: str) -> None:
+    # RetryCaseTest#retryNewExecutionSubflowOutputs: the parent reads the FILE output of the child it started
+    parent_id = _execution_of(engine, "team.a")
+    uri = _child_file(engine, namespace, parent_id, subflow=True)
+
+    outcome = run_claimed(claim(_flow(READ.format(uri=uri)), "t", execution_id=parent_id), engine)
+
+    assert outcome.state is State.SUCCESS, outcome.error
+    assert outcome.outputs == {"value": f"data of {namespace}"}
+
+
+def test_read_of_a_child_in_a_namespace_it_may_not_read_or_of_a_replay_fails(engine: Engine) -> None:
+    parent_id = _execution_of(engine, "team.a")
+    denied = _child_file(engine, "team.b", parent_id, subflow=True)
+    replay = _child_file(engine, "team.a", parent_id, subflow=False)  # a replay names its source as parent
+
+    for uri in (denied, replay):
+        outcome = run_claimed(claim(_flow(READ.format(uri=uri)), "t", execution_id=parent_id), engine)
+        _failed_with(outcome, "does not belong to this execution", retryable=True)
 
 
 SCRIPT = (
