@@ -79,8 +79,8 @@ BUDGET: dict[str, dict[str, int]] = {
     # statements before perf-xpool2 wrote its task run once).
     "api_create": {"statements": 4, "commits": 1, "checkouts": 1, "messages": 0},
     # POST /executions/webhook/{ns}/{id}/{key} of a one-task Log flow, alone: the same as an API create
-    # (perf-webhook: 9 statements, 3 commits, 3 checkouts before, 6 after it and 4 with perf-xpool2: a read-only transaction for the trigger's
-    # lookup, and the audit middleware's http.post event on the API's one chain in a third).
+    # (9 statements, 3 commits, 3 checkouts before perf-webhook: a read-only transaction for the trigger's lookup,
+    # and the audit middleware's http.post event on the API's one chain in a third; 6 before perf-xpool2).
     "webhook_fire": {"statements": 4, "commits": 1, "checkouts": 1, "messages": 0},
     # engine.submit_many of ten starts of the one-task flow (the API's group commit under load): one revision read
     # per flow, the ten rows in one executemany (psycopg pipelines it: one round trip), the audit of all ten in
