@@ -83,7 +83,7 @@ def _value_at(iterations: Mapping[str, Any], index: int) -> Any:
 
 @register(FUNCTIONS, "iterationOutputs")
 @pass_context
-def _iteration_outputs(context: Context, iteration: Any = None, taskId: Any = None) -> Any:  # noqa: N803 (Kestra's name)
+def _iteration_outputs(context: Context, iteration: Any = None, taskId: Any = None) -> Any:
     """`iterationOutputs(iteration, taskId)`: the `value` output of `taskId` (default: this task) at iteration index
     `iteration` (default: the previous one) of the innermost ForEach, under the current enclosing iterations."""
     index = _iteration_index(context, "iterationOutputs", iteration)
@@ -95,7 +95,7 @@ def _iteration_outputs(context: Context, iteration: Any = None, taskId: Any = No
 
 @register(FUNCTIONS, "iterationOutput")
 @pass_context
-def _iteration_output(context: Context, taskId: Any = None, iteration: Any = None) -> Any:  # noqa: N803 (Kestra's name)
+def _iteration_output(context: Context, taskId: Any = None, iteration: Any = None) -> Any:
     """`iterationOutput(taskId, iteration)`: iterationOutputs' older spelling; null when there is nothing yet."""
     task_id = _task_id(context, taskId)
     index = _iteration_index(context, "iterationOutputs", iteration)  # Kestra's message names the newer spelling
