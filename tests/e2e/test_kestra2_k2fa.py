@@ -6,6 +6,7 @@ Each flow below is the Kestra test flow reduced to the behaviour at stake, in th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,3 +57,87 @@ def test_a_loop_until_whose_condition_holds_ends_in_success(
 
     assert execution["state"]["current"] == "SUCCESS"
     assert execution["taskRunList"][0]["outputs"]["iterationCount"] == 2
+
+
+# Kestra's restart-child.yaml: fails on its first attempt only (1 / attemptsCount), behind a Subflow and a
+# ForEachItem of Kestra's restart-for-each-item.yaml (ForEachItemCaseTest#restartForEachItem).
+CHILD = """
+id: restart-child
+namespace: {ns}
+tasks:
+  - id: failFirstTime
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ 1 / taskrun.attemptsCount }}"
+"""
+
+PARENT = """
+id: restart-parent
+namespace: {ns}
+inputs:
+  - id: file
+    type: FILE
+tasks:
+  - id: sub
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: {ns}
+    flowId: restart-child
+    restartBehavior: {behavior}
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{{ inputs.file }}"
+    batch:
+      rows: 2
+    namespace: {ns}
+    flowId: restart-child
+    restartBehavior: {behavior}
+"""
+
+
+def _children(stack: Stack, ns: str) -> list[tuple[str, int]]:
+    """The restart-child executions: their state and the attempts of their one task run."""
+    found = stack.api.get("/executions/search", params={"namespace": ns, "flowId": "restart-child", "size": 50})
+    return sorted((c["state"]["current"], len(c["taskRunList"][0]["attempts"])) for c in found.json()["results"])
+
+
+def _restart(stack: Stack, execution_id: str) -> dict[str, Any]:
+    assert stack.api.post(f"/executions/{execution_id}/restart").status_code == 200
+    time.sleep(0.5)
+    return stack.wait_for_state(execution_id, timeout_s=60)
+
+
+def _first_run(stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], ns: str, behavior: str) -> str:
+    deploy_flow(CHILD)
+    deploy_flow(PARENT.replace("{behavior}", behavior))
+    started = stack.api.post(f"/executions/{ns}/restart-parent", files={"file": ("f.txt", b"a\nb\nc\n")})
+    assert started.status_code == 200, started.text
+    first = stack.wait_for_state(started.json()["id"], timeout_s=60)
+    assert first["state"]["current"] == "FAILED"  # the Subflow's child failed; `each` did not run
+    assert _children(stack, ns) == [("FAILED", 1)]
+    return str(first["id"])
+
+
+def test_a_restart_restarts_the_failed_children_of_a_subflow_and_a_for_each_item(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    execution_id = _first_run(stack, deploy_flow, unique_namespace, "RETRY_FAILED")
+
+    # The Subflow's child is restarted (its second attempt succeeds); then both ForEachItem batches fail.
+    assert _restart(stack, execution_id)["state"]["current"] == "FAILED"
+    assert _children(stack, unique_namespace) == [("FAILED", 1), ("FAILED", 1), ("SUCCESS", 2)]
+
+    execution = _restart(stack, execution_id)
+
+    assert execution["state"]["current"] == "SUCCESS"
+    assert [t["taskId"] for t in execution["taskRunList"]] == ["sub", "each", "each_split", "each_items", "each_merge"]
+    assert _children(stack, unique_namespace) == [("SUCCESS", 2)] * 3  # the same three, each restarted once
+
+
+def test_with_new_execution_a_restart_starts_new_children_instead(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    execution_id = _first_run(stack, deploy_flow, unique_namespace, "NEW_EXECUTION")
+
+    execution = _restart(stack, execution_id)
+
+    assert execution["state"]["current"] == "FAILED"  # a new child fails on its first attempt again
+    assert _children(stack, unique_namespace) == [("FAILED", 1), ("FAILED", 1)]
