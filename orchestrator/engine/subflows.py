@@ -42,11 +42,12 @@ def start(
     labels: list[dict[str, str]],
     wait: bool,
     revision: int | None = None,
+    inherited: list[dict[str, str]] | None = None,
 ) -> Verdict:
     """Create the child execution for a claimed Subflow task run; the verdict for the parent's chain."""
     return start_many(
         engine, claimed, namespace=namespace, flow_id=flow_id, batches=[inputs], labels=labels, wait=wait,
-        revision=revision, single=True,
+        revision=revision, single=True, inherited=inherited,
     )  # fmt: skip
 
 
@@ -61,12 +62,15 @@ def start_many(
     wait: bool,
     revision: int | None = None,
     single: bool = False,
+    inherited: list[dict[str, str]] | None = None,
 ) -> Verdict:
     """Create one child execution per inputs of `batches`, all in one transaction, then dispatch them.
 
     A Subflow task run (`single`) waits on `decision.subflow`; a ForEachItem's `_items` task run waits on
     `decision.subflows` and ends when the last of its children does. Children are created atomically, so
     a worker dying here leaves either all of them (the parent waits, the sweeper dispatches) or none.
+    `inherited` are the parent's labels (`inheritLabels`): those whose key the child's flow labels itself are
+    left out, so the child's own flow label wins (Kestra's ExecutableUtils.filterLabels, FlowCaseTest).
     """
 
     at = claimed.coordinates
@@ -89,6 +93,8 @@ def start_many(
             flow_row = flows.live_revision(engine, session, namespace, flow_id, revision)
             flow = engine.flow_of(flow_row)
             typed = [coerce_inputs(flow, inputs) for inputs in batches]
+            own = {label.key for label in flow.labels}
+            labels = [label for label in inherited or () if label["key"] not in own] + labels
         except ChorusError as e:
             outcome = TaskOutcome(
                 State.FAILED,

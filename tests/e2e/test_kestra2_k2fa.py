@@ -141,3 +141,66 @@ def test_with_new_execution_a_restart_starts_new_children_instead(
 
     assert execution["state"]["current"] == "FAILED"  # a new child fails on its first attempt again
     assert _children(stack, unique_namespace) == [("FAILED", 1), ("FAILED", 1)]
+
+
+# Kestra 2's task-flow.yaml and switch.yaml (FlowCaseTest#waitSuccess / #noLabels), reduced to their labels.
+LABELLED_CHILD = """
+id: labelled-child
+namespace: {ns}
+labels:
+  childLabel: childFoo
+  overriding: child
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: hello
+"""
+
+LABELLED_PARENT = """
+id: labelled-parent
+namespace: {ns}
+labels:
+  parentLabel: parentFoo
+  overriding: parent
+tasks:
+  - id: launch
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: {ns}
+    flowId: labelled-child
+    inheritLabels: {inherit}
+    labels:
+      launchTaskLabel: launchFoo
+"""
+
+
+def _child_labels(stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], ns: str, inherit: str) -> dict[str, str]:
+    deploy_flow(LABELLED_CHILD)
+    deploy_flow(LABELLED_PARENT.replace("{inherit}", inherit))
+    parent = stack.run_to_end(ns, "labelled-parent")
+    assert parent["state"]["current"] == "SUCCESS"
+    child = stack.api.get(f"/executions/{parent['taskRunList'][0]['outputs']['executionId']}").json()
+    labels = {label["key"]: label["value"] for label in child["labels"]}
+    assert len(labels) == len(child["labels"])  # one value per key
+    assert labels.pop("system.correlationId") == parent["id"]
+    return labels
+
+
+def test_an_inherited_label_the_child_flow_sets_itself_keeps_the_child_flows_value(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    labels = _child_labels(stack, deploy_flow, unique_namespace, "true")
+
+    assert labels == {
+        "parentLabel": "parentFoo",
+        "overriding": "child",  # Kestra's ExecutableUtils.filterLabels: not the parent's `overriding: parent`
+        "childLabel": "childFoo",
+        "launchTaskLabel": "launchFoo",
+    }
+
+
+def test_without_inherit_labels_the_child_gets_none_of_the_parents_labels(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    labels = _child_labels(stack, deploy_flow, unique_namespace, "false")
+
+    assert labels == {"overriding": "child", "childLabel": "childFoo", "launchTaskLabel": "launchFoo"}
