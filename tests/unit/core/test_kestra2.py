@@ -389,3 +389,21 @@ def test_a_malformed_indexed_field_is_refused_naming_it(fields: str, path: str, 
     assert [e.path for e in errors] == [path]
     assert message in errors[0].message
     assert errors[0].line is not None
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "type: io.kestra.plugin.core.flow.Parallel\n    concurrent: 0",
+        'type: io.kestra.plugin.core.flow.Parallel\n    concurrent: "{{ vars.n }}"',
+        'type: io.kestra.plugin.core.flow.LoopUntil\n    condition: "{{ true }}"\n    checkFrequency:\n'
+        "      maxIterations: 1",
+    ],
+)
+def test_zero_concurrency_and_one_iteration_are_accepted(task: str) -> None:
+    """FlowableConcurrencyValidationTest: Parallel's `concurrent` is @PositiveOrZero (0: no limit), LoopUntil's
+    `maxIterations` @Positive; the refusals are tests/unit/core/invalid_flows/*-negative, *-zero."""
+    child = "    tasks:\n      - id: a\n        type: io.kestra.plugin.core.log.Log\n        message: hi\n"
+    flow = _flow(f"tasks:\n  - id: t\n    {task}\n{child}")
+
+    assert flow.tasks[0].id == "t"
