@@ -18,7 +18,7 @@ from orchestrator.engine import Engine, Verdict
 from workers.context import TaskContext
 from workers.storage import local_path, store_file
 from workers.storagetasks import split_file
-from workers.subflow import labels_for
+from workers.subflow import inherited_labels, labels_for
 
 
 def run_split(ctx: TaskContext) -> dict[str, Any] | None:
@@ -68,6 +68,7 @@ def start_batches(ctx: TaskContext, engine: Engine) -> Verdict:
         flow_id=flow_id,
         batches=inputs,
         labels=labels_for(ctx),
+        inherited=inherited_labels(ctx),
         wait=props.get("wait", True) is not False,
         revision=int(revision) if revision is not None else None,
     )

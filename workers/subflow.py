@@ -29,14 +29,19 @@ def _flat(labels: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def inherited_labels(ctx: TaskContext) -> list[dict[str, str]]:
+    """The parent's labels a child inherits (`inheritLabels`); the engine drops those the child's flow sets."""
+    if not ctx.properties.get("inheritLabels"):
+        return []
+    return [{"key": k, "value": str(v)} for k, v in _flat(ctx.claimed.variables.get("labels", {})).items()]
+
+
 def labels_for(ctx: TaskContext) -> list[dict[str, str]]:
-    """A child execution's labels: the parent's (`inheritLabels`) or its correlation id, then `labels`."""
+    """A child execution's own labels: the parent's correlation id (unless it inherits them all), then `labels`."""
     props = ctx.properties
     labels: list[dict[str, str]] = []
     parent_labels = _flat(ctx.claimed.variables.get("labels", {}))
-    if props.get("inheritLabels"):
-        labels += [{"key": k, "value": str(v)} for k, v in parent_labels.items()]
-    elif CORRELATION_LABEL in parent_labels:
+    if not props.get("inheritLabels") and CORRELATION_LABEL in parent_labels:
         labels.append({"key": CORRELATION_LABEL, "value": str(parent_labels[CORRELATION_LABEL])})
     extra = _labels(ctx.render_stored(props.get("labels"), "labels"))
     # As the Labels task and the API: a flow may not forge a child's system labels (its correlation id, who
@@ -60,6 +65,7 @@ def start_subflow(ctx: TaskContext, engine: Engine) -> Verdict:
         flow_id=flow_id,
         inputs=ctx.render_stored(props.get("inputs") or {}, "subflow inputs"),
         labels=labels_for(ctx),
+        inherited=inherited_labels(ctx),
         wait=props.get("wait", True) is not False,
         revision=int(revision) if revision is not None else None,
     )

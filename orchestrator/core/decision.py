@@ -24,6 +24,7 @@ class TaskRunDecision(TypedDict, total=False):
     broken: bool  #: Loop: `breakWhen` held after an iteration; iterations not started yet never start
     loop: int  #: WaitFor / LoopUntil: the iteration running now
     max_reached: bool  #: WaitFor / LoopUntil: `maxIterations` or `maxDuration` was reached
+    condition_error: str  #: LoopUntil: why its condition could not be rendered (the loop fails)
     retries: int  #: how often the flowable's children were retried as a whole
     inline: bool  #: WorkingDirectory: the children run inline in the claiming worker
     pause: bool  #: the task run is parked (Pause, Approval) until resumed or due

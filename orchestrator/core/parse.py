@@ -76,7 +76,7 @@ def parse_flow_with_warnings(text: str) -> tuple[Flow, list[FlowErrorDetail]]:
 _TOP_LEVEL = (
     "id", "namespace", "revision", "description", "labels", "inputs", "variables", "tasks", "errors", "finally",
     "afterExecution", "triggers", "pluginDefaults", "taskDefaults", "concurrency", "outputs", "retry", "sla",
-    "disabled", "deleted", "checks", "listeners",
+    "disabled", "deleted", "checks", "listeners", "indexedFields",
 )  # fmt: skip
 _LISTENER_KEYS = ("description", "conditions", "tasks")
 _SECTIONS = (("tasks", "tasks"), ("errors", "errors"), ("finally", "finally_"), ("afterExecution", "after_execution"))
@@ -111,6 +111,7 @@ class _FlowReader(TaskReader, TriggerReader):
         fields["triggers"] = self.triggers(data.get("triggers"))
         fields["checks"] = self.checks(data.get("checks"))
         self.listeners(data.get("listeners"))
+        self.indexed_fields(data.get("indexedFields"))
         fields["outputs"] = self.outputs(data.get("outputs"))
         if data.get("concurrency") is not None:
             fields["concurrency"] = self.model(Concurrency, data["concurrency"], "concurrency", "in concurrency")
@@ -178,6 +179,23 @@ class _FlowReader(TaskReader, TriggerReader):
         )
         self.warnings.append(FlowErrorDetail("listeners", message, line, column))
 
+    def indexed_fields(self, value: JsonValue) -> None:
+        """Check Kestra 2's `indexedFields` (a list of {id, value}: values Kestra renders when the execution ends
+        and indexes for execution search, IndexedFieldsTest). Chorus accepts and checks them; it indexes none."""
+        if value is None:
+            return
+        if not isinstance(value, list):
+            self.error("indexedFields", f"expected a list of {{id, value}}, got {kind_of(value)}")
+            return
+        for i, raw in enumerate(value):
+            where = f"indexedFields[{i}]"
+            if not isinstance(raw, dict):
+                self.error(where, f"expected an indexed field as {{id, value}}, got {kind_of(raw)}")
+            elif not isinstance(raw.get("id"), str) or not raw["id"]:
+                self.error(join_path(where, "id"), "missing required property 'id': an indexed field needs a name")
+            elif "value" not in raw:
+                self.error(join_path(where, "value"), f"missing required property 'value' of indexed field {raw['id']}")
+
     # -- cross-field rules ---------------------------------------------------------------------
 
     def check_subflows(self, flow_id: str | None, namespace: str | None) -> None:
@@ -192,7 +210,7 @@ class _FlowReader(TaskReader, TriggerReader):
         for path in self.task_paths.values():
             if "," not in path:  # a path, not a description of a generated step
                 places += [(join_path(path, key), value_at(data, join_path(path, key))) for key in ("runIf", "when")]
-        for section in ("triggers", "outputs", "checks"):
+        for section in ("triggers", "outputs", "checks", "indexedFields"):
             entries = data.get(section)
             for i, entry in enumerate(entries if isinstance(entries, list) else []):
                 if isinstance(entry, dict):

@@ -1,11 +1,11 @@
 """The one registry of Kestra's Pebble filters, tests and functions that the expression environment installs.
 
 Each family lives in its own module and fills its own tables: strings (`pebble_strings`), lists and maps
-with Pebble's tests (`pebble_collections`), dates (`pebble_dates`), numbers, JSON and YAML (`pebble_data`)
-and general functions (`pebble_functions`; Kestra 2's `subflow()`: `pebble_subflow`; `parentOutput()` and
-`outputFromIteration()`: `pebble_parents`).
-What every callable shares (the render deadline, the size limit
-and strict undefined values) is in `pebble_runtime`; the values they handle are in `pebble_values`.
+with Pebble's tests (`pebble_collections`), dates (`pebble_dates`), numbers, JSON and YAML (`pebble_data`),
+general functions (`pebble_functions`), readers of earlier ForEach iterations (`pebble_iterations`), Kestra 2's
+`subflow()` (`pebble_subflow`) and `parentOutput()` / `outputFromIteration()` (`pebble_parents`). What every
+callable shares (the render deadline, the size limit and strict undefined values) is in `pebble_runtime`; the
+values they handle are in `pebble_values`.
 """
 
 from collections.abc import Callable
@@ -16,6 +16,7 @@ from orchestrator.core import (
     pebble_data,
     pebble_dates,
     pebble_functions,
+    pebble_iterations,
     pebble_parents,
     pebble_strings,
     pebble_subflow,
@@ -30,6 +31,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
 TESTS: dict[str, Callable[..., Any]] = dict(pebble_collections.TESTS)
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     **pebble_functions.FUNCTIONS,
+    **pebble_iterations.FUNCTIONS,
     **pebble_dates.FUNCTIONS,
     **pebble_data.FUNCTIONS,
     **pebble_subflow.FUNCTIONS,

@@ -47,6 +47,10 @@ def _is_int(value: object) -> bool:
     return isinstance(value, str) and value.strip().lstrip("+-").isdigit()
 
 
+def _is_int_at_least(minimum: int) -> Callable[[object], bool]:
+    return lambda value: _is_int(value) and int(str(value).strip()) >= minimum
+
+
 def _is_number(value: object) -> bool:
     if isinstance(value, bool):
         return False
@@ -97,6 +101,9 @@ TextOrList = Annotated[
 ]
 TextList = Annotated[JsonValue, accepting("a list of texts", _list_of(_is_scalar))]
 Int = Annotated[JsonValue, accepting("an integer", _is_int)]
+#: Kestra's @PositiveOrZero and @Positive integers (FlowableConcurrencyValidationTest), worded as its messages.
+NonNegativeInt = Annotated[JsonValue, accepting("an integer greater than or equal to 0", _is_int_at_least(0))]
+PositiveInt = Annotated[JsonValue, accepting("an integer greater than 0", _is_int_at_least(1))]
 Number = Annotated[JsonValue, accepting("a number", _is_number)]
 Bool = Annotated[JsonValue, accepting("true or false", _is_bool)]
 Duration = Annotated[JsonValue, accepting("an ISO-8601 duration (e.g. PT5M)", _is_duration)]

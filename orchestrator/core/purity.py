@@ -27,8 +27,8 @@ PURE_DECIDERS = frozenset(
 # Left out on purpose: secret, kv, read, errorLogs (the caller's I/O), and Kestra's file and HTTP functions.
 _PURE_FUNCTIONS = frozenset({
     "currentEachOutput", "fromJson", "fromYaml", "json", "jsonDecode", "loopOutputs", "max", "min", "now",
-    "randomInt", "range", "uuid", "yaml", "dayOfMonth", "dayOfWeek", "hourOfDay", "isDayWeekInMonth",
-    "isLastWorkingDay", "isWeekend", "monthOfYear",
+    "iterationOutput", "iterationOutputs", "randomInt", "range", "uuid", "yaml", "dayOfMonth", "dayOfWeek",
+    "hourOfDay", "isDayWeekInMonth", "isLastWorkingDay", "isWeekend", "monthOfYear",
     "outputFromIteration", "parentOutput",
 })  # fmt: skip
 # `jq` is left out: it runs in a sandboxed subprocess, work a controller's transaction must not wait on.

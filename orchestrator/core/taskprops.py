@@ -23,7 +23,9 @@ from orchestrator.core.prop_types import (
     LogLevel,
     MapOrList,
     MapValue,
+    NonNegativeInt,
     Number,
+    PositiveInt,
     Properties,
     Text,
     TextList,
@@ -160,7 +162,7 @@ ChildFailurePolicyValue = Annotated[
 
 
 class ParallelProps(Properties):
-    concurrent: Int | None = None
+    concurrent: NonNegativeInt | None = None  #: 0: no limit
     on_child_failure: OnChildFailure | None = None  #: Kestra 2: interrupt the running siblings of a failed child
     fail_fast: Bool | None = None  #: Kestra 2.0's earlier form: kill them
     child_failure_policy: ChildFailurePolicyValue | None = None
@@ -178,7 +180,7 @@ class EachSequentialProps(Properties):
 
 class EachParallelProps(Properties):
     value: ListOrText
-    concurrent: Int | None = None
+    concurrent: NonNegativeInt | None = None
 
 
 class IfProps(Properties):
@@ -190,7 +192,7 @@ class SwitchProps(Properties):
 
 
 class DagProps(Properties):
-    concurrent: Int | None = None
+    concurrent: NonNegativeInt | None = None
     on_child_failure: OnChildFailure | None = None
     child_failure_policy: ChildFailurePolicyValue | None = None
 
@@ -208,7 +210,7 @@ class PauseProps(Properties):
 
 
 class CheckFrequency(Properties):
-    max_iterations: Int | None = None
+    max_iterations: PositiveInt | None = None
     max_duration: Duration | None = None
     interval: Duration | None = None
 

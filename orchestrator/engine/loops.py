@@ -19,6 +19,7 @@ from orchestrator.core.errors import ExpressionError
 from orchestrator.core.expressions import is_true, render, render_value
 from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.states import State
+from orchestrator.engine.values import LogRecord, log_row
 from orchestrator.engine.variables import execution_variables
 from orchestrator.store.database import Session
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
@@ -88,8 +89,14 @@ def next_iteration(
     now = store.utcnow()
     try:
         done = is_true(render(str(spec.properties.get("condition", "false")), variables))
-    except ExpressionError:
-        done = True
+    except ExpressionError as e:
+        # Kestra renders the condition in LoopUntil.resolveState: an error there fails the loop task run
+        # (LoopUntilCaseTest#loopUntilFailedFlowable: `iterationCount < "5"` compares a number with text).
+        parent.decision = {**(parent.decision or {}), "max_reached": False, "condition_error": str(e)}
+        record = LogRecord("ERROR", f"Unable to render the condition of {spec.id}: {e}", now)
+        store.insert_log_lines(session, [log_row(execution, parent, record, engine.settings.max_log_line_chars)])
+        session.flush()
+        return False
     if done:
         parent.decision = {**(parent.decision or {}), "max_reached": False}
         session.flush()
@@ -116,7 +123,10 @@ def next_iteration(
 
 
 def final_state(spec: TaskSpec, parent: TaskRunRow, state: State) -> State:
-    """A loop that reached a limit fails only with `failOnMaxReached`."""
+    """A loop whose condition could not be rendered fails; one that reached a limit fails only with
+    `failOnMaxReached`."""
+    if (parent.decision or {}).get("condition_error"):
+        return State.FAILED
     fail = spec.properties.get("failOnMaxReached")
     if (parent.decision or {}).get("max_reached") and str(fail).lower() == "true":
         return State.FAILED

@@ -387,30 +387,39 @@ def restart(engine: Engine, execution_id: str, *, actor: str) -> ExecutionRow:
     """
     with engine.transaction() as session:
         execution = lock_existing(engine, session, execution_id)
-        if not State(execution.state).is_terminal:
-            raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
-        runs = list(store.task_runs_of(session, execution_id))
-        failed = [r for r in runs if State(r.state) in _RESTARTABLE]
-        if not failed:  # an ended execution with nothing failed: Kestra's 422, not a state conflict
-            raise NoTaskToRestart(execution_id)
-        if State(execution.state) not in _RESTARTABLE:
-            raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
-        flow = flows.flow_of_execution(engine, session, execution)
-        undoing = compensating.restart_scope(session, flow, execution, runs, failed, actor=actor)
-        killed = State(execution.state) is State.KILLED
-        restart_task_runs(session, flow, runs, undoing or failed, actor=actor)
-        store.record_transition(
-            session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
-        )
-        if undoing and killed:
-            # Killed with compensation: it goes on KILLING (its compensation alone, no `errors`), then ends KILLED.
-            store.record_transition(session, execution, State.KILLING, actor=actor, payload={"compensate": True})
-            running = True
-        else:
-            running = _admit_restarted(engine, session, flow, execution)
+        running = restart_locked(engine, session, execution, actor=actor)
     if running:
         engine.dispatch(execution_id, actor=actor)
     return execution
+
+
+def restart_locked(engine: Engine, session: Session, execution: ExecutionRow, *, actor: str) -> bool:
+    """`restart` inside the caller's transaction, on the execution it has locked; whether to dispatch it once
+    committed (a Subflow or ForEachItem restarting its failed child executions does it with its own, in
+    engine/subflows.py)."""
+    execution_id = execution.id
+    if not State(execution.state).is_terminal:
+        raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
+    runs = list(store.task_runs_of(session, execution_id))
+    failed = [r for r in runs if State(r.state) in _RESTARTABLE]
+    if not failed:  # an ended execution with nothing failed: Kestra's 422, not a state conflict
+        raise NoTaskToRestart(execution_id)
+    if State(execution.state) not in _RESTARTABLE:
+        raise Conflict(f"execution {execution_id} cannot be restarted from {execution.state}")
+    flow = flows.flow_of_execution(engine, session, execution)
+    undoing = compensating.restart_scope(session, flow, execution, runs, failed, actor=actor)
+    killed = State(execution.state) is State.KILLED
+    restart_task_runs(session, flow, runs, undoing or failed, actor=actor)
+    store.record_transition(
+        session, execution, State.RESTARTED, actor=actor, values={"restarts": execution.restarts + 1}
+    )
+    if undoing and killed:
+        # Killed with compensation: it goes on KILLING (its compensation alone, no `errors`), then ends KILLED.
+        store.record_transition(session, execution, State.KILLING, actor=actor, payload={"compensate": True})
+        running = True
+    else:
+        running = _admit_restarted(engine, session, flow, execution)
+    return running
 
 
 def _admit_restarted(engine: Engine, session: Session, flow: Flow, execution: ExecutionRow) -> bool:

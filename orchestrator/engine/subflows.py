@@ -16,7 +16,7 @@ from orchestrator.core.errors import ChorusError, ExpressionError, TaskFailed
 from orchestrator.core.expressions import render_value
 from orchestrator.core.inputs import coerce_inputs
 from orchestrator.core.states import State
-from orchestrator.engine import flows, ledger_replay, outcomes
+from orchestrator.engine import flows, ledger_replay, outcomes, subflow_restarts
 from orchestrator.engine.values import ClaimedTaskRun, LogRecord, TaskOutcome, Verdict, still_ours
 from orchestrator.engine.variables import base_variables
 
@@ -42,11 +42,12 @@ def start(
     labels: list[dict[str, str]],
     wait: bool,
     revision: int | None = None,
+    inherited: list[dict[str, str]] | None = None,
 ) -> Verdict:
     """Create the child execution for a claimed Subflow task run; the verdict for the parent's chain."""
     return start_many(
         engine, claimed, namespace=namespace, flow_id=flow_id, batches=[inputs], labels=labels, wait=wait,
-        revision=revision, single=True,
+        revision=revision, single=True, inherited=inherited,
     )  # fmt: skip
 
 
@@ -61,12 +62,15 @@ def start_many(
     wait: bool,
     revision: int | None = None,
     single: bool = False,
+    inherited: list[dict[str, str]] | None = None,
 ) -> Verdict:
     """Create one child execution per inputs of `batches`, all in one transaction, then dispatch them.
 
     A Subflow task run (`single`) waits on `decision.subflow`; a ForEachItem's `_items` task run waits on
     `decision.subflows` and ends when the last of its children does. Children are created atomically, so
     a worker dying here leaves either all of them (the parent waits, the sweeper dispatches) or none.
+    `inherited` are the parent's labels (`inheritLabels`): those whose key the child's flow labels itself are
+    left out, so the child's own flow label wins (Kestra's ExecutableUtils.filterLabels, FlowCaseTest).
     """
 
     at = claimed.coordinates
@@ -89,6 +93,8 @@ def start_many(
             flow_row = flows.live_revision(engine, session, namespace, flow_id, revision)
             flow = engine.flow_of(flow_row)
             typed = [coerce_inputs(flow, inputs) for inputs in batches]
+            own = {label.key for label in flow.labels}
+            labels = [label for label in inherited or () if label["key"] not in own] + labels
         except ChorusError as e:
             outcome = TaskOutcome(
                 State.FAILED,
@@ -99,7 +105,20 @@ def start_many(
             return outcomes.finish_locked(
                 engine, session, parent, row, claimed.task, claimed.flow, outcome, actor="system"
             )
+        # A restarted execution takes over the children that failed instead of starting new ones.
+        earlier = subflow_restarts.earlier_children(session, parent, row, claimed.task, single=single)
+        kept: list[str] = []
+        restarted: list[str] = []
         for iteration, child_inputs in enumerate(typed):
+            previous = earlier.get(iteration)
+            taken = None
+            if previous is not None:
+                taken = subflow_restarts.take_over(engine, session, previous, actor=f"execution:{parent.id}")
+            if taken is not None and previous is not None:
+                kept.append(previous.id)
+                if taken:
+                    restarted.append(previous.id)
+                continue
             variables = {
                 "executionId": parent.id,
                 "namespace": parent.namespace,
@@ -120,18 +139,23 @@ def start_many(
                 parent=(parent.id, row.id) if wait else None,
             )
             children.append(child.id)
+        if kept:
+            store.note_execution(session, parent)  # the execution this transaction labels its transitions with
         # A ledger replay's subflows are served from the original's (engine/ledger_replay.py).
         ledger_replay.serve_subflows(session, claimed.flow, at, children)
+        started = len(children) + len(kept)
         if single:
-            row.decision = {"subflow": children[0]} if wait else {}
-            row.outputs = {"executionId": children[0]}
-        elif not children:
+            child_id = (children or kept)[0]
+            row.decision = {"subflow": child_id} if wait else {}
+            row.outputs = {"executionId": child_id}
+        elif not started:
             # Kestra's executor: an executable task with no subflow execution (an empty items file) succeeds
             # at once, without outputs.
             row.decision, row.outputs = {}, None
         elif wait:
-            row.decision = {"subflows": len(children)}
-            row.outputs = _batch_outputs({str(State.CREATED): len(children)}, len(children))
+            row.decision = {"subflows": started}
+            counts = store.child_execution_states(session, row.id) if kept else {str(State.CREATED): started}
+            row.outputs = _batch_outputs(counts, started)
         else:
             # Not waiting, Kestra counts every batch as moved from RUNNING to SUCCESS once it is started.
             row.decision = {}
@@ -139,15 +163,20 @@ def start_many(
             row.outputs = {"numberOfBatches": len(children), "iterations": counts}
         session.flush()
         verdict = Verdict.STOP
-        if not wait or not children:
+        settled = wait and bool(kept) and not children and not restarted
+        if settled:  # every batch kept a child that had ended well: nothing will report, end the task run now
+            _on_batch_child_ended(engine, session, parent, row, claimed.task, claimed.flow)
+        elif not wait or not started:
             outputs = dict(row.outputs) if row.outputs is not None else None
             outcome = TaskOutcome(State.SUCCESS, outputs=outputs)
             verdict = outcomes.finish_locked(
                 engine, session, parent, row, claimed.task, claimed.flow, outcome, actor=f"worker:{claimed.owner}"
             )
-    for child_id in children:
+    for child_id in [*children, *restarted]:
         engine.dispatch(child_id, actor=f"execution:{at.execution_id}")
-    return Verdict.STOP if wait and children else verdict  # a waiting parent continues from on_child_ended
+    if settled:
+        engine.dispatch(at.execution_id, actor=f"worker:{claimed.owner}")
+    return Verdict.STOP if wait and started else verdict  # a waiting parent continues from on_child_ended
 
 
 def _batch_outputs(counts: dict[str, int], batches: int) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from orchestrator.store.due import (
 from orchestrator.store.executions import (
     child_execution_outputs,
     child_execution_states,
+    child_executions,
     clear_sla,
     count_active_executions,
     get_execution,
@@ -91,6 +92,7 @@ __all__ = [
     "audit_key_of",
     "child_execution_outputs",
     "child_execution_states",
+    "child_executions",
     "clear_due_loops",
     "clear_sla",
     "close_attempt",

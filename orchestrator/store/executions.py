@@ -86,6 +86,16 @@ def child_execution_states(session: Session, parent_task_run_id: str) -> dict[st
     return {state: count for state, count in session.execute(query).all()}
 
 
+def child_executions(session: Session, parent_task_run_id: str) -> Sequence[ExecutionRow]:
+    """The child executions a task run started (Subflow, ForEachItem), oldest first."""
+    query = (
+        select(ExecutionRow)
+        .where(ExecutionRow.parent_task_run_id == parent_task_run_id)
+        .order_by(ExecutionRow.created_at, ExecutionRow.id)
+    )
+    return session.execute(query).scalars().all()
+
+
 def child_execution_outputs(session: Session, parent_task_run_id: str) -> list[dict[str, Any]]:
     """The flow outputs of a task run's child executions, in the order of their batch (trigger iteration)."""
     rows = session.execute(

@@ -355,3 +355,55 @@ def test_exit_refuses_an_unknown_state_naming_the_property() -> None:
 
     assert [e.path for e in errors] == ["tasks[0].state"]
     assert "CANCELED or CANCELLED" in errors[0].message
+
+
+INDEXED = """
+indexedFields:
+{fields}
+tasks:
+  - id: setoutput
+    type: io.kestra.plugin.core.debug.Return
+    format: europe
+"""
+
+
+def test_indexed_fields_are_accepted_as_kestra_2_writes_them() -> None:
+    """valids/indexed-fields.yaml (IndexedFieldsTest): a list of {id, value}, values rendered at the end."""
+    fields = '  - id: customerId\n    value: "acme-corp"\n  - id: region\n    value: "{{ outputs.setoutput.value }}"'
+
+    assert _flow(INDEXED.format(fields=fields)).tasks[0].id == "setoutput"
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "message"),
+    [
+        ("  - value: x", "indexedFields[0].id", "missing required property 'id'"),
+        ("  - id: region", "indexedFields[0].value", "missing required property 'value' of indexed field region"),
+        ("  - just-a-name", "indexedFields[0]", "expected an indexed field as {id, value}, got text"),
+        ("  region: europe", "indexedFields", "expected a list of {id, value}, got a mapping"),
+    ],
+)
+def test_a_malformed_indexed_field_is_refused_naming_it(fields: str, path: str, message: str) -> None:
+    errors = _errors(INDEXED.format(fields=fields))
+
+    assert [e.path for e in errors] == [path]
+    assert message in errors[0].message
+    assert errors[0].line is not None
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "type: io.kestra.plugin.core.flow.Parallel\n    concurrent: 0",
+        'type: io.kestra.plugin.core.flow.Parallel\n    concurrent: "{{ vars.n }}"',
+        'type: io.kestra.plugin.core.flow.LoopUntil\n    condition: "{{ true }}"\n    checkFrequency:\n'
+        "      maxIterations: 1",
+    ],
+)
+def test_zero_concurrency_and_one_iteration_are_accepted(task: str) -> None:
+    """FlowableConcurrencyValidationTest: Parallel's `concurrent` is @PositiveOrZero (0: no limit), LoopUntil's
+    `maxIterations` @Positive; the refusals are tests/unit/core/invalid_flows/*-negative, *-zero."""
+    child = "    tasks:\n      - id: a\n        type: io.kestra.plugin.core.log.Log\n        message: hi\n"
+    flow = _flow(f"tasks:\n  - id: t\n    {task}\n{child}")
+
+    assert flow.tasks[0].id == "t"
