@@ -185,7 +185,7 @@ def create_execution(
     A `scheduled_at` in the future leaves it CREATED for the sweeper; `retry_of` makes it the next
     attempt of that execution (Kestra's retry `behavior: CREATE_NEW_EXECUTION`).
     """
-    now = store.utcnow()
+    now = store.transaction_now(session)  # updated_at, SLA due: the database clock
     execution_id = execution_id or new_id()
     all_labels = [{"key": label.key, "value": label.value} for label in flow.labels]
     all_labels = _merge_labels(all_labels, labels)
