@@ -30,18 +30,19 @@ from tests.harness.services import psycopg_url
 #: Pools the workload uses; each worker process serves all of them.
 POOLS = "control,scripts"
 FAKETIME_LIBRARY = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
-#: Loaded ahead of libfaketime: its 0.9.10 turns every monotonic `clock_nanosleep` (Python's `time.sleep`) into
-#: EINVAL under FAKETIME_DONT_FAKE_MONOTONIC, which no skewed host does; this sends those sleeps to the kernel.
-MONOTONIC_SLEEP_SOURCE = Path(__file__).with_name("faketime_monotonic_sleep.c")
+#: Loaded ahead of libfaketime, so that only the wall clock is skewed: libfaketime 0.9.10 turns every monotonic
+#: `clock_nanosleep` (Python's `time.sleep`) into EINVAL, and its condition-variable wrappers deadlock a child
+#: forked while another thread was in one (a script's subprocess hung before exec); see the source's comment.
+MONOTONIC_SHIM_SOURCE = Path(__file__).with_name("faketime_shim.c")
 
 
-def monotonic_sleep_library(directory: Path) -> Path:
-    """Compile the monotonic-sleep shim into `directory` (once per cluster): a C compiler is needed for skew."""
-    library = directory / "faketime_monotonic_sleep.so"
+def monotonic_shim(directory: Path) -> Path:
+    """Compile the shim into `directory` (once per cluster): a C compiler is needed for the clock-skew shape."""
+    library = directory / "faketime_shim.so"
     if not library.exists():
-        subprocess.run(
-            ["cc", "-shared", "-fPIC", "-O2", "-o", str(library), str(MONOTONIC_SLEEP_SOURCE), "-ldl"], check=True
-        )
+        versions = MONOTONIC_SHIM_SOURCE.with_suffix(".map")
+        command = ["cc", "-shared", "-fPIC", "-O2", "-o", str(library), str(MONOTONIC_SHIM_SOURCE), "-ldl"]
+        subprocess.run([*command, f"-Wl,--version-script={versions}"], check=True)
         library.chmod(0o755)
     return library
 
@@ -128,7 +129,7 @@ class ChaosCluster:
             # The whole process (Python's datetime and time.time, C libraries) sees a shifted wall clock;
             # monotonic clocks stay true, as NTP-skewed hosts do.
             env |= {
-                "LD_PRELOAD": f"{monotonic_sleep_library(self.root)}:{FAKETIME_LIBRARY}",
+                "LD_PRELOAD": f"{monotonic_shim(self.root)}:{FAKETIME_LIBRARY}",
                 "FAKETIME": f"{skew:+g}s",
                 "FAKETIME_DONT_FAKE_MONOTONIC": "1",
                 "FAKETIME_NO_CACHE": "1",
