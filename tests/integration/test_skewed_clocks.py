@@ -245,3 +245,35 @@ def test_a_claim_carries_the_database_clock(engine: Engine, monkeypatch: pytest.
     claimed = _claim(engine, _start(engine, LOG.replace("logged", "clocked"), "t"))
 
     assert abs(claimed.clock.now() - _db_now(engine)) < SLACK
+
+
+MINUTELY = """
+id: minutely
+namespace: tests.skew
+tasks:
+  - id: hello
+    type: Log
+    message: "{{ trigger.date }}"
+triggers:
+  - id: every-minute
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "* * * * *"
+"""
+
+
+@pytest.mark.parametrize("offset", [SKEW, -SKEW], ids=["leader ahead", "leader behind"])
+def test_a_schedule_fires_by_the_database_clock_whatever_the_leaders_clock(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, offset: timedelta
+) -> None:
+    from orchestrator.store import triggers as store_triggers
+    from orchestrator.triggers.scheduler import Scheduler
+
+    engine.deploy_flow(MINUTELY, actor="test")
+    _skew(monkeypatch, offset)  # a new leader, on a host an hour off
+    assert Scheduler(engine).tick() == []  # first sight of the trigger: its first slot is the next minute
+
+    with read_only(engine.sessions) as session:
+        rows = [r for r in store_triggers.triggers_of(session, engine.settings.tenant, "tests.skew")]
+        now = store.db_now(session)
+    assert len(rows) == 1 and rows[0].next_fire_at is not None
+    assert now < rows[0].next_fire_at <= now + timedelta(minutes=1)  # not an hour early or late
