@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.core.approval import DecisionType, branch_of, rendered_settings
@@ -36,7 +35,7 @@ def decide_approval(ctx: TaskContext) -> Decision:
         choice["pause"] = True
         timeout = ctx.claimed.task.timeout
         if timeout:
-            due = (datetime.now(UTC) + timeout).isoformat()
+            due = (ctx.claimed.clock.now() + timeout).isoformat()  # expired by the database's clock
             choice.update({"due": due, "on_due": "expire"})
             outputs["due"] = due
     return Decision(choice, outputs)

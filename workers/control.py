@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.core.decision import TaskRunDecision
@@ -156,7 +155,7 @@ def decide_pause(ctx: TaskContext) -> Decision:
     """Pause parks the execution; `delay` resumes it by itself (then `behavior` decides), `timeout` fails it
     when nobody resumes. An `onPause` task runs first: the engine parks the task run once it ended."""
     props = ctx.properties
-    now = datetime.now(UTC)
+    now = ctx.claimed.clock.now()  # the sweeper wakes the pause by the database's clock: `due` is by it too
     delay = props.get("delay") or props.get("pauseDuration")
     timeout = ctx.claimed.task.timeout
     choice: TaskRunDecision = {"branch": "tasks", "pause": True}

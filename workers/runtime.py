@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 from celery import Celery, Task, states
@@ -332,7 +331,7 @@ def _run_sleep(engine: Engine, claimed: ClaimedTaskRun) -> Verdict:
         return Verdict.STOP
     if end.fresh:
         ctx.log("INFO", f"Waiting for {format_duration(duration)}")  # Kestra's own words
-    remaining = end.due - datetime.now(UTC)
+    remaining = end.due - claimed.clock.now()  # `due` is by the database's clock: so is the time left
     if remaining > INLINE_LIMIT:
         return engine.park_sleep(claimed, end.due, tuple(ctx.logs))
     with _Heartbeat(engine, claimed):

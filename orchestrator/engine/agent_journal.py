@@ -108,7 +108,8 @@ class AgentJournal:
                 errors = [line.message for line in lines if line.level == "ERROR"]
                 error = errors[-1] if errors else f"ended {state}"
             waiting = bool((row.decision or {}).get("subflow"))
-            idle_s = (store.utcnow() - (row.heartbeat_at or row.updated_at)).total_seconds()
+            # Heartbeats are stamped by the database's clock: the idle time is measured by it too.
+            idle_s = (store.db_now(session) - (row.heartbeat_at or row.updated_at)).total_seconds()
             return ToolRunResult(state, dict(row.outputs) if row.outputs else None, error, waiting, idle_s)
 
     def audit_hash(self, execution_id: str, task_run_id: str) -> str | None:

@@ -98,7 +98,7 @@ def pause_after_wait(
 ) -> None:
     """`onWait` (`onPause`) ended without failing: the task run parks; an Approval's `timeout` counts from now
     (a Pause keeps the wake-up its decision set). `enclosing` Loop task runs pause with it."""
-    now = store.utcnow()
+    now = store.transaction_now(session)  # the expiry: by the database clock
     decision: TaskRunDecision = {**(row.decision or {}), "pause": True}
     outputs = dict(row.outputs or {})
     if spec.type == rules.APPROVAL:

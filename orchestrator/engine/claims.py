@@ -258,7 +258,7 @@ def claim_in(
     if undoing:
         variables["compensation"] = compensating.variables(session, flow, row)
     variables["envs"], variables["globals"] = dict(engine.settings.envs), dict(engine.settings.globals_)
-    return ClaimedTaskRun(at, owner, flow, task, variables, reapplied=reapplied)
+    return ClaimedTaskRun(at, owner, flow, task, variables, reapplied=reapplied, clock=store.DbClock.of(session))
 
 
 def run_inline(

@@ -61,7 +61,7 @@ def record_published(
         task_run_id=row.id,
         attempt=row.attempt,
         payload=outputs.get("payload"),
-        created_at=store.utcnow(),
+        created_at=store.transaction_now(session),  # the sweeper's redelivery reads the database's clock
         delivered_at=None,
     )
     if not store_events.insert_event(session, event):
@@ -118,7 +118,8 @@ def deliver(engine: Engine, event_id: str) -> list[str]:
 def redeliver_pending(engine: Engine) -> int:
     """Deliver events committed but left undelivered (the sweeper's job); return how many were tried."""
     with read_only(engine.sessions) as session:
-        ids = store_events.undelivered_events(session, engine.settings.tenant, store.utcnow() - REDELIVER_AFTER)
+        before = store.db_now(session) - REDELIVER_AFTER  # `created_at` is by the database's clock
+        ids = store_events.undelivered_events(session, engine.settings.tenant, before)
     for event_id in ids:
         deliver(engine, event_id)
     return len(ids)

@@ -73,7 +73,7 @@ def snapshot(engine: Engine, session: Session, execution_id: str) -> Snapshot:
         )
         for r in store.task_run_states_of(session, execution_id)
     }
-    return Snapshot(execution_id, views, store.utcnow())
+    return Snapshot(execution_id, views, store.transaction_now(session))  # it touches `updated_at`: the database clock
 
 
 def dispatch(engine: Engine, execution_id: str, *, actor: str) -> PlanNode | None:
@@ -264,7 +264,7 @@ def _iteration_file(
 
 def _retry_flowable(engine: Engine, session: Session, parent: TaskRunRow, spec: TaskSpec, *, actor: str) -> bool:
     """A flowable's `retry`: its failed children get another attempt while the policy allows."""
-    now = store.utcnow()
+    now = store.transaction_now(session)  # retry_at: by the database clock
     retries = int((parent.decision or {}).get("retries", 0))
     due = next_attempt_at(spec.retry, retries + 1, parent.created_at, now)
     if due is None:

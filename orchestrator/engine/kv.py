@@ -167,8 +167,8 @@ class KeyValueStore:
         audit: ApiAction,
     ) -> int:
         """Store a value (replacing any), audited in the same transaction; returns the new revision."""
-        now = store.utcnow()
         with transaction(self.sessions) as session:
+            now = store.transaction_now(session)  # a TTL other processes check: by the database's clock
             revision = store_kv.upsert_entry(
                 session,
                 self.tenant,
@@ -188,15 +188,16 @@ class KeyValueStore:
         """The live entry; NotFound when missing, KeyExpired (Kestra's 410) when past its TTL."""
         with read_only(self.sessions) as session:
             row = store_kv.get_entry(session, self.tenant, namespace, key)
+            now = store.db_now(session) if row is not None and row.expires_at is not None else None
         if row is None:
             raise NotFound("key", f"{namespace}/{key}")
-        if row.expires_at is not None and row.expires_at <= store.utcnow():
+        if row.expires_at is not None and now is not None and row.expires_at <= now:
             raise KeyExpired(namespace, key)
         return row
 
     def entries(self, namespace: str) -> list[KeyValueRow]:
         with read_only(self.sessions) as session:
-            return list(store_kv.entries(session, self.tenant, namespace, now=store.utcnow()))
+            return list(store_kv.entries(session, self.tenant, namespace, now=store.db_now(session)))
 
     def delete(self, namespace: str, key: str, *, audit: ApiAction) -> bool:
         """Remove an entry (expired ones too); False when there was none. Audited either way."""

@@ -82,8 +82,8 @@ class LlmLedger:
     def record(self, call: LlmCall) -> RecordedCall:
         """Store one call and audit it, in one transaction; the cost comes from the price table."""
         cost = cost_of(self._settings.prices, call.model, call.tokens_in, call.tokens_out)
-        at = datetime.now(UTC)
         with transaction(self._sessions) as session:
+            at = store.transaction_now(session)  # budget periods are cut by the database's clock (`scope`)
             call_id = store_llm.insert_llm_call(
                 session,
                 {
@@ -191,7 +191,8 @@ class LlmLedger:
         """The budget scope of `kind` for this call (flow and namespace: the period bucket it falls in)."""
         since = None
         if period_s is not None:
-            now = datetime.now(UTC).timestamp()
+            with read_only(self._sessions) as session:  # the clock the calls' `at` is stamped by
+                now = store.db_now(session).timestamp()
             since = datetime.fromtimestamp(now - now % period_s, UTC)  # buckets aligned on the epoch (UTC days)
         return store_llm_budget.BudgetScope(
             kind, call.execution_id, call.task_run_id, call.namespace, call.flow_id, since

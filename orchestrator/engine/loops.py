@@ -86,7 +86,7 @@ def next_iteration(
     iteration = int((parent.decision or {}).get("loop", 0))
     runs = store.task_runs_of(session, execution.id)
     variables = execution_variables(execution, flow, spec, parent, runs)
-    now = store.utcnow()
+    now = store.transaction_now(session)  # retry_at: by the database clock
     try:
         done = is_true(render(str(spec.properties.get("condition", "false")), variables))
     except ExpressionError as e:

@@ -72,7 +72,7 @@ def record(
     The row is leased to this process already (it sends right after the commit), so the sweeper leaves it
     alone unless this process dies first. A task run that already has a row (its key) records nothing.
     """
-    now = store.utcnow()
+    now = store.transaction_now(session)  # the lease is judged by the database's clock (`take_due`)
     entry = outbox.OutboxEntry(
         id=new_id(),
         tenant=execution.tenant,
@@ -100,9 +100,9 @@ def record(
 def deliver(engine: Engine, entry: outbox.OutboxEntry) -> Delivery:
     """Send one leased request with its Idempotency-Key and record what came of it."""
     delivery = send(entry)
-    now = store.utcnow()
     try:
         with engine.transaction() as session:
+            now = store.transaction_now(session)  # a postponed send is due by the clock `take_due` reads
             if delivery.ok or not delivery.retryable or entry.sends + 1 >= MAX_SENDS:
                 status = outbox.SENT if delivery.ok else outbox.FAILED
                 if outbox.end_entry(session, entry.id, status, now, delivery.code, delivery.error):
@@ -128,7 +128,8 @@ def redeliver_due(engine: Engine, *, most: int = 100) -> int:
     sent = 0
     while sent < most:
         with transaction(engine.sessions) as session:
-            due = outbox.take_due(session, engine.settings.tenant, store.utcnow(), LEASE_MARGIN_S, limit=1)
+            now = store.db_now(session)  # leases were set by the database's clock
+            due = outbox.take_due(session, engine.settings.tenant, now, LEASE_MARGIN_S, limit=1)
         if not due:
             break
         entry = due[0]

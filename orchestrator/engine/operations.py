@@ -151,7 +151,7 @@ def retry_in_new_execution(
     killed; the new execution has the same revision, inputs, labels and trigger, and takes over a
     waiting parent (a Subflow task run waits for the retry, not for the execution it replaces).
     """
-    now = store.utcnow()
+    now = store.transaction_now(session)
     for run in store.task_runs_of(session, execution.id):
         if State(run.state) not in TERMINAL:
             store.record_transition(

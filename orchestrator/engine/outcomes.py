@@ -109,7 +109,7 @@ def finish_locked(
     actor: str,
 ) -> Verdict:
     """End the current attempt of a running task run (caller holds the execution lock)."""
-    now = store.utcnow()
+    now = store.transaction_now(session)  # retry_at: due by the clock the sweeper and claims read
     cap = engine.settings.max_log_line_chars
     store.insert_log_lines(session, [log_row(execution, row, record, cap) for record in outcome.logs])
     values: dict[str, Any] = {

@@ -46,7 +46,8 @@ def begin(engine: Engine, claimed: ClaimedTaskRun, duration: timedelta) -> Sleep
             return SleepEnd(datetime.fromisoformat(recorded), False, bool(decision.get("timeout")))
         timeout = claimed.task.timeout
         timed_out = timeout is not None and timeout < duration
-        due = store.utcnow() + (timeout if timeout is not None and timed_out else duration)
+        # By the database's clock, which the sweeper that wakes a parked sleep reads too.
+        due = store.transaction_now(session) + (timeout if timeout is not None and timed_out else duration)
         row.decision = {"sleep_until": due.isoformat(), "timeout": timed_out}
         return SleepEnd(due, True, timed_out)
 

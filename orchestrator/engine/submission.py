@@ -267,7 +267,7 @@ def create_execution(
     attempt of that execution (Kestra's retry `behavior: CREATE_NEW_EXECUTION`). `defer_insert`: when it
     starts RUNNING, its row waits for `store.insert_deferred_executions` (a group's one multi-row INSERT).
     """
-    now = store.utcnow()
+    now = store.transaction_now(session)  # updated_at, SLA due: the database clock
     execution_id = execution_id or new_id()
     all_labels = _execution_labels(flow, labels, execution_id)
     _check_labels(all_labels, engine.settings)

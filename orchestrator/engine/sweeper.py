@@ -56,17 +56,19 @@ class Sweeper:
         looks stale, and live workers need one staleness window to heartbeat again before a take-over.
         """
         engine = self._engine
-        now = store.utcnow()
         with engine.transaction() as session:
             if not store.try_advisory_lock(session, SWEEPER_LOCK_KEY):
                 return 0
+            # Due times were set by the database's clock (`store.transaction_now`): judge them by it too, not by
+            # this host's wall clock, which may be seconds off the workers' and the database's.
+            now = store.db_now(session)
             due = list(store.executions_with_due_retries(session, now))
             stale: Sequence[str] = []
             if include_stale:
                 stale_after = engine.settings.stale_after_s
                 if self._queued_messages() > 0:
                     stale_after *= engine.settings.stale_backlog_factor
-                older_than = store.db_now(session) - timedelta(seconds=stale_after)
+                older_than = now - timedelta(seconds=stale_after)
                 stale = store.stale_running_executions(session, older_than)
         operations.wake_due(engine, now)
         operations.enforce_slas(engine, now)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -12,6 +12,7 @@ from orchestrator.core.flow import Flow, TaskSpec
 from orchestrator.core.ids import task_run_id
 from orchestrator.core.plan import TaskRunView
 from orchestrator.core.states import State
+from orchestrator.store.clock import DbClock
 from orchestrator.store.tables import ExecutionRow, TaskRunRow
 
 if TYPE_CHECKING:
@@ -52,6 +53,9 @@ class ClaimedTaskRun:
     #: A re-apply of a failed attempt's message (Flower, `chorus retry`): it carries no chain, so the
     #: worker asks the engine to dispatch the rest of the flow once this attempt succeeds.
     reapplied: bool = False
+    #: The database's clock as the claim read it, run on from there by this process's monotonic clock: what a
+    #: task body's due times (a Pause's wake-up, the rest of a Sleep) are computed by, never this host's wall clock.
+    clock: DbClock = field(default_factory=lambda: DbClock(datetime.now(UTC)))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from orchestrator.store.audit_chain import (
     namespace_chain_key,
     write_pending_audit,
 )
-from orchestrator.store.clock import db_now, db_started_at, iso, iso_millis, utcnow
+from orchestrator.store.clock import DbClock, db_now, db_started_at, iso, iso_millis, transaction_now, utcnow
 from orchestrator.store.due import (
     clear_due_loops,
     due_paused_task_runs,
@@ -85,6 +85,7 @@ from orchestrator.store.transitions import (
 )
 
 __all__ = [
+    "DbClock",
     "append_audit",
     "audit_chain_keys",
     "audit_events",
@@ -147,6 +148,7 @@ __all__ = [
     "task_runs_of",
     "task_runs_of_celery_task",
     "touch_execution",
+    "transaction_now",
     "try_advisory_lock",
     "update_labels",
     "utcnow",

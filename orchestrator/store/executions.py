@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, aliased
 
 from orchestrator.core.states import State
 from orchestrator.store.audit_chain import locked_head_of, seed_head
+from orchestrator.store.clock import anchor
 from orchestrator.store.live import state_in, state_is
 from orchestrator.store.tables import (
     ExecutionRow,
@@ -25,7 +26,8 @@ from orchestrator.store.tables import (
 _LOCKED = select(ExecutionRow).where(ExecutionRow.id == bindparam("execution_id")).with_for_update().cte("locked")
 _LOCKED_ROW = aliased(ExecutionRow, _LOCKED)
 _LOCKED_HEAD = locked_head_of(_LOCKED_ROW.id)
-_LOCK = select(_LOCKED_ROW, _LOCKED_HEAD.c.seq, _LOCKED_HEAD.c.hash).outerjoin(_LOCKED_HEAD, true())
+# The database's clock comes with the lock (`clock.transaction_now`): times this transaction sets need no query.
+_LOCK = select(_LOCKED_ROW, _LOCKED_HEAD.c.seq, _LOCKED_HEAD.c.hash, func.now()).outerjoin(_LOCKED_HEAD, true())
 _TOUCHED = (
     update(ExecutionRow)
     .where(ExecutionRow.id == bindparam("execution_id"))
@@ -47,8 +49,9 @@ def lock_execution(session: Session, execution_id: str) -> ExecutionRow | None:
     found = session.execute(_LOCK, {"execution_id": execution_id}).first()
     row = None
     if found is not None:
-        row, seq, hash_ = found
+        row, seq, hash_, now = found
         seed_head(session, execution_id, seq, hash_)
+        anchor(session, now)
     session.info["execution"] = row
     return row
 
@@ -67,6 +70,7 @@ def lock_touch_execution(session: Session, execution_id: str) -> tuple[Execution
         return None
     row, now, seq, hash_ = found
     seed_head(session, execution_id, seq, hash_)
+    anchor(session, now)
     session.info["execution"] = row
     session.info.setdefault("touched", set()).add(execution_id)
     return row, now

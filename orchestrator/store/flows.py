@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from orchestrator.store.clock import utcnow
+from orchestrator.store.clock import anchor, utcnow
 from orchestrator.store.locks import lock_flow_revisions
 from orchestrator.store.notify import notify_flows_changed
 from orchestrator.store.tables import (
@@ -29,7 +29,8 @@ def latest_flow(
 
 
 # Built once: a start reads this per execution, and building a statement per call costs more CPU than its trip.
-_REVISION_OF = select(FlowRevisionRow.revision, FlowRevisionRow.deleted).where(
+# It brings the database's clock along: the execution the start creates is stamped by it (`clock.transaction_now`).
+_REVISION_OF = select(FlowRevisionRow.revision, FlowRevisionRow.deleted, func.now().label("now")).where(
     FlowRevisionRow.tenant == bindparam("tenant"),
     FlowRevisionRow.namespace == bindparam("namespace"),
     FlowRevisionRow.flow_id == bindparam("flow_id"),
@@ -47,7 +48,10 @@ def latest_flow_revision(
         found = session.execute(_LATEST_REVISION, key).first()
     else:
         found = session.execute(_REVISION, {**key, "revision": revision}).first()
-    return (found.revision, bool(found.deleted)) if found is not None else None
+    if found is None:
+        return None
+    anchor(session, found.now)
+    return found.revision, bool(found.deleted)
 
 
 def save_flow_revision(

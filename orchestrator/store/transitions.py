@@ -17,7 +17,7 @@ from orchestrator.core.states import State, check_transition
 from orchestrator.core.transition import Transition
 from orchestrator.store import pending_runs
 from orchestrator.store.audit_chain import note_audit, start_chain
-from orchestrator.store.clock import iso, utcnow
+from orchestrator.store.clock import iso, transaction_now
 from orchestrator.store.tables import (
     ExecutionRow,
     TaskRunRow,
@@ -80,7 +80,8 @@ def record_transition(
     `override` skips the transition table for a person's explicit state change (Kestra's "change
     state"); it is audited as `<kind>.state_changed`, so such moves stay visible as what they are.
     """
-    at = at or utcnow()
+    # The database's clock: `updated_at` is what the stale-execution sweep compares with the database's time.
+    at = at or transaction_now(session)
     current = State(row.state)
     kind = "execution" if isinstance(row, ExecutionRow) else "task_run"
     if not override:

@@ -47,22 +47,27 @@ def trigger_actor(namespace: str, flow_id: str, trigger_id: str) -> str:
 
 
 class Scheduler:
-    """Evaluates the `triggers` table against a clock (a dependency, so tests can drive time)."""
+    """Evaluates the `triggers` table against a clock (a dependency, so tests can drive time).
 
-    def __init__(self, engine: Engine, clock: Clock = store.utcnow) -> None:
+    Without one, the database's: the next leader may run on a host whose wall clock is seconds off this one's,
+    and a slot must fire when it is due, not early or late by the difference.
+    """
+
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self.engine = engine
-        self.clock = clock
+        self._clock = clock
+        self._now: datetime | None = None  #: the tick's moment, for the lag its fires report
         self._synced: tuple[Any, ...] | None = None  #: the flows' version the trigger rows were last synced with
         #: A slot fired within this delay is on time; older ones count as missed (`recoverMissedSchedules`).
         self.grace = timedelta(seconds=max(5 * engine.settings.scheduler_interval_s, 5))
 
     def tick(self) -> list[str]:
         """Fire every due slot; return the ids of the executions created (empty when not the leader)."""
-        now = self.clock()
         created: list[tuple[str, str]] = []
         with self.engine.transaction() as session:
             if not store_locks.try_advisory_lock(session, SCHEDULER_LOCK_KEY):
                 return []
+            now = self._now = self._clock() if self._clock is not None else store.db_now(session)
             tenant = self.engine.settings.tenant
             # Rows follow the flows only when a flow changed: a tick of an unchanged system stays cheap.
             version = store_triggers.flows_version(session, tenant)
@@ -88,6 +93,12 @@ class Scheduler:
             except Exception:
                 logger.exception("could not dispatch %s", execution_id, extra={"execution_id": execution_id})
         return [execution_id for execution_id, _ in created]
+
+    def clock(self) -> datetime:
+        """Now, by the clock the scheduler fires by: the injected one, or the database's as this tick read it."""
+        if self._clock is not None:
+            return self._clock()
+        return self._now if self._now is not None else store.utcnow()
 
     def _live_flow(self, session: Session, row: TriggerRow) -> tuple[FlowRevisionRow, Flow] | None:
         flow_row = store.latest_flow(session, row.tenant, row.namespace, row.flow_id)

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,21 @@ from tests.harness.services import psycopg_url
 #: Pools the workload uses; each worker process serves all of them.
 POOLS = "control,scripts"
 FAKETIME_LIBRARY = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+#: Loaded ahead of libfaketime, so that only the wall clock is skewed: libfaketime 0.9.10 turns every monotonic
+#: `clock_nanosleep` (Python's `time.sleep`) into EINVAL, and its condition-variable wrappers deadlock a child
+#: forked while another thread was in one (a script's subprocess hung before exec); see the source's comment.
+MONOTONIC_SHIM_SOURCE = Path(__file__).with_name("faketime_shim.c")
+
+
+def monotonic_shim(directory: Path) -> Path:
+    """Compile the shim into `directory` (once per cluster): a C compiler is needed for the clock-skew shape."""
+    library = directory / "faketime_shim.so"
+    if not library.exists():
+        versions = MONOTONIC_SHIM_SOURCE.with_suffix(".map")
+        command = ["cc", "-shared", "-fPIC", "-O2", "-o", str(library), str(MONOTONIC_SHIM_SOURCE), "-ldl"]
+        subprocess.run([*command, f"-Wl,--version-script={versions}"], check=True)
+        library.chmod(0o755)
+    return library
 
 
 @dataclass(frozen=True)
@@ -113,7 +129,7 @@ class ChaosCluster:
             # The whole process (Python's datetime and time.time, C libraries) sees a shifted wall clock;
             # monotonic clocks stay true, as NTP-skewed hosts do.
             env |= {
-                "LD_PRELOAD": str(FAKETIME_LIBRARY),
+                "LD_PRELOAD": f"{monotonic_shim(self.root)}:{FAKETIME_LIBRARY}",
                 "FAKETIME": f"{skew:+g}s",
                 "FAKETIME_DONT_FAKE_MONOTONIC": "1",
                 "FAKETIME_NO_CACHE": "1",
