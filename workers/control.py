@@ -21,7 +21,9 @@ def run_log(ctx: TaskContext) -> dict[str, Any] | None:
     level = str(ctx.properties.get("level", "INFO"))
     message = ctx.properties.get("message", "")
     for line in message if isinstance(message, list) else [message]:
-        ctx.log(level, str(ctx.render(line)))
+        # A list may hold numbers and booleans (YAML `- 42`, `- true`): each is logged as Kestra writes it, "true"
+        # not "True" (LogTest#shouldLogNonStringMessageListElementsInsteadOfCrashing).
+        ctx.log(level, format_value(ctx.render(line)))
     return None
 
 

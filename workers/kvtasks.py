@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orchestrator.core.errors import ChorusError, TaskFailed
+from orchestrator.core.kv_merge import merge_kv_value
 from orchestrator.core.namespace_access import Use
 from orchestrator.engine.audit_trail import ApiAction
 from orchestrator.engine.kv import TypedValue, parse_ttl, typed_value
@@ -81,4 +83,30 @@ def run_kv_delete(ctx: TaskContext) -> dict[str, Any] | None:
     return {"deleted": deleted}
 
 
-HANDLERS = {"KVSet": run_kv_set, "KVGet": run_kv_get, "KVDelete": run_kv_delete}
+def run_kv_put(ctx: TaskContext) -> dict[str, Any] | None:
+    """Kestra 2's kv.Put: the given value merged into the stored one (`merge_kv_value`); the key keeps its
+    description and expiry; with `errorOnMissing`, an absent key fails the task before anything is written."""
+    namespace, key = _where(ctx, Use.KV_WRITE)
+    value = ctx.render_stored(ctx.properties.get("value"), "KV value", typed=True)
+    try:
+        row = ctx.engine.kv.get(namespace, key)
+        found, stored, description, expires_at = True, row.value.get("v"), row.description, row.expires_at
+    except ChorusError:  # absent or expired: Kestra's findMetadataAndValue finds nothing either
+        found, stored, description, expires_at = False, None, None, None
+    if not found and ctx.render(ctx.properties.get("errorOnMissing")) in (True, "true"):
+        raise TaskFailed(
+            f"No value found for key '{key}' in namespace '{namespace}' and `errorOnMissing` is set to true",
+            retryable=False,
+        )
+    ctx.engine.kv.put(
+        namespace,
+        key,
+        _typed(merge_kv_value(stored, value), None),
+        ttl=max(expires_at - datetime.now(UTC), timedelta(seconds=1)) if expires_at is not None else None,
+        description=description,
+        audit=audit_action(ctx, "kv.put", namespace, key),
+    )
+    return None
+
+
+HANDLERS = {"KVSet": run_kv_set, "KVGet": run_kv_get, "KVDelete": run_kv_delete, "KVPut": run_kv_put}

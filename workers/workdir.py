@@ -12,14 +12,18 @@ import glob
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from orchestrator.core.errors import ChorusError, TaskFailed
+from orchestrator.core.expressions import is_true
+from orchestrator.core.flow import TaskSpec
 from orchestrator.core.pebble_parents import PARENT_TASK_IDS
 from orchestrator.core.states import State
 from orchestrator.engine import ClaimedTaskRun, Engine, TaskOutcome, TaskRunCoordinates, Verdict
 from workers.context import TaskContext
+from workers.functions import EngineFunctions
 from workers.storage import store_file
 from workers.workdir_cache import restore_cache, save_cache
 
@@ -66,16 +70,27 @@ def run_working_directory(
                 coords = TaskRunCoordinates(
                     at.execution_id, child.id, at.task_run_id, None, engine.task_run_attempt(coords.task_run_id)
                 )
+            runs = True
+            if state is None and child.run_if is not None:
+                try:
+                    runs = _run_if(engine, claimed, child)
+                except Exception as error:  # the WorkingDirectory fails; the child never gets a task run
+                    message = error.message if isinstance(error, ChorusError) else f"{type(error).__name__}: {error}"
+                    ctx.log("ERROR", f"Failed evaluating runIf of task '{child.id}': {message}")
+                    outcome = TaskOutcome(State.FAILED, logs=tuple(ctx.logs), error=message, retryable=False)
+                    return engine.finish(claimed, outcome), None
             child_claim = engine.claim(coords, owner=owner, celery_task_id=celery_id)
             if child_claim is None:
                 return Verdict.STOP, None
             _as_worker_child(child_claim, claimed)
-            if child.branches:
+            if not runs:
+                outcome = TaskOutcome(State.SKIPPED)
+            elif child.branches:
                 outcome = TaskOutcome(
                     State.FAILED, error="flowable tasks inside a WorkingDirectory are not supported", retryable=False
                 )
             else:
-                outcome = run_child(child_claim, workdir)
+                outcome = run_child(_run_if_done(child_claim, state), workdir)
             if engine.finish(child_claim, outcome) != Verdict.OK:
                 completed = False
                 break
@@ -91,6 +106,22 @@ def run_working_directory(
     finally:
         _current_dir.pop(at.task_run_id, None)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_if(engine: Engine, claimed: ClaimedTaskRun, child: TaskSpec) -> bool:
+    """A child's runIf, as Kestra's WorkingDirectoryTaskProcessor evaluates it: before the child has a task run,
+    in the WorkingDirectory's own context (which sees the outputs of the children run before it). Raises when
+    it cannot be rendered."""
+    current = replace(claimed, variables=engine.current_variables(claimed))
+    return is_true(TaskContext(current, EngineFunctions(engine, current)).render(child.run_if))
+
+
+def _run_if_done(child: ClaimedTaskRun, state: str | None) -> ClaimedTaskRun:
+    """The child's claim without its runIf once the WorkingDirectory evaluated it (a fresh task run), so the
+    condition is rendered once, as in Kestra; a child taken over after a worker died evaluates it itself."""
+    if state is not None or child.task.run_if is None:
+        return child
+    return replace(child, task=child.task.model_copy(update={"run_if": None}))
 
 
 def _as_worker_child(child: ClaimedTaskRun, workdir: ClaimedTaskRun) -> None:

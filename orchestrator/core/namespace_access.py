@@ -120,6 +120,7 @@ _TASK_USES = {
     "KVGet": Use.KV_READ,
     "KVSet": Use.KV_WRITE,
     "KVDelete": Use.KV_WRITE,
+    "KVPut": Use.KV_WRITE,
     "Toggle": Use.FLOW_WRITE,
     "Fetch": Use.LOG_READ,
     "Resume": Use.EXECUTION_RESUME,

@@ -114,6 +114,15 @@ class KvDeleteProps(KvGetProps):
     pass
 
 
+class KvPutProps(Properties):
+    """Kestra 2's kv.Put: update a key's value (merged into a JSON value), keeping its description and expiry."""
+
+    key: Text
+    value: Json
+    namespace: Text | None = None
+    error_on_missing: Bool | None = None
+
+
 class FetchProps(Properties):
     namespace: Text | None = None
     flow_id: Text | None = None

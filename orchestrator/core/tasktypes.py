@@ -113,6 +113,7 @@ _TYPES: tuple[TaskType, ...] = (
     TaskType("KVSet", _core("kv", "Set"), Pool.CONTROL, p.KvSetProps),
     TaskType("KVGet", _core("kv", "Get"), Pool.CONTROL, p.KvGetProps),
     TaskType("KVDelete", _core("kv", "Delete"), Pool.CONTROL, p.KvDeleteProps),
+    TaskType("KVPut", _core("kv", "Put"), Pool.CONTROL, p.KvPutProps),
     TaskType(
         "Subflow",
         (

@@ -518,6 +518,23 @@ def task_run_attempt(engine: Engine, task_run_id: str) -> int:
         return row.attempt + 1 if State(row.state) in (State.RETRYING, State.RESTARTED) else row.attempt
 
 
+def current_variables(engine: Engine, claimed: ClaimedTaskRun) -> dict[str, Any]:
+    """The variables of a claimed task run as they are now: those of its claim, with the outputs of the task runs
+    that ended since (a WorkingDirectory renders a child's runIf in its own context, which sees the outputs of the
+    children run before it: Kestra's WorkingDirectoryTaskProcessor chains its RunContext through them)."""
+    at = claimed.coordinates
+    with read_only(engine.sessions) as session:
+        execution = store.get_execution(session, at.execution_id)
+        row = store.get_task_run(session, at.task_run_id)
+        if execution is None or row is None:
+            return dict(claimed.variables)
+        variables = execution_variables(
+            execution, claimed.flow, claimed.task, row, store.task_runs_for_variables(session, at.execution_id)
+        )
+    variables["envs"], variables["globals"] = dict(engine.settings.envs), dict(engine.settings.globals_)
+    return variables
+
+
 def set_running_outputs(engine: Engine, claimed: ClaimedTaskRun, outputs: dict[str, Any]) -> None:
     """Outputs of a flowable this worker owns, set before its join (WorkingDirectory's outputFiles)."""
     with engine.transaction() as session:

@@ -352,6 +352,10 @@ class Engine:
         """The attempt number the next claim of this task run must carry (current + 1 once it ended)."""
         return claims.task_run_attempt(self, task_run_id)
 
+    def current_variables(self, claimed: ClaimedTaskRun) -> dict[str, Any]:
+        """A claimed task run's variables as they are now (the outputs of the task runs ended since its claim)."""
+        return claims.current_variables(self, claimed)
+
     def set_running_outputs(self, claimed: ClaimedTaskRun, outputs: dict[str, Any]) -> None:
         """Outputs of a flowable this worker owns, set before its join (WorkingDirectory's outputFiles)."""
         return claims.set_running_outputs(self, claimed, outputs)

@@ -32,6 +32,7 @@ from orchestrator.core.flow_conditions import (
 from orchestrator.core.inputs import coerce_inputs
 from orchestrator.core.namespace_access import Use
 from orchestrator.core.states import State
+from orchestrator.core.trigger_labels import execution_labels, flow_trigger_labels
 from orchestrator.engine import checks
 from orchestrator.engine.variables import base_variables
 from orchestrator.store import flow_windows
@@ -210,6 +211,7 @@ def _start(
     trigger: TriggerSpec,
 ) -> str | None:
     variables = flow_trigger_variables(ended)
+    variables["executionLabels"] = execution_labels(ended.labels)
     if trigger.properties.get("dependsOn") is not None:
         # Kestra 2 scopes the upstream outputs by flow id; the unscoped form stays as a shorthand.
         variables["outputs"] = {**variables["outputs"], ended.flow_id: dict(ended.outputs)}
@@ -229,8 +231,12 @@ def _start(
                 session, engine.settings.tenant, flow, trigger, ended, store.utcnow()
             ):
                 return None  # counted in the trigger's window, which is not complete yet
+            labels = flow_trigger_labels(
+                trigger.properties.get("labels"), ended.labels,
+                lambda value: render_value(value, {**source, "trigger": variables}),
+            )  # fmt: skip
             execution = engine.create_execution(
-                session, flow_row, flow, inputs, [], actor=actor,
+                session, flow_row, flow, inputs, labels, actor=actor,
                 trigger={"id": trigger.id, "type": trigger.type_name, "variables": variables},
             )  # fmt: skip
             if failure is not None:

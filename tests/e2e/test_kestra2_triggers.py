@@ -158,3 +158,62 @@ def test_checks_block_fail_or_let_an_execution_be_created(
     assert "never in forbidden" in blocked.text
     assert stack.wait_for_state(failed["id"])["state"]["current"] == "FAILED"
     assert stack.wait_for_state(fine["id"])["state"]["current"] == "SUCCESS"
+
+
+LABELLED_UPSTREAM = """
+id: labelled-upstream
+namespace: {ns}
+tasks:
+  - id: ok
+    type: io.kestra.plugin.core.debug.Return
+    format: ok
+"""
+
+LABELLED_DOWNSTREAM = """
+id: labelled-downstream
+namespace: {ns}
+labels:
+  flow-label-1: flow-label-1
+tasks:
+  - id: seen
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.executionLabels | json }}"
+triggers:
+  - id: after
+    type: io.kestra.plugin.core.trigger.Flow
+    labels:
+      trigger-label-1: trigger-label-1
+      trigger-label-2: "{{ 'trigger-label-2' }}"
+      trigger-label-3: "{{ null }}"
+      trigger-label-4: "{{ foobar }}"
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: {ns}
+        flowId: labelled-upstream
+"""
+
+
+def test_a_flow_trigger_labels_its_execution_and_keeps_the_upstream_correlation(
+    stack: Stack, deploy_flow: Callable[[str], dict[str, Any]], unique_namespace: str
+) -> None:
+    """Kestra 2's trigger.FlowTest#success_withLabels: the flow's and the trigger's labels (one that renders to
+    nothing or cannot render is left out), the upstream correlation id; the upstream's own labels are
+    `trigger.executionLabels`."""
+    deploy_flow(LABELLED_UPSTREAM)
+    deploy_flow(LABELLED_DOWNSTREAM)
+
+    upstream = stack.api.post(
+        f"/executions/{unique_namespace}/labelled-upstream", params={"labels": "execution-label:execution"}
+    ).json()
+    stack.wait_for_state(upstream["id"])
+
+    [downstream] = _executions(stack, unique_namespace, "labelled-downstream", 1)
+    assert downstream["state"]["current"] == "SUCCESS"
+    assert {(label["key"], label["value"]) for label in downstream["labels"]} == {
+        ("flow-label-1", "flow-label-1"),
+        ("trigger-label-1", "trigger-label-1"),
+        ("trigger-label-2", "trigger-label-2"),
+        ("system.correlationId", upstream["id"]),
+    }
+    assert downstream["trigger"]["variables"]["executionLabels"] == {"execution-label": "execution"}
+    assert downstream["taskRunList"][0]["outputs"] == {"value": '{"execution-label":"execution"}'}

@@ -128,11 +128,12 @@ def test_the_same_flow_is_accepted_once_team_b_grants_team_a() -> None:
             "execution.run",
         ),
         ("type: io.kestra.plugin.core.kv.Delete\n    key: k", "kv.write"),
+        ("type: io.kestra.plugin.core.kv.Put\n    key: k\n    value: v", "kv.write"),
         ("type: io.kestra.plugin.core.trigger.Toggle\n    flowId: c\n    trigger: t", "flow.write"),
         ("type: io.kestra.plugin.core.log.Fetch\n    executionId: x", "log.read"),
         ("type: io.kestra.plugin.core.execution.Resume\n    executionId: x", "execution.resume"),
     ],
-    ids=["foreachitem", "kv-delete", "toggle", "fetch", "resume"],
+    ids=["foreachitem", "kv-delete", "kv-put", "toggle", "fetch", "resume"],
 )
 def test_each_task_naming_a_namespace_is_checked_for_its_use(task: str, use: str) -> None:
     source = f"id: f\nnamespace: team.a\ntasks:\n  - id: t\n    namespace: team.b\n    {task}\n"
