@@ -9,6 +9,7 @@ runs in a network namespace; the cut drops every packet between it and this proc
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,7 @@ def lab_postgres() -> Iterator[tuple[NetworkLab, str]]:
             lab.heal_all()
             server.terminate()
             server.wait(30)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _try_lock(engine: DatabaseEngine) -> bool:
