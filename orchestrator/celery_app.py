@@ -9,6 +9,7 @@ from celery import Celery
 from celery.signals import before_task_publish
 from kombu.entity import Queue
 
+from orchestrator.celery_results import result_backend_url
 from orchestrator.settings import Settings
 
 #: Celery task names. Messages carry only coordinates (execution id, task id, parent task run id,
@@ -20,6 +21,11 @@ JOIN_TASK_RUN = "chorus.join_task_run"
 #: up to CHORUS_FANOUT_CHUNK one-task branches of a fan-out, `independent` (a failure stops no sibling).
 RUN_INLINE = "chorus.run_inline"
 CONTROL_QUEUE = "control"
+#: Socket timeouts of every Redis connection (broker and result backend), in seconds: a Redis the network no longer
+#: reaches (packets dropped, nothing refused) fails a command within these instead of the kernel's ~15 minutes of
+#: TCP retransmissions (or, for the result backend, Celery's 120 s read and unbounded connect defaults).
+REDIS_SOCKET_TIMEOUT_S = 10.0
+REDIS_CONNECT_TIMEOUT_S = 5.0
 #: Message header with the send time (epoch seconds): Celery's own headers carry none, and the age of the
 #: oldest waiting message per pool (`queue_depth`) is read from it.
 SENT_AT_HEADER = "chorus_sent_at"
@@ -41,14 +47,14 @@ def create_celery_app(settings: Settings, *, main: str = "chorus") -> Celery:
     """A configured Celery app; creating it opens no connection."""
     # A process-wide signal: connected once however many apps a process (or a test session) builds.
     before_task_publish.connect(_stamp_sent_at, weak=False, dispatch_uid="chorus-sent-at")
-    app = Celery(main, broker=settings.broker_url, backend=settings.effective_result_backend)
-    # Socket timeouts: a Redis the network no longer reaches (packets dropped, nothing refused) fails a send
-    # within seconds instead of hanging it for the kernel's ~15 minutes of TCP retransmissions; the engine's
-    # sends are best effort (engine/sending.py). A worker's BRPOP waits 1 s at a time, well within them.
+    # Sending subscribes to no result (orchestrator/celery_results.py): nothing in Chorus waits on one.
+    app = Celery(main, broker=settings.broker_url, backend=result_backend_url(settings.effective_result_backend))
+    # Socket timeouts (REDIS_*): the engine's sends are best effort (engine/sending.py), so a send fails within
+    # seconds and the sweeper sends again later. A worker's BRPOP waits 1 s at a time, well within them.
     transport_options = {
         "visibility_timeout": settings.visibility_timeout_s,
-        "socket_timeout": 10,
-        "socket_connect_timeout": 5,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_S,
         "socket_keepalive": True,
     }
     app.conf.update(
@@ -64,6 +70,12 @@ def create_celery_app(settings: Settings, *, main: str = "chorus") -> Celery:
         worker_prefetch_multiplier=1,
         broker_transport_options=transport_options,
         result_backend_transport_options=transport_options,
+        # The Redis result backend reads its socket settings from these, not from its transport options. Its
+        # retry policy (20 attempts a second apart) stays: it rides over a Redis restart; a partition now costs
+        # each attempt at most these timeouts, not 120 s (read) or the kernel's SYN retries (connect, ~2 min).
+        redis_socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+        redis_socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        redis_socket_keepalive=True,
         # Nothing in Chorus reads a result back (verdicts travel in the next message, states live in
         # Postgres): results stay only for Flower. Chord counters (`.j`/`.t` keys) keep their own, longer
         # lifetime: they must outlive the longest fan-out or its join never fires by message.

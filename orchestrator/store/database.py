@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from orchestrator.core.audit import AuditKey
 from orchestrator.store.locks import lock_migrations
+from orchestrator.store.pre_ping import install_pre_ping
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -50,22 +51,51 @@ NETWORK_TIMEOUTS: dict[str, int] = {
 }
 
 
+#: The same bounds asked of the server's end of each connection (startup `options`, ahead of any the URL gives, so
+#: the URL's win). Without them a backend whose client vanished behind a partition lives on: blocked sending a result
+#: until the kernel's retransmissions give up (~15 minutes), or idle in its transaction for as long as PostgreSQL's
+#: keepalives allow (2 hours by default), holding every lock it took. A scheduler or sweeper cut mid-tick kept the
+#: advisory lock of its leadership so: the standby could not tick (tests/chaos/partitions.py, 'server host cut from
+#: PostgreSQL': the schedule never fired). With them the backend ends, and its locks with it, within ~15 s.
+SERVER_NETWORK_OPTIONS = " ".join(
+    f"-c {name}={NETWORK_TIMEOUTS[key]}"
+    for name, key in (
+        ("tcp_user_timeout", "tcp_user_timeout"),
+        ("tcp_keepalives_idle", "keepalives_idle"),
+        ("tcp_keepalives_interval", "keepalives_interval"),
+        ("tcp_keepalives_count", "keepalives_count"),
+    )
+)
+
+
+def connect_args(database_url: str) -> dict[str, object]:
+    """libpq parameters for `database_url`: `NETWORK_TIMEOUTS` where the URL does not set them, and
+    `SERVER_NETWORK_OPTIONS` before the URL's own `options`."""
+    given = make_url(database_url).query
+    args: dict[str, object] = {key: value for key, value in NETWORK_TIMEOUTS.items() if key not in given}
+    url_options = given.get("options")
+    url_options = " ".join(url_options) if isinstance(url_options, tuple) else url_options
+    # connect_args replace the URL's parameters of the same name: keep the URL's options after ours.
+    args["options"] = f"{SERVER_NETWORK_OPTIONS} {url_options}" if url_options else SERVER_NETWORK_OPTIONS
+    return args
+
+
 def make_engine(database_url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
     """A pooled engine; `pre_ping` tests each connection as it leaves the pool, so that a request after a
     database restart does not fail on a dead one. That is a round trip per transaction: a worker goes
     without it, as it retries recording an outcome on a dead connection (workers/runtime.py), and any
     other failed transaction leaves its task run to the sweeper; the first failure invalidates the pool.
-    Connections get `NETWORK_TIMEOUTS` where the URL does not say otherwise."""
-    given = make_url(database_url).query
-    timeouts = {key: value for key, value in NETWORK_TIMEOUTS.items() if key not in given}
-    return create_engine(
+    Connections get `connect_args` (network timeouts on both ends)."""
+    engine = create_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=10,
-        pool_pre_ping=pre_ping,
         future=True,
-        connect_args=timeouts,
+        connect_args=connect_args(database_url),
     )
+    if pre_ping:
+        install_pre_ping(engine)
+    return engine
 
 
 def make_sessionmaker(engine: Engine, *, audit_key: AuditKey | None = None) -> sessionmaker[Session]:

@@ -120,6 +120,13 @@ class NetworkLab:
         self._drop(b, self.hosts[a].ip, "delete")
         self._cuts.discard(frozenset((a, b)))
 
+    def cut_from_operator(self, name: str) -> None:
+        """Drop every packet between host `name` and the test process (the root namespace, at `gateway`)."""
+        self._drop(name, self.gateway, "add")
+
+    def heal_from_operator(self, name: str) -> None:
+        self._drop(name, self.gateway, "delete")
+
     def isolate(self, name: str) -> list[str]:
         """Cut `name` from every other host (the test process keeps its view); returns the peers cut."""
         peers = [other for other in self.hosts if other != name]

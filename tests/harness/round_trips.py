@@ -3,7 +3,7 @@
 Chorus's cost per task run is its number of round trips (loadtests/README.md, "Where the time goes"), so
 tests pin them per operation (tests/integration/test_round_trips.py). Statements are counted by SQLAlchemy's
 `before_cursor_execute` on the engine (an executemany is one), commits by its `commit` event, checkouts by the
-pool's `checkout` event (each one is a pre-ping round trip: `make_engine` sets `pool_pre_ping`), and messages
+pool's `checkout` event (each one is a pre-ping round trip: `make_engine` installs `store.pre_ping`), and messages
 by Celery's `before_task_publish` signal, which every app of the process sends before a publish.
 """
 
@@ -19,6 +19,7 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import event
 
 from orchestrator.engine import Engine
+from orchestrator.store.pre_ping import has_pre_ping
 
 __all__ = ["Message", "RoundTrips", "count_round_trips", "sql_engine_of"]
 
@@ -41,7 +42,7 @@ class RoundTrips:
     statements: list[str] = field(default_factory=list)
     commits: int = 0
     checkouts: int = 0
-    #: Checkouts that pinged the server first (the engine's `pool_pre_ping`): one more round trip each.
+    #: Checkouts that pinged the server first (`store.pre_ping`): one more round trip each.
     pings: int = 0
     messages: list[Message] = field(default_factory=list)
 
@@ -79,7 +80,7 @@ def sql_engine_of(engine: Engine) -> SqlEngine:
 def count_round_trips(db: SqlEngine) -> Iterator[RoundTrips]:
     """Count statements, commits and checkouts on `db`, and every Celery message this process publishes."""
     counted = RoundTrips()
-    pre_ping = bool(getattr(db.pool, "_pre_ping", False))
+    pre_ping = has_pre_ping(db)
 
     def on_statement(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         counted.statements.append(statement)

@@ -13,6 +13,7 @@ from orchestrator.celery_app import create_celery_app
 from orchestrator.core.states import State
 from orchestrator.engine import DATABASE_UNAVAILABLE, Engine, TaskOutcome, TaskRunCoordinates, Verdict
 from orchestrator.settings import load_settings
+from orchestrator.store.pre_ping import has_pre_ping
 from tests.harness import services
 from tests.harness.round_trips import count_round_trips, sql_engine_of
 from workers import runtime
@@ -55,7 +56,7 @@ def _kill_connections(database_url: str) -> int:
 
 
 def test_a_worker_engine_sends_no_pre_ping(worker_engine: Engine) -> None:
-    assert sql_engine_of(worker_engine).pool._pre_ping is False
+    assert not has_pre_ping(sql_engine_of(worker_engine))
     worker_engine.deploy_flow(FLOW, actor="test")
 
     with count_round_trips(sql_engine_of(worker_engine)) as count:
