@@ -48,6 +48,23 @@ def _task_id(context: Context, task_id: Any) -> str:
     return str(task.get("id")) if isinstance(task, Mapping) else ""
 
 
+def under_enclosing_iterations(context: Context, outputs: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A task's `outputs`, nested by the value of every enclosing loop iteration as Kestra nests them, walked down
+    to the current iterations (the `parents` that have a value, outermost first); None where a level is missing.
+    An enclosing run without a value (an If or a WorkingDirectory with outputs) nests nothing and is passed over."""
+    parents = context.resolve_or_missing("parents")
+    found: Mapping[str, Any] = outputs
+    for parent in reversed(parents) if isinstance(parents, list) else []:
+        taskrun = parent.get("taskrun") if isinstance(parent, Mapping) else None
+        if not isinstance(taskrun, Mapping):
+            continue
+        nested = found.get(str(taskrun.get("value")))
+        if not isinstance(nested, Mapping):
+            return None
+        found = nested
+    return found
+
+
 def _iterations_of(context: Context, task_id: str, strict: bool) -> Mapping[str, Any] | None:
     """The task's outputs by iteration value under the current enclosing iterations, or None (older spelling)."""
     outputs = context.resolve_or_missing("outputs")
@@ -56,19 +73,13 @@ def _iterations_of(context: Context, task_id: str, strict: bool) -> Mapping[str,
         if strict:
             raise ExpressionError(f"The provided task with taskId = {task_id} has no execution outputs")
         return None
-    parents = context.resolve_or_missing("parents")
-    for parent in reversed(parents) if isinstance(parents, list) else []:
-        taskrun = parent.get("taskrun") if isinstance(parent, Mapping) else None
-        nested = found.get(taskrun.get("value")) if isinstance(taskrun, Mapping) else None
-        if not isinstance(nested, Mapping):
-            if strict:
-                raise ExpressionError(
-                    f"The provided task with taskId = {task_id} has no execution outputs for the current "
-                    "iterative task runs path"
-                )
-            return None
-        found = nested
-    return found
+    under = under_enclosing_iterations(context, found)
+    if under is None and strict:
+        raise ExpressionError(
+            f"The provided task with taskId = {task_id} has no execution outputs for the current iterative task "
+            "runs path"
+        )
+    return under
 
 
 def _value_at(iterations: Mapping[str, Any], index: int) -> Any:

@@ -14,6 +14,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from orchestrator.core.errors import ExpressionError
+from orchestrator.core.pebble_iterations import under_enclosing_iterations
 from orchestrator.core.pebble_runtime import register
 from orchestrator.core.pebble_values import format_value
 
@@ -83,12 +84,9 @@ def _output_from_iteration(context: Context, *args: Any, **kwargs: Any) -> Any:
         ) from e
     if index < 0:
         raise ExpressionError(f"Cannot fetch iteration {index}: no previous iteration exists.")
-    target: Any = _mapping(context, "outputs").get(str(_mapping(context, "task").get("id")))
-    for parent in reversed(_parents(context)):  # outermost first: Kestra nests outputs by those values
-        taskrun = parent.get("taskrun") if isinstance(parent, Mapping) else None
-        if isinstance(taskrun, Mapping) and isinstance(target, Mapping):
-            target = target.get(taskrun.get("value"))
-    done = list(target.items()) if isinstance(target, Mapping) else []
+    outputs = _mapping(context, "outputs").get(str(_mapping(context, "task").get("id")))
+    target = under_enclosing_iterations(context, outputs) if isinstance(outputs, Mapping) else None
+    done = list(target.items()) if target is not None else []
     if index == len(done):
         raise ExpressionError(
             f"The provided index ({index}) refers to the current iteration, whose outputs are not yet available at"

@@ -61,3 +61,11 @@ def test_a_wrong_iteration_fails_the_rendering_with_kestras_message(
 ) -> None:
     with pytest.raises(ExpressionError, match=message):
         render(template, variables)
+
+
+def test_an_enclosing_run_without_a_value_nests_nothing() -> None:
+    """`parents` also lists enclosing runs that only have outputs (an If's evaluationResult): Kestra nests a loop's
+    outputs by iteration values alone, so such a run is passed over, by iterationOutputs and outputFromIteration."""
+    inside_an_if = {**NESTED, "parents": [{"outputs": {"evaluationResult": True}}, {"taskrun": {"value": "100"}}]}
+    assert render("{{ iterationOutputs(0) }}", inside_an_if) == "101"
+    assert render("{{ outputFromIteration(1) }}", inside_an_if) == "104"
