@@ -244,15 +244,7 @@ def review(
     if comment is not None and len(comment) > COMMENT_MAX_LENGTH:
         raise InputInvalid("comment", f"the comment of a decision cannot exceed {COMMENT_MAX_LENGTH} characters")
     with engine.transaction() as session:
-        execution = store.lock_execution(session, execution_id)
-        if execution is None:
-            raise NotFound("execution", execution_id)
-        flow: Flow = flows.flow_of_execution(engine, session, execution)
-        runs = list(store.task_runs_of(session, execution_id))
-        if task_run_id is not None:
-            row = _paused_approval(flow, runs, task_run_id)
-        else:
-            row = _only_paused_approval(flow, runs, execution_id)
+        execution, flow, runs, row = _lock_paused_approval(engine, session, execution_id, task_run_id)
         values = review_values(flow.task(row.task_id), row, decision, comment, inputs, actor=actor)
         store.record_transition(session, row, State.RUNNING, actor=actor, values=values)
         still_paused = any(State(r.state) is State.PAUSED for r in runs if r.id != row.id)
@@ -262,6 +254,21 @@ def review(
     return execution
 
 
+def _lock_paused_approval(
+    engine: Engine, session: Session, execution_id: str, task_run_id: str | None
+) -> tuple[ExecutionRow, Flow, list[TaskRunRow], TaskRunRow]:
+    """The execution (locked), its flow, its task runs and the paused Approval a request names (the only one when
+    `task_run_id` is None): what a decision and a cancellation both act on."""
+    execution = store.lock_execution(session, execution_id)
+    if execution is None:
+        raise NotFound("execution", execution_id)
+    flow: Flow = flows.flow_of_execution(engine, session, execution)
+    runs = list(store.task_runs_of(session, execution_id))
+    if task_run_id is None:
+        return execution, flow, runs, _only_paused_approval(flow, runs, execution_id)
+    return execution, flow, runs, _paused_approval(flow, runs, task_run_id)
+
+
 def cancel(engine: Engine, execution_id: str, task_run_id: str | None, *, actor: str) -> ExecutionRow:
     """Kestra's ExecutionService.cancelApproval: the request ends without a decision. The Approval task run is
     CANCELLED (no branch runs) and so is the execution, at once: no later task, no `finally` (Kestra's markAs
@@ -269,15 +276,7 @@ def cancel(engine: Engine, execution_id: str, task_run_id: str | None, *, actor:
     from orchestrator.engine import operations  # operations uses this module: imported when needed
 
     with engine.transaction() as session:
-        execution = store.lock_execution(session, execution_id)
-        if execution is None:
-            raise NotFound("execution", execution_id)
-        flow: Flow = flows.flow_of_execution(engine, session, execution)
-        runs = list(store.task_runs_of(session, execution_id))
-        if task_run_id in (None, ""):
-            row = _only_paused_approval(flow, runs, execution_id)
-        else:
-            row = _paused_approval(flow, runs, str(task_run_id))
+        execution, _, _, row = _lock_paused_approval(engine, session, execution_id, task_run_id or None)
         now = store.utcnow()
         outputs = {**(row.outputs or {}), "decision": None, "auto": False, "by": person(actor), "on": now.isoformat()}
         record = {k: v for k, v in (row.decision or {}).items() if k not in ("pause", "due", "on_due", "awaiting")}
