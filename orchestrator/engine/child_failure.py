@@ -61,7 +61,11 @@ def _interrupt(engine: Engine, execution_id: str, failed_id: str) -> None:
         now = store.utcnow()
         reason = f"Task terminated because sibling task '{failed.task_id}' failed."
         for run in runs.values():
-            if run.id == failed_id or State(run.state) in TERMINAL or not _descends(run.parent_id, parent.id, runs):
+            if (
+                run.id == failed_id
+                or State(run.state) in TERMINAL
+                or not store.descends_from(run.parent_id, parent.id, runs)
+            ):
                 continue
             if State(run.state) is State.RUNNING and run.attempts:
                 celery_ids.extend(filter(None, [run.attempts[-1].get("celeryTaskId")]))
@@ -107,7 +111,7 @@ def interrupt_late_sibling(
         (
             r
             for r in runs.values()
-            if r.id != row.id and State(r.state) is State.FAILED and _descends(r.parent_id, parent.id, runs)
+            if r.id != row.id and State(r.state) is State.FAILED and store.descends_from(r.parent_id, parent.id, runs)
         ),
         None,
     )
@@ -120,12 +124,3 @@ def interrupt_late_sibling(
     warning = LogRecord("WARN", reason, now)
     store.insert_log_lines(session, [log_row(execution, row, warning, engine.settings.max_log_line_chars)])
     return True
-
-
-def _descends(parent_id: str | None, ancestor_id: str, runs: dict[str, TaskRunRow]) -> bool:
-    while parent_id is not None:
-        if parent_id == ancestor_id:
-            return True
-        row = runs.get(parent_id)
-        parent_id = row.parent_id if row is not None else None
-    return False

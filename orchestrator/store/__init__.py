@@ -58,6 +58,7 @@ from orchestrator.store.locks import lock_flow_concurrency, try_advisory_lock
 from orchestrator.store.logs import error_log_lines, insert_log_lines, log_lines_of
 from orchestrator.store.task_runs import (
     close_attempt,
+    descends_from,
     get_task_run,
     heartbeat,
     hold_new_execution,
@@ -102,6 +103,7 @@ __all__ = [
     "create_task_run",
     "db_now",
     "db_started_at",
+    "descends_from",
     "discard_task_run",
     "due_paused_task_runs",
     "due_scheduled_executions",

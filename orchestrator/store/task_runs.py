@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -202,6 +202,17 @@ def task_runs_of_celery_task(session: Session, celery_task_id: str) -> Sequence[
         .where(TaskRunRow.attempts.contains([{"celeryTaskId": celery_task_id}]))
         .order_by(TaskRunRow.seq)
     ).all()
+
+
+def descends_from(parent_id: str | None, ancestor_id: str, by_id: Mapping[str, TaskRunRow]) -> bool:
+    """Whether a task run whose parent is `parent_id` lies anywhere under `ancestor_id` (`by_id`: the execution's
+    task runs by id; a parent missing from it ends the walk)."""
+    while parent_id is not None:
+        if parent_id == ancestor_id:
+            return True
+        parent = by_id.get(parent_id)
+        parent_id = parent.parent_id if parent is not None else None
+    return False
 
 
 def waiting_task_runs(runs: Sequence[TaskRunRow]) -> list[TaskRunRow]:

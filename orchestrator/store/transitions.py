@@ -24,6 +24,7 @@ from orchestrator.store.tables import (
     table_of,
 )
 from orchestrator.store.task_runs import (
+    descends_from,
     forget_task_run,
     hold,
     known_absent,
@@ -139,20 +140,9 @@ def _resume_enclosing(session: Session, row: TaskRunRow, *, actor: str, at: date
     waiting = {r.id for r in waiting_task_runs(runs)}
     by_id = {r.id: r for r in runs}
     for ancestor in paused:  # nearest first: an inner Loop may run again while an outer one still waits
-        if _has_waiting_under(ancestor.id, waiting, by_id):
+        if any(descends_from(by_id[run_id].parent_id, ancestor.id, by_id) for run_id in waiting):
             return
         record_transition(session, ancestor, State.RUNNING, actor=actor, at=at)
-
-
-def _has_waiting_under(ancestor_id: str, waiting: set[str], by_id: Mapping[str, TaskRunRow]) -> bool:
-    for run_id in waiting:
-        parent_id = by_id[run_id].parent_id
-        while parent_id is not None:
-            if parent_id == ancestor_id:
-                return True
-            parent = by_id.get(parent_id)
-            parent_id = parent.parent_id if parent is not None else None
-    return False
 
 
 def note_take_over(session: Session, row: TaskRunRow, *, actor: str, at: datetime) -> None:
